@@ -1,0 +1,639 @@
+#!/usr/bin/env node
+// Development / test OpenID Connect provider for ngx_mcp_auth.
+//
+// A real `oidc-provider` instance on loopback with static confidential clients,
+// a real login form (passwords are checked), automatic consent for the static
+// clients, refresh-token rotation and optional fault-injection controls.
+// See t/idp/README.md for options and the login flow.
+
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import process from 'node:process';
+import querystring from 'node:querystring';
+
+import Provider from 'oidc-provider';
+
+// ---------------------------------------------------------------- options
+
+const DEFAULTS = {
+  host: '127.0.0.1',
+  port: 0,
+  clientId: 'mcp-gateway',
+  clientSecret: 'mcp-gateway-dev-secret',
+  redirectUri: ['http://127.0.0.1:8080/callback'],
+  tokenEndpointAuthMethod: 'client_secret_basic',
+  clientJwksFile: null,
+  idTokenAlg: 'RS256',
+  keysFile: null,
+  user: 'demo',
+  password: null, // random when not given
+  alicePassword: null, // random when not given
+  usersFile: null,
+  accessTokenTtl: 3600,
+  idTokenTtl: 3600,
+  refreshTokenTtl: 14 * 24 * 3600,
+  testControls: false,
+  quiet: false,
+};
+
+const BOOLEAN_OPTS = new Set(['testControls', 'quiet']);
+const LIST_OPTS = new Set(['redirectUri']);
+const NUMBER_OPTS = new Set(['port', 'accessTokenTtl', 'idTokenTtl', 'refreshTokenTtl']);
+
+function camel(name) {
+  return name.replace(/^-+/, '').replace(/[-_]([a-z])/g, (_, c) => c.toUpperCase());
+}
+
+function die(msg) {
+  process.stderr.write(`dev-idp: ${msg}\n`);
+  process.exit(2);
+}
+
+function usage() {
+  process.stdout.write(`usage: node t/idp/dev-idp.mjs [--config file.json] [options]
+  --host H --port N                 listen address (port 0 = any free port)
+  --client-id ID --client-secret S  static confidential client
+  --redirect-uri URI                repeatable or comma-separated
+  --token-endpoint-auth-method M    client_secret_basic | client_secret_post | private_key_jwt
+  --client-jwks-file F              client's public JWKS (private_key_jwt)
+  --id-token-alg RS256|ES256        ID token signing algorithm for the client
+  --keys-file F                     persist the provider's signing keys here
+  --user NAME --password PW         demo user (password random if omitted)
+  --alice-password PW               second user "alice"
+  --users-file F                    JSON list of users
+  --access-token-ttl S --id-token-ttl S --refresh-token-ttl S
+  --test-controls                   enable /__test/* fault controls
+  --quiet                           no per-request log lines
+`);
+  process.exit(0);
+}
+
+function parseArgs(argv) {
+  const cli = {};
+  for (let i = 0; i < argv.length; i += 1) {
+    const arg = argv[i];
+    if (arg === '-h' || arg === '--help') usage();
+    if (!arg.startsWith('--')) die(`unexpected argument ${arg}`);
+    let name = arg.slice(2);
+    let value;
+    const eq = name.indexOf('=');
+    if (eq !== -1) {
+      value = name.slice(eq + 1);
+      name = name.slice(0, eq);
+    }
+    const key = camel(name);
+    if (!(key in DEFAULTS) && key !== 'config') die(`unknown option --${name}`);
+    if (BOOLEAN_OPTS.has(key)) {
+      cli[key] = value === undefined ? true : !['0', 'false', 'no'].includes(value);
+      continue;
+    }
+    if (value === undefined) {
+      if (i + 1 >= argv.length) die(`--${name} needs a value`);
+      value = argv[++i];
+    }
+    if (LIST_OPTS.has(key)) {
+      cli[key] = (cli[key] || []).concat(value.split(',').map((s) => s.trim()).filter(Boolean));
+    } else {
+      cli[key] = value;
+    }
+  }
+  return cli;
+}
+
+function readJson(file, what) {
+  try {
+    return JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    return die(`cannot read ${what} ${file}: ${err.message}`);
+  }
+}
+
+function loadOptions() {
+  const cli = parseArgs(process.argv.slice(2));
+  let fileOpts = {};
+  let configDir = process.cwd();
+  if (cli.config) {
+    const raw = readJson(cli.config, 'config file');
+    configDir = path.dirname(path.resolve(cli.config));
+    for (const [k, v] of Object.entries(raw)) {
+      fileOpts[k === 'clients' || k === 'users' ? k : camel(k)] = v;
+    }
+  }
+  const opts = { ...DEFAULTS, ...fileOpts, ...cli };
+  delete opts.config;
+  for (const k of NUMBER_OPTS) {
+    const n = Number(opts[k]);
+    if (!Number.isInteger(n) || n < 0) die(`--${k} must be a non-negative integer`);
+    opts[k] = n;
+  }
+  for (const k of LIST_OPTS) {
+    if (typeof opts[k] === 'string') opts[k] = opts[k].split(',').map((s) => s.trim()).filter(Boolean);
+  }
+  // relative file names in a config file are relative to that file
+  const rel = (f, base) => (f ? path.resolve(base, f) : f);
+  for (const k of ['clientJwksFile', 'keysFile', 'usersFile']) {
+    opts[k] = rel(opts[k], k in cli ? process.cwd() : configDir);
+  }
+  opts.configDir = configDir;
+  return opts;
+}
+
+const opts = loadOptions();
+
+// ---------------------------------------------------------------- users
+
+function randomPassword() {
+  return crypto.randomBytes(9).toString('base64url');
+}
+
+function makeUser(login, password, extra = {}) {
+  return {
+    login,
+    password,
+    sub: extra.sub || `user-${login}`,
+    name: extra.name || login.charAt(0).toUpperCase() + login.slice(1),
+    email: extra.email || `${login}@example.test`,
+    email_verified: extra.email_verified ?? true,
+    preferred_username: extra.preferred_username || login,
+  };
+}
+
+const users = new Map(); // login -> user
+const demoPassword = opts.password || randomPassword();
+users.set(opts.user, makeUser(opts.user, demoPassword));
+users.set('alice', makeUser('alice', opts.alicePassword || randomPassword(), { name: 'Alice Example' }));
+let extraUsers = opts.users || [];
+if (opts.usersFile) extraUsers = extraUsers.concat(readJson(opts.usersFile, 'users file'));
+if (!Array.isArray(extraUsers)) die('users must be a JSON list');
+for (const u of extraUsers) {
+  if (!u || typeof u.login !== 'string' || typeof u.password !== 'string') {
+    die('each user needs "login" and "password" strings');
+  }
+  users.set(u.login, makeUser(u.login, u.password, u));
+}
+const usersBySub = new Map([...users.values()].map((u) => [u.sub, u]));
+
+function checkPassword(login, password) {
+  const user = users.get(login);
+  if (!user || typeof password !== 'string') return null;
+  const a = crypto.createHash('sha256').update(user.password).digest();
+  const b = crypto.createHash('sha256').update(password).digest();
+  return crypto.timingSafeEqual(a, b) ? user : null;
+}
+
+// ---------------------------------------------------------------- keys
+
+function generateKeys() {
+  const rsa = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const ec = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' });
+  const kid = () => crypto.randomBytes(8).toString('hex');
+  return {
+    keys: [
+      { ...rsa, kid: `rsa-${kid()}`, use: 'sig', alg: 'RS256' },
+      { ...ec, kid: `ec-${kid()}`, use: 'sig', alg: 'ES256' },
+    ],
+  };
+}
+
+function loadKeys() {
+  if (opts.keysFile && fs.existsSync(opts.keysFile)) {
+    return readJson(opts.keysFile, 'keys file');
+  }
+  const jwks = generateKeys();
+  if (opts.keysFile) {
+    fs.mkdirSync(path.dirname(opts.keysFile), { recursive: true });
+    fs.writeFileSync(opts.keysFile, JSON.stringify(jwks), { mode: 0o600 });
+  }
+  return jwks;
+}
+
+// ---------------------------------------------------------------- clients
+
+const AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
+const ID_TOKEN_ALGS = new Set(['RS256', 'ES256']);
+
+function buildClient(c, baseDir) {
+  const get = (snake, camelName) => c[snake] ?? c[camelName];
+  const method = get('token_endpoint_auth_method', 'tokenEndpointAuthMethod') || 'client_secret_basic';
+  if (!AUTH_METHODS.has(method)) die(`unsupported token_endpoint_auth_method ${method}`);
+  const alg = get('id_token_signed_response_alg', 'idTokenAlg') || 'RS256';
+  if (!ID_TOKEN_ALGS.has(alg)) die(`unsupported ID token algorithm ${alg}`);
+  let redirectUris = get('redirect_uris', 'redirectUri') || [];
+  if (typeof redirectUris === 'string') redirectUris = redirectUris.split(',').map((s) => s.trim()).filter(Boolean);
+  const client = {
+    client_id: get('client_id', 'clientId'),
+    redirect_uris: redirectUris,
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: method,
+    id_token_signed_response_alg: alg,
+    scope: 'openid profile email offline_access',
+  };
+  if (!client.client_id) die('a client needs a client_id');
+  if (!redirectUris.length) die(`client ${client.client_id} needs a redirect URI`);
+  if (method === 'private_key_jwt') {
+    let jwks = c.jwks;
+    const jwksFile = get('jwks_file', 'clientJwksFile');
+    if (!jwks && jwksFile) jwks = readJson(path.resolve(baseDir, jwksFile), 'client JWKS file');
+    if (!jwks) die(`client ${client.client_id} uses private_key_jwt but has no JWKS`);
+    client.jwks = jwks;
+  } else {
+    client.client_secret = get('client_secret', 'clientSecret');
+    if (!client.client_secret) die(`client ${client.client_id} needs a client_secret`);
+  }
+  return client;
+}
+
+const clients = [buildClient({
+  client_id: opts.clientId,
+  client_secret: opts.clientSecret,
+  redirect_uris: opts.redirectUri,
+  token_endpoint_auth_method: opts.tokenEndpointAuthMethod,
+  jwks_file: opts.clientJwksFile,
+  id_token_signed_response_alg: opts.idTokenAlg,
+}, process.cwd())];
+for (const c of opts.clients || []) clients.push(buildClient(c, opts.configDir));
+
+// ---------------------------------------------------------------- helpers
+
+const sleep = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+
+const escapeHtml = (s) => String(s ?? '').replace(/[&<>"']/g, (ch) => ({
+  '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;',
+}[ch]));
+
+async function readBody(ctx, limit = 64 * 1024) {
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += chunk.length;
+    if (size > limit) ctx.throw(413, 'request body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function page(title, body) {
+  return `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>${escapeHtml(title)}</title>
+<style>body{font-family:sans-serif;max-width:24em;margin:3em auto}label,input,button{display:block;margin:.4em 0}
+input{width:100%}.error{color:#b00020;font-weight:bold}</style></head>
+<body>${body}</body></html>`;
+}
+
+function loginPage(uid, { clientId, login = '', error = '' }) {
+  return page('Sign in - dev-idp', `
+<h1>Sign in</h1>
+<p>to continue to <b>${escapeHtml(clientId)}</b> (dev-idp)</p>
+${error ? `<p class="error" id="error">${escapeHtml(error)}</p>` : ''}
+<form id="login-form" method="post" action="/interaction/${escapeHtml(uid)}" autocomplete="off">
+<input type="hidden" name="prompt" value="login">
+<label for="login">Username</label>
+<input id="login" name="login" type="text" value="${escapeHtml(login)}" required autofocus>
+<label for="password">Password</label>
+<input id="password" name="password" type="password" required>
+<button type="submit" id="submit">Sign in</button>
+</form>`);
+}
+
+// ---------------------------------------------------------------- provider
+
+const jwks = loadKeys();
+const ttl = {
+  AccessToken: opts.accessTokenTtl,
+  AuthorizationCode: 60,
+  IdToken: opts.idTokenTtl,
+  RefreshToken: opts.refreshTokenTtl,
+  Interaction: 3600,
+  Session: 14 * 24 * 3600,
+  Grant: Math.max(opts.refreshTokenTtl, 14 * 24 * 3600),
+  BackchannelAuthenticationRequest: 600,
+  ClientCredentials: 600,
+  DeviceCode: 600,
+  PreAuthorizedCode: 600,
+};
+
+const staticClientIds = new Set(clients.map((c) => c.client_id));
+
+// Static clients are first-party: grant whatever they ask for, so no consent
+// prompt ever shows (also after /__test/revoke-grants).
+async function loadExistingGrant(ctx) {
+  const { oidc } = ctx;
+  const { Grant } = oidc.provider;
+  const grantId = oidc.result?.consent?.grantId || oidc.session.grantIdFor(oidc.client.clientId);
+  let grant = grantId ? await Grant.find(grantId) : undefined;
+  if (grant && grant.accountId !== oidc.session.accountId) grant = undefined;
+  if (!staticClientIds.has(oidc.client.clientId)) return grant;
+  if (!grant) {
+    grant = new Grant({ clientId: oidc.client.clientId, accountId: oidc.session.accountId });
+  }
+  const scopes = [...oidc.requestParamOIDCScopes];
+  if (scopes.length) grant.addOIDCScope(scopes.join(' '));
+  const claims = [...oidc.requestParamClaims];
+  if (claims.length) grant.addOIDCClaims(claims);
+  await grant.save();
+  return grant;
+}
+
+const configuration = {
+  clients,
+  jwks,
+  cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
+  claims: {
+    openid: ['sub'],
+    profile: ['name', 'preferred_username'],
+    email: ['email', 'email_verified'],
+  },
+  scopes: ['openid', 'profile', 'email', 'offline_access'],
+  responseTypes: ['code'],
+  conformIdTokenClaims: false, // ID tokens carry the profile/email claims too
+  async findAccount(_ctx, sub) {
+    const user = usersBySub.get(sub);
+    if (!user) return undefined;
+    return {
+      accountId: sub,
+      async claims() {
+        return {
+          sub: user.sub,
+          name: user.name,
+          email: user.email,
+          email_verified: user.email_verified,
+          preferred_username: user.preferred_username,
+        };
+      },
+    };
+  },
+  features: {
+    devInteractions: { enabled: false },
+    resourceIndicators: { enabled: false },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    userinfo: { enabled: true },
+    rpInitiatedLogout: {
+      enabled: true,
+      async logoutSource(ctx, form) {
+        ctx.body = page('Sign out - dev-idp', `<h1>Sign out?</h1>${form}
+<button form="op.logoutForm" type="submit" value="yes" name="logout">Yes, sign me out</button>
+<button form="op.logoutForm" type="submit">No</button>`);
+      },
+      async postLogoutSuccessSource(ctx) {
+        ctx.body = page('Signed out - dev-idp', '<h1>Signed out</h1>');
+      },
+    },
+  },
+  clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
+  pkce: { required: () => true },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  loadExistingGrant,
+  issueRefreshToken: async (_ctx, client, code) => (
+    client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access')
+  ),
+  rotateRefreshToken: () => true,
+  ttl,
+  async renderError(ctx, out) {
+    ctx.type = 'html';
+    ctx.body = page('Error - dev-idp', `<h1>Error</h1><p id="error">${escapeHtml(out.error)}</p>
+<p id="error_description">${escapeHtml(out.error_description)}</p>`);
+  },
+};
+
+function pickPort(host) {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// the issuer must contain the real port, so pick one first when asked for 0
+const listenPort = opts.port || await pickPort(opts.host);
+let provider;
+try {
+  provider = new Provider(`http://${opts.host}:${listenPort}`, configuration);
+} catch (err) {
+  die(`bad configuration: ${err.message}`);
+}
+
+// ---------------------------------------------------------------- middleware
+
+const faults = { token_delay_ms: 0, token_status: 0, down: false };
+const stats = { token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0 };
+const grantIds = new Set();
+const sessionIds = new Set();
+provider.on('grant.saved', (grant) => grantIds.add(grant.jti));
+provider.on('grant.destroyed', (grant) => grantIds.delete(grant.jti));
+provider.on('session.saved', (session) => sessionIds.add(session.jti));
+provider.on('session.destroyed', (session) => sessionIds.delete(session.jti));
+
+// request log: method path status ms (never the query string or bodies)
+provider.use(async (ctx, next) => {
+  const start = process.hrtime.bigint();
+  try {
+    await next();
+  } finally {
+    if (!opts.quiet) {
+      const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      const status = ctx.respond === false && !ctx.res.headersSent ? 'closed' : ctx.status;
+      process.stderr.write(`${ctx.method} ${ctx.path} ${status} ${ms.toFixed(1)}ms\n`);
+    }
+  }
+});
+
+function json(ctx, status, body) {
+  ctx.status = status;
+  ctx.type = 'application/json';
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = body;
+}
+
+// test / fault controls, and the token endpoint hooks
+provider.use(async (ctx, next) => {
+  if (ctx.path.startsWith('/__test/')) {
+    if (!opts.testControls) return json(ctx, 404, { error: 'not_found' });
+    if (ctx.method === 'GET' && ctx.path === '/__test/stats') {
+      return json(ctx, 200, { ...stats, token: { ...stats.token }, faults: { ...faults } });
+    }
+    if (ctx.method === 'POST' && ctx.path === '/__test/faults') {
+      const raw = (await readBody(ctx)).toString() || '{}';
+      let body;
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        return json(ctx, 400, { error: 'invalid_json' });
+      }
+      if (body.reset) Object.assign(faults, { token_delay_ms: 0, token_status: 0, down: false });
+      if ('token_delay_ms' in body) faults.token_delay_ms = Math.max(0, Number(body.token_delay_ms) || 0);
+      if ('token_status' in body) faults.token_status = Number(body.token_status) || 0;
+      if ('down' in body) faults.down = Boolean(body.down);
+      return json(ctx, 200, { ...faults });
+    }
+    if (ctx.method === 'POST' && ctx.path === '/__test/revoke-grants') {
+      const raw = (await readBody(ctx)).toString() || '{}';
+      let body = {};
+      try { body = JSON.parse(raw); } catch { /* ignore */ }
+      const ids = [...grantIds];
+      for (const id of ids) {
+        await Promise.all([
+          provider.AccessToken.revokeByGrantId(id),
+          provider.RefreshToken.revokeByGrantId(id),
+          provider.AuthorizationCode.revokeByGrantId(id),
+          provider.Grant.adapter.destroy(id),
+        ]);
+        grantIds.delete(id);
+      }
+      let sessions = 0;
+      if (body.sessions) {
+        for (const id of [...sessionIds]) {
+          await provider.Session.adapter.destroy(id);
+          sessionIds.delete(id);
+          sessions += 1;
+        }
+      }
+      return json(ctx, 200, { revoked_grants: ids.length, destroyed_sessions: sessions });
+    }
+    if (ctx.method === 'POST' && ctx.path === '/__test/reset-stats') {
+      Object.assign(stats, { token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0 });
+      return json(ctx, 200, {});
+    }
+    return json(ctx, 404, { error: 'not_found' });
+  }
+
+  if (ctx.path === '/auth' && ctx.method === 'GET') {
+    stats.authorization += 1;
+    // oidc-provider drops offline_access unless prompt includes consent; the
+    // static clients get consent automatically, so add it instead.
+    const { prompt, scope } = ctx.query;
+    const prompts = typeof prompt === 'string' ? prompt.split(' ').filter(Boolean) : [];
+    if (typeof scope === 'string' && scope.split(' ').includes('offline_access')
+        && !prompts.includes('consent') && !prompts.includes('none')
+        && staticClientIds.has(ctx.query.client_id)) {
+      ctx.query = { ...ctx.query, prompt: [...prompts, 'consent'].join(' ') };
+    }
+  }
+
+  if (ctx.path === '/token' && ctx.method === 'POST') {
+    // read the body once to count by grant type; oidc-provider then uses req.body
+    const raw = await readBody(ctx);
+    ctx.req.body = raw;
+    let grantType = 'unknown';
+    if (ctx.is('application/x-www-form-urlencoded')) {
+      const gt = querystring.parse(raw.toString()).grant_type;
+      if (typeof gt === 'string') grantType = gt;
+    }
+    stats.token[grantType] = (stats.token[grantType] || 0) + 1;
+    stats.token_total += 1;
+    if (faults.down) {
+      ctx.respond = false;
+      ctx.req.socket.destroy();
+      return undefined;
+    }
+    if (faults.token_delay_ms > 0) await sleep(faults.token_delay_ms);
+    if (faults.token_status) {
+      const status = faults.token_status;
+      const error = status === 503 ? 'temporarily_unavailable' : (status >= 500 ? 'server_error' : 'invalid_request');
+      return json(ctx, status, { error, error_description: `dev-idp fault injection (${status})` });
+    }
+  }
+
+  return next();
+});
+
+// the login interaction (a real password check) and auto-consent
+provider.use(async (ctx, next) => {
+  const m = /^\/interaction\/([A-Za-z0-9_-]+)$/.exec(ctx.path);
+  if (!m || !['GET', 'POST'].includes(ctx.method)) return next();
+  const uid = m[1];
+  ctx.set('Cache-Control', 'no-store');
+  let details;
+  try {
+    details = await provider.interactionDetails(ctx.req, ctx.res);
+  } catch (err) {
+    ctx.status = 400;
+    ctx.type = 'html';
+    ctx.body = page('Error - dev-idp', `<h1>Error</h1><p id="error">${escapeHtml(err.message)}</p>`);
+    return undefined;
+  }
+  if (details.uid !== uid) {
+    ctx.status = 400;
+    ctx.type = 'html';
+    ctx.body = page('Error - dev-idp', '<h1>Error</h1><p id="error">interaction mismatch</p>');
+    return undefined;
+  }
+  const { prompt, params } = details;
+  const finish = async (result) => {
+    const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
+    ctx.status = 303;
+    ctx.redirect(returnTo);
+  };
+
+  if (prompt.name === 'consent') {
+    // auto-grant everything requested (GET or POST)
+    const grant = details.grantId
+      ? await provider.Grant.find(details.grantId)
+      : new provider.Grant({ accountId: details.session.accountId, clientId: params.client_id });
+    const d = prompt.details || {};
+    if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
+    if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
+    if (d.missingResourceScopes) {
+      for (const [indicator, scopes] of Object.entries(d.missingResourceScopes)) {
+        grant.addResourceScope(indicator, scopes.join(' '));
+      }
+    }
+    const grantId = await grant.save();
+    return finish({ consent: { grantId } });
+  }
+
+  if (prompt.name !== 'login') {
+    return finish({ error: 'access_denied', error_description: `unsupported prompt ${prompt.name}` });
+  }
+
+  if (ctx.method === 'GET') {
+    ctx.type = 'html';
+    ctx.body = loginPage(uid, { clientId: params.client_id, login: params.login_hint || '' });
+    return undefined;
+  }
+
+  const form = querystring.parse((await readBody(ctx)).toString());
+  const login = typeof form.login === 'string' ? form.login : '';
+  const user = checkPassword(login, form.password);
+  if (!user) {
+    stats.logins_failed += 1;
+    ctx.status = 200;
+    ctx.type = 'html';
+    ctx.body = loginPage(uid, { clientId: params.client_id, login, error: 'Invalid username or password.' });
+    return undefined;
+  }
+  stats.logins_ok += 1;
+  return finish({ login: { accountId: user.sub, amr: ['pwd'] } });
+});
+
+// ---------------------------------------------------------------- start
+
+async function main() {
+  const port = listenPort;
+  const server = provider.listen(port, opts.host);
+  server.on('error', (err) => die(`cannot listen on ${opts.host}:${port}: ${err.message}`));
+  server.keepAliveTimeout = 5000;
+  await new Promise((resolve) => { server.once('listening', resolve); });
+  const actual = server.address().port;
+
+  const stop = () => {
+    server.close();
+    server.closeAllConnections?.();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+
+  const lines = [];
+  if (!opts.password) lines.push(`demo login: ${opts.user} / ${demoPassword}`);
+  lines.push(`dev-idp listening on http://${opts.host}:${actual}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+main().catch((err) => die(err.stack || String(err)));

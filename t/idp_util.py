@@ -1,0 +1,243 @@
+"""Helpers to run and drive the development OpenID Connect provider (t/idp/dev-idp.mjs).
+
+    proc, issuer, info = start_idp(tmp_path, test_controls=True)
+    ...
+    resp = provider_login(session, authorization_url, "demo", info["demo_password"])
+    # resp is the first redirect that leaves the provider (e.g. to the callback)
+    proc.stop()
+"""
+
+import base64
+import hashlib
+import json
+import secrets
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from harness import NODE, ROOT, Proc
+
+IDP_SCRIPT = ROOT / "t" / "idp" / "dev-idp.mjs"
+READY_LINE = r"dev-idp listening on (http://[0-9.]+:\d+)"
+DEFAULT_CLIENT_ID = "mcp-gateway"
+DEFAULT_CLIENT_SECRET = "mcp-gateway-dev-secret"
+DEFAULT_REDIRECT_URI = "http://127.0.0.1:8080/callback"
+
+
+class LoginRefused(AssertionError):
+    """The provider showed its login form again (wrong login or password)."""
+
+
+class LoginFlowError(AssertionError):
+    """The provider answered something provider_login cannot handle."""
+
+
+def _argv(options):
+    argv = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                argv += [flag, str(v)]
+        else:
+            argv += [flag, str(value)]
+    return argv
+
+
+def start_idp(workdir, name="idp", timeout=20.0, **options):
+    """Start the provider in `workdir` (its log is workdir/<name>.log).
+
+    Keyword options map to command line options (client_id -> --client-id;
+    True -> a bare flag; lists repeat the option).  Defaults here: port 0
+    (the provider picks a free one), --test-controls on, and known random
+    passwords for "demo" and "alice".  Returns (proc, issuer, info) where info
+    has demo_password, alice_password, client_id, client_secret,
+    redirect_uris, port.  Stop it with proc.stop().
+    """
+    options = dict(options)
+    config = {}
+    if options.get("config"):
+        with open(options["config"]) as f:
+            config = {k.replace("-", "_"): v for k, v in json.load(f).items()}
+    for key, value in (("host", "127.0.0.1"), ("port", 0), ("test_controls", True),
+                       ("password", secrets.token_urlsafe(12)),
+                       ("alice_password", secrets.token_urlsafe(12))):
+        if key not in config:
+            options.setdefault(key, value)
+    merged = dict(config, **options)
+    redirect = merged.get("redirect_uri") or [DEFAULT_REDIRECT_URI]
+    if isinstance(redirect, str):
+        redirect = [u for u in redirect.split(",") if u]
+    if "redirect_uri" in options or "redirect_uri" not in config:
+        options["redirect_uri"] = list(redirect)
+    argv = [NODE, str(IDP_SCRIPT)] + _argv(options)
+    # Proc appends to <name>.log and looks for the ready line in all of it:
+    # a restart in the same folder needs a fresh log or it sees the old line
+    base, n = name, 1
+    while (Path(workdir) / ("%s.log" % name)).exists():
+        n += 1
+        name = "%s-%d" % (base, n)
+    proc = Proc(name, argv, workdir, ready_line=READY_LINE, timeout=timeout)
+    proc.start()
+    issuer = proc.match.group(1)
+    info = {
+        "demo_user": merged.get("user", "demo"),
+        "demo_password": merged.get("password"),
+        "alice_password": merged.get("alice_password"),
+        "client_id": merged.get("client_id", DEFAULT_CLIENT_ID),
+        "client_secret": merged.get("client_secret", DEFAULT_CLIENT_SECRET),
+        "redirect_uris": list(redirect),
+        "port": int(urlsplit(issuer).port),
+    }
+    return proc, issuer, info
+
+
+# ------------------------------------------------------------------ login
+
+
+class _FormParser(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.forms = []  # [{"action":..., "method":..., "fields": {name: value}}]
+        self.error = None
+        self._in_error = False
+        self._form = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form":
+            self._form = {"action": a.get("action") or "", "method": (a.get("method") or "get").lower(),
+                          "fields": {}}
+            self.forms.append(self._form)
+        elif tag == "input" and self._form is not None and a.get("name"):
+            self._form["fields"][a["name"]] = a.get("value") or ""
+        elif tag == "p" and "error" in (a.get("class") or "").split():
+            self._in_error = True
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+        elif tag == "p":
+            self._in_error = False
+
+    def handle_data(self, data):
+        if self._in_error and data.strip():
+            self.error = (self.error or "") + data.strip()
+
+
+def _origin(url):
+    u = urlsplit(url)
+    return (u.scheme, u.hostname, u.port or (443 if u.scheme == "https" else 80))
+
+
+def provider_login(session, response_or_url, login, password, max_steps=20):
+    """Log in at the provider and return the first redirect that leaves it.
+
+    `response_or_url` is the URL of (or a requests.Response from / redirecting
+    to) the provider's authorization endpoint or interaction page.  Redirects
+    are followed by hand, on the provider's origin only; the login form is
+    parsed from the HTML and submitted once.  Returns that 3xx
+    requests.Response (its Location is typically the client's redirect_uri with
+    code, state and iss).  Raises LoginRefused if the form comes back.
+    """
+    if isinstance(response_or_url, str):
+        origin = _origin(response_or_url)
+        resp = session.get(response_or_url, allow_redirects=False)
+    else:
+        resp = response_or_url
+        if resp.is_redirect:
+            origin = _origin(urljoin(resp.url, resp.headers["Location"]))
+        else:
+            origin = _origin(resp.url)
+
+    submitted = False
+    for _ in range(max_steps):
+        if resp.is_redirect:
+            location = urljoin(resp.url, resp.headers["Location"])
+            if _origin(location) != origin:
+                return resp
+            resp = session.get(location, allow_redirects=False)
+            continue
+        if resp.status_code == 200 and "html" in resp.headers.get("Content-Type", ""):
+            parser = _FormParser()
+            parser.feed(resp.text)
+            form = next((f for f in parser.forms if "password" in f["fields"]), None)
+            if form is None:
+                raise LoginFlowError("no login form at %s (HTTP %d): %s"
+                                     % (urlsplit(resp.url).path, resp.status_code, resp.text[:300]))
+            if submitted:
+                raise LoginRefused("provider refused the login for %r: %s"
+                                   % (login, parser.error or "login form shown again"))
+            fields = dict(form["fields"])
+            fields["login"] = login
+            fields["password"] = password
+            action = urljoin(resp.url, form["action"] or resp.url)
+            if _origin(action) != origin:
+                raise LoginFlowError("login form posts off the provider: %s" % action)
+            resp = session.post(action, data=fields, allow_redirects=False)
+            submitted = True
+            continue
+        raise LoginFlowError("unexpected provider answer at %s: HTTP %d %s"
+                             % (urlsplit(resp.url).path, resp.status_code, resp.text[:300]))
+    raise LoginFlowError("too many steps at the provider")
+
+
+# ------------------------------------------------------------------ OAuth bits
+
+
+def pkce_pair():
+    """(code_verifier, S256 code_challenge)"""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def _b64json(part):
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def jwt_unverified(token):
+    """(header, payload) of a JWS compact token, without verifying it."""
+    header, payload, _sig = token.split(".")
+    return _b64json(header), _b64json(payload)
+
+
+def discovery(issuer):
+    r = requests.get(issuer + "/.well-known/openid-configuration", timeout=10)
+    r.raise_for_status()
+    return r.json()
+
+
+# ------------------------------------------------------------------ test controls
+# (the provider must run with --test-controls; start_idp turns it on)
+
+
+def set_faults(issuer, timeout=10, **faults):
+    """POST /__test/faults, e.g. set_faults(iss, token_status=500),
+    set_faults(iss, token_delay_ms=2000), set_faults(iss, down=True),
+    set_faults(iss, reset=True).  Returns the faults now in force."""
+    r = requests.post(issuer + "/__test/faults", json=faults, timeout=timeout)
+    r.raise_for_status()
+    return r.json()
+
+
+def revoke_all_grants(issuer, sessions=False, timeout=10):
+    """Revoke every grant (its access/refresh tokens and codes too), so a refresh
+    fails with invalid_grant; sessions=True also logs every user out."""
+    r = requests.post(issuer + "/__test/revoke-grants", json={"sessions": bool(sessions)}, timeout=timeout)
+    r.raise_for_status()
+    return r.json()
+
+
+def stats(issuer, timeout=10):
+    """GET /__test/stats: {"token": {grant_type: count}, "token_total": n,
+    "authorization": n, "logins_ok": n, "logins_failed": n, "faults": {...}}"""
+    r = requests.get(issuer + "/__test/stats", timeout=timeout)
+    r.raise_for_status()
+    return r.json()
