@@ -1,0 +1,798 @@
+"""mcp-tool-server, tested directly (no nginx): both MCP transports, the
+tools, JSON-RPC errors, identity assertions, sessions, storage durability and
+shutdown."""
+
+import json
+import signal
+import threading
+import time
+
+import pytest
+import requests
+
+from harness import TOOL_SERVER
+from toolserver_util import (JSON_HEADERS, SseClient, StreamableClient, ToolServer, make_ec_key, mint,
+                             mint_es256, rpc, text_of)
+
+pytestmark = pytest.mark.skipif(not TOOL_SERVER.exists(), reason="build/mcp-tool-server not built")
+
+MAX_BODY = 64 * 1024
+MAX_SNIPPET = 4096
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = ToolServer(tmp_path_factory.mktemp("tool-server"),
+                     args=["--keepalive-interval", "1", "--max-body", str(MAX_BODY),
+                           "--max-snippet", str(MAX_SNIPPET), "--log-level", "debug"]).start()
+    yield srv
+    log = srv.proc.log()
+    assert srv.stop() == 0
+    assert "Sanitizer" not in log and "runtime error" not in log
+
+
+@pytest.fixture
+def client(server):
+    return StreamableClient(server).initialize()
+
+
+def post_mcp(server, body, sub="alice", headers=None, raw=None, token=None):
+    h = dict(JSON_HEADERS)
+    h["X-MCP-Identity"] = token if token is not None else server.token(sub)
+    h.update(headers or {})
+    data = raw if raw is not None else json.dumps(body)
+    return requests.post(server.base + "/mcp", data=data, headers=h, timeout=10)
+
+
+def stateless(server, body, sub="alice", method=None, name=None, headers=None):
+    """A 2026-07-28 request with its mirror headers."""
+    h = {"MCP-Protocol-Version": "2026-07-28",
+         "Mcp-Method": method if method is not None else body["method"]}
+    tool = name if name is not None else body.get("params", {}).get("name")
+    if tool is not None:
+        h["Mcp-Name"] = tool
+    h.update(headers or {})
+    return post_mcp(server, body, sub=sub, headers={k: v for k, v in h.items() if v != ""})
+
+
+# --- basics -------------------------------------------------------------------
+
+def test_healthz_answers_ok_without_an_assertion(server):
+    r = requests.get(server.base + "/healthz", timeout=5)
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok"}
+
+
+def test_help_lists_every_flag():
+    import subprocess
+    out = subprocess.run([str(TOOL_SERVER), "--help"], capture_output=True, text=True, timeout=5)
+    assert out.returncode == 0
+    for flag in ["--listen", "--data-dir", "--identity-key", "--identity-public-key", "--identity-iss",
+                 "--identity-aud", "--snippet-scope", "--allowed-origins", "--max-body", "--max-snippet",
+                 "--keepalive-interval", "--log-level", "--insecure-no-auth"]:
+        assert flag in out.stdout
+
+
+def test_unknown_paths_are_404_and_wrong_methods_405(server):
+    h = {"X-MCP-Identity": server.token()}
+    assert requests.get(server.base + "/nope", headers=h, timeout=5).status_code == 404
+    r = requests.put(server.base + "/mcp", headers=h, timeout=5)
+    assert r.status_code == 405
+    assert "POST" in r.headers["Allow"]
+
+
+# --- Streamable HTTP -------------------------------------------------------------
+
+def test_streamable_http_session_runs_initialize_list_and_call(server):
+    c = StreamableClient(server, version="2025-11-25").initialize()
+    assert len(c.session_id) >= 32
+    tools = c.request("tools/list")["result"]["tools"]
+    assert {t["name"] for t in tools} == {"hello_mcp", "get_snippet", "save_snippet"}
+    assert text_of(c.call("hello_mcp")["result"]) == "Hello I am MCPTool!"
+    assert c.request("ping")["result"] == {}
+
+
+def test_initialize_reports_server_info_and_tools_capability(server):
+    r = post_mcp(server, rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}}))
+    result = r.json()["result"]
+    assert result["serverInfo"]["name"] == "mcp-tool-server"
+    assert "tools" in result["capabilities"]
+
+
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"])
+def test_initialize_answers_with_the_clients_supported_version(server, version):
+    r = post_mcp(server, rpc("initialize", {"protocolVersion": version, "capabilities": {}}))
+    assert r.status_code == 200
+    assert r.json()["result"]["protocolVersion"] == version
+
+
+def test_initialize_with_an_unknown_version_answers_the_latest(server):
+    r = post_mcp(server, rpc("initialize", {"protocolVersion": "1999-01-01", "capabilities": {}}))
+    assert r.json()["result"]["protocolVersion"] == "2026-07-28"
+
+
+def test_initialize_negotiating_2026_07_28_issues_no_session(server):
+    r = post_mcp(server, rpc("initialize", {"protocolVersion": "2026-07-28", "capabilities": {}}))
+    assert r.status_code == 200
+    assert "Mcp-Session-Id" not in r.headers
+
+
+def test_tools_list_describes_each_tool_with_a_json_schema(client):
+    tools = {t["name"]: t for t in client.request("tools/list")["result"]["tools"]}
+    assert tools["hello_mcp"]["description"] == "Hello world."
+    assert tools["hello_mcp"]["inputSchema"]["properties"] == {}
+    get = tools["get_snippet"]
+    assert get["description"] == "Retrieve a snippet by name."
+    assert get["inputSchema"]["type"] == "object"
+    assert get["inputSchema"]["properties"]["snippetname"] == {
+        "type": "string", "description": "The name of the snippet."}
+    assert get["inputSchema"]["required"] == ["snippetname"]
+    save = tools["save_snippet"]
+    assert save["description"] == "Save a snippet with a name."
+    assert save["inputSchema"]["properties"]["snippet"]["description"] == "The content of the snippet."
+    assert sorted(save["inputSchema"]["required"]) == ["snippet", "snippetname"]
+
+
+def test_notification_is_accepted_with_202_and_an_empty_body(client):
+    r = client.post(rpc("notifications/cancelled", {"requestId": 1}, notification=True))
+    assert r.status_code == 202
+    assert r.text == ""
+
+
+def test_event_stream_reply_when_the_client_accepts_only_event_streams(client):
+    r = client.post(rpc("ping"), headers={"Accept": "text/event-stream"})
+    assert r.status_code == 200
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    assert r.headers["X-Accel-Buffering"] == "no"
+    lines = r.text.strip().split("\n")
+    assert lines[0] == "event: message"
+    assert json.loads(lines[1][len("data: "):])["result"] == {}
+
+
+def test_unacceptable_accept_header_is_406(client):
+    assert client.post(rpc("ping"), headers={"Accept": "text/html"}).status_code == 406
+
+
+def test_request_without_session_id_is_400(server):
+    r = post_mcp(server, rpc("tools/list"))
+    assert r.status_code == 400
+    assert "Mcp-Session-Id" in r.json()["error"]["message"]
+
+
+def test_request_with_unknown_session_id_is_404(server):
+    r = post_mcp(server, rpc("tools/list"), headers={"Mcp-Session-Id": "0" * 32})
+    assert r.status_code == 404
+
+
+def test_session_used_with_another_subjects_assertion_is_404(client, server):
+    r = post_mcp(server, rpc("tools/list"), sub="mallory",
+                 headers={"Mcp-Session-Id": client.session_id, "MCP-Protocol-Version": client.version})
+    assert r.status_code == 404
+    assert client.request("tools/list")["result"]["tools"]  # still fine for its owner
+
+
+def test_unsupported_protocol_version_header_is_400(client):
+    r = client.post(rpc("ping"), headers={"MCP-Protocol-Version": "2099-01-01"})
+    assert r.status_code == 400
+    assert "2099-01-01" in r.json()["error"]["message"]
+
+
+def test_delete_also_ends_the_sessions_get_stream(server):
+    c = StreamableClient(server).initialize()
+    with requests.get(server.base + "/mcp", headers=c.headers({"Accept": "text/event-stream"}),
+                      stream=True, timeout=10) as stream:
+        assert stream.status_code == 200
+        second = requests.get(server.base + "/mcp", headers=c.headers({"Accept": "text/event-stream"}), timeout=5)
+        assert second.status_code == 409
+        assert requests.delete(server.base + "/mcp", headers=c.headers(), timeout=5).status_code == 204
+        assert b"".join(stream.iter_content(None)) in (b"", b": keep-alive\n\n")  # ends instead of hanging
+
+
+def test_delete_ends_the_session(server):
+    c = StreamableClient(server).initialize()
+    r = requests.delete(server.base + "/mcp", headers=c.headers(), timeout=5)
+    assert r.status_code in (200, 204)
+    assert c.post(rpc("ping")).status_code == 404
+
+
+def test_get_mcp_opens_a_keepalive_stream_for_the_session(client, server):
+    h = client.headers({"Accept": "text/event-stream"})
+    with requests.get(server.base + "/mcp", headers=h, stream=True, timeout=10) as r:
+        assert r.status_code == 200
+        assert r.headers["Content-Type"] == "text/event-stream"
+        assert r.headers["X-Accel-Buffering"] == "no"
+        assert r.headers["Cache-Control"] == "no-cache"
+        first = next(r.iter_lines(decode_unicode=True))
+        assert first == ": keep-alive"
+    assert requests.get(server.base + "/mcp", headers=dict(h, **{"Mcp-Session-Id": "f" * 32}),
+                        timeout=5).status_code == 404
+
+
+# --- tools ----------------------------------------------------------------------
+
+def test_hello_mcp_says_hello(client):
+    result = client.call("hello_mcp")["result"]
+    assert result == {"content": [{"type": "text", "text": "Hello I am MCPTool!"}], "isError": False}
+
+
+def test_saved_snippet_can_be_read_back(client):
+    saved = client.call("save_snippet", snippetname="greeting.v1", snippet="print('hi')\n")["result"]
+    assert saved["isError"] is False
+    assert text_of(saved) == "Snippet 'print('hi')\n' saved successfully"
+    got = client.call("get_snippet", snippetname="greeting.v1")["result"]
+    assert got["isError"] is False
+    assert text_of(got) == "print('hi')\n"
+
+
+def test_saving_again_replaces_the_snippet(client):
+    client.call("save_snippet", snippetname="replace-me", snippet="one")
+    client.call("save_snippet", snippetname="replace-me", snippet="two")
+    assert text_of(client.call("get_snippet", snippetname="replace-me")["result"]) == "two"
+
+
+def test_unknown_snippet_is_a_clear_not_found_result(client):
+    result = client.call("get_snippet", snippetname="never-saved")["result"]
+    assert result["isError"] is True
+    assert "not found" in text_of(result)
+
+
+@pytest.mark.parametrize("name", ["a/b", "../etc", "..", ".", "", "x" * 129, "with space", "caf\u00e9",
+                                  "semi;colon", "back\\slash"])
+def test_snippet_names_outside_the_allowed_alphabet_are_refused(client, name):
+    for tool, args in [("save_snippet", {"snippetname": name, "snippet": "x"}),
+                       ("get_snippet", {"snippetname": name})]:
+        result = client.call(tool, **args)["result"]
+        assert result["isError"] is True
+        assert "Snippet name" in text_of(result)
+
+
+def test_strings_with_an_escaped_nul_are_refused_instead_of_truncated(client):
+    r = client.post(rpc("tools/call", {"name": "save_snippet",
+                                       "arguments": {"snippetname": "nul\u0000byte", "snippet": "x"}}))
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == -32600
+    assert client.call("get_snippet", snippetname="nul")["result"]["isError"] is True
+    # an escaped backslash followed by "u0000" is ordinary text
+    assert client.call("save_snippet", snippetname="bs", snippet="\\u0000")["result"]["isError"] is False
+
+
+def test_snippet_names_with_a_slash_are_refused(client):
+    result = client.call("save_snippet", snippetname="dir/file", snippet="x")["result"]
+    assert result["isError"] is True
+    assert "letters, digits" in text_of(result)
+
+
+def test_snippet_name_of_128_allowed_characters_is_accepted(client):
+    name = ("Az09._-" * 19)[:128]
+    assert client.call("save_snippet", snippetname=name, snippet="ok")["result"]["isError"] is False
+    assert text_of(client.call("get_snippet", snippetname=name)["result"]) == "ok"
+
+
+def test_snippet_larger_than_max_snippet_is_refused(client):
+    result = client.call("save_snippet", snippetname="big", snippet="x" * (MAX_SNIPPET + 1))["result"]
+    assert result["isError"] is True
+    assert "too large" in text_of(result)
+    assert client.call("save_snippet", snippetname="big", snippet="x" * MAX_SNIPPET)["result"]["isError"] is False
+
+
+def test_empty_snippet_content_is_refused(client):
+    result = client.call("save_snippet", snippetname="empty", snippet="")["result"]
+    assert result["isError"] is True
+    assert "No snippet content provided" in text_of(result)
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ({"snippet": "x"}, "missing required argument 'snippetname'"),
+    ({"snippetname": "n"}, "missing required argument 'snippet'"),
+    ({"snippetname": 5, "snippet": "x"}, "must be a string"),
+    ({"snippetname": "n", "snippet": ["x"]}, "must be a string"),
+    ({"snippetname": "n", "snippet": "x", "extra": "y"}, "unknown argument 'extra'"),
+])
+def test_bad_tool_arguments_are_invalid_params(client, args, fragment):
+    error = client.request("tools/call", {"name": "save_snippet", "arguments": args})["error"]
+    assert error["code"] == -32602
+    assert fragment in error["message"]
+
+
+def test_unknown_tool_is_invalid_params(client):
+    error = client.call("rm_rf")["error"]
+    assert error["code"] == -32602
+    assert "Unknown tool" in error["message"]
+
+
+def test_tools_call_without_params_is_invalid_params(client):
+    assert client.request("tools/call")["error"]["code"] == -32602
+
+
+def test_snippets_are_private_to_their_subject(server):
+    alice = StreamableClient(server, sub="alice").initialize()
+    bob = StreamableClient(server, sub="bob").initialize()
+    alice.call("save_snippet", snippetname="secret", snippet="alice's")
+    assert bob.call("get_snippet", snippetname="secret")["result"]["isError"] is True
+    bob.call("save_snippet", snippetname="secret", snippet="bob's")
+    assert text_of(alice.call("get_snippet", snippetname="secret")["result"]) == "alice's"
+
+
+def test_shared_scope_gives_every_subject_one_space(tmp_path):
+    srv = ToolServer(tmp_path, args=["--snippet-scope", "shared"]).start()
+    try:
+        StreamableClient(srv, sub="alice").initialize().call("save_snippet", snippetname="team", snippet="notes")
+        got = StreamableClient(srv, sub="bob").initialize().call("get_snippet", snippetname="team")
+        assert text_of(got["result"]) == "notes"
+    finally:
+        srv.stop()
+
+
+# --- JSON-RPC errors ----------------------------------------------------------------
+
+def test_malformed_json_is_a_parse_error_with_null_id(client):
+    r = client.post(None, raw='{"jsonrpc": "2.0", "id": 1, "method": ')
+    assert r.status_code == 400
+    assert r.json() == {"jsonrpc": "2.0", "id": None,
+                        "error": {"code": -32700, "message": r.json()["error"]["message"]}}
+
+
+def test_trailing_garbage_after_json_is_a_parse_error(client):
+    r = client.post(None, raw='{"jsonrpc":"2.0","id":1,"method":"ping"} x')
+    assert r.json()["error"]["code"] == -32700
+
+
+@pytest.mark.parametrize("body", [
+    {"jsonrpc": "1.0", "id": 7, "method": "ping"},
+    {"id": 7, "method": "ping"},
+    {"jsonrpc": "2.0", "id": 7, "method": 12},
+    {"jsonrpc": "2.0", "id": 7, "method": "ping", "params": "nope"},
+    {"jsonrpc": "2.0", "id": 7, "method": ""},
+])
+def test_malformed_requests_are_invalid_request_echoing_the_id(client, body):
+    r = client.post(body)
+    assert r.status_code == 200
+    assert r.json()["id"] == 7
+    assert r.json()["error"]["code"] == -32600
+
+
+@pytest.mark.parametrize("raw", ['"just a string"', '42', '{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}',
+                                 '{"jsonrpc":"2.0","id":1.5,"method":"ping"}',
+                                 '{"jsonrpc":"2.0","id":1e300,"method":"ping"}'])
+def test_requests_without_a_usable_id_are_invalid_request_with_null_id(client, raw):
+    r = client.post(None, raw=raw)
+    assert r.status_code == 400
+    assert r.json()["id"] is None
+    assert r.json()["error"]["code"] == -32600
+
+
+def test_unknown_method_is_method_not_found(client):
+    reply = client.request("resources/list")
+    assert reply["error"]["code"] == -32601
+    assert "resources/list" in reply["error"]["message"]
+
+
+def test_initialize_without_protocol_version_is_invalid_params(server):
+    r = post_mcp(server, rpc("initialize", {"capabilities": {}}))
+    assert r.json()["error"]["code"] == -32602
+    assert "Mcp-Session-Id" not in r.headers
+
+
+def test_batches_are_answered_in_protocol_2025_03_26(server):
+    c = StreamableClient(server, version="2025-03-26").initialize()
+    batch = [rpc("ping", id_=1), rpc("notifications/initialized", notification=True),
+             rpc("tools/call", {"name": "hello_mcp"}, id_=2), rpc("nope", id_=3)]
+    r = c.post(batch)
+    assert r.status_code == 200
+    replies = {m["id"]: m for m in r.json()}
+    assert set(replies) == {1, 2, 3}
+    assert text_of(replies[2]["result"]) == "Hello I am MCPTool!"
+    assert replies[3]["error"]["code"] == -32601
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25"])
+def test_batches_are_refused_from_protocol_2025_06_18_on(server, version):
+    c = StreamableClient(server, version=version).initialize()
+    r = c.post([rpc("ping"), rpc("ping")])
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == -32600
+    assert "batch" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+def test_wrong_content_type_is_415(client, content_type):
+    h = {"Content-Type": content_type} if content_type else {}
+    r = requests.post(client.server.base + "/mcp", data=json.dumps(rpc("ping")).encode(),
+                      headers={**{k: v for k, v in client.headers().items() if k != "Content-Type"}, **h},
+                      timeout=5)
+    assert r.status_code == 415
+
+
+def test_content_type_with_charset_is_accepted(client):
+    assert client.post(rpc("ping"), headers={"Content-Type": "application/json; charset=utf-8"}).status_code == 200
+
+
+def test_oversized_body_is_413(client):
+    big = json.dumps(rpc("tools/call", {"name": "save_snippet",
+                                        "arguments": {"snippetname": "huge", "snippet": "x" * MAX_BODY}}))
+    assert client.post(None, raw=big).status_code == 413
+    assert client.request("ping")["result"] == {}  # the server is fine afterwards
+
+
+# --- identity assertions ----------------------------------------------------------------
+
+@pytest.mark.parametrize("make_token, why", [
+    (lambda s: "", "missing"),
+    (lambda s: "not-a-jwt", "invalid"),
+    (lambda s: s.token(sign_key=b"k" * 64), "signature"),
+    (lambda s: s.token(lifetime=-120, iat=int(time.time()) - 300), "expired"),
+    (lambda s: s.token(lifetime=3600), "too long"),
+    (lambda s: s.token(iat=int(time.time()) + 600), "future"),
+    (lambda s: s.token(aud="someone-else"), "audience"),
+    (lambda s: s.token(aud=["a", "b"]), "audience"),
+    (lambda s: s.token(iss="evil"), "issuer"),
+    (lambda s: s.token(sub=None), "sub"),
+    (lambda s: s.token(exp=None), "exp"),
+    (lambda s: s.token(alg="none"), "invalid"),
+    (lambda s: s.token(alg="HS384"), "algorithm"),
+    (lambda s: s.token(alg="HS512"), "algorithm"),
+], ids=["missing", "garbage", "wrong-key", "expired", "lifetime-over-5-min", "issued-in-future",
+        "wrong-audience", "audience-list-without-ours", "wrong-issuer", "no-sub", "no-exp", "alg-none",
+        "alg-hs384", "alg-hs512"])
+def test_bad_identity_assertions_are_401(server, make_token, why):
+    token = make_token(server)
+    h = dict(JSON_HEADERS)
+    if token:
+        h["X-MCP-Identity"] = token
+    r = requests.post(server.base + "/mcp", headers=h, timeout=5,
+                      data=json.dumps(rpc("initialize", {"protocolVersion": "2025-06-18"})))
+    assert r.status_code == 401
+    body = r.json()
+    assert body["jsonrpc"] == "2.0" and body["id"] is None
+    assert body["error"]["code"] == -32001
+    assert why in body["error"]["message"]
+    assert "Mcp-Session-Id" not in r.headers
+
+
+def test_audience_list_containing_ours_is_accepted(server):
+    r = post_mcp(server, rpc("initialize", {"protocolVersion": "2025-06-18"}),
+                 token=server.token(aud=["other", "mcp-tool-server"]))
+    assert r.status_code == 200
+
+
+def test_every_mcp_route_requires_an_assertion(server):
+    assert requests.get(server.base + "/sse", timeout=5).status_code == 401
+    assert requests.post(server.base + "/message?sessionId=x", timeout=5).status_code == 401
+    assert requests.get(server.base + "/mcp", timeout=5).status_code == 401
+    assert requests.delete(server.base + "/mcp", timeout=5).status_code == 401
+
+
+def test_es256_assertions_verify_with_the_gateway_public_key(tmp_path):
+    priv, pub = make_ec_key(tmp_path)
+    srv = ToolServer(tmp_path, identity_args=["--identity-public-key", pub]).start()
+    try:
+        init = rpc("initialize", {"protocolVersion": "2025-06-18"})
+        assert post_mcp(srv, init, token=mint_es256(priv)).status_code == 200
+        other, _ = make_ec_key(tmp_path / "other")
+        assert post_mcp(srv, init, token=mint_es256(other)).status_code == 401
+        # Algorithm confusion: HS256 "signed" with the public key as the secret.
+        confused = mint(pub.read_bytes(), alg="HS256")
+        r = post_mcp(srv, init, token=confused)
+        assert r.status_code == 401
+        assert "algorithm" in r.json()["error"]["message"]
+    finally:
+        srv.stop()
+
+
+def test_both_key_flags_at_once_are_refused(tmp_path):
+    _, pub = make_ec_key(tmp_path)
+    srv = ToolServer(tmp_path, args=["--identity-public-key", pub])
+    with pytest.raises(RuntimeError, match="only one of"):
+        srv.start()
+
+
+def test_key_shorter_than_32_bytes_is_refused_at_start(tmp_path):
+    srv = ToolServer(tmp_path, key=b"short-key")
+    with pytest.raises(RuntimeError, match="32 bytes"):
+        srv.start()
+
+
+def test_insecure_no_auth_warns_loudly_and_uses_anonymous(tmp_path):
+    srv = ToolServer(tmp_path, args=["--insecure-no-auth"]).start()
+    try:
+        assert "WARNING" in srv.proc.log() and "insecure-no-auth" in srv.proc.log()
+        r = requests.post(srv.base + "/mcp", headers=JSON_HEADERS, timeout=5,
+                          data=json.dumps(rpc("initialize", {"protocolVersion": "2025-06-18"})))
+        assert r.status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_tokens_and_snippet_contents_never_reach_the_log(server, client):
+    token = client.headers()["X-MCP-Identity"]
+    client.call("save_snippet", snippetname="logcheck", snippet="TOP-SECRET-CONTENT")
+    requests.post(server.base + "/mcp", headers=dict(JSON_HEADERS, **{"X-MCP-Identity": token + "x"}),
+                  data="{}", timeout=5)
+    log = server.proc.log()
+    assert "TOP-SECRET-CONTENT" not in log
+    assert token.split(".")[2] not in log
+
+
+# --- Origin ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "http://localhost.evil.example",
+                                    "http://127.0.0.1.evil:80", "null"])
+def test_foreign_origin_is_403(server, origin):
+    r = post_mcp(server, rpc("initialize", {"protocolVersion": "2025-06-18"}), headers={"Origin": origin})
+    assert r.status_code == 403
+    assert requests.get(server.base + "/sse", headers={"Origin": origin, "X-MCP-Identity": server.token()},
+                        timeout=5).status_code == 403
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:6274", "http://127.0.0.1", "http://[::1]:8080"])
+def test_loopback_origins_are_allowed_by_default(server, origin):
+    r = post_mcp(server, rpc("initialize", {"protocolVersion": "2025-06-18"}), headers={"Origin": origin})
+    assert r.status_code == 200
+
+
+def test_allowed_origins_flag_replaces_the_default(tmp_path):
+    srv = ToolServer(tmp_path, args=["--allowed-origins", "https://app.example, https://b.example"]).start()
+    try:
+        init = rpc("initialize", {"protocolVersion": "2025-06-18"})
+        assert post_mcp(srv, init, headers={"Origin": "https://b.example"}).status_code == 200
+        assert post_mcp(srv, init, headers={"Origin": "http://localhost:3000"}).status_code == 403
+    finally:
+        srv.stop()
+
+
+# --- 2026-07-28 (stateless) -------------------------------------------------------------------
+
+def test_2026_07_28_tool_calls_need_no_session(server):
+    body = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "stateless", "snippet": "s"},
+                              "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}})
+    r = stateless(server, body)
+    assert r.status_code == 200, r.text
+    assert "Mcp-Session-Id" not in r.headers
+    assert r.json()["result"]["isError"] is False
+    r = stateless(server, rpc("tools/call", {"name": "get_snippet", "arguments": {"snippetname": "stateless"}}))
+    assert text_of(r.json()["result"]) == "s"
+
+
+def test_2026_07_28_server_discover_lists_versions(server):
+    r = stateless(server, rpc("server/discover", {}))
+    assert "2026-07-28" in r.json()["result"]["supportedVersions"]
+
+
+@pytest.mark.parametrize("method, name, fragment", [
+    ("tools/list", None, "Mcp-Method"),
+    ("", None, "Mcp-Method header is required"),
+    (None, "get_snippet", "Mcp-Name"),
+    (None, "", "Mcp-Name header is required"),
+])
+def test_2026_07_28_header_that_disagrees_with_the_body_is_400(server, method, name, fragment):
+    body = rpc("tools/call", {"name": "hello_mcp", "arguments": {}}, id_=99)
+    r = stateless(server, body, method=method, name=name)
+    assert r.status_code == 400
+    assert r.json()["id"] == 99
+    assert r.json()["error"]["code"] == -32020
+    assert fragment in r.json()["error"]["message"]
+
+
+def test_2026_07_28_mcp_name_without_a_named_target_is_400(server):
+    r = stateless(server, rpc("tools/list"), name="hello_mcp")
+    assert r.status_code == 400
+
+
+def test_2026_07_28_meta_version_that_disagrees_with_the_header_is_400(server):
+    body = rpc("tools/list", {"_meta": {"io.modelcontextprotocol/protocolVersion": "2025-06-18"}})
+    r = stateless(server, body)
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == -32020
+
+
+def test_2026_07_28_has_no_get_stream_and_no_batches(server):
+    h = {"X-MCP-Identity": server.token(), "Accept": "text/event-stream", "MCP-Protocol-Version": "2026-07-28"}
+    assert requests.get(server.base + "/mcp", headers=h, timeout=5).status_code == 405
+    r = post_mcp(server, [rpc("ping")], headers={"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "ping"})
+    assert r.status_code == 400
+
+
+# --- HTTP+SSE (2024-11-05) -----------------------------------------------------------------------
+
+def test_sse_transport_runs_initialize_list_and_call(server):
+    c = SseClient(server)
+    try:
+        assert c.response.headers["Content-Type"] == "text/event-stream"
+        assert c.response.headers["Cache-Control"] == "no-cache"
+        assert c.response.headers["X-Accel-Buffering"] == "no"
+        init = c.request("initialize", {"protocolVersion": "2024-11-05", "capabilities": {}})
+        assert init["result"]["protocolVersion"] == "2024-11-05"
+        assert c.post(rpc("notifications/initialized", notification=True)).status_code == 202
+        assert len(c.request("tools/list")["result"]["tools"]) == 3
+        c.request("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "sse", "snippet": "v"}})
+        got = c.request("tools/call", {"name": "get_snippet", "arguments": {"snippetname": "sse"}})
+        assert text_of(got["result"]) == "v"
+        assert c.request("nope")["error"]["code"] == -32601
+    finally:
+        c.close()
+
+
+def test_sse_endpoint_is_relative_so_a_path_prefix_survives(server):
+    c = SseClient(server)
+    try:
+        assert c.endpoint == "message?sessionId=" + c.session_id
+        assert len(c.session_id) >= 32
+    finally:
+        c.close()
+
+
+def test_sse_endpoint_honours_x_forwarded_prefix(server):
+    c = SseClient(server, headers={"X-Forwarded-Prefix": "/mcp/"})
+    try:
+        assert c.endpoint == "/mcp/message?sessionId=" + c.session_id
+        assert c.request("ping")["result"] == {}
+    finally:
+        c.close()
+
+
+def test_sse_ignores_an_unsafe_forwarded_prefix(server):
+    c = SseClient(server, headers={"X-Forwarded-Prefix": "https://evil.example/x"})
+    try:
+        assert c.endpoint.startswith("message?sessionId=")
+    finally:
+        c.close()
+
+
+def test_sse_stream_sends_keepalive_comments(server):
+    c = SseClient(server)
+    try:
+        assert c.comments.get(timeout=4) == ": keep-alive"
+    finally:
+        c.close()
+
+
+def test_sse_parse_error_is_400_and_other_errors_go_down_the_stream(server):
+    c = SseClient(server)
+    try:
+        r = c.post(None, raw="{oops")
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == -32700
+        r = c.post([rpc("ping")])
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == -32600
+        assert c.post(None, raw="{}", headers={"Content-Type": "text/plain"}).status_code == 415
+        assert c.request("tools/call", {"name": "nope"})["error"]["code"] == -32602
+    finally:
+        c.close()
+
+
+def test_sse_message_for_unknown_missing_or_foreign_session(server):
+    c = SseClient(server)
+    try:
+        assert c.post(rpc("ping"), session_id="0" * 32).status_code == 404
+        assert c.post(rpc("ping"), sub="mallory").status_code == 404
+        r = requests.post(server.base + "/message", data="{}", timeout=5,
+                          headers={"Content-Type": "application/json", "X-MCP-Identity": server.token()})
+        assert r.status_code == 400
+        assert c.request("ping")["result"] == {}
+    finally:
+        c.close()
+
+
+def test_closed_sse_stream_frees_its_session(server):
+    c = SseClient(server)
+    assert c.request("ping")["result"] == {}
+    c.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if c.post(rpc("ping")).status_code == 404:
+            return
+        time.sleep(0.2)
+    pytest.fail("session still alive after its stream closed")
+
+
+def test_sse_session_is_not_usable_on_the_streamable_endpoint(server):
+    c = SseClient(server)
+    try:
+        r = post_mcp(server, rpc("ping"), headers={"Mcp-Session-Id": c.session_id})
+        assert r.status_code == 404
+    finally:
+        c.close()
+
+
+# --- load, durability, shutdown ------------------------------------------------------------------
+
+def test_200_concurrent_sessions_each_keep_their_own_snippets(server):
+    errors = []
+    barrier = threading.Barrier(50)
+
+    def worker(i):
+        try:
+            http = requests.Session()
+            c = StreamableClient(server, sub="user%d" % (i % 7), http=http).initialize()
+            if i < 50:
+                barrier.wait(timeout=10)
+            name = "load-%d" % i
+            assert c.call("save_snippet", snippetname=name, snippet="v%d" % i)["result"]["isError"] is False
+            assert text_of(c.call("get_snippet", snippetname=name)["result"]) == "v%d" % i
+            assert c.request("tools/list")["result"]["tools"]
+            http.close()
+        except Exception as e:  # collected and reported below
+            errors.append("%d: %r" % (i, e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors[:5]
+
+
+def test_many_idle_sse_streams_are_held_at_once(server):
+    clients = [SseClient(server, sub="idle%d" % i) for i in range(50)]
+    try:
+        assert len({c.session_id for c in clients}) == 50
+        assert clients[-1].request("ping")["result"] == {}
+        assert clients[0].request("ping")["result"] == {}
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_snippets_survive_a_restart(tmp_path):
+    srv = ToolServer(tmp_path).start()
+    StreamableClient(srv).initialize().call("save_snippet", snippetname="durable", snippet="still here")
+    assert srv.stop() == 0
+    srv.start()
+    try:
+        got = StreamableClient(srv).initialize().call("get_snippet", snippetname="durable")
+        assert text_of(got["result"]) == "still here"
+    finally:
+        srv.stop()
+
+
+def test_every_acknowledged_save_survives_kill_9_during_a_burst(tmp_path):
+    srv = ToolServer(tmp_path).start()
+    acked = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def saver(w):
+        c = StreamableClient(srv, sub="burst").initialize()
+        n = 0
+        while not stop.is_set():
+            name, value = "w%d-%d" % (w, n), "value-%d-%d" % (w, n)
+            try:
+                r = c.call("save_snippet", snippetname=name, snippet=value)
+            except Exception:
+                return  # the server died mid-request: not acknowledged
+            if r.get("result", {}).get("isError") is False:
+                with lock:
+                    acked[name] = value
+            n += 1
+
+    threads = [threading.Thread(target=saver, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    srv.kill9()
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(acked) > 20
+    srv.start()
+    try:
+        c = StreamableClient(srv, sub="burst").initialize()
+        missing = [n for n, v in acked.items()
+                   if c.call("get_snippet", snippetname=n)["result"]["content"][0]["text"] != v]
+        assert not missing, missing[:5]
+    finally:
+        srv.stop()
+
+
+def test_sigterm_closes_streams_and_exits_0(tmp_path):
+    srv = ToolServer(tmp_path).start()
+    c = SseClient(srv)
+    s = StreamableClient(srv).initialize()
+    assert s.request("ping")["result"] == {}
+    proc = srv.proc
+    proc.popen.send_signal(signal.SIGTERM)
+    assert c.closed.wait(5), "stream not closed on SIGTERM"
+    assert proc.popen.wait(5) == 0
+    srv.stop()
+    assert "event=shutdown" in proc.log()

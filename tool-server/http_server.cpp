@@ -1,0 +1,275 @@
+#include "http_server.hpp"
+
+#include "log.hpp"
+#include "http_util.hpp"
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <cctype>
+#include <cstring>
+
+namespace {
+
+// Stream-less sessions nobody has used for this long are dropped, so that
+// clients which never send DELETE cannot grow the table without bound.
+constexpr std::time_t kSessionIdleSeconds = 3600;
+constexpr int kSweepSeconds = 60;
+constexpr int kRequestTimeoutSeconds = 60;
+constexpr size_t kMaxHeaderBytes = 64 * 1024;
+
+const char* method_name(evhttp_cmd_type m) {
+    switch (m) {
+        case EVHTTP_REQ_GET: return "GET";
+        case EVHTTP_REQ_POST: return "POST";
+        case EVHTTP_REQ_DELETE: return "DELETE";
+        case EVHTTP_REQ_HEAD: return "HEAD";
+        case EVHTTP_REQ_PUT: return "PUT";
+        case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+        case EVHTTP_REQ_PATCH: return "PATCH";
+        default: return "OTHER";
+    }
+}
+
+}  // namespace
+
+const char* HttpRequest::header(const char* name) const {
+    return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+std::string HttpRequest::body() const {
+    evbuffer* in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    std::string out(len, '\0');
+    if (len) evbuffer_copyout(in, &out[0], len);
+    return out;
+}
+
+std::string HttpRequest::query_param(const char* name) const {
+    evkeyvalq params{};  // evhttp_parse_query_str initialises the list
+    std::string value;
+    if (evhttp_parse_query_str(query.c_str(), &params) == 0) {
+        const char* v = evhttp_find_header(&params, name);
+        if (v) value = v;
+    }
+    evhttp_clear_headers(&params);
+    return value;
+}
+
+void send_text(evhttp_request* req, int status, const char* content_type, const std::string& body) {
+    evkeyvalq* h = evhttp_request_get_output_headers(req);
+    if (content_type) evhttp_add_header(h, "Content-Type", content_type);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evbuffer* buf = evbuffer_new();
+    evbuffer_add(buf, body.data(), body.size());
+    evhttp_send_reply(req, status, nullptr, buf);
+    evbuffer_free(buf);
+}
+
+void send_json(evhttp_request* req, int status, const std::string& body) {
+    send_text(req, status, "application/json", body);
+}
+
+void send_rpc_error(evhttp_request* req, int status, int code, const std::string& message) {
+    send_json(req, status, jsonrpc::error_body(code, message));
+}
+
+HttpServer::HttpServer(const Config& cfg, event_base* base, const IdentityVerifier* verifier, mcp::Server& mcp)
+    : cfg_(cfg), base_(base), verifier_(verifier), mcp_(mcp), hub_(base, cfg.keepalive_interval) {
+    routes_ = {
+        {EVHTTP_REQ_GET, "/healthz", &HttpServer::healthz, false},
+        {EVHTTP_REQ_GET, "/sse", &HttpServer::sse_open, true},
+        {EVHTTP_REQ_POST, "/message", &HttpServer::sse_message, true},
+        {EVHTTP_REQ_POST, "/mcp", &HttpServer::mcp_post, true},
+        {EVHTTP_REQ_GET, "/mcp", &HttpServer::mcp_get, true},
+        {EVHTTP_REQ_DELETE, "/mcp", &HttpServer::mcp_delete, true},
+    };
+}
+
+HttpServer::~HttpServer() {
+    hub_.close_all();
+    if (sweep_) event_free(sweep_);
+    if (http_) evhttp_free(http_);
+}
+
+int HttpServer::listen(std::string& error) {
+    http_ = evhttp_new(base_);
+    if (!http_) {
+        error = "evhttp_new failed";
+        return -1;
+    }
+    evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
+                                          EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    // evhttp answers 413 itself for larger bodies; lingering close lets the
+    // client finish sending so it actually reads that answer.
+    evhttp_set_max_body_size(http_, static_cast<ev_ssize_t>(cfg_.max_body));
+    evhttp_set_max_headers_size(http_, kMaxHeaderBytes);
+    evhttp_set_flags(http_, EVHTTP_SERVER_LINGERING_CLOSE);
+    evhttp_set_timeout(http_, kRequestTimeoutSeconds);
+    evhttp_set_gencb(http_, &HttpServer::on_request, this);
+    bound_ = evhttp_bind_socket_with_handle(http_, cfg_.listen_host.c_str(),
+                                            static_cast<ev_uint16_t>(cfg_.listen_port));
+    if (!bound_) {
+        error = "cannot listen on " + cfg_.listen_host + ":" + std::to_string(cfg_.listen_port);
+        return -1;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (getsockname(evhttp_bound_socket_get_fd(bound_), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
+        error = "getsockname failed";
+        return -1;
+    }
+    int port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+                                        : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    sweep_ = event_new(base_, -1, EV_PERSIST, &HttpServer::on_sweep, this);
+    timeval tv{kSweepSeconds, 0};
+    event_add(sweep_, &tv);
+    return port;
+}
+
+void HttpServer::shutdown() {
+    if (bound_) {
+        evhttp_del_accept_socket(http_, bound_);
+        bound_ = nullptr;
+    }
+    if (sweep_) event_del(sweep_);
+    hub_.close_all();
+}
+
+void HttpServer::on_sweep(evutil_socket_t, short, void* arg) {
+    auto* self = static_cast<HttpServer*>(arg);
+    for (const std::string& id : self->sessions_.idle(std::time(nullptr), kSessionIdleSeconds)) {
+        self->sessions_.erase(id);
+    }
+}
+
+void HttpServer::on_request(evhttp_request* req, void* arg) {
+    // No exception may unwind into libevent's C frames.
+    try {
+        static_cast<HttpServer*>(arg)->route(req);
+    } catch (const std::exception& e) {
+        LOG_ERROR("request_failed", {{"error", e.what()}});
+        send_rpc_error(req, HTTP_INTERNAL, jsonrpc::kInternalError, "Internal error");
+    } catch (...) {
+        LOG_ERROR("request_failed", {{"error", "unknown"}});
+        send_rpc_error(req, HTTP_INTERNAL, jsonrpc::kInternalError, "Internal error");
+    }
+}
+
+void HttpServer::route(evhttp_request* req) {
+    HttpRequest r;
+    r.req = req;
+    const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
+    const char* path = uri ? evhttp_uri_get_path(uri) : nullptr;
+    const char* query = uri ? evhttp_uri_get_query(uri) : nullptr;
+    r.path = path && *path ? path : "/";
+    r.query = query ? query : "";
+    evhttp_cmd_type method = evhttp_request_get_command(req);
+    LOG_DEBUG("request", {{"method", method_name(method)}, {"path", r.path}});
+
+    const Route* match = nullptr;
+    std::string allow;
+    for (const Route& rt : routes_) {
+        if (r.path != rt.path) continue;
+        if (rt.method == method) match = &rt;
+        if (!allow.empty()) allow += ", ";
+        allow += method_name(rt.method);
+    }
+    if (!match) {
+        if (allow.empty()) {
+            send_rpc_error(req, HTTP_NOTFOUND, jsonrpc::kInvalidRequest, "Not found");
+        } else {
+            evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow.c_str());
+            send_rpc_error(req, 405, jsonrpc::kInvalidRequest, "Method not allowed");
+        }
+        return;
+    }
+    if (match->authenticated) {
+        // Origin first: a browser page must not reach the tools even with a
+        // valid assertion (DNS rebinding).
+        const char* origin = r.header("Origin");
+        if (origin && !origin_allowed(origin)) {
+            LOG_WARN("origin_refused", {{"origin", origin}});
+            send_rpc_error(req, 403, jsonrpc::kInvalidRequest, "Forbidden: origin not allowed");
+            return;
+        }
+        if (!authenticate(r)) return;
+    }
+    (this->*(match->handler))(r);
+}
+
+bool HttpServer::origin_allowed(const char* origin) const {
+    if (!cfg_.allowed_origins.empty()) {
+        std::string o = ascii_lower(origin);
+        for (const std::string& allowed : cfg_.allowed_origins) {
+            if (allowed == "*" || ascii_lower(allowed.c_str()) == o) return true;
+        }
+        return false;
+    }
+    // Default: loopback origins, any scheme and port.
+    const char* sep = std::strstr(origin, "://");
+    if (!sep) return false;
+    std::string host = ascii_lower(sep + 3);
+    if (host.rfind("[::1]", 0) == 0) {
+        host = host.substr(5);
+    } else {
+        size_t colon = host.find(':');
+        std::string name = host.substr(0, colon);
+        if (name != "127.0.0.1" && name != "localhost") return false;
+        host = colon == std::string::npos ? "" : host.substr(colon);
+    }
+    // What is left must be empty or ":<digits>".
+    if (host.empty()) return true;
+    if (host[0] != ':' || host.size() == 1) return false;
+    for (size_t i = 1; i < host.size(); ++i) {
+        if (!std::isdigit(static_cast<unsigned char>(host[i]))) return false;
+    }
+    return true;
+}
+
+bool HttpServer::authenticate(HttpRequest& r) {
+    if (!verifier_) {
+        r.identity.subject = "anonymous";
+        return true;
+    }
+    const char* token = r.header("X-MCP-Identity");
+    std::string why;
+    if (verifier_->verify(token ? token : "", r.identity, why)) return true;
+    LOG_WARN("identity_refused", {{"path", r.path}, {"reason", why}});
+    send_rpc_error(r.req, 401, jsonrpc::kUnauthorized, "Unauthorized: " + why);
+    return false;
+}
+
+void HttpServer::healthz(HttpRequest& r) { send_json(r.req, HTTP_OK, "{\"status\":\"ok\"}"); }
+
+bool HttpServer::require_json_body(HttpRequest& r, JsonPtr& doc) {
+    const char* ct = r.header("Content-Type");
+    std::string type = ascii_lower(ct);
+    type = type.substr(0, type.find(';'));
+    while (!type.empty() && type.back() == ' ') type.pop_back();
+    if (type != "application/json") {
+        send_rpc_error(r.req, 415, jsonrpc::kInvalidRequest, "Unsupported Media Type: Content-Type must be application/json");
+        return false;
+    }
+    jsonrpc::Error err{0, ""};
+    doc = jsonrpc::parse(r.body(), err);
+    if (!doc) {
+        send_rpc_error(r.req, HTTP_BADREQUEST, err.code, err.message);
+        return false;
+    }
+    return true;
+}
+
+void HttpServer::end_session(std::string id) {
+    mcp::Session* s = sessions_.find_any(id);
+    if (!s) return;
+    SseStream* stream = s->stream;
+    sessions_.erase(id);
+    // The stream's close hook looks the session up by id and finds nothing.
+    if (stream) stream->close();
+}

@@ -1,0 +1,85 @@
+// evhttp glue: listening socket, routing table, the checks every request
+// passes (Origin, identity assertion), and the two MCP transports.
+#pragma once
+
+#include "config.hpp"
+#include "identity.hpp"
+#include "mcp_protocol.hpp"
+#include "sse.hpp"
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <string>
+#include <vector>
+
+// One incoming request as the handlers see it.
+struct HttpRequest {
+    evhttp_request* req = nullptr;
+    std::string path;
+    std::string query;
+    Identity identity;  // set for routes that require authentication
+
+    const char* header(const char* name) const;
+    std::string body() const;
+    // The value of query parameter `name`, or empty.
+    std::string query_param(const char* name) const;
+};
+
+class HttpServer {
+public:
+    HttpServer(const Config& cfg, event_base* base, const IdentityVerifier* verifier, mcp::Server& mcp);
+    ~HttpServer();
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    // Binds the listening socket; returns the bound port, or -1.
+    int listen(std::string& error);
+    // Stops accepting, ends every stream; in-flight writes still flush.
+    void shutdown();
+
+private:
+    using Handler = void (HttpServer::*)(HttpRequest&);
+    struct Route {
+        evhttp_cmd_type method;
+        const char* path;
+        Handler handler;
+        bool authenticated;
+    };
+
+    static void on_request(evhttp_request* req, void* arg);
+    static void on_sweep(evutil_socket_t, short, void* arg);
+    void route(evhttp_request* req);
+    bool origin_allowed(const char* origin) const;
+    bool authenticate(HttpRequest& r);
+
+    // Routes (healthz here; the transports in transport_*.cpp).
+    void healthz(HttpRequest& r);
+    void sse_open(HttpRequest& r);
+    void sse_message(HttpRequest& r);
+    void mcp_post(HttpRequest& r);
+    void mcp_get(HttpRequest& r);
+    void mcp_delete(HttpRequest& r);
+
+    // Shared steps of the transports.
+    bool require_json_body(HttpRequest& r, JsonPtr& doc);
+    // The request's Streamable HTTP session; null after answering 400/404.
+    mcp::Session* streamable_session(HttpRequest& r);
+    void end_session(std::string id);  // by value: callers pass the session's own id
+
+    const Config& cfg_;
+    event_base* base_;
+    const IdentityVerifier* verifier_;
+    mcp::Server& mcp_;
+    mcp::SessionRegistry sessions_;
+    SseHub hub_;
+    evhttp* http_ = nullptr;
+    evhttp_bound_socket* bound_ = nullptr;
+    event* sweep_ = nullptr;
+    std::vector<Route> routes_;
+};
+
+// Response helpers shared by the handlers.
+void send_text(evhttp_request* req, int status, const char* content_type, const std::string& body);
+void send_json(evhttp_request* req, int status, const std::string& body);
+void send_rpc_error(evhttp_request* req, int status, int code, const std::string& message);

@@ -1,0 +1,146 @@
+#include "identity.hpp"
+
+#include "json.hpp"
+
+#include <jwt.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <iterator>
+
+namespace {
+
+constexpr long kLeewaySeconds = 30;
+constexpr long kMaxLifetimeSeconds = 300;  // assertions are minted per request
+constexpr size_t kMaxTokenBytes = 8192;
+
+struct JwtDeleter {
+    void operator()(jwt_t* j) const noexcept { jwt_free(j); }
+};
+using JwtPtr = std::unique_ptr<jwt_t, JwtDeleter>;
+
+bool read_file(const std::string& path, std::vector<unsigned char>& out) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return false;
+    out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    return !in.bad();
+}
+
+// Reads an integer claim; false when absent or not a number.
+bool int_claim(jwt_t* jwt, const char* name, long& value) {
+    errno = 0;
+    value = jwt_get_grant_int(jwt, name);
+    return errno == 0;
+}
+
+bool audience_matches(jwt_t* jwt, const std::string& expected) {
+    char* raw = jwt_get_grants_json(jwt, "aud");
+    if (!raw) return false;
+    JsonPtr aud(cJSON_Parse(raw));
+    std::free(raw);  // libjwt 1.10 allocates with malloc
+    if (cJSON_IsString(aud.get())) return expected == aud->valuestring;
+    const cJSON* list = cJSON_IsArray(aud.get()) ? aud.get() : nullptr;
+    const cJSON* item = nullptr;
+    cJSON_ArrayForEach(item, list) {
+        if (cJSON_IsString(item) && expected == item->valuestring) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+std::unique_ptr<IdentityVerifier> IdentityVerifier::create(const Config& cfg, std::string& error) {
+    std::unique_ptr<IdentityVerifier> v(new IdentityVerifier());
+    v->iss_ = cfg.identity_iss;
+    v->aud_ = cfg.identity_aud;
+    if (!cfg.identity_public_key_file.empty()) {
+        v->es256_ = true;
+        if (!read_file(cfg.identity_public_key_file, v->key_) || v->key_.empty()) {
+            error = "cannot read --identity-public-key file";
+            return nullptr;
+        }
+        return v;
+    }
+    if (cfg.identity_key_file.empty()) {
+        error = "no identity key: pass --identity-key FILE (or --identity-public-key, or --insecure-no-auth)";
+        return nullptr;
+    }
+    if (!read_file(cfg.identity_key_file, v->key_)) {
+        error = "cannot read --identity-key file";
+        return nullptr;
+    }
+    while (!v->key_.empty() && std::strchr(" \t\r\n", v->key_.back()) != nullptr) v->key_.pop_back();
+    if (v->key_.size() < 32) {
+        error = "--identity-key must hold at least 32 bytes (e.g. openssl rand -hex 32)";
+        return nullptr;
+    }
+    return v;
+}
+
+bool IdentityVerifier::verify(const std::string& token, Identity& out, std::string& why) const {
+    if (token.empty()) {
+        why = "missing identity assertion";
+        return false;
+    }
+    if (token.size() > kMaxTokenBytes) {
+        why = "identity assertion too large";
+        return false;
+    }
+    jwt_t* raw = nullptr;
+    if (jwt_decode(&raw, token.c_str(), key_.data(), static_cast<int>(key_.size())) != 0 || !raw) {
+        why = "identity assertion signature or format invalid";
+        return false;
+    }
+    JwtPtr jwt(raw);
+    // libjwt picks the algorithm from the token header; insist on ours so an
+    // HS256 token "signed" with a public key (or alg=none) is never accepted.
+    if (jwt_get_alg(jwt.get()) != (es256_ ? JWT_ALG_ES256 : JWT_ALG_HS256)) {
+        why = "identity assertion uses an unexpected algorithm";
+        return false;
+    }
+    const char* iss = jwt_get_grant(jwt.get(), "iss");
+    if (!iss || iss_ != iss) {
+        why = "identity assertion has the wrong issuer";
+        return false;
+    }
+    if (!audience_matches(jwt.get(), aud_)) {
+        why = "identity assertion has the wrong audience";
+        return false;
+    }
+    const long now = static_cast<long>(std::time(nullptr));
+    long exp = 0, iat = 0, nbf = 0;
+    if (!int_claim(jwt.get(), "exp", exp) || !int_claim(jwt.get(), "iat", iat)) {
+        why = "identity assertion lacks exp or iat";
+        return false;
+    }
+    if (exp + kLeewaySeconds < now) {
+        why = "identity assertion expired";
+        return false;
+    }
+    if (exp > now + kMaxLifetimeSeconds + kLeewaySeconds) {
+        why = "identity assertion lives too long";
+        return false;
+    }
+    if (iat > now + kLeewaySeconds) {
+        why = "identity assertion issued in the future";
+        return false;
+    }
+    if (int_claim(jwt.get(), "nbf", nbf) && nbf > now + kLeewaySeconds) {
+        why = "identity assertion not yet valid";
+        return false;
+    }
+    const char* sub = jwt_get_grant(jwt.get(), "sub");
+    if (!sub || !*sub) {
+        why = "identity assertion lacks sub";
+        return false;
+    }
+    const char* client_id = jwt_get_grant(jwt.get(), "client_id");
+    const char* scope = jwt_get_grant(jwt.get(), "scope");
+    out.subject = sub;
+    out.client_id = client_id ? client_id : "";
+    out.scope = scope ? scope : "";
+    return true;
+}

@@ -1,0 +1,34 @@
+// Verification of the gateway's identity assertion (header X-MCP-Identity):
+// a short-lived JWT signed by ngx_mcp_auth with HS256 (shared secret) or
+// ES256 (gateway's public key).
+#pragma once
+
+#include "config.hpp"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+struct Identity {
+    std::string subject;
+    std::string client_id;
+    std::string scope;
+};
+
+class IdentityVerifier {
+public:
+    // Loads the key named in `cfg`. Null (with `error`) when unusable.
+    static std::unique_ptr<IdentityVerifier> create(const Config& cfg, std::string& error);
+
+    // True when `token` is a valid assertion; fills `out`. Otherwise `why`
+    // says what failed (safe to return to the caller, never contains the token).
+    bool verify(const std::string& token, Identity& out, std::string& why) const;
+
+private:
+    IdentityVerifier() = default;
+
+    std::vector<unsigned char> key_;
+    bool es256_ = false;
+    std::string iss_;
+    std::string aud_;
+};

@@ -1,0 +1,235 @@
+// mcp-tool-server: command line, start-up and shutdown.
+#include "config.hpp"
+#include "http_server.hpp"
+#include "identity.hpp"
+#include "log.hpp"
+#include "mcp_protocol.hpp"
+#include "snippet_store.hpp"
+#include "tools.hpp"
+
+#include <event2/event.h>
+
+#include <cerrno>
+#include <sys/resource.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace {
+
+const char* kUsage =
+    "Usage: mcp-tool-server [options]\n"
+    "\n"
+    "MCP tool server (hello_mcp, get_snippet, save_snippet) behind the ngx_mcp_auth gateway.\n"
+    "Transports: HTTP+SSE (GET /sse, POST /message) and Streamable HTTP (/mcp).\n"
+    "\n"
+    "  --listen HOST:PORT          address to listen on (default 127.0.0.1:8808; port 0 picks one)\n"
+    "  --data-dir DIR              where snippets.db lives (default .)\n"
+    "  --identity-key FILE         HS256 secret shared with the gateway (>= 32 bytes)\n"
+    "  --identity-public-key PEM   verify ES256 assertions with this public key instead\n"
+    "  --identity-iss ISS          expected issuer (default ngx_mcp_auth)\n"
+    "  --identity-aud AUD          expected audience (default mcp-tool-server)\n"
+    "  --insecure-no-auth          accept requests without assertions (sub=anonymous); testing only\n"
+    "  --snippet-scope SCOPE       private (per subject, default) or shared\n"
+    "  --allowed-origins LIST      comma-separated allowed Origin values (default: loopback origins)\n"
+    "  --max-body BYTES            largest request body (default 4194304)\n"
+    "  --max-snippet BYTES         largest snippet (default 1048576)\n"
+    "  --keepalive-interval SECS   keep-alive comment period on idle streams (default 15)\n"
+    "  --log-level LEVEL           debug, info, warn or error (default info)\n"
+    "  --help                      show this help\n";
+
+bool parse_size(const char* s, size_t& out) {
+    char* end = nullptr;
+    errno = 0;
+    unsigned long long v = std::strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-') return false;
+    out = static_cast<size_t>(v);
+    return true;
+}
+
+bool parse_listen(const std::string& s, Config& cfg) {
+    size_t colon = s.rfind(':');
+    if (colon == std::string::npos || colon == 0) return false;
+    std::string host = s.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    size_t port = 0;
+    if (!parse_size(s.c_str() + colon + 1, port) || port > 65535) return false;
+    cfg.listen_host = host;
+    cfg.listen_port = static_cast<int>(port);
+    return true;
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= s.size()) {
+        size_t end = s.find(',', start);
+        if (end == std::string::npos) end = s.size();
+        std::string item = s.substr(start, end - start);
+        while (!item.empty() && item.front() == ' ') item.erase(item.begin());
+        while (!item.empty() && item.back() == ' ') item.pop_back();
+        if (!item.empty()) out.push_back(item);
+        start = end + 1;
+    }
+    return out;
+}
+
+// Returns 0 to continue, otherwise the process exit status (+1).
+int parse_args(int argc, char** argv, Config& cfg) {
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        std::string value;
+        bool has_inline = false;
+        size_t eq = arg.find('=');
+        if (arg.rfind("--", 0) == 0 && eq != std::string::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+            has_inline = true;
+        }
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(kUsage, stdout);
+            return 1;
+        }
+        if (arg == "--insecure-no-auth") {
+            cfg.insecure_no_auth = true;
+            continue;
+        }
+        if (!has_inline) {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "mcp-tool-server: %s needs a value (see --help)\n", arg.c_str());
+                return 3;
+            }
+            value = argv[++i];
+        }
+        bool ok = true;
+        if (arg == "--listen") ok = parse_listen(value, cfg);
+        else if (arg == "--data-dir") cfg.data_dir = value;
+        else if (arg == "--identity-key") cfg.identity_key_file = value;
+        else if (arg == "--identity-public-key") cfg.identity_public_key_file = value;
+        else if (arg == "--identity-iss") cfg.identity_iss = value;
+        else if (arg == "--identity-aud") cfg.identity_aud = value;
+        else if (arg == "--snippet-scope") {
+            if (value == "private") cfg.snippet_scope = SnippetScope::Private;
+            else if (value == "shared") cfg.snippet_scope = SnippetScope::Shared;
+            else ok = false;
+        } else if (arg == "--allowed-origins") cfg.allowed_origins = split_commas(value);
+        else if (arg == "--max-body") ok = parse_size(value.c_str(), cfg.max_body) && cfg.max_body > 0;
+        else if (arg == "--max-snippet") ok = parse_size(value.c_str(), cfg.max_snippet) && cfg.max_snippet > 0;
+        else if (arg == "--keepalive-interval") {
+            size_t secs = 0;
+            ok = parse_size(value.c_str(), secs) && secs > 0 && secs <= 3600;
+            cfg.keepalive_interval = static_cast<int>(secs);
+        } else if (arg == "--log-level") ok = log_set_level(value);
+        else {
+            std::fprintf(stderr, "mcp-tool-server: unknown option %s (see --help)\n", arg.c_str());
+            return 3;
+        }
+        if (!ok) {
+            std::fprintf(stderr, "mcp-tool-server: bad value for %s (see --help)\n", arg.c_str());
+            return 3;
+        }
+    }
+    return 0;
+}
+
+// Every idle SSE stream holds a descriptor; allow as many as the hard limit.
+void raise_fd_limit() {
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+struct ShutdownState {
+    event_base* base;
+    HttpServer* server;
+};
+
+void on_signal(evutil_socket_t sig, short, void* arg) {
+    auto* st = static_cast<ShutdownState*>(arg);
+    LOG_INFO("shutdown", {{"signal", std::to_string(sig)}});
+    st->server->shutdown();
+    // Leave the loop shortly, after the streams' final bytes are written.
+    timeval grace{0, 200 * 1000};
+    event_base_loopexit(st->base, &grace);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Config cfg;
+    if (int rc = parse_args(argc, argv, cfg)) return rc - 1;
+
+    if (!cfg.identity_key_file.empty() && !cfg.identity_public_key_file.empty()) {
+        std::fprintf(stderr, "mcp-tool-server: pass only one of --identity-key and --identity-public-key\n");
+        return 2;
+    }
+    std::signal(SIGPIPE, SIG_IGN);
+    raise_fd_limit();
+
+    std::unique_ptr<IdentityVerifier> verifier;
+    if (cfg.insecure_no_auth) {
+        std::fprintf(stderr,
+                     "**************************************************************\n"
+                     "WARNING: --insecure-no-auth: identity assertions are NOT checked.\n"
+                     "Anyone who can reach this port can use the tools. Testing only.\n"
+                     "**************************************************************\n");
+        LOG_WARN("insecure_no_auth");
+    } else {
+        std::string error;
+        verifier = IdentityVerifier::create(cfg, error);
+        if (!verifier) {
+            LOG_ERROR("startup_failed", {{"error", error}});
+            return 1;
+        }
+    }
+
+    std::string error;
+    std::unique_ptr<SnippetStore> store = open_sqlite_store(cfg.data_dir, error);
+    if (!store) {
+        LOG_ERROR("startup_failed", {{"error", "snippet store: " + error}});
+        return 1;
+    }
+    Tools tools(*store, cfg.snippet_scope, cfg.max_snippet);
+    mcp::Server mcp_server(tools);
+
+    event_base* base = event_base_new();
+    if (!base) {
+        LOG_ERROR("startup_failed", {{"error", "event_base_new failed"}});
+        return 1;
+    }
+    int exit_code = 0;
+    {
+        HttpServer server(cfg, base, verifier.get(), mcp_server);
+        int port = server.listen(error);
+        if (port < 0) {
+            LOG_ERROR("startup_failed", {{"error", error}});
+            exit_code = 1;
+        } else {
+            ShutdownState st{base, &server};
+            event* sigterm = evsignal_new(base, SIGTERM, on_signal, &st);
+            event* sigint = evsignal_new(base, SIGINT, on_signal, &st);
+            event_add(sigterm, nullptr);
+            event_add(sigint, nullptr);
+
+            bool v6 = cfg.listen_host.find(':') != std::string::npos;
+            std::printf("mcp-tool-server listening on %s%s%s:%d\n", v6 ? "[" : "", cfg.listen_host.c_str(),
+                        v6 ? "]" : "", port);
+            std::fflush(stdout);
+            LOG_INFO("started", {{"port", std::to_string(port)},
+                                 {"scope", cfg.snippet_scope == SnippetScope::Shared ? "shared" : "private"},
+                                 {"auth", cfg.insecure_no_auth ? "none" : (cfg.identity_public_key_file.empty()
+                                                                               ? "HS256" : "ES256")}});
+            event_base_dispatch(base);
+            event_free(sigterm);
+            event_free(sigint);
+            LOG_INFO("stopped");
+        }
+    }
+    event_base_free(base);
+    return exit_code;
+}

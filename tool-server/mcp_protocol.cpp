@@ -1,0 +1,185 @@
+#include "mcp_protocol.hpp"
+
+#include "log.hpp"
+
+#include <openssl/rand.h>
+
+#include <cstring>
+
+namespace mcp {
+
+const std::vector<std::string> kSupportedVersions = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25",
+                                                     "2026-07-28"};
+
+bool is_supported_version(std::string_view v) {
+    for (const auto& s : kSupportedVersions) {
+        if (s == v) return true;
+    }
+    return false;
+}
+
+std::string negotiate_version(const char* requested) {
+    if (requested && is_supported_version(requested)) return requested;
+    return kSupportedVersions.back();
+}
+
+bool batches_allowed(std::string_view version) { return version == "2025-03-26"; }
+
+static std::string new_session_id() {
+    unsigned char bytes[16];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) {
+        // Without randomness session ids would be guessable; refuse to go on.
+        LOG_ERROR("rand_bytes_failed");
+        std::abort();
+    }
+    static const char hex[] = "0123456789abcdef";
+    std::string id;
+    for (unsigned char b : bytes) {
+        id += hex[b >> 4];
+        id += hex[b & 15];
+    }
+    return id;
+}
+
+Session& SessionRegistry::create(const std::string& subject, Transport transport) {
+    auto s = std::make_unique<Session>();
+    s->id = new_session_id();
+    s->subject = subject;
+    s->transport = transport;
+    s->last_seen = std::time(nullptr);
+    Session& ref = *s;
+    sessions_[s->id] = std::move(s);
+    return ref;
+}
+
+Session* SessionRegistry::find_any(const std::string& id) {
+    auto it = sessions_.find(id);
+    return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+Session* SessionRegistry::find(const std::string& id, const std::string& subject) {
+    Session* s = find_any(id);
+    if (!s || s->subject != subject) return nullptr;
+    s->last_seen = std::time(nullptr);
+    return s;
+}
+
+void SessionRegistry::erase(const std::string& id) { sessions_.erase(id); }
+
+std::vector<std::string> SessionRegistry::idle(std::time_t now, std::time_t max_idle) const {
+    std::vector<std::string> out;
+    for (const auto& [id, s] : sessions_) {
+        if (!s->stream && now - s->last_seen > max_idle) out.push_back(id);
+    }
+    return out;
+}
+
+bool is_initialize(const cJSON* doc) {
+    const char* method = json_get_string(doc, "method");
+    return cJSON_IsObject(doc) && method && std::strcmp(method, "initialize") == 0;
+}
+
+JsonPtr Server::handle_body(const cJSON* doc, CallContext& ctx, bool allow_batch) {
+    if (!cJSON_IsArray(doc)) return handle_message(doc, ctx);
+    if (!allow_batch) {
+        return jsonrpc::make_error(nullptr, {jsonrpc::kInvalidRequest,
+                                             "Invalid Request: JSON-RPC batches are not supported in protocol "
+                                             "version " + ctx.protocol_version});
+    }
+    if (cJSON_GetArraySize(doc) == 0)
+        return jsonrpc::make_error(nullptr, {jsonrpc::kInvalidRequest, "Invalid Request: empty batch"});
+    JsonPtr out(cJSON_CreateArray());
+    const cJSON* item = nullptr;
+    cJSON_ArrayForEach(item, doc) {
+        if (is_initialize(item)) {
+            cJSON_AddItemToArray(out.get(),
+                                 jsonrpc::make_error(cJSON_GetObjectItemCaseSensitive(item, "id"),
+                                                     {jsonrpc::kInvalidRequest,
+                                                      "Invalid Request: initialize must not be part of a batch"})
+                                     .release());
+            continue;
+        }
+        if (JsonPtr r = handle_message(item, ctx)) cJSON_AddItemToArray(out.get(), r.release());
+    }
+    if (cJSON_GetArraySize(out.get()) == 0) return nullptr;
+    return out;
+}
+
+JsonPtr Server::handle_message(const cJSON* msg, CallContext& ctx) {
+    jsonrpc::Message m;
+    if (auto err = jsonrpc::classify(msg, m)) return jsonrpc::make_error(m.id, *err);
+    switch (m.kind) {
+        case jsonrpc::Kind::Response: return nullptr;
+        case jsonrpc::Kind::Notification: notification(m, ctx); return nullptr;
+        case jsonrpc::Kind::Request: break;
+    }
+    jsonrpc::Reply reply = dispatch(m, ctx);
+    if (reply.error)
+        LOG_DEBUG("jsonrpc_error", {{"method", m.method}, {"code", std::to_string(reply.error->code)}});
+    return jsonrpc::make_response(m.id, std::move(reply));
+}
+
+jsonrpc::Reply Server::dispatch(const jsonrpc::Message& m, CallContext& ctx) {
+    if (m.method == "initialize") return initialize(m.params, ctx);
+    if (m.method == "ping") return jsonrpc::Reply::ok(JsonPtr(cJSON_CreateObject()));
+    if (m.method == "server/discover") return discover();
+    if (m.method == "tools/list") {
+        JsonPtr result(cJSON_CreateObject());
+        json_add(result.get(), "tools", tools_.list());
+        return jsonrpc::Reply::ok(std::move(result));
+    }
+    if (m.method == "tools/call") {
+        if (!m.params) return jsonrpc::Reply::fail(jsonrpc::kInvalidParams, "Invalid params: params are required");
+        return tools_.call(m.params, ctx.subject);
+    }
+    return jsonrpc::Reply::fail(jsonrpc::kMethodNotFound, "Method not found: " + m.method);
+}
+
+static JsonPtr capabilities() {
+    JsonPtr caps(cJSON_CreateObject());
+    cJSON* tools = cJSON_AddObjectToObject(caps.get(), "tools");
+    cJSON_AddBoolToObject(tools, "listChanged", false);
+    return caps;
+}
+
+static JsonPtr server_info() {
+    JsonPtr info(cJSON_CreateObject());
+    cJSON_AddStringToObject(info.get(), "name", kServerName);
+    cJSON_AddStringToObject(info.get(), "version", kServerVersion);
+    return info;
+}
+
+jsonrpc::Reply Server::initialize(const cJSON* params, CallContext& ctx) {
+    const char* requested = json_get_string(params, "protocolVersion");
+    if (!requested)
+        return jsonrpc::Reply::fail(jsonrpc::kInvalidParams, "Invalid params: \"protocolVersion\" must be a string");
+    if (ctx.session && !ctx.session->protocol_version.empty())
+        return jsonrpc::Reply::fail(jsonrpc::kInvalidRequest, "Invalid Request: session is already initialized");
+    std::string version = negotiate_version(requested);
+    if (ctx.session) ctx.session->protocol_version = version;
+    ctx.protocol_version = version;
+
+    JsonPtr result(cJSON_CreateObject());
+    cJSON_AddStringToObject(result.get(), "protocolVersion", version.c_str());
+    json_add(result.get(), "capabilities", capabilities());
+    json_add(result.get(), "serverInfo", server_info());
+    cJSON_AddStringToObject(result.get(), "instructions",
+                            "Snippet tools: save_snippet stores text under a name, get_snippet reads it back.");
+    return jsonrpc::Reply::ok(std::move(result));
+}
+
+jsonrpc::Reply Server::discover() {
+    JsonPtr result(cJSON_CreateObject());
+    cJSON* versions = cJSON_AddArrayToObject(result.get(), "supportedVersions");
+    for (const auto& v : kSupportedVersions) cJSON_AddItemToArray(versions, cJSON_CreateString(v.c_str()));
+    json_add(result.get(), "capabilities", capabilities());
+    json_add(result.get(), "serverInfo", server_info());
+    return jsonrpc::Reply::ok(std::move(result));
+}
+
+void Server::notification(const jsonrpc::Message& m, CallContext& ctx) {
+    if (m.method == "notifications/initialized" && ctx.session) ctx.session->initialized = true;
+    // Other notifications (cancelled, progress, ...) need no action here.
+}
+
+}  // namespace mcp

@@ -1,0 +1,91 @@
+// MCP lifecycle: protocol versions, sessions and method dispatch. Knows
+// nothing about HTTP; the transports feed it parsed JSON.
+#pragma once
+
+#include "jsonrpc.hpp"
+#include "tools.hpp"
+
+#include <ctime>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+class SseStream;
+
+namespace mcp {
+
+constexpr const char* kServerName = "mcp-tool-server";
+constexpr const char* kServerVersion = "0.1.0";
+
+// Oldest first; the last one is the latest.
+extern const std::vector<std::string> kSupportedVersions;
+constexpr const char* kLegacySseVersion = "2024-11-05";
+constexpr const char* kAssumedHeaderVersion = "2025-03-26";  // MCP-Protocol-Version absent
+constexpr const char* kStatelessVersion = "2026-07-28";
+
+bool is_supported_version(std::string_view v);
+// The version to answer an initialize with: the client's when supported, else the latest.
+std::string negotiate_version(const char* requested);
+// JSON-RPC batches exist only in the 2025-03-26 revision.
+bool batches_allowed(std::string_view version);
+
+enum class Transport { LegacySse, Streamable };
+
+struct Session {
+    std::string id;
+    std::string subject;                // the identity that opened it; nobody else may use it
+    Transport transport = Transport::Streamable;
+    std::string protocol_version;       // empty until initialize
+    bool initialized = false;           // notifications/initialized seen
+    SseStream* stream = nullptr;        // legacy stream or GET /mcp stream (not owned)
+    std::time_t last_seen = 0;
+};
+
+class SessionRegistry {
+public:
+    Session& create(const std::string& subject, Transport transport);
+    // The session `id` if it exists and belongs to `subject`; else null
+    // (a foreign session is indistinguishable from an unknown one).
+    Session* find(const std::string& id, const std::string& subject);
+    Session* find_any(const std::string& id);
+    void erase(const std::string& id);
+    size_t size() const { return sessions_.size(); }
+    // Ids of stream-less sessions unused for `max_idle` seconds.
+    std::vector<std::string> idle(std::time_t now, std::time_t max_idle) const;
+
+private:
+    std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
+};
+
+struct CallContext {
+    std::string subject;
+    std::string protocol_version;  // the version in force for this request
+    Session* session = nullptr;    // null on the stateless (2026-07-28) path
+};
+
+class Server {
+public:
+    explicit Server(Tools& tools) : tools_(tools) {}
+
+    // Handles a parsed body: one message or (when allowed) a batch. Returns
+    // the response document, or null when nothing is owed (notifications).
+    JsonPtr handle_body(const cJSON* doc, CallContext& ctx, bool allow_batch);
+
+    // Handles one message; null when no response is owed.
+    JsonPtr handle_message(const cJSON* msg, CallContext& ctx);
+
+private:
+    jsonrpc::Reply dispatch(const jsonrpc::Message& m, CallContext& ctx);
+    jsonrpc::Reply initialize(const cJSON* params, CallContext& ctx);
+    jsonrpc::Reply discover();
+    void notification(const jsonrpc::Message& m, CallContext& ctx);
+
+    Tools& tools_;
+};
+
+// True when `doc` is a single initialize request.
+bool is_initialize(const cJSON* doc);
+
+}  // namespace mcp

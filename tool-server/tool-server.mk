@@ -1,0 +1,20 @@
+# Make fragment for mcp-tool-server. Included by the top Makefile; also works
+# standalone:  make -f tool-server/tool-server.mk BUILD=build build/mcp-tool-server
+BUILD ?= build
+SAN_FLAGS ?=
+
+TOOL_SERVER_SRCS := $(wildcard tool-server/*.cpp)
+TOOL_SERVER_OBJS := $(patsubst tool-server/%.cpp,$(BUILD)/tool-server/%.o,$(TOOL_SERVER_SRCS))
+TOOL_SERVER_CXX ?= $(CXX)
+TOOL_SERVER_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror -Wshadow $(SAN_FLAGS) -MMD -MP
+TOOL_SERVER_LIBS := -levent -ljwt -lcjson -lsqlite3 -lcrypto -lpthread
+
+$(BUILD)/mcp-tool-server: $(TOOL_SERVER_OBJS)
+	@mkdir -p $(dir $@)
+	$(TOOL_SERVER_CXX) $(SAN_FLAGS) -o $@ $(TOOL_SERVER_OBJS) $(TOOL_SERVER_LIBS)
+
+$(BUILD)/tool-server/%.o: tool-server/%.cpp
+	@mkdir -p $(dir $@)
+	$(TOOL_SERVER_CXX) $(TOOL_SERVER_CXXFLAGS) -c -o $@ $<
+
+-include $(TOOL_SERVER_OBJS:.o=.d)

@@ -1,0 +1,75 @@
+// The HTTP+SSE transport of protocol revision 2024-11-05:
+//   GET /sse                     opens the stream; first event "endpoint"
+//   POST /message?sessionId=ID   202 Accepted; the response goes down the stream
+#include "http_server.hpp"
+#include "log.hpp"
+#include "http_util.hpp"
+
+#include <cctype>
+#include <cstring>
+
+namespace {
+
+// X-Forwarded-Prefix is copied into the endpoint event, so only a plain
+// absolute path is trusted; anything else is ignored.
+bool usable_prefix(const char* p) {
+    if (!p || p[0] != '/') return false;
+    for (const char* c = p; *c; ++c) {
+        bool ok = std::isalnum(static_cast<unsigned char>(*c)) || std::strchr("/._~-", *c) != nullptr;
+        if (!ok) return false;
+    }
+    return true;
+}
+
+}  // namespace
+
+void HttpServer::sse_open(HttpRequest& r) {
+    mcp::Session& session = sessions_.create(r.identity.subject, mcp::Transport::LegacySse);
+    const std::string id = session.id;
+
+    // Relative to the request URL, so it stays right behind a path prefix:
+    // from /mcp/sse it resolves to /mcp/message, from /sse to /message.
+    std::string endpoint = "message?sessionId=" + id;
+    const char* prefix = r.header("X-Forwarded-Prefix");
+    if (usable_prefix(prefix)) {
+        std::string p = prefix;
+        while (!p.empty() && p.back() == '/') p.pop_back();
+        endpoint = p + "/" + endpoint;
+    }
+
+    SseStream* stream = hub_.open(r.req);
+    session.stream = stream;
+    // Closing the stream ends the session.
+    stream->set_on_close([this, id] { sessions_.erase(id); });
+    LOG_INFO("sse_session_opened", {{"session", id}, {"sub", r.identity.subject}});
+    stream->send("endpoint", endpoint);
+}
+
+void HttpServer::sse_message(HttpRequest& r) {
+    const std::string id = r.query_param("sessionId");
+    if (id.empty()) {
+        send_rpc_error(r.req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest, "Bad Request: sessionId is required");
+        return;
+    }
+    mcp::Session* session = sessions_.find(id, r.identity.subject);
+    if (!session || session->transport != mcp::Transport::LegacySse || !session->stream) {
+        send_rpc_error(r.req, HTTP_NOTFOUND, jsonrpc::kInvalidRequest, "Session not found");
+        return;
+    }
+    JsonPtr doc;
+    if (!require_json_body(r, doc)) return;
+
+    mcp::CallContext ctx;
+    ctx.subject = r.identity.subject;
+    ctx.session = session;
+    ctx.protocol_version =
+        session->protocol_version.empty() ? mcp::kLegacySseVersion : session->protocol_version;
+    JsonPtr resp = mcp_.handle_body(doc.get(), ctx, /*allow_batch=*/false);
+    if (resp && is_unanswerable_error(resp.get())) {
+        send_json(r.req, HTTP_BADREQUEST, json_print(resp.get()));
+        return;
+    }
+    send_text(r.req, 202, nullptr, "Accepted");
+    // Last: a stream that overflows is closed here, which ends the session.
+    if (resp) session->stream->send("message", json_print(resp.get()));
+}

@@ -1,0 +1,225 @@
+// The Streamable HTTP transport at /mcp.
+//
+// 2025-03-26, 2025-06-18, 2025-11-25: sessions. initialize issues an
+// Mcp-Session-Id, every later request must carry it. GET opens a
+// server-to-client event stream (keep-alives only: this server never sends
+// requests of its own), DELETE ends the session.
+//
+// 2026-07-28 (selected by the MCP-Protocol-Version header): stateless. No
+// session is issued or required; every POST is self-contained and must mirror
+// its JSON-RPC method (and, for tools/call, the tool name) in the Mcp-Method
+// and Mcp-Name headers; a missing or disagreeing header is a 400 with error
+// -32020. There is no GET stream and no DELETE.
+#include "http_server.hpp"
+#include "log.hpp"
+#include "http_util.hpp"
+
+#include <cctype>
+#include <cstring>
+
+#include <event2/keyvalq_struct.h>
+
+namespace {
+
+constexpr const char* kMetaVersionKey = "io.modelcontextprotocol/protocolVersion";
+
+enum class Reply { Json, EventStream, NotAcceptable };
+
+// JSON when the client accepts it (or says nothing), else an event stream.
+Reply negotiate_reply(const char* accept_header) {
+    std::string accept = ascii_lower(accept_header);
+    if (accept.empty() || accept.find("application/json") != std::string::npos ||
+        accept.find("*/*") != std::string::npos || accept.find("application/*") != std::string::npos)
+        return Reply::Json;
+    if (accept.find("text/event-stream") != std::string::npos) return Reply::EventStream;
+    return Reply::NotAcceptable;
+}
+
+void send_response(evhttp_request* req, Reply how, const cJSON* resp) {
+    if (is_unanswerable_error(resp)) {
+        send_json(req, HTTP_BADREQUEST, json_print(resp));
+    } else if (how == Reply::EventStream) {
+        // One event, then the response ends.
+        add_event_stream_headers(req);
+        send_text(req, HTTP_OK, nullptr, "event: message\ndata: " + json_print(resp) + "\n\n");
+    } else {
+        send_json(req, HTTP_OK, json_print(resp));
+    }
+}
+
+// Checks the 2026-07-28 mirror headers against the body. Returns the error
+// to send, or nullopt when they agree.
+std::optional<jsonrpc::Error> check_mirror_headers(const HttpRequest& r, const cJSON* msg) {
+    const char* body_method = json_get_string(msg, "method");
+    const cJSON* params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+    const char* method = r.header("Mcp-Method");
+    if (!method) return jsonrpc::Error{jsonrpc::kHeaderMismatch, "Header mismatch: Mcp-Method header is required"};
+    if (!body_method || std::strcmp(method, body_method) != 0)
+        return jsonrpc::Error{jsonrpc::kHeaderMismatch,
+                              "Header mismatch: Mcp-Method does not match the request's method"};
+
+    // Methods that name a target carry it in Mcp-Name as well.
+    const char* name_key = nullptr;
+    if (std::strcmp(body_method, "tools/call") == 0 || std::strcmp(body_method, "prompts/get") == 0)
+        name_key = "name";
+    else if (std::strcmp(body_method, "resources/read") == 0)
+        name_key = "uri";
+    const char* body_name = name_key ? json_get_string(params, name_key) : nullptr;
+    const char* name = r.header("Mcp-Name");
+    if (body_name && !name)
+        return jsonrpc::Error{jsonrpc::kHeaderMismatch, "Header mismatch: Mcp-Name header is required"};
+    if (name && (!body_name || std::strcmp(name, body_name) != 0))
+        return jsonrpc::Error{jsonrpc::kHeaderMismatch, "Header mismatch: Mcp-Name does not match the request"};
+
+    // Per-request metadata, when given, must agree with the header.
+    const cJSON* meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+    const cJSON* meta_version = cJSON_GetObjectItemCaseSensitive(meta, kMetaVersionKey);
+    if (meta_version && (!cJSON_IsString(meta_version) || std::strcmp(meta_version->valuestring,
+                                                                      mcp::kStatelessVersion) != 0))
+        return jsonrpc::Error{jsonrpc::kHeaderMismatch,
+                              "Header mismatch: _meta protocol version does not match MCP-Protocol-Version"};
+    return std::nullopt;
+}
+
+}  // namespace
+
+mcp::Session* HttpServer::streamable_session(HttpRequest& r) {
+    const char* sid = r.header("Mcp-Session-Id");
+    if (!sid) {
+        send_rpc_error(r.req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
+                       "Bad Request: Mcp-Session-Id header is required");
+        return nullptr;
+    }
+    // Unknown, foreign and legacy-transport sessions all look alike: 404.
+    mcp::Session* session = sessions_.find(sid, r.identity.subject);
+    if (!session || session->transport != mcp::Transport::Streamable) {
+        send_rpc_error(r.req, HTTP_NOTFOUND, jsonrpc::kInvalidRequest, "Session not found");
+        return nullptr;
+    }
+    return session;
+}
+
+void HttpServer::mcp_post(HttpRequest& r) {
+    const char* version = r.header("MCP-Protocol-Version");
+    if (version && !mcp::is_supported_version(version)) {
+        send_rpc_error(r.req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
+                       std::string("Bad Request: unsupported MCP-Protocol-Version ") + version);
+        return;
+    }
+    Reply how = negotiate_reply(r.header("Accept"));
+    if (how == Reply::NotAcceptable) {
+        send_rpc_error(r.req, 406, jsonrpc::kInvalidRequest,
+                       "Not Acceptable: Accept must include application/json or text/event-stream");
+        return;
+    }
+    JsonPtr doc;
+    if (!require_json_body(r, doc)) return;
+
+    mcp::CallContext ctx;
+    ctx.subject = r.identity.subject;
+
+    if (version && std::strcmp(version, mcp::kStatelessVersion) == 0) {
+        if (cJSON_IsArray(doc.get())) {
+            send_rpc_error(r.req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
+                           "Invalid Request: JSON-RPC batches are not supported in protocol version 2026-07-28");
+            return;
+        }
+        if (auto err = check_mirror_headers(r, doc.get())) {
+            jsonrpc::Message m;
+            jsonrpc::classify(doc.get(), m);  // only to echo a usable id
+            send_json(r.req, HTTP_BADREQUEST, json_print(jsonrpc::make_error(m.id, *err).get()));
+            return;
+        }
+        ctx.protocol_version = mcp::kStatelessVersion;
+        JsonPtr resp = mcp_.handle_message(doc.get(), ctx);
+        if (!resp) {
+            send_text(r.req, 202, nullptr, "");
+            return;
+        }
+        send_response(r.req, how, resp.get());
+        return;
+    }
+
+    ctx.protocol_version = version ? version : mcp::kAssumedHeaderVersion;
+    if (mcp::is_initialize(doc.get())) {
+        mcp::Session& session = sessions_.create(r.identity.subject, mcp::Transport::Streamable);
+        const std::string id = session.id;
+        ctx.session = &session;
+        JsonPtr resp = mcp_.handle_message(doc.get(), ctx);
+        bool failed = !resp || cJSON_HasObjectItem(resp.get(), "error");
+        if (failed || ctx.protocol_version == mcp::kStatelessVersion) {
+            // A stateless client needs no session; a failed initialize gets none.
+            sessions_.erase(id);
+        } else {
+            evhttp_add_header(evhttp_request_get_output_headers(r.req), "Mcp-Session-Id", id.c_str());
+            LOG_INFO("session_opened", {{"session", id}, {"sub", r.identity.subject},
+                                        {"version", ctx.protocol_version}});
+        }
+        if (!resp) {
+            send_text(r.req, 202, nullptr, "");
+            return;
+        }
+        send_response(r.req, how, resp.get());
+        return;
+    }
+
+    mcp::Session* session = streamable_session(r);
+    if (!session) return;
+    if (version && session->protocol_version != version) {
+        send_rpc_error(r.req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
+                       "Bad Request: MCP-Protocol-Version differs from the negotiated version");
+        return;
+    }
+    ctx.session = session;
+    JsonPtr resp = mcp_.handle_body(doc.get(), ctx, mcp::batches_allowed(ctx.protocol_version));
+    if (!resp) {
+        send_text(r.req, 202, nullptr, "");
+        return;
+    }
+    send_response(r.req, how, resp.get());
+}
+
+void HttpServer::mcp_get(HttpRequest& r) {
+    const char* version = r.header("MCP-Protocol-Version");
+    if (version && std::strcmp(version, mcp::kStatelessVersion) == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(r.req), "Allow", "POST");
+        send_rpc_error(r.req, 405, jsonrpc::kInvalidRequest,
+                       "Method not allowed: protocol version 2026-07-28 has no GET stream");
+        return;
+    }
+    if (version && !mcp::is_supported_version(version)) {
+        send_rpc_error(r.req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
+                       std::string("Bad Request: unsupported MCP-Protocol-Version ") + version);
+        return;
+    }
+    if (ascii_lower(r.header("Accept")).find("text/event-stream") == std::string::npos) {
+        send_rpc_error(r.req, 406, jsonrpc::kInvalidRequest, "Not Acceptable: Accept must include text/event-stream");
+        return;
+    }
+    mcp::Session* session = streamable_session(r);
+    if (!session) return;
+    if (session->stream) {
+        send_rpc_error(r.req, 409, jsonrpc::kInvalidRequest, "Conflict: this session already has a stream");
+        return;
+    }
+    const std::string id = session->id;
+    session->stream = hub_.open(r.req);
+    session->stream->set_on_close([this, id] {
+        if (mcp::Session* s = sessions_.find_any(id)) s->stream = nullptr;
+    });
+}
+
+void HttpServer::mcp_delete(HttpRequest& r) {
+    const char* version = r.header("MCP-Protocol-Version");
+    if (version && std::strcmp(version, mcp::kStatelessVersion) == 0) {
+        evhttp_add_header(evhttp_request_get_output_headers(r.req), "Allow", "POST");
+        send_rpc_error(r.req, 405, jsonrpc::kInvalidRequest,
+                       "Method not allowed: protocol version 2026-07-28 has no sessions");
+        return;
+    }
+    mcp::Session* session = streamable_session(r);
+    if (!session) return;
+    LOG_INFO("session_closed", {{"session", session->id}});
+    end_session(session->id);
+    send_text(r.req, HTTP_NOCONTENT, nullptr, "");
+}
