@@ -1,0 +1,274 @@
+// OpenSSL 3 primitives and AES-256-GCM token sealing.  See crypto.hpp.
+#include "crypto.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include <climits>
+#include <memory>
+#include <stdexcept>
+
+#include "encoding.hpp"
+
+namespace mcpauth {
+
+namespace {
+
+struct CipherCtxFree {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
+
+const unsigned char* bytes_of(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+unsigned char* bytes_of(std::string& s) { return reinterpret_cast<unsigned char*>(&s[0]); }
+
+void wipe(std::string& s) {
+  if (!s.empty()) OPENSSL_cleanse(&s[0], s.size());
+}
+
+std::string aad_for(std::string_view kid, uint8_t purpose) {
+  std::string aad = "mcpauth-v1|";
+  aad.append(kid);
+  aad.push_back('|');
+  aad.push_back(static_cast<char>(purpose));
+  return aad;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::string random_bytes(size_t n) {
+  std::string out(n, '\0');
+  if (n == 0) return out;
+  if (n > INT_MAX || RAND_bytes(bytes_of(out), static_cast<int>(n)) != 1) {
+    throw std::runtime_error("RAND_bytes failed");
+  }
+  return out;
+}
+
+std::string random_token(size_t nbytes) {
+  std::string raw = random_bytes(nbytes);
+  std::string token = b64url_encode(raw);
+  wipe(raw);
+  return token;
+}
+
+std::string sha256(std::string_view data) {
+  std::string out(32, '\0');
+  unsigned int len = 0;
+  if (EVP_Digest(data.data(), data.size(), bytes_of(out), &len, EVP_sha256(), nullptr) != 1 ||
+      len != 32) {
+    throw std::runtime_error("SHA-256 failed");
+  }
+  return out;
+}
+
+std::string sha256_b64url(std::string_view data) { return b64url_encode(sha256(data)); }
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+  std::string out(32, '\0');
+  unsigned int len = 0;
+  if (key.size() > INT_MAX ||
+      HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), bytes_of(data), data.size(),
+           bytes_of(out), &len) == nullptr ||
+      len != 32) {
+    throw std::runtime_error("HMAC-SHA-256 failed");
+  }
+  return out;
+}
+
+bool ct_equal(std::string_view a, std::string_view b) {
+  // Compare the common prefix in constant time, then fold in the length
+  // check without branching on content.
+  size_t n = a.size() < b.size() ? a.size() : b.size();
+  int diff = n ? CRYPTO_memcmp(a.data(), b.data(), n) : 0;
+  return (static_cast<unsigned>(diff != 0) | static_cast<unsigned>(a.size() != b.size())) == 0;
+}
+
+// ---------------------------------------------------------------- KeyRing
+
+KeyRing::~KeyRing() {
+  for (auto& k : keys_) wipe(k.bytes);
+}
+
+bool KeyRing::valid_kid(std::string_view kid) {
+  if (kid.empty() || kid.size() > kMaxKidChars) return false;
+  for (char c : kid) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::optional<KeyRing> KeyRing::parse(std::string_view file_text, std::string* error) {
+  auto fail = [error](size_t line, const std::string& what) -> std::optional<KeyRing> {
+    if (error) {
+      *error = line ? "line " + std::to_string(line) + ": " + what : what;
+    }
+    return std::nullopt;
+  };
+  KeyRing ring;
+  std::vector<size_t> line_of;  // parallel to ring.keys_, for duplicate reports
+  size_t lineno = 0;
+  while (!file_text.empty()) {
+    size_t nl = file_text.find('\n');
+    std::string_view line = trim(file_text.substr(0, nl));
+    file_text = nl == std::string_view::npos ? std::string_view() : file_text.substr(nl + 1);
+    ++lineno;
+    if (line.empty() || line.front() == '#') continue;
+
+    size_t sp = line.find_first_of(" \t");
+    if (sp == std::string_view::npos) {
+      return fail(lineno, "expected \"<kid> <base64url key>\", found a single field");
+    }
+    std::string_view kid = line.substr(0, sp);
+    std::string_view key_text = trim(line.substr(sp));
+    if (key_text.find_first_of(" \t") != std::string_view::npos) {
+      return fail(lineno, "expected \"<kid> <base64url key>\", found more than two fields");
+    }
+    if (!valid_kid(kid)) {
+      return fail(lineno, "key id must be 1 to 16 characters of A-Z a-z 0-9 _ - (got " +
+                              std::to_string(kid.size()) + " characters)");
+    }
+    for (size_t i = 0; i < ring.keys_.size(); ++i) {
+      if (ring.keys_[i].kid == kid) {
+        return fail(lineno, "duplicate key id \"" + std::string(kid) + "\" (first on line " +
+                                std::to_string(line_of[i]) + ")");
+      }
+    }
+    auto key = b64url_decode(key_text);
+    if (!key) {
+      return fail(lineno, "key for \"" + std::string(kid) +
+                              "\" is not valid base64url (RFC 4648 §5, no padding)");
+    }
+    if (key->size() != kKeyBytes) {
+      size_t got = key->size();
+      wipe(*key);
+      return fail(lineno, "key for \"" + std::string(kid) + "\" must decode to 32 bytes, got " +
+                              std::to_string(got));
+    }
+    ring.keys_.push_back(Key{std::string(kid), std::move(*key)});
+    line_of.push_back(lineno);
+  }
+  if (ring.keys_.empty()) return fail(0, "no keys found (expected \"<kid> <base64url key>\" lines)");
+  return ring;
+}
+
+std::string KeyRing::generate_line(std::string_view kid) {
+  if (!valid_kid(kid)) return std::string();
+  std::string key = random_bytes(kKeyBytes);
+  std::string line = std::string(kid) + " " + b64url_encode(key);
+  wipe(key);
+  return line;
+}
+
+const KeyRing::Key* KeyRing::find(std::string_view kid) const {
+  for (const auto& k : keys_) {
+    if (k.kid == kid) return &k;
+  }
+  return nullptr;
+}
+
+std::string KeyRing::seal(uint8_t purpose, std::string_view plaintext) const {
+  const Key& key = keys_.front();
+  if (plaintext.size() > static_cast<size_t>(INT_MAX) - 64) {
+    throw std::length_error("plaintext too long to seal");
+  }
+  std::string aad = aad_for(key.kid, purpose);
+  std::string blob = random_bytes(kIvBytes);
+  blob.resize(kIvBytes + plaintext.size() + kTagBytes);
+
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) throw std::bad_alloc();
+  int len = 0;
+  int total = 0;
+  unsigned char* out = bytes_of(blob) + kIvBytes;
+  if (EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kIvBytes),
+                          nullptr) != 1 ||
+      EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, bytes_of(key.bytes), bytes_of(blob)) != 1 ||
+      EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytes_of(aad), static_cast<int>(aad.size())) !=
+          1 ||
+      EVP_EncryptUpdate(ctx.get(), out, &len, bytes_of(plaintext),
+                        static_cast<int>(plaintext.size())) != 1) {
+    throw std::runtime_error("AES-256-GCM seal failed");
+  }
+  total = len;
+  if (EVP_EncryptFinal_ex(ctx.get(), out + total, &len) != 1) {
+    throw std::runtime_error("AES-256-GCM seal failed");
+  }
+  total += len;
+  if (static_cast<size_t>(total) != plaintext.size() ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagBytes),
+                          out + total) != 1) {
+    throw std::runtime_error("AES-256-GCM seal failed");
+  }
+  return key.kid + "." + b64url_encode(blob);
+}
+
+std::optional<std::string> KeyRing::open(uint8_t purpose, std::string_view token) const {
+  size_t dot = token.find('.');
+  if (dot == std::string_view::npos) return std::nullopt;
+  std::string_view kid = token.substr(0, dot);
+  const Key* key = find(kid);
+  if (!key) return std::nullopt;
+  auto blob = b64url_decode(token.substr(dot + 1));
+  if (!blob || blob->size() < kIvBytes + kTagBytes) return std::nullopt;
+  size_t ct_len = blob->size() - kIvBytes - kTagBytes;
+  if (ct_len > static_cast<size_t>(INT_MAX) - 64) return std::nullopt;
+
+  std::string aad = aad_for(key->kid, purpose);
+  std::string plain(ct_len, '\0');
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) throw std::bad_alloc();
+  unsigned char* iv = bytes_of(*blob);
+  unsigned char* ct = iv + kIvBytes;
+  unsigned char* tag = ct + ct_len;
+  // A dummy output byte keeps the pointer valid when the plaintext is empty.
+  unsigned char dummy = 0;
+  unsigned char* out = ct_len ? bytes_of(plain) : &dummy;
+  int len = 0;
+  int total = 0;
+  if (EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) != 1 ||
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kIvBytes),
+                          nullptr) != 1 ||
+      EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, bytes_of(key->bytes), iv) != 1 ||
+      EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytes_of(aad), static_cast<int>(aad.size())) !=
+          1 ||
+      EVP_DecryptUpdate(ctx.get(), out, &len, ct, static_cast<int>(ct_len)) != 1) {
+    wipe(plain);
+    return std::nullopt;
+  }
+  total = len;
+  if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kTagBytes), tag) !=
+          1 ||
+      EVP_DecryptFinal_ex(ctx.get(), out + total, &len) != 1) {
+    // Tag mismatch: wrong purpose, wrong key or tampering.  Never release
+    // the unauthenticated plaintext.
+    wipe(plain);
+    return std::nullopt;
+  }
+  total += len;
+  if (static_cast<size_t>(total) != ct_len) {
+    wipe(plain);
+    return std::nullopt;
+  }
+  return plain;
+}
+
+std::string KeyRing::derive_key(std::string_view label) const {
+  return hmac_sha256(keys_.front().bytes, label);
+}
+
+}  // namespace mcpauth

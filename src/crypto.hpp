@@ -1,0 +1,93 @@
+// Cryptographic primitives (OpenSSL 3) and the KeyRing that seals tokens
+// with AES-256-GCM.  Pure functions, no I/O; secrets are never logged.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mcpauth {
+
+// `n` bytes from the OpenSSL CSPRNG.  Throws std::runtime_error if the
+// generator fails: returning predictable bytes is never an option, and the C
+// boundary turns the exception into an error code.
+std::string random_bytes(size_t n);
+// base64url (no padding) of `nbytes` random bytes.
+std::string random_token(size_t nbytes);
+
+// Raw 32-byte SHA-256 digest.
+std::string sha256(std::string_view data);
+// base64url (no padding) of SHA-256: the form in which codes, tokens and
+// client secrets are stored.
+std::string sha256_b64url(std::string_view data);
+// Raw 32-byte HMAC-SHA-256.
+std::string hmac_sha256(std::string_view key, std::string_view data);
+
+// Constant-time equality for secrets (CRYPTO_memcmp).  The running time
+// depends only on the lengths, never on the content.
+bool ct_equal(std::string_view a, std::string_view b);
+
+// What a sealed token is for.  The purpose byte is bound into the AEAD's
+// additional data, so a token sealed for one purpose cannot be opened as
+// another (an access token is not a refresh token).
+namespace seal_purpose {
+constexpr uint8_t access_token = 1;
+constexpr uint8_t refresh_token = 2;
+constexpr uint8_t state_file = 3;
+constexpr uint8_t cookie = 4;
+}  // namespace seal_purpose
+
+// A set of AES-256 keys.  Key file: one key per line, "<kid> <base64url of
+// exactly 32 bytes>"; '#' comment lines and blank lines are ignored; kid is
+// 1..16 chars of [A-Za-z0-9_-].  The FIRST key seals, every key opens, so a
+// rotation prepends a new key and drops the old one once its tokens expired.
+//
+// Token text: "<kid>.<b64url(12-byte IV || ciphertext || 16-byte tag)>",
+// AAD = "mcpauth-v1|" + kid + "|" + purpose byte.  Expiry, session ids etc.
+// belong inside the plaintext and are the caller's business.
+class KeyRing {
+ public:
+  static constexpr size_t kKeyBytes = 32;
+  static constexpr size_t kIvBytes = 12;
+  static constexpr size_t kTagBytes = 16;
+  static constexpr size_t kMaxKidChars = 16;
+
+  // nullopt and a message naming the line and the problem (never the key
+  // material) when the text is not a valid key file or holds no key.
+  static std::optional<KeyRing> parse(std::string_view file_text, std::string* error);
+  // A fresh key line "<kid> <b64url key>" (no newline); "" if kid is invalid.
+  static std::string generate_line(std::string_view kid);
+  static bool valid_kid(std::string_view kid);
+
+  KeyRing(const KeyRing&) = default;
+  KeyRing(KeyRing&&) = default;
+  KeyRing& operator=(const KeyRing&) = default;
+  KeyRing& operator=(KeyRing&&) = default;
+  ~KeyRing();  // wipes the key material
+
+  std::string seal(uint8_t purpose, std::string_view plaintext) const;
+  // nullopt on any failure: unknown kid, bad encoding, too short, tag
+  // mismatch (wrong purpose, tampering, wrong key).
+  std::optional<std::string> open(uint8_t purpose, std::string_view token) const;
+
+  // 32 bytes: HMAC-SHA-256(first key, label), for CSRF and cookie keys.
+  std::string derive_key(std::string_view label) const;
+
+  const std::string& sealing_kid() const { return keys_.front().kid; }
+  size_t size() const { return keys_.size(); }
+
+ private:
+  struct Key {
+    std::string kid;
+    std::string bytes;  // kKeyBytes raw bytes
+  };
+  KeyRing() = default;
+  const Key* find(std::string_view kid) const;
+
+  std::vector<Key> keys_;
+};
+
+}  // namespace mcpauth

@@ -1,0 +1,245 @@
+// Byte-level encodings: base64url (RFC 4648 §5), base64 (RFC 4648 §4),
+// percent-encoding (RFC 3986 §2.1), form/query parsing, cookie parsing
+// (RFC 6265 §5.4) and HTML escaping.  Pure functions, no I/O.
+#include "encoding.hpp"
+
+#include <cstdint>
+
+namespace mcpauth {
+
+namespace {
+
+constexpr char kB64urlAlphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+constexpr char kB64Alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// Value of a base64 digit in the given alphabet, or -1.
+int b64_digit(char c, bool url) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (url) {
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+  } else {
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+  }
+  return -1;
+}
+
+std::string encode_with(std::string_view bytes, const char* alphabet, bool pad) {
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
+                 static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8 |
+                 static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 2]));
+    out.push_back(alphabet[(v >> 18) & 63]);
+    out.push_back(alphabet[(v >> 12) & 63]);
+    out.push_back(alphabet[(v >> 6) & 63]);
+    out.push_back(alphabet[v & 63]);
+  }
+  size_t rest = bytes.size() - i;
+  if (rest == 1) {
+    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16;
+    out.push_back(alphabet[(v >> 18) & 63]);
+    out.push_back(alphabet[(v >> 12) & 63]);
+    if (pad) out.append("==");
+  } else if (rest == 2) {
+    uint32_t v = static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << 16 |
+                 static_cast<uint32_t>(static_cast<unsigned char>(bytes[i + 1])) << 8;
+    out.push_back(alphabet[(v >> 18) & 63]);
+    out.push_back(alphabet[(v >> 12) & 63]);
+    out.push_back(alphabet[(v >> 6) & 63]);
+    if (pad) out.push_back('=');
+  }
+  return out;
+}
+
+// Decodes unpadded digits.  Strict: a length of 1 mod 4 and non-zero unused
+// trailing bits are refused, so every byte string has exactly one encoding
+// (a token cannot be altered by flipping bits the decoder ignores).
+std::optional<std::string> decode_digits(std::string_view text, bool url) {
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string out;
+  out.reserve(text.size() / 4 * 3 + 2);
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : text) {
+    int d = b64_digit(c, url);
+    if (d < 0) return std::nullopt;
+    acc = (acc << 6) | static_cast<uint32_t>(d);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    }
+  }
+  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  return out;
+}
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool is_unreserved(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+         c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+bool is_ows(char c) { return c == ' ' || c == '\t'; }
+
+std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::string b64url_encode(std::string_view bytes) {
+  return encode_with(bytes, kB64urlAlphabet, false);
+}
+
+std::optional<std::string> b64url_decode(std::string_view text) {
+  return decode_digits(text, true);
+}
+
+std::string b64_encode(std::string_view bytes) { return encode_with(bytes, kB64Alphabet, true); }
+
+std::optional<std::string> b64_decode(std::string_view text) {
+  // Padding is required: the length is a multiple of 4 and at most two '='
+  // end the text.
+  if (text.size() % 4 != 0) return std::nullopt;
+  size_t pad = 0;
+  while (pad < 2 && pad < text.size() && text[text.size() - 1 - pad] == '=') ++pad;
+  std::string_view digits = text.substr(0, text.size() - pad);
+  // A third '=' (or one in the middle) is not a digit and fails below.
+  return decode_digits(digits, false);
+}
+
+std::optional<std::string> pct_decode(std::string_view text, bool plus_is_space) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '%') {
+      if (text.size() - i < 3) return std::nullopt;
+      int hi = hex_value(text[i + 1]);
+      int lo = hex_value(text[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      c = static_cast<char>(hi * 16 + lo);
+      i += 2;
+    } else if (c == '+' && plus_is_space) {
+      c = ' ';
+    }
+    if (c == '\0') return std::nullopt;
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string pct_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (is_unreserved(c)) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::optional<Params> Params::parse(std::string_view text) {
+  Params p;
+  while (!text.empty()) {
+    size_t amp = text.find('&');
+    std::string_view seg = text.substr(0, amp);
+    text = amp == std::string_view::npos ? std::string_view() : text.substr(amp + 1);
+    if (seg.empty()) continue;
+    size_t eq = seg.find('=');
+    std::string_view raw_name = seg.substr(0, eq);
+    std::string_view raw_value =
+        eq == std::string_view::npos ? std::string_view() : seg.substr(eq + 1);
+    auto name = pct_decode(raw_name, true);
+    auto value = pct_decode(raw_value, true);
+    if (!name || !value) return std::nullopt;
+    p.items_.emplace_back(std::move(*name), std::move(*value));
+  }
+  return p;
+}
+
+Params::Lookup Params::find(std::string_view name, std::string* value) const {
+  const std::string* found = nullptr;
+  for (const auto& item : items_) {
+    if (item.first != name) continue;
+    if (found) return Lookup::repeated;
+    found = &item.second;
+  }
+  if (!found) return Lookup::absent;
+  if (value) *value = *found;
+  return Lookup::one;
+}
+
+std::optional<std::string> Params::get(std::string_view name) const {
+  std::string value;
+  if (find(name, &value) != Lookup::one) return std::nullopt;
+  return value;
+}
+
+bool Params::has(std::string_view name) const { return find(name, nullptr) != Lookup::absent; }
+
+std::optional<std::string> cookie_value(std::string_view cookie_header, std::string_view name) {
+  // RFC 6265 §5.4 serializes cookies as "name=value" pairs joined by "; ".
+  // Split on ';' and trim optional whitespace so a sloppy "a=1;b=2" also
+  // works; the first pair with the name wins (the most specific path comes
+  // first per §5.4 step 2).
+  if (name.empty()) return std::nullopt;
+  while (!cookie_header.empty()) {
+    size_t semi = cookie_header.find(';');
+    std::string_view pair = trim_ows(cookie_header.substr(0, semi));
+    cookie_header = semi == std::string_view::npos ? std::string_view()
+                                                   : cookie_header.substr(semi + 1);
+    size_t eq = pair.find('=');
+    if (eq == std::string_view::npos) continue;
+    if (trim_ows(pair.substr(0, eq)) != name) continue;
+    std::string_view value = trim_ows(pair.substr(eq + 1));
+    // cookie-value may be wrapped in DQUOTEs (RFC 6265 §4.1.1).
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    return std::string(value);
+  }
+  return std::nullopt;
+}
+
+std::string html_escape(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out.append("&amp;"); break;
+      case '<': out.append("&lt;"); break;
+      case '>': out.append("&gt;"); break;
+      case '"': out.append("&quot;"); break;
+      case '\'': out.append("&#39;"); break;
+      default: out.push_back(c);
+    }
+  }
+  return out;
+}
+
+}  // namespace mcpauth

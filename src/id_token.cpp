@@ -1,0 +1,193 @@
+#include "id_token.hpp"
+
+#include <cjson/cJSON.h>
+#include <jwt.h>
+#include <openssl/crypto.h>
+
+#include <cmath>
+#include <memory>
+
+#include "encoding.hpp"
+
+namespace mcpauth {
+namespace {
+
+struct JsonFree { void operator()(cJSON* p) const { cJSON_Delete(p); } };
+struct JwtFree { void operator()(jwt_t* p) const { jwt_free(p); } };
+using JsonPtr = std::unique_ptr<cJSON, JsonFree>;
+
+using Result = std::variant<IdTokenClaims, std::string>;
+
+Result fail(const char* why) { return std::string("id_token: ") + why; }
+
+struct Parts {
+  std::string_view header, payload, signature;
+};
+
+// Splits a compact JWS into exactly three non-empty base64url segments.
+std::optional<Parts> split(std::string_view jwt) {
+  std::size_t a = jwt.find('.');
+  if (a == std::string_view::npos) return std::nullopt;
+  std::size_t b = jwt.find('.', a + 1);
+  if (b == std::string_view::npos || jwt.find('.', b + 1) != std::string_view::npos) return std::nullopt;
+  Parts p{jwt.substr(0, a), jwt.substr(a + 1, b - a - 1), jwt.substr(b + 1)};
+  if (p.header.empty() || p.payload.empty() || p.signature.empty()) return std::nullopt;
+  return p;
+}
+
+JsonPtr decode_json_object(std::string_view segment) {
+  auto bytes = b64url_decode(segment);
+  if (!bytes) return nullptr;
+  JsonPtr obj(cJSON_ParseWithLength(bytes->data(), bytes->size()));
+  if (!obj || !cJSON_IsObject(obj.get())) return nullptr;
+  return obj;
+}
+
+const char* str_member(const cJSON* obj, const char* name) {
+  const cJSON* item = cJSON_GetObjectItemCaseSensitive(obj, name);
+  return cJSON_IsString(item) ? item->valuestring : nullptr;
+}
+
+// NumericDate (RFC 7519 §2): a JSON number, possibly non-integer; truncated.
+enum class NumState { absent, bad, ok };
+NumState num_member(const cJSON* obj, const char* name, int64_t* out) {
+  const cJSON* item = cJSON_GetObjectItemCaseSensitive(obj, name);
+  if (item == nullptr) return NumState::absent;
+  if (!cJSON_IsNumber(item)) return NumState::bad;
+  double v = item->valuedouble;
+  if (!std::isfinite(v) || v < 0 || v > 1e15) return NumState::bad;
+  *out = static_cast<int64_t>(v);
+  return NumState::ok;
+}
+
+bool ct_equal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+bool is_supported_alg(std::string_view alg) {
+  return alg == "RS256" || alg == "RS384" || alg == "RS512" || alg == "ES256" || alg == "ES384" ||
+         alg == "ES512";
+}
+
+// OIDC Core §3.1.3.7 step 3/4: aud contains client_id; with several
+// audiences azp must be present and be our client_id.
+bool audience_ok(const cJSON* claims, const std::string& client_id) {
+  const cJSON* aud = cJSON_GetObjectItemCaseSensitive(claims, "aud");
+  const char* azp = str_member(claims, "azp");
+  // An azp, when present, must be us (step 5).
+  if (cJSON_GetObjectItemCaseSensitive(claims, "azp") != nullptr && (azp == nullptr || client_id != azp))
+    return false;
+  if (cJSON_IsString(aud)) return client_id == aud->valuestring;
+  if (!cJSON_IsArray(aud)) return false;
+  int count = 0;
+  bool found = false;
+  const cJSON* entry = nullptr;
+  cJSON_ArrayForEach(entry, aud) {
+    if (!cJSON_IsString(entry)) return false;
+    ++count;
+    if (client_id == entry->valuestring) found = true;
+  }
+  if (!found) return false;
+  if (count > 1 && azp == nullptr) return false;
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> jwt_header_kid(std::string_view jwt) {
+  if (jwt.size() > kIdTokenMaxBytes) return std::nullopt;
+  auto parts = split(jwt);
+  if (!parts) return std::nullopt;
+  JsonPtr header = decode_json_object(parts->header);
+  if (!header) return std::nullopt;
+  const char* kid = str_member(header.get(), "kid");
+  if (kid == nullptr) return std::nullopt;
+  return std::string(kid);
+}
+
+Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const IdTokenExpectations& expect) {
+  if (expect.issuer.empty() || expect.client_id.empty()) return fail("expectations lack issuer or client_id");
+  if (jwt.size() > kIdTokenMaxBytes) return fail("token too large");
+  auto parts = split(jwt);
+  if (!parts) return fail("not a compact JWS");
+
+  JsonPtr header = decode_json_object(parts->header);
+  if (!header) return fail("malformed header");
+  const char* alg_c = str_member(header.get(), "alg");
+  if (alg_c == nullptr) return fail("header has no alg");
+  std::string alg = alg_c;
+  // Asymmetric algorithms only: never "none", never HS* (a public key must
+  // not become an HMAC secret).
+  if (!is_supported_alg(alg)) return fail("unsupported alg");
+  // RFC 7515 §4.1.11: we understand no extension, so any "crit" is fatal.
+  if (cJSON_GetObjectItemCaseSensitive(header.get(), "crit") != nullptr) return fail("crit header not supported");
+
+  const cJSON* kid_item = cJSON_GetObjectItemCaseSensitive(header.get(), "kid");
+  if (kid_item != nullptr && !cJSON_IsString(kid_item)) return fail("kid is not a string");
+  const Jwk* key = nullptr;
+  if (kid_item != nullptr) {
+    std::string_view kid = kid_item->valuestring;
+    bool kid_known = false;
+    for (const Jwk& k : keys) {
+      if (k.kid != kid) continue;
+      kid_known = true;
+      if (jwk_allows_alg(k, alg)) { key = &k; break; }
+    }
+    if (key == nullptr) return fail(kid_known ? "alg does not fit the key" : "unknown kid");
+  } else {
+    int compatible = 0;
+    for (const Jwk& k : keys) {
+      if (jwk_allows_alg(k, alg)) { key = &k; ++compatible; }
+    }
+    if (compatible != 1) return fail("no kid and no single key for alg");
+  }
+
+  // Signature.  jwt_decode needs a NUL-terminated token.
+  std::string token(jwt);
+  jwt_t* raw = nullptr;
+  int rc = jwt_decode(&raw, token.c_str(), reinterpret_cast<const unsigned char*>(key->pem.data()),
+                      static_cast<int>(key->pem.size()));
+  std::unique_ptr<jwt_t, JwtFree> decoded(raw);
+  if (rc != 0 || !decoded) return fail("bad signature");
+  // Algorithm confusion guard: what libjwt verified must be what we chose.
+  if (jwt_str_alg(alg.c_str()) != jwt_get_alg(decoded.get())) return fail("alg mismatch after decode");
+
+  // Claims, from the very payload libjwt just verified.
+  JsonPtr claims = decode_json_object(parts->payload);
+  if (!claims) return fail("malformed payload");
+  const cJSON* c = claims.get();
+
+  const char* iss = str_member(c, "iss");
+  if (iss == nullptr || expect.issuer != iss) return fail("iss mismatch");
+  if (!audience_ok(c, expect.client_id)) return fail("aud/azp mismatch");
+
+  IdTokenClaims out;
+  if (num_member(c, "exp", &out.exp) != NumState::ok) return fail("missing or bad exp");
+  if (num_member(c, "iat", &out.iat) != NumState::ok) return fail("missing or bad iat");
+  if (out.exp <= expect.now - expect.leeway) return fail("expired");
+  if (out.iat > expect.now + expect.leeway) return fail("iat in the future");
+  if (expect.max_iat_age > 0 && out.iat < expect.now - expect.max_iat_age - expect.leeway)
+    return fail("iat too old");
+  int64_t nbf = 0;
+  NumState nbf_state = num_member(c, "nbf", &nbf);
+  if (nbf_state == NumState::bad) return fail("bad nbf");
+  if (nbf_state == NumState::ok && nbf > expect.now + expect.leeway) return fail("not yet valid");
+
+  if (!expect.nonce.empty()) {
+    const char* nonce = str_member(c, "nonce");
+    if (nonce == nullptr || !ct_equal(nonce, expect.nonce)) return fail("nonce mismatch");
+  }
+
+  const char* sub = str_member(c, "sub");
+  if (sub == nullptr || *sub == '\0') return fail("missing sub");
+  out.sub = sub;
+  if (const char* v = str_member(c, "name")) out.name = v;
+  if (const char* v = str_member(c, "email")) out.email = v;
+  if (const char* v = str_member(c, "preferred_username")) out.preferred_username = v;
+  const cJSON* ev = cJSON_GetObjectItemCaseSensitive(c, "email_verified");
+  out.email_verified = cJSON_IsTrue(ev);
+  return out;
+}
+
+}  // namespace mcpauth

@@ -1,0 +1,48 @@
+// Verification of the ID token an upstream OpenID provider returns from its
+// token endpoint (OpenID Connect Core 1.0 §3.1.3.7).  libjwt 1.10 checks the
+// signature only; every claim rule is applied here.  Pure: no I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "jwks.hpp"
+
+namespace mcpauth {
+
+struct IdTokenExpectations {
+  std::string issuer;     // exact match with `iss` (OIDC Core §3.1.3.7 step 2)
+  std::string client_id;  // must be in `aud`; `azp` when aud has several entries
+  std::string nonce;      // when non-empty, `nonce` must equal it (step 11)
+  int64_t now = 0;        // seconds since the epoch
+  int64_t leeway = 60;    // allowed clock skew, seconds
+  // `iat` older than this (plus leeway) is refused: the token was just issued
+  // to us by the token endpoint (step 10).  0 disables the check.
+  int64_t max_iat_age = 600;
+};
+
+struct IdTokenClaims {
+  std::string sub, name, email, preferred_username;
+  bool email_verified = false;
+  int64_t exp = 0, iat = 0;
+};
+
+inline constexpr std::size_t kIdTokenMaxBytes = 64 * 1024;
+
+// Checks the JWS (alg in RS256/384/512, ES256/384/512; key chosen by `kid`,
+// or the only compatible key when there is no kid; alg fits the key type)
+// and the claims: iss, aud/azp, exp, iat, nbf, nonce, sub.  The claims on
+// success, else a short reason (for logs, not for the browser).
+std::variant<IdTokenClaims, std::string> verify_id_token(std::string_view jwt,
+                                                         const std::vector<Jwk>& keys,
+                                                         const IdTokenExpectations& expect);
+
+// The `kid` of a compact JWS header, without verifying anything, so the
+// caller can refetch the JWKS once when it sees an unknown kid.
+std::optional<std::string> jwt_header_kid(std::string_view jwt);
+
+}  // namespace mcpauth
