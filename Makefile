@@ -1,0 +1,108 @@
+# ngx_mcp_auth — build, test and run.
+#
+#   make            module (.so), core library, tool server, unit tests -> build/
+#   make test       installs what is missing, builds, runs unit + integration tests
+#   make run        installs what is missing, builds, runs the whole stack on loopback
+#   make install    module -> /usr/lib/nginx/modules, tool server -> /usr/local/bin
+#   make NGINX_SRC=/path/to/nginx-1.x   builds the module against another nginx tree
+
+BUILD     ?= build
+NGINX_SRC ?= /usr/share/nginx/src
+PREFIX    ?= /usr/local
+MODDIR    ?= /usr/lib/nginx/modules
+SANITIZE  ?=
+PYTEST    ?= /usr/bin/python3 -m pytest
+PYTEST_ARGS ?=
+RUN_PORT  ?= 8080
+
+CXX       ?= g++
+ifeq ($(SANITIZE),1)
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+SAN_FLAGS :=
+endif
+
+CORE_CXXFLAGS := -std=c++17 -O2 -g -fPIC -fvisibility=hidden \
+                 -Wall -Wextra -Werror -Wshadow -Wconversion \
+                 -MMD -MP -Isrc $(SAN_FLAGS)
+CORE_LIBS     := -ljwt -lcjson -lcrypto
+
+CORE_SRCS := $(wildcard src/*.cpp)
+CORE_OBJS := $(CORE_SRCS:src/%.cpp=$(BUILD)/core/%.o)
+UNIT_SRCS := $(wildcard t/unit/*.cpp)
+UNIT_OBJS := $(UNIT_SRCS:t/unit/%.cpp=$(BUILD)/unit/%.o)
+
+MODULE := $(BUILD)/ngx_http_mcp_auth_module.so
+CORE   := $(BUILD)/libmcpauth.a
+UNIT   := $(BUILD)/unit-tests
+
+.PHONY: all module core unit tool-server test unit-test integration-test run deps \
+        install uninstall clean keygen
+.DEFAULT_GOAL := all
+
+all: module tool-server $(UNIT)
+
+include tool-server/tool-server.mk
+
+core: $(CORE)
+module: $(MODULE)
+unit: $(UNIT)
+tool-server: $(BUILD)/mcp-tool-server
+
+$(BUILD)/core/%.o: src/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CORE_CXXFLAGS) -c $< -o $@
+
+$(CORE): $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/unit/%.o: t/unit/%.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(filter-out -fvisibility=hidden,$(CORE_CXXFLAGS)) -c $< -o $@
+
+$(UNIT): $(UNIT_OBJS) $(CORE)
+	$(CXX) $(SAN_FLAGS) -o $@ $(UNIT_OBJS) $(CORE) -lgtest -lgtest_main -pthread $(CORE_LIBS)
+
+# The module is compiled by nginx's own build system (so the binary
+# compatibility signature matches the nginx it loads into); the C++ core is
+# linked in as a static library.  See scripts/build-module.sh.
+$(MODULE): $(CORE) config ngx_mcp_auth_module.c src/mcp_auth.h scripts/build-module.sh
+	MCP_AUTH_BUILD="$(abspath $(BUILD))" SAN_FLAGS="$(SAN_FLAGS)" \
+	  scripts/build-module.sh "$(NGINX_SRC)" "$(abspath $(BUILD))"
+
+-include $(CORE_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
+
+deps:
+	@scripts/deps.sh
+
+unit-test: $(UNIT)
+	$(UNIT) --gtest_brief=1
+
+integration-test: module tool-server
+	$(PYTEST) -q t $(PYTEST_ARGS)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit-test
+	@$(MAKE) --no-print-directory integration-test
+
+run: deps
+	@$(MAKE) --no-print-directory module tool-server
+	scripts/run.sh --port $(RUN_PORT)
+
+keygen:
+	@scripts/mcp-auth-keygen
+
+install: module tool-server
+	install -d $(DESTDIR)$(MODDIR) $(DESTDIR)$(PREFIX)/bin
+	install -m 0644 $(MODULE) $(DESTDIR)$(MODDIR)/
+	install -m 0755 $(BUILD)/mcp-tool-server $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 scripts/mcp-auth-keygen $(DESTDIR)$(PREFIX)/bin/
+
+uninstall:
+	rm -f $(DESTDIR)$(MODDIR)/ngx_http_mcp_auth_module.so \
+	      $(DESTDIR)$(PREFIX)/bin/mcp-tool-server $(DESTDIR)$(PREFIX)/bin/mcp-auth-keygen
+
+clean:
+	rm -rf $(BUILD)

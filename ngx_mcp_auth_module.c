@@ -1,0 +1,2893 @@
+/*
+ * ngx_mcp_auth_module -- an OAuth 2.1 authorization server and guard for
+ * remote MCP servers, as an nginx dynamic module.
+ *
+ * This file is the nginx glue only: directives, configuration merging,
+ * request plumbing.  Every decision is made by the C++ core behind
+ * src/mcp_auth.h, which never throws across that boundary.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "mcp_auth.h"
+
+
+#define NGX_HTTP_MCP_AUTH_ERRLEN  512
+
+
+/*
+ * The shared-memory store: entries keyed by a string, found through an
+ * rbtree keyed by the string's CRC32 (full compare on collision), with a
+ * queue that a sweep walks to drop expired entries, as limit_req does.
+ */
+typedef struct {
+    u_char                    color;
+    u_char                    dummy;
+    u_short                   key_len;
+    uint32_t                  value_len;
+    int64_t                   expires;
+    ngx_queue_t               queue;
+    u_char                    data[1];         /* key, then value */
+} ngx_http_mcp_auth_node_t;
+
+
+typedef struct {
+    ngx_rbtree_t              rbtree;
+    ngx_rbtree_node_t         sentinel;
+    ngx_queue_t               queue;
+    ngx_uint_t                count;
+    ngx_uint_t                changes;         /* bumped by every write */
+} ngx_http_mcp_auth_shctx_t;
+
+
+typedef struct {
+    ngx_http_mcp_auth_shctx_t  *sh;
+    ngx_slab_pool_t            *shpool;
+
+    /* the state file: entries survive a restart */
+    ngx_str_t                   state_file;
+    ngx_msec_t                  state_interval;
+    mcpa_config_t              *keys;          /* a core with a key file */
+    ngx_uint_t                  saved;         /* changes at the last save */
+    ngx_event_t                 save_event;
+} ngx_http_mcp_auth_zone_t;
+
+
+/* A growable buffer the core's sinks append to (process memory). */
+typedef struct {
+    u_char                     *data;
+    size_t                      len;
+    ngx_uint_t                  failed;
+} ngx_http_mcp_auth_buf_t;
+
+
+#define NGX_HTTP_MCP_AUTH_STATE_MAGIC  "MCPAST1\n"
+
+
+typedef struct {
+    ngx_uint_t                endpoint;        /* mcpa_endpoint_e */
+
+    /* settings handed to the core by name; see ngx_http_mcp_auth_settings */
+    ngx_str_t                 issuer;
+    ngx_str_t                 resource;
+    ngx_str_t                 resource_name;
+    ngx_str_t                 scopes;
+    ngx_str_t                 cors_origins;
+    ngx_str_t                 authorization_path;
+    ngx_str_t                 token_path;
+    ngx_str_t                 registration_path;
+    ngx_str_t                 revocation_path;
+    ngx_str_t                 consent_path;
+    ngx_str_t                 callback_path;
+    ngx_str_t                 key_file;
+    ngx_str_t                 provider_issuer;
+    ngx_str_t                 provider_authorization_endpoint;
+    ngx_str_t                 provider_token_endpoint;
+    ngx_str_t                 provider_client_id;
+    ngx_str_t                 provider_client_secret_file;
+    ngx_str_t                 provider_client_auth;
+    ngx_str_t                 provider_private_key_file;
+    ngx_str_t                 provider_key_id;
+    ngx_str_t                 provider_certificate_file;
+    ngx_str_t                 provider_scopes;
+    ngx_str_t                 access_token_ttl;
+    ngx_str_t                 refresh_token_ttl;
+    ngx_str_t                 session_ttl;
+    ngx_str_t                 code_ttl;
+    ngx_str_t                 login_ttl;
+    ngx_str_t                 client_ttl;
+    ngx_str_t                 consent_remember;
+    ngx_str_t                 secure_cookies;
+    ngx_str_t                 identity_key_file;
+    ngx_str_t                 identity_issuer;
+    ngx_str_t                 identity_audience;
+    ngx_str_t                 tool_scopes;
+
+    ngx_flag_t                protect;
+    ngx_msec_t                stream_check;
+    size_t                    max_body;
+    size_t                    peek_size;
+
+    ngx_shm_zone_t           *shm_zone;        /* mcp_auth_zone */
+    ngx_str_t                 provider_token_location;
+    ngx_str_t                 provider_jwks_location;
+
+    mcpa_config_t            *core;            /* built in merge, read-only */
+    mcpa_store_t              store;
+} ngx_http_mcp_auth_loc_conf_t;
+
+
+/* Per request: a call to the provider in flight and what resumes it. */
+typedef struct {
+    mcpa_request_t            req;             /* kept for mcpa_resume() */
+    ngx_str_t                 continuation;
+    ngx_str_t                 fetch_body;
+    ngx_str_t                 fetch_authorization;
+    ngx_str_t                 answer;
+    ngx_int_t                 answer_status;
+    ngx_uint_t                fetches;
+    unsigned                  waiting:1;
+
+    /* the guard */
+    unsigned                  guard_done:1;
+    unsigned                  body_read:1;
+    unsigned                  waiting_body:1;
+    ngx_str_t                 subject;
+    ngx_str_t                 client_id;
+    ngx_str_t                 scope;
+    ngx_str_t                 session_tag;
+    ngx_str_t                 session_key;
+    ngx_str_t                 identity;
+    ngx_event_t               stream_check;
+} ngx_http_mcp_auth_ctx_t;
+
+
+typedef struct {
+    const char               *name;            /* core setting name */
+    size_t                    offset;
+} ngx_http_mcp_auth_setting_t;
+
+
+static ngx_int_t ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r);
+static void ngx_http_mcp_auth_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcp_auth_serve(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcp_auth_respond(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp);
+static ngx_int_t ngx_http_mcp_auth_fetch(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp);
+static ngx_int_t ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r,
+    void *data, ngx_int_t rc);
+static void ngx_http_mcp_auth_resume_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcp_auth_copy_str(ngx_pool_t *pool, ngx_str_t *dst,
+    mcpa_str_t *src);
+static ngx_int_t ngx_http_mcp_auth_send(ngx_http_request_t *r,
+    mcpa_response_t *resp);
+static ngx_int_t ngx_http_mcp_auth_flatten_body(ngx_http_request_t *r,
+    ngx_str_t *body);
+static void ngx_http_mcp_auth_header_str(ngx_table_elt_t *h, mcpa_str_t *s);
+
+static ngx_http_mcp_auth_node_t *ngx_http_mcp_auth_lookup(
+    ngx_http_mcp_auth_zone_t *zone, mcpa_str_t *key, uint32_t hash);
+static void ngx_http_mcp_auth_delete(ngx_http_mcp_auth_zone_t *zone,
+    ngx_http_mcp_auth_node_t *node);
+static void ngx_http_mcp_auth_sweep(ngx_http_mcp_auth_zone_t *zone,
+    ngx_uint_t n);
+static int ngx_http_mcp_auth_store_get(void *data, mcpa_str_t key, int take,
+    mcpa_sink_pt sink, void *sink_ctx);
+static int ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key,
+    mcpa_str_t value, int64_t expires, int mode, mcpa_str_t expect);
+static int ngx_http_mcp_auth_store_del(void *data, mcpa_str_t key);
+static void ngx_http_mcp_auth_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_int_t ngx_http_mcp_auth_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static void ngx_http_mcp_auth_buf_sink(void *ctx, const char *data,
+    size_t len);
+static void ngx_http_mcp_auth_load_state(ngx_http_mcp_auth_zone_t *zone,
+    ngx_log_t *log);
+static void ngx_http_mcp_auth_save_state(ngx_http_mcp_auth_zone_t *zone,
+    ngx_log_t *log);
+static void ngx_http_mcp_auth_save_handler(ngx_event_t *ev);
+static ngx_int_t ngx_http_mcp_auth_init_process(ngx_cycle_t *cycle);
+static void ngx_http_mcp_auth_exit_process(ngx_cycle_t *cycle);
+
+static ngx_int_t ngx_http_mcp_auth_access_handler(ngx_http_request_t *r);
+static void ngx_http_mcp_auth_guard_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcp_auth_allow(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, mcpa_guard_result_t *res);
+static ngx_int_t ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r,
+    ngx_str_t *identity);
+static void ngx_http_mcp_auth_stream_check_handler(ngx_event_t *ev);
+static void ngx_http_mcp_auth_stream_cleanup(void *data);
+static ngx_table_elt_t *ngx_http_mcp_auth_find_header(ngx_http_request_t *r,
+    const char *name, size_t len);
+static ngx_int_t ngx_http_mcp_auth_init(ngx_conf_t *cf);
+
+static ngx_int_t ngx_http_mcp_auth_add_variables(ngx_conf_t *cf);
+static ngx_int_t ngx_http_mcp_auth_request_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_mcp_auth_fetch_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+static void *ngx_http_mcp_auth_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
+static void ngx_http_mcp_auth_cleanup_core(void *data);
+static char *ngx_http_mcp_auth_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_mcp_auth_set_words(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_mcp_auth_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_http_mcp_auth_init_module(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_http_mcp_auth_endpoints[] = {
+    { ngx_string("authorization_server_metadata"),
+      MCPA_EP_AUTHORIZATION_SERVER_METADATA },
+    { ngx_string("protected_resource_metadata"),
+      MCPA_EP_PROTECTED_RESOURCE_METADATA },
+    { ngx_string("register"), MCPA_EP_REGISTER },
+    { ngx_string("authorize"), MCPA_EP_AUTHORIZE },
+    { ngx_string("consent"), MCPA_EP_CONSENT },
+    { ngx_string("callback"), MCPA_EP_CALLBACK },
+    { ngx_string("token"), MCPA_EP_TOKEN },
+    { ngx_string("revoke"), MCPA_EP_REVOKE },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_http_mcp_auth_commands[] = {
+
+    { ngx_string("mcp_auth_endpoint"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_mcp_auth_endpoint,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, endpoint),
+      ngx_http_mcp_auth_endpoints },
+
+    { ngx_string("mcp_auth_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, issuer),
+      NULL },
+
+    { ngx_string("mcp_auth_resource"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, resource),
+      NULL },
+
+    { ngx_string("mcp_auth_resource_name"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, resource_name),
+      NULL },
+
+    { ngx_string("mcp_auth_scopes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_mcp_auth_set_words,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, scopes),
+      NULL },
+
+    { ngx_string("mcp_auth_cors_origins"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_mcp_auth_set_words,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, cors_origins),
+      NULL },
+
+    { ngx_string("mcp_auth_authorization_path"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, authorization_path),
+      NULL },
+
+    { ngx_string("mcp_auth_token_path"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, token_path),
+      NULL },
+
+    { ngx_string("mcp_auth_registration_path"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, registration_path),
+      NULL },
+
+    { ngx_string("mcp_auth_revocation_path"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, revocation_path),
+      NULL },
+
+    { ngx_string("mcp_auth_consent_path"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, consent_path),
+      NULL },
+
+    { ngx_string("mcp_auth_callback_path"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, callback_path),
+      NULL },
+
+    { ngx_string("mcp_auth_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, key_file),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_issuer),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_authorization_endpoint"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_authorization_endpoint),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_token_endpoint"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_token_endpoint),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_client_id"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_id),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_client_secret_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_secret_file),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_client_auth"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_auth),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_private_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_private_key_file),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_key_id"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_key_id),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_certificate_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_certificate_file),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_scopes"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_mcp_auth_set_words,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_scopes),
+      NULL },
+
+    { ngx_string("mcp_auth_access_token_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, access_token_ttl),
+      NULL },
+
+    { ngx_string("mcp_auth_refresh_token_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, refresh_token_ttl),
+      NULL },
+
+    { ngx_string("mcp_auth_session_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, session_ttl),
+      NULL },
+
+    { ngx_string("mcp_auth_code_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, code_ttl),
+      NULL },
+
+    { ngx_string("mcp_auth_login_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, login_ttl),
+      NULL },
+
+    { ngx_string("mcp_auth_client_ttl"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, client_ttl),
+      NULL },
+
+    { ngx_string("mcp_auth_consent_remember"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, consent_remember),
+      NULL },
+
+    { ngx_string("mcp_auth_secure_cookies"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, secure_cookies),
+      NULL },
+
+    { ngx_string("mcp_auth_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      ngx_http_mcp_auth_zone,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcp_auth_provider_token_location"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_token_location),
+      NULL },
+
+    { ngx_string("mcp_auth_provider_jwks_location"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_jwks_location),
+      NULL },
+
+    { ngx_string("mcp_auth_protect"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, protect),
+      NULL },
+
+    { ngx_string("mcp_auth_identity_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, identity_key_file),
+      NULL },
+
+    { ngx_string("mcp_auth_identity_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, identity_issuer),
+      NULL },
+
+    { ngx_string("mcp_auth_identity_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, identity_audience),
+      NULL },
+
+    { ngx_string("mcp_auth_tool_scope"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_mcp_auth_tool_scope,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, tool_scopes),
+      NULL },
+
+    { ngx_string("mcp_auth_stream_check"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, stream_check),
+      NULL },
+
+    { ngx_string("mcp_auth_peek_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, peek_size),
+      NULL },
+
+    { ngx_string("mcp_auth_max_body"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, max_body),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_http_module_t  ngx_http_mcp_auth_module_ctx = {
+    ngx_http_mcp_auth_add_variables,       /* preconfiguration */
+    ngx_http_mcp_auth_init,                /* postconfiguration */
+
+    NULL,                                  /* create main configuration */
+    NULL,                                  /* init main configuration */
+
+    NULL,                                  /* create server configuration */
+    NULL,                                  /* merge server configuration */
+
+    ngx_http_mcp_auth_create_loc_conf,     /* create location configuration */
+    ngx_http_mcp_auth_merge_loc_conf       /* merge location configuration */
+};
+
+
+ngx_module_t  ngx_http_mcp_auth_module = {
+    NGX_MODULE_V1,
+    &ngx_http_mcp_auth_module_ctx,         /* module context */
+    ngx_http_mcp_auth_commands,            /* module directives */
+    NGX_HTTP_MODULE,                       /* module type */
+    NULL,                                  /* init master */
+    ngx_http_mcp_auth_init_module,         /* init module */
+    ngx_http_mcp_auth_init_process,        /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_http_mcp_auth_exit_process,        /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_http_variable_t  ngx_http_mcp_auth_vars[] = {
+
+    { ngx_string("mcp_auth_fetch_body"), NULL,
+      ngx_http_mcp_auth_fetch_variable,
+      offsetof(ngx_http_mcp_auth_ctx_t, fetch_body),
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
+
+    { ngx_string("mcp_auth_fetch_authorization"), NULL,
+      ngx_http_mcp_auth_fetch_variable,
+      offsetof(ngx_http_mcp_auth_ctx_t, fetch_authorization),
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
+
+    { ngx_string("mcp_auth_subject"), NULL,
+      ngx_http_mcp_auth_request_variable,
+      offsetof(ngx_http_mcp_auth_ctx_t, subject),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mcp_auth_client_id"), NULL,
+      ngx_http_mcp_auth_request_variable,
+      offsetof(ngx_http_mcp_auth_ctx_t, client_id),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mcp_auth_scope"), NULL,
+      ngx_http_mcp_auth_request_variable,
+      offsetof(ngx_http_mcp_auth_ctx_t, scope),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mcp_auth_session_tag"), NULL,
+      ngx_http_mcp_auth_request_variable,
+      offsetof(ngx_http_mcp_auth_ctx_t, session_tag),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mcp_auth_identity"), NULL,
+      ngx_http_mcp_auth_request_variable,
+      offsetof(ngx_http_mcp_auth_ctx_t, identity),
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+static ngx_str_t  ngx_http_mcp_auth_post_method = ngx_string("POST ");
+
+
+/* Settings the core receives by name when it is built for a location. */
+static ngx_http_mcp_auth_setting_t  ngx_http_mcp_auth_settings[] = {
+    { "issuer", offsetof(ngx_http_mcp_auth_loc_conf_t, issuer) },
+    { "resource", offsetof(ngx_http_mcp_auth_loc_conf_t, resource) },
+    { "resource_name", offsetof(ngx_http_mcp_auth_loc_conf_t, resource_name) },
+    { "scopes", offsetof(ngx_http_mcp_auth_loc_conf_t, scopes) },
+    { "cors_origins", offsetof(ngx_http_mcp_auth_loc_conf_t, cors_origins) },
+    { "authorization_path",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, authorization_path) },
+    { "token_path", offsetof(ngx_http_mcp_auth_loc_conf_t, token_path) },
+    { "registration_path",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, registration_path) },
+    { "revocation_path",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, revocation_path) },
+    { "consent_path", offsetof(ngx_http_mcp_auth_loc_conf_t, consent_path) },
+    { "callback_path", offsetof(ngx_http_mcp_auth_loc_conf_t, callback_path) },
+    { "key_file",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, key_file) },
+    { "provider_issuer",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_issuer) },
+    { "provider_authorization_endpoint",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_authorization_endpoint) },
+    { "provider_token_endpoint",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_token_endpoint) },
+    { "provider_client_id",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_id) },
+    { "provider_client_secret_file",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_secret_file) },
+    { "provider_client_auth",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_auth) },
+    { "provider_private_key_file",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_private_key_file) },
+    { "provider_key_id",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_key_id) },
+    { "provider_certificate_file",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_certificate_file) },
+    { "provider_scopes",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_scopes) },
+    { "access_token_ttl",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, access_token_ttl) },
+    { "refresh_token_ttl",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, refresh_token_ttl) },
+    { "session_ttl",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, session_ttl) },
+    { "code_ttl",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, code_ttl) },
+    { "login_ttl",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, login_ttl) },
+    { "client_ttl",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, client_ttl) },
+    { "consent_remember",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, consent_remember) },
+    { "secure_cookies",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, secure_cookies) },
+    { "identity_key_file",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, identity_key_file) },
+    { "identity_issuer",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, identity_issuer) },
+    { "identity_audience",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, identity_audience) },
+    { "tool_scopes", offsetof(ngx_http_mcp_auth_loc_conf_t, tool_scopes) },
+    { NULL, 0 }
+};
+
+
+static ngx_int_t
+ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (r->method & (NGX_HTTP_POST)) {
+        rc = ngx_http_read_client_request_body(r,
+                                               ngx_http_mcp_auth_body_handler);
+        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        return NGX_DONE;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_mcp_auth_serve(r);
+}
+
+
+static void
+ngx_http_mcp_auth_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_finalize_request(r, ngx_http_mcp_auth_serve(r));
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_serve(ngx_http_request_t *r)
+{
+    ngx_str_t                      body;
+    mcpa_request_t                 req;
+    mcpa_response_t                resp;
+    ngx_http_mcp_auth_ctx_t       *ctx;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    if (r->headers_in.content_length_n > (off_t) alcf->max_body) {
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    if (ngx_http_mcp_auth_flatten_body(r, &body) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (body.len > alcf->max_body) {
+        return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+
+    ngx_memzero(&req, sizeof(mcpa_request_t));
+
+    req.endpoint = (mcpa_endpoint_e) alcf->endpoint;
+    req.method.data = (const char *) r->method_name.data;
+    req.method.len = r->method_name.len;
+    req.uri.data = (const char *) r->uri.data;
+    req.uri.len = r->uri.len;
+    req.args.data = (const char *) r->args.data;
+    req.args.len = r->args.len;
+    req.body.data = (const char *) body.data;
+    req.body.len = body.len;
+    req.now = (int64_t) ngx_time();
+
+    ngx_http_mcp_auth_header_str(r->headers_in.content_type, &req.content_type);
+    ngx_http_mcp_auth_header_str(r->headers_in.authorization,
+                                 &req.authorization);
+
+    /* nginx 1.23+ links repeated Cookie headers; 1.22 keeps an array */
+#if (nginx_version >= 1023000)
+    ngx_http_mcp_auth_header_str(r->headers_in.cookie, &req.cookie);
+#else
+    if (r->headers_in.cookies.nelts) {
+        ngx_table_elt_t **c = r->headers_in.cookies.elts;
+        ngx_http_mcp_auth_header_str(c[0], &req.cookie);
+    }
+#endif
+
+    {
+        ngx_list_part_t  *part = &r->headers_in.headers.part;
+        ngx_table_elt_t  *h = part->elts;
+        ngx_uint_t        i;
+
+        for (i = 0; /* void */; i++) {
+            if (i >= part->nelts) {
+                if (part->next == NULL) {
+                    break;
+                }
+                part = part->next;
+                h = part->elts;
+                i = 0;
+            }
+
+            if (h[i].key.len == sizeof("Sec-Fetch-Site") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "Sec-Fetch-Site",
+                                   h[i].key.len) == 0)
+            {
+                ngx_http_mcp_auth_header_str(&h[i], &req.sec_fetch_site);
+
+            } else if (req.origin.data == NULL
+                       && h[i].key.len == sizeof("Origin") - 1
+                       && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
+                                          h[i].key.len) == 0)
+            {
+                ngx_http_mcp_auth_header_str(&h[i], &req.origin);
+            }
+        }
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_mcp_auth_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->req = req;
+    ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
+
+    if (mcpa_handle(alcf->core, &alcf->store, &ctx->req, &resp) != MCPA_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "mcp_auth: internal error in the core");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_mcp_auth_respond(r, ctx, &resp);
+}
+
+
+/*
+ * Either sends the core's response, or starts the call to the provider it
+ * asks for; in the latter case returns NGX_DONE and the request continues in
+ * ngx_http_mcp_auth_resume_handler().
+ */
+static ngx_int_t
+ngx_http_mcp_auth_respond(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
+    mcpa_response_t *resp)
+{
+    ngx_int_t  rc;
+
+    if (resp->fetch != MCPA_FETCH_NONE) {
+        rc = ngx_http_mcp_auth_fetch(r, ctx, resp);
+        mcpa_response_free(resp);
+        return rc;
+    }
+
+    rc = ngx_http_mcp_auth_send(r, resp);
+
+    mcpa_response_free(resp);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
+    mcpa_response_t *resp)
+{
+    ngx_str_t                     *uri;
+    ngx_buf_t                     *b;
+    ngx_chain_t                   *cl;
+    ngx_table_elt_t               *h;
+    ngx_http_request_t            *sr;
+    ngx_http_request_body_t       *rb;
+    ngx_http_post_subrequest_t    *ps;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    /* a login needs at most a token call and a key refresh; never loop */
+    if (++ctx->fetches > 4) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "mcp_auth: too many provider calls for one request");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    uri = (resp->fetch == MCPA_FETCH_PROVIDER_JWKS)
+          ? &alcf->provider_jwks_location : &alcf->provider_token_location;
+
+    if (uri->len == 0) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "mcp_auth: no mcp_auth_provider_%s_location configured",
+                      resp->fetch == MCPA_FETCH_PROVIDER_JWKS
+                      ? "jwks" : "token");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_mcp_auth_copy_str(r->pool, &ctx->continuation,
+                                   &resp->continuation) != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->fetch_body,
+                                      &resp->fetch_body) != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->fetch_authorization,
+                                      &resp->fetch_authorization) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
+    if (ps == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ps->handler = ngx_http_mcp_auth_fetch_done;
+    ps->data = ctx;
+
+    if (ngx_http_subrequest(r, uri, NULL, &sr, ps,
+                            NGX_HTTP_SUBREQUEST_IN_MEMORY
+                            |NGX_HTTP_SUBREQUEST_WAITED)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /*
+     * The provider must see none of the browser's headers (cookies above
+     * all) nor its body: the subrequest gets fresh ones.
+     */
+    ngx_memzero(&sr->headers_in, sizeof(ngx_http_headers_in_t));
+    sr->headers_in.content_length_n = -1;
+    sr->headers_in.keep_alive_n = -1;
+
+    if (ngx_list_init(&sr->headers_in.headers, r->pool, 4,
+                      sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+#if (nginx_version < 1023000)
+    if (ngx_array_init(&sr->headers_in.cookies, r->pool, 1,
+                       sizeof(ngx_table_elt_t *))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+#endif
+
+    sr->request_body = NULL;
+    sr->discard_body = 0;
+
+    h = ngx_list_push(&sr->headers_in.headers);
+    if (h == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Accept");
+    ngx_str_set(&h->value, "application/json");
+    h->lowcase_key = (u_char *) "accept";
+
+    if (resp->fetch == MCPA_FETCH_PROVIDER_TOKEN) {
+        rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
+        b = ngx_calloc_buf(r->pool);
+        cl = ngx_alloc_chain_link(r->pool);
+        if (rb == NULL || b == NULL || cl == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        b->temporary = 1;
+        b->start = ctx->fetch_body.data;
+        b->pos = b->start;
+        b->last = b->start + ctx->fetch_body.len;
+        b->end = b->last;
+        b->last_buf = 1;
+
+        cl->buf = b;
+        cl->next = NULL;
+        rb->bufs = cl;
+
+        sr->request_body = rb;
+        sr->headers_in.content_length_n = ctx->fetch_body.len;
+        sr->method = NGX_HTTP_POST;
+        sr->method_name = ngx_http_mcp_auth_post_method;
+        sr->method_name.len--;
+
+        h = ngx_list_push(&sr->headers_in.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        ngx_str_set(&h->key, "Content-Type");
+        ngx_str_set(&h->value, "application/x-www-form-urlencoded");
+        h->lowcase_key = (u_char *) "content-type";
+        sr->headers_in.content_type = h;
+
+        if (ctx->fetch_authorization.len) {
+            h = ngx_list_push(&sr->headers_in.headers);
+            if (h == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            h->hash = 1;
+            ngx_str_set(&h->key, "Authorization");
+            h->value = ctx->fetch_authorization;
+            h->lowcase_key = (u_char *) "authorization";
+        }
+    }
+
+    ctx->waiting = 1;
+    ctx->answer.len = 0;
+    ctx->answer_status = 0;
+    r->write_event_handler = ngx_http_mcp_auth_resume_handler;
+
+    /*
+     * The subrequest's own reference is dropped when it finishes; this one
+     * is for us, dropped by the NGX_DONE our caller finalizes with, so the
+     * request lives until ngx_http_mcp_auth_resume_handler() answers it.
+     */
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+/* The provider answered (or failed): keep its status and body. */
+static ngx_int_t
+ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
+{
+    ngx_http_mcp_auth_ctx_t  *ctx = data;
+
+    ngx_buf_t  *b;
+
+    ctx->waiting = 0;
+
+    if (rc == NGX_ERROR || r->upstream == NULL
+        || r->upstream->headers_in.status_n == 0)
+    {
+        /*
+         * unreachable, timed out, or a body too big for
+         * subrequest_output_buffer_size: nothing usable from the provider
+         */
+        ctx->answer_status = 0;
+        return rc;
+    }
+
+    ctx->answer_status = r->headers_out.status;
+
+    if (r->out && r->out->buf) {
+        b = r->out->buf;
+        ctx->answer.data = b->pos;
+        ctx->answer.len = b->last - b->pos;
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_http_mcp_auth_resume_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    mcpa_str_t                     cont, answer;
+    mcpa_response_t                resp;
+    ngx_http_mcp_auth_ctx_t       *ctx;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+
+    if (ctx == NULL || ctx->waiting) {
+        return;
+    }
+
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    cont.data = (const char *) ctx->continuation.data;
+    cont.len = ctx->continuation.len;
+    answer.data = (const char *) ctx->answer.data;
+    answer.len = ctx->answer.len;
+
+    if (mcpa_resume(alcf->core, &alcf->store, &ctx->req, cont,
+                    (int) ctx->answer_status, answer, &resp)
+        != MCPA_OK)
+    {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "mcp_auth: internal error in the core");
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    rc = ngx_http_mcp_auth_respond(r, ctx, &resp);
+
+    ngx_http_finalize_request(r, rc);
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_copy_str(ngx_pool_t *pool, ngx_str_t *dst, mcpa_str_t *src)
+{
+    dst->len = src->len;
+
+    if (src->len == 0) {
+        dst->data = NULL;
+        return NGX_OK;
+    }
+
+    dst->data = ngx_pnalloc(pool, src->len);
+    if (dst->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(dst->data, src->data, src->len);
+
+    return NGX_OK;
+}
+
+
+/* Copies the core's response into the request pool and sends it. */
+static ngx_int_t
+ngx_http_mcp_auth_send(ngx_http_request_t *r, mcpa_response_t *resp)
+{
+    size_t            i;
+    ngx_buf_t        *b;
+    ngx_int_t         rc;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+    mcpa_header_t    *rh;
+
+    r->headers_out.status = resp->status;
+    r->headers_out.content_length_n = resp->body.len;
+
+    for (i = 0; i < resp->nheaders; i++) {
+        rh = &resp->headers[i];
+
+        if (rh->name.len == sizeof("Content-Type") - 1
+            && ngx_strncasecmp((u_char *) rh->name.data,
+                               (u_char *) "Content-Type", rh->name.len) == 0)
+        {
+            r->headers_out.content_type.data = ngx_pnalloc(r->pool,
+                                                           rh->value.len);
+            if (r->headers_out.content_type.data == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+
+            ngx_memcpy(r->headers_out.content_type.data, rh->value.data,
+                       rh->value.len);
+            r->headers_out.content_type.len = rh->value.len;
+            r->headers_out.content_type_len = rh->value.len;
+            continue;
+        }
+
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+        h->key.data = ngx_pnalloc(r->pool, rh->name.len + rh->value.len);
+        if (h->key.data == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_memcpy(h->key.data, rh->name.data, rh->name.len);
+        h->key.len = rh->name.len;
+        h->value.data = h->key.data + rh->name.len;
+        ngx_memcpy(h->value.data, rh->value.data, rh->value.len);
+        h->value.len = rh->value.len;
+
+        if (h->key.len == sizeof("Location") - 1
+            && ngx_strncasecmp(h->key.data, (u_char *) "Location",
+                               h->key.len) == 0)
+        {
+            /* keep nginx from rewriting our absolute Location */
+            r->headers_out.location = h;
+        }
+    }
+
+    if (resp->body.len == 0 || r->method == NGX_HTTP_HEAD) {
+        r->header_only = 1;
+    }
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    b = ngx_create_temp_buf(r->pool, resp->body.len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, resp->body.data, resp->body.len);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+/* The request body as one contiguous string (small: bounded by max_body). */
+static ngx_int_t
+ngx_http_mcp_auth_flatten_body(ngx_http_request_t *r, ngx_str_t *body)
+{
+    size_t        len;
+    u_char       *p;
+    ssize_t       n;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    body->data = NULL;
+    body->len = 0;
+
+    if (r->request_body == NULL || r->request_body->bufs == NULL) {
+        return NGX_OK;
+    }
+
+    len = 0;
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+        len += b->in_file ? (size_t) (b->file_last - b->file_pos)
+                          : (size_t) (b->last - b->pos);
+    }
+
+    if (len == 0) {
+        return NGX_OK;
+    }
+
+    p = ngx_pnalloc(r->pool, len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    body->data = p;
+    body->len = len;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            n = ngx_read_file(b->file, p, (size_t) (b->file_last - b->file_pos),
+                              b->file_pos);
+            if (n == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+            p += n;
+
+        } else {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_mcp_auth_header_str(ngx_table_elt_t *h, mcpa_str_t *s)
+{
+    if (h == NULL) {
+        return;
+    }
+
+    s->data = (const char *) h->value.data;
+    s->len = h->value.len;
+}
+
+
+/* --- the guard: an access-phase check of every MCP request --------------- */
+
+static ngx_int_t
+ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                      rc;
+    ngx_str_t                      body;
+    ngx_table_elt_t               *h;
+    mcpa_guard_result_t            res;
+    mcpa_guard_request_t           req;
+    ngx_http_mcp_auth_ctx_t       *ctx;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    if (!alcf->protect || r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+
+    if (ctx && ctx->guard_done) {
+        return NGX_OK;
+    }
+
+    if (ctx && ctx->waiting_body) {
+        return NGX_AGAIN;
+    }
+
+    if (ctx == NULL) {
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_mcp_auth_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
+    }
+
+    ngx_memzero(&req, sizeof(mcpa_guard_request_t));
+
+    req.method.data = (const char *) r->method_name.data;
+    req.method.len = r->method_name.len;
+    req.args.data = (const char *) r->args.data;
+    req.args.len = r->args.len;
+    req.now = (int64_t) ngx_time();
+
+    ngx_http_mcp_auth_header_str(r->headers_in.authorization,
+                                 &req.authorization);
+
+    h = ngx_http_mcp_auth_find_header(r, "Origin", sizeof("Origin") - 1);
+    ngx_http_mcp_auth_header_str(h, &req.origin);
+    h = ngx_http_mcp_auth_find_header(r, "Mcp-Method",
+                                      sizeof("Mcp-Method") - 1);
+    ngx_http_mcp_auth_header_str(h, &req.mcp_method);
+    h = ngx_http_mcp_auth_find_header(r, "Mcp-Name", sizeof("Mcp-Name") - 1);
+    ngx_http_mcp_auth_header_str(h, &req.mcp_name);
+
+    if (ctx->body_read) {
+        if (ngx_http_mcp_auth_flatten_body(r, &body) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        req.body.data = (const char *) body.data;
+        req.body.len = body.len;
+        req.body_read = 1;
+    }
+
+    if (mcpa_guard(alcf->core, &alcf->store, &req, &res) != MCPA_OK) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "mcp_auth: internal error in the core");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    switch (res.verdict) {
+
+    case MCPA_GUARD_NEED_BODY:
+        mcpa_guard_result_free(&res);
+
+        if (ctx->body_read
+            || r->headers_in.content_length_n > (off_t) alcf->peek_size)
+        {
+            return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
+        }
+
+        /* read it here; the proxy module then sends the same body on */
+        rc = ngx_http_read_client_request_body(r,
+                                          ngx_http_mcp_auth_guard_body_handler);
+        if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+            return rc;
+        }
+
+        if (rc == NGX_AGAIN) {
+            ctx->waiting_body = 1;
+            return NGX_DONE;
+        }
+
+        /* the whole body was there already: decide now */
+        return ngx_http_mcp_auth_access_handler(r);
+
+    case MCPA_GUARD_ALLOW:
+        rc = ngx_http_mcp_auth_allow(r, ctx, &res);
+        mcpa_guard_result_free(&res);
+        return rc;
+
+    default: /* MCPA_GUARD_DENY */
+        rc = ngx_http_mcp_auth_send(r, &res.response);
+        mcpa_guard_result_free(&res);
+        ngx_http_finalize_request(r, rc);
+        return NGX_DONE;
+    }
+}
+
+
+static void
+ngx_http_mcp_auth_guard_body_handler(ngx_http_request_t *r)
+{
+    ngx_http_mcp_auth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+
+    ctx->body_read = 1;
+
+    /* balances the reference ngx_http_read_client_request_body() took */
+    r->main->count--;
+
+    if (ctx->waiting_body) {
+        ctx->waiting_body = 0;
+        ngx_http_core_run_phases(r);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_allow(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
+    mcpa_guard_result_t *res)
+{
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    if (ngx_http_mcp_auth_copy_str(r->pool, &ctx->identity, &res->identity)
+           != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->subject, &res->subject)
+           != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->client_id,
+                                      &res->client_id) != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->scope, &res->scope)
+           != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->session_tag,
+                                      &res->session_tag) != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->session_key,
+                                      &res->session_key) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (ngx_http_mcp_auth_rewrite_headers(r, &ctx->identity) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->guard_done = 1;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    /*
+     * A stream outlives the token that opened it: look at its session now
+     * and then, and close the stream once the session has ended.
+     */
+    if (alcf->stream_check && ctx->session_key.len) {
+        cln = ngx_pool_cleanup_add(r->pool, 0);
+        if (cln == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->stream_check.handler = ngx_http_mcp_auth_stream_check_handler;
+        ctx->stream_check.data = r;
+        ctx->stream_check.log = r->connection->log;
+        ctx->stream_check.cancelable = 1;
+
+        cln->handler = ngx_http_mcp_auth_stream_cleanup;
+        cln->data = &ctx->stream_check;
+
+        ngx_add_timer(&ctx->stream_check, alcf->stream_check);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * What goes upstream: never the client's token (no passthrough), never a
+ * client-sent identity (no spoofing); our own signed identity instead.
+ */
+static ngx_int_t
+ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r, ngx_str_t *identity)
+{
+    ngx_uint_t        i;
+    ngx_list_t        headers;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h, *nh;
+
+    if (ngx_list_init(&headers, r->pool, 20, sizeof(ngx_table_elt_t))
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if ((h[i].key.len == sizeof("Authorization") - 1
+             && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
+                                h[i].key.len) == 0)
+            || (h[i].key.len == sizeof("X-MCP-Identity") - 1
+                && ngx_strncasecmp(h[i].key.data, (u_char *) "X-MCP-Identity",
+                                   h[i].key.len) == 0))
+        {
+            continue;
+        }
+
+        nh = ngx_list_push(&headers);
+        if (nh == NULL) {
+            return NGX_ERROR;
+        }
+
+        *nh = h[i];
+    }
+
+    if (identity->len) {
+        nh = ngx_list_push(&headers);
+        if (nh == NULL) {
+            return NGX_ERROR;
+        }
+
+        nh->hash = 1;
+        ngx_str_set(&nh->key, "X-MCP-Identity");
+        nh->lowcase_key = (u_char *) "x-mcp-identity";
+        nh->value = *identity;
+#if (nginx_version >= 1023000)
+        nh->next = NULL;
+#endif
+    }
+
+    r->headers_in.headers = headers;
+    r->headers_in.authorization = NULL;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_mcp_auth_stream_check_handler(ngx_event_t *ev)
+{
+    ngx_connection_t              *c;
+    mcpa_str_t                     key;
+    ngx_http_request_t            *r;
+    ngx_http_mcp_auth_ctx_t       *ctx;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    r = ev->data;
+    c = r->connection;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    key.data = (const char *) ctx->session_key.data;
+    key.len = ctx->session_key.len;
+
+    if (mcpa_session_alive(alcf->core, &alcf->store, key, (int64_t) ngx_time())
+        != 0)
+    {
+        ngx_add_timer(ev, alcf->stream_check);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                  "mcp_auth: session ended, closing its stream");
+
+    ngx_http_finalize_request(r, NGX_ERROR);
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_mcp_auth_stream_cleanup(void *data)
+{
+    ngx_event_t  *ev = data;
+
+    if (ev->timer_set) {
+        ngx_del_timer(ev);
+    }
+}
+
+
+static ngx_table_elt_t *
+ngx_http_mcp_auth_find_header(ngx_http_request_t *r, const char *name,
+    size_t len)
+{
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+/* --- the shared-memory store ------------------------------------------- */
+
+#define ngx_http_mcp_auth_node(n)                                            \
+    ((ngx_http_mcp_auth_node_t *) &(n)->color)
+
+
+static ngx_http_mcp_auth_node_t *
+ngx_http_mcp_auth_lookup(ngx_http_mcp_auth_zone_t *zone, mcpa_str_t *key,
+    uint32_t hash)
+{
+    ngx_int_t                  rc;
+    ngx_rbtree_node_t         *node, *sentinel;
+    ngx_http_mcp_auth_node_t  *an;
+
+    node = zone->sh->rbtree.root;
+    sentinel = zone->sh->rbtree.sentinel;
+
+    while (node != sentinel) {
+
+        if (hash < node->key) {
+            node = node->left;
+            continue;
+        }
+
+        if (hash > node->key) {
+            node = node->right;
+            continue;
+        }
+
+        /* hash == node->key */
+
+        an = ngx_http_mcp_auth_node(node);
+
+        rc = ngx_memn2cmp((u_char *) key->data, an->data, key->len,
+                          (size_t) an->key_len);
+
+        if (rc == 0) {
+            if (an->expires <= (int64_t) ngx_time()) {
+                ngx_http_mcp_auth_delete(zone, an);
+                return NULL;
+            }
+
+            return an;
+        }
+
+        node = (rc < 0) ? node->left : node->right;
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_mcp_auth_delete(ngx_http_mcp_auth_zone_t *zone,
+    ngx_http_mcp_auth_node_t *an)
+{
+    ngx_rbtree_node_t  *node;
+
+    node = (ngx_rbtree_node_t *)
+               ((u_char *) an - offsetof(ngx_rbtree_node_t, color));
+
+    ngx_queue_remove(&an->queue);
+    ngx_rbtree_delete(&zone->sh->rbtree, node);
+    ngx_slab_free_locked(zone->shpool, node);
+    zone->sh->count--;
+    zone->sh->changes++;
+}
+
+
+/*
+ * Entries live for very different times (a code a minute, a session a
+ * month), so the queue is not ordered by expiry: each write looks at a few
+ * entries at the tail, drops the expired ones and moves the others to the
+ * head, so that every entry is looked at in turn.  n == 0 sweeps them all
+ * (when the zone is full).
+ */
+static void
+ngx_http_mcp_auth_sweep(ngx_http_mcp_auth_zone_t *zone, ngx_uint_t n)
+{
+    int64_t                    now;
+    ngx_uint_t                 i, all;
+    ngx_queue_t               *q;
+    ngx_http_mcp_auth_node_t  *an;
+
+    now = (int64_t) ngx_time();
+    all = zone->sh->count;
+
+    for (i = 0; i < (n ? n : all); i++) {
+
+        if (ngx_queue_empty(&zone->sh->queue)) {
+            return;
+        }
+
+        q = ngx_queue_last(&zone->sh->queue);
+        an = ngx_queue_data(q, ngx_http_mcp_auth_node_t, queue);
+
+        if (an->expires <= now) {
+            ngx_http_mcp_auth_delete(zone, an);
+            continue;
+        }
+
+        ngx_queue_remove(q);
+        ngx_queue_insert_head(&zone->sh->queue, q);
+    }
+}
+
+
+static int
+ngx_http_mcp_auth_store_get(void *data, mcpa_str_t key, int take,
+    mcpa_sink_pt sink, void *sink_ctx)
+{
+    ngx_http_mcp_auth_zone_t *zone = data;
+
+    uint32_t                   hash;
+    ngx_http_mcp_auth_node_t  *an;
+
+    hash = ngx_crc32_short((u_char *) key.data, key.len);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    an = ngx_http_mcp_auth_lookup(zone, &key, hash);
+
+    if (an == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return MCPA_NOT_FOUND;
+    }
+
+    /* the sink only copies into process memory: no I/O under the lock */
+    sink(sink_ctx, (const char *) an->data + an->key_len, an->value_len);
+
+    if (take) {
+        ngx_http_mcp_auth_delete(zone, an);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return MCPA_OK;
+}
+
+
+static int
+ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
+    int64_t expires, int mode, mcpa_str_t expect)
+{
+    ngx_http_mcp_auth_zone_t *zone = data;
+
+    size_t                     size;
+    uint32_t                   hash;
+    ngx_rbtree_node_t         *node;
+    ngx_http_mcp_auth_node_t  *an;
+
+    if (key.len > 65535 || value.len > 0xffffffff) {
+        return MCPA_ERROR;
+    }
+
+    hash = ngx_crc32_short((u_char *) key.data, key.len);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    ngx_http_mcp_auth_sweep(zone, 2);
+
+    an = ngx_http_mcp_auth_lookup(zone, &key, hash);
+
+    switch (mode) {
+
+    case MCPA_PUT_NEW:
+        if (an) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return MCPA_EXISTS;
+        }
+        break;
+
+    case MCPA_PUT_REPLACE_IF:
+        if (an == NULL) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return MCPA_NOT_FOUND;
+        }
+
+        if (an->value_len != expect.len
+            || ngx_memcmp(an->data + an->key_len, expect.data, expect.len)
+               != 0)
+        {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return MCPA_CONFLICT;
+        }
+        break;
+
+    default: /* MCPA_PUT_SET */
+        break;
+    }
+
+    if (an && an->value_len == value.len) {
+        /* same size: overwrite in place */
+        ngx_memcpy(an->data + an->key_len, value.data, value.len);
+        an->expires = expires;
+        zone->sh->changes++;
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return MCPA_OK;
+    }
+
+    size = offsetof(ngx_rbtree_node_t, color)
+           + offsetof(ngx_http_mcp_auth_node_t, data)
+           + key.len + value.len;
+
+    node = ngx_slab_alloc_locked(zone->shpool, size);
+
+    if (node == NULL) {
+        ngx_http_mcp_auth_sweep(zone, 0);
+
+        node = ngx_slab_alloc_locked(zone->shpool, size);
+        if (node == NULL) {
+            /* live entries are never evicted to make room: say "full" */
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return MCPA_FULL;
+        }
+
+        /* the full sweep may have dropped the entry we found */
+        an = ngx_http_mcp_auth_lookup(zone, &key, hash);
+    }
+
+    if (an) {
+        ngx_http_mcp_auth_delete(zone, an);
+    }
+
+    node->key = hash;
+
+    an = ngx_http_mcp_auth_node(node);
+    an->key_len = (u_short) key.len;
+    an->value_len = (uint32_t) value.len;
+    an->expires = expires;
+    ngx_memcpy(an->data, key.data, key.len);
+    ngx_memcpy(an->data + key.len, value.data, value.len);
+
+    ngx_rbtree_insert(&zone->sh->rbtree, node);
+    ngx_queue_insert_head(&zone->sh->queue, &an->queue);
+    zone->sh->count++;
+    zone->sh->changes++;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return MCPA_OK;
+}
+
+
+static int
+ngx_http_mcp_auth_store_del(void *data, mcpa_str_t key)
+{
+    ngx_http_mcp_auth_zone_t *zone = data;
+
+    uint32_t                   hash;
+    ngx_http_mcp_auth_node_t  *an;
+
+    hash = ngx_crc32_short((u_char *) key.data, key.len);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    an = ngx_http_mcp_auth_lookup(zone, &key, hash);
+
+    if (an == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return MCPA_NOT_FOUND;
+    }
+
+    ngx_http_mcp_auth_delete(zone, an);
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    return MCPA_OK;
+}
+
+
+static void
+ngx_http_mcp_auth_rbtree_insert_value(ngx_rbtree_node_t *temp,
+    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
+{
+    ngx_rbtree_node_t         **p;
+    ngx_http_mcp_auth_node_t   *an, *ant;
+
+    for ( ;; ) {
+
+        if (node->key < temp->key) {
+
+            p = &temp->left;
+
+        } else if (node->key > temp->key) {
+
+            p = &temp->right;
+
+        } else { /* node->key == temp->key */
+
+            an = ngx_http_mcp_auth_node(node);
+            ant = ngx_http_mcp_auth_node(temp);
+
+            p = (ngx_memn2cmp(an->data, ant->data, an->key_len, ant->key_len)
+                 < 0)
+                ? &temp->left : &temp->right;
+        }
+
+        if (*p == sentinel) {
+            break;
+        }
+
+        temp = *p;
+    }
+
+    *p = node;
+    node->parent = temp;
+    node->left = sentinel;
+    node->right = sentinel;
+    ngx_rbt_red(node);
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_http_mcp_auth_zone_t  *ozone = data;
+
+    size_t                     len;
+    ngx_http_mcp_auth_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    if (ozone) {
+        /* reload: the same zone, its entries intact */
+        zone->sh = ozone->sh;
+        zone->shpool = ozone->shpool;
+        return NGX_OK;
+    }
+
+    zone->shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    if (shm_zone->shm.exists) {
+        zone->sh = zone->shpool->data;
+        return NGX_OK;
+    }
+
+    zone->sh = ngx_slab_alloc(zone->shpool,
+                              sizeof(ngx_http_mcp_auth_shctx_t));
+    if (zone->sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    zone->shpool->data = zone->sh;
+
+    ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
+                    ngx_http_mcp_auth_rbtree_insert_value);
+    ngx_queue_init(&zone->sh->queue);
+    zone->sh->count = 0;
+
+    len = sizeof(" in mcp_auth zone \"\"") + shm_zone->shm.name.len;
+
+    zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
+    if (zone->shpool->log_ctx == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf(zone->shpool->log_ctx, " in mcp_auth zone \"%V\"%Z",
+                &shm_zone->shm.name);
+
+    /* a full zone is reported to the client as 503, once per request */
+    zone->shpool->log_nomem = 0;
+
+    if (zone->state_file.len) {
+        ngx_http_mcp_auth_load_state(zone, shm_zone->shm.log);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_mcp_auth_buf_sink(void *ctx, const char *data, size_t len)
+{
+    ngx_http_mcp_auth_buf_t *buf = ctx;
+
+    u_char  *p;
+
+    p = realloc(buf->data, buf->len + len + 1);
+    if (p == NULL) {
+        buf->failed = 1;
+        return;
+    }
+
+    ngx_memcpy(p + buf->len, data, len);
+    buf->data = p;
+    buf->len += len;
+}
+
+
+/*
+ * Never fatal: a missing file is a first start; an unreadable, corrupt or
+ * foreign one is reported and nginx starts with an empty zone.
+ */
+static void
+ngx_http_mcp_auth_load_state(ngx_http_mcp_auth_zone_t *zone, ngx_log_t *log)
+{
+    u_char                   *p, *end;
+    size_t                    size;
+    ssize_t                   n;
+    int64_t                   expires, now;
+    uint16_t                  klen;
+    uint32_t                  vlen;
+    ngx_fd_t                  fd;
+    ngx_uint_t                loaded;
+    mcpa_str_t                key, value, sealed, none;
+    ngx_file_info_t           fi;
+    ngx_http_mcp_auth_buf_t   file, plain;
+
+    if (zone->keys == NULL) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "mcp_auth: state file \"%V\" needs a location with "
+                      "\"mcp_auth_key_file\" using this zone; not loaded",
+                      &zone->state_file);
+        return;
+    }
+
+    fd = ngx_open_file(zone->state_file.data, NGX_FILE_RDONLY,
+                       NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        if (ngx_errno != NGX_ENOENT) {
+            ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                          "mcp_auth: cannot open state file \"%V\"; "
+                          "starting empty", &zone->state_file);
+        }
+        return;
+    }
+
+    ngx_memzero(&file, sizeof(file));
+    ngx_memzero(&plain, sizeof(plain));
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        goto unreadable;
+    }
+
+    size = (size_t) ngx_file_size(&fi);
+
+    file.data = malloc(size + 1);
+    if (file.data == NULL) {
+        goto unreadable;
+    }
+
+    n = read(fd, file.data, size);
+    if (n != (ssize_t) size) {
+        goto unreadable;
+    }
+
+    file.len = size;
+
+    sealed.data = (const char *) file.data;
+    sealed.len = file.len;
+
+    /* tolerate the trailing newline of a hand-copied file */
+    while (sealed.len && (sealed.data[sealed.len - 1] == '\n'
+                          || sealed.data[sealed.len - 1] == '\r'))
+    {
+        sealed.len--;
+    }
+
+    if (mcpa_state_open(zone->keys, sealed, ngx_http_mcp_auth_buf_sink,
+                        &plain)
+        != MCPA_OK || plain.failed)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "mcp_auth: state file \"%V\" is corrupt, truncated or "
+                      "sealed with an unknown key; starting empty",
+                      &zone->state_file);
+        goto done;
+    }
+
+    p = plain.data;
+    end = plain.data + plain.len;
+
+    if (plain.len < sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1
+        || ngx_memcmp(p, NGX_HTTP_MCP_AUTH_STATE_MAGIC,
+                      sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1) != 0)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "mcp_auth: state file \"%V\" has an unknown format; "
+                      "starting empty", &zone->state_file);
+        goto done;
+    }
+
+    p += sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1;
+
+    now = (int64_t) ngx_time();
+    loaded = 0;
+    none.data = NULL;
+    none.len = 0;
+
+    while (p < end) {
+        if ((size_t) (end - p) < 14) {
+            goto corrupt;
+        }
+
+        ngx_memcpy(&klen, p, 2);
+        ngx_memcpy(&vlen, p + 2, 4);
+        ngx_memcpy(&expires, p + 6, 8);
+        p += 14;
+
+        if ((size_t) (end - p) < (size_t) klen + vlen) {
+            goto corrupt;
+        }
+
+        key.data = (const char *) p;
+        key.len = klen;
+        value.data = (const char *) p + klen;
+        value.len = vlen;
+        p += klen + vlen;
+
+        if (expires <= now) {
+            continue;
+        }
+
+        if (ngx_http_mcp_auth_store_put(zone, key, value, expires,
+                                        MCPA_PUT_SET, none)
+            != MCPA_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, log, 0,
+                          "mcp_auth: zone too small for state file \"%V\"; "
+                          "loaded %ui entries", &zone->state_file, loaded);
+            goto done;
+        }
+
+        loaded++;
+    }
+
+    zone->sh->changes = 0;
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "mcp_auth: loaded %ui entries from state file \"%V\"",
+                  loaded, &zone->state_file);
+    goto done;
+
+corrupt:
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "mcp_auth: state file \"%V\" ends in the middle of an "
+                  "entry; kept %ui entries before it",
+                  &zone->state_file, loaded);
+    goto done;
+
+unreadable:
+
+    ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                  "mcp_auth: cannot read state file \"%V\"; starting empty",
+                  &zone->state_file);
+
+done:
+
+    if (plain.data) {
+        ngx_explicit_memzero(plain.data, plain.len);
+        free(plain.data);
+    }
+
+    free(file.data);
+    ngx_close_file(fd);
+}
+
+
+/*
+ * Writes the live entries, sealed, to "<file>.<pid>.tmp", then renames it
+ * over the file: a crash or a full disk leaves the previous file intact.
+ */
+static void
+ngx_http_mcp_auth_save_state(ngx_http_mcp_auth_zone_t *zone, ngx_log_t *log)
+{
+    u_char                    *p, tmp[NGX_MAX_PATH];
+    size_t                     size;
+    int64_t                    now;
+    ssize_t                    n;
+    uint16_t                   klen;
+    ngx_fd_t                   fd;
+    ngx_uint_t                 changes;
+    mcpa_str_t                 plain;
+    ngx_queue_t               *q;
+    ngx_http_mcp_auth_buf_t    sealed, snapshot;
+    ngx_http_mcp_auth_node_t  *an;
+
+    if (zone->keys == NULL || zone->sh == NULL) {
+        return;
+    }
+
+    ngx_memzero(&sealed, sizeof(sealed));
+    ngx_memzero(&snapshot, sizeof(snapshot));
+
+    now = (int64_t) ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    changes = zone->sh->changes;
+
+    if (changes == zone->saved) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    size = sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1;
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        an = ngx_queue_data(q, ngx_http_mcp_auth_node_t, queue);
+        size += 14 + an->key_len + an->value_len;
+    }
+
+    snapshot.data = malloc(size);
+    if (snapshot.data == NULL) {
+        ngx_shmtx_unlock(&zone->shpool->mutex);
+        return;
+    }
+
+    p = ngx_cpymem(snapshot.data, NGX_HTTP_MCP_AUTH_STATE_MAGIC,
+                   sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1);
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        an = ngx_queue_data(q, ngx_http_mcp_auth_node_t, queue);
+
+        if (an->expires <= now) {
+            continue;
+        }
+
+        klen = an->key_len;
+        p = ngx_cpymem(p, &klen, 2);
+        p = ngx_cpymem(p, &an->value_len, 4);
+        p = ngx_cpymem(p, &an->expires, 8);
+        p = ngx_cpymem(p, an->data, an->key_len + an->value_len);
+    }
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    snapshot.len = p - snapshot.data;
+
+    plain.data = (const char *) snapshot.data;
+    plain.len = snapshot.len;
+
+    if (mcpa_state_seal(zone->keys, plain, ngx_http_mcp_auth_buf_sink,
+                        &sealed)
+        != MCPA_OK || sealed.failed)
+    {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "mcp_auth: cannot seal state for \"%V\"",
+                      &zone->state_file);
+        goto done;
+    }
+
+    if (zone->state_file.len + NGX_INT_T_LEN + sizeof("..tmp")
+        > NGX_MAX_PATH)
+    {
+        goto done;
+    }
+
+    ngx_sprintf(tmp, "%V.%P.tmp%Z", &zone->state_file, ngx_pid);
+
+    fd = ngx_open_file(tmp, NGX_FILE_WRONLY, NGX_FILE_TRUNCATE, 0600);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "mcp_auth: cannot write state file \"%s\"", tmp);
+        goto done;
+    }
+
+    n = write(fd, sealed.data, sealed.len);
+
+    if (n != (ssize_t) sealed.len || fsync(fd) == -1) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "mcp_auth: cannot write state file \"%s\" "
+                      "(disk full?); the previous one is kept", tmp);
+        ngx_close_file(fd);
+        ngx_delete_file(tmp);
+        goto done;
+    }
+
+    ngx_close_file(fd);
+
+    if (ngx_rename_file(tmp, zone->state_file.data) == NGX_FILE_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "mcp_auth: cannot rename \"%s\" to \"%V\"",
+                      tmp, &zone->state_file);
+        ngx_delete_file(tmp);
+        goto done;
+    }
+
+    zone->saved = changes;
+
+done:
+
+    if (snapshot.data) {
+        ngx_explicit_memzero(snapshot.data, snapshot.len);
+        free(snapshot.data);
+    }
+
+    free(sealed.data);
+}
+
+
+static void
+ngx_http_mcp_auth_save_handler(ngx_event_t *ev)
+{
+    ngx_http_mcp_auth_zone_t  *zone = ev->data;
+
+    ngx_http_mcp_auth_save_state(zone, ev->log);
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_add_timer(ev, zone->state_interval);
+    }
+}
+
+
+/* One worker keeps the state file: the first one. */
+static ngx_int_t
+ngx_http_mcp_auth_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                 i;
+    ngx_list_part_t           *part;
+    ngx_shm_zone_t            *shm_zone;
+    ngx_http_mcp_auth_zone_t  *zone;
+
+    if (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0) {
+        return NGX_OK;
+    }
+
+    part = &cycle->shared_memory.part;
+    shm_zone = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            shm_zone = part->elts;
+            i = 0;
+        }
+
+        if (shm_zone[i].tag != &ngx_http_mcp_auth_module) {
+            continue;
+        }
+
+        zone = shm_zone[i].data;
+
+        if (zone->state_file.len == 0) {
+            continue;
+        }
+
+        zone->save_event.handler = ngx_http_mcp_auth_save_handler;
+        zone->save_event.data = zone;
+        zone->save_event.log = cycle->log;
+        zone->save_event.cancelable = 1;
+
+        ngx_add_timer(&zone->save_event, zone->state_interval);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_mcp_auth_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                 i;
+    ngx_list_part_t           *part;
+    ngx_shm_zone_t            *shm_zone;
+    ngx_http_mcp_auth_zone_t  *zone;
+
+    if (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0) {
+        return;
+    }
+
+    part = &cycle->shared_memory.part;
+    shm_zone = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+            part = part->next;
+            shm_zone = part->elts;
+            i = 0;
+        }
+
+        if (shm_zone[i].tag != &ngx_http_mcp_auth_module) {
+            continue;
+        }
+
+        zone = shm_zone[i].data;
+
+        if (zone->state_file.len) {
+            ngx_http_mcp_auth_save_state(zone, cycle->log);
+        }
+    }
+}
+
+
+/* --- variables ------------------------------------------------------------ */
+
+static ngx_int_t
+ngx_http_mcp_auth_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_mcp_auth_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+/* $mcp_auth_fetch_*: what the parent request is sending to the provider. */
+static ngx_int_t
+ngx_http_mcp_auth_fetch_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_http_mcp_auth_ctx_t  *ctx;
+
+    ctx = r->parent ? ngx_http_get_module_ctx(r->parent,
+                                              ngx_http_mcp_auth_module)
+                    : NULL;
+
+    if (ctx == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) ctx + data);
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/* $mcp_auth_subject and friends: what the guard established. */
+static ngx_int_t
+ngx_http_mcp_auth_request_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t                *s;
+    ngx_http_mcp_auth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_mcp_auth_module);
+
+    if (ctx == NULL || !ctx->guard_done) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    s = (ngx_str_t *) ((u_char *) ctx + data);
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/* --- configuration ------------------------------------------------------- */
+
+static void *
+ngx_http_mcp_auth_create_loc_conf(ngx_conf_t *cf)
+{
+    ngx_http_mcp_auth_loc_conf_t  *conf;
+
+    conf = ngx_pcalloc(cf->pool, sizeof(ngx_http_mcp_auth_loc_conf_t));
+    if (conf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     conf->issuer = { 0, NULL };
+     *     ... every other ngx_str_t setting likewise
+     *     conf->core = NULL;
+     */
+
+    conf->endpoint = NGX_CONF_UNSET_UINT;
+    conf->max_body = NGX_CONF_UNSET_SIZE;
+    conf->shm_zone = NGX_CONF_UNSET_PTR;
+    conf->protect = NGX_CONF_UNSET;
+    conf->stream_check = NGX_CONF_UNSET_MSEC;
+    conf->peek_size = NGX_CONF_UNSET_SIZE;
+
+    return conf;
+}
+
+
+static char *
+ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_mcp_auth_loc_conf_t *prev = parent;
+    ngx_http_mcp_auth_loc_conf_t *conf = child;
+
+    u_char                        err[NGX_HTTP_MCP_AUTH_ERRLEN];
+    ngx_str_t                    *value, *prev_value;
+    mcpa_str_t                    v;
+    ngx_conf_enum_t              *e;
+    ngx_pool_cleanup_t           *cln;
+    ngx_http_mcp_auth_zone_t     *zone;
+    ngx_http_mcp_auth_setting_t  *s;
+
+    /* the endpoint a location serves is not inherited */
+    if (conf->endpoint == NGX_CONF_UNSET_UINT) {
+        conf->endpoint = MCPA_EP_NONE;
+    }
+
+    ngx_conf_merge_size_value(conf->max_body, prev->max_body, 64 * 1024);
+    ngx_conf_merge_ptr_value(conf->shm_zone, prev->shm_zone, NULL);
+    ngx_conf_merge_value(conf->protect, prev->protect, 0);
+    ngx_conf_merge_msec_value(conf->stream_check, prev->stream_check, 60000);
+    ngx_conf_merge_size_value(conf->peek_size, prev->peek_size, 1024 * 1024);
+    ngx_conf_merge_str_value(conf->provider_token_location,
+                             prev->provider_token_location, "");
+    ngx_conf_merge_str_value(conf->provider_jwks_location,
+                             prev->provider_jwks_location, "");
+
+    for (s = ngx_http_mcp_auth_settings; s->name; s++) {
+        value = (ngx_str_t *) ((u_char *) conf + s->offset);
+        prev_value = (ngx_str_t *) ((u_char *) prev + s->offset);
+        ngx_conf_merge_str_value((*value), (*prev_value), "");
+    }
+
+    if (conf->endpoint == MCPA_EP_NONE && !conf->protect) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->protect
+        || (conf->endpoint != MCPA_EP_AUTHORIZATION_SERVER_METADATA
+            && conf->endpoint != MCPA_EP_PROTECTED_RESOURCE_METADATA))
+    {
+        if (conf->shm_zone == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"mcp_auth_zone\" is required here: the "
+                               "endpoint or guard keeps its state in it");
+            return NGX_CONF_ERROR;
+        }
+
+        conf->store.data = conf->shm_zone->data;
+        conf->store.get = ngx_http_mcp_auth_store_get;
+        conf->store.put = ngx_http_mcp_auth_store_put;
+        conf->store.del = ngx_http_mcp_auth_store_del;
+    }
+
+    conf->core = mcpa_config_new();
+    if (conf->core == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        mcpa_config_free(conf->core);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_http_mcp_auth_cleanup_core;
+    cln->data = conf->core;
+
+    for (s = ngx_http_mcp_auth_settings; s->name; s++) {
+        value = (ngx_str_t *) ((u_char *) conf + s->offset);
+
+        if (value->len == 0) {
+            continue;
+        }
+
+        v.data = (const char *) value->data;
+        v.len = value->len;
+
+        if (mcpa_config_set(conf->core, s->name, v, (char *) err, sizeof(err))
+            != MCPA_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->protect) {
+        v.data = "on";
+        v.len = 2;
+
+        if (mcpa_config_set(conf->core, "protect", v, (char *) err,
+                            sizeof(err))
+            != MCPA_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->endpoint != MCPA_EP_NONE) {
+        for (e = ngx_http_mcp_auth_endpoints; e->name.len; e++) {
+            if (e->value == conf->endpoint) {
+                v.data = (const char *) e->name.data;
+                v.len = e->name.len;
+                break;
+            }
+        }
+
+        if (mcpa_config_set(conf->core, "endpoint", v, (char *) err,
+                            sizeof(err))
+            != MCPA_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (mcpa_config_finish(conf->core, (char *) err, sizeof(err)) != MCPA_OK) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->shm_zone && mcpa_config_has_keys(conf->core)) {
+        zone = conf->shm_zone->data;
+
+        if (zone->keys == NULL) {
+            zone->keys = conf->core;
+        }
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void
+ngx_http_mcp_auth_cleanup_core(void *data)
+{
+    mcpa_config_free(data);
+}
+
+
+static char *
+ngx_http_mcp_auth_endpoint(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char                      *rv;
+    ngx_http_core_loc_conf_t  *clcf;
+
+    rv = ngx_conf_set_enum_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    clcf->handler = ngx_http_mcp_auth_endpoint_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+/* A directive taking one or more words, stored space-separated. */
+static char *
+ngx_http_mcp_auth_set_words(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    size_t       len;
+    u_char      *d;
+    ngx_str_t   *field, *value;
+    ngx_uint_t   i;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+
+    if (field->data) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    len = 0;
+    for (i = 1; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
+
+    field->data = ngx_pnalloc(cf->pool, len);
+    if (field->data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    d = field->data;
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (i > 1) {
+            *d++ = ' ';
+        }
+        d = ngx_cpymem(d, value[i].data, value[i].len);
+    }
+
+    field->len = d - field->data;
+
+    return NGX_CONF_OK;
+}
+
+
+/* mcp_auth_zone name:size -- the same name is the same zone everywhere. */
+static char *
+ngx_http_mcp_auth_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mcp_auth_loc_conf_t *alcf = conf;
+
+    u_char                    *p;
+    ssize_t                    size;
+    ngx_str_t                 *value, name, s, state_file;
+    ngx_uint_t                 i;
+    ngx_msec_t                 interval;
+    ngx_http_mcp_auth_zone_t  *zone;
+
+    if (alcf->shm_zone != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    p = (u_char *) ngx_strchr(value[1].data, ':');
+    if (p == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", expected name:size",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    name.data = value[1].data;
+    name.len = p - value[1].data;
+
+    s.data = p + 1;
+    s.len = value[1].data + value[1].len - s.data;
+
+    size = ngx_parse_size(&s);
+
+    if (name.len == 0 || size == NGX_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid zone \"%V\", expected name:size",
+                           &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (size < (ssize_t) (8 * ngx_pagesize)) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "zone \"%V\" is too small", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    state_file.len = 0;
+    state_file.data = NULL;
+    interval = 10000;
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "state=", 6) == 0) {
+            state_file.data = value[i].data + 6;
+            state_file.len = value[i].len - 6;
+
+            if (state_file.len == 0
+                || ngx_conf_full_name(cf->cycle, &state_file, 0) != NGX_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "state_interval=", 15) == 0) {
+            s.data = value[i].data + 15;
+            s.len = value[i].len - 15;
+
+            interval = ngx_parse_time(&s, 0);
+            if (interval == (ngx_msec_t) NGX_ERROR || interval == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid state_interval \"%V\"", &s);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    alcf->shm_zone = ngx_shared_memory_add(cf, &name, size,
+                                           &ngx_http_mcp_auth_module);
+    if (alcf->shm_zone == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    zone = alcf->shm_zone->data;
+
+    if (zone == NULL) {
+        zone = ngx_pcalloc(cf->pool, sizeof(ngx_http_mcp_auth_zone_t));
+        if (zone == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        zone->state_interval = interval;
+        alcf->shm_zone->init = ngx_http_mcp_auth_init_zone;
+        alcf->shm_zone->data = zone;
+    }
+
+    if (state_file.len) {
+        if (zone->state_file.len
+            && (zone->state_file.len != state_file.len
+                || ngx_strncmp(zone->state_file.data, state_file.data,
+                               state_file.len) != 0))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "zone \"%V\" already has state file \"%V\"",
+                               &name, &zone->state_file);
+            return NGX_CONF_ERROR;
+        }
+
+        zone->state_file = state_file;
+        zone->state_interval = interval;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * mcp_auth_tool_scope NAME SCOPE [SCOPE...] -- NAME is a tool name, or an
+ * MCP method such as "tools/list"; kept as "NAME SCOPE...\n" lines for the
+ * core.  A level with its own rules replaces the inherited ones.
+ */
+static char *
+ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    size_t       len;
+    u_char      *d;
+    ngx_str_t   *field, *value;
+    ngx_uint_t   i;
+
+    field = (ngx_str_t *) (p + cmd->offset);
+    value = cf->args->elts;
+
+    len = field->len;
+    for (i = 1; i < cf->args->nelts; i++) {
+        len += value[i].len + 1;
+    }
+
+    d = ngx_pnalloc(cf->pool, len);
+    if (d == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (field->len) {
+        ngx_memcpy(d, field->data, field->len);
+    }
+
+    field->data = d;
+    d += field->len;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        d = ngx_cpymem(d, value[i].data, value[i].len);
+        *d++ = (i + 1 < cf->args->nelts) ? ' ' : '\n';
+    }
+
+    field->len = d - field->data;
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_mcp_auth_access_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_init_module(ngx_cycle_t *cycle)
+{
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "mcp_auth: core %s",
+                  mcpa_version());
+
+    return NGX_OK;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what the build, the tests and `make run` need, when it is missing.
+# Idempotent and silent when everything is already there.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+apt_packages=(
+    build-essential nginx nginx-dev libssl-dev libjwt-dev libcjson-dev
+    libevent-dev libsqlite3-dev libgtest-dev googletest
+    python3-pytest python3-requests python3-cryptography openssl curl
+)
+
+missing=()
+for p in "${apt_packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian starts the packaged nginx on port 80; we only use our own instances.
+    if pgrep -f 'nginx: master process /usr/sbin/nginx -g daemon on' >/dev/null 2>&1; then
+        /usr/sbin/nginx -s quit 2>/dev/null || true
+    fi
+fi
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "deps: Node.js 20+ and npm are required (not found)" >&2
+    exit 1
+fi
+
+# npm packages, pinned by package-lock.json; reinstalled only when the lock changes.
+if [ -f "$root/package-lock.json" ]; then
+    stamp="$root/node_modules/.lock-stamp"
+    want=$(cksum < "$root/package-lock.json")
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        echo "deps: npm ci"
+        (cd "$root" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+        printf '%s' "$want" > "$stamp"
+    fi
+fi

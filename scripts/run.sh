@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# make run: the whole stack on loopback, in the foreground, until Ctrl-C.
+#
+#   tool server  127.0.0.1:$TOOL_PORT   (build/mcp-tool-server)
+#   provider     127.0.0.1:$IDP_PORT    (t/idp/dev-idp.mjs, oidc-provider)
+#   gateway      127.0.0.1:$PORT        (/usr/sbin/nginx + build/ngx_http_mcp_auth_module.so)
+#
+# Runtime files (config, keys, logs, state) live in run/ (git-ignored);
+# secrets are generated there on first run and kept for the next.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+PORT=8080
+TOOL_PORT=${TOOL_PORT:-8808}
+IDP_PORT=${IDP_PORT:-9400}
+RUNDIR=${RUNDIR:-$root/run}
+while [ $# -gt 0 ]; do
+    case $1 in
+        --port) PORT=$2; shift 2 ;;
+        --rundir) RUNDIR=$2; shift 2 ;;
+        *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+mkdir -p "$RUNDIR/data" "$RUNDIR/tmp"
+chmod 711 "$RUNDIR"
+umask 077
+
+# --- secrets, made once -------------------------------------------------------
+[ -s "$RUNDIR/identity.key" ] || openssl rand -hex 32 > "$RUNDIR/identity.key"
+[ -s "$RUNDIR/keys" ] || "$root/scripts/mcp-auth-keygen" > "$RUNDIR/keys"
+[ -s "$RUNDIR/idp-client-secret" ] || openssl rand -hex 24 > "$RUNDIR/idp-client-secret"
+[ -s "$RUNDIR/demo-password" ] || openssl rand -base64 12 | tr -d '/+=\n' > "$RUNDIR/demo-password"
+demo_password=$(cat "$RUNDIR/demo-password")
+
+pids=()
+stop_all() {
+    trap - INT TERM EXIT
+    echo
+    echo "stopping..."
+    [ -f "$RUNDIR/nginx.pid" ] && kill -QUIT "$(cat "$RUNDIR/nginx.pid")" 2>/dev/null || true
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    echo "stopped."
+}
+trap stop_all INT TERM EXIT
+
+wait_port() {
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "run.sh: nothing listening on port $1 (see $RUNDIR/*.log)" >&2
+    exit 1
+}
+
+# --- the OpenID provider ------------------------------------------------------
+node "$root/t/idp/dev-idp.mjs" --port "$IDP_PORT" \
+    --client-id mcp-gateway --client-secret "$(cat "$RUNDIR/idp-client-secret")" \
+    --redirect-uri "http://127.0.0.1:$PORT/oauth-callback" \
+    --user demo --password "$demo_password" \
+    --keys-file "$RUNDIR/idp-keys.json" > "$RUNDIR/idp.log" 2>&1 &
+pids+=($!)
+
+# --- the tool server ------------------------------------------------------------
+"$root/build/mcp-tool-server" --listen "127.0.0.1:$TOOL_PORT" --data-dir "$RUNDIR/data" \
+    --identity-key "$RUNDIR/identity.key" > "$RUNDIR/tool-server.log" 2>&1 &
+pids+=($!)
+
+wait_port "$IDP_PORT"
+wait_port "$TOOL_PORT"
+
+# --- the gateway ---------------------------------------------------------------
+conf=$(/usr/bin/python3 "$root/scripts/render-config.py" --module "$root/build/ngx_http_mcp_auth_module.so" \
+    --rundir "$RUNDIR" --port "$PORT" --tool-port "$TOOL_PORT" \
+    --idp "http://127.0.0.1:$IDP_PORT")
+/usr/sbin/nginx -p "$RUNDIR" -c "$conf" -t -q
+/usr/sbin/nginx -p "$RUNDIR" -c "$conf" -g 'daemon off;' >> "$RUNDIR/nginx.log" 2>&1 &
+pids+=($!)
+wait_port "$PORT"
+
+base="http://127.0.0.1:$PORT"
+cat <<EOT
+
+  ngx_mcp_auth is running (Ctrl-C stops everything)
+
+  MCP, Streamable HTTP   $base/mcp
+  MCP, HTTP+SSE          $base/mcp/sse
+  Discovery              $base/.well-known/oauth-authorization-server
+  Identity provider      http://127.0.0.1:$IDP_PORT   (demo login: demo / $demo_password)
+
+  Connect the MCP Inspector:
+    npx @modelcontextprotocol/inspector
+    -> Transport "Streamable HTTP", URL $base/mcp (or "SSE", $base/mcp/sse)
+    -> Connect, approve the consent page, log in as demo, then List Tools.
+
+  Logs and state: $RUNDIR
+EOT
+
+# exit (and stop the rest) as soon as any of the three stops
+wait -n "${pids[@]}" || true
+echo "run.sh: a process stopped; see $RUNDIR/*.log" >&2

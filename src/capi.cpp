@@ -1,0 +1,265 @@
+// The extern "C" surface of the core (mcp_auth.h).  Everything here is a
+// thin, exception-proof adapter: C strings in, C structs out.
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "endpoints.hpp"
+#include "guard.hpp"
+#include "mcp_auth.h"
+
+using mcpauth::Config;
+using mcpauth::Request;
+using mcpauth::Response;
+
+struct mcpa_config_s {
+  Config config;
+  mcpauth::GuardSettings guard;
+  bool protecting = false;
+  // per worker process (configurations are copied into each worker by
+  // fork), so no locking: a worker is single-threaded
+  mutable mcpauth::IdentityCache identity_cache;
+};
+
+namespace {
+
+std::string str(mcpa_str_t s) { return s.data ? std::string(s.data, s.len) : std::string(); }
+
+void copy_error(const std::string& msg, char* err, size_t err_len) {
+  if (!err || err_len == 0) return;
+  size_t n = msg.size() < err_len - 1 ? msg.size() : err_len - 1;
+  std::memcpy(err, msg.data(), n);
+  err[n] = '\0';
+}
+
+// Storage behind an mcpa_response_t: the C struct points into it.
+struct ResponseStorage {
+  Response response;
+  std::vector<mcpa_header_t> headers;
+};
+
+Request to_request(const mcpa_request_t* in) {
+    Request req;
+    req.method = str(in->method);
+    req.uri = str(in->uri);
+    req.args = str(in->args);
+    req.body = str(in->body);
+    req.content_type = str(in->content_type);
+    req.cookie = str(in->cookie);
+    req.origin = str(in->origin);
+    req.sec_fetch_site = str(in->sec_fetch_site);
+    req.authorization = str(in->authorization);
+    req.now = in->now;
+    return req;
+}
+
+mcpa_str_t c_str(const std::string& s) { return {s.data(), s.size()}; }
+
+// Moves a C++ response behind the C struct; the struct points into it.
+void export_response(Response&& r, mcpa_response_t* out) {
+  auto storage = std::make_unique<ResponseStorage>();
+  storage->response = std::move(r);
+  const Response& kept = storage->response;
+  storage->headers.reserve(kept.headers.size());
+  for (const auto& h : kept.headers) storage->headers.push_back({c_str(h.first), c_str(h.second)});
+  out->status = kept.status;
+  out->headers = storage->headers.data();
+  out->nheaders = storage->headers.size();
+  out->body = c_str(kept.body);
+  out->fetch = kept.fetch.target;
+  out->fetch_body = c_str(kept.fetch.body);
+  out->fetch_authorization = c_str(kept.fetch.authorization);
+  out->continuation = c_str(kept.fetch.continuation);
+  out->owner = storage.release();
+}
+
+}  // namespace
+
+MCPA_API mcpa_config_t* mcpa_config_new(void) noexcept {
+  return new (std::nothrow) mcpa_config_s();
+}
+
+MCPA_API int mcpa_config_set(mcpa_config_t* cf, const char* name, mcpa_str_t value, char* err,
+                             size_t err_len) noexcept {
+  try {
+    std::string msg;
+    if (std::strcmp(name, "protect") == 0) {
+      cf->protecting = str(value) == "on";
+      return MCPA_OK;
+    }
+    if (cf->guard.set(name, str(value), &msg)) {
+      if (msg.empty()) return MCPA_OK;
+      copy_error(msg, err, err_len);
+      return MCPA_ERROR;
+    }
+    msg = cf->config.set(name, str(value));
+    if (msg.empty()) return MCPA_OK;
+    copy_error(msg, err, err_len);
+  } catch (const std::exception& e) {
+    copy_error(e.what(), err, err_len);
+  }
+  return MCPA_ERROR;
+}
+
+MCPA_API int mcpa_config_finish(mcpa_config_t* cf, char* err, size_t err_len) noexcept {
+  try {
+    std::string msg = cf->config.finish();
+    if (msg.empty()) msg = cf->guard.finish(cf->protecting);
+    if (msg.empty()) return MCPA_OK;
+    copy_error(msg, err, err_len);
+  } catch (const std::exception& e) {
+    copy_error(e.what(), err, err_len);
+  }
+  return MCPA_ERROR;
+}
+
+MCPA_API void mcpa_config_free(mcpa_config_t* cf) noexcept { delete cf; }
+
+
+MCPA_API int mcpa_handle(const mcpa_config_t* cf, const mcpa_store_t* store,
+                         const mcpa_request_t* in, mcpa_response_t* out) noexcept {
+  out->owner = nullptr;
+  try {
+    mcpauth::CStore st(store);
+    export_response(mcpauth::handle_endpoint(in->endpoint, cf->config, st, to_request(in)), out);
+    return MCPA_OK;
+  } catch (...) {
+    return MCPA_ERROR;
+  }
+}
+
+MCPA_API int mcpa_resume(const mcpa_config_t* cf, const mcpa_store_t* store,
+                         const mcpa_request_t* in, mcpa_str_t continuation, int fetch_status,
+                         mcpa_str_t fetch_body, mcpa_response_t* out) noexcept {
+  out->owner = nullptr;
+  try {
+    mcpauth::CStore st(store);
+    export_response(mcpauth::resume_endpoint(in->endpoint, cf->config, st, to_request(in),
+                                             str(continuation), fetch_status, str(fetch_body)),
+                    out);
+    return MCPA_OK;
+  } catch (...) {
+    return MCPA_ERROR;
+  }
+}
+
+MCPA_API void mcpa_response_free(mcpa_response_t* resp) noexcept {
+  delete static_cast<ResponseStorage*>(resp->owner);
+  resp->owner = nullptr;
+}
+
+MCPA_API const char* mcpa_version(void) noexcept { return "0.1.0"; }
+
+// --- the guard ---------------------------------------------------------------
+
+namespace {
+
+struct GuardStorage {
+  Response response;
+  std::vector<mcpa_header_t> headers;
+  std::string identity, subject, client_id, scope, session_tag, session_key;
+};
+
+}  // namespace
+
+MCPA_API int mcpa_guard(const mcpa_config_t* cf, const mcpa_store_t* store,
+                        const mcpa_guard_request_t* in, mcpa_guard_result_t* out) noexcept {
+  out->owner = nullptr;
+  try {
+    mcpauth::GuardInput gi;
+    gi.method = str(in->method);
+    gi.authorization = str(in->authorization);
+    gi.args = str(in->args);
+    gi.origin = str(in->origin);
+    gi.mcp_method = str(in->mcp_method);
+    gi.mcp_name = str(in->mcp_name);
+    gi.body = str(in->body);
+    gi.body_read = in->body_read != 0;
+    gi.now = in->now;
+
+    mcpauth::CStore st(store);
+    mcpauth::GuardOutcome g = mcpauth::guard_check(cf->config, cf->guard, cf->identity_cache, st, gi);
+
+    auto storage = std::make_unique<GuardStorage>();
+    storage->response = std::move(g.response);
+    storage->identity = std::move(g.identity);
+    storage->subject = std::move(g.subject);
+    storage->client_id = std::move(g.client_id);
+    storage->scope = std::move(g.scope);
+    storage->session_tag = std::move(g.session_tag);
+    storage->session_key = std::move(g.session_key);
+
+    out->verdict = g.verdict == mcpauth::GuardOutcome::allow       ? MCPA_GUARD_ALLOW
+                   : g.verdict == mcpauth::GuardOutcome::need_body ? MCPA_GUARD_NEED_BODY
+                                                                   : MCPA_GUARD_DENY;
+    const Response& kept = storage->response;
+    for (const auto& h : kept.headers) storage->headers.push_back({c_str(h.first), c_str(h.second)});
+    out->response.status = kept.status;
+    out->response.headers = storage->headers.data();
+    out->response.nheaders = storage->headers.size();
+    out->response.body = c_str(kept.body);
+    out->response.fetch = MCPA_FETCH_NONE;
+    out->response.owner = nullptr;
+    out->identity = c_str(storage->identity);
+    out->subject = c_str(storage->subject);
+    out->client_id = c_str(storage->client_id);
+    out->scope = c_str(storage->scope);
+    out->session_tag = c_str(storage->session_tag);
+    out->session_key = c_str(storage->session_key);
+    out->owner = storage.release();
+    return MCPA_OK;
+  } catch (...) {
+    return MCPA_ERROR;
+  }
+}
+
+MCPA_API void mcpa_guard_result_free(mcpa_guard_result_t* res) noexcept {
+  delete static_cast<GuardStorage*>(res->owner);
+  res->owner = nullptr;
+}
+
+MCPA_API int mcpa_session_alive(const mcpa_config_t* cf, const mcpa_store_t* store,
+                                mcpa_str_t session_key, int64_t now) noexcept {
+  (void)cf;
+  try {
+    mcpauth::CStore st(store);
+    return mcpauth::session_alive(st, str(session_key), now) ? 1 : 0;
+  } catch (...) {
+    return 1;  // an allocation failure is no proof that the session ended
+  }
+}
+
+// --- the state file ------------------------------------------------------------
+
+MCPA_API int mcpa_config_has_keys(const mcpa_config_t* cf) noexcept {
+  return cf->config.keys.has_value() ? 1 : 0;
+}
+
+MCPA_API int mcpa_state_seal(const mcpa_config_t* cf, mcpa_str_t plain, mcpa_sink_pt sink,
+                             void* sink_ctx) noexcept {
+  try {
+    if (!cf->config.keys) return MCPA_ERROR;
+    std::string sealed = cf->config.keys->seal(mcpauth::seal_purpose::state_file, str(plain));
+    sink(sink_ctx, sealed.data(), sealed.size());
+    return MCPA_OK;
+  } catch (...) {
+    return MCPA_ERROR;
+  }
+}
+
+MCPA_API int mcpa_state_open(const mcpa_config_t* cf, mcpa_str_t sealed, mcpa_sink_pt sink,
+                             void* sink_ctx) noexcept {
+  try {
+    if (!cf->config.keys) return MCPA_ERROR;
+    auto plain = cf->config.keys->open(mcpauth::seal_purpose::state_file, str(sealed));
+    if (!plain) return MCPA_ERROR;
+    sink(sink_ctx, plain->data(), plain->size());
+    return MCPA_OK;
+  } catch (...) {
+    return MCPA_ERROR;
+  }
+}

@@ -1,0 +1,83 @@
+// The gateway's static configuration, built once from nginx directives and
+// shared read-only by every request of a worker.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crypto.hpp"
+
+namespace mcpauth {
+
+struct Config {
+  // Public identity of the authorization server (RFC 8414 "issuer") and of
+  // the protected MCP resource (RFC 9728 "resource").
+  std::string issuer;
+  std::string resource;
+  std::string resource_name = "MCP server";
+  std::vector<std::string> scopes;
+
+  // Endpoint paths, published in the metadata relative to the issuer.
+  std::string authorization_path = "/authorize";
+  std::string token_path = "/token";
+  std::string registration_path = "/register";
+  std::string revocation_path = "/revoke";
+  std::string consent_path = "/consent";
+  std::string callback_path = "/oauth-callback";
+
+  // Browser origins allowed to call the JSON endpoints (CORS); "*" = any.
+  std::vector<std::string> cors_origins = {"*"};
+
+  // What the location serves (the glue's mcp_auth_endpoint: "metadata",
+  // "register", "authorize", ...); optional.  When set to an endpoint that
+  // keeps state, finish() insists on the key file and provider settings.
+  std::string endpoint;
+
+  // The KeyRing that seals tokens and keys cookies/CSRF tokens
+  // (mcp_auth_key_file, loaded by finish()).  Absent: only the metadata
+  // endpoints work; the others answer 500 server_error.
+  std::string key_file;
+  std::optional<KeyRing> keys;
+
+  // The upstream OpenID provider the user logs in at.
+  enum class ProviderAuth { client_secret_basic, client_secret_post, private_key_jwt };
+  std::string provider_issuer;
+  std::string provider_authorization_endpoint;
+  std::string provider_token_endpoint;
+  std::string provider_client_id;
+  std::string provider_client_secret_file;
+  std::string provider_client_secret;  // file content, trimmed
+  ProviderAuth provider_client_auth = ProviderAuth::client_secret_basic;
+  std::string provider_private_key_file;
+  std::string provider_private_key;  // PEM, for private_key_jwt
+  std::string provider_key_id;
+  std::string provider_certificate_file;
+  std::string provider_x5t;  // from the certificate, for private_key_jwt
+  std::string provider_scopes = "openid profile email offline_access";
+
+  // Lifetimes, seconds.
+  int64_t access_token_ttl = 3600;
+  int64_t refresh_token_ttl = 30 * 86400;
+  int64_t session_ttl = 30 * 86400;  // absolute: no token outlives it
+  int64_t code_ttl = 60;             // at most 600 (RFC 6749 §4.1.2)
+  int64_t login_ttl = 600;           // a pending sign-in (consent + provider)
+  int64_t client_ttl = 90 * 86400;   // a dynamic registration
+
+  bool consent_remember = true;
+  // -1: not set, then on exactly when the issuer is https.
+  int secure_cookies_setting = -1;
+  bool secure_cookies = true;
+
+  std::string url(const std::string& path) const { return issuer + path; }
+  bool has_provider() const { return !provider_client_id.empty(); }
+
+  // Sets one directive's value ("mcp_auth_" prefix removed).  Returns an
+  // empty string, or a message for `nginx -t`.
+  std::string set(const std::string& name, const std::string& value);
+  // Checks that need every setting; returns "" or a message.
+  std::string finish();
+};
+
+}  // namespace mcpauth

@@ -1,0 +1,358 @@
+// Routes a request to its endpoint handler, and a provider's answer back to
+// the handler that asked for it; and the helpers the handlers share.
+#include <algorithm>
+#include <cctype>
+
+#include "consent_page.hpp"
+#include "crypto.hpp"
+#include "csrf.hpp"
+#include "encoding.hpp"
+#include "endpoints.hpp"
+#include "redirect_uri.hpp"
+
+namespace mcpauth {
+
+Response handle_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req) {
+  switch (ep) {
+    case MCPA_EP_AUTHORIZATION_SERVER_METADATA:
+      return handle_authorization_server_metadata(cf, req);
+    case MCPA_EP_PROTECTED_RESOURCE_METADATA:
+      return handle_protected_resource_metadata(cf, req);
+    case MCPA_EP_REGISTER:
+      return handle_register(cf, store, req);
+    case MCPA_EP_AUTHORIZE:
+      return handle_authorize(cf, store, req);
+    case MCPA_EP_CONSENT:
+      return handle_consent(cf, store, req);
+    case MCPA_EP_CALLBACK:
+      return handle_callback(cf, store, req);
+    case MCPA_EP_TOKEN:
+      return handle_token(cf, store, req);
+    case MCPA_EP_REVOKE:
+      return handle_revoke(cf, store, req);
+    default:
+      return oauth_error(500, "server_error", "this location serves no known endpoint");
+  }
+}
+
+Response resume_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req,
+                         const std::string& continuation, int fetch_status,
+                         const std::string& fetch_body) {
+  switch (ep) {
+    case MCPA_EP_CALLBACK:
+      return resume_callback(cf, store, req, continuation, fetch_status, fetch_body);
+    case MCPA_EP_TOKEN:
+      return resume_token(cf, store, req, continuation, fetch_status, fetch_body);
+    default:
+      return oauth_error(500, "server_error", "unexpected provider answer");
+  }
+}
+
+// --- shared helpers ------------------------------------------------------
+
+Response store_failure_json(StoreStatus st) {
+  if (st == StoreStatus::full) {
+    Response r = oauth_error(503, "temporarily_unavailable", "the server is busy; try again shortly");
+    r.header("Retry-After", "5");
+    return r;
+  }
+  return oauth_error(500, "server_error", "the server could not reach its store");
+}
+
+Response store_failure_page(StoreStatus st) {
+  if (st == StoreStatus::full) {
+    Response r = html_page(503, "Busy", "The sign-in service is busy. Please try again in a moment.");
+    r.header("Retry-After", "5");
+    return r;
+  }
+  return html_page(500, "Server error", "The sign-in service could not complete this request.");
+}
+
+void add_page_security_headers(Response& r, const std::string& form_action) {
+  r.header("Content-Type", "text/html; charset=utf-8");
+  r.header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action " +
+                                          form_action + "; frame-ancestors 'none'");
+  r.header("X-Frame-Options", "DENY");
+  r.header("Cache-Control", "no-store");
+  r.header("Referrer-Policy", "no-referrer");
+  r.header("X-Content-Type-Options", "nosniff");
+}
+
+Response html_page(int status, const std::string& title, const std::string& message) {
+  Response r;
+  r.status = status;
+  r.body = render_message_page(title, message, status);
+  add_page_security_headers(r, "'none'");
+  return r;
+}
+
+Response redirect_to(const std::string& location) {
+  Response r;
+  r.status = 302;
+  r.header("Location", location);
+  r.header("Cache-Control", "no-store");
+  r.header("Referrer-Policy", "no-referrer");
+  return r;
+}
+
+std::string add_query(const std::string& uri,
+                      const std::vector<std::pair<std::string, std::string>>& params) {
+  std::string out = uri;
+  bool first = uri.find('?') == std::string::npos;
+  for (const auto& [name, value] : params) {
+    if (value.empty()) continue;
+    out += first ? '?' : '&';
+    first = false;
+    out += pct_encode(name);
+    out += '=';
+    out += pct_encode(value);
+  }
+  return out;
+}
+
+Response redirect_error(const Config& cf, const std::string& redirect_uri, const std::string& state,
+                        const std::string& error, const std::string& description) {
+  return redirect_to(add_query(redirect_uri, {{"error", error},
+                                              {"error_description", description},
+                                              {"state", state},
+                                              {"iss", cf.issuer}}));
+}
+
+std::string cookie_name(const Config& cf, const char* base) {
+  return cf.secure_cookies ? std::string("__Host-") + base : std::string(base);
+}
+
+std::string set_cookie(const Config& cf, const std::string& name, const std::string& value,
+                       int64_t max_age) {
+  std::string c = name + "=" + value + "; Path=/; HttpOnly; SameSite=Lax";
+  if (max_age >= 0) c += "; Max-Age=" + std::to_string(max_age);
+  if (cf.secure_cookies) c += "; Secure";
+  return c;
+}
+
+std::string url_origin(const std::string& url) {
+  std::string why;
+  auto u = parse_uri(url, &why);
+  if (!u) return "";
+  std::string scheme = u->scheme;
+  for (char& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "http" && scheme != "https") {
+    for (char c : scheme)
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.') return "";
+    return scheme + ":";
+  }
+  if (u->host.empty()) return "";
+  // RFC 3986 reg-names may hold sub-delims (";" ","): never let one reach
+  // a CSP header or an Origin comparison.
+  for (char c : u->host)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '[' && c != ']' &&
+        c != ':')
+      return "";
+  std::string host = u->host;
+  for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  std::string out = scheme + "://" + host;
+  if (u->has_port && !((scheme == "https" && u->port == "443") || (scheme == "http" && u->port == "80")))
+    out += ":" + u->port;
+  return out;
+}
+
+std::string media_type(const std::string& content_type) {
+  std::string t = content_type.substr(0, content_type.find(';'));
+  while (!t.empty() && (t.back() == ' ' || t.back() == '\t')) t.pop_back();
+  size_t b = t.find_first_not_of(" \t");
+  t = b == std::string::npos ? std::string() : t.substr(b);
+  for (char& c : t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return t;
+}
+
+StoreStatus load_client(Store& store, const std::string& client_id, ClientMetadata* out) {
+  if (client_id.empty() || client_id.size() > 256) return StoreStatus::not_found;
+  std::string raw;
+  StoreStatus st = store.get("client:" + client_id, &raw);
+  if (st != StoreStatus::ok) return st;
+  auto c = deserialize_client(raw);
+  if (!c || c->client_id != client_id) return StoreStatus::not_found;
+  *out = std::move(*c);
+  return StoreStatus::ok;
+}
+
+std::vector<std::string> split_scope(const std::string& scope) {
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < scope.size()) {
+    size_t j = scope.find(' ', i);
+    if (j == std::string::npos) j = scope.size();
+    std::string w = scope.substr(i, j - i);
+    if (!w.empty() && std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string join_scope(const std::vector<std::string>& scopes) {
+  std::string out;
+  for (const auto& s : scopes) out += (out.empty() ? "" : " ") + s;
+  return out;
+}
+
+std::string csrf_key(const Config& cf) { return cf.keys->derive_key("mcp-auth consent csrf v1"); }
+std::string consent_cookie_key(const Config& cf) {
+  return cf.keys->derive_key("mcp-auth remember consent v1");
+}
+
+// --- remembered consent ---------------------------------------------------
+//
+// Cookie value: sign_value(key, "<h>:<exp> <h>:<exp> ..."), where h is
+// sha256_b64url(client_id NUL redirect_uri).  Only consent is remembered;
+// the provider still authenticates the user on every login.
+
+namespace {
+
+constexpr size_t kMaxRememberedClients = 10;
+
+std::string consent_pair_hash(const std::string& client_id, const std::string& redirect_uri) {
+  return sha256_b64url(client_id + std::string(1, '\0') + redirect_uri);
+}
+
+// Live entries of the cookie (hash, expiry), oldest first.
+std::vector<std::pair<std::string, int64_t>> remembered_entries(const Config& cf, const Request& req) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  auto cookie = cookie_value(req.cookie, cookie_name(cf, kConsentCookie));
+  if (!cookie) return out;
+  auto value = verify_signed_value(consent_cookie_key(cf), *cookie);
+  if (!value) return out;
+  for (const auto& entry : split_scope(*value)) {
+    size_t colon = entry.find(':');
+    if (colon == std::string::npos) continue;
+    int64_t exp = 0;
+    try {
+      exp = std::stoll(entry.substr(colon + 1));
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (exp > req.now) out.emplace_back(entry.substr(0, colon), exp);
+  }
+  return out;
+}
+
+}  // namespace
+
+bool consent_remembered(const Config& cf, const Request& req, const std::string& client_id,
+                        const std::string& redirect_uri) {
+  if (!cf.consent_remember) return false;
+  const std::string h = consent_pair_hash(client_id, redirect_uri);
+  for (const auto& e : remembered_entries(cf, req))
+    if (ct_equal(e.first, h)) return true;
+  return false;
+}
+
+std::string remember_consent_value(const Config& cf, const Request& req, const std::string& client_id,
+                                   const std::string& redirect_uri) {
+  const std::string h = consent_pair_hash(client_id, redirect_uri);
+  auto entries = remembered_entries(cf, req);
+  entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == h; }),
+                entries.end());
+  entries.emplace_back(h, req.now + std::min<int64_t>(cf.client_ttl, 30 * 86400));
+  if (entries.size() > kMaxRememberedClients)
+    entries.erase(entries.begin(), entries.end() - static_cast<long>(kMaxRememberedClients));
+  std::string value;
+  for (const auto& e : entries) value += (value.empty() ? "" : " ") + e.first + ":" + std::to_string(e.second);
+  return sign_value(consent_cookie_key(cf), value);
+}
+
+// --- client authentication ------------------------------------------------
+
+namespace {
+
+Response invalid_client(const std::string& description, bool basic_used, const Config& cf) {
+  Response r = oauth_error(401, "invalid_client", description);
+  // RFC 6749 §5.2: 401 with the scheme the client tried.
+  if (basic_used) r.header("WWW-Authenticate", "Basic realm=\"" + cf.issuer + "\"");
+  return r;
+}
+
+bool iequals_prefix(const std::string& s, const char* prefix) {
+  size_t n = std::char_traits<char>::length(prefix);
+  if (s.size() < n) return false;
+  for (size_t i = 0; i < n; ++i)
+    if (std::tolower(static_cast<unsigned char>(s[i])) != std::tolower(static_cast<unsigned char>(prefix[i])))
+      return false;
+  return true;
+}
+
+}  // namespace
+
+ClientAuth authenticate_client(const Config& cf, Store& store, const Request& req, const Params& form) {
+  ClientAuth out;
+  bool basic = false;
+  std::string basic_id, basic_secret;
+  if (!req.authorization.empty()) {
+    if (!iequals_prefix(req.authorization, "Basic ")) {
+      out.error = invalid_client("only HTTP Basic client authentication is supported", true, cf);
+      return out;
+    }
+    basic = true;
+    auto decoded = b64_decode(req.authorization.substr(6));
+    size_t colon = decoded ? decoded->find(':') : std::string::npos;
+    if (!decoded || colon == std::string::npos) {
+      out.error = invalid_client("malformed HTTP Basic credentials", true, cf);
+      return out;
+    }
+    // RFC 6749 §2.3.1: id and secret are form-urlencoded before Basic.
+    auto id = pct_decode(decoded->substr(0, colon), true);
+    auto secret = pct_decode(decoded->substr(colon + 1), true);
+    if (!id || !secret) {
+      out.error = invalid_client("malformed HTTP Basic credentials", true, cf);
+      return out;
+    }
+    basic_id = *id;
+    basic_secret = *secret;
+  }
+  std::string form_id, form_secret;
+  const auto id_lookup = form.find("client_id", &form_id);
+  const auto secret_lookup = form.find("client_secret", &form_secret);
+  if (id_lookup == Params::Lookup::repeated || secret_lookup == Params::Lookup::repeated) {
+    out.error = oauth_error(400, "invalid_request", "client_id or client_secret is repeated");
+    return out;
+  }
+  if (basic && secret_lookup != Params::Lookup::absent) {
+    // RFC 6749 §2.3: one authentication method per request.
+    out.error = oauth_error(400, "invalid_request", "use either HTTP Basic or client_secret, not both");
+    return out;
+  }
+  if (basic && id_lookup == Params::Lookup::one && form_id != basic_id) {
+    out.error = invalid_client("client_id does not match the HTTP Basic credentials", true, cf);
+    return out;
+  }
+  const std::string client_id = basic ? basic_id : form_id;
+  const std::string secret = basic ? basic_secret : form_secret;
+  if (client_id.empty()) {
+    out.error = invalid_client("client authentication is required (client_id)", basic, cf);
+    return out;
+  }
+  StoreStatus st = load_client(store, client_id, &out.client);
+  if (st == StoreStatus::not_found) {
+    out.error = invalid_client("unknown client", basic, cf);
+    return out;
+  }
+  if (st != StoreStatus::ok) {
+    out.error = store_failure_json(st);
+    return out;
+  }
+  if (out.client.token_endpoint_auth_method == "none" || out.client.client_secret_hash.empty()) {
+    if (!secret.empty()) {
+      out.error = invalid_client("this client is registered without a secret", basic, cf);
+      return out;
+    }
+  } else {
+    // Compare hashes in constant time; the secret itself is never stored.
+    if (secret.empty() || !ct_equal(sha256_b64url(secret), out.client.client_secret_hash)) {
+      out.error = invalid_client("client authentication failed", basic, cf);
+      return out;
+    }
+  }
+  out.ok = true;
+  return out;
+}
+
+}  // namespace mcpauth

@@ -1,0 +1,128 @@
+// One handler per endpoint.  Each takes the parsed request and returns the
+// response; none of them does I/O of its own: state goes through Store,
+// time comes from Request::now, randomness from crypto.hpp.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config.hpp"
+#include "registration.hpp"
+#include "response.hpp"
+#include "session.hpp"
+#include "store.hpp"
+
+namespace mcpauth {
+
+struct Request {
+  std::string method, uri, args, body, content_type, cookie, origin, sec_fetch_site,
+      authorization;
+  int64_t now = 0;
+};
+
+Response handle_authorization_server_metadata(const Config& cf, const Request& req);
+Response handle_protected_resource_metadata(const Config& cf, const Request& req);
+
+Response handle_register(const Config& cf, Store& store, const Request& req);
+Response handle_authorize(const Config& cf, Store& store, const Request& req);
+Response handle_consent(const Config& cf, Store& store, const Request& req);
+Response handle_callback(const Config& cf, Store& store, const Request& req);
+Response resume_callback(const Config& cf, Store& store, const Request& req,
+                         const std::string& continuation, int fetch_status,
+                         const std::string& fetch_body);
+Response handle_token(const Config& cf, Store& store, const Request& req);
+Response resume_token(const Config& cf, Store& store, const Request& req,
+                      const std::string& continuation, int fetch_status,
+                      const std::string& fetch_body);
+Response handle_revoke(const Config& cf, Store& store, const Request& req);
+
+// Dispatch by endpoint (capi.cpp calls these two only).
+Response handle_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req);
+Response resume_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req,
+                         const std::string& continuation, int fetch_status,
+                         const std::string& fetch_body);
+
+// --- helpers shared by the handlers (dispatch.cpp) ----------------------
+
+// Store failures as the client sees them: full -> 503 temporarily_unavailable
+// with Retry-After, anything else -> 500 server_error.  JSON for the OAuth
+// endpoints, an HTML page for the browser ones.
+Response store_failure_json(StoreStatus st);
+Response store_failure_page(StoreStatus st);
+
+// A self-contained HTML page (consent_page.hpp) with the browser-facing
+// security headers (CSP, X-Frame-Options, no-store, no-referrer).
+Response html_page(int status, const std::string& title, const std::string& message);
+void add_page_security_headers(Response& r, const std::string& form_action);
+
+// 302 with Location and Cache-Control: no-store.
+Response redirect_to(const std::string& location);
+// `uri` plus "?" or "&" and the percent-encoded parameters (empty values
+// are left out).
+std::string add_query(const std::string& uri,
+                      const std::vector<std::pair<std::string, std::string>>& params);
+// The 302 back to the client's redirect URI with an error (RFC 6749
+// §4.1.2.1) and the issuer (RFC 9207).
+Response redirect_error(const Config& cf, const std::string& redirect_uri, const std::string& state,
+                        const std::string& error, const std::string& description);
+
+// Cookie names: "__Host-<base>" when secure_cookies, else "<base>".
+std::string cookie_name(const Config& cf, const char* base);
+// Set-Cookie value: HttpOnly, SameSite=Lax, Path=/, Secure when configured;
+// max_age < 0 omits Max-Age (a browser-session cookie), 0 deletes.
+std::string set_cookie(const Config& cf, const std::string& name, const std::string& value,
+                       int64_t max_age);
+
+// "scheme://host[:port]" of an http(s) URL; "scheme:" for other schemes
+// (custom-scheme redirect URIs); "" when the URL does not parse or holds a
+// character that must not reach a header.
+std::string url_origin(const std::string& url);
+
+// media type of a Content-Type value, lowercased, parameters dropped.
+std::string media_type(const std::string& content_type);
+
+// Loads client:<id>.  not_found also when the record does not decode.
+StoreStatus load_client(Store& store, const std::string& client_id, ClientMetadata* out);
+
+// Scopes: split on spaces, duplicates dropped, order kept.
+std::vector<std::string> split_scope(const std::string& scope);
+std::string join_scope(const std::vector<std::string>& scopes);
+
+// Keys derived from the KeyRing for the browser-side MACs.
+std::string csrf_key(const Config& cf);
+std::string consent_cookie_key(const Config& cf);
+
+// Cookie base names.
+inline constexpr const char* kBrowserCookie = "mcp_browser";
+inline constexpr const char* kLoginCookie = "mcp_login";
+inline constexpr const char* kConsentCookie = "mcp_consent";
+
+// Step 4 of the flow (consent allowed, or remembered): records the login
+// under login:<state>, sets the login cookie and answers 302 to the
+// provider.  Extra headers (a remember cookie) may already be in `r`.
+Response start_provider_login(const Config& cf, Store& store, const Request& req,
+                              const PendingAuthz& authz, Response r);
+
+// "remember consent" cookie: does it hold client_id + redirect_uri?  And the
+// new cookie value with that pair added (at most 10 pairs kept).
+bool consent_remembered(const Config& cf, const Request& req, const std::string& client_id,
+                        const std::string& redirect_uri);
+std::string remember_consent_value(const Config& cf, const Request& req, const std::string& client_id,
+                                   const std::string& redirect_uri);
+
+// Client authentication at /token and /revoke (RFC 6749 §2.3.1): HTTP Basic
+// or client_secret_post for confidential clients, client_id alone for
+// public ones.  On failure `error` holds the response to send.
+struct ClientAuth {
+  bool ok = false;
+  ClientMetadata client;
+  Response error;
+};
+class Params;
+ClientAuth authenticate_client(const Config& cf, Store& store, const Request& req,
+                               const Params& form);
+
+}  // namespace mcpauth

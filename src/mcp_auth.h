@@ -1,0 +1,250 @@
+/*
+ * mcp_auth.h -- the only contact between the nginx glue
+ * (ngx_mcp_auth_module.c) and the C++ core (src/).
+ *
+ * Plain C types only.  Every function is noexcept: the core catches any
+ * exception and reports MCPA_ERROR, which the glue turns into a 500 and an
+ * error-log line.  Strings are (pointer, length) pairs and are never assumed
+ * to be NUL-terminated.
+ */
+
+#ifndef MCP_AUTH_H_INCLUDED
+#define MCP_AUTH_H_INCLUDED
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+#define MCPA_API      extern "C" __attribute__((visibility("default")))
+#define MCPA_NOEXCEPT noexcept
+#else
+#define MCPA_API      __attribute__((visibility("default")))
+#define MCPA_NOEXCEPT
+#endif
+
+#define MCPA_OK          0
+#define MCPA_ERROR      -1
+#define MCPA_NOT_FOUND  -2      /* store: no such key (or expired) */
+#define MCPA_EXISTS     -3      /* store: put_new found the key */
+#define MCPA_CONFLICT   -4      /* store: replace_if saw another value */
+#define MCPA_FULL       -5      /* store: no memory left after eviction */
+
+typedef struct {
+    const char  *data;
+    size_t       len;
+} mcpa_str_t;
+
+typedef struct {
+    mcpa_str_t   name;
+    mcpa_str_t   value;
+} mcpa_header_t;
+
+
+/* --- configuration ------------------------------------------------------ */
+
+/*
+ * One configuration per location that serves an endpoint or guards MCP
+ * traffic; built at configuration time from the merged directives and never
+ * changed afterwards, so workers share it read-only.
+ */
+typedef struct mcpa_config_s  mcpa_config_t;
+
+MCPA_API mcpa_config_t *mcpa_config_new(void) MCPA_NOEXCEPT;
+
+/*
+ * Sets one named setting (the directive name without the "mcp_auth_"
+ * prefix).  On failure returns MCPA_ERROR with a message in err.
+ */
+MCPA_API int mcpa_config_set(mcpa_config_t *cf, const char *name,
+    mcpa_str_t value, char *err, size_t err_len) MCPA_NOEXCEPT;
+
+/* Cross-setting checks and derived values; call once after all sets. */
+MCPA_API int mcpa_config_finish(mcpa_config_t *cf, char *err,
+    size_t err_len) MCPA_NOEXCEPT;
+
+MCPA_API void mcpa_config_free(mcpa_config_t *cf) MCPA_NOEXCEPT;
+
+
+/* --- the store ----------------------------------------------------------- */
+
+/*
+ * Key/value entries with an absolute expiry (seconds since the epoch), seen
+ * by every worker.  The glue implements it over a shared-memory zone; the
+ * core reaches it only through these calls.  Each call is atomic: it holds
+ * the zone's lock for the lookup and copy only, never across I/O.
+ */
+typedef void (*mcpa_sink_pt)(void *ctx, const char *data, size_t len);
+
+typedef struct {
+    void   *data;
+
+    /* Copies the live value to sink; with take != 0 also deletes it, in the
+     * same lock (single-use codes). MCPA_OK or MCPA_NOT_FOUND. */
+    int   (*get)(void *data, mcpa_str_t key, int take, mcpa_sink_pt sink,
+                 void *sink_ctx);
+
+    /* Stores value.  mode MCPA_PUT_SET replaces any value; MCPA_PUT_NEW fails
+     * with MCPA_EXISTS when a live value exists; MCPA_PUT_REPLACE_IF stores
+     * only when the live value equals expect (else MCPA_CONFLICT or
+     * MCPA_NOT_FOUND).  MCPA_FULL when the zone has no room. */
+    int   (*put)(void *data, mcpa_str_t key, mcpa_str_t value,
+                 int64_t expires, int mode, mcpa_str_t expect);
+
+    /* MCPA_OK or MCPA_NOT_FOUND. */
+    int   (*del)(void *data, mcpa_str_t key);
+} mcpa_store_t;
+
+#define MCPA_PUT_SET         0
+#define MCPA_PUT_NEW         1
+#define MCPA_PUT_REPLACE_IF  2
+
+
+/* --- requests and responses -------------------------------------------- */
+
+/* What a location serves (mcp_auth_endpoint). */
+typedef enum {
+    MCPA_EP_NONE = 0,
+    MCPA_EP_AUTHORIZATION_SERVER_METADATA,   /* RFC 8414 */
+    MCPA_EP_PROTECTED_RESOURCE_METADATA,     /* RFC 9728 */
+    MCPA_EP_REGISTER,                        /* RFC 7591 */
+    MCPA_EP_AUTHORIZE,
+    MCPA_EP_CONSENT,
+    MCPA_EP_CALLBACK,
+    MCPA_EP_TOKEN,
+    MCPA_EP_REVOKE                           /* RFC 7009 */
+} mcpa_endpoint_e;
+
+typedef struct {
+    mcpa_endpoint_e  endpoint;
+    mcpa_str_t       method;
+    mcpa_str_t       uri;             /* path without the query */
+    mcpa_str_t       args;            /* raw query string */
+    mcpa_str_t       body;
+    mcpa_str_t       content_type;
+    mcpa_str_t       cookie;
+    mcpa_str_t       origin;
+    mcpa_str_t       sec_fetch_site;
+    mcpa_str_t       authorization;
+    int64_t          now;             /* seconds since the epoch */
+} mcpa_request_t;
+
+/* Calls to the upstream OpenID provider that a response may ask for. */
+typedef enum {
+    MCPA_FETCH_NONE = 0,
+    MCPA_FETCH_PROVIDER_TOKEN,               /* POST to its token endpoint */
+    MCPA_FETCH_PROVIDER_JWKS                 /* GET its jwks_uri */
+} mcpa_fetch_e;
+
+typedef struct {
+    int              status;
+    mcpa_header_t   *headers;
+    size_t           nheaders;
+    mcpa_str_t       body;
+
+    /*
+     * When fetch is not MCPA_FETCH_NONE, the response is not sent: the glue
+     * makes the call (a subrequest to the location configured for that
+     * target, with $mcp_auth_fetch_body and $mcp_auth_fetch_authorization
+     * set from these fields) and hands the answer to mcpa_resume() together
+     * with the continuation, which the core alone interprets.
+     */
+    mcpa_fetch_e     fetch;
+    mcpa_str_t       fetch_body;
+    mcpa_str_t       fetch_authorization;
+    mcpa_str_t       continuation;
+
+    void            *owner;           /* core-owned storage; do not touch */
+} mcpa_response_t;
+
+/*
+ * Serves one endpoint request.  On MCPA_OK the response is filled and must
+ * be released with mcpa_response_free() once copied out.
+ */
+MCPA_API int mcpa_handle(const mcpa_config_t *cf, const mcpa_store_t *store,
+    const mcpa_request_t *req, mcpa_response_t *resp) MCPA_NOEXCEPT;
+
+/*
+ * Continues a request after a fetch: fetch_status is the provider's HTTP
+ * status (0 when it could not be reached or timed out), fetch_body its body.
+ * The new response may ask for another fetch.
+ */
+MCPA_API int mcpa_resume(const mcpa_config_t *cf, const mcpa_store_t *store,
+    const mcpa_request_t *req, mcpa_str_t continuation, int fetch_status,
+    mcpa_str_t fetch_body, mcpa_response_t *resp) MCPA_NOEXCEPT;
+
+MCPA_API void mcpa_response_free(mcpa_response_t *resp) MCPA_NOEXCEPT;
+
+/* --- the guard (mcp_auth_protect) -------------------------------------- */
+
+typedef struct {
+    mcpa_str_t       method;          /* HTTP method */
+    mcpa_str_t       authorization;   /* the Authorization header, if any */
+    mcpa_str_t       args;            /* query string: tokens there are refused */
+    mcpa_str_t       origin;
+    mcpa_str_t       mcp_method;      /* Mcp-Method header (2026-07-28) */
+    mcpa_str_t       mcp_name;        /* Mcp-Name header */
+    mcpa_str_t       body;            /* JSON-RPC body, when the glue read it */
+    int              body_read;       /* 1 when body is the whole body */
+    int64_t          now;
+} mcpa_guard_request_t;
+
+typedef enum {
+    MCPA_GUARD_ALLOW = 0,             /* pass upstream with the identity */
+    MCPA_GUARD_DENY,                  /* send response */
+    MCPA_GUARD_NEED_BODY              /* read the body, then ask again */
+} mcpa_guard_verdict_e;
+
+typedef struct {
+    mcpa_guard_verdict_e  verdict;
+
+    /* ALLOW: the X-MCP-Identity value and what log variables show */
+    mcpa_str_t       identity;
+    mcpa_str_t       subject;
+    mcpa_str_t       client_id;
+    mcpa_str_t       scope;
+    mcpa_str_t       session_tag;     /* non-reversible, for access logs */
+    mcpa_str_t       session_key;     /* for mcpa_session_alive() */
+
+    /* DENY: a complete response (401/403/503 with WWW-Authenticate) */
+    mcpa_response_t  response;
+
+    void            *owner;
+} mcpa_guard_result_t;
+
+/*
+ * The session-to-token check for one MCP request: opens the sealed bearer
+ * token, finds its live session, applies the per-tool scope rules.  No I/O
+ * beyond the store; nothing is logged.
+ */
+MCPA_API int mcpa_guard(const mcpa_config_t *cf, const mcpa_store_t *store,
+    const mcpa_guard_request_t *req, mcpa_guard_result_t *res) MCPA_NOEXCEPT;
+
+MCPA_API void mcpa_guard_result_free(mcpa_guard_result_t *res) MCPA_NOEXCEPT;
+
+/* 1 while the session named by session_key is live, 0 once it has ended
+ * (expired or revoked): open event streams are closed then. */
+MCPA_API int mcpa_session_alive(const mcpa_config_t *cf,
+    const mcpa_store_t *store, mcpa_str_t session_key, int64_t now)
+    MCPA_NOEXCEPT;
+
+
+/* --- the state file ----------------------------------------------------- */
+
+/*
+ * The zone's entries are written to a state file (periodically and at exit)
+ * and read back at start, sealed with the location's key file (AES-256-GCM,
+ * the first key seals, every key opens) because they hold provider tokens.
+ * Both return MCPA_ERROR when the configuration has no keys or, for open,
+ * when the file is not one of ours or has been tampered with.
+ */
+MCPA_API int mcpa_state_seal(const mcpa_config_t *cf, mcpa_str_t plain,
+    mcpa_sink_pt sink, void *sink_ctx) MCPA_NOEXCEPT;
+MCPA_API int mcpa_state_open(const mcpa_config_t *cf, mcpa_str_t sealed,
+    mcpa_sink_pt sink, void *sink_ctx) MCPA_NOEXCEPT;
+MCPA_API int mcpa_config_has_keys(const mcpa_config_t *cf) MCPA_NOEXCEPT;
+
+
+/* Library version string, for the error log at start-up. */
+MCPA_API const char *mcpa_version(void) MCPA_NOEXCEPT;
+
+#endif /* MCP_AUTH_H_INCLUDED */

@@ -1,0 +1,75 @@
+// The store the endpoints keep their state in: registrations, pending
+// logins, authorization codes, sessions.  One small interface so that the
+// shared-memory zone (one machine) and a networked store (several) are
+// interchangeable without touching endpoint code.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "mcp_auth.h"
+
+namespace mcpauth {
+
+enum class StoreStatus { ok, not_found, exists, conflict, full, error };
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  virtual StoreStatus get(std::string_view key, std::string* value) = 0;
+  // get + delete in one atomic step: what a single-use code needs.
+  virtual StoreStatus take(std::string_view key, std::string* value) = 0;
+  virtual StoreStatus put(std::string_view key, std::string_view value, int64_t expires) = 0;
+  // Only when no live value exists (else exists).
+  virtual StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires) = 0;
+  // Only when the live value equals `expected` (else conflict / not_found):
+  // how a refresh token rotates exactly once.
+  virtual StoreStatus replace_if(std::string_view key, std::string_view expected,
+                                 std::string_view value, int64_t expires) = 0;
+  virtual StoreStatus del(std::string_view key) = 0;
+};
+
+// Over the glue's mcpa_store_t (the nginx shared-memory zone).
+class CStore final : public Store {
+ public:
+  explicit CStore(const mcpa_store_t* s) : s_(s) {}
+  StoreStatus get(std::string_view key, std::string* value) override;
+  StoreStatus take(std::string_view key, std::string* value) override;
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires) override;
+  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires) override;
+  StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
+                         int64_t expires) override;
+  StoreStatus del(std::string_view key) override;
+
+ private:
+  const mcpa_store_t* s_;
+};
+
+// In process memory, with a clock the caller moves: for unit tests, and the
+// reference behaviour every other store must match.
+class MemoryStore final : public Store {
+ public:
+  int64_t now = 0;
+  size_t capacity = SIZE_MAX;  // entries; beyond it puts fail with full
+
+  StoreStatus get(std::string_view key, std::string* value) override;
+  StoreStatus take(std::string_view key, std::string* value) override;
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires) override;
+  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires) override;
+  StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
+                         int64_t expires) override;
+  StoreStatus del(std::string_view key) override;
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct Entry {
+    std::string value;
+    int64_t expires;
+  };
+  std::map<std::string, Entry, std::less<>> entries_;
+  Entry* live(std::string_view key);
+};
+
+}  // namespace mcpauth

@@ -1,0 +1,211 @@
+"""Fixtures shared by the integration suite.
+
+Real processes only: nginx loading the freshly built module, the tool
+server, the OpenID provider.  Each module gets its own temporary folder and
+free ports; every process is stopped at teardown, and nginx's error log is
+checked for [alert]/[emerg] lines (and sanitizer reports) at the end.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+import harness  # noqa: E402
+from harness import MODULE_SO, NGINX, ROOT, Proc, free_port  # noqa: E402
+
+render_config = __import__("render-config")
+
+
+def pytest_runtest_makereport(item, call):
+    """On failure, attach the logs of every process still running."""
+    if call.when == "call" and call.excinfo is not None:
+        for proc in list(harness.LIVE):
+            text = proc.log()[-3000:]
+            item.add_report_section("call", "log of %s" % proc.name, text)
+        for nx in list(NginxInstance.LIVE):
+            item.add_report_section("call", "nginx error.log",
+                                    nx.error_log()[-3000:])
+
+
+def write_secrets(workdir):
+    """The files nginx.conf.example reads, made once per workdir."""
+    import secrets as _secrets
+    workdir = Path(workdir)
+    keys = workdir / "keys"
+    if not keys.exists():
+        keys.write_text(subprocess.run([str(ROOT / "scripts" / "mcp-auth-keygen"), "k1"],
+                                       capture_output=True, text=True, check=True).stdout)
+    for name, nbytes in (("identity.key", 32), ("idp-client-secret", 16)):
+        p = workdir / name
+        if not p.exists():
+            p.write_text(_secrets.token_hex(nbytes) + "\n")
+
+
+class NginxInstance:
+    """The packaged nginx binary running our module from a rendered config."""
+
+    LIVE = []
+
+    def __init__(self, workdir, port=None, tool_port=None, idp=None, workers=1,
+                 http_extra="", replace=(), example=None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        write_secrets(self.workdir)
+        self.port = port or free_port()
+        self.tool_port = tool_port or free_port()
+        self.conf = render_config.render(example or ROOT / "nginx.conf.example", MODULE_SO,
+                                         self.workdir, self.port, self.tool_port, idp=idp,
+                                         workers=workers, http_extra=http_extra,
+                                         replace=replace)
+        self.proc = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def test_config(self):
+        return subprocess.run([NGINX, "-t", "-p", str(self.workdir), "-c", str(self.conf)],
+                              capture_output=True, text=True)
+
+    def start(self):
+        self.proc = Proc("nginx", [NGINX, "-p", self.workdir, "-c", self.conf,
+                                   "-g", "daemon off;"],
+                         self.workdir, port=self.port).start()
+        NginxInstance.LIVE.append(self)
+        return self
+
+    def reload(self):
+        subprocess.run([NGINX, "-p", str(self.workdir), "-c", str(self.conf), "-s", "reload"],
+                       check=True, capture_output=True)
+
+    def error_log(self):
+        p = self.workdir / "error.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop(sig=__import__("signal").SIGQUIT)
+            self.proc = None
+        if self in NginxInstance.LIVE:
+            NginxInstance.LIVE.remove(self)
+
+    def assert_clean_log(self):
+        bad = [line for line in self.error_log().splitlines()
+               if "[alert]" in line or "[emerg]" in line or "[crit]" in line
+               or "AddressSanitizer" in line or "runtime error:" in line]
+        assert not bad, "nginx error log has problems:\n" + "\n".join(bad[:20])
+
+
+@pytest.fixture(scope="session")
+def built():
+    """The artefacts `make` produces; `make test` builds them first."""
+    missing = [p for p in (MODULE_SO, harness.TOOL_SERVER) if not p.exists()]
+    if missing:
+        pytest.fail("not built: %s (run `make` first)" % ", ".join(map(str, missing)))
+    return True
+
+
+@pytest.fixture(scope="module")
+def nginx_factory(tmp_path_factory, built):
+    """Starts nginx instances for a test module; stops them all afterwards."""
+    started = []
+
+    def make(name="nginx", **kw):
+        nx = NginxInstance(tmp_path_factory.mktemp(name), **kw)
+        started.append(nx)
+        return nx
+
+    yield make
+    for nx in started:
+        nx.stop()
+    for nx in started:
+        nx.assert_clean_log()
+
+
+@pytest.fixture(scope="module")
+def gateway(nginx_factory):
+    """nginx with the example configuration (no tool server behind it)."""
+    return nginx_factory("gateway").start()
+
+
+
+
+class Stack:
+    """The whole product on loopback: provider, tool server, gateway.
+
+    Secrets are generated into the workdir, where the rendered
+    nginx.conf.example expects them (/etc/nginx/mcp-auth/ -> workdir).
+    """
+
+    def __init__(self, workdir, idp_options=None, tool_args=(), replace=(), http_extra="",
+                 workers=1):
+        from idp_util import start_idp
+
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        write_secrets(self.workdir)
+        self.identity_key = (self.workdir / "identity.key").read_text().strip()
+        self.idp_secret = (self.workdir / "idp-client-secret").read_text().strip()
+
+        opts = dict(client_id="mcp-gateway", client_secret=self.idp_secret,
+                    redirect_uri=self.url + "/oauth-callback")
+        opts.update(idp_options or {})
+        self.idp, self.issuer, self.idp_info = start_idp(self.workdir / "idp", **opts)
+        self.demo_password = self.idp_info["demo_password"]
+        self.alice_password = self.idp_info["alice_password"]
+
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(exist_ok=True)
+        self.tool_args = list(tool_args)
+        self.tool = None
+        self.start_tool_server()
+
+        # the suite registers far more clients than the example's limits allow
+        relaxed = [("rate=60r/m", "rate=60000r/m"), ("rate=20r/s", "rate=20000r/s")]
+        self.nginx = NginxInstance(self.workdir, port=self.port, tool_port=self.tool_port,
+                                   idp=self.issuer, replace=relaxed + list(replace),
+                                   http_extra=http_extra, workers=workers)
+        self.nginx.start()
+
+    def start_tool_server(self, port=0):
+        self.tool = Proc("tool-server",
+                         [harness.TOOL_SERVER, "--listen", "127.0.0.1:%d" % port,
+                          "--data-dir", self.data_dir,
+                          "--identity-key", self.workdir / "identity.key"] + self.tool_args,
+                         self.workdir, ready_line=r"listening on 127\.0\.0\.1:(\d+)").start()
+        self.tool_port = int(self.tool.match.group(1))
+        return self.tool
+
+    def stop(self):
+        self.nginx.stop()
+        if self.tool:
+            self.tool.stop()
+        self.idp.stop()
+
+
+@pytest.fixture(scope="module")
+def stack_factory(tmp_path_factory, built):
+    started = []
+
+    def make(name="stack", **kw):
+        st = Stack(tmp_path_factory.mktemp(name), **kw)
+        started.append(st)
+        return st
+
+    yield make
+    for st in started:
+        st.stop()
+    for st in started:
+        st.nginx.assert_clean_log()
+
+
+@pytest.fixture(scope="module")
+def stack(stack_factory):
+    return stack_factory()

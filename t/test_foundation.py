@@ -1,0 +1,87 @@
+"""The module builds, loads into the packaged nginx and serves discovery."""
+
+import json
+import requests
+
+from harness import MODULE_SO
+
+
+def test_the_module_is_a_loadable_nginx_dynamic_module(nginx_factory):
+    nx = nginx_factory("syntax")
+    result = nx.test_config()
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr
+    assert MODULE_SO.stat().st_size > 0
+
+
+def test_authorization_server_metadata_is_served_as_json(gateway):
+    r = requests.get(gateway.url + "/.well-known/oauth-authorization-server", timeout=5)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "application/json"
+    doc = r.json()
+    assert doc["issuer"] == gateway.url
+    assert doc["authorization_endpoint"] == gateway.url + "/authorize"
+    assert doc["token_endpoint"] == gateway.url + "/token"
+    assert doc["code_challenge_methods_supported"] == ["S256"]
+    assert doc["response_types_supported"] == ["code"]
+    assert doc["authorization_response_iss_parameter_supported"] is True
+
+
+def test_openid_configuration_is_the_same_document(gateway):
+    a = requests.get(gateway.url + "/.well-known/oauth-authorization-server", timeout=5)
+    b = requests.get(gateway.url + "/.well-known/openid-configuration", timeout=5)
+    assert b.status_code == 200
+    assert json.loads(a.text) == json.loads(b.text)
+
+
+def test_protected_resource_metadata_names_the_issuer_byte_for_byte(gateway):
+    for path in ("/.well-known/oauth-protected-resource",
+                 "/.well-known/oauth-protected-resource/mcp"):
+        r = requests.get(gateway.url + path, timeout=5)
+        assert r.status_code == 200, path
+        doc = r.json()
+        assert doc["resource"] == gateway.url + "/mcp"
+        assert doc["authorization_servers"] == [gateway.url]
+        assert doc["bearer_methods_supported"] == ["header"]
+
+
+def test_metadata_answers_cors_preflight_from_any_origin(gateway):
+    r = requests.options(gateway.url + "/.well-known/oauth-authorization-server",
+                         headers={"Origin": "http://localhost:6274",
+                                  "Access-Control-Request-Method": "GET"}, timeout=5)
+    assert r.status_code == 204
+    assert r.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_metadata_refuses_other_methods_with_an_oauth_error(gateway):
+    r = requests.post(gateway.url + "/.well-known/oauth-authorization-server", data="x",
+                      timeout=5)
+    assert r.status_code == 405
+    assert r.json()["error"] == "invalid_request"
+    assert "GET" in r.headers["Allow"]
+
+
+def test_a_bad_issuer_is_reported_by_nginx_t(nginx_factory):
+    nx = nginx_factory("badissuer",
+                       replace=[("mcp_auth_issuer      http://127.0.0.1:",
+                                 "mcp_auth_issuer      ftp://127.0.0.1:")])
+    result = nx.test_config()
+    assert result.returncode != 0
+    assert "mcp_auth_issuer" in result.stderr and "https" in result.stderr
+
+
+
+def test_rate_limited_registration_gets_a_json_error(nginx_factory):
+    import requests as rq
+    nx = nginx_factory("ratelimit", replace=[("rate=60r/m", "rate=1r/m"),
+                                             ("burst=60 nodelay", "burst=1 nodelay")]).start()
+    statuses = []
+    for _ in range(4):
+        r = rq.post(nx.url + "/register", json={"redirect_uris": ["http://127.0.0.1/cb"]},
+                    timeout=5)
+        statuses.append(r.status_code)
+    assert 429 in statuses
+    r = rq.post(nx.url + "/register", json={}, timeout=5)
+    assert r.status_code == 429
+    assert r.json()["error"] == "temporarily_unavailable"
+    assert r.headers["Retry-After"] == "10"
