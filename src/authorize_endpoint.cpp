@@ -1,0 +1,147 @@
+// GET /authorize (OAuth 2.1 §4.1.1, RFC 7636, RFC 8707, RFC 9207).
+//
+// The client and its redirect URI are checked FIRST and failures shown as
+// an HTML page: an unverified redirect URI must never receive the browser
+// (RFC 6749 §4.1.2.1, OAuth 2.1 §4.1.2.1).  Every later error goes back to
+// the redirect URI with state and iss.
+#include <algorithm>
+
+#include "consent_page.hpp"
+#include "crypto.hpp"
+#include "encoding.hpp"
+#include "endpoints.hpp"
+#include "pkce.hpp"
+#include "redirect_uri.hpp"
+
+namespace mcpauth {
+namespace {
+
+Response bad_request_page(const std::string& message) {
+  return html_page(400, "Invalid sign-in request", message);
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+}  // namespace
+
+Response handle_authorize(const Config& cf, Store& store, const Request& req) {
+  if (req.method != "GET") {
+    Response r = html_page(405, "Method not allowed", "Use GET for the authorization endpoint.");
+    r.header("Allow", "GET");
+    return r;
+  }
+  if (!cf.keys) return html_page(500, "Not configured", "The sign-in service is not configured (key file).");
+  auto params = Params::parse(req.args);
+  if (!params) return bad_request_page("The sign-in request is malformed.");
+
+  // 1. The client.
+  std::string client_id;
+  switch (params->find("client_id", &client_id)) {
+    case Params::Lookup::absent: return bad_request_page("The request names no client (client_id is missing).");
+    case Params::Lookup::repeated: return bad_request_page("The client_id parameter is repeated.");
+    case Params::Lookup::one: break;
+  }
+  ClientMetadata client;
+  StoreStatus st = load_client(store, client_id, &client);
+  if (st == StoreStatus::not_found)
+    return bad_request_page("The application that sent you here is not registered (unknown client_id). "
+                            "Start again from your app.");
+  if (st != StoreStatus::ok) return store_failure_page(st);
+
+  // 2. The redirect URI: exact match with a registered one (loopback port
+  // may vary, RFC 8252 §7.3).  Optional only when exactly one is registered.
+  std::string redirect_uri;
+  bool redirect_uri_sent = false;
+  switch (params->find("redirect_uri", &redirect_uri)) {
+    case Params::Lookup::repeated: return bad_request_page("The redirect_uri parameter is repeated.");
+    case Params::Lookup::absent:
+      if (client.redirect_uris.size() != 1)
+        return bad_request_page("The request has no redirect_uri and the client registered several.");
+      redirect_uri = client.redirect_uris.front();
+      break;
+    case Params::Lookup::one:
+      redirect_uri_sent = true;
+      if (!redirect_uri_matches(redirect_uri, client.redirect_uris))
+        return bad_request_page("The redirect_uri is not one this client registered.");
+      break;
+  }
+
+  // From here on, errors are reported to the (now trusted) redirect URI.
+  // RFC 6749 §3.1: parameters must not repeat.
+  std::string state;
+  if (params->find("state", &state) == Params::Lookup::repeated) state.clear();
+  auto fail = [&](const char* error, const std::string& description) {
+    return redirect_error(cf, redirect_uri, state, error, description);
+  };
+  for (const char* name : {"state", "response_type", "code_challenge", "code_challenge_method", "scope"}) {
+    std::string ignored;
+    if (params->find(name, &ignored) == Params::Lookup::repeated)
+      return fail("invalid_request", std::string(name) + " is repeated");
+  }
+
+  std::string response_type;
+  if (params->find("response_type", &response_type) == Params::Lookup::absent)
+    return fail("invalid_request", "response_type is required");
+  if (response_type != "code") return fail("unsupported_response_type", "only response_type=code is supported");
+  if (!contains(client.response_types, "code") || !contains(client.grant_types, "authorization_code"))
+    return fail("unauthorized_client", "this client did not register for the authorization code grant");
+
+  // PKCE (OAuth 2.1 §4.1.1, RFC 7636): required, and S256 only.
+  std::string method, challenge;
+  if (params->find("code_challenge_method", &method) == Params::Lookup::absent)
+    return fail("invalid_request", "code_challenge_method is required and must be S256");
+  if (method == "plain") return fail("invalid_request", "PKCE method plain is not allowed; use S256");
+  if (method != "S256") return fail("invalid_request", "code_challenge_method must be S256");
+  if (params->find("code_challenge", &challenge) == Params::Lookup::absent)
+    return fail("invalid_request", "code_challenge is required (PKCE)");
+  if (!valid_challenge(challenge)) return fail("invalid_request", "code_challenge is not a valid S256 challenge");
+
+  // Scope (RFC 6749 §3.3): every requested scope must be offered by the
+  // server and, when the client registered a scope, be part of it.
+  const std::vector<std::string> registered = split_scope(client.scope);
+  std::string scope_text;
+  std::vector<std::string> scopes;
+  if (params->find("scope", &scope_text) == Params::Lookup::one && !split_scope(scope_text).empty()) {
+    scopes = split_scope(scope_text);
+    for (const auto& s : scopes) {
+      if (!contains(cf.scopes, s)) return fail("invalid_scope", "scope \"" + s + "\" is not offered");
+      if (!registered.empty() && !contains(registered, s))
+        return fail("invalid_scope", "scope \"" + s + "\" was not registered by this client");
+    }
+  } else {
+    scopes = registered.empty() ? cf.scopes : registered;
+  }
+
+  // Resource indicators (RFC 8707 §2): each one must name our resource.
+  std::string resource;
+  for (const auto& [name, value] : params->items()) {
+    if (name != "resource") continue;
+    if (!resource_matches(value, cf.resource))
+      return fail("invalid_target", "this server issues tokens only for " + cf.resource);
+    resource = cf.resource;
+  }
+
+  PendingAuthz authz;
+  authz.client_id = client.client_id;
+  authz.redirect_uri = redirect_uri;
+  authz.redirect_uri_sent = redirect_uri_sent;
+  authz.state = state;
+  authz.code_challenge = challenge;
+  authz.scope = join_scope(scopes);
+  authz.resource = resource;
+  authz.created = req.now;
+
+  // Consent already given in this browser for this client + redirect URI:
+  // straight on to the provider.
+  if (consent_remembered(cf, req, authz.client_id, authz.redirect_uri))
+    return start_provider_login(cf, store, req, authz, Response());
+
+  const std::string id = random_token(32);
+  st = store.put_new("authz:" + id, encode_pending(authz), req.now + cf.login_ttl);
+  if (st != StoreStatus::ok) return store_failure_page(st == StoreStatus::exists ? StoreStatus::error : st);
+  return redirect_to(add_query(cf.url(cf.consent_path), {{"authz", id}}));
+}
+
+}  // namespace mcpauth

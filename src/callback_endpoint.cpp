@@ -1,0 +1,268 @@
+// GET /oauth-callback: the upstream provider sends the browser back here.
+//
+//   handle_callback   take login:<state> (single use), check the login
+//                     cookie and iss (RFC 9207), ask the glue to POST the
+//                     code to the provider's token endpoint
+//   resume_callback   provider token answer -> verify the ID token (JWKS
+//                     from the store, one refetch when missing or the kid is
+//                     unknown) -> session:<sid> + code:<sha256(code)> ->
+//                     302 to the MCP client with code, state, iss
+#include "consent_page.hpp"
+#include "crypto.hpp"
+#include "encoding.hpp"
+#include "endpoints.hpp"
+#include "id_token.hpp"
+#include "jwks.hpp"
+#include "provider.hpp"
+
+namespace mcpauth {
+namespace {
+
+constexpr int64_t kJwksCacheSeconds = 3600;
+constexpr int64_t kContinuationSeconds = 300;
+
+Response bad_page(const std::string& message) { return html_page(400, "Sign-in failed", message); }
+
+void clear_login_cookie(const Config& cf, Response& r) {
+  r.header("Set-Cookie", set_cookie(cf, cookie_name(cf, kLoginCookie), "", 0));
+}
+
+Response client_error(const Config& cf, const LoginState& login, const char* error, const std::string& why) {
+  Response r = redirect_error(cf, login.authz.redirect_uri, login.authz.state, error, why);
+  clear_login_cookie(cf, r);
+  return r;
+}
+
+std::string seal_continuation(const Config& cf, Fields f, const Request& req) {
+  f.set("v", "1");
+  f.set_int("exp", req.now + kContinuationSeconds);
+  return cf.keys->seal(kContinuationPurpose, f.encode());
+}
+
+std::optional<Fields> open_continuation(const Config& cf, const std::string& text, const Request& req) {
+  auto plain = cf.keys->open(kContinuationPurpose, text);
+  if (!plain) return std::nullopt;
+  auto f = Fields::decode(*plain);
+  if (!f || f->str("v") != "1") return std::nullopt;
+  auto exp = f->num("exp");
+  if (!exp || *exp <= req.now) return std::nullopt;
+  return f;
+}
+
+// Step 6 of the flow: the ID token checks out -> session and code.
+Response issue_code(const Config& cf, Store& store, const Request& req, const LoginState& login,
+                    const ProviderTokens& tokens, const IdTokenClaims& claims) {
+  Session s;
+  s.sid = random_token(32);
+  s.sub = claims.sub;
+  s.name = claims.name.empty() ? claims.preferred_username : claims.name;
+  s.email = claims.email;
+  s.client_id = login.authz.client_id;
+  s.scope = login.authz.scope;
+  s.resource = login.authz.resource;
+  s.provider_access_token = tokens.access_token;
+  s.provider_refresh_token = tokens.refresh_token;
+  s.provider_expires = tokens.expires_in > 0 ? req.now + tokens.expires_in : 0;
+  s.created = req.now;
+  s.expires = req.now + cf.session_ttl;
+  s.gen = 0;
+  s.rotated_at = req.now;
+  StoreStatus st = store.put_new("session:" + s.sid, encode_session(s), s.expires);
+  if (st != StoreStatus::ok) return store_failure_page(st == StoreStatus::exists ? StoreStatus::error : st);
+
+  CodeGrant c;
+  c.sid = s.sid;
+  c.client_id = s.client_id;
+  c.redirect_uri = login.authz.redirect_uri;
+  c.redirect_uri_sent = login.authz.redirect_uri_sent;
+  c.code_challenge = login.authz.code_challenge;
+  c.resource = login.authz.resource;
+  c.scope = login.authz.scope;
+  c.session_expires = s.expires;
+  const std::string code = random_token(32);
+  // Only the hash of the code is stored (a store dump yields no codes).
+  st = store.put_new("code:" + sha256_b64url(code), encode_code(c), req.now + cf.code_ttl);
+  if (st != StoreStatus::ok) {
+    store.del("session:" + s.sid);
+    return store_failure_page(st == StoreStatus::exists ? StoreStatus::error : st);
+  }
+  // RFC 9207: iss lets the client detect a mix-up between servers.
+  Response r = redirect_to(add_query(login.authz.redirect_uri,
+                                     {{"code", code}, {"state", login.authz.state}, {"iss", cf.issuer}}));
+  clear_login_cookie(cf, r);
+  return r;
+}
+
+void put_tokens(Fields& f, const ProviderTokens& t) {
+  f.set("p_access", t.access_token);
+  f.set("p_id", t.id_token);
+  f.set("p_refresh", t.refresh_token);
+  f.set("p_scope", t.scope);
+  f.set_int("p_expires_in", t.expires_in);
+}
+
+ProviderTokens get_tokens(const Fields& f) {
+  ProviderTokens t;
+  t.access_token = f.str("p_access");
+  t.id_token = f.str("p_id");
+  t.refresh_token = f.str("p_refresh");
+  t.scope = f.str("p_scope");
+  t.expires_in = f.num("p_expires_in").value_or(0);
+  return t;
+}
+
+// Verifies the ID token with the cached JWKS, or asks for the JWKS once.
+Response verify_and_issue(const Config& cf, Store& store, const Request& req, const LoginState& login,
+                          const ProviderTokens& tokens, const std::vector<Jwk>* fresh_keys) {
+  std::vector<Jwk> keys;
+  if (fresh_keys) {
+    keys = *fresh_keys;
+  } else {
+    std::string raw;
+    StoreStatus st = store.get("jwks:" + cf.provider_issuer, &raw);
+    if (st == StoreStatus::ok) {
+      auto parsed = parse_jwks(raw, nullptr);
+      if (parsed) keys = std::move(*parsed);
+    } else if (st != StoreStatus::not_found) {
+      return client_error(cf, login, "server_error", "the login could not be completed");
+    }
+    bool known = !keys.empty();
+    auto kid = jwt_header_kid(tokens.id_token);
+    if (known && kid) {
+      known = false;
+      for (const auto& k : keys)
+        if (k.kid == *kid) known = true;
+    }
+    if (!known) {
+      Fields f;
+      f.set("kind", "jwks");
+      put_login(f, login);
+      put_tokens(f, tokens);
+      Response r;
+      r.fetch.target = MCPA_FETCH_PROVIDER_JWKS;
+      r.fetch.continuation = seal_continuation(cf, std::move(f), req);
+      return r;
+    }
+  }
+  IdTokenExpectations expect;
+  expect.issuer = cf.provider_issuer;
+  expect.client_id = cf.provider_client_id;
+  expect.nonce = login.nonce;
+  expect.now = req.now;
+  auto verified = verify_id_token(tokens.id_token, keys, expect);
+  if (std::holds_alternative<std::string>(verified)) {
+    // The reason is not for the browser: the provider gave us a bad token.
+    return client_error(cf, login, "server_error", "the identity provider's ID token was not valid");
+  }
+  return issue_code(cf, store, req, login, tokens, std::get<IdTokenClaims>(verified));
+}
+
+bool denial(const std::string& error) {
+  return error == "access_denied" || error == "login_required" || error == "consent_required" ||
+         error == "interaction_required" || error == "account_selection_required";
+}
+
+}  // namespace
+
+Response handle_callback(const Config& cf, Store& store, const Request& req) {
+  if (req.method != "GET") {
+    Response r = html_page(405, "Method not allowed", "Use GET.");
+    r.header("Allow", "GET");
+    return r;
+  }
+  if (!cf.keys || !cf.has_provider()) return html_page(500, "Not configured", "The sign-in service is not configured.");
+  auto params = Params::parse(req.args);
+  std::string state;
+  if (!params || params->find("state", &state) != Params::Lookup::one || state.empty() || state.size() > 128)
+    return bad_page("This sign-in cannot be completed (no valid state). Start again from your app.");
+
+  // Single use: a replayed callback finds nothing.
+  std::string raw;
+  StoreStatus st = store.take("login:" + state, &raw);
+  if (st == StoreStatus::not_found)
+    return bad_page("This sign-in has expired or was already completed. Start again from your app.");
+  if (st != StoreStatus::ok) return store_failure_page(st);
+  auto login = decode_login(raw);
+  if (!login) return bad_page("This sign-in cannot be completed. Start again from your app.");
+
+  // The browser that started the login must be the one finishing it.
+  auto binding = cookie_value(req.cookie, cookie_name(cf, kLoginCookie));
+  if (!binding || !ct_equal(sha256_b64url(*binding), login->browser_hash)) {
+    Response r = bad_page("This sign-in was started in another browser or its cookie was lost. "
+                          "Start again from your app.");
+    clear_login_cookie(cf, r);
+    return r;
+  }
+
+  // RFC 9207 §2.4: an iss that is not our provider's means a mix-up.
+  std::string iss;
+  auto iss_lookup = params->find("iss", &iss);
+  if (iss_lookup == Params::Lookup::repeated || (iss_lookup == Params::Lookup::one && iss != cf.provider_issuer))
+    return client_error(cf, *login, "server_error", "the answer came from an unexpected identity provider");
+
+  std::string error;
+  if (params->find("error", &error) != Params::Lookup::absent) {
+    if (denial(error)) return client_error(cf, *login, "access_denied", "the user did not sign in or consent");
+    return client_error(cf, *login, "server_error", "the identity provider reported an error");
+  }
+  std::string code;
+  if (params->find("code", &code) != Params::Lookup::one || code.empty())
+    return client_error(cf, *login, "server_error", "the identity provider returned no code");
+
+  ProviderRequest pr = provider_code_request(cf, code, login->provider_verifier, req.now);
+  if (!pr.ok) return client_error(cf, *login, "server_error", "the gateway could not authenticate to its provider");
+  Fields f;
+  f.set("kind", "code");
+  put_login(f, *login);
+  Response r;
+  r.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
+  r.fetch.body = std::move(pr.body);
+  r.fetch.authorization = std::move(pr.authorization);
+  r.fetch.continuation = seal_continuation(cf, std::move(f), req);
+  return r;
+}
+
+Response resume_callback(const Config& cf, Store& store, const Request& req, const std::string& continuation,
+                         int fetch_status, const std::string& fetch_body) {
+  if (!cf.keys) return html_page(500, "Not configured", "The sign-in service is not configured.");
+  auto f = open_continuation(cf, continuation, req);
+  std::optional<LoginState> login;
+  if (f) login = get_login(*f);
+  if (!login) return html_page(500, "Sign-in failed", "The sign-in could not be completed. Start again from your app.");
+  const std::string kind = f->str("kind");
+
+  if (kind == "code") {
+    if (fetch_status == 0) {
+      Response r = html_page(502, "Identity provider unavailable",
+                             "The identity provider did not answer. Start again from your app in a moment.");
+      clear_login_cookie(cf, r);
+      return r;
+    }
+    if (fetch_status != 200) {
+      std::string code = provider_error_code(fetch_body);
+      return client_error(cf, *login, "server_error",
+                          "the identity provider refused the login" + (code.empty() ? "" : " (" + code + ")"));
+    }
+    auto parsed = parse_provider_tokens(fetch_body);
+    if (std::holds_alternative<std::string>(parsed))
+      return client_error(cf, *login, "server_error", "the identity provider's answer was not usable");
+    const auto& tokens = std::get<ProviderTokens>(parsed);
+    if (tokens.id_token.empty())
+      return client_error(cf, *login, "server_error", "the identity provider returned no ID token");
+    return verify_and_issue(cf, store, req, *login, tokens, nullptr);
+  }
+
+  if (kind == "jwks") {
+    if (fetch_status != 200)
+      return client_error(cf, *login, "server_error", "the identity provider's keys could not be fetched");
+    std::string why;
+    auto keys = parse_jwks(fetch_body, &why);
+    if (!keys) return client_error(cf, *login, "server_error", "the identity provider's keys are not usable");
+    // Cache failures do not stop this login; the next one refetches.
+    (void)store.put("jwks:" + cf.provider_issuer, fetch_body, req.now + kJwksCacheSeconds);
+    return verify_and_issue(cf, store, req, *login, get_tokens(*f), &*keys);
+  }
+  return html_page(500, "Sign-in failed", "The sign-in could not be completed. Start again from your app.");
+}
+
+}  // namespace mcpauth

@@ -1,0 +1,175 @@
+// GET/POST /consent: the user approves (or denies) one MCP client before we
+// send them to the upstream provider.  A gateway with one static client id
+// at the provider must ask for consent per dynamically registered client,
+// or any client could ride on the user's provider session (MCP security
+// best practices, "confused deputy").
+//
+// POST defences: Fetch Metadata (Sec-Fetch-Site cross-site refused), Origin
+// must be ours when sent, a CSRF token bound to the browser cookie, the
+// client and the redirect URI, and a single-use pending record.
+#include <algorithm>
+
+#include "consent_page.hpp"
+#include "crypto.hpp"
+#include "csrf.hpp"
+#include "encoding.hpp"
+#include "endpoints.hpp"
+#include "pkce.hpp"
+#include "provider.hpp"
+#include "redirect_uri.hpp"
+
+namespace mcpauth {
+namespace {
+
+Response expired_page() {
+  return html_page(400, "Sign-in expired", "This sign-in request has expired; start again from your app.");
+}
+
+Response forbidden_page(const std::string& message) { return html_page(403, "Request refused", message); }
+
+bool valid_browser_id(const std::string& id) {
+  auto raw = b64url_decode(id);
+  return raw && raw->size() == 32;
+}
+
+// form-action must allow where the POST's redirect goes (Chrome applies it
+// to redirects after a form submission): the provider on allow, the
+// client's redirect URI on deny.
+std::string consent_form_action(const Config& cf, const std::string& redirect_uri) {
+  std::string out = "'self'";
+  std::string provider = url_origin(cf.provider_authorization_endpoint);
+  if (!provider.empty()) out += " " + provider;
+  std::string client = url_origin(redirect_uri);
+  if (!client.empty()) out += " " + client;
+  return out;
+}
+
+Response show(const Config& cf, Store& store, const Request& req) {
+  auto params = Params::parse(req.args);
+  std::string id;
+  if (!params || params->find("authz", &id) != Params::Lookup::one || id.empty() || id.size() > 64)
+    return expired_page();
+  std::string raw;
+  StoreStatus st = store.get("authz:" + id, &raw);
+  if (st == StoreStatus::not_found) return expired_page();
+  if (st != StoreStatus::ok) return store_failure_page(st);
+  auto authz = decode_pending(raw);
+  if (!authz) return expired_page();
+  ClientMetadata client;
+  st = load_client(store, authz->client_id, &client);
+  if (st == StoreStatus::not_found) return expired_page();
+  if (st != StoreStatus::ok) return store_failure_page(st);
+
+  Response r;
+  const std::string browser_name = cookie_name(cf, kBrowserCookie);
+  auto browser = cookie_value(req.cookie, browser_name);
+  std::string browser_id;
+  if (browser && valid_browser_id(*browser)) {
+    browser_id = *browser;
+  } else {
+    browser_id = random_token(32);
+    r.header("Set-Cookie", set_cookie(cf, browser_name, browser_id, -1));
+  }
+
+  ConsentView view;
+  view.client_name = client.client_name;
+  view.client_id = client.client_id;
+  std::string why;
+  auto uri = parse_uri(authz->redirect_uri, &why);
+  view.redirect_uri_host = uri && !uri->host.empty() ? uri->host : authz->redirect_uri;
+  view.csrf_token = make_csrf_token(csrf_key(cf), browser_id, authz->client_id, authz->redirect_uri, req.now);
+  view.action_path = cf.consent_path;
+  view.hidden_fields.emplace_back("authz", id);
+  for (const auto& s : split_scope(authz->scope)) view.scopes.emplace_back(s, s);
+  view.remember_option = cf.consent_remember;
+  r.body = render_consent_page(view);
+  add_page_security_headers(r, consent_form_action(cf, authz->redirect_uri));
+  return r;
+}
+
+Response decide(const Config& cf, Store& store, const Request& req) {
+  // Fetch Metadata: a cross-site form post is never a user's own decision.
+  if (req.sec_fetch_site == "cross-site") return forbidden_page("This form cannot be submitted from another site.");
+  if (!req.origin.empty() && req.origin != url_origin(cf.issuer))
+    return forbidden_page("This form cannot be submitted from another site.");
+  if (media_type(req.content_type) != "application/x-www-form-urlencoded")
+    return html_page(400, "Invalid request", "The consent form was not sent as a form.");
+  auto form = Params::parse(req.body);
+  std::string id, csrf, decision, remember;
+  if (!form || form->find("authz", &id) != Params::Lookup::one || id.empty() || id.size() > 64)
+    return expired_page();
+  if (form->find(std::string(kConsentCsrfField), &csrf) != Params::Lookup::one)
+    return forbidden_page("The form is missing its security token. Start again from your app.");
+  std::string raw;
+  StoreStatus st = store.get("authz:" + id, &raw);
+  if (st == StoreStatus::not_found) return expired_page();
+  if (st != StoreStatus::ok) return store_failure_page(st);
+  auto authz = decode_pending(raw);
+  if (!authz) return expired_page();
+
+  auto browser = cookie_value(req.cookie, cookie_name(cf, kBrowserCookie));
+  if (!browser || !valid_browser_id(*browser))
+    return forbidden_page("Your browser did not send its sign-in cookie. Enable cookies and start again.");
+  if (!verify_csrf_token(csrf_key(cf), csrf, *browser, authz->client_id, authz->redirect_uri, req.now))
+    return forbidden_page("The form's security token is invalid or expired. Start again from your app.");
+
+  if (form->find(std::string(kConsentDecisionField), &decision) != Params::Lookup::one ||
+      (decision != "allow" && decision != "deny"))
+    return html_page(400, "Invalid request", "The consent form carried no decision.");
+
+  // Single use: only one of two concurrent posts goes on.
+  st = store.take("authz:" + id, &raw);
+  if (st == StoreStatus::not_found) return expired_page();
+  if (st != StoreStatus::ok) return store_failure_page(st);
+
+  if (decision == "deny")
+    return redirect_error(cf, authz->redirect_uri, authz->state, "access_denied", "the user denied access");
+
+  Response r;
+  if (cf.consent_remember && form->find(std::string(kConsentRememberField), &remember) == Params::Lookup::one &&
+      remember == "1") {
+    r.header("Set-Cookie",
+             set_cookie(cf, cookie_name(cf, kConsentCookie),
+                        remember_consent_value(cf, req, authz->client_id, authz->redirect_uri),
+                        std::min<int64_t>(cf.client_ttl, 30 * 86400)));
+  }
+  return start_provider_login(cf, store, req, *authz, std::move(r));
+}
+
+}  // namespace
+
+Response handle_consent(const Config& cf, Store& store, const Request& req) {
+  if (!cf.keys || !cf.has_provider())
+    return html_page(500, "Not configured", "The sign-in service is not configured.");
+  if (req.method == "GET") return show(cf, store, req);
+  if (req.method == "POST") return decide(cf, store, req);
+  Response r = html_page(405, "Method not allowed", "Use the consent form.");
+  r.header("Allow", "GET, POST");
+  return r;
+}
+
+Response start_provider_login(const Config& cf, Store& store, const Request& req, const PendingAuthz& authz,
+                              Response r) {
+  if (!cf.has_provider()) return html_page(500, "Not configured", "No identity provider is configured.");
+  LoginState login;
+  login.authz = authz;
+  login.provider_verifier = random_token(32);  // 43 characters (RFC 7636 §4.1)
+  login.nonce = random_token(32);
+  // The login cookie binds the provider's answer to this browser: a state
+  // value replayed in another browser (login CSRF) finds no matching cookie.
+  const std::string binding = random_token(32);
+  login.browser_hash = sha256_b64url(binding);
+  const std::string state = random_token(32);
+  const int64_t ttl = std::min<int64_t>(cf.login_ttl, 600);
+  StoreStatus st = store.put_new("login:" + state, encode_login(login), req.now + ttl);
+  if (st != StoreStatus::ok) return store_failure_page(st == StoreStatus::exists ? StoreStatus::error : st);
+
+  Response out = redirect_to(
+      provider_authorization_url(cf, state, login.nonce, s256_challenge(login.provider_verifier)));
+  for (auto& h : r.headers) out.headers.push_back(std::move(h));
+  // SameSite=Lax: the provider brings the browser back with a top-level GET.
+  out.header("Set-Cookie", set_cookie(cf, cookie_name(cf, kLoginCookie), binding, ttl));
+  return out;
+}
+
+}  // namespace mcpauth

@@ -1,0 +1,225 @@
+#include "guard.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "crypto.hpp"
+#include "encoding.hpp"
+#include "redirect_uri.hpp"
+#include "session.hpp"
+
+namespace mcpauth {
+namespace {
+
+bool read_file(const std::string& path, std::string* out) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return false;
+  std::ostringstream s;
+  s << f.rdbuf();
+  *out = s.str();
+  return true;
+}
+
+// A quoted-string for WWW-Authenticate (RFC 9110 §5.6.4): our values never
+// hold quotes or backslashes, but escape them anyway.
+std::string quoted(const std::string& v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
+  return out;
+}
+
+// RFC 6750 §3 challenge plus the MCP resource_metadata parameter, with a
+// JSON body and the CORS headers browser clients need to read them.
+Response challenge(const Config& cf, const GuardInput& in, int status, const std::string& error,
+                   const std::string& description, const std::string& scope = "") {
+  std::string www = "Bearer realm=" + quoted(cf.issuer);
+  if (!error.empty()) www += ", error=" + quoted(error);
+  if (!description.empty()) www += ", error_description=" + quoted(description);
+  if (!scope.empty()) www += ", scope=" + quoted(scope);
+  www += ", resource_metadata=" + quoted(protected_resource_metadata_url(cf.resource));
+  Response r = oauth_error(status, error.empty() ? "invalid_token" : error, description);
+  r.header("WWW-Authenticate", www);
+  add_cors(r, cf, in.origin);
+  return r;
+}
+
+bool token68(std::string_view t) {
+  if (t.empty()) return false;
+  size_t i = 0;
+  for (; i < t.size(); ++i) {
+    char c = t[i];
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+              c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+    if (!ok) break;
+  }
+  for (; i < t.size(); ++i)
+    if (t[i] != '=') return false;
+  return true;
+}
+
+bool starts_with_bearer(const std::string& h) {
+  static const char kBearer[] = "bearer ";
+  if (h.size() < sizeof(kBearer) - 1) return false;
+  for (size_t i = 0; i < sizeof(kBearer) - 1; ++i) {
+    char c = h[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != kBearer[i]) return false;
+  }
+  return true;
+}
+
+GuardOutcome deny(Response r) {
+  GuardOutcome out;
+  out.verdict = GuardOutcome::deny;
+  out.response = std::move(r);
+  return out;
+}
+
+bool query_has_token(const std::string& args) {
+  auto params = Params::parse(args);
+  return params && params->has("access_token");
+}
+
+}  // namespace
+
+bool GuardSettings::set(const std::string& name, const std::string& value, std::string* error) {
+  (void)error;
+  if (name == "identity_key_file") identity_key_file = value;
+  else if (name == "identity_issuer") identity_issuer = value;
+  else if (name == "identity_audience") identity_audience = value;
+  else if (name == "tool_scopes") tool_scopes = value;
+  else return false;
+  return true;
+}
+
+std::string GuardSettings::finish(bool protecting) {
+  std::string err;
+  auto p = ToolPolicy::parse(tool_scopes, &err);
+  if (!p) return err;
+  policy = std::move(*p);
+  if (!protecting) return "";
+  if (identity_key_file.empty()) return "mcp_auth_protect needs mcp_auth_identity_key_file";
+  std::string text;
+  if (!read_file(identity_key_file, &text))
+    return "mcp_auth_identity_key_file \"" + identity_key_file + "\" cannot be read";
+  minter = IdentityMinter::create(text, identity_issuer, identity_audience, &err);
+  if (!minter) return "mcp_auth_identity_key_file \"" + identity_key_file + "\": " + err;
+  return "";
+}
+
+std::string protected_resource_metadata_url(const std::string& resource) {
+  std::string why;
+  auto uri = parse_uri(resource, &why);
+  if (!uri) return resource;
+  std::string origin = uri->scheme + "://" + uri->host + (uri->has_port ? ":" + uri->port : "");
+  std::string path = uri->path == "/" ? "" : uri->path;
+  return origin + "/.well-known/oauth-protected-resource" + path;
+}
+
+GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCache& cache, Store& store,
+                         const GuardInput& in) {
+  GuardOutcome out;
+
+  if (in.method == "OPTIONS") {
+    Response r = preflight(cf, in.origin, "GET, POST, DELETE, OPTIONS");
+    for (auto& h : r.headers)
+      if (h.first == "Access-Control-Allow-Headers")
+        h.second = "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, "
+                   "Last-Event-ID, Mcp-Method, Mcp-Name";
+    return deny(std::move(r));
+  }
+
+  // RFC 6750 §2.3 allows a token in the query; URLs end up in logs and
+  // Referer headers, so we refuse it (the MCP spec requires the header).
+  if (query_has_token(in.args))
+    return deny(challenge(cf, in, 400, "invalid_request",
+                                    "send the token in the Authorization header, not the URL"));
+
+  if (!cf.keys) return deny(oauth_error(500, "server_error", "no key file configured"));
+
+  // Authorization: Bearer <token68>, scheme case-insensitive (RFC 9110 §11.1)
+  const std::string& h = in.authorization;
+  if (!starts_with_bearer(h))
+    return deny(challenge(cf, in, 401, "", "an access token is required"));
+  std::string token = h.substr(7);
+  while (!token.empty() && token.front() == ' ') token.erase(token.begin());
+  if (!token68(token))
+    return deny(challenge(cf, in, 401, "invalid_token", "the access token is malformed"));
+
+  auto plain = cf.keys->open(seal_purpose::access_token, token);
+  auto claims = plain ? decode_access(*plain) : std::nullopt;
+  if (!claims)
+    return deny(challenge(cf, in, 401, "invalid_token", "the access token was not issued here"));
+  if (claims->exp <= in.now)
+    return deny(challenge(cf, in, 401, "invalid_token", "the access token has expired"));
+  if (!claims->resource.empty() && !resource_matches(claims->resource, cf.resource))
+    return deny(challenge(cf, in, 401, "invalid_token", "the access token is for another resource"));
+
+  std::string record;
+  StoreStatus st = store.get("session:" + claims->sid, &record);
+  if (st == StoreStatus::not_found)
+    return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
+  if (st != StoreStatus::ok) {
+    Response r = oauth_error(503, "temporarily_unavailable", "the session store is unavailable");
+    r.header("Retry-After", "5");
+    return deny(std::move(r));
+  }
+  auto session = decode_session(record);
+  if (!session || session->client_id != claims->client_id || session->expires <= in.now)
+    return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
+
+  // Per-tool authorization at the edge.
+  if (!gs.policy.empty() && in.method == "POST") {
+    std::vector<McpCall> calls;
+    if (!in.mcp_method.empty()) {
+      calls.push_back({in.mcp_method, in.mcp_name});
+    } else if (!in.body_read) {
+      out.verdict = GuardOutcome::need_body;
+      return out;
+    } else if (auto peeked = peek_jsonrpc(in.body)) {
+      calls = std::move(*peeked);
+    }
+    std::vector<std::string> needed;
+    for (const auto& call : calls)
+      for (const auto& s : gs.policy.required(call))
+        if (std::find(needed.begin(), needed.end(), s) == needed.end()) needed.push_back(s);
+    if (!missing_scopes(needed, session->scope).empty()) {
+      // Remember the step-up so that a refresh cannot paper over it: the
+      // official TypeScript client refreshes before it re-authorizes.
+      store.put("stepup:" + session->sid, join(needed), session->expires);
+      return deny(challenge(cf, in, 403, "insufficient_scope",
+                                      "this operation needs the scope " + join(needed), join(needed)));
+    }
+  }
+
+  Identity who{session->sub, session->client_id, session->scope};
+  out.verdict = GuardOutcome::allow;
+  out.identity = cache.get(*gs.minter, session->sid, who, in.now);
+  out.subject = session->sub;
+  out.client_id = session->client_id;
+  out.scope = session->scope;
+  out.session_tag = sha256_b64url("session-tag|" + session->sid).substr(0, 16);
+  out.session_key = session->sid;
+  return out;
+}
+
+bool session_alive(Store& store, const std::string& session_key, int64_t now) {
+  std::string record;
+  StoreStatus st = store.get("session:" + session_key, &record);
+  if (st == StoreStatus::not_found) return false;
+  if (st != StoreStatus::ok) return true;  // the store being unwell is no proof of revocation
+  auto s = decode_session(record);
+  return s && s->expires > now;
+}
+
+}  // namespace mcpauth

@@ -1,0 +1,57 @@
+// The session-to-token check that runs on every MCP request
+// (mcp_auth_protect): bearer token -> sealed claims -> live session ->
+// per-tool scopes -> the identity asserted to the tool server.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "config.hpp"
+#include "identity_assertion.hpp"
+#include "response.hpp"
+#include "store.hpp"
+#include "tool_policy.hpp"
+
+namespace mcpauth {
+
+// Settings of the guard (directives mcp_auth_identity_*, mcp_auth_tool_scope).
+struct GuardSettings {
+  std::string identity_key_file;
+  std::string identity_issuer = "ngx_mcp_auth";
+  std::string identity_audience = "mcp-tool-server";
+  std::string tool_scopes;
+
+  std::optional<IdentityMinter> minter;
+  ToolPolicy policy;
+
+  // Claims a setting by name; false when the name is not the guard's.
+  bool set(const std::string& name, const std::string& value, std::string* error);
+  // Loads the key file, parses the rules; "" or a message for nginx -t.
+  std::string finish(bool protecting);
+};
+
+struct GuardInput {
+  std::string method, authorization, args, origin, mcp_method, mcp_name, body;
+  bool body_read = false;
+  int64_t now = 0;
+};
+
+struct GuardOutcome {
+  enum Verdict { allow, deny, need_body } verdict = deny;
+  Response response;  // deny
+  std::string identity, subject, client_id, scope, session_tag, session_key;  // allow
+};
+
+// The guard keeps one identity cache per worker process.
+GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCache& cache, Store& store,
+                         const GuardInput& in);
+
+// False once the session has ended (expired, revoked, or gone).
+bool session_alive(Store& store, const std::string& session_key, int64_t now);
+
+// RFC 9728 §3.1: the metadata URL for a resource, with the well-known
+// segment inserted before the resource's path.
+std::string protected_resource_metadata_url(const std::string& resource);
+
+}  // namespace mcpauth

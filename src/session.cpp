@@ -1,0 +1,276 @@
+#include "session.hpp"
+
+#include <cjson/cJSON.h>
+
+#include <memory>
+#include <new>
+
+namespace mcpauth {
+namespace {
+
+using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
+
+constexpr const char* kVersion = "1";
+
+bool parse_int(const std::string& s, int64_t* out) {
+  if (s.empty() || s.size() > 19) return false;  // 18 digits and a sign: no overflow
+  size_t i = 0;
+  bool neg = false;
+  if (s[0] == '-') {
+    neg = true;
+    i = 1;
+    if (s.size() == 1) return false;
+  } else if (s.size() > 18) {
+    return false;
+  }
+  int64_t v = 0;
+  for (; i < s.size(); ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = neg ? -v : v;
+  return true;
+}
+
+// Reads a versioned record; nullopt on any other version.
+std::optional<Fields> open_record(std::string_view text) {
+  auto f = Fields::decode(text);
+  if (!f || f->str("v") != kVersion) return std::nullopt;
+  return f;
+}
+
+Fields new_record() {
+  Fields f;
+  f.set("v", kVersion);
+  return f;
+}
+
+bool get_ints(const Fields& f, std::initializer_list<std::pair<const char*, int64_t*>> items) {
+  for (const auto& [name, target] : items) {
+    auto v = f.num(name);
+    if (!v) return false;
+    *target = *v;
+  }
+  return true;
+}
+
+void put_pending(Fields& f, const PendingAuthz& p) {
+  f.set("client_id", p.client_id);
+  f.set("redirect_uri", p.redirect_uri);
+  f.set_int("redirect_uri_sent", p.redirect_uri_sent ? 1 : 0);
+  f.set("state", p.state);
+  f.set("code_challenge", p.code_challenge);
+  f.set("scope", p.scope);
+  f.set("resource", p.resource);
+  f.set_int("created", p.created);
+}
+
+std::optional<PendingAuthz> get_pending(const Fields& f) {
+  PendingAuthz p;
+  p.client_id = f.str("client_id");
+  p.redirect_uri = f.str("redirect_uri");
+  p.state = f.str("state");
+  p.code_challenge = f.str("code_challenge");
+  p.scope = f.str("scope");
+  p.resource = f.str("resource");
+  int64_t sent = 0;
+  if (!get_ints(f, {{"redirect_uri_sent", &sent}, {"created", &p.created}})) return std::nullopt;
+  p.redirect_uri_sent = sent != 0;
+  if (p.client_id.empty() || p.redirect_uri.empty() || p.code_challenge.empty()) return std::nullopt;
+  return p;
+}
+
+}  // namespace
+
+std::string Fields::str(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::string() : it->second;
+}
+
+std::optional<int64_t> Fields::num(const std::string& name) const {
+  auto it = values_.find(name);
+  int64_t v = 0;
+  if (it == values_.end() || !parse_int(it->second, &v)) return std::nullopt;
+  return v;
+}
+
+std::string Fields::encode() const {
+  Json obj(cJSON_CreateObject(), cJSON_Delete);
+  if (!obj) throw std::bad_alloc();
+  for (const auto& [k, v] : values_)
+    if (!cJSON_AddStringToObject(obj.get(), k.c_str(), v.c_str())) throw std::bad_alloc();
+  std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(obj.get()), cJSON_free);
+  if (!text) throw std::bad_alloc();
+  return text.get();
+}
+
+std::optional<Fields> Fields::decode(std::string_view json) {
+  Json obj(cJSON_ParseWithLength(json.data(), json.size()), cJSON_Delete);
+  if (!obj || !cJSON_IsObject(obj.get())) return std::nullopt;
+  Fields f;
+  for (cJSON* item = obj->child; item; item = item->next) {
+    if (!cJSON_IsString(item) || !item->string || !item->valuestring) return std::nullopt;
+    if (f.has(item->string)) return std::nullopt;
+    f.values_[item->string] = item->valuestring;
+  }
+  return f;
+}
+
+void put_login(Fields& f, const LoginState& l) {
+  put_pending(f, l.authz);
+  f.set("provider_verifier", l.provider_verifier);
+  f.set("nonce", l.nonce);
+  f.set("browser_hash", l.browser_hash);
+}
+
+std::optional<LoginState> get_login(const Fields& f) {
+  auto p = get_pending(f);
+  if (!p) return std::nullopt;
+  LoginState l;
+  l.authz = std::move(*p);
+  l.provider_verifier = f.str("provider_verifier");
+  l.nonce = f.str("nonce");
+  l.browser_hash = f.str("browser_hash");
+  if (l.provider_verifier.empty() || l.nonce.empty() || l.browser_hash.empty()) return std::nullopt;
+  return l;
+}
+
+std::string encode_pending(const PendingAuthz& p) {
+  Fields f = new_record();
+  put_pending(f, p);
+  return f.encode();
+}
+
+std::optional<PendingAuthz> decode_pending(std::string_view text) {
+  auto f = open_record(text);
+  if (!f) return std::nullopt;
+  return get_pending(*f);
+}
+
+std::string encode_login(const LoginState& l) {
+  Fields f = new_record();
+  put_login(f, l);
+  return f.encode();
+}
+
+std::optional<LoginState> decode_login(std::string_view text) {
+  auto f = open_record(text);
+  if (!f) return std::nullopt;
+  return get_login(*f);
+}
+
+std::string encode_session(const Session& s) {
+  Fields f = new_record();
+  f.set("sid", s.sid);
+  f.set("sub", s.sub);
+  f.set("name", s.name);
+  f.set("email", s.email);
+  f.set("client_id", s.client_id);
+  f.set("scope", s.scope);
+  f.set("resource", s.resource);
+  f.set("provider_access_token", s.provider_access_token);
+  f.set("provider_refresh_token", s.provider_refresh_token);
+  f.set_int("provider_expires", s.provider_expires);
+  f.set_int("created", s.created);
+  f.set_int("expires", s.expires);
+  f.set_int("gen", s.gen);
+  f.set_int("rotated_at", s.rotated_at);
+  return f.encode();
+}
+
+std::optional<Session> decode_session(std::string_view text) {
+  auto f = open_record(text);
+  if (!f) return std::nullopt;
+  Session s;
+  s.sid = f->str("sid");
+  s.sub = f->str("sub");
+  s.name = f->str("name");
+  s.email = f->str("email");
+  s.client_id = f->str("client_id");
+  s.scope = f->str("scope");
+  s.resource = f->str("resource");
+  s.provider_access_token = f->str("provider_access_token");
+  s.provider_refresh_token = f->str("provider_refresh_token");
+  if (!get_ints(*f, {{"provider_expires", &s.provider_expires},
+                     {"created", &s.created},
+                     {"expires", &s.expires},
+                     {"gen", &s.gen},
+                     {"rotated_at", &s.rotated_at}}))
+    return std::nullopt;
+  if (s.sid.empty() || s.sub.empty() || s.client_id.empty()) return std::nullopt;
+  return s;
+}
+
+std::string encode_code(const CodeGrant& c) {
+  Fields f = new_record();
+  f.set("sid", c.sid);
+  f.set("client_id", c.client_id);
+  f.set("redirect_uri", c.redirect_uri);
+  f.set_int("redirect_uri_sent", c.redirect_uri_sent ? 1 : 0);
+  f.set("code_challenge", c.code_challenge);
+  f.set("resource", c.resource);
+  f.set("scope", c.scope);
+  f.set_int("session_expires", c.session_expires);
+  return f.encode();
+}
+
+std::optional<CodeGrant> decode_code(std::string_view text) {
+  auto f = open_record(text);
+  if (!f) return std::nullopt;
+  CodeGrant c;
+  c.sid = f->str("sid");
+  c.client_id = f->str("client_id");
+  c.redirect_uri = f->str("redirect_uri");
+  c.code_challenge = f->str("code_challenge");
+  c.resource = f->str("resource");
+  c.scope = f->str("scope");
+  int64_t sent = 0;
+  if (!get_ints(*f, {{"redirect_uri_sent", &sent}, {"session_expires", &c.session_expires}}))
+    return std::nullopt;
+  c.redirect_uri_sent = sent != 0;
+  if (c.sid.empty() || c.client_id.empty() || c.code_challenge.empty()) return std::nullopt;
+  return c;
+}
+
+std::string encode_access(const AccessClaims& a) {
+  Fields f = new_record();
+  f.set("sid", a.sid);
+  f.set("client_id", a.client_id);
+  f.set("scope", a.scope);
+  f.set("resource", a.resource);
+  f.set_int("exp", a.exp);
+  return f.encode();
+}
+
+std::optional<AccessClaims> decode_access(std::string_view text) {
+  auto f = open_record(text);
+  if (!f) return std::nullopt;
+  AccessClaims a;
+  a.sid = f->str("sid");
+  a.client_id = f->str("client_id");
+  a.scope = f->str("scope");
+  a.resource = f->str("resource");
+  if (!get_ints(*f, {{"exp", &a.exp}}) || a.sid.empty()) return std::nullopt;
+  return a;
+}
+
+std::string encode_refresh(const RefreshClaims& r) {
+  Fields f = new_record();
+  f.set("sid", r.sid);
+  f.set("client_id", r.client_id);
+  f.set_int("gen", r.gen);
+  f.set_int("exp", r.exp);
+  return f.encode();
+}
+
+std::optional<RefreshClaims> decode_refresh(std::string_view text) {
+  auto f = open_record(text);
+  if (!f) return std::nullopt;
+  RefreshClaims r;
+  r.sid = f->str("sid");
+  r.client_id = f->str("client_id");
+  if (!get_ints(*f, {{"gen", &r.gen}, {"exp", &r.exp}}) || r.sid.empty()) return std::nullopt;
+  return r;
+}
+
+}  // namespace mcpauth

@@ -1,0 +1,114 @@
+// The records the endpoints keep in the Store, and the payloads sealed into
+// the tokens and continuations they hand out.  Every record is a flat JSON
+// object of strings ("v":"1" plus its fields; integers written in decimal),
+// so a record from another version fails to decode instead of being misread.
+//
+//   key                      value            lifetime
+//   client:<client_id>       ClientMetadata   client_ttl (registration.hpp)
+//   authz:<random>           PendingAuthz     login_ttl
+//   login:<provider state>   LoginState       min(login_ttl, 600)
+//   session:<sid>            Session          session_ttl (absolute)
+//   code:<sha256(code)>      CodeGrant        code_ttl
+//   usedcode:<sha256(code)>  sid              until the session would end
+//   jwks:<provider issuer>   provider JWKS    1 hour
+//   renewing:<sid>           "1"              30 s (one provider refresh)
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace mcpauth {
+
+// A flat JSON object of string values (integers as decimal strings).
+class Fields {
+ public:
+  void set(const std::string& name, std::string value) { values_[name] = std::move(value); }
+  void set_int(const std::string& name, int64_t value) { values_[name] = std::to_string(value); }
+  // "" / 0 when absent; get_int fails (nullopt) on a non-integer.
+  std::string str(const std::string& name) const;
+  std::optional<int64_t> num(const std::string& name) const;
+  bool has(const std::string& name) const { return values_.count(name) != 0; }
+
+  std::string encode() const;
+  // nullopt unless a JSON object whose values are all strings.
+  static std::optional<Fields> decode(std::string_view json);
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+// An /authorize request that passed validation, waiting for consent.
+struct PendingAuthz {
+  std::string client_id;
+  std::string redirect_uri;
+  bool redirect_uri_sent = false;  // RFC 6749 §4.1.3: then /token must repeat it
+  std::string state;               // the MCP client's state, echoed back
+  std::string code_challenge;      // S256
+  std::string scope;
+  std::string resource;            // RFC 8707; "" when the client sent none
+  int64_t created = 0;
+};
+
+// A login at the upstream provider, keyed by the state we sent it.
+struct LoginState {
+  PendingAuthz authz;
+  std::string provider_verifier;  // our PKCE verifier at the provider
+  std::string nonce;
+  std::string browser_hash;       // sha256_b64url of the login cookie value
+};
+
+// One user's grant to one client; every token refers to it by sid.
+// Revocation deletes the record.
+struct Session {
+  std::string sid, sub, name, email, client_id, scope, resource;
+  std::string provider_access_token, provider_refresh_token;
+  int64_t provider_expires = 0;  // 0: unknown
+  int64_t created = 0, expires = 0;
+  int64_t gen = 0;         // refresh-token generation
+  int64_t rotated_at = 0;  // when gen last changed
+};
+
+// What an authorization code stands for (stored under its hash).
+struct CodeGrant {
+  std::string sid, client_id, redirect_uri, code_challenge, resource, scope;
+  bool redirect_uri_sent = false;
+  int64_t session_expires = 0;
+};
+
+// Sealed into access tokens (purpose access_token).
+struct AccessClaims {
+  std::string sid, client_id, scope, resource;
+  int64_t exp = 0;
+};
+
+// Sealed into refresh tokens (purpose refresh_token).
+struct RefreshClaims {
+  std::string sid, client_id;
+  int64_t gen = 0, exp = 0;
+};
+
+// Purpose byte for continuations (KeyRing::seal): the state a handler needs
+// when the provider's answer comes back.  Distinct from crypto.hpp's.
+inline constexpr uint8_t kContinuationPurpose = 0x21;
+
+std::string encode_pending(const PendingAuthz& p);
+std::optional<PendingAuthz> decode_pending(std::string_view text);
+std::string encode_login(const LoginState& l);
+std::optional<LoginState> decode_login(std::string_view text);
+std::string encode_session(const Session& s);
+std::optional<Session> decode_session(std::string_view text);
+std::string encode_code(const CodeGrant& c);
+std::optional<CodeGrant> decode_code(std::string_view text);
+std::string encode_access(const AccessClaims& a);
+std::optional<AccessClaims> decode_access(std::string_view text);
+std::string encode_refresh(const RefreshClaims& r);
+std::optional<RefreshClaims> decode_refresh(std::string_view text);
+
+// Field-level helpers for continuations built on Fields.
+void put_login(Fields& f, const LoginState& l);
+std::optional<LoginState> get_login(const Fields& f);
+
+}  // namespace mcpauth

@@ -1,0 +1,307 @@
+// POST /token (OAuth 2.1 §3.2, §4.1.3, §4.3; RFC 6749 §5; RFC 7636 §4.6).
+//
+// Tokens are sealed with the KeyRing (AES-256-GCM, purpose-bound): an
+// access token holds {sid, client_id, scope, resource, exp}, a refresh
+// token {sid, client_id, gen, exp}.  Neither is stored; the session record
+// they point to is, so deleting it revokes both.
+//
+// Refresh rotation and the race rule: each session has a generation `gen`.
+// A refresh token of the current generation rotates the session to gen+1
+// (replace_if, so exactly one concurrent request wins) and gets a new pair.
+// A refresh token of the previous generation presented within
+// kRefreshGraceSeconds of that rotation (a client that sent two refreshes at
+// once, or lost the first answer) gets a new pair of the CURRENT generation
+// without rotating again: concurrent refreshes within 30 s get the same new
+// generation.  Anything older is reuse of a stolen or leaked token
+// (RFC 9700 §4.14.2): the whole session is revoked.
+#include <cjson/cJSON.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "crypto.hpp"
+#include "encoding.hpp"
+#include "endpoints.hpp"
+#include "pkce.hpp"
+#include "provider.hpp"
+#include "redirect_uri.hpp"
+
+namespace mcpauth {
+namespace {
+
+constexpr const char* kMethods = "POST, OPTIONS";
+constexpr int64_t kRefreshGraceSeconds = 30;
+constexpr int64_t kProviderRenewMargin = 60;  // renew the provider's token this close to expiry
+constexpr int64_t kRenewLockSeconds = 30;
+constexpr int64_t kContinuationSeconds = 120;
+
+using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
+
+Response invalid_grant(const std::string& why) { return oauth_error(400, "invalid_grant", why); }
+
+bool has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// RFC 6749 §5.1 success response.
+Response issue_tokens(const Config& cf, const Request& req, const Session& s, const std::string& scope,
+                      bool with_refresh, int64_t gen) {
+  AccessClaims a;
+  a.sid = s.sid;
+  a.client_id = s.client_id;
+  a.scope = scope;
+  a.resource = cf.resource;
+  // Never beyond the session's absolute end.
+  a.exp = std::min(req.now + cf.access_token_ttl, s.expires);
+  const std::string access = cf.keys->seal(seal_purpose::access_token, encode_access(a));
+
+  Json obj(cJSON_CreateObject(), cJSON_Delete);
+  if (!obj) throw std::bad_alloc();
+  cJSON_AddStringToObject(obj.get(), "access_token", access.c_str());
+  cJSON_AddStringToObject(obj.get(), "token_type", "Bearer");
+  cJSON_AddNumberToObject(obj.get(), "expires_in", static_cast<double>(a.exp - req.now));
+  if (!scope.empty()) cJSON_AddStringToObject(obj.get(), "scope", scope.c_str());
+  if (with_refresh) {
+    RefreshClaims r;
+    r.sid = s.sid;
+    r.client_id = s.client_id;
+    r.gen = gen;
+    r.exp = std::min(req.now + cf.refresh_token_ttl, s.expires);
+    const std::string refresh = cf.keys->seal(seal_purpose::refresh_token, encode_refresh(r));
+    cJSON_AddStringToObject(obj.get(), "refresh_token", refresh.c_str());
+  }
+  std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(obj.get()), cJSON_free);
+  if (!text) throw std::bad_alloc();
+  return json_response(200, text.get());
+}
+
+// Checks every `resource` parameter names our resource (RFC 8707 §2.2).
+bool resources_ok(const Config& cf, const Params& form) {
+  for (const auto& [name, value] : form.items())
+    if (name == "resource" && !resource_matches(value, cf.resource)) return false;
+  return true;
+}
+
+Response authorization_code_grant(const Config& cf, Store& store, const Request& req, const ClientMetadata& client,
+                                  const Params& form) {
+  std::string code, verifier, redirect_uri;
+  if (form.find("code", &code) != Params::Lookup::one || code.empty())
+    return oauth_error(400, "invalid_request", "code is required");
+  if (form.find("code_verifier", &verifier) != Params::Lookup::one || verifier.empty())
+    return oauth_error(400, "invalid_request", "code_verifier is required (PKCE)");
+  const auto redirect_lookup = form.find("redirect_uri", &redirect_uri);
+  if (!resources_ok(cf, form)) return oauth_error(400, "invalid_target", "this server issues tokens only for " + cf.resource);
+
+  // Single use: take() deletes the code in the same step that reads it.
+  const std::string hash = sha256_b64url(code);
+  std::string raw;
+  StoreStatus st = store.take("code:" + hash, &raw);
+  if (st == StoreStatus::not_found) {
+    // A code presented twice: whoever redeemed it first may be an attacker,
+    // so the session it started ends (OAuth 2.1 §4.1.3, RFC 9700 §4.5).
+    std::string sid;
+    if (store.get("usedcode:" + hash, &sid) == StoreStatus::ok && !sid.empty()) store.del("session:" + sid);
+    return invalid_grant("the authorization code is invalid, expired or already used");
+  }
+  if (st != StoreStatus::ok) return store_failure_json(st);
+  auto grant = decode_code(raw);
+  if (!grant) return invalid_grant("the authorization code is invalid");
+  (void)store.put("usedcode:" + hash, grant->sid, std::max(grant->session_expires, req.now + cf.code_ttl));
+
+  if (grant->client_id != client.client_id) return invalid_grant("the code was issued to another client");
+  // RFC 6749 §4.1.3: redirect_uri must repeat the authorization request's.
+  if (grant->redirect_uri_sent || redirect_lookup != Params::Lookup::absent) {
+    if (redirect_lookup != Params::Lookup::one || redirect_uri != grant->redirect_uri)
+      return invalid_grant("redirect_uri does not match the authorization request");
+  }
+  if (!verify_s256(verifier, grant->code_challenge)) return invalid_grant("PKCE verification failed");
+
+  st = store.get("session:" + grant->sid, &raw);
+  if (st == StoreStatus::not_found) return invalid_grant("the sign-in has ended");
+  if (st != StoreStatus::ok) return store_failure_json(st);
+  auto session = decode_session(raw);
+  if (!session || session->client_id != client.client_id) return invalid_grant("the sign-in has ended");
+  return issue_tokens(cf, req, *session, grant->scope, has(client.grant_types, "refresh_token"), session->gen);
+}
+
+std::string seal_renewal(const Config& cf, const Request& req, const std::string& client_id,
+                         const std::string& refresh_token, const std::string* scope) {
+  Fields f;
+  f.set("v", "1");
+  f.set("kind", "renew");
+  f.set_int("exp", req.now + kContinuationSeconds);
+  f.set("client_id", client_id);
+  f.set("refresh_token", refresh_token);
+  if (scope) f.set("scope", *scope);
+  return cf.keys->seal(kContinuationPurpose, f.encode());
+}
+
+Response refresh_grant(const Config& cf, Store& store, const Request& req, const ClientMetadata& client,
+                       const std::string& refresh_token, const std::string* scope_param, bool may_renew) {
+  if (!has(client.grant_types, "refresh_token"))
+    return oauth_error(400, "unauthorized_client", "this client did not register for refresh tokens");
+  auto plain = cf.keys->open(seal_purpose::refresh_token, refresh_token);
+  std::optional<RefreshClaims> claims;
+  if (plain) claims = decode_refresh(*plain);
+  if (!claims) return invalid_grant("the refresh token is invalid");
+  if (claims->exp <= req.now) return invalid_grant("the refresh token has expired");
+  if (claims->client_id != client.client_id) return invalid_grant("the refresh token was issued to another client");
+
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    std::string raw;
+    StoreStatus st = store.get("session:" + claims->sid, &raw);
+    if (st == StoreStatus::not_found) return invalid_grant("the sign-in has ended or was revoked");
+    if (st != StoreStatus::ok) return store_failure_json(st);
+    auto s = decode_session(raw);
+    if (!s || s->expires <= req.now) return invalid_grant("the sign-in has ended");
+    if (s->client_id != client.client_id) return invalid_grant("the refresh token was issued to another client");
+
+    // RFC 6749 §6: a refresh may narrow the scope, never widen it.
+    std::string scope = s->scope;
+    if (scope_param) {
+      const auto granted = split_scope(s->scope);
+      const auto asked = split_scope(*scope_param);
+      for (const auto& w : asked)
+        if (!has(granted, w)) return oauth_error(400, "invalid_scope", "scope \"" + w + "\" was not granted");
+      if (!asked.empty()) scope = join_scope(asked);
+    }
+
+    const bool current = claims->gen == s->gen;
+    const bool grace = claims->gen + 1 == s->gen && req.now - s->rotated_at <= kRefreshGraceSeconds;
+    if (!current && !grace) {
+      store.del("session:" + s->sid);
+      return invalid_grant("the refresh token was already used; the sign-in is revoked");
+    }
+
+    // Keep the provider's session alive (and learn if it ended) before
+    // handing out more tokens; one renewal at a time per session.
+    if (may_renew && !s->provider_refresh_token.empty() && s->provider_expires != 0 &&
+        s->provider_expires - req.now < kProviderRenewMargin &&
+        store.put_new("renewing:" + s->sid, "1", req.now + kRenewLockSeconds) == StoreStatus::ok) {
+      ProviderRequest pr = provider_refresh_request(cf, s->provider_refresh_token, req.now);
+      if (pr.ok) {
+        Response r;
+        r.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
+        r.fetch.body = std::move(pr.body);
+        r.fetch.authorization = std::move(pr.authorization);
+        r.fetch.continuation = seal_renewal(cf, req, client.client_id, refresh_token, scope_param);
+        return r;
+      }
+      store.del("renewing:" + s->sid);
+    }
+
+    if (grace) return issue_tokens(cf, req, *s, scope, true, s->gen);
+    Session next = *s;
+    next.gen = s->gen + 1;
+    next.rotated_at = req.now;
+    st = store.replace_if("session:" + s->sid, raw, encode_session(next), s->expires);
+    if (st == StoreStatus::ok) return issue_tokens(cf, req, next, scope, true, next.gen);
+    if (st == StoreStatus::conflict || st == StoreStatus::not_found) continue;  // someone else changed it
+    return store_failure_json(st);
+  }
+  return oauth_error(503, "temporarily_unavailable", "the sign-in is busy; try again");
+}
+
+Response token(const Config& cf, Store& store, const Request& req) {
+  if (req.method != "POST") return method_not_allowed(kMethods);
+  if (!cf.keys) return oauth_error(500, "server_error", "the token endpoint is not configured (key file)");
+  if (media_type(req.content_type) != "application/x-www-form-urlencoded")
+    return oauth_error(400, "invalid_request", "send the request as application/x-www-form-urlencoded");
+  auto form = Params::parse(req.body);
+  if (!form) return oauth_error(400, "invalid_request", "the request body is malformed");
+  if (form->items().size() > 32) return oauth_error(400, "invalid_request", "too many parameters");
+  // RFC 6749 §3.2: parameters must not repeat (resource may, RFC 8707).
+  for (size_t i = 0; i < form->items().size(); ++i)
+    for (size_t j = i + 1; j < form->items().size(); ++j)
+      if (form->items()[i].first == form->items()[j].first && form->items()[i].first != "resource")
+        return oauth_error(400, "invalid_request", form->items()[i].first + " is repeated");
+
+  ClientAuth auth = authenticate_client(cf, store, req, *form);
+  if (!auth.ok) return auth.error;
+
+  std::string grant_type;
+  if (form->find("grant_type", &grant_type) != Params::Lookup::one)
+    return oauth_error(400, "invalid_request", "grant_type is required");
+  if (grant_type == "authorization_code") {
+    if (!has(auth.client.grant_types, "authorization_code"))
+      return oauth_error(400, "unauthorized_client", "this client did not register for this grant");
+    return authorization_code_grant(cf, store, req, auth.client, *form);
+  }
+  if (grant_type == "refresh_token") {
+    std::string refresh, scope;
+    if (form->find("refresh_token", &refresh) != Params::Lookup::one || refresh.empty())
+      return oauth_error(400, "invalid_request", "refresh_token is required");
+    if (!resources_ok(cf, *form))
+      return oauth_error(400, "invalid_target", "this server issues tokens only for " + cf.resource);
+    const bool scoped = form->find("scope", &scope) == Params::Lookup::one;
+    return refresh_grant(cf, store, req, auth.client, refresh, scoped ? &scope : nullptr, true);
+  }
+  return oauth_error(400, "unsupported_grant_type", "supported: authorization_code, refresh_token");
+}
+
+Response renewal_answer(const Config& cf, Store& store, const Request& req, const std::string& continuation,
+                        int fetch_status, const std::string& fetch_body) {
+  auto plain = cf.keys->open(kContinuationPurpose, continuation);
+  std::optional<Fields> f;
+  if (plain) f = Fields::decode(*plain);
+  if (!f || f->str("v") != "1" || f->str("kind") != "renew" || f->num("exp").value_or(0) <= req.now)
+    return oauth_error(500, "server_error", "unexpected provider answer");
+  ClientMetadata client;
+  StoreStatus st = load_client(store, f->str("client_id"), &client);
+  if (st == StoreStatus::not_found) return oauth_error(401, "invalid_client", "unknown client");
+  if (st != StoreStatus::ok) return store_failure_json(st);
+  const std::string refresh = f->str("refresh_token");
+  const std::string scope = f->str("scope");
+  const std::string* scope_param = f->has("scope") ? &scope : nullptr;
+
+  auto opened = cf.keys->open(seal_purpose::refresh_token, refresh);
+  std::optional<RefreshClaims> claims;
+  if (opened) claims = decode_refresh(*opened);
+  if (!claims) return invalid_grant("the refresh token is invalid");
+  const std::string key = "session:" + claims->sid;
+
+  if (fetch_status == 400 && provider_error_code(fetch_body) == "invalid_grant") {
+    // The user's sign-in at the provider has ended: so does ours.
+    store.del(key);
+    store.del("renewing:" + claims->sid);
+    return invalid_grant("the sign-in at the identity provider has ended");
+  }
+  if (fetch_status == 200) {
+    auto parsed = parse_provider_tokens(fetch_body);
+    if (auto* t = std::get_if<ProviderTokens>(&parsed)) {
+      for (int attempt = 0; attempt < 4; ++attempt) {
+        std::string raw;
+        if (store.get(key, &raw) != StoreStatus::ok) break;
+        auto s = decode_session(raw);
+        if (!s) break;
+        s->provider_access_token = t->access_token;
+        if (!t->refresh_token.empty()) s->provider_refresh_token = t->refresh_token;
+        s->provider_expires = t->expires_in > 0 ? req.now + t->expires_in : 0;
+        if (store.replace_if(key, raw, encode_session(*s), s->expires) != StoreStatus::conflict) break;
+      }
+    }
+  }
+  // Other failures (unreachable, 5xx): our tokens stay valid; the next
+  // refresh tries the provider again.
+  store.del("renewing:" + claims->sid);
+  return refresh_grant(cf, store, req, client, refresh, scope_param, false);
+}
+
+}  // namespace
+
+Response handle_token(const Config& cf, Store& store, const Request& req) {
+  if (req.method == "OPTIONS") return preflight(cf, req.origin, kMethods);
+  Response r = token(cf, store, req);
+  if (r.fetch.target == MCPA_FETCH_NONE) add_cors(r, cf, req.origin);
+  return r;
+}
+
+Response resume_token(const Config& cf, Store& store, const Request& req, const std::string& continuation,
+                      int fetch_status, const std::string& fetch_body) {
+  if (!cf.keys) return oauth_error(500, "server_error", "the token endpoint is not configured (key file)");
+  Response r = renewal_answer(cf, store, req, continuation, fetch_status, fetch_body);
+  if (r.fetch.target == MCPA_FETCH_NONE) add_cors(r, cf, req.origin);
+  return r;
+}
+
+}  // namespace mcpauth

@@ -1,0 +1,108 @@
+#include "tool_policy.hpp"
+
+#include <cjson/cJSON.h>
+
+#include <algorithm>
+#include <memory>
+#include <sstream>
+
+namespace mcpauth {
+namespace {
+
+bool valid_scope(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)  // RFC 6749 §3.3 scope-token
+    if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e) return false;
+  return true;
+}
+
+void add_unique(std::vector<std::string>& out, const std::vector<std::string>& more) {
+  for (const auto& s : more)
+    if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
+}
+
+std::optional<McpCall> call_of(const cJSON* msg) {
+  if (!cJSON_IsObject(msg)) return std::nullopt;
+  const cJSON* method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+  McpCall call;
+  if (cJSON_IsString(method)) {
+    call.method = method->valuestring;
+    const cJSON* params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+    const cJSON* name = cJSON_IsObject(params) ? cJSON_GetObjectItemCaseSensitive(params, "name") : nullptr;
+    if (cJSON_IsString(name)) call.name = name->valuestring;
+  }
+  // a response (no method) from the client needs no scope
+  return call;
+}
+
+}  // namespace
+
+std::optional<ToolPolicy> ToolPolicy::parse(std::string_view lines, std::string* error) {
+  ToolPolicy p;
+  std::istringstream in{std::string(lines)};
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string name, scope;
+    if (!(words >> name)) continue;
+    std::vector<std::string> scopes;
+    while (words >> scope) {
+      if (!valid_scope(scope)) {
+        *error = "mcp_auth_tool_scope: \"" + scope + "\" is not a valid scope";
+        return std::nullopt;
+      }
+      scopes.push_back(scope);
+    }
+    if (scopes.empty()) {
+      *error = "mcp_auth_tool_scope " + name + ": no scope given";
+      return std::nullopt;
+    }
+    add_unique(p.rules_[name], scopes);
+  }
+  return p;
+}
+
+std::vector<std::string> ToolPolicy::required(const McpCall& call) const {
+  std::vector<std::string> out;
+  auto m = rules_.find(call.method);
+  if (m != rules_.end()) add_unique(out, m->second);
+  if (call.method == "tools/call" && !call.name.empty()) {
+    auto t = rules_.find(call.name);
+    // a tool name never contains '/', so it cannot collide with a method
+    if (t != rules_.end() && call.name.find('/') == std::string::npos) add_unique(out, t->second);
+  }
+  return out;
+}
+
+std::optional<std::vector<McpCall>> peek_jsonrpc(std::string_view body) {
+  std::unique_ptr<cJSON, decltype(&cJSON_Delete)> doc(cJSON_ParseWithLength(body.data(), body.size()),
+                                                      cJSON_Delete);
+  if (!doc) return std::nullopt;
+  std::vector<McpCall> calls;
+  if (cJSON_IsArray(doc.get())) {
+    const cJSON* item = nullptr;
+    cJSON_ArrayForEach(item, doc.get()) {
+      auto c = call_of(item);
+      if (!c) return std::nullopt;
+      calls.push_back(std::move(*c));
+    }
+    return calls;
+  }
+  auto c = call_of(doc.get());
+  if (!c) return std::nullopt;
+  calls.push_back(std::move(*c));
+  return calls;
+}
+
+std::vector<std::string> missing_scopes(const std::vector<std::string>& needed, std::string_view granted) {
+  std::vector<std::string> have;
+  std::istringstream in{std::string(granted)};
+  std::string s;
+  while (in >> s) have.push_back(s);
+  std::vector<std::string> out;
+  for (const auto& n : needed)
+    if (std::find(have.begin(), have.end(), n) == have.end()) out.push_back(n);
+  return out;
+}
+
+}  // namespace mcpauth

@@ -1,0 +1,42 @@
+// Per-tool authorization at the edge: which scopes an MCP method or tool
+// needs (mcp_auth_tool_scope), and what a request is about — from the
+// 2026-07-28 Mcp-Method/Mcp-Name headers, else from the JSON-RPC body.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mcpauth {
+
+struct McpCall {
+  std::string method;  // e.g. "tools/call"
+  std::string name;    // params.name for tools/call (and prompts/get, ...)
+};
+
+class ToolPolicy {
+ public:
+  // "NAME SCOPE [SCOPE...]" lines; NAME is a tool name or an MCP method
+  // (anything with a '/').  Returns nullopt with a message on a bad line.
+  static std::optional<ToolPolicy> parse(std::string_view lines, std::string* error);
+
+  bool empty() const { return rules_.empty(); }
+  // Every scope the call needs: its method's rule plus, for tools/call,
+  // its tool's rule.  Empty when nothing is required.
+  std::vector<std::string> required(const McpCall& call) const;
+
+ private:
+  std::map<std::string, std::vector<std::string>, std::less<>> rules_;
+};
+
+// The calls in a JSON-RPC body (one message or a batch).  nullopt when the
+// body is not JSON-RPC at all; the tool server then answers it properly.
+std::optional<std::vector<McpCall>> peek_jsonrpc(std::string_view body);
+
+// The scopes from `needed` that `granted` (space-separated) lacks.
+std::vector<std::string> missing_scopes(const std::vector<std::string>& needed,
+                                        std::string_view granted);
+
+}  // namespace mcpauth

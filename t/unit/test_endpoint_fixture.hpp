@@ -1,0 +1,350 @@
+// Shared scaffolding for the endpoint tests: a configured gateway, a
+// MemoryStore with a fixed clock, a tiny cookie jar and helpers to read
+// responses.  Header-only, included by the test_*endpoint*.cpp files.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <jwt.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config.hpp"
+#include "crypto.hpp"
+#include "encoding.hpp"
+#include "endpoints.hpp"
+#include "pkce.hpp"
+#include "session.hpp"
+#include "store.hpp"
+
+namespace mcpauth_test {
+
+using namespace mcpauth;
+
+constexpr int64_t kT0 = 1'800'000'000;
+inline const std::string kVerifier = "dBjftJeZ4CVP-mJ92K9ZfXZ1-0jvZ3tN2vZ9Qe0m0aQx";  // 44 chars
+inline const std::string kRedirect = "https://client.example/cb";
+
+inline std::string header(const Response& r, const std::string& name) {
+  for (const auto& h : r.headers)
+    if (h.first == name) return h.second;
+  return "";
+}
+
+inline std::vector<std::string> headers(const Response& r, const std::string& name) {
+  std::vector<std::string> out;
+  for (const auto& h : r.headers)
+    if (h.first == name) out.push_back(h.second);
+  return out;
+}
+
+// Query parameters of a URL (after '?').
+inline Params query_of(const std::string& url) {
+  auto q = url.find('?');
+  auto p = Params::parse(q == std::string::npos ? "" : url.substr(q + 1));
+  EXPECT_TRUE(p.has_value());
+  return p ? *p : *Params::parse("");
+}
+
+inline std::string qget(const std::string& url, const std::string& name) {
+  return query_of(url).get(name).value_or("");
+}
+
+inline std::string form(const std::vector<std::pair<std::string, std::string>>& fields) {
+  std::string out;
+  for (const auto& [k, v] : fields) out += (out.empty() ? "" : "&") + pct_encode(k) + "=" + pct_encode(v);
+  return out;
+}
+
+// A browser's cookie jar: applies Set-Cookie, builds the Cookie header.
+struct Jar {
+  std::map<std::string, std::string> cookies;
+  void apply(const Response& r) {
+    for (const auto& sc : headers(r, "Set-Cookie")) {
+      auto eq = sc.find('=');
+      auto semi = sc.find(';');
+      std::string name = sc.substr(0, eq);
+      std::string value = sc.substr(eq + 1, semi - eq - 1);
+      if (sc.find("Max-Age=0") != std::string::npos) cookies.erase(name);
+      else cookies[name] = value;
+    }
+  }
+  std::string header() const {
+    std::string out;
+    for (const auto& [k, v] : cookies) out += (out.empty() ? "" : "; ") + k + "=" + v;
+    return out;
+  }
+};
+
+// The fake upstream provider: an RSA key, its JWKS and signed ID tokens.
+struct FakeIdp {
+  EVP_PKEY* key = nullptr;
+  std::string private_pem, jwks;
+  std::string kid = "idp-1";
+
+  static FakeIdp& get() {
+    static FakeIdp idp;
+    return idp;
+  }
+  FakeIdp() {
+    key = EVP_RSA_gen(2048);
+    BIO* bio = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+    char* data = nullptr;
+    long len = BIO_get_mem_data(bio, &data);
+    private_pem.assign(data, static_cast<size_t>(len));
+    BIO_free(bio);
+    jwks = jwks_with_kid(kid);
+  }
+  std::string bn(const char* name) const {
+    BIGNUM* b = nullptr;
+    EVP_PKEY_get_bn_param(key, name, &b);
+    std::string out(static_cast<size_t>(BN_num_bytes(b)), '\0');
+    BN_bn2bin(b, reinterpret_cast<unsigned char*>(out.data()));
+    BN_free(b);
+    return b64url_encode(out);
+  }
+  std::string jwks_with_kid(const std::string& k) const {
+    return R"({"keys":[{"kty":"RSA","use":"sig","alg":"RS256","kid":")" + k + R"(","n":")" +
+           bn(OSSL_PKEY_PARAM_RSA_N) + R"(","e":")" + bn(OSSL_PKEY_PARAM_RSA_E) + R"("}]})";
+  }
+  // claims_json: the JSON object of claims.
+  std::string sign(const std::string& claims_json, const std::string& with_kid = "idp-1") const {
+    jwt_t* jwt = nullptr;
+    jwt_new(&jwt);
+    jwt_add_header(jwt, "kid", with_kid.c_str());
+    jwt_add_grants_json(jwt, claims_json.c_str());
+    jwt_set_alg(jwt, JWT_ALG_RS256, reinterpret_cast<const unsigned char*>(private_pem.data()),
+                static_cast<int>(private_pem.size()));
+    char* out = jwt_encode_str(jwt);
+    std::string token = out ? out : "";
+    free(out);
+    jwt_free(jwt);
+    return token;
+  }
+  std::string id_token(const std::string& nonce, int64_t now, const std::string& sub = "user-42",
+                       const std::string& iss = "https://idp.example", const std::string& aud = "gateway",
+                       const std::string& with_kid = "idp-1") const {
+    return sign(R"({"iss":")" + iss + R"(","aud":")" + aud + R"(","sub":")" + sub + R"(","nonce":")" + nonce +
+                    R"(","iat":)" + std::to_string(now) + R"(,"exp":)" + std::to_string(now + 300) +
+                    R"(,"name":"Ada Lovelace","email":"ada@example.com"})",
+                with_kid);
+  }
+  std::string token_response(const std::string& id_token, int64_t expires_in = 3600,
+                             const std::string& refresh = "idp-refresh-1") const {
+    return R"({"access_token":"idp-access-1","token_type":"Bearer","expires_in":)" + std::to_string(expires_in) +
+           R"(,"refresh_token":")" + refresh + R"(","id_token":")" + id_token + R"("})";
+  }
+};
+
+// A file under the test temp directory; returns its path.
+inline std::string write_file(const std::string& name, const std::string& content) {
+  std::string path = ::testing::TempDir() + "mcpauth-" + std::to_string(::getpid()) + "-" + name;
+  FILE* f = std::fopen(path.c_str(), "wb");
+  EXPECT_NE(f, nullptr) << path;
+  if (f) {
+    std::fwrite(content.data(), 1, content.size(), f);
+    std::fclose(f);
+  }
+  return path;
+}
+
+class Gateway : public ::testing::Test {
+ protected:
+  Config cf;
+  MemoryStore store;
+  int64_t now = kT0;
+  Jar jar;
+
+  void SetUp() override {
+    ASSERT_EQ(cf.set("issuer", "https://mcp.example"), "");
+    ASSERT_EQ(cf.set("scopes", "mcp:tools mcp:read"), "");
+    ASSERT_EQ(cf.set("provider_issuer", "https://idp.example"), "");
+    ASSERT_EQ(cf.set("provider_authorization_endpoint", "https://idp.example/authorize"), "");
+    ASSERT_EQ(cf.set("provider_token_endpoint", "https://idp.example/token"), "");
+    ASSERT_EQ(cf.set("provider_client_id", "gateway"), "");
+    ASSERT_EQ(cf.set("provider_client_secret_file", write_file("secret", "provider secret\n")), "");
+    ASSERT_EQ(cf.set("key_file", write_file("keys", KeyRing::generate_line("k1") + "\n")), "");
+    ASSERT_EQ(cf.finish(), "");
+    ASSERT_TRUE(cf.keys);
+    ASSERT_EQ(cf.provider_client_secret, "provider secret");
+  }
+
+  Request request(const std::string& method, const std::string& args = "", const std::string& body = "",
+                  const std::string& content_type = "") {
+    Request r;
+    r.method = method;
+    r.args = args;
+    r.body = body;
+    r.content_type = content_type;
+    r.cookie = jar.header();
+    r.now = now;
+    return r;
+  }
+
+  Response call(mcpa_endpoint_e ep, Request r) {
+    store.now = now;
+    r.now = now;
+    Response resp = handle_endpoint(ep, cf, store, r);
+    jar.apply(resp);
+    return resp;
+  }
+
+  Response resume(mcpa_endpoint_e ep, const Response& asked, int status, const std::string& body,
+                  const std::string& cookie_override = "\x01") {
+    store.now = now;
+    Request r = request("GET");
+    if (cookie_override != "\x01") r.cookie = cookie_override;
+    Response resp = resume_endpoint(ep, cf, store, r, asked.fetch.continuation, status, body);
+    jar.apply(resp);
+    return resp;
+  }
+
+  // Registers a client; returns its client_id (and secret when confidential).
+  std::string register_client(const std::string& json, std::string* secret = nullptr) {
+    Response r = call(MCPA_EP_REGISTER, request("POST", "", json, "application/json"));
+    EXPECT_EQ(r.status, 201) << r.body;
+    auto p = Params::parse("");
+    std::string id = json_string(r.body, "client_id");
+    if (secret) *secret = json_string(r.body, "client_secret");
+    return id;
+  }
+
+  std::string public_client(const std::string& redirects = "[\"" + kRedirect + "\"]") {
+    return register_client(R"({"client_name":"Test App","token_endpoint_auth_method":"none","redirect_uris":)" +
+                           redirects + "}");
+  }
+
+  // Crude extraction of a top-level string field from compact JSON.
+  static std::string json_string(const std::string& json, const std::string& name) {
+    std::string key = "\"" + name + "\":\"";
+    auto p = json.find(key);
+    if (p == std::string::npos) return "";
+    p += key.size();
+    return json.substr(p, json.find('"', p) - p);
+  }
+  static std::optional<long long> json_number(const std::string& json, const std::string& name) {
+    std::string key = "\"" + name + "\":";
+    auto p = json.find(key);
+    if (p == std::string::npos) return std::nullopt;
+    return std::stoll(json.substr(p + key.size()));
+  }
+
+  std::string authorize_args(const std::string& client_id, std::vector<std::pair<std::string, std::string>> extra = {},
+                             bool with_redirect = true) {
+    std::vector<std::pair<std::string, std::string>> p = {{"response_type", "code"},
+                                                          {"client_id", client_id},
+                                                          {"state", "client-state"},
+                                                          {"code_challenge", s256_challenge(kVerifier)},
+                                                          {"code_challenge_method", "S256"}};
+    if (with_redirect) p.emplace_back("redirect_uri", kRedirect);
+    for (auto& e : extra) {
+      bool replaced = false;
+      for (auto& q : p)
+        if (q.first == e.first && !replaced) {
+          q.second = e.second;
+          replaced = true;
+        }
+      if (!replaced) p.push_back(e);
+    }
+    std::vector<std::pair<std::string, std::string>> kept;
+    for (auto& q : p)
+      if (q.second != "\x7f") kept.push_back(q);  // "\x7f" = drop this parameter
+    return form(kept);
+  }
+
+  // GET /authorize and expect the consent redirect; returns the authz id.
+  std::string authorize_to_consent(const std::string& client_id) {
+    Response r = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(client_id)));
+    EXPECT_EQ(r.status, 302) << r.body;
+    std::string loc = header(r, "Location");
+    EXPECT_EQ(loc.rfind("https://mcp.example/consent?authz=", 0), 0u) << loc;
+    return qget(loc, "authz");
+  }
+
+  // GET /consent; returns the CSRF token from the page.
+  std::string consent_page(const std::string& authz, Response* out = nullptr) {
+    Response r = call(MCPA_EP_CONSENT, request("GET", "authz=" + authz));
+    EXPECT_EQ(r.status, 200) << r.body;
+    if (out) *out = r;
+    std::string marker = "name=\"csrf_token\" value=\"";
+    auto p = r.body.find(marker);
+    EXPECT_NE(p, std::string::npos) << r.body;
+    if (p == std::string::npos) return "";
+    p += marker.size();
+    return r.body.substr(p, r.body.find('"', p) - p);
+  }
+
+  // authorize -> consent -> allow: the provider redirect (Location).
+  std::string to_provider(const std::string& client_id, std::vector<std::pair<std::string, std::string>> extra = {}) {
+    Response a = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(client_id, std::move(extra))));
+    std::string authz = qget(header(a, "Location"), "authz");
+    std::string csrf = consent_page(authz);
+    Response r = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow"));
+    EXPECT_EQ(r.status, 302) << r.body;
+    return header(r, "Location");
+  }
+
+  // The login record behind a provider redirect.
+  std::string nonce_of(const std::string& provider_location) {
+    std::string raw;
+    EXPECT_EQ(store.get("login:" + qget(provider_location, "state"), &raw), StoreStatus::ok);
+    auto l = decode_login(raw);
+    return l ? l->nonce : "";
+  }
+
+  // The provider answers the browser's login with a code: GET /oauth-callback.
+  Response callback(const std::string& provider_location, const std::string& extra = "") {
+    return call(MCPA_EP_CALLBACK, request("GET", "code=idp-code&state=" + qget(provider_location, "state") +
+                                                     "&iss=" + pct_encode("https://idp.example") + extra));
+  }
+
+  // A whole login for client_id; returns the client redirect (Location).
+  std::string login(const std::string& client_id, std::vector<std::pair<std::string, std::string>> extra = {}) {
+    std::string loc = to_provider(client_id, std::move(extra));
+    std::string nonce = nonce_of(loc);
+    Response cb = callback(loc);
+    EXPECT_EQ(cb.fetch.target, MCPA_FETCH_PROVIDER_TOKEN);
+    Response r = resume(MCPA_EP_CALLBACK, cb, 200, FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
+    if (r.fetch.target == MCPA_FETCH_PROVIDER_JWKS) r = resume(MCPA_EP_CALLBACK, r, 200, FakeIdp::get().jwks);
+    EXPECT_EQ(r.status, 302) << r.body;
+    return header(r, "Location");
+  }
+
+  Request token_request(const std::vector<std::pair<std::string, std::string>>& fields) {
+    return request("POST", "", form(fields), "application/x-www-form-urlencoded");
+  }
+  Response redeem(const std::string& client_id, const std::string& code, const std::string& verifier = kVerifier) {
+    return call(MCPA_EP_TOKEN, token_request({{"grant_type", "authorization_code"},
+                                              {"code", code},
+                                              {"redirect_uri", kRedirect},
+                                              {"client_id", client_id},
+                                              {"code_verifier", verifier}}));
+  }
+  Response refresh(const std::string& client_id, const std::string& refresh_token) {
+    return call(MCPA_EP_TOKEN, token_request({{"grant_type", "refresh_token"},
+                                              {"refresh_token", refresh_token},
+                                              {"client_id", client_id}}));
+  }
+
+  Request consent_post(const std::string& authz, const std::string& csrf, const std::string& decision,
+                       bool remember = false) {
+    std::vector<std::pair<std::string, std::string>> f = {{"authz", authz}, {"csrf_token", csrf}, {"decision", decision}};
+    if (remember) f.emplace_back("remember", "1");
+    Request r = request("POST", "", form(f), "application/x-www-form-urlencoded");
+    r.origin = "https://mcp.example";
+    r.sec_fetch_site = "same-origin";
+    return r;
+  }
+};
+
+}  // namespace mcpauth_test

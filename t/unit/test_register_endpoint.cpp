@@ -1,0 +1,93 @@
+// POST /register (RFC 7591).
+#include "test_endpoint_fixture.hpp"
+
+namespace mcpauth_test {
+namespace {
+
+using Register = Gateway;
+
+const std::string kPublic = R"({"client_name":"Inspector","token_endpoint_auth_method":"none","redirect_uris":["https://client.example/cb"]})";
+
+TEST_F(Register, APublicClientIsRegisteredAndStoredWithoutSecret) {
+  Response r = call(MCPA_EP_REGISTER, request("POST", "", kPublic, "application/json; charset=utf-8"));
+  ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_EQ(header(r, "Cache-Control"), "no-store");
+  std::string id = json_string(r.body, "client_id");
+  EXPECT_EQ(id.size(), 22u);
+  EXPECT_EQ(r.body.find("client_secret\""), std::string::npos) << r.body;
+  ClientMetadata c;
+  ASSERT_EQ(load_client(store, id, &c), StoreStatus::ok);
+  EXPECT_EQ(c.client_id_issued_at, kT0);
+  EXPECT_TRUE(c.client_secret_hash.empty());
+}
+
+TEST_F(Register, AConfidentialClientGetsASecretAndOnlyItsHashIsStored) {
+  std::string secret;
+  std::string id = register_client(R"({"redirect_uris":["https://client.example/cb"]})", &secret);
+  ASSERT_EQ(secret.size(), 43u);
+  std::string raw;
+  ASSERT_EQ(store.get("client:" + id, &raw), StoreStatus::ok);
+  EXPECT_EQ(raw.find(secret), std::string::npos);
+  ClientMetadata c;
+  ASSERT_EQ(load_client(store, id, &c), StoreStatus::ok);
+  EXPECT_EQ(c.client_secret_hash, sha256_b64url(secret));
+}
+
+TEST_F(Register, TwoRegistrationsGetDifferentIds) {
+  EXPECT_NE(public_client(), public_client());
+}
+
+TEST_F(Register, TheRegistrationExpiresAfterClientTtl) {
+  std::string id = public_client();
+  ClientMetadata c;
+  store.now = kT0 + cf.client_ttl - 1;
+  EXPECT_EQ(load_client(store, id, &c), StoreStatus::ok);
+  store.now = kT0 + cf.client_ttl;
+  EXPECT_EQ(load_client(store, id, &c), StoreStatus::not_found);
+}
+
+TEST_F(Register, ANonJsonContentTypeIsRefusedWithInvalidClientMetadata) {
+  Response r = call(MCPA_EP_REGISTER, request("POST", "", kPublic, "application/x-www-form-urlencoded"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json_string(r.body, "error"), "invalid_client_metadata");
+  EXPECT_EQ(header(r, "Cache-Control"), "no-store");
+  EXPECT_EQ(store.size(), 0u);
+}
+
+TEST_F(Register, AnInvalidRedirectUriIsRefusedWithTheRegistrationError) {
+  Response r = call(MCPA_EP_REGISTER,
+                    request("POST", "", R"({"redirect_uris":["http://evil.example/cb"]})", "application/json"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json_string(r.body, "error"), "invalid_redirect_uri");
+  EXPECT_EQ(store.size(), 0u);
+}
+
+TEST_F(Register, OptionsIsAPreflightAndOtherMethodsAre405) {
+  Request pre = request("OPTIONS");
+  pre.origin = "https://inspector.example";
+  Response r = call(MCPA_EP_REGISTER, pre);
+  EXPECT_EQ(r.status, 204);
+  EXPECT_EQ(header(r, "Access-Control-Allow-Origin"), "*");
+  r = call(MCPA_EP_REGISTER, request("GET"));
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(header(r, "Allow"), "POST, OPTIONS");
+}
+
+TEST_F(Register, ResponsesCarryCorsForBrowserClients) {
+  Request req = request("POST", "", kPublic, "application/json");
+  req.origin = "https://inspector.example";
+  Response r = call(MCPA_EP_REGISTER, req);
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(header(r, "Access-Control-Allow-Origin"), "*");
+}
+
+TEST_F(Register, AFullStoreAnswers503WithRetryAfter) {
+  store.capacity = 0;
+  Response r = call(MCPA_EP_REGISTER, request("POST", "", kPublic, "application/json"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(json_string(r.body, "error"), "temporarily_unavailable");
+  EXPECT_FALSE(header(r, "Retry-After").empty());
+}
+
+}  // namespace
+}  // namespace mcpauth_test

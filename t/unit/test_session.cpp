@@ -1,0 +1,83 @@
+// The stored records and sealed payloads (session.hpp).
+#include <gtest/gtest.h>
+
+#include "session.hpp"
+
+namespace {
+
+using namespace mcpauth;
+
+TEST(SessionRecords, ASessionSurvivesARoundTrip) {
+  Session s;
+  s.sid = "sid";
+  s.sub = "user \"42\"";
+  s.name = "Ada";
+  s.email = "ada@example.com";
+  s.client_id = "c";
+  s.scope = "a b";
+  s.resource = "https://mcp.example/mcp";
+  s.provider_access_token = "pa";
+  s.provider_refresh_token = "pr";
+  s.provider_expires = 1'800'003'600;
+  s.created = 1'800'000'000;
+  s.expires = 1'802'592'000;
+  s.gen = 7;
+  s.rotated_at = 1'800'000'100;
+  auto back = decode_session(encode_session(s));
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->sub, s.sub);
+  EXPECT_EQ(back->provider_expires, s.provider_expires);
+  EXPECT_EQ(back->gen, 7);
+  EXPECT_EQ(back->rotated_at, s.rotated_at);
+  EXPECT_EQ(encode_session(*back), encode_session(s));
+}
+
+TEST(SessionRecords, PendingLoginCodeAndTokenPayloadsRoundTrip) {
+  LoginState l;
+  l.authz = {"client", "https://client.example/cb", true, "st", "challenge", "a", "", 5};
+  l.provider_verifier = "v";
+  l.nonce = "n";
+  l.browser_hash = "h";
+  auto lb = decode_login(encode_login(l));
+  ASSERT_TRUE(lb);
+  EXPECT_TRUE(lb->authz.redirect_uri_sent);
+  EXPECT_EQ(lb->authz.created, 5);
+  EXPECT_EQ(lb->nonce, "n");
+  auto pb = decode_pending(encode_pending(l.authz));
+  ASSERT_TRUE(pb);
+  EXPECT_EQ(pb->state, "st");
+
+  CodeGrant c{"sid", "client", "https://client.example/cb", "challenge", "r", "s", false, 99};
+  auto cb = decode_code(encode_code(c));
+  ASSERT_TRUE(cb);
+  EXPECT_FALSE(cb->redirect_uri_sent);
+  EXPECT_EQ(cb->session_expires, 99);
+
+  auto ab = decode_access(encode_access({"sid", "client", "s", "r", 42}));
+  ASSERT_TRUE(ab);
+  EXPECT_EQ(ab->exp, 42);
+  auto rb = decode_refresh(encode_refresh({"sid", "client", 3, 43}));
+  ASSERT_TRUE(rb);
+  EXPECT_EQ(rb->gen, 3);
+}
+
+TEST(SessionRecords, AnotherVersionOrShapeDoesNotDecode) {
+  EXPECT_FALSE(decode_session(R"({"v":"2","sid":"s","sub":"u","client_id":"c","provider_expires":"0","created":"0","expires":"0","gen":"0","rotated_at":"0"})"));
+  EXPECT_TRUE(decode_session(R"({"v":"1","sid":"s","sub":"u","client_id":"c","provider_expires":"0","created":"0","expires":"0","gen":"0","rotated_at":"0"})"));
+  EXPECT_FALSE(decode_session(R"({"v":"1","sid":"s","sub":"u","client_id":"c","provider_expires":"0","created":"0","expires":"0","gen":0,"rotated_at":"0"})"));
+  EXPECT_FALSE(decode_session(R"({"v":"1","sid":"s","sub":"u","client_id":"c","provider_expires":"0","created":"0","expires":"0","gen":"x","rotated_at":"0"})"));
+  EXPECT_FALSE(decode_session(R"({"v":"1","sid":"","sub":"u","client_id":"c","provider_expires":"0","created":"0","expires":"0","gen":"0","rotated_at":"0"})"));
+  EXPECT_FALSE(decode_refresh("not json"));
+  EXPECT_FALSE(decode_refresh("[]"));
+  EXPECT_FALSE(decode_access(R"({"v":"1","sid":"s","exp":"99999999999999999999"})"));
+}
+
+TEST(SessionRecords, FieldsRefuseDuplicateNames) {
+  EXPECT_FALSE(Fields::decode(R"({"a":"1","a":"2"})"));
+  auto f = Fields::decode(R"({"a":"1","n":"-12"})");
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->num("n").value_or(0), -12);
+  EXPECT_FALSE(f->num("a1").has_value());
+}
+
+}  // namespace
