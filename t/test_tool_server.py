@@ -414,6 +414,33 @@ def test_oversized_body_is_413(client):
     assert client.request("ping")["result"] == {}  # the server is fine afterwards
 
 
+def test_oversized_body_is_a_json_rpc_error(client):
+    r = client.post(None, raw=b" " * (MAX_BODY + 1))
+    assert r.status_code == 413
+    assert r.headers["Content-Type"] == "application/json"
+    assert r.json() == {"jsonrpc": "2.0", "id": None,
+                        "error": {"code": -32600, "message": "request body larger than %d bytes" % MAX_BODY}}
+    # A body of exactly --max-body is still read (and here is a ping).
+    ping = json.dumps(rpc("ping")).encode()
+    assert client.post(None, raw=ping + b" " * (MAX_BODY - len(ping))).json()["result"] == {}
+
+
+def test_oversized_chunked_body_is_a_json_rpc_error(client):
+    def chunks():
+        for _ in range(5):
+            yield b" " * (MAX_BODY // 4)
+    r = client.post(None, raw=chunks())
+    assert r.status_code == 413
+    assert r.json()["error"]["code"] == -32600
+
+
+def test_body_far_over_the_limit_is_still_refused(client):
+    # Beyond evhttp's hard cap libevent answers 413 itself, before the body is buffered.
+    r = client.post(None, raw=b" " * (MAX_BODY * 4))
+    assert r.status_code == 413
+    assert client.request("ping")["result"] == {}
+
+
 # --- identity assertions ----------------------------------------------------------------
 
 @pytest.mark.parametrize("make_token, why", [

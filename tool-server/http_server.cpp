@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 
 #include <cctype>
+#include <cstdint>
 #include <cstring>
 
 namespace {
@@ -22,6 +23,14 @@ constexpr std::time_t kSessionIdleSeconds = 3600;
 constexpr int kSweepSeconds = 60;
 constexpr int kRequestTimeoutSeconds = 60;
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
+
+// What evhttp may buffer before route() sees the request: --max-body plus
+// as much again, at most 1 MiB more.
+size_t hard_body_cap(size_t max_body) {
+    constexpr size_t kMaxSlack = 1024 * 1024;
+    size_t slack = max_body < kMaxSlack ? max_body : kMaxSlack;
+    return max_body > SIZE_MAX - slack ? SIZE_MAX : max_body + slack;
+}
 
 const char* method_name(evhttp_cmd_type m) {
     switch (m) {
@@ -105,9 +114,14 @@ int HttpServer::listen(std::string& error) {
     }
     evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD |
                                           EVHTTP_REQ_PUT | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
-    // evhttp answers 413 itself for larger bodies; lingering close lets the
-    // client finish sending so it actually reads that answer.
-    evhttp_set_max_body_size(http_, static_cast<ev_ssize_t>(cfg_.max_body));
+    // Bodies over --max-body get a JSON-RPC 413 from route(). libevent 2.1
+    // offers no server-side hook between the headers and the body (no header
+    // callback for incoming requests, no error callback before 2.2), so evhttp
+    // has to read a body before we can refuse it. Its own limit is therefore a
+    // hard cap above ours: bodies up to the cap get the JSON answer, larger
+    // ones (which would cost memory to buffer) still get evhttp's plain 413.
+    // Lingering close lets the client finish sending so it reads that answer.
+    evhttp_set_max_body_size(http_, static_cast<ev_ssize_t>(hard_body_cap(cfg_.max_body)));
     evhttp_set_max_headers_size(http_, kMaxHeaderBytes);
     evhttp_set_flags(http_, EVHTTP_SERVER_LINGERING_CLOSE);
     evhttp_set_timeout(http_, kRequestTimeoutSeconds);
@@ -171,6 +185,15 @@ void HttpServer::route(evhttp_request* req) {
     r.query = query ? query : "";
     evhttp_cmd_type method = evhttp_request_get_command(req);
     LOG_DEBUG("request", {{"method", method_name(method)}, {"path", r.path}});
+
+    // Before routing, like evhttp's own limit: nothing looks at a body this big.
+    size_t body_bytes = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    if (body_bytes > cfg_.max_body) {
+        LOG_WARN("body_too_large", {{"path", r.path}, {"bytes", std::to_string(body_bytes)}});
+        send_rpc_error(req, 413, jsonrpc::kInvalidRequest,
+                       "request body larger than " + std::to_string(cfg_.max_body) + " bytes");
+        return;
+    }
 
     const Route* match = nullptr;
     std::string allow;
