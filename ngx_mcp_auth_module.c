@@ -1349,6 +1349,13 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
         return rc;
 
     default: /* MCPA_GUARD_DENY */
+
+        /* an unread body must not be taken for the next request */
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            mcpa_guard_result_free(&res);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
         rc = ngx_http_mcp_auth_send(r, &res.response);
         mcpa_guard_result_free(&res);
         ngx_http_finalize_request(r, rc);
@@ -1532,6 +1539,14 @@ ngx_http_mcp_auth_stream_check_handler(ngx_event_t *ev)
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "mcp_auth: session ended, closing its stream");
+
+    /*
+     * Terminating runs the upstream's cleanup, which finalizes the request
+     * once more; the extra reference keeps that from freeing it (or keeping
+     * the connection alive) under ngx_http_terminate_request(), whose posted
+     * handler then closes the connection.
+     */
+    r->main->count++;
 
     ngx_http_finalize_request(r, NGX_ERROR);
     ngx_http_run_posted_requests(c);

@@ -178,6 +178,9 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   if (!session || session->client_id != claims->client_id || session->expires <= in.now)
     return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
 
+  // A refresh may have narrowed the token's scope below the session's.
+  const std::string& granted = claims->scope.empty() ? session->scope : claims->scope;
+
   // Per-tool authorization at the edge.
   if (!gs.policy.empty() && in.method == "POST") {
     std::vector<McpCall> calls;
@@ -193,7 +196,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     for (const auto& call : calls)
       for (const auto& s : gs.policy.required(call))
         if (std::find(needed.begin(), needed.end(), s) == needed.end()) needed.push_back(s);
-    if (!missing_scopes(needed, session->scope).empty()) {
+    if (!missing_scopes(needed, granted).empty()) {
       // Remember the step-up so that a refresh cannot paper over it: the
       // official TypeScript client refreshes before it re-authorizes.
       store.put("stepup:" + session->sid, join(needed), session->expires);
@@ -202,12 +205,12 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     }
   }
 
-  Identity who{session->sub, session->client_id, session->scope};
+  Identity who{session->sub, session->client_id, granted};
   out.verdict = GuardOutcome::allow;
   out.identity = cache.get(*gs.minter, session->sid, who, in.now);
   out.subject = session->sub;
   out.client_id = session->client_id;
-  out.scope = session->scope;
+  out.scope = granted;
   out.session_tag = sha256_b64url("session-tag|" + session->sid).substr(0, 16);
   out.session_key = session->sid;
   return out;

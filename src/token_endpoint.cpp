@@ -173,6 +173,15 @@ Response refresh_grant(const Config& cf, Store& store, const Request& req, const
       return invalid_grant("the refresh token was already used; the sign-in is revoked");
     }
 
+    // Step-up: the guard refused this sign-in an operation for want of a
+    // scope (403 insufficient_scope).  The official TypeScript client answers
+    // that by refreshing -- without the new scope -- and retrying once; a
+    // refresh that worked would only repeat the 403.  Refusing it sends the
+    // client back to /authorize, where the user can grant the wider scope.
+    std::string stepup;
+    if (store.get("stepup:" + s->sid, &stepup) == StoreStatus::ok)
+      return invalid_grant("this sign-in lacks the scope \"" + stepup + "\"; sign in again to grant it");
+
     // Keep the provider's session alive (and learn if it ended) before
     // handing out more tokens; one renewal at a time per session.
     if (may_renew && !s->provider_refresh_token.empty() && s->provider_expires != 0 &&

@@ -1,0 +1,317 @@
+"""The guard on /mcp, /mcp/sse and /mcp/message: the session-to-token check
+through real nginx, the real tool server and the real provider (RFC 6750,
+MCP authorization spec), and what reaches the tool server."""
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from mcp_gateway import Sse, Streamable, login, rpc, text_of
+from oauth_client import Browser, McpOAuthClient
+
+
+@pytest.fixture(scope="module")
+def gw(stack_factory):
+    # a short stream check so that revocation is seen quickly
+    return stack_factory("guard", http_extra="    mcp_auth_stream_check 1s;\n")
+
+
+@pytest.fixture(scope="module")
+def demo(gw):
+    return login(gw, "demo")
+
+
+@pytest.fixture(scope="module")
+def alice(gw):
+    return login(gw, "alice")
+
+
+def prm_url(gw):
+    return gw.url + "/.well-known/oauth-protected-resource/mcp"
+
+
+def challenge_of(r):
+    return r.headers["WWW-Authenticate"]
+
+
+# --- refusals --------------------------------------------------------------------
+
+def test_no_token_gets_401_with_the_resource_metadata_url(gw):
+    r = requests.post(gw.url + "/mcp", json=rpc("ping"), timeout=5)
+    assert r.status_code == 401
+    www = challenge_of(r)
+    assert www.startswith("Bearer ")
+    assert 'realm="%s"' % gw.url in www
+    assert 'resource_metadata="%s"' % prm_url(gw) in www
+    assert "error=" not in www          # RFC 6750 §3.1: no error code without a token
+    assert r.headers["Content-Type"] == "application/json"
+
+
+def test_the_resource_metadata_url_in_the_challenge_works(gw):
+    r = requests.post(gw.url + "/mcp", json=rpc("ping"), timeout=5)
+    url = challenge_of(r).split('resource_metadata="')[1].split('"')[0]
+    doc = requests.get(url, timeout=5).json()
+    assert doc["resource"] == gw.url + "/mcp"
+
+
+def test_browsers_can_read_the_challenge(gw):
+    r = requests.post(gw.url + "/mcp", json=rpc("ping"), timeout=5,
+                      headers={"Origin": "http://localhost:6274"})
+    assert r.status_code == 401
+    assert "WWW-Authenticate" in r.headers["Access-Control-Expose-Headers"]
+    assert "Mcp-Session-Id" in r.headers["Access-Control-Expose-Headers"]
+
+
+def test_a_cors_preflight_is_answered_by_the_gateway(gw):
+    r = requests.options(gw.url + "/mcp", timeout=5, headers={
+        "Origin": "http://localhost:6274", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version"})
+    assert r.status_code == 204
+    assert "Authorization" in r.headers["Access-Control-Allow-Headers"]
+
+
+def test_a_token_in_the_query_string_is_refused(gw, demo):
+    r = requests.post(gw.url + "/mcp?access_token=" + demo.tokens["access_token"],
+                      json=rpc("ping"), timeout=5)
+    assert r.status_code == 400
+    assert 'error="invalid_request"' in challenge_of(r)
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwYXNz", "Bearer", "Bearer    ", "bearer"])
+def test_no_usable_bearer_token_is_a_plain_401(gw, header):
+    r = requests.post(gw.url + "/mcp", json=rpc("ping"), timeout=5,
+                      headers={"Authorization": header})
+    assert r.status_code == 401
+
+
+@pytest.mark.parametrize("mangle", [
+    lambda t: t[:-3] + ("AAA" if not t.endswith("AAA") else "BBB"),
+    lambda t: "k9" + t[2:],
+    lambda t: t + "x",
+    lambda t: "not a token",
+    lambda t: t.split(".")[0] + ".",
+])
+def test_a_tampered_token_is_invalid_token(gw, demo, mangle):
+    r = requests.post(gw.url + "/mcp", json=rpc("ping"), timeout=5,
+                      headers={"Authorization": "Bearer " + mangle(demo.tokens["access_token"])})
+    assert r.status_code == 401
+    assert 'error="invalid_token"' in challenge_of(r)
+
+
+def test_a_refresh_token_is_not_an_access_token(gw, demo):
+    r = requests.post(gw.url + "/mcp", json=rpc("ping"), timeout=5,
+                      headers={"Authorization": "Bearer " + demo.tokens["refresh_token"]})
+    assert r.status_code == 401
+    assert 'error="invalid_token"' in challenge_of(r)
+
+
+def test_a_revoked_token_is_invalid_token(gw):
+    c = login(gw)
+    token = c.tokens["access_token"]
+    assert Streamable(gw.url, token).initialize()
+    assert c.revoke(token).status_code == 200
+    r = Streamable(gw.url, token).post(rpc("ping"))
+    assert r.status_code == 401
+    assert 'error="invalid_token"' in challenge_of(r)
+
+
+# --- end to end ------------------------------------------------------------------
+
+def test_streamable_http_end_to_end_through_the_gateway(gw, demo):
+    s = Streamable(gw.url, demo.tokens["access_token"]).initialize()
+    tools = {t["name"] for t in s.request("tools/list")["result"]["tools"]}
+    assert tools == {"hello_mcp", "get_snippet", "save_snippet"}
+    assert text_of(s.call("hello_mcp")) == "Hello I am MCPTool!"
+    assert "saved successfully" in text_of(s.call("save_snippet", snippetname="greeting",
+                                                  snippet="hi from demo"))
+    assert text_of(s.call("get_snippet", snippetname="greeting")) == "hi from demo"
+
+
+def test_sse_end_to_end_through_the_gateway(gw, demo):
+    sse = Sse(gw.url, demo.tokens["access_token"])
+    assert sse.status == 200
+    try:
+        started = time.monotonic()
+        url = sse.endpoint(timeout=1.0)   # nothing buffered on the way
+        assert time.monotonic() - started < 1.0
+        assert url.startswith(gw.url + "/mcp/message?sessionId=")
+        sse.initialize() if False else None
+        reply = sse.request("initialize", {"protocolVersion": "2024-11-05", "capabilities": {},
+                                           "clientInfo": {"name": "pytest", "version": "1"}})
+        assert reply["result"]["serverInfo"]
+        assert text_of(sse.request("tools/call", {"name": "hello_mcp", "arguments": {}})) \
+            == "Hello I am MCPTool!"
+    finally:
+        sse.close()
+
+
+def test_two_users_snippets_stay_apart(gw, demo, alice):
+    d = Streamable(gw.url, demo.tokens["access_token"]).initialize()
+    a = Streamable(gw.url, alice.tokens["access_token"]).initialize()
+    d.call("save_snippet", snippetname="private", snippet="demo's secret")
+    reply = a.call("get_snippet", snippetname="private")
+    assert reply["result"].get("isError") is True
+    a.call("save_snippet", snippetname="private", snippet="alice's own")
+    assert text_of(d.call("get_snippet", snippetname="private")) == "demo's secret"
+
+
+def test_a_session_id_of_another_user_is_useless(gw, demo, alice):
+    d = Streamable(gw.url, demo.tokens["access_token"]).initialize()
+    a = Streamable(gw.url, alice.tokens["access_token"])
+    a.session_id = d.session_id
+    r = a.post(rpc("tools/list"))
+    assert r.status_code == 404
+
+
+def test_a_client_forged_identity_header_is_replaced(gw, demo, alice):
+    """No spoofing: X-MCP-Identity from the client never reaches the tool server."""
+    a = Streamable(gw.url, alice.tokens["access_token"]).initialize()
+    a.call("save_snippet", snippetname="forge", snippet="alice wrote this")
+    # demo tries to pass as alice with an identity header of her own making
+    forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ1c2VyLWFsaWNlIn0."
+    d = Streamable(gw.url, demo.tokens["access_token"]).initialize()
+    reply = d.request.__self__.post(rpc("tools/call", {"name": "get_snippet",
+                                                       "arguments": {"snippetname": "forge"}}),
+                                    headers={"X-MCP-Identity": forged}).json()
+    assert reply["result"].get("isError") is True
+
+
+def test_the_tool_server_refuses_requests_that_bypass_the_gateway(gw):
+    r = requests.post("http://127.0.0.1:%d/mcp" % gw.tool_port, json=rpc("ping"), timeout=5,
+                      headers={"Accept": "application/json, text/event-stream"})
+    assert r.status_code == 401
+
+
+# --- per-tool scopes ----------------------------------------------------------------
+
+def test_a_tool_call_without_its_scope_gets_a_403_scope_challenge(gw):
+    c = login(gw, scope="snippets:read")
+    s = Streamable(gw.url, c.tokens["access_token"]).initialize()
+    assert text_of(s.call("hello_mcp")) == "Hello I am MCPTool!"
+    s.call("get_snippet", snippetname="x")           # allowed with snippets:read
+    r = s.post(rpc("tools/call", {"name": "save_snippet",
+                                  "arguments": {"snippetname": "x", "snippet": "y"}}))
+    assert r.status_code == 403
+    www = challenge_of(r)
+    assert 'error="insufficient_scope"' in www
+    assert 'scope="snippets:write"' in www
+    assert 'resource_metadata="%s"' % prm_url(gw) in www
+
+
+def test_step_up_refuses_the_refresh_then_succeeds_after_a_new_login(gw):
+    c = McpOAuthClient(gw.url, redirect_uri="http://127.0.0.1:33418/callback",
+                       scope="snippets:read")
+    login(gw, client=c)
+    s = Streamable(gw.url, c.tokens["access_token"]).initialize()
+    r = s.post(rpc("tools/call", {"name": "save_snippet",
+                                  "arguments": {"snippetname": "x", "snippet": "y"}}))
+    assert r.status_code == 403
+    # the official TypeScript client refreshes first: that must not paper over it
+    r = c.refresh()
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+    # then it sends the user back to /authorize with the wider scope
+    c.scope = "snippets:read snippets:write"
+    login(gw, client=c)
+    s = Streamable(gw.url, c.tokens["access_token"]).initialize()
+    assert "saved successfully" in text_of(s.call("save_snippet", snippetname="x", snippet="y"))
+
+
+def test_the_2026_headers_decide_the_scope_without_reading_the_body(gw):
+    c = login(gw, scope="snippets:read")
+    r = requests.post(gw.url + "/mcp", timeout=5, data=json.dumps(rpc("tools/call", {
+        "name": "save_snippet", "arguments": {"snippetname": "x", "snippet": "y"}})),
+        headers={"Authorization": "Bearer " + c.tokens["access_token"],
+                 "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                 "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call",
+                 "Mcp-Name": "save_snippet"})
+    assert r.status_code == 403
+
+
+# --- streams end with their session --------------------------------------------------
+
+def test_a_revoked_sessions_open_stream_is_closed(gw):
+    c = login(gw)
+    sse = Sse(gw.url, c.tokens["access_token"], timeout=30)
+    assert sse.status == 200
+    sse.endpoint()
+    assert c.revoke(c.tokens["access_token"]).status_code == 200
+    assert sse.closed.wait(5), "the stream outlived its session"
+
+
+def test_200_concurrent_sse_streams_all_get_their_answers(gw, demo):
+    token = demo.tokens["access_token"]
+
+    def one(i):
+        sse = Sse(gw.url, token, timeout=30)
+        try:
+            assert sse.status == 200
+            sse.endpoint(timeout=20)
+            reply = sse.request("ping", timeout=20)
+            return "result" in reply
+        finally:
+            sse.close()
+
+    with ThreadPoolExecutor(max_workers=200) as pool:
+        results = list(pool.map(one, range(200)))
+    assert all(results)
+
+
+# --- what goes upstream ---------------------------------------------------------------
+
+class _Echo(BaseHTTPRequestHandler):
+    seen = []
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Echo.seen.append(dict(self.headers))
+        body = b'{"jsonrpc":"2.0","id":1,"result":{}}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_the_client_token_never_reaches_the_upstream_and_the_identity_is_ours(stack_factory):
+    st = stack_factory("echo")
+    c = login(st)
+    st.tool.stop()
+    echo = ThreadingHTTPServer(("127.0.0.1", st.tool_port), _Echo)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
+    try:
+        r = requests.post(st.url + "/mcp", json=rpc("ping"), timeout=5, headers={
+            "Authorization": "Bearer " + c.tokens["access_token"],
+            "X-MCP-Identity": "forged", "Accept": "application/json"})
+        assert r.status_code == 200
+    finally:
+        echo.shutdown()
+        echo.server_close()
+    headers = {k.lower(): v for k, v in _Echo.seen[-1].items()}
+    assert "authorization" not in headers
+    identity = headers["x-mcp-identity"]
+    assert identity != "forged" and identity.count(".") == 2
+    import base64
+    payload = json.loads(base64.urlsafe_b64decode(identity.split(".")[1] + "=="))
+    assert payload["sub"] == "user-demo"
+    assert payload["client_id"] == c.client_id
+    assert payload["aud"] == "mcp-tool-server"
+    assert payload["exp"] - payload["iat"] <= 300
+
+
+def test_the_tool_server_down_is_a_502_while_oauth_keeps_working(stack_factory):
+    st = stack_factory("down")
+    c = login(st)
+    st.tool.stop()
+    r = Streamable(st.url, c.tokens["access_token"]).post(rpc("ping"))
+    assert r.status_code == 502
+    assert requests.get(st.url + "/.well-known/oauth-authorization-server",
+                        timeout=5).status_code == 200
+    assert c.refresh().status_code == 200
