@@ -43,6 +43,10 @@ UNIT   := $(BUILD)/unit-tests
 all: module tool-server $(UNIT)
 
 include tool-server/tool-server.mk
+# make bench, make fuzz, make soak: their own fragments
+-include bench/bench.mk
+-include fuzz/fuzz.mk
+-include soak/soak.mk
 
 core: $(CORE)
 module: $(MODULE)
