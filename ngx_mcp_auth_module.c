@@ -100,6 +100,7 @@ typedef struct {
     ngx_str_t                 client_ttl;
     ngx_str_t                 consent_remember;
     ngx_str_t                 secure_cookies;
+    ngx_str_t                 pass_provider_token;
     ngx_str_t                 identity_key_file;
     ngx_str_t                 identity_issuer;
     ngx_str_t                 identity_audience;
@@ -129,6 +130,7 @@ typedef struct {
     ngx_int_t                 answer_status;
     ngx_uint_t                fetches;
     unsigned                  waiting:1;
+    unsigned                  fetched:1;       /* an answer awaits the guard */
 
     /* the guard */
     unsigned                  guard_done:1;
@@ -140,6 +142,7 @@ typedef struct {
     ngx_str_t                 session_tag;
     ngx_str_t                 session_key;
     ngx_str_t                 identity;
+    ngx_str_t                 provider_token;
     ngx_event_t               stream_check;
 } ngx_http_mcp_auth_ctx_t;
 
@@ -156,7 +159,7 @@ static ngx_int_t ngx_http_mcp_auth_serve(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_respond(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp);
 static ngx_int_t ngx_http_mcp_auth_fetch(ngx_http_request_t *r,
-    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp);
+    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp, ngx_uint_t access);
 static ngx_int_t ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static void ngx_http_mcp_auth_resume_handler(ngx_http_request_t *r);
@@ -198,7 +201,7 @@ static void ngx_http_mcp_auth_guard_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_allow(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx, mcpa_guard_result_t *res);
 static ngx_int_t ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r,
-    ngx_str_t *identity);
+    ngx_str_t *identity, ngx_str_t *provider_token);
 static void ngx_http_mcp_auth_stream_check_handler(ngx_event_t *ev);
 static void ngx_http_mcp_auth_stream_cleanup(void *data);
 static ngx_table_elt_t *ngx_http_mcp_auth_find_header(ngx_http_request_t *r,
@@ -488,6 +491,13 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       offsetof(ngx_http_mcp_auth_loc_conf_t, protect),
       NULL },
 
+    { ngx_string("mcp_auth_pass_provider_token"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, pass_provider_token),
+      NULL },
+
     { ngx_string("mcp_auth_identity_key_file"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -670,6 +680,8 @@ static ngx_http_mcp_auth_setting_t  ngx_http_mcp_auth_settings[] = {
       offsetof(ngx_http_mcp_auth_loc_conf_t, consent_remember) },
     { "secure_cookies",
       offsetof(ngx_http_mcp_auth_loc_conf_t, secure_cookies) },
+    { "pass_provider_token",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, pass_provider_token) },
     { "identity_key_file",
       offsetof(ngx_http_mcp_auth_loc_conf_t, identity_key_file) },
     { "identity_issuer",
@@ -823,7 +835,7 @@ ngx_http_mcp_auth_respond(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     ngx_int_t  rc;
 
     if (resp->fetch != MCPA_FETCH_NONE) {
-        rc = ngx_http_mcp_auth_fetch(r, ctx, resp);
+        rc = ngx_http_mcp_auth_fetch(r, ctx, resp, 0);
         mcpa_response_free(resp);
         return rc;
     }
@@ -836,9 +848,16 @@ ngx_http_mcp_auth_respond(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
 }
 
 
+/*
+ * Calls the provider through a subrequest.  From a content handler the
+ * request then continues in ngx_http_mcp_auth_resume_handler(); from the
+ * access phase (access != 0) nginx runs the phases again once the
+ * subrequest is done, as auth_request does, and the guard picks up the
+ * answer.
+ */
 static ngx_int_t
 ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
-    mcpa_response_t *resp)
+    mcpa_response_t *resp, ngx_uint_t access)
 {
     ngx_str_t                     *uri;
     ngx_buf_t                     *b;
@@ -982,8 +1001,14 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     }
 
     ctx->waiting = 1;
+    ctx->fetched = 0;
     ctx->answer.len = 0;
     ctx->answer_status = 0;
+
+    if (access) {
+        return NGX_AGAIN;
+    }
+
     r->write_event_handler = ngx_http_mcp_auth_resume_handler;
 
     /*
@@ -1006,6 +1031,7 @@ ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     ngx_buf_t  *b;
 
     ctx->waiting = 0;
+    ctx->fetched = 1;
 
     if (rc == NGX_ERROR || r->upstream == NULL
         || r->upstream->headers_in.status_n == 0)
@@ -1251,6 +1277,7 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     ngx_str_t                      body;
+    mcpa_str_t                     cont, answer;
     ngx_table_elt_t               *h;
     mcpa_guard_result_t            res;
     mcpa_guard_request_t           req;
@@ -1269,7 +1296,7 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    if (ctx && ctx->waiting_body) {
+    if (ctx && (ctx->waiting_body || ctx->waiting)) {
         return NGX_AGAIN;
     }
 
@@ -1311,13 +1338,34 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
         req.body_read = 1;
     }
 
-    if (mcpa_guard(alcf->core, &alcf->store, &req, &res) != MCPA_OK) {
+    if (ctx->fetched) {
+        /* the provider answered the renewal the guard asked for */
+        ctx->fetched = 0;
+
+        cont.data = (const char *) ctx->continuation.data;
+        cont.len = ctx->continuation.len;
+        answer.data = (const char *) ctx->answer.data;
+        answer.len = ctx->answer.len;
+
+        rc = mcpa_guard_resume(alcf->core, &alcf->store, &req, cont,
+                               (int) ctx->answer_status, answer, &res);
+
+    } else {
+        rc = mcpa_guard(alcf->core, &alcf->store, &req, &res);
+    }
+
+    if (rc != MCPA_OK) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "mcp_auth: internal error in the core");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     switch (res.verdict) {
+
+    case MCPA_GUARD_FETCH:
+        rc = ngx_http_mcp_auth_fetch(r, ctx, &res.response, 1);
+        mcpa_guard_result_free(&res);
+        return rc;
 
     case MCPA_GUARD_NEED_BODY:
         mcpa_guard_result_free(&res);
@@ -1401,12 +1449,17 @@ ngx_http_mcp_auth_allow(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
         || ngx_http_mcp_auth_copy_str(r->pool, &ctx->session_tag,
                                       &res->session_tag) != NGX_OK
         || ngx_http_mcp_auth_copy_str(r->pool, &ctx->session_key,
-                                      &res->session_key) != NGX_OK)
+                                      &res->session_key) != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->provider_token,
+                                      &res->provider_token) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_mcp_auth_rewrite_headers(r, &ctx->identity) != NGX_OK) {
+    if (ngx_http_mcp_auth_rewrite_headers(r, &ctx->identity,
+                                          &ctx->provider_token)
+        != NGX_OK)
+    {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1444,7 +1497,8 @@ ngx_http_mcp_auth_allow(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
  * client-sent identity (no spoofing); our own signed identity instead.
  */
 static ngx_int_t
-ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r, ngx_str_t *identity)
+ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r, ngx_str_t *identity,
+    ngx_str_t *provider_token)
 {
     ngx_uint_t        i;
     ngx_list_t        headers;
@@ -1477,6 +1531,10 @@ ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r, ngx_str_t *identity)
                                 h[i].key.len) == 0)
             || (h[i].key.len == sizeof("X-MCP-Identity") - 1
                 && ngx_strncasecmp(h[i].key.data, (u_char *) "X-MCP-Identity",
+                                   h[i].key.len) == 0)
+            || (h[i].key.len == sizeof("X-MCP-Provider-Token") - 1
+                && ngx_strncasecmp(h[i].key.data,
+                                   (u_char *) "X-MCP-Provider-Token",
                                    h[i].key.len) == 0))
         {
             continue;
@@ -1500,6 +1558,21 @@ ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r, ngx_str_t *identity)
         ngx_str_set(&nh->key, "X-MCP-Identity");
         nh->lowcase_key = (u_char *) "x-mcp-identity";
         nh->value = *identity;
+#if (nginx_version >= 1023000)
+        nh->next = NULL;
+#endif
+    }
+
+    if (provider_token->len) {
+        nh = ngx_list_push(&headers);
+        if (nh == NULL) {
+            return NGX_ERROR;
+        }
+
+        nh->hash = 1;
+        ngx_str_set(&nh->key, "X-MCP-Provider-Token");
+        nh->lowcase_key = (u_char *) "x-mcp-provider-token";
+        nh->value = *provider_token;
 #if (nginx_version >= 1023000)
         nh->next = NULL;
 #endif

@@ -161,8 +161,64 @@ namespace {
 struct GuardStorage {
   Response response;
   std::vector<mcpa_header_t> headers;
-  std::string identity, subject, client_id, scope, session_tag, session_key;
+  std::string identity, subject, client_id, scope, session_tag, session_key, provider_token;
 };
+
+}  // namespace
+
+namespace {
+
+mcpauth::GuardInput to_guard_input(const mcpa_guard_request_t* in) {
+  mcpauth::GuardInput gi;
+  gi.method = str(in->method);
+  gi.authorization = str(in->authorization);
+  gi.args = str(in->args);
+  gi.origin = str(in->origin);
+  gi.mcp_method = str(in->mcp_method);
+  gi.mcp_name = str(in->mcp_name);
+  gi.body = str(in->body);
+  gi.body_read = in->body_read != 0;
+  gi.now = in->now;
+  return gi;
+}
+
+void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out) {
+  auto storage = std::make_unique<GuardStorage>();
+  storage->response = std::move(g.response);
+  storage->identity = std::move(g.identity);
+  storage->subject = std::move(g.subject);
+  storage->client_id = std::move(g.client_id);
+  storage->scope = std::move(g.scope);
+  storage->session_tag = std::move(g.session_tag);
+  storage->session_key = std::move(g.session_key);
+  storage->provider_token = std::move(g.provider_token);
+
+  switch (g.verdict) {
+    case mcpauth::GuardOutcome::allow: out->verdict = MCPA_GUARD_ALLOW; break;
+    case mcpauth::GuardOutcome::need_body: out->verdict = MCPA_GUARD_NEED_BODY; break;
+    case mcpauth::GuardOutcome::fetch: out->verdict = MCPA_GUARD_FETCH; break;
+    default: out->verdict = MCPA_GUARD_DENY; break;
+  }
+  const Response& kept = storage->response;
+  for (const auto& h : kept.headers) storage->headers.push_back({c_str(h.first), c_str(h.second)});
+  out->response.status = kept.status;
+  out->response.headers = storage->headers.data();
+  out->response.nheaders = storage->headers.size();
+  out->response.body = c_str(kept.body);
+  out->response.fetch = kept.fetch.target;
+  out->response.fetch_body = c_str(kept.fetch.body);
+  out->response.fetch_authorization = c_str(kept.fetch.authorization);
+  out->response.continuation = c_str(kept.fetch.continuation);
+  out->response.owner = nullptr;
+  out->identity = c_str(storage->identity);
+  out->subject = c_str(storage->subject);
+  out->client_id = c_str(storage->client_id);
+  out->scope = c_str(storage->scope);
+  out->session_tag = c_str(storage->session_tag);
+  out->session_key = c_str(storage->session_key);
+  out->provider_token = c_str(storage->provider_token);
+  out->owner = storage.release();
+}
 
 }  // namespace
 
@@ -170,47 +226,25 @@ MCPA_API int mcpa_guard(const mcpa_config_t* cf, const mcpa_store_t* store,
                         const mcpa_guard_request_t* in, mcpa_guard_result_t* out) noexcept {
   out->owner = nullptr;
   try {
-    mcpauth::GuardInput gi;
-    gi.method = str(in->method);
-    gi.authorization = str(in->authorization);
-    gi.args = str(in->args);
-    gi.origin = str(in->origin);
-    gi.mcp_method = str(in->mcp_method);
-    gi.mcp_name = str(in->mcp_name);
-    gi.body = str(in->body);
-    gi.body_read = in->body_read != 0;
-    gi.now = in->now;
-
     mcpauth::CStore st(store);
-    mcpauth::GuardOutcome g = mcpauth::guard_check(cf->config, cf->guard, cf->identity_cache, st, gi);
+    export_guard(mcpauth::guard_check(cf->config, cf->guard, cf->identity_cache, st, to_guard_input(in)),
+                 out);
+    return MCPA_OK;
+  } catch (...) {
+    return MCPA_ERROR;
+  }
+}
 
-    auto storage = std::make_unique<GuardStorage>();
-    storage->response = std::move(g.response);
-    storage->identity = std::move(g.identity);
-    storage->subject = std::move(g.subject);
-    storage->client_id = std::move(g.client_id);
-    storage->scope = std::move(g.scope);
-    storage->session_tag = std::move(g.session_tag);
-    storage->session_key = std::move(g.session_key);
-
-    out->verdict = g.verdict == mcpauth::GuardOutcome::allow       ? MCPA_GUARD_ALLOW
-                   : g.verdict == mcpauth::GuardOutcome::need_body ? MCPA_GUARD_NEED_BODY
-                                                                   : MCPA_GUARD_DENY;
-    const Response& kept = storage->response;
-    for (const auto& h : kept.headers) storage->headers.push_back({c_str(h.first), c_str(h.second)});
-    out->response.status = kept.status;
-    out->response.headers = storage->headers.data();
-    out->response.nheaders = storage->headers.size();
-    out->response.body = c_str(kept.body);
-    out->response.fetch = MCPA_FETCH_NONE;
-    out->response.owner = nullptr;
-    out->identity = c_str(storage->identity);
-    out->subject = c_str(storage->subject);
-    out->client_id = c_str(storage->client_id);
-    out->scope = c_str(storage->scope);
-    out->session_tag = c_str(storage->session_tag);
-    out->session_key = c_str(storage->session_key);
-    out->owner = storage.release();
+MCPA_API int mcpa_guard_resume(const mcpa_config_t* cf, const mcpa_store_t* store,
+                               const mcpa_guard_request_t* in, mcpa_str_t continuation,
+                               int fetch_status, mcpa_str_t fetch_body,
+                               mcpa_guard_result_t* out) noexcept {
+  out->owner = nullptr;
+  try {
+    mcpauth::CStore st(store);
+    export_guard(mcpauth::guard_resume(cf->config, cf->guard, cf->identity_cache, st, to_guard_input(in),
+                                       str(continuation), fetch_status, str(fetch_body)),
+                 out);
     return MCPA_OK;
   } catch (...) {
     return MCPA_ERROR;

@@ -6,6 +6,8 @@
 
 #include "crypto.hpp"
 #include "encoding.hpp"
+#include "provider.hpp"
+#include "provider_renewal.hpp"
 #include "redirect_uri.hpp"
 #include "session.hpp"
 
@@ -93,12 +95,17 @@ bool query_has_token(const std::string& args) {
 }  // namespace
 
 bool GuardSettings::set(const std::string& name, const std::string& value, std::string* error) {
-  (void)error;
   if (name == "identity_key_file") identity_key_file = value;
   else if (name == "identity_issuer") identity_issuer = value;
   else if (name == "identity_audience") identity_audience = value;
   else if (name == "tool_scopes") tool_scopes = value;
-  else return false;
+  else if (name == "pass_provider_token") {
+    if (value != "on" && value != "off") {
+      *error = "mcp_auth_pass_provider_token must be on or off";
+      return true;
+    }
+    pass_provider_token = value == "on";
+  } else return false;
   return true;
 }
 
@@ -178,6 +185,25 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   if (!session || session->client_id != claims->client_id || session->expires <= in.now)
     return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
 
+  // The provider's access token has expired: renew it first, without
+  // blocking (the glue makes the call), one renewal at a time per session.
+  // A request that finds another renewal under way goes on: the session is
+  // still ours, and the provider's answer decides for the next one.
+  if (cf.has_provider() && provider_renewal_due(*session, in.now, 0) &&
+      claim_provider_renewal(store, session->sid, in.now)) {
+    ProviderRequest pr = provider_refresh_request(cf, session->provider_refresh_token, in.now);
+    if (pr.ok) {
+      GuardOutcome f;
+      f.verdict = GuardOutcome::fetch;
+      f.response.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
+      f.response.fetch.body = std::move(pr.body);
+      f.response.fetch.authorization = std::move(pr.authorization);
+      f.response.fetch.continuation = session->sid;  // stays in this process
+      return f;
+    }
+    store.del("renewing:" + session->sid);
+  }
+
   // A refresh may have narrowed the token's scope below the session's.
   const std::string& granted = claims->scope.empty() ? session->scope : claims->scope;
 
@@ -213,7 +239,18 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   out.scope = granted;
   out.session_tag = sha256_b64url("session-tag|" + session->sid).substr(0, 16);
   out.session_key = session->sid;
+  if (gs.pass_provider_token) out.provider_token = session->provider_access_token;
   return out;
+}
+
+GuardOutcome guard_resume(const Config& cf, const GuardSettings& gs, IdentityCache& cache, Store& store,
+                          const GuardInput& in, const std::string& continuation, int fetch_status,
+                          const std::string& fetch_body) {
+  if (apply_provider_renewal(store, continuation, fetch_status, fetch_body, in.now) == RenewalOutcome::ended)
+    return deny(challenge(cf, in, 401, "invalid_token", "the sign-in at the identity provider has ended"));
+  // Renewed, or the provider is unavailable (then the request goes on and
+  // the next one tries again): decide as usual.
+  return guard_check(cf, gs, cache, store, in);
 }
 
 bool session_alive(Store& store, const std::string& session_key, int64_t now) {

@@ -21,6 +21,9 @@ struct GuardSettings {
   std::string identity_issuer = "ngx_mcp_auth";
   std::string identity_audience = "mcp-tool-server";
   std::string tool_scopes;
+  // Pass the provider's access token upstream (X-MCP-Provider-Token); off
+  // by default: it widens what a compromised tool server can do.
+  bool pass_provider_token = false;
 
   std::optional<IdentityMinter> minter;
   ToolPolicy policy;
@@ -38,14 +41,22 @@ struct GuardInput {
 };
 
 struct GuardOutcome {
-  enum Verdict { allow, deny, need_body } verdict = deny;
-  Response response;  // deny
+  // fetch: renew the provider's token first (response.fetch), then
+  // guard_resume() with its answer.
+  enum Verdict { allow, deny, need_body, fetch } verdict = deny;
+  Response response;  // deny, fetch
   std::string identity, subject, client_id, scope, session_tag, session_key;  // allow
+  std::string provider_token;  // allow, with pass_provider_token
 };
 
 // The guard keeps one identity cache per worker process.
 GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCache& cache, Store& store,
                          const GuardInput& in);
+
+// The provider answered the renewal that guard_check asked for.
+GuardOutcome guard_resume(const Config& cf, const GuardSettings& gs, IdentityCache& cache, Store& store,
+                          const GuardInput& in, const std::string& continuation, int fetch_status,
+                          const std::string& fetch_body);
 
 // False once the session has ended (expired, revoked, or gone).
 bool session_alive(Store& store, const std::string& session_key, int64_t now);

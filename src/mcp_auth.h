@@ -191,7 +191,9 @@ typedef struct {
 typedef enum {
     MCPA_GUARD_ALLOW = 0,             /* pass upstream with the identity */
     MCPA_GUARD_DENY,                  /* send response */
-    MCPA_GUARD_NEED_BODY              /* read the body, then ask again */
+    MCPA_GUARD_NEED_BODY,             /* read the body, then ask again */
+    MCPA_GUARD_FETCH                  /* call the provider (response.fetch),
+                                         then mcpa_guard_resume() */
 } mcpa_guard_verdict_e;
 
 typedef struct {
@@ -204,6 +206,7 @@ typedef struct {
     mcpa_str_t       scope;
     mcpa_str_t       session_tag;     /* non-reversible, for access logs */
     mcpa_str_t       session_key;     /* for mcpa_session_alive() */
+    mcpa_str_t       provider_token;  /* with mcp_auth_pass_provider_token */
 
     /* DENY: a complete response (401/403/503 with WWW-Authenticate) */
     mcpa_response_t  response;
@@ -218,6 +221,11 @@ typedef struct {
  */
 MCPA_API int mcpa_guard(const mcpa_config_t *cf, const mcpa_store_t *store,
     const mcpa_guard_request_t *req, mcpa_guard_result_t *res) MCPA_NOEXCEPT;
+
+MCPA_API int mcpa_guard_resume(const mcpa_config_t *cf,
+    const mcpa_store_t *store, const mcpa_guard_request_t *req,
+    mcpa_str_t continuation, int fetch_status, mcpa_str_t fetch_body,
+    mcpa_guard_result_t *res) MCPA_NOEXCEPT;
 
 MCPA_API void mcpa_guard_result_free(mcpa_guard_result_t *res) MCPA_NOEXCEPT;
 

@@ -24,6 +24,7 @@
 #include "endpoints.hpp"
 #include "pkce.hpp"
 #include "provider.hpp"
+#include "provider_renewal.hpp"
 #include "redirect_uri.hpp"
 
 namespace mcpauth {
@@ -32,7 +33,6 @@ namespace {
 constexpr const char* kMethods = "POST, OPTIONS";
 constexpr int64_t kRefreshGraceSeconds = 30;
 constexpr int64_t kProviderRenewMargin = 60;  // renew the provider's token this close to expiry
-constexpr int64_t kRenewLockSeconds = 30;
 constexpr int64_t kContinuationSeconds = 120;
 
 using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
@@ -184,9 +184,8 @@ Response refresh_grant(const Config& cf, Store& store, const Request& req, const
 
     // Keep the provider's session alive (and learn if it ended) before
     // handing out more tokens; one renewal at a time per session.
-    if (may_renew && !s->provider_refresh_token.empty() && s->provider_expires != 0 &&
-        s->provider_expires - req.now < kProviderRenewMargin &&
-        store.put_new("renewing:" + s->sid, "1", req.now + kRenewLockSeconds) == StoreStatus::ok) {
+    if (may_renew && provider_renewal_due(*s, req.now, kProviderRenewMargin) &&
+        claim_provider_renewal(store, s->sid, req.now)) {
       ProviderRequest pr = provider_refresh_request(cf, s->provider_refresh_token, req.now);
       if (pr.ok) {
         Response r;
@@ -269,30 +268,10 @@ Response renewal_answer(const Config& cf, Store& store, const Request& req, cons
   if (!claims) return invalid_grant("the refresh token is invalid");
   const std::string key = "session:" + claims->sid;
 
-  if (fetch_status == 400 && provider_error_code(fetch_body) == "invalid_grant") {
-    // The user's sign-in at the provider has ended: so does ours.
-    store.del(key);
-    store.del("renewing:" + claims->sid);
+  // Unreachable or 5xx: our tokens stay valid; the next refresh tries the
+  // provider again.
+  if (apply_provider_renewal(store, claims->sid, fetch_status, fetch_body, req.now) == RenewalOutcome::ended)
     return invalid_grant("the sign-in at the identity provider has ended");
-  }
-  if (fetch_status == 200) {
-    auto parsed = parse_provider_tokens(fetch_body);
-    if (auto* t = std::get_if<ProviderTokens>(&parsed)) {
-      for (int attempt = 0; attempt < 4; ++attempt) {
-        std::string raw;
-        if (store.get(key, &raw) != StoreStatus::ok) break;
-        auto s = decode_session(raw);
-        if (!s) break;
-        s->provider_access_token = t->access_token;
-        if (!t->refresh_token.empty()) s->provider_refresh_token = t->refresh_token;
-        s->provider_expires = t->expires_in > 0 ? req.now + t->expires_in : 0;
-        if (store.replace_if(key, raw, encode_session(*s), s->expires) != StoreStatus::conflict) break;
-      }
-    }
-  }
-  // Other failures (unreachable, 5xx): our tokens stay valid; the next
-  // refresh tries the provider again.
-  store.del("renewing:" + claims->sid);
   return refresh_grant(cf, store, req, client, refresh, scope_param, false);
 }
 

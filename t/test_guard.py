@@ -296,6 +296,7 @@ def test_the_client_token_never_reaches_the_upstream_and_the_identity_is_ours(st
         echo.server_close()
     headers = {k.lower(): v for k, v in _Echo.seen[-1].items()}
     assert "authorization" not in headers
+    assert "x-mcp-provider-token" not in headers   # off unless configured
     identity = headers["x-mcp-identity"]
     assert identity != "forged" and identity.count(".") == 2
     import base64
@@ -315,3 +316,38 @@ def test_the_tool_server_down_is_a_502_while_oauth_keeps_working(stack_factory):
     assert requests.get(st.url + "/.well-known/oauth-authorization-server",
                         timeout=5).status_code == 200
     assert c.refresh().status_code == 200
+
+
+# --- the provider's token, kept fresh from the guard ------------------------------------
+
+@pytest.fixture(scope="module")
+def short_provider(stack_factory):
+    # the provider's access tokens live 2 s; ours an hour
+    return stack_factory("renew", idp_options={"access_token_ttl": 2})
+
+
+def test_an_expired_provider_token_is_renewed_without_the_client_noticing(short_provider):
+    from idp_util import stats
+    st = short_provider
+    c = login(st)
+    s = Streamable(st.url, c.tokens["access_token"]).initialize()
+    before = stats(st.issuer)["token"].get("refresh_token", 0)
+    time.sleep(2.5)
+    assert text_of(s.call("hello_mcp")) == "Hello I am MCPTool!"
+    assert stats(st.issuer)["token"].get("refresh_token", 0) == before + 1
+    # renewed once: the next calls need no provider
+    assert text_of(s.call("hello_mcp")) == "Hello I am MCPTool!"
+    assert stats(st.issuer)["token"].get("refresh_token", 0) == before + 1
+
+
+def test_a_session_ended_at_the_provider_ends_here_too(short_provider):
+    from idp_util import revoke_all_grants
+    st = short_provider
+    c = login(st)
+    s = Streamable(st.url, c.tokens["access_token"]).initialize()
+    revoke_all_grants(st.issuer)
+    time.sleep(2.5)
+    r = s.post(rpc("ping"))
+    assert r.status_code == 401
+    assert 'error="invalid_token"' in challenge_of(r)
+    assert c.refresh().status_code == 400

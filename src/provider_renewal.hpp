@@ -1,0 +1,33 @@
+// Keeping the provider's tokens in a session fresh: shared by the token
+// endpoint (a client's refresh) and the guard (an MCP request that finds the
+// provider's access token expired).  One renewal at a time per session,
+// across all workers, through a `renewing:<sid>` entry.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "session.hpp"
+#include "store.hpp"
+
+namespace mcpauth {
+
+// Whether the session holds a provider token that expires within `margin`
+// seconds and can be renewed.
+bool provider_renewal_due(const Session& s, int64_t now, int64_t margin);
+
+// Claims the session's renewal for 30 s; false when another request has it.
+bool claim_provider_renewal(Store& store, const std::string& sid, int64_t now);
+
+enum class RenewalOutcome {
+  renewed,      // new provider tokens stored in the session
+  ended,        // the provider said invalid_grant: the session is deleted
+  unavailable,  // unreachable, 5xx, or an unusable answer: nothing changed
+};
+
+// Applies the provider's answer to a refresh_token request and releases the
+// claim.
+RenewalOutcome apply_provider_renewal(Store& store, const std::string& sid, int fetch_status,
+                                      const std::string& fetch_body, int64_t now);
+
+}  // namespace mcpauth
