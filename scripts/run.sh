@@ -38,12 +38,13 @@ stop_all() {
     trap - INT TERM EXIT
     echo
     echo "stopping..."
-    [ -f "$RUNDIR/nginx.pid" ] && kill -QUIT "$(cat "$RUNDIR/nginx.pid")" 2>/dev/null || true
+    if [ -f "$RUNDIR/nginx.pid" ]; then kill -QUIT "$(cat "$RUNDIR/nginx.pid")" 2>/dev/null || true; fi
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     echo "stopped."
 }
-trap stop_all INT TERM EXIT
+trap 'stop_all; exit 0' INT TERM
+trap stop_all EXIT
 
 wait_port() {
     for _ in $(seq 1 100); do
