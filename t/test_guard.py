@@ -351,3 +351,31 @@ def test_a_session_ended_at_the_provider_ends_here_too(short_provider):
     assert r.status_code == 401
     assert 'error="invalid_token"' in challenge_of(r)
     assert c.refresh().status_code == 400
+
+
+# --- key rotation ---------------------------------------------------------------
+
+def test_rotation_keeps_old_tokens_working_and_a_retired_key_ends_them(stack_factory):
+    import subprocess
+    from harness import ROOT
+    st = stack_factory("keys")
+    c = login(st)
+    token = c.tokens["access_token"]
+    old = (st.workdir / "keys").read_text()
+    new = subprocess.run([str(ROOT / "scripts" / "mcp-auth-keygen"), "k2"], capture_output=True,
+                         text=True, check=True).stdout
+    # rotate: the new key seals, the old one still opens
+    (st.workdir / "keys").write_text(new + old)
+    st.nginx.reload()
+    time.sleep(0.5)
+    assert Streamable(st.url, token).post(rpc("ping")).status_code != 401
+    fresh = c.refresh().json()
+    assert fresh["access_token"].startswith("k2.")
+    # retire the old key: tokens it sealed are refused
+    (st.workdir / "keys").write_text(new)
+    st.nginx.reload()
+    time.sleep(0.5)
+    r = Streamable(st.url, token).post(rpc("ping"))
+    assert r.status_code == 401
+    assert 'error="invalid_token"' in challenge_of(r)
+    assert Streamable(st.url, fresh["access_token"]).post(rpc("ping")).status_code != 401
