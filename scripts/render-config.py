@@ -5,12 +5,12 @@ The example is the single source of truth; this script only moves it to
 other addresses and folders:
 
   * the module path -> the freshly built module,
-  * 127.0.0.1:8080 (the gateway) and 127.0.0.1:8808 (the tool server)
-    -> the ports given,
+  * 127.0.0.1:8080 (the gateway), 127.0.0.1:8443 (its https server) and
+    127.0.0.1:8808 (the tool server) -> the ports given,
   * /etc/nginx/mcp-auth/ -> the runtime folder,
   * adds pid, error_log and *_temp_path lines so that nginx writes nothing
     outside the runtime folder (nginx -p does not move compiled-in paths),
-  * copies mcp_proxy_params next to the rendered file.
+  * copies mcp_locations and mcp_proxy_params next to the rendered file.
 
 Extra directives for the http{} block can be given with --http-extra.
 """
@@ -18,7 +18,6 @@ Extra directives for the http{} block can be given with --http-extra.
 import argparse
 import os
 import re
-import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,12 +25,13 @@ TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 
 
 def render(example, module, rundir, port, tool_port, idp=None, workers=None,
-           http_extra="", replace=()):
+           http_extra="", replace=(), tls_port=8443):
     text = Path(example).read_text()
     rundir = Path(rundir).resolve()
     text = text.replace("/usr/lib/nginx/modules/ngx_http_mcp_auth_module.so", str(module))
     text = text.replace("127.0.0.1:8080", "127.0.0.1:%d" % port)
     text = text.replace("127.0.0.1:8808", "127.0.0.1:%d" % tool_port)
+    text = text.replace("127.0.0.1:8443", "127.0.0.1:%d" % tls_port)
     text = text.replace("/etc/nginx/mcp-auth/", str(rundir) + "/")
     text = text.replace("/var/log/nginx/", str(rundir) + "/")
     text = text.replace("/var/lib/nginx/", str(rundir / "state") + "/")
@@ -65,7 +65,13 @@ def render(example, module, rundir, port, tool_port, idp=None, workers=None,
             os.chown(d, nobody.pw_uid, nobody.pw_gid)
     out = rundir / "nginx.conf"
     out.write_text(text)
-    shutil.copy(ROOT / "mcp_proxy_params", rundir / "mcp_proxy_params")
+    for name in ("mcp_proxy_params", "mcp_locations"):
+        part = (ROOT / name).read_text()
+        if idp:
+            part = part.replace("http://127.0.0.1:9400", idp)
+        for old, new in replace:
+            part = part.replace(old, new)
+        (rundir / name).write_text(part)
     return out
 
 
@@ -76,12 +82,13 @@ def main():
     ap.add_argument("--rundir", required=True)
     ap.add_argument("--port", type=int, default=8080)
     ap.add_argument("--tool-port", type=int, default=8808)
+    ap.add_argument("--tls-port", type=int, default=8443)
     ap.add_argument("--idp")
     ap.add_argument("--workers")
     ap.add_argument("--http-extra", default="")
     a = ap.parse_args()
     print(render(a.example, a.module, a.rundir, a.port, a.tool_port, a.idp, a.workers,
-                 a.http_extra))
+                 a.http_extra, tls_port=a.tls_port))
 
 
 if __name__ == "__main__":

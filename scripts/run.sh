@@ -12,6 +12,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 PORT=8080
 TOOL_PORT=${TOOL_PORT:-8808}
+TLS_PORT=${TLS_PORT:-8443}
 IDP_PORT=${IDP_PORT:-9400}
 RUNDIR=${RUNDIR:-$root/run}
 while [ $# -gt 0 ]; do
@@ -32,6 +33,13 @@ umask 077
 [ -s "$RUNDIR/idp-client-secret" ] || openssl rand -hex 24 > "$RUNDIR/idp-client-secret"
 [ -s "$RUNDIR/demo-password" ] || openssl rand -base64 12 | tr -d '/+=\n' > "$RUNDIR/demo-password"
 demo_password=$(cat "$RUNDIR/demo-password")
+if [ ! -s "$RUNDIR/tls.crt" ]; then
+    # a self-signed certificate for the https server (clients must be told
+    # to trust run/tls.crt, or use the http server on loopback)
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$RUNDIR/tls.key" -out "$RUNDIR/tls.crt" 2>/dev/null
+fi
 
 pids=()
 stop_all() {
@@ -59,6 +67,7 @@ wait_port() {
 node "$root/t/idp/dev-idp.mjs" --port "$IDP_PORT" \
     --client-id mcp-gateway --client-secret "$(cat "$RUNDIR/idp-client-secret")" \
     --redirect-uri "http://127.0.0.1:$PORT/oauth-callback" \
+    --redirect-uri "https://127.0.0.1:$TLS_PORT/oauth-callback" \
     --user demo --password "$demo_password" \
     --keys-file "$RUNDIR/idp-keys.json" > "$RUNDIR/idp.log" 2>&1 &
 pids+=($!)
@@ -73,7 +82,7 @@ wait_port "$TOOL_PORT"
 
 # --- the gateway ---------------------------------------------------------------
 conf=$(/usr/bin/python3 "$root/scripts/render-config.py" --module "$root/build/ngx_http_mcp_auth_module.so" \
-    --rundir "$RUNDIR" --port "$PORT" --tool-port "$TOOL_PORT" \
+    --rundir "$RUNDIR" --port "$PORT" --tool-port "$TOOL_PORT" --tls-port "$TLS_PORT" \
     --idp "http://127.0.0.1:$IDP_PORT")
 /usr/sbin/nginx -p "$RUNDIR" -c "$conf" -t -q
 /usr/sbin/nginx -p "$RUNDIR" -c "$conf" -g 'daemon off;' >> "$RUNDIR/nginx.log" 2>&1 &
@@ -88,6 +97,7 @@ cat <<EOT
   MCP, Streamable HTTP   $base/mcp
   MCP, HTTP+SSE          $base/mcp/sse
   Discovery              $base/.well-known/oauth-authorization-server
+  The same over https    https://127.0.0.1:$TLS_PORT/mcp   (self-signed: $RUNDIR/tls.crt)
   Identity provider      http://127.0.0.1:$IDP_PORT   (demo login: demo / $demo_password)
 
   Connect the MCP Inspector:

@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 import harness  # noqa: E402
 from harness import MODULE_SO, NGINX, ROOT, Proc, free_port  # noqa: E402
+from harness import nginx_env, sanitizer_reports  # noqa: E402
 
 render_config = __import__("render-config")
 
@@ -45,6 +46,13 @@ def write_secrets(workdir):
         p = workdir / name
         if not p.exists():
             p.write_text(_secrets.token_hex(nbytes) + "\n")
+    if not (workdir / "tls.crt").exists():
+        # a self-signed certificate for the example's https server
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(workdir / "tls.key"), "-out", str(workdir / "tls.crt")],
+                       check=True, capture_output=True)
 
 
 class NginxInstance:
@@ -53,36 +61,43 @@ class NginxInstance:
     LIVE = []
 
     def __init__(self, workdir, port=None, tool_port=None, idp=None, workers=1,
-                 http_extra="", replace=(), example=None):
+                 http_extra="", replace=(), example=None, tls_port=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         write_secrets(self.workdir)
         self.port = port or free_port()
+        self.tls_port = tls_port or free_port()
         self.tool_port = tool_port or free_port()
         self.conf = render_config.render(example or ROOT / "nginx.conf.example", MODULE_SO,
                                          self.workdir, self.port, self.tool_port, idp=idp,
                                          workers=workers, http_extra=http_extra,
-                                         replace=replace)
+                                         replace=replace, tls_port=self.tls_port)
         self.proc = None
 
     @property
     def url(self):
         return "http://127.0.0.1:%d" % self.port
 
+    @property
+    def tls_url(self):
+        return "https://127.0.0.1:%d" % self.tls_port
+
     def test_config(self):
         return subprocess.run([NGINX, "-t", "-p", str(self.workdir), "-c", str(self.conf)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True,
+                              env=dict(os.environ, **nginx_env(self.workdir)))
 
     def start(self):
         self.proc = Proc("nginx", [NGINX, "-p", self.workdir, "-c", self.conf,
                                    "-g", "daemon off;"],
-                         self.workdir, port=self.port).start()
+                         self.workdir, port=self.port, env=nginx_env(self.workdir)).start()
         NginxInstance.LIVE.append(self)
         return self
 
     def reload(self):
         subprocess.run([NGINX, "-p", str(self.workdir), "-c", str(self.conf), "-s", "reload"],
-                       check=True, capture_output=True)
+                       check=True, capture_output=True,
+                       env=dict(os.environ, **nginx_env(self.workdir)))
 
     def error_log(self):
         p = self.workdir / "error.log"
@@ -100,6 +115,13 @@ class NginxInstance:
                if "[alert]" in line or "[emerg]" in line or "[crit]" in line
                or "AddressSanitizer" in line or "runtime error:" in line]
         assert not bad, "nginx error log has problems:\n" + "\n".join(bad[:20])
+        # make test SANITIZE=1: reports of nginx and of the tool server (same workdir)
+        reports = sanitizer_reports(self.workdir)
+        assert not reports, "sanitizer reports:\n" + reports
+        for log in self.workdir.glob("tool-server*.log"):
+            bad = [line for line in log.read_text(errors="replace").splitlines()
+                   if "Sanitizer" in line or "runtime error:" in line]
+            assert not bad, "%s has sanitizer reports:\n%s" % (log, "\n".join(bad[:20]))
 
 
 @pytest.fixture(scope="session")
@@ -150,12 +172,14 @@ class Stack:
         self.workdir = Path(workdir)
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
+        self.tls_port = free_port()
+        self.tls_url = "https://127.0.0.1:%d" % self.tls_port
         write_secrets(self.workdir)
         self.identity_key = (self.workdir / "identity.key").read_text().strip()
         self.idp_secret = (self.workdir / "idp-client-secret").read_text().strip()
 
         opts = dict(client_id="mcp-gateway", client_secret=self.idp_secret,
-                    redirect_uri=self.url + "/oauth-callback")
+                    redirect_uri=[self.url + "/oauth-callback", self.tls_url + "/oauth-callback"])
         opts.update(idp_options or {})
         self.idp, self.issuer, self.idp_info = start_idp(self.workdir / "idp", **opts)
         self.demo_password = self.idp_info["demo_password"]
@@ -171,7 +195,8 @@ class Stack:
         relaxed = [("rate=60r/m", "rate=60000r/m"), ("rate=20r/s", "rate=20000r/s")]
         self.nginx = NginxInstance(self.workdir, port=self.port, tool_port=self.tool_port,
                                    idp=self.issuer, replace=relaxed + list(replace),
-                                   http_extra=http_extra, workers=workers)
+                                   http_extra=http_extra, workers=workers,
+                                   tls_port=self.tls_port)
         self.nginx.start()
 
     def start_tool_server(self, port=0):

@@ -110,7 +110,7 @@ class McpOAuthClient:
     """An MCP client's side of the flow, against the gateway at base_url."""
 
     def __init__(self, base_url, redirect_uri="http://127.0.0.1:33418/callback",
-                 client_name="pytest client", scope=None, public=True):
+                 client_name="pytest client", scope=None, public=True, verify=True):
         self.base = base_url
         self.redirect_uri = redirect_uri
         self.client_name = client_name
@@ -119,8 +119,9 @@ class McpOAuthClient:
         self.client_id = None
         self.client_secret = None
         self.tokens = None
+        self.verify = verify      # a CA file for a self-signed https gateway
         self.metadata = requests.get(base_url + "/.well-known/oauth-authorization-server",
-                                     timeout=5).json()
+                                     timeout=5, verify=verify).json()
 
     def register(self, **extra):
         body = {"client_name": self.client_name, "redirect_uris": [self.redirect_uri],
@@ -128,7 +129,8 @@ class McpOAuthClient:
                 "response_types": ["code"],
                 "token_endpoint_auth_method": "none" if self.public else "client_secret_basic"}
         body.update(extra)
-        r = requests.post(self.metadata["registration_endpoint"], json=body, timeout=5)
+        r = requests.post(self.metadata["registration_endpoint"], json=body, timeout=5,
+                          verify=self.verify)
         assert r.status_code == 201, r.text
         doc = r.json()
         self.client_id = doc["client_id"]
@@ -155,7 +157,7 @@ class McpOAuthClient:
         if self.public:
             data = dict(data, client_id=self.client_id)
         return requests.post(self.metadata["token_endpoint"], data=data, auth=self._auth(),
-                             timeout=15)
+                             timeout=15, verify=self.verify)
 
     def exchange(self, redirect_url, verifier=None):
         q = query_of(redirect_url)
@@ -180,7 +182,7 @@ class McpOAuthClient:
         if self.public:
             data["client_id"] = self.client_id
         return requests.post(self.metadata["revocation_endpoint"], data=data, auth=self._auth(),
-                             timeout=5)
+                             timeout=5, verify=self.verify)
 
     def login(self, browser, **authorize_extra):
         """The whole flow; returns the token response."""

@@ -534,3 +534,24 @@ def test_sessions_survive_a_reload(gw):
     time.sleep(0.5)
     r = c.refresh()
     assert r.status_code == 200, r.text
+
+
+# --- the https server of the example -----------------------------------------------------
+
+def test_the_https_server_runs_the_whole_flow_with_host_prefixed_secure_cookies(gw):
+    ca = str(gw.workdir / "tls.crt")
+    c = McpOAuthClient(gw.tls_url, redirect_uri=REDIRECT, verify=ca)
+    assert c.metadata["issuer"] == gw.tls_url
+    c.register()
+    b = browser(gw)
+    b.session.verify = ca
+    b.session.trust_env = False     # else REQUESTS_CA_BUNDLE overrides verify
+    tokens = c.login(b)
+    assert tokens["access_token"]
+    host_cookies = [ck for ck in b.session.cookies if ck.name.startswith("__Host-")]
+    assert host_cookies, [ck.name for ck in b.session.cookies]
+    for ck in host_cookies:
+        assert ck.secure and ck.path == "/"
+    # a token of one server is not valid on the other
+    from mcp_gateway import Streamable, rpc
+    assert Streamable(gw.url, tokens["access_token"]).post(rpc("ping")).status_code == 401
