@@ -100,10 +100,11 @@ cat <<EOT
   The same over https    https://127.0.0.1:$TLS_PORT/mcp   (self-signed: $RUNDIR/tls.crt)
   Identity provider      http://127.0.0.1:$IDP_PORT   (demo login: demo / $demo_password)
 
-  Connect the MCP Inspector:
-    npx @modelcontextprotocol/inspector
-    -> Transport "Streamable HTTP", URL $base/mcp (or "SSE", $base/mcp/sse)
-    -> Connect, approve the consent page, log in as demo, then List Tools.
+  Connect the MCP Inspector (in this folder, another terminal):
+    npx mcp-inspector --web --transport http --server-url $base/mcp
+    (or --transport sse --server-url $base/mcp/sse)
+    -> flip Connect, Allow on the consent page, log in as demo,
+       then Tools -> hello_mcp -> Execute Tool.
 
   Logs and state: $RUNDIR
 EOT

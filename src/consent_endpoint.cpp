@@ -80,10 +80,16 @@ Response show(const Config& cf, Store& store, const Request& req) {
   view.csrf_token = make_csrf_token(csrf_key(cf), browser_id, authz->client_id, authz->redirect_uri, req.now);
   view.action_path = cf.consent_path;
   view.hidden_fields.emplace_back("authz", id);
-  for (const auto& s : split_scope(authz->scope)) view.scopes.emplace_back(s, s);
+  // no descriptions configured yet: the page shows the scope names alone
+  for (const auto& s : split_scope(authz->scope)) view.scopes.emplace_back(s, "");
   view.remember_option = cf.consent_remember;
   r.body = render_consent_page(view);
   add_page_security_headers(r, consent_form_action(cf, authz->redirect_uri));
+  // Not "no-referrer": under it browsers send "Origin: null" with the
+  // form's own POST, which decide() must refuse.  "same-origin" still sends
+  // nothing (no URL, no origin) to the provider or the client.
+  for (auto& h : r.headers)
+    if (h.first == "Referrer-Policy") h.second = "same-origin";
   return r;
 }
 

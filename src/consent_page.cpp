@@ -58,7 +58,7 @@ void page_start(std::string* out, std::string_view title) {
   *out +=
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-      "<meta name=\"referrer\" content=\"no-referrer\">\n"
+      "<meta name=\"referrer\" content=\"same-origin\">\n"  // not no-referrer: forms would post "Origin: null"
       "<meta name=\"robots\" content=\"noindex, nofollow\">\n<title>";
   put(out, title);
   *out += "</title>\n<style>";

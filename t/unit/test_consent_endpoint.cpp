@@ -23,7 +23,7 @@ TEST_F(Consent, ThePageNamesTheClientAndCarriesTheSecurityHeaders) {
             "https://client.example; frame-ancestors 'none'");
   EXPECT_EQ(header(page, "X-Frame-Options"), "DENY");
   EXPECT_EQ(header(page, "Cache-Control"), "no-store");
-  EXPECT_EQ(header(page, "Referrer-Policy"), "no-referrer");
+  EXPECT_EQ(header(page, "Referrer-Policy"), "same-origin");  // "Origin: null" otherwise
   std::string cookie = header(page, "Set-Cookie");
   EXPECT_EQ(cookie.rfind("__Host-mcp_browser=", 0), 0u) << cookie;
   EXPECT_NE(cookie.find("HttpOnly"), std::string::npos);
@@ -57,7 +57,7 @@ TEST_F(Consent, AllowSendsTheBrowserToTheProviderWithoutTheClientsResource) {
   std::string authz = qget(header(a, "Location"), "authz");
   std::string csrf = consent_page(authz);
   Response r = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow"));
-  ASSERT_EQ(r.status, 302) << r.body;
+  ASSERT_EQ(r.status, 303) << r.body;
   std::string loc = header(r, "Location");
   EXPECT_EQ(loc.rfind("https://idp.example/authorize?", 0), 0u) << loc;
   EXPECT_EQ(qget(loc, "response_type"), "code");
@@ -85,7 +85,7 @@ TEST_F(Consent, DenyRedirectsWithAccessDeniedAndForgetsTheRequest) {
   std::string authz = authorize_to_consent(public_client());
   std::string csrf = consent_page(authz);
   Response r = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "deny"));
-  ASSERT_EQ(r.status, 302);
+  ASSERT_EQ(r.status, 303);
   std::string loc = header(r, "Location");
   EXPECT_EQ(loc.rfind(kRedirect + "?", 0), 0u);
   EXPECT_EQ(qget(loc, "error"), "access_denied");
@@ -147,13 +147,13 @@ TEST_F(Consent, ACrossSitePostIsForbidden) {
   req.origin = "null";
   EXPECT_EQ(call(MCPA_EP_CONSENT, req).status, 403);
   // Still usable by the real page.
-  EXPECT_EQ(call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow")).status, 302);
+  EXPECT_EQ(call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow")).status, 303);
 }
 
 TEST_F(Consent, TheDecisionIsSingleUse) {
   std::string authz = authorize_to_consent(public_client());
   std::string csrf = consent_page(authz);
-  EXPECT_EQ(call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow")).status, 302);
+  EXPECT_EQ(call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow")).status, 303);
   Response again = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow"));
   EXPECT_EQ(again.status, 400);
   EXPECT_EQ(header(again, "Location"), "");
@@ -171,11 +171,11 @@ TEST_F(Consent, RememberedConsentSkipsThePageForTheSameClientAndRedirectOnly) {
   std::string authz = authorize_to_consent(id);
   std::string csrf = consent_page(authz);
   Response r = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow", true));
-  ASSERT_EQ(r.status, 302);
+  ASSERT_EQ(r.status, 303);
   ASSERT_EQ(jar.cookies.count("__Host-mcp_consent"), 1u);
 
   Response again = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id)));
-  ASSERT_EQ(again.status, 302);
+  ASSERT_EQ(again.status, 303);
   EXPECT_EQ(header(again, "Location").rfind("https://idp.example/authorize?", 0), 0u);
 
   // Another client in the same browser still sees the page.
