@@ -6,6 +6,10 @@
 #   make install    module -> /usr/lib/nginx/modules, tool server -> /usr/local/bin
 #   make NGINX_SRC=/path/to/nginx-1.x   builds the module against another nginx tree
 
+# SANITIZE=1 builds into its own folder so it never mixes with the normal build
+ifeq ($(SANITIZE),1)
+BUILD     ?= build-san
+endif
 BUILD     ?= build
 NGINX_SRC ?= /usr/share/nginx/src
 PREFIX    ?= /usr/local
@@ -89,6 +93,8 @@ integration-test: module tool-server
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit-test
+	@$(MAKE) --no-print-directory -j$$(nproc) fuzz-build
+	@$(MAKE) --no-print-directory fuzz-short
 	@$(MAKE) --no-print-directory integration-test
 
 run: deps

@@ -66,6 +66,13 @@ typedef struct {
 #define NGX_HTTP_MCP_AUTH_STATE_MAGIC  "MCPAST1\n"
 
 
+/*
+ * "mcp_auth_endpoint status": the zone's figures for operators, served by
+ * the glue alone (no core); a value outside the core's mcpa_endpoint_e.
+ */
+#define NGX_HTTP_MCP_AUTH_EP_STATUS    1000
+
+
 typedef struct {
     ngx_uint_t                endpoint;        /* mcpa_endpoint_e */
 
@@ -154,6 +161,8 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcp_auth_status_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcp_auth_no_store(ngx_http_request_t *r);
 static void ngx_http_mcp_auth_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_serve(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_respond(ngx_http_request_t *r,
@@ -195,6 +204,8 @@ static void ngx_http_mcp_auth_save_state(ngx_http_mcp_auth_zone_t *zone,
 static void ngx_http_mcp_auth_save_handler(ngx_event_t *ev);
 static ngx_int_t ngx_http_mcp_auth_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mcp_auth_exit_process(ngx_cycle_t *cycle);
+static void ngx_http_mcp_auth_exit_master(ngx_cycle_t *cycle);
+static void ngx_http_mcp_auth_save_all(ngx_cycle_t *cycle);
 
 static ngx_int_t ngx_http_mcp_auth_access_handler(ngx_http_request_t *r);
 static void ngx_http_mcp_auth_guard_body_handler(ngx_http_request_t *r);
@@ -240,6 +251,7 @@ static ngx_conf_enum_t  ngx_http_mcp_auth_endpoints[] = {
     { ngx_string("callback"), MCPA_EP_CALLBACK },
     { ngx_string("token"), MCPA_EP_TOKEN },
     { ngx_string("revoke"), MCPA_EP_REVOKE },
+    { ngx_string("status"), NGX_HTTP_MCP_AUTH_EP_STATUS },
     { ngx_null_string, 0 }
 };
 
@@ -577,7 +589,7 @@ ngx_module_t  ngx_http_mcp_auth_module = {
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     ngx_http_mcp_auth_exit_process,        /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_mcp_auth_exit_master,         /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
@@ -696,7 +708,14 @@ static ngx_http_mcp_auth_setting_t  ngx_http_mcp_auth_settings[] = {
 static ngx_int_t
 ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r)
 {
-    ngx_int_t  rc;
+    ngx_int_t                      rc;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    if (alcf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS) {
+        return ngx_http_mcp_auth_status_handler(r);
+    }
 
     if (r->method & (NGX_HTTP_POST)) {
         rc = ngx_http_read_client_request_body(r,
@@ -714,6 +733,124 @@ ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r)
     }
 
     return ngx_http_mcp_auth_serve(r);
+}
+
+
+/*
+ * GET -> {"zone":"NAME","entries":N,"expired":N,"bytes_used":N,
+ *         "bytes_total":N}: entries are the live ones, expired those the
+ * sweep has not dropped yet; bytes are the zone's slab pages in use and its
+ * size.  Read under the zone's lock, which is held for one walk of the
+ * entry list; nothing is changed.  Counts only, never a key or a value.
+ */
+static ngx_int_t
+ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
+{
+    size_t                         len;
+    int64_t                        now;
+    ngx_int_t                      rc;
+    ngx_buf_t                     *b;
+    ngx_uint_t                     live, expired, pfree;
+    ngx_chain_t                    out;
+    ngx_queue_t                   *q;
+    ngx_shm_zone_t                *shm_zone;
+    ngx_http_mcp_auth_zone_t      *zone;
+    ngx_http_mcp_auth_node_t      *an;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+    shm_zone = alcf->shm_zone;
+    zone = shm_zone->data;
+
+    live = 0;
+    expired = 0;
+    now = (int64_t) ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        an = ngx_queue_data(q, ngx_http_mcp_auth_node_t, queue);
+
+        if (an->expires <= now) {
+            expired++;
+
+        } else {
+            live++;
+        }
+    }
+
+    pfree = zone->shpool->pfree;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+
+    len = sizeof("{\"zone\":\"\",\"entries\":,\"expired\":,"
+                 "\"bytes_used\":,\"bytes_total\":}\n") - 1
+          + shm_zone->shm.name.len + 4 * NGX_ATOMIC_T_LEN;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    /* the zone name is a config word of [A-Za-z0-9_-] in practice */
+    b->last = ngx_sprintf(b->last,
+                          "{\"zone\":\"%V\",\"entries\":%ui,\"expired\":%ui,"
+                          "\"bytes_used\":%uz,\"bytes_total\":%uz}\n",
+                          &shm_zone->shm.name, live, expired,
+                          shm_zone->shm.size - pfree * ngx_pagesize,
+                          shm_zone->shm.size);
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (ngx_http_mcp_auth_no_store(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_no_store(ngx_http_request_t *r)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    ngx_str_set(&h->key, "Cache-Control");
+    ngx_str_set(&h->value, "no-store");
+
+    return NGX_OK;
 }
 
 
@@ -2433,14 +2570,33 @@ ngx_http_mcp_auth_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_mcp_auth_exit_process(ngx_cycle_t *cycle)
 {
+    if (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0) {
+        return;
+    }
+
+    ngx_http_mcp_auth_save_all(cycle);
+}
+
+
+/*
+ * On shutdown worker 0 saves as it exits, but the other workers may still
+ * be finishing requests (a login waiting on the provider, a refresh) that
+ * change the zone: the master, which exits after all of them, saves last.
+ */
+static void
+ngx_http_mcp_auth_exit_master(ngx_cycle_t *cycle)
+{
+    ngx_http_mcp_auth_save_all(cycle);
+}
+
+
+static void
+ngx_http_mcp_auth_save_all(ngx_cycle_t *cycle)
+{
     ngx_uint_t                 i;
     ngx_list_part_t           *part;
     ngx_shm_zone_t            *shm_zone;
     ngx_http_mcp_auth_zone_t  *zone;
-
-    if (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0) {
-        return;
-    }
 
     part = &cycle->shared_memory.part;
     shm_zone = part->elts;
@@ -2613,6 +2769,24 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->endpoint == MCPA_EP_NONE && !conf->protect) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS) {
+        if (conf->shm_zone == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"mcp_auth_endpoint status\" needs "
+                               "\"mcp_auth_zone\"");
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->protect) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"mcp_auth_endpoint status\" and "
+                               "\"mcp_auth_protect\" cannot share a location");
+            return NGX_CONF_ERROR;
+        }
+
         return NGX_CONF_OK;
     }
 

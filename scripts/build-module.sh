@@ -46,4 +46,7 @@ if [ ! -f "$objs/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$stamp_text"
 fi
 
 make -s -f "$objs/Makefile" -C "$src" modules
-cp "$objs/ngx_http_mcp_auth_module.so" "$build/ngx_http_mcp_auth_module.so"
+# Copy, then rename over the old file: a running nginx (make run, a test)
+# has the old one mapped, and overwriting it in place crashes its workers.
+cp "$objs/ngx_http_mcp_auth_module.so" "$build/ngx_http_mcp_auth_module.so.$$"
+mv -f "$build/ngx_http_mcp_auth_module.so.$$" "$build/ngx_http_mcp_auth_module.so"

@@ -21,6 +21,61 @@ TOOL_SERVER = BUILD / "mcp-tool-server"
 NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
 NODE = os.environ.get("NODE_BIN", "node")
 
+# `make test SANITIZE=1` exports MCP_SANITIZE=1 (and MCP_BUILD_DIR=build-san):
+# the module and the tool server are then built with ASan+UBSan.  Our
+# processes write sanitizer reports to files "sanitizer.*" in their workdir,
+# which the teardown checks (sanitizer_reports()).
+SANITIZE = os.environ.get("MCP_SANITIZE") == "1"
+
+
+def _asan_runtime():
+    out = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def sanitizer_env(workdir, preload=False, leaks=True, to_files=True):
+    """Environment for a sanitized process (empty unless MCP_SANITIZE=1).
+
+    to_files: reports go to files "sanitizer.<pid>" in workdir; else to
+    stderr.  preload: LD_PRELOAD the ASan runtime, for the packaged
+    (uninstrumented) /usr/sbin/nginx loading the sanitized module, because
+    ASan must be the first library in the process.  leaks=False turns
+    LeakSanitizer off."""
+    if not SANITIZE:
+        return {}
+    common = "halt_on_error=1:abort_on_error=0"
+    if to_files:
+        common += ":log_path=%s" % (Path(workdir) / "sanitizer")
+    env = {
+        "ASAN_OPTIONS": "%s:detect_leaks=%d" % (common, 1 if leaks else 0),
+        "UBSAN_OPTIONS": "%s:print_stacktrace=1" % common,
+        "LSAN_OPTIONS": common,
+    }
+    if preload:
+        env["LD_PRELOAD"] = _asan_runtime()
+    return env
+
+
+def nginx_env(workdir):
+    """Extra environment for any run of NGINX with our module.
+
+    Reports go to stderr, not to files: the workers run as "nobody" and
+    cannot write into the test's (root-owned, 0700) workdir, while nginx
+    points their stderr at error.log, which the teardown reads (the master's
+    stderr before that is nginx.log, read too).  LeakSanitizer is off for
+    nginx only: its master and workers exit without freeing their cycle pools
+    and OpenSSL/PCRE state, by design; the core's own leaks are caught by the
+    sanitized unit tests and the fuzzers, which keep it on."""
+    return sanitizer_env(workdir, preload=True, leaks=False, to_files=False)
+
+
+def sanitizer_reports(workdir):
+    """Text of every sanitizer report file under workdir ("" when none)."""
+    out = []
+    for p in sorted(Path(workdir).rglob("sanitizer.*")):
+        out.append("==> %s <==\n%s" % (p, p.read_text(errors="replace")[-6000:]))
+    return "\n".join(out)
+
 # every live Proc, so a failing test can show all logs
 LIVE = []
 
@@ -56,6 +111,7 @@ class Proc:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / ("%s.log" % name)
         self.env = dict(os.environ)
+        self.env.update(sanitizer_env(self.workdir))  # nothing unless MCP_SANITIZE=1
         if env:
             self.env.update(env)
         self.ready_line = re.compile(ready_line) if ready_line else None

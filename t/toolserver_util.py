@@ -14,7 +14,12 @@ from pathlib import Path
 
 import requests
 
-from harness import TOOL_SERVER, Proc
+from harness import SANITIZE, TOOL_SERVER, Proc, sanitizer_reports
+
+# `make valgrind-tool-server`: a command (valgrind and its options) put in
+# front of the tool server's; startup then takes seconds, not milliseconds.
+WRAPPER = os.environ.get("MCP_TOOL_SERVER_WRAPPER", "").split()
+VALGRIND_ERROR = 99  # the wrapper's --error-exitcode
 
 READY = r"mcp-tool-server listening on 127.0.0.1:(\d+)"
 ISS = "ngx_mcp_auth"
@@ -75,7 +80,8 @@ class ToolServer:
         if identity is None:
             identity = ["--identity-key", self.key_path]
         argv = [TOOL_SERVER, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir] + identity + self.args
-        self.proc = Proc("%s-%d" % (self.name, self.starts), argv, self.workdir, ready_line=READY).start()
+        self.proc = Proc("%s-%d" % (self.name, self.starts), WRAPPER + argv, self.workdir, ready_line=READY,
+                         timeout=120.0 if WRAPPER else 20.0).start()
         self.port = int(self.proc.match.group(1))
         return self
 
@@ -89,8 +95,15 @@ class ToolServer:
     def stop(self, sig=None):
         if self.proc is None:
             return None
-        rc = self.proc.stop() if sig is None else self.proc.stop(sig)
+        wait = 60.0 if WRAPPER else 10.0
+        rc = self.proc.stop(timeout=wait) if sig is None else self.proc.stop(sig, timeout=wait)
         self.proc = None
+        if WRAPPER and rc == VALGRIND_ERROR:
+            logs = "\n".join(p.read_text(errors="replace")[-6000:] for p in self.workdir.glob("*.valgrind"))
+            raise AssertionError("valgrind found errors in the tool server:\n" + logs)
+        if SANITIZE:
+            reports = sanitizer_reports(self.workdir)
+            assert not reports, "sanitizer reports from the tool server:\n" + reports
         return rc
 
     def kill9(self):
