@@ -6,8 +6,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 apt_packages=(
     build-essential nginx nginx-dev libssl-dev libjwt-dev libcjson-dev
-    libevent-dev libsqlite3-dev libgtest-dev googletest
-    python3-pytest python3-requests python3-cryptography openssl curl
+    libevent-dev libsqlite3-dev libgtest-dev googletest libbenchmark-dev
+    python3-pytest python3-requests python3-cryptography openssl curl chromium fonts-liberation
 )
 
 missing=()

@@ -66,6 +66,15 @@ const std::string& IdentityCache::get(const IdentityMinter& minter, const std::s
   if (it != entries_.end() && it->second.exp - now > kRenewBefore && it->second.who.sub == who.sub &&
       it->second.who.client_id == who.client_id && it->second.who.scope == who.scope)
     return it->second.jwt;
+  if (it == entries_.end() && now >= next_prune_) {
+    // Sessions end (revoked, expired, abandoned) without telling this
+    // worker: drop their expired assertions once a minute, so the cache
+    // holds the sessions of the last few minutes instead of growing to
+    // kMaxEntries (~70 MB per worker) before it is emptied.
+    for (auto e = entries_.begin(); e != entries_.end();)
+      e = (e->second.exp <= now) ? entries_.erase(e) : std::next(e);
+    next_prune_ = now + 60;
+  }
   if (it == entries_.end() && entries_.size() >= kMaxEntries) {
     for (auto e = entries_.begin(); e != entries_.end();)
       e = (e->second.exp - now <= kRenewBefore) ? entries_.erase(e) : std::next(e);
@@ -76,6 +85,13 @@ const std::string& IdentityCache::get(const IdentityMinter& minter, const std::s
   e.exp = now + kLifetime;
   e.who = who;
   return e.jwt;
+}
+
+const std::string& IdentityCache::session_tag(const std::string& sid) {
+  auto it = tags_.find(sid);
+  if (it != tags_.end()) return it->second;
+  if (tags_.size() >= kMaxEntries) tags_.clear();
+  return tags_.emplace(sid, sha256_b64url("session-tag|" + sid).substr(0, 16)).first->second;
 }
 
 }  // namespace mcpauth

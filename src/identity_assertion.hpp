@@ -10,6 +10,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "session.hpp"
+
 namespace mcpauth {
 
 struct Identity {
@@ -33,10 +35,37 @@ class IdentityMinter {
   std::string issuer_, audience_;
 };
 
+// Access tokens this worker has already opened, by their exact text: the
+// guard then skips the base64url decoding, AES-GCM open and record parsing
+// of a token it has seen (a client sends the same token for up to its
+// lifetime).  Only a byte-identical token hits, so nothing unauthenticated is
+// ever trusted; expiry and the live session are still checked on every
+// request.  Bounded: emptied when full.
+class TokenCache {
+ public:
+  static constexpr size_t kMaxEntries = 10000;
+
+  const AccessClaims* find(const std::string& token) const {
+    auto it = entries_.find(token);
+    return it == entries_.end() ? nullptr : &it->second;
+  }
+  void add(const std::string& token, const AccessClaims& claims) {
+    if (entries_.size() >= kMaxEntries) entries_.clear();
+    entries_.emplace(token, claims);
+  }
+  size_t size() const { return entries_.size(); }
+
+ private:
+  std::unordered_map<std::string, AccessClaims> entries_;
+};
+
 // Assertions are reused per session until close to expiry rather than
-// signed on every request: one cache per worker process.
+// signed on every request: one cache per worker process (which also holds
+// the worker's TokenCache).
 class IdentityCache {
  public:
+  TokenCache tokens;
+
   static constexpr int64_t kLifetime = 300;
   static constexpr int64_t kRenewBefore = 60;
   static constexpr size_t kMaxEntries = 100000;
@@ -46,13 +75,19 @@ class IdentityCache {
                          int64_t now);
   size_t size() const { return entries_.size(); }
 
+  // The session's log tag (a non-reversible digest of the sid, 16 chars),
+  // computed once per session per worker.
+  const std::string& session_tag(const std::string& sid);
+
  private:
   struct Entry {
     std::string jwt;
     int64_t exp;
     Identity who;
   };
+  std::unordered_map<std::string, std::string> tags_;
   std::unordered_map<std::string, Entry> entries_;
+  int64_t next_prune_ = 0;  // expired entries are dropped once a minute
 };
 
 }  // namespace mcpauth

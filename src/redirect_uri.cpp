@@ -259,8 +259,25 @@ std::optional<std::string> normalize_resource(std::string_view resource) {
 }
 
 bool resource_matches(std::string_view requested, std::string_view configured) {
-  auto a = normalize_resource(requested);
-  auto b = normalize_resource(configured);
+  // The guard asks this on every request with the same configured resource
+  // (and, nearly always, the same requested one): remember the last
+  // normalization of each, per thread.
+  struct Last {
+    std::string in;
+    std::optional<std::string> out;
+    bool set = false;
+  };
+  auto normalized = [](Last& last, std::string_view text) -> const std::optional<std::string>& {
+    if (!last.set || last.in != text) {
+      last.out = normalize_resource(text);
+      last.in.assign(text);
+      last.set = true;
+    }
+    return last.out;
+  };
+  thread_local Last last_requested, last_configured;
+  const auto& a = normalized(last_requested, requested);
+  const auto& b = normalized(last_configured, configured);
   return a && b && *a == *b;
 }
 

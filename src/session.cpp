@@ -12,7 +12,7 @@ using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
 
 constexpr const char* kVersion = "1";
 
-bool parse_int(const std::string& s, int64_t* out) {
+bool parse_int(std::string_view s, int64_t* out) {
   if (s.empty() || s.size() > 19) return false;  // 18 digits and a sign: no overflow
   size_t i = 0;
   bool neg = false;
@@ -104,7 +104,86 @@ std::string Fields::encode() const {
   return text.get();
 }
 
+namespace {
+
+// The records come from Fields::encode (cJSON_PrintUnformatted of a
+// std::map of strings): {"k":"v",...}, keys in ascending order, no
+// whitespace.  scan_plain reads exactly that shape without building a cJSON
+// tree or a map (two records are read on every guarded request: the access
+// token's and the session's).  Anything else -- an escape, a control byte,
+// whitespace, keys out of order or repeated, trailing text, an empty object
+// -- returns false, and the general path (cJSON) decides; so the fast path
+// only ever accepts what the general path reads the same way.
+struct PlainRecord {
+  static constexpr size_t kMax = 32;
+  std::string_view key[kMax], value[kMax];
+  size_t n = 0;
+
+  // The value of `name`; false when absent.
+  bool get(std::string_view name, std::string_view* out) const {
+    for (size_t i = 0; i < n; ++i)
+      if (key[i] == name) {
+        *out = value[i];
+        return true;
+      }
+    return false;
+  }
+  std::string str(std::string_view name) const {
+    std::string_view v;
+    return get(name, &v) ? std::string(v) : std::string();
+  }
+  bool num(std::string_view name, int64_t* out) const {
+    std::string_view v;
+    return get(name, &v) && parse_int(v, out);
+  }
+};
+
+bool scan_plain(std::string_view json, PlainRecord* r) {
+  size_t n = json.size(), i = 1;
+  if (n < 2 || json[0] != '{' || json[n - 1] != '}' || json[1] == '}') return false;
+  // the bytes that end a plain string: '"', and what needs the general path
+  struct Stops {
+    bool stop[256] = {};
+    Stops() {
+      for (int c = 0; c < 0x20; ++c) stop[c] = true;
+      stop['"'] = stop['\\'] = true;
+    }
+  };
+  static const Stops kStops;
+  auto read_string = [&](std::string_view* s) {
+    if (i >= n || json[i] != '"') return false;
+    size_t start = ++i;
+    while (i < n && !kStops.stop[static_cast<unsigned char>(json[i])]) ++i;
+    if (i >= n || json[i] != '"') return false;
+    *s = json.substr(start, i - start);
+    ++i;
+    return true;
+  };
+  r->n = 0;
+  while (true) {
+    if (r->n == PlainRecord::kMax) return false;
+    std::string_view& k = r->key[r->n];
+    std::string_view& v = r->value[r->n];
+    if (!read_string(&k) || i >= n || json[i++] != ':' || !read_string(&v)) return false;
+    if (r->n > 0 && !(r->key[r->n - 1] < k)) return false;  // order (and so no repeats)
+    ++r->n;
+    if (i >= n) return false;
+    char c = json[i++];
+    if (c == '}') return i == n;
+    if (c != ',') return false;
+  }
+}
+
+}  // namespace
+
 std::optional<Fields> Fields::decode(std::string_view json) {
+  PlainRecord plain;
+  if (scan_plain(json, &plain)) {
+    Fields f;
+    for (size_t i = 0; i < plain.n; ++i)
+      f.values_.emplace_hint(f.values_.end(), std::string(plain.key[i]), std::string(plain.value[i]));
+    return f;
+  }
   Json obj(cJSON_ParseWithLength(json.data(), json.size()), cJSON_Delete);
   if (!obj || !cJSON_IsObject(obj.get())) return std::nullopt;
   Fields f;
@@ -179,6 +258,25 @@ std::string encode_session(const Session& s) {
 }
 
 std::optional<Session> decode_session(std::string_view text) {
+  // Fast path (every guarded request): the same reads straight from the text.
+  PlainRecord r;
+  std::string_view version;
+  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion) {
+    Session s;
+    s.sid = r.str("sid");
+    s.sub = r.str("sub");
+    s.name = r.str("name");
+    s.email = r.str("email");
+    s.client_id = r.str("client_id");
+    s.scope = r.str("scope");
+    s.resource = r.str("resource");
+    s.provider_access_token = r.str("provider_access_token");
+    s.provider_refresh_token = r.str("provider_refresh_token");
+    if (r.num("provider_expires", &s.provider_expires) && r.num("created", &s.created) &&
+        r.num("expires", &s.expires) && r.num("gen", &s.gen) && r.num("rotated_at", &s.rotated_at) &&
+        !s.sid.empty() && !s.sub.empty() && !s.client_id.empty())
+      return s;
+  }
   auto f = open_record(text);
   if (!f) return std::nullopt;
   Session s;
@@ -243,6 +341,16 @@ std::string encode_access(const AccessClaims& a) {
 }
 
 std::optional<AccessClaims> decode_access(std::string_view text) {
+  PlainRecord r;
+  std::string_view version;
+  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion) {
+    AccessClaims a;
+    a.sid = r.str("sid");
+    a.client_id = r.str("client_id");
+    a.scope = r.str("scope");
+    a.resource = r.str("resource");
+    if (r.num("exp", &a.exp) && !a.sid.empty()) return a;
+  }
   auto f = open_record(text);
   if (!f) return std::nullopt;
   AccessClaims a;

@@ -95,13 +95,19 @@ std::optional<std::vector<McpCall>> peek_jsonrpc(std::string_view body) {
 }
 
 std::vector<std::string> missing_scopes(const std::vector<std::string>& needed, std::string_view granted) {
-  std::vector<std::string> have;
-  std::istringstream in{std::string(granted)};
-  std::string s;
-  while (in >> s) have.push_back(s);
   std::vector<std::string> out;
+  if (needed.empty()) return out;  // the common case on the guard's path
+  // the words of `granted`, split where `istream >> string` would split
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; };
+  std::vector<std::string_view> have;
+  for (size_t i = 0; i < granted.size();) {
+    while (i < granted.size() && space(granted[i])) ++i;
+    size_t start = i;
+    while (i < granted.size() && !space(granted[i])) ++i;
+    if (i > start) have.push_back(granted.substr(start, i - start));
+  }
   for (const auto& n : needed)
-    if (std::find(have.begin(), have.end(), n) == have.end()) out.push_back(n);
+    if (std::find(have.begin(), have.end(), std::string_view(n)) == have.end()) out.push_back(n);
   return out;
 }
 

@@ -80,7 +80,31 @@ std::unique_ptr<IdentityVerifier> IdentityVerifier::create(const Config& cfg, st
     return v;
 }
 
+namespace {
+
+// The time checks of verify_uncached, for a cached assertion.
+bool times_ok(long exp, long iat, long nbf, bool has_nbf, long now) {
+    return !(exp + kLeewaySeconds < now) && !(exp > now + kMaxLifetimeSeconds + kLeewaySeconds) &&
+           !(iat > now + kLeewaySeconds) && !(has_nbf && nbf > now + kLeewaySeconds);
+}
+
+}  // namespace
+
 bool IdentityVerifier::verify(const std::string& token, Identity& out, std::string& why) const {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    auto hit = cache_.find(token);
+    if (hit != cache_.end()) {
+        const Verified& v = hit->second;
+        if (times_ok(v.exp, v.iat, v.nbf, v.has_nbf, static_cast<long>(std::time(nullptr)))) {
+            out = v.identity;
+            return true;
+        }
+        cache_.erase(hit);  // the full check below says why
+    }
+    return verify_uncached(token, out, why);
+}
+
+bool IdentityVerifier::verify_uncached(const std::string& token, Identity& out, std::string& why) const {
     if (token.empty()) {
         why = "missing identity assertion";
         return false;
@@ -128,7 +152,8 @@ bool IdentityVerifier::verify(const std::string& token, Identity& out, std::stri
         why = "identity assertion issued in the future";
         return false;
     }
-    if (int_claim(jwt.get(), "nbf", nbf) && nbf > now + kLeewaySeconds) {
+    const bool has_nbf = int_claim(jwt.get(), "nbf", nbf);
+    if (has_nbf && nbf > now + kLeewaySeconds) {
         why = "identity assertion not yet valid";
         return false;
     }
@@ -142,5 +167,7 @@ bool IdentityVerifier::verify(const std::string& token, Identity& out, std::stri
     out.subject = sub;
     out.client_id = client_id ? client_id : "";
     out.scope = scope ? scope : "";
+    if (cache_.size() >= kMaxCached) cache_.clear();
+    cache_[token] = Verified{out, exp, iat, nbf, has_nbf};
     return true;
 }

@@ -6,7 +6,9 @@
 #include "config.hpp"
 
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 struct Identity {
@@ -26,6 +28,20 @@ public:
 
 private:
     IdentityVerifier() = default;
+    bool verify_uncached(const std::string& token, Identity& out, std::string& why) const;
+
+    // Assertions already verified, by their exact text: the gateway reuses
+    // one per session for minutes, so the signature, issuer, audience and
+    // algorithm of a byte-identical token need no second look; its times
+    // are checked again on every request.  Bounded (emptied when full).
+    struct Verified {
+        Identity identity;
+        long exp, iat, nbf;
+        bool has_nbf;
+    };
+    static constexpr size_t kMaxCached = 10000;
+    mutable std::mutex cache_mu_;
+    mutable std::unordered_map<std::string, Verified> cache_;
 
     std::vector<unsigned char> key_;
     bool es256_ = false;

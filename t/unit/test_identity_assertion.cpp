@@ -59,6 +59,18 @@ TEST(IdentityCache, ReusesAnAssertionUntilCloseToExpiry) {
   EXPECT_NE(cache.get(m, "sid1", {"u", "c", "s"}, 1241), first);
 }
 
+TEST(IdentityCache, ExpiredAssertionsOfEndedSessionsAreDropped) {
+  IdentityCache cache;
+  auto m = minter();
+  for (int i = 0; i < 50; ++i) cache.get(m, "old" + std::to_string(i), {"u", "c", "s"}, 1000);
+  EXPECT_EQ(cache.size(), 50u);
+  cache.get(m, "new", {"u", "c", "s"}, 1000 + IdentityCache::kLifetime);  // the old ones expired
+  EXPECT_EQ(cache.size(), 1u);
+  std::string live = cache.get(m, "new2", {"u", "c", "s"}, 1000 + IdentityCache::kLifetime + 1);
+  EXPECT_EQ(cache.size(), 2u);  // live entries stay (and no prune within the minute)
+  EXPECT_EQ(cache.get(m, "new2", {"u", "c", "s"}, 1000 + IdentityCache::kLifetime + 2), live);
+}
+
 TEST(IdentityCache, AChangedScopeGetsAFreshAssertion) {
   IdentityCache cache;
   auto m = minter();
