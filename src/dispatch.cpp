@@ -86,9 +86,11 @@ Response html_page(int status, const std::string& title, const std::string& mess
   return r;
 }
 
+// 303 See Other: after the consent POST, a 307 would replay the form to
+// the next site (RFC 9700 §4.12); for GET requests 303 and 302 are alike.
 Response redirect_to(const std::string& location) {
   Response r;
-  r.status = 302;
+  r.status = 303;
   r.header("Location", location);
   r.header("Cache-Control", "no-store");
   r.header("Referrer-Policy", "no-referrer");

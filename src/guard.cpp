@@ -34,6 +34,14 @@ std::string quoted(const std::string& v) {
   return out + "\"";
 }
 
+std::vector<std::string> split_words(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  std::string w;
+  while (in >> w) out.push_back(w);
+  return out;
+}
+
 std::string join(const std::vector<std::string>& v) {
   std::string out;
   for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
@@ -57,13 +65,19 @@ Response challenge(const Config& cf, const GuardInput& in, int status, const std
 
 bool token68(std::string_view t) {
   if (t.empty()) return false;
+  // A table rather than a chain of ranges: the characters of a sealed token
+  // are random, so per-character branches mispredict (every request).
+  struct Table {
+    bool ok[256] = {};
+    Table() {
+      for (int c = 0; c < 256; ++c)
+        ok[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+    }
+  };
+  static const Table kToken68;
   size_t i = 0;
-  for (; i < t.size(); ++i) {
-    char c = t[i];
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-              c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
-    if (!ok) break;
-  }
+  while (i < t.size() && kToken68.ok[static_cast<unsigned char>(t[i])]) ++i;
   for (; i < t.size(); ++i)
     if (t[i] != '=') return false;
   return true;
@@ -163,8 +177,15 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   if (!token68(token))
     return deny(challenge(cf, in, 401, "invalid_token", "the access token is malformed"));
 
-  auto plain = cf.keys->open(seal_purpose::access_token, token);
-  auto claims = plain ? decode_access(*plain) : std::nullopt;
+  // A token this worker has opened before is not opened again (TokenCache).
+  std::optional<AccessClaims> claims;
+  if (const AccessClaims* known = cache.tokens.find(token)) {
+    claims = *known;
+  } else {
+    auto plain = cf.keys->open(seal_purpose::access_token, token);
+    claims = plain ? decode_access(*plain) : std::nullopt;
+    if (claims) cache.tokens.add(token, *claims);
+  }
   if (!claims)
     return deny(challenge(cf, in, 401, "invalid_token", "the access token was not issued here"));
   if (claims->exp <= in.now)
@@ -185,11 +206,12 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   if (!session || session->client_id != claims->client_id || session->expires <= in.now)
     return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
 
-  // The provider's access token has expired: renew it first, without
+  // The provider's access token has expired (or does within this second:
+  // ngx_time() has whole seconds): renew it first, without
   // blocking (the glue makes the call), one renewal at a time per session.
   // A request that finds another renewal under way goes on: the session is
   // still ours, and the provider's answer decides for the next one.
-  if (cf.has_provider() && provider_renewal_due(*session, in.now, 0) &&
+  if (cf.has_provider() && provider_renewal_due(*session, in.now, 1) &&
       claim_provider_renewal(store, session->sid, in.now)) {
     ProviderRequest pr = provider_refresh_request(cf, session->provider_refresh_token, in.now);
     if (pr.ok) {
@@ -226,8 +248,15 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
       // Remember the step-up so that a refresh cannot paper over it: the
       // official TypeScript client refreshes before it re-authorizes.
       store.put("stepup:" + session->sid, join(needed), session->expires);
+      // The challenge names what the token has plus what this operation
+      // needs: clients (the official TypeScript SDK among them) re-authorize
+      // with exactly the challenged scope, and would otherwise lose the
+      // scopes they had.
+      std::vector<std::string> wanted = split_words(granted);
+      for (const auto& s : needed)
+        if (std::find(wanted.begin(), wanted.end(), s) == wanted.end()) wanted.push_back(s);
       return deny(challenge(cf, in, 403, "insufficient_scope",
-                                      "this operation needs the scope " + join(needed), join(needed)));
+                            "this operation needs the scope " + join(needed), join(wanted)));
     }
   }
 
@@ -237,7 +266,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   out.subject = session->sub;
   out.client_id = session->client_id;
   out.scope = granted;
-  out.session_tag = sha256_b64url("session-tag|" + session->sid).substr(0, 16);
+  out.session_tag = cache.session_tag(session->sid);
   out.session_key = session->sid;
   if (gs.pass_provider_token) out.provider_token = session->provider_access_token;
   return out;

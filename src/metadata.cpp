@@ -6,25 +6,12 @@
 #include <memory>
 #include <new>
 
+#include "json.hpp"
+
 namespace mcpauth {
 
 namespace {
 
-struct JsonDelete {
-  void operator()(cJSON* j) const { cJSON_Delete(j); }
-};
-using Json = std::unique_ptr<cJSON, JsonDelete>;
-
-struct CharDelete {
-  void operator()(char* p) const { cJSON_free(p); }
-};
-
-// cJSON returns NULL only when an allocation failed.
-template <typename T>
-T* must(T* p) {
-  if (!p) throw std::bad_alloc();
-  return p;
-}
 
 void add_string(cJSON* obj, const char* name, const std::string& value) {
   must(cJSON_AddStringToObject(obj, name, value.c_str()));
@@ -40,7 +27,7 @@ void add_bool(cJSON* obj, const char* name, bool value) {
 }
 
 std::string print(const Json& j) {
-  std::unique_ptr<char, CharDelete> text(must(cJSON_PrintUnformatted(j.get())));
+  std::unique_ptr<char, JsonTextDelete> text(must(cJSON_PrintUnformatted(j.get())));
   return std::string(text.get());
 }
 

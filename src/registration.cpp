@@ -10,28 +10,15 @@
 
 #include "redirect_uri.hpp"
 
+#include "json.hpp"
+
 namespace mcpauth {
 
 namespace {
 
-struct JsonDelete {
-  void operator()(cJSON* j) const { cJSON_Delete(j); }
-};
-using Json = std::unique_ptr<cJSON, JsonDelete>;
-
-struct CharDelete {
-  void operator()(char* p) const { cJSON_free(p); }
-};
-
-// cJSON returns NULL only when an allocation failed.
-template <typename T>
-T* must(T* p) {
-  if (!p) throw std::bad_alloc();
-  return p;
-}
 
 std::string print(const cJSON* j) {
-  std::unique_ptr<char, CharDelete> text(must(cJSON_PrintUnformatted(j)));
+  std::unique_ptr<char, JsonTextDelete> text(must(cJSON_PrintUnformatted(j)));
   return std::string(text.get());
 }
 

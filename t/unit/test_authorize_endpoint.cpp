@@ -71,7 +71,7 @@ TEST_F(Authorize, ARepeatedRedirectUriOrClientIdGetsAnErrorPage) {
 TEST_F(Authorize, TheRedirectUriMayBeOmittedOnlyWhenExactlyOneIsRegistered) {
   std::string one = public_client();
   Response r = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(one, {}, false)));
-  EXPECT_EQ(r.status, 302) << r.body;
+  EXPECT_EQ(r.status, 303) << r.body;
   std::string raw;
   auto p = decode_pending(store.get("authz:" + qget(header(r, "Location"), "authz"), &raw) == StoreStatus::ok ? raw : "");
   ASSERT_TRUE(p);
@@ -86,7 +86,7 @@ TEST_F(Authorize, ALoopbackRedirectMayUseAnotherPort) {
   std::string id = public_client(R"(["http://127.0.0.1:3000/callback"])");
   Response r = call(MCPA_EP_AUTHORIZE,
                     request("GET", authorize_args(id, {{"redirect_uri", "http://127.0.0.1:51234/callback"}})));
-  EXPECT_EQ(r.status, 302) << r.body;
+  EXPECT_EQ(r.status, 303) << r.body;
   EXPECT_EQ(header(r, "Location").rfind("https://mcp.example/consent?", 0), 0u);
 }
 
@@ -96,7 +96,7 @@ struct RedirectedError {
 };
 
 RedirectedError redirected(const Response& r) {
-  EXPECT_EQ(r.status, 302) << r.body;
+  EXPECT_EQ(r.status, 303) << r.body;
   std::string loc = header(r, "Location");
   EXPECT_EQ(loc.rfind(kRedirect + "?", 0), 0u) << loc;
   return {qget(loc, "error"), qget(loc, "state"), qget(loc, "iss"), qget(loc, "error_description")};

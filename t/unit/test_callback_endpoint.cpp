@@ -28,7 +28,7 @@ class CallbackTest : public Gateway {
     return resume(MCPA_EP_CALLBACK, cb, status, token_answer);
   }
   std::string client_error(const Response& r) {
-    EXPECT_EQ(r.status, 302) << r.body;
+    EXPECT_EQ(r.status, 303) << r.body;
     std::string loc = header(r, "Location");
     EXPECT_EQ(loc.rfind(kRedirect + "?", 0), 0u) << loc;
     EXPECT_TRUE(qget(loc, "code").empty());
@@ -159,7 +159,7 @@ TEST_F(CallbackTest, ARotatedProviderKeyIsPickedUpByTheRefetch) {
   Response r = finish(s, FakeIdp::get().token_response(tok));
   ASSERT_EQ(r.fetch.target, MCPA_FETCH_PROVIDER_JWKS);
   Response done = resume(MCPA_EP_CALLBACK, r, 200, FakeIdp::get().jwks_with_kid("rotated"));
-  EXPECT_EQ(done.status, 302);
+  EXPECT_EQ(done.status, 303);
   EXPECT_FALSE(qget(header(done, "Location"), "code").empty());
 }
 

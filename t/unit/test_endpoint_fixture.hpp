@@ -265,7 +265,7 @@ class Gateway : public ::testing::Test {
   // GET /authorize and expect the consent redirect; returns the authz id.
   std::string authorize_to_consent(const std::string& client_id) {
     Response r = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(client_id)));
-    EXPECT_EQ(r.status, 302) << r.body;
+    EXPECT_EQ(r.status, 303) << r.body;
     std::string loc = header(r, "Location");
     EXPECT_EQ(loc.rfind("https://mcp.example/consent?authz=", 0), 0u) << loc;
     return qget(loc, "authz");
@@ -290,7 +290,7 @@ class Gateway : public ::testing::Test {
     std::string authz = qget(header(a, "Location"), "authz");
     std::string csrf = consent_page(authz);
     Response r = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow"));
-    EXPECT_EQ(r.status, 302) << r.body;
+    EXPECT_EQ(r.status, 303) << r.body;
     return header(r, "Location");
   }
 
@@ -316,7 +316,7 @@ class Gateway : public ::testing::Test {
     EXPECT_EQ(cb.fetch.target, MCPA_FETCH_PROVIDER_TOKEN);
     Response r = resume(MCPA_EP_CALLBACK, cb, 200, FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
     if (r.fetch.target == MCPA_FETCH_PROVIDER_JWKS) r = resume(MCPA_EP_CALLBACK, r, 200, FakeIdp::get().jwks);
-    EXPECT_EQ(r.status, 302) << r.body;
+    EXPECT_EQ(r.status, 303) << r.body;
     return header(r, "Location");
   }
 

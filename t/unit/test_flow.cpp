@@ -18,7 +18,7 @@ TEST_F(Flow, ACompleteLoginIssuesTokensThatRefreshAndRevoke) {
   std::string authz = authorize_to_consent(client_id);
   std::string csrf = consent_page(authz);
   Response allow = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow"));
-  ASSERT_EQ(allow.status, 302);
+  ASSERT_EQ(allow.status, 303);
   std::string provider = header(allow, "Location");
   ASSERT_EQ(provider.rfind("https://idp.example/authorize?", 0), 0u);
   std::string nonce = nonce_of(provider);
@@ -41,7 +41,7 @@ TEST_F(Flow, ACompleteLoginIssuesTokensThatRefreshAndRevoke) {
                               FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
   ASSERT_EQ(need_keys.fetch.target, MCPA_FETCH_PROVIDER_JWKS) << need_keys.body;
   Response back = resume(MCPA_EP_CALLBACK, need_keys, 200, FakeIdp::get().jwks);
-  ASSERT_EQ(back.status, 302) << back.body;
+  ASSERT_EQ(back.status, 303) << back.body;
   std::string loc = header(back, "Location");
   ASSERT_EQ(loc.rfind(kRedirect + "?", 0), 0u) << loc;
   EXPECT_EQ(qget(loc, "state"), "client-state");
@@ -103,7 +103,7 @@ TEST_F(Flow, ASecondLoginUsesTheCachedJwksWithoutFetching) {
   Response cb = callback(loc);
   Response r = resume(MCPA_EP_CALLBACK, cb, 200, FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
   EXPECT_EQ(r.fetch.target, MCPA_FETCH_NONE);
-  EXPECT_EQ(r.status, 302);
+  EXPECT_EQ(r.status, 303);
   EXPECT_FALSE(qget(header(r, "Location"), "code").empty());
 }
 
