@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 apt_packages=(
     build-essential nginx nginx-dev libssl-dev libjwt-dev libcjson-dev
     libevent-dev libsqlite3-dev libgtest-dev googletest
-    python3-pytest python3-requests python3-cryptography openssl curl
+    python3-pytest python3-requests python3-cryptography openssl curl ca-certificates
 )
 
 missing=()
