@@ -16,6 +16,11 @@
 
 #define NGX_HTTP_MCP_AUTH_ERRLEN  512
 
+/* where a subrequest to the provider is started from */
+#define NGX_HTTP_MCP_AUTH_FROM_CONTENT  0
+#define NGX_HTTP_MCP_AUTH_FROM_ACCESS   1
+#define NGX_HTTP_MCP_AUTH_FROM_EVENT    2   /* a resolver handler */
+
 
 /*
  * The shared-memory store: entries keyed by a string, found through an
@@ -121,6 +126,9 @@ typedef struct {
     ngx_shm_zone_t           *shm_zone;        /* mcp_auth_zone */
     ngx_str_t                 provider_token_location;
     ngx_str_t                 provider_jwks_location;
+    ngx_str_t                 client_metadata_location;
+    ngx_str_t                 client_metadata_documents;
+    ngx_str_t                 client_metadata_allow_private;
 
     mcpa_config_t            *core;            /* built in merge, read-only */
     mcpa_store_t              store;
@@ -134,7 +142,14 @@ typedef struct {
     ngx_str_t                 fetch_body;
     ngx_str_t                 fetch_authorization;
     ngx_str_t                 answer;
+    ngx_str_t                 answer_cache_control;
     ngx_int_t                 answer_status;
+
+    /* a client metadata document being fetched */
+    ngx_str_t                 doc_host;
+    ngx_str_t                 doc_path;
+    ngx_int_t                 doc_port;
+    ngx_str_t                 fetch_url;       /* $mcp_auth_fetch_url */
     ngx_uint_t                fetches;
     unsigned                  waiting:1;
     unsigned                  fetched:1;       /* an answer awaits the guard */
@@ -169,6 +184,16 @@ static ngx_int_t ngx_http_mcp_auth_respond(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp);
 static ngx_int_t ngx_http_mcp_auth_fetch(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp, ngx_uint_t access);
+static ngx_int_t ngx_http_mcp_auth_fetch_document(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp);
+static void ngx_http_mcp_auth_resolved(ngx_resolver_ctx_t *rctx);
+static ngx_int_t ngx_http_mcp_auth_document_url(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, ngx_str_t *addr);
+static ngx_int_t ngx_http_mcp_auth_fetch_failed(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx);
+static ngx_int_t ngx_http_mcp_auth_subrequest(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, ngx_str_t *uri, mcpa_fetch_e target,
+    ngx_uint_t mode);
 static ngx_int_t ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static void ngx_http_mcp_auth_resume_handler(ngx_http_request_t *r);
@@ -217,6 +242,8 @@ static void ngx_http_mcp_auth_stream_check_handler(ngx_event_t *ev);
 static void ngx_http_mcp_auth_stream_cleanup(void *data);
 static ngx_table_elt_t *ngx_http_mcp_auth_find_header(ngx_http_request_t *r,
     const char *name, size_t len);
+static ngx_table_elt_t *ngx_http_mcp_auth_find_out_header(
+    ngx_http_request_t *r, const char *name);
 static ngx_int_t ngx_http_mcp_auth_init(ngx_conf_t *cf);
 
 static ngx_int_t ngx_http_mcp_auth_add_variables(ngx_conf_t *cf);
@@ -552,6 +579,27 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       offsetof(ngx_http_mcp_auth_loc_conf_t, peek_size),
       NULL },
 
+    { ngx_string("mcp_auth_client_metadata_location"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_location),
+      NULL },
+
+    { ngx_string("mcp_auth_client_metadata_documents"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_documents),
+      NULL },
+
+    { ngx_string("mcp_auth_client_metadata_allow_private"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_allow_private),
+      NULL },
+
     { ngx_string("mcp_auth_max_body"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -599,6 +647,16 @@ static ngx_http_variable_t  ngx_http_mcp_auth_vars[] = {
     { ngx_string("mcp_auth_fetch_body"), NULL,
       ngx_http_mcp_auth_fetch_variable,
       offsetof(ngx_http_mcp_auth_ctx_t, fetch_body),
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
+
+    { ngx_string("mcp_auth_fetch_url"), NULL,
+      ngx_http_mcp_auth_fetch_variable,
+      offsetof(ngx_http_mcp_auth_ctx_t, fetch_url),
+      NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
+
+    { ngx_string("mcp_auth_fetch_host"), NULL,
+      ngx_http_mcp_auth_fetch_variable,
+      offsetof(ngx_http_mcp_auth_ctx_t, doc_host),
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
 
     { ngx_string("mcp_auth_fetch_authorization"), NULL,
@@ -694,6 +752,10 @@ static ngx_http_mcp_auth_setting_t  ngx_http_mcp_auth_settings[] = {
       offsetof(ngx_http_mcp_auth_loc_conf_t, secure_cookies) },
     { "pass_provider_token",
       offsetof(ngx_http_mcp_auth_loc_conf_t, pass_provider_token) },
+    { "client_metadata_documents",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_documents) },
+    { "client_metadata_allow_private",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_allow_private) },
     { "identity_key_file",
       offsetof(ngx_http_mcp_auth_loc_conf_t, identity_key_file) },
     { "identity_issuer",
@@ -986,42 +1048,25 @@ ngx_http_mcp_auth_respond(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
 
 
 /*
- * Calls the provider through a subrequest.  From a content handler the
- * request then continues in ngx_http_mcp_auth_resume_handler(); from the
- * access phase (access != 0) nginx runs the phases again once the
- * subrequest is done, as auth_request does, and the guard picks up the
- * answer.
+ * Calls the provider (or fetches a client's metadata document) through a
+ * subrequest.  From a content handler the request then continues in
+ * ngx_http_mcp_auth_resume_handler(); from the access phase (access != 0)
+ * nginx runs the phases again once the subrequest is done, as
+ * auth_request does, and the guard picks up the answer.
  */
 static ngx_int_t
 ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     mcpa_response_t *resp, ngx_uint_t access)
 {
     ngx_str_t                     *uri;
-    ngx_buf_t                     *b;
-    ngx_chain_t                   *cl;
-    ngx_table_elt_t               *h;
-    ngx_http_request_t            *sr;
-    ngx_http_request_body_t       *rb;
-    ngx_http_post_subrequest_t    *ps;
     ngx_http_mcp_auth_loc_conf_t  *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
-    /* a login needs at most a token call and a key refresh; never loop */
+    /* a login needs at most a few calls; never loop */
     if (++ctx->fetches > 4) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "mcp_auth: too many provider calls for one request");
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    uri = (resp->fetch == MCPA_FETCH_PROVIDER_JWKS)
-          ? &alcf->provider_jwks_location : &alcf->provider_token_location;
-
-    if (uri->len == 0) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mcp_auth: no mcp_auth_provider_%s_location configured",
-                      resp->fetch == MCPA_FETCH_PROVIDER_JWKS
-                      ? "jwks" : "token");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -1034,6 +1079,261 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    if (resp->fetch == MCPA_FETCH_CLIENT_METADATA && !access) {
+        return ngx_http_mcp_auth_fetch_document(r, ctx, resp);
+    }
+
+    uri = (resp->fetch == MCPA_FETCH_PROVIDER_JWKS)
+          ? &alcf->provider_jwks_location : &alcf->provider_token_location;
+
+    if (uri->len == 0 || resp->fetch == MCPA_FETCH_CLIENT_METADATA) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "mcp_auth: no mcp_auth_provider_%s_location configured",
+                      resp->fetch == MCPA_FETCH_PROVIDER_JWKS
+                      ? "jwks" : "token");
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return ngx_http_mcp_auth_subrequest(r, ctx, uri, resp->fetch,
+                                        access ? NGX_HTTP_MCP_AUTH_FROM_ACCESS
+                                               : NGX_HTTP_MCP_AUTH_FROM_CONTENT);
+}
+
+
+/*
+ * A client's metadata document: the host is resolved here, with nginx's
+ * resolver, and only approved addresses are contacted (SSRF), by address,
+ * with the host name for Host and SNI -- so a second resolution cannot
+ * point the request elsewhere.
+ */
+static ngx_int_t
+ngx_http_mcp_auth_fetch_document(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp)
+{
+    u_char                         inaddr6[16];
+    mcpa_str_t                     ip;
+    ngx_resolver_ctx_t            *rctx;
+    ngx_http_core_loc_conf_t      *clcf;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    if (alcf->client_metadata_location.len == 0
+        || resp->fetch_host.len == 0 || resp->fetch_host.len > 253
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->doc_host,
+                                      &resp->fetch_host) != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->doc_path,
+                                      &resp->fetch_path) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->doc_port = resp->fetch_port;
+
+    /* an address literal needs no resolver */
+    if (ngx_inet_addr(ctx->doc_host.data, ctx->doc_host.len) != INADDR_NONE
+#if (NGX_HAVE_INET6)
+        || ngx_inet6_addr(ctx->doc_host.data, ctx->doc_host.len, inaddr6)
+           == NGX_OK
+#endif
+       )
+    {
+        ip.data = (const char *) ctx->doc_host.data;
+        ip.len = ctx->doc_host.len;
+
+        if (!mcpa_fetch_address_allowed(alcf->core, ip)) {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "mcp_auth: client metadata document at \"%V\" "
+                          "refused: not a public address", &ctx->doc_host);
+            return ngx_http_mcp_auth_fetch_failed(r, ctx);
+        }
+
+        if (ngx_http_mcp_auth_document_url(r, ctx, &ctx->doc_host) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_mcp_auth_subrequest(r, ctx,
+                                            &alcf->client_metadata_location,
+                                            MCPA_FETCH_CLIENT_METADATA,
+                                            NGX_HTTP_MCP_AUTH_FROM_CONTENT);
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+
+    rctx = ngx_resolve_start(clcf->resolver, NULL);
+    if (rctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (rctx == NGX_NO_RESOLVER) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "mcp_auth: no resolver to fetch the client metadata "
+                      "document at \"%V\" (set \"resolver\")",
+                      &ctx->doc_host);
+        return ngx_http_mcp_auth_fetch_failed(r, ctx);
+    }
+
+    rctx->name = ctx->doc_host;
+    rctx->handler = ngx_http_mcp_auth_resolved;
+    rctx->data = r;
+    rctx->timeout = clcf->resolver_timeout;
+
+    /* held until the subrequest's answer is handled */
+    r->main->count++;
+    ctx->waiting = 1;
+
+    if (ngx_resolve_name(rctx) != NGX_OK) {
+        ctx->waiting = 0;
+        r->main->count--;
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_mcp_auth_resolved(ngx_resolver_ctx_t *rctx)
+{
+    u_char                         text[NGX_SOCKADDR_STRLEN];
+    ngx_str_t                      addr;
+    ngx_uint_t                     i, refused;
+    mcpa_str_t                     ip;
+    ngx_connection_t              *c;
+    ngx_http_request_t            *r;
+    ngx_http_mcp_auth_ctx_t       *ctx;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    r = rctx->data;
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    addr.len = 0;
+    refused = 0;
+
+    if (rctx->state) {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "mcp_auth: \"%V\" could not be resolved (%i: %s)",
+                      &rctx->name, rctx->state,
+                      ngx_resolver_strerror(rctx->state));
+
+    } else {
+        /* every address must be acceptable: no mixing in a private one */
+        for (i = 0; i < rctx->naddrs; i++) {
+            addr.len = ngx_sock_ntop(rctx->addrs[i].sockaddr,
+                                     rctx->addrs[i].socklen, text,
+                                     NGX_SOCKADDR_STRLEN, 0);
+            ip.data = (const char *) text;
+            ip.len = addr.len;
+
+            if (!mcpa_fetch_address_allowed(alcf->core, ip)) {
+                refused = 1;
+            }
+        }
+
+        addr.len = ngx_sock_ntop(rctx->addrs[0].sockaddr,
+                                 rctx->addrs[0].socklen, text,
+                                 NGX_SOCKADDR_STRLEN, 0);
+        addr.data = text;
+
+        if (refused) {
+            ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                          "mcp_auth: client metadata document at \"%V\" "
+                          "refused: it resolves to a non-public address",
+                          &rctx->name);
+            addr.len = 0;
+        }
+    }
+
+    ngx_resolve_name_done(rctx);
+
+    ctx->waiting = 0;
+
+    if (addr.len == 0
+        || ngx_http_mcp_auth_document_url(r, ctx, &addr) != NGX_OK
+        || ngx_http_mcp_auth_subrequest(r, ctx,
+                                        &alcf->client_metadata_location,
+                                        MCPA_FETCH_CLIENT_METADATA,
+                                        NGX_HTTP_MCP_AUTH_FROM_EVENT)
+           != NGX_OK)
+    {
+        /* answer now: the document is unavailable */
+        ctx->answer_status = 0;
+        ctx->answer.len = 0;
+        ngx_http_mcp_auth_resume_handler(r);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* $mcp_auth_fetch_url: https://ADDRESS:PORT/PATH, the address approved */
+static ngx_int_t
+ngx_http_mcp_auth_document_url(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, ngx_str_t *addr)
+{
+    u_char     *p;
+    ngx_uint_t  v6;
+
+    v6 = (ngx_strlchr(addr->data, addr->data + addr->len, ':') != NULL);
+
+    p = ngx_pnalloc(r->pool, sizeof("https://[]:65535") + addr->len
+                             + ctx->doc_path.len);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->fetch_url.data = p;
+    p = ngx_sprintf(p, v6 ? "https://[%V]:%d%V" : "https://%V:%d%V", addr,
+                    (int) ctx->doc_port, &ctx->doc_path);
+    ctx->fetch_url.len = p - ctx->fetch_url.data;
+
+    return NGX_OK;
+}
+
+
+/* The document cannot be had: let the core answer at once. */
+static ngx_int_t
+ngx_http_mcp_auth_fetch_failed(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx)
+{
+    ngx_int_t                      rc;
+    mcpa_str_t                     cont, none;
+    mcpa_response_t                resp;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    cont.data = (const char *) ctx->continuation.data;
+    cont.len = ctx->continuation.len;
+    none.data = NULL;
+    none.len = 0;
+
+    if (mcpa_resume(alcf->core, &alcf->store, &ctx->req, cont, 0, none, &resp)
+        != MCPA_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_mcp_auth_respond(r, ctx, &resp);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_subrequest(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, ngx_str_t *uri, mcpa_fetch_e target,
+    ngx_uint_t mode)
+{
+    ngx_buf_t                     *b;
+    ngx_chain_t                   *cl;
+    ngx_table_elt_t               *h;
+    ngx_http_request_t            *sr;
+    ngx_http_request_body_t       *rb;
+    ngx_http_post_subrequest_t    *ps;
 
     ps = ngx_palloc(r->pool, sizeof(ngx_http_post_subrequest_t));
     if (ps == NULL) {
@@ -1088,7 +1388,7 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     ngx_str_set(&h->value, "application/json");
     h->lowcase_key = (u_char *) "accept";
 
-    if (resp->fetch == MCPA_FETCH_PROVIDER_TOKEN) {
+    if (target == MCPA_FETCH_PROVIDER_TOKEN) {
         rb = ngx_pcalloc(r->pool, sizeof(ngx_http_request_body_t));
         b = ngx_calloc_buf(r->pool);
         cl = ngx_alloc_chain_link(r->pool);
@@ -1141,12 +1441,18 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     ctx->fetched = 0;
     ctx->answer.len = 0;
     ctx->answer_status = 0;
+    ctx->answer_cache_control.len = 0;
 
-    if (access) {
+    if (mode == NGX_HTTP_MCP_AUTH_FROM_ACCESS) {
         return NGX_AGAIN;
     }
 
     r->write_event_handler = ngx_http_mcp_auth_resume_handler;
+
+    if (mode == NGX_HTTP_MCP_AUTH_FROM_EVENT) {
+        /* the reference for the wait was taken before the resolver ran */
+        return NGX_OK;
+    }
 
     /*
      * The subrequest's own reference is dropped when it finishes; this one
@@ -1165,7 +1471,8 @@ ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 {
     ngx_http_mcp_auth_ctx_t  *ctx = data;
 
-    ngx_buf_t  *b;
+    ngx_buf_t        *b;
+    ngx_table_elt_t  *h;
 
     ctx->waiting = 0;
     ctx->fetched = 1;
@@ -1175,13 +1482,20 @@ ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     {
         /*
          * unreachable, timed out, or a body too big for
-         * subrequest_output_buffer_size: nothing usable from the provider
+         * subrequest_output_buffer_size: nothing usable from the provider.
+         * An error of the subrequest is not one of the request: unless the
+         * client itself is gone, the core answers it.
          */
         ctx->answer_status = 0;
-        return rc;
+        return (rc == NGX_ERROR && !r->connection->error) ? NGX_OK : rc;
     }
 
     ctx->answer_status = r->headers_out.status;
+
+    h = ngx_http_mcp_auth_find_out_header(r, "Cache-Control");
+    if (h) {
+        ctx->answer_cache_control = h->value;
+    }
 
     if (r->out && r->out->buf) {
         b = r->out->buf;
@@ -1216,6 +1530,9 @@ ngx_http_mcp_auth_resume_handler(ngx_http_request_t *r)
     cont.len = ctx->continuation.len;
     answer.data = (const char *) ctx->answer.data;
     answer.len = ctx->answer.len;
+    ctx->req.fetch_cache_control.data =
+                                 (const char *) ctx->answer_cache_control.data;
+    ctx->req.fetch_cache_control.len = ctx->answer_cache_control.len;
 
     if (mcpa_resume(alcf->core, &alcf->store, &ctx->req, cont,
                     (int) ctx->answer_status, answer, &resp)
@@ -1798,6 +2115,39 @@ ngx_http_mcp_auth_find_header(ngx_http_request_t *r, const char *name,
         }
 
         if (h[i].key.len == len
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
+static ngx_table_elt_t *
+ngx_http_mcp_auth_find_out_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            len;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    len = ngx_strlen(name);
+    part = &r->headers_out.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].hash != 0 && h[i].key.len == len
             && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
         {
             return &h[i];
@@ -2761,6 +3111,8 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                              prev->provider_token_location, "");
     ngx_conf_merge_str_value(conf->provider_jwks_location,
                              prev->provider_jwks_location, "");
+    ngx_conf_merge_str_value(conf->client_metadata_location,
+                             prev->client_metadata_location, "");
 
     for (s = ngx_http_mcp_auth_settings; s->name; s++) {
         value = (ngx_str_t *) ((u_char *) conf + s->offset);
@@ -2845,6 +3197,19 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
         if (mcpa_config_set(conf->core, "protect", v, (char *) err,
                             sizeof(err))
+            != MCPA_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->client_metadata_location.len) {
+        v.data = "on";
+        v.len = 2;
+
+        if (mcpa_config_set(conf->core, "client_metadata_fetch", v,
+                            (char *) err, sizeof(err))
             != MCPA_OK)
         {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);

@@ -6,8 +6,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 apt_packages=(
     build-essential nginx nginx-dev libssl-dev libjwt-dev libcjson-dev
-    libevent-dev libsqlite3-dev libgtest-dev googletest libbenchmark-dev
-    python3-pytest python3-requests python3-cryptography openssl curl chromium fonts-liberation
+    libevent-dev libsqlite3-dev libgtest-dev googletest libbenchmark-dev clang-14 libclang-rt-14-dev
+    python3-pytest python3-requests python3-cryptography openssl curl ca-certificates
+    chromium fonts-liberation
 )
 
 missing=()

@@ -6,6 +6,7 @@
 // the redirect URI with state and iss.
 #include <algorithm>
 
+#include "client_metadata_document.hpp"
 #include "consent_page.hpp"
 #include "crypto.hpp"
 #include "encoding.hpp"
@@ -45,9 +46,24 @@ Response handle_authorize(const Config& cf, Store& store, const Request& req) {
   }
   ClientMetadata client;
   StoreStatus st = load_client(store, client_id, &client);
-  if (st == StoreStatus::not_found)
+  if (st == StoreStatus::not_found) {
+    // A client_id that is an https URL names the client's metadata
+    // document: fetch it (not cached yet), then come back here.
+    if (auto where = client_id_document_location(client_id)) {
+      if (!cf.cimd || !cf.cimd_fetch)
+        return bad_request_page("This server does not accept client metadata documents; the application "
+                                "must register first.");
+      Response r;
+      r.fetch.target = MCPA_FETCH_CLIENT_METADATA;
+      r.fetch.host = where->host;
+      r.fetch.port = where->port;
+      r.fetch.path = where->path;
+      r.fetch.continuation = client_id;
+      return r;
+    }
     return bad_request_page("The application that sent you here is not registered (unknown client_id). "
                             "Start again from your app.");
+  }
   if (st != StoreStatus::ok) return store_failure_page(st);
 
   // 2. The redirect URI: exact match with a registered one (loopback port
@@ -142,6 +158,34 @@ Response handle_authorize(const Config& cf, Store& store, const Request& req) {
   st = store.put_new("authz:" + id, encode_pending(authz), req.now + cf.login_ttl);
   if (st != StoreStatus::ok) return store_failure_page(st == StoreStatus::exists ? StoreStatus::error : st);
   return redirect_to(add_query(cf.url(cf.consent_path), {{"authz", id}}));
+}
+
+Response resume_authorize(const Config& cf, Store& store, const Request& req,
+                          const std::string& continuation, int fetch_status, const std::string& fetch_body) {
+  const std::string& client_id = continuation;
+  if (!client_id_document_location(client_id)) return html_page(500, "Sign-in failed", "Start again from your app.");
+  if (fetch_status == 0)
+    return html_page(502, "Application unknown",
+                     "The application's metadata document could not be fetched (unreachable, refused "
+                     "address, too large, or too slow). Start again from your app.");
+  if (fetch_status != 200)
+    return html_page(400, "Application unknown",
+                     "The application's metadata document could not be fetched (HTTP " +
+                         std::to_string(fetch_status) + ").");
+  if (fetch_body.size() > kMaxClientDocument)
+    return html_page(400, "Application not accepted",
+                     "The application's metadata document is larger than " +
+                         std::to_string(kMaxClientDocument / 1024) + " KiB.");
+  auto parsed = parse_client_id_document(fetch_body, client_id, cf.scopes);
+  if (auto* e = std::get_if<RegistrationError>(&parsed))
+    return html_page(400, "Application not accepted", "The application's metadata document is not valid: " +
+                                                          e->description + ".");
+  auto& client = std::get<ClientMetadata>(parsed);
+  client.client_id_issued_at = req.now;
+  StoreStatus st = store.put("cimd:" + client_id, serialize_client(client),
+                             req.now + client_id_document_lifetime(req.fetch_cache_control));
+  if (st != StoreStatus::ok) return store_failure_page(st);
+  return handle_authorize(cf, store, req);
 }
 
 }  // namespace mcpauth

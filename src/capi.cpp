@@ -9,6 +9,7 @@
 
 #include "config.hpp"
 #include "endpoints.hpp"
+#include "client_metadata_document.hpp"
 #include "guard.hpp"
 #include "mcp_auth.h"
 
@@ -53,6 +54,7 @@ Request to_request(const mcpa_request_t* in) {
     req.origin = str(in->origin);
     req.sec_fetch_site = str(in->sec_fetch_site);
     req.authorization = str(in->authorization);
+    req.fetch_cache_control = str(in->fetch_cache_control);
     req.now = in->now;
     return req;
 }
@@ -74,6 +76,9 @@ void export_response(Response&& r, mcpa_response_t* out) {
   out->fetch_body = c_str(kept.fetch.body);
   out->fetch_authorization = c_str(kept.fetch.authorization);
   out->continuation = c_str(kept.fetch.continuation);
+  out->fetch_host = c_str(kept.fetch.host);
+  out->fetch_port = kept.fetch.port;
+  out->fetch_path = c_str(kept.fetch.path);
   out->owner = storage.release();
 }
 
@@ -209,6 +214,9 @@ void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out) {
   out->response.fetch_body = c_str(kept.fetch.body);
   out->response.fetch_authorization = c_str(kept.fetch.authorization);
   out->response.continuation = c_str(kept.fetch.continuation);
+  out->response.fetch_host = c_str(kept.fetch.host);
+  out->response.fetch_port = kept.fetch.port;
+  out->response.fetch_path = c_str(kept.fetch.path);
   out->response.owner = nullptr;
   out->identity = c_str(storage->identity);
   out->subject = c_str(storage->subject);
@@ -295,5 +303,13 @@ MCPA_API int mcpa_state_open(const mcpa_config_t* cf, mcpa_str_t sealed, mcpa_si
     return MCPA_OK;
   } catch (...) {
     return MCPA_ERROR;
+  }
+}
+
+MCPA_API int mcpa_fetch_address_allowed(const mcpa_config_t* cf, mcpa_str_t ip) noexcept {
+  try {
+    return mcpauth::fetch_address_allowed(str(ip), cf->config.cimd_allow_private) ? 1 : 0;
+  } catch (...) {
+    return 0;
   }
 }

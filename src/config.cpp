@@ -210,6 +210,11 @@ std::string Config::set(const std::string& name, const std::string& value) {
     }
   }
   if (name == "consent_remember") return parse_flag("mcp_auth_consent_remember", value, &consent_remember);
+  if (name == "client_metadata_documents")
+    return parse_flag("mcp_auth_client_metadata_documents", value, &cimd);
+  if (name == "client_metadata_allow_private")
+    return parse_flag("mcp_auth_client_metadata_allow_private", value, &cimd_allow_private);
+  if (name == "client_metadata_fetch") return parse_flag("mcp_auth_client_metadata_location", value, &cimd_fetch);
   if (name == "secure_cookies") {
     bool on = true;
     std::string err = parse_flag("mcp_auth_secure_cookies", value, &on);

@@ -66,6 +66,13 @@ struct Config {
   int64_t client_ttl = 90 * 86400;   // a dynamic registration
 
   bool consent_remember = true;
+
+  // Client ID Metadata Documents: accepted when on and the glue can fetch
+  // them (mcp_auth_client_metadata_location); private addresses refused
+  // unless allowed.
+  bool cimd = true;
+  bool cimd_fetch = false;
+  bool cimd_allow_private = false;
   // -1: not set, then on exactly when the issuer is https.
   int secure_cookies_setting = -1;
   bool secure_cookies = true;

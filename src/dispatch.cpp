@@ -7,6 +7,7 @@
 #include "crypto.hpp"
 #include "csrf.hpp"
 #include "encoding.hpp"
+#include "client_metadata_document.hpp"
 #include "endpoints.hpp"
 #include "redirect_uri.hpp"
 
@@ -39,6 +40,8 @@ Response resume_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, con
                          const std::string& continuation, int fetch_status,
                          const std::string& fetch_body) {
   switch (ep) {
+    case MCPA_EP_AUTHORIZE:
+      return resume_authorize(cf, store, req, continuation, fetch_status, fetch_body);
     case MCPA_EP_CALLBACK:
       return resume_callback(cf, store, req, continuation, fetch_status, fetch_body);
     case MCPA_EP_TOKEN:
@@ -168,9 +171,12 @@ std::string media_type(const std::string& content_type) {
 }
 
 StoreStatus load_client(Store& store, const std::string& client_id, ClientMetadata* out) {
-  if (client_id.empty() || client_id.size() > 256) return StoreStatus::not_found;
+  if (client_id.empty() || client_id.size() > 1024) return StoreStatus::not_found;
+  // a client metadata document, as fetched and checked (authorize_endpoint)
+  const bool document = client_id_document_location(client_id).has_value();
+  if (!document && client_id.size() > 256) return StoreStatus::not_found;
   std::string raw;
-  StoreStatus st = store.get("client:" + client_id, &raw);
+  StoreStatus st = store.get((document ? "cimd:" : "client:") + client_id, &raw);
   if (st != StoreStatus::ok) return st;
   auto c = deserialize_client(raw);
   if (!c || c->client_id != client_id) return StoreStatus::not_found;
@@ -333,6 +339,17 @@ ClientAuth authenticate_client(const Config& cf, Store& store, const Request& re
     return out;
   }
   StoreStatus st = load_client(store, client_id, &out.client);
+  if (st == StoreStatus::not_found && cf.cimd && client_id_document_location(client_id)) {
+    // A client known by its metadata document is public by construction
+    // (no secret can exist); its document only matters at /authorize, where
+    // the redirect URI is checked against it, so it need not be cached here.
+    out.client = ClientMetadata();
+    out.client.client_id = client_id;
+    out.client.token_endpoint_auth_method = "none";
+    out.client.grant_types = {"authorization_code", "refresh_token"};
+    out.client.response_types = {"code"};
+    st = StoreStatus::ok;
+  }
   if (st == StoreStatus::not_found) {
     out.error = invalid_client("unknown client", basic, cf);
     return out;

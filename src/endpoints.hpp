@@ -20,6 +20,7 @@ namespace mcpauth {
 struct Request {
   std::string method, uri, args, body, content_type, cookie, origin, sec_fetch_site,
       authorization;
+  std::string fetch_cache_control;  // of the last fetch's answer
   int64_t now = 0;
 };
 
@@ -28,6 +29,9 @@ Response handle_protected_resource_metadata(const Config& cf, const Request& req
 
 Response handle_register(const Config& cf, Store& store, const Request& req);
 Response handle_authorize(const Config& cf, Store& store, const Request& req);
+// The client's metadata document arrived (continuation: its URL).
+Response resume_authorize(const Config& cf, Store& store, const Request& req,
+                          const std::string& continuation, int fetch_status, const std::string& fetch_body);
 Response handle_consent(const Config& cf, Store& store, const Request& req);
 Response handle_callback(const Config& cf, Store& store, const Request& req);
 Response resume_callback(const Config& cf, Store& store, const Request& req,

@@ -125,6 +125,7 @@ typedef struct {
     mcpa_str_t       origin;
     mcpa_str_t       sec_fetch_site;
     mcpa_str_t       authorization;
+    mcpa_str_t       fetch_cache_control;  /* of the last fetch's answer */
     int64_t          now;             /* seconds since the epoch */
 } mcpa_request_t;
 
@@ -132,7 +133,9 @@ typedef struct {
 typedef enum {
     MCPA_FETCH_NONE = 0,
     MCPA_FETCH_PROVIDER_TOKEN,               /* POST to its token endpoint */
-    MCPA_FETCH_PROVIDER_JWKS                 /* GET its jwks_uri */
+    MCPA_FETCH_PROVIDER_JWKS,                /* GET its jwks_uri */
+    MCPA_FETCH_CLIENT_METADATA               /* GET a client's metadata
+                                                document (fetch_host...) */
 } mcpa_fetch_e;
 
 typedef struct {
@@ -152,6 +155,14 @@ typedef struct {
     mcpa_str_t       fetch_body;
     mcpa_str_t       fetch_authorization;
     mcpa_str_t       continuation;
+
+    /* MCPA_FETCH_CLIENT_METADATA: an https URL the glue resolves itself, so
+     * that only addresses mcpa_fetch_address_allowed() approves are ever
+     * contacted ($mcp_auth_fetch_url then names the address, and
+     * $mcp_auth_fetch_host the host, for Host and SNI) */
+    mcpa_str_t       fetch_host;
+    int              fetch_port;
+    mcpa_str_t       fetch_path;
 
     void            *owner;           /* core-owned storage; do not touch */
 } mcpa_response_t;
@@ -250,6 +261,13 @@ MCPA_API int mcpa_state_seal(const mcpa_config_t *cf, mcpa_str_t plain,
 MCPA_API int mcpa_state_open(const mcpa_config_t *cf, mcpa_str_t sealed,
     mcpa_sink_pt sink, void *sink_ctx) MCPA_NOEXCEPT;
 MCPA_API int mcpa_config_has_keys(const mcpa_config_t *cf) MCPA_NOEXCEPT;
+
+
+/* Whether a client metadata document may be fetched from this address (IPv4
+ * or IPv6 text): never private, loopback or link-local ones unless
+ * mcp_auth_client_metadata_allow_private is on. */
+MCPA_API int mcpa_fetch_address_allowed(const mcpa_config_t *cf,
+    mcpa_str_t ip) MCPA_NOEXCEPT;
 
 
 /* Library version string, for the error log at start-up. */

@@ -18,6 +18,7 @@ ServerMetadataConfig metadata_config(const Config& cf) {
   m.resource = cf.resource;
   m.resource_name = cf.resource_name;
   m.scopes = cf.scopes;
+  m.cimd_supported = cf.cimd && cf.cimd_fetch;
   return m;
 }
 

@@ -18,6 +18,9 @@ struct Fetch {
   std::string body;           // form body for the token endpoint
   std::string authorization;  // Authorization header value, if any
   std::string continuation;   // what resume_* needs; opaque to the glue
+  // MCPA_FETCH_CLIENT_METADATA
+  std::string host, path;
+  int port = 443;
 };
 
 struct Response {
