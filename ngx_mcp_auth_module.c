@@ -231,6 +231,8 @@ static ngx_int_t ngx_http_mcp_auth_init_process(ngx_cycle_t *cycle);
 static void ngx_http_mcp_auth_exit_process(ngx_cycle_t *cycle);
 static void ngx_http_mcp_auth_exit_master(ngx_cycle_t *cycle);
 static void ngx_http_mcp_auth_save_all(ngx_cycle_t *cycle);
+static ngx_http_mcp_auth_zone_t *ngx_http_mcp_auth_next_state_zone(
+    ngx_cycle_t *cycle, ngx_list_part_t **part, ngx_uint_t *i);
 
 static ngx_int_t ngx_http_mcp_auth_access_handler(ngx_http_request_t *r);
 static void ngx_http_mcp_auth_guard_body_handler(ngx_http_request_t *r);
@@ -2874,37 +2876,15 @@ ngx_http_mcp_auth_init_process(ngx_cycle_t *cycle)
 {
     ngx_uint_t                 i;
     ngx_list_part_t           *part;
-    ngx_shm_zone_t            *shm_zone;
     ngx_http_mcp_auth_zone_t  *zone;
 
     if (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0) {
         return NGX_OK;
     }
 
-    part = &cycle->shared_memory.part;
-    shm_zone = part->elts;
+    part = NULL;
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-            part = part->next;
-            shm_zone = part->elts;
-            i = 0;
-        }
-
-        if (shm_zone[i].tag != &ngx_http_mcp_auth_module) {
-            continue;
-        }
-
-        zone = shm_zone[i].data;
-
-        if (zone->state_file.len == 0) {
-            continue;
-        }
-
+    while ((zone = ngx_http_mcp_auth_next_state_zone(cycle, &part, &i))) {
         zone->save_event.handler = ngx_http_mcp_auth_save_handler;
         zone->save_event.data = zone;
         zone->save_event.log = cycle->log;
@@ -2945,31 +2925,51 @@ ngx_http_mcp_auth_save_all(ngx_cycle_t *cycle)
 {
     ngx_uint_t                 i;
     ngx_list_part_t           *part;
+    ngx_http_mcp_auth_zone_t  *zone;
+
+    part = NULL;
+
+    while ((zone = ngx_http_mcp_auth_next_state_zone(cycle, &part, &i))) {
+        ngx_http_mcp_auth_save_state(zone, cycle->log);
+    }
+}
+
+
+/* Our zones that keep a state file, one per call; start with *part NULL. */
+static ngx_http_mcp_auth_zone_t *
+ngx_http_mcp_auth_next_state_zone(ngx_cycle_t *cycle, ngx_list_part_t **part,
+    ngx_uint_t *i)
+{
     ngx_shm_zone_t            *shm_zone;
     ngx_http_mcp_auth_zone_t  *zone;
 
-    part = &cycle->shared_memory.part;
-    shm_zone = part->elts;
+    if (*part == NULL) {
+        *part = &cycle->shared_memory.part;
+        *i = 0;
+    }
 
-    for (i = 0; /* void */; i++) {
+    for ( ;; ) {
 
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
+        if (*i >= (*part)->nelts) {
+            if ((*part)->next == NULL) {
+                return NULL;
             }
-            part = part->next;
-            shm_zone = part->elts;
-            i = 0;
-        }
 
-        if (shm_zone[i].tag != &ngx_http_mcp_auth_module) {
+            *part = (*part)->next;
+            *i = 0;
             continue;
         }
 
-        zone = shm_zone[i].data;
+        shm_zone = (ngx_shm_zone_t *) (*part)->elts + (*i)++;
+
+        if (shm_zone->tag != &ngx_http_mcp_auth_module) {
+            continue;
+        }
+
+        zone = shm_zone->data;
 
         if (zone->state_file.len) {
-            ngx_http_mcp_auth_save_state(zone, cycle->log);
+            return zone;
         }
     }
 }

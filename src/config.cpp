@@ -20,18 +20,28 @@ std::vector<std::string> split_spaces(const std::string& text) {
   return out;
 }
 
-// An issuer is an https URL (http only on loopback) with no query or
-// fragment (RFC 8414 §2); we also refuse a trailing slash so that
-// "<issuer>/path" never has a double slash and the issuer stays
-// byte-identical everywhere it is published.
-std::string check_base_url(const std::string& what, const std::string& value) {
+// A provider endpoint: an absolute https URL (http on loopback, for tests)
+// without a fragment.
+std::string check_provider_url(const std::string& what, const std::string& value) {
   std::string why;
   auto uri = parse_uri(value, &why);
   if (!uri) return what + " \"" + value + "\" is not a valid URL: " + why;
   if (uri->host.empty()) return what + " \"" + value + "\" is not an absolute URL";
   if (uri->scheme != "https" && !(uri->scheme == "http" && is_loopback_host(uri->host)))
     return what + " \"" + value + "\" must use https (http is allowed only on loopback)";
-  if (uri->has_query || uri->has_fragment)
+  if (uri->has_fragment) return what + " \"" + value + "\" must not have a fragment";
+  return "";
+}
+
+// An issuer is an https URL (http only on loopback) with no query or
+// fragment (RFC 8414 §2); we also refuse a trailing slash so that
+// "<issuer>/path" never has a double slash and the issuer stays
+// byte-identical everywhere it is published.
+std::string check_base_url(const std::string& what, const std::string& value) {
+  std::string err = check_provider_url(what, value);
+  if (!err.empty()) return err;
+  auto uri = parse_uri(value, &err);
+  if (uri->has_query)
     return what + " \"" + value + "\" must not have a query or fragment";
   if (!value.empty() && value.back() == '/')
     return what + " \"" + value + "\" must not end with \"/\"";
@@ -106,18 +116,6 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b);
 }
 
-// A provider endpoint: an absolute https URL (http on loopback, for tests)
-// without a fragment.
-std::string check_provider_url(const std::string& what, const std::string& value) {
-  std::string why;
-  auto uri = parse_uri(value, &why);
-  if (!uri) return what + " \"" + value + "\" is not a valid URL: " + why;
-  if (uri->host.empty()) return what + " \"" + value + "\" is not an absolute URL";
-  if (uri->scheme != "https" && !(uri->scheme == "http" && is_loopback_host(uri->host)))
-    return what + " \"" + value + "\" must use https (http is allowed only on loopback)";
-  if (uri->has_fragment) return what + " \"" + value + "\" must not have a fragment";
-  return "";
-}
 
 }  // namespace
 
