@@ -235,6 +235,8 @@ static ngx_http_mcp_auth_zone_t *ngx_http_mcp_auth_next_state_zone(
     ngx_cycle_t *cycle, ngx_list_part_t **part, ngx_uint_t *i);
 
 static ngx_int_t ngx_http_mcp_auth_access_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcp_auth_guard_read_body(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx);
 static void ngx_http_mcp_auth_guard_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_allow(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx, mcpa_guard_result_t *res);
@@ -1765,6 +1767,21 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
         ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
     }
 
+    /*
+     * With tool rules, a POST names its tool in the body (unless the
+     * 2026-07-28 Mcp-Method header does): read it before the first check
+     * rather than check twice.  nginx reads a body in any case, to proxy it
+     * or to discard it.
+     */
+    if (!ctx->body_read && r->method == NGX_HTTP_POST
+        && mcpa_guard_reads_body(alcf->core)
+        && r->headers_in.content_length_n <= (off_t) alcf->peek_size
+        && ngx_http_mcp_auth_find_header(r, "Mcp-Method",
+                                         sizeof("Mcp-Method") - 1) == NULL)
+    {
+        return ngx_http_mcp_auth_guard_read_body(r, ctx);
+    }
+
     ngx_memzero(&req, sizeof(mcpa_guard_request_t));
 
     req.method.data = (const char *) r->method_name.data;
@@ -1832,20 +1849,7 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
             return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
         }
 
-        /* read it here; the proxy module then sends the same body on */
-        rc = ngx_http_read_client_request_body(r,
-                                          ngx_http_mcp_auth_guard_body_handler);
-        if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        if (rc == NGX_AGAIN) {
-            ctx->waiting_body = 1;
-            return NGX_DONE;
-        }
-
-        /* the whole body was there already: decide now */
-        return ngx_http_mcp_auth_access_handler(r);
+        return ngx_http_mcp_auth_guard_read_body(r, ctx);
 
     case MCPA_GUARD_ALLOW:
         rc = ngx_http_mcp_auth_allow(r, ctx, &res);
@@ -1868,6 +1872,29 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
 }
 
 
+static ngx_int_t
+ngx_http_mcp_auth_guard_read_body(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx)
+{
+    ngx_int_t  rc;
+
+    /* read it here; the proxy module then sends the same body on */
+    rc = ngx_http_read_client_request_body(r,
+                                          ngx_http_mcp_auth_guard_body_handler);
+    if (rc == NGX_ERROR || rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    if (rc == NGX_AGAIN) {
+        ctx->waiting_body = 1;
+        return NGX_DONE;
+    }
+
+    /* the whole body was there already: decide now */
+    return ngx_http_mcp_auth_access_handler(r);
+}
+
+
 static void
 ngx_http_mcp_auth_guard_body_handler(ngx_http_request_t *r)
 {
@@ -1879,6 +1906,12 @@ ngx_http_mcp_auth_guard_body_handler(ngx_http_request_t *r)
 
     /* balances the reference ngx_http_read_client_request_body() took */
     r->main->count--;
+
+    /*
+     * Reading the body left the empty write handler in place; the phases
+     * must run again when a subrequest (a provider call) wakes us.
+     */
+    r->write_event_handler = ngx_http_core_run_phases;
 
     if (ctx->waiting_body) {
         ctx->waiting_body = 0;

@@ -313,3 +313,7 @@ MCPA_API int mcpa_fetch_address_allowed(const mcpa_config_t* cf, mcpa_str_t ip) 
     return 0;
   }
 }
+
+MCPA_API int mcpa_guard_reads_body(const mcpa_config_t* cf) noexcept {
+  return cf->guard.policy.empty() ? 0 : 1;
+}

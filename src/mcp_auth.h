@@ -240,6 +240,9 @@ MCPA_API int mcpa_guard_resume(const mcpa_config_t *cf,
 
 MCPA_API void mcpa_guard_result_free(mcpa_guard_result_t *res) MCPA_NOEXCEPT;
 
+/* 1 when tool rules exist, so that a POST's body names what it needs. */
+MCPA_API int mcpa_guard_reads_body(const mcpa_config_t *cf) MCPA_NOEXCEPT;
+
 /* 1 while the session named by session_key is live, 0 once it has ended
  * (expired or revoked): open event streams are closed then. */
 MCPA_API int mcpa_session_alive(const mcpa_config_t *cf,
