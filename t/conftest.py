@@ -7,6 +7,7 @@ checked for [alert]/[emerg] lines (and sanitizer reports) at the end.
 """
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,11 @@ from harness import MODULE_SO, NGINX, ROOT, Proc, free_port  # noqa: E402
 from harness import nginx_env, sanitizer_reports  # noqa: E402
 
 render_config = __import__("render-config")
+
+
+# A run stopped with SIGTERM (a CI timeout, `timeout`) unwinds like Ctrl-C,
+# so fixtures and harness.stop_all_live() still stop every child process.
+signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
 
 
 def pytest_runtest_makereport(item, call):
@@ -169,6 +175,14 @@ class Stack:
 
     def __init__(self, workdir, idp_options=None, tool_args=(), replace=(), http_extra="",
                  workers=1):
+        self.idp = self.tool = self.nginx = None
+        try:
+            self._start(workdir, idp_options, tool_args, replace, http_extra, workers)
+        except BaseException:
+            self.stop()           # whatever did start must not outlive the test
+            raise
+
+    def _start(self, workdir, idp_options, tool_args, replace, http_extra, workers):
         from idp_util import start_idp
 
         self.workdir = Path(workdir)
@@ -211,10 +225,12 @@ class Stack:
         return self.tool
 
     def stop(self):
-        self.nginx.stop()
+        if self.nginx:
+            self.nginx.stop()
         if self.tool:
             self.tool.stop()
-        self.idp.stop()
+        if self.idp:
+            self.idp.stop()
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ stopped at teardown.  Logs are kept in that folder and printed when a test
 fails (see conftest.py).
 """
 
+import atexit
 import os
 import re
 import signal
@@ -78,6 +79,19 @@ def sanitizer_reports(workdir):
 
 # every live Proc, so a failing test can show all logs
 LIVE = []
+
+
+def stop_all_live():
+    """Stops every process still running; the last line of defence when a
+    fixture failed half-way or the run was interrupted."""
+    for proc in list(LIVE):
+        try:
+            proc.stop(timeout=5)
+        except Exception:  # noqa: BLE001 -- keep stopping the others
+            pass
+
+
+atexit.register(stop_all_live)
 
 
 def free_port():
