@@ -268,6 +268,8 @@ static char *ngx_http_mcp_auth_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field,
+    u_char end);
 static ngx_int_t ngx_http_mcp_auth_init_module(ngx_cycle_t *cycle);
 
 
@@ -3316,10 +3318,7 @@ ngx_http_mcp_auth_set_words(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    size_t       len;
-    u_char      *d;
-    ngx_str_t   *field, *value;
-    ngx_uint_t   i;
+    ngx_str_t  *field;
 
     field = (ngx_str_t *) (p + cmd->offset);
 
@@ -3327,24 +3326,50 @@ ngx_http_mcp_auth_set_words(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
+    return ngx_http_mcp_auth_append_args(cf, field, '\0');
+}
+
+
+/*
+ * Appends the directive's arguments to field, separated by spaces and
+ * followed by end unless end is '\0'.
+ */
+static char *
+ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field, u_char end)
+{
+    size_t       len;
+    u_char      *d;
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+
     value = cf->args->elts;
 
-    len = 0;
+    len = field->len;
     for (i = 1; i < cf->args->nelts; i++) {
         len += value[i].len + 1;
     }
 
-    field->data = ngx_pnalloc(cf->pool, len);
-    if (field->data == NULL) {
+    d = ngx_pnalloc(cf->pool, len);
+    if (d == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    d = field->data;
+    if (field->len) {
+        ngx_memcpy(d, field->data, field->len);
+    }
+
+    field->data = d;
+    d += field->len;
+
     for (i = 1; i < cf->args->nelts; i++) {
         if (i > 1) {
             *d++ = ' ';
         }
         d = ngx_cpymem(d, value[i].data, value[i].len);
+    }
+
+    if (end) {
+        *d++ = end;
     }
 
     field->len = d - field->data;
@@ -3488,39 +3513,8 @@ ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    size_t       len;
-    u_char      *d;
-    ngx_str_t   *field, *value;
-    ngx_uint_t   i;
-
-    field = (ngx_str_t *) (p + cmd->offset);
-    value = cf->args->elts;
-
-    len = field->len;
-    for (i = 1; i < cf->args->nelts; i++) {
-        len += value[i].len + 1;
-    }
-
-    d = ngx_pnalloc(cf->pool, len);
-    if (d == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    if (field->len) {
-        ngx_memcpy(d, field->data, field->len);
-    }
-
-    field->data = d;
-    d += field->len;
-
-    for (i = 1; i < cf->args->nelts; i++) {
-        d = ngx_cpymem(d, value[i].data, value[i].len);
-        *d++ = (i + 1 < cf->args->nelts) ? ' ' : '\n';
-    }
-
-    field->len = d - field->data;
-
-    return NGX_CONF_OK;
+    return ngx_http_mcp_auth_append_args(cf, (ngx_str_t *) (p + cmd->offset),
+                                         '\n');
 }
 
 

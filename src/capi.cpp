@@ -62,23 +62,29 @@ Request to_request(const mcpa_request_t* in) {
 mcpa_str_t c_str(const std::string& s) { return {s.data(), s.size()}; }
 
 // Moves a C++ response behind the C struct; the struct points into it.
+// Points the C struct into a kept response (all but owner).
+void point_at(ResponseStorage& kept, mcpa_response_t* out) {
+  const Response& r = kept.response;
+  kept.headers.clear();
+  kept.headers.reserve(r.headers.size());
+  for (const auto& h : r.headers) kept.headers.push_back({c_str(h.first), c_str(h.second)});
+  out->status = r.status;
+  out->headers = kept.headers.data();
+  out->nheaders = kept.headers.size();
+  out->body = c_str(r.body);
+  out->fetch = r.fetch.target;
+  out->fetch_body = c_str(r.fetch.body);
+  out->fetch_authorization = c_str(r.fetch.authorization);
+  out->continuation = c_str(r.fetch.continuation);
+  out->fetch_host = c_str(r.fetch.host);
+  out->fetch_port = r.fetch.port;
+  out->fetch_path = c_str(r.fetch.path);
+}
+
 void export_response(Response&& r, mcpa_response_t* out) {
   auto storage = std::make_unique<ResponseStorage>();
   storage->response = std::move(r);
-  const Response& kept = storage->response;
-  storage->headers.reserve(kept.headers.size());
-  for (const auto& h : kept.headers) storage->headers.push_back({c_str(h.first), c_str(h.second)});
-  out->status = kept.status;
-  out->headers = storage->headers.data();
-  out->nheaders = storage->headers.size();
-  out->body = c_str(kept.body);
-  out->fetch = kept.fetch.target;
-  out->fetch_body = c_str(kept.fetch.body);
-  out->fetch_authorization = c_str(kept.fetch.authorization);
-  out->continuation = c_str(kept.fetch.continuation);
-  out->fetch_host = c_str(kept.fetch.host);
-  out->fetch_port = kept.fetch.port;
-  out->fetch_path = c_str(kept.fetch.path);
+  point_at(*storage, out);
   out->owner = storage.release();
 }
 
@@ -164,8 +170,7 @@ MCPA_API const char* mcpa_version(void) noexcept { return "0.1.0"; }
 namespace {
 
 struct GuardStorage {
-  Response response;
-  std::vector<mcpa_header_t> headers;
+  ResponseStorage response;
   std::string identity, subject, client_id, scope, session_tag, session_key, provider_token;
 };
 
@@ -189,7 +194,7 @@ mcpauth::GuardInput to_guard_input(const mcpa_guard_request_t* in) {
 
 void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out) {
   auto storage = std::make_unique<GuardStorage>();
-  storage->response = std::move(g.response);
+  storage->response.response = std::move(g.response);
   storage->identity = std::move(g.identity);
   storage->subject = std::move(g.subject);
   storage->client_id = std::move(g.client_id);
@@ -204,20 +209,8 @@ void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out) {
     case mcpauth::GuardOutcome::fetch: out->verdict = MCPA_GUARD_FETCH; break;
     default: out->verdict = MCPA_GUARD_DENY; break;
   }
-  const Response& kept = storage->response;
-  for (const auto& h : kept.headers) storage->headers.push_back({c_str(h.first), c_str(h.second)});
-  out->response.status = kept.status;
-  out->response.headers = storage->headers.data();
-  out->response.nheaders = storage->headers.size();
-  out->response.body = c_str(kept.body);
-  out->response.fetch = kept.fetch.target;
-  out->response.fetch_body = c_str(kept.fetch.body);
-  out->response.fetch_authorization = c_str(kept.fetch.authorization);
-  out->response.continuation = c_str(kept.fetch.continuation);
-  out->response.fetch_host = c_str(kept.fetch.host);
-  out->response.fetch_port = kept.fetch.port;
-  out->response.fetch_path = c_str(kept.fetch.path);
-  out->response.owner = nullptr;
+  point_at(storage->response, &out->response);
+  out->response.owner = nullptr;  // freed with the guard result
   out->identity = c_str(storage->identity);
   out->subject = c_str(storage->subject);
   out->client_id = c_str(storage->client_id);

@@ -6,6 +6,7 @@
 
 #include "crypto.hpp"
 #include "encoding.hpp"
+#include "endpoints.hpp"
 #include "provider.hpp"
 #include "provider_renewal.hpp"
 #include "redirect_uri.hpp"
@@ -32,20 +33,6 @@ std::string quoted(const std::string& v) {
     out += c;
   }
   return out + "\"";
-}
-
-std::vector<std::string> split_words(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string w;
-  while (in >> w) out.push_back(w);
-  return out;
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string out;
-  for (const auto& s : v) out += (out.empty() ? "" : " ") + s;
-  return out;
 }
 
 // RFC 6750 §3 challenge plus the MCP resource_metadata parameter, with a
@@ -247,16 +234,16 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     if (!missing_scopes(needed, granted).empty()) {
       // Remember the step-up so that a refresh cannot paper over it: the
       // official TypeScript client refreshes before it re-authorizes.
-      store.put("stepup:" + session->sid, join(needed), session->expires);
+      store.put("stepup:" + session->sid, join_scope(needed), session->expires);
       // The challenge names what the token has plus what this operation
       // needs: clients (the official TypeScript SDK among them) re-authorize
       // with exactly the challenged scope, and would otherwise lose the
       // scopes they had.
-      std::vector<std::string> wanted = split_words(granted);
+      std::vector<std::string> wanted = split_scope(granted);
       for (const auto& s : needed)
         if (std::find(wanted.begin(), wanted.end(), s) == wanted.end()) wanted.push_back(s);
       return deny(challenge(cf, in, 403, "insufficient_scope",
-                            "this operation needs the scope " + join(needed), join(wanted)));
+                            "this operation needs the scope " + join_scope(needed), join_scope(wanted)));
     }
   }
 
