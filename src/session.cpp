@@ -174,6 +174,48 @@ bool scan_plain(std::string_view json, PlainRecord* r) {
   }
 }
 
+// A decoded Fields read the way a PlainRecord is.
+struct FieldsRecord {
+  const Fields& f;
+  std::string str(std::string_view name) const { return f.str(std::string(name)); }
+  bool num(std::string_view name, int64_t* out) const {
+    auto v = f.num(std::string(name));
+    if (v) *out = *v;
+    return v.has_value();
+  }
+};
+
+// One mapping per record, whichever way its text was read.
+template <typename Record>
+std::optional<Session> session_from(const Record& r) {
+  Session s;
+  s.sid = r.str("sid");
+  s.sub = r.str("sub");
+  s.name = r.str("name");
+  s.email = r.str("email");
+  s.client_id = r.str("client_id");
+  s.scope = r.str("scope");
+  s.resource = r.str("resource");
+  s.provider_access_token = r.str("provider_access_token");
+  s.provider_refresh_token = r.str("provider_refresh_token");
+  if (r.num("provider_expires", &s.provider_expires) && r.num("created", &s.created) &&
+      r.num("expires", &s.expires) && r.num("gen", &s.gen) && r.num("rotated_at", &s.rotated_at) &&
+      !s.sid.empty() && !s.sub.empty() && !s.client_id.empty())
+    return s;
+  return std::nullopt;
+}
+
+template <typename Record>
+std::optional<AccessClaims> access_from(const Record& r) {
+  AccessClaims a;
+  a.sid = r.str("sid");
+  a.client_id = r.str("client_id");
+  a.scope = r.str("scope");
+  a.resource = r.str("resource");
+  if (r.num("exp", &a.exp) && !a.sid.empty()) return a;
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<Fields> Fields::decode(std::string_view json) {
@@ -261,42 +303,11 @@ std::optional<Session> decode_session(std::string_view text) {
   // Fast path (every guarded request): the same reads straight from the text.
   PlainRecord r;
   std::string_view version;
-  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion) {
-    Session s;
-    s.sid = r.str("sid");
-    s.sub = r.str("sub");
-    s.name = r.str("name");
-    s.email = r.str("email");
-    s.client_id = r.str("client_id");
-    s.scope = r.str("scope");
-    s.resource = r.str("resource");
-    s.provider_access_token = r.str("provider_access_token");
-    s.provider_refresh_token = r.str("provider_refresh_token");
-    if (r.num("provider_expires", &s.provider_expires) && r.num("created", &s.created) &&
-        r.num("expires", &s.expires) && r.num("gen", &s.gen) && r.num("rotated_at", &s.rotated_at) &&
-        !s.sid.empty() && !s.sub.empty() && !s.client_id.empty())
-      return s;
-  }
+  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion)
+    if (auto s = session_from(r)) return s;
   auto f = open_record(text);
   if (!f) return std::nullopt;
-  Session s;
-  s.sid = f->str("sid");
-  s.sub = f->str("sub");
-  s.name = f->str("name");
-  s.email = f->str("email");
-  s.client_id = f->str("client_id");
-  s.scope = f->str("scope");
-  s.resource = f->str("resource");
-  s.provider_access_token = f->str("provider_access_token");
-  s.provider_refresh_token = f->str("provider_refresh_token");
-  if (!get_ints(*f, {{"provider_expires", &s.provider_expires},
-                     {"created", &s.created},
-                     {"expires", &s.expires},
-                     {"gen", &s.gen},
-                     {"rotated_at", &s.rotated_at}}))
-    return std::nullopt;
-  if (s.sid.empty() || s.sub.empty() || s.client_id.empty()) return std::nullopt;
-  return s;
+  return session_from(FieldsRecord{*f});
 }
 
 std::string encode_code(const CodeGrant& c) {
@@ -343,23 +354,11 @@ std::string encode_access(const AccessClaims& a) {
 std::optional<AccessClaims> decode_access(std::string_view text) {
   PlainRecord r;
   std::string_view version;
-  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion) {
-    AccessClaims a;
-    a.sid = r.str("sid");
-    a.client_id = r.str("client_id");
-    a.scope = r.str("scope");
-    a.resource = r.str("resource");
-    if (r.num("exp", &a.exp) && !a.sid.empty()) return a;
-  }
+  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion)
+    if (auto a = access_from(r)) return a;
   auto f = open_record(text);
   if (!f) return std::nullopt;
-  AccessClaims a;
-  a.sid = f->str("sid");
-  a.client_id = f->str("client_id");
-  a.scope = f->str("scope");
-  a.resource = f->str("resource");
-  if (!get_ints(*f, {{"exp", &a.exp}}) || a.sid.empty()) return std::nullopt;
-  return a;
+  return access_from(FieldsRecord{*f});
 }
 
 std::string encode_refresh(const RefreshClaims& r) {
