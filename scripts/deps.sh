@@ -6,7 +6,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 apt_packages=(
     build-essential nginx nginx-dev libssl-dev libjwt-dev libcjson-dev
-    libevent-dev libsqlite3-dev libgtest-dev googletest libbenchmark-dev clang-14 libclang-rt-14-dev
+    libevent-dev libsqlite3-dev libhiredis-dev redis-server libgtest-dev googletest libbenchmark-dev clang-14 libclang-rt-14-dev
     python3-pytest python3-requests python3-cryptography openssl curl ca-certificates
     chromium fonts-liberation
 )
@@ -23,6 +23,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     # Debian starts the packaged nginx on port 80; we only use our own instances.
     if pgrep -f 'nginx: master process /usr/sbin/nginx -g daemon on' >/dev/null 2>&1; then
         /usr/sbin/nginx -s quit 2>/dev/null || true
+    fi
+    # Likewise the packaged Redis on 6379: tests and `make run-cluster` start their own.
+    if pgrep -f '/usr/bin/redis-server 127.0.0.1:6379' >/dev/null 2>&1; then
+        (service redis-server stop || pkill -f '/usr/bin/redis-server 127.0.0.1:6379') >/dev/null 2>&1 || true
     fi
 fi
 
