@@ -86,6 +86,8 @@ deps:
 
 unit-test: $(UNIT)
 	$(UNIT) --gtest_brief=1
+	@echo "again, every endpoint over a deferred (Redis-style) store:"
+	MCPA_UNIT_DEFERRED=1 $(UNIT) --gtest_brief=1
 
 integration-test: module tool-server
 	$(PYTEST) -q t $(PYTEST_ARGS)

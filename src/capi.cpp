@@ -12,6 +12,8 @@
 #include "client_metadata_document.hpp"
 #include "guard.hpp"
 #include "mcp_auth.h"
+#include "replay_store.hpp"
+#include "session_cache.hpp"
 
 using mcpauth::Config;
 using mcpauth::Request;
@@ -41,6 +43,8 @@ void copy_error(const std::string& msg, char* err, size_t err_len) {
 struct ResponseStorage {
   Response response;
   std::vector<mcpa_header_t> headers;
+  mcpauth::StoreOp op;  // deferred stores: the operation to perform
+  std::string replay;
 };
 
 Request to_request(const mcpa_request_t* in) {
@@ -79,6 +83,13 @@ void point_at(ResponseStorage& kept, mcpa_response_t* out) {
   out->fetch_host = c_str(r.fetch.host);
   out->fetch_port = r.fetch.port;
   out->fetch_path = c_str(r.fetch.path);
+  out->store_op.op = kept.op.op;
+  out->store_op.key = c_str(kept.op.key);
+  out->store_op.value = c_str(kept.op.value);
+  out->store_op.expect = c_str(kept.op.expect);
+  out->store_op.expires = kept.op.expires;
+  out->store_op.mode = kept.op.mode;
+  out->replay = c_str(kept.replay);
 }
 
 void export_response(Response&& r, mcpa_response_t* out) {
@@ -86,6 +97,67 @@ void export_response(Response&& r, mcpa_response_t* out) {
   storage->response = std::move(r);
   point_at(*storage, out);
   out->owner = storage.release();
+}
+
+// A request over a deferred store (mcpa_store_t.deferred): its replay log,
+// the store that answers from it, and the cache in front.  `run` is the
+// request's work over a Store; when it reaches an operation the log cannot
+// answer, the operation and the log go back to the glue in `pending`.
+class DeferredRun {
+ public:
+  DeferredRun(const mcpa_config_t* cf, const mcpa_replay_t& replay, int64_t now, bool read_through)
+      : ok_(mcpauth::ReplayLog::decode(str(replay.log), &log_)),
+        replay_(log_),
+        cache_(replay_, mcpauth::worker_session_cache(), now, cf->config.session_cache_ttl, read_through) {
+    if (ok_ && replay.log.len) log_.answer(replay.status, str(replay.value));
+  }
+
+  bool ok() const { return ok_; }
+  mcpauth::Store& store() { return cache_; }
+
+  // Runs f(store); true when it finished, false when it stopped at a store
+  // operation, which is then in *op with the log in *replay.
+  template <class F>
+  bool run(F&& f, mcpauth::StoreOp* op, std::string* replay) {
+    mcpauth::TapeScope tape(log_.tape);
+    try {
+      f(store());
+      return true;
+    } catch (const mcpauth::StorePending&) {
+      *op = replay_.pending();
+      *replay = log_.encode();
+      return false;
+    }
+  }
+
+ private:
+  mcpauth::ReplayLog log_;
+  bool ok_;
+  mcpauth::ReplayStore replay_;
+  mcpauth::CachingStore cache_;
+};
+
+// Runs an endpoint request over the configured store kind.
+template <class F>
+int run_endpoint(const mcpa_config_t* cf, const mcpa_store_t* store, const mcpa_request_t* in,
+                 mcpa_response_t* out, F&& endpoint) {
+  out->owner = nullptr;
+  try {
+    if (!store->deferred) {
+      mcpauth::CStore st(store);
+      export_response(endpoint(st), out);
+      return MCPA_OK;
+    }
+    DeferredRun run(cf, in->replay, in->now, false);
+    if (!run.ok()) return MCPA_ERROR;
+    auto storage = std::make_unique<ResponseStorage>();
+    run.run([&](mcpauth::Store& st) { storage->response = endpoint(st); }, &storage->op, &storage->replay);
+    point_at(*storage, out);
+    out->owner = storage.release();
+    return MCPA_OK;
+  } catch (...) {
+    return MCPA_ERROR;
+  }
 }
 
 }  // namespace
@@ -133,29 +205,18 @@ MCPA_API void mcpa_config_free(mcpa_config_t* cf) noexcept { delete cf; }
 
 MCPA_API int mcpa_handle(const mcpa_config_t* cf, const mcpa_store_t* store,
                          const mcpa_request_t* in, mcpa_response_t* out) noexcept {
-  out->owner = nullptr;
-  try {
-    mcpauth::CStore st(store);
-    export_response(mcpauth::handle_endpoint(in->endpoint, cf->config, st, to_request(in)), out);
-    return MCPA_OK;
-  } catch (...) {
-    return MCPA_ERROR;
-  }
+  return run_endpoint(cf, store, in, out, [&](mcpauth::Store& st) {
+    return mcpauth::handle_endpoint(in->endpoint, cf->config, st, to_request(in));
+  });
 }
 
 MCPA_API int mcpa_resume(const mcpa_config_t* cf, const mcpa_store_t* store,
                          const mcpa_request_t* in, mcpa_str_t continuation, int fetch_status,
                          mcpa_str_t fetch_body, mcpa_response_t* out) noexcept {
-  out->owner = nullptr;
-  try {
-    mcpauth::CStore st(store);
-    export_response(mcpauth::resume_endpoint(in->endpoint, cf->config, st, to_request(in),
-                                             str(continuation), fetch_status, str(fetch_body)),
-                    out);
-    return MCPA_OK;
-  } catch (...) {
-    return MCPA_ERROR;
-  }
+  return run_endpoint(cf, store, in, out, [&](mcpauth::Store& st) {
+    return mcpauth::resume_endpoint(in->endpoint, cf->config, st, to_request(in), str(continuation),
+                                    fetch_status, str(fetch_body));
+  });
 }
 
 MCPA_API void mcpa_response_free(mcpa_response_t* resp) noexcept {
@@ -192,8 +253,8 @@ mcpauth::GuardInput to_guard_input(const mcpa_guard_request_t* in) {
   return gi;
 }
 
-void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out) {
-  auto storage = std::make_unique<GuardStorage>();
+void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out,
+                  std::unique_ptr<GuardStorage> storage = std::make_unique<GuardStorage>()) {
   storage->response.response = std::move(g.response);
   storage->identity = std::move(g.identity);
   storage->subject = std::move(g.subject);
@@ -209,6 +270,7 @@ void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out) {
     case mcpauth::GuardOutcome::fetch: out->verdict = MCPA_GUARD_FETCH; break;
     default: out->verdict = MCPA_GUARD_DENY; break;
   }
+  if (storage->response.op.op != MCPA_OP_NONE) out->verdict = MCPA_GUARD_STORE;
   point_at(storage->response, &out->response);
   out->response.owner = nullptr;  // freed with the guard result
   out->identity = c_str(storage->identity);
@@ -223,33 +285,49 @@ void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out) {
 
 }  // namespace
 
-MCPA_API int mcpa_guard(const mcpa_config_t* cf, const mcpa_store_t* store,
-                        const mcpa_guard_request_t* in, mcpa_guard_result_t* out) noexcept {
+namespace {
+
+// The guard over the configured store kind (see run_endpoint).
+template <class F>
+int run_guard(const mcpa_config_t* cf, const mcpa_store_t* store, const mcpa_guard_request_t* in,
+              mcpa_guard_result_t* out, F&& check) {
   out->owner = nullptr;
   try {
-    mcpauth::CStore st(store);
-    export_guard(mcpauth::guard_check(cf->config, cf->guard, cf->identity_cache, st, to_guard_input(in)),
-                 out);
+    if (!store->deferred) {
+      mcpauth::CStore st(store);
+      export_guard(check(st), out);
+      return MCPA_OK;
+    }
+    DeferredRun run(cf, in->replay, in->now, true);
+    if (!run.ok()) return MCPA_ERROR;
+    auto storage = std::make_unique<GuardStorage>();
+    mcpauth::GuardOutcome outcome;
+    run.run([&](mcpauth::Store& st) { outcome = check(st); }, &storage->response.op,
+            &storage->response.replay);
+    export_guard(std::move(outcome), out, std::move(storage));
     return MCPA_OK;
   } catch (...) {
     return MCPA_ERROR;
   }
 }
 
+}  // namespace
+
+MCPA_API int mcpa_guard(const mcpa_config_t* cf, const mcpa_store_t* store,
+                        const mcpa_guard_request_t* in, mcpa_guard_result_t* out) noexcept {
+  return run_guard(cf, store, in, out, [&](mcpauth::Store& st) {
+    return mcpauth::guard_check(cf->config, cf->guard, cf->identity_cache, st, to_guard_input(in));
+  });
+}
+
 MCPA_API int mcpa_guard_resume(const mcpa_config_t* cf, const mcpa_store_t* store,
                                const mcpa_guard_request_t* in, mcpa_str_t continuation,
                                int fetch_status, mcpa_str_t fetch_body,
                                mcpa_guard_result_t* out) noexcept {
-  out->owner = nullptr;
-  try {
-    mcpauth::CStore st(store);
-    export_guard(mcpauth::guard_resume(cf->config, cf->guard, cf->identity_cache, st, to_guard_input(in),
-                                       str(continuation), fetch_status, str(fetch_body)),
-                 out);
-    return MCPA_OK;
-  } catch (...) {
-    return MCPA_ERROR;
-  }
+  return run_guard(cf, store, in, out, [&](mcpauth::Store& st) {
+    return mcpauth::guard_resume(cf->config, cf->guard, cf->identity_cache, st, to_guard_input(in),
+                                 str(continuation), fetch_status, str(fetch_body));
+  });
 }
 
 MCPA_API void mcpa_guard_result_free(mcpa_guard_result_t* res) noexcept {

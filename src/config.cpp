@@ -198,6 +198,7 @@ std::string Config::set(const std::string& name, const std::string& value) {
       {"access_token_ttl", &access_token_ttl}, {"refresh_token_ttl", &refresh_token_ttl},
       {"session_ttl", &session_ttl},           {"code_ttl", &code_ttl},
       {"login_ttl", &login_ttl},               {"client_ttl", &client_ttl},
+      {"session_cache", &session_cache_ttl},
   };
   for (const auto& d : durations) {
     if (name == d.name) {

@@ -64,6 +64,9 @@ struct Config {
   int64_t code_ttl = 60;             // at most 600 (RFC 6749 §4.1.2)
   int64_t login_ttl = 600;           // a pending sign-in (consent + provider)
   int64_t client_ttl = 90 * 86400;   // a dynamic registration
+  // With a networked store: how long a worker may trust a session record
+  // it read (mcp_auth_redis cache=); 0 reads it on every request.
+  int64_t session_cache_ttl = 0;
 
   bool consent_remember = true;
 

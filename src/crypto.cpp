@@ -78,13 +78,35 @@ std::string_view trim(std::string_view s) {
 
 }  // namespace
 
-std::string random_bytes(size_t n) {
+namespace {
+thread_local RandomTape* current_tape = nullptr;
+
+std::string fresh_random_bytes(size_t n) {
   std::string out(n, '\0');
   if (n == 0) return out;
   if (n > INT_MAX || RAND_bytes(bytes_of(out), static_cast<int>(n)) != 1) {
     throw std::runtime_error("RAND_bytes failed");
   }
   return out;
+}
+}  // namespace
+
+std::string RandomTape::draw(size_t n) {
+  if (pos_ == bytes.size()) bytes += fresh_random_bytes(n);
+  if (bytes.size() - pos_ < n) throw std::runtime_error("random tape out of step");
+  std::string out = bytes.substr(pos_, n);
+  pos_ += n;
+  return out;
+}
+
+RandomTape* install_random_tape(RandomTape* tape) {
+  RandomTape* prev = current_tape;
+  current_tape = tape;
+  return prev;
+}
+
+std::string random_bytes(size_t n) {
+  return current_tape ? current_tape->draw(n) : fresh_random_bytes(n);
 }
 
 std::string random_token(size_t nbytes) {

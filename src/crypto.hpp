@@ -18,6 +18,22 @@ std::string random_bytes(size_t n);
 // base64url (no padding) of `nbytes` random bytes.
 std::string random_token(size_t nbytes);
 
+// Random bytes kept for a request that is run again (replay_store.hpp):
+// while a tape is installed, random_bytes() replays what the tape holds
+// and records fresh bytes past its end, so a rerun draws what the first
+// run drew.  Per thread; a worker is single-threaded.
+class RandomTape {
+ public:
+  std::string bytes;
+  void rewind() { pos_ = 0; }
+  std::string draw(size_t n);
+
+ private:
+  size_t pos_ = 0;
+};
+// Returns the tape that was installed before (nullptr: none).
+RandomTape* install_random_tape(RandomTape* tape);
+
 // Raw 32-byte SHA-256 digest.
 std::string sha256(std::string_view data);
 // base64url (no padding) of SHA-256: the form in which codes, tokens and

@@ -54,6 +54,11 @@ Response resume_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, con
 // --- shared helpers ------------------------------------------------------
 
 Response store_failure_json(StoreStatus st) {
+  if (st == StoreStatus::unavailable) {
+    Response r = oauth_error(503, "temporarily_unavailable", "the session store is unreachable; try again shortly");
+    r.header("Retry-After", "2");
+    return r;
+  }
   if (st == StoreStatus::full) {
     Response r = oauth_error(503, "temporarily_unavailable", "the server is busy; try again shortly");
     r.header("Retry-After", "5");
@@ -63,6 +68,12 @@ Response store_failure_json(StoreStatus st) {
 }
 
 Response store_failure_page(StoreStatus st) {
+  if (st == StoreStatus::unavailable) {
+    Response r = html_page(503, "Unavailable",
+                           "The sign-in service cannot reach its session store. Please try again in a moment.");
+    r.header("Retry-After", "2");
+    return r;
+  }
   if (st == StoreStatus::full) {
     Response r = html_page(503, "Busy", "The sign-in service is busy. Please try again in a moment.");
     r.header("Retry-After", "5");

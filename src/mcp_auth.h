@@ -28,6 +28,7 @@
 #define MCPA_EXISTS     -3      /* store: put_new found the key */
 #define MCPA_CONFLICT   -4      /* store: replace_if saw another value */
 #define MCPA_FULL       -5      /* store: no memory left after eviction */
+#define MCPA_UNAVAILABLE -6     /* store: could not be reached in time */
 
 typedef struct {
     const char  *data;
@@ -92,11 +93,47 @@ typedef struct {
 
     /* MCPA_OK or MCPA_NOT_FOUND. */
     int   (*del)(void *data, mcpa_str_t key);
+
+    /*
+     * A networked store (Redis) cannot answer while the core waits: with
+     * deferred set (and no functions), a response may instead carry a
+     * store_op.  The glue performs it without blocking, then calls the same
+     * function again with the response's replay and the answer
+     * (store_status, store_value) in the request; the core runs the request
+     * again from the start, answering earlier operations from the replay
+     * (never repeating them).  `now` must stay the same across these calls.
+     */
+    int     deferred;
 } mcpa_store_t;
 
 #define MCPA_PUT_SET         0
 #define MCPA_PUT_NEW         1
 #define MCPA_PUT_REPLACE_IF  2
+
+typedef enum {
+    MCPA_OP_NONE = 0,
+    MCPA_OP_GET,          /* value or MCPA_NOT_FOUND */
+    MCPA_OP_TAKE,         /* get and delete, atomically */
+    MCPA_OP_PUT,          /* mode, expires, expect as for put() */
+    MCPA_OP_DEL
+} mcpa_op_e;
+
+typedef struct {
+    mcpa_op_e    op;
+    mcpa_str_t   key;
+    mcpa_str_t   value;                 /* MCPA_OP_PUT */
+    mcpa_str_t   expect;                /* MCPA_PUT_REPLACE_IF */
+    int64_t      expires;               /* MCPA_OP_PUT: absolute, seconds */
+    int          mode;                  /* MCPA_OP_PUT */
+} mcpa_store_op_t;
+
+/* What a request carries back after a store_op (deferred stores only). */
+typedef struct {
+    mcpa_str_t   log;                   /* the previous response's replay */
+    int          status;                /* MCPA_OK, MCPA_NOT_FOUND, ...,
+                                           MCPA_UNAVAILABLE */
+    mcpa_str_t   value;                 /* GET and TAKE */
+} mcpa_replay_t;
 
 
 /* --- requests and responses -------------------------------------------- */
@@ -127,6 +164,7 @@ typedef struct {
     mcpa_str_t       authorization;
     mcpa_str_t       fetch_cache_control;  /* of the last fetch's answer */
     int64_t          now;             /* seconds since the epoch */
+    mcpa_replay_t    replay;          /* deferred stores: see mcpa_store_t */
 } mcpa_request_t;
 
 /* Calls to the upstream OpenID provider that a response may ask for. */
@@ -164,6 +202,12 @@ typedef struct {
     int              fetch_port;
     mcpa_str_t       fetch_path;
 
+    /* Deferred stores: when store_op.op is not MCPA_OP_NONE, nothing is
+     * sent; perform the operation and call again with replay (see
+     * mcpa_store_t).  Takes precedence over fetch. */
+    mcpa_store_op_t  store_op;
+    mcpa_str_t       replay;
+
     void            *owner;           /* core-owned storage; do not touch */
 } mcpa_response_t;
 
@@ -197,14 +241,18 @@ typedef struct {
     mcpa_str_t       body;            /* JSON-RPC body, when the glue read it */
     int              body_read;       /* 1 when body is the whole body */
     int64_t          now;
+    mcpa_replay_t    replay;          /* deferred stores: see mcpa_store_t */
 } mcpa_guard_request_t;
 
 typedef enum {
     MCPA_GUARD_ALLOW = 0,             /* pass upstream with the identity */
     MCPA_GUARD_DENY,                  /* send response */
     MCPA_GUARD_NEED_BODY,             /* read the body, then ask again */
-    MCPA_GUARD_FETCH                  /* call the provider (response.fetch),
+    MCPA_GUARD_FETCH,                 /* call the provider (response.fetch),
                                          then mcpa_guard_resume() */
+    MCPA_GUARD_STORE                  /* deferred store: perform
+                                         response.store_op, then the same
+                                         call again with response.replay */
 } mcpa_guard_verdict_e;
 
 typedef struct {
@@ -244,7 +292,10 @@ MCPA_API void mcpa_guard_result_free(mcpa_guard_result_t *res) MCPA_NOEXCEPT;
 MCPA_API int mcpa_guard_reads_body(const mcpa_config_t *cf) MCPA_NOEXCEPT;
 
 /* 1 while the session named by session_key is live, 0 once it has ended
- * (expired or revoked): open event streams are closed then. */
+ * (expired or revoked): open event streams are closed then.  A store that
+ * fails (any get result but MCPA_OK and MCPA_NOT_FOUND) counts as live.
+ * With a deferred store, the glue passes a store whose get answers what it
+ * fetched for the key the previous call asked for. */
 MCPA_API int mcpa_session_alive(const mcpa_config_t *cf,
     const mcpa_store_t *store, mcpa_str_t session_key, int64_t now)
     MCPA_NOEXCEPT;

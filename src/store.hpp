@@ -13,7 +13,8 @@
 
 namespace mcpauth {
 
-enum class StoreStatus { ok, not_found, exists, conflict, full, error };
+// unavailable: a networked store did not answer in time (a 503 to retry).
+enum class StoreStatus { ok, not_found, exists, conflict, full, error, unavailable };
 
 class Store {
  public:

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,6 +24,7 @@
 #include "encoding.hpp"
 #include "endpoints.hpp"
 #include "pkce.hpp"
+#include "replay_store.hpp"
 #include "session.hpp"
 #include "store.hpp"
 
@@ -164,6 +166,62 @@ class Gateway : public ::testing::Test {
   MemoryStore store;
   int64_t now = kT0;
   Jar jar;
+  // Every call over a deferred store (replay_store.hpp) whose operations
+  // `store` answers, as Redis would through the glue: the same tests then
+  // prove the endpoints replay correctly.  MCPA_UNIT_DEFERRED=1 turns it on
+  // for every endpoint test (make unit-test runs them both ways).
+  bool deferred = std::getenv("MCPA_UNIT_DEFERRED") != nullptr;
+  int deferred_ops = 0;
+
+  template <class F>
+  Response over_store(F&& f) {
+    if (!deferred) return f(static_cast<Store&>(store));
+    std::string wire;  // the log as the glue carries it between runs
+    for (int round = 0; round < 32; ++round) {
+      ReplayLog log;
+      EXPECT_TRUE(ReplayLog::decode(wire, &log));
+      ReplayStore replay(log);
+      StoreOp op;
+      {
+        TapeScope tape(log.tape);
+        try {
+          return f(static_cast<Store&>(replay));
+        } catch (const StorePending&) {
+          op = replay.pending();
+        }
+      }
+      std::string value;
+      StoreStatus st = StoreStatus::error;
+      switch (op.op) {
+        case MCPA_OP_GET: st = store.get(op.key, &value); break;
+        case MCPA_OP_TAKE: st = store.take(op.key, &value); break;
+        case MCPA_OP_DEL: st = store.del(op.key); break;
+        case MCPA_OP_PUT:
+          st = op.mode == MCPA_PUT_NEW          ? store.put_new(op.key, op.value, op.expires)
+               : op.mode == MCPA_PUT_REPLACE_IF ? store.replace_if(op.key, op.expect, op.value, op.expires)
+                                                : store.put(op.key, op.value, op.expires);
+          break;
+        default: ADD_FAILURE() << "no operation"; break;
+      }
+      ++deferred_ops;
+      log.answer(c_status(st), value);
+      wire = log.encode();
+    }
+    ADD_FAILURE() << "more than 32 store operations for one request";
+    return Response();
+  }
+
+  static int c_status(StoreStatus st) {
+    switch (st) {
+      case StoreStatus::ok: return MCPA_OK;
+      case StoreStatus::not_found: return MCPA_NOT_FOUND;
+      case StoreStatus::exists: return MCPA_EXISTS;
+      case StoreStatus::conflict: return MCPA_CONFLICT;
+      case StoreStatus::full: return MCPA_FULL;
+      case StoreStatus::unavailable: return MCPA_UNAVAILABLE;
+      default: return MCPA_ERROR;
+    }
+  }
 
   void SetUp() override {
     ASSERT_EQ(cf.set("issuer", "https://mcp.example"), "");
@@ -194,7 +252,7 @@ class Gateway : public ::testing::Test {
   Response call(mcpa_endpoint_e ep, Request r) {
     store.now = now;
     r.now = now;
-    Response resp = handle_endpoint(ep, cf, store, r);
+    Response resp = over_store([&](Store& st) { return handle_endpoint(ep, cf, st, r); });
     jar.apply(resp);
     return resp;
   }
@@ -204,7 +262,8 @@ class Gateway : public ::testing::Test {
     store.now = now;
     Request r = request("GET");
     if (cookie_override != "\x01") r.cookie = cookie_override;
-    Response resp = resume_endpoint(ep, cf, store, r, asked.fetch.continuation, status, body);
+    Response resp = over_store(
+        [&](Store& st) { return resume_endpoint(ep, cf, st, r, asked.fetch.continuation, status, body); });
     jar.apply(resp);
     return resp;
   }

@@ -7,9 +7,21 @@
 namespace mcpauth_test {
 namespace {
 
-using Flow = Gateway;
+// Both store kinds: the shared-memory zone's synchronous one, and a
+// deferred one (Redis through the glue), where every run stops at each new
+// store operation and starts again with its answer.
+class Flow : public Gateway, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {
+    Gateway::SetUp();
+    deferred = GetParam();
+  }
+};
 
-TEST_F(Flow, ACompleteLoginIssuesTokensThatRefreshAndRevoke) {
+INSTANTIATE_TEST_SUITE_P(StoreKinds, Flow, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& p) { return p.param ? "Deferred" : "Direct"; });
+
+TEST_P(Flow, ACompleteLoginIssuesTokensThatRefreshAndRevoke) {
   // Register.
   std::string client_id = public_client();
   ASSERT_FALSE(client_id.empty());
@@ -93,9 +105,12 @@ TEST_F(Flow, ACompleteLoginIssuesTokensThatRefreshAndRevoke) {
   Response r3 = refresh(client_id, refresh2);
   EXPECT_EQ(r3.status, 400);
   EXPECT_EQ(json_string(r3.body, "error"), "invalid_grant");
+
+  // In deferred mode every operation above went through a replay.
+  EXPECT_EQ(deferred_ops > 10, GetParam()) << deferred_ops;
 }
 
-TEST_F(Flow, ASecondLoginUsesTheCachedJwksWithoutFetching) {
+TEST_P(Flow, ASecondLoginUsesTheCachedJwksWithoutFetching) {
   std::string id = public_client();
   login(id);
   std::string loc = to_provider(id);

@@ -1,0 +1,216 @@
+#include "replay_store.hpp"
+
+#include <cstring>
+#include <stdexcept>
+
+namespace mcpauth {
+namespace {
+
+constexpr char kMagic[] = "RPL1";
+
+void put_u32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+void put_bytes(std::string& out, std::string_view b) {
+  put_u32(out, static_cast<uint32_t>(b.size()));
+  out.append(b);
+}
+
+struct Reader {
+  std::string_view in;
+  bool ok = true;
+
+  uint32_t u32() {
+    if (in.size() < 4) {
+      ok = false;
+      return 0;
+    }
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+    in.remove_prefix(4);
+    return v;
+  }
+
+  std::string bytes() {
+    uint32_t n = u32();
+    if (!ok || in.size() < n) {
+      ok = false;
+      return {};
+    }
+    std::string out(in.substr(0, n));
+    in.remove_prefix(n);
+    return out;
+  }
+};
+
+// FNV-1a over the operation's fields, each length-prefixed.
+struct Digest {
+  uint32_t h = 2166136261u;
+  void add(std::string_view s) {
+    uint32_t n = static_cast<uint32_t>(s.size());
+    for (int i = 0; i < 4; ++i) byte(static_cast<unsigned char>((n >> (8 * i)) & 0xff));
+    for (unsigned char c : s) byte(c);
+  }
+  void byte(unsigned char c) {
+    h ^= c;
+    h *= 16777619u;
+  }
+};
+
+}  // namespace
+
+StoreStatus status_from_c(int rc) {
+  switch (rc) {
+    case MCPA_OK: return StoreStatus::ok;
+    case MCPA_NOT_FOUND: return StoreStatus::not_found;
+    case MCPA_EXISTS: return StoreStatus::exists;
+    case MCPA_CONFLICT: return StoreStatus::conflict;
+    case MCPA_FULL: return StoreStatus::full;
+    case MCPA_UNAVAILABLE: return StoreStatus::unavailable;
+    default: return StoreStatus::error;
+  }
+}
+
+uint32_t op_digest(const StoreOp& op) {
+  Digest d;
+  d.byte(static_cast<unsigned char>(op.op));
+  d.byte(static_cast<unsigned char>(op.mode));
+  d.add(op.key);
+  d.add(op.value);
+  d.add(op.expect);
+  d.add(std::to_string(op.expires));
+  return d.h;
+}
+
+bool ReplayLog::decode(std::string_view text, ReplayLog* out) {
+  *out = ReplayLog();
+  if (text.empty()) return true;
+  if (text.size() < 4 || text.substr(0, 4) != kMagic) return false;
+  Reader r{text.substr(4)};
+  uint32_t n = r.u32();
+  if (!r.ok || n > 64) return false;  // a request makes a handful of operations
+  for (uint32_t i = 0; i < n && r.ok; ++i) {
+    Answer a;
+    a.digest = r.u32();
+    uint32_t st = r.u32();
+    a.status = static_cast<StoreStatus>(st & 0xff);
+    a.local = (st & 0x100) != 0;
+    a.value = r.bytes();
+    out->answers.push_back(std::move(a));
+  }
+  out->pending = r.u32();
+  out->tape.bytes = r.bytes();
+  return r.ok && r.in.empty();
+}
+
+std::string ReplayLog::encode() const {
+  std::string out(kMagic);
+  put_u32(out, static_cast<uint32_t>(answers.size()));
+  for (const Answer& a : answers) {
+    put_u32(out, a.digest);
+    put_u32(out, static_cast<uint32_t>(a.status) | (a.local ? 0x100u : 0u));
+    put_bytes(out, a.value);
+  }
+  put_u32(out, pending);
+  put_bytes(out, tape.bytes);
+  return out;
+}
+
+void ReplayLog::answer(int status, std::string_view value) {
+  Answer a;
+  a.digest = pending;
+  a.status = status_from_c(status);
+  if (status == MCPA_OK) a.value = std::string(value);
+  answers.push_back(std::move(a));
+  pending = 0;
+}
+
+StoreStatus ReplayStore::run(StoreOp op, std::string* value) {
+  uint32_t digest = op_digest(op);
+  if (next_ < log_.answers.size()) {
+    const ReplayLog::Answer& a = log_.answers[next_++];
+    if (a.digest != digest) throw std::runtime_error("replay out of step");
+    if (value) *value = a.value;
+    return a.status;
+  }
+  log_.pending = digest;
+  pending_ = std::move(op);
+  throw StorePending{};
+}
+
+StoreStatus ReplayStore::get(std::string_view key, std::string* value) {
+  StoreOp op;
+  op.op = MCPA_OP_GET;
+  op.key = key;
+  return run(std::move(op), value);
+}
+
+StoreStatus ReplayStore::get_known(std::string_view key, std::string* value, const std::string* known,
+                                   bool* from_store) {
+  StoreOp op;
+  op.op = MCPA_OP_GET;
+  op.key = key;
+  *from_store = false;
+  if (next_ < log_.answers.size()) {
+    *from_store = !log_.answers[next_].local;
+  } else if (known) {
+    ReplayLog::Answer a;
+    a.digest = op_digest(op);
+    a.status = StoreStatus::ok;
+    a.local = true;
+    a.value = *known;
+    log_.answers.push_back(std::move(a));
+  } else {
+    *from_store = true;
+  }
+  return run(std::move(op), value);
+}
+
+StoreStatus ReplayStore::take(std::string_view key, std::string* value) {
+  StoreOp op;
+  op.op = MCPA_OP_TAKE;
+  op.key = key;
+  return run(std::move(op), value);
+}
+
+StoreStatus ReplayStore::put(std::string_view key, std::string_view value, int64_t expires) {
+  StoreOp op;
+  op.op = MCPA_OP_PUT;
+  op.key = key;
+  op.value = value;
+  op.expires = expires;
+  op.mode = MCPA_PUT_SET;
+  return run(std::move(op), nullptr);
+}
+
+StoreStatus ReplayStore::put_new(std::string_view key, std::string_view value, int64_t expires) {
+  StoreOp op;
+  op.op = MCPA_OP_PUT;
+  op.key = key;
+  op.value = value;
+  op.expires = expires;
+  op.mode = MCPA_PUT_NEW;
+  return run(std::move(op), nullptr);
+}
+
+StoreStatus ReplayStore::replace_if(std::string_view key, std::string_view expected, std::string_view value,
+                                    int64_t expires) {
+  StoreOp op;
+  op.op = MCPA_OP_PUT;
+  op.key = key;
+  op.value = value;
+  op.expect = expected;
+  op.expires = expires;
+  op.mode = MCPA_PUT_REPLACE_IF;
+  return run(std::move(op), nullptr);
+}
+
+StoreStatus ReplayStore::del(std::string_view key) {
+  StoreOp op;
+  op.op = MCPA_OP_DEL;
+  op.key = key;
+  return run(std::move(op), nullptr);
+}
+
+}  // namespace mcpauth

@@ -1,0 +1,175 @@
+// The deferred store: the replay log, the random tape, and the per-worker
+// session cache in front of it.
+#include <gtest/gtest.h>
+
+#include "crypto.hpp"
+#include "replay_store.hpp"
+#include "session_cache.hpp"
+
+namespace mcpauth_test {
+namespace {
+
+using namespace mcpauth;
+
+TEST(ReplayLog, RoundTripsAnswersPendingDigestAndTape) {
+  ReplayLog log;
+  log.pending = 7;
+  log.answer(MCPA_OK, std::string("va\0lue", 6));
+  log.pending = 9;
+  log.answer(MCPA_NOT_FOUND, "ignored");
+  log.pending = 11;
+  log.tape.bytes = "random";
+  ReplayLog back;
+  ASSERT_TRUE(ReplayLog::decode(log.encode(), &back));
+  ASSERT_EQ(back.answers.size(), 2u);
+  EXPECT_EQ(back.answers[0].digest, 7u);
+  EXPECT_EQ(back.answers[0].status, StoreStatus::ok);
+  EXPECT_EQ(back.answers[0].value, std::string("va\0lue", 6));
+  EXPECT_EQ(back.answers[1].status, StoreStatus::not_found);
+  EXPECT_EQ(back.answers[1].value, "");  // only a found value is kept
+  EXPECT_EQ(back.pending, 11u);
+  EXPECT_EQ(back.tape.bytes, "random");
+}
+
+TEST(ReplayLog, RefusesDamagedText) {
+  ReplayLog log;
+  log.pending = 1;
+  log.answer(MCPA_OK, "x");
+  std::string wire = log.encode();
+  ReplayLog back;
+  EXPECT_FALSE(ReplayLog::decode(wire.substr(0, wire.size() - 1), &back));
+  EXPECT_FALSE(ReplayLog::decode(wire + "z", &back));
+  EXPECT_FALSE(ReplayLog::decode("XXXX" + wire.substr(4), &back));
+  EXPECT_TRUE(ReplayLog::decode("", &back));
+  EXPECT_TRUE(back.answers.empty());
+}
+
+TEST(ReplayLog, UnavailableBecomesItsOwnStatus) {
+  ReplayLog log;
+  log.answer(MCPA_UNAVAILABLE, "");
+  EXPECT_EQ(log.answers[0].status, StoreStatus::unavailable);
+}
+
+// One "request": take a code, then write a session under a random id.
+std::string request(Store& st) {
+  std::string code;
+  if (st.take("code:1", &code) != StoreStatus::ok) return "no code";
+  std::string sid = random_token(16);
+  if (st.put_new("session:" + sid, code, 100) != StoreStatus::ok) return "no session";
+  return sid;
+}
+
+TEST(ReplayStore, ReplaysEarlierAnswersAndTheSameRandomBytes) {
+  MemoryStore backing;
+  ASSERT_EQ(backing.put("code:1", "grant", 100), StoreStatus::ok);
+  ReplayLog log;
+  std::string result;
+  int runs = 0;
+  for (;;) {
+    ++runs;
+    ReplayStore rs(log);
+    TapeScope tape(log.tape);
+    try {
+      result = request(rs);
+      break;
+    } catch (const StorePending&) {
+      const StoreOp& op = rs.pending();
+      std::string value;
+      StoreStatus st = op.op == MCPA_OP_TAKE ? backing.take(op.key, &value) : backing.put_new(op.key, op.value, op.expires);
+      log.answer(st == StoreStatus::ok ? MCPA_OK : MCPA_ERROR, value);
+    }
+  }
+  EXPECT_EQ(runs, 3);
+  std::string stored;
+  // The session the last run reports is the one the second run wrote: the
+  // random id came back from the tape.
+  ASSERT_EQ(backing.get("session:" + result, &stored), StoreStatus::ok) << result;
+  EXPECT_EQ(stored, "grant");
+  EXPECT_EQ(backing.get("code:1", &stored), StoreStatus::not_found);  // taken once
+}
+
+TEST(ReplayStore, ARerunThatAsksForAnotherOperationIsAnError) {
+  ReplayLog log;
+  {
+    ReplayStore rs(log);
+    std::string v;
+    EXPECT_THROW(rs.get("a", &v), StorePending);
+  }
+  log.answer(MCPA_OK, "1");
+  ReplayStore rs(log);
+  std::string v;
+  EXPECT_THROW(rs.get("b", &v), std::runtime_error);
+}
+
+TEST(SessionCache, HitsWithinTheLifetimeOnly) {
+  SessionCache c;
+  c.remember("session:a", "rec", 100, 5);
+  ASSERT_NE(c.find("session:a", 104, 5), nullptr);
+  EXPECT_EQ(c.find("session:a", 105, 5), nullptr);  // the revocation bound
+  EXPECT_EQ(c.find("session:a", 99, 5), nullptr);   // a clock that went back
+  c.forget("session:a");
+  EXPECT_EQ(c.find("session:a", 101, 5), nullptr);
+}
+
+TEST(SessionCache, StaysWithinItsCapacity) {
+  SessionCache c(4);
+  for (int i = 0; i < 20; ++i) c.remember("session:" + std::to_string(i), "r", 100, 5);
+  EXPECT_LE(c.size(), 4u);
+}
+
+TEST(CachingStore, AGuardReadIsServedFromTheCacheAndLoggedForReruns) {
+  SessionCache cache;
+  cache.remember("session:s", "cached", 100, 5);
+  ReplayLog log;
+  ReplayStore rs(log);
+  CachingStore cs(rs, cache, 102, 5, true);
+  std::string v;
+  ASSERT_EQ(cs.get("session:s", &v), StoreStatus::ok);  // no StorePending: no round trip
+  EXPECT_EQ(v, "cached");
+  ASSERT_EQ(log.answers.size(), 1u);
+  EXPECT_TRUE(log.answers[0].local);
+
+  // A rerun after the entry is gone still sees what the first run saw.
+  cache.forget("session:s");
+  ReplayStore rs2(log);
+  CachingStore cs2(rs2, cache, 102, 5, true);
+  ASSERT_EQ(cs2.get("session:s", &v), StoreStatus::ok);
+  EXPECT_EQ(v, "cached");
+  EXPECT_EQ(cache.find("session:s", 102, 5), nullptr);  // a local answer is not re-cached
+}
+
+TEST(CachingStore, EndpointsReadTheStoreAndTheirWritesUpdateTheCache) {
+  SessionCache cache;
+  cache.remember("session:s", "old", 100, 5);
+  ReplayLog log;
+  {
+    ReplayStore rs(log);
+    CachingStore cs(rs, cache, 101, 5, false);
+    std::string v;
+    EXPECT_THROW(cs.get("session:s", &v), StorePending);  // not served from the cache
+  }
+  log.answer(MCPA_OK, "current");
+  {
+    ReplayStore rs(log);
+    CachingStore cs(rs, cache, 101, 5, false);
+    std::string v;
+    ASSERT_EQ(cs.get("session:s", &v), StoreStatus::ok);
+    EXPECT_EQ(v, "current");
+    EXPECT_THROW(cs.del("session:s"), StorePending);
+  }
+  // The delete dropped this worker's entry before it was even sent.
+  EXPECT_EQ(cache.find("session:s", 101, 5), nullptr);
+}
+
+TEST(CachingStore, OnlySessionRecordsAreCached) {
+  SessionCache cache;
+  cache.remember("client:c", "x", 100, 5);
+  ReplayLog log;
+  ReplayStore rs(log);
+  CachingStore cs(rs, cache, 101, 5, true);
+  std::string v;
+  EXPECT_THROW(cs.get("client:c", &v), StorePending);
+}
+
+}  // namespace
+}  // namespace mcpauth_test
