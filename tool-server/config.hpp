@@ -6,11 +6,26 @@
 #include <vector>
 
 enum class SnippetScope { Private, Shared };
+enum class StoreKind { Sqlite, Redis };
+
+// Where the Redis store connects and how it names its keys (--redis-*).
+struct RedisConfig {
+    std::string host = "127.0.0.1";
+    int port = 6379;
+    std::string user;           // ACL user; empty: the default user
+    std::string password_file;  // read at start; never a password on the command line
+    int db = 0;
+    std::string prefix = "mcp:snippet:";
+    int timeout_ms = 1000;  // connect and per-command timeout
+    bool allow_async_durability = false;
+};
 
 struct Config {
     std::string listen_host = "127.0.0.1";
     int listen_port = 8808;
+    StoreKind store = StoreKind::Sqlite;
     std::string data_dir = ".";
+    RedisConfig redis;
     std::string identity_key_file;         // HS256 shared secret
     std::string identity_public_key_file;  // ES256 public key (PEM)
     std::string identity_iss = "ngx_mcp_auth";

@@ -27,7 +27,17 @@ const char* kUsage =
     "Transports: HTTP+SSE (GET /sse, POST /message) and Streamable HTTP (/mcp).\n"
     "\n"
     "  --listen HOST:PORT          address to listen on (default 127.0.0.1:8808; port 0 picks one)\n"
+    "  --store sqlite|redis        snippet store (default sqlite)\n"
     "  --data-dir DIR              where snippets.db lives (default .)\n"
+    "  --redis-host HOST           Redis address (default 127.0.0.1)\n"
+    "  --redis-port PORT           Redis port (default 6379)\n"
+    "  --redis-user USER           Redis ACL user (needs --redis-password-file)\n"
+    "  --redis-password-file FILE  Redis password, read from this file\n"
+    "  --redis-db N                Redis database number (default 0)\n"
+    "  --redis-prefix PREFIX       key prefix, one hash per owner (default mcp:snippet:)\n"
+    "  --redis-timeout-ms MS       Redis connect and command timeout (default 1000)\n"
+    "  --redis-allow-async-durability\n"
+    "                              accept a Redis that does not fsync every write\n"
     "  --identity-key FILE         HS256 secret shared with the gateway (>= 32 bytes)\n"
     "  --identity-public-key PEM   verify ES256 assertions with this public key instead\n"
     "  --identity-iss ISS          expected issuer (default ngx_mcp_auth)\n"
@@ -47,6 +57,13 @@ bool parse_size(const char* s, size_t& out) {
     unsigned long long v = std::strtoull(s, &end, 10);
     if (errno || end == s || *end || s[0] == '-') return false;
     out = static_cast<size_t>(v);
+    return true;
+}
+
+bool parse_int(const char* s, int min, int max, int& out) {
+    size_t v = 0;
+    if (!parse_size(s, v) || v < static_cast<size_t>(min) || v > static_cast<size_t>(max)) return false;
+    out = static_cast<int>(v);
     return true;
 }
 
@@ -79,6 +96,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 
 // Returns 0 to continue, otherwise the process exit status (+1).
 int parse_args(int argc, char** argv, Config& cfg) {
+    bool redis_flags = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         std::string value;
@@ -97,6 +115,11 @@ int parse_args(int argc, char** argv, Config& cfg) {
             cfg.insecure_no_auth = true;
             continue;
         }
+        if (arg.rfind("--redis-", 0) == 0) redis_flags = true;
+        if (arg == "--redis-allow-async-durability") {
+            cfg.redis.allow_async_durability = true;
+            continue;
+        }
         if (!has_inline) {
             if (i + 1 >= argc) {
                 std::fprintf(stderr, "mcp-tool-server: %s needs a value (see --help)\n", arg.c_str());
@@ -107,6 +130,25 @@ int parse_args(int argc, char** argv, Config& cfg) {
         bool ok = true;
         if (arg == "--listen") ok = parse_listen(value, cfg);
         else if (arg == "--data-dir") cfg.data_dir = value;
+        else if (arg == "--store") {
+            if (value == "sqlite") cfg.store = StoreKind::Sqlite;
+            else if (value == "redis") cfg.store = StoreKind::Redis;
+            else ok = false;
+        } else if (arg == "--redis-host") {
+            cfg.redis.host = value;
+            ok = !value.empty();
+        }
+        else if (arg == "--redis-port") ok = parse_int(value.c_str(), 1, 65535, cfg.redis.port);
+        else if (arg == "--redis-user") {
+            cfg.redis.user = value;
+            ok = !value.empty();
+        } else if (arg == "--redis-password-file") {
+            cfg.redis.password_file = value;
+            ok = !value.empty();
+        }
+        else if (arg == "--redis-db") ok = parse_int(value.c_str(), 0, 1 << 20, cfg.redis.db);
+        else if (arg == "--redis-prefix") cfg.redis.prefix = value;
+        else if (arg == "--redis-timeout-ms") ok = parse_int(value.c_str(), 1, 600000, cfg.redis.timeout_ms);
         else if (arg == "--identity-key") cfg.identity_key_file = value;
         else if (arg == "--identity-public-key") cfg.identity_public_key_file = value;
         else if (arg == "--identity-iss") cfg.identity_iss = value;
@@ -131,6 +173,10 @@ int parse_args(int argc, char** argv, Config& cfg) {
             std::fprintf(stderr, "mcp-tool-server: bad value for %s (see --help)\n", arg.c_str());
             return 3;
         }
+    }
+    if (redis_flags && cfg.store != StoreKind::Redis) {
+        std::fprintf(stderr, "mcp-tool-server: --redis-* options need --store redis (see --help)\n");
+        return 3;
     }
     return 0;
 }
@@ -189,7 +235,8 @@ int main(int argc, char** argv) {
     }
 
     std::string error;
-    std::unique_ptr<SnippetStore> store = open_sqlite_store(cfg.data_dir, error);
+    std::unique_ptr<SnippetStore> store = cfg.store == StoreKind::Redis ? open_redis_store(cfg.redis, error)
+                                                                        : open_sqlite_store(cfg.data_dir, error);
     if (!store) {
         LOG_ERROR("startup_failed", {{"error", "snippet store: " + error}});
         return 1;
@@ -221,6 +268,7 @@ int main(int argc, char** argv) {
                         v6 ? "]" : "", port);
             std::fflush(stdout);
             LOG_INFO("started", {{"port", std::to_string(port)},
+                                 {"store", cfg.store == StoreKind::Redis ? "redis" : "sqlite"},
                                  {"scope", cfg.snippet_scope == SnippetScope::Shared ? "shared" : "private"},
                                  {"auth", cfg.insecure_no_auth ? "none" : (cfg.identity_public_key_file.empty()
                                                                                ? "HS256" : "ES256")}});

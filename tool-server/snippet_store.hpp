@@ -26,5 +26,10 @@ public:
 // Opens (creating if needed) the SQLite store in `data_dir`. Null on failure.
 std::unique_ptr<SnippetStore> open_sqlite_store(const std::string& data_dir, std::string& error);
 
+// Connects to Redis, authenticates and checks that it fsyncs every write
+// (redis/redis_store.cpp). Null on failure, with the reason in `error`.
+struct RedisConfig;
+std::unique_ptr<SnippetStore> open_redis_store(const RedisConfig& cfg, std::string& error);
+
 // Why `name` is not an acceptable snippet name, or nullopt when it is.
 std::optional<std::string> snippet_name_problem(std::string_view name);

@@ -3,11 +3,13 @@
 BUILD ?= build
 SAN_FLAGS ?=
 
-TOOL_SERVER_SRCS := $(wildcard tool-server/*.cpp)
+# redis/ is a folder of its own: fuzz/fuzz.mk links tool-server/*.cpp into
+# its harnesses without hiredis.
+TOOL_SERVER_SRCS := $(wildcard tool-server/*.cpp tool-server/redis/*.cpp)
 TOOL_SERVER_OBJS := $(patsubst tool-server/%.cpp,$(BUILD)/tool-server/%.o,$(TOOL_SERVER_SRCS))
 TOOL_SERVER_CXX ?= $(CXX)
 TOOL_SERVER_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror -Wshadow $(SAN_FLAGS) -MMD -MP
-TOOL_SERVER_LIBS := -levent -ljwt -lcjson -lsqlite3 -lcrypto -lpthread
+TOOL_SERVER_LIBS := -levent -ljwt -lcjson -lsqlite3 -lhiredis -lcrypto -lpthread
 
 $(BUILD)/mcp-tool-server: $(TOOL_SERVER_OBJS)
 	@mkdir -p $(dir $@)
