@@ -1,0 +1,312 @@
+"""mcp-tool-server with --store redis: several tool servers on one private
+redis-server share snippets; Redis going down, stalling and coming back;
+the start-up checks (durability, credentials)."""
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import TOOL_SERVER
+from redis_util import REDIS_SERVER, RedisServer
+from toolserver_util import StreamableClient, ToolServer, text_of
+
+pytestmark = [
+    pytest.mark.skipif(not TOOL_SERVER.exists(), reason="build/mcp-tool-server not built"),
+    pytest.mark.skipif(not Path(REDIS_SERVER).exists(), reason="redis-server not installed"),
+]
+
+TIMEOUT_MS = 300
+NOT_SAVED = "Storage error: the snippet was not saved"
+NOT_READ = "Storage error: the snippet could not be read"
+
+
+def redis_tool_server(workdir, redis, *extra, key=None, name="tool-server"):
+    args = ["--store", "redis", "--redis-port", str(redis.port), "--redis-timeout-ms", str(TIMEOUT_MS)]
+    return ToolServer(workdir, name=name, key=key, args=args + list(extra))
+
+
+def call(server, tool, sub="alice", **arguments):
+    """One tools/call in a fresh session; returns the result object."""
+    return StreamableClient(server, sub=sub).initialize().call(tool, **arguments)["result"]
+
+
+def save(server, name, content, sub="alice"):
+    return call(server, "save_snippet", sub=sub, snippetname=name, snippet=content)
+
+
+def get(server, name, sub="alice"):
+    return call(server, "get_snippet", sub=sub, snippetname=name)
+
+
+def saved(result):
+    return result["isError"] is False and text_of(result).endswith("saved successfully")
+
+
+def eventually_saves(server, name, content, within=5.0):
+    """Saves until it works (a failed reconnect waits a second before the next)."""
+    deadline = time.monotonic() + within
+    while True:
+        r = save(server, name, content)
+        if saved(r) or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def stop_later():
+    """Collects servers (anything with stop()) to stop after the test."""
+    started = []
+    yield started.append
+    for s in reversed(started):
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory):
+    r = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield r
+    assert r.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, redis):
+    """Two tool servers on one Redis, trusting the same gateway key."""
+    base = tmp_path_factory.mktemp("tool-servers")
+    a = redis_tool_server(base / "a", redis, name="a").start()
+    b = redis_tool_server(base / "b", redis, key=a.key, name="b").start()
+    yield a, b
+    assert a.stop() == 0
+    assert b.stop() == 0
+
+
+# --- sharing --------------------------------------------------------------------
+
+def test_snippet_saved_through_one_server_is_read_through_the_other(pair):
+    a, b = pair
+    assert saved(save(a, "shared-one", "written via a"))
+    r = get(b, "shared-one")
+    assert r["isError"] is False
+    assert text_of(r) == "written via a"
+
+
+def test_overwrite_through_either_server_is_seen_by_the_other(pair):
+    a, b = pair
+    assert saved(save(a, "over", "first"))
+    assert text_of(get(b, "over")) == "first"
+    assert saved(save(b, "over", "second"))
+    assert text_of(get(a, "over")) == "second"
+
+
+def test_snippets_stay_private_to_their_user_across_servers(pair):
+    a, b = pair
+    assert saved(save(a, "diary", "alice's", sub="alice"))
+    r = get(b, "diary", sub="bob")
+    assert r["isError"] is True and text_of(r) == "Snippet 'diary' not found"
+    assert saved(save(b, "diary", "bob's", sub="bob"))
+    assert text_of(get(a, "diary", sub="alice")) == "alice's"
+    assert text_of(get(a, "diary", sub="bob")) == "bob's"
+
+
+def test_owner_and_name_cannot_run_into_each_other(pair):
+    # With a key like owner + "." + name these two would be one key.
+    a, b = pair
+    assert saved(save(a, "n", "owner u.x", sub="u.x"))
+    assert saved(save(a, "x.n", "owner u", sub="u"))
+    assert text_of(get(b, "n", sub="u.x")) == "owner u.x"
+    assert text_of(get(b, "x.n", sub="u")) == "owner u"
+    assert get(b, "n", sub="u")["isError"] is True
+
+
+def test_keys_are_one_hash_per_owner_under_the_prefix(pair, redis):
+    a, _ = pair
+    sub = "carol with spaces:\u00fc"
+    assert saved(save(a, "layout", "in a hash", sub=sub))
+    key = ("mcp:snippet:" + sub).encode()
+    assert redis.command("TYPE", key) == "hash"
+    assert redis.command("HGET", key, "layout") == b"in a hash"
+
+
+def test_shared_scope_prefix_and_db_flags(tmp_path, redis, stop_later):
+    extra = ["--snippet-scope", "shared", "--redis-prefix", "team:", "--redis-db", "3"]
+    a = redis_tool_server(tmp_path / "a", redis, *extra, name="a").start()
+    stop_later(a)
+    b = redis_tool_server(tmp_path / "b", redis, *extra, key=a.key, name="b").start()
+    stop_later(b)
+    assert saved(save(a, "notice", "for everyone", sub="alice"))
+    assert text_of(get(b, "notice", sub="bob")) == "for everyone"
+    # the shared space is the prefix itself, in database 3 (db 0 has no such key)
+    assert redis.command("EXISTS", "team:") == 0
+    assert "db3:keys=1," in redis.command("INFO", "keyspace").decode()
+
+
+# --- Redis down, stalled, back -----------------------------------------------------
+
+def test_redis_down_is_a_storage_error_and_the_server_recovers_with_the_data(tmp_path, stop_later):
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    a = redis_tool_server(tmp_path / "a", redis, name="a").start()
+    stop_later(a)
+    b = redis_tool_server(tmp_path / "b", redis, key=a.key, name="b").start()
+    stop_later(b)
+    assert saved(save(a, "kept", "acknowledged before the crash"))
+
+    redis.stop(signal.SIGKILL)
+    r = save(a, "during", "nowhere to go")
+    assert r["isError"] is True and text_of(r) == NOT_SAVED
+    r = get(b, "kept")
+    assert r["isError"] is True and text_of(r) == NOT_READ
+    assert text_of(call(a, "hello_mcp")) == "Hello I am MCPTool!"
+    assert a.proc.alive() and b.proc.alive()
+
+    redis.start()
+    assert saved(eventually_saves(a, "after", "back again"))
+    assert text_of(get(b, "after")) == "back again"
+    assert text_of(get(b, "kept")) == "acknowledged before the crash"
+    assert "redis_connected" in a.proc.log()
+
+
+def test_redis_restarted_between_two_calls_goes_unnoticed(tmp_path, stop_later):
+    # The kept connection is dead; the call retries once on a fresh one.
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    a = redis_tool_server(tmp_path / "a", redis).start()
+    stop_later(a)
+    assert saved(save(a, "one", "before the restart"))
+    redis.stop()
+    redis.start()
+    assert saved(save(a, "two", "right after the restart"))
+    assert text_of(get(a, "one")) == "before the restart"
+
+
+def test_stalled_redis_costs_a_request_no_more_than_the_timeout(tmp_path, stop_later):
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    a = redis_tool_server(tmp_path / "a", redis).start()
+    stop_later(a)
+    assert saved(save(a, "before", "stall"))
+    client = StreamableClient(a).initialize()
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        for _ in range(3):
+            t0 = time.monotonic()
+            r = client.call("get_snippet", snippetname="before")["result"]
+            assert time.monotonic() - t0 < 3 * TIMEOUT_MS / 1000.0 + 1.0
+            assert r["isError"] is True and text_of(r) == NOT_READ
+        assert text_of(client.call("hello_mcp")["result"]) == "Hello I am MCPTool!"
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    assert saved(eventually_saves(a, "after-stall", "resumed"))
+    assert text_of(get(a, "before")) == "stall"
+
+
+def test_each_new_connection_checks_durability_again(tmp_path, stop_later):
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    a = redis_tool_server(tmp_path / "a", redis).start()
+    stop_later(a)
+    assert saved(save(a, "first", "ok"))
+    redis.command("CONFIG", "SET", "appendfsync", "everysec")
+    redis.command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    r = save(a, "second", "refused")
+    assert r["isError"] is True and text_of(r) == NOT_SAVED
+    assert "appendfsync everysec" in a.proc.log()
+    redis.command("CONFIG", "SET", "appendfsync", "always")
+    assert saved(eventually_saves(a, "third", "accepted again"))
+
+
+# --- start-up checks -----------------------------------------------------------------
+
+@pytest.mark.parametrize("setting", ["appendfsync everysec", "appendonly no"])
+def test_refuses_to_start_on_a_redis_that_does_not_fsync_every_write(tmp_path, stop_later, setting):
+    redis = RedisServer(tmp_path / "redis",
+                        appendfsync="everysec" if "everysec" in setting else "always").start()
+    stop_later(redis)
+    if setting == "appendonly no":
+        redis.command("CONFIG", "SET", "appendonly", "no")
+    srv = redis_tool_server(tmp_path / "ts", redis)
+    with pytest.raises(RuntimeError) as err:
+        srv.start()
+    assert "exited with 1" in str(err.value)
+    assert setting in str(err.value)
+    assert "--redis-allow-async-durability" in str(err.value)
+
+
+def test_allow_async_durability_starts_and_warns_once(tmp_path, stop_later):
+    redis = RedisServer(tmp_path / "redis", appendfsync="everysec").start()
+    stop_later(redis)
+    a = redis_tool_server(tmp_path / "ts", redis, "--redis-allow-async-durability").start()
+    stop_later(a)
+    assert saved(save(a, "fast", "maybe lost"))
+    redis.stop()
+    redis.start()  # a reconnect checks again, but does not warn again
+    assert saved(eventually_saves(a, "again", "after restart"))
+    assert a.proc.log().count("event=redis_async_durability") == 1
+
+
+def test_config_get_forbidden_by_acl_needs_the_flag(tmp_path, stop_later):
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    redis.command("ACL", "SETUSER", "limited", "on", ">limited-pass", "~*", "+@all", "-config")
+    pw = tmp_path / "limited.pw"
+    pw.write_text("limited-pass\n")
+    creds = ["--redis-user", "limited", "--redis-password-file", str(pw)]
+    with pytest.raises(RuntimeError) as err:
+        redis_tool_server(tmp_path / "refused", redis, *creds).start()
+    assert "CONFIG GET is not permitted" in str(err.value)
+    assert "NOPERM" in str(err.value)
+    a = redis_tool_server(tmp_path / "allowed", redis, *creds, "--redis-allow-async-durability").start()
+    stop_later(a)
+    assert "event=redis_async_durability" in a.proc.log()
+    assert saved(save(a, "acl", "works"))
+    assert text_of(get(a, "acl")) == "works"
+
+
+def test_password_from_a_file_works_and_a_wrong_one_fails_at_start(tmp_path, stop_later):
+    password = "right-horse-battery"
+    redis = RedisServer(tmp_path / "redis", password=password).start()
+    stop_later(redis)
+    good, bad = tmp_path / "good.pw", tmp_path / "bad.pw"
+    good.write_text(password + "\n")
+    bad.write_text("wrong-staple-guess\n")
+
+    a = redis_tool_server(tmp_path / "good", redis, "--redis-password-file", str(good)).start()
+    stop_later(a)
+    assert saved(save(a, "locked", "behind a password"))
+    assert text_of(get(a, "locked")) == "behind a password"
+
+    with pytest.raises(RuntimeError) as err:
+        redis_tool_server(tmp_path / "bad", redis, "--redis-password-file", str(bad)).start()
+    assert "exited with 1" in str(err.value)
+    assert "refused the credentials" in str(err.value) and "WRONGPASS" in str(err.value)
+    assert "wrong-staple-guess" not in str(err.value)
+
+    with pytest.raises(RuntimeError, match="requires a password"):
+        redis_tool_server(tmp_path / "none", redis).start()
+    assert password not in a.proc.log()
+
+
+def test_unreachable_redis_fails_at_start(tmp_path):
+    from harness import free_port
+
+    class Nowhere:
+        port = free_port()
+
+    with pytest.raises(RuntimeError, match="cannot connect to redis at 127.0.0.1:%d" % Nowhere.port):
+        redis_tool_server(tmp_path, Nowhere).start()
+
+
+def test_redis_flags_without_store_redis_are_a_usage_error():
+    out = subprocess.run([str(TOOL_SERVER), "--insecure-no-auth", "--redis-port", "6380"],
+                         capture_output=True, text=True, timeout=5)
+    assert out.returncode == 2
+    assert "--store redis" in out.stderr
+
+
+def test_help_lists_the_redis_flags():
+    out = subprocess.run([str(TOOL_SERVER), "--help"], capture_output=True, text=True, timeout=5)
+    for flag in ["--store", "--redis-host", "--redis-port", "--redis-user", "--redis-password-file",
+                 "--redis-db", "--redis-prefix", "--redis-timeout-ms", "--redis-allow-async-durability"]:
+        assert flag in out.stdout
