@@ -12,6 +12,7 @@
 #include <ngx_http.h>
 
 #include "mcp_auth.h"
+#include "ngx_mcp_auth_redis.h"
 
 
 #define NGX_HTTP_MCP_AUTH_ERRLEN  512
@@ -124,6 +125,7 @@ typedef struct {
     size_t                    peek_size;
 
     ngx_shm_zone_t           *shm_zone;        /* mcp_auth_zone */
+    ngx_mcp_auth_redis_t     *redis;           /* mcp_auth_redis */
     ngx_str_t                 provider_token_location;
     ngx_str_t                 provider_jwks_location;
     ngx_str_t                 client_metadata_location;
@@ -166,6 +168,24 @@ typedef struct {
     ngx_str_t                 identity;
     ngx_str_t                 provider_token;
     ngx_event_t               stream_check;
+
+    /* a deferred store (Redis): see mcpa_store_t */
+    int64_t                   now;             /* one clock for all runs */
+    ngx_str_t                 replay;
+    int                       replay_status;
+    ngx_str_t                 replay_value;
+    ngx_mcp_auth_redis_cmd_t *store_cmd;       /* in flight */
+    ngx_uint_t                store_ops;
+    unsigned                  store_waiting:1;
+    unsigned                  store_access:1;  /* the guard asked */
+    unsigned                  store_cleanup:1;
+    unsigned                  resuming:1;      /* mcpa_resume(), not handle */
+
+    /* a stream's session looked up in Redis */
+    unsigned                  probe_answered:1;
+    int                       probe_status;
+    ngx_str_t                *probe_value;
+    ngx_str_t                 probe_key;
 } ngx_http_mcp_auth_ctx_t;
 
 
@@ -177,9 +197,29 @@ typedef struct {
 
 static ngx_int_t ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_status_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcp_auth_redis_status(ngx_http_request_t *r,
+    ngx_mcp_auth_redis_t *rd);
 static ngx_int_t ngx_http_mcp_auth_no_store(ngx_http_request_t *r);
 static void ngx_http_mcp_auth_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_serve(ngx_http_request_t *r);
+static ngx_int_t ngx_http_mcp_auth_run(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx);
+static ngx_int_t ngx_http_mcp_auth_store(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp, ngx_uint_t access);
+static void ngx_http_mcp_auth_store_done(void *data, int status,
+    ngx_str_t *value);
+static ngx_int_t ngx_http_mcp_auth_store_cleanup_add(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx);
+static void ngx_http_mcp_auth_store_cleanup(void *data);
+static void ngx_http_mcp_auth_replay(ngx_http_mcp_auth_ctx_t *ctx,
+    mcpa_replay_t *replay);
+static void ngx_http_mcp_auth_stream_probe(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx);
+static void ngx_http_mcp_auth_probe_done(void *data, int status,
+    ngx_str_t *value);
+static int ngx_http_mcp_auth_probe_get(void *data, mcpa_str_t key, int take,
+    mcpa_sink_pt sink, void *sink_ctx);
+static void ngx_http_mcp_auth_stream_end(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_respond(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp);
 static ngx_int_t ngx_http_mcp_auth_fetch(ngx_http_request_t *r,
@@ -263,6 +303,8 @@ static void ngx_http_mcp_auth_cleanup_core(void *data);
 static char *ngx_http_mcp_auth_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mcp_auth_set_words(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_mcp_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mcp_auth_zone(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -511,6 +553,13 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
     { ngx_string("mcp_auth_zone"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
       ngx_http_mcp_auth_zone,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("mcp_auth_redis"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_mcp_auth_redis,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -836,6 +885,11 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
     }
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    if (alcf->redis) {
+        return ngx_http_mcp_auth_redis_status(r, alcf->redis);
+    }
+
     shm_zone = alcf->shm_zone;
     zone = shm_zone->data;
 
@@ -904,6 +958,62 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * With Redis: {"store":"redis","address":"...","connected":B,"in_flight":N}
+ * for this worker's connection (each worker has its own).
+ */
+static ngx_int_t
+ngx_http_mcp_auth_redis_status(ngx_http_request_t *r, ngx_mcp_auth_redis_t *rd)
+{
+    size_t        len;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_str_t    *addr;
+    ngx_chain_t   out;
+
+    addr = ngx_mcp_auth_redis_address(rd);
+
+    len = sizeof("{\"store\":\"redis\",\"address\":\"\",\"connected\":false,"
+                 "\"in_flight\":}\n") - 1
+          + addr->len + ngx_escape_json(NULL, addr->data, addr->len)
+          + NGX_ATOMIC_T_LEN;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, "{\"store\":\"redis\",\"address\":\"",
+                         sizeof("{\"store\":\"redis\",\"address\":\"") - 1);
+    b->last = (u_char *) ngx_escape_json(b->last, addr->data, addr->len);
+    b->last = ngx_sprintf(b->last, "\",\"connected\":%s,\"in_flight\":%ui}\n",
+                          ngx_mcp_auth_redis_connected(rd) ? "true" : "false",
+                          ngx_mcp_auth_redis_in_flight(rd));
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = NGX_HTTP_OK;
+    r->headers_out.content_length_n = b->last - b->pos;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (ngx_http_mcp_auth_no_store(r) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
 static ngx_int_t
 ngx_http_mcp_auth_no_store(ngx_http_request_t *r)
 {
@@ -934,7 +1044,6 @@ ngx_http_mcp_auth_serve(ngx_http_request_t *r)
 {
     ngx_str_t                      body;
     mcpa_request_t                 req;
-    mcpa_response_t                resp;
     ngx_http_mcp_auth_ctx_t       *ctx;
     ngx_http_mcp_auth_loc_conf_t  *alcf;
 
@@ -1018,13 +1127,197 @@ ngx_http_mcp_auth_serve(ngx_http_request_t *r)
     ctx->req = req;
     ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
 
-    if (mcpa_handle(alcf->core, &alcf->store, &ctx->req, &resp) != MCPA_OK) {
+    return ngx_http_mcp_auth_run(r, ctx);
+}
+
+
+/*
+ * Runs the core for an endpoint request: mcpa_handle(), or mcpa_resume()
+ * once a fetch has answered; with a deferred store, again after each store
+ * operation, until there is something to send or to fetch.
+ */
+static ngx_int_t
+ngx_http_mcp_auth_run(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx)
+{
+    int                            rc;
+    ngx_int_t                      n;
+    mcpa_str_t                     cont, answer;
+    mcpa_response_t                resp;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    for ( ;; ) {
+        ngx_http_mcp_auth_replay(ctx, &ctx->req.replay);
+
+        if (ctx->resuming) {
+            cont.data = (const char *) ctx->continuation.data;
+            cont.len = ctx->continuation.len;
+            answer.data = (const char *) ctx->answer.data;
+            answer.len = ctx->answer.len;
+
+            rc = mcpa_resume(alcf->core, &alcf->store, &ctx->req, cont,
+                             (int) ctx->answer_status, answer, &resp);
+
+        } else {
+            rc = mcpa_handle(alcf->core, &alcf->store, &ctx->req, &resp);
+        }
+
+        if (rc != MCPA_OK) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "mcp_auth: internal error in the core");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        if (resp.store_op.op == MCPA_OP_NONE) {
+            /* done with this run's replay: a later resume starts afresh */
+            ctx->replay.len = 0;
+            return ngx_http_mcp_auth_respond(r, ctx, &resp);
+        }
+
+        n = ngx_http_mcp_auth_store(r, ctx, &resp, 0);
+        mcpa_response_free(&resp);
+
+        if (n != NGX_DECLINED) {
+            return n;
+        }
+
+        /* Redis cannot be asked now: the core answers so at once */
+    }
+}
+
+
+/*
+ * Sends the operation a deferred store's response asks for.  NGX_DONE: the
+ * request waits for Redis (ngx_http_mcp_auth_store_done); NGX_DECLINED:
+ * Redis cannot be asked now, and that answer (MCPA_UNAVAILABLE) is in ctx.
+ */
+static ngx_int_t
+ngx_http_mcp_auth_store(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
+    mcpa_response_t *resp, ngx_uint_t access)
+{
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    /* a request makes a handful of operations; never loop */
+    if (++ctx->store_ops > 64 || alcf->redis == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mcp_auth: internal error in the core");
+                      "mcp_auth: too many store operations for one request");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    return ngx_http_mcp_auth_respond(r, ctx, &resp);
+    if (ngx_http_mcp_auth_copy_str(r->pool, &ctx->replay, &resp->replay)
+        != NGX_OK
+        || ngx_http_mcp_auth_store_cleanup_add(r, ctx) != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->store_access = access ? 1 : 0;
+    ctx->store_cmd = ngx_mcp_auth_redis_run(alcf->redis, &resp->store_op,
+                                            ngx_http_mcp_auth_store_done, r,
+                                            r->connection->log);
+
+    if (ctx->store_cmd == NULL) {
+        ctx->replay_status = MCPA_UNAVAILABLE;
+        ctx->replay_value.len = 0;
+        return NGX_DECLINED;
+    }
+
+    ctx->store_waiting = 1;
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_mcp_auth_store_done(void *data, int status, ngx_str_t *value)
+{
+    ngx_http_request_t  *r = data;
+
+    ngx_connection_t         *c;
+    ngx_http_mcp_auth_ctx_t  *ctx;
+
+    c = r->connection;
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+
+    ctx->store_cmd = NULL;
+    ctx->store_waiting = 0;
+    ctx->replay_status = status;
+    ctx->replay_value.len = 0;
+
+    if (value && value->len) {
+        ctx->replay_value.data = ngx_pnalloc(r->pool, value->len);
+
+        if (ctx->replay_value.data == NULL) {
+            ctx->replay_status = MCPA_UNAVAILABLE;
+
+        } else {
+            ngx_memcpy(ctx->replay_value.data, value->data, value->len);
+            ctx->replay_value.len = value->len;
+        }
+    }
+
+    if (ctx->store_access) {
+        /* balances ngx_http_mcp_auth_store(); the guard runs again */
+        r->main->count--;
+        ngx_http_core_run_phases(r);
+
+    } else {
+        ngx_http_finalize_request(r, ngx_http_mcp_auth_run(r, ctx));
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_store_cleanup_add(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx)
+{
+    ngx_pool_cleanup_t  *cln;
+
+    if (ctx->store_cleanup) {
+        return NGX_OK;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_ERROR;
+    }
+
+    cln->handler = ngx_http_mcp_auth_store_cleanup;
+    cln->data = ctx;
+    ctx->store_cleanup = 1;
+
+    return NGX_OK;
+}
+
+
+/* The request is gone: Redis's answer, when it comes, goes nowhere. */
+static void
+ngx_http_mcp_auth_store_cleanup(void *data)
+{
+    ngx_http_mcp_auth_ctx_t  *ctx = data;
+
+    if (ctx->store_cmd) {
+        ngx_mcp_auth_redis_cancel(ctx->store_cmd);
+        ctx->store_cmd = NULL;
+    }
+}
+
+
+/* What the next core call is told of the previous store operation. */
+static void
+ngx_http_mcp_auth_replay(ngx_http_mcp_auth_ctx_t *ctx, mcpa_replay_t *replay)
+{
+    replay->log.data = (const char *) ctx->replay.data;
+    replay->log.len = ctx->replay.len;
+    replay->status = ctx->replay_status;
+    replay->value.data = (const char *) ctx->replay_value.data;
+    replay->value.len = ctx->replay_value.len;
 }
 
 
@@ -1305,27 +1598,12 @@ static ngx_int_t
 ngx_http_mcp_auth_fetch_failed(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx)
 {
-    ngx_int_t                      rc;
-    mcpa_str_t                     cont, none;
-    mcpa_response_t                resp;
-    ngx_http_mcp_auth_loc_conf_t  *alcf;
+    ctx->answer_status = 0;
+    ctx->answer.len = 0;
+    ctx->answer_cache_control.len = 0;
+    ctx->resuming = 1;
 
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
-
-    cont.data = (const char *) ctx->continuation.data;
-    cont.len = ctx->continuation.len;
-    none.data = NULL;
-    none.len = 0;
-
-    if (mcpa_resume(alcf->core, &alcf->store, &ctx->req, cont, 0, none, &resp)
-        != MCPA_OK)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_mcp_auth_respond(r, ctx, &resp);
-
-    return rc;
+    return ngx_http_mcp_auth_run(r, ctx);
 }
 
 
@@ -1516,43 +1794,22 @@ ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
 static void
 ngx_http_mcp_auth_resume_handler(ngx_http_request_t *r)
 {
-    ngx_int_t                      rc;
-    mcpa_str_t                     cont, answer;
-    mcpa_response_t                resp;
-    ngx_http_mcp_auth_ctx_t       *ctx;
-    ngx_http_mcp_auth_loc_conf_t  *alcf;
+    ngx_http_mcp_auth_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
 
-    if (ctx == NULL || ctx->waiting) {
+    if (ctx == NULL || ctx->waiting || ctx->store_waiting) {
         return;
     }
 
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
-
-    cont.data = (const char *) ctx->continuation.data;
-    cont.len = ctx->continuation.len;
-    answer.data = (const char *) ctx->answer.data;
-    answer.len = ctx->answer.len;
     ctx->req.fetch_cache_control.data =
                                  (const char *) ctx->answer_cache_control.data;
     ctx->req.fetch_cache_control.len = ctx->answer_cache_control.len;
+    ctx->resuming = 1;
 
-    if (mcpa_resume(alcf->core, &alcf->store, &ctx->req, cont,
-                    (int) ctx->answer_status, answer, &resp)
-        != MCPA_OK)
-    {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mcp_auth: internal error in the core");
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    rc = ngx_http_mcp_auth_respond(r, ctx, &resp);
-
-    ngx_http_finalize_request(r, rc);
+    ngx_http_finalize_request(r, ngx_http_mcp_auth_run(r, ctx));
 }
 
 
@@ -1756,7 +2013,7 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
         return NGX_OK;
     }
 
-    if (ctx && (ctx->waiting_body || ctx->waiting)) {
+    if (ctx && (ctx->waiting_body || ctx->waiting || ctx->store_waiting)) {
         return NGX_AGAIN;
     }
 
@@ -1790,7 +2047,13 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
     req.method.len = r->method_name.len;
     req.args.data = (const char *) r->args.data;
     req.args.len = r->args.len;
-    req.now = (int64_t) ngx_time();
+
+    /* one clock for every run of this check (a deferred store reruns it) */
+    if (ctx->now == 0) {
+        ctx->now = (int64_t) ngx_time();
+    }
+
+    req.now = ctx->now;
 
     ngx_http_mcp_auth_header_str(r->headers_in.authorization,
                                  &req.authorization);
@@ -1813,10 +2076,12 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
         req.body_read = 1;
     }
 
+again:
+
+    ngx_http_mcp_auth_replay(ctx, &req.replay);
+
     if (ctx->fetched) {
         /* the provider answered the renewal the guard asked for */
-        ctx->fetched = 0;
-
         cont.data = (const char *) ctx->continuation.data;
         cont.len = ctx->continuation.len;
         answer.data = (const char *) ctx->answer.data;
@@ -1835,7 +2100,23 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
+    if (res.verdict != MCPA_GUARD_STORE) {
+        /* this check is complete: what comes next starts afresh */
+        ctx->fetched = 0;
+        ctx->replay.len = 0;
+    }
+
     switch (res.verdict) {
+
+    case MCPA_GUARD_STORE:
+        rc = ngx_http_mcp_auth_store(r, ctx, &res.response, 1);
+        mcpa_guard_result_free(&res);
+
+        if (rc == NGX_DECLINED) {
+            goto again;
+        }
+
+        return rc;
 
     case MCPA_GUARD_FETCH:
         rc = ngx_http_mcp_auth_fetch(r, ctx, &res.response, 1);
@@ -2079,17 +2360,20 @@ ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r, ngx_str_t *identity,
 static void
 ngx_http_mcp_auth_stream_check_handler(ngx_event_t *ev)
 {
-    ngx_connection_t              *c;
     mcpa_str_t                     key;
     ngx_http_request_t            *r;
     ngx_http_mcp_auth_ctx_t       *ctx;
     ngx_http_mcp_auth_loc_conf_t  *alcf;
 
     r = ev->data;
-    c = r->connection;
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    if (alcf->redis) {
+        ngx_http_mcp_auth_stream_probe(r, ctx);
+        return;
+    }
 
     key.data = (const char *) ctx->session_key.data;
     key.len = ctx->session_key.len;
@@ -2100,6 +2384,143 @@ ngx_http_mcp_auth_stream_check_handler(ngx_event_t *ev)
         ngx_add_timer(ev, alcf->stream_check);
         return;
     }
+
+    ngx_http_mcp_auth_stream_end(r);
+}
+
+
+/*
+ * With Redis, a stream's session is looked up there (never in the cache):
+ * mcpa_session_alive() names the key it reads through a store whose get
+ * answers what Redis said of it.
+ */
+static void
+ngx_http_mcp_auth_stream_probe(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx)
+{
+    mcpa_str_t                     key;
+    mcpa_store_t                   probe;
+    mcpa_store_op_t                op;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    ngx_memzero(&probe, sizeof(mcpa_store_t));
+    probe.data = ctx;
+    probe.get = ngx_http_mcp_auth_probe_get;
+
+    key.data = (const char *) ctx->session_key.data;
+    key.len = ctx->session_key.len;
+
+    ctx->probe_answered = 0;
+
+    /* names the key; counts as live until Redis has answered */
+    (void) mcpa_session_alive(alcf->core, &probe, key, (int64_t) ngx_time());
+
+    if (ctx->probe_key.len == 0
+        || ngx_http_mcp_auth_store_cleanup_add(r, ctx) != NGX_OK)
+    {
+        ngx_add_timer(&ctx->stream_check, alcf->stream_check);
+        return;
+    }
+
+    ngx_memzero(&op, sizeof(mcpa_store_op_t));
+    op.op = MCPA_OP_GET;
+    op.key.data = (const char *) ctx->probe_key.data;
+    op.key.len = ctx->probe_key.len;
+
+    ctx->store_cmd = ngx_mcp_auth_redis_run(alcf->redis, &op,
+                                            ngx_http_mcp_auth_probe_done, r,
+                                            r->connection->log);
+
+    if (ctx->store_cmd == NULL) {
+        /* Redis being away is no proof that the session ended */
+        ngx_add_timer(&ctx->stream_check, alcf->stream_check);
+    }
+}
+
+
+static void
+ngx_http_mcp_auth_probe_done(void *data, int status, ngx_str_t *value)
+{
+    ngx_http_request_t  *r = data;
+
+    int                            alive;
+    mcpa_str_t                     key;
+    mcpa_store_t                   probe;
+    ngx_http_mcp_auth_ctx_t       *ctx;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    ctx->store_cmd = NULL;
+
+    ngx_memzero(&probe, sizeof(mcpa_store_t));
+    probe.data = ctx;
+    probe.get = ngx_http_mcp_auth_probe_get;
+
+    key.data = (const char *) ctx->session_key.data;
+    key.len = ctx->session_key.len;
+
+    ctx->probe_answered = 1;
+    ctx->probe_status = status;
+    ctx->probe_value = value;
+
+    alive = mcpa_session_alive(alcf->core, &probe, key, (int64_t) ngx_time());
+
+    ctx->probe_answered = 0;
+    ctx->probe_value = NULL;
+
+    if (alive) {
+        ngx_add_timer(&ctx->stream_check, alcf->stream_check);
+        return;
+    }
+
+    ngx_http_mcp_auth_stream_end(r);
+}
+
+
+static int
+ngx_http_mcp_auth_probe_get(void *data, mcpa_str_t key, int take,
+    mcpa_sink_pt sink, void *sink_ctx)
+{
+    ngx_http_mcp_auth_ctx_t  *ctx = data;
+
+    ngx_http_request_t  *r;
+
+    (void) take;
+
+    if (!ctx->probe_answered) {
+        /* the key is the same for the stream's whole life: kept once */
+        if (ctx->probe_key.len == 0 && key.len) {
+            r = ctx->stream_check.data;
+            ctx->probe_key.data = ngx_pnalloc(r->pool, key.len);
+            if (ctx->probe_key.data) {
+                ngx_memcpy(ctx->probe_key.data, key.data, key.len);
+                ctx->probe_key.len = key.len;
+            }
+        }
+
+        return MCPA_UNAVAILABLE;
+    }
+
+    if (ctx->probe_status == MCPA_OK && ctx->probe_value) {
+        sink(sink_ctx, (const char *) ctx->probe_value->data,
+             ctx->probe_value->len);
+    }
+
+    return ctx->probe_status;
+}
+
+
+/* The session has ended: so does its stream. */
+static void
+ngx_http_mcp_auth_stream_end(ngx_http_request_t *r)
+{
+    ngx_connection_t  *c;
+
+    c = r->connection;
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "mcp_auth: session ended, closing its stream");
@@ -2125,6 +2546,19 @@ ngx_http_mcp_auth_stream_cleanup(void *data)
     if (ev->timer_set) {
         ngx_del_timer(ev);
     }
+}
+
+
+static char *
+ngx_http_mcp_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mcp_auth_loc_conf_t  *alcf = conf;
+
+    if (alcf->redis != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    return ngx_mcp_auth_redis_parse(cf, &alcf->redis);
 }
 
 
@@ -3110,6 +3544,7 @@ ngx_http_mcp_auth_create_loc_conf(ngx_conf_t *cf)
     conf->endpoint = NGX_CONF_UNSET_UINT;
     conf->max_body = NGX_CONF_UNSET_SIZE;
     conf->shm_zone = NGX_CONF_UNSET_PTR;
+    conf->redis = NGX_CONF_UNSET_PTR;
     conf->protect = NGX_CONF_UNSET;
     conf->stream_check = NGX_CONF_UNSET_MSEC;
     conf->peek_size = NGX_CONF_UNSET_SIZE;
@@ -3125,6 +3560,7 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_mcp_auth_loc_conf_t *conf = child;
 
     u_char                        err[NGX_HTTP_MCP_AUTH_ERRLEN];
+    u_char                        cache[NGX_TIME_T_LEN];
     ngx_str_t                    *value, *prev_value;
     mcpa_str_t                    v;
     ngx_conf_enum_t              *e;
@@ -3139,6 +3575,14 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_size_value(conf->max_body, prev->max_body, 64 * 1024);
     ngx_conf_merge_ptr_value(conf->shm_zone, prev->shm_zone, NULL);
+    ngx_conf_merge_ptr_value(conf->redis, prev->redis, NULL);
+
+    if (conf->shm_zone && conf->redis) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mcp_auth_zone\" and \"mcp_auth_redis\" both "
+                           "apply here; a location keeps its state in one");
+        return NGX_CONF_ERROR;
+    }
     ngx_conf_merge_value(conf->protect, prev->protect, 0);
     ngx_conf_merge_msec_value(conf->stream_check, prev->stream_check, 60000);
     ngx_conf_merge_size_value(conf->peek_size, prev->peek_size, 1024 * 1024);
@@ -3160,10 +3604,10 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     }
 
     if (conf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS) {
-        if (conf->shm_zone == NULL) {
+        if (conf->shm_zone == NULL && conf->redis == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"mcp_auth_endpoint status\" needs "
-                               "\"mcp_auth_zone\"");
+                               "\"mcp_auth_zone\" or \"mcp_auth_redis\"");
             return NGX_CONF_ERROR;
         }
 
@@ -3181,17 +3625,22 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         || (conf->endpoint != MCPA_EP_AUTHORIZATION_SERVER_METADATA
             && conf->endpoint != MCPA_EP_PROTECTED_RESOURCE_METADATA))
     {
-        if (conf->shm_zone == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"mcp_auth_zone\" is required here: the "
-                               "endpoint or guard keeps its state in it");
-            return NGX_CONF_ERROR;
-        }
+        if (conf->redis) {
+            conf->store.deferred = 1;
 
-        conf->store.data = conf->shm_zone->data;
-        conf->store.get = ngx_http_mcp_auth_store_get;
-        conf->store.put = ngx_http_mcp_auth_store_put;
-        conf->store.del = ngx_http_mcp_auth_store_del;
+        } else if (conf->shm_zone == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"mcp_auth_zone\" or \"mcp_auth_redis\" is "
+                               "required here: the endpoint or guard keeps "
+                               "its state in it");
+            return NGX_CONF_ERROR;
+
+        } else {
+            conf->store.data = conf->shm_zone->data;
+            conf->store.get = ngx_http_mcp_auth_store_get;
+            conf->store.put = ngx_http_mcp_auth_store_put;
+            conf->store.del = ngx_http_mcp_auth_store_del;
+        }
     }
 
     conf->core = mcpa_config_new();
@@ -3231,6 +3680,20 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         v.len = 2;
 
         if (mcpa_config_set(conf->core, "protect", v, (char *) err,
+                            sizeof(err))
+            != MCPA_OK)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (conf->redis && ngx_mcp_auth_redis_cache(conf->redis)) {
+        v.data = (const char *) cache;
+        v.len = ngx_sprintf(cache, "%T", ngx_mcp_auth_redis_cache(conf->redis))
+                - cache;
+
+        if (mcpa_config_set(conf->core, "session_cache", v, (char *) err,
                             sizeof(err))
             != MCPA_OK)
         {

@@ -1,0 +1,1020 @@
+/*
+ * ngx_mcp_auth_redis.c -- the Redis store (mcp_auth_redis).
+ *
+ * Each worker keeps one connection, made with nginx's own peer connection
+ * machinery and driven by its event loop; commands are pipelined on it and
+ * answered in order, so one connection carries any number of requests.
+ * hiredis is used only for what it does well, reading the RESP protocol;
+ * commands are written here (the few this store needs).
+ *
+ * Atomicity is Redis's: GETDEL redeems a code once across every node, SET NX
+ * creates once, and a compare-and-set script rotates a refresh token once.
+ * Every key carries an expiry equal to its lifetime (EXAT).
+ *
+ * When Redis fails (refused, reset, no answer within timeout) every waiting
+ * operation is answered MCPA_UNAVAILABLE -- the core turns that into a 503
+ * with Retry-After -- and no new connection is tried for a second, so that
+ * an outage costs requests a fast answer, not a timeout each.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include <ngx_event_connect.h>
+
+#include <hiredis/hiredis.h>
+
+#include "ngx_mcp_auth_redis.h"
+
+
+#define NGX_MCP_AUTH_REDIS_IDLE        0
+#define NGX_MCP_AUTH_REDIS_CONNECTING  1
+#define NGX_MCP_AUTH_REDIS_READY       2
+
+/* how a command's reply is read */
+#define NGX_MCP_AUTH_REDIS_HANDSHAKE   1     /* AUTH, SELECT */
+#define NGX_MCP_AUTH_REDIS_GET         2     /* GET, GETDEL */
+#define NGX_MCP_AUTH_REDIS_SET         3
+#define NGX_MCP_AUTH_REDIS_SET_NX      4
+#define NGX_MCP_AUTH_REDIS_REPLACE     5
+#define NGX_MCP_AUTH_REDIS_DEL         6
+
+#define NGX_MCP_AUTH_REDIS_RETRY       1000  /* ms after a failure */
+
+
+struct ngx_mcp_auth_redis_cmd_s {
+    ngx_queue_t                     queue;
+    ngx_uint_t                      kind;
+    ngx_mcp_auth_redis_handler_pt   handler;    /* NULL: nobody waits */
+    void                           *data;
+};
+
+
+struct ngx_mcp_auth_redis_s {
+    /* configuration */
+    ngx_addr_t                      addr;
+    ngx_str_t                       prefix;
+    ngx_str_t                       user;
+    ngx_str_t                       password;
+    ngx_int_t                       db;
+    ngx_msec_t                      timeout;
+    ngx_msec_t                      connect_timeout;
+    time_t                          cache;
+
+    /* per worker: configuration memory is private after fork */
+    ngx_uint_t                      state;
+    ngx_peer_connection_t           peer;
+    redisReader                    *reader;
+    ngx_queue_t                     waiting;    /* sent, awaiting replies */
+    ngx_uint_t                      in_flight;
+    u_char                         *out;        /* commands not yet sent */
+    size_t                          out_len;
+    size_t                          out_sent;
+    size_t                          out_size;
+    ngx_msec_t                      retry_at;
+};
+
+
+/*
+ * Compare-and-set: the value is replaced only when it is still the one the
+ * caller read.  1 replaced, 0 another value is there, -1 no value.
+ */
+static ngx_str_t  ngx_mcp_auth_redis_replace_script = ngx_string(
+    "local v = redis.call('GET', KEYS[1]) "
+    "if not v then return -1 end "
+    "if v ~= ARGV[1] then return 0 end "
+    "redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3]) "
+    "return 1");
+
+
+static ngx_int_t ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd,
+    ngx_log_t *log);
+static void ngx_mcp_auth_redis_write_handler(ngx_event_t *wev);
+static void ngx_mcp_auth_redis_read_handler(ngx_event_t *rev);
+static void ngx_mcp_auth_redis_send(ngx_mcp_auth_redis_t *rd);
+static ngx_int_t ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
+    ngx_mcp_auth_redis_cmd_t *cmd, redisReply *reply);
+static void ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd,
+    ngx_uint_t failed);
+static void ngx_mcp_auth_redis_arm(ngx_mcp_auth_redis_t *rd);
+static ngx_int_t ngx_mcp_auth_redis_push(ngx_mcp_auth_redis_t *rd,
+    ngx_uint_t kind, ngx_mcp_auth_redis_handler_pt handler, void *data);
+static ngx_int_t ngx_mcp_auth_redis_command(ngx_mcp_auth_redis_t *rd,
+    ngx_uint_t nargs, ngx_str_t *args, ngx_uint_t prefixed);
+static ngx_int_t ngx_mcp_auth_redis_reserve(ngx_mcp_auth_redis_t *rd,
+    size_t len);
+
+
+char *
+ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
+{
+    u_char                *p, *last;
+    ssize_t                n;
+    ngx_str_t             *value, v, file;
+    ngx_url_t              u;
+    ngx_uint_t             i;
+    ngx_file_t             f;
+    ngx_file_info_t        fi;
+    ngx_mcp_auth_redis_t  *rd;
+
+    value = cf->args->elts;
+
+    rd = ngx_pcalloc(cf->pool, sizeof(ngx_mcp_auth_redis_t));
+    if (rd == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url = value[1];
+    u.default_port = 6379;
+
+    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+        if (u.err) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "%s in mcp_auth_redis \"%V\"", u.err, &u.url);
+        }
+
+        return NGX_CONF_ERROR;
+    }
+
+    if (u.naddrs == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis \"%V\" has no address", &u.url);
+        return NGX_CONF_ERROR;
+    }
+
+    rd->addr = u.addrs[0];
+    ngx_str_set(&rd->prefix, "mcp_auth:");
+    rd->timeout = 1000;
+    rd->connect_timeout = 1000;
+    rd->cache = 5;
+    ngx_queue_init(&rd->waiting);
+
+    for (i = 2; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
+            rd->db = ngx_atoi(value[i].data + 3, value[i].len - 3);
+            if (rd->db == NGX_ERROR) {
+                goto invalid;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "prefix=", 7) == 0) {
+            rd->prefix.data = value[i].data + 7;
+            rd->prefix.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
+            rd->user.data = value[i].data + 5;
+            rd->user.len = value[i].len - 5;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "timeout=", 8) == 0
+            || ngx_strncmp(value[i].data, "connect_timeout=", 16) == 0)
+        {
+            p = ngx_strlchr(value[i].data, value[i].data + value[i].len, '=');
+            v.data = p + 1;
+            v.len = value[i].data + value[i].len - v.data;
+
+            n = ngx_parse_time(&v, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            if (value[i].data[0] == 't') {
+                rd->timeout = (ngx_msec_t) n;
+
+            } else {
+                rd->connect_timeout = (ngx_msec_t) n;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "cache=", 6) == 0) {
+            v.data = value[i].data + 6;
+            v.len = value[i].len - 6;
+
+            if (v.len == 1 && v.data[0] == '0') {
+                rd->cache = 0;
+                continue;
+            }
+
+            n = ngx_parse_time(&v, 1);
+            if (n == NGX_ERROR) {
+                goto invalid;
+            }
+
+            rd->cache = (time_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "password_file=", 14) == 0) {
+            file.data = value[i].data + 14;
+            file.len = value[i].len - 14;
+
+            if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+
+            ngx_memzero(&f, sizeof(ngx_file_t));
+            f.name = file;
+            f.log = cf->log;
+            f.fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+            if (f.fd == NGX_INVALID_FILE) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                                   ngx_open_file_n " \"%V\" failed", &file);
+                return NGX_CONF_ERROR;
+            }
+
+            if (ngx_fd_info(f.fd, &fi) == NGX_FILE_ERROR
+                || ngx_file_size(&fi) > 4096)
+            {
+                ngx_close_file(f.fd);
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "mcp_auth_redis: \"%V\" is not a "
+                                   "password file", &file);
+                return NGX_CONF_ERROR;
+            }
+
+            rd->password.data = ngx_pnalloc(cf->pool,
+                                            (size_t) ngx_file_size(&fi) + 1);
+            if (rd->password.data == NULL) {
+                ngx_close_file(f.fd);
+                return NGX_CONF_ERROR;
+            }
+
+            n = ngx_read_file(&f, rd->password.data,
+                              (size_t) ngx_file_size(&fi), 0);
+            ngx_close_file(f.fd);
+
+            if (n == NGX_ERROR) {
+                return NGX_CONF_ERROR;
+            }
+
+            /* the first line, without its line end */
+            last = rd->password.data + n;
+            for (p = rd->password.data; p < last; p++) {
+                if (*p == '\r' || *p == '\n') {
+                    break;
+                }
+            }
+
+            rd->password.len = p - rd->password.data;
+
+            if (rd->password.len == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "mcp_auth_redis: \"%V\" is empty", &file);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        goto invalid;
+    }
+
+    if (rd->user.len && rd->password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: \"user=\" needs "
+                           "\"password_file=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    *rdp = rd;
+
+    return NGX_CONF_OK;
+
+invalid:
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid mcp_auth_redis parameter \"%V\"", &value[i]);
+
+    return NGX_CONF_ERROR;
+}
+
+
+time_t
+ngx_mcp_auth_redis_cache(ngx_mcp_auth_redis_t *rd)
+{
+    return rd->cache;
+}
+
+
+ngx_uint_t
+ngx_mcp_auth_redis_connected(ngx_mcp_auth_redis_t *rd)
+{
+    return rd->state == NGX_MCP_AUTH_REDIS_READY;
+}
+
+
+ngx_uint_t
+ngx_mcp_auth_redis_in_flight(ngx_mcp_auth_redis_t *rd)
+{
+    return rd->in_flight;
+}
+
+
+ngx_str_t *
+ngx_mcp_auth_redis_address(ngx_mcp_auth_redis_t *rd)
+{
+    return &rd->addr.name;
+}
+
+
+ngx_mcp_auth_redis_cmd_t *
+ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
+    ngx_mcp_auth_redis_handler_pt handler, void *data, ngx_log_t *log)
+{
+    u_char      expires[NGX_INT64_LEN];
+    int64_t     at;
+    ngx_str_t   args[7];
+    ngx_uint_t  nargs, kind;
+
+    if (rd->state == NGX_MCP_AUTH_REDIS_IDLE) {
+        if ((ngx_msec_int_t) (rd->retry_at - ngx_current_msec) > 0) {
+            return NULL;
+        }
+
+        if (ngx_mcp_auth_redis_connect(rd, log) != NGX_OK) {
+            rd->retry_at = ngx_current_msec + NGX_MCP_AUTH_REDIS_RETRY;
+            return NULL;
+        }
+    }
+
+    /* an expiry is an absolute time; one already past expires at once */
+    at = op->expires > 0 ? op->expires : 1;
+    args[3].data = expires;
+    args[3].len = ngx_sprintf(expires, "%L", at) - expires;
+
+    switch (op->op) {
+
+    case MCPA_OP_GET:
+    case MCPA_OP_TAKE:
+        if (op->op == MCPA_OP_GET) {
+            ngx_str_set(&args[0], "GET");
+
+        } else {
+            ngx_str_set(&args[0], "GETDEL");
+        }
+
+        nargs = 2;
+        kind = NGX_MCP_AUTH_REDIS_GET;
+        break;
+
+    case MCPA_OP_DEL:
+        ngx_str_set(&args[0], "DEL");
+        nargs = 2;
+        kind = NGX_MCP_AUTH_REDIS_DEL;
+        break;
+
+    case MCPA_OP_PUT:
+
+        if (op->mode == MCPA_PUT_REPLACE_IF) {
+            /* EVAL script 1 key expected value expires */
+            args[6] = args[3];
+            ngx_str_set(&args[0], "EVAL");
+            args[1] = ngx_mcp_auth_redis_replace_script;
+            ngx_str_set(&args[2], "1");
+            args[3].data = (u_char *) op->key.data;
+            args[3].len = op->key.len;
+            args[4].data = (u_char *) op->expect.data;
+            args[4].len = op->expect.len;
+            args[5].data = (u_char *) op->value.data;
+            args[5].len = op->value.len;
+
+            if (ngx_mcp_auth_redis_command(rd, 7, args, 3) != NGX_OK
+                || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_REPLACE,
+                                           handler, data)
+                   != NGX_OK)
+            {
+                ngx_mcp_auth_redis_close(rd, 1);
+                return NULL;
+            }
+
+            goto sent;
+        }
+
+        /* SET key value EXAT expires [NX] */
+        args[4] = args[3];
+        ngx_str_set(&args[0], "SET");
+        args[2].data = (u_char *) op->value.data;
+        args[2].len = op->value.len;
+        ngx_str_set(&args[3], "EXAT");
+        nargs = 5;
+        kind = NGX_MCP_AUTH_REDIS_SET;
+
+        if (op->mode == MCPA_PUT_NEW) {
+            ngx_str_set(&args[5], "NX");
+            nargs = 6;
+            kind = NGX_MCP_AUTH_REDIS_SET_NX;
+        }
+
+        break;
+
+    default:
+        return NULL;
+    }
+
+    args[1].data = (u_char *) op->key.data;
+    args[1].len = op->key.len;
+
+    if (ngx_mcp_auth_redis_command(rd, nargs, args, 1) != NGX_OK
+        || ngx_mcp_auth_redis_push(rd, kind, handler, data) != NGX_OK)
+    {
+        ngx_mcp_auth_redis_close(rd, 1);
+        return NULL;
+    }
+
+sent:
+
+    if (rd->state == NGX_MCP_AUTH_REDIS_READY) {
+        /* written from the event loop, so that no handler runs in here */
+        ngx_post_event(rd->peer.connection->write, &ngx_posted_events);
+        ngx_mcp_auth_redis_arm(rd);
+    }
+
+    return ngx_queue_data(ngx_queue_last(&rd->waiting),
+                          ngx_mcp_auth_redis_cmd_t, queue);
+}
+
+
+void
+ngx_mcp_auth_redis_cancel(ngx_mcp_auth_redis_cmd_t *cmd)
+{
+    /* the reply still comes, in order, and is dropped */
+    cmd->handler = NULL;
+    cmd->data = NULL;
+}
+
+
+static ngx_int_t
+ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
+{
+    u_char            db[NGX_INT_T_LEN];
+    ngx_int_t         rc;
+    ngx_str_t         args[3];
+    ngx_connection_t  *c;
+
+    ngx_memzero(&rd->peer, sizeof(ngx_peer_connection_t));
+
+    rd->peer.sockaddr = rd->addr.sockaddr;
+    rd->peer.socklen = rd->addr.socklen;
+    rd->peer.name = &rd->addr.name;
+    rd->peer.get = ngx_event_get_peer;
+    rd->peer.log = ngx_cycle->log;
+    rd->peer.log_error = NGX_ERROR_ERR;
+
+    rc = ngx_event_connect_peer(&rd->peer);
+
+    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, log, 0,
+                      "mcp_auth: cannot connect to redis at %V",
+                      &rd->addr.name);
+
+        if (rd->peer.connection) {
+            ngx_close_connection(rd->peer.connection);
+            rd->peer.connection = NULL;
+        }
+
+        return NGX_ERROR;
+    }
+
+    c = rd->peer.connection;
+    c->data = rd;
+    c->read->handler = ngx_mcp_auth_redis_read_handler;
+    c->write->handler = ngx_mcp_auth_redis_write_handler;
+    c->log = ngx_cycle->log;
+    c->read->log = c->log;
+    c->write->log = c->log;
+
+    rd->reader = redisReaderCreate();
+    if (rd->reader == NULL) {
+        ngx_close_connection(c);
+        rd->peer.connection = NULL;
+        return NGX_ERROR;
+    }
+
+    rd->state = (rc == NGX_AGAIN) ? NGX_MCP_AUTH_REDIS_CONNECTING
+                                  : NGX_MCP_AUTH_REDIS_READY;
+
+    /* the handshake goes ahead of every command */
+
+    if (rd->password.len) {
+        ngx_str_set(&args[0], "AUTH");
+
+        if (rd->user.len) {
+            args[1] = rd->user;
+            args[2] = rd->password;
+
+        } else {
+            args[1] = rd->password;
+        }
+
+        if (ngx_mcp_auth_redis_command(rd, rd->user.len ? 3 : 2, args, 0)
+               != NGX_OK
+            || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE,
+                                       NULL, NULL)
+               != NGX_OK)
+        {
+            ngx_mcp_auth_redis_close(rd, 1);
+            return NGX_ERROR;
+        }
+    }
+
+    if (rd->db) {
+        ngx_str_set(&args[0], "SELECT");
+        args[1].data = db;
+        args[1].len = ngx_sprintf(db, "%i", rd->db) - db;
+
+        if (ngx_mcp_auth_redis_command(rd, 2, args, 0) != NGX_OK
+            || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE,
+                                       NULL, NULL)
+               != NGX_OK)
+        {
+            ngx_mcp_auth_redis_close(rd, 1);
+            return NGX_ERROR;
+        }
+    }
+
+    if (rd->state == NGX_MCP_AUTH_REDIS_CONNECTING) {
+        ngx_add_timer(c->write, rd->connect_timeout);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_mcp_auth_redis_write_handler(ngx_event_t *wev)
+{
+    int                    err;
+    socklen_t              len;
+    ngx_connection_t      *c;
+    ngx_mcp_auth_redis_t  *rd;
+
+    c = wev->data;
+    rd = c->data;
+
+    if (rd->state == NGX_MCP_AUTH_REDIS_CONNECTING) {
+
+        if (wev->timedout) {
+            ngx_log_error(NGX_LOG_ERR, c->log, NGX_ETIMEDOUT,
+                          "mcp_auth: connecting to redis at %V timed out",
+                          &rd->addr.name);
+            ngx_mcp_auth_redis_close(rd, 1);
+            return;
+        }
+
+        err = 0;
+        len = sizeof(int);
+
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len)
+            == -1)
+        {
+            err = ngx_socket_errno;
+        }
+
+        if (err) {
+            ngx_log_error(NGX_LOG_ERR, c->log, err,
+                          "mcp_auth: cannot connect to redis at %V",
+                          &rd->addr.name);
+            ngx_mcp_auth_redis_close(rd, 1);
+            return;
+        }
+
+        if (wev->timer_set) {
+            ngx_del_timer(wev);
+        }
+
+        rd->state = NGX_MCP_AUTH_REDIS_READY;
+        ngx_mcp_auth_redis_arm(rd);
+    }
+
+    if (rd->state == NGX_MCP_AUTH_REDIS_READY) {
+        ngx_mcp_auth_redis_send(rd);
+    }
+}
+
+
+static void
+ngx_mcp_auth_redis_send(ngx_mcp_auth_redis_t *rd)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = rd->peer.connection;
+
+    while (rd->out_sent < rd->out_len) {
+        n = c->send(c, rd->out + rd->out_sent, rd->out_len - rd->out_sent);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "mcp_auth: lost the connection to redis at %V",
+                          &rd->addr.name);
+            ngx_mcp_auth_redis_close(rd, 1);
+            return;
+        }
+
+        rd->out_sent += n;
+    }
+
+    if (rd->out_sent == rd->out_len) {
+        rd->out_sent = 0;
+        rd->out_len = 0;
+    }
+
+    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+        ngx_mcp_auth_redis_close(rd, 1);
+    }
+}
+
+
+static void
+ngx_mcp_auth_redis_read_handler(ngx_event_t *rev)
+{
+    u_char                     buf[16384];
+    ssize_t                    n;
+    ngx_int_t                  rc;
+    redisReply                *reply;
+    ngx_queue_t               *q;
+    ngx_connection_t          *c;
+    ngx_mcp_auth_redis_t      *rd;
+    ngx_mcp_auth_redis_cmd_t  *cmd;
+
+    c = rev->data;
+    rd = c->data;
+
+    if (c->close) {
+        /* a graceful shutdown closing idle connections */
+        ngx_mcp_auth_redis_close(rd, 0);
+        return;
+    }
+
+    if (rev->timedout) {
+        ngx_log_error(NGX_LOG_ERR, c->log, NGX_ETIMEDOUT,
+                      "mcp_auth: redis at %V did not answer in time",
+                      &rd->addr.name);
+        ngx_mcp_auth_redis_close(rd, 1);
+        return;
+    }
+
+    for ( ;; ) {
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR) {
+            if (rd->in_flight) {
+                ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                              "mcp_auth: redis at %V closed the connection",
+                              &rd->addr.name);
+            }
+
+            ngx_mcp_auth_redis_close(rd, rd->in_flight ? 1 : 0);
+            return;
+        }
+
+        if (redisReaderFeed(rd->reader, (const char *) buf, (size_t) n)
+            != REDIS_OK)
+        {
+            ngx_mcp_auth_redis_close(rd, 1);
+            return;
+        }
+
+        for ( ;; ) {
+            reply = NULL;
+
+            if (redisReaderGetReply(rd->reader, (void **) &reply) != REDIS_OK)
+            {
+                ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                              "mcp_auth: redis protocol error: %s",
+                              rd->reader->errstr);
+                ngx_mcp_auth_redis_close(rd, 1);
+                return;
+            }
+
+            if (reply == NULL) {
+                break;
+            }
+
+            if (ngx_queue_empty(&rd->waiting)) {
+                freeReplyObject(reply);
+                ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                              "mcp_auth: redis sent an unasked reply");
+                ngx_mcp_auth_redis_close(rd, 1);
+                return;
+            }
+
+            q = ngx_queue_head(&rd->waiting);
+            ngx_queue_remove(q);
+            rd->in_flight--;
+            cmd = ngx_queue_data(q, ngx_mcp_auth_redis_cmd_t, queue);
+
+            rc = ngx_mcp_auth_redis_reply(rd, cmd, reply);
+
+            freeReplyObject(reply);
+            ngx_free(cmd);
+
+            if (rc != NGX_OK) {
+                ngx_mcp_auth_redis_close(rd, 1);
+                return;
+            }
+
+            if (rd->peer.connection != c) {
+                return;     /* closed by what the answer set off */
+            }
+        }
+    }
+
+    ngx_mcp_auth_redis_arm(rd);
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_mcp_auth_redis_close(rd, 1);
+    }
+}
+
+
+/* Answers one command from its reply; NGX_ERROR closes the connection. */
+static ngx_int_t
+ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
+    ngx_mcp_auth_redis_cmd_t *cmd, redisReply *reply)
+{
+    int         status;
+    ngx_str_t   value, *v;
+
+    v = NULL;
+    status = MCPA_UNAVAILABLE;
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+
+        if (cmd->kind == NGX_MCP_AUTH_REDIS_HANDSHAKE) {
+            /* Redis's text names the problem, never the password */
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "mcp_auth: redis at %V refused the handshake: %*s",
+                          &rd->addr.name, (size_t) reply->len, reply->str);
+            return NGX_ERROR;
+        }
+
+        if (reply->len >= 3 && ngx_strncmp(reply->str, "OOM", 3) == 0) {
+            status = MCPA_FULL;
+
+        } else {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "mcp_auth: redis error: %*s",
+                          (size_t) reply->len, reply->str);
+        }
+
+        goto answer;
+    }
+
+    switch (cmd->kind) {
+
+    case NGX_MCP_AUTH_REDIS_HANDSHAKE:
+        return NGX_OK;
+
+    case NGX_MCP_AUTH_REDIS_GET:
+        if (reply->type == REDIS_REPLY_NIL) {
+            status = MCPA_NOT_FOUND;
+
+        } else if (reply->type == REDIS_REPLY_STRING) {
+            status = MCPA_OK;
+            value.data = (u_char *) reply->str;
+            value.len = reply->len;
+            v = &value;
+        }
+
+        break;
+
+    case NGX_MCP_AUTH_REDIS_SET:
+        if (reply->type == REDIS_REPLY_STATUS) {
+            status = MCPA_OK;
+        }
+
+        break;
+
+    case NGX_MCP_AUTH_REDIS_SET_NX:
+        if (reply->type == REDIS_REPLY_NIL) {
+            status = MCPA_EXISTS;
+
+        } else if (reply->type == REDIS_REPLY_STATUS) {
+            status = MCPA_OK;
+        }
+
+        break;
+
+    case NGX_MCP_AUTH_REDIS_REPLACE:
+        if (reply->type == REDIS_REPLY_INTEGER) {
+            status = reply->integer == 1 ? MCPA_OK
+                     : reply->integer == 0 ? MCPA_CONFLICT : MCPA_NOT_FOUND;
+        }
+
+        break;
+
+    case NGX_MCP_AUTH_REDIS_DEL:
+        if (reply->type == REDIS_REPLY_INTEGER) {
+            status = reply->integer > 0 ? MCPA_OK : MCPA_NOT_FOUND;
+        }
+
+        break;
+    }
+
+answer:
+
+    if (cmd->handler) {
+        cmd->handler(cmd->data, status, v);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Drops the connection.  With failed set, every waiting operation is
+ * answered MCPA_UNAVAILABLE and no new connection is tried for a moment.
+ */
+static void
+ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed)
+{
+    ngx_queue_t                queue, *q;
+    ngx_mcp_auth_redis_cmd_t  *cmd;
+
+    if (rd->peer.connection) {
+        ngx_close_connection(rd->peer.connection);
+        rd->peer.connection = NULL;
+    }
+
+    if (rd->reader) {
+        redisReaderFree(rd->reader);
+        rd->reader = NULL;
+    }
+
+    rd->state = NGX_MCP_AUTH_REDIS_IDLE;
+    rd->out_len = 0;
+    rd->out_sent = 0;
+
+    if (failed) {
+        rd->retry_at = ngx_current_msec + NGX_MCP_AUTH_REDIS_RETRY;
+    }
+
+    /* the handlers may send again: they find a closed store, not this list */
+    ngx_queue_init(&queue);
+
+    if (!ngx_queue_empty(&rd->waiting)) {
+        queue = rd->waiting;
+        queue.next->prev = &queue;
+        queue.prev->next = &queue;
+    }
+
+    ngx_queue_init(&rd->waiting);
+    rd->in_flight = 0;
+
+    while (!ngx_queue_empty(&queue)) {
+        q = ngx_queue_head(&queue);
+        ngx_queue_remove(q);
+        cmd = ngx_queue_data(q, ngx_mcp_auth_redis_cmd_t, queue);
+
+        if (cmd->handler) {
+            cmd->handler(cmd->data, MCPA_UNAVAILABLE, NULL);
+        }
+
+        ngx_free(cmd);
+    }
+}
+
+
+/* A deadline for the oldest reply while any is awaited. */
+static void
+ngx_mcp_auth_redis_arm(ngx_mcp_auth_redis_t *rd)
+{
+    ngx_connection_t  *c;
+
+    c = rd->peer.connection;
+
+    if (c == NULL || rd->state != NGX_MCP_AUTH_REDIS_READY) {
+        return;
+    }
+
+    if (rd->in_flight) {
+        c->idle = 0;
+        ngx_add_timer(c->read, rd->timeout);
+
+    } else {
+        c->idle = 1;
+
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+    }
+}
+
+
+static ngx_int_t
+ngx_mcp_auth_redis_push(ngx_mcp_auth_redis_t *rd, ngx_uint_t kind,
+    ngx_mcp_auth_redis_handler_pt handler, void *data)
+{
+    ngx_mcp_auth_redis_cmd_t  *cmd;
+
+    cmd = ngx_alloc(sizeof(ngx_mcp_auth_redis_cmd_t), ngx_cycle->log);
+    if (cmd == NULL) {
+        return NGX_ERROR;
+    }
+
+    cmd->kind = kind;
+    cmd->handler = handler;
+    cmd->data = data;
+
+    ngx_queue_insert_tail(&rd->waiting, &cmd->queue);
+    rd->in_flight++;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Appends one command in RESP: an array of bulk strings.  The argument at
+ * index `prefixed` is a key and gets the configured prefix.
+ */
+static ngx_int_t
+ngx_mcp_auth_redis_command(ngx_mcp_auth_redis_t *rd, ngx_uint_t nargs,
+    ngx_str_t *args, ngx_uint_t prefixed)
+{
+    u_char      *p;
+    size_t       len, arg;
+    ngx_uint_t   i;
+
+    len = sizeof("*\r\n") - 1 + NGX_INT_T_LEN;
+
+    for (i = 0; i < nargs; i++) {
+        arg = args[i].len + (i == prefixed ? rd->prefix.len : 0);
+        len += sizeof("$\r\n\r\n") - 1 + NGX_SIZE_T_LEN + arg;
+    }
+
+    if (ngx_mcp_auth_redis_reserve(rd, len) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    p = rd->out + rd->out_len;
+    p = ngx_sprintf(p, "*%ui\r\n", nargs);
+
+    for (i = 0; i < nargs; i++) {
+        arg = args[i].len + (i == prefixed ? rd->prefix.len : 0);
+        p = ngx_sprintf(p, "$%uz\r\n", arg);
+
+        if (i == prefixed) {
+            p = ngx_cpymem(p, rd->prefix.data, rd->prefix.len);
+        }
+
+        p = ngx_cpymem(p, args[i].data, args[i].len);
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+
+    rd->out_len = p - rd->out;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_mcp_auth_redis_reserve(ngx_mcp_auth_redis_t *rd, size_t len)
+{
+    u_char  *out;
+    size_t   size;
+
+    if (rd->out_size - rd->out_len >= len) {
+        return NGX_OK;
+    }
+
+    size = rd->out_size ? rd->out_size : 4096;
+
+    while (size - rd->out_len < len) {
+        size *= 2;
+    }
+
+    out = ngx_alloc(size, ngx_cycle->log);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (rd->out) {
+        ngx_memcpy(out, rd->out, rd->out_len);
+        ngx_free(rd->out);
+    }
+
+    rd->out = out;
+    rd->out_size = size;
+
+    return NGX_OK;
+}

@@ -1,0 +1,54 @@
+/*
+ * ngx_mcp_auth_redis.h -- the Redis store of ngx_mcp_auth_module: one
+ * connection per worker on nginx's event loop, commands pipelined on it,
+ * replies read with hiredis' protocol reader.  Never a blocking call.
+ */
+
+#ifndef NGX_MCP_AUTH_REDIS_H_INCLUDED
+#define NGX_MCP_AUTH_REDIS_H_INCLUDED
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+
+#include "mcp_auth.h"
+
+
+typedef struct ngx_mcp_auth_redis_s      ngx_mcp_auth_redis_t;
+typedef struct ngx_mcp_auth_redis_cmd_s  ngx_mcp_auth_redis_cmd_t;
+
+/*
+ * The answer to one store operation: status is MCPA_OK, MCPA_NOT_FOUND,
+ * MCPA_EXISTS, MCPA_CONFLICT, MCPA_FULL or MCPA_UNAVAILABLE; value (GET and
+ * TAKE) is valid during the call only.  Always called from an event
+ * handler, never from within ngx_mcp_auth_redis_run().
+ */
+typedef void (*ngx_mcp_auth_redis_handler_pt)(void *data, int status,
+    ngx_str_t *value);
+
+
+/* "mcp_auth_redis ADDRESS [db=N] [prefix=P] [user=U] [password_file=F]
+ *  [timeout=T] [connect_timeout=T] [cache=T]" */
+char *ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp);
+
+/* Seconds a worker may trust a session record it read (cache=). */
+time_t ngx_mcp_auth_redis_cache(ngx_mcp_auth_redis_t *rd);
+
+/*
+ * Sends one operation.  NULL when Redis cannot be asked now (it failed
+ * moments ago, or memory ran out): the caller answers MCPA_UNAVAILABLE
+ * itself, and the handler is not called.
+ */
+ngx_mcp_auth_redis_cmd_t *ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd,
+    mcpa_store_op_t *op, ngx_mcp_auth_redis_handler_pt handler, void *data,
+    ngx_log_t *log);
+
+/* The handler will not be called (its request is gone). */
+void ngx_mcp_auth_redis_cancel(ngx_mcp_auth_redis_cmd_t *cmd);
+
+/* For the status endpoint. */
+ngx_uint_t ngx_mcp_auth_redis_connected(ngx_mcp_auth_redis_t *rd);
+ngx_uint_t ngx_mcp_auth_redis_in_flight(ngx_mcp_auth_redis_t *rd);
+ngx_str_t *ngx_mcp_auth_redis_address(ngx_mcp_auth_redis_t *rd);
+
+
+#endif /* NGX_MCP_AUTH_REDIS_H_INCLUDED */

@@ -1,0 +1,90 @@
+"""Two gateway nodes sharing one Redis, two tool servers sharing it too.
+
+    cluster = Cluster(workdir)          # starts Redis, the provider, two tool
+                                        # servers and two nginx (A and B)
+    cluster.a.url, cluster.b.url        # the two edges
+    cluster.redis.stop(); .start()      # an outage
+    cluster.stop()
+
+Both edges render nginx-cluster.conf.example (the example users copy).  They
+share the keys file, the identity key and the provider secret, and both
+announce node A's URL as the issuer: A stands for the load balancer's
+address, which is what every edge of a real cluster announces.
+"""
+
+from pathlib import Path
+
+import harness
+from harness import Proc, ROOT, free_port
+from redis_util import RedisServer
+
+CLUSTER_EXAMPLE = ROOT / "nginx-cluster.conf.example"
+
+
+class Cluster:
+    def __init__(self, workdir, cache="5s", workers=1):
+        from conftest import NginxInstance, write_secrets
+        from idp_util import start_idp
+
+        self.workdir = Path(workdir)
+        self.redis = self.idp = None
+        self.tools, self.nodes = [], []
+        try:
+            write_secrets(self.workdir)
+            self.identity_key = (self.workdir / "identity.key").read_text().strip()
+            self.redis = RedisServer(self.workdir / "redis").start()
+
+            self.port_a, self.port_b = free_port(), free_port()
+            self.url = "http://127.0.0.1:%d" % self.port_a   # "the load balancer"
+            secret = (self.workdir / "idp-client-secret").read_text().strip()
+            self.idp, self.issuer, info = start_idp(
+                self.workdir / "idp", client_id="mcp-gateway", client_secret=secret,
+                redirect_uri=[self.url + "/oauth-callback"])
+            self.demo_password = info["demo_password"]
+            self.alice_password = info["alice_password"]
+
+            self.tools = [self._tool_server(i) for i in range(2)]
+            relaxed = [("rate=60r/m", "rate=60000r/m"), ("rate=20r/s", "rate=20000r/s"),
+                       ("127.0.0.1:6379", "127.0.0.1:%d" % self.redis.port),
+                       ("cache=5s", "cache=%s" % cache),
+                       ("server 127.0.0.1:8809;", "server 127.0.0.1:%d;" % self.tools[1][1])]
+            for name, port in (("a", self.port_a), ("b", self.port_b)):
+                # every edge announces the same public URL (node A's)
+                same_issuer = [("http://127.0.0.1:%d;" % port, "%s;" % self.url),
+                               ("http://127.0.0.1:%d/mcp;" % port, "%s/mcp;" % self.url)]
+                nx = NginxInstance(self.workdir / ("node-" + name), port=port,
+                                   tool_port=self.tools[0][1], idp=self.issuer,
+                                   example=CLUSTER_EXAMPLE, workers=workers,
+                                   replace=relaxed + same_issuer)
+                self._share_secrets(nx.workdir)
+                nx.start()
+                self.nodes.append(nx)
+            self.a, self.b = self.nodes
+        except BaseException:
+            self.stop()
+            raise
+
+    def _share_secrets(self, nodedir):
+        for name in ("keys", "identity.key", "idp-client-secret"):
+            (nodedir / name).write_text((self.workdir / name).read_text())
+
+    def _tool_server(self, i, port=0):
+        data = self.workdir / ("tool-data-%d" % i)
+        data.mkdir(exist_ok=True)
+        proc = Proc("tool-server-%d" % i,
+                    [harness.TOOL_SERVER, "--listen", "127.0.0.1:%d" % port,
+                     "--data-dir", data, "--identity-key", self.workdir / "identity.key",
+                     "--store", "redis", "--redis-host", self.redis.host,
+                     "--redis-port", str(self.redis.port)],
+                    self.workdir, ready_line=r"listening on 127\.0\.0\.1:(\d+)").start()
+        return proc, int(proc.match.group(1))
+
+    def stop(self):
+        for nx in self.nodes:
+            nx.stop()
+        for proc, _ in self.tools:
+            proc.stop()
+        if self.idp:
+            self.idp.stop()
+        if self.redis:
+            self.redis.stop()

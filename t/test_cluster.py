@@ -1,0 +1,272 @@
+"""Scale-out: two nginx edges and two tool servers sharing one Redis
+(nginx-cluster.conf.example).  A login on one edge works on the other, a
+revocation on one holds on both within the documented bound, a code is
+redeemed once across edges, a refresh token rotates once, and a Redis outage
+gives 503s and heals by itself without losing what was acknowledged."""
+
+import re
+import threading
+import time
+
+import pytest
+import requests
+
+from cluster_util import Cluster
+from mcp_gateway import REDIRECT, Sse, Streamable, text_of
+from oauth_client import Browser, McpOAuthClient
+
+CACHE = 2      # seconds a worker trusts a session it read (cache=)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, built):
+    c = Cluster(tmp_path_factory.mktemp("cluster"), cache="%ds" % CACHE)
+    yield c
+    c.stop()
+    for nx in c.nodes:
+        nx.assert_clean_log()
+
+
+def login(cluster, user="demo", scope=None):
+    c = McpOAuthClient(cluster.url, redirect_uri=REDIRECT, scope=scope)
+    c.login(Browser(user, cluster.demo_password if user == "demo" else cluster.alice_password))
+    return c
+
+
+def wait_for(predicate, timeout, step=0.1):
+    """Seconds until predicate() held; fails after timeout."""
+    start = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            pytest.fail("not within %.1f s" % timeout)
+        time.sleep(step)
+
+
+def mcp_status(node, token):
+    r = requests.post(node.url + "/mcp", timeout=10, json={
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "pytest", "version": "1"}}},
+        headers={"Authorization": "Bearer " + token,
+                 "Accept": "application/json, text/event-stream"})
+    return r.status_code
+
+
+def test_the_state_lives_in_redis_not_in_nginx(cluster):
+    c = login(cluster)
+    keys = cluster.redis.command("KEYS", "mcp_auth:*")
+    assert any(k.startswith(b"mcp_auth:session:") for k in keys), keys
+    assert any(k == b"mcp_auth:client:" + c.client_id.encode() for k in keys), keys
+    # every key carries an expiry (its lifetime), none lives forever
+    for k in keys:
+        assert cluster.redis.command("TTL", k) > 0, k
+
+
+def test_a_login_on_node_a_calls_tools_through_node_b_on_both_transports(cluster):
+    c = login(cluster)
+    token = c.tokens["access_token"]
+
+    s = Streamable(cluster.b.url, token).initialize()
+    assert text_of(s.call("hello_mcp")) == "Hello I am MCPTool!"
+    assert "saved successfully" in text_of(
+        s.call("save_snippet", snippetname="across", snippet="saved through B"))
+
+    # the same session, the other edge: the same tool server (affinity)
+    s2 = Streamable(cluster.a.url, token)
+    s2.session_id = s.session_id
+    assert text_of(s2.call("get_snippet", snippetname="across")) == "saved through B"
+
+    sse = Sse(cluster.b.url, token)
+    try:
+        assert sse.status == 200
+        sse.initialize()
+        assert text_of(sse.request("tools/call", {"name": "get_snippet",
+                                                  "arguments": {"snippetname": "across"}})) \
+            == "saved through B"
+    finally:
+        sse.close()
+
+
+def test_a_snippet_saved_through_one_tool_server_is_read_through_the_other(cluster):
+    c = login(cluster)
+    token = c.tokens["access_token"]
+    s = Streamable(cluster.a.url, token).initialize()
+    s.call("save_snippet", snippetname="shared", snippet="from one tool server")
+
+    # which tool server holds this client's MCP session
+    logs = [p.log_path.read_text(errors="replace") for p, _ in cluster.tools]
+    holders = [i for i, log in enumerate(logs) if "shared" in log]
+    assert len(holders) == 1, holders
+    holder = holders[0]
+    proc, port = cluster.tools[holder]
+    proc.stop()
+    try:
+        # nginx moves the client to the other tool server; a new MCP session
+        # there reads what the first one saved
+        def read():
+            try:
+                s2 = Streamable(cluster.b.url, token).initialize()
+                return text_of(s2.call("get_snippet", snippetname="shared")) \
+                    == "from one tool server"
+            except AssertionError:
+                return False
+        wait_for(read, 10, 0.3)
+    finally:
+        cluster.tools[holder] = cluster._tool_server(holder, port)
+
+
+def test_a_revocation_on_b_holds_on_a_within_the_cache_bound(cluster):
+    c = login(cluster)
+    token = c.tokens["access_token"]
+    assert mcp_status(cluster.a, token) == 200      # A has read (and cached) it
+    assert mcp_status(cluster.b, token) == 200
+
+    r = requests.post(cluster.b.url + "/revoke", timeout=10, data={   # B's own /revoke
+        "token": c.tokens["refresh_token"], "client_id": c.client_id})
+    assert r.status_code == 200, r.text
+    revoked = time.monotonic()
+
+    # B dropped its cached copy when it revoked: refused at once
+    assert mcp_status(cluster.b, token) == 401
+    # A is told by nobody; its cached copy lasts at most CACHE + 1 s
+    wait_for(lambda: mcp_status(cluster.a, token) == 401, CACHE + 3)
+    assert time.monotonic() - revoked <= CACHE + 1.5
+
+
+def test_an_authorization_code_is_redeemed_once_across_nodes(cluster):
+    c = McpOAuthClient(cluster.url, redirect_uri=REDIRECT)
+    c.register()
+    redirect = Browser("demo", cluster.demo_password).authorize(c.authorize_url(), REDIRECT)
+    code = re.search(r"[?&]code=([^&]+)", redirect).group(1)
+
+    def redeem(node):
+        return requests.post(node.url + "/token", timeout=10, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": c.verifier, "client_id": c.client_id})
+
+    # both edges at the same moment: exactly one wins
+    results = {}
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, redeem(getattr(cluster, n))))
+               for n in ("a", "b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(r.status_code for r in results.values())
+    assert statuses == [200, 400], {n: (r.status_code, r.text) for n, r in results.items()}
+    loser = next(r for r in results.values() if r.status_code == 400)
+    assert loser.json()["error"] == "invalid_grant"
+
+    # and a replay later, on either edge, fails too and ends the session the
+    # code created (RFC 9700 §4.5.3.2)
+    winner = next(r for r in results.values() if r.status_code == 200).json()
+    assert redeem(cluster.a).status_code == 400
+    wait_for(lambda: mcp_status(cluster.b, winner["access_token"]) == 401, CACHE + 3)
+
+
+def test_a_refresh_token_rotates_once_when_both_nodes_use_it_at_once(cluster):
+    c = login(cluster)
+    first = c.tokens["refresh_token"]
+
+    def refresh(node):
+        return requests.post(node.url + "/token", timeout=10, data={
+            "grant_type": "refresh_token", "refresh_token": first, "client_id": c.client_id})
+
+    results = []
+    threads = [threading.Thread(target=lambda n=n: results.append(refresh(n)))
+               for n in (cluster.a, cluster.b) * 4]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # One rotation wins; the others, within the grace period, get the pair
+    # of the new generation instead of revoking a legitimate client.
+    assert [r.status_code for r in results] == [200] * 8, [r.text for r in results]
+
+    # Reuse of a token two rotations old is theft: the session ends on every node.
+    second = results[0].json()["refresh_token"]
+    r = requests.post(cluster.b.url + "/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": second, "client_id": c.client_id})
+    assert r.status_code == 200, r.text
+    latest = r.json()
+    r = requests.post(cluster.a.url + "/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": first, "client_id": c.client_id})
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    r = requests.post(cluster.b.url + "/token", timeout=10, data={
+        "grant_type": "refresh_token", "refresh_token": latest["refresh_token"],
+        "client_id": c.client_id})
+    assert r.status_code == 400, r.text
+
+
+def test_redis_stopped_mid_run_gives_503_and_service_resumes_with_nothing_lost(cluster):
+    c = login(cluster)
+    token = c.tokens["access_token"]
+    assert mcp_status(cluster.a, token) == 200
+
+    cluster.redis.stop()
+    try:
+        # what needs Redis gets a clear, retryable error
+        r = requests.post(cluster.b.url + "/register", timeout=10, json={
+            "client_name": "x", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})
+        assert r.status_code == 503, r.text
+        assert r.headers.get("Retry-After")
+        assert r.json()["error"] == "temporarily_unavailable"
+
+        r = requests.post(cluster.b.url + "/token", timeout=10, data={
+            "grant_type": "refresh_token", "refresh_token": c.tokens["refresh_token"],
+            "client_id": c.client_id})
+        assert r.status_code == 503, r.text
+        assert r.headers.get("Retry-After")
+
+        # a guarded request whose session this edge has not cached: 503, not 401
+        time.sleep(CACHE + 1)
+        r = requests.post(cluster.b.url + "/mcp", timeout=10, json={"jsonrpc": "2.0", "id": 1,
+                                                                    "method": "ping"},
+                          headers={"Authorization": "Bearer " + token,
+                                   "Accept": "application/json, text/event-stream"})
+        assert r.status_code == 503, (r.status_code, r.text)
+        assert r.headers.get("Retry-After")
+    finally:
+        cluster.redis.start()
+
+    # back by itself: the session acknowledged before the outage is still
+    # there, and new logins work
+    wait_for(lambda: mcp_status(cluster.b, token) == 200, 10, 0.3)
+    r = c.refresh()
+    assert r.status_code == 200, r.text
+    login(cluster)
+
+
+def test_the_status_endpoint_reports_the_redis_connection(cluster):
+    r = requests.get(cluster.a.url + "/_mcp_auth/status", timeout=5)
+    assert r.status_code == 200
+    doc = r.json()
+    assert doc["store"] == "redis"
+    assert doc["connected"] is True
+
+
+def test_a_stalled_redis_times_out_and_clients_that_leave_meanwhile_harm_nothing(cluster):
+    import signal
+    c = login(cluster)
+    pid = cluster.redis.proc.popen.pid
+    os_kill = __import__("os").kill
+    os_kill(pid, signal.SIGSTOP)
+    try:
+        # clients that give up while their request waits for Redis
+        for _ in range(5):
+            with pytest.raises(requests.exceptions.Timeout):
+                requests.post(cluster.a.url + "/register", timeout=0.2, json={
+                    "client_name": "x", "redirect_uris": [REDIRECT],
+                    "token_endpoint_auth_method": "none"})
+        # one that waits gets the 503 once the timeout (1 s) passes
+        started = time.monotonic()
+        r = requests.post(cluster.a.url + "/token", timeout=10, data={
+            "grant_type": "refresh_token", "refresh_token": c.tokens["refresh_token"],
+            "client_id": c.client_id})
+        assert r.status_code == 503, r.text
+        assert time.monotonic() - started < 5
+    finally:
+        os_kill(pid, signal.SIGCONT)
+    wait_for(lambda: c.refresh().status_code == 200, 10, 0.3)
