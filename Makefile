@@ -40,7 +40,7 @@ MODULE := $(BUILD)/ngx_http_mcp_auth_module.so
 CORE   := $(BUILD)/libmcpauth.a
 UNIT   := $(BUILD)/unit-tests
 
-.PHONY: all module core unit tool-server test unit-test integration-test run deps \
+.PHONY: all module core unit tool-server test unit-test integration-test run run-cluster deps \
         install uninstall clean keygen
 .DEFAULT_GOAL := all
 
@@ -102,6 +102,11 @@ test: deps
 run: deps
 	@$(MAKE) --no-print-directory module tool-server
 	scripts/run.sh --port $(RUN_PORT)
+
+# The two-node variant: two edges and two tool servers on one Redis.
+run-cluster: deps
+	@$(MAKE) --no-print-directory module tool-server
+	scripts/run-cluster.sh
 
 keygen:
 	@scripts/mcp-auth-keygen

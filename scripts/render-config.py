@@ -86,9 +86,12 @@ def main():
     ap.add_argument("--idp")
     ap.add_argument("--workers")
     ap.add_argument("--http-extra", default="")
+    ap.add_argument("--replace", action="append", default=[], metavar="OLD=NEW",
+                    help="a further literal replacement (repeatable)")
     a = ap.parse_args()
+    replace = [tuple(r.split("=", 1)) for r in a.replace]
     print(render(a.example, a.module, a.rundir, a.port, a.tool_port, a.idp, a.workers,
-                 a.http_extra, tls_port=a.tls_port))
+                 a.http_extra, replace=replace, tls_port=a.tls_port))
 
 
 if __name__ == "__main__":
