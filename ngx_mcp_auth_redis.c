@@ -41,6 +41,8 @@
 
 #define NGX_MCP_AUTH_REDIS_RETRY       1000  /* ms after a failure */
 
+#define NGX_MCP_AUTH_REDIS_NO_KEY      ((ngx_uint_t) -1)
+
 
 struct ngx_mcp_auth_redis_cmd_s {
     ngx_queue_t                     queue;
@@ -516,7 +518,8 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
             args[1] = rd->password;
         }
 
-        if (ngx_mcp_auth_redis_command(rd, rd->user.len ? 3 : 2, args, 0)
+        if (ngx_mcp_auth_redis_command(rd, rd->user.len ? 3 : 2, args,
+                                       NGX_MCP_AUTH_REDIS_NO_KEY)
                != NGX_OK
             || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE,
                                        NULL, NULL)
@@ -532,7 +535,8 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
         args[1].data = db;
         args[1].len = ngx_sprintf(db, "%i", rd->db) - db;
 
-        if (ngx_mcp_auth_redis_command(rd, 2, args, 0) != NGX_OK
+        if (ngx_mcp_auth_redis_command(rd, 2, args, NGX_MCP_AUTH_REDIS_NO_KEY)
+               != NGX_OK
             || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE,
                                        NULL, NULL)
                != NGX_OK)
@@ -752,6 +756,7 @@ ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
     ngx_mcp_auth_redis_cmd_t *cmd, redisReply *reply)
 {
     int         status;
+    size_t      n;
     ngx_str_t   value, *v;
 
     v = NULL;
@@ -760,10 +765,18 @@ ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
     if (reply->type == REDIS_REPLY_ERROR) {
 
         if (cmd->kind == NGX_MCP_AUTH_REDIS_HANDSHAKE) {
-            /* Redis's text names the problem, never the password */
+            /*
+             * Only the error code (WRONGPASS, NOAUTH, ...): the rest of an
+             * error text may quote the command, and with it the password.
+             */
+            for (n = 0; n < reply->len && reply->str[n] != ' '; n++) {
+                /* void */
+            }
+
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                          "mcp_auth: redis at %V refused the handshake: %*s",
-                          &rd->addr.name, (size_t) reply->len, reply->str);
+                          "mcp_auth: redis at %V refused the handshake "
+                          "(AUTH or SELECT): %*s", &rd->addr.name, n,
+                          reply->str);
             return NGX_ERROR;
         }
 
@@ -771,9 +784,14 @@ ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
             status = MCPA_FULL;
 
         } else {
+            /* the code only, as above: keys and values stay out of logs */
+            for (n = 0; n < reply->len && reply->str[n] != ' '; n++) {
+                /* void */
+            }
+
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                          "mcp_auth: redis error: %*s",
-                          (size_t) reply->len, reply->str);
+                          "mcp_auth: redis at %V answered an error: %*s",
+                          &rd->addr.name, n, reply->str);
         }
 
         goto answer;

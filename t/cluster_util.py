@@ -22,7 +22,7 @@ CLUSTER_EXAMPLE = ROOT / "nginx-cluster.conf.example"
 
 
 class Cluster:
-    def __init__(self, workdir, cache="5s", workers=1):
+    def __init__(self, workdir, cache="5s", workers=(1, 2), stream_check="60s"):
         from conftest import NginxInstance, write_secrets
         from idp_util import start_idp
 
@@ -48,13 +48,14 @@ class Cluster:
                        ("127.0.0.1:6379", "127.0.0.1:%d" % self.redis.port),
                        ("cache=5s", "cache=%s" % cache),
                        ("server 127.0.0.1:8809;", "server 127.0.0.1:%d;" % self.tools[1][1])]
-            for name, port in (("a", self.port_a), ("b", self.port_b)):
+            for (name, port), nworkers in zip((("a", self.port_a), ("b", self.port_b)), workers):
                 # every edge announces the same public URL (node A's)
                 same_issuer = [("http://127.0.0.1:%d;" % port, "%s;" % self.url),
                                ("http://127.0.0.1:%d/mcp;" % port, "%s/mcp;" % self.url)]
                 nx = NginxInstance(self.workdir / ("node-" + name), port=port,
                                    tool_port=self.tools[0][1], idp=self.issuer,
-                                   example=CLUSTER_EXAMPLE, workers=workers,
+                                   example=CLUSTER_EXAMPLE, workers=nworkers,
+                                   http_extra="    mcp_auth_stream_check %s;\n" % stream_check,
                                    replace=relaxed + same_issuer)
                 self._share_secrets(nx.workdir)
                 nx.start()

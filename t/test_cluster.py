@@ -20,7 +20,8 @@ CACHE = 2      # seconds a worker trusts a session it read (cache=)
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, built):
-    c = Cluster(tmp_path_factory.mktemp("cluster"), cache="%ds" % CACHE)
+    # node B runs two workers: each has its own connection and cache
+    c = Cluster(tmp_path_factory.mktemp("cluster"), cache="%ds" % CACHE, stream_check="1s")
     yield c
     c.stop()
     for nx in c.nodes:
@@ -121,18 +122,29 @@ def test_a_revocation_on_b_holds_on_a_within_the_cache_bound(cluster):
     c = login(cluster)
     token = c.tokens["access_token"]
     assert mcp_status(cluster.a, token) == 200      # A has read (and cached) it
-    assert mcp_status(cluster.b, token) == 200
+    for _ in range(4):
+        assert mcp_status(cluster.b, token) == 200  # and B's workers
 
     r = requests.post(cluster.b.url + "/revoke", timeout=10, data={   # B's own /revoke
         "token": c.tokens["refresh_token"], "client_id": c.client_id})
     assert r.status_code == 200, r.text
     revoked = time.monotonic()
 
-    # B dropped its cached copy when it revoked: refused at once
-    assert mcp_status(cluster.b, token) == 401
-    # A is told by nobody; its cached copy lasts at most CACHE + 1 s
+    # Nobody tells A, nor B's other worker; their cached copies last at most
+    # CACHE + 1 s
     wait_for(lambda: mcp_status(cluster.a, token) == 401, CACHE + 3)
+    wait_for(lambda: all(mcp_status(cluster.b, token) == 401 for _ in range(4)), CACHE + 3)
     assert time.monotonic() - revoked <= CACHE + 1.5
+
+
+def test_the_worker_that_revokes_refuses_at_once(cluster):
+    c = login(cluster)
+    token = c.tokens["access_token"]
+    assert mcp_status(cluster.a, token) == 200      # A's only worker caches it
+    r = requests.post(cluster.a.url + "/revoke", timeout=10, data={
+        "token": token, "client_id": c.client_id})
+    assert r.status_code == 200, r.text
+    assert mcp_status(cluster.a, token) == 401
 
 
 def test_an_authorization_code_is_redeemed_once_across_nodes(cluster):
@@ -270,3 +282,105 @@ def test_a_stalled_redis_times_out_and_clients_that_leave_meanwhile_harm_nothing
     finally:
         os_kill(pid, signal.SIGCONT)
     wait_for(lambda: c.refresh().status_code == 200, 10, 0.3)
+
+
+def test_an_open_stream_on_a_closes_when_its_session_is_revoked_on_b(cluster):
+    c = login(cluster)
+    sse = Sse(cluster.a.url, c.tokens["access_token"], timeout=30)
+    try:
+        assert sse.status == 200
+        sse.initialize()
+        r = requests.post(cluster.b.url + "/revoke", timeout=10, data={
+            "token": c.tokens["refresh_token"], "client_id": c.client_id})
+        assert r.status_code == 200
+        # checked against Redis itself every second (mcp_auth_stream_check 1s)
+        assert sse.closed.wait(5), "the stream outlived its session"
+    finally:
+        sse.close()
+
+
+def test_a_stream_stays_open_while_redis_is_away(cluster):
+    c = login(cluster)
+    sse = Sse(cluster.a.url, c.tokens["access_token"], timeout=30)
+    try:
+        sse.initialize()
+        cluster.redis.stop()
+        try:
+            # Redis being away is no proof that the session ended
+            assert not sse.closed.wait(3)
+        finally:
+            cluster.redis.start()
+        assert not sse.closed.wait(1.5)
+        reply = sse.request("ping")
+        assert reply.get("result") == {}, reply
+    finally:
+        sse.close()
+
+
+def _keys_in_db(redis, db, pattern):
+    import socket
+    from redis_util import _encode, _read
+    with socket.create_connection((redis.host, redis.port), timeout=5) as s:
+        f = s.makefile("rb")
+        for cmd in (["AUTH", redis.password], ["SELECT", db]):
+            s.sendall(_encode(cmd))
+            _read(f)
+        s.sendall(_encode(["KEYS", pattern]))
+        return _read(f)
+
+
+def test_an_acl_user_a_database_and_a_prefix_and_a_wrong_password(nginx_factory, tmp_path):
+    from cluster_util import CLUSTER_EXAMPLE
+    from redis_util import RedisServer
+
+    redis = RedisServer(tmp_path / "redis", password="admin-pw-1").start()
+    try:
+        redis.command("ACL", "SETUSER", "gateway", "on", ">gw-secret-9", "~gw1:*", "+@all")
+        (tmp_path / "good").write_text("gw-secret-9\n")
+        (tmp_path / "bad").write_text("not-the-password-7\n")
+
+        def node(name, password_file):
+            return nginx_factory(name, example=CLUSTER_EXAMPLE, replace=[(
+                "127.0.0.1:6379 prefix=mcp_auth: cache=5s",
+                "127.0.0.1:%d db=3 prefix=gw1: user=gateway password_file=%s"
+                % (redis.port, tmp_path / password_file))]).start()
+
+        def register(nx):
+            return requests.post(nx.url + "/register", timeout=10, json={
+                "client_name": "x", "redirect_uris": [REDIRECT],
+                "token_endpoint_auth_method": "none"})
+
+        good = node("good", "good")
+        r = register(good)
+        assert r.status_code == 201, r.text
+        keys = _keys_in_db(redis, 3, "*")
+        assert keys == [b"gw1:client:" + r.json()["client_id"].encode()], keys
+        assert _keys_in_db(redis, 0, "*") == []
+
+        bad = node("bad", "bad")
+        r = register(bad)
+        assert r.status_code == 503, r.text
+        assert r.headers.get("Retry-After")
+        log = bad.error_log()
+        assert "refused the handshake" in log
+        assert "not-the-password-7" not in log and "gw-secret-9" not in log
+    finally:
+        redis.stop()
+
+
+def test_nginx_t_names_redis_configuration_mistakes(nginx_factory, tmp_path):
+    from cluster_util import CLUSTER_EXAMPLE
+    cases = [
+        ("127.0.0.1:6379 prefix=mcp_auth: cache=5s", "127.0.0.1:6379 colour=blue",
+         'invalid mcp_auth_redis parameter "colour=blue"'),
+        ("127.0.0.1:6379 prefix=mcp_auth: cache=5s", "127.0.0.1:6379 user=u",
+         '"user=" needs "password_file="'),
+        ("127.0.0.1:6379 prefix=mcp_auth: cache=5s",
+         "127.0.0.1:6379;\n    mcp_auth_zone z:1m",
+         '"mcp_auth_zone" and "mcp_auth_redis" both apply here'),
+    ]
+    for old, new, message in cases:
+        nx = nginx_factory("conf", example=CLUSTER_EXAMPLE, replace=[(old, new)])
+        r = nx.test_config()
+        assert r.returncode != 0
+        assert message in r.stderr, r.stderr
