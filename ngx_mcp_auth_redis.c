@@ -29,6 +29,7 @@
 
 #define NGX_MCP_AUTH_REDIS_IDLE        0
 #define NGX_MCP_AUTH_REDIS_CONNECTING  1
+#define NGX_MCP_AUTH_REDIS_HANDSHAKE_TLS 3
 #define NGX_MCP_AUTH_REDIS_READY       2
 
 /* how a command's reply is read */
@@ -63,6 +64,14 @@ struct ngx_mcp_auth_redis_s {
     ngx_msec_t                      connect_timeout;
     time_t                          cache;
 
+#if (NGX_SSL)
+    ngx_ssl_t                      *ssl;        /* tls: verified, always */
+    ngx_str_t                       tls_name;   /* SNI and the name checked */
+    ngx_str_t                       tls_ca;
+    ngx_str_t                       tls_certificate;
+    ngx_str_t                       tls_certificate_key;
+#endif
+
     /* per worker: configuration memory is private after fork */
     ngx_uint_t                      state;
     ngx_peer_connection_t           peer;
@@ -91,6 +100,15 @@ static ngx_str_t  ngx_mcp_auth_redis_replace_script = ngx_string(
 
 static ngx_int_t ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd,
     ngx_log_t *log);
+static void ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd);
+#if (NGX_SSL)
+static char *ngx_mcp_auth_redis_tls_conf(ngx_conf_t *cf,
+    ngx_mcp_auth_redis_t *rd);
+static void ngx_mcp_auth_redis_tls_handshake(ngx_mcp_auth_redis_t *rd);
+static void ngx_mcp_auth_redis_tls_done(ngx_connection_t *c);
+static ngx_int_t ngx_mcp_auth_redis_tls_name_ok(ngx_connection_t *c,
+    ngx_str_t *name);
+#endif
 static void ngx_mcp_auth_redis_write_handler(ngx_event_t *wev);
 static void ngx_mcp_auth_redis_read_handler(ngx_event_t *rev);
 static void ngx_mcp_auth_redis_send(ngx_mcp_auth_redis_t *rd);
@@ -146,6 +164,10 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
     }
 
     rd->addr = u.addrs[0];
+#if (NGX_SSL)
+    rd->tls_name = u.host;
+    ngx_str_set(&rd->tls_ca, "/etc/ssl/certs/ca-certificates.crt");
+#endif
     ngx_str_set(&rd->prefix, "mcp_auth:");
     rd->timeout = 1000;
     rd->connect_timeout = 1000;
@@ -278,8 +300,52 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
             continue;
         }
 
+#if (NGX_SSL)
+        if (value[i].len == 3 && ngx_strncmp(value[i].data, "tls", 3) == 0) {
+            rd->ssl = NGX_CONF_UNSET_PTR;    /* made below */
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "tls_name=", 9) == 0) {
+            rd->tls_name.data = value[i].data + 9;
+            rd->tls_name.len = value[i].len - 9;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "tls_ca=", 7) == 0) {
+            rd->tls_ca.data = value[i].data + 7;
+            rd->tls_ca.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "tls_certificate=", 16) == 0) {
+            rd->tls_certificate.data = value[i].data + 16;
+            rd->tls_certificate.len = value[i].len - 16;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "tls_certificate_key=", 20) == 0) {
+            rd->tls_certificate_key.data = value[i].data + 20;
+            rd->tls_certificate_key.len = value[i].len - 20;
+            continue;
+        }
+#endif
+
         goto invalid;
     }
+
+#if (NGX_SSL)
+    if (rd->ssl == NGX_CONF_UNSET_PTR) {
+        if (ngx_mcp_auth_redis_tls_conf(cf, rd) != NGX_CONF_OK) {
+            return NGX_CONF_ERROR;
+        }
+
+    } else if (rd->tls_certificate.len || rd->tls_certificate_key.len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: \"tls_certificate=\" needs \"tls\"");
+        return NGX_CONF_ERROR;
+    }
+#endif
 
     if (rd->user.len && rd->password.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -299,6 +365,85 @@ invalid:
 
     return NGX_CONF_ERROR;
 }
+
+
+#if (NGX_SSL)
+
+/*
+ * TLS to Redis: the server's certificate is always verified, against
+ * tls_ca= (the system's CAs by default) and for tls_name= (the address's
+ * host by default); a client certificate when Redis asks for one
+ * (tls-auth-clients).
+ */
+static char *
+ngx_mcp_auth_redis_tls_conf(ngx_conf_t *cf, ngx_mcp_auth_redis_t *rd)
+{
+    u_char              *p;
+    ngx_pool_cleanup_t  *cln;
+
+    if (rd->tls_name.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: \"tls\" needs \"tls_name=\" "
+                           "for this address");
+        return NGX_CONF_ERROR;
+    }
+
+    if ((rd->tls_certificate.len == 0) != (rd->tls_certificate_key.len == 0))
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: \"tls_certificate=\" and "
+                           "\"tls_certificate_key=\" go together");
+        return NGX_CONF_ERROR;
+    }
+
+    rd->ssl = ngx_pcalloc(cf->pool, sizeof(ngx_ssl_t));
+    if (rd->ssl == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rd->ssl->log = cf->log;
+
+    if (ngx_ssl_create(rd->ssl, NGX_SSL_TLSv1_2|NGX_SSL_TLSv1_3, NULL)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        ngx_ssl_cleanup_ctx(rd->ssl);
+        return NGX_CONF_ERROR;
+    }
+
+    cln->handler = ngx_ssl_cleanup_ctx;
+    cln->data = rd->ssl;
+
+    if (rd->tls_certificate.len
+        && ngx_ssl_certificate(cf, rd->ssl, &rd->tls_certificate,
+                               &rd->tls_certificate_key, NULL)
+           != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_ssl_trusted_certificate(cf, rd->ssl, &rd->tls_ca, 4) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* NUL-terminated for SNI */
+    p = ngx_pnalloc(cf->pool, rd->tls_name.len + 1);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(p, rd->tls_name.data, rd->tls_name.len);
+    p[rd->tls_name.len] = '\0';
+    rd->tls_name.data = p;
+
+    return NGX_CONF_OK;
+}
+
+#endif
 
 
 time_t
@@ -497,13 +642,30 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
 
     rd->reader = redisReaderCreate();
     if (rd->reader == NULL) {
-        ngx_close_connection(c);
-        rd->peer.connection = NULL;
+        ngx_mcp_auth_redis_close(rd, 0);
         return NGX_ERROR;
     }
 
-    rd->state = (rc == NGX_AGAIN) ? NGX_MCP_AUTH_REDIS_CONNECTING
-                                  : NGX_MCP_AUTH_REDIS_READY;
+#if (NGX_SSL)
+    if (rd->ssl) {
+        /* what the TLS connection is allocated from */
+        c->pool = ngx_create_pool(512, c->log);
+        if (c->pool == NULL) {
+            ngx_mcp_auth_redis_close(rd, 0);
+            return NGX_ERROR;
+        }
+    }
+#endif
+
+    /*
+     * Connected at once or not, the rest happens in the write handler, from
+     * the event loop: nothing in here answers anybody.
+     */
+    rd->state = NGX_MCP_AUTH_REDIS_CONNECTING;
+
+    if (rc != NGX_AGAIN) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
 
     /* the handshake goes ahead of every command */
 
@@ -546,12 +708,145 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
         }
     }
 
-    if (rd->state == NGX_MCP_AUTH_REDIS_CONNECTING) {
-        ngx_add_timer(c->write, rd->connect_timeout);
-    }
+    ngx_add_timer(c->write, rd->connect_timeout);
 
     return NGX_OK;
 }
+
+
+/* The TCP connection is up: TLS first when configured, then commands. */
+static void
+ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd)
+{
+    ngx_connection_t  *c;
+
+    c = rd->peer.connection;
+
+#if (NGX_SSL)
+    if (rd->ssl && c->ssl == NULL) {
+        ngx_mcp_auth_redis_tls_handshake(rd);
+        return;
+    }
+#endif
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    rd->state = NGX_MCP_AUTH_REDIS_READY;
+    ngx_mcp_auth_redis_arm(rd);
+    ngx_mcp_auth_redis_send(rd);
+}
+
+
+#if (NGX_SSL)
+
+static void
+ngx_mcp_auth_redis_tls_handshake(ngx_mcp_auth_redis_t *rd)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    c = rd->peer.connection;
+
+    if (ngx_ssl_create_connection(rd->ssl, c, NGX_SSL_CLIENT) != NGX_OK) {
+        ngx_mcp_auth_redis_close(rd, 1);
+        return;
+    }
+
+    if (SSL_set_tlsext_host_name(c->ssl->connection,
+                                 (char *) rd->tls_name.data)
+        == 0)
+    {
+        ngx_mcp_auth_redis_close(rd, 1);
+        return;
+    }
+
+    rd->state = NGX_MCP_AUTH_REDIS_HANDSHAKE_TLS;
+
+    rc = ngx_ssl_handshake(c);
+
+    if (rc == NGX_AGAIN) {
+        c->ssl->handler = ngx_mcp_auth_redis_tls_done;
+        return;
+    }
+
+    ngx_mcp_auth_redis_tls_done(c);
+}
+
+
+/* The certificate names tls_name: an IP address SAN, or a host name. */
+static ngx_int_t
+ngx_mcp_auth_redis_tls_name_ok(ngx_connection_t *c, ngx_str_t *name)
+{
+    int    rc;
+    X509  *cert;
+
+    cert = SSL_get_peer_certificate(c->ssl->connection);
+    if (cert == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* name is NUL-terminated (tls_conf); -2: not an IP address */
+    rc = X509_check_ip_asc(cert, (const char *) name->data, 0);
+    X509_free(cert);
+
+    if (rc == 1) {
+        return NGX_OK;
+    }
+
+    if (rc != -2) {
+        return NGX_ERROR;
+    }
+
+    return ngx_ssl_check_host(c, name);
+}
+
+
+static void
+ngx_mcp_auth_redis_tls_done(ngx_connection_t *c)
+{
+    long                   verify;
+    ngx_mcp_auth_redis_t  *rd;
+
+    rd = c->data;
+
+    if (!c->ssl->handshaked) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "mcp_auth: TLS handshake with redis at %V %s",
+                      &rd->addr.name,
+                      c->write->timedout || c->read->timedout
+                      ? "timed out" : "failed");
+        ngx_mcp_auth_redis_close(rd, 1);
+        return;
+    }
+
+    verify = SSL_get_verify_result(c->ssl->connection);
+
+    if (verify != X509_V_OK) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "mcp_auth: redis at %V: certificate verify failed "
+                      "(%l: %s)", &rd->addr.name, verify,
+                      X509_verify_cert_error_string(verify));
+        ngx_mcp_auth_redis_close(rd, 1);
+        return;
+    }
+
+    if (ngx_mcp_auth_redis_tls_name_ok(c, &rd->tls_name) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "mcp_auth: redis at %V: certificate is not for \"%V\"",
+                      &rd->addr.name, &rd->tls_name);
+        ngx_mcp_auth_redis_close(rd, 1);
+        return;
+    }
+
+    c->read->handler = ngx_mcp_auth_redis_read_handler;
+    c->write->handler = ngx_mcp_auth_redis_write_handler;
+
+    ngx_mcp_auth_redis_connected_now(rd);
+}
+
+#endif
 
 
 static void
@@ -592,12 +887,8 @@ ngx_mcp_auth_redis_write_handler(ngx_event_t *wev)
             return;
         }
 
-        if (wev->timer_set) {
-            ngx_del_timer(wev);
-        }
-
-        rd->state = NGX_MCP_AUTH_REDIS_READY;
-        ngx_mcp_auth_redis_arm(rd);
+        ngx_mcp_auth_redis_connected_now(rd);
+        return;
     }
 
     if (rd->state == NGX_MCP_AUTH_REDIS_READY) {
@@ -865,12 +1156,29 @@ answer:
 static void
 ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed)
 {
+    ngx_pool_t                *pool;
     ngx_queue_t                queue, *q;
+    ngx_connection_t          *c;
     ngx_mcp_auth_redis_cmd_t  *cmd;
 
-    if (rd->peer.connection) {
-        ngx_close_connection(rd->peer.connection);
+    c = rd->peer.connection;
+
+    if (c) {
+        pool = c->pool;
+
+#if (NGX_SSL)
+        if (c->ssl) {
+            c->ssl->no_wait_shutdown = 1;
+            (void) ngx_ssl_shutdown(c);
+        }
+#endif
+
+        ngx_close_connection(c);
         rd->peer.connection = NULL;
+
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
     }
 
     if (rd->reader) {

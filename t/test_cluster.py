@@ -384,3 +384,69 @@ def test_nginx_t_names_redis_configuration_mistakes(nginx_factory, tmp_path):
         r = nx.test_config()
         assert r.returncode != 0
         assert message in r.stderr, r.stderr
+
+
+def _tls_material(d):
+    """A CA, a server certificate for 127.0.0.1 and a client certificate."""
+    import subprocess
+
+    def run(*args):
+        subprocess.run(args, check=True, capture_output=True, cwd=d)
+
+    for name in ("ca", "other-ca"):
+        run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-days", "2", "-subj", "/CN=test %s" % name,
+            "-keyout", "%s.key" % name, "-out", "%s.crt" % name)
+    for name, ext in (("server", "subjectAltName=IP:127.0.0.1"), ("client", "extendedKeyUsage=clientAuth")):
+        run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-subj", "/CN=%s" % name, "-keyout", "%s.key" % name, "-out", "%s.csr" % name)
+        (d / ("%s.ext" % name)).write_text(ext + "\n")
+        run("openssl", "x509", "-req", "-in", "%s.csr" % name, "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", "%s.ext" % name, "-out", "%s.crt" % name)
+
+
+def test_tls_to_redis_verifies_the_server_and_presents_a_client_certificate(nginx_factory, tmp_path):
+    from cluster_util import CLUSTER_EXAMPLE
+    from harness import Proc, free_port
+
+    _tls_material(tmp_path)
+    port = free_port()
+    conf = tmp_path / "redis-tls.conf"
+    conf.write_text("\n".join([
+        "bind 127.0.0.1", "port 0", "tls-port %d" % port, 'dir "%s"' % tmp_path,
+        "tls-cert-file %s/server.crt" % tmp_path, "tls-key-file %s/server.key" % tmp_path,
+        "tls-ca-cert-file %s/ca.crt" % tmp_path, "tls-auth-clients yes",
+        "appendonly yes", "appendfsync always", 'save ""', 'logfile ""']) + "\n")
+    redis = Proc("redis-tls", ["/usr/bin/redis-server", conf], tmp_path,
+                 ready_line=r"Ready to accept connections", port=port).start()
+    try:
+        def node(name, ca, extra=""):
+            return nginx_factory(name, example=CLUSTER_EXAMPLE, replace=[(
+                "127.0.0.1:6379 prefix=mcp_auth: cache=5s",
+                "127.0.0.1:%d tls tls_ca=%s/%s tls_certificate=%s/client.crt "
+                "tls_certificate_key=%s/client.key%s"
+                % (port, tmp_path, ca, tmp_path, tmp_path, extra))]).start()
+
+        def register(nx):
+            return requests.post(nx.url + "/register", timeout=10, json={
+                "client_name": "x", "redirect_uris": [REDIRECT],
+                "token_endpoint_auth_method": "none"})
+
+        good = node("tls-good", "ca.crt")
+        for _ in range(3):          # and the connection is kept and reused
+            r = register(good)
+            assert r.status_code == 201, (r.text, good.error_log()[-2000:])
+
+        # a server whose certificate this CA did not sign is never talked to
+        wrong = node("tls-wrong-ca", "other-ca.crt")
+        r = register(wrong)
+        assert r.status_code == 503, r.text
+        assert "certificate verify failed" in wrong.error_log()
+
+        # nor one whose certificate is for another name
+        other = node("tls-wrong-name", "ca.crt", " tls_name=redis.example")
+        r = register(other)
+        assert r.status_code == 503, r.text
+        assert 'certificate is not for "redis.example"' in other.error_log()
+    finally:
+        redis.stop()
