@@ -2408,6 +2408,7 @@ ngx_http_mcp_auth_stream_probe(ngx_http_request_t *r,
     ngx_memzero(&probe, sizeof(mcpa_store_t));
     probe.data = ctx;
     probe.get = ngx_http_mcp_auth_probe_get;
+    probe.deferred = 1;            /* values as Redis holds them (sealed) */
 
     key.data = (const char *) ctx->session_key.data;
     key.len = ctx->session_key.len;
@@ -2459,6 +2460,7 @@ ngx_http_mcp_auth_probe_done(void *data, int status, ngx_str_t *value)
     ngx_memzero(&probe, sizeof(mcpa_store_t));
     probe.data = ctx;
     probe.get = ngx_http_mcp_auth_probe_get;
+    probe.deferred = 1;            /* values as Redis holds them (sealed) */
 
     key.data = (const char *) ctx->session_key.data;
     key.len = ctx->session_key.len;

@@ -4,6 +4,7 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "guard.hpp"
 #include "mcp_auth.h"
 #include "replay_store.hpp"
+#include "sealed_store.hpp"
 #include "session_cache.hpp"
 
 using mcpauth::Config;
@@ -110,10 +112,12 @@ class DeferredRun {
         replay_(log_),
         cache_(replay_, mcpauth::worker_session_cache(), now, cf->config.session_cache_ttl, read_through) {
     if (ok_ && replay.log.len) log_.answer(replay.status, str(replay.value));
+    // every location that reaches the store has a key file (config checks)
+    if (cf->config.keys) sealed_.emplace(cache_, *cf->config.keys);
   }
 
   bool ok() const { return ok_; }
-  mcpauth::Store& store() { return cache_; }
+  mcpauth::Store& store() { return sealed_ ? static_cast<mcpauth::Store&>(*sealed_) : cache_; }
 
   // Runs f(store); true when it finished, false when it stopped at a store
   // operation, which is then in *op with the log in *replay.
@@ -135,6 +139,7 @@ class DeferredRun {
   bool ok_;
   mcpauth::ReplayStore replay_;
   mcpauth::CachingStore cache_;
+  std::optional<mcpauth::SealedStore> sealed_;
 };
 
 // Runs an endpoint request over the configured store kind.
@@ -337,9 +342,13 @@ MCPA_API void mcpa_guard_result_free(mcpa_guard_result_t* res) noexcept {
 
 MCPA_API int mcpa_session_alive(const mcpa_config_t* cf, const mcpa_store_t* store,
                                 mcpa_str_t session_key, int64_t now) noexcept {
-  (void)cf;
   try {
     mcpauth::CStore st(store);
+    if (store->deferred && cf->config.keys) {
+      // what the glue fetched from Redis is sealed
+      mcpauth::SealedStore sealed(st, *cf->config.keys);
+      return mcpauth::session_alive(sealed, str(session_key), now) ? 1 : 0;
+    }
     return mcpauth::session_alive(st, str(session_key), now) ? 1 : 0;
   } catch (...) {
     return 1;  // an allocation failure is no proof that the session ended

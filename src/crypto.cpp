@@ -57,10 +57,6 @@ const unsigned char* bytes_of(std::string_view s) {
 }
 unsigned char* bytes_of(std::string& s) { return reinterpret_cast<unsigned char*>(&s[0]); }
 
-void wipe(std::string& s) {
-  if (!s.empty()) OPENSSL_cleanse(&s[0], s.size());
-}
-
 std::string aad_for(std::string_view kid, uint8_t purpose) {
   std::string aad = "mcpauth-v1|";
   aad.append(kid);
@@ -90,6 +86,10 @@ std::string fresh_random_bytes(size_t n) {
   return out;
 }
 }  // namespace
+
+void wipe(std::string& s) {
+  if (!s.empty()) OPENSSL_cleanse(&s[0], s.size());
+}
 
 std::string RandomTape::draw(size_t n) {
   if (pos_ == bytes.size()) bytes += fresh_random_bytes(n);

@@ -42,6 +42,9 @@ std::string sha256_b64url(std::string_view data);
 // Raw 32-byte HMAC-SHA-256.
 std::string hmac_sha256(std::string_view key, std::string_view data);
 
+// Overwrites a secret before its memory is released.
+void wipe(std::string& s);
+
 // Constant-time equality for secrets (CRYPTO_memcmp).  The running time
 // depends only on the lengths, never on the content.
 bool ct_equal(std::string_view a, std::string_view b);
@@ -54,6 +57,7 @@ constexpr uint8_t access_token = 1;
 constexpr uint8_t refresh_token = 2;
 constexpr uint8_t state_file = 3;
 constexpr uint8_t cookie = 4;
+constexpr uint8_t store_value = 5;  // a value kept in a networked store
 }  // namespace seal_purpose
 
 // A set of AES-256 keys.  Key file: one key per line, "<kid> <base64url of

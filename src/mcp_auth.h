@@ -295,7 +295,8 @@ MCPA_API int mcpa_guard_reads_body(const mcpa_config_t *cf) MCPA_NOEXCEPT;
  * (expired or revoked): open event streams are closed then.  A store that
  * fails (any get result but MCPA_OK and MCPA_NOT_FOUND) counts as live.
  * With a deferred store, the glue passes a store whose get answers what it
- * fetched for the key the previous call asked for. */
+ * fetched for the key the previous call asked for, with deferred set (the
+ * values a deferred store holds are sealed by the core). */
 MCPA_API int mcpa_session_alive(const mcpa_config_t *cf,
     const mcpa_store_t *store, mcpa_str_t session_key, int64_t now)
     MCPA_NOEXCEPT;

@@ -63,6 +63,27 @@ def test_the_state_lives_in_redis_not_in_nginx(cluster):
     # every key carries an expiry (its lifetime), none lives forever
     for k in keys:
         assert cluster.redis.command("TTL", k) > 0, k
+    # and every value is sealed (AES-256-GCM, bound to its key): nothing of
+    # the user, the client or the provider's tokens is readable in Redis
+    for k in keys:
+        value = cluster.redis.command("GET", k)
+        assert re.fullmatch(rb"k1\.[A-Za-z0-9_-]+", value), (k, value[:80])
+
+
+def test_a_session_altered_in_redis_is_no_session(cluster):
+    before = set(cluster.redis.command("KEYS", "mcp_auth:session:*"))
+    c = login(cluster)
+    token = c.tokens["access_token"]
+    (key,) = set(cluster.redis.command("KEYS", "mcp_auth:session:*")) - before
+    assert mcp_status(cluster.a, token) == 200
+
+    # someone with write access to Redis flips one character of the record
+    value = cluster.redis.command("GET", key)
+    flipped = value[:-2] + (b"A" if value[-2:-1] != b"A" else b"B") + value[-1:]
+    assert cluster.redis.command("SET", key, flipped, "KEEPTTL") == "OK"
+    time.sleep(CACHE + 1)
+    assert mcp_status(cluster.a, token) == 401
+    assert mcp_status(cluster.b, token) == 401
 
 
 def test_a_login_on_node_a_calls_tools_through_node_b_on_both_transports(cluster):
@@ -147,7 +168,7 @@ def test_the_worker_that_revokes_refuses_at_once(cluster):
     assert mcp_status(cluster.a, token) == 401
 
 
-def test_an_authorization_code_is_redeemed_once_across_nodes(cluster):
+def test_an_authorization_code_presented_on_both_nodes_at_once_buys_nothing(cluster):
     c = McpOAuthClient(cluster.url, redirect_uri=REDIRECT)
     c.register()
     redirect = Browser("demo", cluster.demo_password).authorize(c.authorize_url(), REDIRECT)
@@ -158,7 +179,9 @@ def test_an_authorization_code_is_redeemed_once_across_nodes(cluster):
             "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
             "code_verifier": c.verifier, "client_id": c.client_id})
 
-    # both edges at the same moment: exactly one wins
+    # both edges at the same moment: the code is taken once (GETDEL), and
+    # a code presented twice is treated as stolen (RFC 9700 §4.5.3.2): the
+    # session it created ends, whichever edge got there first
     results = {}
     threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, redeem(getattr(cluster, n))))
                for n in ("a", "b")]
@@ -167,15 +190,37 @@ def test_an_authorization_code_is_redeemed_once_across_nodes(cluster):
     for t in threads:
         t.join()
     statuses = sorted(r.status_code for r in results.values())
-    assert statuses == [200, 400], {n: (r.status_code, r.text) for n, r in results.items()}
-    loser = next(r for r in results.values() if r.status_code == 400)
-    assert loser.json()["error"] == "invalid_grant"
+    assert statuses in ([200, 400], [400, 400]), {n: (r.status_code, r.text) for n, r in results.items()}
+    for r in results.values():
+        if r.status_code == 400:
+            assert r.json()["error"] == "invalid_grant"
+    for r in results.values():
+        if r.status_code == 200:
+            wait_for(lambda: mcp_status(cluster.b, r.json()["access_token"]) == 401, CACHE + 3)
+            wait_for(lambda: mcp_status(cluster.a, r.json()["access_token"]) == 401, CACHE + 3)
 
-    # and a replay later, on either edge, fails too and ends the session the
-    # code created (RFC 9700 §4.5.3.2)
-    winner = next(r for r in results.values() if r.status_code == 200).json()
+    # and a replay later, on either edge, fails too
     assert redeem(cluster.a).status_code == 400
-    wait_for(lambda: mcp_status(cluster.b, winner["access_token"]) == 401, CACHE + 3)
+    assert redeem(cluster.b).status_code == 400
+
+
+def test_a_code_redeemed_on_one_edge_and_replayed_on_the_other_ends_the_session(cluster):
+    c = McpOAuthClient(cluster.url, redirect_uri=REDIRECT)
+    c.register()
+    redirect = Browser("demo", cluster.demo_password).authorize(c.authorize_url(), REDIRECT)
+    code = re.search(r"[?&]code=([^&]+)", redirect).group(1)
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
+            "code_verifier": c.verifier, "client_id": c.client_id}
+    first = requests.post(cluster.b.url + "/token", timeout=10, data=form)
+    assert first.status_code == 200, first.text
+    token = first.json()["access_token"]
+    assert mcp_status(cluster.a, token) == 200
+    replay = requests.post(cluster.a.url + "/token", timeout=10, data=form)
+    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant", replay.text
+    # the tokens the code bought are dead on both edges (A at once: it
+    # ended the session itself)
+    assert mcp_status(cluster.a, token) == 401
+    wait_for(lambda: mcp_status(cluster.b, token) == 401, CACHE + 3)
 
 
 def test_a_refresh_token_rotates_once_when_both_nodes_use_it_at_once(cluster):

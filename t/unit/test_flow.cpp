@@ -119,7 +119,7 @@ TEST_P(Flow, ASecondLoginUsesTheCachedJwksWithoutFetching) {
   Response r = resume(MCPA_EP_CALLBACK, cb, 200, FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
   EXPECT_EQ(r.fetch.target, MCPA_FETCH_NONE);
   EXPECT_EQ(r.status, 303);
-  EXPECT_FALSE(qget(header(r, "Location"), "code").empty());
+  EXPECT_FALSE(qget(header(r, "Location"), "code").empty()) << header(r, "Location") << r.body;
 }
 
 }  // namespace
