@@ -60,9 +60,14 @@ def test_the_state_lives_in_redis_not_in_nginx(cluster):
     keys = cluster.redis.command("KEYS", "mcp_auth:*")
     assert any(k.startswith(b"mcp_auth:session:") for k in keys), keys
     assert any(k == b"mcp_auth:client:" + c.client_id.encode() for k in keys), keys
-    # every key carries an expiry (its lifetime), none lives forever
+    # every key carries an expiry, none lives forever; registrations and
+    # sessions live exactly their configured lifetimes (90 d and 30 d)
     for k in keys:
         assert cluster.redis.command("TTL", k) > 0, k
+    client_ttl = cluster.redis.command("TTL", b"mcp_auth:client:" + c.client_id.encode())
+    assert 90 * 86400 - 60 <= client_ttl <= 90 * 86400, client_ttl
+    session_ttls = [cluster.redis.command("TTL", k) for k in keys if k.startswith(b"mcp_auth:session:")]
+    assert any(30 * 86400 - 60 <= t <= 30 * 86400 for t in session_ttls), session_ttls
     # and every value is sealed (AES-256-GCM, bound to its key): nothing of
     # the user, the client or the provider's tokens is readable in Redis
     for k in keys:
