@@ -500,3 +500,23 @@ def test_tls_to_redis_verifies_the_server_and_presents_a_client_certificate(ngin
         assert 'certificate is not for "redis.example"' in other.error_log()
     finally:
         redis.stop()
+
+
+def test_a_reload_keeps_serving_and_old_workers_let_go_of_redis(cluster):
+    import subprocess
+    c = login(cluster)
+    token = c.tokens["access_token"]
+    before = cluster.redis.command("CLIENT", "LIST").count(b"\n")
+    for _ in range(3):
+        cluster.b.reload()
+        assert mcp_status(cluster.b, token) == 200
+        assert c.refresh().status_code == 200
+    # the old workers exited and closed their connections: no pile-up
+    time.sleep(1)
+    master = str(cluster.b.proc.popen.pid)
+    workers = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout.split()
+    shutting = subprocess.run(["pgrep", "-P", master, "-f", "shutting down"],
+                              capture_output=True, text=True).stdout.split()
+    assert len(workers) == 2 and not shutting, (workers, shutting)
+    after = cluster.redis.command("CLIENT", "LIST").count(b"\n")
+    assert after <= before + 2, (before, after)
