@@ -116,7 +116,8 @@ static ngx_int_t ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
     ngx_mcp_auth_redis_cmd_t *cmd, redisReply *reply);
 static void ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd,
     ngx_uint_t failed);
-static void ngx_mcp_auth_redis_arm(ngx_mcp_auth_redis_t *rd);
+static void ngx_mcp_auth_redis_arm(ngx_mcp_auth_redis_t *rd,
+    ngx_uint_t progress);
 static ngx_int_t ngx_mcp_auth_redis_push(ngx_mcp_auth_redis_t *rd,
     ngx_uint_t kind, ngx_mcp_auth_redis_handler_pt handler, void *data);
 static ngx_int_t ngx_mcp_auth_redis_command(ngx_mcp_auth_redis_t *rd,
@@ -583,7 +584,7 @@ sent:
     if (rd->state == NGX_MCP_AUTH_REDIS_READY) {
         /* written from the event loop, so that no handler runs in here */
         ngx_post_event(rd->peer.connection->write, &ngx_posted_events);
-        ngx_mcp_auth_redis_arm(rd);
+        ngx_mcp_auth_redis_arm(rd, 0);
     }
 
     return ngx_queue_data(ngx_queue_last(&rd->waiting),
@@ -734,7 +735,7 @@ ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd)
     }
 
     rd->state = NGX_MCP_AUTH_REDIS_READY;
-    ngx_mcp_auth_redis_arm(rd);
+    ngx_mcp_auth_redis_arm(rd, 1);
     ngx_mcp_auth_redis_send(rd);
 }
 
@@ -1033,7 +1034,7 @@ ngx_mcp_auth_redis_read_handler(ngx_event_t *rev)
         }
     }
 
-    ngx_mcp_auth_redis_arm(rd);
+    ngx_mcp_auth_redis_arm(rd, 1);
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
         ngx_mcp_auth_redis_close(rd, 1);
@@ -1220,9 +1221,13 @@ ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed)
 }
 
 
-/* A deadline for the oldest reply while any is awaited. */
+/*
+ * A deadline for the next reply while any is awaited.  Only Redis making
+ * progress (progress: something was read) moves it; new commands do not,
+ * or a stalled Redis under steady load would never time out.
+ */
 static void
-ngx_mcp_auth_redis_arm(ngx_mcp_auth_redis_t *rd)
+ngx_mcp_auth_redis_arm(ngx_mcp_auth_redis_t *rd, ngx_uint_t progress)
 {
     ngx_connection_t  *c;
 
@@ -1234,7 +1239,10 @@ ngx_mcp_auth_redis_arm(ngx_mcp_auth_redis_t *rd)
 
     if (rd->in_flight) {
         c->idle = 0;
-        ngx_add_timer(c->read, rd->timeout);
+
+        if (progress || !c->read->timer_set) {
+            ngx_add_timer(c->read, rd->timeout);
+        }
 
     } else {
         c->idle = 1;
