@@ -199,6 +199,8 @@ static ngx_int_t ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_status_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_redis_status(ngx_http_request_t *r,
     ngx_mcp_auth_redis_t *rd);
+static ngx_int_t ngx_http_mcp_auth_send_json(ngx_http_request_t *r,
+    ngx_buf_t *b);
 static ngx_int_t ngx_http_mcp_auth_no_store(ngx_http_request_t *r);
 static void ngx_http_mcp_auth_body_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_mcp_auth_serve(ngx_http_request_t *r);
@@ -868,7 +870,6 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
     ngx_uint_t                     live, expired, pfree;
-    ngx_chain_t                    out;
     ngx_queue_t                   *q;
     ngx_shm_zone_t                *shm_zone;
     ngx_http_mcp_auth_zone_t      *zone;
@@ -933,28 +934,7 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
                           &shm_zone->shm.name, live, expired,
                           shm_zone->shm.size - pfree * ngx_pagesize,
                           shm_zone->shm.size);
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    if (ngx_http_mcp_auth_no_store(r) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_mcp_auth_send_json(r, b);
 }
 
 
@@ -965,11 +945,9 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
 static ngx_int_t
 ngx_http_mcp_auth_redis_status(ngx_http_request_t *r, ngx_mcp_auth_redis_t *rd)
 {
-    size_t        len;
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_str_t    *addr;
-    ngx_chain_t   out;
+    size_t      len;
+    ngx_buf_t  *b;
+    ngx_str_t  *addr;
 
     addr = ngx_mcp_auth_redis_address(rd);
 
@@ -989,6 +967,17 @@ ngx_http_mcp_auth_redis_status(ngx_http_request_t *r, ngx_mcp_auth_redis_t *rd)
     b->last = ngx_sprintf(b->last, "\",\"connected\":%s,\"in_flight\":%ui}\n",
                           ngx_mcp_auth_redis_connected(rd) ? "true" : "false",
                           ngx_mcp_auth_redis_in_flight(rd));
+    return ngx_http_mcp_auth_send_json(r, b);
+}
+
+
+/* Sends an operator's JSON document, never cached. */
+static ngx_int_t
+ngx_http_mcp_auth_send_json(ngx_http_request_t *r, ngx_buf_t *b)
+{
+    ngx_int_t    rc;
+    ngx_chain_t  out;
+
     b->last_buf = (r == r->main) ? 1 : 0;
     b->last_in_chain = 1;
 

@@ -98,6 +98,27 @@ static ngx_str_t  ngx_mcp_auth_redis_replace_script = ngx_string(
     "return 1");
 
 
+/* The parameters that are plain words (NAME=VALUE). */
+typedef struct {
+    ngx_str_t                       name;
+    size_t                          offset;
+} ngx_mcp_auth_redis_word_t;
+
+static ngx_mcp_auth_redis_word_t  ngx_mcp_auth_redis_words[] = {
+    { ngx_string("prefix="), offsetof(ngx_mcp_auth_redis_t, prefix) },
+    { ngx_string("user="), offsetof(ngx_mcp_auth_redis_t, user) },
+#if (NGX_SSL)
+    { ngx_string("tls_name="), offsetof(ngx_mcp_auth_redis_t, tls_name) },
+    { ngx_string("tls_ca="), offsetof(ngx_mcp_auth_redis_t, tls_ca) },
+    { ngx_string("tls_certificate="),
+      offsetof(ngx_mcp_auth_redis_t, tls_certificate) },
+    { ngx_string("tls_certificate_key="),
+      offsetof(ngx_mcp_auth_redis_t, tls_certificate_key) },
+#endif
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_int_t ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd,
     ngx_log_t *log);
 static void ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd);
@@ -129,14 +150,15 @@ static ngx_int_t ngx_mcp_auth_redis_reserve(ngx_mcp_auth_redis_t *rd,
 char *
 ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
 {
-    u_char                *p, *last;
-    ssize_t                n;
-    ngx_str_t             *value, v, file;
-    ngx_url_t              u;
-    ngx_uint_t             i;
-    ngx_file_t             f;
-    ngx_file_info_t        fi;
-    ngx_mcp_auth_redis_t  *rd;
+    u_char                     *p, *last;
+    ssize_t                     n;
+    ngx_str_t                  *value, v, file, *field;
+    ngx_url_t                   u;
+    ngx_uint_t                  i;
+    ngx_file_t                  f;
+    ngx_file_info_t             fi;
+    ngx_mcp_auth_redis_t       *rd;
+    ngx_mcp_auth_redis_word_t  *w;
 
     value = cf->args->elts;
 
@@ -186,15 +208,18 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "prefix=", 7) == 0) {
-            rd->prefix.data = value[i].data + 7;
-            rd->prefix.len = value[i].len - 7;
-            continue;
+        for (w = ngx_mcp_auth_redis_words; w->name.len; w++) {
+            if (value[i].len > w->name.len
+                && ngx_strncmp(value[i].data, w->name.data, w->name.len) == 0)
+            {
+                break;
+            }
         }
 
-        if (ngx_strncmp(value[i].data, "user=", 5) == 0) {
-            rd->user.data = value[i].data + 5;
-            rd->user.len = value[i].len - 5;
+        if (w->name.len) {
+            field = (ngx_str_t *) ((u_char *) rd + w->offset);
+            field->data = value[i].data + w->name.len;
+            field->len = value[i].len - w->name.len;
             continue;
         }
 
@@ -307,29 +332,6 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
             continue;
         }
 
-        if (ngx_strncmp(value[i].data, "tls_name=", 9) == 0) {
-            rd->tls_name.data = value[i].data + 9;
-            rd->tls_name.len = value[i].len - 9;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "tls_ca=", 7) == 0) {
-            rd->tls_ca.data = value[i].data + 7;
-            rd->tls_ca.len = value[i].len - 7;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "tls_certificate=", 16) == 0) {
-            rd->tls_certificate.data = value[i].data + 16;
-            rd->tls_certificate.len = value[i].len - 16;
-            continue;
-        }
-
-        if (ngx_strncmp(value[i].data, "tls_certificate_key=", 20) == 0) {
-            rd->tls_certificate_key.data = value[i].data + 20;
-            rd->tls_certificate_key.len = value[i].len - 20;
-            continue;
-        }
 #endif
 
         goto invalid;

@@ -34,31 +34,8 @@ for node in a b; do
     for f in keys identity.key idp-client-secret; do cp "$RUNDIR/$f" "$RUNDIR/$node/$f"; done
 done
 
-pids=()
-stop_all() {
-    trap - INT TERM EXIT
-    echo
-    echo "stopping..."
-    for node in a b; do
-        if [ -f "$RUNDIR/$node/nginx.pid" ]; then
-            kill -QUIT "$(cat "$RUNDIR/$node/nginx.pid")" 2>/dev/null || true
-        fi
-    done
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    echo "stopped."
-}
-trap 'stop_all; exit 0' INT TERM
-trap stop_all EXIT
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "run-cluster.sh: nothing listening on port $1 (see $RUNDIR/*.log)" >&2
-    exit 1
-}
+NGINX_PIDS=("$RUNDIR/a/nginx.pid" "$RUNDIR/b/nginx.pid")
+. "$root/scripts/run-lib.sh"
 
 # --- Redis ----------------------------------------------------------------------
 /usr/bin/redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$RUNDIR/redis" \

@@ -41,27 +41,8 @@ if [ ! -s "$RUNDIR/tls.crt" ]; then
         -keyout "$RUNDIR/tls.key" -out "$RUNDIR/tls.crt" 2>/dev/null
 fi
 
-pids=()
-stop_all() {
-    trap - INT TERM EXIT
-    echo
-    echo "stopping..."
-    if [ -f "$RUNDIR/nginx.pid" ]; then kill -QUIT "$(cat "$RUNDIR/nginx.pid")" 2>/dev/null || true; fi
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    echo "stopped."
-}
-trap 'stop_all; exit 0' INT TERM
-trap stop_all EXIT
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "run.sh: nothing listening on port $1 (see $RUNDIR/*.log)" >&2
-    exit 1
-}
+NGINX_PIDS=("$RUNDIR/nginx.pid")
+. "$root/scripts/run-lib.sh"
 
 # --- the OpenID provider ------------------------------------------------------
 node "$root/t/idp/dev-idp.mjs" --port "$IDP_PORT" \

@@ -60,18 +60,6 @@ struct Digest {
 
 }  // namespace
 
-StoreStatus status_from_c(int rc) {
-  switch (rc) {
-    case MCPA_OK: return StoreStatus::ok;
-    case MCPA_NOT_FOUND: return StoreStatus::not_found;
-    case MCPA_EXISTS: return StoreStatus::exists;
-    case MCPA_CONFLICT: return StoreStatus::conflict;
-    case MCPA_FULL: return StoreStatus::full;
-    case MCPA_UNAVAILABLE: return StoreStatus::unavailable;
-    default: return StoreStatus::error;
-  }
-}
-
 uint32_t op_digest(const StoreOp& op) {
   Digest d;
   d.byte(static_cast<unsigned char>(op.op));

@@ -60,7 +60,6 @@ struct ReplayLog {
 };
 
 uint32_t op_digest(const StoreOp& op);
-StoreStatus status_from_c(int rc);
 
 class ReplayStore final : public Store {
  public:

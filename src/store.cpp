@@ -3,17 +3,6 @@
 namespace mcpauth {
 namespace {
 
-StoreStatus status_of(int rc) {
-  switch (rc) {
-    case MCPA_OK: return StoreStatus::ok;
-    case MCPA_NOT_FOUND: return StoreStatus::not_found;
-    case MCPA_EXISTS: return StoreStatus::exists;
-    case MCPA_CONFLICT: return StoreStatus::conflict;
-    case MCPA_FULL: return StoreStatus::full;
-    default: return StoreStatus::error;
-  }
-}
-
 mcpa_str_t c_str(std::string_view s) { return {s.data(), s.size()}; }
 
 void append_sink(void* ctx, const char* data, size_t len) {
@@ -22,31 +11,43 @@ void append_sink(void* ctx, const char* data, size_t len) {
 
 }  // namespace
 
+StoreStatus status_from_c(int rc) {
+  switch (rc) {
+    case MCPA_OK: return StoreStatus::ok;
+    case MCPA_NOT_FOUND: return StoreStatus::not_found;
+    case MCPA_EXISTS: return StoreStatus::exists;
+    case MCPA_CONFLICT: return StoreStatus::conflict;
+    case MCPA_FULL: return StoreStatus::full;
+    case MCPA_UNAVAILABLE: return StoreStatus::unavailable;
+    default: return StoreStatus::error;
+  }
+}
+
 StoreStatus CStore::get(std::string_view key, std::string* value) {
   value->clear();
-  return status_of(s_->get(s_->data, c_str(key), 0, append_sink, value));
+  return status_from_c(s_->get(s_->data, c_str(key), 0, append_sink, value));
 }
 
 StoreStatus CStore::take(std::string_view key, std::string* value) {
   value->clear();
-  return status_of(s_->get(s_->data, c_str(key), 1, append_sink, value));
+  return status_from_c(s_->get(s_->data, c_str(key), 1, append_sink, value));
 }
 
 StoreStatus CStore::put(std::string_view key, std::string_view value, int64_t expires) {
-  return status_of(s_->put(s_->data, c_str(key), c_str(value), expires, MCPA_PUT_SET, {nullptr, 0}));
+  return status_from_c(s_->put(s_->data, c_str(key), c_str(value), expires, MCPA_PUT_SET, {nullptr, 0}));
 }
 
 StoreStatus CStore::put_new(std::string_view key, std::string_view value, int64_t expires) {
-  return status_of(s_->put(s_->data, c_str(key), c_str(value), expires, MCPA_PUT_NEW, {nullptr, 0}));
+  return status_from_c(s_->put(s_->data, c_str(key), c_str(value), expires, MCPA_PUT_NEW, {nullptr, 0}));
 }
 
 StoreStatus CStore::replace_if(std::string_view key, std::string_view expected, std::string_view value,
                                int64_t expires) {
-  return status_of(
+  return status_from_c(
       s_->put(s_->data, c_str(key), c_str(value), expires, MCPA_PUT_REPLACE_IF, c_str(expected)));
 }
 
-StoreStatus CStore::del(std::string_view key) { return status_of(s_->del(s_->data, c_str(key))); }
+StoreStatus CStore::del(std::string_view key) { return status_from_c(s_->del(s_->data, c_str(key))); }
 
 MemoryStore::Entry* MemoryStore::live(std::string_view key) {
   auto it = entries_.find(key);

@@ -32,6 +32,9 @@ class Store {
   virtual StoreStatus del(std::string_view key) = 0;
 };
 
+// The glue's MCPA_* store answers as a StoreStatus.
+StoreStatus status_from_c(int rc);
+
 // Over the glue's mcpa_store_t (the nginx shared-memory zone).
 class CStore final : public Store {
  public:
