@@ -88,6 +88,16 @@ GuardOutcome deny(Response r) {
   return out;
 }
 
+// A body the guard cannot read (peek_jsonrpc): a JSON-RPC parse error, as
+// the tool server answers a body it cannot parse.
+Response unreadable_body(const Config& cf, const GuardInput& in) {
+  Response r = json_response(400,
+                             R"({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":)"
+                             R"("Parse error: the body is not JSON-RPC the gateway can read exactly"}})");
+  add_cors(r, cf, in.origin);
+  return r;
+}
+
 bool query_has_token(const std::string& args) {
   auto params = Params::parse(args);
   return params && params->has("access_token");
@@ -226,6 +236,11 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
       return out;
     } else if (auto peeked = peek_jsonrpc(in.body)) {
       calls = std::move(*peeked);
+    } else {
+      // Not read here exactly as the tool server would read it (invalid
+      // JSON, a repeated method/params/name, an escape that does not decode
+      // exactly: jsonrpc_peek.hpp), so the scopes it needs are unknown.
+      return deny(unreadable_body(cf, in));
     }
     std::vector<std::string> needed;
     for (const auto& call : calls)
