@@ -5,6 +5,10 @@
 #include <memory>
 #include <new>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace mcpauth {
 namespace {
 
@@ -119,15 +123,21 @@ struct PlainRecord {
   std::string_view key[kMax], value[kMax];
   size_t n = 0;
 
-  // The value of `name`; false when absent.
+  // The value of `name`; false when absent.  The search starts after the
+  // previous hit: the mappings below read fields in the records' (sorted)
+  // key order, so each lookup is usually one compare.
   bool get(std::string_view name, std::string_view* out) const {
-    for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < n; ++j) {
+      size_t i = hint + j < n ? hint + j : hint + j - n;
       if (key[i] == name) {
         *out = value[i];
+        hint = i + 1 < n ? i + 1 : 0;
         return true;
       }
+    }
     return false;
   }
+  mutable size_t hint = 0;
   std::string str(std::string_view name) const {
     std::string_view v;
     return get(name, &v) ? std::string(v) : std::string();
@@ -138,22 +148,43 @@ struct PlainRecord {
   }
 };
 
+// The bytes that end a plain string: '"', and what needs the general path
+// (a backslash, a control byte).
+struct Stops {
+  bool stop[256] = {};
+  constexpr Stops() {
+    for (int c = 0; c < 0x20; ++c) stop[c] = true;
+    stop[static_cast<unsigned char>('"')] = stop[static_cast<unsigned char>('\\')] = true;
+  }
+};
+constexpr Stops kStops;
+
+// The index of the first stop byte in json[i, n), or n.  Session records
+// are mostly long random tokens: 16 bytes per step where SSE2 is there.
+size_t find_stop(std::string_view json, size_t i) {
+  const size_t n = json.size();
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+  // c < 0x20 (unsigned) <=> max(c, 0x1f) == 0x1f
+  const __m128i below = _mm_set1_epi8(0x1f);
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(json.data() + i));
+    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                               _mm_cmpeq_epi8(_mm_max_epu8(v, below), below));
+    if (int mask = _mm_movemask_epi8(hit)) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+  }
+#endif
+  while (i < n && !kStops.stop[static_cast<unsigned char>(json[i])]) ++i;
+  return i;
+}
+
 bool scan_plain(std::string_view json, PlainRecord* r) {
   size_t n = json.size(), i = 1;
   if (n < 2 || json[0] != '{' || json[n - 1] != '}' || json[1] == '}') return false;
-  // the bytes that end a plain string: '"', and what needs the general path
-  struct Stops {
-    bool stop[256] = {};
-    Stops() {
-      for (int c = 0; c < 0x20; ++c) stop[c] = true;
-      stop['"'] = stop['\\'] = true;
-    }
-  };
-  static const Stops kStops;
   auto read_string = [&](std::string_view* s) {
     if (i >= n || json[i] != '"') return false;
     size_t start = ++i;
-    while (i < n && !kStops.stop[static_cast<unsigned char>(json[i])]) ++i;
+    i = find_stop(json, i);
     if (i >= n || json[i] != '"') return false;
     *s = json.substr(start, i - start);
     ++i;
@@ -188,31 +219,35 @@ struct FieldsRecord {
 // One mapping per record, whichever way its text was read.
 template <typename Record>
 std::optional<Session> session_from(const Record& r) {
+  // in the records' key order (see PlainRecord::get)
   Session s;
+  s.client_id = r.str("client_id");
+  bool ints = r.num("created", &s.created);
+  s.email = r.str("email");
+  ints = r.num("expires", &s.expires) && ints;
+  ints = r.num("gen", &s.gen) && ints;
+  s.name = r.str("name");
+  s.provider_access_token = r.str("provider_access_token");
+  ints = r.num("provider_expires", &s.provider_expires) && ints;
+  s.provider_refresh_token = r.str("provider_refresh_token");
+  s.resource = r.str("resource");
+  ints = r.num("rotated_at", &s.rotated_at) && ints;
+  s.scope = r.str("scope");
   s.sid = r.str("sid");
   s.sub = r.str("sub");
-  s.name = r.str("name");
-  s.email = r.str("email");
-  s.client_id = r.str("client_id");
-  s.scope = r.str("scope");
-  s.resource = r.str("resource");
-  s.provider_access_token = r.str("provider_access_token");
-  s.provider_refresh_token = r.str("provider_refresh_token");
-  if (r.num("provider_expires", &s.provider_expires) && r.num("created", &s.created) &&
-      r.num("expires", &s.expires) && r.num("gen", &s.gen) && r.num("rotated_at", &s.rotated_at) &&
-      !s.sid.empty() && !s.sub.empty() && !s.client_id.empty())
-    return s;
+  if (ints && !s.sid.empty() && !s.sub.empty() && !s.client_id.empty()) return s;
   return std::nullopt;
 }
 
 template <typename Record>
 std::optional<AccessClaims> access_from(const Record& r) {
-  AccessClaims a;
-  a.sid = r.str("sid");
+  AccessClaims a;  // in the records' key order (see PlainRecord::get)
   a.client_id = r.str("client_id");
-  a.scope = r.str("scope");
+  bool exp = r.num("exp", &a.exp);
   a.resource = r.str("resource");
-  if (r.num("exp", &a.exp) && !a.sid.empty()) return a;
+  a.scope = r.str("scope");
+  a.sid = r.str("sid");
+  if (exp && !a.sid.empty()) return a;
   return std::nullopt;
 }
 
