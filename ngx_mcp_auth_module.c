@@ -2317,9 +2317,10 @@ ngx_http_mcp_auth_store_get(void *data, mcpa_str_t key, int take,
     uint64_t                   hash;
     ngx_http_mcp_auth_node_t  *an;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
+    /* the hash key is set once, when the zone is made: no lock needed */
     hash = mcpa_zindex_hash(&zone->sh->index, key.data, key.len);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
     an = ngx_http_mcp_auth_lookup(zone, &key, hash);
 
     if (an == NULL) {
@@ -2354,9 +2355,10 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
         return MCPA_ERROR;
     }
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
+    /* the hash key is set once, when the zone is made: no lock needed */
     hash = mcpa_zindex_hash(&zone->sh->index, key.data, key.len);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
 
     ngx_http_mcp_auth_sweep(zone, 2);
 
@@ -2461,9 +2463,10 @@ ngx_http_mcp_auth_store_del(void *data, mcpa_str_t key)
     uint64_t                   hash;
     ngx_http_mcp_auth_node_t  *an;
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
+    /* the hash key is set once, when the zone is made: no lock needed */
     hash = mcpa_zindex_hash(&zone->sh->index, key.data, key.len);
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
     an = ngx_http_mcp_auth_lookup(zone, &key, hash);
 
     if (an == NULL) {

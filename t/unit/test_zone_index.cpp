@@ -46,16 +46,23 @@ uint32_t home(const unsigned char* base, uint32_t off) { return at(base, off)->h
 
 }  // namespace
 
-// The test vectors of the SipHash paper (key 00..0f; message 00..0e and the
-// empty message), as little-endian 64-bit numbers.
-TEST(ZoneIndex, SipHash24MatchesTheReferenceVectors) {
+// The construction against the SipHash paper's SipHash-2-4 vectors (key
+// 00..0f; message 00..0e, and the empty message), and the index's
+// SipHash-1-3 against CPython's (its str/bytes hash; PYTHONHASHSEED=0 makes
+// the key zero: hash(b"hello") == -2096571579003691106).
+TEST(ZoneIndex, SipHashMatchesReferenceValues) {
   uint64_t k0 = 0x0706050403020100ULL, k1 = 0x0f0e0d0c0b0a0908ULL;
   unsigned char msg[64];
   for (int i = 0; i < 64; ++i) msg[i] = static_cast<unsigned char>(i);
-  EXPECT_EQ(mcpa_siphash24(k0, k1, msg, 15), 0xa129ca6149be45e5ULL);
-  EXPECT_EQ(mcpa_siphash24(k0, k1, msg, 0), 0x726fdb47dd0e0e31ULL);
+  EXPECT_EQ(mcpa_siphash(k0, k1, msg, 15, 2, 4), 0xa129ca6149be45e5ULL);
+  EXPECT_EQ(mcpa_siphash(k0, k1, msg, 0, 2, 4), 0x726fdb47dd0e0e31ULL);
+  const unsigned char hello[] = "hello";
+  EXPECT_EQ(static_cast<int64_t>(mcpa_siphash(0, 0, hello, 5, 1, 3)), -2096571579003691106LL);
   // another key gives another hash: clients cannot aim at a slot
-  EXPECT_NE(mcpa_siphash24(k0 + 1, k1, msg, 15), mcpa_siphash24(k0, k1, msg, 15));
+  mcpa_zindex_t a{}, b{};
+  a.k0 = 1;
+  b.k0 = 2;
+  EXPECT_NE(mcpa_zindex_hash(&a, msg, 15), mcpa_zindex_hash(&b, msg, 15));
 }
 
 TEST(ZoneIndex, SlotsGrowWithTheZone) {
