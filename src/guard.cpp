@@ -52,19 +52,7 @@ Response challenge(const Config& cf, const GuardInput& in, int status, const std
 
 bool token68(std::string_view t) {
   if (t.empty()) return false;
-  // A table rather than a chain of ranges: the characters of a sealed token
-  // are random, so per-character branches mispredict (every request).
-  struct Table {
-    bool ok[256] = {};
-    Table() {
-      for (int c = 0; c < 256; ++c)
-        ok[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
-    }
-  };
-  static const Table kToken68;
-  size_t i = 0;
-  while (i < t.size() && kToken68.ok[static_cast<unsigned char>(t[i])]) ++i;
+  size_t i = token68_run(t);
   for (; i < t.size(); ++i)
     if (t[i] != '=') return false;
   return true;

@@ -45,6 +45,11 @@ void append_utf8(std::string* out, uint32_t cp) {
   }
 }
 
+// k == w for a non-empty w; the first byte decides most keys without a call
+bool same(std::string_view k, std::string_view w) {
+  return !w.empty() && k.size() == w.size() && k[0] == w[0] && k == w;
+}
+
 class Scanner {
  public:
   explicit Scanner(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
@@ -178,7 +183,7 @@ class Scanner {
     std::string decoded;
     if (!string(&raw, &decoded)) return false;
     std::string_view k = raw.data() != nullptr ? raw : std::string_view(decoded);
-    *which = (!a.empty() && k == a) ? 1 : (!b.empty() && k == b) ? 2 : 0;
+    *which = same(k, a) ? 1 : same(k, b) ? 2 : 0;
     ws();
     if (!eat(':')) return false;
     ws();
