@@ -1,6 +1,7 @@
 #include "jsonrpc_peek.hpp"
 
 #include <cstdint>
+#include <cstring>
 
 namespace mcpauth {
 namespace {
@@ -45,9 +46,10 @@ void append_utf8(std::string* out, uint32_t cp) {
   }
 }
 
-// k == w for a non-empty w; the first byte decides most keys without a call
-bool same(std::string_view k, std::string_view w) {
-  return !w.empty() && k.size() == w.size() && k[0] == w[0] && k == w;
+// k == w for a literal w (a fixed-size compare the compiler inlines)
+template <size_t N>
+bool is(std::string_view k, const char (&w)[N]) {
+  return k.size() == N - 1 && std::memcmp(k.data(), w, N - 1) == 0;
 }
 
 class Scanner {
@@ -175,15 +177,17 @@ class Scanner {
     return true;
   }
 
-  // An object key, compared with `a` and `b`: 1 for a, 2 for b, 0 for
-  // neither.  Keys without escapes (all real ones) are compared in place.
-  bool key(int* which, std::string_view a, std::string_view b) {
+  // An object key and the ':' after it.  `k` is the key as is when it holds
+  // no escape (all real ones), else decoded into `scratch`.
+  bool key(std::string_view* k, std::string* scratch) {
     if (p_ == end_ || *p_ != '"') return false;
-    std::string_view raw;
-    std::string decoded;
-    if (!string(&raw, &decoded)) return false;
-    std::string_view k = raw.data() != nullptr ? raw : std::string_view(decoded);
-    *which = same(k, a) ? 1 : same(k, b) ? 2 : 0;
+    const char* quote = p_;
+    if (!string(k, nullptr)) return false;
+    if (k->data() == nullptr) {  // escapes: read it again, decoding
+      p_ = quote;
+      if (!string(k, scratch)) return false;
+      *k = *scratch;
+    }
     ws();
     if (!eat(':')) return false;
     ws();
@@ -234,8 +238,9 @@ class Scanner {
         ws();
         if (eat('}')) return true;
         while (true) {
-          int which;
-          if (!key(&which, {}, {}) || !value(depth + 1)) return false;
+          std::string_view k;
+          std::string scratch;
+          if (!key(&k, &scratch) || !value(depth + 1)) return false;
           ws();
           if (eat('}')) return true;
           if (!eat(',')) return false;
@@ -270,9 +275,10 @@ class Scanner {
     if (eat('}')) return true;
     bool seen_name = false;
     while (true) {
-      int which;
-      if (!key(&which, "name", {})) return false;
-      if (which == 1) {
+      std::string_view k;
+      std::string scratch;
+      if (!key(&k, &scratch)) return false;
+      if (is(k, "name")) {
         if (seen_name) return false;
         seen_name = true;
         if (p_ != end_ && *p_ == '"') {
@@ -300,9 +306,10 @@ class Scanner {
     std::string name;
     if (!eat('}')) {
       while (true) {
-        int which;
-        if (!key(&which, "method", "params")) return false;
-        if (which == 1) {
+        std::string_view k;
+        std::string scratch;
+        if (!key(&k, &scratch)) return false;
+        if (is(k, "method")) {
           if (seen_method) return false;
           seen_method = true;
           if (p_ != end_ && *p_ == '"') {
@@ -311,7 +318,7 @@ class Scanner {
           } else if (!value(depth + 1)) {
             return false;
           }
-        } else if (which == 2) {
+        } else if (is(k, "params")) {
           if (seen_params) return false;
           seen_params = true;
           if (p_ != end_ && *p_ == '{') {
