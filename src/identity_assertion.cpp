@@ -87,23 +87,6 @@ const std::string& IdentityCache::get(const IdentityMinter& minter, const std::s
   return e.jwt;
 }
 
-const Session* SessionCache::decode(const std::string& sid, const std::string& record) {
-  auto it = entries_.find(sid);
-  if (it != entries_.end() && it->second.record == record) return &it->second.session;
-  auto s = decode_session(record);
-  if (!s) {
-    if (it != entries_.end()) entries_.erase(it);
-    return nullptr;
-  }
-  if (it == entries_.end()) {
-    if (entries_.size() >= kMaxEntries) entries_.clear();
-    it = entries_.emplace(sid, Entry{}).first;
-  }
-  it->second.record = record;
-  it->second.session = std::move(*s);
-  return &it->second.session;
-}
-
 const std::string& IdentityCache::session_tag(const std::string& sid) {
   auto it = tags_.find(sid);
   if (it != tags_.end()) return it->second;

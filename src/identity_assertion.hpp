@@ -69,36 +69,12 @@ class TokenCache {
   std::unordered_map<std::string, AccessClaims, TailHash> entries_;
 };
 
-// Session records this worker has decoded, by sid, each with the exact
-// record text it was decoded from: the guard reads the record from the
-// store on every request (so revocation and every change are seen), and
-// decodes it again only when its bytes differ from the last ones (a refresh,
-// a provider renewal).  decode_session is a function of those bytes alone,
-// so a hit is exactly what decoding would give.  Bounded: emptied when full.
-class SessionCache {
- public:
-  static constexpr size_t kMaxEntries = 10000;
-
-  // The session in `record` (read under "session:<sid>"), or nullptr when
-  // it does not decode.  Valid until the next call.
-  const Session* decode(const std::string& sid, const std::string& record);
-  size_t size() const { return entries_.size(); }
-
- private:
-  struct Entry {
-    std::string record;
-    Session session;
-  };
-  std::unordered_map<std::string, Entry> entries_;
-};
-
 // Assertions are reused per session until close to expiry rather than
 // signed on every request: one cache per worker process (which also holds
-// the worker's TokenCache and SessionCache).
+// the worker's TokenCache).
 class IdentityCache {
  public:
   TokenCache tokens;
-  SessionCache sessions;
 
   static constexpr int64_t kLifetime = 300;
   static constexpr int64_t kRenewBefore = 60;
