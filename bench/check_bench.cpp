@@ -516,8 +516,8 @@ __attribute__((noinline)) bool measured_cold_check(Fixture& f, const GuardInput&
   return guard_check(f.cf, f.gs, f.cache, *f.store, in).verdict == GuardOutcome::allow;
 }
 
-int callgrind_loop(long n, bool cold) {
-  Fixture& f = fixture(kZone, 1000);
+int callgrind_loop(long n, bool cold, size_t sessions) {
+  Fixture& f = fixture(kZone, sessions);
   std::vector<GuardInput> inputs;
   for (size_t i = 0; i < 4096; ++i) inputs.push_back(f.input(i));
   for (size_t i = 0; i < 4096; ++i) guard_check(f.cf, f.gs, f.cache, *f.store, inputs[i]);  // warm
@@ -537,9 +537,13 @@ int callgrind_loop(long n, bool cold) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3 && std::strcmp(argv[1], "--callgrind-loop") == 0) return callgrind_loop(std::atol(argv[2]), false);
-  if (argc == 3 && std::strcmp(argv[1], "--callgrind-loop-cold") == 0)
-    return callgrind_loop(std::atol(argv[2]), true);
+  // --callgrind-loop[-cold] N [SESSIONS]: SESSIONS (default 1,000) live
+  // sessions, e.g. for `--cache-sim=yes` at a size the CPU caches do not hold
+  if ((argc == 3 || argc == 4) && std::strncmp(argv[1], "--callgrind-loop", 16) == 0) {
+    size_t sessions = argc == 4 ? static_cast<size_t>(std::atol(argv[3])) : 1000;
+    if (std::strcmp(argv[1], "--callgrind-loop") == 0) return callgrind_loop(std::atol(argv[2]), false, sessions);
+    if (std::strcmp(argv[1], "--callgrind-loop-cold") == 0) return callgrind_loop(std::atol(argv[2]), true, sessions);
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();
