@@ -187,7 +187,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     r.header("Retry-After", "5");
     return deny(std::move(r));
   }
-  auto session = decode_session(record);
+  const Session* session = cache.sessions.decode(claims->sid, record);  // decoded once per record text
   if (!session || session->client_id != claims->client_id || session->expires <= in.now)
     return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
 

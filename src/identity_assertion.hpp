@@ -69,12 +69,37 @@ class TokenCache {
   std::unordered_map<std::string, AccessClaims, TailHash> entries_;
 };
 
+// The session records this worker decoded last, each with its exact text,
+// in a small direct-mapped table (by sid): the guard reads the record from
+// the store on every request (so revocation and every change are seen) and
+// decodes it again only when the text differs from the one kept (a refresh,
+// a provider renewal) or another session took the slot.  decode_session is
+// a function of the text alone, so a hit is exactly what decoding would
+// give.  Small on purpose (~70 KiB): it stays in the CPU's caches, and a
+// miss decodes into the slot's buffers, so it allocates nothing either way.
+class SessionCache {
+ public:
+  static constexpr size_t kSlots = 64;
+
+  // The session in `record` (read under "session:<sid>"), or nullptr when
+  // it does not decode.  Valid until the next call.
+  const Session* decode(const std::string& sid, const std::string& record);
+
+ private:
+  struct Slot {
+    std::string sid, record;  // record: "" while the slot holds nothing
+    Session session;
+  };
+  Slot slots_[kSlots];
+};
+
 // Assertions are reused per session until close to expiry rather than
 // signed on every request: one cache per worker process (which also holds
-// the worker's TokenCache).
+// the worker's TokenCache and SessionCache).
 class IdentityCache {
  public:
   TokenCache tokens;
+  SessionCache sessions;
 
   static constexpr int64_t kLifetime = 300;
   static constexpr int64_t kRenewBefore = 60;

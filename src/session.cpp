@@ -142,6 +142,15 @@ struct PlainRecord {
     std::string_view v;
     return get(name, &v) ? std::string(v) : std::string();
   }
+  // str(name) into *out, reusing its buffer
+  void str_into(std::string_view name, std::string* out) const {
+    std::string_view v;
+    if (get(name, &v)) {
+      out->assign(v);
+    } else {
+      out->clear();
+    }
+  }
   bool num(std::string_view name, int64_t* out) const {
     std::string_view v;
     return get(name, &v) && parse_int(v, out);
@@ -216,6 +225,7 @@ bool scan_plain(std::string_view json, PlainRecord* r) {
 struct FieldsRecord {
   const Fields& f;
   std::string str(std::string_view name) const { return f.str(std::string(name)); }
+  void str_into(std::string_view name, std::string* out) const { *out = str(name); }
   bool num(std::string_view name, int64_t* out) const {
     auto v = f.num(std::string(name));
     if (v) *out = *v;
@@ -223,27 +233,28 @@ struct FieldsRecord {
   }
 };
 
-// One mapping per record, whichever way its text was read.
+// One mapping per record, whichever way its text was read.  Every field of
+// *s is set (so a reused Session keeps nothing of the previous one); false
+// when the record is not a session.
 template <typename Record>
-std::optional<Session> session_from(const Record& r) {
+bool session_into(const Record& r, Session* s) {
   // in the records' key order (see PlainRecord::get)
-  Session s;
-  s.client_id = r.str("client_id");
-  bool ints = r.num("created", &s.created);
-  s.email = r.str("email");
-  ints = r.num("expires", &s.expires) && ints;
-  ints = r.num("gen", &s.gen) && ints;
-  s.name = r.str("name");
-  s.provider_access_token = r.str("provider_access_token");
-  ints = r.num("provider_expires", &s.provider_expires) && ints;
-  s.provider_refresh_token = r.str("provider_refresh_token");
-  s.resource = r.str("resource");
-  ints = r.num("rotated_at", &s.rotated_at) && ints;
-  s.scope = r.str("scope");
-  s.sid = r.str("sid");
-  s.sub = r.str("sub");
-  if (ints && !s.sid.empty() && !s.sub.empty() && !s.client_id.empty()) return s;
-  return std::nullopt;
+  r.str_into("client_id", &s->client_id);
+  s->created = s->expires = s->gen = s->provider_expires = s->rotated_at = 0;
+  bool ints = r.num("created", &s->created);
+  r.str_into("email", &s->email);
+  ints = r.num("expires", &s->expires) && ints;
+  ints = r.num("gen", &s->gen) && ints;
+  r.str_into("name", &s->name);
+  r.str_into("provider_access_token", &s->provider_access_token);
+  ints = r.num("provider_expires", &s->provider_expires) && ints;
+  r.str_into("provider_refresh_token", &s->provider_refresh_token);
+  r.str_into("resource", &s->resource);
+  ints = r.num("rotated_at", &s->rotated_at) && ints;
+  r.str_into("scope", &s->scope);
+  r.str_into("sid", &s->sid);
+  r.str_into("sub", &s->sub);
+  return ints && !s->sid.empty() && !s->sub.empty() && !s->client_id.empty();
 }
 
 template <typename Record>
@@ -341,15 +352,19 @@ std::string encode_session(const Session& s) {
   return f.encode();
 }
 
-std::optional<Session> decode_session(std::string_view text) {
+bool decode_session_into(std::string_view text, Session* out) {
   // Fast path (every guarded request): the same reads straight from the text.
   PlainRecord r;
   std::string_view version;
-  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion)
-    if (auto s = session_from(r)) return s;
+  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion && session_into(r, out)) return true;
   auto f = open_record(text);
-  if (!f) return std::nullopt;
-  return session_from(FieldsRecord{*f});
+  return f && session_into(FieldsRecord{*f}, out);
+}
+
+std::optional<Session> decode_session(std::string_view text) {
+  Session s;
+  if (decode_session_into(text, &s)) return s;
+  return std::nullopt;
 }
 
 std::string encode_code(const CodeGrant& c) {
