@@ -293,7 +293,7 @@ class Bench:
                   "mcpauth::Fields::decode", "cJSON_ParseWithLength", "mcpauth::KeyRing::open",
                   "mcpauth::b64url_decode", "mcpauth::peek_jsonrpc", "mcpauth::sha256_b64url",
                   "mcpauth::resource_matches", "mcpauth::IdentityCache::get", "malloc", "free",
-                  "ZoneStore::get", "mcpa_siphash"]
+                  "ZoneStore::get", "mcpa_siphash", "mcpauth::SessionCache::decode"]
         for fn, count in rows:
             for w in wanted:
                 if w in fn and w not in seen and "'" not in fn:
@@ -676,7 +676,8 @@ def write_results(b, m, started, errors):
         lo, hi = "1000", "1000000"
         rows = [
             ("the whole check (`BM_GuardCheck/Zone`)", "BM_GuardCheck/Zone/%s"),
-            ("the same, token not yet in the worker's TokenCache (base64url, AES-256-GCM open, claims)",
+            ("the same, token and record new to the worker (base64url, AES-256-GCM open, claims, "
+             "record decoding)",
              "BM_GuardCheckColdToken/Zone/%s"),
             ("the zone's part: hash, lock, find, copy the record out (`BM_StoreGet`)", "BM_StoreGet/%s"),
             ("the lookup alone, no copy (`BM_StoreFind`)", "BM_StoreFind/%s"),
@@ -728,7 +729,8 @@ def write_results(b, m, started, errors):
         a("`valgrind --tool=callgrind --toggle-collect='*measured_checks*' build/check-bench "
           "--callgrind-loop %d` (Zone store, 1,000 sessions, warm caches): **%.0f instructions per "
           "guarded request** in the core; **%s** when the worker has not seen the token before "
-          "(`--callgrind-loop-cold`: base64url, AES-256-GCM open and claims decoding added). "
+          "(`--callgrind-loop-cold`: base64url, AES-256-GCM open, claims and session record decoding "
+          "added). "
           "Inclusive counts per warm check:"
           % (cg["n"], cg["total_per_check"],
              "%.0f" % r["callgrind_cold"] if r.get("callgrind_cold") else "—"))
