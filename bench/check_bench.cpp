@@ -394,7 +394,7 @@ void BM_GuardCheckColdToken(benchmark::State& state, int kind) {
   size_t i = 0;
   for (auto _ : state) {
     f.cache.tokens = TokenCache();
-    f.cache.sessions = SessionCache();
+    f.cache.sessions.clear();
     GuardOutcome out = guard_check(f.cf, f.gs, f.cache, *f.store, inputs[i++ & 4095]);
     if (out.verdict != GuardOutcome::allow) {
       state.SkipWithError("not allowed");
@@ -531,7 +531,7 @@ int callgrind_loop(long n, bool cold, size_t sessions) {
   if (cold) {
     for (long i = 0; i < n; ++i) {
       f.cache.tokens = TokenCache();
-      f.cache.sessions = SessionCache();
+      f.cache.sessions.clear();
       allowed += measured_cold_check(f, inputs[static_cast<size_t>(i) & 4095]);
     }
   } else {

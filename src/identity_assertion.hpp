@@ -84,6 +84,10 @@ class SessionCache {
   // The session in `record` (read under "session:<sid>"), or nullptr when
   // it does not decode.  Valid until the next call.
   const Session* decode(const std::string& sid, const std::string& record);
+  // Forgets every record (keeps the buffers).
+  void clear() {
+    for (auto& slot : slots_) slot.record.clear();
+  }
 
  private:
   struct Slot {
