@@ -13,6 +13,7 @@
 
 #include "mcp_auth.h"
 #include "ngx_mcp_auth_redis.h"
+#include "zone_index.h"
 
 
 #define NGX_HTTP_MCP_AUTH_ERRLEN  512
@@ -25,13 +26,14 @@
 
 /*
  * The shared-memory store: entries keyed by a string, found through an
- * rbtree keyed by the string's CRC32 (full compare on collision), with a
- * queue that a sweep walks to drop expired entries, as limit_req does.
+ * open-addressed hash index sized with the zone (src/zone_index.h: keyed
+ * SipHash, linear probing, full key compare), with a queue that a sweep
+ * walks to drop expired entries, as limit_req does.
  */
 typedef struct {
-    u_char                    color;
-    u_char                    dummy;
+    uint32_t                  hash;            /* low half of the key's hash */
     u_short                   key_len;
+    u_short                   reserved;
     uint32_t                  value_len;
     int64_t                   expires;
     ngx_queue_t               queue;
@@ -40,8 +42,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_rbtree_t              rbtree;
-    ngx_rbtree_node_t         sentinel;
+    mcpa_zindex_t             index;
     ngx_queue_t               queue;
     ngx_uint_t                count;
     ngx_uint_t                changes;         /* bumped by every write */
@@ -248,7 +249,7 @@ static ngx_int_t ngx_http_mcp_auth_flatten_body(ngx_http_request_t *r,
 static void ngx_http_mcp_auth_header_str(ngx_table_elt_t *h, mcpa_str_t *s);
 
 static ngx_http_mcp_auth_node_t *ngx_http_mcp_auth_lookup(
-    ngx_http_mcp_auth_zone_t *zone, mcpa_str_t *key, uint32_t hash);
+    ngx_http_mcp_auth_zone_t *zone, mcpa_str_t *key, uint64_t hash);
 static void ngx_http_mcp_auth_delete(ngx_http_mcp_auth_zone_t *zone,
     ngx_http_mcp_auth_node_t *node);
 static void ngx_http_mcp_auth_sweep(ngx_http_mcp_auth_zone_t *zone,
@@ -258,8 +259,8 @@ static int ngx_http_mcp_auth_store_get(void *data, mcpa_str_t key, int take,
 static int ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key,
     mcpa_str_t value, int64_t expires, int mode, mcpa_str_t expect);
 static int ngx_http_mcp_auth_store_del(void *data, mcpa_str_t key);
-static void ngx_http_mcp_auth_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel);
+static ngx_int_t ngx_http_mcp_auth_random(void *buf, size_t len,
+    ngx_log_t *log);
 static ngx_int_t ngx_http_mcp_auth_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_mcp_auth_buf_sink(void *ctx, const char *data,
@@ -2620,53 +2621,56 @@ ngx_http_mcp_auth_find_out_header(ngx_http_request_t *r, const char *name)
 
 /* --- the shared-memory store ------------------------------------------- */
 
-#define ngx_http_mcp_auth_node(n)                                            \
-    ((ngx_http_mcp_auth_node_t *) &(n)->color)
+/* an entry's place in the zone in the index's 8-byte units, and back */
+#define ngx_http_mcp_auth_off(zone, an)                                      \
+    ((uint32_t) (((u_char *) (an) - (u_char *) (zone)->shpool) >> 3))
+#define ngx_http_mcp_auth_at(base, off)                                      \
+    ((ngx_http_mcp_auth_node_t *) ((u_char *) (base) + ((size_t) (off) << 3)))
+
+
+static int
+ngx_http_mcp_auth_same_key(const unsigned char *base, uint32_t off,
+    const void *key, size_t len)
+{
+    ngx_http_mcp_auth_node_t  *an;
+
+    an = ngx_http_mcp_auth_at(base, off);
+
+    return an->key_len == len && ngx_memcmp(an->data, key, len) == 0;
+}
+
+
+static uint32_t
+ngx_http_mcp_auth_home(const unsigned char *base, uint32_t off)
+{
+    return ngx_http_mcp_auth_at(base, off)->hash;
+}
 
 
 static ngx_http_mcp_auth_node_t *
 ngx_http_mcp_auth_lookup(ngx_http_mcp_auth_zone_t *zone, mcpa_str_t *key,
-    uint32_t hash)
+    uint64_t hash)
 {
-    ngx_int_t                  rc;
-    ngx_rbtree_node_t         *node, *sentinel;
+    int64_t                    i;
+    u_char                    *base;
     ngx_http_mcp_auth_node_t  *an;
 
-    node = zone->sh->rbtree.root;
-    sentinel = zone->sh->rbtree.sentinel;
+    base = (u_char *) zone->shpool;
 
-    while (node != sentinel) {
-
-        if (hash < node->key) {
-            node = node->left;
-            continue;
-        }
-
-        if (hash > node->key) {
-            node = node->right;
-            continue;
-        }
-
-        /* hash == node->key */
-
-        an = ngx_http_mcp_auth_node(node);
-
-        rc = ngx_memn2cmp((u_char *) key->data, an->data, key->len,
-                          (size_t) an->key_len);
-
-        if (rc == 0) {
-            if (an->expires <= (int64_t) ngx_time()) {
-                ngx_http_mcp_auth_delete(zone, an);
-                return NULL;
-            }
-
-            return an;
-        }
-
-        node = (rc < 0) ? node->left : node->right;
+    i = mcpa_zindex_find(&zone->sh->index, base, hash, key->data, key->len,
+                         ngx_http_mcp_auth_same_key);
+    if (i < 0) {
+        return NULL;
     }
 
-    return NULL;
+    an = ngx_http_mcp_auth_at(base, zone->sh->index.slots[i].node);
+
+    if (an->expires <= (int64_t) ngx_time()) {
+        ngx_http_mcp_auth_delete(zone, an);
+        return NULL;
+    }
+
+    return an;
 }
 
 
@@ -2674,14 +2678,18 @@ static void
 ngx_http_mcp_auth_delete(ngx_http_mcp_auth_zone_t *zone,
     ngx_http_mcp_auth_node_t *an)
 {
-    ngx_rbtree_node_t  *node;
+    int64_t  i;
 
-    node = (ngx_rbtree_node_t *)
-               ((u_char *) an - offsetof(ngx_rbtree_node_t, color));
+    i = mcpa_zindex_slot_of(&zone->sh->index, an->hash,
+                            ngx_http_mcp_auth_off(zone, an));
+
+    if (i >= 0) {
+        mcpa_zindex_remove(&zone->sh->index, (u_char *) zone->shpool,
+                           (uint32_t) i, ngx_http_mcp_auth_home);
+    }
 
     ngx_queue_remove(&an->queue);
-    ngx_rbtree_delete(&zone->sh->rbtree, node);
-    ngx_slab_free_locked(zone->shpool, node);
+    ngx_slab_free_locked(zone->shpool, an);
     zone->sh->count--;
     zone->sh->changes++;
 }
@@ -2731,13 +2739,13 @@ ngx_http_mcp_auth_store_get(void *data, mcpa_str_t key, int take,
 {
     ngx_http_mcp_auth_zone_t *zone = data;
 
-    uint32_t                   hash;
+    uint64_t                   hash;
     ngx_http_mcp_auth_node_t  *an;
 
-    hash = ngx_crc32_short((u_char *) key.data, key.len);
+    /* the hash key is set once, when the zone is made: no lock needed */
+    hash = mcpa_zindex_hash(&zone->sh->index, key.data, key.len);
 
     ngx_shmtx_lock(&zone->shpool->mutex);
-
     an = ngx_http_mcp_auth_lookup(zone, &key, hash);
 
     if (an == NULL) {
@@ -2765,15 +2773,15 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
     ngx_http_mcp_auth_zone_t *zone = data;
 
     size_t                     size;
-    uint32_t                   hash;
-    ngx_rbtree_node_t         *node;
-    ngx_http_mcp_auth_node_t  *an;
+    uint64_t                   hash;
+    ngx_http_mcp_auth_node_t  *an, *node;
 
     if (key.len > 65535 || value.len > 0xffffffff) {
         return MCPA_ERROR;
     }
 
-    hash = ngx_crc32_short((u_char *) key.data, key.len);
+    /* the hash key is set once, when the zone is made: no lock needed */
+    hash = mcpa_zindex_hash(&zone->sh->index, key.data, key.len);
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
@@ -2818,9 +2826,17 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
         return MCPA_OK;
     }
 
-    size = offsetof(ngx_rbtree_node_t, color)
-           + offsetof(ngx_http_mcp_auth_node_t, data)
-           + key.len + value.len;
+    if (an == NULL && zone->sh->index.used >= zone->sh->index.limit) {
+        /* the index is full (only a zone of tiny entries gets there) */
+        ngx_http_mcp_auth_sweep(zone, 0);
+
+        if (zone->sh->index.used >= zone->sh->index.limit) {
+            ngx_shmtx_unlock(&zone->shpool->mutex);
+            return MCPA_FULL;
+        }
+    }
+
+    size = offsetof(ngx_http_mcp_auth_node_t, data) + key.len + value.len;
 
     node = ngx_slab_alloc_locked(zone->shpool, size);
 
@@ -2842,17 +2858,19 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
         ngx_http_mcp_auth_delete(zone, an);
     }
 
-    node->key = hash;
+    node->hash = (uint32_t) hash;
+    node->key_len = (u_short) key.len;
+    node->reserved = 0;
+    node->value_len = (uint32_t) value.len;
+    node->expires = expires;
+    ngx_memcpy(node->data, key.data, key.len);
+    ngx_memcpy(node->data + key.len, value.data, value.len);
 
-    an = ngx_http_mcp_auth_node(node);
-    an->key_len = (u_short) key.len;
-    an->value_len = (uint32_t) value.len;
-    an->expires = expires;
-    ngx_memcpy(an->data, key.data, key.len);
-    ngx_memcpy(an->data + key.len, value.data, value.len);
+    /* cannot fail: checked above, or an entry was just removed */
+    (void) mcpa_zindex_insert(&zone->sh->index, hash,
+                              ngx_http_mcp_auth_off(zone, node));
 
-    ngx_rbtree_insert(&zone->sh->rbtree, node);
-    ngx_queue_insert_head(&zone->sh->queue, &an->queue);
+    ngx_queue_insert_head(&zone->sh->queue, &node->queue);
     zone->sh->count++;
     zone->sh->changes++;
 
@@ -2867,13 +2885,13 @@ ngx_http_mcp_auth_store_del(void *data, mcpa_str_t key)
 {
     ngx_http_mcp_auth_zone_t *zone = data;
 
-    uint32_t                   hash;
+    uint64_t                   hash;
     ngx_http_mcp_auth_node_t  *an;
 
-    hash = ngx_crc32_short((u_char *) key.data, key.len);
+    /* the hash key is set once, when the zone is made: no lock needed */
+    hash = mcpa_zindex_hash(&zone->sh->index, key.data, key.len);
 
     ngx_shmtx_lock(&zone->shpool->mutex);
-
     an = ngx_http_mcp_auth_lookup(zone, &key, hash);
 
     if (an == NULL) {
@@ -2889,54 +2907,15 @@ ngx_http_mcp_auth_store_del(void *data, mcpa_str_t key)
 }
 
 
-static void
-ngx_http_mcp_auth_rbtree_insert_value(ngx_rbtree_node_t *temp,
-    ngx_rbtree_node_t *node, ngx_rbtree_node_t *sentinel)
-{
-    ngx_rbtree_node_t         **p;
-    ngx_http_mcp_auth_node_t   *an, *ant;
-
-    for ( ;; ) {
-
-        if (node->key < temp->key) {
-
-            p = &temp->left;
-
-        } else if (node->key > temp->key) {
-
-            p = &temp->right;
-
-        } else { /* node->key == temp->key */
-
-            an = ngx_http_mcp_auth_node(node);
-            ant = ngx_http_mcp_auth_node(temp);
-
-            p = (ngx_memn2cmp(an->data, ant->data, an->key_len, ant->key_len)
-                 < 0)
-                ? &temp->left : &temp->right;
-        }
-
-        if (*p == sentinel) {
-            break;
-        }
-
-        temp = *p;
-    }
-
-    *p = node;
-    node->parent = temp;
-    node->left = sentinel;
-    node->right = sentinel;
-    ngx_rbt_red(node);
-}
-
-
 static ngx_int_t
 ngx_http_mcp_auth_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_http_mcp_auth_zone_t  *ozone = data;
 
     size_t                     len;
+    uint32_t                   nslots;
+    uint64_t                   seed[2];
+    mcpa_zslot_t              *slots;
     ngx_http_mcp_auth_zone_t  *zone;
 
     zone = shm_zone->data;
@@ -2963,8 +2942,30 @@ ngx_http_mcp_auth_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     zone->shpool->data = zone->sh;
 
-    ngx_rbtree_init(&zone->sh->rbtree, &zone->sh->sentinel,
-                    ngx_http_mcp_auth_rbtree_insert_value);
+    /* the index: sized with the zone, keyed with a secret of this zone */
+    if (shm_zone->shm.size > ((size_t) 1 << 35)) {
+        ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
+                      "mcp_auth zone \"%V\" is larger than 32g",
+                      &shm_zone->shm.name);
+        return NGX_ERROR;
+    }
+
+    nslots = mcpa_zindex_slots_for(shm_zone->shm.size);
+
+    slots = ngx_slab_alloc(zone->shpool, nslots * sizeof(mcpa_zslot_t));
+    if (slots == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_mcp_auth_random(seed, sizeof(seed), shm_zone->shm.log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    mcpa_zindex_init(&zone->sh->index, slots, nslots, seed[0], seed[1]);
+    ngx_explicit_memzero(seed, sizeof(seed));
+
     ngx_queue_init(&zone->sh->queue);
     zone->sh->count = 0;
 
@@ -2983,6 +2984,33 @@ ngx_http_mcp_auth_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
     if (zone->state_file.len) {
         ngx_http_mcp_auth_load_state(zone, shm_zone->shm.log);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_mcp_auth_random(void *buf, size_t len, ngx_log_t *log)
+{
+    ssize_t   n;
+    ngx_fd_t  fd;
+
+    fd = ngx_open_file("/dev/urandom", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                      "mcp_auth: cannot open /dev/urandom");
+        return NGX_ERROR;
+    }
+
+    n = read(fd, buf, len);
+
+    ngx_close_file(fd);
+
+    if (n != (ssize_t) len) {
+        ngx_log_error(NGX_LOG_EMERG, log, ngx_errno,
+                      "mcp_auth: cannot read /dev/urandom");
+        return NGX_ERROR;
     }
 
     return NGX_OK;

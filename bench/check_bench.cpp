@@ -3,10 +3,18 @@
 // (mcpauth::guard_check), at 1,000 .. 1,000,000 live sessions.
 //
 // Stores:
-//   ZoneLike  a red-black tree keyed by a 32-bit hash of the key, full
-//             compare on collision: the layout of the nginx shared-memory
-//             zone (ngx_rbtree keyed by ngx_crc32_short), minus the mutex.
-//   Hash      std::unordered_map: what a hash-table zone would cost.
+//   Zone      a model of the nginx shared-memory zone as the module keeps
+//             it: one shared anonymous mapping (as ngx_shm_alloc makes it,
+//             so no transparent huge pages), entries in power-of-two chunks
+//             as the slab allocator carves them, the module's entry layout,
+//             the module's index code itself (src/zone_index.h: keyed
+//             SipHash, open addressing), a compare-and-swap lock taken and
+//             released around every access as ngx_shmtx_lock/unlock do, and
+//             the value copied out as the glue's sink does.
+//   Tree      the previous zone index: a red-black tree keyed by a 32-bit
+//             hash of the key, full compare on collision (ngx_rbtree keyed
+//             by ngx_crc32_short), minus the mutex.
+//   Hash      std::unordered_map: a process-memory hash table.
 //   Memory    the core's MemoryStore (std::map<std::string>): the unit tests'
 //             reference store, for comparison (two sizes only).
 //
@@ -16,14 +24,23 @@
 // per-worker cache (as for every request but the first of a session in five
 // minutes), which BM_IdentityMint prices separately.  BM_GuardCheck finds the
 // token in the worker's TokenCache (as for every request but a token's first
-// in a worker); BM_GuardCheckColdToken opens it every time.
+// in a worker), and its session in the worker's 64-slot SessionCache when
+// no other session took the slot (with 1,000 or more sessions in use, for
+// few checks); BM_GuardCheckColdToken empties both before every check.  The
+// record is read from the store in both.  BM_StoreGet and
+// BM_StoreFind time the zone's part alone (with and without the value copy),
+// for the breakdown of where the time goes at a million sessions.
 //
 // `check-bench --callgrind-loop N` runs guard_check N times on 1,000
-// sessions and nothing else, for `valgrind --tool=callgrind` (item 6);
-// `--callgrind-loop-cold N` the same with the TokenCache emptied each time.
+// sessions (Zone) and nothing else, for `valgrind --tool=callgrind` (item 6);
+// `--callgrind-loop-cold N` the same with the TokenCache and SessionCache
+// emptied each time.
 
 #include <benchmark/benchmark.h>
+#include <sys/mman.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -42,6 +59,7 @@
 #include "identity_assertion.hpp"
 #include "session.hpp"
 #include "store.hpp"
+#include "zone_index.h"
 
 using namespace mcpauth;
 
@@ -68,12 +86,14 @@ struct Entry {
 
 uint32_t hash32(std::string_view s) {
   // FNV-1a: stands in for ngx_crc32_short (same role: a 32-bit tree key)
+  // in the Tree model
   uint32_t h = 2166136261u;
   for (unsigned char c : s) h = (h ^ c) * 16777619u;
   return h;
 }
 
-class ZoneLikeStore final : public MapStoreBase {
+// The previous zone index (an rbtree keyed by a 32-bit hash).
+class TreeStore final : public MapStoreBase {
  public:
   StoreStatus get(std::string_view key, std::string* value) override {
     auto it = map_.find(Key{hash32(key), key});
@@ -106,6 +126,129 @@ class ZoneLikeStore final : public MapStoreBase {
   std::map<Key, Entry, Less> map_;
 };
 
+// The module's zone, modelled (see the top of this file).
+class ZoneStore final : public MapStoreBase {
+ public:
+  explicit ZoneStore(size_t entries) {
+    // room for the entries in 1 KiB chunks (a session record takes one),
+    // a quarter more, and the pool's own pages
+    size_ = entries * 1024 + entries * 256 + (4u << 20);
+    void* m = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+      std::perror("mmap");
+      std::exit(1);
+    }
+    base_ = static_cast<unsigned char*>(m);
+    next_ = 4096;  // the pool's header, as in ngx_slab_pool_t
+    lock_ = new (base_) std::atomic<uint64_t>(0);
+    uint32_t nslots = mcpa_zindex_slots_for(size_);
+    auto* slots = static_cast<mcpa_zslot_t*>(alloc(nslots * sizeof(mcpa_zslot_t)));
+    std::mt19937_64 seed(std::random_device{}());
+    mcpa_zindex_init(&ix_, slots, nslots, seed(), seed());
+  }
+  ~ZoneStore() override { munmap(base_, size_); }
+  ZoneStore(const ZoneStore&) = delete;
+  ZoneStore& operator=(const ZoneStore&) = delete;
+
+  StoreStatus get(std::string_view key, std::string* value) override {
+    lock();
+    Node* n = find(key);
+    if (!n) {
+      unlock();
+      return StoreStatus::not_found;
+    }
+    value->clear();  // CStore::get, then the glue's sink appends
+    value->append(reinterpret_cast<const char*>(n->data) + n->key_len, n->value_len);
+    unlock();
+    return StoreStatus::ok;
+  }
+
+  // The lookup alone (no value copy): BM_StoreFind.
+  bool has(std::string_view key) {
+    lock();
+    Node* n = find(key);
+    unlock();
+    return n != nullptr;
+  }
+
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires) override {
+    lock();
+    uint64_t h = mcpa_zindex_hash(&ix_, key.data(), key.size());
+    int64_t i = mcpa_zindex_find(&ix_, base_, h, key.data(), key.size(), same);
+    if (i >= 0) mcpa_zindex_remove(&ix_, base_, static_cast<uint32_t>(i), home);  // (chunk not reused)
+    auto* n = static_cast<Node*>(alloc(offsetof(Node, data) + key.size() + value.size()));
+    n->hash = static_cast<uint32_t>(h);
+    n->key_len = static_cast<uint16_t>(key.size());
+    n->value_len = static_cast<uint32_t>(value.size());
+    n->expires = expires;
+    std::memcpy(n->data, key.data(), key.size());
+    std::memcpy(n->data + key.size(), value.data(), value.size());
+    bool ok = mcpa_zindex_insert(&ix_, h, static_cast<uint32_t>((reinterpret_cast<unsigned char*>(n) - base_) >> 3));
+    unlock();
+    return ok ? StoreStatus::ok : StoreStatus::full;
+  }
+
+ private:
+  // ngx_http_mcp_auth_node_t
+  struct Node {
+    uint32_t hash;
+    uint16_t key_len, reserved;
+    uint32_t value_len;
+    int64_t expires;
+    void* queue[2];
+    unsigned char data[1];
+  };
+
+  static const Node* at(const unsigned char* base, uint32_t off) {
+    return reinterpret_cast<const Node*>(base + (static_cast<size_t>(off) << 3));
+  }
+  static int same(const unsigned char* base, uint32_t off, const void* key, size_t len) {
+    const Node* n = at(base, off);
+    return n->key_len == len && std::memcmp(n->data, key, len) == 0;
+  }
+  static uint32_t home(const unsigned char* base, uint32_t off) { return at(base, off)->hash; }
+
+  Node* find(std::string_view key) {
+    uint64_t h = mcpa_zindex_hash(&ix_, key.data(), key.size());
+    int64_t i = mcpa_zindex_find(&ix_, base_, h, key.data(), key.size(), same);
+    if (i < 0) return nullptr;
+    Node* n = const_cast<Node*>(at(base_, ix_.slots[i].node));
+    return n->expires <= kNow ? nullptr : n;  // (the module also deletes it)
+  }
+
+  // the slab allocator's placement: power-of-two chunks up to a page,
+  // aligned to their size; whole pages beyond
+  void* alloc(size_t n) {
+    size_t chunk = 8;
+    while (chunk < n && chunk < 4096) chunk <<= 1;
+    if (n > 4096) chunk = (n + 4095) & ~size_t(4095);
+    size_t align = chunk < 4096 ? chunk : 4096;
+    next_ = (next_ + align - 1) & ~(align - 1);
+    if (next_ + chunk > size_) {
+      std::fprintf(stderr, "zone model: out of room\n");
+      std::exit(1);
+    }
+    void* p = base_ + next_;
+    next_ += chunk;
+    return p;
+  }
+
+  // ngx_shmtx_lock / ngx_shmtx_unlock: a compare-and-swap each
+  void lock() {
+    uint64_t free_ = 0;
+    while (!lock_->compare_exchange_weak(free_, 1, std::memory_order_acquire)) free_ = 0;
+  }
+  void unlock() {
+    uint64_t held = 1;
+    lock_->compare_exchange_strong(held, 0, std::memory_order_release);
+  }
+
+  unsigned char* base_ = nullptr;
+  size_t size_ = 0, next_ = 0;
+  std::atomic<uint64_t>* lock_ = nullptr;
+  mcpa_zindex_t ix_{};
+};
+
 class HashStore final : public MapStoreBase {
  public:
   StoreStatus get(std::string_view key, std::string* value) override {
@@ -129,6 +272,7 @@ struct Fixture {
   IdentityCache cache;
   std::unique_ptr<Store> store;
   std::vector<std::string> authorizations;  // "Bearer <sealed token>"
+  std::vector<std::string> keys;            // their sessions' store keys
 
   Fixture(std::unique_ptr<Store> st, size_t sessions) : store(std::move(st)) {
     cf.issuer = "http://127.0.0.1:8080";
@@ -181,6 +325,7 @@ struct Fixture {
       a.scope = "snippets:read snippets:write";
       a.resource = cf.resource;
       a.exp = kNow + 3600;
+      keys.push_back("session:" + a.sid);
       authorizations.push_back("Bearer " + cf.keys->seal(seal_purpose::access_token, encode_access(a)));
     }
   }
@@ -196,10 +341,13 @@ struct Fixture {
   }
 };
 
-std::unique_ptr<Store> make_store(int kind) {
+enum Kind { kZone = 0, kTree = 1, kHash = 2, kMemory = 3 };
+
+std::unique_ptr<Store> make_store(int kind, size_t sessions) {
   switch (kind) {
-    case 0: return std::make_unique<ZoneLikeStore>();
-    case 1: return std::make_unique<HashStore>();
+    case kZone: return std::make_unique<ZoneStore>(sessions);
+    case kTree: return std::make_unique<TreeStore>();
+    case kHash: return std::make_unique<HashStore>();
     default: return std::make_unique<MemoryStore>();
   }
 }
@@ -211,7 +359,7 @@ Fixture& fixture(int kind, size_t sessions) {
   if (!f) {
     all.clear();  // one at a time: a million sessions hold ~0.5 GB
     auto& g = all[{kind, sessions}];
-    g = std::make_unique<Fixture>(make_store(kind), sessions);
+    g = std::make_unique<Fixture>(make_store(kind, sessions), sessions);
     return *g;
   }
   return *f;
@@ -234,9 +382,10 @@ void BM_GuardCheck(benchmark::State& state, int kind) {
   state.counters["sessions"] = static_cast<double>(state.range(0));
 }
 
-// The same with the worker's TokenCache emptied before every check, so each
-// one also decodes and opens its sealed token (the first request of a token
-// in a worker; every later one is the warm case above).
+// The same with the worker's TokenCache and SessionCache emptied before
+// every check, so each one also decodes and opens its sealed token and
+// decodes the session record (the first request of a token in a worker; a
+// new token usually comes with a changed record, a refresh).
 void BM_GuardCheckColdToken(benchmark::State& state, int kind) {
   Fixture& f = fixture(kind, static_cast<size_t>(state.range(0)));
   std::vector<GuardInput> inputs;
@@ -245,6 +394,7 @@ void BM_GuardCheckColdToken(benchmark::State& state, int kind) {
   size_t i = 0;
   for (auto _ : state) {
     f.cache.tokens = TokenCache();
+    f.cache.sessions.clear();
     GuardOutcome out = guard_check(f.cf, f.gs, f.cache, *f.store, inputs[i++ & 4095]);
     if (out.verdict != GuardOutcome::allow) {
       state.SkipWithError("not allowed");
@@ -254,17 +404,54 @@ void BM_GuardCheckColdToken(benchmark::State& state, int kind) {
   }
 }
 
-BENCHMARK_CAPTURE(BM_GuardCheckColdToken, ZoneLike, 0)->Arg(1000)->Arg(1000000);
+// The zone's part alone: find the session and copy its record out (what
+// guard_check asks of the store), and the lookup without the copy.
+void BM_StoreGet(benchmark::State& state) {
+  Fixture& f = fixture(kZone, static_cast<size_t>(state.range(0)));
+  std::string value;
+  size_t i = 0;
+  for (auto _ : state) {
+    if (f.store->get(f.keys[i++ & 4095], &value) != StoreStatus::ok) {
+      state.SkipWithError("not found");
+      break;
+    }
+    benchmark::DoNotOptimize(value.data());
+  }
+}
 
-BENCHMARK_CAPTURE(BM_GuardCheck, ZoneLike, 0)->RangeMultiplier(10)->Range(1000, 1000000);
-BENCHMARK_CAPTURE(BM_GuardCheck, Hash, 1)->RangeMultiplier(10)->Range(1000, 1000000);
-// MemoryStore (std::map<std::string>): a tree like ZoneLike, but with string
+void BM_StoreFind(benchmark::State& state) {
+  Fixture& f = fixture(kZone, static_cast<size_t>(state.range(0)));
+  auto& zone = static_cast<ZoneStore&>(*f.store);
+  size_t i = 0;
+  for (auto _ : state) {
+    if (!zone.has(f.keys[i++ & 4095])) {
+      state.SkipWithError("not found");
+      break;
+    }
+  }
+}
+
+// Registered so that each fixture is built once (one lives at a time).
+BENCHMARK_CAPTURE(BM_GuardCheck, Zone, kZone)->Arg(1000);
+BENCHMARK_CAPTURE(BM_GuardCheckColdToken, Zone, kZone)->Arg(1000);
+BENCHMARK(BM_StoreGet)->Arg(1000);
+BENCHMARK(BM_StoreFind)->Arg(1000);
+BENCHMARK_CAPTURE(BM_GuardCheck, Zone, kZone)->Arg(10000);
+BENCHMARK_CAPTURE(BM_GuardCheck, Zone, kZone)->Arg(100000);
+BENCHMARK_CAPTURE(BM_GuardCheck, Zone, kZone)->Arg(1000000);
+BENCHMARK_CAPTURE(BM_GuardCheckColdToken, Zone, kZone)->Arg(1000000);
+BENCHMARK(BM_StoreGet)->Arg(1000000);
+BENCHMARK(BM_StoreFind)->Arg(1000000);
+
+BENCHMARK_CAPTURE(BM_GuardCheck, Tree, kTree)->RangeMultiplier(10)->Range(1000, 1000000);
+BENCHMARK_CAPTURE(BM_GuardCheck, Hash, kHash)->RangeMultiplier(10)->Range(1000, 1000000);
+// MemoryStore (std::map<std::string>): a tree like Tree, but with string
 // compares at every level; 1,000 and 100,000 sessions are enough to place it.
-BENCHMARK_CAPTURE(BM_GuardCheck, Memory, 2)->Arg(1000)->Arg(100000);
+BENCHMARK_CAPTURE(BM_GuardCheck, Memory, kMemory)->Arg(1000)->Arg(100000);
 
 // The parts, on 1,000 sessions.
 void BM_OpenToken(benchmark::State& state) {
-  Fixture& f = fixture(0, 1000);
+  Fixture& f = fixture(kZone, 1000);
   size_t i = 0;
   for (auto _ : state) {
     auto plain = f.cf.keys->open(seal_purpose::access_token, std::string_view(f.authorizations[i++ & 4095]).substr(7));
@@ -294,6 +481,32 @@ void BM_IdentityMint(benchmark::State& state) {
 }
 BENCHMARK(BM_IdentityMint);
 
+// This machine's memory latency, for the breakdown: a chain of dependent
+// loads through the cache lines of a shared anonymous mapping (as the zone
+// is mapped) in a random cyclic order; range(0) is its size in MiB: 4 (in
+// the last-level cache) and the million-session zone's (not in any cache,
+// and every load also misses the TLB: 4 KiB pages, no huge pages for
+// shared memory here).
+void BM_DependentLoad(benchmark::State& state) {
+  const size_t bytes = static_cast<size_t>(state.range(0)) << 20, lines = bytes / 64;
+  void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) {
+    state.SkipWithError("mmap");
+    return;
+  }
+  auto* base = static_cast<unsigned char*>(m);
+  std::vector<uint32_t> order(lines);
+  for (size_t i = 0; i < lines; ++i) order[i] = static_cast<uint32_t>(i);
+  std::shuffle(order.begin(), order.end(), std::mt19937_64(3));
+  for (size_t i = 0; i < lines; ++i)
+    *reinterpret_cast<void**>(base + size_t(order[i]) * 64) = base + size_t(order[(i + 1) % lines]) * 64;
+  void* p = base + size_t(order[0]) * 64;
+  for (auto _ : state) p = *static_cast<void**>(p);
+  benchmark::DoNotOptimize(p);
+  munmap(m, bytes);
+}
+BENCHMARK(BM_DependentLoad)->Arg(4)->Arg(1300);
+
 // Only this function is counted (valgrind --toggle-collect=*measured_checks*).
 __attribute__((noinline)) long measured_checks(Fixture& f, const std::vector<GuardInput>& inputs, long n) {
   long allowed = 0;
@@ -309,8 +522,8 @@ __attribute__((noinline)) bool measured_cold_check(Fixture& f, const GuardInput&
   return guard_check(f.cf, f.gs, f.cache, *f.store, in).verdict == GuardOutcome::allow;
 }
 
-int callgrind_loop(long n, bool cold) {
-  Fixture& f = fixture(0, 1000);
+int callgrind_loop(long n, bool cold, size_t sessions) {
+  Fixture& f = fixture(kZone, sessions);
   std::vector<GuardInput> inputs;
   for (size_t i = 0; i < 4096; ++i) inputs.push_back(f.input(i));
   for (size_t i = 0; i < 4096; ++i) guard_check(f.cf, f.gs, f.cache, *f.store, inputs[i]);  // warm
@@ -318,6 +531,7 @@ int callgrind_loop(long n, bool cold) {
   if (cold) {
     for (long i = 0; i < n; ++i) {
       f.cache.tokens = TokenCache();
+      f.cache.sessions.clear();
       allowed += measured_cold_check(f, inputs[static_cast<size_t>(i) & 4095]);
     }
   } else {
@@ -330,9 +544,13 @@ int callgrind_loop(long n, bool cold) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc == 3 && std::strcmp(argv[1], "--callgrind-loop") == 0) return callgrind_loop(std::atol(argv[2]), false);
-  if (argc == 3 && std::strcmp(argv[1], "--callgrind-loop-cold") == 0)
-    return callgrind_loop(std::atol(argv[2]), true);
+  // --callgrind-loop[-cold] N [SESSIONS]: SESSIONS (default 1,000) live
+  // sessions, e.g. for `--cache-sim=yes` at a size the CPU caches do not hold
+  if ((argc == 3 || argc == 4) && std::strncmp(argv[1], "--callgrind-loop", 16) == 0) {
+    size_t sessions = argc == 4 ? static_cast<size_t>(std::atol(argv[3])) : 1000;
+    if (std::strcmp(argv[1], "--callgrind-loop") == 0) return callgrind_loop(std::atol(argv[2]), false, sessions);
+    if (std::strcmp(argv[1], "--callgrind-loop-cold") == 0) return callgrind_loop(std::atol(argv[2]), true, sessions);
+  }
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

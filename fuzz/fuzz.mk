@@ -88,6 +88,10 @@ $(FUZZ_DIR)/harness/%.o: fuzz/%.cpp
 $(addprefix $(FUZZ_DIR)/,$(FUZZ_CORE_HARNESSES)): $(FUZZ_DIR)/%: $(FUZZ_DIR)/harness/%.o $(FUZZ_CORE_OBJS)
 	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -ljwt -lcjson -lcrypto
 
+# peek_jsonrpc is differential: it reads each body with the tool server's
+# own parser too (tool-server/jsonrpc.cpp)
+$(FUZZ_DIR)/peek_jsonrpc: $(FUZZ_DIR)/tool-server/jsonrpc.o
+
 $(addprefix $(FUZZ_DIR)/,$(FUZZ_TOOL_HARNESSES)): $(FUZZ_DIR)/%: $(FUZZ_DIR)/harness/%.o $(FUZZ_TOOL_OBJS)
 	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -levent -ljwt -lcjson -lsqlite3 -lcrypto -lpthread
 

@@ -110,7 +110,7 @@ class DeferredRun {
   DeferredRun(const mcpa_config_t* cf, const mcpa_replay_t& replay, int64_t now, bool read_through)
       : ok_(mcpauth::ReplayLog::decode(str(replay.log), &log_)),
         replay_(log_),
-        cache_(replay_, mcpauth::worker_session_cache(), now, cf->config.session_cache_ttl, read_through) {
+        cache_(replay_, mcpauth::worker_record_cache(), now, cf->config.session_cache_ttl, read_through) {
     if (ok_ && replay.log.len) log_.answer(replay.status, str(replay.value));
     // every location that reaches the store has a key file (config checks)
     if (cf->config.keys) sealed_.emplace(cache_, *cf->config.keys);

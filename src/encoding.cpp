@@ -5,6 +5,10 @@
 
 #include <cstdint>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace mcpauth {
 
 namespace {
@@ -251,6 +255,40 @@ std::string html_escape(std::string_view text) {
     }
   }
   return out;
+}
+
+size_t token68_run(std::string_view text) {
+  // A table rather than a chain of ranges: the characters of a sealed token
+  // are random, so per-character branches mispredict (every request).
+  struct Table {
+    bool ok[256] = {};
+    constexpr Table() {
+      for (int c = 0; c < 256; ++c)
+        ok[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+    }
+  };
+  static constexpr Table kToken68{};
+  size_t i = 0;
+#if defined(__SSE2__)
+  // signed byte compares: bytes >= 0x80 are negative and fall in no range
+  const __m128i dash_1 = _mm_set1_epi8('-' - 1), nine1 = _mm_set1_epi8('9' + 1);  // "-./0-9"
+  const __m128i a_up1 = _mm_set1_epi8('A' - 1), z_up1 = _mm_set1_epi8('Z' + 1);
+  const __m128i a_lo1 = _mm_set1_epi8('a' - 1), z_lo1 = _mm_set1_epi8('z' + 1);
+  const __m128i plus = _mm_set1_epi8('+'), under = _mm_set1_epi8('_'), tilde = _mm_set1_epi8('~');
+  for (; i + 16 <= text.size(); i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
+    __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(v, dash_1), _mm_cmplt_epi8(v, nine1));
+    ok = _mm_or_si128(ok, _mm_and_si128(_mm_cmpgt_epi8(v, a_up1), _mm_cmplt_epi8(v, z_up1)));
+    ok = _mm_or_si128(ok, _mm_and_si128(_mm_cmpgt_epi8(v, a_lo1), _mm_cmplt_epi8(v, z_lo1)));
+    ok = _mm_or_si128(ok, _mm_or_si128(_mm_cmpeq_epi8(v, plus),
+                                       _mm_or_si128(_mm_cmpeq_epi8(v, under), _mm_cmpeq_epi8(v, tilde))));
+    unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(ok));
+    if (mask != 0xFFFF) return i + static_cast<size_t>(__builtin_ctz(~mask));
+  }
+#endif
+  while (i < text.size() && kToken68.ok[static_cast<unsigned char>(text[i])]) ++i;
+  return i;
 }
 
 }  // namespace mcpauth

@@ -50,4 +50,8 @@ std::optional<std::string> cookie_value(std::string_view cookie_header, std::str
 // Escapes & < > " ' for HTML text and attribute values.
 std::string html_escape(std::string_view text);
 
+// How many leading characters of `text` are token68 characters other than
+// '=' (RFC 9110 §11.2: A-Z a-z 0-9 - . _ ~ + /); 16 at a time where SSE2 is.
+size_t token68_run(std::string_view text);
+
 }  // namespace mcpauth

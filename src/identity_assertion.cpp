@@ -87,6 +87,21 @@ const std::string& IdentityCache::get(const IdentityMinter& minter, const std::s
   return e.jwt;
 }
 
+const Session* SessionCache::decode(const std::string& sid, const std::string& record) {
+  // sids are random base64url: a few of their characters pick the slot
+  size_t h = 0;
+  for (size_t i = 0; i < sid.size() && i < 8; ++i) h = h * 31 + static_cast<unsigned char>(sid[i]);
+  Slot& slot = slots_[h % kSlots];
+  if (!slot.record.empty() && slot.record == record && slot.sid == sid) return &slot.session;
+  if (!decode_session_into(record, &slot.session)) {
+    slot.record.clear();
+    return nullptr;
+  }
+  slot.sid.assign(sid);
+  slot.record.assign(record);
+  return &slot.session;
+}
+
 const std::string& IdentityCache::session_tag(const std::string& sid) {
   auto it = tags_.find(sid);
   if (it != tags_.end()) return it->second;

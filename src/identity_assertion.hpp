@@ -56,15 +56,54 @@ class TokenCache {
   size_t size() const { return entries_.size(); }
 
  private:
-  std::unordered_map<std::string, AccessClaims> entries_;
+  // Only tokens that opened are ever added, and their last characters (the
+  // base64url of the AES-GCM tag) are random: those alone are hashed, not
+  // the ~170 characters of the token.  A chosen token only picks which short
+  // chain its lookup compares against.
+  struct TailHash {
+    size_t operator()(const std::string& token) const noexcept {
+      std::string_view t(token);
+      return std::hash<std::string_view>{}(t.size() > 16 ? t.substr(t.size() - 16) : t);
+    }
+  };
+  std::unordered_map<std::string, AccessClaims, TailHash> entries_;
+};
+
+// The session records this worker decoded last, each with its exact text,
+// in a small direct-mapped table (by sid): the guard reads the record from
+// the store on every request (so revocation and every change are seen) and
+// decodes it again only when the text differs from the one kept (a refresh,
+// a provider renewal) or another session took the slot.  decode_session is
+// a function of the text alone, so a hit is exactly what decoding would
+// give.  Small on purpose (~70 KiB): it stays in the CPU's caches, and a
+// miss decodes into the slot's buffers, so it allocates nothing either way.
+class SessionCache {
+ public:
+  static constexpr size_t kSlots = 64;
+
+  // The session in `record` (read under "session:<sid>"), or nullptr when
+  // it does not decode.  Valid until the next call.
+  const Session* decode(const std::string& sid, const std::string& record);
+  // Forgets every record (keeps the buffers).
+  void clear() {
+    for (auto& slot : slots_) slot.record.clear();
+  }
+
+ private:
+  struct Slot {
+    std::string sid, record;  // record: "" while the slot holds nothing
+    Session session;
+  };
+  Slot slots_[kSlots];
 };
 
 // Assertions are reused per session until close to expiry rather than
 // signed on every request: one cache per worker process (which also holds
-// the worker's TokenCache).
+// the worker's TokenCache and SessionCache).
 class IdentityCache {
  public:
   TokenCache tokens;
+  SessionCache sessions;
 
   static constexpr int64_t kLifetime = 300;
   static constexpr int64_t kRenewBefore = 60;

@@ -5,6 +5,10 @@
 #include <memory>
 #include <new>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace mcpauth {
 namespace {
 
@@ -119,18 +123,33 @@ struct PlainRecord {
   std::string_view key[kMax], value[kMax];
   size_t n = 0;
 
-  // The value of `name`; false when absent.
+  // The value of `name`; false when absent.  The search starts after the
+  // previous hit: the mappings below read fields in the records' (sorted)
+  // key order, so each lookup is usually one compare.
   bool get(std::string_view name, std::string_view* out) const {
-    for (size_t i = 0; i < n; ++i)
+    for (size_t j = 0; j < n; ++j) {
+      size_t i = hint + j < n ? hint + j : hint + j - n;
       if (key[i] == name) {
         *out = value[i];
+        hint = i + 1 < n ? i + 1 : 0;
         return true;
       }
+    }
     return false;
   }
+  mutable size_t hint = 0;
   std::string str(std::string_view name) const {
     std::string_view v;
     return get(name, &v) ? std::string(v) : std::string();
+  }
+  // str(name) into *out, reusing its buffer
+  void str_into(std::string_view name, std::string* out) const {
+    std::string_view v;
+    if (get(name, &v)) {
+      out->assign(v);
+    } else {
+      out->clear();
+    }
   }
   bool num(std::string_view name, int64_t* out) const {
     std::string_view v;
@@ -138,22 +157,50 @@ struct PlainRecord {
   }
 };
 
+// The bytes that end a plain string: '"', and what needs the general path
+// (a backslash, a control byte).
+struct Stops {
+  bool stop[256] = {};
+  constexpr Stops() {
+    for (int c = 0; c < 0x20; ++c) stop[c] = true;
+    stop[static_cast<unsigned char>('"')] = stop[static_cast<unsigned char>('\\')] = true;
+  }
+};
+constexpr Stops kStops;
+
+// The index of the first stop byte in json[i, n), or n.  Session records
+// are mostly long random tokens: 16 bytes per step where SSE2 is there.
+size_t find_stop(std::string_view json, size_t i) {
+  const size_t n = json.size();
+#if defined(__SSE2__)
+  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+  // c < 0x20 (unsigned) <=> max(c, 0x1f) == 0x1f
+  const __m128i below = _mm_set1_epi8(0x1f);
+  for (; i + 16 <= n; i += 16) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(json.data() + i));
+    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                               _mm_cmpeq_epi8(_mm_max_epu8(v, below), below));
+    if (int mask = _mm_movemask_epi8(hit)) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
+  }
+#endif
+  while (i < n && !kStops.stop[static_cast<unsigned char>(json[i])]) ++i;
+  return i;
+}
+
+// a < b; the first bytes decide almost every pair of field names without a call
+bool ascending(std::string_view a, std::string_view b) {
+  if (!a.empty() && !b.empty() && a[0] != b[0])
+    return static_cast<unsigned char>(a[0]) < static_cast<unsigned char>(b[0]);
+  return a < b;
+}
+
 bool scan_plain(std::string_view json, PlainRecord* r) {
   size_t n = json.size(), i = 1;
   if (n < 2 || json[0] != '{' || json[n - 1] != '}' || json[1] == '}') return false;
-  // the bytes that end a plain string: '"', and what needs the general path
-  struct Stops {
-    bool stop[256] = {};
-    Stops() {
-      for (int c = 0; c < 0x20; ++c) stop[c] = true;
-      stop['"'] = stop['\\'] = true;
-    }
-  };
-  static const Stops kStops;
   auto read_string = [&](std::string_view* s) {
     if (i >= n || json[i] != '"') return false;
     size_t start = ++i;
-    while (i < n && !kStops.stop[static_cast<unsigned char>(json[i])]) ++i;
+    i = find_stop(json, i);
     if (i >= n || json[i] != '"') return false;
     *s = json.substr(start, i - start);
     ++i;
@@ -165,7 +212,7 @@ bool scan_plain(std::string_view json, PlainRecord* r) {
     std::string_view& k = r->key[r->n];
     std::string_view& v = r->value[r->n];
     if (!read_string(&k) || i >= n || json[i++] != ':' || !read_string(&v)) return false;
-    if (r->n > 0 && !(r->key[r->n - 1] < k)) return false;  // order (and so no repeats)
+    if (r->n > 0 && !ascending(r->key[r->n - 1], k)) return false;  // order (and so no repeats)
     ++r->n;
     if (i >= n) return false;
     char c = json[i++];
@@ -178,6 +225,7 @@ bool scan_plain(std::string_view json, PlainRecord* r) {
 struct FieldsRecord {
   const Fields& f;
   std::string str(std::string_view name) const { return f.str(std::string(name)); }
+  void str_into(std::string_view name, std::string* out) const { *out = str(name); }
   bool num(std::string_view name, int64_t* out) const {
     auto v = f.num(std::string(name));
     if (v) *out = *v;
@@ -185,34 +233,39 @@ struct FieldsRecord {
   }
 };
 
-// One mapping per record, whichever way its text was read.
+// One mapping per record, whichever way its text was read.  Every field of
+// *s is set (so a reused Session keeps nothing of the previous one); false
+// when the record is not a session.
 template <typename Record>
-std::optional<Session> session_from(const Record& r) {
-  Session s;
-  s.sid = r.str("sid");
-  s.sub = r.str("sub");
-  s.name = r.str("name");
-  s.email = r.str("email");
-  s.client_id = r.str("client_id");
-  s.scope = r.str("scope");
-  s.resource = r.str("resource");
-  s.provider_access_token = r.str("provider_access_token");
-  s.provider_refresh_token = r.str("provider_refresh_token");
-  if (r.num("provider_expires", &s.provider_expires) && r.num("created", &s.created) &&
-      r.num("expires", &s.expires) && r.num("gen", &s.gen) && r.num("rotated_at", &s.rotated_at) &&
-      !s.sid.empty() && !s.sub.empty() && !s.client_id.empty())
-    return s;
-  return std::nullopt;
+bool session_into(const Record& r, Session* s) {
+  // in the records' key order (see PlainRecord::get)
+  r.str_into("client_id", &s->client_id);
+  s->created = s->expires = s->gen = s->provider_expires = s->rotated_at = 0;
+  bool ints = r.num("created", &s->created);
+  r.str_into("email", &s->email);
+  ints = r.num("expires", &s->expires) && ints;
+  ints = r.num("gen", &s->gen) && ints;
+  r.str_into("name", &s->name);
+  r.str_into("provider_access_token", &s->provider_access_token);
+  ints = r.num("provider_expires", &s->provider_expires) && ints;
+  r.str_into("provider_refresh_token", &s->provider_refresh_token);
+  r.str_into("resource", &s->resource);
+  ints = r.num("rotated_at", &s->rotated_at) && ints;
+  r.str_into("scope", &s->scope);
+  r.str_into("sid", &s->sid);
+  r.str_into("sub", &s->sub);
+  return ints && !s->sid.empty() && !s->sub.empty() && !s->client_id.empty();
 }
 
 template <typename Record>
 std::optional<AccessClaims> access_from(const Record& r) {
-  AccessClaims a;
-  a.sid = r.str("sid");
+  AccessClaims a;  // in the records' key order (see PlainRecord::get)
   a.client_id = r.str("client_id");
-  a.scope = r.str("scope");
+  bool exp = r.num("exp", &a.exp);
   a.resource = r.str("resource");
-  if (r.num("exp", &a.exp) && !a.sid.empty()) return a;
+  a.scope = r.str("scope");
+  a.sid = r.str("sid");
+  if (exp && !a.sid.empty()) return a;
   return std::nullopt;
 }
 
@@ -299,15 +352,19 @@ std::string encode_session(const Session& s) {
   return f.encode();
 }
 
-std::optional<Session> decode_session(std::string_view text) {
+bool decode_session_into(std::string_view text, Session* out) {
   // Fast path (every guarded request): the same reads straight from the text.
   PlainRecord r;
   std::string_view version;
-  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion)
-    if (auto s = session_from(r)) return s;
+  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion && session_into(r, out)) return true;
   auto f = open_record(text);
-  if (!f) return std::nullopt;
-  return session_from(FieldsRecord{*f});
+  return f && session_into(FieldsRecord{*f}, out);
+}
+
+std::optional<Session> decode_session(std::string_view text) {
+  Session s;
+  if (decode_session_into(text, &s)) return s;
+  return std::nullopt;
 }
 
 std::string encode_code(const CodeGrant& c) {

@@ -100,6 +100,9 @@ std::string encode_login(const LoginState& l);
 std::optional<LoginState> decode_login(std::string_view text);
 std::string encode_session(const Session& s);
 std::optional<Session> decode_session(std::string_view text);
+// The same into *out, reusing its strings' buffers; false (and *out
+// meaningless) when decode_session would give nullopt.
+bool decode_session_into(std::string_view text, Session* out);
 std::string encode_code(const CodeGrant& c);
 std::optional<CodeGrant> decode_code(std::string_view text);
 std::string encode_access(const AccessClaims& a);

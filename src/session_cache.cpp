@@ -7,13 +7,13 @@ bool cached_kind(std::string_view key) { return key.rfind("session:", 0) == 0; }
 
 }  // namespace
 
-const std::string* SessionCache::find(const std::string& key, int64_t now, int64_t ttl) const {
+const std::string* SessionRecordCache::find(const std::string& key, int64_t now, int64_t ttl) const {
   auto it = entries_.find(key);
   if (it == entries_.end() || now - it->second.read_at >= ttl || now < it->second.read_at) return nullptr;
   return &it->second.value;
 }
 
-void SessionCache::remember(const std::string& key, std::string_view value, int64_t now, int64_t ttl) {
+void SessionRecordCache::remember(const std::string& key, std::string_view value, int64_t now, int64_t ttl) {
   if (ttl <= 0) return;
   if (entries_.size() >= capacity_ && entries_.find(key) == entries_.end()) {
     // Stale entries first; if all are fresh, start over: a full cache means
@@ -30,10 +30,10 @@ void SessionCache::remember(const std::string& key, std::string_view value, int6
   e.read_at = now;
 }
 
-void SessionCache::forget(const std::string& key) { entries_.erase(key); }
+void SessionRecordCache::forget(const std::string& key) { entries_.erase(key); }
 
-SessionCache& worker_session_cache() {
-  static SessionCache cache;
+SessionRecordCache& worker_record_cache() {
+  static SessionRecordCache cache;
   return cache;
 }
 

@@ -17,9 +17,9 @@
 
 namespace mcpauth {
 
-class SessionCache {
+class SessionRecordCache {
  public:
-  explicit SessionCache(size_t capacity = 16384) : capacity_(capacity) {}
+  explicit SessionRecordCache(size_t capacity = 16384) : capacity_(capacity) {}
 
   // The record, when one was read less than ttl seconds ago.
   const std::string* find(const std::string& key, int64_t now, int64_t ttl) const;
@@ -37,7 +37,7 @@ class SessionCache {
 };
 
 // The one cache of this worker process (a worker is single-threaded).
-SessionCache& worker_session_cache();
+SessionRecordCache& worker_record_cache();
 
 // A Store in front of a deferred one that serves reads of session records
 // from the cache (when read_through; the guard) and keeps the cache honest
@@ -47,7 +47,7 @@ SessionCache& worker_session_cache();
 // rerun of the request sees the same record whatever the cache holds by then.
 class CachingStore final : public Store {
  public:
-  CachingStore(ReplayStore& inner, SessionCache& cache, int64_t now, int64_t ttl, bool read_through)
+  CachingStore(ReplayStore& inner, SessionRecordCache& cache, int64_t now, int64_t ttl, bool read_through)
       : inner_(inner), cache_(cache), now_(now), ttl_(ttl), read_through_(read_through) {}
 
   StoreStatus get(std::string_view key, std::string* value) override;
@@ -60,7 +60,7 @@ class CachingStore final : public Store {
 
  private:
   ReplayStore& inner_;
-  SessionCache& cache_;
+  SessionRecordCache& cache_;
   int64_t now_, ttl_;
   bool read_through_;
   // Reads inside one request are authoritative after the first: a

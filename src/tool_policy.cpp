@@ -1,9 +1,6 @@
 #include "tool_policy.hpp"
 
-#include <cjson/cJSON.h>
-
 #include <algorithm>
-#include <memory>
 #include <sstream>
 
 namespace mcpauth {
@@ -19,20 +16,6 @@ bool valid_scope(std::string_view s) {
 void add_unique(std::vector<std::string>& out, const std::vector<std::string>& more) {
   for (const auto& s : more)
     if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
-}
-
-std::optional<McpCall> call_of(const cJSON* msg) {
-  if (!cJSON_IsObject(msg)) return std::nullopt;
-  const cJSON* method = cJSON_GetObjectItemCaseSensitive(msg, "method");
-  McpCall call;
-  if (cJSON_IsString(method)) {
-    call.method = method->valuestring;
-    const cJSON* params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-    const cJSON* name = cJSON_IsObject(params) ? cJSON_GetObjectItemCaseSensitive(params, "name") : nullptr;
-    if (cJSON_IsString(name)) call.name = name->valuestring;
-  }
-  // a response (no method) from the client needs no scope
-  return call;
 }
 
 }  // namespace
@@ -72,26 +55,6 @@ std::vector<std::string> ToolPolicy::required(const McpCall& call) const {
     if (t != rules_.end() && call.name.find('/') == std::string::npos) add_unique(out, t->second);
   }
   return out;
-}
-
-std::optional<std::vector<McpCall>> peek_jsonrpc(std::string_view body) {
-  std::unique_ptr<cJSON, decltype(&cJSON_Delete)> doc(cJSON_ParseWithLength(body.data(), body.size()),
-                                                      cJSON_Delete);
-  if (!doc) return std::nullopt;
-  std::vector<McpCall> calls;
-  if (cJSON_IsArray(doc.get())) {
-    const cJSON* item = nullptr;
-    cJSON_ArrayForEach(item, doc.get()) {
-      auto c = call_of(item);
-      if (!c) return std::nullopt;
-      calls.push_back(std::move(*c));
-    }
-    return calls;
-  }
-  auto c = call_of(doc.get());
-  if (!c) return std::nullopt;
-  calls.push_back(std::move(*c));
-  return calls;
 }
 
 std::vector<std::string> missing_scopes(const std::vector<std::string>& needed, std::string_view granted) {

@@ -9,12 +9,9 @@
 #include <string_view>
 #include <vector>
 
-namespace mcpauth {
+#include "jsonrpc_peek.hpp"  // McpCall, peek_jsonrpc
 
-struct McpCall {
-  std::string method;  // e.g. "tools/call"
-  std::string name;    // params.name for tools/call (and prompts/get, ...)
-};
+namespace mcpauth {
 
 class ToolPolicy {
  public:
@@ -30,10 +27,6 @@ class ToolPolicy {
  private:
   std::map<std::string, std::vector<std::string>, std::less<>> rules_;
 };
-
-// The calls in a JSON-RPC body (one message or a batch).  nullopt when the
-// body is not JSON-RPC at all; the tool server then answers it properly.
-std::optional<std::vector<McpCall>> peek_jsonrpc(std::string_view body);
 
 // The scopes from `needed` that `granted` (space-separated) lacks.
 std::vector<std::string> missing_scopes(const std::vector<std::string>& needed,

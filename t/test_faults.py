@@ -688,3 +688,37 @@ def test_the_provider_locations_are_internal(stack_factory):
         assert requests.get(st.url + path, timeout=5).status_code == 404
         assert requests.post(st.url + path, data={"grant_type": "authorization_code"},
                              timeout=5).status_code == 404
+
+
+def test_a_full_zone_says_503_keeps_its_entries_and_frees_expired_ones(stack_factory):
+    """A small zone: registrations fill it, then 503 with Retry-After (live
+    entries are never evicted); once they expire, the sweep makes room."""
+    st = stack_factory("fullzone", replace=[("mcp_auth:16m", "mcp_auth:128k")],
+                       http_extra="    mcp_auth_client_ttl 4s;\n")
+    c0 = McpOAuthClient(st.url, redirect_uri=REDIRECT)
+    body = {"client_name": "fill", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"]}
+    url = c0.metadata["registration_endpoint"]
+    ids = []
+    for _ in range(2000):
+        r = requests.post(url, json=body, timeout=5)
+        if r.status_code != 201:
+            break
+        ids.append(r.json()["client_id"])
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+    assert len(ids) >= 20
+    assert status(st)["entries"] == len(ids)
+    # every one of them is still found: /authorize gets as far as storing the
+    # pending request (503: no room), where an unknown client is a 400
+    def authorize(cid):
+        return requests.get(st.url + "/authorize", params={
+            "client_id": cid, "redirect_uri": REDIRECT, "response_type": "code", "state": "s",
+            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGjSZxwDlw",
+            "code_challenge_method": "S256"}, allow_redirects=False, timeout=5).status_code
+    assert authorize("no-such-client") == 400
+    for cid in ids:
+        assert authorize(cid) == 503, cid
+    time.sleep(4.5)                     # all of them expire
+    again = [requests.post(url, json=body, timeout=5) for _ in range(len(ids))]
+    assert all(x.status_code == 201 for x in again), [x.status_code for x in again][-5:]
+    assert status(st)["entries"] <= len(ids) + 1

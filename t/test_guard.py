@@ -234,6 +234,53 @@ def test_the_2026_headers_decide_the_scope_without_reading_the_body(gw):
     assert r.status_code == 403
 
 
+
+def test_a_batch_cannot_hide_a_tool_call_behind_an_element_that_is_not_a_call(gw):
+    # 2025-03-26 allows batches; the tool server answers a non-object element
+    # with an error and still runs the others, so the guard must too.
+    c = login(gw, scope="snippets:read")
+    s = Streamable(gw.url, c.tokens["access_token"], version="2025-03-26").initialize()
+    save = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "hidden", "snippet": "y"}})
+    for batch in ([save, 1], [1, save], [save, "x", None, []]):
+        r = s.post(batch)
+        assert r.status_code == 403, (batch, r.status_code, r.text)
+    # and nothing was saved
+    assert text_of(s.call("get_snippet", snippetname="hidden")) == "Snippet 'hidden' not found"
+
+
+def raw_post(s, text):
+    return s.http.post(s.url, data=text.encode(), headers=s.headers(), timeout=15)
+
+
+@pytest.mark.parametrize("body", [
+    # a repeated name: the tool server (cJSON) takes the first one
+    '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"save_snippet","name":"hello_mcp",'
+    '"arguments":{"snippetname":"dup","snippet":"y"}}}',
+    '{"jsonrpc":"2.0","id":7,"method":"tools/call","method":"ping",'
+    '"params":{"name":"save_snippet","arguments":{"snippetname":"dup","snippet":"y"}}}',
+    '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"save_snippet",'
+    '"arguments":{"snippetname":"dup","snippet":"y"}},"params":{"name":"hello_mcp"}}',
+    # an escape cJSON decodes to a NUL that cuts the name short
+    '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"save_snippet\\uzzzz",'
+    '"arguments":{"snippetname":"dup","snippet":"y"}}}',
+    # keys written with escapes are the same keys
+    '{"jsonrpc":"2.0","id":7,"\\u006dethod":"tools/call","params":{"n\\u0061me":"save_snippet",'
+    '"arguments":{"snippetname":"dup","snippet":"y"}}}',
+])
+def test_a_body_the_guard_cannot_read_exactly_is_not_passed_on(gw, body):
+    c = login(gw, scope="snippets:read")
+    s = Streamable(gw.url, c.tokens["access_token"]).initialize()
+    r = raw_post(s, body)
+    assert r.status_code in (400, 403), (r.status_code, r.text)
+    assert "saved successfully" not in r.text
+
+
+def test_invalid_json_is_answered_by_the_gateway_as_a_json_rpc_parse_error(gw, demo):
+    s = Streamable(gw.url, demo.tokens["access_token"]).initialize()
+    r = raw_post(s, '{"jsonrpc":"2.0","id":1,"method":"tools/call"')
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == -32700
+
 # --- streams end with their session --------------------------------------------------
 
 def test_a_revoked_sessions_open_stream_is_closed(gw):

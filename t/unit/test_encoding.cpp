@@ -209,3 +209,26 @@ TEST(HtmlEscape, EscapesTheFiveSpecialCharacters) {
 }
 
 TEST(HtmlEscape, LeavesOrdinaryTextUnchanged) { EXPECT_EQ(html_escape("plain text é"), "plain text é"); }
+
+// token68_run against the definition, for every byte value at every place
+// of strings around the 16-byte steps.
+TEST(Token68, RunStopsAtTheFirstByteOutsideTheToken68Set) {
+  auto in_set = [](unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~' || c == '+' || c == '/';
+  };
+  EXPECT_EQ(mcpauth::token68_run(""), 0u);
+  EXPECT_EQ(mcpauth::token68_run("abc=="), 3u);
+  for (size_t len : {1u, 15u, 16u, 17u, 33u, 48u}) {
+    std::string base(len, 'A');
+    for (size_t i = 0; i < len; ++i) base[i] = "aZ09-._~+/"[i % 10];
+    EXPECT_EQ(mcpauth::token68_run(base), len);
+    for (size_t at = 0; at < len; ++at)
+      for (int c = 0; c < 256; ++c) {
+        std::string t = base;
+        t[at] = static_cast<char>(c);
+        ASSERT_EQ(mcpauth::token68_run(t), in_set(static_cast<unsigned char>(c)) ? len : at)
+            << "len " << len << " at " << at << " byte " << c;
+      }
+  }
+}

@@ -77,3 +77,66 @@ TEST(IdentityCache, AChangedScopeGetsAFreshAssertion) {
   std::string first = cache.get(m, "sid1", {"u", "c", "s"}, 1000);
   EXPECT_NE(cache.get(m, "sid1", {"u", "c", "s t"}, 1001), first);
 }
+
+// The guard's small per-worker table of decoded sessions: a hit only for the
+// very same record text; any change is decoded again, a bad record is no
+// session, and a slot taken by another session decodes afresh.
+TEST(SessionCache, DecodesAgainWhenTheRecordChanges) {
+  mcpauth::SessionCache cache;
+  mcpauth::Session s;
+  s.sid = "sid-1";
+  s.sub = "user";
+  s.client_id = "client";
+  s.scope = "a b";
+  s.expires = 100;
+  std::string rec = mcpauth::encode_session(s);
+  const mcpauth::Session* first = cache.decode("sid-1", rec);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->scope, "a b");
+  EXPECT_EQ(cache.decode("sid-1", rec), first);
+  s.scope = "a";
+  s.gen = 2;
+  const mcpauth::Session* second = cache.decode("sid-1", mcpauth::encode_session(s));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->scope, "a");
+  EXPECT_EQ(second->gen, 2);
+  EXPECT_FALSE(cache.decode("sid-1", "{\"v\":\"1\"}"));
+  const mcpauth::Session* again = cache.decode("sid-1", rec);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->scope, "a b");
+  EXPECT_EQ(again->gen, 0);
+  // many sessions through the same few slots: each decodes as itself
+  for (int i = 0; i < 500; ++i) {
+    mcpauth::Session o = s;
+    o.sid = "sid-" + std::to_string(i % 200);
+    o.sub = "user-" + std::to_string(i % 200);
+    const mcpauth::Session* got = cache.decode(o.sid, mcpauth::encode_session(o));
+    ASSERT_TRUE(got);
+    EXPECT_EQ(got->sub, o.sub);
+    EXPECT_EQ(got->sid, o.sid);
+  }
+}
+
+// decode_session_into leaves nothing of a previous session behind.
+TEST(SessionCache, DecodingIntoAReusedSessionEqualsAFreshDecode) {
+  mcpauth::Session a, b;
+  a.sid = "s1";
+  a.sub = "u1";
+  a.client_id = "c1";
+  a.name = "Name";
+  a.email = "e@x";
+  a.provider_access_token = std::string(100, 'p');
+  a.gen = 7;
+  a.rotated_at = 9;
+  b.sid = "s2";
+  b.sub = "u2";
+  b.client_id = "c2";
+  mcpauth::Session reused;
+  ASSERT_TRUE(mcpauth::decode_session_into(mcpauth::encode_session(a), &reused));
+  ASSERT_TRUE(mcpauth::decode_session_into(mcpauth::encode_session(b), &reused));
+  auto fresh = mcpauth::decode_session(mcpauth::encode_session(b));
+  ASSERT_TRUE(fresh);
+  EXPECT_EQ(mcpauth::encode_session(reused), mcpauth::encode_session(*fresh));
+  EXPECT_TRUE(reused.name.empty() && reused.email.empty() && reused.provider_access_token.empty());
+  EXPECT_EQ(reused.gen, 0);
+}

@@ -101,8 +101,8 @@ TEST(ReplayStore, ARerunThatAsksForAnotherOperationIsAnError) {
   EXPECT_THROW(rs.get("b", &v), std::runtime_error);
 }
 
-TEST(SessionCache, HitsWithinTheLifetimeOnly) {
-  SessionCache c;
+TEST(SessionRecordCache, HitsWithinTheLifetimeOnly) {
+  SessionRecordCache c;
   c.remember("session:a", "rec", 100, 5);
   ASSERT_NE(c.find("session:a", 104, 5), nullptr);
   EXPECT_EQ(c.find("session:a", 105, 5), nullptr);  // the revocation bound
@@ -111,14 +111,14 @@ TEST(SessionCache, HitsWithinTheLifetimeOnly) {
   EXPECT_EQ(c.find("session:a", 101, 5), nullptr);
 }
 
-TEST(SessionCache, StaysWithinItsCapacity) {
-  SessionCache c(4);
+TEST(SessionRecordCache, StaysWithinItsCapacity) {
+  SessionRecordCache c(4);
   for (int i = 0; i < 20; ++i) c.remember("session:" + std::to_string(i), "r", 100, 5);
   EXPECT_LE(c.size(), 4u);
 }
 
 TEST(CachingStore, AGuardReadIsServedFromTheCacheAndLoggedForReruns) {
-  SessionCache cache;
+  SessionRecordCache cache;
   cache.remember("session:s", "cached", 100, 5);
   ReplayLog log;
   ReplayStore rs(log);
@@ -139,7 +139,7 @@ TEST(CachingStore, AGuardReadIsServedFromTheCacheAndLoggedForReruns) {
 }
 
 TEST(CachingStore, EndpointsReadTheStoreAndTheirWritesUpdateTheCache) {
-  SessionCache cache;
+  SessionRecordCache cache;
   cache.remember("session:s", "old", 100, 5);
   ReplayLog log;
   {
@@ -162,7 +162,7 @@ TEST(CachingStore, EndpointsReadTheStoreAndTheirWritesUpdateTheCache) {
 }
 
 TEST(CachingStore, OnlySessionRecordsAreCached) {
-  SessionCache cache;
+  SessionRecordCache cache;
   cache.remember("client:c", "x", 100, 5);
   ReplayLog log;
   ReplayStore rs(log);

@@ -1,5 +1,10 @@
 // The stored records and sealed payloads (session.hpp).
+#include <cjson/cJSON.h>
 #include <gtest/gtest.h>
+
+#include <memory>
+#include <random>
+#include <string>
 
 #include "session.hpp"
 
@@ -78,6 +83,58 @@ TEST(SessionRecords, FieldsRefuseDuplicateNames) {
   ASSERT_TRUE(f);
   EXPECT_EQ(f->num("n").value_or(0), -12);
   EXPECT_FALSE(f->num("a1").has_value());
+}
+
+// Fields::decode reads records of the plain shape without cJSON (16 bytes
+// at a time where it can): on many records cut and changed around quotes,
+// backslashes, control bytes and the 16-byte block edges,
+// it must read exactly what cJSON reads, or refuse what cJSON refuses.
+TEST(SessionRecords, TheFastRecordReadingAgreesWithCJson) {
+  Session s;
+  s.sid = "Zy0_aB3kLm9QpRs7TuVwXyZ012345678901234567ab";
+  s.sub = "user-42";
+  s.name = "Demo User";
+  s.email = "demo@example.com";
+  s.client_id = "cl-0123456789abcdef";
+  s.scope = "snippets:read snippets:write";
+  s.resource = "http://127.0.0.1:8080/mcp";
+  s.provider_access_token = std::string(200, 'A');
+  s.provider_refresh_token = "r";
+  const std::string base = encode_session(s);
+  const std::string alphabet = "\"\\:,{}a \x01\x1f\x7f\xc3";
+  std::mt19937 rng(99);
+  int read = 0;
+  for (int round = 0; round < 40000; ++round) {
+    std::string t = base;
+    if (round % 3 == 0) t.resize(std::min(t.size(), size_t(16 + rng() % 200)));
+    int edits = static_cast<int>(rng() % 3);
+    for (int e = 0; e < edits && !t.empty(); ++e) {
+      size_t at = rng() % t.size();
+      if (rng() % 2) {
+        t[at] = alphabet[rng() % alphabet.size()];
+      } else {
+        t.insert(at, 1, alphabet[rng() % alphabet.size()]);
+      }
+    }
+    if (round % 3 == 0 && !t.empty() && t.back() != '}') t += "\"}";
+    auto f = Fields::decode(t);
+    std::unique_ptr<cJSON, decltype(&cJSON_Delete)> doc(cJSON_ParseWithLength(t.data(), t.size()), cJSON_Delete);
+    bool plain = doc && cJSON_IsObject(doc.get());
+    Fields expected;
+    for (cJSON* item = plain ? doc->child : nullptr; item; item = item->next) {
+      if (!cJSON_IsString(item) || expected.has(item->string)) {
+        plain = false;
+        break;
+      }
+      expected.set(item->string, item->valuestring);
+    }
+    ASSERT_EQ(f.has_value(), plain) << t;
+    if (f) {
+      ASSERT_EQ(f->encode(), expected.encode()) << t;
+      ++read;
+    }
+  }
+  EXPECT_GT(read, 1000);
 }
 
 }  // namespace
