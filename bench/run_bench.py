@@ -169,7 +169,24 @@ class Bench:
         self.sdk_url = "http://127.0.0.1:%s" % self.sdk.match.group(1)
         self.sdk_session = Streamable(self.sdk_url, self.token).initialize().session_id
 
+        # the same guard with its state in Redis (nginx-cluster.conf.example,
+        # issue 9): the session read once, then from the worker's cache
+        self.cluster = None
+        if not self.args.no_redis:
+            from cluster_util import Cluster
+            self.cluster = Cluster(self.work / "cluster", workers=(self.args.workers, self.args.workers))
+            rc = login(self.cluster)
+            self.redis_token = rc.tokens["access_token"]
+            self.redis_url = self.cluster.a.url
+            self.redis_session = Streamable(self.redis_url, self.redis_token).initialize().session_id
+            log("redis cluster up: edge %s, redis %d" % (self.redis_url, self.cluster.redis.port))
+
     def stop(self):
+        if getattr(self, "cluster", None):
+            try:
+                self.cluster.stop()
+            except Exception as e:  # noqa: BLE001
+                log("cluster stop: %s" % e)
         if self.stack:
             try:
                 self.stack.stop()
@@ -204,7 +221,8 @@ class Bench:
             ("proxied", self.open_url + "/proxied", "", ""),
             ("ceiling", self.open_url + "/ceiling", "", ""),
             ("sdk", self.sdk_url + "/mcp", self.token, self.sdk_session),
-        ]
+        ] + ([("guarded-redis", self.redis_url + "/mcp", self.redis_token, self.redis_session)]
+             if self.cluster else [])
 
     def throughput(self):
         runs, secs = self.args.runs, self.args.duration
@@ -583,9 +601,11 @@ def write_results(b, m, started, errors):
                  "open": "same nginx, no guard → mcp-tool-server --insecure-no-auth",
                  "proxied": "same nginx → keep-alive upstream nginx `return 200` (same JSON)",
                  "ceiling": "same nginx `return 200` (same JSON)",
-                 "sdk": "TypeScript SDK server + requireBearerAuth (stateful, direct)"}
+                 "sdk": "TypeScript SDK server + requireBearerAuth (stateful, direct)",
+                 "guarded-redis": "another nginx, guard with `mcp_auth_redis` (Redis on loopback, "
+                                  "cache=5s) → mcp-tool-server --store redis"}
         for c in sorted(tp):
-            for k in ("guarded", "open", "proxied", "ceiling", "sdk"):
+            for k in ("guarded", "open", "proxied", "ceiling", "sdk", "guarded-redis"):
                 v = tp[c].get(k)
                 if v:
                     a("| %d | %s | %.0f | %.2f ms | %.2f ms | %s |" % (c, names[k], v["rps"], v["p50"],
@@ -639,6 +659,13 @@ def write_results(b, m, started, errors):
             lambda t: (p_sdk(t), "1/%.1f" % (1 / p_sdk(t))), lambda v: v[0] <= 0.1)
         row("guarded ≥ 50% of proxy-to-`return` throughput",
             lambda t: (r_prox(t), "%.1f%%" % (100 * r_prox(t))), lambda v: v[0] >= 0.5)
+        if "guarded-redis" in tp.get(64, {}):
+            r_redis = ratio("guarded-redis", "open", "rps")
+            p_redis = ratio("guarded-redis", "open", "p99")
+            row("guarded with Redis ≥ 95% of unguarded throughput",
+                lambda t: (r_redis(t), "%.1f%%" % (100 * r_redis(t))), lambda v: v[0] >= 0.95)
+            row("guarded with Redis: p99 within 10% of unguarded",
+                lambda t: (p_redis(t), "%+.1f%%" % (100 * (p_redis(t) - 1))), lambda v: v[0] <= 1.10)
         a("")
         a("Each ratio is computed within a round (the paths of a round run one after the other, "
           "%d s each; guarded and unguarded take turns going first) and the table shows the median "
@@ -795,6 +822,7 @@ def main():
     ap.add_argument("--workers", default="1")
     ap.add_argument("--login-seconds", type=int, default=15)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--no-redis", action="store_true", help="skip the Redis-backed guard")
     ap.add_argument("--only", default="throughput,sse,login,check,callgrind")
     args = ap.parse_args()
     if args.quick:
