@@ -758,7 +758,10 @@ def write_results(b, m, started, errors):
           "guarded request** in the core; **%s** when the worker has not seen the token before "
           "(`--callgrind-loop-cold`: base64url, AES-256-GCM open, claims and session record decoding "
           "added). "
-          "Inclusive counts per warm check:"
+          "With 1,000 sessions in use most checks miss the worker's 64-slot SessionCache and decode "
+          "the record (`decode_session`); with one session, as in section 1, they hit and skip it. "
+          "`bench/nginx_callgrind.py` counts the same in the nginx worker, header parsing and glue "
+          "included. Inclusive counts per warm check:"
           % (cg["n"], cg["total_per_check"],
              "%.0f" % r["callgrind_cold"] if r.get("callgrind_cold") else "—"))
         a("")
