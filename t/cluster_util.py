@@ -27,6 +27,7 @@ class Cluster:
         from idp_util import start_idp
 
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.redis = self.idp = None
         self.tools, self.nodes = [], []
         try:
