@@ -220,6 +220,8 @@ static void ngx_http_mcp_auth_stream_probe(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx);
 static void ngx_http_mcp_auth_probe_done(void *data, int status,
     ngx_str_t *value);
+static int ngx_http_mcp_auth_probe_alive(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx);
 static int ngx_http_mcp_auth_probe_get(void *data, mcpa_str_t key, int take,
     mcpa_sink_pt sink, void *sink_ctx);
 static void ngx_http_mcp_auth_stream_end(ngx_http_request_t *r);
@@ -2388,25 +2390,14 @@ static void
 ngx_http_mcp_auth_stream_probe(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx)
 {
-    mcpa_str_t                     key;
-    mcpa_store_t                   probe;
     mcpa_store_op_t                op;
     ngx_http_mcp_auth_loc_conf_t  *alcf;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
-    ngx_memzero(&probe, sizeof(mcpa_store_t));
-    probe.data = ctx;
-    probe.get = ngx_http_mcp_auth_probe_get;
-    probe.deferred = 1;            /* values as Redis holds them (sealed) */
-
-    key.data = (const char *) ctx->session_key.data;
-    key.len = ctx->session_key.len;
-
-    ctx->probe_answered = 0;
-
     /* names the key; counts as live until Redis has answered */
-    (void) mcpa_session_alive(alcf->core, &probe, key, (int64_t) ngx_time());
+    ctx->probe_answered = 0;
+    (void) ngx_http_mcp_auth_probe_alive(r, ctx);
 
     if (ctx->probe_key.len == 0
         || ngx_http_mcp_auth_store_cleanup_add(r, ctx) != NGX_OK)
@@ -2437,8 +2428,6 @@ ngx_http_mcp_auth_probe_done(void *data, int status, ngx_str_t *value)
     ngx_http_request_t  *r = data;
 
     int                            alive;
-    mcpa_str_t                     key;
-    mcpa_store_t                   probe;
     ngx_http_mcp_auth_ctx_t       *ctx;
     ngx_http_mcp_auth_loc_conf_t  *alcf;
 
@@ -2447,19 +2436,11 @@ ngx_http_mcp_auth_probe_done(void *data, int status, ngx_str_t *value)
 
     ctx->store_cmd = NULL;
 
-    ngx_memzero(&probe, sizeof(mcpa_store_t));
-    probe.data = ctx;
-    probe.get = ngx_http_mcp_auth_probe_get;
-    probe.deferred = 1;            /* values as Redis holds them (sealed) */
-
-    key.data = (const char *) ctx->session_key.data;
-    key.len = ctx->session_key.len;
-
     ctx->probe_answered = 1;
     ctx->probe_status = status;
     ctx->probe_value = value;
 
-    alive = mcpa_session_alive(alcf->core, &probe, key, (int64_t) ngx_time());
+    alive = ngx_http_mcp_auth_probe_alive(r, ctx);
 
     ctx->probe_answered = 0;
     ctx->probe_value = NULL;
@@ -2470,6 +2451,29 @@ ngx_http_mcp_auth_probe_done(void *data, int status, ngx_str_t *value)
     }
 
     ngx_http_mcp_auth_stream_end(r);
+}
+
+
+/* mcpa_session_alive() through a store that answers what Redis said. */
+static int
+ngx_http_mcp_auth_probe_alive(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx)
+{
+    mcpa_str_t                     key;
+    mcpa_store_t                   probe;
+    ngx_http_mcp_auth_loc_conf_t  *alcf;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    ngx_memzero(&probe, sizeof(mcpa_store_t));
+    probe.data = ctx;
+    probe.get = ngx_http_mcp_auth_probe_get;
+    probe.deferred = 1;            /* values as Redis holds them (sealed) */
+
+    key.data = (const char *) ctx->session_key.data;
+    key.len = ctx->session_key.len;
+
+    return mcpa_session_alive(alcf->core, &probe, key, (int64_t) ngx_time());
 }
 
 

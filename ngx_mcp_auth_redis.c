@@ -7,8 +7,9 @@
  * hiredis is used only for what it does well, reading the RESP protocol;
  * commands are written here (the few this store needs).
  *
- * Atomicity is Redis's: GETDEL redeems a code once across every node, SET NX
- * creates once, and a compare-and-set script rotates a refresh token once.
+ * Atomicity is Redis's: GETDEL takes a single-use value once across every
+ * node, SET NX creates once, and a compare-and-set script lets one writer
+ * win (a code redeemed, a refresh token rotated).
  * Every key carries an expiry equal to its lifetime (EXAT).
  *
  * When Redis fails (refused, reset, no answer within timeout) every waiting
@@ -121,6 +122,8 @@ static ngx_mcp_auth_redis_word_t  ngx_mcp_auth_redis_words[] = {
 
 static ngx_int_t ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd,
     ngx_log_t *log);
+static ngx_int_t ngx_mcp_auth_redis_handshake(ngx_mcp_auth_redis_t *rd,
+    ngx_uint_t nargs, ngx_str_t *args);
 static void ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd);
 #if (NGX_SSL)
 static char *ngx_mcp_auth_redis_tls_conf(ngx_conf_t *cf,
@@ -683,14 +686,9 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
             args[1] = rd->password;
         }
 
-        if (ngx_mcp_auth_redis_command(rd, rd->user.len ? 3 : 2, args,
-                                       NGX_MCP_AUTH_REDIS_NO_KEY)
-               != NGX_OK
-            || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE,
-                                       NULL, NULL)
-               != NGX_OK)
+        if (ngx_mcp_auth_redis_handshake(rd, rd->user.len ? 3 : 2, args)
+            != NGX_OK)
         {
-            ngx_mcp_auth_redis_close(rd, 1);
             return NGX_ERROR;
         }
     }
@@ -700,18 +698,30 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
         args[1].data = db;
         args[1].len = ngx_sprintf(db, "%i", rd->db) - db;
 
-        if (ngx_mcp_auth_redis_command(rd, 2, args, NGX_MCP_AUTH_REDIS_NO_KEY)
-               != NGX_OK
-            || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE,
-                                       NULL, NULL)
-               != NGX_OK)
-        {
-            ngx_mcp_auth_redis_close(rd, 1);
+        if (ngx_mcp_auth_redis_handshake(rd, 2, args) != NGX_OK) {
             return NGX_ERROR;
         }
     }
 
     ngx_add_timer(c->write, rd->connect_timeout);
+
+    return NGX_OK;
+}
+
+
+/* AUTH or SELECT, queued ahead of every command; nobody waits for it. */
+static ngx_int_t
+ngx_mcp_auth_redis_handshake(ngx_mcp_auth_redis_t *rd, ngx_uint_t nargs,
+    ngx_str_t *args)
+{
+    if (ngx_mcp_auth_redis_command(rd, nargs, args, NGX_MCP_AUTH_REDIS_NO_KEY)
+        != NGX_OK
+        || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE, NULL, NULL)
+           != NGX_OK)
+    {
+        ngx_mcp_auth_redis_close(rd, 1);
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }
