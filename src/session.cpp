@@ -257,6 +257,16 @@ bool session_into(const Record& r, Session* s) {
   return ints && !s->sid.empty() && !s->sub.empty() && !s->client_id.empty();
 }
 
+// Space-separated RFC 6749 §3.3 scope-tokens: every scope the gateway
+// grants is one (they are checked at /authorize), and the guard writes the
+// token's scope into the identity assertion, a JSON JWT that cannot carry
+// other bytes; so claims with anything else were not sealed by us.
+bool scope_chars_ok(std::string_view scope) {
+  for (char c : scope)
+    if (c < 0x20 || c == 0x22 || c == 0x5c || c > 0x7e) return false;
+  return true;
+}
+
 template <typename Record>
 std::optional<AccessClaims> access_from(const Record& r) {
   AccessClaims a;  // in the records' key order (see PlainRecord::get)
@@ -265,7 +275,7 @@ std::optional<AccessClaims> access_from(const Record& r) {
   a.resource = r.str("resource");
   a.scope = r.str("scope");
   a.sid = r.str("sid");
-  if (exp && !a.sid.empty()) return a;
+  if (exp && !a.sid.empty() && scope_chars_ok(a.scope)) return a;
   return std::nullopt;
 }
 

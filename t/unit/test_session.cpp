@@ -75,6 +75,11 @@ TEST(SessionRecords, AnotherVersionOrShapeDoesNotDecode) {
   EXPECT_FALSE(decode_refresh("not json"));
   EXPECT_FALSE(decode_refresh("[]"));
   EXPECT_FALSE(decode_access(R"({"v":"1","sid":"s","exp":"99999999999999999999"})"));
+  // a scope outside RFC 6749's scope characters was never granted here
+  EXPECT_TRUE(decode_access(encode_access({"sid", "client", "a:b c/d", "r", 42})));
+  EXPECT_FALSE(decode_access(encode_access({"sid", "client", "a\xac", "r", 42})));
+  EXPECT_FALSE(decode_access(encode_access({"sid", "client", "a\"b", "r", 42})));
+  EXPECT_FALSE(decode_access(encode_access({"sid", "client", "a\nb", "r", 42})));
 }
 
 TEST(SessionRecords, FieldsRefuseDuplicateNames) {
