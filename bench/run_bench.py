@@ -275,21 +275,20 @@ class Bench:
     def callgrind(self):
         exe = Path(self.args.build) / "check-bench"
         n = 2000
-        cold = self.work / "callgrind-cold.out"
-        r = sh(["valgrind", "--tool=callgrind", "--callgrind-out-file=%s" % cold,
-                "--toggle-collect=*measured_cold_check*", str(exe), "--callgrind-loop-cold", str(n)],
-               timeout=400)
-        if r.returncode != 0:
-            raise RuntimeError("callgrind (cold) failed: %s" % r.stderr[-800:])
+
+        def profile(name, toggle, loop_flag):
+            out = self.work / ("%s.out" % name)
+            r = sh(["valgrind", "--tool=callgrind", "--callgrind-out-file=%s" % out,
+                    "--toggle-collect=*%s*" % toggle, str(exe), loop_flag, str(n)], timeout=400)
+            if r.returncode != 0:
+                raise RuntimeError("%s failed: %s" % (name, r.stderr[-800:]))
+            return out
+
+        cold = profile("callgrind-cold", "measured_cold_check", "--callgrind-loop-cold")
         m = re.search(r"summary: (\d+)", open(cold).read())
         self.results["callgrind_cold"] = int(m.group(1)) / n if m else None
         shutil.copy(cold, ROOT / "build" / "guard-cold.callgrind.out")
-        out = self.work / "callgrind.out"
-        r = sh(["valgrind", "--tool=callgrind", "--callgrind-out-file=%s" % out,
-                "--toggle-collect=*measured_checks*", str(exe), "--callgrind-loop", str(n)],
-               timeout=400)
-        if r.returncode != 0:
-            raise RuntimeError("callgrind failed: %s" % r.stderr[-800:])
+        out = profile("callgrind", "measured_checks", "--callgrind-loop")
         ann = sh(["callgrind_annotate", "--inclusive=yes", "--threshold=100", str(out)]).stdout
         total = None
         rows = []
