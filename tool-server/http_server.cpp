@@ -45,19 +45,54 @@ const char* method_name(evhttp_cmd_type m) {
     }
 }
 
+// The request headers route() collects, by Header, lower case.
+constexpr std::string_view kHeaderNames[] = {
+    "origin", "x-mcp-identity", "content-type", "accept", "mcp-session-id", "mcp-protocol-version",
+    "mcp-method", "mcp-name", "x-forwarded-prefix",
+};
+static_assert(sizeof kHeaderNames / sizeof kHeaderNames[0] == static_cast<size_t>(Header::Count));
+
+// `s` (length `n`) equals the lower-case `lower`, ignoring ASCII case, as
+// evhttp_find_header compares names.
+bool ascii_iequals(const char* s, size_t n, std::string_view lower) {
+    if (n != lower.size()) return false;
+    for (size_t i = 0; i < n; ++i) {
+        char c = s[i];
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+        if (c != lower[i]) return false;
+    }
+    return true;
+}
+
+// Content-Type, up to its parameters and without trailing spaces, is
+// application/json (in any case).
+bool is_json_media_type(const char* content_type) {
+    if (!content_type) return false;
+    size_t n = std::strcspn(content_type, ";");
+    while (n > 0 && content_type[n - 1] == ' ') --n;
+    return ascii_iequals(content_type, n, "application/json");
+}
+
+// One pass over the request headers: the first value of each Header.
+void collect_headers(evhttp_request* req, HttpRequest& r) {
+    for (const evkeyval* kv = evhttp_request_get_input_headers(req)->tqh_first; kv; kv = kv->next.tqe_next) {
+        const size_t n = std::strlen(kv->key);
+        for (size_t i = 0; i < static_cast<size_t>(Header::Count); ++i) {
+            if (!r.headers[i] && ascii_iequals(kv->key, n, kHeaderNames[i])) {
+                r.headers[i] = kv->value;
+                break;
+            }
+        }
+    }
+}
+
+// A reused buffer that grew large for one big body gives its memory back.
+void trim_buffer(std::string& buffer) {
+    constexpr size_t kKeepBytes = 64 * 1024;
+    if (buffer.capacity() > kKeepBytes) std::string().swap(buffer);
+}
+
 }  // namespace
-
-const char* HttpRequest::header(const char* name) const {
-    return evhttp_find_header(evhttp_request_get_input_headers(req), name);
-}
-
-std::string HttpRequest::body() const {
-    evbuffer* in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    std::string out(len, '\0');
-    if (len) evbuffer_copyout(in, &out[0], len);
-    return out;
-}
 
 std::string HttpRequest::query_param(const char* name) const {
     evkeyvalq params{};  // evhttp_parse_query_str initialises the list
@@ -182,7 +217,8 @@ void HttpServer::route(evhttp_request* req) {
     const char* path = uri ? evhttp_uri_get_path(uri) : nullptr;
     const char* query = uri ? evhttp_uri_get_query(uri) : nullptr;
     r.path = path && *path ? path : "/";
-    r.query = query ? query : "";
+    if (query) r.query = query;
+    collect_headers(req, r);
     evhttp_cmd_type method = evhttp_request_get_command(req);
     LOG_DEBUG("request", {{"method", method_name(method)}, {"path", r.path}});
 
@@ -196,14 +232,19 @@ void HttpServer::route(evhttp_request* req) {
     }
 
     const Route* match = nullptr;
-    std::string allow;
     for (const Route& rt : routes_) {
-        if (r.path != rt.path) continue;
-        if (rt.method == method) match = &rt;
-        if (!allow.empty()) allow += ", ";
-        allow += method_name(rt.method);
+        if (rt.method == method && r.path == rt.path) {
+            match = &rt;
+            break;
+        }
     }
     if (!match) {
+        std::string allow;
+        for (const Route& rt : routes_) {
+            if (r.path != rt.path) continue;
+            if (!allow.empty()) allow += ", ";
+            allow += method_name(rt.method);
+        }
         if (allow.empty()) {
             send_rpc_error(req, HTTP_NOTFOUND, jsonrpc::kInvalidRequest, "Not found");
         } else {
@@ -215,7 +256,7 @@ void HttpServer::route(evhttp_request* req) {
     if (match->authenticated) {
         // Origin first: a browser page must not reach the tools even with a
         // valid assertion (DNS rebinding).
-        const char* origin = r.header("Origin");
+        const char* origin = r.header(Header::Origin);
         if (origin && !origin_allowed(origin)) {
             LOG_WARN("origin_refused", {{"origin", origin}});
             send_rpc_error(req, 403, jsonrpc::kInvalidRequest, "Forbidden: origin not allowed");
@@ -260,7 +301,7 @@ bool HttpServer::authenticate(HttpRequest& r) {
         r.identity.subject = "anonymous";
         return true;
     }
-    const char* token = r.header("X-MCP-Identity");
+    const char* token = r.header(Header::Identity);
     std::string why;
     if (verifier_->verify(token ? token : "", r.identity, why)) return true;
     LOG_WARN("identity_refused", {{"path", r.path}, {"reason", why}});
@@ -271,16 +312,18 @@ bool HttpServer::authenticate(HttpRequest& r) {
 void HttpServer::healthz(HttpRequest& r) { send_json(r.req, HTTP_OK, "{\"status\":\"ok\"}"); }
 
 bool HttpServer::require_json_body(HttpRequest& r, JsonPtr& doc) {
-    const char* ct = r.header("Content-Type");
-    std::string type = ascii_lower(ct);
-    type = type.substr(0, type.find(';'));
-    while (!type.empty() && type.back() == ' ') type.pop_back();
-    if (type != "application/json") {
+    if (!is_json_media_type(r.header(Header::ContentType))) {
         send_rpc_error(r.req, 415, jsonrpc::kInvalidRequest, "Unsupported Media Type: Content-Type must be application/json");
         return false;
     }
+    // The body is copied out into a buffer kept from request to request
+    // (cJSON wants it NUL-terminated; evhttp's buffer is not).
+    evbuffer* in = evhttp_request_get_input_buffer(r.req);
+    body_.resize(evbuffer_get_length(in));
+    if (!body_.empty()) evbuffer_copyout(in, &body_[0], body_.size());
     jsonrpc::Error err{0, ""};
-    doc = jsonrpc::parse(r.body(), err);
+    doc = jsonrpc::parse(body_, err);
+    trim_buffer(body_);
     if (!doc) {
         send_rpc_error(r.req, HTTP_BADREQUEST, err.code, err.message);
         return false;

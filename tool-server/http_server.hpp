@@ -13,15 +13,31 @@
 #include <string>
 #include <vector>
 
+// The request headers the handlers read. route() finds them all in one pass
+// over the request's headers (evhttp_find_header is a linear scan per name).
+enum class Header {
+    Origin,
+    Identity,         // X-MCP-Identity
+    ContentType,
+    Accept,
+    SessionId,        // Mcp-Session-Id
+    ProtocolVersion,  // MCP-Protocol-Version
+    McpMethod,        // Mcp-Method
+    McpName,          // Mcp-Name
+    ForwardedPrefix,  // X-Forwarded-Prefix
+    Count
+};
+
 // One incoming request as the handlers see it.
 struct HttpRequest {
     evhttp_request* req = nullptr;
     std::string path;
     std::string query;
     Identity identity;  // set for routes that require authentication
+    // First value of each Header, as evhttp_find_header would return it; null when absent.
+    const char* headers[static_cast<size_t>(Header::Count)] = {};
 
-    const char* header(const char* name) const;
-    std::string body() const;
+    const char* header(Header h) const { return headers[static_cast<size_t>(h)]; }
     // The value of query parameter `name`, or empty.
     std::string query_param(const char* name) const;
 };
@@ -71,6 +87,7 @@ private:
     event_base* base_;
     const IdentityVerifier* verifier_;
     mcp::Server& mcp_;
+    std::string body_;  // the request body being parsed; reused from request to request
     mcp::SessionRegistry sessions_;
     SseHub hub_;
     evhttp* http_ = nullptr;

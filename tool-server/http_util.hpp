@@ -14,6 +14,19 @@ inline bool is_unanswerable_error(const cJSON* resp) {
            cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(resp, "id"));
 }
 
+// `haystack` contains the lower-case `needle`, ignoring ASCII case (false
+// for a null haystack).
+inline bool ascii_icontains(const char* haystack, const char* needle) {
+    if (!haystack) return false;
+    const size_t n = std::strlen(needle);
+    for (const char* h = haystack; *h; ++h) {
+        size_t i = 0;
+        while (i < n && h[i] && static_cast<char>(std::tolower(static_cast<unsigned char>(h[i]))) == needle[i]) ++i;
+        if (i == n) return true;
+    }
+    return n == 0;
+}
+
 // ASCII lower-case copy; header values and media types compare case-insensitively.
 inline std::string ascii_lower(const char* s) {
     std::string out = s ? s : "";

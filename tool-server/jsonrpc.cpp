@@ -8,6 +8,7 @@ namespace jsonrpc {
 // cJSON hands strings out NUL-terminated, so a "\u0000" escape would silently
 // cut a value short (a snippet, a name). Such text is refused up front.
 static bool has_escaped_nul(const std::string& body) {
+    if (std::memchr(body.data(), '\\', body.size()) == nullptr) return false;  // no escapes at all
     bool in_string = false;
     for (size_t i = 0; i < body.size(); ++i) {
         char c = body[i];

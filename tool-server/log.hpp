@@ -14,7 +14,13 @@ bool log_set_level(const std::string& name);  // false if the name is unknown
 bool log_enabled(LogLevel level);
 void log_event(LogLevel level, const char* event, std::initializer_list<LogField> fields = {});
 
-#define LOG_DEBUG(...) log_event(LogLevel::Debug, __VA_ARGS__)
-#define LOG_INFO(...) log_event(LogLevel::Info, __VA_ARGS__)
-#define LOG_WARN(...) log_event(LogLevel::Warn, __VA_ARGS__)
-#define LOG_ERROR(...) log_event(LogLevel::Error, __VA_ARGS__)
+// The level is checked before the fields are built: a disabled line (debug
+// ones, per request) costs no string copies.
+#define LOG_AT_(level, ...)                                  \
+    do {                                                     \
+        if (log_enabled(level)) log_event(level, __VA_ARGS__); \
+    } while (0)
+#define LOG_DEBUG(...) LOG_AT_(LogLevel::Debug, __VA_ARGS__)
+#define LOG_INFO(...) LOG_AT_(LogLevel::Info, __VA_ARGS__)
+#define LOG_WARN(...) LOG_AT_(LogLevel::Warn, __VA_ARGS__)
+#define LOG_ERROR(...) LOG_AT_(LogLevel::Error, __VA_ARGS__)

@@ -30,7 +30,7 @@ void HttpServer::sse_open(HttpRequest& r) {
     // Relative to the request URL, so it stays right behind a path prefix:
     // from /mcp/sse it resolves to /mcp/message, from /sse to /message.
     std::string endpoint = "message?sessionId=" + id;
-    const char* prefix = r.header("X-Forwarded-Prefix");
+    const char* prefix = r.header(Header::ForwardedPrefix);
     if (usable_prefix(prefix)) {
         std::string p = prefix;
         while (!p.empty() && p.back() == '/') p.pop_back();

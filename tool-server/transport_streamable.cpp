@@ -26,12 +26,11 @@ constexpr const char* kMetaVersionKey = "io.modelcontextprotocol/protocolVersion
 enum class Reply { Json, EventStream, NotAcceptable };
 
 // JSON when the client accepts it (or says nothing), else an event stream.
-Reply negotiate_reply(const char* accept_header) {
-    std::string accept = ascii_lower(accept_header);
-    if (accept.empty() || accept.find("application/json") != std::string::npos ||
-        accept.find("*/*") != std::string::npos || accept.find("application/*") != std::string::npos)
+Reply negotiate_reply(const char* accept) {
+    if (!accept || !*accept || ascii_icontains(accept, "application/json") || ascii_icontains(accept, "*/*") ||
+        ascii_icontains(accept, "application/*"))
         return Reply::Json;
-    if (accept.find("text/event-stream") != std::string::npos) return Reply::EventStream;
+    if (ascii_icontains(accept, "text/event-stream")) return Reply::EventStream;
     return Reply::NotAcceptable;
 }
 
@@ -52,7 +51,7 @@ void send_response(evhttp_request* req, Reply how, const cJSON* resp) {
 std::optional<jsonrpc::Error> check_mirror_headers(const HttpRequest& r, const cJSON* msg) {
     const char* body_method = json_get_string(msg, "method");
     const cJSON* params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-    const char* method = r.header("Mcp-Method");
+    const char* method = r.header(Header::McpMethod);
     if (!method) return jsonrpc::Error{jsonrpc::kHeaderMismatch, "Header mismatch: Mcp-Method header is required"};
     if (!body_method || std::strcmp(method, body_method) != 0)
         return jsonrpc::Error{jsonrpc::kHeaderMismatch,
@@ -65,7 +64,7 @@ std::optional<jsonrpc::Error> check_mirror_headers(const HttpRequest& r, const c
     else if (std::strcmp(body_method, "resources/read") == 0)
         name_key = "uri";
     const char* body_name = name_key ? json_get_string(params, name_key) : nullptr;
-    const char* name = r.header("Mcp-Name");
+    const char* name = r.header(Header::McpName);
     if (body_name && !name)
         return jsonrpc::Error{jsonrpc::kHeaderMismatch, "Header mismatch: Mcp-Name header is required"};
     if (name && (!body_name || std::strcmp(name, body_name) != 0))
@@ -84,7 +83,7 @@ std::optional<jsonrpc::Error> check_mirror_headers(const HttpRequest& r, const c
 }  // namespace
 
 mcp::Session* HttpServer::streamable_session(HttpRequest& r) {
-    const char* sid = r.header("Mcp-Session-Id");
+    const char* sid = r.header(Header::SessionId);
     if (!sid) {
         send_rpc_error(r.req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
                        "Bad Request: Mcp-Session-Id header is required");
@@ -100,13 +99,13 @@ mcp::Session* HttpServer::streamable_session(HttpRequest& r) {
 }
 
 void HttpServer::mcp_post(HttpRequest& r) {
-    const char* version = r.header("MCP-Protocol-Version");
+    const char* version = r.header(Header::ProtocolVersion);
     if (version && !mcp::is_supported_version(version)) {
         send_rpc_error(r.req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
                        std::string("Bad Request: unsupported MCP-Protocol-Version ") + version);
         return;
     }
-    Reply how = negotiate_reply(r.header("Accept"));
+    Reply how = negotiate_reply(r.header(Header::Accept));
     if (how == Reply::NotAcceptable) {
         send_rpc_error(r.req, 406, jsonrpc::kInvalidRequest,
                        "Not Acceptable: Accept must include application/json or text/event-stream");
@@ -180,7 +179,7 @@ void HttpServer::mcp_post(HttpRequest& r) {
 }
 
 void HttpServer::mcp_get(HttpRequest& r) {
-    const char* version = r.header("MCP-Protocol-Version");
+    const char* version = r.header(Header::ProtocolVersion);
     if (version && std::strcmp(version, mcp::kStatelessVersion) == 0) {
         evhttp_add_header(evhttp_request_get_output_headers(r.req), "Allow", "POST");
         send_rpc_error(r.req, 405, jsonrpc::kInvalidRequest,
@@ -192,7 +191,7 @@ void HttpServer::mcp_get(HttpRequest& r) {
                        std::string("Bad Request: unsupported MCP-Protocol-Version ") + version);
         return;
     }
-    if (ascii_lower(r.header("Accept")).find("text/event-stream") == std::string::npos) {
+    if (!ascii_icontains(r.header(Header::Accept), "text/event-stream")) {
         send_rpc_error(r.req, 406, jsonrpc::kInvalidRequest, "Not Acceptable: Accept must include text/event-stream");
         return;
     }
@@ -210,7 +209,7 @@ void HttpServer::mcp_get(HttpRequest& r) {
 }
 
 void HttpServer::mcp_delete(HttpRequest& r) {
-    const char* version = r.header("MCP-Protocol-Version");
+    const char* version = r.header(Header::ProtocolVersion);
     if (version && std::strcmp(version, mcp::kStatelessVersion) == 0) {
         evhttp_add_header(evhttp_request_get_output_headers(r.req), "Allow", "POST");
         send_rpc_error(r.req, 405, jsonrpc::kInvalidRequest,
