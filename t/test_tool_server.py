@@ -149,6 +149,71 @@ def test_event_stream_reply_when_the_client_accepts_only_event_streams(client):
     assert json.loads(lines[1][len("data: "):])["result"] == {}
 
 
+def raw_http(server, request):
+    """Sends one raw request (it asks for the connection to close); the raw response."""
+    import socket
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(request)
+        out = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                return out
+            out += data
+
+
+def test_responses_carry_the_headers_evhttp_would_give_them(client, server):
+    """Date and Content-Length are set by the server itself on HTTP/1.1
+    responses; they must be what evhttp adds: Date (RFC 1123, now) then
+    Content-Length for responses with a body, neither for HTTP/1.0 without
+    keep-alive, no Content-Length on a 204."""
+    import email.utils
+    body = json.dumps(rpc("tools/call", {"name": "hello_mcp", "arguments": {}}, id_=7)).encode()
+    h = client.headers()
+
+    def request(method, version, extra=b"", data=b""):
+        head = "".join("%s: %s\r\n" % kv for kv in h.items()).encode()
+        if data:
+            head += b"Content-Length: %d\r\n" % len(data)
+        return (b"%s /mcp %s\r\nHost: x\r\n" % (method, version)) + head + extra + b"\r\n" + data
+
+    out = raw_http(server, request(b"POST", b"HTTP/1.1", b"Connection: close\r\n", body))
+    head, _, payload = out.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "HTTP/1.1 200 OK"
+    names = [line.split(":", 1)[0] for line in lines[1:]]
+    assert names == ["Content-Type", "Cache-Control", "Date", "Content-Length", "Connection"]
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    assert int(fields["Content-Length"]) == len(payload)
+    assert abs(email.utils.parsedate_to_datetime(fields["Date"]).timestamp() - time.time()) < 5
+    assert fields["Date"].endswith(" GMT")
+    assert json.loads(payload)["result"]["content"][0]["text"] == "Hello I am MCPTool!"
+
+    out = raw_http(server, request(b"POST", b"HTTP/1.0", b"", body))
+    head, _, payload = out.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.0 200 OK"
+    assert b"Date:" not in head and b"Content-Length:" not in head
+    assert json.loads(payload)["id"] == 7
+
+    out = raw_http(server, request(b"DELETE", b"HTTP/1.1", b"Connection: close\r\n"))
+    head = out.partition(b"\r\n\r\n")[0]
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 204 No Content"
+    assert b"\r\nDate: " in head and b"Content-Length" not in head
+
+
+def test_control_characters_and_quotes_survive_the_json_round_trip(client):
+    text = "".join(chr(c) for c in range(1, 0x20)) + "\"\\/ \x7f caf\u00e9 \u2603 \U0001f600 \\u0041"
+    assert client.call("save_snippet", snippetname="ctl", snippet=text)["result"]["isError"] is False
+    got = client.post(rpc("tools/call", {"name": "get_snippet", "arguments": {"snippetname": "ctl"}}, id_=-42))
+    assert got.json() == {"jsonrpc": "2.0", "id": -42,
+                          "result": {"content": [{"type": "text", "text": text}], "isError": False}}
+    # printed the way cJSON prints: short escapes where JSON has them, \u00xx for the other controls
+    assert "\\b\\t\\n\\u000b\\f\\r\\u000e" in got.text
+    assert '"id":-42,' in got.text
+    big = client.post(rpc("ping", id_=123456789012345)).text
+    assert big.startswith('{"jsonrpc":"2.0","id":123456789012345,')
+
+
 def test_unacceptable_accept_header_is_406(client):
     assert client.post(rpc("ping"), headers={"Accept": "text/html"}).status_code == 406
 

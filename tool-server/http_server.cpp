@@ -4,7 +4,9 @@
 #include "http_util.hpp"
 
 #include <event2/buffer.h>
+#include <event2/http_struct.h>  // the request's HTTP version: libevent 2.1 has no accessor for it
 #include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,6 +16,7 @@
 #include <cctype>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 
 namespace {
 
@@ -86,6 +89,50 @@ void collect_headers(evhttp_request* req, HttpRequest& r) {
     }
 }
 
+// The Date header evhttp adds to HTTP/1.1 responses, made once per second
+// rather than once per response (the event loop is single-threaded).
+const char* http_date() {
+    static std::time_t last = -1;
+    static char date[50];  // evhttp's size
+    const std::time_t now = std::time(nullptr);
+    if (now != last) {
+        std::tm tm{};
+        gmtime_r(&now, &tm);
+        evutil_date_rfc1123(date, sizeof date, &tm);
+        last = now;
+    }
+    return date;
+}
+
+// What evhttp_send_reply adds to an HTTP/1.1 response when it is missing,
+// given here first: Date, then Content-Length when the response has a body,
+// the same values in the same order, without evhttp's per-response date
+// formatting, snprintf and header scans. Other HTTP versions are left to evhttp.
+void add_evhttp_defaults(evhttp_request* req, evkeyvalq* h, int status, size_t body_bytes) {
+    if (req->major != 1 || req->minor < 1) return;
+    evhttp_add_header(h, "Date", http_date());
+    const bool has_body = status != HTTP_NOCONTENT && status != HTTP_NOTMODIFIED && (status < 100 || status >= 200) &&
+                          evhttp_request_get_command(req) != EVHTTP_REQ_HEAD;
+    if (!has_body) return;
+    char digits[24];
+    char* end = digits + sizeof digits;
+    char* p = end;
+    *--p = '\0';
+    do {
+        *--p = static_cast<char>('0' + body_bytes % 10);
+        body_bytes /= 10;
+    } while (body_bytes);
+    evhttp_add_header(h, "Content-Length", p);
+}
+
+// Response bodies are printed into one buffer, reused from response to
+// response (the event loop is single-threaded).
+std::string& reply_buffer() {
+    static std::string buffer;
+    buffer.clear();
+    return buffer;
+}
+
 // A reused buffer that grew large for one big body gives its memory back.
 void trim_buffer(std::string& buffer) {
     constexpr size_t kKeepBytes = 64 * 1024;
@@ -105,18 +152,35 @@ std::string HttpRequest::query_param(const char* name) const {
     return value;
 }
 
-void send_text(evhttp_request* req, int status, const char* content_type, const std::string& body) {
+void send_text(evhttp_request* req, int status, const char* content_type, std::string_view body) {
     evkeyvalq* h = evhttp_request_get_output_headers(req);
     if (content_type) evhttp_add_header(h, "Content-Type", content_type);
     evhttp_add_header(h, "Cache-Control", "no-store");
-    evbuffer* buf = evbuffer_new();
-    evbuffer_add(buf, body.data(), body.size());
-    evhttp_send_reply(req, status, nullptr, buf);
-    evbuffer_free(buf);
+    evbuffer* out = evhttp_request_get_output_buffer(req);
+    if (!body.empty()) evbuffer_add(out, body.data(), body.size());
+    add_evhttp_defaults(req, h, status, evbuffer_get_length(out));
+    evhttp_send_reply(req, status, nullptr, nullptr);
 }
 
-void send_json(evhttp_request* req, int status, const std::string& body) {
+void send_json(evhttp_request* req, int status, std::string_view body) {
     send_text(req, status, "application/json", body);
+}
+
+void send_json_doc(evhttp_request* req, int status, const cJSON* doc) {
+    std::string& body = reply_buffer();
+    if (!json_append(body, doc)) body = "null";
+    send_json(req, status, body);
+    trim_buffer(body);
+}
+
+void send_event_doc(evhttp_request* req, const cJSON* doc) {
+    add_event_stream_headers(req);
+    std::string& body = reply_buffer();
+    body = "event: message\ndata: ";
+    if (!json_append(body, doc)) body += "null";
+    body += "\n\n";
+    send_text(req, HTTP_OK, nullptr, body);
+    trim_buffer(body);
 }
 
 void send_rpc_error(evhttp_request* req, int status, int code, const std::string& message) {

@@ -11,6 +11,7 @@
 #include <event2/http.h>
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 // The request headers the handlers read. route() finds them all in one pass
@@ -97,6 +98,10 @@ private:
 };
 
 // Response helpers shared by the handlers.
-void send_text(evhttp_request* req, int status, const char* content_type, const std::string& body);
-void send_json(evhttp_request* req, int status, const std::string& body);
+void send_text(evhttp_request* req, int status, const char* content_type, std::string_view body);
+void send_json(evhttp_request* req, int status, std::string_view body);
 void send_rpc_error(evhttp_request* req, int status, int code, const std::string& message);
+// Sends `doc` printed as JSON.
+void send_json_doc(evhttp_request* req, int status, const cJSON* doc);
+// Sends a 200 whose body is one event-stream event "message" carrying `doc`.
+void send_event_doc(evhttp_request* req, const cJSON* doc);

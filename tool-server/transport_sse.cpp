@@ -66,7 +66,7 @@ void HttpServer::sse_message(HttpRequest& r) {
         session->protocol_version.empty() ? mcp::kLegacySseVersion : session->protocol_version;
     JsonPtr resp = mcp_.handle_body(doc.get(), ctx, /*allow_batch=*/false);
     if (resp && is_unanswerable_error(resp.get())) {
-        send_json(r.req, HTTP_BADREQUEST, json_print(resp.get()));
+        send_json_doc(r.req, HTTP_BADREQUEST, resp.get());
         return;
     }
     send_text(r.req, 202, nullptr, "Accepted");

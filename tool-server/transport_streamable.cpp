@@ -36,13 +36,11 @@ Reply negotiate_reply(const char* accept) {
 
 void send_response(evhttp_request* req, Reply how, const cJSON* resp) {
     if (is_unanswerable_error(resp)) {
-        send_json(req, HTTP_BADREQUEST, json_print(resp));
+        send_json_doc(req, HTTP_BADREQUEST, resp);
     } else if (how == Reply::EventStream) {
-        // One event, then the response ends.
-        add_event_stream_headers(req);
-        send_text(req, HTTP_OK, nullptr, "event: message\ndata: " + json_print(resp) + "\n\n");
+        send_event_doc(req, resp);  // one event, then the response ends
     } else {
-        send_json(req, HTTP_OK, json_print(resp));
+        send_json_doc(req, HTTP_OK, resp);
     }
 }
 
@@ -126,7 +124,7 @@ void HttpServer::mcp_post(HttpRequest& r) {
         if (auto err = check_mirror_headers(r, doc.get())) {
             jsonrpc::Message m;
             jsonrpc::classify(doc.get(), m);  // only to echo a usable id
-            send_json(r.req, HTTP_BADREQUEST, json_print(jsonrpc::make_error(m.id, *err).get()));
+            send_json_doc(r.req, HTTP_BADREQUEST, jsonrpc::make_error(m.id, *err).get());
             return;
         }
         ctx.protocol_version = mcp::kStatelessVersion;
