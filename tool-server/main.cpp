@@ -1,4 +1,5 @@
 // mcp-tool-server: command line, start-up and shutdown.
+#include "alloc_cache.hpp"
 #include "config.hpp"
 #include "http_server.hpp"
 #include "identity.hpp"
@@ -207,6 +208,7 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    alloc_cache_install();  // before anything allocates through libevent or cJSON
     Config cfg;
     if (int rc = parse_args(argc, argv, cfg)) return rc - 1;
 
