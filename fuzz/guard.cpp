@@ -57,8 +57,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   GuardInput in;
   in.method = (data[0] & 2) ? "GET" : "POST";
-  in.authorization = parts[0];
-  if (data[0] & 1) in.authorization = "Bearer " + cf.keys->seal(seal_purpose::access_token, parts[0]);
+  std::string sealed;  // GuardInput holds views: the text lives here
+  if (data[0] & 1) sealed = "Bearer " + cf.keys->seal(seal_purpose::access_token, parts[0]);
+  in.authorization = (data[0] & 1) ? std::string_view(sealed) : std::string_view(parts[0]);
   in.args = parts[1];
   in.body = parts[2];
   in.body_read = (data[0] & 4) != 0;

@@ -18,7 +18,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     (void)f->num("exp");
     (void)get_login(*f);
   }
-  (void)decode_session(text);
+  // the guard's in-place reading accepts exactly what decode_session does,
+  // and reads the same values
+  auto session = decode_session(text);
+  SessionView view;
+  Session owned;
+  bool viewed = view_session(text, &view, &owned);
+  if (viewed != session.has_value()) __builtin_trap();
+  if (session && (view.sid != session->sid || view.sub != session->sub || view.client_id != session->client_id ||
+                  view.scope != session->scope || view.expires != session->expires ||
+                  view.provider_expires != session->provider_expires ||
+                  view.provider_access_token != session->provider_access_token ||
+                  view.provider_refresh_token != session->provider_refresh_token))
+    __builtin_trap();
   (void)decode_pending(text);
   (void)decode_login(text);
   (void)decode_code(text);

@@ -33,6 +33,7 @@ struct mcpa_config_s {
 namespace {
 
 std::string str(mcpa_str_t s) { return s.data ? std::string(s.data, s.len) : std::string(); }
+std::string_view view(mcpa_str_t s) { return s.data ? std::string_view(s.data, s.len) : std::string_view(); }
 
 void copy_error(const std::string& msg, char* err, size_t err_len) {
   if (!err || err_len == 0) return;
@@ -66,6 +67,7 @@ Request to_request(const mcpa_request_t* in) {
 }
 
 mcpa_str_t c_str(const std::string& s) { return {s.data(), s.size()}; }
+mcpa_str_t c_view(std::string_view s) { return {s.data(), s.size()}; }
 
 // Moves a C++ response behind the C struct; the struct points into it.
 // Points the C struct into a kept response (all but owner).
@@ -237,7 +239,6 @@ namespace {
 
 struct GuardStorage {
   ResponseStorage response;
-  std::string identity, subject, client_id, scope, session_tag, session_key, provider_token;
 };
 
 }  // namespace
@@ -246,13 +247,13 @@ namespace {
 
 mcpauth::GuardInput to_guard_input(const mcpa_guard_request_t* in) {
   mcpauth::GuardInput gi;
-  gi.method = str(in->method);
-  gi.authorization = str(in->authorization);
-  gi.args = str(in->args);
-  gi.origin = str(in->origin);
-  gi.mcp_method = str(in->mcp_method);
-  gi.mcp_name = str(in->mcp_name);
-  gi.body = str(in->body);
+  gi.method = view(in->method);
+  gi.authorization = view(in->authorization);
+  gi.args = view(in->args);
+  gi.origin = view(in->origin);
+  gi.mcp_method = view(in->mcp_method);
+  gi.mcp_name = view(in->mcp_name);
+  gi.body = view(in->body);
   gi.body_read = in->body_read != 0;
   gi.now = in->now;
   return gi;
@@ -261,13 +262,6 @@ mcpauth::GuardInput to_guard_input(const mcpa_guard_request_t* in) {
 void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out,
                   std::unique_ptr<GuardStorage> storage = std::make_unique<GuardStorage>()) {
   storage->response.response = std::move(g.response);
-  storage->identity = std::move(g.identity);
-  storage->subject = std::move(g.subject);
-  storage->client_id = std::move(g.client_id);
-  storage->scope = std::move(g.scope);
-  storage->session_tag = std::move(g.session_tag);
-  storage->session_key = std::move(g.session_key);
-  storage->provider_token = std::move(g.provider_token);
 
   switch (g.verdict) {
     case mcpauth::GuardOutcome::allow: out->verdict = MCPA_GUARD_ALLOW; break;
@@ -278,13 +272,14 @@ void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out,
   if (storage->response.op.op != MCPA_OP_NONE) out->verdict = MCPA_GUARD_STORE;
   point_at(storage->response, &out->response);
   out->response.owner = nullptr;  // freed with the guard result
-  out->identity = c_str(storage->identity);
-  out->subject = c_str(storage->subject);
-  out->client_id = c_str(storage->client_id);
-  out->scope = c_str(storage->scope);
-  out->session_tag = c_str(storage->session_tag);
-  out->session_key = c_str(storage->session_key);
-  out->provider_token = c_str(storage->provider_token);
+  // the worker's caches hold these until its next guard call (guard.hpp)
+  out->identity = c_view(g.identity);
+  out->subject = c_view(g.subject);
+  out->client_id = c_view(g.client_id);
+  out->scope = c_view(g.scope);
+  out->session_tag = c_view(g.session_tag);
+  out->session_key = c_view(g.session_key);
+  out->provider_token = c_view(g.provider_token);
   out->owner = storage.release();
 }
 

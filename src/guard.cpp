@@ -46,7 +46,7 @@ Response challenge(const Config& cf, const GuardInput& in, int status, const std
   www += ", resource_metadata=" + quoted(protected_resource_metadata_url(cf.resource));
   Response r = oauth_error(status, error.empty() ? "invalid_token" : error, description);
   r.header("WWW-Authenticate", www);
-  add_cors(r, cf, in.origin);
+  add_cors(r, cf, std::string(in.origin));
   return r;
 }
 
@@ -58,7 +58,7 @@ bool token68(std::string_view t) {
   return true;
 }
 
-bool starts_with_bearer(const std::string& h) {
+bool starts_with_bearer(std::string_view h) {
   static const char kBearer[] = "bearer ";
   if (h.size() < sizeof(kBearer) - 1) return false;
   for (size_t i = 0; i < sizeof(kBearer) - 1; ++i) {
@@ -82,11 +82,12 @@ Response unreadable_body(const Config& cf, const GuardInput& in) {
   Response r = json_response(400,
                              R"({"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":)"
                              R"("Parse error: the body is not JSON-RPC the gateway can read exactly"}})");
-  add_cors(r, cf, in.origin);
+  add_cors(r, cf, std::string(in.origin));
   return r;
 }
 
-bool query_has_token(const std::string& args) {
+bool query_has_token(std::string_view args) {
+  if (args.find("access_token") == std::string_view::npos) return false;  // most requests have no query
   auto params = Params::parse(args);
   return params && params->has("access_token");
 }
@@ -137,7 +138,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   GuardOutcome out;
 
   if (in.method == "OPTIONS") {
-    Response r = preflight(cf, in.origin, "GET, POST, DELETE, OPTIONS");
+    Response r = preflight(cf, std::string(in.origin), "GET, POST, DELETE, OPTIONS");
     for (auto& h : r.headers)
       if (h.first == "Access-Control-Allow-Headers")
         h.second = "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, "
@@ -154,32 +155,34 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   if (!cf.keys) return deny(oauth_error(500, "server_error", "no key file configured"));
 
   // Authorization: Bearer <token68>, scheme case-insensitive (RFC 9110 §11.1)
-  const std::string& h = in.authorization;
-  if (!starts_with_bearer(h))
+  std::string_view token = in.authorization;
+  if (!starts_with_bearer(token))
     return deny(challenge(cf, in, 401, "", "an access token is required"));
-  std::string token = h.substr(7);
-  while (!token.empty() && token.front() == ' ') token.erase(token.begin());
-  if (!token68(token))
-    return deny(challenge(cf, in, 401, "invalid_token", "the access token is malformed"));
+  token.remove_prefix(7);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
 
-  // A token this worker has opened before is not opened again (TokenCache).
-  std::optional<AccessClaims> claims;
-  if (const AccessClaims* known = cache.tokens.find(token)) {
-    claims = *known;
-  } else {
+  // A token this worker has opened before is not opened again (TokenCache);
+  // only well-formed tokens that opened are kept, so a hit is well-formed.
+  const AccessClaims* claims = cache.tokens.find(token);
+  if (!claims) {
+    if (!token68(token))
+      return deny(challenge(cf, in, 401, "invalid_token", "the access token is malformed"));
     auto plain = cf.keys->open(seal_purpose::access_token, token);
-    claims = plain ? decode_access(*plain) : std::nullopt;
-    if (claims) cache.tokens.add(token, *claims);
+    auto opened = plain ? decode_access(*plain) : std::nullopt;
+    if (!opened)
+      return deny(challenge(cf, in, 401, "invalid_token", "the access token was not issued here"));
+    claims = cache.tokens.add(token, std::move(*opened));
   }
-  if (!claims)
-    return deny(challenge(cf, in, 401, "invalid_token", "the access token was not issued here"));
   if (claims->exp <= in.now)
     return deny(challenge(cf, in, 401, "invalid_token", "the access token has expired"));
   if (!claims->resource.empty() && !resource_matches(claims->resource, cf.resource))
     return deny(challenge(cf, in, 401, "invalid_token", "the access token is for another resource"));
 
-  std::string record;
-  StoreStatus st = store.get("session:" + claims->sid, &record);
+  // The worker's buffers: after the first requests nothing here allocates.
+  std::string& key = cache.scratch_key;
+  key.assign("session:").append(claims->sid);
+  std::string& record = cache.scratch_record;
+  StoreStatus st = store.get(key, &record);
   if (st == StoreStatus::not_found)
     return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
   if (st != StoreStatus::ok) {
@@ -187,7 +190,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     r.header("Retry-After", "5");
     return deny(std::move(r));
   }
-  const Session* session = cache.sessions.decode(claims->sid, record);  // decoded once per record text
+  const SessionView* session = cache.sessions.decode(claims->sid, record);  // read once per record text
   if (!session || session->client_id != claims->client_id || session->expires <= in.now)
     return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
 
@@ -197,28 +200,28 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   // A request that finds another renewal under way goes on: the session is
   // still ours, and the provider's answer decides for the next one.
   if (cf.has_provider() && provider_renewal_due(*session, in.now, 1) &&
-      claim_provider_renewal(store, session->sid, in.now)) {
-    ProviderRequest pr = provider_refresh_request(cf, session->provider_refresh_token, in.now);
+      claim_provider_renewal(store, claims->sid, in.now)) {
+    ProviderRequest pr = provider_refresh_request(cf, std::string(session->provider_refresh_token), in.now);
     if (pr.ok) {
       GuardOutcome f;
       f.verdict = GuardOutcome::fetch;
       f.response.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
       f.response.fetch.body = std::move(pr.body);
       f.response.fetch.authorization = std::move(pr.authorization);
-      f.response.fetch.continuation = session->sid;  // stays in this process
+      f.response.fetch.continuation = claims->sid;  // stays in this process
       return f;
     }
-    store.del("renewing:" + session->sid);
+    store.del("renewing:" + claims->sid);
   }
 
   // A refresh may have narrowed the token's scope below the session's.
-  const std::string& granted = claims->scope.empty() ? session->scope : claims->scope;
+  std::string_view granted = claims->scope.empty() ? session->scope : std::string_view(claims->scope);
 
   // Per-tool authorization at the edge.
   if (!gs.policy.empty() && in.method == "POST") {
     std::vector<McpCall> calls;
     if (!in.mcp_method.empty()) {
-      calls.push_back({in.mcp_method, in.mcp_name});
+      calls.push_back({std::string(in.mcp_method), std::string(in.mcp_name)});
     } else if (!in.body_read) {
       out.verdict = GuardOutcome::need_body;
       return out;
@@ -237,12 +240,12 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     if (!missing_scopes(needed, granted).empty()) {
       // Remember the step-up so that a refresh cannot paper over it: the
       // official TypeScript client refreshes before it re-authorizes.
-      store.put("stepup:" + session->sid, join_scope(needed), session->expires);
+      store.put("stepup:" + claims->sid, join_scope(needed), session->expires);
       // The challenge names what the token has plus what this operation
       // needs: clients (the official TypeScript SDK among them) re-authorize
       // with exactly the challenged scope, and would otherwise lose the
       // scopes they had.
-      std::vector<std::string> wanted = split_scope(granted);
+      std::vector<std::string> wanted = split_scope(std::string(granted));
       for (const auto& s : needed)
         if (std::find(wanted.begin(), wanted.end(), s) == wanted.end()) wanted.push_back(s);
       return deny(challenge(cf, in, 403, "insufficient_scope",
@@ -250,14 +253,15 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     }
   }
 
-  Identity who{session->sub, session->client_id, granted};
   out.verdict = GuardOutcome::allow;
-  out.identity = cache.get(*gs.minter, session->sid, who, in.now);
+  const IdentityCache::Entry& asserted =
+      cache.assertion(*gs.minter, claims->sid, session->sub, session->client_id, granted, in.now);
+  out.identity = asserted.jwt;
   out.subject = session->sub;
   out.client_id = session->client_id;
   out.scope = granted;
-  out.session_tag = cache.session_tag(session->sid);
-  out.session_key = session->sid;
+  out.session_tag = asserted.tag;
+  out.session_key = claims->sid;
   if (gs.pass_provider_token) out.provider_token = session->provider_access_token;
   return out;
 }
@@ -272,9 +276,9 @@ GuardOutcome guard_resume(const Config& cf, const GuardSettings& gs, IdentityCac
   return guard_check(cf, gs, cache, store, in);
 }
 
-bool session_alive(Store& store, const std::string& session_key, int64_t now) {
+bool session_alive(Store& store, std::string_view session_key, int64_t now) {
   std::string record;
-  StoreStatus st = store.get("session:" + session_key, &record);
+  StoreStatus st = store.get("session:" + std::string(session_key), &record);
   if (st == StoreStatus::not_found) return false;
   if (st != StoreStatus::ok) return true;  // the store being unwell is no proof of revocation
   auto s = decode_session(record);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "config.hpp"
 #include "identity_assertion.hpp"
@@ -34,8 +35,10 @@ struct GuardSettings {
   std::string finish(bool protecting);
 };
 
+// Views of the request: the caller keeps them alive for the call (the glue's
+// request memory), so nothing is copied on the way in.
 struct GuardInput {
-  std::string method, authorization, args, origin, mcp_method, mcp_name, body;
+  std::string_view method, authorization, args, origin, mcp_method, mcp_name, body;
   bool body_read = false;
   int64_t now = 0;
 };
@@ -45,8 +48,10 @@ struct GuardOutcome {
   // guard_resume() with its answer.
   enum Verdict { allow, deny, need_body, fetch } verdict = deny;
   Response response;  // deny, fetch
-  std::string identity, subject, client_id, scope, session_tag, session_key;  // allow
-  std::string provider_token;  // allow, with pass_provider_token
+  // allow: views of the worker's caches (IdentityCache), valid until the
+  // next guard_check with the same cache; the glue copies them at once.
+  std::string_view identity, subject, client_id, scope, session_tag, session_key;
+  std::string_view provider_token;  // allow, with pass_provider_token
 };
 
 // The guard keeps one identity cache per worker process.
@@ -59,7 +64,7 @@ GuardOutcome guard_resume(const Config& cf, const GuardSettings& gs, IdentityCac
                           const std::string& fetch_body);
 
 // False once the session has ended (expired, revoked, or gone).
-bool session_alive(Store& store, const std::string& session_key, int64_t now);
+bool session_alive(Store& store, std::string_view session_key, int64_t now);
 
 // RFC 9728 §3.1: the metadata URL for a resource, with the well-known
 // segment inserted before the resource's path.

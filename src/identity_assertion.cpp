@@ -60,12 +60,14 @@ std::string IdentityMinter::mint(const Identity& who, int64_t now, int64_t lifet
   return out;
 }
 
-const std::string& IdentityCache::get(const IdentityMinter& minter, const std::string& sid,
-                                      const Identity& who, int64_t now) {
+const IdentityCache::Entry& IdentityCache::assertion(const IdentityMinter& minter, const std::string& sid,
+                                                    std::string_view sub, std::string_view client_id,
+                                                    std::string_view scope, int64_t now) {
   auto it = entries_.find(sid);
-  if (it != entries_.end() && it->second.exp - now > kRenewBefore && it->second.who.sub == who.sub &&
-      it->second.who.client_id == who.client_id && it->second.who.scope == who.scope)
-    return it->second.jwt;
+  if (it != entries_.end() && it->second.exp - now > kRenewBefore && it->second.who.sub == sub &&
+      it->second.who.client_id == client_id && it->second.who.scope == scope)
+    return it->second;
+  Identity who{std::string(sub), std::string(client_id), std::string(scope)};
   if (it == entries_.end() && now >= next_prune_) {
     // Sessions end (revoked, expired, abandoned) without telling this
     // worker: drop their expired assertions once a minute, so the cache
@@ -84,29 +86,23 @@ const std::string& IdentityCache::get(const IdentityMinter& minter, const std::s
   e.jwt = minter.mint(who, now, kLifetime);
   e.exp = now + kLifetime;
   e.who = who;
-  return e.jwt;
+  if (e.tag.empty()) e.tag = sha256_b64url("session-tag|" + sid).substr(0, 16);
+  return e;
 }
 
-const Session* SessionCache::decode(const std::string& sid, const std::string& record) {
+const SessionView* SessionCache::decode(std::string_view sid, const std::string& record) {
   // sids are random base64url: a few of their characters pick the slot
   size_t h = 0;
   for (size_t i = 0; i < sid.size() && i < 8; ++i) h = h * 31 + static_cast<unsigned char>(sid[i]);
   Slot& slot = slots_[h % kSlots];
-  if (!slot.record.empty() && slot.record == record && slot.sid == sid) return &slot.session;
-  if (!decode_session_into(record, &slot.session)) {
+  if (!slot.record.empty() && slot.record == record && slot.sid == sid) return &slot.view;
+  slot.record.assign(record);  // the views point into the slot's copy
+  if (!view_session(slot.record, &slot.view, &slot.owned)) {
     slot.record.clear();
     return nullptr;
   }
   slot.sid.assign(sid);
-  slot.record.assign(record);
-  return &slot.session;
-}
-
-const std::string& IdentityCache::session_tag(const std::string& sid) {
-  auto it = tags_.find(sid);
-  if (it != tags_.end()) return it->second;
-  if (tags_.size() >= kMaxEntries) tags_.clear();
-  return tags_.emplace(sid, sha256_b64url("session-tag|" + sid).substr(0, 16)).first->second;
+  return &slot.view;
 }
 
 }  // namespace mcpauth

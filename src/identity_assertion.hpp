@@ -45,13 +45,15 @@ class TokenCache {
  public:
   static constexpr size_t kMaxEntries = 10000;
 
-  const AccessClaims* find(const std::string& token) const {
-    auto it = entries_.find(token);
+  // The claims stay put until the next add (which may empty the cache).
+  const AccessClaims* find(std::string_view token) {
+    probe_.assign(token);  // C++17 unordered_map has no lookup by view; this buffer is reused
+    auto it = entries_.find(probe_);
     return it == entries_.end() ? nullptr : &it->second;
   }
-  void add(const std::string& token, const AccessClaims& claims) {
+  const AccessClaims* add(std::string_view token, AccessClaims claims) {
     if (entries_.size() >= kMaxEntries) entries_.clear();
-    entries_.emplace(token, claims);
+    return &entries_.insert_or_assign(std::string(token), std::move(claims)).first->second;
   }
   size_t size() const { return entries_.size(); }
 
@@ -67,23 +69,25 @@ class TokenCache {
     }
   };
   std::unordered_map<std::string, AccessClaims, TailHash> entries_;
+  std::string probe_;
 };
 
 // The session records this worker decoded last, each with its exact text,
 // in a small direct-mapped table (by sid): the guard reads the record from
 // the store on every request (so revocation and every change are seen) and
-// decodes it again only when the text differs from the one kept (a refresh,
-// a provider renewal) or another session took the slot.  decode_session is
-// a function of the text alone, so a hit is exactly what decoding would
+// reads it again only when the text differs from the one kept (a refresh,
+// a provider renewal) or another session took the slot.  view_session is
+// a function of the text alone, so a hit is exactly what reading would
 // give.  Small on purpose (~70 KiB): it stays in the CPU's caches, and a
-// miss decodes into the slot's buffers, so it allocates nothing either way.
+// miss reads the record in place (views of the slot's copy), so it
+// allocates nothing once the slot's buffer is large enough.
 class SessionCache {
  public:
   static constexpr size_t kSlots = 64;
 
   // The session in `record` (read under "session:<sid>"), or nullptr when
   // it does not decode.  Valid until the next call.
-  const Session* decode(const std::string& sid, const std::string& record);
+  const SessionView* decode(std::string_view sid, const std::string& record);
   // Forgets every record (keeps the buffers).
   void clear() {
     for (auto& slot : slots_) slot.record.clear();
@@ -92,7 +96,8 @@ class SessionCache {
  private:
   struct Slot {
     std::string sid, record;  // record: "" while the slot holds nothing
-    Session session;
+    SessionView view;         // of record (or of owned: view_session)
+    Session owned;
   };
   Slot slots_[kSlots];
 };
@@ -109,22 +114,29 @@ class IdentityCache {
   static constexpr int64_t kRenewBefore = 60;
   static constexpr size_t kMaxEntries = 100000;
 
-  // The cached assertion for this session, or a fresh one.
-  const std::string& get(const IdentityMinter& minter, const std::string& sid, const Identity& who,
-                         int64_t now);
-  size_t size() const { return entries_.size(); }
-
-  // The session's log tag (a non-reversible digest of the sid, 16 chars),
-  // computed once per session per worker.
-  const std::string& session_tag(const std::string& sid);
-
- private:
   struct Entry {
     std::string jwt;
     int64_t exp;
     Identity who;
+    // The session's log tag (a non-reversible digest of the sid, 16
+    // chars), kept beside its assertion: one lookup per request for both.
+    std::string tag;
   };
-  std::unordered_map<std::string, std::string> tags_;
+
+  // The cached assertion for this session, or a fresh one.
+  const std::string& get(const IdentityMinter& minter, const std::string& sid, const Identity& who,
+                         int64_t now) {
+    return assertion(minter, sid, who.sub, who.client_id, who.scope, now).jwt;
+  }
+  const Entry& assertion(const IdentityMinter& minter, const std::string& sid, std::string_view sub,
+                         std::string_view client_id, std::string_view scope, int64_t now);
+  size_t size() const { return entries_.size(); }
+
+  // The guard's per-request buffers (store key, record read), reused so
+  // that a check allocates nothing once the worker is warm.
+  std::string scratch_key, scratch_record;
+
+ private:
   std::unordered_map<std::string, Entry> entries_;
   int64_t next_prune_ = 0;  // expired entries are dropped once a minute
 };

@@ -258,7 +258,10 @@ typedef enum {
 typedef struct {
     mcpa_guard_verdict_e  verdict;
 
-    /* ALLOW: the X-MCP-Identity value and what log variables show */
+    /* ALLOW: the X-MCP-Identity value and what log variables show; held by
+     * the configuration's per-process caches, valid until the next
+     * mcpa_guard or mcpa_guard_resume call with the same configuration
+     * (copy them before that) */
     mcpa_str_t       identity;
     mcpa_str_t       subject;
     mcpa_str_t       client_id;

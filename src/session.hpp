@@ -103,6 +103,15 @@ std::optional<Session> decode_session(std::string_view text);
 // The same into *out, reusing its strings' buffers; false (and *out
 // meaningless) when decode_session would give nullopt.
 bool decode_session_into(std::string_view text, Session* out);
+// A session record read in place, for the guard: views of the record's
+// text, or of *owned when the text needs the general (cJSON) path.  Valid
+// while both are unchanged.  True exactly when decode_session would accept
+// the text.
+struct SessionView {
+  std::string_view sid, sub, client_id, scope, provider_access_token, provider_refresh_token;
+  int64_t expires = 0, provider_expires = 0;
+};
+bool view_session(std::string_view text, SessionView* out, Session* owned);
 std::string encode_code(const CodeGrant& c);
 std::optional<CodeGrant> decode_code(std::string_view text);
 std::string encode_access(const AccessClaims& a);

@@ -143,3 +143,46 @@ TEST(SessionRecords, TheFastRecordReadingAgreesWithCJson) {
 }
 
 }  // namespace
+
+// The guard reads session records in place (view_session): the same
+// acceptance and the same values as decode_session, on the plain path and
+// on the general (cJSON) path that escapes and odd layouts take.
+TEST(SessionView, ReadsWhatDecodeSessionReads) {
+  mcpauth::Session s;
+  s.sid = "sid-1";
+  s.sub = "user";
+  s.client_id = "client";
+  s.scope = "a b";
+  s.provider_access_token = "pat";
+  s.provider_refresh_token = "prt";
+  s.provider_expires = 50;
+  s.expires = 100;
+  for (bool plain : {true, false}) {
+    if (plain) s.sub = "user";
+    else s.sub = "user \"quoted\"";
+    std::string rec = mcpauth::encode_session(s);
+    mcpauth::SessionView v;
+    mcpauth::Session owned;
+    ASSERT_TRUE(mcpauth::view_session(rec, &v, &owned)) << rec;
+    EXPECT_EQ(v.sid, "sid-1");
+    EXPECT_EQ(v.sub, s.sub);
+    EXPECT_EQ(v.client_id, "client");
+    EXPECT_EQ(v.scope, "a b");
+    EXPECT_EQ(v.provider_access_token, "pat");
+    EXPECT_EQ(v.provider_refresh_token, "prt");
+    EXPECT_EQ(v.provider_expires, 50);
+    EXPECT_EQ(v.expires, 100);
+  }
+  mcpauth::SessionView v;
+  mcpauth::Session owned;
+  for (const char* bad : {"", "{}", "{\"v\":\"1\"}", "{\"v\":\"2\",\"sid\":\"s\"}", "not json",
+                          R"({"client_id":"c","created":"x","expires":"1","gen":"0","provider_expires":"0","rotated_at":"0","sid":"s","sub":"u","v":"1"})",
+                          R"({"client_id":"c","created":"1","expires":"1","gen":"0","provider_expires":"0","rotated_at":"0","sid":"","sub":"u","v":"1"})"}) {
+    EXPECT_FALSE(mcpauth::view_session(bad, &v, &owned)) << bad;
+    EXPECT_FALSE(mcpauth::decode_session(bad)) << bad;
+  }
+  const char* good =
+      R"({"client_id":"c","created":"1","expires":"1","gen":"0","provider_expires":"0","rotated_at":"0","sid":"s","sub":"u","v":"1"})";
+  EXPECT_TRUE(mcpauth::view_session(good, &v, &owned));
+  EXPECT_TRUE(mcpauth::decode_session(good));
+}
