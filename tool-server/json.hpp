@@ -15,19 +15,29 @@ using JsonPtr = std::unique_ptr<cJSON, CJsonDeleter>;
 
 namespace json_detail {
 
+// Bytes cJSON copies as they are: everything from 0x20 up but '"' and '\\'
+// (UTF-8 included). NUL ends the string.
+struct PlainBytes {
+    bool plain[256] = {};
+    constexpr PlainBytes() {
+        for (int c = 0x20; c < 256; ++c) plain[c] = c != '"' && c != '\\';
+    }
+};
+inline constexpr PlainBytes kPlainBytes{};
+
 // A string as cJSON prints it: '"', '\\' and the control characters
 // \b \f \n \r \t escaped by letter, other bytes below 0x20 as \u00xx,
-// everything else (UTF-8 included) as is. A null string prints as "".
+// everything else as is. A null string prints as "".
 inline void append_string(std::string& out, const char* s) {
     out += '"';
     if (s) {
         const char* run = s;
-        const char* p = s;
-        for (;; ++p) {
+        for (;;) {
+            const char* p = run;
+            while (kPlainBytes.plain[static_cast<unsigned char>(*p)]) ++p;
+            out.append(run, static_cast<size_t>(p - run));
             const unsigned char c = static_cast<unsigned char>(*p);
             if (c == 0) break;
-            if (c >= 0x20 && c != '"' && c != '\\') continue;
-            out.append(run, static_cast<size_t>(p - run));
             char esc[6] = {'\\', 0, 0, 0, 0, 0};
             size_t n = 2;
             switch (c) {
@@ -50,7 +60,6 @@ inline void append_string(std::string& out, const char* s) {
             out.append(esc, n);
             run = p + 1;
         }
-        out.append(run, static_cast<size_t>(p - run));
     }
     out += '"';
 }
@@ -145,4 +154,10 @@ inline const char* json_get_string(const cJSON* obj, const char* key) {
 // Adds `item` to `obj` taking ownership.
 inline void json_add(cJSON* obj, const char* key, JsonPtr item) {
     cJSON_AddItemToObject(obj, key, item.release());
+}
+
+// The same for a key that is a string literal: cJSON keeps the pointer
+// instead of a copy (one allocation less per member of a response).
+inline void json_add_literal_key(cJSON* obj, const char* literal_key, cJSON* item) {
+    cJSON_AddItemToObjectCS(obj, literal_key, item);
 }

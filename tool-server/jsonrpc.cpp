@@ -82,25 +82,29 @@ std::optional<Error> classify(const cJSON* msg, Message& out) {
     return std::nullopt;
 }
 
+// Responses are built with literal keys and a reference to the literal
+// "2.0": no copies of them per response.
 static JsonPtr envelope(const cJSON* id) {
     JsonPtr resp(cJSON_CreateObject());
-    cJSON_AddStringToObject(resp.get(), "jsonrpc", "2.0");
-    cJSON_AddItemToObject(resp.get(), "id", id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull());
+    json_add_literal_key(resp.get(), "jsonrpc", cJSON_CreateStringReference("2.0"));
+    json_add_literal_key(resp.get(), "id", id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull());
     return resp;
 }
 
 JsonPtr make_error(const cJSON* id, const Error& err) {
     JsonPtr resp = envelope(id);
-    cJSON* e = cJSON_AddObjectToObject(resp.get(), "error");
-    cJSON_AddNumberToObject(e, "code", err.code);
-    cJSON_AddStringToObject(e, "message", err.message.c_str());
+    cJSON* e = cJSON_CreateObject();
+    json_add_literal_key(resp.get(), "error", e);
+    json_add_literal_key(e, "code", cJSON_CreateNumber(err.code));
+    json_add_literal_key(e, "message", cJSON_CreateString(err.message.c_str()));
     return resp;
 }
 
 JsonPtr make_response(const cJSON* id, Reply reply) {
     if (reply.error) return make_error(id, *reply.error);
     JsonPtr resp = envelope(id);
-    json_add(resp.get(), "result", reply.result ? std::move(reply.result) : JsonPtr(cJSON_CreateObject()));
+    json_add_literal_key(resp.get(), "result",
+                         reply.result ? reply.result.release() : cJSON_CreateObject());
     return resp;
 }
 

@@ -8,14 +8,16 @@ namespace {
 
 // A CallToolResult with one text item. Tool failures are results with
 // isError=true (so the model can read them), not JSON-RPC errors.
+// Built with literal keys (not copied), like the JSON-RPC envelope.
 jsonrpc::Reply text_result(const std::string& text, bool is_error) {
     JsonPtr result(cJSON_CreateObject());
-    cJSON* content = cJSON_AddArrayToObject(result.get(), "content");
+    cJSON* content = cJSON_CreateArray();
+    json_add_literal_key(result.get(), "content", content);
     cJSON* item = cJSON_CreateObject();
-    cJSON_AddStringToObject(item, "type", "text");
-    cJSON_AddStringToObject(item, "text", text.c_str());
+    json_add_literal_key(item, "type", cJSON_CreateStringReference("text"));
+    json_add_literal_key(item, "text", cJSON_CreateString(text.c_str()));
     cJSON_AddItemToArray(content, item);
-    cJSON_AddBoolToObject(result.get(), "isError", is_error);
+    json_add_literal_key(result.get(), "isError", cJSON_CreateBool(is_error));
     return jsonrpc::Reply::ok(std::move(result));
 }
 
