@@ -291,6 +291,8 @@ static void ngx_http_mcp_auth_stream_check_handler(ngx_event_t *ev);
 static void ngx_http_mcp_auth_stream_cleanup(void *data);
 static ngx_table_elt_t *ngx_http_mcp_auth_find_header(ngx_http_request_t *r,
     const char *name, size_t len);
+static void ngx_http_mcp_auth_guard_headers(ngx_http_request_t *r,
+    mcpa_guard_request_t *req);
 static ngx_table_elt_t *ngx_http_mcp_auth_find_out_header(
     ngx_http_request_t *r, const char *name);
 static ngx_int_t ngx_http_mcp_auth_init(ngx_conf_t *cf);
@@ -1987,7 +1989,6 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
     ngx_int_t                      rc;
     ngx_str_t                      body;
     mcpa_str_t                     cont, answer;
-    ngx_table_elt_t               *h;
     mcpa_guard_result_t            res;
     mcpa_guard_request_t           req;
     ngx_http_mcp_auth_ctx_t       *ctx;
@@ -2050,13 +2051,7 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
     ngx_http_mcp_auth_header_str(r->headers_in.authorization,
                                  &req.authorization);
 
-    h = ngx_http_mcp_auth_find_header(r, "Origin", sizeof("Origin") - 1);
-    ngx_http_mcp_auth_header_str(h, &req.origin);
-    h = ngx_http_mcp_auth_find_header(r, "Mcp-Method",
-                                      sizeof("Mcp-Method") - 1);
-    ngx_http_mcp_auth_header_str(h, &req.mcp_method);
-    h = ngx_http_mcp_auth_find_header(r, "Mcp-Name", sizeof("Mcp-Name") - 1);
-    ngx_http_mcp_auth_header_str(h, &req.mcp_name);
+    ngx_http_mcp_auth_guard_headers(r, &req);
 
     if (ctx->body_read) {
         if (ngx_http_mcp_auth_flatten_body(r, &body) != NGX_OK) {
@@ -2555,6 +2550,59 @@ ngx_http_mcp_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_mcp_auth_redis_parse(cf, &alcf->redis);
+}
+
+
+/* Origin, Mcp-Method and Mcp-Name in one pass over the request headers
+ * (the first of each, as ngx_http_mcp_auth_find_header finds). */
+static void
+ngx_http_mcp_auth_guard_headers(ngx_http_request_t *r,
+    mcpa_guard_request_t *req)
+{
+    ngx_uint_t        i;
+    mcpa_str_t       *to;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        switch (h[i].key.len) {
+        case sizeof("Origin") - 1:
+            to = ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
+                                 sizeof("Origin") - 1) == 0
+                 ? &req->origin : NULL;
+            break;
+        case sizeof("Mcp-Method") - 1:
+            to = ngx_strncasecmp(h[i].key.data, (u_char *) "Mcp-Method",
+                                 sizeof("Mcp-Method") - 1) == 0
+                 ? &req->mcp_method : NULL;
+            break;
+        case sizeof("Mcp-Name") - 1:
+            to = ngx_strncasecmp(h[i].key.data, (u_char *) "Mcp-Name",
+                                 sizeof("Mcp-Name") - 1) == 0
+                 ? &req->mcp_name : NULL;
+            break;
+        default:
+            to = NULL;
+        }
+
+        if (to != NULL && to->data == NULL) {
+            ngx_http_mcp_auth_header_str(&h[i], to);
+        }
+    }
 }
 
 

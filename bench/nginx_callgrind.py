@@ -55,7 +55,7 @@ def main():
     import harness
     import run_bench as rb
     args = argparse.Namespace(build=cli.build, runs=1, duration=5, streams=10, workers="1",
-                              login_seconds=1, quick=True, only="")
+                              login_seconds=1, quick=True, only="", no_redis=True)
     out_dir = Path(tempfile.mkdtemp(prefix="mcp-nginx-cg."))
     b = rb.Bench(args)
     rows = {}
