@@ -2,6 +2,7 @@
 tools, JSON-RPC errors, identity assertions, sessions, storage durability and
 shutdown."""
 
+import base64
 import json
 import signal
 import threading
@@ -539,6 +540,30 @@ def test_bad_identity_assertions_are_401(server, make_token, why):
     assert body["error"]["code"] == -32001
     assert why in body["error"]["message"]
     assert "Mcp-Session-Id" not in r.headers
+
+
+def test_an_assertion_like_a_verified_one_is_not_taken_from_the_cache(server):
+    """Verified assertions are cached by their exact text: one that differs
+    from a cached one in a single byte (its signature's last character, or its
+    claims with the signature kept) must be verified afresh and refused."""
+    token = server.token(sub="cached-sub")
+    h = dict(JSON_HEADERS)
+    body = json.dumps(rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                         "clientInfo": {"name": "t", "version": "1"}}))
+    h["X-MCP-Identity"] = token
+    assert requests.post(server.base + "/mcp", headers=h, data=body, timeout=5).status_code == 200
+    head, claims, sig = token.split(".")
+    last = "A" if sig[-1] != "A" else "B"
+    payload = json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))
+    payload["sub"] = "cached-suc"
+    forged_claims = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
+    for forged in [head + "." + claims + "." + sig[:-1] + last, head + "." + forged_claims + "." + sig,
+                   token[:-1], token + "A"]:
+        h["X-MCP-Identity"] = forged
+        r = requests.post(server.base + "/mcp", headers=h, data=body, timeout=5)
+        assert r.status_code == 401, forged
+    h["X-MCP-Identity"] = token
+    assert requests.post(server.base + "/mcp", headers=h, data=body, timeout=5).status_code == 200
 
 
 def test_audience_list_containing_ours_is_accepted(server):

@@ -5,6 +5,7 @@
 #include <jwt.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -90,18 +91,39 @@ bool times_ok(long exp, long iat, long nbf, bool has_nbf, long now) {
 
 }  // namespace
 
-bool IdentityVerifier::verify(const std::string& token, Identity& out, std::string& why) const {
+size_t IdentityVerifier::TailHash::operator()(std::string_view token) const noexcept {
+    constexpr size_t kTailBytes = 32;
+    return std::hash<std::string_view>()(token.size() > kTailBytes ? token.substr(token.size() - kTailBytes) : token);
+}
+
+bool IdentityVerifier::ConstantTimeEqual::operator()(std::string_view a, std::string_view b) const noexcept {
+    if (a.size() != b.size()) return false;
+    // Every byte is looked at whatever the first difference: no early exit
+    // tells how much of a cached token a probe got right.
+    uint64_t diff = 0;
+    size_t i = 0;
+    for (; i + 8 <= a.size(); i += 8) {
+        uint64_t x, y;
+        std::memcpy(&x, a.data() + i, 8);
+        std::memcpy(&y, b.data() + i, 8);
+        diff |= x ^ y;
+    }
+    for (; i < a.size(); ++i) diff |= static_cast<uint64_t>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+    return diff == 0;
+}
+
+bool IdentityVerifier::verify(std::string_view token, Identity& out, std::string& why) const {
     std::lock_guard<std::mutex> lock(cache_mu_);
     auto hit = cache_.find(token);
     if (hit != cache_.end()) {
-        const Verified& v = hit->second;
+        const Verified& v = *hit->second;
         if (times_ok(v.exp, v.iat, v.nbf, v.has_nbf, static_cast<long>(std::time(nullptr)))) {
             out = v.identity;
             return true;
         }
         cache_.erase(hit);  // the full check below says why
     }
-    return verify_uncached(token, out, why);
+    return verify_uncached(std::string(token), out, why);
 }
 
 bool IdentityVerifier::verify_uncached(const std::string& token, Identity& out, std::string& why) const {
@@ -168,6 +190,9 @@ bool IdentityVerifier::verify_uncached(const std::string& token, Identity& out, 
     out.client_id = client_id ? client_id : "";
     out.scope = scope ? scope : "";
     if (cache_.size() >= kMaxCached) cache_.clear();
-    cache_[token] = Verified{out, exp, iat, nbf, has_nbf};
+    auto entry = std::make_unique<Verified>(Verified{token, out, exp, iat, nbf, has_nbf});
+    const std::string_view key = entry->token;
+    cache_.erase(key);  // (none expected) a key must always view its own entry
+    cache_.emplace(key, std::move(entry));
     return true;
 }

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -24,7 +25,7 @@ public:
 
     // True when `token` is a valid assertion; fills `out`. Otherwise `why`
     // says what failed (safe to return to the caller, never contains the token).
-    bool verify(const std::string& token, Identity& out, std::string& why) const;
+    bool verify(std::string_view token, Identity& out, std::string& why) const;
 
 private:
     IdentityVerifier() = default;
@@ -34,14 +35,23 @@ private:
     // one per session for minutes, so the signature, issuer, audience and
     // algorithm of a byte-identical token need no second look; its times
     // are checked again on every request.  Bounded (emptied when full).
+    // A token is compared with the cached ones in constant time, and hashed
+    // by its last bytes (the signature; only verified tokens are stored).
     struct Verified {
+        std::string token;  // the key views these bytes
         Identity identity;
         long exp, iat, nbf;
         bool has_nbf;
     };
+    struct TailHash {
+        size_t operator()(std::string_view token) const noexcept;
+    };
+    struct ConstantTimeEqual {
+        bool operator()(std::string_view a, std::string_view b) const noexcept;
+    };
     static constexpr size_t kMaxCached = 10000;
     mutable std::mutex cache_mu_;
-    mutable std::unordered_map<std::string, Verified> cache_;
+    mutable std::unordered_map<std::string_view, std::unique_ptr<Verified>, TailHash, ConstantTimeEqual> cache_;
 
     std::vector<unsigned char> key_;
     bool es256_ = false;

@@ -52,12 +52,13 @@ Session& SessionRegistry::create(const std::string& subject, Transport transport
     return ref;
 }
 
-Session* SessionRegistry::find_any(const std::string& id) {
-    auto it = sessions_.find(id);
+Session* SessionRegistry::find_any(std::string_view id) {
+    probe_.assign(id.data(), id.size());
+    auto it = sessions_.find(probe_);
     return it == sessions_.end() ? nullptr : it->second.get();
 }
 
-Session* SessionRegistry::find(const std::string& id, const std::string& subject) {
+Session* SessionRegistry::find(std::string_view id, const std::string& subject) {
     Session* s = find_any(id);
     if (!s || s->subject != subject) return nullptr;
     s->last_seen = std::time(nullptr);

@@ -48,8 +48,8 @@ public:
     Session& create(const std::string& subject, Transport transport);
     // The session `id` if it exists and belongs to `subject`; else null
     // (a foreign session is indistinguishable from an unknown one).
-    Session* find(const std::string& id, const std::string& subject);
-    Session* find_any(const std::string& id);
+    Session* find(std::string_view id, const std::string& subject);
+    Session* find_any(std::string_view id);
     void erase(const std::string& id);
     size_t size() const { return sessions_.size(); }
     // Ids of stream-less sessions unused for `max_idle` seconds.
@@ -57,6 +57,7 @@ public:
 
 private:
     std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
+    std::string probe_;  // the id looked up (no lookup by view in C++17); reused
 };
 
 struct CallContext {
