@@ -215,6 +215,44 @@ def test_control_characters_and_quotes_survive_the_json_round_trip(client):
     assert big.startswith('{"jsonrpc":"2.0","id":123456789012345,')
 
 
+def test_replies_reach_slow_readers_and_pipelined_requests_in_order(tmp_path):
+    """The server writes a reply in the turn that produced it; a reply larger
+    than the socket takes must still arrive whole to a client that reads late,
+    and pipelined requests must be answered in order."""
+    import socket
+    srv = ToolServer(tmp_path, args=["--max-snippet", str(8 << 20), "--max-body", str(16 << 20)]).start()
+    try:
+        client = StreamableClient(srv).initialize()
+        big = "0123456789abcdef" * (6 << 16)  # 6 MiB
+        assert client.call("save_snippet", snippetname="big", snippet=big)["result"]["isError"] is False
+
+        def request(msg):
+            body = json.dumps(msg).encode()
+            head = "".join("%s: %s\r\n" % kv for kv in client.headers().items())
+            return ("POST /mcp HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n" % (head, len(body))).encode() + body
+
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as s:
+            s.sendall(request(rpc("tools/call", {"name": "get_snippet", "arguments": {"snippetname": "big"}}, id_=1)) +
+                      b"".join(request(rpc("ping", id_=i)) for i in range(2, 52)))
+            time.sleep(1)
+            buf = b""
+            for expected_id in range(1, 52):
+                while b"\r\n\r\n" not in buf:
+                    buf += s.recv(1 << 20)
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 ")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length:")))
+                while len(buf) < length:
+                    buf += s.recv(1 << 20)
+                reply, buf = json.loads(buf[:length]), buf[length:]
+                assert reply["id"] == expected_id
+                if expected_id == 1:
+                    assert text_of(reply["result"]) == big
+    finally:
+        assert srv.stop() == 0
+
+
 def test_unacceptable_accept_header_is_406(client):
     assert client.post(rpc("ping"), headers={"Accept": "text/html"}).status_code == 406
 

@@ -4,6 +4,8 @@
 #include "http_util.hpp"
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>  // write_now: the write event of evhttp's bufferevent
 #include <event2/http_struct.h>  // the request's HTTP version: libevent 2.1 has no accessor for it
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
@@ -125,6 +127,17 @@ void add_evhttp_defaults(evhttp_request* req, evkeyvalq* h, int status, size_t b
     evhttp_add_header(h, "Content-Length", p);
 }
 
+// evhttp_send_reply only arms the connection's write event: the response is
+// written in the next loop turn, once epoll reports the socket writable, and
+// the event is disarmed after that turn -- an epoll_ctl each time. Running the
+// write event's callback in this turn instead writes the response at once
+// (an unwritable socket just leaves the event armed, as before), and the
+// arming and disarming cancel out in libevent's changelist: no epoll_ctl.
+// (bufferevent's write event is reachable only through bufferevent_struct.h.)
+void write_now(bufferevent* bev) {
+    if (bev) event_active(&bev->ev_write, EV_WRITE, 1);
+}
+
 // Response bodies are printed into one buffer, reused from response to
 // response (the event loop is single-threaded).
 std::string& reply_buffer() {
@@ -159,7 +172,10 @@ void send_text(evhttp_request* req, int status, const char* content_type, std::s
     evbuffer* out = evhttp_request_get_output_buffer(req);
     if (!body.empty()) evbuffer_add(out, body.data(), body.size());
     add_evhttp_defaults(req, h, status, evbuffer_get_length(out));
+    evhttp_connection* conn = evhttp_request_get_connection(req);
+    bufferevent* bev = conn ? evhttp_connection_get_bufferevent(conn) : nullptr;
     evhttp_send_reply(req, status, nullptr, nullptr);
+    write_now(bev);
 }
 
 void send_json(evhttp_request* req, int status, std::string_view body) {
