@@ -94,11 +94,43 @@ def stop_all_live():
 atexit.register(stop_all_live)
 
 
+_handed_out = set()
+
+
+def _ephemeral_floor():
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port that was free a moment ago on 127.0.0.1, never the same twice
+    in this process.  Taken from below the kernel's ephemeral range: a port
+    picked here stays unbound until its server starts, and meanwhile anything
+    that listens on port 0 (the provider, a tool server, a client) could
+    otherwise be given the very same one."""
+    import random
+    floor = _ephemeral_floor()
+    if floor > 12000:
+        for _ in range(500):
+            port = random.randint(10000, floor - 1)
+            if port in _handed_out:
+                continue
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _handed_out.add(port)
+            return port
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def wait_for_port(port, host="127.0.0.1", timeout=15.0, proc=None):
