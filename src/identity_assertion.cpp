@@ -60,6 +60,10 @@ std::string IdentityMinter::mint(const Identity& who, int64_t now, int64_t lifet
   return out;
 }
 
+bool TokenCache::SameToken::operator()(const std::string& a, const std::string& b) const noexcept {
+  return ct_equal(a, b);
+}
+
 const IdentityCache::Entry& IdentityCache::assertion(const IdentityMinter& minter, const std::string& sid,
                                                     std::string_view sub, std::string_view client_id,
                                                     std::string_view scope, int64_t now) {

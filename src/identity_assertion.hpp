@@ -68,7 +68,12 @@ class TokenCache {
       return std::hash<std::string_view>{}(t.size() > 16 ? t.substr(t.size() - 16) : t);
     }
   };
-  std::unordered_map<std::string, AccessClaims, TailHash> entries_;
+  // A probe is compared in constant time (ct_equal): how long a lookup
+  // takes never tells how much of a cached token a guess got right.
+  struct SameToken {
+    bool operator()(const std::string& a, const std::string& b) const noexcept;
+  };
+  std::unordered_map<std::string, AccessClaims, TailHash, SameToken> entries_;
   std::string probe_;
 };
 
