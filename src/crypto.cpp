@@ -7,6 +7,8 @@
 #include <openssl/rand.h>
 
 #include <climits>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 
@@ -141,11 +143,27 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
 }
 
 bool ct_equal(std::string_view a, std::string_view b) {
-  // Compare the common prefix in constant time, then fold in the length
-  // check without branching on content.
+  // Every byte of the common prefix is looked at, eight at a time, whatever
+  // the first difference; the length check is folded in without a branch on
+  // content.  (CRYPTO_memcmp goes a byte at a time: ~3,300 instructions for
+  // an access token, on every guarded request.)  The empty asm keeps the
+  // compiler from turning the accumulation into an early exit.
   size_t n = a.size() < b.size() ? a.size() : b.size();
-  int diff = n ? CRYPTO_memcmp(a.data(), b.data(), n) : 0;
-  return (static_cast<unsigned>(diff != 0) | static_cast<unsigned>(a.size() != b.size())) == 0;
+  uint64_t diff = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t x, y;
+    std::memcpy(&x, a.data() + i, 8);
+    std::memcpy(&y, b.data() + i, 8);
+    diff |= x ^ y;
+    __asm__ volatile("" : "+r"(diff));
+  }
+  for (; i < n; ++i) {
+    diff |= static_cast<uint64_t>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
+    __asm__ volatile("" : "+r"(diff));
+  }
+  diff |= static_cast<uint64_t>(a.size() != b.size());
+  return diff == 0;
 }
 
 // ---------------------------------------------------------------- KeyRing

@@ -103,6 +103,19 @@ TEST(CtEqual, ComparesEmbeddedNulBytes) {
   EXPECT_FALSE(ct_equal(std::string("a\0b", 3), std::string("a\0c", 3)));
 }
 
+// Eight bytes at a time, then the tail: a difference anywhere counts.
+TEST(CtEqual, ADifferenceAtAnyPositionOfALongStringCounts) {
+  const std::string base(171, 'k');
+  EXPECT_TRUE(ct_equal(base, std::string(171, 'k')));
+  for (size_t i = 0; i < base.size(); ++i) {
+    std::string other = base;
+    other[i] ^= 0x01;
+    EXPECT_FALSE(ct_equal(base, other)) << i;
+  }
+  EXPECT_FALSE(ct_equal(base, base.substr(0, 170)));
+  EXPECT_FALSE(ct_equal(base.substr(0, 160), base));
+}
+
 TEST(KeyRingParse, AcceptsCommentsBlankLinesAndCrLf) {
   std::string err;
   auto r = KeyRing::parse("# keys\n\n" + kKeyA + "\r\n  # old\n" + kKeyB + "\n", &err);
