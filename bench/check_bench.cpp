@@ -40,6 +40,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <chrono>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -163,6 +164,22 @@ class ZoneStore final : public MapStoreBase {
     return StoreStatus::ok;
   }
 
+  // The glue's ngx_http_mcp_auth_store_prefetch.
+  void prefetch(std::string_view key) override {
+    if (!prefetching_) return;
+    uint64_t h = mcpa_zindex_hash(&ix_, key.data(), key.size());
+    __builtin_prefetch(&ix_.slots[static_cast<uint32_t>(h) & ix_.mask]);
+    prefetched_.assign(key);
+    prefetched_hash_ = h;
+  }
+  std::string prefetched_;
+  uint64_t prefetched_hash_ = 0;
+  uint64_t key_hash(std::string_view key) {
+    if (!key.empty() && key == prefetched_) return prefetched_hash_;
+    return mcpa_zindex_hash(&ix_, key.data(), key.size());
+  }
+  bool prefetching_ = std::getenv("MCPA_BENCH_NO_PREFETCH") == nullptr;
+
   // The lookup alone (no value copy): BM_StoreFind.
   bool has(std::string_view key) {
     lock();
@@ -209,7 +226,7 @@ class ZoneStore final : public MapStoreBase {
   static uint32_t home(const unsigned char* base, uint32_t off) { return at(base, off)->hash; }
 
   Node* find(std::string_view key) {
-    uint64_t h = mcpa_zindex_hash(&ix_, key.data(), key.size());
+    uint64_t h = key_hash(key);
     int64_t i = mcpa_zindex_find(&ix_, base_, h, key.data(), key.size(), same);
     if (i < 0) return nullptr;
     Node* n = const_cast<Node*>(at(base_, ix_.slots[i].node));
@@ -543,7 +560,37 @@ int callgrind_loop(long n, bool cold, size_t sessions) {
 
 }  // namespace
 
+// `--ab-prefetch SESSIONS`: the check with and without the zone prefetch
+// (store.prefetch), in alternating blocks in one process, so that the
+// machine's drifting load falls on both alike.  Prints the medians.
+int ab_prefetch(size_t sessions) {
+  Fixture& f = fixture(kZone, sessions);
+  auto& zone = static_cast<ZoneStore&>(*f.store);
+  std::vector<GuardInput> inputs;
+  for (size_t i = 0; i < 4096; ++i) inputs.push_back(f.input(i));
+  for (size_t i = 0; i < 4096; ++i) guard_check(f.cf, f.gs, f.cache, *f.store, inputs[i]);  // warm
+  std::vector<double> with, without;
+  for (int round = 0; round < 40; ++round) {
+    for (bool on : {round % 2 == 0, round % 2 != 0}) {
+      zone.prefetching_ = on;
+      auto t0 = std::chrono::steady_clock::now();
+      long n = 40000;
+      if (measured_checks(f, inputs, n) != n) return 1;
+      double ns = std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / n;
+      (on ? with : without).push_back(ns);
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  std::printf("sessions=%zu prefetch_ns=%.0f no_prefetch_ns=%.0f\n", sessions, median(with), median(without));
+  return 0;
+}
+
 int main(int argc, char** argv) {
+  if (argc == 3 && std::strcmp(argv[1], "--ab-prefetch") == 0)
+    return ab_prefetch(static_cast<size_t>(std::atol(argv[2])));
   // --callgrind-loop[-cold] N [SESSIONS]: SESSIONS (default 1,000) live
   // sessions, e.g. for `--cache-sim=yes` at a size the CPU caches do not hold
   if ((argc == 3 || argc == 4) && std::strncmp(argv[1], "--callgrind-loop", 16) == 0) {

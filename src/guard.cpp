@@ -92,6 +92,36 @@ bool query_has_token(std::string_view args) {
   return params && params->has("access_token");
 }
 
+// What the tool rules need of a request, worked out before the session is
+// read (it needs nothing of it) and acted on after.
+struct ToolNeeds {
+  bool applies = false;
+  enum { ok, need_body, unreadable } body = ok;
+  std::vector<std::string> scopes;
+};
+
+ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in) {
+  ToolNeeds n;
+  n.applies = !gs.policy.empty() && in.method == "POST";
+  if (!n.applies) return n;
+  std::vector<McpCall> calls;
+  if (!in.mcp_method.empty()) {
+    calls.push_back({std::string(in.mcp_method), std::string(in.mcp_name)});
+  } else if (!in.body_read) {
+    n.body = ToolNeeds::need_body;
+    return n;
+  } else if (auto peeked = peek_jsonrpc(in.body)) {
+    calls = std::move(*peeked);
+  } else {
+    n.body = ToolNeeds::unreadable;
+    return n;
+  }
+  for (const auto& call : calls)
+    for (const auto& s : gs.policy.required(call))
+      if (std::find(n.scopes.begin(), n.scopes.end(), s) == n.scopes.end()) n.scopes.push_back(s);
+  return n;
+}
+
 }  // namespace
 
 bool GuardSettings::set(const std::string& name, const std::string& value, std::string* error) {
@@ -181,6 +211,12 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   // The worker's buffers: after the first requests nothing here allocates.
   std::string& key = cache.scratch_key;
   key.assign("session:").append(claims->sid);
+  // The session's index slot in the zone starts on its way from memory
+  // while the body is read for the tool rules: they need nothing of the
+  // session until the scopes are compared, below, in the usual order.
+  store.prefetch(key);
+  ToolNeeds needs = tool_needs(gs, in);
+
   std::string& record = cache.scratch_record;
   StoreStatus st = store.get(key, &record);
   if (st == StoreStatus::not_found)
@@ -217,26 +253,17 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   // A refresh may have narrowed the token's scope below the session's.
   std::string_view granted = claims->scope.empty() ? session->scope : std::string_view(claims->scope);
 
-  // Per-tool authorization at the edge.
-  if (!gs.policy.empty() && in.method == "POST") {
-    std::vector<McpCall> calls;
-    if (!in.mcp_method.empty()) {
-      calls.push_back({std::string(in.mcp_method), std::string(in.mcp_name)});
-    } else if (!in.body_read) {
+  // Per-tool authorization at the edge (what the body needs was read above).
+  if (needs.applies) {
+    if (needs.body == ToolNeeds::need_body) {
       out.verdict = GuardOutcome::need_body;
       return out;
-    } else if (auto peeked = peek_jsonrpc(in.body)) {
-      calls = std::move(*peeked);
-    } else {
-      // Not read here exactly as the tool server would read it (invalid
-      // JSON, a repeated method/params/name, an escape that does not decode
-      // exactly: jsonrpc_peek.hpp), so the scopes it needs are unknown.
-      return deny(unreadable_body(cf, in));
     }
-    std::vector<std::string> needed;
-    for (const auto& call : calls)
-      for (const auto& s : gs.policy.required(call))
-        if (std::find(needed.begin(), needed.end(), s) == needed.end()) needed.push_back(s);
+    // Not read here exactly as the tool server would read it (invalid
+    // JSON, a repeated method/params/name, an escape that does not decode
+    // exactly: jsonrpc_peek.hpp), so the scopes it needs are unknown.
+    if (needs.body == ToolNeeds::unreadable) return deny(unreadable_body(cf, in));
+    const std::vector<std::string>& needed = needs.scopes;
     if (!missing_scopes(needed, granted).empty()) {
       // Remember the step-up so that a refresh cannot paper over it: the
       // official TypeScript client refreshes before it re-authorizes.

@@ -94,6 +94,10 @@ typedef struct {
     /* MCPA_OK or MCPA_NOT_FOUND. */
     int   (*del)(void *data, mcpa_str_t key);
 
+    /* Optional (NULL): a hint that get() of key follows soon; the zone
+     * starts loading the key's index slot from memory.  Changes nothing. */
+    void  (*prefetch)(void *data, mcpa_str_t key);
+
     /*
      * A networked store (Redis) cannot answer while the core waits: with
      * deferred set (and no functions), a response may instead carry a

@@ -49,6 +49,10 @@ StoreStatus CStore::replace_if(std::string_view key, std::string_view expected, 
 
 StoreStatus CStore::del(std::string_view key) { return status_from_c(s_->del(s_->data, c_str(key))); }
 
+void CStore::prefetch(std::string_view key) {
+  if (s_->prefetch) s_->prefetch(s_->data, c_str(key));
+}
+
 MemoryStore::Entry* MemoryStore::live(std::string_view key) {
   auto it = entries_.find(key);
   if (it == entries_.end()) return nullptr;

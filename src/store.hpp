@@ -30,6 +30,9 @@ class Store {
   virtual StoreStatus replace_if(std::string_view key, std::string_view expected,
                                  std::string_view value, int64_t expires) = 0;
   virtual StoreStatus del(std::string_view key) = 0;
+  // A hint that `key` is read soon: a store in memory may start loading
+  // where it lives.  Changes nothing.
+  virtual void prefetch(std::string_view /*key*/) {}
 };
 
 // The glue's MCPA_* store answers as a StoreStatus.
@@ -46,6 +49,7 @@ class CStore final : public Store {
   StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
                          int64_t expires) override;
   StoreStatus del(std::string_view key) override;
+  void prefetch(std::string_view key) override;
 
  private:
   const mcpa_store_t* s_;
