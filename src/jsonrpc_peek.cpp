@@ -3,23 +3,14 @@
 #include <cstdint>
 #include <cstring>
 
+#include "json_string_scan.hpp"
+
 namespace mcpauth {
 namespace {
 
 constexpr int kMaxDepth = 512;        // cJSON's limit is 1000: we refuse first
 constexpr size_t kMaxNumberLen = 63;  // cJSON copies a number into a 64-byte buffer
 
-// Bytes that end the plain run of a string: the closing quote, a backslash,
-// and the control bytes JSON forbids raw (NUL among them).
-struct StringStops {
-  bool stop[256] = {};
-  constexpr StringStops() {
-    for (int c = 0; c < 0x20; ++c) stop[c] = true;
-    stop[static_cast<unsigned char>('"')] = true;
-    stop[static_cast<unsigned char>('\\')] = true;
-  }
-};
-constexpr StringStops kStops;
 
 int hex_digit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -75,6 +66,14 @@ class Scanner {
  private:
   const char* p_;
   const char* end_;
+
+  // The end of the plain run of a string from p, a byte at a time: a
+  // JSON-RPC body's strings are a few bytes long, where 16-byte steps
+  // (json_string_run) cost more than they save.
+  const char* run_end(const char* p) const {
+    while (p != end_ && !kJsonStringStops.stop[static_cast<unsigned char>(*p)]) ++p;
+    return p;
+  }
 
   void ws() {
     while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
@@ -143,7 +142,7 @@ class Scanner {
   bool string(std::string_view* raw, std::string* decoded) {
     ++p_;  // the opening quote
     const char* start = p_;
-    while (p_ != end_ && !kStops.stop[static_cast<unsigned char>(*p_)]) ++p_;
+    p_ = run_end(p_);
     if (p_ == end_) return false;
     if (*p_ == '"') {
       if (raw) *raw = std::string_view(start, static_cast<size_t>(p_ - start));
@@ -158,7 +157,7 @@ class Scanner {
       ++p_;
       if (!escape(decoded)) return false;
       const char* run = p_;
-      while (p_ != end_ && !kStops.stop[static_cast<unsigned char>(*p_)]) ++p_;
+      p_ = run_end(p_);
       if (p_ == end_) return false;
       if (decoded) decoded->append(run, static_cast<size_t>(p_ - run));
       if (*p_ == '"') {

@@ -5,9 +5,7 @@
 #include <memory>
 #include <new>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
+#include "json_string_scan.hpp"
 
 namespace mcpauth {
 namespace {
@@ -157,36 +155,6 @@ struct PlainRecord {
   }
 };
 
-// The bytes that end a plain string: '"', and what needs the general path
-// (a backslash, a control byte).
-struct Stops {
-  bool stop[256] = {};
-  constexpr Stops() {
-    for (int c = 0; c < 0x20; ++c) stop[c] = true;
-    stop[static_cast<unsigned char>('"')] = stop[static_cast<unsigned char>('\\')] = true;
-  }
-};
-constexpr Stops kStops;
-
-// The index of the first stop byte in json[i, n), or n.  Session records
-// are mostly long random tokens: 16 bytes per step where SSE2 is there.
-size_t find_stop(std::string_view json, size_t i) {
-  const size_t n = json.size();
-#if defined(__SSE2__)
-  const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
-  // c < 0x20 (unsigned) <=> max(c, 0x1f) == 0x1f
-  const __m128i below = _mm_set1_epi8(0x1f);
-  for (; i + 16 <= n; i += 16) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(json.data() + i));
-    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                               _mm_cmpeq_epi8(_mm_max_epu8(v, below), below));
-    if (int mask = _mm_movemask_epi8(hit)) return i + static_cast<size_t>(__builtin_ctz(static_cast<unsigned>(mask)));
-  }
-#endif
-  while (i < n && !kStops.stop[static_cast<unsigned char>(json[i])]) ++i;
-  return i;
-}
-
 // a < b; the first bytes decide almost every pair of field names without a call
 bool ascending(std::string_view a, std::string_view b) {
   if (!a.empty() && !b.empty() && a[0] != b[0])
@@ -200,7 +168,7 @@ bool scan_plain(std::string_view json, PlainRecord* r) {
   auto read_string = [&](std::string_view* s) {
     if (i >= n || json[i] != '"') return false;
     size_t start = ++i;
-    i = find_stop(json, i);
+    i = json_string_run(json, i);
     if (i >= n || json[i] != '"') return false;
     *s = json.substr(start, i - start);
     ++i;
