@@ -298,8 +298,6 @@ static ngx_int_t ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r,
     ngx_str_t *identity, ngx_str_t *provider_token);
 static void ngx_http_mcp_auth_stream_check_handler(ngx_event_t *ev);
 static void ngx_http_mcp_auth_stream_cleanup(void *data);
-static ngx_table_elt_t *ngx_http_mcp_auth_find_header(ngx_http_request_t *r,
-    const char *name, size_t len);
 static void ngx_http_mcp_auth_guard_headers(ngx_http_request_t *r,
     mcpa_guard_request_t *req);
 static ngx_table_elt_t *ngx_http_mcp_auth_find_out_header(
@@ -2034,16 +2032,17 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
      * rather than check twice.  nginx reads a body in any case, to proxy it
      * or to discard it.
      */
+    ngx_memzero(&req, sizeof(mcpa_guard_request_t));
+
+    ngx_http_mcp_auth_guard_headers(r, &req);
+
     if (!ctx->body_read && r->method == NGX_HTTP_POST
         && mcpa_guard_reads_body(alcf->core)
         && r->headers_in.content_length_n <= (off_t) alcf->peek_size
-        && ngx_http_mcp_auth_find_header(r, "Mcp-Method",
-                                         sizeof("Mcp-Method") - 1) == NULL)
+        && req.mcp_method.data == NULL)
     {
         return ngx_http_mcp_auth_guard_read_body(r, ctx);
     }
-
-    ngx_memzero(&req, sizeof(mcpa_guard_request_t));
 
     req.method.data = (const char *) r->method_name.data;
     req.method.len = r->method_name.len;
@@ -2059,8 +2058,6 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
 
     ngx_http_mcp_auth_header_str(r->headers_in.authorization,
                                  &req.authorization);
-
-    ngx_http_mcp_auth_guard_headers(r, &req);
 
     if (ctx->body_read) {
         if (ngx_http_mcp_auth_flatten_body(r, &body) != NGX_OK) {
@@ -2563,7 +2560,7 @@ ngx_http_mcp_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 /* Origin, Mcp-Method and Mcp-Name in one pass over the request headers
- * (the first of each, as ngx_http_mcp_auth_find_header finds). */
+ * (the first of each). */
 static void
 ngx_http_mcp_auth_guard_headers(ngx_http_request_t *r,
     mcpa_guard_request_t *req)
@@ -2610,38 +2607,6 @@ ngx_http_mcp_auth_guard_headers(ngx_http_request_t *r,
 
         if (to != NULL && to->data == NULL) {
             ngx_http_mcp_auth_header_str(&h[i], to);
-        }
-    }
-}
-
-
-static ngx_table_elt_t *
-ngx_http_mcp_auth_find_header(ngx_http_request_t *r, const char *name,
-    size_t len)
-{
-    ngx_uint_t        i;
-    ngx_list_part_t  *part;
-    ngx_table_elt_t  *h;
-
-    part = &r->headers_in.headers.part;
-    h = part->elts;
-
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return NULL;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if (h[i].key.len == len
-            && ngx_strncasecmp(h[i].key.data, (u_char *) name, len) == 0)
-        {
-            return &h[i];
         }
     }
 }
