@@ -73,7 +73,9 @@ constexpr int64_t kNow = 1'900'000'000;
 class MapStoreBase : public Store {
  public:
   StoreStatus take(std::string_view, std::string*) override { return StoreStatus::error; }
-  StoreStatus put_new(std::string_view k, std::string_view v, int64_t e) override { return put(k, v, e); }
+  StoreStatus put_new(std::string_view k, std::string_view v, int64_t e, StoreClass = StoreClass::normal) override {
+    return put(k, v, e);
+  }
   StoreStatus replace_if(std::string_view, std::string_view, std::string_view, int64_t) override {
     return StoreStatus::error;
   }
@@ -102,7 +104,8 @@ class TreeStore final : public MapStoreBase {
     *value = it->second.value;
     return StoreStatus::ok;
   }
-  StoreStatus put(std::string_view key, std::string_view value, int64_t expires) override {
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires,
+                  StoreClass = StoreClass::normal) override {
     map_[Key{hash32(key), std::string(key)}] = Entry{std::string(value), expires};
     return StoreStatus::ok;
   }
@@ -188,7 +191,8 @@ class ZoneStore final : public MapStoreBase {
     return n != nullptr;
   }
 
-  StoreStatus put(std::string_view key, std::string_view value, int64_t expires) override {
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires,
+                  StoreClass = StoreClass::normal) override {
     lock();
     uint64_t h = mcpa_zindex_hash(&ix_, key.data(), key.size());
     int64_t i = mcpa_zindex_find(&ix_, base_, h, key.data(), key.size(), same);
@@ -274,7 +278,8 @@ class HashStore final : public MapStoreBase {
     *value = it->second.value;
     return StoreStatus::ok;
   }
-  StoreStatus put(std::string_view key, std::string_view value, int64_t expires) override {
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires,
+                  StoreClass = StoreClass::normal) override {
     map_[std::string(key)] = Entry{std::string(value), expires};
     return StoreStatus::ok;
   }

@@ -87,7 +87,8 @@ typedef struct {
     /* Stores value.  mode MCPA_PUT_SET replaces any value; MCPA_PUT_NEW fails
      * with MCPA_EXISTS when a live value exists; MCPA_PUT_REPLACE_IF stores
      * only when the live value equals expect (else MCPA_CONFLICT or
-     * MCPA_NOT_FOUND).  MCPA_FULL when the zone has no room. */
+     * MCPA_NOT_FOUND).  MCPA_FULL when the zone has no room.  The mode may
+     * carry MCPA_PUT_UNAUTHENTICATED (below). */
     int   (*put)(void *data, mcpa_str_t key, mcpa_str_t value,
                  int64_t expires, int mode, mcpa_str_t expect);
 
@@ -113,6 +114,16 @@ typedef struct {
 #define MCPA_PUT_SET         0
 #define MCPA_PUT_NEW         1
 #define MCPA_PUT_REPLACE_IF  2
+#define MCPA_PUT_MODE_MASK   0x0f
+
+/*
+ * ORed into a put's mode: an entry that unauthenticated traffic created (a
+ * registration not yet used for a login, a fetched client metadata
+ * document).  The store keeps such entries within a budget of their own and
+ * makes room for a new one by evicting the oldest of them, never an entry
+ * without the flag; a key never changes its class.
+ */
+#define MCPA_PUT_UNAUTHENTICATED  0x100
 
 typedef enum {
     MCPA_OP_NONE = 0,
@@ -128,7 +139,7 @@ typedef struct {
     mcpa_str_t   value;                 /* MCPA_OP_PUT */
     mcpa_str_t   expect;                /* MCPA_PUT_REPLACE_IF */
     int64_t      expires;               /* MCPA_OP_PUT: absolute, seconds */
-    int          mode;                  /* MCPA_OP_PUT */
+    int          mode;                  /* MCPA_OP_PUT, with its flags */
 } mcpa_store_op_t;
 
 /* What a request carries back after a store_op (deferred stores only). */

@@ -63,7 +63,8 @@ struct Digest {
 uint32_t op_digest(const StoreOp& op) {
   Digest d;
   d.byte(static_cast<unsigned char>(op.op));
-  d.byte(static_cast<unsigned char>(op.mode));
+  d.byte(static_cast<unsigned char>(op.mode & 0xff));
+  d.byte(static_cast<unsigned char>((op.mode >> 8) & 0xff));  // the class flag
   d.add(op.key);
   d.add(op.value);
   d.add(op.expect);
@@ -162,23 +163,23 @@ StoreStatus ReplayStore::take(std::string_view key, std::string* value) {
   return run(std::move(op), value);
 }
 
-StoreStatus ReplayStore::put(std::string_view key, std::string_view value, int64_t expires) {
+StoreStatus ReplayStore::put(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) {
   StoreOp op;
   op.op = MCPA_OP_PUT;
   op.key = key;
   op.value = value;
   op.expires = expires;
-  op.mode = MCPA_PUT_SET;
+  op.mode = put_mode(MCPA_PUT_SET, cls);
   return run(std::move(op), nullptr);
 }
 
-StoreStatus ReplayStore::put_new(std::string_view key, std::string_view value, int64_t expires) {
+StoreStatus ReplayStore::put_new(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) {
   StoreOp op;
   op.op = MCPA_OP_PUT;
   op.key = key;
   op.value = value;
   op.expires = expires;
-  op.mode = MCPA_PUT_NEW;
+  op.mode = put_mode(MCPA_PUT_NEW, cls);
   return run(std::move(op), nullptr);
 }
 

@@ -66,8 +66,10 @@ class ReplayStore final : public Store {
   explicit ReplayStore(ReplayLog& log) : log_(log) {}
   StoreStatus get(std::string_view key, std::string* value) override;
   StoreStatus take(std::string_view key, std::string* value) override;
-  StoreStatus put(std::string_view key, std::string_view value, int64_t expires) override;
-  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires) override;
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires,
+                  StoreClass cls = StoreClass::normal) override;
+  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires,
+                      StoreClass cls = StoreClass::normal) override;
   StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
                          int64_t expires) override;
   StoreStatus del(std::string_view key) override;

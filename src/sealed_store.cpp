@@ -78,12 +78,12 @@ StoreStatus SealedStore::take(std::string_view key, std::string* value) {
   return opened(key, inner_.take(key, value), value);
 }
 
-StoreStatus SealedStore::put(std::string_view key, std::string_view value, int64_t expires) {
-  return inner_.put(key, seal(key, value), expires);
+StoreStatus SealedStore::put(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) {
+  return inner_.put(key, seal(key, value), expires, cls);
 }
 
-StoreStatus SealedStore::put_new(std::string_view key, std::string_view value, int64_t expires) {
-  return inner_.put_new(key, seal(key, value), expires);
+StoreStatus SealedStore::put_new(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) {
+  return inner_.put_new(key, seal(key, value), expires, cls);
 }
 
 StoreStatus SealedStore::replace_if(std::string_view key, std::string_view expected, std::string_view value,

@@ -21,8 +21,10 @@ class SealedStore final : public Store {
 
   StoreStatus get(std::string_view key, std::string* value) override;
   StoreStatus take(std::string_view key, std::string* value) override;
-  StoreStatus put(std::string_view key, std::string_view value, int64_t expires) override;
-  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires) override;
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires,
+                  StoreClass cls = StoreClass::normal) override;
+  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires,
+                      StoreClass cls = StoreClass::normal) override;
   // Compares against the sealed value this request read for the key (a
   // rerun of the seal would differ, so plain text cannot be compared).
   StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,

@@ -56,8 +56,8 @@ StoreStatus CachingStore::take(std::string_view key, std::string* value) {
   return inner_.take(key, value);
 }
 
-StoreStatus CachingStore::put(std::string_view key, std::string_view value, int64_t expires) {
-  StoreStatus st = inner_.put(key, value, expires);
+StoreStatus CachingStore::put(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) {
+  StoreStatus st = inner_.put(key, value, expires, cls);
   if (cached_kind(key)) {
     if (st == StoreStatus::ok) cache_.remember(std::string(key), value, now_, ttl_);
     else cache_.forget(std::string(key));
@@ -65,8 +65,8 @@ StoreStatus CachingStore::put(std::string_view key, std::string_view value, int6
   return st;
 }
 
-StoreStatus CachingStore::put_new(std::string_view key, std::string_view value, int64_t expires) {
-  StoreStatus st = inner_.put_new(key, value, expires);
+StoreStatus CachingStore::put_new(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) {
+  StoreStatus st = inner_.put_new(key, value, expires, cls);
   if (cached_kind(key)) {
     if (st == StoreStatus::ok) cache_.remember(std::string(key), value, now_, ttl_);
     else cache_.forget(std::string(key));

@@ -23,6 +23,10 @@ StoreStatus status_from_c(int rc) {
   }
 }
 
+int put_mode(int mode, StoreClass cls) {
+  return cls == StoreClass::unauthenticated ? mode | MCPA_PUT_UNAUTHENTICATED : mode;
+}
+
 StoreStatus CStore::get(std::string_view key, std::string* value) {
   value->clear();
   return status_from_c(s_->get(s_->data, c_str(key), 0, append_sink, value));
@@ -33,12 +37,14 @@ StoreStatus CStore::take(std::string_view key, std::string* value) {
   return status_from_c(s_->get(s_->data, c_str(key), 1, append_sink, value));
 }
 
-StoreStatus CStore::put(std::string_view key, std::string_view value, int64_t expires) {
-  return status_from_c(s_->put(s_->data, c_str(key), c_str(value), expires, MCPA_PUT_SET, {nullptr, 0}));
+StoreStatus CStore::put(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) {
+  return status_from_c(
+      s_->put(s_->data, c_str(key), c_str(value), expires, put_mode(MCPA_PUT_SET, cls), {nullptr, 0}));
 }
 
-StoreStatus CStore::put_new(std::string_view key, std::string_view value, int64_t expires) {
-  return status_from_c(s_->put(s_->data, c_str(key), c_str(value), expires, MCPA_PUT_NEW, {nullptr, 0}));
+StoreStatus CStore::put_new(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) {
+  return status_from_c(
+      s_->put(s_->data, c_str(key), c_str(value), expires, put_mode(MCPA_PUT_NEW, cls), {nullptr, 0}));
 }
 
 StoreStatus CStore::replace_if(std::string_view key, std::string_view expected, std::string_view value,
@@ -78,21 +84,40 @@ StoreStatus MemoryStore::take(std::string_view key, std::string* value) {
   return StoreStatus::ok;
 }
 
-StoreStatus MemoryStore::put(std::string_view key, std::string_view value, int64_t expires) {
+StoreStatus MemoryStore::put(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) {
   Entry* e = live(key);
   if (e) {
     e->value.assign(value);
     e->expires = expires;
     return StoreStatus::ok;
   }
+  const bool unauth = cls == StoreClass::unauthenticated;
+  if (unauth) {
+    // the budget of unauthenticated entries: the oldest of them make room
+    while (unauthenticated_count() >= unauthenticated_capacity) {
+      auto oldest = entries_.end();
+      for (auto it = entries_.begin(); it != entries_.end(); ++it)
+        if (it->second.unauth && (oldest == entries_.end() || it->second.seq < oldest->second.seq)) oldest = it;
+      if (oldest == entries_.end()) return StoreStatus::full;
+      entries_.erase(oldest);
+      ++evicted;
+    }
+  }
   if (entries_.size() >= capacity) return StoreStatus::full;
-  entries_.emplace(std::string(key), Entry{std::string(value), expires});
+  entries_.emplace(std::string(key), Entry{std::string(value), expires, unauth, ++seq_});
   return StoreStatus::ok;
 }
 
-StoreStatus MemoryStore::put_new(std::string_view key, std::string_view value, int64_t expires) {
+StoreStatus MemoryStore::put_new(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) {
   if (live(key)) return StoreStatus::exists;
-  return put(key, value, expires);
+  return put(key, value, expires, cls);
+}
+
+size_t MemoryStore::unauthenticated_count() const {
+  size_t n = 0;
+  for (const auto& [k, e] : entries_)
+    if (e.unauth && e.expires > now) ++n;
+  return n;
 }
 
 StoreStatus MemoryStore::replace_if(std::string_view key, std::string_view expected,

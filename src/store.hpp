@@ -16,15 +16,25 @@ namespace mcpauth {
 // unavailable: a networked store did not answer in time (a 503 to retry).
 enum class StoreStatus { ok, not_found, exists, conflict, full, error, unavailable };
 
+// Who made an entry: users who logged in (normal), or anyone at all
+// (unauthenticated: registrations not yet used for a login, fetched client
+// metadata documents).  Unauthenticated entries live within a budget of
+// their own and are evicted, oldest first, to make room; so anonymous
+// traffic can never take the store's memory from logged-in users.  A key is
+// always written with the same class.
+enum class StoreClass { normal, unauthenticated };
+
 class Store {
  public:
   virtual ~Store() = default;
   virtual StoreStatus get(std::string_view key, std::string* value) = 0;
   // get + delete in one atomic step: what a single-use code needs.
   virtual StoreStatus take(std::string_view key, std::string* value) = 0;
-  virtual StoreStatus put(std::string_view key, std::string_view value, int64_t expires) = 0;
+  virtual StoreStatus put(std::string_view key, std::string_view value, int64_t expires,
+                          StoreClass cls = StoreClass::normal) = 0;
   // Only when no live value exists (else exists).
-  virtual StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires) = 0;
+  virtual StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires,
+                              StoreClass cls = StoreClass::normal) = 0;
   // Only when the live value equals `expected` (else conflict / not_found):
   // how a refresh token rotates exactly once.
   virtual StoreStatus replace_if(std::string_view key, std::string_view expected,
@@ -37,6 +47,8 @@ class Store {
 
 // The glue's MCPA_* store answers as a StoreStatus.
 StoreStatus status_from_c(int rc);
+// The C put mode with the class's flag.
+int put_mode(int mode, StoreClass cls);
 
 // Over the glue's mcpa_store_t (the nginx shared-memory zone).
 class CStore final : public Store {
@@ -44,8 +56,10 @@ class CStore final : public Store {
   explicit CStore(const mcpa_store_t* s) : s_(s) {}
   StoreStatus get(std::string_view key, std::string* value) override;
   StoreStatus take(std::string_view key, std::string* value) override;
-  StoreStatus put(std::string_view key, std::string_view value, int64_t expires) override;
-  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires) override;
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires,
+                  StoreClass cls = StoreClass::normal) override;
+  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires,
+                      StoreClass cls = StoreClass::normal) override;
   StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
                          int64_t expires) override;
   StoreStatus del(std::string_view key) override;
@@ -61,21 +75,30 @@ class MemoryStore final : public Store {
  public:
   int64_t now = 0;
   size_t capacity = SIZE_MAX;  // entries; beyond it puts fail with full
+  // unauthenticated entries; beyond it the oldest of them is evicted
+  size_t unauthenticated_capacity = SIZE_MAX;
+  size_t evicted = 0;  // unauthenticated entries evicted so far
 
   StoreStatus get(std::string_view key, std::string* value) override;
   StoreStatus take(std::string_view key, std::string* value) override;
-  StoreStatus put(std::string_view key, std::string_view value, int64_t expires) override;
-  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires) override;
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires,
+                  StoreClass cls = StoreClass::normal) override;
+  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires,
+                      StoreClass cls = StoreClass::normal) override;
   StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
                          int64_t expires) override;
   StoreStatus del(std::string_view key) override;
   size_t size() const { return entries_.size(); }
+  size_t unauthenticated_count() const;
 
  private:
   struct Entry {
     std::string value;
     int64_t expires;
+    bool unauth = false;
+    uint64_t seq = 0;  // order of creation
   };
+  uint64_t seq_ = 0;
   std::map<std::string, Entry, std::less<>> entries_;
   Entry* live(std::string_view key);
 };

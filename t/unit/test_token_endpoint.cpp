@@ -293,8 +293,8 @@ class FailingStore final : public Store {
   explicit FailingStore(StoreStatus s) : status_(s) {}
   StoreStatus get(std::string_view, std::string*) override { return status_; }
   StoreStatus take(std::string_view, std::string*) override { return status_; }
-  StoreStatus put(std::string_view, std::string_view, int64_t) override { return status_; }
-  StoreStatus put_new(std::string_view, std::string_view, int64_t) override { return status_; }
+  StoreStatus put(std::string_view, std::string_view, int64_t, StoreClass) override { return status_; }
+  StoreStatus put_new(std::string_view, std::string_view, int64_t, StoreClass) override { return status_; }
   StoreStatus replace_if(std::string_view, std::string_view, std::string_view, int64_t) override { return status_; }
   StoreStatus del(std::string_view) override { return status_; }
 
