@@ -182,8 +182,11 @@ Response resume_authorize(const Config& cf, Store& store, const Request& req,
                                                           e->description + ".");
   auto& client = std::get<ClientMetadata>(parsed);
   client.client_id_issued_at = req.now;
+  // Anyone can make the gateway fetch a document: it is kept as an
+  // unauthenticated entry (its own budget, evicted oldest first).
   StoreStatus st = store.put("cimd:" + client_id, serialize_client(client),
-                             req.now + client_id_document_lifetime(req.fetch_cache_control));
+                             req.now + client_id_document_lifetime(req.fetch_cache_control),
+                             StoreClass::unauthenticated);
   if (st != StoreStatus::ok) return store_failure_page(st);
   return handle_authorize(cf, store, req);
 }

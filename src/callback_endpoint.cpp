@@ -67,7 +67,12 @@ Response issue_code(const Config& cf, Store& store, const Request& req, const Lo
   s.expires = req.now + cf.session_ttl;
   s.gen = 0;
   s.rotated_at = req.now;
-  StoreStatus st = store.put_new("session:" + s.sid, encode_session(s), s.expires);
+  // The registration carried a login: it keeps its full lifetime now.
+  StoreStatus st = promote_client(cf, store, s.client_id);
+  if (st == StoreStatus::not_found)
+    return client_error(cf, login, "invalid_client", "the application's registration has expired");
+  if (st != StoreStatus::ok) return store_failure_page(st);
+  st = store.put_new("session:" + s.sid, encode_session(s), s.expires);
   if (st != StoreStatus::ok) return store_failure_page(st == StoreStatus::exists ? StoreStatus::error : st);
 
   CodeGrant c;

@@ -187,11 +187,29 @@ StoreStatus load_client(Store& store, const std::string& client_id, ClientMetada
   const bool document = client_id_document_location(client_id).has_value();
   if (!document && client_id.size() > 256) return StoreStatus::not_found;
   std::string raw;
-  StoreStatus st = store.get((document ? "cimd:" : "client:") + client_id, &raw);
+  StoreStatus st = store.get((document ? "cimd:" : std::string(kClientPrefix)) + client_id, &raw);
+  if (st == StoreStatus::not_found && !document)
+    st = store.get(std::string(kNewClientPrefix) + client_id, &raw);
   if (st != StoreStatus::ok) return st;
   auto c = deserialize_client(raw);
   if (!c || c->client_id != client_id) return StoreStatus::not_found;
   *out = std::move(*c);
+  return StoreStatus::ok;
+}
+
+StoreStatus promote_client(const Config& cf, Store& store, const std::string& client_id) {
+  if (client_id_document_location(client_id)) return StoreStatus::ok;
+  std::string raw;
+  StoreStatus st = store.get(std::string(kClientPrefix) + client_id, &raw);
+  if (st != StoreStatus::not_found) return st;
+  const std::string pending = std::string(kNewClientPrefix) + client_id;
+  st = store.get(pending, &raw);
+  if (st != StoreStatus::ok) return st;
+  auto c = deserialize_client(raw);
+  if (!c || c->client_id != client_id) return StoreStatus::not_found;
+  st = store.put(std::string(kClientPrefix) + client_id, raw, c->client_id_issued_at + cf.client_ttl);
+  if (st != StoreStatus::ok) return st;
+  (void)store.del(pending);  // it expires within a day in any case
   return StoreStatus::ok;
 }
 

@@ -88,8 +88,20 @@ std::string url_origin(const std::string& url);
 // media type of a Content-Type value, lowercased, parameters dropped.
 std::string media_type(const std::string& content_type);
 
-// Loads client:<id>.  not_found also when the record does not decode.
+// Registrations: newclient:<id> (unauthenticated, at most a day) until a
+// login goes through it, then client:<id> for the rest of client_ttl.
+inline constexpr std::string_view kClientPrefix = "client:";
+inline constexpr std::string_view kNewClientPrefix = "newclient:";
+inline constexpr int64_t kUnusedClientSeconds = 86400;
+
+// Loads client:<id>, else newclient:<id> (or cimd:<url> for a metadata
+// document).  not_found also when the record does not decode.
 StoreStatus load_client(Store& store, const std::string& client_id, ClientMetadata* out);
+
+// A login went through the client: a registration still under newclient:
+// becomes client:<id> until client_id_issued_at + client_ttl.  Documents
+// and clients already promoted are left as they are.
+StoreStatus promote_client(const Config& cf, Store& store, const std::string& client_id);
 
 // Scopes: split on spaces, duplicates dropped, order kept.
 std::vector<std::string> split_scope(const std::string& scope);

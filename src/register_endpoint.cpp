@@ -1,6 +1,11 @@
 // POST /register: OAuth 2.0 Dynamic Client Registration (RFC 7591).
-// Stored: client:<client_id> -> serialize_client(), for client_ttl; only
-// the SHA-256 of a confidential client's secret is kept.
+// Anyone may register, so a registration starts as an unauthenticated
+// entry, newclient:<client_id>, that lives a day at most; the first login
+// through it makes it client:<client_id> for the rest of client_ttl
+// (promote_client).  Only the SHA-256 of a confidential client's secret is
+// kept.
+#include <algorithm>
+
 #include "crypto.hpp"
 #include "endpoints.hpp"
 
@@ -30,7 +35,8 @@ Response register_client(const Config& cf, Store& store, const Request& req) {
   StoreStatus st = StoreStatus::exists;
   for (int attempt = 0; attempt < 3 && st == StoreStatus::exists; ++attempt) {
     client.client_id = random_token(16);
-    st = store.put_new("client:" + client.client_id, serialize_client(client), req.now + cf.client_ttl);
+    st = store.put_new(std::string(kNewClientPrefix) + client.client_id, serialize_client(client),
+                       req.now + std::min(cf.client_ttl, kUnusedClientSeconds), StoreClass::unauthenticated);
   }
   if (st != StoreStatus::ok) return store_failure_json(st == StoreStatus::exists ? StoreStatus::error : st);
   return json_response(201, registration_response_json(client, secret.empty() ? nullptr : &secret));

@@ -4,7 +4,11 @@
 // so a record from another version fails to decode instead of being misread.
 //
 //   key                      value            lifetime
-//   client:<client_id>       ClientMetadata   client_ttl (registration.hpp)
+//   newclient:<client_id>    ClientMetadata   min(client_ttl, 1 day), until a login
+//                                             goes through it (unauthenticated)
+//   client:<client_id>       ClientMetadata   the rest of client_ttl after that
+//   cimd:<url>               ClientMetadata   a fetched metadata document's cache
+//                                             lifetime (unauthenticated)
 //   authz:<random>           PendingAuthz     login_ttl
 //   login:<provider state>   LoginState       min(login_ttl, 600)
 //   session:<sid>            Session          session_ttl (absolute)

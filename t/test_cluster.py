@@ -434,7 +434,7 @@ def test_an_acl_user_a_database_and_a_prefix_and_a_wrong_password(nginx_factory,
         r = register(good)
         assert r.status_code == 201, r.text
         keys = _keys_in_db(redis, 3, "*")
-        assert keys == [b"gw1:client:" + r.json()["client_id"].encode()], keys
+        assert keys == [b"gw1:newclient:" + r.json()["client_id"].encode()], keys
         assert _keys_in_db(redis, 0, "*") == []
 
         bad = node("bad", "bad")

@@ -26,7 +26,7 @@ TEST_F(Register, AConfidentialClientGetsASecretAndOnlyItsHashIsStored) {
   std::string id = register_client(R"({"redirect_uris":["https://client.example/cb"]})", &secret);
   ASSERT_EQ(secret.size(), 43u);
   std::string raw;
-  ASSERT_EQ(store.get("client:" + id, &raw), StoreStatus::ok);
+  ASSERT_EQ(store.get("newclient:" + id, &raw), StoreStatus::ok);
   EXPECT_EQ(raw.find(secret), std::string::npos);
   ClientMetadata c;
   ASSERT_EQ(load_client(store, id, &c), StoreStatus::ok);
@@ -37,13 +37,42 @@ TEST_F(Register, TwoRegistrationsGetDifferentIds) {
   EXPECT_NE(public_client(), public_client());
 }
 
-TEST_F(Register, TheRegistrationExpiresAfterClientTtl) {
+TEST_F(Register, ARegistrationNeverUsedForALoginExpiresWithinADay) {
   std::string id = public_client();
+  ClientMetadata c;
+  store.now = kT0 + 86400 - 1;
+  EXPECT_EQ(load_client(store, id, &c), StoreStatus::ok);
+  store.now = kT0 + 86400;
+  EXPECT_EQ(load_client(store, id, &c), StoreStatus::not_found);
+}
+
+TEST_F(Register, ARegistrationUsedForALoginLivesTheRestOfClientTtl) {
+  std::string id = public_client();
+  store.now = kT0 + 3600;  // the first login, an hour later
+  ASSERT_EQ(promote_client(cf, store, id), StoreStatus::ok);
+  std::string raw;
+  EXPECT_EQ(store.get("newclient:" + id, &raw), StoreStatus::not_found);
   ClientMetadata c;
   store.now = kT0 + cf.client_ttl - 1;
   EXPECT_EQ(load_client(store, id, &c), StoreStatus::ok);
+  EXPECT_EQ(promote_client(cf, store, id), StoreStatus::ok);  // a second login changes nothing
   store.now = kT0 + cf.client_ttl;
   EXPECT_EQ(load_client(store, id, &c), StoreStatus::not_found);
+}
+
+TEST_F(Register, UnusedRegistrationsAreUnauthenticatedEntriesAndTheOldestMakeRoom) {
+  store.unauthenticated_capacity = 3;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) ids.push_back(public_client());
+  ClientMetadata c;
+  EXPECT_EQ(load_client(store, ids[0], &c), StoreStatus::not_found);
+  EXPECT_EQ(load_client(store, ids[1], &c), StoreStatus::not_found);
+  for (int i = 2; i < 5; ++i) EXPECT_EQ(load_client(store, ids[i], &c), StoreStatus::ok);
+  // a used one is no longer in the budget
+  ASSERT_EQ(promote_client(cf, store, ids[2]), StoreStatus::ok);
+  for (int i = 0; i < 3; ++i) public_client();
+  EXPECT_EQ(load_client(store, ids[2], &c), StoreStatus::ok);
+  EXPECT_EQ(load_client(store, ids[3], &c), StoreStatus::not_found);
 }
 
 TEST_F(Register, ANonJsonContentTypeIsRefusedWithInvalidClientMetadata) {
