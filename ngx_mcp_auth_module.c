@@ -2027,10 +2027,10 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
     }
 
     /*
-     * With tool rules, a POST names its tool in the body (unless the
-     * 2026-07-28 Mcp-Method header does): read it before the first check
-     * rather than check twice.  nginx reads a body in any case, to proxy it
-     * or to discard it.
+     * With tool rules, what a POST runs is in its body (the Mcp-Method and
+     * Mcp-Name headers only mirror it, and must agree): read it before the
+     * first check rather than check twice.  nginx reads a body in any case,
+     * to proxy it or to discard it.
      */
     ngx_memzero(&req, sizeof(mcpa_guard_request_t));
 
@@ -2038,8 +2038,7 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
 
     if (!ctx->body_read && r->method == NGX_HTTP_POST
         && mcpa_guard_reads_body(alcf->core)
-        && r->headers_in.content_length_n <= (off_t) alcf->peek_size
-        && req.mcp_method.data == NULL)
+        && r->headers_in.content_length_n <= (off_t) alcf->peek_size)
     {
         return ngx_http_mcp_auth_guard_read_body(r, ctx);
     }
@@ -2559,12 +2558,16 @@ ngx_http_mcp_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 }
 
 
-/* Origin, Mcp-Method and Mcp-Name in one pass over the request headers
- * (the first of each). */
+/*
+ * Origin, Mcp-Method and Mcp-Name in one pass over the request headers (the
+ * first of each); which mirror headers were sent, and whether one came
+ * twice, go to the core (a repeated one is a mismatch there).
+ */
 static void
 ngx_http_mcp_auth_guard_headers(ngx_http_request_t *r,
     mcpa_guard_request_t *req)
 {
+    int               flag;
     ngx_uint_t        i;
     mcpa_str_t       *to;
     ngx_list_part_t  *part;
@@ -2585,6 +2588,8 @@ ngx_http_mcp_auth_guard_headers(ngx_http_request_t *r,
             i = 0;
         }
 
+        flag = 0;
+
         switch (h[i].key.len) {
         case sizeof("Origin") - 1:
             to = ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
@@ -2595,17 +2600,31 @@ ngx_http_mcp_auth_guard_headers(ngx_http_request_t *r,
             to = ngx_strncasecmp(h[i].key.data, (u_char *) "Mcp-Method",
                                  sizeof("Mcp-Method") - 1) == 0
                  ? &req->mcp_method : NULL;
+            flag = MCPA_MIRROR_METHOD;
             break;
         case sizeof("Mcp-Name") - 1:
             to = ngx_strncasecmp(h[i].key.data, (u_char *) "Mcp-Name",
                                  sizeof("Mcp-Name") - 1) == 0
                  ? &req->mcp_name : NULL;
+            flag = MCPA_MIRROR_NAME;
             break;
         default:
             to = NULL;
         }
 
-        if (to != NULL && to->data == NULL) {
+        if (to == NULL) {
+            continue;
+        }
+
+        if (flag) {
+            if (req->mirror_headers & flag) {
+                req->mirror_headers |= MCPA_MIRROR_REPEATED;
+            }
+
+            req->mirror_headers |= flag;
+        }
+
+        if (to->data == NULL) {
             ngx_http_mcp_auth_header_str(&h[i], to);
         }
     }

@@ -91,6 +91,9 @@ $(addprefix $(FUZZ_DIR)/,$(FUZZ_CORE_HARNESSES)): $(FUZZ_DIR)/%: $(FUZZ_DIR)/har
 # peek_jsonrpc is differential: it reads each body with the tool server's
 # own parser too (tool-server/jsonrpc.cpp)
 $(FUZZ_DIR)/peek_jsonrpc: $(FUZZ_DIR)/tool-server/jsonrpc.o
+# so is the guard's property: what an allowed request runs, read as the
+# tool server reads it
+$(FUZZ_DIR)/guard: $(FUZZ_DIR)/tool-server/jsonrpc.o
 
 $(addprefix $(FUZZ_DIR)/,$(FUZZ_TOOL_HARNESSES)): $(FUZZ_DIR)/%: $(FUZZ_DIR)/harness/%.o $(FUZZ_TOOL_OBJS)
 	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -levent -ljwt -lcjson -lsqlite3 -lcrypto -lpthread

@@ -1,17 +1,29 @@
 // The guard in front of /mcp: Authorization header handling, query-string
-// token refusal, sealed access-token opening, the session lookup and the
-// JSON-RPC peek for per-tool scopes (guard_check with a MemoryStore).
+// token refusal, sealed access-token opening, the session lookup, the
+// JSON-RPC peek for per-tool scopes and the Mcp-Method / Mcp-Name headers
+// (guard_check with a MemoryStore).
 //
 // Input: a flag byte, then NUL-separated authorization, args, body,
-// Mcp-Method, Mcp-Name, origin.  With flag bit 0 the authorization part is
-// sealed as an access token's plaintext first ("Bearer <sealed>").
+// Mcp-Method, Mcp-Name, origin.  Flag bits: 0 seals the authorization part
+// as an access token's plaintext first ("Bearer <sealed>"); 1 GET instead
+// of POST; 2 the body was read; 3 Mcp-Method sent; 4 Mcp-Name sent; 5 one
+// of them sent twice; 6 ignores the authorization part and sends a valid
+// token of the session (scope mcp:tools), so inputs reach the tool rules.
+//
+// Property (aborts when broken): an allowed POST runs, as the tool server
+// reads its body (cJSON, tool-server/jsonrpc.cpp), only calls within the
+// scope the guard granted, whatever the headers say; and a present
+// Mcp-Method names the body's method.
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "crypto.hpp"
 #include "fuzz_common.hpp"
 #include "guard.hpp"
+#include "json.hpp"
+#include "jsonrpc.hpp"
 #include "session.hpp"
 
 using namespace mcpauth;
@@ -33,6 +45,38 @@ const GuardSettings& settings() {
     return g;
   }();
   return gs;
+}
+
+// The calls the tool server would run for this body, as it reads them.
+std::vector<McpCall> tool_server_calls(const std::string& body) {
+  std::vector<McpCall> out;
+  jsonrpc::Error err;
+  JsonPtr doc = jsonrpc::parse(body, err);
+  if (!doc) return out;
+  auto one = [&](const cJSON* msg) {
+    McpCall call;
+    const cJSON* method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+    if (!cJSON_IsString(method)) return;
+    call.method = method->valuestring;
+    const cJSON* params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+    if (cJSON_IsObject(params))
+      if (const char* name = json_get_string(params, "name")) call.name = name;
+    out.push_back(std::move(call));
+  };
+  if (cJSON_IsObject(doc.get())) one(doc.get());
+  if (cJSON_IsArray(doc.get())) {
+    const cJSON* item = nullptr;
+    cJSON_ArrayForEach(item, doc.get()) {
+      if (cJSON_IsObject(item)) one(item);
+    }
+  }
+  return out;
+}
+
+[[noreturn]] void finding(const char* what, const std::string& body) {
+  std::fprintf(stderr, "guard: %s\nbody (%zu bytes): %.*s\n", what, body.size(),
+               static_cast<int>(body.size() > 2000 ? 2000 : body.size()), body.data());
+  std::abort();
 }
 }  // namespace
 
@@ -58,16 +102,39 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   GuardInput in;
   in.method = (data[0] & 2) ? "GET" : "POST";
   std::string sealed;  // GuardInput holds views: the text lives here
-  if (data[0] & 1) sealed = "Bearer " + cf.keys->seal(seal_purpose::access_token, parts[0]);
-  in.authorization = (data[0] & 1) ? std::string_view(sealed) : std::string_view(parts[0]);
+  if (data[0] & 64) {
+    AccessClaims a;
+    a.sid = "sid-1";
+    a.client_id = "client-1";
+    a.resource = "https://mcp.example/mcp";
+    a.exp = kNow + 600;
+    sealed = "Bearer " + cf.keys->seal(seal_purpose::access_token, encode_access(a));
+  } else if (data[0] & 1) {
+    sealed = "Bearer " + cf.keys->seal(seal_purpose::access_token, parts[0]);
+  }
+  in.authorization = sealed.empty() ? std::string_view(parts[0]) : std::string_view(sealed);
   in.args = parts[1];
   in.body = parts[2];
   in.body_read = (data[0] & 4) != 0;
-  in.mcp_method = parts[3];
-  in.mcp_name = parts[4];
+  in.mirror.has_method = (data[0] & 8) != 0;
+  in.mirror.has_name = (data[0] & 16) != 0;
+  in.mirror.repeated = (data[0] & 32) != 0;
+  in.mirror.method = parts[3];
+  in.mirror.name = parts[4];
   in.origin = parts[5];
   in.now = kNow;
   GuardOutcome out = guard_check(cf, gs, cache, store, in);
-  if (out.verdict == GuardOutcome::allow) (void)session_alive(store, out.session_key, kNow);
+  if (out.verdict == GuardOutcome::allow) {
+    (void)session_alive(store, out.session_key, kNow);
+    if (in.method == "POST") {
+      const std::string body(parts[2]);
+      const auto calls = tool_server_calls(body);
+      for (const auto& call : calls)
+        if (!missing_scopes(gs.policy.required(call), out.scope).empty())
+          finding("allowed a call outside the granted scope", body);
+      if (in.mirror.has_method && (calls.size() != 1 || calls.front().method != in.mirror.method))
+        finding("allowed an Mcp-Method header that does not name the body's method", body);
+    }
+  }
   return 0;
 }

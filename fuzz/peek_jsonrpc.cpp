@@ -3,6 +3,7 @@
 // (tool-server/jsonrpc.cpp's jsonrpc::parse, i.e. cJSON, then the
 // cJSON_GetObjectItemCaseSensitive / json_get_string lookups of
 // jsonrpc::classify and tools.cpp), then the scope check that follows it.
+// params.name and params.uri are what Mcp-Name is held to.
 //
 // Aborts (a finding) when
 //   - peek_jsonrpc reads a body the tool server refuses (it must be the
@@ -37,8 +38,10 @@ McpCall tool_server_call(const cJSON* msg) {
   if (cJSON_IsString(method)) {
     call.method = method->valuestring;
     const cJSON* params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-    if (cJSON_IsObject(params))
+    if (cJSON_IsObject(params)) {
       if (const char* name = json_get_string(params, "name")) call.name = name;
+      if (const char* uri = json_get_string(params, "uri")) call.uri = uri;
+    }
   }
   return call;
 }
@@ -67,7 +70,7 @@ bool message_repeats(const cJSON* msg) {
   if (!cJSON_IsObject(msg)) return false;
   if (count_key(msg, "method") > 1 || count_key(msg, "params") > 1) return true;
   const cJSON* params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-  return cJSON_IsObject(params) && count_key(params, "name") > 1;
+  return cJSON_IsObject(params) && (count_key(params, "name") > 1 || count_key(params, "uri") > 1);
 }
 
 bool repeats(const cJSON* doc) {
@@ -91,7 +94,7 @@ int depth_of(const cJSON* j) {
 bool same(const std::vector<McpCall>& a, const std::vector<McpCall>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].method != b[i].method || a[i].name != b[i].name) return false;
+    if (a[i].method != b[i].method || a[i].name != b[i].name || a[i].uri != b[i].uri) return false;
   return true;
 }
 

@@ -251,8 +251,11 @@ mcpauth::GuardInput to_guard_input(const mcpa_guard_request_t* in) {
   gi.authorization = view(in->authorization);
   gi.args = view(in->args);
   gi.origin = view(in->origin);
-  gi.mcp_method = view(in->mcp_method);
-  gi.mcp_name = view(in->mcp_name);
+  gi.mirror.method = view(in->mcp_method);
+  gi.mirror.name = view(in->mcp_name);
+  gi.mirror.has_method = (in->mirror_headers & MCPA_MIRROR_METHOD) != 0;
+  gi.mirror.has_name = (in->mirror_headers & MCPA_MIRROR_NAME) != 0;
+  gi.mirror.repeated = (in->mirror_headers & MCPA_MIRROR_REPEATED) != 0;
   gi.body = view(in->body);
   gi.body_read = in->body_read != 0;
   gi.now = in->now;

@@ -92,31 +92,47 @@ bool query_has_token(std::string_view args) {
   return params && params->has("access_token");
 }
 
+// Headers that disagree with the body (mirror_headers.hpp): refused before
+// the upstream sees them, as the 2026-07-28 revision says (400, -32020).
+Response header_mismatch(const Config& cf, const GuardInput& in, const std::string& id, const std::string& why) {
+  Response r = json_response(400, R"({"jsonrpc":"2.0","id":)" + (id.empty() ? std::string("null") : id) +
+                                      R"(,"error":{"code":-32020,"message":"Header mismatch: )" + why + R"("}})");
+  add_cors(r, cf, std::string(in.origin));
+  return r;
+}
+
 // What the tool rules need of a request, worked out before the session is
-// read (it needs nothing of it) and acted on after.
+// read (it needs nothing of it) and acted on after.  The body is what the
+// tool server runs, so the decision is made on the body alone; headers that
+// say something else make the request a mismatch, not a different request.
 struct ToolNeeds {
   bool applies = false;
-  enum { ok, need_body, unreadable } body = ok;
+  enum { ok, need_body, unreadable, mismatch } body = ok;
   std::vector<std::string> scopes;
+  std::string mismatch_why, id;
 };
 
 ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in) {
   ToolNeeds n;
   n.applies = !gs.policy.empty() && in.method == "POST";
   if (!n.applies) return n;
-  std::vector<McpCall> calls;
-  if (!in.mcp_method.empty()) {
-    calls.push_back({std::string(in.mcp_method), std::string(in.mcp_name)});
-  } else if (!in.body_read) {
+  if (!in.body_read) {
     n.body = ToolNeeds::need_body;
     return n;
-  } else if (auto peeked = peek_jsonrpc(in.body)) {
-    calls = std::move(*peeked);
-  } else {
+  }
+  bool batch = false;
+  auto calls = peek_jsonrpc(in.body, &batch);
+  if (!calls) {
     n.body = ToolNeeds::unreadable;
     return n;
   }
-  for (const auto& call : calls)
+  n.mismatch_why = mirror_mismatch(in.mirror, *calls, batch);
+  if (!n.mismatch_why.empty()) {
+    n.body = ToolNeeds::mismatch;
+    if (!batch && calls->size() == 1) n.id = calls->front().id;
+    return n;
+  }
+  for (const auto& call : *calls)
     for (const auto& s : gs.policy.required(call))
       if (std::find(n.scopes.begin(), n.scopes.end(), s) == n.scopes.end()) n.scopes.push_back(s);
   return n;
@@ -263,6 +279,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     // JSON, a repeated method/params/name, an escape that does not decode
     // exactly: jsonrpc_peek.hpp), so the scopes it needs are unknown.
     if (needs.body == ToolNeeds::unreadable) return deny(unreadable_body(cf, in));
+    if (needs.body == ToolNeeds::mismatch) return deny(header_mismatch(cf, in, needs.id, needs.mismatch_why));
     const std::vector<std::string>& needed = needs.scopes;
     if (!missing_scopes(needed, granted).empty()) {
       // Remember the step-up so that a refresh cannot paper over it: the

@@ -10,6 +10,7 @@
 
 #include "config.hpp"
 #include "identity_assertion.hpp"
+#include "mirror_headers.hpp"
 #include "response.hpp"
 #include "store.hpp"
 #include "tool_policy.hpp"
@@ -38,7 +39,8 @@ struct GuardSettings {
 // Views of the request: the caller keeps them alive for the call (the glue's
 // request memory), so nothing is copied on the way in.
 struct GuardInput {
-  std::string_view method, authorization, args, origin, mcp_method, mcp_name, body;
+  std::string_view method, authorization, args, origin, body;
+  MirrorHeaders mirror;  // Mcp-Method, Mcp-Name
   bool body_read = false;
   int64_t now = 0;
 };

@@ -47,9 +47,10 @@ class Scanner {
  public:
   explicit Scanner(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
 
-  bool body(std::vector<McpCall>* calls) {
+  bool body(std::vector<McpCall>* calls, bool* is_batch) {
     ws();
     if (p_ == end_) return false;
+    if (is_batch) *is_batch = *p_ == '[';
     if (*p_ == '{') {
       McpCall call;
       if (!message(&call)) return false;
@@ -266,23 +267,26 @@ class Scanner {
     }
   }
 
-  // params of a message (p_ at '{', depth 2 or 3): its "name", once.
-  bool params(int depth, std::string* name, bool* name_is_string) {
+  // params of a message (p_ at '{', depth 2 or 3): its "name" and "uri",
+  // each once.
+  bool params(int depth, McpCall* call, bool* name_is_string, bool* uri_is_string) {
     if (depth > kMaxDepth) return false;
     ++p_;
     ws();
     if (eat('}')) return true;
-    bool seen_name = false;
+    bool seen_name = false, seen_uri = false;
     while (true) {
       std::string_view k;
       std::string scratch;
       if (!key(&k, &scratch)) return false;
-      if (is(k, "name")) {
-        if (seen_name) return false;
-        seen_name = true;
+      const bool is_name = is(k, "name"), is_uri = !is_name && is(k, "uri");
+      if (is_name || is_uri) {
+        bool& seen = is_name ? seen_name : seen_uri;
+        if (seen) return false;
+        seen = true;
         if (p_ != end_ && *p_ == '"') {
-          if (!string_value(name)) return false;
-          *name_is_string = true;
+          if (!string_value(is_name ? &call->name : &call->uri)) return false;
+          (is_name ? *name_is_string : *uri_is_string) = true;
         } else if (!value(depth + 1)) {
           return false;
         }
@@ -301,8 +305,9 @@ class Scanner {
     ++p_;
     ws();
     bool seen_method = false, seen_params = false, method_is_string = false, params_is_object = false,
-         name_is_string = false;
-    std::string name;
+         name_is_string = false, uri_is_string = false;
+    int ids = 0;
+    McpCall params_call;
     if (!eat('}')) {
       while (true) {
         std::string_view k;
@@ -321,11 +326,17 @@ class Scanner {
           if (seen_params) return false;
           seen_params = true;
           if (p_ != end_ && *p_ == '{') {
-            if (!params(depth + 1, &name, &name_is_string)) return false;
+            if (!params(depth + 1, &params_call, &name_is_string, &uri_is_string)) return false;
             params_is_object = true;
           } else if (!value(depth + 1)) {
             return false;
           }
+        } else if (is(k, "id")) {
+          ++ids;
+          const char* start = p_;
+          const bool echoable = p_ != end_ && (*p_ == '"' || *p_ == '-' || (*p_ >= '0' && *p_ <= '9'));
+          if (!value(depth + 1)) return false;
+          if (echoable) call->id.assign(start, static_cast<size_t>(p_ - start));
         } else if (!value(depth + 1)) {
           return false;
         }
@@ -335,9 +346,20 @@ class Scanner {
         ws();
       }
     }
-    // as the tool server reads it: params.name only beside a string method
+    if (ids != 1) call->id.clear();
+    // as the tool server reads it: params.name / params.uri only beside a
+    // string method
     if (!method_is_string) call->method.clear();
-    if (method_is_string && params_is_object && name_is_string) call->name = std::move(name);
+    if (method_is_string && params_is_object) {
+      if (name_is_string) {
+        call->name = std::move(params_call.name);
+        call->has_name = true;
+      }
+      if (uri_is_string) {
+        call->uri = std::move(params_call.uri);
+        call->has_uri = true;
+      }
+    }
     return true;
   }
 
@@ -363,9 +385,9 @@ class Scanner {
 
 }  // namespace
 
-std::optional<std::vector<McpCall>> peek_jsonrpc(std::string_view body) {
+std::optional<std::vector<McpCall>> peek_jsonrpc(std::string_view body, bool* batch) {
   std::vector<McpCall> calls;
-  if (!Scanner(body).body(&calls)) return std::nullopt;
+  if (!Scanner(body).body(&calls, batch)) return std::nullopt;
   return calls;
 }
 

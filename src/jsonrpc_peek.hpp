@@ -8,8 +8,8 @@
 // (nullopt) rather than guess:
 //   - anything that is not strict JSON (RFC 8259): trailing text, raw
 //     control bytes in strings, a NUL byte, leading zeros, a BOM, ...
-//   - a message with "method" or "params" twice, or params with "name"
-//     twice (cJSON would take the first, another parser the last);
+//   - a message with "method" or "params" twice, or params with "name" or
+//     "uri" twice (cJSON would take the first, another parser the last);
 //   - an escape that does not decode to exactly one character: \u0000 (the
 //     tool server's C strings would end there), bad hex digits (cJSON reads
 //     them as 0), an unpaired surrogate;
@@ -33,10 +33,17 @@ namespace mcpauth {
 struct McpCall {
   std::string method;  // e.g. "tools/call"
   std::string name;    // params.name for tools/call (and prompts/get, ...)
+  std::string uri;     // params.uri (resources/read)
+  // params.name / params.uri were strings (beside a string method)
+  bool has_name = false, has_uri = false;
+  // The message's "id" as its JSON text, when it is one string or number;
+  // "" otherwise.  Only to echo it in an error.
+  std::string id;
 };
 
 // The calls in a JSON-RPC body (one message or a batch); nullopt when the
 // body cannot be read exactly (see above): the guard then refuses it.
-std::optional<std::vector<McpCall>> peek_jsonrpc(std::string_view body);
+// *batch (when given) tells whether the body was an array.
+std::optional<std::vector<McpCall>> peek_jsonrpc(std::string_view body, bool* batch = nullptr);
 
 }  // namespace mcpauth

@@ -253,11 +253,16 @@ typedef struct {
     mcpa_str_t       origin;
     mcpa_str_t       mcp_method;      /* Mcp-Method header (2026-07-28) */
     mcpa_str_t       mcp_name;        /* Mcp-Name header */
+    int              mirror_headers;  /* MCPA_MIRROR_*: which were sent */
     mcpa_str_t       body;            /* JSON-RPC body, when the glue read it */
     int              body_read;       /* 1 when body is the whole body */
     int64_t          now;
     mcpa_replay_t    replay;          /* deferred stores: see mcpa_store_t */
 } mcpa_guard_request_t;
+
+#define MCPA_MIRROR_METHOD    1   /* Mcp-Method present */
+#define MCPA_MIRROR_NAME      2   /* Mcp-Name present */
+#define MCPA_MIRROR_REPEATED  4   /* either one more than once */
 
 typedef enum {
     MCPA_GUARD_ALLOW = 0,             /* pass upstream with the identity */

@@ -117,10 +117,10 @@ class Sse:
         self.post_url = urljoin(self.base + "/mcp/sse", data)
         return self.post_url
 
-    def post(self, body, token=None):
-        return requests.post(self.post_url, data=json.dumps(body), timeout=10,
-                             headers={"Content-Type": "application/json",
-                                      "Authorization": "Bearer " + (token or self.token)})
+    def post(self, body, token=None, headers=None):
+        h = {"Content-Type": "application/json", "Authorization": "Bearer " + (token or self.token)}
+        h.update(headers or {})
+        return requests.post(self.post_url, data=json.dumps(body), timeout=10, headers=h)
 
     def request(self, method, params=None, timeout=10):
         msg = rpc(method, params)
@@ -132,9 +132,9 @@ class Sse:
             if reply.get("id") == msg["id"]:
                 return reply
 
-    def initialize(self):
+    def initialize(self, version="2024-11-05"):
         self.endpoint()
-        reply = self.request("initialize", {"protocolVersion": "2024-11-05", "capabilities": {},
+        reply = self.request("initialize", {"protocolVersion": version, "capabilities": {},
                                             "clientInfo": {"name": "pytest", "version": "1"}})
         assert "result" in reply, reply
         assert self.post(rpc("notifications/initialized", notification=True)).status_code == 202

@@ -223,16 +223,103 @@ def test_step_up_refuses_the_refresh_then_succeeds_after_a_new_login(gw):
     assert "saved successfully" in text_of(s.call("save_snippet", snippetname="x", snippet="y"))
 
 
-def test_the_2026_headers_decide_the_scope_without_reading_the_body(gw):
-    c = login(gw, scope="snippets:read")
-    r = requests.post(gw.url + "/mcp", timeout=5, data=json.dumps(rpc("tools/call", {
-        "name": "save_snippet", "arguments": {"snippetname": "x", "snippet": "y"}})),
-        headers={"Authorization": "Bearer " + c.tokens["access_token"],
-                 "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-                 "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call",
-                 "Mcp-Name": "save_snippet"})
-    assert r.status_code == 403
+# --- Mcp-Method / Mcp-Name: the body decides, lying headers are refused ----------
 
+MIRRORS = {
+    "no headers": {},
+    "honest headers": {"Mcp-Method": "tools/call", "Mcp-Name": "save_snippet"},
+    "lying Mcp-Method": {"Mcp-Method": "tools/list"},
+    "lying Mcp-Name": {"Mcp-Method": "tools/call", "Mcp-Name": "hello_mcp"},
+}
+
+
+@pytest.fixture(scope="module")
+def read_only(gw):
+    return login(gw, "alice", scope="snippets:read")
+
+
+def save_body(name):
+    return rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": name, "snippet": "pwned"}})
+
+
+def post_with_mirrors(gw, token, transport, version, body, mirror):
+    headers = dict(mirror)
+    if transport == "streamable":
+        if version == "2026-07-28":   # stateless: no session, every request self-contained
+            return requests.post(gw.url + "/mcp", data=json.dumps(body), timeout=10, headers={
+                "Authorization": "Bearer " + token, "Content-Type": "application/json",
+                "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": version,
+                **headers})
+        s = Streamable(gw.url, token, version=version).initialize()
+        return s.post(body, headers=headers)
+    sse = Sse(gw.url, token)
+    try:
+        sse.initialize(version)
+        return sse.post(body, headers={"MCP-Protocol-Version": version, **headers})
+    finally:
+        sse.close()
+
+
+@pytest.mark.parametrize("transport", ["streamable", "sse"])
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25", "2026-07-28"])
+@pytest.mark.parametrize("mirror", list(MIRRORS))
+def test_a_read_only_token_never_saves_whatever_mcp_method_and_mcp_name_say(gw, read_only, transport,
+                                                                           version, mirror):
+    name = "mirror-%s-%s-%s" % (transport, version, mirror.replace(" ", "-"))
+    r = post_with_mirrors(gw, read_only.tokens["access_token"], transport, version, save_body(name),
+                          MIRRORS[mirror])
+    assert "saved successfully" not in r.text
+    if mirror.startswith("lying"):
+        # refused at the edge as the 2026-07-28 revision says, whatever the version
+        assert r.status_code == 400, (r.status_code, r.text)
+        assert r.json()["error"]["code"] == -32020
+        assert "Header mismatch" in r.json()["error"]["message"]
+    else:
+        assert r.status_code == 403, (r.status_code, r.text)
+        assert 'error="insufficient_scope"' in challenge_of(r)
+    # and nothing was written
+    s = Streamable(gw.url, read_only.tokens["access_token"]).initialize()
+    assert text_of(s.call("get_snippet", snippetname=name)) == "Snippet '%s' not found" % name
+
+
+@pytest.mark.parametrize("transport", ["streamable", "sse"])
+def test_honest_mirror_headers_with_the_scope_save(gw, transport):
+    # the other side of the matrix above: the same requests do write when allowed
+    c = login(gw, "alice", scope="snippets:read snippets:write")
+    name = "mirror-allowed-" + transport
+    r = post_with_mirrors(gw, c.tokens["access_token"], transport, "2025-11-25", save_body(name),
+                          MIRRORS["honest headers"])
+    assert r.status_code in (200, 202), (r.status_code, r.text)
+    s = Streamable(gw.url, c.tokens["access_token"]).initialize()
+    assert text_of(s.call("get_snippet", snippetname=name)) == "pwned"
+
+
+def test_a_repeated_or_base64_mcp_name_is_held_to_the_body(gw, read_only):
+    token = read_only.tokens["access_token"]
+    get = rpc("tools/call", {"name": "get_snippet", "arguments": {"snippetname": "none"}})
+    # the spec's Base64 sentinel is decoded before comparing: "get_snippet"
+    s = Streamable(gw.url, token).initialize()
+    r = s.post(get, headers={"Mcp-Method": "tools/call", "Mcp-Name": "=?base64?Z2V0X3NuaXBwZXQ=?="})
+    assert r.status_code == 200, r.text
+    r = s.post(save_body("b64"), headers={"Mcp-Method": "tools/call",
+                                          "Mcp-Name": "=?base64?Z2V0X3NuaXBwZXQ=?="})
+    assert r.status_code == 400 and r.json()["error"]["code"] == -32020
+    # two Mcp-Method headers (requests cannot send a header twice: raw socket)
+    body = json.dumps(get)
+    raw = ("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+           "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+           "Mcp-Session-Id: %s\r\nMCP-Protocol-Version: 2025-06-18\r\n"
+           "Mcp-Method: tools/call\r\nMcp-Method: tools/call\r\n"
+           "Content-Length: %d\r\nConnection: close\r\n\r\n%s") % (token, s.session_id, len(body), body)
+    import socket
+    host, port = gw.url.split("//")[1].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(raw.encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
+    assert b"-32020" in reply
 
 
 def test_a_batch_cannot_hide_a_tool_call_behind_an_element_that_is_not_a_call(gw):

@@ -6,6 +6,13 @@ using namespace mcpauth;
 
 namespace {
 
+McpCall call(const char* method, const char* name) {
+  McpCall c;
+  c.method = method;
+  c.name = name;
+  return c;
+}
+
 ToolPolicy policy(const char* text) {
   std::string err;
   auto p = ToolPolicy::parse(text, &err);
@@ -17,21 +24,21 @@ ToolPolicy policy(const char* text) {
 
 TEST(ToolPolicy, ToolCallNeedsItsToolsScopes) {
   auto p = policy("save_snippet snippets:write\nget_snippet snippets:read\n");
-  EXPECT_EQ(p.required({"tools/call", "save_snippet"}), std::vector<std::string>{"snippets:write"});
-  EXPECT_EQ(p.required({"tools/call", "get_snippet"}), std::vector<std::string>{"snippets:read"});
-  EXPECT_TRUE(p.required({"tools/call", "hello_mcp"}).empty());
+  EXPECT_EQ(p.required(call("tools/call", "save_snippet")), std::vector<std::string>{"snippets:write"});
+  EXPECT_EQ(p.required(call("tools/call", "get_snippet")), std::vector<std::string>{"snippets:read"});
+  EXPECT_TRUE(p.required(call("tools/call", "hello_mcp")).empty());
 }
 
 TEST(ToolPolicy, MethodRulesAddToToolRules) {
   auto p = policy("tools/call mcp:tools\nsave_snippet snippets:write snippets:read\n");
-  EXPECT_EQ(p.required({"tools/call", "save_snippet"}),
+  EXPECT_EQ(p.required(call("tools/call", "save_snippet")),
             (std::vector<std::string>{"mcp:tools", "snippets:write", "snippets:read"}));
-  EXPECT_EQ(p.required({"tools/list", ""}), std::vector<std::string>{});
+  EXPECT_EQ(p.required(call("tools/list", "")), std::vector<std::string>{});
 }
 
 TEST(ToolPolicy, AToolNamedLikeAMethodDoesNotBorrowItsRule) {
   auto p = policy("tools/list admin\n");
-  EXPECT_TRUE(p.required({"tools/call", "tools/list"}).empty());
+  EXPECT_TRUE(p.required(call("tools/call", "tools/list")).empty());
 }
 
 TEST(ToolPolicy, InvalidScopeIsRefusedWithItsName) {
