@@ -2,8 +2,13 @@
 //
 // The client and its redirect URI are checked FIRST and failures shown as
 // an HTML page: an unverified redirect URI must never receive the browser
-// (RFC 6749 §4.1.2.1, OAuth 2.1 §4.1.2.1).  Every later error goes back to
-// the redirect URI with state and iss.
+// (RFC 6749 §4.1.2.1, OAuth 2.1 §4.1.2.1).  Every later error is for the
+// client, with state and iss: sent there automatically only when this
+// browser approved the client and logged in through it before, else shown
+// on a page with a link there (report_to_client, RFC 9700 §4.11.2).
+//
+// Nothing is stored: the validated request travels sealed through the
+// consent page (seal_pending).
 #include <algorithm>
 
 #include "client_metadata_document.hpp"
@@ -24,6 +29,10 @@ Response bad_request_page(const std::string& message) {
 bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
+
+// The client's state is echoed back and travels sealed through the login:
+// bounded, like everything a client hands us to keep.
+constexpr size_t kMaxStateLength = 512;
 
 }  // namespace
 
@@ -84,13 +93,17 @@ Response handle_authorize(const Config& cf, Store& store, const Request& req) {
       break;
   }
 
-  // From here on, errors are reported to the (now trusted) redirect URI.
+  // From here on, errors are for the client, at its validated redirect URI.
   // RFC 6749 §3.1: parameters must not repeat.
   std::string state;
   if (params->find("state", &state) == Params::Lookup::repeated) state.clear();
   auto fail = [&](const char* error, const std::string& description) {
-    return redirect_error(cf, redirect_uri, state, error, description);
+    return report_to_client(cf, req, client.client_id, redirect_uri, state, error, description);
   };
+  if (state.size() > kMaxStateLength) {
+    state.clear();
+    return fail("invalid_request", "state is longer than " + std::to_string(kMaxStateLength) + " characters");
+  }
   for (const char* name : {"state", "response_type", "code_challenge", "code_challenge_method", "scope"}) {
     std::string ignored;
     if (params->find(name, &ignored) == Params::Lookup::repeated)
@@ -149,15 +162,17 @@ Response handle_authorize(const Config& cf, Store& store, const Request& req) {
   authz.resource = resource;
   authz.created = req.now;
 
-  // Consent already given in this browser for this client + redirect URI:
-  // straight on to the provider.
-  if (consent_remembered(cf, req, authz.client_id, authz.redirect_uri))
-    return start_provider_login(cf, store, req, authz, Response());
+  // Consent already given in this browser for this client, redirect URI
+  // and every scope asked for: straight on to the provider.  Anything more
+  // goes through the consent page, which names what is new.
+  auto remembered = remembered_scopes(cf, req, authz.client_id, authz.redirect_uri);
+  if (remembered && std::all_of(scopes.begin(), scopes.end(), [&](const std::string& s) {
+        return contains(*remembered, s);
+      }))
+    return start_provider_login(cf, req, authz, false);
 
-  const std::string id = random_token(32);
-  st = store.put_new("authz:" + id, encode_pending(authz), req.now + cf.login_ttl);
-  if (st != StoreStatus::ok) return store_failure_page(st == StoreStatus::exists ? StoreStatus::error : st);
-  return redirect_to(add_query(cf.url(cf.consent_path), {{"authz", id}}));
+  return redirect_to(
+      add_query(cf.url(cf.consent_path), {{"authz", seal_pending(cf, authz, req.now + cf.login_ttl)}}));
 }
 
 Response resume_authorize(const Config& cf, Store& store, const Request& req,

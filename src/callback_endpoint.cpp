@@ -1,8 +1,9 @@
 // GET /oauth-callback: the upstream provider sends the browser back here.
 //
-//   handle_callback   take login:<state> (single use), check the login
-//                     cookie and iss (RFC 9207), ask the glue to POST the
-//                     code to the provider's token endpoint
+//   handle_callback   open the sealed login (the state; single use: a
+//                     completed login is marked loginused:<nonce>), check
+//                     the login cookie and iss (RFC 9207), ask the glue to
+//                     POST the code to the provider's token endpoint
 //   resume_callback   provider token answer -> verify the ID token (JWKS
 //                     from the store, one refetch when missing or the kid is
 //                     unknown) -> session:<sid> + code:<sha256(code)> ->
@@ -27,11 +28,23 @@ void clear_login_cookie(const Config& cf, Response& r) {
   r.header("Set-Cookie", set_cookie(cf, cookie_name(cf, kLoginCookie), "", 0));
 }
 
-Response client_error(const Config& cf, const LoginState& login, const char* error, const std::string& why) {
-  Response r = redirect_error(cf, login.authz.redirect_uri, login.authz.state, error, why);
+// Until the user has logged in, the client hears of a failure by a link
+// the user follows (unless this browser approved it and logged in before).
+Response client_error(const Config& cf, const Request& req, const LoginState& login, const char* error,
+                      const std::string& why) {
+  Response r = report_to_client(cf, req, login.authz.client_id, login.authz.redirect_uri, login.authz.state,
+                                error, why);
   clear_login_cookie(cf, r);
   return r;
 }
+
+Response completed_page(const Config& cf) {
+  Response r = bad_page("This sign-in was already completed. Start again from your app.");
+  clear_login_cookie(cf, r);
+  return r;
+}
+
+std::string used_key(const LoginState& login) { return "loginused:" + login.nonce; }
 
 std::string seal_continuation(const Config& cf, Fields f, const Request& req) {
   f.set("v", "1");
@@ -67,10 +80,15 @@ Response issue_code(const Config& cf, Store& store, const Request& req, const Lo
   s.expires = req.now + cf.session_ttl;
   s.gen = 0;
   s.rotated_at = req.now;
+  // The state is single use: of two callbacks with it, one goes on.  The
+  // mark is made only now, once the user has logged in at the provider.
+  StoreStatus st = store.put_new(used_key(login), "1", req.now + std::min<int64_t>(cf.login_ttl, 600));
+  if (st == StoreStatus::exists) return completed_page(cf);
+  if (st != StoreStatus::ok) return store_failure_page(st);
   // The registration carried a login: it keeps its full lifetime now.
-  StoreStatus st = promote_client(cf, store, s.client_id);
+  st = promote_client(cf, store, s.client_id);
   if (st == StoreStatus::not_found)
-    return client_error(cf, login, "invalid_client", "the application's registration has expired");
+    return client_error(cf, req, login, "invalid_client", "the application's registration has expired");
   if (st != StoreStatus::ok) return store_failure_page(st);
   st = store.put_new("session:" + s.sid, encode_session(s), s.expires);
   if (st != StoreStatus::ok) return store_failure_page(st == StoreStatus::exists ? StoreStatus::error : st);
@@ -95,6 +113,14 @@ Response issue_code(const Config& cf, Store& store, const Request& req, const Lo
   Response r = redirect_to(add_query(login.authz.redirect_uri,
                                      {{"code", code}, {"state", login.authz.state}, {"iss", cf.issuer}}));
   clear_login_cookie(cf, r);
+  // Approved and logged in: now the choice may be remembered, for exactly
+  // the scopes granted (a wider request shows the consent page again).
+  if (login.remember && cf.consent_remember)
+    r.header("Set-Cookie",
+             set_cookie(cf, cookie_name(cf, kConsentCookie),
+                        remember_consent_value(cf, req, login.authz.client_id, login.authz.redirect_uri,
+                                               login.authz.scope),
+                        std::min<int64_t>(cf.client_ttl, 30 * 86400)));
   return r;
 }
 
@@ -129,7 +155,7 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
       auto parsed = parse_jwks(raw, nullptr);
       if (parsed) keys = std::move(*parsed);
     } else if (st != StoreStatus::not_found) {
-      return client_error(cf, login, "server_error", "the login could not be completed");
+      return client_error(cf, req, login, "server_error", "the login could not be completed");
     }
     bool known = !keys.empty();
     auto kid = jwt_header_kid(tokens.id_token);
@@ -157,7 +183,7 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
   auto verified = verify_id_token(tokens.id_token, keys, expect);
   if (std::holds_alternative<std::string>(verified)) {
     // The reason is not for the browser: the provider gave us a bad token.
-    return client_error(cf, login, "server_error", "the identity provider's ID token was not valid");
+    return client_error(cf, req, login, "server_error", "the identity provider's ID token was not valid");
   }
   return issue_code(cf, store, req, login, tokens, std::get<IdTokenClaims>(verified));
 }
@@ -178,17 +204,17 @@ Response handle_callback(const Config& cf, Store& store, const Request& req) {
   if (!cf.keys || !cf.has_provider()) return html_page(500, "Not configured", "The sign-in service is not configured.");
   auto params = Params::parse(req.args);
   std::string state;
-  if (!params || params->find("state", &state) != Params::Lookup::one || state.empty() || state.size() > 128)
+  if (!params || params->find("state", &state) != Params::Lookup::one || state.empty())
     return bad_page("This sign-in cannot be completed (no valid state). Start again from your app.");
 
-  // Single use: a replayed callback finds nothing.
+  // The state is the login, sealed by us: it opens, is not expired, and
+  // was not completed already (a replayed callback).
+  auto login = open_login(cf, state, req.now);
+  if (!login) return bad_page("This sign-in has expired or is not valid. Start again from your app.");
   std::string raw;
-  StoreStatus st = store.take("login:" + state, &raw);
-  if (st == StoreStatus::not_found)
-    return bad_page("This sign-in has expired or was already completed. Start again from your app.");
-  if (st != StoreStatus::ok) return store_failure_page(st);
-  auto login = decode_login(raw);
-  if (!login) return bad_page("This sign-in cannot be completed. Start again from your app.");
+  StoreStatus st = store.get(used_key(*login), &raw);
+  if (st == StoreStatus::ok) return completed_page(cf);
+  if (st != StoreStatus::not_found) return store_failure_page(st);
 
   // The browser that started the login must be the one finishing it.
   auto binding = cookie_value(req.cookie, cookie_name(cf, kLoginCookie));
@@ -203,19 +229,19 @@ Response handle_callback(const Config& cf, Store& store, const Request& req) {
   std::string iss;
   auto iss_lookup = params->find("iss", &iss);
   if (iss_lookup == Params::Lookup::repeated || (iss_lookup == Params::Lookup::one && iss != cf.provider_issuer))
-    return client_error(cf, *login, "server_error", "the answer came from an unexpected identity provider");
+    return client_error(cf, req, *login, "server_error", "the answer came from an unexpected identity provider");
 
   std::string error;
   if (params->find("error", &error) != Params::Lookup::absent) {
-    if (denial(error)) return client_error(cf, *login, "access_denied", "the user did not sign in or consent");
-    return client_error(cf, *login, "server_error", "the identity provider reported an error");
+    if (denial(error)) return client_error(cf, req, *login, "access_denied", "the user did not sign in or consent");
+    return client_error(cf, req, *login, "server_error", "the identity provider reported an error");
   }
   std::string code;
   if (params->find("code", &code) != Params::Lookup::one || code.empty())
-    return client_error(cf, *login, "server_error", "the identity provider returned no code");
+    return client_error(cf, req, *login, "server_error", "the identity provider returned no code");
 
   ProviderRequest pr = provider_code_request(cf, code, login->provider_verifier, req.now);
-  if (!pr.ok) return client_error(cf, *login, "server_error", "the gateway could not authenticate to its provider");
+  if (!pr.ok) return client_error(cf, req, *login, "server_error", "the gateway could not authenticate to its provider");
   Fields f;
   f.set("kind", "code");
   put_login(f, *login);
@@ -245,24 +271,24 @@ Response resume_callback(const Config& cf, Store& store, const Request& req, con
     }
     if (fetch_status != 200) {
       std::string code = provider_error_code(fetch_body);
-      return client_error(cf, *login, "server_error",
+      return client_error(cf, req, *login, "server_error",
                           "the identity provider refused the login" + (code.empty() ? "" : " (" + code + ")"));
     }
     auto parsed = parse_provider_tokens(fetch_body);
     if (std::holds_alternative<std::string>(parsed))
-      return client_error(cf, *login, "server_error", "the identity provider's answer was not usable");
+      return client_error(cf, req, *login, "server_error", "the identity provider's answer was not usable");
     const auto& tokens = std::get<ProviderTokens>(parsed);
     if (tokens.id_token.empty())
-      return client_error(cf, *login, "server_error", "the identity provider returned no ID token");
+      return client_error(cf, req, *login, "server_error", "the identity provider returned no ID token");
     return verify_and_issue(cf, store, req, *login, tokens, nullptr);
   }
 
   if (kind == "jwks") {
     if (fetch_status != 200)
-      return client_error(cf, *login, "server_error", "the identity provider's keys could not be fetched");
+      return client_error(cf, req, *login, "server_error", "the identity provider's keys could not be fetched");
     std::string why;
     auto keys = parse_jwks(fetch_body, &why);
-    if (!keys) return client_error(cf, *login, "server_error", "the identity provider's keys are not usable");
+    if (!keys) return client_error(cf, req, *login, "server_error", "the identity provider's keys are not usable");
     // Cache failures do not stop this login; the next one refetches.
     (void)store.put("jwks:" + cf.provider_issuer, fetch_body, req.now + kJwksCacheSeconds);
     return verify_and_issue(cf, store, req, *login, get_tokens(*f), &*keys);

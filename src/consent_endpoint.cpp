@@ -5,8 +5,10 @@
 // best practices, "confused deputy").
 //
 // POST defences: Fetch Metadata (Sec-Fetch-Site cross-site refused), Origin
-// must be ours when sent, a CSRF token bound to the browser cookie, the
-// client and the redirect URI, and a single-use pending record.
+// must be ours when sent, and a CSRF token bound to the browser cookie, the
+// client and the redirect URI.  The request being approved travels sealed
+// in the page's URL and form (seal_pending): nothing is stored for it, and
+// the browser can neither read nor change it.
 #include <algorithm>
 
 #include "consent_page.hpp"
@@ -44,19 +46,20 @@ std::string consent_form_action(const Config& cf, const std::string& redirect_ur
   return out;
 }
 
+// The sealed request named by `authz` (the page's URL or the form).
+std::optional<PendingAuthz> pending_of(const Config& cf, const Params& params, const Request& req) {
+  std::string sealed;
+  if (params.find("authz", &sealed) != Params::Lookup::one) return std::nullopt;
+  return open_pending(cf, sealed, req.now);
+}
+
 Response show(const Config& cf, Store& store, const Request& req) {
   auto params = Params::parse(req.args);
-  std::string id;
-  if (!params || params->find("authz", &id) != Params::Lookup::one || id.empty() || id.size() > 64)
-    return expired_page();
-  std::string raw;
-  StoreStatus st = store.get("authz:" + id, &raw);
-  if (st == StoreStatus::not_found) return expired_page();
-  if (st != StoreStatus::ok) return store_failure_page(st);
-  auto authz = decode_pending(raw);
+  std::optional<PendingAuthz> authz;
+  if (params) authz = pending_of(cf, *params, req);
   if (!authz) return expired_page();
   ClientMetadata client;
-  st = load_client(store, authz->client_id, &client);
+  StoreStatus st = load_client(store, authz->client_id, &client);
   if (st == StoreStatus::not_found) return expired_page();
   if (st != StoreStatus::ok) return store_failure_page(st);
 
@@ -79,9 +82,16 @@ Response show(const Config& cf, Store& store, const Request& req) {
   view.redirect_uri_host = uri && !uri->host.empty() ? uri->host : authz->redirect_uri;
   view.csrf_token = make_csrf_token(csrf_key(cf), browser_id, authz->client_id, authz->redirect_uri, req.now);
   view.action_path = cf.consent_path;
-  view.hidden_fields.emplace_back("authz", id);
+  std::string sealed;
+  params->find("authz", &sealed);
+  view.hidden_fields.emplace_back("authz", sealed);
   // no descriptions configured yet: the page shows the scope names alone
-  for (const auto& s : split_scope(authz->scope)) view.scopes.emplace_back(s, "");
+  auto remembered = remembered_scopes(cf, req, authz->client_id, authz->redirect_uri);
+  for (const auto& s : split_scope(authz->scope)) {
+    view.scopes.emplace_back(s, "");
+    if (remembered && std::find(remembered->begin(), remembered->end(), s) == remembered->end())
+      view.new_scopes.push_back(s);
+  }
   view.remember_option = cf.consent_remember;
   r.body = render_consent_page(view);
   add_page_security_headers(r, consent_form_action(cf, authz->redirect_uri));
@@ -93,7 +103,7 @@ Response show(const Config& cf, Store& store, const Request& req) {
   return r;
 }
 
-Response decide(const Config& cf, Store& store, const Request& req) {
+Response decide(const Config& cf, const Request& req) {
   // Fetch Metadata: a cross-site form post is never a user's own decision.
   if (req.sec_fetch_site == "cross-site") return forbidden_page("This form cannot be submitted from another site.");
   if (!req.origin.empty() && req.origin != url_origin(cf.issuer))
@@ -101,17 +111,12 @@ Response decide(const Config& cf, Store& store, const Request& req) {
   if (media_type(req.content_type) != "application/x-www-form-urlencoded")
     return html_page(400, "Invalid request", "The consent form was not sent as a form.");
   auto form = Params::parse(req.body);
-  std::string id, csrf, decision, remember;
-  if (!form || form->find("authz", &id) != Params::Lookup::one || id.empty() || id.size() > 64)
-    return expired_page();
+  std::string csrf, decision, remember;
+  std::optional<PendingAuthz> authz;
+  if (form) authz = pending_of(cf, *form, req);
+  if (!authz) return expired_page();
   if (form->find(std::string(kConsentCsrfField), &csrf) != Params::Lookup::one)
     return forbidden_page("The form is missing its security token. Start again from your app.");
-  std::string raw;
-  StoreStatus st = store.get("authz:" + id, &raw);
-  if (st == StoreStatus::not_found) return expired_page();
-  if (st != StoreStatus::ok) return store_failure_page(st);
-  auto authz = decode_pending(raw);
-  if (!authz) return expired_page();
 
   auto browser = cookie_value(req.cookie, cookie_name(cf, kBrowserCookie));
   if (!browser || !valid_browser_id(*browser))
@@ -123,23 +128,14 @@ Response decide(const Config& cf, Store& store, const Request& req) {
       (decision != "allow" && decision != "deny"))
     return html_page(400, "Invalid request", "The consent form carried no decision.");
 
-  // Single use: only one of two concurrent posts goes on.
-  st = store.take("authz:" + id, &raw);
-  if (st == StoreStatus::not_found) return expired_page();
-  if (st != StoreStatus::ok) return store_failure_page(st);
-
   if (decision == "deny")
-    return redirect_error(cf, authz->redirect_uri, authz->state, "access_denied", "the user denied access");
+    return report_to_client(cf, req, authz->client_id, authz->redirect_uri, authz->state, "access_denied",
+                            "the user denied access");
 
-  Response r;
-  if (cf.consent_remember && form->find(std::string(kConsentRememberField), &remember) == Params::Lookup::one &&
-      remember == "1") {
-    r.header("Set-Cookie",
-             set_cookie(cf, cookie_name(cf, kConsentCookie),
-                        remember_consent_value(cf, req, authz->client_id, authz->redirect_uri),
-                        std::min<int64_t>(cf.client_ttl, 30 * 86400)));
-  }
-  return start_provider_login(cf, store, req, *authz, std::move(r));
+  const bool remembered = cf.consent_remember &&
+                          form->find(std::string(kConsentRememberField), &remember) == Params::Lookup::one &&
+                          remember == "1";
+  return start_provider_login(cf, req, *authz, remembered);
 }
 
 }  // namespace
@@ -148,31 +144,30 @@ Response handle_consent(const Config& cf, Store& store, const Request& req) {
   if (!cf.keys || !cf.has_provider())
     return html_page(500, "Not configured", "The sign-in service is not configured.");
   if (req.method == "GET") return show(cf, store, req);
-  if (req.method == "POST") return decide(cf, store, req);
+  if (req.method == "POST") return decide(cf, req);
   Response r = html_page(405, "Method not allowed", "Use the consent form.");
   r.header("Allow", "GET, POST");
   return r;
 }
 
-Response start_provider_login(const Config& cf, Store& store, const Request& req, const PendingAuthz& authz,
-                              Response r) {
+Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember) {
   if (!cf.has_provider()) return html_page(500, "Not configured", "No identity provider is configured.");
   LoginState login;
   login.authz = authz;
   login.provider_verifier = random_token(32);  // 43 characters (RFC 7636 §4.1)
   login.nonce = random_token(32);
+  login.remember = remember;
   // The login cookie binds the provider's answer to this browser: a state
   // value replayed in another browser (login CSRF) finds no matching cookie.
   const std::string binding = random_token(32);
   login.browser_hash = sha256_b64url(binding);
-  const std::string state = random_token(32);
   const int64_t ttl = std::min<int64_t>(cf.login_ttl, 600);
-  StoreStatus st = store.put_new("login:" + state, encode_login(login), req.now + ttl);
-  if (st != StoreStatus::ok) return store_failure_page(st == StoreStatus::exists ? StoreStatus::error : st);
+  // The state we send the provider is the login itself, sealed: nothing is
+  // stored until the user has logged in (the verifier stays secret inside).
+  const std::string state = seal_login(cf, login, req.now + ttl);
 
   Response out = redirect_to(
       provider_authorization_url(cf, state, login.nonce, s256_challenge(login.provider_verifier)));
-  for (auto& h : r.headers) out.headers.push_back(std::move(h));
   // SameSite=Lax: the provider brings the browser back with a top-level GET.
   out.header("Set-Cookie", set_cookie(cf, cookie_name(cf, kLoginCookie), binding, ttl));
   return out;

@@ -49,6 +49,9 @@ button.secondary{background:transparent;color:var(--text);border:1px solid var(-
 button.secondary:hover{border-color:var(--muted)}
 button:focus-visible{outline:3px solid var(--primary);outline-offset:2px}
 .status{font-size:13px;color:var(--muted);margin:0 0 8px}
+a.return{display:inline-block;font-weight:600;color:var(--primary);overflow-wrap:anywhere}
+.scope-new{font-size:12px;font-weight:600;color:var(--warn-text);background:var(--warn-bg);
+border:1px solid var(--warn-border);border-radius:4px;padding:0 6px;margin-left:8px}
 .status.error{color:var(--error)}
 )css";
 
@@ -109,6 +112,16 @@ std::string render_consent_page(const ConsentView& v) {
   }
   out += "Only allow access if you started this sign-in and trust the application.</p>\n";
 
+  if (!v.new_scopes.empty()) {
+    out += "<p class=\"notice\" role=\"note\">You approved this application before. It now asks for more: ";
+    for (size_t i = 0; i < v.new_scopes.size(); ++i) {
+      if (i) out += ", ";
+      out += "<strong>";
+      put(&out, v.new_scopes[i]);
+      out += "</strong>";
+    }
+    out += ".</p>\n";
+  }
   out += "<h2>It is asking to:</h2>\n<ul class=\"scopes\">\n";
   if (v.scopes.empty()) {
     out += "<li><span class=\"scope-desc\">Access the MCP server on your behalf</span></li>\n";
@@ -117,6 +130,11 @@ std::string render_consent_page(const ConsentView& v) {
     out += "<li><span class=\"scope-name\">";
     put(&out, scope);
     out += "</span>";
+    for (const auto& n : v.new_scopes)
+      if (n == scope) {
+        out += "<span class=\"scope-new\">new</span>";
+        break;
+      }
     if (!description.empty()) {
       out += "<span class=\"scope-desc\">";
       put(&out, description);
@@ -174,6 +192,30 @@ std::string render_message_page(std::string_view title, std::string_view message
   } else if (status_hint >= 400) {
     out += "<p class=\"muted\">You can close this window and start again from the application.</p>\n";
   }
+  page_end(&out);
+  return out;
+}
+
+std::string render_return_page(std::string_view title, std::string_view message, std::string_view href,
+                               std::string_view destination, int status_hint) {
+  std::string out;
+  out.reserve(4096);
+  page_start(&out, title);
+  if (status_hint >= 400) {
+    out += "<p class=\"status error\">Error ";
+    out += std::to_string(status_hint);
+    out += "</p>\n";
+  }
+  out += "<h1>";
+  put(&out, title);
+  out += "</h1>\n<p>";
+  put(&out, message);
+  out += "</p>\n<p class=\"muted\">The application that sent you here can be told from this link; follow it "
+         "only if you started this sign-in yourself.</p>\n<p><a class=\"return\" rel=\"noreferrer\" href=\"";
+  put(&out, href);
+  out += "\">Return to ";
+  put(&out, destination);
+  out += "</a></p>\n";
   page_end(&out);
   return out;
 }

@@ -26,6 +26,9 @@ struct ConsentView {
   std::string action_path;        // form action; empty posts to the current URL
   std::vector<std::pair<std::string, std::string>> hidden_fields;  // name, value
   std::vector<std::pair<std::string, std::string>> scopes;         // scope, description
+  // Scopes in `scopes` beyond what this browser remembered approving for
+  // the client: the page says that the application now asks for more.
+  std::vector<std::string> new_scopes;
   bool remember_option = false;
   std::string product_name;       // e.g. "Acme MCP Gateway"; a default when empty
   std::string user_display;       // "Signed in as …" line; omitted when empty
@@ -38,5 +41,12 @@ std::string render_consent_page(const ConsentView& view);
 // HTTP status the caller will send; it is shown small and picks the tone
 // (>= 500: "try again later").
 std::string render_message_page(std::string_view title, std::string_view message, int status_hint);
+
+// A message page with one link back to the application (its redirect URI,
+// carrying the outcome), for outcomes the gateway will not send the browser
+// to on its own (RFC 9700 §4.11.2): the user sees where the link goes and
+// follows it or not.
+std::string render_return_page(std::string_view title, std::string_view message, std::string_view href,
+                               std::string_view destination, int status_hint);
 
 }  // namespace mcpauth

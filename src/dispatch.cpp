@@ -1,7 +1,10 @@
 // Routes a request to its endpoint handler, and a provider's answer back to
 // the handler that asked for it; and the helpers the handlers share.
+#include <cjson/cJSON.h>
+
 #include <algorithm>
 #include <cctype>
+#include <memory>
 
 #include "consent_page.hpp"
 #include "crypto.hpp"
@@ -234,67 +237,182 @@ std::string join_scope(const std::vector<std::string>& scopes) {
 
 std::string csrf_key(const Config& cf) { return cf.keys->derive_key("mcp-auth consent csrf v1"); }
 std::string consent_cookie_key(const Config& cf) {
-  return cf.keys->derive_key("mcp-auth remember consent v1");
+  // v2: entries record the scopes granted (a v1 cookie no longer verifies,
+  // so it is never taken for a grant of every scope)
+  return cf.keys->derive_key("mcp-auth remember consent v2");
 }
 
 // --- remembered consent ---------------------------------------------------
 //
-// Cookie value: sign_value(key, "<h>:<exp> <h>:<exp> ..."), where h is
-// sha256_b64url(client_id NUL redirect_uri).  Only consent is remembered;
-// the provider still authenticates the user on every login.
+// Cookie value: sign_value(key, JSON array of {"h": sha256_b64url(client_id
+// NUL redirect_uri), "exp": N, "scope": "granted scopes"}).  It is set when
+// a login allowed with "remember" has completed, so it also says that the
+// user approved the client and logged in through it in this browser.  Only
+// consent is remembered; the provider still authenticates the user on every
+// login.
 
 namespace {
 
 constexpr size_t kMaxRememberedClients = 10;
 
+struct Remembered {
+  std::string hash, scope;
+  int64_t exp = 0;
+};
+
 std::string consent_pair_hash(const std::string& client_id, const std::string& redirect_uri) {
   return sha256_b64url(client_id + std::string(1, '\0') + redirect_uri);
 }
 
-// Live entries of the cookie (hash, expiry), oldest first.
-std::vector<std::pair<std::string, int64_t>> remembered_entries(const Config& cf, const Request& req) {
-  std::vector<std::pair<std::string, int64_t>> out;
+// Live entries of the cookie, oldest first.
+std::vector<Remembered> remembered_entries(const Config& cf, const Request& req) {
+  std::vector<Remembered> out;
   auto cookie = cookie_value(req.cookie, cookie_name(cf, kConsentCookie));
   if (!cookie) return out;
   auto value = verify_signed_value(consent_cookie_key(cf), *cookie);
   if (!value) return out;
-  for (const auto& entry : split_scope(*value)) {
-    size_t colon = entry.find(':');
-    if (colon == std::string::npos) continue;
-    int64_t exp = 0;
-    try {
-      exp = std::stoll(entry.substr(colon + 1));
-    } catch (const std::exception&) {
-      continue;
-    }
-    if (exp > req.now) out.emplace_back(entry.substr(0, colon), exp);
+  std::unique_ptr<cJSON, decltype(&cJSON_Delete)> doc(cJSON_ParseWithLength(value->data(), value->size()),
+                                                      cJSON_Delete);
+  if (!cJSON_IsArray(doc.get())) return out;
+  const cJSON* item = nullptr;
+  cJSON_ArrayForEach(item, doc.get()) {
+    const cJSON* h = cJSON_GetObjectItemCaseSensitive(item, "h");
+    const cJSON* exp = cJSON_GetObjectItemCaseSensitive(item, "exp");
+    const cJSON* scope = cJSON_GetObjectItemCaseSensitive(item, "scope");
+    if (!cJSON_IsString(h) || !cJSON_IsNumber(exp) || !cJSON_IsString(scope)) continue;
+    if (static_cast<int64_t>(exp->valuedouble) <= req.now) continue;
+    out.push_back({h->valuestring, scope->valuestring, static_cast<int64_t>(exp->valuedouble)});
   }
   return out;
 }
 
 }  // namespace
 
-bool consent_remembered(const Config& cf, const Request& req, const std::string& client_id,
-                        const std::string& redirect_uri) {
-  if (!cf.consent_remember) return false;
+std::optional<std::vector<std::string>> remembered_scopes(const Config& cf, const Request& req,
+                                                         const std::string& client_id,
+                                                         const std::string& redirect_uri) {
+  if (!cf.consent_remember) return std::nullopt;
   const std::string h = consent_pair_hash(client_id, redirect_uri);
   for (const auto& e : remembered_entries(cf, req))
-    if (ct_equal(e.first, h)) return true;
-  return false;
+    if (ct_equal(e.hash, h)) return split_scope(e.scope);
+  return std::nullopt;
+}
+
+bool consent_remembered(const Config& cf, const Request& req, const std::string& client_id,
+                        const std::string& redirect_uri) {
+  return remembered_scopes(cf, req, client_id, redirect_uri).has_value();
 }
 
 std::string remember_consent_value(const Config& cf, const Request& req, const std::string& client_id,
-                                   const std::string& redirect_uri) {
+                                   const std::string& redirect_uri, const std::string& scope) {
   const std::string h = consent_pair_hash(client_id, redirect_uri);
   auto entries = remembered_entries(cf, req);
-  entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const auto& e) { return e.first == h; }),
+  // what this browser approved before for the pair stays approved
+  std::vector<std::string> granted = split_scope(scope);
+  for (const auto& e : entries)
+    if (e.hash == h)
+      for (const auto& s : split_scope(e.scope))
+        if (std::find(granted.begin(), granted.end(), s) == granted.end()) granted.push_back(s);
+  entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const auto& e) { return e.hash == h; }),
                 entries.end());
-  entries.emplace_back(h, req.now + std::min<int64_t>(cf.client_ttl, 30 * 86400));
+  entries.push_back({h, join_scope(granted), req.now + std::min<int64_t>(cf.client_ttl, 30 * 86400)});
   if (entries.size() > kMaxRememberedClients)
     entries.erase(entries.begin(), entries.end() - static_cast<long>(kMaxRememberedClients));
-  std::string value;
-  for (const auto& e : entries) value += (value.empty() ? "" : " ") + e.first + ":" + std::to_string(e.second);
-  return sign_value(consent_cookie_key(cf), value);
+  std::unique_ptr<cJSON, decltype(&cJSON_Delete)> doc(cJSON_CreateArray(), cJSON_Delete);
+  if (!doc) throw std::bad_alloc();
+  for (const auto& e : entries) {
+    cJSON* item = cJSON_CreateObject();
+    if (!item || !cJSON_AddItemToArray(doc.get(), item)) throw std::bad_alloc();
+    if (!cJSON_AddStringToObject(item, "h", e.hash.c_str()) ||
+        !cJSON_AddNumberToObject(item, "exp", static_cast<double>(e.exp)) ||
+        !cJSON_AddStringToObject(item, "scope", e.scope.c_str()))
+      throw std::bad_alloc();
+  }
+  std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(doc.get()), cJSON_free);
+  if (!text) throw std::bad_alloc();
+  return sign_value(consent_cookie_key(cf), text.get());
+}
+
+// --- outcomes for the client, before the user approved it and logged in ---
+
+Response report_to_client(const Config& cf, const Request& req, const std::string& client_id,
+                          const std::string& redirect_uri, const std::string& state, const std::string& error,
+                          const std::string& description) {
+  // RFC 9700 §4.11.2: redirect automatically only to a client this browser
+  // approved and logged in through (remembered consent); otherwise the user
+  // sees where the link goes before anything is sent there.
+  if (consent_remembered(cf, req, client_id, redirect_uri))
+    return redirect_error(cf, redirect_uri, state, error, description);
+  const std::string href = add_query(redirect_uri, {{"error", error},
+                                                    {"error_description", description},
+                                                    {"state", state},
+                                                    {"iss", cf.issuer}});
+  std::string why;
+  auto uri = parse_uri(redirect_uri, &why);
+  const std::string destination = uri && !uri->host.empty() ? uri->host : url_origin(redirect_uri);
+  const bool denied = error == "access_denied";
+  Response r;
+  r.status = denied ? 200 : 400;
+  r.body = render_return_page(denied ? "Access denied" : "The sign-in request was refused",
+                              denied ? "The application was not given access (" + description + ")."
+                                     : "The application's sign-in request was refused (" + error + "): " +
+                                           description + ".",
+                              href, destination, r.status);
+  add_page_security_headers(r, "'none'");
+  return r;
+}
+
+// --- what travels sealed instead of being stored ---------------------------
+//
+// Anyone can start an authorization request, so nothing of it is kept at the
+// gateway until the user has logged in: the request travels sealed in the
+// consent page's URL and form, the provider login in the state parameter
+// sent to the provider (AES-256-GCM with the key file, purpose-bound, with
+// an expiry inside).  The browser can neither read nor alter them.
+
+namespace {
+
+std::string seal_fields(const Config& cf, uint8_t purpose, Fields f, int64_t expires) {
+  f.set("v", "1");
+  f.set_int("exp", expires);
+  return cf.keys->seal(purpose, f.encode());
+}
+
+std::optional<Fields> open_fields(const Config& cf, uint8_t purpose, std::string_view text, int64_t now) {
+  if (text.empty() || text.size() > kMaxSealedFlowLength) return std::nullopt;
+  auto plain = cf.keys->open(purpose, text);
+  if (!plain) return std::nullopt;
+  auto f = Fields::decode(*plain);
+  if (!f || f->str("v") != "1") return std::nullopt;
+  auto exp = f->num("exp");
+  if (!exp || *exp <= now) return std::nullopt;
+  return f;
+}
+
+}  // namespace
+
+std::string seal_pending(const Config& cf, const PendingAuthz& authz, int64_t expires) {
+  Fields f;
+  put_pending(f, authz);
+  return seal_fields(cf, kPendingPurpose, std::move(f), expires);
+}
+
+std::optional<PendingAuthz> open_pending(const Config& cf, std::string_view text, int64_t now) {
+  auto f = open_fields(cf, kPendingPurpose, text, now);
+  if (!f) return std::nullopt;
+  return get_pending(*f);
+}
+
+std::string seal_login(const Config& cf, const LoginState& login, int64_t expires) {
+  Fields f;
+  put_login(f, login);
+  return seal_fields(cf, kLoginPurpose, std::move(f), expires);
+}
+
+std::optional<LoginState> open_login(const Config& cf, std::string_view text, int64_t now) {
+  auto f = open_fields(cf, kLoginPurpose, text, now);
+  if (!f) return std::nullopt;
+  return get_login(*f);
 }
 
 // --- client authentication ------------------------------------------------

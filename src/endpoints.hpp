@@ -116,18 +116,40 @@ inline constexpr const char* kBrowserCookie = "mcp_browser";
 inline constexpr const char* kLoginCookie = "mcp_login";
 inline constexpr const char* kConsentCookie = "mcp_consent";
 
-// Step 4 of the flow (consent allowed, or remembered): records the login
-// under login:<state>, sets the login cookie and answers 302 to the
-// provider.  Extra headers (a remember cookie) may already be in `r`.
-Response start_provider_login(const Config& cf, Store& store, const Request& req,
-                              const PendingAuthz& authz, Response r);
+// Step 4 of the flow (consent allowed, or remembered): seals the login into
+// the state sent to the provider, sets the login cookie (the browser
+// binding) and answers 303 to the provider.  `remember`: the user ticked
+// "remember my choice" (the cookie is set once the login has completed).
+Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember);
 
-// "remember consent" cookie: does it hold client_id + redirect_uri?  And the
-// new cookie value with that pair added (at most 10 pairs kept).
+// "remember consent" cookie: the scopes this browser approved for
+// client_id + redirect_uri (nullopt when none are remembered); and the new
+// cookie value with `scope` added for that pair (at most 10 pairs kept).
+std::optional<std::vector<std::string>> remembered_scopes(const Config& cf, const Request& req,
+                                                         const std::string& client_id,
+                                                         const std::string& redirect_uri);
 bool consent_remembered(const Config& cf, const Request& req, const std::string& client_id,
                         const std::string& redirect_uri);
 std::string remember_consent_value(const Config& cf, const Request& req, const std::string& client_id,
-                                   const std::string& redirect_uri);
+                                   const std::string& redirect_uri, const std::string& scope);
+
+// An error (or a denial) for the client at its validated redirect URI: a
+// 303 there when this browser approved the client and logged in through it
+// (remembered consent), else a page naming the outcome with a link there
+// (RFC 9700 §4.11.2: no automatic redirect to a client the user has not
+// approved).
+Response report_to_client(const Config& cf, const Request& req, const std::string& client_id,
+                          const std::string& redirect_uri, const std::string& state, const std::string& error,
+                          const std::string& description);
+
+// The pending authorization request (through consent) and the provider
+// login (its state parameter) travel sealed, with an expiry inside; open_*
+// give nullopt when the text does not open, is expired or too long.
+inline constexpr size_t kMaxSealedFlowLength = 16384;
+std::string seal_pending(const Config& cf, const PendingAuthz& authz, int64_t expires);
+std::optional<PendingAuthz> open_pending(const Config& cf, std::string_view text, int64_t now);
+std::string seal_login(const Config& cf, const LoginState& login, int64_t expires);
+std::optional<LoginState> open_login(const Config& cf, std::string_view text, int64_t now);
 
 // Client authentication at /token and /revoke (RFC 6749 §2.3.1): HTTP Basic
 // or client_secret_post for confidential clients, client_id alone for

@@ -56,6 +56,8 @@ bool get_ints(const Fields& f, std::initializer_list<std::pair<const char*, int6
   return true;
 }
 
+}  // namespace
+
 void put_pending(Fields& f, const PendingAuthz& p) {
   f.set("client_id", p.client_id);
   f.set("redirect_uri", p.redirect_uri);
@@ -82,7 +84,6 @@ std::optional<PendingAuthz> get_pending(const Fields& f) {
   return p;
 }
 
-}  // namespace
 
 std::string Fields::str(const std::string& name) const {
   auto it = values_.find(name);
@@ -273,6 +274,7 @@ void put_login(Fields& f, const LoginState& l) {
   f.set("provider_verifier", l.provider_verifier);
   f.set("nonce", l.nonce);
   f.set("browser_hash", l.browser_hash);
+  if (l.remember) f.set("remember", "1");
 }
 
 std::optional<LoginState> get_login(const Fields& f) {
@@ -283,6 +285,7 @@ std::optional<LoginState> get_login(const Fields& f) {
   l.provider_verifier = f.str("provider_verifier");
   l.nonce = f.str("nonce");
   l.browser_hash = f.str("browser_hash");
+  l.remember = f.str("remember") == "1";
   if (l.provider_verifier.empty() || l.nonce.empty() || l.browser_hash.empty()) return std::nullopt;
   return l;
 }

@@ -9,8 +9,8 @@
 //   client:<client_id>       ClientMetadata   the rest of client_ttl after that
 //   cimd:<url>               ClientMetadata   a fetched metadata document's cache
 //                                             lifetime (unauthenticated)
-//   authz:<random>           PendingAuthz     login_ttl
-//   login:<provider state>   LoginState       min(login_ttl, 600)
+//   loginused:<nonce>        "1"              a completed login, until its state
+//                                             expires (the state is single use)
 //   session:<sid>            Session          session_ttl (absolute)
 //   code:<sha256(code)>      CodeGrant        code_ttl
 //   usedcode:<sha256(code)>  sid              until the session would end
@@ -56,12 +56,13 @@ struct PendingAuthz {
   int64_t created = 0;
 };
 
-// A login at the upstream provider, keyed by the state we sent it.
+// A login at the upstream provider: sealed into the state we send it.
 struct LoginState {
   PendingAuthz authz;
   std::string provider_verifier;  // our PKCE verifier at the provider
-  std::string nonce;
+  std::string nonce;              // also names the login once it completed
   std::string browser_hash;       // sha256_b64url of the login cookie value
+  bool remember = false;          // "remember my choice" was ticked
 };
 
 // One user's grant to one client; every token refers to it by sid.
@@ -94,9 +95,13 @@ struct RefreshClaims {
   int64_t gen = 0, exp = 0;
 };
 
-// Purpose byte for continuations (KeyRing::seal): the state a handler needs
-// when the provider's answer comes back.  Distinct from crypto.hpp's.
+// Purpose bytes (KeyRing::seal), distinct from crypto.hpp's: continuations
+// (the state a handler needs when the provider's answer comes back), a
+// pending authorization request on its way through consent, and a login at
+// the provider (its state parameter).
 inline constexpr uint8_t kContinuationPurpose = 0x21;
+inline constexpr uint8_t kPendingPurpose = 0x22;
+inline constexpr uint8_t kLoginPurpose = 0x23;
 
 std::string encode_pending(const PendingAuthz& p);
 std::optional<PendingAuthz> decode_pending(std::string_view text);
@@ -123,7 +128,9 @@ std::optional<AccessClaims> decode_access(std::string_view text);
 std::string encode_refresh(const RefreshClaims& r);
 std::optional<RefreshClaims> decode_refresh(std::string_view text);
 
-// Field-level helpers for continuations built on Fields.
+// Field-level helpers for sealed values built on Fields.
+void put_pending(Fields& f, const PendingAuthz& p);
+std::optional<PendingAuthz> get_pending(const Fields& f);
 void put_login(Fields& f, const LoginState& l);
 std::optional<LoginState> get_login(const Fields& f);
 

@@ -52,6 +52,26 @@ def parse_forms(html):
     return p.forms
 
 
+class _ReturnLink(HTMLParser):
+    """The link back to the application on a page that reports an outcome."""
+
+    def __init__(self):
+        super().__init__()
+        self.href = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "a" and "return" in (a.get("class") or "").split():
+            self.href = a.get("href")
+
+
+def return_link(html):
+    """The href of the page's "Return to <app>" link (HTML unescaped), or None."""
+    p = _ReturnLink()
+    p.feed(html)
+    return p.href
+
+
 def query_of(url):
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query, keep_blank_values=True).items()}
 
@@ -64,6 +84,7 @@ class Browser:
         self.login = login
         self.password = password
         self.consent_page = None
+        self.last_page = None     # the page whose return link authorize() followed
 
     def get(self, url, **kw):
         return self.session.get(url, allow_redirects=False, timeout=15, **kw)
@@ -85,14 +106,24 @@ class Browser:
         return self.session.post(action, data=data, headers=headers, allow_redirects=False,
                                  timeout=15)
 
-    def authorize(self, authorize_url, client_redirect_prefix, decision="allow", remember=False):
-        """From /authorize to the redirect back to the client; returns that URL."""
+    def authorize(self, authorize_url, client_redirect_prefix, decision="allow", remember=False,
+                  follow_return_link=True):
+        """From /authorize to the redirect back to the client; returns that URL.
+
+        A page that reports an outcome for the client (an error or a denial
+        before the user approved the client) has a link back to it: the user
+        follows it (unless follow_return_link is false: then the page is
+        returned as an AssertionError)."""
         r = self.get(authorize_url)
         for _ in range(20):
             if r.status_code not in (301, 302, 303, 307):
                 if "<form" in r.text and "decision" in r.text:
                     r = self.approve(r, decision=decision, remember=remember)
                     continue
+                link = return_link(r.text)
+                if follow_return_link and link and link.startswith(client_redirect_prefix):
+                    self.last_page = r
+                    return link
                 raise AssertionError("stuck at %s %s:\n%s" % (r.status_code, r.url, r.text[:2000]))
             location = urljoin(r.url, r.headers["Location"])
             if location.startswith(client_redirect_prefix):

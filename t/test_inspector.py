@@ -51,13 +51,13 @@ def start_inspector(workdir, transport, server_url):
     return proc, proc.match.group(1)
 
 
-def run_walkthrough(st, tmp_path, transport, path):
+def run_walkthrough(st, tmp_path, transport, path, decision="allow"):
     out = tmp_path / "screenshots"
     out.mkdir()
     inspector, url = start_inspector(tmp_path, transport, st.url + path)
     try:
         r = subprocess.run([NODE, str(DRIVER), "--inspector", url, "--user", "demo",
-                            "--password", st.demo_password, "--out", str(out)],
+                            "--password", st.demo_password, "--out", str(out), "--decision", decision],
                            cwd=ROOT, capture_output=True, text=True, timeout=150)
         log = inspector.log()
     finally:
@@ -89,3 +89,18 @@ def test_the_inspector_connects_logs_in_and_runs_hello_mcp(st, tmp_path, transpo
                                or os.environ.get("MCP_UPDATE_SCREENSHOTS") == "1"):
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copyfile(out / "consent.png", DOCS_SCREENSHOT)
+
+
+def test_the_inspector_learns_of_a_deny_through_the_pages_link(st, tmp_path):
+    """Deny: a page at the gateway (RFC 9700 §4.11.2: no automatic redirect
+    to a client the user has not approved) whose link takes the browser back
+    to the Inspector with access_denied; the Inspector does not connect."""
+    steps, out = run_walkthrough(st, tmp_path, "http", "/mcp", decision="deny")
+    page = steps["denied_page"]
+    assert page["url_path"] == "/consent" and page["title"] == "Access denied"
+    assert page["link"] == "Return to 127.0.0.1"
+    assert steps["back_at_inspector"]["path"] == "/oauth/callback"
+    assert steps["back_at_inspector"]["error"] == "access_denied"
+    assert steps["after_deny"]["connected"] is False, steps["after_deny"]["text"]
+    assert "access_denied" in steps["after_deny"]["text"]   # the Inspector tells its user
+    assert (out / "denied.png").stat().st_size > 5000

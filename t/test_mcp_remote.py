@@ -10,6 +10,7 @@ import os
 import queue
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -22,7 +23,7 @@ FAKE_BROWSER = ROOT / "t" / "clients" / "fake-browser.mjs"
 class McpRemote:
     """mcp-remote as a child process, spoken to in JSON-RPC over stdio."""
 
-    def __init__(self, st, home, browser_log):
+    def __init__(self, st, home, browser_log, decision="allow"):
         bindir = home.parent / "bin"
         bindir.mkdir(exist_ok=True)
         if not (bindir / "xdg-open").exists():
@@ -30,7 +31,7 @@ class McpRemote:
         env = dict(os.environ, HOME=str(home), BROWSER=str(FAKE_BROWSER),
                    PATH="%s:%s" % (bindir, os.environ.get("PATH", "")),
                    FAKE_BROWSER_LOGIN="demo", FAKE_BROWSER_PASSWORD=st.demo_password,
-                   FAKE_BROWSER_LOG=str(browser_log))
+                   FAKE_BROWSER_LOG=str(browser_log), FAKE_BROWSER_DECISION=decision)
         for var in ("DISPLAY", "WAYLAND_DISPLAY", "XDG_CURRENT_DESKTOP", "MCP_REMOTE_CONFIG_DIR"):
             env.pop(var, None)
         self.stderr_path = home.parent / ("mcp-remote-%d.stderr" % free_port())
@@ -154,3 +155,32 @@ def test_mcp_remote_reuses_its_cached_tokens_without_opening_the_browser(st, hom
     finally:
         remote.close()
     assert len(browser_events(browser_log)) == before
+
+
+def test_mcp_remote_learns_of_a_deny_through_the_pages_link(st, tmp_path):
+    """Deny shows a page (no automatic redirect to an unapproved client,
+    RFC 9700 §4.11.2); the user follows its link, mcp-remote's callback gets
+    access_denied, and no connection is made."""
+    home = tmp_path / "home"
+    home.mkdir()
+    log_path = tmp_path / "browser.log"
+    remote = McpRemote(st, home, log_path, decision="deny")
+    try:
+        remote.send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "pytest", "version": "1"}}})
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(
+                e["browser"] == "callback_answered" for e in browser_events(log_path)):
+            time.sleep(0.2)
+        time.sleep(1)
+        log = remote.log()
+    finally:
+        remote.close()
+    events = browser_events(log_path)
+    steps = [e["browser"] for e in events]
+    assert steps == ["open", "consent", "return_link", "callback", "callback_answered"], events
+    assert events[3]["error"] == "access_denied" and not events[3]["has_code"]
+    assert "Connected to remote server" not in log
+    assert "Authorization failed: access_denied" in log, log[-2000:]
+    assert not list((home / ".mcp-auth").rglob("*_tokens.json"))

@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from idp_util import set_faults
-from oauth_client import Browser, McpOAuthClient, parse_forms, pkce_pair, query_of
+from oauth_client import Browser, McpOAuthClient, parse_forms, pkce_pair, query_of, return_link
 
 REDIRECT = "http://127.0.0.1:33418/callback"
 
@@ -47,13 +47,20 @@ def assert_error_page(r, status=400):
 
 
 def assert_redirect_error(r, c, error):
-    assert r.status_code in (302, 303), r.text[:500]
-    loc = r.headers["Location"]
-    assert loc.startswith(c.redirect_uri)
+    """An outcome for a client this browser has not approved and logged in
+    through: a page with a link to it, never an automatic redirect (RFC 9700
+    §4.11.2); the link carries the error, state and iss (RFC 6749 §4.1.2.1,
+    RFC 9207)."""
+    assert r.status_code == (200 if error == "access_denied" else 400), r.text[:500]
+    assert "Location" not in r.headers
+    assert r.headers["Content-Type"].startswith("text/html")
+    loc = return_link(r.text)
+    assert loc and loc.startswith(c.redirect_uri), r.text[:2000]
     q = query_of(loc)
     assert q["error"] == error, q
     assert q["state"] == c.state
     assert q["iss"] == c.metadata["issuer"]
+    assert urlsplit(c.redirect_uri).hostname in r.text   # the page says where the link goes
 
 
 # --- the happy path ------------------------------------------------------------
@@ -147,6 +154,27 @@ def test_remembered_consent_skips_the_consent_page(gw):
     b.authorize(c.authorize_url(), c.redirect_uri, remember=True)
     r = b.get(c.authorize_url())
     assert r.status_code in (302, 303)
+    assert r.headers["Location"].startswith(gw.issuer), r.headers["Location"]
+
+
+def test_remembered_consent_never_widens_the_scope(gw):
+    """A choice remembered for snippets:read does not approve snippets:write:
+    the consent page comes back and names the new scope."""
+    c = client(gw, scope="snippets:read")
+    b = browser(gw)
+    c.exchange(b.authorize(c.authorize_url(), c.redirect_uri, remember=True))
+    assert c.tokens["scope"] == "snippets:read"
+    c.scope = "snippets:read snippets:write"
+    r = b.get(c.authorize_url())
+    assert r.status_code in (302, 303)
+    loc = r.headers["Location"]
+    assert "/consent?" in loc, loc              # not straight to the provider
+    page = b.get(loc if loc.startswith("http") else gw.url + loc)
+    assert "It now asks for more: <strong>snippets:write</strong>" in page.text
+    # allowed (and remembered) again, the wider grant is remembered in turn
+    c.exchange(b.authorize(c.authorize_url(), c.redirect_uri, remember=True))
+    assert c.tokens["scope"] == "snippets:read snippets:write"
+    r = b.get(c.authorize_url())
     assert r.headers["Location"].startswith(gw.issuer), r.headers["Location"]
 
 
@@ -251,6 +279,49 @@ def test_a_repeated_client_id_is_refused_on_a_page(gw):
     url = c.authorize_url() + "&client_id=" + c.client_id
     r = browser(gw).get(url)
     assert_error_page(r)
+
+
+def test_the_gateway_is_no_open_redirector(gw):
+    """RFC 9700 §4.11.2: anyone can register https://phish.example/cb and send a
+    user to /authorize with a deliberately bad parameter; the gateway shows a
+    page naming the error and where the link goes, and sends nobody there."""
+    c = McpOAuthClient(gw.url, redirect_uri="https://phish.example/cb")
+    c.register()
+    for bad in ({"response_type": None}, {"scope": "no-such-scope"}, {"code_challenge_method": "plain"}):
+        url = c.authorize_url()
+        for k, v in bad.items():
+            q = query_of(url)
+            if v is None:
+                q.pop(k)
+            else:
+                q[k] = v
+            url = url.split("?")[0] + "?" + urlencode(q)
+        r = browser(gw).get(url)
+        assert r.status_code == 400, (bad, r.status_code)
+        assert "Location" not in r.headers, bad
+        assert "phish.example" in r.text
+        assert return_link(r.text).startswith("https://phish.example/cb?error=")
+
+
+def test_errors_go_back_automatically_once_the_user_approved_and_logged_in(gw):
+    c = client(gw)
+    b = browser(gw)
+    c.exchange(b.authorize(c.authorize_url(), c.redirect_uri, remember=True))
+    r = b.get(c.authorize_url(scope="no-such-scope"))
+    assert r.status_code == 303
+    loc = r.headers["Location"]
+    assert loc.startswith(c.redirect_uri)
+    assert query_of(loc)["error"] == "invalid_scope"
+    # another browser, which never approved the client, gets the page
+    assert "Location" not in browser(gw).get(c.authorize_url(scope="no-such-scope")).headers
+
+
+def test_a_long_state_is_refused_and_not_echoed(gw):
+    c = client(gw)
+    r = browser(gw).get(c.authorize_url(state="s" * 513))
+    assert r.status_code == 400
+    q = query_of(return_link(r.text))
+    assert q["error"] == "invalid_request" and "state" not in q
 
 
 def test_missing_pkce_is_refused_back_to_the_client(gw):

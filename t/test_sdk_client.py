@@ -29,10 +29,11 @@ def start(st, transport, scenario):
 
 @pytest.fixture(scope="module")
 def runs(st):
-    """The three runs, concurrently (each waits for its token to expire)."""
+    """The runs, concurrently (the full ones wait for their tokens to expire)."""
     procs = {("http", "full"): start(st, "http", "full"),
              ("sse", "full"): start(st, "sse", "full"),
-             ("http", "stepup"): start(st, "http", "stepup")}
+             ("http", "stepup"): start(st, "http", "stepup"),
+             ("http", "deny"): start(st, "http", "deny")}
     out = {}
     for key, p in procs.items():
         stdout, stderr = p.communicate(timeout=90)
@@ -148,3 +149,19 @@ def test_a_read_only_sign_in_can_save_a_snippet_after_the_sdks_step_up(runs):
     # reading again works with the same sign-in: no second step-up
     assert tool_calls(lines, "after_step_up")["get_snippet"]["text"] == "written after step-up"
     assert steps(lines, "after_read_again")[0]["new_authorizations"] == 0
+
+
+def test_the_sdk_client_learns_of_a_deny_through_the_pages_link(runs):
+    """Deny on the consent page shows a page (the gateway does not redirect to
+    a client the user has not approved, RFC 9700 §4.11.2); its link takes the
+    browser to the application's redirect URI with access_denied and the
+    SDK's state, and no token is ever issued."""
+    lines = ok_run(runs, ("http", "deny"))
+    browser = [x["browser"] for x in lines if "browser" in x]
+    assert browser == ["consent", "return_link"], browser
+    back = steps(lines, "browser_returned")
+    assert len(back) == 1
+    assert back[0]["error"] == "access_denied" and not back[0]["has_code"]
+    assert back[0]["state_matches"] is True
+    assert steps(lines, "denial_learned")[0]["error"] == "access_denied"
+    assert not any(x.get("grant_type") for x in lines if "http" in x)   # no /token request

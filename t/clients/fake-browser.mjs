@@ -7,6 +7,7 @@
 //
 //   BROWSER=t/clients/fake-browser.mjs  (or a symlink named xdg-open on PATH)
 //   FAKE_BROWSER_LOGIN, FAKE_BROWSER_PASSWORD: the provider account
+//   FAKE_BROWSER_DECISION: allow (default) or deny on the consent page
 //   FAKE_BROWSER_LOG: a file that gets one JSON line per event
 //
 // It only ever follows URLs on loopback.
@@ -28,6 +29,7 @@ try {
     redirectPrefix: redirectUri,
     login: process.env.FAKE_BROWSER_LOGIN ?? 'demo',
     password: process.env.FAKE_BROWSER_PASSWORD,
+    decision: process.env.FAKE_BROWSER_DECISION ?? 'allow',
     onPage: kind => log({ browser: kind }),
   });
   const q = new URL(back).searchParams;

@@ -4,7 +4,8 @@
 //
 //   const url = await browseToRedirect(authorizationUrl, {
 //     redirectPrefix: 'http://127.0.0.1:33419/callback', login: 'demo', password,
-//     onPage: (kind, url) => ...  // 'consent' | 'login'
+//     onPage: (kind, url) => ...  // 'consent' | 'login' | 'return_link'
+//     decision: 'allow' | 'deny'   // what the user clicks on the consent page
 //   });
 //   new URL(url).searchParams.get('code')
 //
@@ -75,7 +76,18 @@ export function parseForms(html) {
   return forms;
 }
 
-export async function browseToRedirect(startUrl, { redirectPrefix, login, password, onPage, maxSteps = 30 }) {
+/** The href of a page's "Return to <app>" link (the gateway's report of an
+ * outcome it will not redirect to by itself), or null. */
+export function returnLink(html) {
+  for (const m of html.matchAll(/<a\b([^>]*)>/gi)) {
+    const a = attrsOf(m[1]);
+    if ((a.class ?? '').split(/\s+/).includes('return')) return a.href ?? null;
+  }
+  return null;
+}
+
+export async function browseToRedirect(startUrl, { redirectPrefix, login, password, onPage, decision = 'allow',
+                                                   maxSteps = 30 }) {
   const jar = new CookieJar();
   const request = async (url, init = {}) => {
     const headers = new Headers(init.headers ?? {});
@@ -98,6 +110,14 @@ export async function browseToRedirect(startUrl, { redirectPrefix, login, passwo
       continue;
     }
     const html = await r.text();
+    // A page that reports an outcome for the application (a denial, or an
+    // error before the user approved it) links back to it: the user follows
+    // the link, as a person would after reading the page.
+    const link = returnLink(html);
+    if (link && new URL(link, url).href.startsWith(redirectPrefix)) {
+      onPage?.('return_link', url);
+      return new URL(link, url).href;
+    }
     if (r.status !== 200) throw new Error(`browser stuck at ${url}: HTTP ${r.status} ${html.slice(0, 300)}`);
     const forms = parseForms(html);
     const consent = forms.find(f => f.buttons.some(b => b.name === 'decision'));
@@ -106,7 +126,7 @@ export async function browseToRedirect(startUrl, { redirectPrefix, login, passwo
     if (consent) {
       onPage?.('consent', url);
       form = consent;
-      data = { ...consent.fields, decision: 'allow' };
+      data = { ...consent.fields, decision };
     } else if (loginForm) {
       onPage?.('login', url);
       form = loginForm;

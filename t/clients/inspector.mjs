@@ -5,7 +5,10 @@
 // login in the same browser, list the tools, run hello_mcp.
 //
 //   node t/clients/inspector.mjs --inspector http://127.0.0.1:PORT --user demo \
-//        --password SECRET --out DIR [--chromium /usr/bin/chromium]
+//        --password SECRET --out DIR [--chromium /usr/bin/chromium] [--decision deny]
+//
+// With --decision deny the user clicks Deny, reads the gateway's page and
+// follows its link back to the Inspector, which must not connect.
 //
 // One JSON line per step ({"step": ..., "ms": since start}); screenshots go
 // to DIR (consent.png, login.png, connected.png, result.png, and failure.png
@@ -63,6 +66,7 @@ async function main() {
   await page.screenshot({ path: join(out, 'consent.png') });
   emit({ step: 'consent_page', title: await page.locator('h1').first().innerText(),
          text: (await page.locator('body').innerText()).slice(0, 600) });
+  if (args.decision === 'deny') return deny();
   await page.getByRole('button', { name: 'Allow' }).click();
 
   // the provider's login form
@@ -95,6 +99,26 @@ async function main() {
   await page.screenshot({ path: join(out, 'result.png') });
   emit({ step: 'tool_result', text: 'Hello I am MCPTool!',
          on_page: (await page.locator('body').innerText()).includes('Hello I am MCPTool!') });
+}
+
+// Deny: the gateway shows a page (it does not send the browser to a client
+// the user has not approved); its link takes the user back to the Inspector.
+async function deny() {
+  await page.getByRole('button', { name: 'Deny' }).click();
+  const link = page.locator('a.return');
+  await link.waitFor();
+  await page.screenshot({ path: join(out, 'denied.png') });
+  emit({ step: 'denied_page', url_path: new URL(page.url()).pathname, title: await page.locator('h1').first().innerText(),
+         link: await link.innerText() });
+  const inspectorOrigin = new URL(args.inspector).origin;
+  await link.click();
+  await urlBecomes(u => u.origin === inspectorOrigin);
+  const back = new URL(page.url());
+  emit({ step: 'back_at_inspector', path: back.pathname, error: back.searchParams.get('error') });
+  await page.waitForTimeout(2000);
+  const body = await page.locator('body').innerText();
+  await page.screenshot({ path: join(out, 'after-deny.png') });
+  emit({ step: 'after_deny', connected: /\bConnected\b/.test(body), text: body.slice(0, 800) });
 }
 
 try {

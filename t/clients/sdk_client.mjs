@@ -6,7 +6,10 @@
 // it to "open the browser", does the browser part over HTTP (http_browser.mjs).
 //
 //   node t/clients/sdk_client.mjs --gateway http://127.0.0.1:PORT --transport http|sse \
-//        --scenario full|stepup --user demo --password SECRET [--ttl 3]
+//        --scenario full|stepup|deny --user demo --password SECRET [--ttl 3]
+//
+// deny: the user clicks Deny on the consent page, then follows the page's
+// link back to the application, which learns of the denial there.
 //
 // Prints one JSON object per line: {"step": ...} for what the client did,
 // {"http": ...} for every request the SDK made (method, path, status, and the
@@ -101,12 +104,15 @@ class MemoryOAuthProvider {
            code_challenge_method: u.searchParams.get('code_challenge_method') });
     const back = await browseToRedirect(authorizationUrl.toString(), {
       redirectPrefix: REDIRECT, login: user, password,
+      decision: scenario === 'deny' ? 'deny' : 'allow',
       onPage: kind => emit({ browser: kind }),
     });
     const q = new URL(back).searchParams;
     emit({ step: 'browser_returned', has_code: q.has('code'), iss: q.get('iss'),
-           error: q.get('error'), error_description: q.get('error_description') });
+           error: q.get('error'), error_description: q.get('error_description'),
+           state_matches: q.get('state') === u.searchParams.get('state') });
     this.pendingCode = q.get('code');
+    this.lastError = q.get('error');
   }
   takeCode() {
     const c = this.pendingCode;
@@ -234,8 +240,23 @@ async function stepup() {
          scope: provider.tokens()?.scope ?? null });
 }
 
+// The user says no: the application learns it at its redirect URI (what a
+// real app's callback handler does with ?error=access_denied).
+async function deny() {
+  transport = makeTransport();
+  client = new Client({ name: 'ngx-mcp-auth-sdk-test', version: '1.0.0' });
+  try {
+    await client.connect(transport);
+    emit({ step: 'connected', transport: transportKind });
+  } catch (e) {
+    if (!(e instanceof UnauthorizedError)) throw e;
+    emit({ step: 'unauthorized_on_connect' });
+  }
+  emit({ step: 'denial_learned', error: provider.lastError ?? null, has_code: !!provider.pendingCode });
+}
+
 try {
-  await (scenario === 'stepup' ? stepup() : full());
+  await (scenario === 'stepup' ? stepup() : scenario === 'deny' ? deny() : full());
   await client?.close().catch(() => {});
   emit({ step: 'done' });
   process.exit(0);

@@ -18,13 +18,13 @@ void expect_error_page(const Response& r) {
   EXPECT_EQ(header(r, "Cache-Control"), "no-store");
 }
 
-TEST_F(Authorize, AValidRequestStoresAPendingRecordAndRedirectsToConsent) {
+TEST_F(Authorize, AValidRequestIsSealedIntoTheConsentUrlAndNothingIsStored) {
   std::string id = public_client();
+  const size_t before = store.size();
   std::string authz = authorize_to_consent(id);
   ASSERT_FALSE(authz.empty());
-  std::string raw;
-  ASSERT_EQ(store.get("authz:" + authz, &raw), StoreStatus::ok);
-  auto p = decode_pending(raw);
+  EXPECT_EQ(store.size(), before);  // anonymous traffic keeps no state
+  auto p = open_pending(cf, authz, now);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->client_id, id);
   EXPECT_EQ(p->redirect_uri, kRedirect);
@@ -32,8 +32,21 @@ TEST_F(Authorize, AValidRequestStoresAPendingRecordAndRedirectsToConsent) {
   EXPECT_EQ(p->state, "client-state");
   EXPECT_EQ(p->code_challenge, s256_challenge(kVerifier));
   EXPECT_EQ(p->scope, "mcp:tools mcp:read");
-  store.now = kT0 + cf.login_ttl;
-  EXPECT_EQ(store.get("authz:" + authz, &raw), StoreStatus::not_found);
+  EXPECT_FALSE(open_pending(cf, authz, kT0 + cf.login_ttl));  // expired
+  std::string tampered = authz;
+  tampered[tampered.size() / 2] = tampered[tampered.size() / 2] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(open_pending(cf, tampered, now));
+  EXPECT_FALSE(open_login(cf, authz, now));  // sealed for its purpose only
+}
+
+TEST_F(Authorize, AFloodOfRequestsKeepsNoStateEvenWhenTheStoreIsFull) {
+  std::string id = public_client();
+  store.capacity = store.size();
+  for (int i = 0; i < 100; ++i) {
+    Response r = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id, {{"state", std::to_string(i)}})));
+    ASSERT_EQ(r.status, 303) << r.body;
+  }
+  EXPECT_EQ(store.size(), store.capacity);
 }
 
 TEST_F(Authorize, AnUnknownClientGetsAnErrorPageNotARedirect) {
@@ -72,8 +85,7 @@ TEST_F(Authorize, TheRedirectUriMayBeOmittedOnlyWhenExactlyOneIsRegistered) {
   std::string one = public_client();
   Response r = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(one, {}, false)));
   EXPECT_EQ(r.status, 303) << r.body;
-  std::string raw;
-  auto p = decode_pending(store.get("authz:" + qget(header(r, "Location"), "authz"), &raw) == StoreStatus::ok ? raw : "");
+  auto p = open_pending(cf, qget(header(r, "Location"), "authz"), now);
   ASSERT_TRUE(p);
   EXPECT_FALSE(p->redirect_uri_sent);
   EXPECT_EQ(p->redirect_uri, kRedirect);
@@ -90,16 +102,62 @@ TEST_F(Authorize, ALoopbackRedirectMayUseAnotherPort) {
   EXPECT_EQ(header(r, "Location").rfind("https://mcp.example/consent?", 0), 0u);
 }
 
-// Errors after the redirect URI is verified go back to it.
+// Errors after the redirect URI is verified are for the client: a page with
+// a link there (no automatic redirect to a client this browser has not
+// approved and logged in through, RFC 9700 §4.11.2).
 struct RedirectedError {
   std::string error, state, iss, description;
 };
 
 RedirectedError redirected(const Response& r) {
-  EXPECT_EQ(r.status, 303) << r.body;
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(header(r, "Location"), "");
+  EXPECT_EQ(header(r, "Content-Type"), "text/html; charset=utf-8");
+  std::string loc = return_link(r);
+  EXPECT_EQ(loc.rfind(kRedirect + "?", 0), 0u) << r.body;
+  EXPECT_NE(r.body.find("client.example"), std::string::npos);  // the page names where the link goes
+  return {qget(loc, "error"), qget(loc, "state"), qget(loc, "iss"), qget(loc, "error_description")};
+}
+
+TEST_F(Authorize, ABadRequestForAnUnapprovedClientIsAPageNotARedirect) {
+  // anyone can register https://phish.example/cb and send a user here with
+  // a deliberately bad request: the gateway must not bounce them there
+  std::string id = register_client(
+      R"({"client_name":"Phish","token_endpoint_auth_method":"none","redirect_uris":["https://phish.example/cb"]})");
+  for (const std::vector<std::pair<std::string, std::string>>& bad :
+       std::vector<std::vector<std::pair<std::string, std::string>>>{
+           {{"response_type", kDrop}}, {{"scope", "no-such-scope"}}, {{"code_challenge_method", "plain"}}}) {
+    Response r = call(MCPA_EP_AUTHORIZE,
+                      request("GET", authorize_args(id, [&] {
+                                auto e = bad;
+                                e.emplace_back("redirect_uri", "https://phish.example/cb");
+                                return e;
+                              }())));
+    EXPECT_EQ(r.status, 400);
+    EXPECT_EQ(header(r, "Location"), "");
+    EXPECT_EQ(return_link(r).rfind("https://phish.example/cb?error=", 0), 0u) << r.body;
+  }
+}
+
+TEST_F(Authorize, AfterAnApprovedLoginInThisBrowserErrorsGoBackAutomatically) {
+  std::string id = public_client();
+  login(id, {}, /*remember=*/true);
+  ASSERT_EQ(jar.cookies.count("__Host-mcp_consent"), 1u);
+  Response r = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id, {{"scope", "no-such-scope"}})));
+  ASSERT_EQ(r.status, 303) << r.body;
   std::string loc = header(r, "Location");
   EXPECT_EQ(loc.rfind(kRedirect + "?", 0), 0u) << loc;
-  return {qget(loc, "error"), qget(loc, "state"), qget(loc, "iss"), qget(loc, "error_description")};
+  EXPECT_EQ(qget(loc, "error"), "invalid_scope");
+  EXPECT_EQ(qget(loc, "state"), "client-state");
+}
+
+TEST_F(Authorize, ALongStateIsRefusedAndNotEchoed) {
+  std::string id = public_client();
+  auto e = redirected(call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id, {{"state", std::string(513, 's')}}))));
+  EXPECT_EQ(e.error, "invalid_request");
+  EXPECT_EQ(e.state, "");
+  Response ok = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id, {{"state", std::string(512, 's')}})));
+  EXPECT_EQ(ok.status, 303);
 }
 
 TEST_F(Authorize, PlainPkceIsRefusedWithInvalidRequest) {
@@ -149,9 +207,9 @@ TEST_F(Authorize, AScopeOutsideTheClientsRegisteredScopeIsRefused) {
             "invalid_scope");
   // Absent scope: the registered one.
   Response r = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id)));
-  std::string raw;
-  ASSERT_EQ(store.get("authz:" + qget(header(r, "Location"), "authz"), &raw), StoreStatus::ok);
-  EXPECT_EQ(decode_pending(raw)->scope, "mcp:read");
+  auto p = open_pending(cf, qget(header(r, "Location"), "authz"), now);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->scope, "mcp:read");
 }
 
 TEST_F(Authorize, AForeignResourceIsInvalidTarget) {
@@ -180,14 +238,6 @@ TEST_F(Authorize, AClientWithoutTheCodeGrantIsUnauthorized) {
   ASSERT_EQ(store.put("client:no-code-grant", serialize_client(c), kT0 + 1000), StoreStatus::ok);
   const std::string id = c.client_id;
   EXPECT_EQ(redirected(call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id)))).error, "unauthorized_client");
-}
-
-TEST_F(Authorize, AFullStoreGives503) {
-  std::string id = public_client();
-  store.capacity = store.size();
-  Response r = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id)));
-  EXPECT_EQ(r.status, 503);
-  EXPECT_FALSE(header(r, "Retry-After").empty());
 }
 
 }  // namespace

@@ -68,11 +68,9 @@ TEST_F(Consent, AllowSendsTheBrowserToTheProviderWithoutTheClientsResource) {
   EXPECT_EQ(qget(loc, "code_challenge").size(), 43u);
   EXPECT_FALSE(qget(loc, "nonce").empty());
   EXPECT_FALSE(query_of(loc).has("resource"));
-  // The pending record is gone; the login record holds our verifier.
-  std::string raw;
-  EXPECT_EQ(store.get("authz:" + authz, &raw), StoreStatus::not_found);
-  ASSERT_EQ(store.get("login:" + qget(loc, "state"), &raw), StoreStatus::ok);
-  auto login = decode_login(raw);
+  // Nothing is stored: the state is the login, sealed; it holds our verifier.
+  EXPECT_EQ(store.size(), 1u);  // the client
+  auto login = open_login(cf, qget(loc, "state"), now);
   ASSERT_TRUE(login);
   EXPECT_EQ(s256_challenge(login->provider_verifier), qget(loc, "code_challenge"));
   EXPECT_EQ(login->nonce, qget(loc, "nonce"));
@@ -81,18 +79,31 @@ TEST_F(Consent, AllowSendsTheBrowserToTheProviderWithoutTheClientsResource) {
   EXPECT_EQ(sha256_b64url(jar.cookies["__Host-mcp_login"]), login->browser_hash);
 }
 
-TEST_F(Consent, DenyRedirectsWithAccessDeniedAndForgetsTheRequest) {
+TEST_F(Consent, DenyShowsAPageWithALinkThatTellsTheClient) {
   std::string authz = authorize_to_consent(public_client());
   std::string csrf = consent_page(authz);
   Response r = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "deny"));
-  ASSERT_EQ(r.status, 303);
-  std::string loc = header(r, "Location");
-  EXPECT_EQ(loc.rfind(kRedirect + "?", 0), 0u);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(header(r, "Location"), "");  // never an automatic redirect to an unapproved client
+  std::string loc = return_link(r);
+  EXPECT_EQ(loc.rfind(kRedirect + "?", 0), 0u) << r.body;
   EXPECT_EQ(qget(loc, "error"), "access_denied");
   EXPECT_EQ(qget(loc, "state"), "client-state");
   EXPECT_EQ(qget(loc, "iss"), "https://mcp.example");
-  std::string raw;
-  EXPECT_EQ(store.get("authz:" + authz, &raw), StoreStatus::not_found);
+  EXPECT_NE(r.body.find("Return to client.example"), std::string::npos);
+  EXPECT_EQ(store.size(), 1u);
+}
+
+TEST_F(Consent, DenyGoesBackAutomaticallyToAClientApprovedBefore) {
+  std::string id = public_client();
+  login(id, {{"scope", "mcp:read"}}, /*remember=*/true);
+  // asks for more: the page again; the user refuses the wider grant
+  Response a = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id, {{"scope", "mcp:read mcp:tools"}})));
+  std::string authz = qget(header(a, "Location"), "authz");
+  ASSERT_FALSE(authz.empty()) << header(a, "Location");
+  Response r = call(MCPA_EP_CONSENT, consent_post(authz, consent_page(authz), "deny"));
+  ASSERT_EQ(r.status, 303) << r.body;
+  EXPECT_EQ(qget(header(r, "Location"), "error"), "access_denied");
 }
 
 TEST_F(Consent, APostWithoutCsrfTokenIsForbidden) {
@@ -102,8 +113,6 @@ TEST_F(Consent, APostWithoutCsrfTokenIsForbidden) {
   Response r = call(MCPA_EP_CONSENT, req);
   EXPECT_EQ(r.status, 403);
   EXPECT_EQ(header(r, "Location"), "");
-  std::string raw;
-  EXPECT_EQ(store.get("authz:" + authz, &raw), StoreStatus::ok);
 }
 
 TEST_F(Consent, AForgedOrForeignBrowserCsrfTokenIsForbidden) {
@@ -150,13 +159,24 @@ TEST_F(Consent, ACrossSitePostIsForbidden) {
   EXPECT_EQ(call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow")).status, 303);
 }
 
-TEST_F(Consent, TheDecisionIsSingleUse) {
+TEST_F(Consent, ARepeatedDecisionStoresNothing) {
+  // the request travels sealed: a replayed form only starts another login
+  // at the provider, where the user must log in again
   std::string authz = authorize_to_consent(public_client());
   std::string csrf = consent_page(authz);
   EXPECT_EQ(call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow")).status, 303);
-  Response again = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow"));
-  EXPECT_EQ(again.status, 400);
-  EXPECT_EQ(header(again, "Location"), "");
+  EXPECT_EQ(call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow")).status, 303);
+  EXPECT_EQ(store.size(), 1u);
+}
+
+TEST_F(Consent, AForgedOrTamperedRequestIsTheExpiredPage) {
+  std::string authz = authorize_to_consent(public_client());
+  std::string csrf = consent_page(authz);
+  std::string tampered = authz;
+  tampered[tampered.size() / 2] = tampered[tampered.size() / 2] == 'A' ? 'B' : 'A';
+  Response r = call(MCPA_EP_CONSENT, consent_post(tampered, csrf, "allow"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(header(r, "Location"), "");
 }
 
 TEST_F(Consent, ATokenForOneClientCannotApproveAnother) {
@@ -168,10 +188,11 @@ TEST_F(Consent, ATokenForOneClientCannotApproveAnother) {
 
 TEST_F(Consent, RememberedConsentSkipsThePageForTheSameClientAndRedirectOnly) {
   std::string id = public_client();
-  std::string authz = authorize_to_consent(id);
-  std::string csrf = consent_page(authz);
-  Response r = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow", true));
-  ASSERT_EQ(r.status, 303);
+  // remembered only once the login has completed
+  std::string loc = to_provider(id, {}, /*remember=*/true);
+  EXPECT_EQ(jar.cookies.count("__Host-mcp_consent"), 0u);
+  authorize_to_consent(id);
+  login(id, {}, /*remember=*/true);
   ASSERT_EQ(jar.cookies.count("__Host-mcp_consent"), 1u);
 
   Response again = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id)));
@@ -187,12 +208,45 @@ TEST_F(Consent, RememberedConsentSkipsThePageForTheSameClientAndRedirectOnly) {
   authorize_to_consent(id);
 }
 
+TEST_F(Consent, ARememberedChoiceCoversOnlyTheScopesGranted) {
+  std::string id = public_client();
+  login(id, {{"scope", "mcp:read"}}, /*remember=*/true);
+  // the same scope, or less: no page
+  Response same = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id, {{"scope", "mcp:read"}})));
+  EXPECT_EQ(header(same, "Location").rfind("https://idp.example/authorize?", 0), 0u);
+  // more: the consent page again, naming what is new
+  Response wider = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id, {{"scope", "mcp:read mcp:tools"}})));
+  std::string authz = qget(header(wider, "Location"), "authz");
+  ASSERT_FALSE(authz.empty()) << header(wider, "Location");
+  Response page;
+  consent_page(authz, &page);
+  EXPECT_NE(page.body.find("It now asks for more: <strong>mcp:tools</strong>"), std::string::npos) << page.body;
+  EXPECT_NE(page.body.find("<span class=\"scope-name\">mcp:tools</span><span class=\"scope-new\">new</span>"),
+            std::string::npos);
+  EXPECT_EQ(page.body.find("<span class=\"scope-name\">mcp:read</span><span class=\"scope-new\">"),
+            std::string::npos);
+  // once allowed (and remembered) the wider grant is remembered too
+  login(id, {{"scope", "mcp:read mcp:tools"}}, /*remember=*/true);
+  Response now_known = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id, {{"scope", "mcp:tools"}})));
+  EXPECT_EQ(header(now_known, "Location").rfind("https://idp.example/authorize?", 0), 0u);
+}
+
+TEST_F(Consent, ARememberCookieWithoutScopesIsNotAGrantOfEverything) {
+  // the earlier format named client and redirect URI only
+  std::string id = public_client();
+  std::string h = sha256_b64url(id + std::string(1, '\0') + kRedirect);
+  jar.cookies["__Host-mcp_consent"] =
+      sign_value(cf.keys->derive_key("mcp-auth remember consent v1"), h + ":" + std::to_string(now + 3600));
+  authorize_to_consent(id);
+}
+
 TEST_F(Consent, RememberIsIgnoredWhenTurnedOff) {
   ASSERT_EQ(cf.set("consent_remember", "off"), "");
   std::string id = public_client();
   std::string authz = authorize_to_consent(id);
   std::string csrf = consent_page(authz);
   call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow", true));
+  login(id, {}, /*remember=*/true);
   EXPECT_EQ(jar.cookies.count("__Host-mcp_consent"), 0u);
   authorize_to_consent(id);
 }

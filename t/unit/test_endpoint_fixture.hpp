@@ -67,6 +67,32 @@ inline std::string form(const std::vector<std::pair<std::string, std::string>>& 
   return out;
 }
 
+// The link of a page that tells the client an outcome (report_to_client),
+// with the HTML escaping undone.
+inline std::string return_link(const Response& r) {
+  const std::string marker = "class=\"return\" rel=\"noreferrer\" href=\"";
+  auto p = r.body.find(marker);
+  if (p == std::string::npos) return "";
+  p += marker.size();
+  std::string href = r.body.substr(p, r.body.find('"', p) - p);
+  std::string out;
+  for (size_t i = 0; i < href.size(); ++i) {
+    if (href.compare(i, 5, "&amp;") == 0) {
+      out += '&';
+      i += 4;
+    } else if (href.compare(i, 6, "&quot;") == 0) {
+      out += '"';
+      i += 5;
+    } else if (href.compare(i, 5, "&#39;") == 0) {
+      out += '\'';
+      i += 4;
+    } else {
+      out += href[i];
+    }
+  }
+  return out;
+}
+
 // A browser's cookie jar: applies Set-Cookie, builds the Cookie header.
 struct Jar {
   std::map<std::string, std::string> cookies;
@@ -196,11 +222,15 @@ class Gateway : public ::testing::Test {
         case MCPA_OP_GET: st = store.get(op.key, &value); break;
         case MCPA_OP_TAKE: st = store.take(op.key, &value); break;
         case MCPA_OP_DEL: st = store.del(op.key); break;
-        case MCPA_OP_PUT:
-          st = op.mode == MCPA_PUT_NEW          ? store.put_new(op.key, op.value, op.expires)
-               : op.mode == MCPA_PUT_REPLACE_IF ? store.replace_if(op.key, op.expect, op.value, op.expires)
-                                                : store.put(op.key, op.value, op.expires);
+        case MCPA_OP_PUT: {
+          const int mode = op.mode & MCPA_PUT_MODE_MASK;
+          const StoreClass cls =
+              (op.mode & MCPA_PUT_UNAUTHENTICATED) ? StoreClass::unauthenticated : StoreClass::normal;
+          st = mode == MCPA_PUT_NEW          ? store.put_new(op.key, op.value, op.expires, cls)
+               : mode == MCPA_PUT_REPLACE_IF ? store.replace_if(op.key, op.expect, op.value, op.expires)
+                                             : store.put(op.key, op.value, op.expires, cls);
           break;
+        }
         default: ADD_FAILURE() << "no operation"; break;
       }
       ++deferred_ops;
@@ -344,20 +374,25 @@ class Gateway : public ::testing::Test {
   }
 
   // authorize -> consent -> allow: the provider redirect (Location).
-  std::string to_provider(const std::string& client_id, std::vector<std::pair<std::string, std::string>> extra = {}) {
+  std::string to_provider(const std::string& client_id, std::vector<std::pair<std::string, std::string>> extra = {},
+                          bool remember = false) {
     Response a = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(client_id, std::move(extra))));
     std::string authz = qget(header(a, "Location"), "authz");
     std::string csrf = consent_page(authz);
-    Response r = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow"));
+    Response r = call(MCPA_EP_CONSENT, consent_post(authz, csrf, "allow", remember));
     EXPECT_EQ(r.status, 303) << r.body;
     return header(r, "Location");
   }
 
-  // The login record behind a provider redirect.
+
+  // The login sealed into a provider redirect's state.
+  std::optional<LoginState> login_of(const std::string& provider_location) {
+    auto l = open_login(cf, qget(provider_location, "state"), now);
+    EXPECT_TRUE(l) << provider_location;
+    return l;
+  }
   std::string nonce_of(const std::string& provider_location) {
-    std::string raw;
-    EXPECT_EQ(store.get("login:" + qget(provider_location, "state"), &raw), StoreStatus::ok);
-    auto l = decode_login(raw);
+    auto l = login_of(provider_location);
     return l ? l->nonce : "";
   }
 
@@ -368,8 +403,9 @@ class Gateway : public ::testing::Test {
   }
 
   // A whole login for client_id; returns the client redirect (Location).
-  std::string login(const std::string& client_id, std::vector<std::pair<std::string, std::string>> extra = {}) {
-    std::string loc = to_provider(client_id, std::move(extra));
+  std::string login(const std::string& client_id, std::vector<std::pair<std::string, std::string>> extra = {},
+                    bool remember = false) {
+    std::string loc = to_provider(client_id, std::move(extra), remember);
     std::string nonce = nonce_of(loc);
     Response cb = callback(loc);
     EXPECT_EQ(cb.fetch.target, MCPA_FETCH_PROVIDER_TOKEN);
