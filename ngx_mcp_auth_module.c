@@ -1042,8 +1042,9 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
 
 
 /*
- * With Redis: {"store":"redis","address":"...","connected":B,"in_flight":N}
- * for this worker's connection (each worker has its own).
+ * With Redis: {"store":"redis","address":"...","connected":B,"in_flight":N,
+ * "unauthenticated_budget":N} for this worker's connection (each worker has
+ * its own); what the budget holds is in Redis (P"unauthenticated:sizes").
  */
 static ngx_int_t
 ngx_http_mcp_auth_redis_status(ngx_http_request_t *r, ngx_mcp_auth_redis_t *rd)
@@ -1055,9 +1056,9 @@ ngx_http_mcp_auth_redis_status(ngx_http_request_t *r, ngx_mcp_auth_redis_t *rd)
     addr = ngx_mcp_auth_redis_address(rd);
 
     len = sizeof("{\"store\":\"redis\",\"address\":\"\",\"connected\":false,"
-                 "\"in_flight\":}\n") - 1
+                 "\"in_flight\":,\"unauthenticated_budget\":}\n") - 1
           + addr->len + ngx_escape_json(NULL, addr->data, addr->len)
-          + NGX_ATOMIC_T_LEN;
+          + 2 * NGX_ATOMIC_T_LEN;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -1067,9 +1068,11 @@ ngx_http_mcp_auth_redis_status(ngx_http_request_t *r, ngx_mcp_auth_redis_t *rd)
     b->last = ngx_cpymem(b->last, "{\"store\":\"redis\",\"address\":\"",
                          sizeof("{\"store\":\"redis\",\"address\":\"") - 1);
     b->last = (u_char *) ngx_escape_json(b->last, addr->data, addr->len);
-    b->last = ngx_sprintf(b->last, "\",\"connected\":%s,\"in_flight\":%ui}\n",
+    b->last = ngx_sprintf(b->last, "\",\"connected\":%s,\"in_flight\":%ui,"
+                          "\"unauthenticated_budget\":%uz}\n",
                           ngx_mcp_auth_redis_connected(rd) ? "true" : "false",
-                          ngx_mcp_auth_redis_in_flight(rd));
+                          ngx_mcp_auth_redis_in_flight(rd),
+                          ngx_mcp_auth_redis_unauth_budget(rd));
     return ngx_http_mcp_auth_send_json(r, b);
 }
 
