@@ -50,6 +50,7 @@ class Cluster:
 
             self.tools = [self._tool_server(i) for i in range(2)]
             relaxed = [("rate=60r/m", "rate=60000r/m"), ("rate=20r/s", "rate=20000r/s"),
+                       ("rate=5r/s", "rate=5000r/s"),
                        ("127.0.0.1:6379", "127.0.0.1:%d" % self.redis.port),
                        ("cache=5s", "cache=%s%s" % (cache, redis_params)),
                        ("server 127.0.0.1:8809;", "server 127.0.0.1:%d;" % self.tools[1][1])]
