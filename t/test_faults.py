@@ -710,11 +710,11 @@ def register_many(st, n):
     return ids
 
 
-def known(st, client_id):
+def known(st, client_id, redirect_uri=REDIRECT):
     """Whether the gateway still has this registration: /authorize goes on
     to consent for a client it knows, and shows a 400 page otherwise."""
     r = requests.get(st.url + "/authorize", params={
-        "client_id": client_id, "redirect_uri": REDIRECT, "response_type": "code", "state": "s",
+        "client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code", "state": "s",
         "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGjSZxwDlw",
         "code_challenge_method": "S256"}, allow_redirects=False, timeout=5)
     assert r.status_code in (302, 303, 400), (r.status_code, r.text[:300])
@@ -824,6 +824,36 @@ def test_a_registration_flood_evicts_the_oldest_registrations_and_no_session(sta
     assert m < len(newest) and small["unauthenticated_evicted"] == len(newest) - m, small
     assert [known(st, i) for i in newest[-m - 2:]] == [False] * 2 + [True] * m
     still_works(st, user)
+
+
+def test_large_registrations_count_what_they_take_and_one_beyond_the_budget_is_refused(stack_factory):
+    """Registrations with twenty long redirect URIs (the issue's way to fill
+    a zone with few requests) take whole slab pages: they count as such,
+    the budget holds, the oldest go; one larger than the whole budget is
+    refused with 503 and Retry-After, and nothing is evicted for it."""
+    st = stack_factory("largereg", replace=[("mcp_auth:16m state=",
+                                             "mcp_auth:512k unauthenticated=32k state="),
+                                            ("burst=60 nodelay", "burst=1000 nodelay")])
+    uris = ["%s/%02d/%s" % (REDIRECT, i, "a" * 500) for i in range(20)]
+    big = dict(PLAIN_REGISTRATION, redirect_uris=uris)
+    ids = []
+    for _ in range(12):
+        r = requests.post(st.url + "/register", json=big, timeout=5)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["client_id"])
+    s = status(st)
+    assert s["unauthenticated_bytes"] <= 32 * 1024
+    # a record of ~10 KiB takes whole 4 KiB pages
+    assert s["unauthenticated_bytes"] % 4096 == 0 and s["unauthenticated_entries"] >= 2, s
+    kept = s["unauthenticated_entries"]
+    assert s["unauthenticated_evicted"] == 12 - kept
+    assert [known(st, i, uris[7]) for i in ids] == [False] * (12 - kept) + [True] * kept
+    # larger than the whole budget: refused, and nobody evicted for it
+    huge = dict(PLAIN_REGISTRATION, redirect_uris=[u + "b" * 1500 for u in uris])
+    r = requests.post(st.url + "/register", json=huge, timeout=5)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
+    assert status(st)["unauthenticated_evicted"] == 12 - kept
+    assert all(known(st, i, uris[7]) for i in ids[-kept:])
 
 
 def test_a_state_file_of_the_previous_format_loads_whole(stack_factory):
