@@ -9,8 +9,10 @@
  *
  * Atomicity is Redis's: GETDEL takes a single-use value once across every
  * node, SET NX creates once, and a compare-and-set script lets one writer
- * win (a code redeemed, a refresh token rotated).
- * Every key carries an expiry equal to its lifetime (EXAT).
+ * win (a code redeemed, a refresh token rotated); another script keeps
+ * unauthenticated entries within their budget.
+ * Every key carries an expiry equal to its lifetime (EXAT); the budget's
+ * index keys, that of the last entry they count.
  *
  * When Redis fails (refused, reset, no answer within timeout) every waiting
  * operation is answered MCPA_UNAVAILABLE -- the core turns that into a 503
