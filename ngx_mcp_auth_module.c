@@ -33,7 +33,7 @@
 typedef struct {
     uint32_t                  hash;            /* low half of the key's hash */
     u_short                   key_len;
-    u_short                   reserved;
+    u_short                   flags;           /* NGX_HTTP_MCP_AUTH_UNAUTH */
     uint32_t                  value_len;
     int64_t                   expires;
     ngx_queue_t               queue;
@@ -41,11 +41,45 @@ typedef struct {
 } ngx_http_mcp_auth_node_t;
 
 
+/*
+ * An entry that anyone can make (MCPA_PUT_UNAUTHENTICATED: a registration
+ * not yet used for a login, a fetched client metadata document).  Such
+ * entries live within a budget of their own (mcp_auth_zone ...
+ * unauthenticated=) and the oldest of them make room for new ones, so that
+ * anonymous traffic can never take the zone from logged-in users.
+ */
+#define NGX_HTTP_MCP_AUTH_UNAUTH  0x0001
+
+/*
+ * An unauthenticated entry is allocated with this link in front of its
+ * node: the queue of unauthenticated entries in the order they were made,
+ * the oldest at the tail, which eviction takes.  The main queue cannot keep
+ * that order (the sweep rotates it), and normal entries, the many, do
+ * without the 16 bytes.
+ */
+typedef struct {
+    ngx_queue_t               queue;
+} ngx_http_mcp_auth_unauth_t;
+
+#define ngx_http_mcp_auth_unauth_of(an)                                      \
+    ((ngx_http_mcp_auth_unauth_t *) (an) - 1)
+#define ngx_http_mcp_auth_node_of(u)                                         \
+    ((ngx_http_mcp_auth_node_t *) ((ngx_http_mcp_auth_unauth_t *) (u) + 1))
+
+
 typedef struct {
     mcpa_zindex_t             index;
     ngx_queue_t               queue;
     ngx_uint_t                count;
     ngx_uint_t                changes;         /* bumped by every write */
+
+    /* unauthenticated entries: the oldest at the tail; the bytes their
+     * allocations take from the slab (expired ones not yet dropped
+     * included); how many live ones were evicted to make room */
+    ngx_queue_t               unauth;
+    ngx_uint_t                unauth_count;
+    size_t                    unauth_bytes;
+    ngx_uint_t                evicted;
 } ngx_http_mcp_auth_shctx_t;
 
 
@@ -59,6 +93,11 @@ typedef struct {
     mcpa_config_t              *keys;          /* a core with a key file */
     ngx_uint_t                  saved;         /* changes at the last save */
     ngx_event_t                 save_event;
+
+    /* the most bytes unauthenticated entries may take (unauthenticated=);
+     * configuration, so a reload may change it */
+    size_t                      unauth_budget;
+    ngx_str_t                   unauth_conf;   /* as written, for checks */
 
     /* this process's last prefetched key and its hash: the get() that
      * follows does not hash it again */
@@ -76,7 +115,35 @@ typedef struct {
 } ngx_http_mcp_auth_buf_t;
 
 
-#define NGX_HTTP_MCP_AUTH_STATE_MAGIC  "MCPAST1\n"
+/*
+ * The state file's plaintext: a magic line, then entries.  Version 1:
+ * key length (2 bytes), value length (4), expiry (8), key, value.
+ * Version 2 adds a class byte (1: unauthenticated) after the expiry and
+ * writes the unauthenticated entries last, oldest first, so that they load
+ * in the order they were made.
+ */
+#define NGX_HTTP_MCP_AUTH_STATE_MAGIC_V1  "MCPAST1\n"
+#define NGX_HTTP_MCP_AUTH_STATE_MAGIC     "MCPAST2\n"
+#define NGX_HTTP_MCP_AUTH_STATE_HEAD_V1   14
+#define NGX_HTTP_MCP_AUTH_STATE_HEAD      15
+
+/* the default budget of unauthenticated entries: a quarter of the zone */
+#define NGX_HTTP_MCP_AUTH_UNAUTH_PERCENT  25
+
+/*
+ * The work a write that finds no room may do under the lock, so that a
+ * full zone (which a flood makes of every write) costs each write a few
+ * microseconds, never a walk of all the entries: up to SWEEP_MAX entries
+ * of the main queue looked at (the expired among them dropped), then up to
+ * EVICT_MAX of the oldest unauthenticated entries evicted, one at a time
+ * until the allocation succeeds.  Then MCPA_FULL (a 503 with Retry-After).
+ * Expired entries are still all reclaimed in time: every write looks at
+ * SWEEP_STEP entries, in turn, and every lookup drops what it finds
+ * expired.
+ */
+#define NGX_HTTP_MCP_AUTH_SWEEP_STEP      2
+#define NGX_HTTP_MCP_AUTH_SWEEP_MAX       64
+#define NGX_HTTP_MCP_AUTH_EVICT_MAX       256
 
 
 /*
@@ -260,6 +327,10 @@ static ngx_http_mcp_auth_node_t *ngx_http_mcp_auth_lookup(
     ngx_http_mcp_auth_zone_t *zone, mcpa_str_t *key, uint64_t hash);
 static void ngx_http_mcp_auth_delete(ngx_http_mcp_auth_zone_t *zone,
     ngx_http_mcp_auth_node_t *node);
+static size_t ngx_http_mcp_auth_slab_size(size_t size);
+static size_t ngx_http_mcp_auth_charge(size_t key_len, size_t value_len);
+static ngx_int_t ngx_http_mcp_auth_evict(ngx_http_mcp_auth_zone_t *zone,
+    ngx_http_mcp_auth_node_t **an);
 static void ngx_http_mcp_auth_sweep(ngx_http_mcp_auth_zone_t *zone,
     ngx_uint_t n);
 static int ngx_http_mcp_auth_store_get(void *data, mcpa_str_t key, int take,
@@ -278,6 +349,8 @@ static void ngx_http_mcp_auth_buf_sink(void *ctx, const char *data,
     size_t len);
 static void ngx_http_mcp_auth_load_state(ngx_http_mcp_auth_zone_t *zone,
     ngx_log_t *log);
+static u_char *ngx_http_mcp_auth_state_entry(u_char *p,
+    ngx_http_mcp_auth_node_t *an);
 static void ngx_http_mcp_auth_save_state(ngx_http_mcp_auth_zone_t *zone,
     ngx_log_t *log);
 static void ngx_http_mcp_auth_save_handler(ngx_event_t *ev);
@@ -565,7 +638,7 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       NULL },
 
     { ngx_string("mcp_auth_zone"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE123,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_mcp_auth_zone,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
@@ -869,10 +942,15 @@ ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r)
 
 /*
  * GET -> {"zone":"NAME","entries":N,"expired":N,"bytes_used":N,
- *         "bytes_total":N}: entries are the live ones, expired those the
- * sweep has not dropped yet; bytes are the zone's slab pages in use and its
- * size.  Read under the zone's lock, which is held for one walk of the
- * entry list; nothing is changed.  Counts only, never a key or a value.
+ *         "bytes_total":N,"unauthenticated_entries":N,
+ *         "unauthenticated_bytes":N,"unauthenticated_budget":N,
+ *         "unauthenticated_evicted":N}: entries are the live ones, expired
+ * those the sweep has not dropped yet; bytes are the zone's slab pages in
+ * use and its size.  The unauthenticated entries (expired ones not yet
+ * dropped included), the bytes their allocations take, their budget, and
+ * how many live ones were evicted to make room since the zone was made.
+ * Read under the zone's lock, which is held for one walk of the entry list;
+ * nothing is changed.  Counts only, never a key or a value.
  */
 static ngx_int_t
 ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
@@ -881,7 +959,8 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
     int64_t                        now;
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
-    ngx_uint_t                     live, expired, pfree;
+    size_t                         ubytes;
+    ngx_uint_t                     live, expired, pfree, ucount, evicted;
     ngx_queue_t                   *q;
     ngx_shm_zone_t                *shm_zone;
     ngx_http_mcp_auth_zone_t      *zone;
@@ -927,12 +1006,19 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
     }
 
     pfree = zone->shpool->pfree;
+    ucount = zone->sh->unauth_count;
+    ubytes = zone->sh->unauth_bytes;
+    evicted = zone->sh->evicted;
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
 
     len = sizeof("{\"zone\":\"\",\"entries\":,\"expired\":,"
-                 "\"bytes_used\":,\"bytes_total\":}\n") - 1
-          + shm_zone->shm.name.len + 4 * NGX_ATOMIC_T_LEN;
+                 "\"bytes_used\":,\"bytes_total\":,"
+                 "\"unauthenticated_entries\":,"
+                 "\"unauthenticated_bytes\":,"
+                 "\"unauthenticated_budget\":,"
+                 "\"unauthenticated_evicted\":}\n") - 1
+          + shm_zone->shm.name.len + 8 * NGX_ATOMIC_T_LEN;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -942,17 +1028,23 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
     /* the zone name is a config word of [A-Za-z0-9_-] in practice */
     b->last = ngx_sprintf(b->last,
                           "{\"zone\":\"%V\",\"entries\":%ui,\"expired\":%ui,"
-                          "\"bytes_used\":%uz,\"bytes_total\":%uz}\n",
+                          "\"bytes_used\":%uz,\"bytes_total\":%uz,"
+                          "\"unauthenticated_entries\":%ui,"
+                          "\"unauthenticated_bytes\":%uz,"
+                          "\"unauthenticated_budget\":%uz,"
+                          "\"unauthenticated_evicted\":%ui}\n",
                           &shm_zone->shm.name, live, expired,
                           shm_zone->shm.size - pfree * ngx_pagesize,
-                          shm_zone->shm.size);
+                          shm_zone->shm.size, ucount, ubytes,
+                          zone->unauth_budget, evicted);
     return ngx_http_mcp_auth_send_json(r, b);
 }
 
 
 /*
- * With Redis: {"store":"redis","address":"...","connected":B,"in_flight":N}
- * for this worker's connection (each worker has its own).
+ * With Redis: {"store":"redis","address":"...","connected":B,"in_flight":N,
+ * "unauthenticated_budget":N} for this worker's connection (each worker has
+ * its own); what the budget holds is in Redis (P"unauthenticated:sizes").
  */
 static ngx_int_t
 ngx_http_mcp_auth_redis_status(ngx_http_request_t *r, ngx_mcp_auth_redis_t *rd)
@@ -964,9 +1056,9 @@ ngx_http_mcp_auth_redis_status(ngx_http_request_t *r, ngx_mcp_auth_redis_t *rd)
     addr = ngx_mcp_auth_redis_address(rd);
 
     len = sizeof("{\"store\":\"redis\",\"address\":\"\",\"connected\":false,"
-                 "\"in_flight\":}\n") - 1
+                 "\"in_flight\":,\"unauthenticated_budget\":}\n") - 1
           + addr->len + ngx_escape_json(NULL, addr->data, addr->len)
-          + NGX_ATOMIC_T_LEN;
+          + 2 * NGX_ATOMIC_T_LEN;
 
     b = ngx_create_temp_buf(r->pool, len);
     if (b == NULL) {
@@ -976,9 +1068,11 @@ ngx_http_mcp_auth_redis_status(ngx_http_request_t *r, ngx_mcp_auth_redis_t *rd)
     b->last = ngx_cpymem(b->last, "{\"store\":\"redis\",\"address\":\"",
                          sizeof("{\"store\":\"redis\",\"address\":\"") - 1);
     b->last = (u_char *) ngx_escape_json(b->last, addr->data, addr->len);
-    b->last = ngx_sprintf(b->last, "\",\"connected\":%s,\"in_flight\":%ui}\n",
+    b->last = ngx_sprintf(b->last, "\",\"connected\":%s,\"in_flight\":%ui,"
+                          "\"unauthenticated_budget\":%uz}\n",
                           ngx_mcp_auth_redis_connected(rd) ? "true" : "false",
-                          ngx_mcp_auth_redis_in_flight(rd));
+                          ngx_mcp_auth_redis_in_flight(rd),
+                          ngx_mcp_auth_redis_unauth_budget(rd));
     return ngx_http_mcp_auth_send_json(r, b);
 }
 
@@ -2723,7 +2817,8 @@ static void
 ngx_http_mcp_auth_delete(ngx_http_mcp_auth_zone_t *zone,
     ngx_http_mcp_auth_node_t *an)
 {
-    int64_t  i;
+    int64_t                      i;
+    ngx_http_mcp_auth_unauth_t  *u;
 
     i = mcpa_zindex_slot_of(&zone->sh->index, an->hash,
                             ngx_http_mcp_auth_off(zone, an));
@@ -2734,9 +2829,90 @@ ngx_http_mcp_auth_delete(ngx_http_mcp_auth_zone_t *zone,
     }
 
     ngx_queue_remove(&an->queue);
-    ngx_slab_free_locked(zone->shpool, an);
+
+    if (an->flags & NGX_HTTP_MCP_AUTH_UNAUTH) {
+        u = ngx_http_mcp_auth_unauth_of(an);
+        ngx_queue_remove(&u->queue);
+        zone->sh->unauth_count--;
+        zone->sh->unauth_bytes -= ngx_http_mcp_auth_charge(an->key_len,
+                                                           an->value_len);
+        ngx_slab_free_locked(zone->shpool, u);
+
+    } else {
+        ngx_slab_free_locked(zone->shpool, an);
+    }
+
     zone->sh->count--;
     zone->sh->changes++;
+}
+
+
+/*
+ * What an allocation of size bytes takes from the slab (ngx_slab.c): up to
+ * half a page, the power of two that holds it (8 bytes at least); beyond,
+ * whole pages.
+ */
+static size_t
+ngx_http_mcp_auth_slab_size(size_t size)
+{
+    size_t  s;
+
+    if (size > ngx_pagesize / 2) {
+        return ngx_align(size, ngx_pagesize);
+    }
+
+    for (s = 8; s < size; s <<= 1) { /* void */ }
+
+    return s;
+}
+
+
+/*
+ * The bytes an unauthenticated entry counts against its budget: exactly
+ * what its allocation takes from the zone (the link in front, the node's
+ * header, the key and the value, rounded up as the slab rounds them).
+ */
+static size_t
+ngx_http_mcp_auth_charge(size_t key_len, size_t value_len)
+{
+    return ngx_http_mcp_auth_slab_size(sizeof(ngx_http_mcp_auth_unauth_t)
+                                       + offsetof(ngx_http_mcp_auth_node_t,
+                                                  data)
+                                       + key_len + value_len);
+}
+
+
+/*
+ * Drops the oldest unauthenticated entry; *an is cleared when it was that
+ * entry.  NGX_DECLINED when there is none.  A live entry dropped counts as
+ * evicted; an expired one was only waiting for the sweep.
+ */
+static ngx_int_t
+ngx_http_mcp_auth_evict(ngx_http_mcp_auth_zone_t *zone,
+    ngx_http_mcp_auth_node_t **an)
+{
+    ngx_queue_t               *q;
+    ngx_http_mcp_auth_node_t  *oldest;
+
+    if (ngx_queue_empty(&zone->sh->unauth)) {
+        return NGX_DECLINED;
+    }
+
+    q = ngx_queue_last(&zone->sh->unauth);
+    oldest = ngx_http_mcp_auth_node_of(
+                 ngx_queue_data(q, ngx_http_mcp_auth_unauth_t, queue));
+
+    if (oldest == *an) {
+        *an = NULL;
+    }
+
+    if (oldest->expires > (int64_t) ngx_time()) {
+        zone->sh->evicted++;
+    }
+
+    ngx_http_mcp_auth_delete(zone, oldest);
+
+    return NGX_OK;
 }
 
 
@@ -2744,21 +2920,19 @@ ngx_http_mcp_auth_delete(ngx_http_mcp_auth_zone_t *zone,
  * Entries live for very different times (a code a minute, a session a
  * month), so the queue is not ordered by expiry: each write looks at a few
  * entries at the tail, drops the expired ones and moves the others to the
- * head, so that every entry is looked at in turn.  n == 0 sweeps them all
- * (when the zone is full).
+ * head, so that every entry is looked at in turn.
  */
 static void
 ngx_http_mcp_auth_sweep(ngx_http_mcp_auth_zone_t *zone, ngx_uint_t n)
 {
     int64_t                    now;
-    ngx_uint_t                 i, all;
+    ngx_uint_t                 i;
     ngx_queue_t               *q;
     ngx_http_mcp_auth_node_t  *an;
 
     now = (int64_t) ngx_time();
-    all = zone->sh->count;
 
-    for (i = 0; i < (n ? n : all); i++) {
+    for (i = 0; i < n; i++) {
 
         if (ngx_queue_empty(&zone->sh->queue)) {
             return;
@@ -2853,18 +3027,41 @@ ngx_http_mcp_auth_store_get(void *data, mcpa_str_t key, int take,
 }
 
 
+/*
+ * mode is MCPA_PUT_SET, _NEW or _REPLACE_IF, with MCPA_PUT_UNAUTHENTICATED
+ * for an entry that counts against the budget of unauthenticated entries.
+ */
 static int
 ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
     int64_t expires, int mode, mcpa_str_t expect)
 {
     ngx_http_mcp_auth_zone_t *zone = data;
 
-    size_t                     size;
-    uint64_t                   hash;
-    ngx_http_mcp_auth_node_t  *an, *node;
+    size_t                       size, charge, used;
+    u_char                      *p;
+    uint64_t                     hash;
+    ngx_uint_t                   flags, tries;
+    ngx_http_mcp_auth_node_t    *an, *node;
+    ngx_http_mcp_auth_unauth_t  *u;
 
     if (key.len > 65535 || value.len > 0xffffffff) {
         return MCPA_ERROR;
+    }
+
+    flags = (mode & MCPA_PUT_UNAUTHENTICATED) ? NGX_HTTP_MCP_AUTH_UNAUTH : 0;
+    mode &= MCPA_PUT_MODE_MASK;
+
+    size = offsetof(ngx_http_mcp_auth_node_t, data) + key.len + value.len;
+    charge = 0;
+
+    if (flags) {
+        size += sizeof(ngx_http_mcp_auth_unauth_t);
+        charge = ngx_http_mcp_auth_charge(key.len, value.len);
+
+        if (charge > zone->unauth_budget) {
+            /* evicting every other one would not make room */
+            return MCPA_FULL;
+        }
     }
 
     /* the hash key is set once, when the zone is made: no lock needed */
@@ -2872,7 +3069,7 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
 
     ngx_shmtx_lock(&zone->shpool->mutex);
 
-    ngx_http_mcp_auth_sweep(zone, 2);
+    ngx_http_mcp_auth_sweep(zone, NGX_HTTP_MCP_AUTH_SWEEP_STEP);
 
     an = ngx_http_mcp_auth_lookup(zone, &key, hash);
 
@@ -2904,8 +3101,11 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
         break;
     }
 
-    if (an && an->value_len == value.len) {
-        /* same size: overwrite in place */
+    if (an && an->value_len == value.len
+        && (an->flags & NGX_HTTP_MCP_AUTH_UNAUTH) == flags)
+    {
+        /* same size, same class: overwrite in place (an unauthenticated
+         * entry keeps its place in the order, and its charge) */
         ngx_memcpy(an->data + an->key_len, value.data, value.len);
         an->expires = expires;
         zone->sh->changes++;
@@ -2913,31 +3113,60 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
         return MCPA_OK;
     }
 
-    if (an == NULL && zone->sh->index.used >= zone->sh->index.limit) {
-        /* the index is full (only a zone of tiny entries gets there) */
-        ngx_http_mcp_auth_sweep(zone, 0);
+    if (flags) {
+        /*
+         * The budget: the oldest unauthenticated entries make room.  The
+         * entry this one replaces goes anyway, so it does not count.  Ends:
+         * charge <= the budget, and every eviction lowers what is used; the
+         * number of evictions is at most this entry's size over the
+         * smallest entry's.
+         */
+        for ( ;; ) {
+            used = zone->sh->unauth_bytes;
 
-        if (zone->sh->index.used >= zone->sh->index.limit) {
+            if (an && (an->flags & NGX_HTTP_MCP_AUTH_UNAUTH)) {
+                used -= ngx_http_mcp_auth_charge(an->key_len, an->value_len);
+            }
+
+            if (used + charge <= zone->unauth_budget
+                || ngx_http_mcp_auth_evict(zone, &an) != NGX_OK)
+            {
+                break;
+            }
+        }
+    }
+
+    /*
+     * Memory (or, for a new key, an index slot): when there is none, the
+     * bounded work described at NGX_HTTP_MCP_AUTH_SWEEP_MAX, then "full".
+     * Normal entries are never evicted.
+     */
+    node = NULL;
+
+    for (tries = 0; /* void */; tries++) {
+
+        if (an || zone->sh->index.used < zone->sh->index.limit) {
+            node = ngx_slab_alloc_locked(zone->shpool, size);
+            if (node) {
+                break;
+            }
+        }
+
+        if (tries == 0) {
+            ngx_http_mcp_auth_sweep(zone, NGX_HTTP_MCP_AUTH_SWEEP_MAX);
+            continue;
+        }
+
+        if (tries > NGX_HTTP_MCP_AUTH_EVICT_MAX
+            || ngx_http_mcp_auth_evict(zone, &an) != NGX_OK)
+        {
             ngx_shmtx_unlock(&zone->shpool->mutex);
             return MCPA_FULL;
         }
     }
 
-    size = offsetof(ngx_http_mcp_auth_node_t, data) + key.len + value.len;
-
-    node = ngx_slab_alloc_locked(zone->shpool, size);
-
-    if (node == NULL) {
-        ngx_http_mcp_auth_sweep(zone, 0);
-
-        node = ngx_slab_alloc_locked(zone->shpool, size);
-        if (node == NULL) {
-            /* live entries are never evicted to make room: say "full" */
-            ngx_shmtx_unlock(&zone->shpool->mutex);
-            return MCPA_FULL;
-        }
-
-        /* the full sweep may have dropped the entry we found */
+    if (tries) {
+        /* the sweep may have dropped the entry found (it expired) */
         an = ngx_http_mcp_auth_lookup(zone, &key, hash);
     }
 
@@ -2945,15 +3174,24 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
         ngx_http_mcp_auth_delete(zone, an);
     }
 
+    if (flags) {
+        u = (ngx_http_mcp_auth_unauth_t *) node;
+        node = ngx_http_mcp_auth_node_of(u);
+
+        ngx_queue_insert_head(&zone->sh->unauth, &u->queue);
+        zone->sh->unauth_count++;
+        zone->sh->unauth_bytes += charge;
+    }
+
     node->hash = (uint32_t) hash;
     node->key_len = (u_short) key.len;
-    node->reserved = 0;
+    node->flags = (u_short) flags;
     node->value_len = (uint32_t) value.len;
     node->expires = expires;
-    ngx_memcpy(node->data, key.data, key.len);
-    ngx_memcpy(node->data + key.len, value.data, value.len);
+    p = ngx_cpymem(node->data, key.data, key.len);
+    ngx_memcpy(p, value.data, value.len);
 
-    /* cannot fail: checked above, or an entry was just removed */
+    /* cannot fail: a free slot was seen above, or an entry was removed */
     (void) mcpa_zindex_insert(&zone->sh->index, hash,
                               ngx_http_mcp_auth_off(zone, node));
 
@@ -3055,6 +3293,11 @@ ngx_http_mcp_auth_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_queue_init(&zone->sh->queue);
     zone->sh->count = 0;
 
+    ngx_queue_init(&zone->sh->unauth);
+    zone->sh->unauth_count = 0;
+    zone->sh->unauth_bytes = 0;
+    zone->sh->evicted = 0;
+
     len = sizeof(" in mcp_auth zone \"\"") + shm_zone->shm.name.len;
 
     zone->shpool->log_ctx = ngx_slab_alloc(zone->shpool, len);
@@ -3132,11 +3375,12 @@ ngx_http_mcp_auth_load_state(ngx_http_mcp_auth_zone_t *zone, ngx_log_t *log)
     u_char                   *p, *end;
     size_t                    size;
     ssize_t                   n;
+    int                       rc, mode;
     int64_t                   expires, now;
     uint16_t                  klen;
     uint32_t                  vlen;
     ngx_fd_t                  fd;
-    ngx_uint_t                loaded;
+    ngx_uint_t                loaded, unauth, dropped, evicted, head;
     mcpa_str_t                key, value, sealed, none;
     ngx_file_info_t           fi;
     ngx_http_mcp_auth_buf_t   file, plain;
@@ -3205,32 +3449,58 @@ ngx_http_mcp_auth_load_state(ngx_http_mcp_auth_zone_t *zone, ngx_log_t *log)
     p = plain.data;
     end = plain.data + plain.len;
 
-    if (plain.len < sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1
-        || ngx_memcmp(p, NGX_HTTP_MCP_AUTH_STATE_MAGIC,
-                      sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1) != 0)
+    /* this version, or the one before (entries without their class) */
+    if (plain.len >= sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1
+        && ngx_memcmp(p, NGX_HTTP_MCP_AUTH_STATE_MAGIC,
+                      sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1) == 0)
     {
+        head = NGX_HTTP_MCP_AUTH_STATE_HEAD;
+
+    } else if (plain.len >= sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC_V1) - 1
+               && ngx_memcmp(p, NGX_HTTP_MCP_AUTH_STATE_MAGIC_V1,
+                             sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC_V1) - 1)
+                  == 0)
+    {
+        head = NGX_HTTP_MCP_AUTH_STATE_HEAD_V1;
+
+    } else {
         ngx_log_error(NGX_LOG_ERR, log, 0,
                       "mcp_auth: state file \"%V\" has an unknown format; "
                       "starting empty", &zone->state_file);
         goto done;
     }
 
-    p += sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1;
+    p += sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1;      /* both 8 bytes */
 
     now = (int64_t) ngx_time();
     loaded = 0;
+    unauth = 0;
+    dropped = 0;
+    evicted = zone->sh->evicted;
     none.data = NULL;
     none.len = 0;
 
     while (p < end) {
-        if ((size_t) (end - p) < 14) {
+        if ((size_t) (end - p) < head) {
             goto corrupt;
         }
 
         ngx_memcpy(&klen, p, 2);
         ngx_memcpy(&vlen, p + 2, 4);
         ngx_memcpy(&expires, p + 6, 8);
-        p += 14;
+
+        if (head == NGX_HTTP_MCP_AUTH_STATE_HEAD) {
+            if (p[14] > 1) {
+                goto corrupt;
+            }
+
+            mode = p[14] ? MCPA_PUT_UNAUTHENTICATED : 0;
+
+        } else {
+            mode = 0;
+        }
+
+        p += head;
 
         if ((size_t) (end - p) < (size_t) klen + vlen) {
             goto corrupt;
@@ -3246,10 +3516,30 @@ ngx_http_mcp_auth_load_state(ngx_http_mcp_auth_zone_t *zone, ngx_log_t *log)
             continue;
         }
 
-        if (ngx_http_mcp_auth_store_put(zone, key, value, expires,
-                                        MCPA_PUT_SET, none)
-            != MCPA_OK)
+        /*
+         * A file of version 1 does not say who made an entry: all are
+         * normal but the two kinds the core makes unauthenticated (its
+         * registrations not yet used for a login, and fetched client
+         * metadata documents), which start within their budget now.
+         */
+        if (head == NGX_HTTP_MCP_AUTH_STATE_HEAD_V1
+            && ((klen >= 10 && ngx_strncmp(key.data, "newclient:", 10) == 0)
+                || (klen >= 5 && ngx_strncmp(key.data, "cimd:", 5) == 0)))
         {
+            mode = MCPA_PUT_UNAUTHENTICATED;
+        }
+
+        rc = ngx_http_mcp_auth_store_put(zone, key, value, expires,
+                                         MCPA_PUT_SET | mode, none);
+
+        if (rc != MCPA_OK) {
+            if (mode) {
+                /* larger than their whole budget: not kept, like an
+                 * eviction */
+                dropped++;
+                continue;
+            }
+
             ngx_log_error(NGX_LOG_ERR, log, 0,
                           "mcp_auth: zone too small for state file \"%V\"; "
                           "loaded %ui entries", &zone->state_file, loaded);
@@ -3257,13 +3547,20 @@ ngx_http_mcp_auth_load_state(ngx_http_mcp_auth_zone_t *zone, ngx_log_t *log)
         }
 
         loaded++;
+
+        if (mode) {
+            unauth++;
+        }
     }
 
     zone->sh->changes = 0;
 
     ngx_log_error(NGX_LOG_NOTICE, log, 0,
-                  "mcp_auth: loaded %ui entries from state file \"%V\"",
-                  loaded, &zone->state_file);
+                  "mcp_auth: loaded %ui entries from state file \"%V\" "
+                  "(%ui unauthenticated; %ui evicted or dropped to keep "
+                  "within their budget)",
+                  loaded, &zone->state_file, unauth,
+                  zone->sh->evicted - evicted + dropped);
     goto done;
 
 corrupt:
@@ -3292,6 +3589,22 @@ done:
 }
 
 
+/* One entry of the state file (version 2), at p; returns its end. */
+static u_char *
+ngx_http_mcp_auth_state_entry(u_char *p, ngx_http_mcp_auth_node_t *an)
+{
+    uint16_t  klen;
+
+    klen = an->key_len;
+    p = ngx_cpymem(p, &klen, 2);
+    p = ngx_cpymem(p, &an->value_len, 4);
+    p = ngx_cpymem(p, &an->expires, 8);
+    *p++ = (an->flags & NGX_HTTP_MCP_AUTH_UNAUTH) ? 1 : 0;
+
+    return ngx_cpymem(p, an->data, an->key_len + an->value_len);
+}
+
+
 /*
  * Writes the live entries, sealed, to "<file>.<pid>.tmp", then renames it
  * over the file: a crash or a full disk leaves the previous file intact.
@@ -3303,7 +3616,6 @@ ngx_http_mcp_auth_save_state(ngx_http_mcp_auth_zone_t *zone, ngx_log_t *log)
     size_t                     size;
     int64_t                    now;
     ssize_t                    n;
-    uint16_t                   klen;
     ngx_fd_t                   fd;
     ngx_uint_t                 changes;
     mcpa_str_t                 plain;
@@ -3336,7 +3648,7 @@ ngx_http_mcp_auth_save_state(ngx_http_mcp_auth_zone_t *zone, ngx_log_t *log)
          q = ngx_queue_next(q))
     {
         an = ngx_queue_data(q, ngx_http_mcp_auth_node_t, queue);
-        size += 14 + an->key_len + an->value_len;
+        size += NGX_HTTP_MCP_AUTH_STATE_HEAD + an->key_len + an->value_len;
     }
 
     snapshot.data = malloc(size);
@@ -3348,21 +3660,30 @@ ngx_http_mcp_auth_save_state(ngx_http_mcp_auth_zone_t *zone, ngx_log_t *log)
     p = ngx_cpymem(snapshot.data, NGX_HTTP_MCP_AUTH_STATE_MAGIC,
                    sizeof(NGX_HTTP_MCP_AUTH_STATE_MAGIC) - 1);
 
+    /* the normal entries, then the unauthenticated ones oldest first: they
+     * are loaded back in the order they were made */
+
     for (q = ngx_queue_head(&zone->sh->queue);
          q != ngx_queue_sentinel(&zone->sh->queue);
          q = ngx_queue_next(q))
     {
         an = ngx_queue_data(q, ngx_http_mcp_auth_node_t, queue);
 
-        if (an->expires <= now) {
-            continue;
+        if (an->expires > now && !(an->flags & NGX_HTTP_MCP_AUTH_UNAUTH)) {
+            p = ngx_http_mcp_auth_state_entry(p, an);
         }
+    }
 
-        klen = an->key_len;
-        p = ngx_cpymem(p, &klen, 2);
-        p = ngx_cpymem(p, &an->value_len, 4);
-        p = ngx_cpymem(p, &an->expires, 8);
-        p = ngx_cpymem(p, an->data, an->key_len + an->value_len);
+    for (q = ngx_queue_last(&zone->sh->unauth);
+         q != ngx_queue_sentinel(&zone->sh->unauth);
+         q = ngx_queue_prev(q))
+    {
+        an = ngx_http_mcp_auth_node_of(
+                 ngx_queue_data(q, ngx_http_mcp_auth_unauth_t, queue));
+
+        if (an->expires > now) {
+            p = ngx_http_mcp_auth_state_entry(p, an);
+        }
     }
 
     ngx_shmtx_unlock(&zone->shpool->mutex);
@@ -3954,8 +4275,9 @@ ngx_http_mcp_auth_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     ngx_http_mcp_auth_loc_conf_t *alcf = conf;
 
     u_char                    *p;
-    ssize_t                    size;
-    ngx_str_t                 *value, name, s, state_file;
+    size_t                     budget;
+    ssize_t                    size, n;
+    ngx_str_t                 *value, name, s, state_file, unauth;
     ngx_uint_t                 i;
     ngx_msec_t                 interval;
     ngx_http_mcp_auth_zone_t  *zone;
@@ -3998,6 +4320,8 @@ ngx_http_mcp_auth_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     state_file.len = 0;
     state_file.data = NULL;
     interval = 10000;
+    ngx_str_null(&unauth);
+    budget = (size_t) size * NGX_HTTP_MCP_AUTH_UNAUTH_PERCENT / 100;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -4028,6 +4352,35 @@ ngx_http_mcp_auth_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "unauthenticated=", 16) == 0) {
+            unauth.data = value[i].data + 16;
+            unauth.len = value[i].len - 16;
+
+            /* N% of the zone, or a size (k, m, g) */
+            if (unauth.len > 1 && unauth.data[unauth.len - 1] == '%') {
+                n = ngx_atoi(unauth.data, unauth.len - 1);
+                if (n == NGX_ERROR || n > 100) {
+                    n = 0;
+                }
+
+                budget = (size_t) size * n / 100;
+
+            } else {
+                n = ngx_parse_size(&unauth);
+                budget = n == NGX_ERROR ? 0 : (size_t) n;
+            }
+
+            if (budget == 0 || budget > (size_t) size) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid unauthenticated \"%V\": a size "
+                                   "up to the zone's (%z), or 1%% to 100%% "
+                                   "of it", &unauth, size);
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "invalid parameter \"%V\"", &value[i]);
         return NGX_CONF_ERROR;
@@ -4048,8 +4401,27 @@ ngx_http_mcp_auth_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         }
 
         zone->state_interval = interval;
+        zone->unauth_budget = budget;
+        zone->unauth_conf = unauth;
         alcf->shm_zone->init = ngx_http_mcp_auth_init_zone;
         alcf->shm_zone->data = zone;
+    }
+
+    /* the zone named again: at most one budget for it */
+    if (unauth.len) {
+        if (zone->unauth_conf.len
+            && (zone->unauth_conf.len != unauth.len
+                || ngx_strncmp(zone->unauth_conf.data, unauth.data,
+                               unauth.len) != 0))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "zone \"%V\" already has unauthenticated="
+                               "\"%V\"", &name, &zone->unauth_conf);
+            return NGX_CONF_ERROR;
+        }
+
+        zone->unauth_budget = budget;
+        zone->unauth_conf = unauth;
     }
 
     if (state_file.len) {

@@ -9,8 +9,10 @@
  *
  * Atomicity is Redis's: GETDEL takes a single-use value once across every
  * node, SET NX creates once, and a compare-and-set script lets one writer
- * win (a code redeemed, a refresh token rotated).
- * Every key carries an expiry equal to its lifetime (EXAT).
+ * win (a code redeemed, a refresh token rotated); another script keeps
+ * unauthenticated entries within their budget.
+ * Every key carries an expiry equal to its lifetime (EXAT); the budget's
+ * index keys, that of the last entry they count.
  *
  * When Redis fails (refused, reset, no answer within timeout) every waiting
  * operation is answered MCPA_UNAVAILABLE -- the core turns that into a 503
@@ -40,10 +42,28 @@
 #define NGX_MCP_AUTH_REDIS_SET_NX      4
 #define NGX_MCP_AUTH_REDIS_REPLACE     5
 #define NGX_MCP_AUTH_REDIS_DEL         6
+#define NGX_MCP_AUTH_REDIS_UNAUTH      7     /* the budget script */
 
 #define NGX_MCP_AUTH_REDIS_RETRY       1000  /* ms after a failure */
 
 #define NGX_MCP_AUTH_REDIS_NO_KEY      ((ngx_uint_t) -1)
+
+/* the budget script is sent at most this often for one put (see below) */
+#define NGX_MCP_AUTH_REDIS_UNAUTH_ROUNDS  4
+
+
+/*
+ * An unauthenticated put, kept with its command because the budget script
+ * may have to be sent again, naming the entries it must evict.
+ */
+typedef struct {
+    ngx_str_t                       key;
+    ngx_str_t                       value;
+    ngx_str_t                       expires;
+    ngx_uint_t                      nx;
+    ngx_uint_t                      rounds;
+    u_char                          at[NGX_INT64_LEN];
+} ngx_mcp_auth_redis_put_t;
 
 
 struct ngx_mcp_auth_redis_cmd_s {
@@ -51,6 +71,7 @@ struct ngx_mcp_auth_redis_cmd_s {
     ngx_uint_t                      kind;
     ngx_mcp_auth_redis_handler_pt   handler;    /* NULL: nobody waits */
     void                           *data;
+    ngx_mcp_auth_redis_put_t       *put;        /* NGX_MCP_AUTH_REDIS_UNAUTH */
 };
 
 
@@ -64,6 +85,11 @@ struct ngx_mcp_auth_redis_s {
     ngx_msec_t                      timeout;
     ngx_msec_t                      connect_timeout;
     time_t                          cache;
+    size_t                          unauth_budget;
+    ngx_str_t                       unauth_order;   /* prefixed index keys */
+    ngx_str_t                       unauth_expiry;
+    ngx_str_t                       unauth_sizes;
+    ngx_str_t                       unauth_budget_arg;
 
 #if (NGX_SSL)
     ngx_ssl_t                      *ssl;        /* tls: verified, always */
@@ -96,6 +122,106 @@ static ngx_str_t  ngx_mcp_auth_redis_replace_script = ngx_string(
     "if not v then return -1 end "
     "if v ~= ARGV[1] then return 0 end "
     "redis.call('SET', KEYS[1], ARGV[2], 'EXAT', ARGV[3]) "
+    "return 1");
+
+
+/*
+ * Unauthenticated entries (MCPA_PUT_UNAUTHENTICATED: registrations not yet
+ * used for a login, fetched client metadata documents) live within a
+ * budget shared by every node (unauthenticated=, 64m by default), counted
+ * in three index keys under the prefix, which the script alone changes:
+ *
+ *   P"unauthenticated:order"   sorted set: each such key (prefixed), scored
+ *                              by when it was made (Redis's clock, in
+ *                              microseconds: one clock for every node)
+ *   P"unauthenticated:expiry"  sorted set: the same keys, scored by their
+ *                              expiry (EXAT)
+ *   P"unauthenticated:sizes"   hash: each such key -> the bytes it counts
+ *                              (its name and its sealed value; Redis's own
+ *                              overhead per key is not counted), "total"
+ *                              (their sum) and "evicted" (a counter); no
+ *                              key has a field name without a colon
+ *
+ * KEYS[1] the entry, KEYS[2..4] the index, KEYS[5...] the entries the
+ * caller was told to evict; ARGV[1] the value, ARGV[2] its expiry, ARGV[3]
+ * "1" for NX, ARGV[4] the budget.
+ *
+ * Index entries of keys that have expired are dropped (128 at most a
+ * call).  When the entry does not fit, the oldest entries are evicted --
+ * but a script may only touch the keys it is given, and the caller cannot
+ * know which ones those are: so the script answers with their names, and
+ * the caller sends it again with them in KEYS.  The named entries still in
+ * the index are evicted, in that order, until the entry fits; the answer
+ * names 16 more than needed, so that writers on other nodes evicting the
+ * same ones meanwhile rarely leave too few.  When they do, the script
+ * answers with the oldest names again (NGX_MCP_AUTH_REDIS_UNAUTH_ROUNDS
+ * rounds at most, then "full").  An index entry whose key is gone
+ * (deleted, promoted to a normal entry) is harmless: evicting it only
+ * frees its count.  A total that the whole index does not add up to (an
+ * index key lost: Redis told to evict keys, or someone deleting one) is
+ * corrected.  The index keys expire with the last entry they count, so
+ * every key in Redis still carries an expiry.
+ *
+ * 1 stored, 0 exists (NX), -1 larger than the budget (or needing more than
+ * 512 evictions), or an array: the keys to name (at most 528).
+ */
+static ngx_str_t  ngx_mcp_auth_redis_unauth_script = ngx_string(
+    "local key, order, expiry, sizes = KEYS[1], KEYS[2], KEYS[3], KEYS[4] "
+    "local value, exat, budget = ARGV[1], tonumber(ARGV[2]), "
+    "tonumber(ARGV[4]) "
+    "if ARGV[3] == '1' and redis.call('EXISTS', key) == 1 then "
+    "return 0 end "
+    "local size = #key + #value "
+    "if size > budget then return -1 end "
+    "local t = redis.call('TIME') "
+    "local total = tonumber(redis.call('HGET', sizes, 'total') or '0') "
+    "local function forget(m) "
+    "local s = redis.call('HGET', sizes, m) "
+    "if s then total = total - tonumber(s) "
+    "redis.call('HDEL', sizes, m) end "
+    "redis.call('ZREM', order, m) "
+    "redis.call('ZREM', expiry, m) end "
+    "for _, m in ipairs(redis.call('ZRANGEBYSCORE', expiry, '-inf', "
+    "'(' .. t[1], 'LIMIT', 0, 128)) do forget(m) end "
+    "local used = total - tonumber(redis.call('HGET', sizes, key) or '0') "
+    "if used + size > budget then "
+    "local victims, chosen = {}, {} "
+    "for i = 5, #KEYS do "
+    "local s = redis.call('HGET', sizes, KEYS[i]) "
+    "if used + size <= budget then break end "
+    "if s and KEYS[i] ~= key and not chosen[KEYS[i]] then "
+    "chosen[KEYS[i]] = true victims[#victims + 1] = KEYS[i] "
+    "used = used - tonumber(s) end end "
+    "if used + size > budget then "
+    "local oldest, spare = redis.call('ZRANGE', order, 0, 527), 0 "
+    "for _, m in ipairs(oldest) do "
+    "if used + size <= budget then "
+    "if spare == 16 then break end "
+    "spare = spare + 1 "
+    "if m ~= key and not chosen[m] then "
+    "chosen[m] = true victims[#victims + 1] = m end "
+    "elseif m ~= key and not chosen[m] then "
+    "chosen[m] = true victims[#victims + 1] = m "
+    "used = used - tonumber(redis.call('HGET', sizes, m) or '0') end end "
+    "if used + size > budget and #oldest < 528 then "
+    "total = total - used used = 0 end "
+    "if redis.call('EXISTS', sizes) == 1 then "
+    "redis.call('HSET', sizes, 'total', total) end "
+    "if used + size > budget then return -1 end "
+    "return victims end "
+    "for _, m in ipairs(victims) do "
+    "if redis.call('DEL', m) == 1 then "
+    "redis.call('HINCRBY', sizes, 'evicted', 1) end "
+    "forget(m) end end "
+    "forget(key) "
+    "redis.call('SET', key, value, 'EXAT', exat) "
+    "redis.call('ZADD', order, t[1] .. '.' .. string.format('%06d', "
+    "tonumber(t[2])), key) "
+    "redis.call('ZADD', expiry, exat, key) "
+    "redis.call('HSET', sizes, key, size, 'total', total + size) "
+    "for i = 2, 4 do "
+    "if redis.call('EXPIRETIME', KEYS[i]) < exat then "
+    "redis.call('EXPIREAT', KEYS[i], exat) end end "
     "return 1");
 
 
@@ -142,8 +268,14 @@ static void ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd,
     ngx_uint_t failed);
 static void ngx_mcp_auth_redis_arm(ngx_mcp_auth_redis_t *rd,
     ngx_uint_t progress);
-static ngx_int_t ngx_mcp_auth_redis_push(ngx_mcp_auth_redis_t *rd,
-    ngx_uint_t kind, ngx_mcp_auth_redis_handler_pt handler, void *data);
+static ngx_mcp_auth_redis_cmd_t *ngx_mcp_auth_redis_push(
+    ngx_mcp_auth_redis_t *rd, ngx_uint_t kind,
+    ngx_mcp_auth_redis_handler_pt handler, void *data);
+static void ngx_mcp_auth_redis_free(ngx_mcp_auth_redis_cmd_t *cmd);
+static ngx_mcp_auth_redis_put_t *ngx_mcp_auth_redis_put(mcpa_store_op_t *op,
+    ngx_str_t *expires);
+static ngx_int_t ngx_mcp_auth_redis_unauth(ngx_mcp_auth_redis_t *rd,
+    ngx_mcp_auth_redis_put_t *put, redisReply *victims);
 static ngx_int_t ngx_mcp_auth_redis_command(ngx_mcp_auth_redis_t *rd,
     ngx_uint_t nargs, ngx_str_t *args, ngx_uint_t prefixed);
 static ngx_int_t ngx_mcp_auth_redis_reserve(ngx_mcp_auth_redis_t *rd,
@@ -198,6 +330,7 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
     rd->timeout = 1000;
     rd->connect_timeout = 1000;
     rd->cache = 5;
+    rd->unauth_budget = 64 * 1024 * 1024;
     ngx_queue_init(&rd->waiting);
 
     for (i = 2; i < cf->args->nelts; i++) {
@@ -263,6 +396,19 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
             }
 
             rd->cache = (time_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "unauthenticated=", 16) == 0) {
+            v.data = value[i].data + 16;
+            v.len = value[i].len - 16;
+
+            n = ngx_parse_size(&v);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            rd->unauth_budget = (size_t) n;
             continue;
         }
 
@@ -359,6 +505,35 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
                            "\"password_file=\"");
         return NGX_CONF_ERROR;
     }
+
+    /* the budget's index keys, and the budget as the script's argument */
+    rd->unauth_order.len = rd->prefix.len
+                           + sizeof("unauthenticated:order") - 1;
+    rd->unauth_expiry.len = rd->prefix.len
+                            + sizeof("unauthenticated:expiry") - 1;
+    rd->unauth_sizes.len = rd->prefix.len
+                           + sizeof("unauthenticated:sizes") - 1;
+
+    rd->unauth_order.data = ngx_pnalloc(cf->pool, rd->unauth_order.len);
+    rd->unauth_expiry.data = ngx_pnalloc(cf->pool, rd->unauth_expiry.len);
+    rd->unauth_sizes.data = ngx_pnalloc(cf->pool, rd->unauth_sizes.len);
+    rd->unauth_budget_arg.data = ngx_pnalloc(cf->pool, NGX_SIZE_T_LEN);
+
+    if (rd->unauth_order.data == NULL || rd->unauth_expiry.data == NULL
+        || rd->unauth_sizes.data == NULL || rd->unauth_budget_arg.data == NULL)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_sprintf(rd->unauth_order.data, "%Vunauthenticated:order",
+                &rd->prefix);
+    ngx_sprintf(rd->unauth_expiry.data, "%Vunauthenticated:expiry",
+                &rd->prefix);
+    ngx_sprintf(rd->unauth_sizes.data, "%Vunauthenticated:sizes",
+                &rd->prefix);
+    rd->unauth_budget_arg.len = ngx_sprintf(rd->unauth_budget_arg.data, "%uz",
+                                            rd->unauth_budget)
+                                - rd->unauth_budget_arg.data;
 
     *rdp = rd;
 
@@ -480,14 +655,24 @@ ngx_mcp_auth_redis_address(ngx_mcp_auth_redis_t *rd)
 }
 
 
+size_t
+ngx_mcp_auth_redis_unauth_budget(ngx_mcp_auth_redis_t *rd)
+{
+    return rd->unauth_budget;
+}
+
+
 ngx_mcp_auth_redis_cmd_t *
 ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
     ngx_mcp_auth_redis_handler_pt handler, void *data, ngx_log_t *log)
 {
-    u_char      expires[NGX_INT64_LEN];
-    int64_t     at;
-    ngx_str_t   args[7];
-    ngx_uint_t  nargs, kind;
+    int                        mode;
+    u_char                     expires[NGX_INT64_LEN];
+    int64_t                    at;
+    ngx_str_t                  args[7];
+    ngx_uint_t                 nargs, kind;
+    ngx_mcp_auth_redis_cmd_t  *cmd;
+    ngx_mcp_auth_redis_put_t  *put;
 
     if (rd->state == NGX_MCP_AUTH_REDIS_IDLE) {
         if ((ngx_msec_int_t) (rd->retry_at - ngx_current_msec) > 0) {
@@ -528,7 +713,36 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
 
     case MCPA_OP_PUT:
 
-        if (op->mode == MCPA_PUT_REPLACE_IF) {
+        mode = op->mode & MCPA_PUT_MODE_MASK;
+
+        if ((op->mode & MCPA_PUT_UNAUTHENTICATED)
+            && mode != MCPA_PUT_REPLACE_IF)
+        {
+            /* within the budget of unauthenticated entries (the script) */
+            put = ngx_mcp_auth_redis_put(op, &args[3]);
+            if (put == NULL) {
+                return NULL;
+            }
+
+            if (ngx_mcp_auth_redis_unauth(rd, put, NULL) != NGX_OK) {
+                ngx_free(put);
+                ngx_mcp_auth_redis_close(rd, 1);
+                return NULL;
+            }
+
+            cmd = ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_UNAUTH,
+                                          handler, data);
+            if (cmd == NULL) {
+                ngx_free(put);
+                ngx_mcp_auth_redis_close(rd, 1);
+                return NULL;
+            }
+
+            cmd->put = put;
+            goto sent;
+        }
+
+        if (mode == MCPA_PUT_REPLACE_IF) {
             /* EVAL script 1 key expected value expires */
             args[6] = args[3];
             ngx_str_set(&args[0], "EVAL");
@@ -544,7 +758,7 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
             if (ngx_mcp_auth_redis_command(rd, 7, args, 3) != NGX_OK
                 || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_REPLACE,
                                            handler, data)
-                   != NGX_OK)
+                   == NULL)
             {
                 ngx_mcp_auth_redis_close(rd, 1);
                 return NULL;
@@ -562,7 +776,7 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
         nargs = 5;
         kind = NGX_MCP_AUTH_REDIS_SET;
 
-        if (op->mode == MCPA_PUT_NEW) {
+        if (mode == MCPA_PUT_NEW) {
             ngx_str_set(&args[5], "NX");
             nargs = 6;
             kind = NGX_MCP_AUTH_REDIS_SET_NX;
@@ -578,7 +792,7 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
     args[1].len = op->key.len;
 
     if (ngx_mcp_auth_redis_command(rd, nargs, args, 1) != NGX_OK
-        || ngx_mcp_auth_redis_push(rd, kind, handler, data) != NGX_OK)
+        || ngx_mcp_auth_redis_push(rd, kind, handler, data) == NULL)
     {
         ngx_mcp_auth_redis_close(rd, 1);
         return NULL;
@@ -717,7 +931,7 @@ ngx_mcp_auth_redis_handshake(ngx_mcp_auth_redis_t *rd, ngx_uint_t nargs,
     if (ngx_mcp_auth_redis_command(rd, nargs, args, NGX_MCP_AUTH_REDIS_NO_KEY)
         != NGX_OK
         || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE, NULL, NULL)
-           != NGX_OK)
+           == NULL)
     {
         ngx_mcp_auth_redis_close(rd, 1);
         return NGX_ERROR;
@@ -1033,7 +1247,13 @@ ngx_mcp_auth_redis_read_handler(ngx_event_t *rev)
             rc = ngx_mcp_auth_redis_reply(rd, cmd, reply);
 
             freeReplyObject(reply);
-            ngx_free(cmd);
+
+            if (rc == NGX_AGAIN) {
+                /* sent again, and waiting at the tail */
+                continue;
+            }
+
+            ngx_mcp_auth_redis_free(cmd);
 
             if (rc != NGX_OK) {
                 ngx_mcp_auth_redis_close(rd, 1);
@@ -1150,6 +1370,44 @@ ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
         }
 
         break;
+
+    case NGX_MCP_AUTH_REDIS_UNAUTH:
+        if (reply->type == REDIS_REPLY_INTEGER) {
+            status = reply->integer == 1 ? MCPA_OK
+                     : reply->integer == 0 ? MCPA_EXISTS : MCPA_FULL;
+            break;
+        }
+
+        if (reply->type != REDIS_REPLY_ARRAY) {
+            break;
+        }
+
+        /* the entries to evict first: name them to the script */
+
+        for (n = 0; n < reply->elements; n++) {
+            if (reply->element[n]->type != REDIS_REPLY_STRING) {
+                goto answer;
+            }
+        }
+
+        status = MCPA_FULL;     /* the oldest kept changing: no room now */
+
+        if (cmd->handler == NULL
+            || ++cmd->put->rounds >= NGX_MCP_AUTH_REDIS_UNAUTH_ROUNDS)
+        {
+            break;
+        }
+
+        if (ngx_mcp_auth_redis_unauth(rd, cmd->put, reply) != NGX_OK) {
+            status = MCPA_UNAVAILABLE;
+            break;
+        }
+
+        ngx_queue_insert_tail(&rd->waiting, &cmd->queue);
+        rd->in_flight++;
+        ngx_post_event(rd->peer.connection->write, &ngx_posted_events);
+
+        return NGX_AGAIN;
     }
 
 answer:
@@ -1228,7 +1486,7 @@ ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed)
             cmd->handler(cmd->data, MCPA_UNAVAILABLE, NULL);
         }
 
-        ngx_free(cmd);
+        ngx_mcp_auth_redis_free(cmd);
     }
 }
 
@@ -1266,7 +1524,7 @@ ngx_mcp_auth_redis_arm(ngx_mcp_auth_redis_t *rd, ngx_uint_t progress)
 }
 
 
-static ngx_int_t
+static ngx_mcp_auth_redis_cmd_t *
 ngx_mcp_auth_redis_push(ngx_mcp_auth_redis_t *rd, ngx_uint_t kind,
     ngx_mcp_auth_redis_handler_pt handler, void *data)
 {
@@ -1274,17 +1532,120 @@ ngx_mcp_auth_redis_push(ngx_mcp_auth_redis_t *rd, ngx_uint_t kind,
 
     cmd = ngx_alloc(sizeof(ngx_mcp_auth_redis_cmd_t), ngx_cycle->log);
     if (cmd == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
     cmd->kind = kind;
     cmd->handler = handler;
     cmd->data = data;
+    cmd->put = NULL;
 
     ngx_queue_insert_tail(&rd->waiting, &cmd->queue);
     rd->in_flight++;
 
-    return NGX_OK;
+    return cmd;
+}
+
+
+static void
+ngx_mcp_auth_redis_free(ngx_mcp_auth_redis_cmd_t *cmd)
+{
+    if (cmd->put) {
+        ngx_explicit_memzero(cmd->put->value.data, cmd->put->value.len);
+        ngx_free(cmd->put);
+    }
+
+    ngx_free(cmd);
+}
+
+
+/* A copy of an unauthenticated put, for the script's next round. */
+static ngx_mcp_auth_redis_put_t *
+ngx_mcp_auth_redis_put(mcpa_store_op_t *op, ngx_str_t *expires)
+{
+    u_char                    *p;
+    ngx_mcp_auth_redis_put_t  *put;
+
+    put = ngx_alloc(sizeof(ngx_mcp_auth_redis_put_t) + op->key.len
+                    + op->value.len, ngx_cycle->log);
+    if (put == NULL) {
+        return NULL;
+    }
+
+    p = (u_char *) (put + 1);
+
+    put->key.data = p;
+    put->key.len = op->key.len;
+    p = ngx_cpymem(p, op->key.data, op->key.len);
+
+    put->value.data = p;
+    put->value.len = op->value.len;
+    ngx_memcpy(p, op->value.data, op->value.len);
+
+    put->expires.data = put->at;
+    put->expires.len = ngx_cpymem(put->at, expires->data, expires->len)
+                       - put->at;
+
+    put->nx = (op->mode & MCPA_PUT_MODE_MASK) == MCPA_PUT_NEW;
+    put->rounds = 0;
+
+    return put;
+}
+
+
+/*
+ * EVAL the budget script for put; victims (an array of key names from the
+ * script's last answer, or NULL) go into KEYS after the entry and the three
+ * index keys.
+ */
+static ngx_int_t
+ngx_mcp_auth_redis_unauth(ngx_mcp_auth_redis_t *rd,
+    ngx_mcp_auth_redis_put_t *put, redisReply *victims)
+{
+    u_char      numkeys[NGX_INT_T_LEN];
+    ngx_int_t   rc;
+    ngx_str_t  *args;
+    ngx_uint_t  i, n, nargs;
+
+    n = victims ? victims->elements : 0;
+    nargs = 3 + 4 + n + 4;
+
+    args = ngx_alloc(nargs * sizeof(ngx_str_t), ngx_cycle->log);
+    if (args == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_str_set(&args[0], "EVAL");
+    args[1] = ngx_mcp_auth_redis_unauth_script;
+    args[2].data = numkeys;
+    args[2].len = ngx_sprintf(numkeys, "%ui", 4 + n) - numkeys;
+    args[3] = put->key;                 /* prefixed by the command */
+    args[4] = rd->unauth_order;
+    args[5] = rd->unauth_expiry;
+    args[6] = rd->unauth_sizes;
+
+    for (i = 0; i < n; i++) {
+        args[7 + i].data = (u_char *) victims->element[i]->str;
+        args[7 + i].len = victims->element[i]->len;
+    }
+
+    args[7 + n] = put->value;
+    args[8 + n] = put->expires;
+
+    if (put->nx) {
+        ngx_str_set(&args[9 + n], "1");
+
+    } else {
+        ngx_str_set(&args[9 + n], "0");
+    }
+
+    args[10 + n] = rd->unauth_budget_arg;
+
+    rc = ngx_mcp_auth_redis_command(rd, nargs, args, 3);
+
+    ngx_free(args);
+
+    return rc;
 }
 
 

@@ -27,7 +27,8 @@ typedef void (*ngx_mcp_auth_redis_handler_pt)(void *data, int status,
 
 
 /* "mcp_auth_redis ADDRESS [db=N] [prefix=P] [user=U] [password_file=F]
- *  [timeout=T] [connect_timeout=T] [cache=T]" */
+ *  [timeout=T] [connect_timeout=T] [cache=T] [unauthenticated=SIZE]
+ *  [tls ...]" */
 char *ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp);
 
 /* Seconds a worker may trust a session record it read (cache=). */
@@ -49,6 +50,7 @@ void ngx_mcp_auth_redis_cancel(ngx_mcp_auth_redis_cmd_t *cmd);
 ngx_uint_t ngx_mcp_auth_redis_connected(ngx_mcp_auth_redis_t *rd);
 ngx_uint_t ngx_mcp_auth_redis_in_flight(ngx_mcp_auth_redis_t *rd);
 ngx_str_t *ngx_mcp_auth_redis_address(ngx_mcp_auth_redis_t *rd);
+size_t ngx_mcp_auth_redis_unauth_budget(ngx_mcp_auth_redis_t *rd);
 
 
 #endif /* NGX_MCP_AUTH_REDIS_H_INCLUDED */

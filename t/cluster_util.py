@@ -3,6 +3,9 @@
     cluster = Cluster(workdir)          # starts Redis, the provider, two tool
                                         # servers and two nginx (A and B)
     cluster.a.url, cluster.b.url        # the two edges
+    Cluster(workdir, redis_params=" unauthenticated=32k")   # more mcp_auth_redis
+                                        # parameters; replace=[(old, new)] edits
+                                        # the rendered configuration
     cluster.redis.stop(); .start()      # an outage
     cluster.stop()
 
@@ -22,7 +25,8 @@ CLUSTER_EXAMPLE = ROOT / "nginx-cluster.conf.example"
 
 
 class Cluster:
-    def __init__(self, workdir, cache="5s", workers=(1, 2), stream_check="60s"):
+    def __init__(self, workdir, cache="5s", workers=(1, 2), stream_check="60s",
+                 redis_params="", replace=()):
         from conftest import NginxInstance, write_secrets
         from idp_util import start_idp
 
@@ -46,8 +50,9 @@ class Cluster:
 
             self.tools = [self._tool_server(i) for i in range(2)]
             relaxed = [("rate=60r/m", "rate=60000r/m"), ("rate=20r/s", "rate=20000r/s"),
+                       ("rate=5r/s", "rate=5000r/s"),
                        ("127.0.0.1:6379", "127.0.0.1:%d" % self.redis.port),
-                       ("cache=5s", "cache=%s" % cache),
+                       ("cache=5s", "cache=%s%s" % (cache, redis_params)),
                        ("server 127.0.0.1:8809;", "server 127.0.0.1:%d;" % self.tools[1][1])]
             for (name, port), nworkers in zip((("a", self.port_a), ("b", self.port_b)), workers):
                 # every edge announces the same public URL (node A's)
@@ -57,7 +62,7 @@ class Cluster:
                                    tool_port=self.tools[0][1], idp=self.issuer,
                                    example=CLUSTER_EXAMPLE, workers=nworkers,
                                    http_extra="    mcp_auth_stream_check %s;\n" % stream_check,
-                                   replace=relaxed + same_issuer)
+                                   replace=relaxed + same_issuer + list(replace))
                 self._share_secrets(nx.workdir)
                 nx.start()
                 self.nodes.append(nx)

@@ -207,8 +207,9 @@ class Stack:
         self.tool = None
         self.start_tool_server()
 
-        # the suite registers far more clients than the example's limits allow
-        relaxed = [("rate=60r/m", "rate=60000r/m"), ("rate=20r/s", "rate=20000r/s")]
+        # the suite registers and logs in far more than the example's limits allow
+        relaxed = [("rate=60r/m", "rate=60000r/m"), ("rate=20r/s", "rate=20000r/s"),
+                   ("rate=5r/s", "rate=5000r/s")]
         self.nginx = NginxInstance(self.workdir, port=self.port, tool_port=self.tool_port,
                                    idp=self.issuer, replace=relaxed + list(replace),
                                    http_extra=http_extra, workers=workers,

@@ -34,6 +34,11 @@ def _asan_runtime():
     return out.stdout.strip()
 
 
+def _cxx_runtime():
+    out = subprocess.run(["gcc", "-print-file-name=libstdc++.so.6"], capture_output=True, text=True)
+    return out.stdout.strip()
+
+
 def sanitizer_env(workdir, preload=False, leaks=True, to_files=True):
     """Environment for a sanitized process (empty unless MCP_SANITIZE=1).
 
@@ -53,7 +58,11 @@ def sanitizer_env(workdir, preload=False, leaks=True, to_files=True):
         "LSAN_OPTIONS": common,
     }
     if preload:
-        env["LD_PRELOAD"] = _asan_runtime()
+        # and the C++ runtime right after it: ASan finds the real __cxa_throw
+        # when it starts, and nginx loads libstdc++ only later, with the
+        # module; without it the core's first exception (a deferred store's
+        # pending operation, with Redis) stops the worker on an ASan CHECK
+        env["LD_PRELOAD"] = "%s %s" % (_asan_runtime(), _cxx_runtime())
     return env
 
 

@@ -55,6 +55,10 @@ def mcp_status(node, token):
     return r.status_code
 
 
+INDEX_KEYS = (b"mcp_auth:unauthenticated:order", b"mcp_auth:unauthenticated:expiry",
+              b"mcp_auth:unauthenticated:sizes")
+
+
 def test_the_state_lives_in_redis_not_in_nginx(cluster):
     c = login(cluster)
     keys = cluster.redis.command("KEYS", "mcp_auth:*")
@@ -71,8 +75,25 @@ def test_the_state_lives_in_redis_not_in_nginx(cluster):
     # and every value is sealed (AES-256-GCM, bound to its key): nothing of
     # the user, the client or the provider's tokens is readable in Redis
     for k in keys:
+        if k in INDEX_KEYS:
+            continue
         value = cluster.redis.command("GET", k)
         assert re.fullmatch(rb"k1\.[A-Za-z0-9_-]+", value), (k, value[:80])
+    # but for the index of the budget of unauthenticated entries (the
+    # registration was one until the login): key names and byte counts
+    order, expiry, sizes = INDEX_KEYS
+    assert set(keys) & set(INDEX_KEYS) == set(INDEX_KEYS), keys
+    assert cluster.redis.command("TYPE", order) == "zset"
+    assert cluster.redis.command("TYPE", expiry) == "zset"
+    assert cluster.redis.command("TYPE", sizes) == "hash"
+    members = cluster.redis.command("ZRANGE", order, 0, -1)
+    assert cluster.redis.command("ZRANGE", expiry, 0, -1) == members
+    assert b"mcp_auth:newclient:" + c.client_id.encode() in members
+    assert all(re.fullmatch(rb"mcp_auth:(newclient|cimd):.+", m) for m in members), members
+    fields = cluster.redis.command("HGETALL", sizes)
+    for name, value in zip(fields[::2], fields[1::2]):
+        assert name in members or name in (b"total", b"evicted"), name
+        assert value.isdigit(), (name, value)
 
 
 def test_a_session_altered_in_redis_is_no_session(cluster):
@@ -307,6 +328,7 @@ def test_the_status_endpoint_reports_the_redis_connection(cluster):
     doc = r.json()
     assert doc["store"] == "redis"
     assert doc["connected"] is True
+    assert doc["unauthenticated_budget"] == 64 * 1024 * 1024
 
 
 def test_a_stalled_redis_times_out_and_clients_that_leave_meanwhile_harm_nothing(cluster):
@@ -434,7 +456,11 @@ def test_an_acl_user_a_database_and_a_prefix_and_a_wrong_password(nginx_factory,
         r = register(good)
         assert r.status_code == 201, r.text
         keys = _keys_in_db(redis, 3, "*")
-        assert keys == [b"gw1:newclient:" + r.json()["client_id"].encode()], keys
+        # the registration, and the index of unauthenticated entries, all
+        # under the prefix, in the database
+        assert sorted(keys) == [b"gw1:newclient:" + r.json()["client_id"].encode(),
+                                b"gw1:unauthenticated:expiry", b"gw1:unauthenticated:order",
+                                b"gw1:unauthenticated:sizes"], keys
         assert _keys_in_db(redis, 0, "*") == []
 
         bad = node("bad", "bad")
@@ -458,6 +484,10 @@ def test_nginx_t_names_redis_configuration_mistakes(nginx_factory, tmp_path):
         ("127.0.0.1:6379 prefix=mcp_auth: cache=5s",
          "127.0.0.1:6379;\n    mcp_auth_zone z:1m",
          '"mcp_auth_zone" and "mcp_auth_redis" both apply here'),
+        ("127.0.0.1:6379 prefix=mcp_auth: cache=5s", "127.0.0.1:6379 unauthenticated=0",
+         'invalid mcp_auth_redis parameter "unauthenticated=0"'),
+        ("127.0.0.1:6379 prefix=mcp_auth: cache=5s", "127.0.0.1:6379 unauthenticated=lots",
+         'invalid mcp_auth_redis parameter "unauthenticated=lots"'),
     ]
     for old, new, message in cases:
         nx = nginx_factory("conf", example=CLUSTER_EXAMPLE, replace=[(old, new)])
@@ -550,3 +580,94 @@ def test_a_reload_keeps_serving_and_old_workers_let_go_of_redis(cluster):
     assert len(workers) == 2 and not shutting, (workers, shutting)
     after = cluster.redis.command("CLIENT", "LIST").count(b"\n")
     assert after <= before + 2, (before, after)
+
+
+# --- anonymous traffic cannot take Redis from users (issue 14) --------------------
+
+def _registration(node):
+    r = requests.post(node.url + "/register", timeout=10, json={
+        "client_name": "anonymous", "redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none"})
+    assert r.status_code == 201, (r.status_code, r.text)
+    return r.json()["client_id"]
+
+
+def _live_unauthenticated_bytes(redis, prefix=b"mcp_auth:"):
+    """What the registrations and documents in Redis take, as the budget
+    counts it: each key's name and its (sealed) value."""
+    keys = redis.command("KEYS", prefix + b"newclient:*") + redis.command("KEYS", prefix + b"cimd:*")
+    return sum(len(k) + redis.command("STRLEN", k) for k in keys), len(keys)
+
+
+@pytest.fixture(scope="module")
+def small_budget(tmp_path_factory, built):
+    """Two edges sharing a budget of 24 KiB for unauthenticated entries (some
+    60 registrations), with the registration limit out of the way."""
+    c = Cluster(tmp_path_factory.mktemp("budget"), cache="%ds" % CACHE,
+                redis_params=" unauthenticated=24k",
+                replace=[("burst=60 nodelay", "burst=100000 nodelay")])
+    yield c
+    c.stop()
+    for nx in c.nodes:
+        nx.assert_clean_log()
+
+
+def test_registrations_on_both_edges_share_one_budget_the_oldest_evicted(small_budget):
+    cl = small_budget
+    user = login(cl)
+    token = user.tokens["access_token"]
+    assert mcp_status(cl.b, token) == 200
+
+    ids = [_registration(cl.a if i % 2 else cl.b) for i in range(200)]
+    order, expiry, sizes = (b"mcp_auth:unauthenticated:" + k
+                            for k in (b"order", b"expiry", b"sizes"))
+    total = int(cl.redis.command("HGET", sizes, "total"))
+    evicted = int(cl.redis.command("HGET", sizes, "evicted"))
+    live, count = _live_unauthenticated_bytes(cl.redis)
+    # the budget held, counted exactly, for both edges together
+    assert live == total <= 24 * 1024, (live, total)
+    assert count + evicted == 200 and evicted > 100, (count, evicted)
+    # the newest are there, the oldest evicted, whichever edge made them
+    exists = [cl.redis.command("EXISTS", b"mcp_auth:newclient:" + i.encode()) == 1 for i in ids]
+    assert exists == [False] * evicted + [True] * count
+    assert cl.redis.command("ZCARD", order) == cl.redis.command("ZCARD", expiry) == count
+    # the index expires with the last registration it counts (a day)
+    for k in (order, expiry, sizes):
+        assert 86400 - 60 < cl.redis.command("TTL", k) <= 86400, k
+    # the user logged in before is untouched: refresh on B, tools on A and B
+    assert user.refresh().status_code == 200
+    token = user.tokens["access_token"]
+    s = Streamable(cl.a.url, token).initialize()
+    assert text_of(s.call("hello_mcp")) == "Hello I am MCPTool!"
+    assert mcp_status(cl.b, token) == 200
+    # a newcomer registers and logs in (promoted: no longer counted)
+    newcomer = login(cl)
+    assert mcp_status(cl.a, newcomer.tokens["access_token"]) == 200
+    assert cl.redis.command("EXISTS", b"mcp_auth:client:" + newcomer.client_id.encode()) == 1
+
+
+def test_phantom_index_entries_and_concurrent_edges_keep_the_budget(small_budget):
+    """Registrations promoted (deleted from the index's view) or deleted by
+    hand leave index entries whose keys are gone: evicting them only frees
+    their count.  Eight writers on both edges at once: every registration
+    is accepted and the budget holds."""
+    cl = small_budget
+    sizes = b"mcp_auth:unauthenticated:sizes"
+    before = int(cl.redis.command("HGET", sizes, "evicted"))
+    _, count_before = _live_unauthenticated_bytes(cl.redis)
+    for k in cl.redis.command("KEYS", b"mcp_auth:newclient:*")[:10]:
+        assert cl.redis.command("DEL", k) == 1
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(lambda i: _registration(cl.a if i % 2 else cl.b), range(240)))
+    assert len(set(ids)) == 240
+    live, count = _live_unauthenticated_bytes(cl.redis)
+    total = int(cl.redis.command("HGET", sizes, "total"))
+    assert live <= total <= 24 * 1024, (live, total)
+    assert count > 40, count
+    # every live registration that is gone was evicted, and counted once;
+    # the phantoms' eviction only freed their count
+    evicted = int(cl.redis.command("HGET", sizes, "evicted")) - before
+    assert evicted == (count_before - 10) + 240 - count, (evicted, count_before, count)
+    # and the newest are there
+    assert all(cl.redis.command("EXISTS", b"mcp_auth:newclient:" + i.encode()) for i in ids[-20:])

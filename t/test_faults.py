@@ -22,6 +22,7 @@ from harness import free_port, wait_for_port
 from idp_util import provider_login, set_faults
 from mcp_gateway import Sse, Streamable, login, rpc, text_of
 from oauth_client import Browser, McpOAuthClient
+from state_file import read_state, write_state
 
 REDIRECT = "http://127.0.0.1:33418/callback"
 
@@ -690,36 +691,243 @@ def test_the_provider_locations_are_internal(stack_factory):
                              timeout=5).status_code == 404
 
 
-def test_a_full_zone_says_503_keeps_its_entries_and_frees_expired_ones(stack_factory):
-    """A small zone: registrations fill it, then 503 with Retry-After (live
-    entries are never evicted); once they expire, the sweep makes room."""
-    st = stack_factory("fullzone", replace=[("mcp_auth:16m", "mcp_auth:128k")],
-                       http_extra="    mcp_auth_client_ttl 4s;\n")
-    c0 = McpOAuthClient(st.url, redirect_uri=REDIRECT)
-    body = {"client_name": "fill", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"]}
-    url = c0.metadata["registration_endpoint"]
+# --- anonymous traffic cannot take the zone from users (issue 14) -------------------
+
+PLAIN_REGISTRATION = {"client_name": "anonymous", "redirect_uris": [REDIRECT],
+                      "token_endpoint_auth_method": "none",
+                      "grant_types": ["authorization_code", "refresh_token"],
+                      "response_types": ["code"]}
+
+
+def register_many(st, n):
+    """n plain anonymous registrations, each of which must be accepted."""
+    http = requests.Session()
     ids = []
-    for _ in range(2000):
-        r = requests.post(url, json=body, timeout=5)
-        if r.status_code != 201:
-            break
+    for _ in range(n):
+        r = http.post(st.url + "/register", json=PLAIN_REGISTRATION, timeout=5)
+        assert r.status_code == 201, (len(ids), r.status_code, r.text)
         ids.append(r.json()["client_id"])
+    return ids
+
+
+def known(st, client_id, redirect_uri=REDIRECT):
+    """Whether the gateway still has this registration: /authorize goes on
+    to consent for a client it knows, and shows a 400 page otherwise."""
+    r = requests.get(st.url + "/authorize", params={
+        "client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code", "state": "s",
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGjSZxwDlw",
+        "code_challenge_method": "S256"}, allow_redirects=False, timeout=5)
+    assert r.status_code in (302, 303, 400), (r.status_code, r.text[:300])
+    return r.status_code != 400
+
+
+def still_works(st, user):
+    """A user logged in before: the refresh rotates, a tool call passes."""
+    assert user.refresh().status_code == 200
+    s = Streamable(st.url, user.tokens["access_token"]).initialize()
+    assert text_of(s.call("hello_mcp")) == "Hello I am MCPTool!"
+
+
+def newclient_keys(client_ids):
+    return [b"newclient:" + i.encode() for i in client_ids]
+
+
+@pytest.mark.parametrize("value", ["0%", "101%", "x%", "%", "lots", "0", "32m"])
+def test_nginx_t_names_a_bad_unauthenticated_budget(nginx_factory, value):
+    nx = nginx_factory("budget", replace=[("mcp_auth:16m state=",
+                                           "mcp_auth:16m unauthenticated=%s state=" % value)])
+    r = nx.test_config()
+    assert r.returncode != 0
+    assert re.search(r'invalid unauthenticated "%s".* in \S+/nginx\.conf:\d+' % re.escape(value),
+                     r.stderr), r.stderr
+
+
+def test_nginx_t_takes_a_budget_in_bytes_or_percent_and_one_per_zone(nginx_factory):
+    for value in ("50%", "4m", "100%", "16m"):
+        nx = nginx_factory("budget", replace=[("mcp_auth:16m state=",
+                                               "mcp_auth:16m unauthenticated=%s state=" % value)])
+        r = nx.test_config()
+        assert r.returncode == 0, (value, r.stderr)
+    # the same zone named again with another budget
+    nx = nginx_factory("budget", replace=[
+        ("mcp_auth:16m state=", "mcp_auth:16m unauthenticated=20% state="),
+        ("mcp_auth_tls:16m", "mcp_auth:16m unauthenticated=10%")])
+    r = nx.test_config()
+    assert r.returncode != 0
+    assert 'zone "mcp_auth" already has unauthenticated="20%"' in r.stderr, r.stderr
+
+
+def test_a_registration_flood_evicts_the_oldest_registrations_and_no_session(stack_factory):
+    """300 anonymous registrations into a budget of 32 KiB (room for some 64):
+    every one is accepted, the oldest make room for the newest, the budget
+    holds, and a user logged in before the flood is untouched.  The classes
+    and the order survive a restart (state file), and a smaller budget at
+    the next start keeps the newest."""
+    st = stack_factory("flood", replace=[("mcp_auth:16m state=",
+                                          "mcp_auth:256k unauthenticated=32k state="),
+                                         ("burst=60 nodelay", "burst=100000 nodelay")])
+    user = login(st)
+    still_works(st, user)
+
+    ids = register_many(st, 300)
+    s = status(st)
+    kept = s["unauthenticated_entries"]
+    assert s["unauthenticated_budget"] == 32 * 1024
+    assert 0 < s["unauthenticated_bytes"] <= 32 * 1024
+    assert 20 < kept < 300 and s["unauthenticated_evicted"] == 300 - kept, s
+    # exactly the newest are there, in the order they came
+    assert [known(st, i) for i in ids] == [False] * (300 - kept) + [True] * kept
+    still_works(st, user)
+    # and new users still log in (their registration evicts one more)
+    newcomer = login(st)
+    still_works(st, newcomer)
+    assert not known(st, ids[300 - kept])
+
+    # a restart: the state file says which entries are unauthenticated,
+    # and lists them oldest first
+    before = status(st)
+    n = before["unauthenticated_entries"]
+    st.nginx.stop()
+    state, keys = st.workdir / "state" / "mcp_auth.state", st.workdir / "keys"
+    version, entries = read_state(state, keys)
+    assert version == 2
+    assert [e.key for e in entries if e.unauthenticated] == newclient_keys(ids[-n:])
+    normal = [e.key for e in entries if not e.unauthenticated]
+    assert any(k.startswith(b"session:") for k in normal)
+    assert b"client:" + user.client_id.encode() in normal
+    assert not any(k.startswith(b"newclient:") for k in normal)
+    mark = len(st.nginx.error_log())
+    st.nginx.start()
+    assert "(%d unauthenticated; 0 evicted" % n in log_since(st.nginx, mark)
+    after = status(st)
+    assert after["unauthenticated_entries"] == n
+    assert after["unauthenticated_bytes"] == before["unauthenticated_bytes"]
+    still_works(st, user)
+    still_works(st, newcomer)
+    # the order held: more registrations evict the oldest of before
+    more = register_many(st, 4)
+    gone = status(st)["unauthenticated_evicted"]
+    assert gone >= 3
+    assert [known(st, i) for i in ids[-n:][:gone + 2] + more] == [False] * gone + [True] * 6
+
+    # a start with half the budget keeps the newest half
+    newest = (ids[-n:] + more)[gone:]
+    assert len(newest) == status(st)["unauthenticated_entries"]
+    st.nginx.stop()
+    conf = st.workdir / "nginx.conf"
+    conf.write_text(conf.read_text().replace("unauthenticated=32k", "unauthenticated=16k"))
+    st.nginx.start()
+    small = status(st)
+    assert small["unauthenticated_budget"] == 16 * 1024
+    assert 0 < small["unauthenticated_bytes"] <= 16 * 1024
+    m = small["unauthenticated_entries"]
+    assert m < len(newest) and small["unauthenticated_evicted"] == len(newest) - m, small
+    assert [known(st, i) for i in newest[-m - 2:]] == [False] * 2 + [True] * m
+    still_works(st, user)
+
+
+def test_large_registrations_count_what_they_take_and_one_beyond_the_budget_is_refused(stack_factory):
+    """Registrations with twenty long redirect URIs (the issue's way to fill
+    a zone with few requests) take whole slab pages: they count as such,
+    the budget holds, the oldest go; one larger than the whole budget is
+    refused with 503 and Retry-After, and nothing is evicted for it."""
+    st = stack_factory("largereg", replace=[("mcp_auth:16m state=",
+                                             "mcp_auth:512k unauthenticated=32k state="),
+                                            ("burst=60 nodelay", "burst=1000 nodelay")])
+    uris = ["%s/%02d/%s" % (REDIRECT, i, "a" * 500) for i in range(20)]
+    big = dict(PLAIN_REGISTRATION, redirect_uris=uris)
+    ids = []
+    for _ in range(12):
+        r = requests.post(st.url + "/register", json=big, timeout=5)
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["client_id"])
+    s = status(st)
+    assert s["unauthenticated_bytes"] <= 32 * 1024
+    # a record of ~10 KiB takes whole 4 KiB pages
+    assert s["unauthenticated_bytes"] % 4096 == 0 and s["unauthenticated_entries"] >= 2, s
+    kept = s["unauthenticated_entries"]
+    assert s["unauthenticated_evicted"] == 12 - kept
+    assert [known(st, i, uris[7]) for i in ids] == [False] * (12 - kept) + [True] * kept
+    # larger than the whole budget: refused, and nobody evicted for it
+    huge = dict(PLAIN_REGISTRATION, redirect_uris=[u + "b" * 1500 for u in uris])
+    r = requests.post(st.url + "/register", json=huge, timeout=5)
     assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
-    assert len(ids) >= 20
-    assert status(st)["entries"] == len(ids)
-    # every one of them is still found, and /authorize stores nothing (the
-    # request travels sealed), so a full zone does not stop it; an unknown
-    # client is a 400
-    def authorize(cid):
-        return requests.get(st.url + "/authorize", params={
-            "client_id": cid, "redirect_uri": REDIRECT, "response_type": "code", "state": "s",
-            "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGjSZxwDlw",
-            "code_challenge_method": "S256"}, allow_redirects=False, timeout=5).status_code
-    assert authorize("no-such-client") == 400
-    for cid in ids:
-        assert authorize(cid) == 303, cid
-    time.sleep(4.5)                     # all of them expire
-    again = [requests.post(url, json=body, timeout=5) for _ in range(len(ids))]
-    assert all(x.status_code == 201 for x in again), [x.status_code for x in again][-5:]
-    assert status(st)["entries"] <= len(ids) + 1
+    assert status(st)["unauthenticated_evicted"] == 12 - kept
+    assert all(known(st, i, uris[7]) for i in ids[-kept:])
+
+
+def test_a_state_file_of_the_previous_format_loads_whole(stack_factory):
+    """A file written before entries had a class (version 1): every entry
+    loads, the registrations nobody logged in with become unauthenticated,
+    everything else normal."""
+    st = stack_factory("oldstate")
+    user = login(st)
+    ids = register_many(st, 10)
+    st.nginx.stop()
+    state, keys = st.workdir / "state" / "mcp_auth.state", st.workdir / "keys"
+    _, entries = read_state(state, keys)
+    write_state(state, keys, entries, version=1)
+    assert read_state(state, keys)[0] == 1
+    mark = len(st.nginx.error_log())
+    st.nginx.start()
+    assert "loaded %d entries from state file" % len(entries) in log_since(st.nginx, mark)
+    s = status(st)
+    assert s["entries"] == len(entries) and s["unauthenticated_entries"] == 10, s
+    assert all(known(st, i) for i in ids)
+    still_works(st, user)
+    # saved again in this version, with the classes
+    st.nginx.stop()
+    version, again = read_state(state, keys)
+    assert version == 2
+    assert sorted(e.key for e in again if e.unauthenticated) == sorted(newclient_keys(ids))
+    st.nginx.start()
+
+
+def test_a_zone_full_of_sessions_evicts_registrations_then_answers_503_at_once(stack_factory):
+    """A 64 KiB zone: anonymous registrations fill their quarter, then
+    logins (sessions and codes, normal entries) take that room from them
+    until only normal entries are left.  Then a new session is refused
+    with a 503 and Retry-After at once (a bounded look at the zone, never a
+    walk of it), a session that exists still refreshes in place, and once
+    the sessions have expired the sweep gives their room back."""
+    st = stack_factory("fullzone", replace=[("mcp_auth:16m", "mcp_auth:64k"),
+                                            ("burst=60 nodelay", "burst=1000 nodelay")],
+                       http_extra="    mcp_auth_session_ttl 10s;\n")
+    user = login(st)
+    filler = login(st)
+    register_many(st, 100)
+    s = status(st)
+    assert s["unauthenticated_evicted"] > 0 and s["unauthenticated_entries"] > 20, s
+    registrations = [s["unauthenticated_entries"]]
+    for _ in range(200):
+        # every answer the browser gets, to find the refusal
+        answers = []
+        browser = Browser("demo", st.demo_password)
+        browser.session.hooks["response"].append(lambda r, *a, **kw: answers.append(r))
+        try:
+            filler.login(browser)
+        except AssertionError as e:
+            assert "503" in str(e) or "temporarily_unavailable" in str(e), str(e)[:500]
+            break
+        registrations.append(status(st)["unauthenticated_entries"])
+        last_login = time.monotonic()
+    else:
+        pytest.fail("200 logins fit in a 64 KiB zone")
+    # the logins took the registrations' room, the oldest first, and a
+    # session was refused only when none was left
+    assert registrations[-1] < registrations[0] and len(registrations) > 5, registrations
+    assert registrations == sorted(registrations, reverse=True), registrations
+    s = status(st)
+    assert s["unauthenticated_entries"] == 0 and s["unauthenticated_bytes"] == 0, s
+    assert s["expired"] == 0, s
+    # the refusal: 503, Retry-After, at once
+    refused = answers[-1]
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "5"
+    assert refused.elapsed.total_seconds() < 0.5, refused.elapsed
+    # what exists keeps working: a refresh rotates in place
+    still_works(st, user)
+    # every session and code expires with the session lifetime: the
+    # incremental sweep (and the bounded one of a failed write) reclaims them
+    time.sleep(max(0.0, last_login + 10.5 - time.monotonic()))
+    login(st)
+    register_many(st, 20)

@@ -85,3 +85,29 @@ def test_rate_limited_registration_gets_a_json_error(nginx_factory):
     assert r.status_code == 429
     assert r.json()["error"] == "temporarily_unavailable"
     assert r.headers["Retry-After"] == "10"
+
+
+def test_the_example_lets_browsers_log_in_and_stops_a_flood_of_authorize(stack_factory):
+    """The example's limit on the steps of a login anyone can take
+    (mcp_login: 5 r/s, burst 45, per address), as shipped, not relaxed as
+    for the rest of the suite: five logins in a row pass, a script's flood
+    of /authorize gets JSON 429s, and the callback is not limited."""
+    from mcp_gateway import REDIRECT, Streamable, login, text_of
+    from oauth_client import McpOAuthClient
+
+    st = stack_factory("loginlimit", replace=[("rate=5000r/s", "rate=5r/s")])
+    users = [login(st) for _ in range(5)]
+    assert text_of(Streamable(st.url, users[-1].tokens["access_token"]).initialize()
+                   .call("hello_mcp")) == "Hello I am MCPTool!"
+    c = McpOAuthClient(st.url, redirect_uri=REDIRECT)
+    c.register()
+    answers = [requests.get(c.authorize_url(), allow_redirects=False, timeout=5)
+               for _ in range(60)]
+    statuses = [r.status_code for r in answers]
+    assert statuses[0] in (302, 303) and 429 in statuses, statuses
+    limited = answers[statuses.index(429)]
+    assert limited.json()["error"] == "temporarily_unavailable"
+    assert limited.headers["Retry-After"] == "10"
+    # a callback is answered by the module (here: an unknown state), never a 429
+    r = requests.get(st.url + "/oauth-callback", params={"state": "x", "code": "y"}, timeout=5)
+    assert r.status_code != 429

@@ -223,6 +223,7 @@ class Gateway : public ::testing::Test {
         case MCPA_OP_TAKE: st = store.take(op.key, &value); break;
         case MCPA_OP_DEL: st = store.del(op.key); break;
         case MCPA_OP_PUT: {
+          // the mode carries the entry's class as a flag (as the glue reads it)
           const int mode = op.mode & MCPA_PUT_MODE_MASK;
           const StoreClass cls =
               (op.mode & MCPA_PUT_UNAUTHENTICATED) ? StoreClass::unauthenticated : StoreClass::normal;
