@@ -196,11 +196,16 @@ class Gateway : public ::testing::Test {
         case MCPA_OP_GET: st = store.get(op.key, &value); break;
         case MCPA_OP_TAKE: st = store.take(op.key, &value); break;
         case MCPA_OP_DEL: st = store.del(op.key); break;
-        case MCPA_OP_PUT:
-          st = op.mode == MCPA_PUT_NEW          ? store.put_new(op.key, op.value, op.expires)
-               : op.mode == MCPA_PUT_REPLACE_IF ? store.replace_if(op.key, op.expect, op.value, op.expires)
-                                                : store.put(op.key, op.value, op.expires);
+        case MCPA_OP_PUT: {
+          // The low byte is the mode; MCPA_PUT_UNAUTHENTICATED rides above it.
+          const int mode = op.mode & 0xff;
+          const StoreClass cls =
+              (op.mode & MCPA_PUT_UNAUTHENTICATED) ? StoreClass::unauthenticated : StoreClass::normal;
+          st = mode == MCPA_PUT_NEW          ? store.put_new(op.key, op.value, op.expires, cls)
+               : mode == MCPA_PUT_REPLACE_IF ? store.replace_if(op.key, op.expect, op.value, op.expires)
+                                             : store.put(op.key, op.value, op.expires, cls);
           break;
+        }
         default: ADD_FAILURE() << "no operation"; break;
       }
       ++deferred_ops;
