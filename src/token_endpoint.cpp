@@ -92,34 +92,25 @@ Response authorization_code_grant(const Config& cf, Store& store, const Request&
   const auto redirect_lookup = form.find("redirect_uri", &redirect_uri);
   if (!resources_ok(cf, form)) return oauth_error(400, "invalid_target", "this server issues tokens only for " + cf.resource);
 
-  // Single use: the first redemption turns the code into a "used" record
-  // (compare-and-set, so of two at once exactly one wins), which stays for
-  // the session's lifetime.  A code presented again -- even at the same
-  // moment on another node -- finds it, and the session it started ends:
-  // whoever redeemed it first may be an attacker (OAuth 2.1 §4.1.3, RFC 9700
-  // §4.5).
+  // Single use (OAuth 2.1 §4.1.3, RFC 9700 §4.5).  The code is checked
+  // first -- client, redirect URI, PKCE -- and only a presentation that
+  // would succeed may consume it: someone who merely saw the code (a log, a
+  // Referer) gets invalid_grant and changes nothing, so the rightful client
+  // can still redeem it.  Consuming turns the record into a "used" one
+  // (compare-and-set, so of two redemptions at once, even on two nodes,
+  // exactly one wins), kept for the session's lifetime.  A code that passes
+  // the checks but is already used was presented twice by its own client:
+  // whoever redeemed it first may be an attacker, so the session it started
+  // ends.
   static constexpr std::string_view kUsed = "used\n";
   const std::string key = "code:" + sha256_b64url(code);
-  const auto used = [](const std::string& v) { return v.compare(0, kUsed.size(), kUsed) == 0; };
   std::string raw;
   StoreStatus st = store.get(key, &raw);
-  bool won = false;
-  if (st == StoreStatus::ok && !used(raw)) {
-    auto fresh = decode_code(raw);
-    if (!fresh) return invalid_grant("the authorization code is invalid");
-    st = store.replace_if(key, raw, std::string(kUsed) + raw,
-                          std::max(fresh->session_expires, req.now + cf.code_ttl));
-    if (st == StoreStatus::ok) won = true;
-    else if (st == StoreStatus::conflict) st = store.get(key, &raw);  // another redemption won
-  }
   if (st == StoreStatus::not_found) return invalid_grant("the authorization code is invalid, expired or already used");
   if (st != StoreStatus::ok) return store_failure_json(st);
-  auto grant = decode_code(won ? std::string_view(raw) : std::string_view(raw).substr(used(raw) ? kUsed.size() : 0));
+  const bool used = raw.compare(0, kUsed.size(), kUsed) == 0;
+  auto grant = decode_code(std::string_view(raw).substr(used ? kUsed.size() : 0));
   if (!grant) return invalid_grant("the authorization code is invalid");
-  if (!won) {
-    store.del("session:" + grant->sid);
-    return invalid_grant("the authorization code is invalid, expired or already used");
-  }
 
   if (grant->client_id != client.client_id) return invalid_grant("the code was issued to another client");
   // RFC 6749 §4.1.3: redirect_uri must repeat the authorization request's.
@@ -128,6 +119,17 @@ Response authorization_code_grant(const Config& cf, Store& store, const Request&
       return invalid_grant("redirect_uri does not match the authorization request");
   }
   if (!verify_s256(verifier, grant->code_challenge)) return invalid_grant("PKCE verification failed");
+
+  if (!used) {
+    st = store.replace_if(key, raw, std::string(kUsed) + raw, std::max(grant->session_expires, req.now + cf.code_ttl));
+    if (st == StoreStatus::not_found) return invalid_grant("the authorization code is invalid, expired or already used");
+    if (st != StoreStatus::ok && st != StoreStatus::conflict) return store_failure_json(st);
+  }
+  if (used || st == StoreStatus::conflict) {
+    // conflict: another redemption of this very code won meanwhile.
+    store.del("session:" + grant->sid);
+    return invalid_grant("the authorization code is invalid, expired or already used");
+  }
 
   st = store.get("session:" + grant->sid, &raw);
   if (st == StoreStatus::not_found) return invalid_grant("the sign-in has ended");

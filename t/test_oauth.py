@@ -411,6 +411,53 @@ def test_a_replayed_code_fails_and_revokes_what_it_issued(gw):
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 
+WRONG_VERIFIER = "wrong-verifier-" * 3 + "x"
+
+
+def _steal(gw, c, redirect, attack):
+    """Someone who saw the redirect (the code) but is not the rightful client."""
+    code = query_of(redirect)["code"]
+    if attack == "wrong verifier":
+        return c.token_request({"grant_type": "authorization_code", "code": code,
+                                "redirect_uri": c.redirect_uri, "code_verifier": WRONG_VERIFIER})
+    if attack == "another client":
+        thief = client(gw)
+        return thief.token_request({"grant_type": "authorization_code", "code": code,
+                                    "redirect_uri": c.redirect_uri, "code_verifier": c.verifier})
+    assert attack == "another redirect_uri"
+    return c.token_request({"grant_type": "authorization_code", "code": code,
+                            "redirect_uri": "http://127.0.0.1:33418/other",
+                            "code_verifier": c.verifier})
+
+
+@pytest.mark.parametrize("attack", ["wrong verifier", "another client", "another redirect_uri"])
+def test_a_leaked_code_cannot_be_burnt_by_someone_who_cannot_redeem_it(gw, attack):
+    """RFC 9700 §4.5: only a presentation that would succeed consumes the code."""
+    c = client(gw)
+    redirect = code_for(gw, c)
+    r = _steal(gw, c, redirect, attack)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "invalid_grant"
+    mine = c.exchange(redirect)
+    assert mine.status_code == 200, mine.text
+    assert c.refresh().status_code == 200
+
+
+def test_a_failed_theft_of_a_used_code_changes_nothing_but_a_rightful_replay_revokes(gw):
+    """OAuth 2.1 §4.1.3: a replay by the code's own client ends the session."""
+    c = client(gw)
+    redirect = code_for(gw, c)
+    assert c.exchange(redirect).status_code == 200
+    for attack in ("wrong verifier", "another client", "another redirect_uri"):
+        r = _steal(gw, c, redirect, attack)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant", (attack, r.text)
+    assert c.refresh().status_code == 200          # the session is untouched
+    again = c.exchange(redirect)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    r = c.refresh()
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
 def test_a_code_is_bound_to_its_client(gw):
     c = client(gw)
     redirect = code_for(gw, c)
