@@ -105,6 +105,37 @@ def test_a_refresh_rotates_the_refresh_token(gw):
     assert second["access_token"] != first["access_token"]
 
 
+def test_a_retried_refresh_within_the_grace_window_gets_the_same_pair(gw):
+    """RFC 9700 §4.14.2: a concurrent retry of a refresh is not reuse; it gets
+    the very tokens the winning rotation returned, never a new pair."""
+    c = client(gw)
+    old = c.login(browser(gw))["refresh_token"]
+    first = c.refresh(old)
+    assert first.status_code == 200, first.text
+    time.sleep(1.1)
+    for _ in range(2):
+        again = c.refresh(old)
+        assert again.status_code == 200, again.text
+        assert again.json()["access_token"] == first.json()["access_token"]
+        assert again.json()["refresh_token"] == first.json()["refresh_token"]
+        assert again.json()["expires_in"] <= first.json()["expires_in"]
+
+
+def test_once_the_successor_is_used_the_old_refresh_token_ends_the_session(gw):
+    c = client(gw)
+    old = c.login(browser(gw))["refresh_token"]
+    successor = c.refresh(old).json()["refresh_token"]
+    newest = c.refresh(successor)
+    assert newest.status_code == 200, newest.text
+    from mcp_gateway import Streamable, rpc
+    assert Streamable(gw.url, newest.json()["access_token"]).post(rpc("ping")).status_code != 401
+    r = c.refresh(old)                              # within seconds: still reuse
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    r = c.refresh(newest.json()["refresh_token"])   # the session is gone
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    assert Streamable(gw.url, newest.json()["access_token"]).post(rpc("ping")).status_code == 401
+
+
 def test_revocation_ends_the_session(gw):
     c = client(gw)
     tokens = c.login(browser(gw))

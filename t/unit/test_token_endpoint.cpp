@@ -227,20 +227,76 @@ TEST_F(Token, RefreshRotatesAndReuseOfAnOldTokenRevokesTheSession) {
   EXPECT_EQ(error_of(refresh(id, json_string(third.body, "refresh_token"))), "invalid_grant");
 }
 
-TEST_F(Token, AConcurrentRefreshWithinTheGraceWindowGetsTheSameGeneration) {
+// RFC 9700 §4.14.2 with a grace for genuine concurrency: a retry of the
+// old refresh token within 30 s of its rotation gets the very pair the
+// winning rotation returned -- the same strings -- not a new pair.
+TEST_F(Token, AConcurrentRefreshWithinTheGraceWindowGetsTheSamePairAgain) {
+  std::string id = public_client();
+  auto [access, r1] = tokens(id);
+  std::string sid = sid_of(access);
+  now += 100;
+  Response a = refresh(id, r1);
+  ASSERT_EQ(a.status, 200) << a.body;
+  for (int later : {0, 10, 20}) {
+    now += later ? 10 : 0;
+    Response b = refresh(id, r1);  // the same token again
+    ASSERT_EQ(b.status, 200) << b.body;
+    EXPECT_EQ(json_string(b.body, "access_token"), json_string(a.body, "access_token")) << later;
+    EXPECT_EQ(json_string(b.body, "refresh_token"), json_string(a.body, "refresh_token")) << later;
+    EXPECT_EQ(json_number(b.body, "expires_in").value_or(0), json_number(a.body, "expires_in").value_or(0) - later);
+  }
+  EXPECT_TRUE(session_alive(sid));
+  auto g = decode_refresh(cf.keys->open(seal_purpose::refresh_token, json_string(a.body, "refresh_token")).value_or(""));
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->gen, 1);
+  // and the pair works: the successor rotates
+  Response next = refresh(id, json_string(a.body, "refresh_token"));
+  EXPECT_EQ(next.status, 200) << next.body;
+}
+
+TEST_F(Token, OnceTheSuccessorIsUsedAnOlderRefreshTokenEndsTheSessionEvenWithinTheGrace) {
   std::string id = public_client();
   auto [access, r1] = tokens(id);
   std::string sid = sid_of(access);
   Response a = refresh(id, r1);
-  now += 10;
-  Response b = refresh(id, r1);  // the same token again, 10 s later
+  ASSERT_EQ(a.status, 200) << a.body;
+  now += 5;
+  Response b = refresh(id, json_string(a.body, "refresh_token"));  // the successor, used
   ASSERT_EQ(b.status, 200) << b.body;
-  EXPECT_TRUE(session_alive(sid));
-  auto ga = decode_refresh(cf.keys->open(seal_purpose::refresh_token, json_string(a.body, "refresh_token")).value_or(""));
-  auto gb = decode_refresh(cf.keys->open(seal_purpose::refresh_token, json_string(b.body, "refresh_token")).value_or(""));
-  ASSERT_TRUE(ga && gb);
-  EXPECT_EQ(ga->gen, 1);
-  EXPECT_EQ(gb->gen, 1);
+  now += 5;
+  EXPECT_EQ(error_of(refresh(id, r1)), "invalid_grant");  // 10 s after its rotation
+  EXPECT_FALSE(session_alive(sid));
+  EXPECT_EQ(error_of(refresh(id, json_string(b.body, "refresh_token"))), "invalid_grant");
+}
+
+TEST_F(Token, AGraceRequestForANarrowerScopeGetsItsOwnAccessTokenAndTheSameRefreshToken) {
+  std::string id = public_client();
+  auto [access, r1] = tokens(id);
+  Response a = refresh(id, r1);
+  ASSERT_EQ(a.status, 200) << a.body;
+  now += 3;
+  Response narrow = call(MCPA_EP_TOKEN, token_request({{"grant_type", "refresh_token"}, {"refresh_token", r1},
+                                                       {"client_id", id}, {"scope", "mcp:read"}}));
+  ASSERT_EQ(narrow.status, 200) << narrow.body;
+  EXPECT_EQ(json_string(narrow.body, "scope"), "mcp:read");
+  EXPECT_NE(json_string(narrow.body, "access_token"), json_string(a.body, "access_token"));
+  EXPECT_EQ(json_string(narrow.body, "refresh_token"), json_string(a.body, "refresh_token"));
+}
+
+TEST_F(Token, TheGraceNeverHandsOutAnExpiredAccessToken) {
+  cf.access_token_ttl = 10;
+  std::string id = public_client();
+  auto [access, r1] = tokens(id);
+  std::string sid = sid_of(access);
+  Response a = refresh(id, r1);
+  ASSERT_EQ(a.status, 200) << a.body;
+  now += 9;
+  Response b = refresh(id, r1);
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(json_number(b.body, "expires_in").value_or(0), 1);
+  now += 1;  // the winner's access token has expired: no longer a concurrent retry
+  EXPECT_EQ(error_of(refresh(id, r1)), "invalid_grant");
+  EXPECT_FALSE(session_alive(sid));
 }
 
 TEST_F(Token, TheSameOldTokenAfterTheGraceWindowRevokes) {
