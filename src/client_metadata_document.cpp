@@ -68,7 +68,10 @@ std::variant<ClientMetadata, RegistrationError> parse_client_id_document(
   std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(doc.get()), cJSON_free);
   if (!text) throw std::bad_alloc();
   auto parsed = parse_registration_request(text.get(), supported_scopes);
-  if (auto* c = std::get_if<ClientMetadata>(&parsed)) c->client_id.assign(client_id);
+  if (auto* c = std::get_if<ClientMetadata>(&parsed)) {
+    c->client_id.assign(client_id);
+    if (auto too_big = stored_size_error(*c)) return *too_big;
+  }
   return parsed;
 }
 

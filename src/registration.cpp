@@ -54,17 +54,17 @@ const cJSON* member(const cJSON* obj, const char* name) {
 }
 
 // Array of strings -> vector without duplicates (order kept).  False when
-// the value is not an array or holds a non-string.
+// the value is not an array or holds a non-string.  A set finds the
+// duplicates: a 64 KiB body of one short string repeated is no quadratic
+// scan.
 bool string_array(const cJSON* item, std::vector<std::string>* out) {
   if (!cJSON_IsArray(item)) return false;
   out->clear();
+  std::set<std::string_view> seen;
   const cJSON* el = nullptr;
   cJSON_ArrayForEach(el, item) {
     if (!cJSON_IsString(el) || !el->valuestring) return false;
-    std::string v = el->valuestring;
-    bool seen = false;
-    for (const auto& o : *out) seen = seen || o == v;
-    if (!seen) out->push_back(std::move(v));
+    if (seen.insert(el->valuestring).second) out->emplace_back(el->valuestring);
   }
   return true;
 }
@@ -183,7 +183,8 @@ std::optional<size_t> display_text(std::string_view s, std::string* why) {
 
 // client_uri / logo_uri: an https URL, or http on a loopback host.
 std::optional<std::string> web_url_error(std::string_view url) {
-  if (url.size() > kMaxRedirectUriLength) return std::string("is too long");
+  if (url.size() > kMaxRedirectUriLength)
+    return "is longer than " + std::to_string(kMaxRedirectUriLength) + " characters";
   std::string why;
   auto u = parse_uri(url, &why);
   if (!u) return why;
@@ -367,6 +368,14 @@ std::string registration_response_json(const ClientMetadata& client,
   add_string(o, "token_endpoint_auth_method", client.token_endpoint_auth_method);
   if (!client.scope.empty()) add_string(o, "scope", client.scope);
   return print(o);
+}
+
+std::optional<RegistrationError> stored_size_error(const ClientMetadata& client) {
+  const size_t size = serialize_client(client).size();
+  if (size <= kMaxStoredClientBytes) return std::nullopt;
+  return metadata_error("the registration is too large to keep: " + std::to_string(size) +
+                        " bytes stored, at most " + std::to_string(kMaxStoredClientBytes / 1024) +
+                        " KiB (fewer or shorter redirect_uris, client_uri, logo_uri or client_name)");
 }
 
 std::string serialize_client(const ClientMetadata& client) {

@@ -225,6 +225,52 @@ def test_registration_refuses_an_oversized_body(gw):
     assert r.status_code == 413
 
 
+@pytest.fixture(scope="module")
+def bare(nginx_factory):
+    """The example configuration alone, its zone used by nothing else."""
+    return nginx_factory("bounds").start()
+
+
+def _uris(n, length=0):
+    out = []
+    for i in range(n):
+        u = "https://client.example/%d" % i
+        out.append(u + "x" * max(0, length - len(u)))
+    return out
+
+
+LONG_URL = "https://client.example/" + "u" * 2048
+
+
+@pytest.mark.parametrize("body,error,limit", [
+    ({"redirect_uris": _uris(11)}, "invalid_redirect_uri", "at most 10 redirect_uris"),
+    ({"redirect_uris": _uris(1, 2049)}, "invalid_redirect_uri", "2048"),
+    ({"redirect_uris": _uris(1), "client_name": "n" * 201}, "invalid_client_metadata", "200"),
+    ({"redirect_uris": _uris(1), "client_uri": LONG_URL}, "invalid_client_metadata", "2048"),
+    ({"redirect_uris": _uris(1), "logo_uri": LONG_URL}, "invalid_client_metadata", "2048"),
+    ({"redirect_uris": _uris(4, 2000)}, "invalid_client_metadata", "8 KiB"),
+    ({"redirect_uris": _uris(1), "client_name": "Good\u202eppA"}, "invalid_client_metadata", "U+202E"),
+    ({"redirect_uris": _uris(1), "client_name": "Go\u200bod"}, "invalid_client_metadata", "invisible"),
+], ids=["11 redirect_uris", "long redirect_uri", "long client_name", "long client_uri", "long logo_uri",
+        "8 KiB stored", "bidi override", "zero width space"])
+def test_a_registration_past_a_bound_gets_its_rfc_7591_error_and_stores_nothing(bare, body, error, limit):
+    """Anyone may register: every stored field is bounded (RFC 7591 §3.2.2)."""
+    entries = lambda: requests.get(bare.url + "/_mcp_auth/status", timeout=5).json()["entries"]
+    before = entries()
+    r = requests.post(bare.url + "/register", json=dict(body, token_endpoint_auth_method="none"), timeout=5)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == error
+    assert limit in r.json()["error_description"], r.json()
+    assert r.headers["Cache-Control"] == "no-store"
+    assert entries() == before
+    # a registration at every bound is stored
+    ok = requests.post(bare.url + "/register", json={"redirect_uris": _uris(10, 200), "client_name": "n" * 200,
+                                                     "client_uri": LONG_URL[:2048],
+                                                     "token_endpoint_auth_method": "none"}, timeout=5)
+    assert ok.status_code == 201, ok.text
+    assert entries() == before + 1
+
+
 def test_registration_echoes_the_metadata_with_201(gw):
     r = register(gw, {"redirect_uris": [REDIRECT, "com.example.app:/cb"], "client_name": "App",
                       "token_endpoint_auth_method": "none"})

@@ -48,6 +48,25 @@ TEST(ClientIdDocument, RefusesAnotherClientIdASecretOrASharedSecretMethod) {
   }
 }
 
+// The registration rules apply to documents too (parse_registration_request):
+// what a document declares is shown on the consent page and stored.
+TEST(ClientIdDocument, FollowsTheRegistrationRulesForTheNameAndTheLimits) {
+  const std::string url = "https://app.example.com/c.json";
+  auto refused = [&](const std::string& members) {
+    auto r = parse_client_id_document(R"({"client_id":"https://app.example.com/c.json",)" + members + "}", url, {});
+    return std::holds_alternative<RegistrationError>(r) ? std::get<RegistrationError>(r).description : "";
+  };
+  const std::string one = R"("redirect_uris":["http://127.0.0.1/cb"])";
+  EXPECT_NE(refused(one + ",\"client_name\":\"\xe2\x80\xae" "exe.txt\"").find("U+202E"), std::string::npos);
+  EXPECT_NE(refused(one + ",\"client_name\":\"A\xe2\x80\x8b" "B\"").find("invisible"), std::string::npos);
+  std::string many, big;
+  for (int i = 0; i < 11; ++i) many += (i ? "," : "") + std::string("\"http://127.0.0.1/cb") + std::to_string(i) + "\"";
+  EXPECT_NE(refused("\"redirect_uris\":[" + many + "]").find("at most 10"), std::string::npos);
+  for (int i = 0; i < 4; ++i)
+    big += (i ? "," : "") + std::string("\"http://127.0.0.1/") + std::to_string(i) + std::string(1990, 'x') + "\"";
+  EXPECT_NE(refused("\"redirect_uris\":[" + big + "]").find("8 KiB"), std::string::npos);
+}
+
 TEST(ClientIdDocumentLifetime, FollowsMaxAgeWithinBounds) {
   EXPECT_EQ(client_id_document_lifetime(""), 3600);
   EXPECT_EQ(client_id_document_lifetime("public, max-age=1200"), 1200);

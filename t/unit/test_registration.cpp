@@ -112,16 +112,68 @@ TEST(Registration, DropsDuplicateRedirectUris) {
   EXPECT_EQ(d.redirect_uris, std::vector<std::string>{"https://a/cb"});
 }
 
-TEST(Registration, AcceptsUpTo20RedirectUris) {
+std::string redirect_array(int n, size_t length = 0) {
   std::string arr;
-  for (int i = 0; i < 20; ++i) arr += (i ? ",\"" : "\"") + std::string("https://a/cb") + std::to_string(i) + "\"";
-  EXPECT_EQ(ok("{\"redirect_uris\":[" + arr + "]}").redirect_uris.size(), 20u);
+  for (int i = 0; i < n; ++i) {
+    std::string uri = "https://a/cb" + std::to_string(i);
+    if (length > uri.size()) uri += std::string(length - uri.size(), 'x');
+    arr += (i ? ",\"" : "\"") + uri + "\"";
+  }
+  return "[" + arr + "]";
 }
 
-TEST(Registration, RejectsMoreThan20RedirectUris) {
+TEST(Registration, AcceptsUpTo10RedirectUris) {
+  EXPECT_EQ(ok("{\"redirect_uris\":" + redirect_array(10) + "}").redirect_uris.size(), 10u);
+}
+
+TEST(Registration, RejectsMoreThan10RedirectUrisNamingTheLimit) {
+  auto e = err("{\"redirect_uris\":" + redirect_array(11) + "}");
+  EXPECT_EQ(e.error, "invalid_redirect_uri");
+  EXPECT_NE(e.description.find("at most 10 redirect_uris"), std::string::npos) << e.description;
+}
+
+TEST(Registration, ARedirectUriMayBe2048CharactersButNotMore) {
+  EXPECT_EQ(ok("{\"redirect_uris\":" + redirect_array(1, 2048) + "}").redirect_uris.front().size(), 2048u);
+  auto e = err("{\"redirect_uris\":" + redirect_array(1, 2049) + "}");
+  EXPECT_EQ(e.error, "invalid_redirect_uri");
+  EXPECT_NE(e.description.find("2048"), std::string::npos) << e.description;
+  EXPECT_LT(e.description.size(), 400u);  // the URI is not echoed whole
+}
+
+TEST(Registration, ClientAndLogoUrisMayBe2048CharactersButNotMore) {
+  const std::string at = "https://app.example/" + std::string(2048 - 20, 'p');
+  ASSERT_EQ(at.size(), 2048u);
+  EXPECT_EQ(ok(with_redirect("\"client_uri\":\"" + at + "\"")).client_uri, at);
+  EXPECT_EQ(ok(with_redirect("\"logo_uri\":\"" + at + "\"")).logo_uri, at);
+  for (const std::string name : {"client_uri", "logo_uri"}) {
+    auto e = err(with_redirect("\"" + name + "\":\"" + at + "p\""));
+    EXPECT_EQ(e.error, "invalid_client_metadata");
+    EXPECT_NE(e.description.find(name), std::string::npos) << e.description;
+    EXPECT_NE(e.description.find("2048"), std::string::npos) << e.description;
+  }
+}
+
+TEST(Registration, AManyDuplicatesArrayIsReadInLinearithmicTime) {
+  // 64 KiB of one short URI repeated: deduplicated without a quadratic scan.
   std::string arr;
-  for (int i = 0; i < 21; ++i) arr += (i ? ",\"" : "\"") + std::string("https://a/cb") + std::to_string(i) + "\"";
-  EXPECT_EQ(err("{\"redirect_uris\":[" + arr + "]}").error, "invalid_redirect_uri");
+  for (int i = 0; i < 12000; ++i) arr += (i ? ",\"" : "\"") + std::string("https://a/cb") + "\"";
+  EXPECT_EQ(ok("{\"redirect_uris\":[" + arr + "]}").redirect_uris.size(), 1u);
+}
+
+TEST(Registration, TheStoredFormOfARegistrationIsAtMost8KiB) {
+  // Each field within its own bound, the whole too large to keep.
+  const std::string body = "{\"redirect_uris\":" + redirect_array(4, 2000) + "}";
+  auto c = ok(body);
+  c.client_id = "0123456789012345678901";
+  auto e = stored_size_error(c);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->error, "invalid_client_metadata");
+  EXPECT_NE(e->description.find("8 KiB"), std::string::npos) << e->description;
+  auto small = ok("{\"redirect_uris\":" + redirect_array(3, 2000) + "}");
+  small.client_id = c.client_id;
+  small.client_secret_hash = std::string(43, 'h');
+  EXPECT_FALSE(stored_size_error(small).has_value()) << serialize_client(small).size();
+  EXPECT_LE(serialize_client(small).size(), kMaxStoredClientBytes);
 }
 
 TEST(Registration, RejectsBodyThatIsNotJson) {
