@@ -205,6 +205,7 @@ typedef struct {
     ngx_str_t                 client_metadata_location;
     ngx_str_t                 client_metadata_documents;
     ngx_str_t                 client_metadata_allow_private;
+    ngx_str_t                 client_metadata_ports;
 
     mcpa_config_t            *core;            /* built in merge, read-only */
     mcpa_store_t              store;
@@ -742,6 +743,13 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_allow_private),
       NULL },
 
+    { ngx_string("mcp_auth_client_metadata_ports"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_mcp_auth_set_words,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_ports),
+      NULL },
+
     { ngx_string("mcp_auth_max_body"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -898,6 +906,8 @@ static ngx_http_mcp_auth_setting_t  ngx_http_mcp_auth_settings[] = {
       offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_documents) },
     { "client_metadata_allow_private",
       offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_allow_private) },
+    { "client_metadata_ports",
+      offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_ports) },
     { "identity_key_file",
       offsetof(ngx_http_mcp_auth_loc_conf_t, identity_key_file) },
     { "identity_issuer",
@@ -1870,6 +1880,13 @@ ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     }
 
     ctx->answer_status = r->headers_out.status;
+
+    if (ctx->doc_host.len && ctx->answer_status != NGX_HTTP_OK) {
+        /* for the operator only: the browser is not told the status */
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "mcp_auth: client metadata document on \"%V\" "
+                      "answered %i", &ctx->doc_host, ctx->answer_status);
+    }
 
     h = ngx_http_mcp_auth_find_out_header(r, "Cache-Control");
     if (h) {

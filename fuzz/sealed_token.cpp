@@ -1,6 +1,7 @@
-// Sealed-token opening (KeyRing::open with a fixed key) and the decoders of
-// what is inside: access and refresh claims.  Half the inputs are sealed
-// first, so the decoders see attacker-shaped plaintext behind a valid tag.
+// Sealed-token opening (KeyRing::open with a fixed key; tokens of seal and
+// seal_deterministic) and the decoders of what is inside: access and
+// refresh claims.  Half the inputs are sealed first, so the decoders see
+// attacker-shaped plaintext behind a valid tag.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -22,6 +23,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto opened = ring.open(purpose, token);
     if (!opened || *opened != rest) __builtin_trap();
     if (ring.open(static_cast<uint8_t>(purpose + 1), token)) __builtin_trap();  // purpose is bound
+    // deterministic sealing: opens the same, and the same plaintext gives
+    // the same token
+    std::string fixed = ring.seal_deterministic(purpose, rest);
+    auto reopened = ring.open(purpose, fixed);
+    if (!reopened || *reopened != rest || fixed != ring.seal_deterministic(purpose, rest)) __builtin_trap();
+    if (ring.open(static_cast<uint8_t>(purpose + 1), fixed)) __builtin_trap();
     (void)decode_access(*opened);
     (void)decode_refresh(*opened);
     return 0;

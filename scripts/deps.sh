@@ -20,14 +20,11 @@ if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    # Debian starts the packaged nginx on port 80; we only use our own instances.
-    if pgrep -f 'nginx: master process /usr/sbin/nginx -g daemon on' >/dev/null 2>&1; then
-        /usr/sbin/nginx -s quit 2>/dev/null || true
-    fi
-    # Likewise the packaged Redis on 6379: tests and `make run-cluster` start their own.
-    if pgrep -f '/usr/bin/redis-server 127.0.0.1:6379' >/dev/null 2>&1; then
-        (service redis-server stop || pkill -f '/usr/bin/redis-server 127.0.0.1:6379') >/dev/null 2>&1 || true
-    fi
+    # Installing nginx or redis-server may start Debian's own services (nginx
+    # on port 80, Redis on 6379).  They are left alone, as is any nginx or
+    # Redis already running: this machine may be someone's production edge.
+    # Tests, `make run` and `make run-cluster` start their own instances, on
+    # their own ports, and never touch a server they did not start.
 fi
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -34,6 +34,10 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
 // bounded, like everything a client hands us to keep.
 constexpr size_t kMaxStateLength = 512;
 
+bool contains_port(const std::vector<int>& ports, int port) {
+  return std::find(ports.begin(), ports.end(), port) != ports.end();
+}
+
 }  // namespace
 
 Response handle_authorize(const Config& cf, Store& store, const Request& req) {
@@ -62,6 +66,11 @@ Response handle_authorize(const Config& cf, Store& store, const Request& req) {
       if (!cf.cimd || !cf.cimd_fetch)
         return bad_request_page("This server does not accept client metadata documents; the application "
                                 "must register first.");
+      // Only the configured ports (443): a client-chosen URL must not make
+      // the gateway talk to another service on the host (SSRF).
+      if (!contains_port(cf.cimd_ports, where->port))
+        return bad_request_page("The application's metadata document is on a port this server does not "
+                                "fetch from (" + std::to_string(where->port) + ").");
       Response r;
       r.fetch.target = MCPA_FETCH_CLIENT_METADATA;
       r.fetch.host = where->host;
@@ -183,10 +192,11 @@ Response resume_authorize(const Config& cf, Store& store, const Request& req,
     return html_page(502, "Application unknown",
                      "The application's metadata document could not be fetched (unreachable, refused "
                      "address, too large, or too slow). Start again from your app.");
+  // The status is not echoed: it would tell a prober what answers at an
+  // address the gateway can reach.
   if (fetch_status != 200)
     return html_page(400, "Application unknown",
-                     "The application's metadata document could not be fetched (HTTP " +
-                         std::to_string(fetch_status) + ").");
+                     "The application's metadata document could not be fetched. Start again from your app.");
   if (fetch_body.size() > kMaxClientDocument)
     return html_page(400, "Application not accepted",
                      "The application's metadata document is larger than " +

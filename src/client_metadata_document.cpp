@@ -68,7 +68,10 @@ std::variant<ClientMetadata, RegistrationError> parse_client_id_document(
   std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(doc.get()), cJSON_free);
   if (!text) throw std::bad_alloc();
   auto parsed = parse_registration_request(text.get(), supported_scopes);
-  if (auto* c = std::get_if<ClientMetadata>(&parsed)) c->client_id.assign(client_id);
+  if (auto* c = std::get_if<ClientMetadata>(&parsed)) {
+    c->client_id.assign(client_id);
+    if (auto too_big = stored_size_error(*c)) return *too_big;
+  }
   return parsed;
 }
 
@@ -93,39 +96,85 @@ int64_t client_id_document_lifetime(std::string_view cache_control) {
   return seconds;
 }
 
+namespace {
+
+// A prefix of `bits` bits: the address in network order.
+struct Block {
+  unsigned char addr[16];
+  unsigned bits;
+};
+
+bool in_block(const unsigned char* a, const Block& b) {
+  const unsigned whole = b.bits / 8, rest = b.bits % 8;
+  if (std::memcmp(a, b.addr, whole) != 0) return false;
+  if (rest == 0) return true;
+  const auto mask = static_cast<unsigned char>(0xff00u >> rest);
+  return (a[whole] & mask) == (b.addr[whole] & mask);
+}
+
+// IPv4 ranges that are not globally reachable unicast: the IANA IPv4
+// Special-Purpose Address Registry (RFC 6890 §2.2.2 and its updates) where
+// "Globally Reachable" is False or N/A, plus multicast (RFC 5771) and the
+// reserved 240/4 (RFC 1112), broadcast included.  192.0.0.0/24 is refused
+// whole, its two anycast /32s with it: no metadata document lives there.
+constexpr Block kNonGlobalV4[] = {
+    {{0, 0, 0, 0}, 8},          // "this network" (RFC 791)
+    {{10, 0, 0, 0}, 8},         // private (RFC 1918)
+    {{100, 64, 0, 0}, 10},      // shared address space, CGNAT (RFC 6598)
+    {{127, 0, 0, 0}, 8},        // loopback (RFC 1122)
+    {{169, 254, 0, 0}, 16},     // link-local (RFC 3927), cloud metadata
+    {{172, 16, 0, 0}, 12},      // private (RFC 1918)
+    {{192, 0, 0, 0}, 24},       // IETF protocol assignments (RFC 6890)
+    {{192, 0, 2, 0}, 24},       // documentation TEST-NET-1 (RFC 5737)
+    {{192, 88, 99, 0}, 24},     // 6to4 relay anycast, deprecated (RFC 7526)
+    {{192, 168, 0, 0}, 16},     // private (RFC 1918)
+    {{198, 18, 0, 0}, 15},      // benchmarking (RFC 2544)
+    {{198, 51, 100, 0}, 24},    // documentation TEST-NET-2 (RFC 5737)
+    {{203, 0, 113, 0}, 24},     // documentation TEST-NET-3 (RFC 5737)
+    {{224, 0, 0, 0}, 4},        // multicast (RFC 5771)
+    {{240, 0, 0, 0}, 4},        // reserved (RFC 1112), 255.255.255.255 broadcast
+};
+
+// IPv6: only global unicast, 2000::/3 (RFC 4291 §2.4; IANA IPv6 Address
+// Space), is ever allowed; that excludes ::/8 (unspecified, loopback,
+// IPv4-compatible ::/96, NAT64 64:ff9b::/96 and 64:ff9b:1::/48 of RFC 6052
+// and RFC 8215), 100::/64 (discard, RFC 6666), fc00::/7 (unique local),
+// fe80::/10 (link-local), fec0::/10 (site-local, RFC 3879), ff00::/8
+// (multicast).  IPv4-mapped ::ffff:0:0/96 (RFC 4291 §2.5.5.2) is the IPv4
+// address itself and is judged by the IPv4 rules.  Within 2000::/3, these
+// registry entries are not global (or lead wherever a relay decides):
+constexpr Block kNonGlobalV6[] = {
+    {{0x20, 0x01}, 23},                    // IETF protocol assignments (RFC 2928):
+                                           // Teredo 2001::/32 (RFC 4380), benchmarking,
+                                           // ORCHID, AMT, ... (refused whole)
+    {{0x20, 0x01, 0x0d, 0xb8}, 32},        // documentation (RFC 3849)
+    {{0x20, 0x02}, 16},                    // 6to4 (RFC 3056): a relay picks the IPv4 end
+    {{0x3f, 0xff, 0x00}, 20},              // documentation (RFC 9637)
+};
+constexpr Block kGlobalUnicastV6 = {{0x20}, 3};
+constexpr Block kMappedV4 = {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96};
+
+bool global_v4(const unsigned char* a) {
+  for (const auto& b : kNonGlobalV4)
+    if (in_block(a, b)) return false;
+  return true;
+}
+
+}  // namespace
+
 bool fetch_address_allowed(std::string_view ip, bool allow_private) {
+  // Only the exact textual forms inet_pton knows: no zone ids, brackets,
+  // or shorthand IPv4 ("127.1", octal "0177.0.0.1").
   std::string text(ip);
   unsigned char a[16];
-  if (inet_pton(AF_INET, text.c_str(), a) == 1) {
-    if (allow_private) return true;
-    const unsigned b0 = a[0], b1 = a[1];
-    if (b0 == 0 || b0 == 10 || b0 == 127) return false;              // this, private, loopback
-    if (b0 == 100 && (b1 & 0xc0) == 64) return false;                // CGNAT 100.64/10
-    if (b0 == 169 && b1 == 254) return false;                        // link-local
-    if (b0 == 172 && (b1 & 0xf0) == 16) return false;                // 172.16/12
-    if (b0 == 192 && b1 == 168) return false;                        // 192.168/16
-    if (b0 == 192 && b1 == 0 && a[2] == 0) return false;             // IETF assignments
-    if (b0 == 198 && (b1 & 0xfe) == 18) return false;                // benchmarking
-    if (b0 >= 224) return false;                                     // multicast, reserved
-    return true;
-  }
-  if (inet_pton(AF_INET6, text.c_str(), a) == 1) {
-    if (allow_private) return true;
-    static const unsigned char zero[16] = {0};
-    if (std::memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1)) return false;  // :: and ::1
-    if ((a[0] & 0xfe) == 0xfc) return false;                         // unique local fc00::/7
-    if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) return false;         // link-local fe80::/10
-    if (a[0] == 0xff) return false;                                  // multicast
-    // IPv4-mapped (::ffff:a.b.c.d): judge the IPv4 address
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (std::memcmp(a, mapped, 12) == 0) {
-      char v4[INET_ADDRSTRLEN];
-      if (!inet_ntop(AF_INET, a + 12, v4, sizeof(v4))) return false;
-      return fetch_address_allowed(v4, false);
-    }
-    return true;
-  }
-  return false;  // not an address
+  if (inet_pton(AF_INET, text.c_str(), a) == 1) return allow_private || global_v4(a);
+  if (inet_pton(AF_INET6, text.c_str(), a) != 1) return false;  // not an address
+  if (allow_private) return true;
+  if (in_block(a, kMappedV4)) return global_v4(a + 12);
+  if (!in_block(a, kGlobalUnicastV6)) return false;
+  for (const auto& b : kNonGlobalV6)
+    if (in_block(a, b)) return false;
+  return true;
 }
 
 }  // namespace mcpauth

@@ -43,8 +43,12 @@ std::variant<ClientMetadata, RegistrationError> parse_client_id_document(
 int64_t client_id_document_lifetime(std::string_view cache_control);
 
 // Whether the gateway may connect to this address (dotted IPv4 or IPv6
-// text): no loopback, private, link-local, CGNAT, multicast, unspecified or
-// reserved ranges (SSRF) unless allow_private.
+// text; SSRF): only globally reachable unicast unless allow_private.  IPv4:
+// every non-global range of the IANA special-purpose registry (private,
+// loopback, link-local, CGNAT, documentation, benchmarking, 192.0.0.0/24,
+// ...), multicast and 240/4.  IPv6: 2000::/3 only, without 2001::/23
+// (Teredo among them), documentation and 6to4; NAT64 and IPv4-compatible
+// forms are refused whatever they embed; IPv4-mapped is judged as IPv4.
 bool fetch_address_allowed(std::string_view ip, bool allow_private);
 
 }  // namespace mcpauth

@@ -213,6 +213,22 @@ std::string Config::set(const std::string& name, const std::string& value) {
     return parse_flag("mcp_auth_client_metadata_documents", value, &cimd);
   if (name == "client_metadata_allow_private")
     return parse_flag("mcp_auth_client_metadata_allow_private", value, &cimd_allow_private);
+  if (name == "client_metadata_ports") {
+    const std::string what = "mcp_auth_client_metadata_ports";
+    std::vector<int> ports;
+    for (const auto& w : split_spaces(value)) {
+      int port = 0;
+      for (char c : w) {
+        if (c < '0' || c > '9' || port > 65535) return what + ": \"" + w + "\" is not a port number";
+        port = port * 10 + (c - '0');
+      }
+      if (port < 1 || port > 65535) return what + ": \"" + w + "\" is not a port number (1 to 65535)";
+      ports.push_back(port);
+    }
+    if (ports.empty()) return what + " needs at least one port";
+    cimd_ports = std::move(ports);
+    return "";
+  }
   if (name == "client_metadata_fetch") return parse_flag("mcp_auth_client_metadata_location", value, &cimd_fetch);
   if (name == "secure_cookies") {
     bool on = true;

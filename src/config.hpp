@@ -76,6 +76,9 @@ struct Config {
   bool cimd = true;
   bool cimd_fetch = false;
   bool cimd_allow_private = false;
+  // The only ports a document URL may name (mcp_auth_client_metadata_ports):
+  // a client-chosen URL must not reach any other service a host runs.
+  std::vector<int> cimd_ports = {443};
   // -1: not set, then on exactly when the issuer is https.
   int secure_cookies_setting = -1;
   bool secure_cookies = true;

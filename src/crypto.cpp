@@ -168,8 +168,15 @@ bool ct_equal(std::string_view a, std::string_view b) {
 
 // ---------------------------------------------------------------- KeyRing
 
+namespace {
+constexpr std::string_view kNonceKeyLabel = "mcpauth-v1 deterministic seal nonce";
+}  // namespace
+
 KeyRing::~KeyRing() {
-  for (auto& k : keys_) wipe(k.bytes);
+  for (auto& k : keys_) {
+    wipe(k.bytes);
+    wipe(k.nonce_key);
+  }
 }
 
 bool KeyRing::valid_kid(std::string_view kid) {
@@ -229,7 +236,8 @@ std::optional<KeyRing> KeyRing::parse(std::string_view file_text, std::string* e
       return fail(lineno, "key for \"" + std::string(kid) + "\" must decode to 32 bytes, got " +
                               std::to_string(got));
     }
-    ring.keys_.push_back(Key{std::string(kid), std::move(*key)});
+    std::string nonce_key = hmac_sha256(*key, kNonceKeyLabel);
+    ring.keys_.push_back(Key{std::string(kid), std::move(*key), std::move(nonce_key)});
     line_of.push_back(lineno);
   }
   if (ring.keys_.empty()) return fail(0, "no keys found (expected \"<kid> <base64url key>\" lines)");
@@ -252,12 +260,29 @@ const KeyRing::Key* KeyRing::find(std::string_view kid) const {
 }
 
 std::string KeyRing::seal(uint8_t purpose, std::string_view plaintext) const {
+  return seal_with_iv(purpose, plaintext, random_bytes(kIvBytes));
+}
+
+std::string KeyRing::seal_deterministic(uint8_t purpose, std::string_view plaintext) const {
+  // See crypto.hpp: nonce = HMAC-SHA-256(Kn, AAD || plaintext)[0..12).  The
+  // AAD is unambiguous (a kid holds no '|', the purpose is one byte), so
+  // AAD || plaintext names exactly one (kid, purpose, plaintext).
+  const Key& key = keys_.front();
+  std::string input = aad_for(key.kid, purpose);
+  input.append(plaintext);
+  std::string mac = hmac_sha256(key.nonce_key, input);
+  wipe(input);
+  return seal_with_iv(purpose, plaintext, mac.substr(0, kIvBytes));
+}
+
+std::string KeyRing::seal_with_iv(uint8_t purpose, std::string_view plaintext, std::string iv) const {
   const Key& key = keys_.front();
   if (plaintext.size() > static_cast<size_t>(INT_MAX) - 64) {
     throw std::length_error("plaintext too long to seal");
   }
+  if (iv.size() != kIvBytes) throw std::logic_error("AES-256-GCM nonce must be 12 bytes");
   std::string aad = aad_for(key.kid, purpose);
-  std::string blob = random_bytes(kIvBytes);
+  std::string blob = std::move(iv);
   blob.resize(kIvBytes + plaintext.size() + kTagBytes);
 
   CipherCtx ctx(EVP_CIPHER_CTX_new());

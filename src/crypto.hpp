@@ -89,6 +89,20 @@ class KeyRing {
   ~KeyRing();  // wipes the key material
 
   std::string seal(uint8_t purpose, std::string_view plaintext) const;
+  // The same, deterministically: the same (first key, purpose, plaintext)
+  // always gives the same token, so a token can be handed out again without
+  // being stored.  SIV-style (the idea of RFC 5297 over AES-GCM): the nonce
+  // is the first 12 bytes of HMAC-SHA-256(Kn, AAD || plaintext), where
+  //   Kn  = HMAC-SHA-256(K, "mcpauth-v1 deterministic seal nonce"), used for
+  //         nothing else, and
+  //   AAD = "mcpauth-v1|" + kid + "|" + purpose byte, as for seal().
+  // Distinct plaintexts (or purposes) get distinct nonces unless the PRF
+  // collides on 96 bits -- the same bound random nonces have -- so a GCM
+  // nonce repeats only together with its plaintext, and then the whole
+  // token repeats: an observer learns only that two tokens are equal.  The
+  // token opens with open() like any other.  Use it only where equal
+  // plaintexts SHOULD give equal tokens.
+  std::string seal_deterministic(uint8_t purpose, std::string_view plaintext) const;
   // nullopt on any failure: unknown kid, bad encoding, too short, tag
   // mismatch (wrong purpose, tampering, wrong key).
   std::optional<std::string> open(uint8_t purpose, std::string_view token) const;
@@ -102,10 +116,12 @@ class KeyRing {
  private:
   struct Key {
     std::string kid;
-    std::string bytes;  // kKeyBytes raw bytes
+    std::string bytes;      // kKeyBytes raw bytes
+    std::string nonce_key;  // Kn of seal_deterministic, derived from bytes
   };
   KeyRing() = default;
   const Key* find(std::string_view kid) const;
+  std::string seal_with_iv(uint8_t purpose, std::string_view plaintext, std::string iv) const;
 
   std::vector<Key> keys_;
 };

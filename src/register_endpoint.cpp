@@ -35,6 +35,7 @@ Response register_client(const Config& cf, Store& store, const Request& req) {
   StoreStatus st = StoreStatus::exists;
   for (int attempt = 0; attempt < 3 && st == StoreStatus::exists; ++attempt) {
     client.client_id = random_token(16);
+    if (auto too_big = stored_size_error(client)) return oauth_error(400, too_big->error, too_big->description);
     st = store.put_new(std::string(kNewClientPrefix) + client.client_id, serialize_client(client),
                        req.now + std::min(cf.client_ttl, kUnusedClientSeconds), StoreClass::unauthenticated);
   }

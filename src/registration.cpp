@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <new>
 #include <set>
@@ -53,17 +54,17 @@ const cJSON* member(const cJSON* obj, const char* name) {
 }
 
 // Array of strings -> vector without duplicates (order kept).  False when
-// the value is not an array or holds a non-string.
+// the value is not an array or holds a non-string.  A set finds the
+// duplicates: a 64 KiB body of one short string repeated is no quadratic
+// scan.
 bool string_array(const cJSON* item, std::vector<std::string>* out) {
   if (!cJSON_IsArray(item)) return false;
   out->clear();
+  std::set<std::string_view> seen;
   const cJSON* el = nullptr;
   cJSON_ArrayForEach(el, item) {
     if (!cJSON_IsString(el) || !el->valuestring) return false;
-    std::string v = el->valuestring;
-    bool seen = false;
-    for (const auto& o : *out) seen = seen || o == v;
-    if (!seen) out->push_back(std::move(v));
+    if (seen.insert(el->valuestring).second) out->emplace_back(el->valuestring);
   }
   return true;
 }
@@ -75,22 +76,105 @@ bool contains(const std::vector<std::string>& v, std::string_view s) {
   return false;
 }
 
-// Counts UTF-8 code points; nullopt for invalid UTF-8 or control characters.
-std::optional<size_t> display_chars(std::string_view s) {
+struct CodePointRange {
+  uint32_t first, last;
+};
+
+// Bidirectional controls (Unicode UAX #9): embeddings, overrides, isolates
+// and the implicit marks.  They reorder what is displayed, so "Good App"
+// can be made to show as another name (Trojan Source, CVE-2021-42574).
+constexpr CodePointRange kBidiControls[] = {
+    {0x061C, 0x061C},  // ARABIC LETTER MARK
+    {0x200E, 0x200F},  // LRM, RLM
+    {0x202A, 0x202E},  // LRE, RLE, PDF, LRO, RLO
+    {0x2066, 0x2069},  // LRI, RLI, FSI, PDI
+};
+
+// Characters that display as nothing, or not as themselves (Unicode 15.1):
+// general category Cf (format), Zl and Zp (line and paragraph separators),
+// and Default_Ignorable_Code_Point (DerivedCoreProperties.txt) -- which adds
+// the combining grapheme joiner, the Hangul fillers and unassigned
+// ignorable ranges -- except the variation selectors (U+180B-180D, U+180F,
+// U+FE00-FE0F, U+E0100-E01EF), which only choose a glyph (an emoji's
+// colour form).  Generated from the Unicode data and checked against it.
+constexpr CodePointRange kInvisible[] = {
+    {0x00AD, 0x00AD},    // SOFT HYPHEN
+    {0x034F, 0x034F},    // COMBINING GRAPHEME JOINER
+    {0x0600, 0x0605},    // Arabic number signs
+    {0x06DD, 0x06DD},    // ARABIC END OF AYAH
+    {0x070F, 0x070F},    // SYRIAC ABBREVIATION MARK
+    {0x0890, 0x0891},    // Arabic pound and piastre marks above
+    {0x08E2, 0x08E2},    // ARABIC DISPUTED END OF AYAH
+    {0x115F, 0x1160},    // Hangul choseong and jungseong fillers
+    {0x17B4, 0x17B5},    // Khmer inherent vowels
+    {0x180E, 0x180E},    // MONGOLIAN VOWEL SEPARATOR
+    {0x200B, 0x200D},    // zero width space, non-joiner, joiner
+    {0x2028, 0x2029},    // LINE SEPARATOR, PARAGRAPH SEPARATOR
+    {0x2060, 0x2065},    // word joiner, invisible operators, (unassigned)
+    {0x206A, 0x206F},    // deprecated format characters
+    {0x3164, 0x3164},    // HANGUL FILLER
+    {0xFEFF, 0xFEFF},    // ZERO WIDTH NO-BREAK SPACE (BOM)
+    {0xFFA0, 0xFFA0},    // HALFWIDTH HANGUL FILLER
+    {0xFFF0, 0xFFFB},    // (unassigned), interlinear annotation controls
+    {0x110BD, 0x110BD},  // KAITHI NUMBER SIGN
+    {0x110CD, 0x110CD},  // KAITHI NUMBER SIGN ABOVE
+    {0x13430, 0x1343F},  // Egyptian hieroglyph format controls
+    {0x1BCA0, 0x1BCA3},  // shorthand format controls
+    {0x1D173, 0x1D17A},  // musical symbol format controls
+    {0xE0000, 0xE00FF},  // tags (U+E0001, U+E0020-E007F) and unassigned ignorables
+    {0xE01F0, 0xE0FFF},  // unassigned ignorables
+};
+
+template <size_t N>
+bool in_ranges(uint32_t cp, const CodePointRange (&ranges)[N]) {
+  for (const auto& r : ranges)
+    if (cp >= r.first && cp <= r.last) return true;
+  return false;
+}
+
+std::string code_point_name(uint32_t cp) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(cp));
+  return buf;
+}
+
+// Checks self-declared text that a person will read (the client name on the
+// consent page, RFC 7591 §5): valid UTF-8, and nothing that displays other
+// than it is -- control characters, bidirectional controls, invisible or
+// format characters, noncharacters.  Returns the code point count, or the
+// reason in *why (for "<field> must ...").
+std::optional<size_t> display_text(std::string_view s, std::string* why) {
   size_t count = 0;
   for (size_t i = 0; i < s.size();) {
     auto c = static_cast<unsigned char>(s[i]);
     size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-    if (len == 0 || i + len > s.size()) return std::nullopt;
     uint32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
-    for (size_t k = 1; k < len; ++k) {
+    bool valid = len != 0 && i + len <= s.size();
+    for (size_t k = 1; valid && k < len; ++k) {
       auto cc = static_cast<unsigned char>(s[i + k]);
-      if ((cc & 0xC0) != 0x80) return std::nullopt;
+      valid = (cc & 0xC0) == 0x80;
       cp = (cp << 6) | (cc & 0x3Fu);
     }
     static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return std::nullopt;
-    if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0)) return std::nullopt;
+    // no overlong forms, nothing past U+10FFFF, no surrogates (RFC 3629 §3)
+    if (!valid || cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+      *why = "be valid UTF-8";
+      return std::nullopt;
+    }
+    const auto at = [&] { return " (" + code_point_name(cp) + " at character " + std::to_string(count + 1) + ")"; };
+    if (cp < 0x20 || (cp >= 0x7F && cp < 0xA0)) {
+      *why = "not contain control characters" + at();
+      return std::nullopt;
+    }
+    if (in_ranges(cp, kBidiControls)) {
+      *why = "not contain bidirectional control characters, which reorder what is shown" + at();
+      return std::nullopt;
+    }
+    // noncharacters: U+FDD0-FDEF and the last two code points of each plane
+    if (in_ranges(cp, kInvisible) || (cp >= 0xFDD0 && cp <= 0xFDEF) || (cp & 0xFFFE) == 0xFFFE) {
+      *why = "not contain invisible or format characters" + at();
+      return std::nullopt;
+    }
     i += len;
     ++count;
   }
@@ -99,7 +183,8 @@ std::optional<size_t> display_chars(std::string_view s) {
 
 // client_uri / logo_uri: an https URL, or http on a loopback host.
 std::optional<std::string> web_url_error(std::string_view url) {
-  if (url.size() > kMaxRedirectUriLength) return std::string("is too long");
+  if (url.size() > kMaxRedirectUriLength)
+    return "is longer than " + std::to_string(kMaxRedirectUriLength) + " characters";
   std::string why;
   auto u = parse_uri(url, &why);
   if (!u) return why;
@@ -224,8 +309,9 @@ std::variant<ClientMetadata, RegistrationError> parse_registration_request(
   if (!optional_string(req, "client_name", &c.client_name)) {
     return metadata_error("client_name must be a string");
   }
-  auto chars = display_chars(c.client_name);
-  if (!chars) return metadata_error("client_name must be valid UTF-8 without control characters");
+  std::string name_problem;
+  auto chars = display_text(c.client_name, &name_problem);
+  if (!chars) return metadata_error("client_name must " + name_problem);
   if (*chars > kMaxClientNameChars) {
     return metadata_error("client_name must be at most " + std::to_string(kMaxClientNameChars) +
                           " characters");
@@ -282,6 +368,14 @@ std::string registration_response_json(const ClientMetadata& client,
   add_string(o, "token_endpoint_auth_method", client.token_endpoint_auth_method);
   if (!client.scope.empty()) add_string(o, "scope", client.scope);
   return print(o);
+}
+
+std::optional<RegistrationError> stored_size_error(const ClientMetadata& client) {
+  const size_t size = serialize_client(client).size();
+  if (size <= kMaxStoredClientBytes) return std::nullopt;
+  return metadata_error("the registration is too large to keep: " + std::to_string(size) +
+                        " bytes stored, at most " + std::to_string(kMaxStoredClientBytes / 1024) +
+                        " KiB (fewer or shorter redirect_uris, client_uri, logo_uri or client_name)");
 }
 
 std::string serialize_client(const ClientMetadata& client) {

@@ -26,8 +26,11 @@ struct RegistrationError {
   std::string description;
 };
 
-constexpr size_t kMaxRedirectUris = 20;
+// Bounds on what a registration (or a metadata document) stores; anyone
+// may register, so nothing a client sends is kept unbounded.
+constexpr size_t kMaxRedirectUris = 10;
 constexpr size_t kMaxClientNameChars = 200;
+constexpr size_t kMaxStoredClientBytes = 8 * 1024;  // serialize_client()
 
 // Validates a registration request body.  On success the returned metadata
 // has client_id, client_id_issued_at and client_secret_hash empty/zero: the
@@ -47,6 +50,10 @@ std::variant<ClientMetadata, RegistrationError> parse_registration_request(
 // the auth method is not "none".
 std::string registration_response_json(const ClientMetadata& client,
                                        const std::string* plaintext_secret_or_null);
+
+// invalid_client_metadata when the stored form of `client` (client_id and
+// secret hash assigned) would exceed kMaxStoredClientBytes.
+std::optional<RegistrationError> stored_size_error(const ClientMetadata& client);
 
 // Compact JSON for the client store ("v":1 plus every field) and back.
 std::string serialize_client(const ClientMetadata& client);

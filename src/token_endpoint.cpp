@@ -10,10 +10,17 @@
 // (replace_if, so exactly one concurrent request wins) and gets a new pair.
 // A refresh token of the previous generation presented within
 // kRefreshGraceSeconds of that rotation (a client that sent two refreshes at
-// once, or lost the first answer) gets a new pair of the CURRENT generation
-// without rotating again: concurrent refreshes within 30 s get the same new
-// generation.  Anything older is reuse of a stolen or leaked token
-// (RFC 9700 §4.14.2): the whole session is revoked.
+// once, or lost the first answer) gets the very pair the winning rotation
+// returned -- the same access_token and refresh_token strings -- without
+// rotating again.  No token is stored for that: the tokens of a rotation are
+// sealed deterministically (KeyRing::seal_deterministic) from plaintexts
+// that depend only on the session record, whose expiries count from the
+// rotation (Session::rotated_at), not from the request; so the same
+// plaintext seals to the same token.  (A retry that asks for another scope
+// gets the same refresh token and an access token for that scope.)  Once
+// the successor has been used the session is a generation further and the
+// old token is reuse of a stolen or leaked token (RFC 9700 §4.14.2), like
+// anything older: the whole session is revoked.
 #include <cjson/cJSON.h>
 
 #include <algorithm>
@@ -43,17 +50,22 @@ bool has(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-// RFC 6749 §5.1 success response.
+// RFC 6749 §5.1 success response.  Lifetimes count from issued_at; a
+// rotation's tokens are sealed deterministically (see the top of the file)
+// so that a grace answer repeats them exactly.
 Response issue_tokens(const Config& cf, const Request& req, const Session& s, const std::string& scope,
-                      bool with_refresh, int64_t gen) {
+                      bool with_refresh, int64_t gen, int64_t issued_at, bool deterministic) {
+  const auto seal = [&](uint8_t purpose, const std::string& plain) {
+    return deterministic ? cf.keys->seal_deterministic(purpose, plain) : cf.keys->seal(purpose, plain);
+  };
   AccessClaims a;
   a.sid = s.sid;
   a.client_id = s.client_id;
   a.scope = scope;
   a.resource = cf.resource;
   // Never beyond the session's absolute end.
-  a.exp = std::min(req.now + cf.access_token_ttl, s.expires);
-  const std::string access = cf.keys->seal(seal_purpose::access_token, encode_access(a));
+  a.exp = std::min(issued_at + cf.access_token_ttl, s.expires);
+  const std::string access = seal(seal_purpose::access_token, encode_access(a));
 
   Json obj(cJSON_CreateObject(), cJSON_Delete);
   if (!obj) throw std::bad_alloc();
@@ -66,8 +78,8 @@ Response issue_tokens(const Config& cf, const Request& req, const Session& s, co
     r.sid = s.sid;
     r.client_id = s.client_id;
     r.gen = gen;
-    r.exp = std::min(req.now + cf.refresh_token_ttl, s.expires);
-    const std::string refresh = cf.keys->seal(seal_purpose::refresh_token, encode_refresh(r));
+    r.exp = std::min(issued_at + cf.refresh_token_ttl, s.expires);
+    const std::string refresh = seal(seal_purpose::refresh_token, encode_refresh(r));
     cJSON_AddStringToObject(obj.get(), "refresh_token", refresh.c_str());
   }
   std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(obj.get()), cJSON_free);
@@ -92,34 +104,25 @@ Response authorization_code_grant(const Config& cf, Store& store, const Request&
   const auto redirect_lookup = form.find("redirect_uri", &redirect_uri);
   if (!resources_ok(cf, form)) return oauth_error(400, "invalid_target", "this server issues tokens only for " + cf.resource);
 
-  // Single use: the first redemption turns the code into a "used" record
-  // (compare-and-set, so of two at once exactly one wins), which stays for
-  // the session's lifetime.  A code presented again -- even at the same
-  // moment on another node -- finds it, and the session it started ends:
-  // whoever redeemed it first may be an attacker (OAuth 2.1 §4.1.3, RFC 9700
-  // §4.5).
+  // Single use (OAuth 2.1 §4.1.3, RFC 9700 §4.5).  The code is checked
+  // first -- client, redirect URI, PKCE -- and only a presentation that
+  // would succeed may consume it: someone who merely saw the code (a log, a
+  // Referer) gets invalid_grant and changes nothing, so the rightful client
+  // can still redeem it.  Consuming turns the record into a "used" one
+  // (compare-and-set, so of two redemptions at once, even on two nodes,
+  // exactly one wins), kept for the session's lifetime.  A code that passes
+  // the checks but is already used was presented twice by its own client:
+  // whoever redeemed it first may be an attacker, so the session it started
+  // ends.
   static constexpr std::string_view kUsed = "used\n";
   const std::string key = "code:" + sha256_b64url(code);
-  const auto used = [](const std::string& v) { return v.compare(0, kUsed.size(), kUsed) == 0; };
   std::string raw;
   StoreStatus st = store.get(key, &raw);
-  bool won = false;
-  if (st == StoreStatus::ok && !used(raw)) {
-    auto fresh = decode_code(raw);
-    if (!fresh) return invalid_grant("the authorization code is invalid");
-    st = store.replace_if(key, raw, std::string(kUsed) + raw,
-                          std::max(fresh->session_expires, req.now + cf.code_ttl));
-    if (st == StoreStatus::ok) won = true;
-    else if (st == StoreStatus::conflict) st = store.get(key, &raw);  // another redemption won
-  }
   if (st == StoreStatus::not_found) return invalid_grant("the authorization code is invalid, expired or already used");
   if (st != StoreStatus::ok) return store_failure_json(st);
-  auto grant = decode_code(won ? std::string_view(raw) : std::string_view(raw).substr(used(raw) ? kUsed.size() : 0));
+  const bool used = raw.compare(0, kUsed.size(), kUsed) == 0;
+  auto grant = decode_code(std::string_view(raw).substr(used ? kUsed.size() : 0));
   if (!grant) return invalid_grant("the authorization code is invalid");
-  if (!won) {
-    store.del("session:" + grant->sid);
-    return invalid_grant("the authorization code is invalid, expired or already used");
-  }
 
   if (grant->client_id != client.client_id) return invalid_grant("the code was issued to another client");
   // RFC 6749 §4.1.3: redirect_uri must repeat the authorization request's.
@@ -129,12 +132,24 @@ Response authorization_code_grant(const Config& cf, Store& store, const Request&
   }
   if (!verify_s256(verifier, grant->code_challenge)) return invalid_grant("PKCE verification failed");
 
+  if (!used) {
+    st = store.replace_if(key, raw, std::string(kUsed) + raw, std::max(grant->session_expires, req.now + cf.code_ttl));
+    if (st == StoreStatus::not_found) return invalid_grant("the authorization code is invalid, expired or already used");
+    if (st != StoreStatus::ok && st != StoreStatus::conflict) return store_failure_json(st);
+  }
+  if (used || st == StoreStatus::conflict) {
+    // conflict: another redemption of this very code won meanwhile.
+    store.del("session:" + grant->sid);
+    return invalid_grant("the authorization code is invalid, expired or already used");
+  }
+
   st = store.get("session:" + grant->sid, &raw);
   if (st == StoreStatus::not_found) return invalid_grant("the sign-in has ended");
   if (st != StoreStatus::ok) return store_failure_json(st);
   auto session = decode_session(raw);
   if (!session || session->client_id != client.client_id) return invalid_grant("the sign-in has ended");
-  return issue_tokens(cf, req, *session, grant->scope, has(client.grant_types, "refresh_token"), session->gen);
+  return issue_tokens(cf, req, *session, grant->scope, has(client.grant_types, "refresh_token"), session->gen,
+                      req.now, false);
 }
 
 std::string seal_renewal(const Config& cf, const Request& req, const std::string& client_id,
@@ -179,8 +194,13 @@ Response refresh_grant(const Config& cf, Store& store, const Request& req, const
       if (!asked.empty()) scope = join_scope(asked);
     }
 
+    // The grace lasts kRefreshGraceSeconds, and never past the winner's
+    // tokens: a grace answer repeats them and must not be expired.  (A
+    // negative `since` is another node's clock running ahead: concurrent.)
     const bool current = claims->gen == s->gen;
-    const bool grace = claims->gen + 1 == s->gen && req.now - s->rotated_at <= kRefreshGraceSeconds;
+    const int64_t since = req.now - s->rotated_at;
+    const bool grace = claims->gen + 1 == s->gen && since <= kRefreshGraceSeconds &&
+                       since < std::min(cf.access_token_ttl, cf.refresh_token_ttl);
     if (!current && !grace) {
       store.del("session:" + s->sid);
       return invalid_grant("the refresh token was already used; the sign-in is revoked");
@@ -211,12 +231,12 @@ Response refresh_grant(const Config& cf, Store& store, const Request& req, const
       store.del("renewing:" + s->sid);
     }
 
-    if (grace) return issue_tokens(cf, req, *s, scope, true, s->gen);
+    if (grace) return issue_tokens(cf, req, *s, scope, true, s->gen, s->rotated_at, true);
     Session next = *s;
     next.gen = s->gen + 1;
     next.rotated_at = req.now;
     st = store.replace_if("session:" + s->sid, raw, encode_session(next), s->expires);
-    if (st == StoreStatus::ok) return issue_tokens(cf, req, next, scope, true, next.gen);
+    if (st == StoreStatus::ok) return issue_tokens(cf, req, next, scope, true, next.gen, next.rotated_at, true);
     if (st == StoreStatus::conflict || st == StoreStatus::not_found) continue;  // someone else changed it
     return store_failure_json(st);
   }

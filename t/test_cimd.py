@@ -83,10 +83,16 @@ def docs(tmp_path_factory):
     d.stop()
 
 
+def ports(*extra):
+    """Documents are fetched from port 443 only unless configured: the test
+    server listens on a random port."""
+    return "    mcp_auth_client_metadata_ports 443 %s;\n" % " ".join(str(p) for p in extra)
+
+
 @pytest.fixture(scope="module")
 def gw(stack_factory, docs):
     # loopback documents are allowed here (they are refused by default, below)
-    return stack_factory("cimd", http_extra="    mcp_auth_client_metadata_allow_private on;\n",
+    return stack_factory("cimd", http_extra="    mcp_auth_client_metadata_allow_private on;\n" + ports(docs.port),
                          replace=[("proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt",
                                    "proxy_ssl_trusted_certificate %s" % docs.cert)])
 
@@ -168,6 +174,35 @@ def test_a_missing_document_is_refused(gw, docs):
     assert error_page(gw, docs.url("/clients/nowhere.json")).status_code == 400
 
 
+def test_the_document_servers_status_is_not_shown_to_the_browser(gw, docs):
+    """What answers at a URL the gateway fetched is nobody's business but
+    the operator's: the page says the document could not be fetched, the
+    log (info) has the status."""
+    r = error_page(gw, docs.url("/clients/status-probe.json"))
+    assert r.status_code == 400
+    assert "could not be fetched" in r.text
+    assert "404" not in r.text and "HTTP" not in r.text
+    assert "answered 404" in gw.nginx.error_log()
+
+
+def test_a_document_on_a_port_that_is_not_configured_is_refused_without_fetching(stack_factory, docs):
+    st = stack_factory("cimd-ports", http_extra="    mcp_auth_client_metadata_allow_private on;\n",
+                       replace=[("proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt",
+                                 "proxy_ssl_trusted_certificate %s" % docs.cert)])
+    url = docs.publish("/clients/other-port.json")
+    r = error_page(st, url)
+    assert r.status_code == 400
+    assert "port" in r.text
+    assert "/clients/other-port.json" not in docs.hits      # never contacted
+
+
+def test_nginx_t_names_a_bad_metadata_port(nginx_factory):
+    nx = nginx_factory("cimd-bad-port", http_extra="    mcp_auth_client_metadata_ports 443 70000;\n")
+    result = nx.test_config()
+    assert result.returncode != 0
+    assert "mcp_auth_client_metadata_ports" in result.stderr and "70000" in result.stderr, result.stderr
+
+
 def test_an_oversized_document_is_refused(gw, docs):
     url = docs.publish("/clients/big.json", {"client_name": "x" * 40000})
     r = error_page(gw, url)
@@ -185,7 +220,7 @@ def test_client_ids_that_are_not_valid_document_urls_are_unknown_clients(gw, cli
 
 
 def test_private_addresses_are_refused_by_default(stack_factory, docs):
-    st = stack_factory("cimd-ssrf", replace=[(
+    st = stack_factory("cimd-ssrf", http_extra=ports(docs.port), replace=[(
         "proxy_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt",
         "proxy_ssl_trusted_certificate %s" % docs.cert)])
     url = docs.publish("/clients/ssrf.json")
@@ -260,7 +295,7 @@ def named_docs(tmp_path_factory):
 
 def named_stack(stack_factory, named, name, allow):
     d, dns = named
-    extra = "    resolver 127.0.0.1:%d valid=1s ipv6=off;\n" % dns.port
+    extra = "    resolver 127.0.0.1:%d valid=1s ipv6=off;\n" % dns.port + ports(d.port)
     if allow:
         extra += "    mcp_auth_client_metadata_allow_private on;\n"
     return stack_factory(name, http_extra=extra, replace=[(

@@ -112,6 +112,37 @@ def test_a_refresh_rotates_the_refresh_token(gw):
     assert second["access_token"] != first["access_token"]
 
 
+def test_a_retried_refresh_within_the_grace_window_gets_the_same_pair(gw):
+    """RFC 9700 §4.14.2: a concurrent retry of a refresh is not reuse; it gets
+    the very tokens the winning rotation returned, never a new pair."""
+    c = client(gw)
+    old = c.login(browser(gw))["refresh_token"]
+    first = c.refresh(old)
+    assert first.status_code == 200, first.text
+    time.sleep(1.1)
+    for _ in range(2):
+        again = c.refresh(old)
+        assert again.status_code == 200, again.text
+        assert again.json()["access_token"] == first.json()["access_token"]
+        assert again.json()["refresh_token"] == first.json()["refresh_token"]
+        assert again.json()["expires_in"] <= first.json()["expires_in"]
+
+
+def test_once_the_successor_is_used_the_old_refresh_token_ends_the_session(gw):
+    c = client(gw)
+    old = c.login(browser(gw))["refresh_token"]
+    successor = c.refresh(old).json()["refresh_token"]
+    newest = c.refresh(successor)
+    assert newest.status_code == 200, newest.text
+    from mcp_gateway import Streamable, rpc
+    assert Streamable(gw.url, newest.json()["access_token"]).post(rpc("ping")).status_code != 401
+    r = c.refresh(old)                              # within seconds: still reuse
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    r = c.refresh(newest.json()["refresh_token"])   # the session is gone
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant", r.text
+    assert Streamable(gw.url, newest.json()["access_token"]).post(rpc("ping")).status_code == 401
+
+
 def test_revocation_ends_the_session(gw):
     c = client(gw)
     tokens = c.login(browser(gw))
@@ -220,6 +251,52 @@ def test_registration_refuses_an_unknown_scope(gw):
 def test_registration_refuses_an_oversized_body(gw):
     r = register(gw, {"redirect_uris": [REDIRECT], "client_name": "x" * 200_000})
     assert r.status_code == 413
+
+
+@pytest.fixture(scope="module")
+def bare(nginx_factory):
+    """The example configuration alone, its zone used by nothing else."""
+    return nginx_factory("bounds").start()
+
+
+def _uris(n, length=0):
+    out = []
+    for i in range(n):
+        u = "https://client.example/%d" % i
+        out.append(u + "x" * max(0, length - len(u)))
+    return out
+
+
+LONG_URL = "https://client.example/" + "u" * 2048
+
+
+@pytest.mark.parametrize("body,error,limit", [
+    ({"redirect_uris": _uris(11)}, "invalid_redirect_uri", "at most 10 redirect_uris"),
+    ({"redirect_uris": _uris(1, 2049)}, "invalid_redirect_uri", "2048"),
+    ({"redirect_uris": _uris(1), "client_name": "n" * 201}, "invalid_client_metadata", "200"),
+    ({"redirect_uris": _uris(1), "client_uri": LONG_URL}, "invalid_client_metadata", "2048"),
+    ({"redirect_uris": _uris(1), "logo_uri": LONG_URL}, "invalid_client_metadata", "2048"),
+    ({"redirect_uris": _uris(4, 2000)}, "invalid_client_metadata", "8 KiB"),
+    ({"redirect_uris": _uris(1), "client_name": "Good\u202eppA"}, "invalid_client_metadata", "U+202E"),
+    ({"redirect_uris": _uris(1), "client_name": "Go\u200bod"}, "invalid_client_metadata", "invisible"),
+], ids=["11 redirect_uris", "long redirect_uri", "long client_name", "long client_uri", "long logo_uri",
+        "8 KiB stored", "bidi override", "zero width space"])
+def test_a_registration_past_a_bound_gets_its_rfc_7591_error_and_stores_nothing(bare, body, error, limit):
+    """Anyone may register: every stored field is bounded (RFC 7591 §3.2.2)."""
+    entries = lambda: requests.get(bare.url + "/_mcp_auth/status", timeout=5).json()["entries"]
+    before = entries()
+    r = requests.post(bare.url + "/register", json=dict(body, token_endpoint_auth_method="none"), timeout=5)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == error
+    assert limit in r.json()["error_description"], r.json()
+    assert r.headers["Cache-Control"] == "no-store"
+    assert entries() == before
+    # a registration at every bound is stored
+    ok = requests.post(bare.url + "/register", json={"redirect_uris": _uris(10, 200), "client_name": "n" * 200,
+                                                     "client_uri": LONG_URL[:2048],
+                                                     "token_endpoint_auth_method": "none"}, timeout=5)
+    assert ok.status_code == 201, ok.text
+    assert entries() == before + 1
 
 
 def test_registration_echoes_the_metadata_with_201(gw):
@@ -479,6 +556,53 @@ def test_a_replayed_code_fails_and_revokes_what_it_issued(gw):
     assert again.status_code == 400
     assert again.json()["error"] == "invalid_grant"
     r = c.refresh(tokens["refresh_token"])
+    assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+
+WRONG_VERIFIER = "wrong-verifier-" * 3 + "x"
+
+
+def _steal(gw, c, redirect, attack):
+    """Someone who saw the redirect (the code) but is not the rightful client."""
+    code = query_of(redirect)["code"]
+    if attack == "wrong verifier":
+        return c.token_request({"grant_type": "authorization_code", "code": code,
+                                "redirect_uri": c.redirect_uri, "code_verifier": WRONG_VERIFIER})
+    if attack == "another client":
+        thief = client(gw)
+        return thief.token_request({"grant_type": "authorization_code", "code": code,
+                                    "redirect_uri": c.redirect_uri, "code_verifier": c.verifier})
+    assert attack == "another redirect_uri"
+    return c.token_request({"grant_type": "authorization_code", "code": code,
+                            "redirect_uri": "http://127.0.0.1:33418/other",
+                            "code_verifier": c.verifier})
+
+
+@pytest.mark.parametrize("attack", ["wrong verifier", "another client", "another redirect_uri"])
+def test_a_leaked_code_cannot_be_burnt_by_someone_who_cannot_redeem_it(gw, attack):
+    """RFC 9700 §4.5: only a presentation that would succeed consumes the code."""
+    c = client(gw)
+    redirect = code_for(gw, c)
+    r = _steal(gw, c, redirect, attack)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "invalid_grant"
+    mine = c.exchange(redirect)
+    assert mine.status_code == 200, mine.text
+    assert c.refresh().status_code == 200
+
+
+def test_a_failed_theft_of_a_used_code_changes_nothing_but_a_rightful_replay_revokes(gw):
+    """OAuth 2.1 §4.1.3: a replay by the code's own client ends the session."""
+    c = client(gw)
+    redirect = code_for(gw, c)
+    assert c.exchange(redirect).status_code == 200
+    for attack in ("wrong verifier", "another client", "another redirect_uri"):
+        r = _steal(gw, c, redirect, attack)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_grant", (attack, r.text)
+    assert c.refresh().status_code == 200          # the session is untouched
+    again = c.exchange(redirect)
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    r = c.refresh()
     assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
 
 

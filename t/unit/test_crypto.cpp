@@ -310,3 +310,55 @@ TEST(KeyRingCopy, CopiesAndMovesKeepWorking) {
   KeyRing moved = std::move(copy);
   EXPECT_EQ(moved.open(1, t).value_or("?"), "x");
 }
+
+// seal_deterministic: the refresh grace hands out the winning rotation's
+// very tokens again without storing them (token_endpoint.cpp).
+TEST(KeyRingDeterministicSeal, TheSamePlaintextGivesTheSameToken) {
+  auto r = ring_from(kKeyA + "\n" + kKeyB);
+  const std::string t = r.seal_deterministic(seal_purpose::refresh_token, "sid=1 gen=2 exp=3");
+  EXPECT_EQ(t, r.seal_deterministic(seal_purpose::refresh_token, "sid=1 gen=2 exp=3"));
+  EXPECT_EQ(t, ring_from(kKeyA).seal_deterministic(seal_purpose::refresh_token, "sid=1 gen=2 exp=3"));
+  EXPECT_EQ(t.rfind("a.", 0), 0u);  // the first key seals
+  EXPECT_EQ(r.open(seal_purpose::refresh_token, t).value_or("?"), "sid=1 gen=2 exp=3");
+}
+
+TEST(KeyRingDeterministicSeal, DifferentPlaintextsPurposesOrKeysGetDifferentNonces) {
+  auto r = ring_from(kKeyA);
+  auto nonce = [](const std::string& token) { return b64url_decode(token.substr(2))->substr(0, 12); };
+  std::set<std::string> nonces;
+  std::string p(40, 'p');
+  // every one-byte change of the plaintext, anywhere, and every length
+  for (size_t i = 0; i < p.size(); ++i) {
+    std::string q = p;
+    q[i] = 'q';
+    nonces.insert(nonce(r.seal_deterministic(1, q)));
+    nonces.insert(nonce(r.seal_deterministic(1, p.substr(0, i))));
+  }
+  nonces.insert(nonce(r.seal_deterministic(1, p)));
+  EXPECT_EQ(nonces.size(), 2 * p.size() + 1);
+  EXPECT_NE(nonce(r.seal_deterministic(1, p)), nonce(r.seal_deterministic(2, p)));
+  EXPECT_NE(nonce(r.seal_deterministic(1, p)), nonce(ring_from(kKeyB).seal_deterministic(1, p)));
+  // not the random seal's nonce either, nor anything constant
+  EXPECT_NE(r.seal_deterministic(1, p), r.seal(1, p));
+}
+
+TEST(KeyRingDeterministicSeal, TheNonceIsTheDocumentedPrfOfTheAadAndPlaintext) {
+  auto r = ring_from(kKeyA);
+  const std::string t = r.seal_deterministic(seal_purpose::access_token, "payload");
+  const std::string kn = hmac_sha256(std::string(32, 'A'), "mcpauth-v1 deterministic seal nonce");
+  const std::string aad = std::string("mcpauth-v1|a|") + static_cast<char>(seal_purpose::access_token);
+  EXPECT_EQ(hex(b64url_decode(t.substr(2))->substr(0, 12)), hex(hmac_sha256(kn, aad + "payload").substr(0, 12)));
+}
+
+TEST(KeyRingDeterministicSeal, TamperingIsDetectedAndThePurposeIsBound) {
+  auto r = ring_from(kKeyA);
+  const std::string t = r.seal_deterministic(seal_purpose::refresh_token, "refresh-payload");
+  EXPECT_FALSE(r.open(seal_purpose::access_token, t).has_value());
+  std::string blob = *b64url_decode(t.substr(2));
+  for (size_t i = 0; i < blob.size(); ++i) {
+    std::string bad = blob;
+    bad[i] = static_cast<char>(static_cast<unsigned char>(bad[i]) ^ 0x01u);
+    EXPECT_FALSE(r.open(seal_purpose::refresh_token, "a." + b64url_encode(bad)).has_value()) << "byte " << i;
+  }
+  EXPECT_FALSE(ring_from(kKeyB).open(seal_purpose::refresh_token, t).has_value());
+}

@@ -75,6 +75,42 @@ TEST_F(Register, UnusedRegistrationsAreUnauthenticatedEntriesAndTheOldestMakeRoo
   EXPECT_EQ(load_client(store, ids[3], &c), StoreStatus::not_found);
 }
 
+// Everything a registration stores is bounded; past a bound, the RFC 7591
+// error names the limit and nothing is stored.
+TEST_F(Register, ARegistrationPastAnyBoundGetsItsErrorAndStoresNothing) {
+  auto uris = [](int n, size_t len) {
+    std::string arr;
+    for (int i = 0; i < n; ++i) {
+      std::string u = "https://client.example/" + std::to_string(i);
+      arr += (i ? ",\"" : "\"") + u + std::string(len > u.size() ? len - u.size() : 0, 'x') + "\"";
+    }
+    return "[" + arr + "]";
+  };
+  const std::string long_url = "https://client.example/" + std::string(2048, 'u');
+  const struct {
+    std::string body, error, limit;
+  } cases[] = {
+      {"{\"redirect_uris\":" + uris(11, 0) + "}", "invalid_redirect_uri", "10"},
+      {"{\"redirect_uris\":" + uris(1, 2049) + "}", "invalid_redirect_uri", "2048"},
+      {"{\"redirect_uris\":" + uris(1, 0) + ",\"client_name\":\"" + std::string(201, 'n') + "\"}",
+       "invalid_client_metadata", "200"},
+      {"{\"redirect_uris\":" + uris(1, 0) + ",\"client_uri\":\"" + long_url + "\"}", "invalid_client_metadata",
+       "2048"},
+      {"{\"redirect_uris\":" + uris(1, 0) + ",\"logo_uri\":\"" + long_url + "\"}", "invalid_client_metadata",
+       "2048"},
+      {"{\"redirect_uris\":" + uris(4, 2000) + "}", "invalid_client_metadata", "8 KiB"},
+      {"{\"redirect_uris\":" + uris(1, 0) + ",\"client_name\":\"\xe2\x80\xae" "evil\"}", "invalid_client_metadata",
+       "U+202E"},
+  };
+  for (const auto& c : cases) {
+    Response r = call(MCPA_EP_REGISTER, request("POST", "", c.body, "application/json"));
+    EXPECT_EQ(r.status, 400) << c.limit;
+    EXPECT_EQ(json_string(r.body, "error"), c.error) << r.body;
+    EXPECT_NE(r.body.find(c.limit), std::string::npos) << r.body;  // in error_description
+  }
+  EXPECT_EQ(store.size(), 0u);
+}
+
 TEST_F(Register, ANonJsonContentTypeIsRefusedWithInvalidClientMetadata) {
   Response r = call(MCPA_EP_REGISTER, request("POST", "", kPublic, "application/x-www-form-urlencoded"));
   EXPECT_EQ(r.status, 400);

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -111,16 +112,68 @@ TEST(Registration, DropsDuplicateRedirectUris) {
   EXPECT_EQ(d.redirect_uris, std::vector<std::string>{"https://a/cb"});
 }
 
-TEST(Registration, AcceptsUpTo20RedirectUris) {
+std::string redirect_array(int n, size_t length = 0) {
   std::string arr;
-  for (int i = 0; i < 20; ++i) arr += (i ? ",\"" : "\"") + std::string("https://a/cb") + std::to_string(i) + "\"";
-  EXPECT_EQ(ok("{\"redirect_uris\":[" + arr + "]}").redirect_uris.size(), 20u);
+  for (int i = 0; i < n; ++i) {
+    std::string uri = "https://a/cb" + std::to_string(i);
+    if (length > uri.size()) uri += std::string(length - uri.size(), 'x');
+    arr += (i ? ",\"" : "\"") + uri + "\"";
+  }
+  return "[" + arr + "]";
 }
 
-TEST(Registration, RejectsMoreThan20RedirectUris) {
+TEST(Registration, AcceptsUpTo10RedirectUris) {
+  EXPECT_EQ(ok("{\"redirect_uris\":" + redirect_array(10) + "}").redirect_uris.size(), 10u);
+}
+
+TEST(Registration, RejectsMoreThan10RedirectUrisNamingTheLimit) {
+  auto e = err("{\"redirect_uris\":" + redirect_array(11) + "}");
+  EXPECT_EQ(e.error, "invalid_redirect_uri");
+  EXPECT_NE(e.description.find("at most 10 redirect_uris"), std::string::npos) << e.description;
+}
+
+TEST(Registration, ARedirectUriMayBe2048CharactersButNotMore) {
+  EXPECT_EQ(ok("{\"redirect_uris\":" + redirect_array(1, 2048) + "}").redirect_uris.front().size(), 2048u);
+  auto e = err("{\"redirect_uris\":" + redirect_array(1, 2049) + "}");
+  EXPECT_EQ(e.error, "invalid_redirect_uri");
+  EXPECT_NE(e.description.find("2048"), std::string::npos) << e.description;
+  EXPECT_LT(e.description.size(), 400u);  // the URI is not echoed whole
+}
+
+TEST(Registration, ClientAndLogoUrisMayBe2048CharactersButNotMore) {
+  const std::string at = "https://app.example/" + std::string(2048 - 20, 'p');
+  ASSERT_EQ(at.size(), 2048u);
+  EXPECT_EQ(ok(with_redirect("\"client_uri\":\"" + at + "\"")).client_uri, at);
+  EXPECT_EQ(ok(with_redirect("\"logo_uri\":\"" + at + "\"")).logo_uri, at);
+  for (const std::string name : {"client_uri", "logo_uri"}) {
+    auto e = err(with_redirect("\"" + name + "\":\"" + at + "p\""));
+    EXPECT_EQ(e.error, "invalid_client_metadata");
+    EXPECT_NE(e.description.find(name), std::string::npos) << e.description;
+    EXPECT_NE(e.description.find("2048"), std::string::npos) << e.description;
+  }
+}
+
+TEST(Registration, AManyDuplicatesArrayIsReadInLinearithmicTime) {
+  // 64 KiB of one short URI repeated: deduplicated without a quadratic scan.
   std::string arr;
-  for (int i = 0; i < 21; ++i) arr += (i ? ",\"" : "\"") + std::string("https://a/cb") + std::to_string(i) + "\"";
-  EXPECT_EQ(err("{\"redirect_uris\":[" + arr + "]}").error, "invalid_redirect_uri");
+  for (int i = 0; i < 12000; ++i) arr += (i ? ",\"" : "\"") + std::string("https://a/cb") + "\"";
+  EXPECT_EQ(ok("{\"redirect_uris\":[" + arr + "]}").redirect_uris.size(), 1u);
+}
+
+TEST(Registration, TheStoredFormOfARegistrationIsAtMost8KiB) {
+  // Each field within its own bound, the whole too large to keep.
+  const std::string body = "{\"redirect_uris\":" + redirect_array(4, 2000) + "}";
+  auto c = ok(body);
+  c.client_id = "0123456789012345678901";
+  auto e = stored_size_error(c);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->error, "invalid_client_metadata");
+  EXPECT_NE(e->description.find("8 KiB"), std::string::npos) << e->description;
+  auto small = ok("{\"redirect_uris\":" + redirect_array(3, 2000) + "}");
+  small.client_id = c.client_id;
+  small.client_secret_hash = std::string(43, 'h');
+  EXPECT_FALSE(stored_size_error(small).has_value()) << serialize_client(small).size();
+  EXPECT_LE(serialize_client(small).size(), kMaxStoredClientBytes);
 }
 
 TEST(Registration, RejectsBodyThatIsNotJson) {
@@ -226,8 +279,85 @@ TEST(Registration, RejectsClientNameLongerThan200Characters) {
 
 TEST(Registration, RejectsClientNameOfWrongTypeOrWithControlCharacters) {
   EXPECT_EQ(err(with_redirect(R"("client_name":["x"])")).error, "invalid_client_metadata");
-  EXPECT_EQ(err(with_redirect(R"("client_name":"a\nb")")).error, "invalid_client_metadata");
-  EXPECT_EQ(err(with_redirect("\"client_name\":\"\xff\"")).error, "invalid_client_metadata");
+  for (const char* control : {"\\u0001", "\\n", "\\t", "\\u001f", "\\u007f", "\\u0080", "\\u0085", "\\u009f"}) {
+    auto e = err(with_redirect(std::string("\"client_name\":\"a") + control + "b\""));
+    EXPECT_EQ(e.error, "invalid_client_metadata") << control;
+    EXPECT_NE(e.description.find("control character"), std::string::npos) << control << ": " << e.description;
+  }
+}
+
+// RFC 7591 §5: the name is self-declared, and it is shown on the consent
+// page.  Text that renders differently from what it is -- reordered by
+// bidirectional controls, padded or split by invisible characters -- lets
+// one client pass for another (a Trojan Source style attack on the user).
+std::string utf8(uint32_t cp) {
+  std::string out;
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+  return out;
+}
+
+RegistrationError name_error(const std::string& name) {
+  return err(with_redirect("\"client_name\":\"" + name + "\""));
+}
+
+TEST(Registration, RejectsBidirectionalControlsInTheClientName) {
+  for (uint32_t cp : {0x202Au, 0x202Bu, 0x202Cu, 0x202Du, 0x202Eu, 0x2066u, 0x2067u, 0x2068u, 0x2069u,
+                      0x200Eu, 0x200Fu, 0x061Cu}) {
+    auto e = name_error("Good App" + utf8(cp) + "ppA liveE");
+    EXPECT_EQ(e.error, "invalid_client_metadata") << std::hex << cp;
+    EXPECT_NE(e.description.find("client_name"), std::string::npos);
+    EXPECT_NE(e.description.find("bidirectional"), std::string::npos) << e.description;
+    char code[16];
+    std::snprintf(code, sizeof code, "U+%04X", cp);
+    EXPECT_NE(e.description.find(code), std::string::npos) << e.description;
+  }
+}
+
+TEST(Registration, RejectsInvisibleAndFormatCharactersInTheClientName) {
+  for (uint32_t cp : {0x200Bu, 0x200Cu, 0x200Du, 0x2060u, 0x2061u, 0x2062u, 0x2063u, 0x2064u, 0xFEFFu, 0x180Eu,
+                      0x00ADu, 0x0600u, 0x06DDu, 0x070Fu, 0x08E2u, 0x206Au, 0x206Fu, 0xFFF9u, 0xFFFBu, 0x110BDu,
+                      0x13430u, 0x1BCA0u, 0x1D173u, 0x1D17Au, 0xE0001u, 0xE0020u, 0xE0041u, 0xE007Fu,
+                      // invisible though not Cf: line/paragraph separators, the
+                      // combining grapheme joiner, Hangul fillers, noncharacters
+                      0x2028u, 0x2029u, 0x034Fu, 0x115Fu, 0x1160u, 0x3164u, 0xFFA0u, 0xFDD0u, 0xFFFEu, 0x10FFFFu}) {
+    auto e = name_error("Good" + utf8(cp) + "App");
+    EXPECT_EQ(e.error, "invalid_client_metadata") << std::hex << cp;
+    EXPECT_NE(e.description.find("invisible"), std::string::npos) << std::hex << cp << ": " << e.description;
+  }
+}
+
+TEST(Registration, RejectsInvalidUtf8InTheClientName) {
+  for (const char* bad : {"\xff", "\x80", "a\xc3", "\xc0\x80", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                          "\xf8\x88\x80\x80\x80"}) {
+    auto e = name_error(bad);
+    EXPECT_EQ(e.error, "invalid_client_metadata");
+    EXPECT_NE(e.description.find("UTF-8"), std::string::npos) << e.description;
+  }
+}
+
+TEST(Registration, AcceptsNamesInAnyScriptEmojiAndTheirNeighbours) {
+  for (const std::string& name :
+       {std::string("Zo\xc3\xab's App"), std::string("\xe6\x97\xa5\xe6\x9c\xac"),          // Japanese
+        std::string("\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d"),                              // Hebrew (RTL letters)
+        std::string("\xd9\x85\xd8\xb1\xd8\xad\xd8\xa8\xd8\xa7"),                      // Arabic
+        "Love " + utf8(0x2764) + utf8(0xFE0F) + " App",                         // emoji + variation selector
+        "a" + utf8(0x200A) + "b" + utf8(0x2027) + utf8(0x2030) + utf8(0x2070) + utf8(0x205F) + utf8(0xFFFD) +
+            utf8(0x1F600) + utf8(0x10FFFD) + utf8(0xE0100)})
+    EXPECT_EQ(ok(with_redirect("\"client_name\":\"" + name + "\"")).client_name, name);
 }
 
 TEST(Registration, AcceptsHttpsOrLoopbackClientAndLogoUris) {

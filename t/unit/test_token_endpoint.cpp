@@ -46,8 +46,54 @@ TEST_F(Token, AWrongVerifierIsInvalidGrant) {
   Response r = redeem(id, code, "wrong-verifier-wrong-verifier-wrong-verifier-000");
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(error_of(r), "invalid_grant");
-  // The code was consumed by the failed attempt.
+  EXPECT_EQ(json_string(r.body, "error_description"), "PKCE verification failed");
+}
+
+// RFC 9700 §4.5, OAuth 2.1 §4.1.3: only a presentation that would succeed
+// consumes the code.  Someone who saw the code (a log, a Referer, a shared
+// redirect) but lacks the verifier, the client or the redirect URI gets
+// invalid_grant and the rightful client still redeems it.
+TEST_F(Token, ALeakedCodeCannotBeBurntWithoutItsVerifierClientOrRedirectUri) {
+  std::string id = public_client();
+  std::string other = public_client();
+  std::string code = qget(login(id), "code");
+  const std::vector<Request> attacks = {
+      token_request({{"grant_type", "authorization_code"}, {"code", code}, {"redirect_uri", kRedirect},
+                     {"client_id", id}, {"code_verifier", "wrong-verifier-wrong-verifier-wrong-verifier-000"}}),
+      token_request({{"grant_type", "authorization_code"}, {"code", code}, {"redirect_uri", kRedirect},
+                     {"client_id", id}, {"code_verifier", "short"}}),
+      token_request({{"grant_type", "authorization_code"}, {"code", code}, {"redirect_uri", kRedirect},
+                     {"client_id", other}, {"code_verifier", kVerifier}}),
+      token_request({{"grant_type", "authorization_code"}, {"code", code},
+                     {"redirect_uri", "https://client.example/other"}, {"client_id", id},
+                     {"code_verifier", kVerifier}}),
+      token_request({{"grant_type", "authorization_code"}, {"code", code}, {"client_id", id},
+                     {"code_verifier", kVerifier}}),  // redirect_uri was sent at /authorize
+  };
+  for (const Request& attack : attacks) {
+    Response r = call(MCPA_EP_TOKEN, attack);
+    EXPECT_EQ(r.status, 400) << attack.body;
+    EXPECT_EQ(error_of(r), "invalid_grant") << attack.body;
+  }
+  Response rightful = redeem(id, code);
+  ASSERT_EQ(rightful.status, 200) << rightful.body;
+  EXPECT_TRUE(session_alive(sid_of(json_string(rightful.body, "access_token"))));
+}
+
+TEST_F(Token, AFailedPresentationOfAUsedCodeLeavesTheSessionAlone) {
+  std::string id = public_client();
+  std::string other = public_client();
+  std::string code = qget(login(id), "code");
+  Response first = redeem(id, code);
+  ASSERT_EQ(first.status, 200) << first.body;
+  std::string sid = sid_of(json_string(first.body, "access_token"));
+  // Not the rightful client: nothing changes (it could not have redeemed it).
+  EXPECT_EQ(error_of(redeem(id, code, "wrong-verifier-wrong-verifier-wrong-verifier-000")), "invalid_grant");
+  EXPECT_EQ(error_of(redeem(other, code)), "invalid_grant");
+  EXPECT_TRUE(session_alive(sid));
+  // The rightful client presenting it again: a replay, the session ends.
   EXPECT_EQ(error_of(redeem(id, code)), "invalid_grant");
+  EXPECT_FALSE(session_alive(sid));
 }
 
 TEST_F(Token, AMissingVerifierIsInvalidRequest) {
@@ -181,20 +227,76 @@ TEST_F(Token, RefreshRotatesAndReuseOfAnOldTokenRevokesTheSession) {
   EXPECT_EQ(error_of(refresh(id, json_string(third.body, "refresh_token"))), "invalid_grant");
 }
 
-TEST_F(Token, AConcurrentRefreshWithinTheGraceWindowGetsTheSameGeneration) {
+// RFC 9700 §4.14.2 with a grace for genuine concurrency: a retry of the
+// old refresh token within 30 s of its rotation gets the very pair the
+// winning rotation returned -- the same strings -- not a new pair.
+TEST_F(Token, AConcurrentRefreshWithinTheGraceWindowGetsTheSamePairAgain) {
+  std::string id = public_client();
+  auto [access, r1] = tokens(id);
+  std::string sid = sid_of(access);
+  now += 100;
+  Response a = refresh(id, r1);
+  ASSERT_EQ(a.status, 200) << a.body;
+  for (int later : {0, 10, 20}) {
+    now += later ? 10 : 0;
+    Response b = refresh(id, r1);  // the same token again
+    ASSERT_EQ(b.status, 200) << b.body;
+    EXPECT_EQ(json_string(b.body, "access_token"), json_string(a.body, "access_token")) << later;
+    EXPECT_EQ(json_string(b.body, "refresh_token"), json_string(a.body, "refresh_token")) << later;
+    EXPECT_EQ(json_number(b.body, "expires_in").value_or(0), json_number(a.body, "expires_in").value_or(0) - later);
+  }
+  EXPECT_TRUE(session_alive(sid));
+  auto g = decode_refresh(cf.keys->open(seal_purpose::refresh_token, json_string(a.body, "refresh_token")).value_or(""));
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->gen, 1);
+  // and the pair works: the successor rotates
+  Response next = refresh(id, json_string(a.body, "refresh_token"));
+  EXPECT_EQ(next.status, 200) << next.body;
+}
+
+TEST_F(Token, OnceTheSuccessorIsUsedAnOlderRefreshTokenEndsTheSessionEvenWithinTheGrace) {
   std::string id = public_client();
   auto [access, r1] = tokens(id);
   std::string sid = sid_of(access);
   Response a = refresh(id, r1);
-  now += 10;
-  Response b = refresh(id, r1);  // the same token again, 10 s later
+  ASSERT_EQ(a.status, 200) << a.body;
+  now += 5;
+  Response b = refresh(id, json_string(a.body, "refresh_token"));  // the successor, used
   ASSERT_EQ(b.status, 200) << b.body;
-  EXPECT_TRUE(session_alive(sid));
-  auto ga = decode_refresh(cf.keys->open(seal_purpose::refresh_token, json_string(a.body, "refresh_token")).value_or(""));
-  auto gb = decode_refresh(cf.keys->open(seal_purpose::refresh_token, json_string(b.body, "refresh_token")).value_or(""));
-  ASSERT_TRUE(ga && gb);
-  EXPECT_EQ(ga->gen, 1);
-  EXPECT_EQ(gb->gen, 1);
+  now += 5;
+  EXPECT_EQ(error_of(refresh(id, r1)), "invalid_grant");  // 10 s after its rotation
+  EXPECT_FALSE(session_alive(sid));
+  EXPECT_EQ(error_of(refresh(id, json_string(b.body, "refresh_token"))), "invalid_grant");
+}
+
+TEST_F(Token, AGraceRequestForANarrowerScopeGetsItsOwnAccessTokenAndTheSameRefreshToken) {
+  std::string id = public_client();
+  auto [access, r1] = tokens(id);
+  Response a = refresh(id, r1);
+  ASSERT_EQ(a.status, 200) << a.body;
+  now += 3;
+  Response narrow = call(MCPA_EP_TOKEN, token_request({{"grant_type", "refresh_token"}, {"refresh_token", r1},
+                                                       {"client_id", id}, {"scope", "mcp:read"}}));
+  ASSERT_EQ(narrow.status, 200) << narrow.body;
+  EXPECT_EQ(json_string(narrow.body, "scope"), "mcp:read");
+  EXPECT_NE(json_string(narrow.body, "access_token"), json_string(a.body, "access_token"));
+  EXPECT_EQ(json_string(narrow.body, "refresh_token"), json_string(a.body, "refresh_token"));
+}
+
+TEST_F(Token, TheGraceNeverHandsOutAnExpiredAccessToken) {
+  cf.access_token_ttl = 10;
+  std::string id = public_client();
+  auto [access, r1] = tokens(id);
+  std::string sid = sid_of(access);
+  Response a = refresh(id, r1);
+  ASSERT_EQ(a.status, 200) << a.body;
+  now += 9;
+  Response b = refresh(id, r1);
+  ASSERT_EQ(b.status, 200) << b.body;
+  EXPECT_EQ(json_number(b.body, "expires_in").value_or(0), 1);
+  now += 1;  // the winner's access token has expired: no longer a concurrent retry
+  EXPECT_EQ(error_of(refresh(id, r1)), "invalid_grant");
+  EXPECT_FALSE(session_alive(sid));
 }
 
 TEST_F(Token, TheSameOldTokenAfterTheGraceWindowRevokes) {
@@ -285,6 +387,54 @@ TEST_F(Token, AnUnreachableProviderDoesNotLockTheUserOut) {
   ASSERT_EQ(r.fetch.target, MCPA_FETCH_PROVIDER_TOKEN);
   Response done = resume(MCPA_EP_TOKEN, r, 0, "");
   EXPECT_EQ(done.status, 200) << done.body;
+}
+
+// Two rightful redemptions at once (two nodes, one Redis): the rival's
+// compare-and-set lands between this request's read and its own.
+class RacingStore final : public Store {
+ public:
+  explicit RacingStore(MemoryStore& inner) : inner_(inner) {}
+  StoreStatus get(std::string_view k, std::string* v) override { return inner_.get(k, v); }
+  StoreStatus take(std::string_view k, std::string* v) override { return inner_.take(k, v); }
+  StoreStatus put(std::string_view k, std::string_view v, int64_t e, StoreClass c) override {
+    return inner_.put(k, v, e, c);
+  }
+  StoreStatus put_new(std::string_view k, std::string_view v, int64_t e, StoreClass c) override {
+    return inner_.put_new(k, v, e, c);
+  }
+  StoreStatus replace_if(std::string_view k, std::string_view expected, std::string_view v, int64_t e) override {
+    if (!raced && k.substr(0, 5) == "code:") {
+      raced = true;
+      EXPECT_EQ(inner_.replace_if(k, expected, v, e), StoreStatus::ok);  // the rival wins
+    }
+    return inner_.replace_if(k, expected, v, e);
+  }
+  StoreStatus del(std::string_view k) override { return inner_.del(k); }
+  bool raced = false;
+
+ private:
+  MemoryStore& inner_;
+};
+
+TEST_F(Token, OfTwoConcurrentRedemptionsOneWinsAndTheLoserEndsTheSession) {
+  std::string id = public_client();
+  std::string code = qget(login(id), "code");
+  std::string sid;
+  {
+    std::string raw;
+    ASSERT_EQ(store.get("code:" + sha256_b64url(code), &raw), StoreStatus::ok);
+    sid = decode_code(raw)->sid;
+  }
+  RacingStore racing(store);
+  store.now = now;
+  Request req = token_request({{"grant_type", "authorization_code"}, {"code", code}, {"redirect_uri", kRedirect},
+                               {"client_id", id}, {"code_verifier", kVerifier}});
+  req.now = now;
+  Response loser = handle_token(cf, racing, req);
+  EXPECT_TRUE(racing.raced);
+  EXPECT_EQ(error_of(loser), "invalid_grant");
+  // The code was presented twice: whoever won may be an attacker.
+  EXPECT_FALSE(session_alive(sid));
 }
 
 // A store whose reads fail with a chosen status.
