@@ -827,14 +827,15 @@ def test_a_registration_flood_evicts_the_oldest_registrations_and_no_session(sta
 
 
 def test_large_registrations_count_what_they_take_and_one_beyond_the_budget_is_refused(stack_factory):
-    """Registrations with twenty long redirect URIs (the issue's way to fill
-    a zone with few requests) take whole slab pages: they count as such,
-    the budget holds, the oldest go; one larger than the whole budget is
-    refused with 503 and Retry-After, and nothing is evicted for it."""
+    """Registrations as large as the registration limits allow (ten long
+    redirect URIs, under the 8 KiB bound) take whole slab pages: they count
+    as such, the budget holds, the oldest go; with a budget smaller than one
+    of them, it is refused with 503 and Retry-After and nothing is evicted
+    for it."""
     st = stack_factory("largereg", replace=[("mcp_auth:16m state=",
                                              "mcp_auth:512k unauthenticated=32k state="),
                                             ("burst=60 nodelay", "burst=1000 nodelay")])
-    uris = ["%s/%02d/%s" % (REDIRECT, i, "a" * 500) for i in range(20)]
+    uris = ["%s/%02d/%s" % (REDIRECT, i, "a" * 700) for i in range(10)]
     big = dict(PLAIN_REGISTRATION, redirect_uris=uris)
     ids = []
     for _ in range(12):
@@ -843,17 +844,21 @@ def test_large_registrations_count_what_they_take_and_one_beyond_the_budget_is_r
         ids.append(r.json()["client_id"])
     s = status(st)
     assert s["unauthenticated_bytes"] <= 32 * 1024
-    # a record of ~10 KiB takes whole 4 KiB pages
+    # a record of ~7.5 KiB takes whole 4 KiB pages
     assert s["unauthenticated_bytes"] % 4096 == 0 and s["unauthenticated_entries"] >= 2, s
     kept = s["unauthenticated_entries"]
     assert s["unauthenticated_evicted"] == 12 - kept
     assert [known(st, i, uris[7]) for i in ids] == [False] * (12 - kept) + [True] * kept
-    # larger than the whole budget: refused, and nobody evicted for it
-    huge = dict(PLAIN_REGISTRATION, redirect_uris=[u + "b" * 1500 for u in uris])
-    r = requests.post(st.url + "/register", json=huge, timeout=5)
+
+    tiny = stack_factory("tinybudget", replace=[("mcp_auth:16m state=",
+                                                 "mcp_auth:512k unauthenticated=4k state="),
+                                                ("burst=60 nodelay", "burst=1000 nodelay")])
+    small = requests.post(tiny.url + "/register", json=PLAIN_REGISTRATION, timeout=5)
+    assert small.status_code == 201, small.text
+    r = requests.post(tiny.url + "/register", json=big, timeout=5)
     assert r.status_code == 503 and r.headers["Retry-After"] == "5", r.text
-    assert status(st)["unauthenticated_evicted"] == 12 - kept
-    assert all(known(st, i, uris[7]) for i in ids[-kept:])
+    assert status(tiny)["unauthenticated_evicted"] == 0
+    assert known(tiny, small.json()["client_id"])
 
 
 def test_a_state_file_of_the_previous_format_loads_whole(stack_factory):
