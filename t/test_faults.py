@@ -936,3 +936,76 @@ def test_a_zone_full_of_sessions_evicts_registrations_then_answers_503_at_once(s
     time.sleep(max(0.0, last_login + 10.5 - time.monotonic()))
     login(st)
     register_many(st, 20)
+
+
+class _FromAddress(requests.adapters.HTTPAdapter):
+    """Connections from one loopback source address (127.0.0.0/8 is all ours)."""
+
+    def __init__(self, address):
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)
+
+
+def _anonymous_flood_from(st, address, registrations=3, logins=2):
+    """What anyone can do without an account, from one address: register
+    clients, start authorization requests, open the consent page and press
+    Allow (which sends the browser to the provider)."""
+    http = requests.Session()
+    http.mount("http://", _FromAddress(address))
+    ids = []
+    for _ in range(registrations):
+        r = http.post(st.url + "/register", json=PLAIN_REGISTRATION, timeout=5)
+        assert r.status_code == 201, (address, r.status_code, r.text)
+        ids.append(r.json()["client_id"])
+    for i in range(logins):
+        r = http.get(st.url + "/authorize", allow_redirects=False, timeout=5, params={
+            "client_id": ids[i % len(ids)], "redirect_uri": REDIRECT, "response_type": "code",
+            "state": "s" * 512, "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGjSZxwDlw",
+            "code_challenge_method": "S256"})
+        assert r.status_code == 303, (address, r.status_code, r.text[:300])
+        page = http.get(st.url + r.headers["Location"].split(st.url)[-1], timeout=5)
+        assert page.status_code == 200, page.text[:300]
+        browser = Browser()
+        browser.session = http
+        r = browser.approve(page)
+        assert r.status_code == 303 and r.headers["Location"].startswith(st.issuer), r.status_code
+    return ids
+
+
+def test_a_flood_from_many_addresses_spends_only_the_unauthenticated_budget(stack_factory):
+    """Issue 14: anonymous traffic from 250 rotating addresses, so that the
+    example's per-address limits (as shipped) do not stop it, registers
+    clients and walks /authorize and the consent page up to the provider
+    until the unauthenticated budget is spent.  Only that budget is spent:
+    nothing is stored for the logins it started, the oldest registrations
+    make room for the newest, and then an existing user still refreshes and
+    calls tools, and a new user registers and logs in."""
+    st = stack_factory("flood", replace=[
+        ("mcp_auth:16m state=", "mcp_auth:1m state="),
+        # undo the suite's relaxed limits: the example's, as shipped
+        ("rate=60000r/m", "rate=60r/m"), ("rate=20000r/s", "rate=20r/s"), ("rate=5000r/s", "rate=5r/s")])
+    user = login(st)
+    before = status(st)
+    normal_before = before["entries"] - before["unauthenticated_entries"]
+    addresses = ["127.0.%d.%d" % (1 + i // 200, 1 + i % 200) for i in range(250)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        ids = [i for batch in pool.map(lambda a: _anonymous_flood_from(st, a), addresses) for i in batch]
+    s = status(st)
+    assert s["unauthenticated_budget"] == 256 * 1024, s
+    # the budget is spent, and held: the oldest registrations made room
+    assert s["unauthenticated_evicted"] > 0, s
+    assert s["unauthenticated_bytes"] <= s["unauthenticated_budget"], s
+    assert s["unauthenticated_entries"] + s["unauthenticated_evicted"] >= len(ids), s
+    # 500 authorization requests and consents stored nothing
+    assert s["entries"] - s["unauthenticated_entries"] == normal_before, (before, s)
+    assert s["bytes_used"] < s["bytes_total"], s
+    # an existing user, and a new one
+    still_works(st, user)
+    newcomer = login(st, "alice")
+    s2 = Streamable(st.url, newcomer.tokens["access_token"]).initialize()
+    assert text_of(s2.call("hello_mcp")) == "Hello I am MCPTool!"
+    assert newcomer.refresh().status_code == 200
