@@ -111,3 +111,39 @@ def test_the_example_lets_browsers_log_in_and_stops_a_flood_of_authorize(stack_f
     # a callback is answered by the module (here: an unknown state), never a 429
     r = requests.get(st.url + "/oauth-callback", params={"state": "x", "code": "y"}, timeout=5)
     assert r.status_code != 429
+
+
+def test_setting_up_never_touches_the_users_own_nginx_or_redis(tmp_path):
+    """scripts/deps.sh (run by make test and make run) installs what is
+    missing and nothing else: on a machine whose packaged nginx and Redis
+    are running (someone's production edge), it must not stop, restart or
+    even look for them.  The system's tools are stood in for by stubs that
+    record every call; one package is reported missing so that the install
+    path runs."""
+    import os
+    import stat
+    import subprocess
+    from harness import ROOT
+    calls = tmp_path / "calls"
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+
+    def stub(name, body="exit 0"):
+        p = stubs / name
+        p.write_text('#!/bin/sh\necho "%s $*" >> %s\n%s\n' % (name, calls, body))
+        p.chmod(p.stat().st_mode | stat.S_IXUSR)
+
+    # every package installed but one; "running" answers for any process
+    stub("dpkg-query", 'case "$*" in *fonts-liberation*) exit 1;; esac; echo "install ok installed"')
+    stub("apt-get")
+    for name in ("pgrep", "pkill", "killall", "kill", "service", "systemctl", "invoke-rc.d",
+                 "nginx", "redis-cli", "start-stop-daemon"):
+        stub(name)
+    env = dict(os.environ, PATH="%s:%s" % (stubs, os.environ["PATH"]))
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "deps.sh")], env=env, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    recorded = calls.read_text().splitlines()
+    assert any(c.startswith("apt-get install") and "fonts-liberation" in c for c in recorded), recorded
+    touched = [c for c in recorded if not c.startswith(("dpkg-query", "apt-get"))]
+    assert touched == [], touched
