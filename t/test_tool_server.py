@@ -951,3 +951,172 @@ def test_sigterm_closes_streams_and_exits_0(tmp_path):
     assert proc.popen.wait(5) == 0
     srv.stop()
     assert "event=shutdown" in proc.log()
+
+
+# --- Mcp-Method / Mcp-Name agree with the body, in every version ---------------------------------
+
+def post_with_header_list(server, path, header_list, body, query=""):
+    """POST `body` with headers given as (name, value) pairs, repeats allowed
+    (requests folds a dict); returns (status, parsed JSON or None)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        data = json.dumps(body).encode()
+        conn.putrequest("POST", path + query)
+        for name, value in header_list:
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders(data)
+        r = conn.getresponse()
+        text = r.read()
+        return r.status, (json.loads(text) if text.startswith(b"{") or text.startswith(b"[") else None)
+    finally:
+        conn.close()
+
+
+def b64_name(text):
+    return "=?base64?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+# What each case sends besides the body (a tools/call of save_snippet), and
+# whether the call may run.
+MIRROR_CASES = {
+    "no-headers": ([], True),
+    "honest": ([("Mcp-Method", "tools/call"), ("Mcp-Name", "save_snippet")], True),
+    "honest-method-only": ([("Mcp-Method", "tools/call")], True),
+    "lying-method": ([("Mcp-Method", "tools/list"), ("Mcp-Name", "save_snippet")], False),
+    "lying-method-only": ([("Mcp-Method", "tools/list")], False),
+    "lying-name": ([("Mcp-Method", "tools/call"), ("Mcp-Name", "hello_mcp")], False),
+    "lying-name-only": ([("Mcp-Name", "get_snippet")], False),
+    "duplicate-method": ([("Mcp-Method", "tools/call"), ("Mcp-Method", "tools/call"),
+                          ("Mcp-Name", "save_snippet")], False),
+    "duplicate-name": ([("Mcp-Method", "tools/call"), ("Mcp-Name", "hello_mcp"),
+                        ("Mcp-Name", "save_snippet")], False),
+    "base64-honest": ([("Mcp-Method", "tools/call"), ("Mcp-Name", b64_name("save_snippet"))], True),
+    "base64-lying": ([("Mcp-Method", "tools/call"), ("Mcp-Name", b64_name("hello_mcp"))], False),
+    "base64-malformed": ([("Mcp-Method", "tools/call"), ("Mcp-Name", "=?base64?c2F2ZV9zbmlwcGV0*?=")], False),
+    "invalid-characters": ([("Mcp-Method", "tools/call"), ("Mcp-Name", "save_snippet\x7f")], False),
+}
+# 2026-07-28 requires both headers for a tools/call
+REQUIRED_IN_2026 = {"no-headers", "honest-method-only", "lying-name-only"}
+
+
+def stored(server, name):
+    """The snippet `name` of alice, or None, read with a plain 2025-06-18 request."""
+    reply = StreamableClient(server).initialize().call("get_snippet", snippetname=name)["result"]
+    return None if reply["isError"] else text_of(reply)
+
+
+@pytest.mark.parametrize("case", sorted(MIRROR_CASES))
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25", "2026-07-28"])
+def test_mirror_headers_must_agree_with_the_body_on_streamable_http(server, version, case):
+    extra, runs = MIRROR_CASES[case]
+    if version == "2026-07-28" and case in REQUIRED_IN_2026:
+        runs = False
+    name = "mirror-mcp-%s-%s" % (version, case)
+    body = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": name, "snippet": "ran"}},
+               id_=4711)
+    headers = [("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream"),
+               ("X-MCP-Identity", server.token()), ("MCP-Protocol-Version", version)]
+    if version != "2026-07-28":
+        headers.append(("Mcp-Session-Id", StreamableClient(server, version=version).initialize().session_id))
+    status, reply = post_with_header_list(server, "/mcp", headers + extra, body)
+    if runs:
+        assert status == 200, reply
+        assert reply["result"]["isError"] is False
+        assert stored(server, name) == "ran"
+    else:
+        assert status == 400, reply
+        assert reply["id"] == 4711
+        assert reply["error"]["code"] == -32020
+        assert reply["error"]["message"].startswith("Header mismatch: ")
+        assert stored(server, name) is None
+
+
+@pytest.mark.parametrize("case", sorted(MIRROR_CASES))
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25"])
+def test_mirror_headers_must_agree_with_the_body_on_the_sse_transport(server, version, case):
+    extra, runs = MIRROR_CASES[case]
+    name = "mirror-sse-%s-%s" % (version, case)
+    body = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": name, "snippet": "ran"}},
+               id_=4712)
+    c = SseClient(server)
+    try:
+        assert c.request("initialize", {"protocolVersion": version, "capabilities": {}})["result"][
+            "protocolVersion"] == version
+        headers = [("Content-Type", "application/json"), ("X-MCP-Identity", server.token())]
+        status, reply = post_with_header_list(server, "/message", headers + extra, body,
+                                              query="?sessionId=" + c.session_id)
+        if runs:
+            assert status == 202
+            kind, data = c.next_event()
+            assert kind == "message" and json.loads(data)["result"]["isError"] is False
+            assert stored(server, name) == "ran"
+        else:
+            assert status == 400, reply                 # answered here, not down the stream
+            assert reply["id"] == 4712
+            assert reply["error"]["code"] == -32020
+            assert stored(server, name) is None
+            assert c.events.empty()
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("method, target, header", [
+    ("resources/read", {"uri": "file:///x"}, "file:///x"),
+    ("prompts/get", {"name": "p"}, "p"),
+])
+def test_mcp_name_is_params_uri_for_resources_read_and_params_name_for_prompts_get(client, method, target,
+                                                                                    header):
+    # this server has neither: an honest header gets as far as "method not found"
+    honest = client.post(rpc(method, target, id_=5), headers={"Mcp-Method": method, "Mcp-Name": header})
+    assert honest.status_code == 200 and honest.json()["error"]["code"] == -32601
+    lying = client.post(rpc(method, target, id_=6), headers={"Mcp-Method": method, "Mcp-Name": "other"})
+    assert lying.status_code == 400 and lying.json()["error"]["code"] == -32020
+
+
+def test_mcp_name_on_a_method_without_a_target_is_a_mismatch(client):
+    r = client.post(rpc("tools/list", id_=8), headers={"Mcp-Name": "tools"})
+    assert r.status_code == 400
+    assert r.json() == {"jsonrpc": "2.0", "id": 8, "error": {
+        "code": -32020, "message": "Header mismatch: Mcp-Name is given but tools/list names no target"}}
+
+
+def test_mirror_headers_on_a_batch_are_a_mismatch_and_nothing_runs(server):
+    c = StreamableClient(server, version="2025-03-26").initialize()
+    batch = [rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "mirror-batch",
+                                                                       "snippet": "ran"}})]
+    r = c.post(batch, headers={"Mcp-Method": "tools/call"})
+    assert r.status_code == 400
+    assert r.json()["id"] is None and r.json()["error"]["code"] == -32020
+    assert stored(server, "mirror-batch") is None
+    assert c.post(batch).status_code == 200          # the same batch without the header runs
+    assert stored(server, "mirror-batch") == "ran"
+
+
+def test_an_encoded_name_that_needs_encoding_is_decoded_before_the_comparison(client):
+    # a tool name outside the header-safe characters travels as a sentinel
+    r = client.post(rpc("tools/call", {"name": "caf\u00e9 \u2603"}, id_=9),
+                    headers={"Mcp-Method": "tools/call", "Mcp-Name": b64_name("caf\u00e9 \u2603")})
+    assert r.status_code == 200
+    assert r.json()["error"] == {"code": -32602, "message": "Unknown tool: caf\u00e9 \u2603"}
+
+
+@pytest.mark.parametrize("value, agrees", [
+    ("=?base64?aGVsbG8=?=", True),            # "hello"
+    ("=?base64?aGVsbG9=?=", False),           # the same bytes, with stray bits: not canonical
+    ("=?base64?aGVsbG8?=", False),            # unpadded
+    ("=?base64?aGVs bG8=?=", False),          # not the alphabet
+    ("=?BASE64?aGVsbG8=?=", False),           # the markers are case-sensitive: a plain value
+    ("=?base64??=", False),                   # encodes "", not "hello"
+    ("=?base64?=", False),                    # too short to hold both markers
+    ("=?base64?/w==?=", False),               # decodes to a byte that is not UTF-8
+])
+def test_the_base64_sentinel_is_strict(client, value, agrees):
+    r = client.post(rpc("tools/call", {"name": "hello"}, id_=10),
+                    headers={"Mcp-Method": "tools/call", "Mcp-Name": value})
+    if agrees:
+        assert r.status_code == 200 and r.json()["error"]["message"] == "Unknown tool: hello"
+    else:
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32020
+

@@ -2,6 +2,7 @@
 
 #include "log.hpp"
 #include "http_util.hpp"
+#include "mirror_headers.hpp"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -78,13 +79,15 @@ bool is_json_media_type(const char* content_type) {
     return ascii_iequals(content_type, n, "application/json");
 }
 
-// One pass over the request headers: the first value of each Header.
+// One pass over the request headers: the first value of each Header, and
+// how often each was sent.
 void collect_headers(evhttp_request* req, HttpRequest& r) {
     for (const evkeyval* kv = evhttp_request_get_input_headers(req)->tqh_first; kv; kv = kv->next.tqe_next) {
         const size_t n = std::strlen(kv->key);
         for (size_t i = 0; i < static_cast<size_t>(Header::Count); ++i) {
-            if (!r.headers[i] && ascii_iequals(kv->key, n, kHeaderNames[i])) {
-                r.headers[i] = kv->value;
+            if (ascii_iequals(kv->key, n, kHeaderNames[i])) {
+                if (!r.headers[i]) r.headers[i] = kv->value;
+                if (r.counts[i] < 255) ++r.counts[i];
                 break;
             }
         }
@@ -409,6 +412,28 @@ bool HttpServer::require_json_body(HttpRequest& r, JsonPtr& doc) {
         return false;
     }
     return true;
+}
+
+namespace {
+
+// The message's id when the error can echo it (a single message with a
+// usable id); else null.
+const cJSON* usable_id(const cJSON* doc) {
+    jsonrpc::Message m;
+    jsonrpc::classify(doc, m);
+    return m.id;
+}
+
+}  // namespace
+
+bool HttpServer::mirror_headers_agree(HttpRequest& r, const cJSON* doc, bool required) {
+    const MirrorHeaders h{r.header(Header::McpMethod), r.header(Header::McpName), r.count(Header::McpMethod),
+                          r.count(Header::McpName)};
+    const auto err = check_mirror_headers(h, doc, required);
+    if (!err) return true;
+    LOG_WARN("header_mismatch", {{"path", r.path}, {"sub", r.identity.subject}, {"error", err->message}});
+    send_json_doc(r.req, HTTP_BADREQUEST, jsonrpc::make_error(usable_id(doc), *err).get());
+    return false;
 }
 
 void HttpServer::end_session(std::string id) {

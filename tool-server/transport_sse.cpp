@@ -58,6 +58,8 @@ void HttpServer::sse_message(HttpRequest& r) {
     }
     JsonPtr doc;
     if (!require_json_body(r, doc)) return;
+    // Refusals are answered here, not down the stream: nothing ran.
+    if (!mirror_headers_agree(r, doc.get(), /*required=*/false)) return;
 
     mcp::CallContext ctx;
     ctx.subject = r.identity.subject;
