@@ -1120,3 +1120,23 @@ def test_the_base64_sentinel_is_strict(client, value, agrees):
     else:
         assert r.status_code == 400 and r.json()["error"]["code"] == -32020
 
+@pytest.mark.parametrize("name", ["MCP-Protocol-Version", "Mcp-Session-Id", "X-MCP-Identity", "Content-Type",
+                                  "Origin"])
+def test_a_header_sent_twice_with_different_values_is_refused(server, name):
+    c = StreamableClient(server).initialize()
+    base = dict(c.headers())
+    base["Origin"] = "http://localhost"
+    other = {"MCP-Protocol-Version": "2025-03-26", "Mcp-Session-Id": "0" * 32,
+             "X-MCP-Identity": server.token("mallory"), "Content-Type": "text/plain",
+             "Origin": "http://127.0.0.1"}[name]
+    headers = [(k, v) for k, v in base.items()]
+    body = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "twice-" + name.lower(),
+                                                                     "snippet": "ran"}}, id_=41)
+    status, reply = post_with_header_list(server, "/mcp", headers + [(name, other)], body)
+    assert status == 400, reply
+    assert reply["error"] == {"code": -32600, "message": "Bad Request: %s is sent twice with different values"
+                              % name}
+    assert stored(server, "twice-" + name.lower()) is None
+    # the same value twice says one thing
+    status, reply = post_with_header_list(server, "/mcp", headers + [(name, base[name])], body)
+    assert status == 200, reply

@@ -57,6 +57,18 @@ constexpr std::string_view kHeaderNames[] = {
     "mcp-method", "mcp-name", "x-forwarded-prefix",
 };
 static_assert(sizeof kHeaderNames / sizeof kHeaderNames[0] == static_cast<size_t>(Header::Count));
+// The same, as they are written in messages.
+constexpr const char* kHeaderDisplayNames[] = {
+    "Origin", "X-MCP-Identity", "Content-Type", "Accept", "Mcp-Session-Id", "MCP-Protocol-Version",
+    "Mcp-Method", "Mcp-Name", "X-Forwarded-Prefix",
+};
+static_assert(sizeof kHeaderDisplayNames / sizeof kHeaderDisplayNames[0] == static_cast<size_t>(Header::Count));
+
+// Headers that carry one value: sent twice, they must say the same thing.
+// (Accept is a list; a repeated Mcp-Method or Mcp-Name is refused whatever
+// the values, by the mirror-header check.)
+constexpr Header kSingleValued[] = {Header::Origin, Header::Identity, Header::ContentType, Header::SessionId,
+                                    Header::ProtocolVersion, Header::ForwardedPrefix};
 
 // `s` (length `n`) equals the lower-case `lower`, ignoring ASCII case, as
 // evhttp_find_header compares names.
@@ -87,6 +99,7 @@ void collect_headers(evhttp_request* req, HttpRequest& r) {
         for (size_t i = 0; i < static_cast<size_t>(Header::Count); ++i) {
             if (ascii_iequals(kv->key, n, kHeaderNames[i])) {
                 if (!r.headers[i]) r.headers[i] = kv->value;
+                else if (std::strcmp(r.headers[i], kv->value) != 0) r.conflicts |= 1u << i;
                 if (r.counts[i] < 255) ++r.counts[i];
                 break;
             }
@@ -337,6 +350,16 @@ void HttpServer::route(evhttp_request* req) {
         return;
     }
     if (match->authenticated) {
+        // A request that says two things in one header is not guessed at.
+        for (Header h : kSingleValued) {
+            if (r.conflicts & (1u << static_cast<size_t>(h))) {
+                const char* name = kHeaderDisplayNames[static_cast<size_t>(h)];
+                LOG_WARN("header_conflict", {{"path", r.path}, {"header", name}});
+                send_rpc_error(req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
+                               std::string("Bad Request: ") + name + " is sent twice with different values");
+                return;
+            }
+        }
         // Origin first: a browser page must not reach the tools even with a
         // valid assertion (DNS rebinding).
         const char* origin = r.header(Header::Origin);

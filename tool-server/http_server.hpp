@@ -39,6 +39,8 @@ struct HttpRequest {
     const char* headers[static_cast<size_t>(Header::Count)] = {};
     // How many times each Header was sent (saturates at 255).
     unsigned char counts[static_cast<size_t>(Header::Count)] = {};
+    // Bit i: Header i was sent again with another value.
+    unsigned conflicts = 0;
 
     const char* header(Header h) const { return headers[static_cast<size_t>(h)]; }
     unsigned count(Header h) const { return counts[static_cast<size_t>(h)]; }
