@@ -70,7 +70,7 @@ def test_help_lists_every_flag():
     assert out.returncode == 0
     for flag in ["--listen", "--data-dir", "--identity-key", "--identity-public-key", "--identity-iss",
                  "--identity-aud", "--snippet-scope", "--allowed-origins", "--max-body", "--max-snippet",
-                 "--keepalive-interval", "--log-level", "--insecure-no-auth"]:
+                 "--keepalive-interval", "--log-level", "--insecure-no-auth", "--tool-scope"]:
         assert flag in out.stdout
 
 
@@ -1119,6 +1119,155 @@ def test_the_base64_sentinel_is_strict(client, value, agrees):
         assert r.status_code == 200 and r.json()["error"]["message"] == "Unknown tool: hello"
     else:
         assert r.status_code == 400 and r.json()["error"]["code"] == -32020
+
+
+# --- per-tool scopes, enforced by the tool server too (--tool-scope) -----------------------------
+
+SCOPE_RULES = ["--tool-scope", "save_snippet=snippets:write", "--tool-scope", "get_snippet=snippets:read"]
+READ, WRITE = "snippets:read", "snippets:read snippets:write"
+
+
+@pytest.fixture(scope="module")
+def scoped(tmp_path_factory):
+    srv = ToolServer(tmp_path_factory.mktemp("scoped"), args=SCOPE_RULES).start()
+    yield srv
+    assert srv.stop() == 0
+
+
+class ScopedClient(StreamableClient):
+    """A Streamable HTTP client whose assertions carry `scope`."""
+
+    def __init__(self, server, scope, **kw):
+        super().__init__(server, **kw)
+        self.scope = scope
+
+    def headers(self, extra=None):
+        h = super().headers(extra)
+        if "X-MCP-Identity" not in (extra or {}):
+            h["X-MCP-Identity"] = self.server.token(self.sub, scope=self.scope)
+        return h
+
+
+def read_back(server, name):
+    reply = ScopedClient(server, WRITE).initialize().call("get_snippet", snippetname=name)["result"]
+    return None if reply["isError"] else text_of(reply)
+
+
+def save(name, id_=None):
+    return rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": name, "snippet": "ran"}},
+               id_=id_)
+
+
+def assert_scope_refusal(r, id_, tool="save_snippet", scope="snippets:write"):
+    assert r.status_code == 403, r.text
+    err = r.json()
+    assert err["id"] == id_
+    assert err["error"]["code"] == -32001
+    assert err["error"]["message"] == ('Forbidden: tool "%s" needs scope%s %s, which the identity assertion '
+                                       'does not grant' % (tool, "s" if " " in scope else "", scope))
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2026-07-28"])
+def test_an_assertion_without_the_tools_scope_cannot_run_it_on_streamable_http(scoped, version):
+    name = "scope-mcp-" + version
+    c = ScopedClient(scoped, READ, version=version)
+    if version == "2026-07-28":
+        c.session_id = None
+        r = c.post(save(name, 31), headers={"MCP-Protocol-Version": version, "Mcp-Method": "tools/call",
+                                           "Mcp-Name": "save_snippet"})
+    else:
+        r = c.initialize().post(save(name, 31))
+    assert_scope_refusal(r, 31)
+    assert read_back(scoped, name) is None
+    # what the assertion does grant still works
+    c.initialize() if version != "2026-07-28" else None
+    assert ScopedClient(scoped, READ).initialize().call("get_snippet", snippetname=name)["result"]["isError"]
+
+
+def test_an_assertion_with_the_tools_scope_runs_it(scoped):
+    c = ScopedClient(scoped, WRITE).initialize()
+    assert "saved successfully" in text_of(c.call("save_snippet", snippetname="scope-ok", snippet="ran")["result"])
+    assert read_back(scoped, "scope-ok") == "ran"
+    # a tool without a rule needs no scope at all
+    assert text_of(ScopedClient(scoped, "").initialize().call("hello_mcp")["result"]) == "Hello I am MCPTool!"
+
+
+def test_the_sse_transport_refuses_a_call_without_its_scope_directly(scoped):
+    c = SseClient(scoped)
+    try:
+        h = {"X-MCP-Identity": scoped.token(scope=READ)}
+        r = c.post(save("scope-sse", 32), headers=h)
+        assert_scope_refusal(r, 32)                 # answered here, not down the stream
+        assert c.events.empty()
+        assert read_back(scoped, "scope-sse") is None
+        r = c.post(save("scope-sse", 33), headers={"X-MCP-Identity": scoped.token(scope=WRITE)})
+        assert r.status_code == 202
+        assert json.loads(c.next_event()[1])["result"]["isError"] is False
+        assert read_back(scoped, "scope-sse") == "ran"
+    finally:
+        c.close()
+
+
+def test_a_batch_with_one_call_lacking_its_scope_is_refused_as_a_whole(scoped):
+    c = ScopedClient(scoped, READ, version="2025-03-26").initialize()
+    batch = [rpc("tools/call", {"name": "get_snippet", "arguments": {"snippetname": "x"}}, id_=1),
+             rpc("tools/call", {"name": "hello_mcp"}, id_=2), save("scope-batch", 3)]
+    r = c.post(batch)
+    assert_scope_refusal(r, None)
+    assert read_back(scoped, "scope-batch") is None
+    c.scope = WRITE
+    r = c.post(batch)
+    assert r.status_code == 200 and len(r.json()) == 3
+    assert read_back(scoped, "scope-batch") == "ran"
+
+
+def test_a_methods_rule_and_a_tools_rule_are_both_needed(tmp_path):
+    srv = ToolServer(tmp_path, args=["--tool-scope", "tools/call=tools:use", "--tool-scope",
+                                     "save_snippet=snippets:write", "--tool-scope", "tools/list=catalog,tools:use",
+                                     "--tool-scope", "tools/call=more"]).start()
+    try:
+        def call(scope, body):
+            return ScopedClient(srv, scope).initialize().post(body)
+        assert_scope_refusal(call("tools:use more", save("both", 1)), 1, scope="snippets:write")
+        assert_scope_refusal(call("snippets:write", save("both", 2)), 2, scope="tools:use more")
+        assert call("snippets:write more tools:use", save("both", 3)).json()["result"]["isError"] is False
+        r = call("tools:use more", rpc("tools/call", {"name": "hello_mcp"}, id_=4))
+        assert r.status_code == 200 and r.json()["result"]["isError"] is False
+        r = call("tools:use", rpc("tools/list", id_=5))
+        assert r.status_code == 403
+        assert r.json()["error"]["message"].startswith('Forbidden: method "tools/list" needs scope catalog,')
+        assert call("catalog tools:use", rpc("tools/list", id_=6)).status_code == 200
+    finally:
+        assert srv.stop() == 0
+
+
+def test_insecure_no_auth_grants_no_scope_but_the_rules_still_apply(tmp_path):
+    srv = ToolServer(tmp_path, identity_args=["--insecure-no-auth"], args=SCOPE_RULES).start()
+    try:
+        r = requests.post(srv.base + "/mcp", data=json.dumps(save("anon", 7)), headers={
+            "Content-Type": "application/json", "MCP-Protocol-Version": "2026-07-28",
+            "Mcp-Method": "tools/call", "Mcp-Name": "save_snippet"}, timeout=10)
+        assert_scope_refusal(r, 7)
+    finally:
+        assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("save_snippet", "--tool-scope save_snippet: expected NAME=SCOPE[,SCOPE...]"),
+    ("=snippets:write", '--tool-scope =snippets:write: "" is not a tool or method name'),
+    ("save snippet=x", '--tool-scope save snippet=x: "save snippet" is not a tool or method name'),
+    ("save_snippet=", '--tool-scope save_snippet=: "" is not a valid scope (RFC 6749 scope-token)'),
+    ("save_snippet=a,,b", '--tool-scope save_snippet=a,,b: "" is not a valid scope (RFC 6749 scope-token)'),
+    ('save_snippet=a"b', '--tool-scope save_snippet=a"b: "a"b" is not a valid scope (RFC 6749 scope-token)'),
+    ("save_snippet=a b", '--tool-scope save_snippet=a b: "a b" is not a valid scope (RFC 6749 scope-token)'),
+])
+def test_a_bad_tool_scope_flag_refuses_to_start(flag, message):
+    import subprocess
+    out = subprocess.run([str(TOOL_SERVER), "--insecure-no-auth", "--listen", "127.0.0.1:0", "--tool-scope", flag],
+                         capture_output=True, text=True, timeout=5)
+    assert out.returncode == 2
+    assert out.stderr == "mcp-tool-server: %s (see --help)\n" % message
+
 
 @pytest.mark.parametrize("name", ["MCP-Protocol-Version", "Mcp-Session-Id", "X-MCP-Identity", "Content-Type",
                                   "Origin"])

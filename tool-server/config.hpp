@@ -1,6 +1,8 @@
 // Run-time configuration, filled from the command line by main.cpp.
 #pragma once
 
+#include "tool_scopes.hpp"
+
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -36,4 +38,5 @@ struct Config {
     size_t max_body = 4 * 1024 * 1024;
     size_t max_snippet = 1024 * 1024;
     int keepalive_interval = 15;  // seconds
+    ToolScopes tool_scopes;       // --tool-scope rules; empty: no call needs a scope
 };

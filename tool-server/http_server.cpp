@@ -459,6 +459,14 @@ bool HttpServer::mirror_headers_agree(HttpRequest& r, const cJSON* doc, bool req
     return false;
 }
 
+bool HttpServer::scopes_allow(HttpRequest& r, const cJSON* doc) {
+    const auto err = cfg_.tool_scopes.check(doc, r.identity.scope);
+    if (!err) return true;
+    LOG_WARN("scope_refused", {{"path", r.path}, {"sub", r.identity.subject}, {"error", err->message}});
+    send_json_doc(r.req, 403, jsonrpc::make_error(usable_id(doc), *err).get());
+    return false;
+}
+
 void HttpServer::end_session(std::string id) {
     mcp::Session* s = sessions_.find_any(id);
     if (!s) return;

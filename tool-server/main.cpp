@@ -49,6 +49,10 @@ const char* kUsage =
     "  --max-body BYTES            largest request body (default 4194304)\n"
     "  --max-snippet BYTES         largest snippet (default 1048576)\n"
     "  --keepalive-interval SECS   keep-alive comment period on idle streams (default 15)\n"
+    "  --tool-scope NAME=SCOPE[,SCOPE...]\n"
+    "                              scopes the identity assertion must grant for a tool (or, when\n"
+    "                              NAME contains '/', an MCP method); repeatable; the gateway's\n"
+    "                              mcp_auth_tool_scope rules (see README)\n"
     "  --log-level LEVEL           debug, info, warn or error (default info)\n"
     "  --help                      show this help\n";
 
@@ -165,6 +169,12 @@ int parse_args(int argc, char** argv, Config& cfg) {
             size_t secs = 0;
             ok = parse_size(value.c_str(), secs) && secs > 0 && secs <= 3600;
             cfg.keepalive_interval = static_cast<int>(secs);
+        } else if (arg == "--tool-scope") {
+            std::string why;
+            if (!cfg.tool_scopes.add(value, why)) {
+                std::fprintf(stderr, "mcp-tool-server: %s (see --help)\n", why.c_str());
+                return 3;
+            }
         } else if (arg == "--log-level") ok = log_set_level(value);
         else {
             std::fprintf(stderr, "mcp-tool-server: unknown option %s (see --help)\n", arg.c_str());

@@ -60,6 +60,7 @@ void HttpServer::sse_message(HttpRequest& r) {
     if (!require_json_body(r, doc)) return;
     // Refusals are answered here, not down the stream: nothing ran.
     if (!mirror_headers_agree(r, doc.get(), /*required=*/false)) return;
+    if (!scopes_allow(r, doc.get())) return;
 
     mcp::CallContext ctx;
     ctx.subject = r.identity.subject;

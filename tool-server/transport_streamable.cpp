@@ -110,6 +110,7 @@ void HttpServer::mcp_post(HttpRequest& r) {
             return;
         }
     }
+    if (!scopes_allow(r, doc.get())) return;
 
     mcp::CallContext ctx;
     ctx.subject = r.identity.subject;
