@@ -1289,3 +1289,37 @@ def test_a_header_sent_twice_with_different_values_is_refused(server, name):
     # the same value twice says one thing
     status, reply = post_with_header_list(server, "/mcp", headers + [(name, base[name])], body)
     assert status == 200, reply
+
+
+# --- the rules are written once, in nginx's configuration ----------------------------------------
+
+def test_the_tool_scope_flags_are_read_from_the_nginx_configuration(tmp_path):
+    import sys
+    from harness import ROOT
+    sys.path.insert(0, str(ROOT / "scripts"))
+    render_config = __import__("render-config")
+    for example in ("nginx.conf.example", "nginx-cluster.conf.example"):
+        assert render_config.tool_scope_args(ROOT / example) == [
+            "--tool-scope=save_snippet=snippets:write", "--tool-scope=get_snippet=snippets:read"]
+
+    def args_of(text, **files):
+        for name, content in files.items():
+            (tmp_path / name).write_text(content)
+        (tmp_path / "nginx.conf").write_text(text)
+        return render_config.tool_scope_args(tmp_path / "nginx.conf")
+
+    guarded = "location /mcp { mcp_auth_protect on; }\n"
+    # inherited from http{}; a level with rules of its own replaces them (as in the module)
+    assert args_of("http { mcp_auth_tool_scope a x; mcp_auth_tool_scope a y x; server { %s } }" % guarded) \
+        == ["--tool-scope=a=x,y"]
+    assert args_of("http { mcp_auth_tool_scope a x; server { location /mcp { mcp_auth_protect on;"
+                   " mcp_auth_tool_scope tools/list 'l:r'; } } }") == ["--tool-scope=tools/list=l:r"]
+    # unguarded locations do not count; includes are followed
+    assert args_of("http { server { location /x { mcp_auth_tool_scope b z; } include part; } }",
+                   part="mcp_auth_tool_scope c w; # a comment\n" + guarded) == ["--tool-scope=c=w"]
+    assert args_of("http { server { location /x { } } }") == []
+    with pytest.raises(ValueError, match="different mcp_auth_tool_scope rules"):
+        args_of("http { server { %s location /y { mcp_auth_protect on; mcp_auth_tool_scope a b; } } }"
+                % guarded)
+    with pytest.raises(ValueError, match="cannot be passed as --tool-scope"):
+        args_of("http { mcp_auth_tool_scope a b,c; server { %s } }" % guarded)
