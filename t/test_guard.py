@@ -17,8 +17,12 @@ from oauth_client import Browser, McpOAuthClient
 
 @pytest.fixture(scope="module")
 def gw(stack_factory):
-    # a short stream check so that revocation is seen quickly
-    return stack_factory("guard", http_extra="    mcp_auth_stream_check 1s;\n")
+    # a short stream check so that revocation is seen quickly; room for the
+    # 200 streams one user holds at once in
+    # test_200_concurrent_sse_streams_all_get_their_answers (the tool server
+    # allows 16 sessions per subject by default)
+    return stack_factory("guard", http_extra="    mcp_auth_stream_check 1s;\n",
+                         tool_args=["--max-sessions-per-subject", "256"])
 
 
 @pytest.fixture(scope="module")

@@ -859,7 +859,9 @@ def test_200_concurrent_sessions_each_keep_their_own_snippets(server):
     def worker(i):
         try:
             http = requests.Session()
-            c = StreamableClient(server, sub="user%d" % (i % 7), http=http).initialize()
+            # 20 subjects: 10 sessions each, within the per-subject cap (16 by
+            # default; a subject's 17th session ends its least recently used one)
+            c = StreamableClient(server, sub="user%d" % (i % 20), http=http).initialize()
             if i < 50:
                 barrier.wait(timeout=10)
             name = "load-%d" % i
@@ -1323,3 +1325,126 @@ def test_the_tool_scope_flags_are_read_from_the_nginx_configuration(tmp_path):
                 % guarded)
     with pytest.raises(ValueError, match="cannot be passed as --tool-scope"):
         args_of("http { mcp_auth_tool_scope a b,c; server { %s } }" % guarded)
+
+
+# --- session caps: what one subject, and everyone together, can hold ------------------------------
+
+def status_of(server):
+    r = requests.get(server.base + "/status", timeout=5)
+    assert r.status_code == 200
+    return r.json()
+
+
+def test_looping_initialize_keeps_a_subject_at_its_cap_and_ends_its_least_recently_used_session(tmp_path):
+    srv = ToolServer(tmp_path).start()          # the default cap: 16 per subject
+    try:
+        assert status_of(srv) == {"sessions": 0, "streams": 0, "subjects": 0}
+        clients = [StreamableClient(srv, sub="looper").initialize() for _ in range(40)]
+        assert status_of(srv) == {"sessions": 16, "streams": 0, "subjects": 1}
+        # the 24 least recently used are gone: a clear 404, as for any unknown session
+        for c in clients[:24]:
+            r = c.post(rpc("ping", id_=1))
+            assert r.status_code == 404 and r.json()["error"]["message"] == "Session not found"
+        for c in clients[24:]:
+            assert c.request("ping")["result"] == {}
+        # use the oldest survivor: the next initialize ends the one used least recently instead
+        assert clients[24].request("ping")["result"] == {}
+        StreamableClient(srv, sub="looper").initialize()
+        assert clients[24].request("ping")["result"] == {}
+        assert clients[25].post(rpc("ping")).status_code == 404
+        # another subject is not affected
+        other = StreamableClient(srv, sub="other").initialize()
+        assert status_of(srv) == {"sessions": 17, "streams": 0, "subjects": 2}
+        assert other.request("ping")["result"] == {}
+        assert "event=session_evicted" in srv.proc.log()
+    finally:
+        assert srv.stop() == 0
+
+
+def test_a_subject_whose_sessions_all_have_streams_is_refused_with_429(tmp_path):
+    srv = ToolServer(tmp_path, args=["--max-sessions-per-subject", "3"]).start()
+    streams = []
+    try:
+        streams = [SseClient(srv, sub="streamer") for _ in range(2)]
+        held = StreamableClient(srv, sub="streamer").initialize()
+        get = requests.get(srv.base + "/mcp", stream=True, timeout=10, headers=held.headers(
+            {"Accept": "text/event-stream"}))
+        assert get.status_code == 200
+        assert status_of(srv) == {"sessions": 3, "streams": 3, "subjects": 1}
+        r = post_mcp(srv, rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}}, id_=77),
+                     sub="streamer")
+        assert r.status_code == 429
+        assert r.json() == {"jsonrpc": "2.0", "id": 77, "error": {"code": -32000, "message": (
+            "Too many sessions: this subject already holds 3 sessions (--max-sessions-per-subject), "
+            "each with an open stream; close one and retry")}}
+        assert "Mcp-Session-Id" not in r.headers
+        extra = SseClient(srv, sub="streamer")             # legacy SSE sessions count too
+        assert extra.response.status_code == 429
+        assert extra.response.json()["error"]["code"] == -32000
+        assert held.request("ping")["result"] == {}        # nothing was ended to make room
+        assert status_of(srv)["sessions"] == 3
+        get.close()
+        deadline = time.monotonic() + 5
+        while status_of(srv)["streams"] == 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # the GET stream closed: its session is idle again, and can go
+        assert StreamableClient(srv, sub="streamer").initialize().request("ping")["result"] == {}
+        assert held.post(rpc("ping")).status_code == 404
+    finally:
+        for s in streams:
+            s.close()
+        assert srv.stop() == 0
+
+
+def test_the_total_cap_ends_the_least_recently_used_idle_session_then_refuses_with_503(tmp_path):
+    srv = ToolServer(tmp_path, args=["--max-sessions", "5", "--max-sessions-per-subject", "3"]).start()
+    streams = []
+    try:
+        idle = [StreamableClient(srv, sub="user%d" % i).initialize() for i in range(5)]
+        assert status_of(srv) == {"sessions": 5, "streams": 0, "subjects": 5}
+        # full: a new session ends the one used least recently, whoever's it was
+        idle[0].request("ping")
+        newcomer = StreamableClient(srv, sub="user9").initialize()
+        assert idle[1].post(rpc("ping")).status_code == 404
+        assert idle[0].request("ping")["result"] == {} and newcomer.request("ping")["result"] == {}
+        assert status_of(srv)["sessions"] == 5
+        # five streams take the five places (each ending an idle session); then nothing can go
+        streams = [SseClient(srv, sub="streamer%d" % i) for i in range(5)]
+        assert status_of(srv) == {"sessions": 5, "streams": 5, "subjects": 5}
+        r = post_mcp(srv, rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}}, id_=78),
+                     sub="late")
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == "10"
+        assert r.json() == {"jsonrpc": "2.0", "id": 78, "error": {"code": -32000, "message": (
+            "Service unavailable: the server holds its maximum of 5 sessions (--max-sessions), "
+            "each with an open stream; retry later")}}
+        late = SseClient(srv, sub="late")
+        assert late.response.status_code == 503 and late.response.headers["Retry-After"] == "10"
+        assert all(s.request("ping")["result"] == {} for s in streams)
+    finally:
+        for s in streams:
+            s.close()
+        assert srv.stop() == 0
+
+
+def test_a_stateless_or_failed_initialize_takes_no_session_slot(tmp_path):
+    srv = ToolServer(tmp_path, args=["--max-sessions-per-subject", "2"]).start()
+    try:
+        kept = [StreamableClient(srv, sub="s").initialize() for _ in range(2)]
+        for body in (rpc("initialize", {"protocolVersion": "2026-07-28", "capabilities": {}}),
+                     rpc("initialize", {"capabilities": {}})):
+            post_mcp(srv, body, sub="s")
+        assert all(c.request("ping")["result"] == {} for c in kept)
+        assert status_of(srv)["sessions"] == 2
+    finally:
+        assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("flag", ["--max-sessions", "--max-sessions-per-subject"])
+@pytest.mark.parametrize("value", ["0", "-1", "x", ""])
+def test_bad_session_caps_refuse_to_start(flag, value):
+    import subprocess
+    out = subprocess.run([str(TOOL_SERVER), "--insecure-no-auth", flag, value], capture_output=True, text=True,
+                         timeout=5)
+    assert out.returncode == 2
+    assert out.stderr == "mcp-tool-server: bad value for %s (see --help)\n" % flag

@@ -220,9 +220,15 @@ void send_rpc_error(evhttp_request* req, int status, int code, const std::string
 }
 
 HttpServer::HttpServer(const Config& cfg, event_base* base, const IdentityVerifier* verifier, mcp::Server& mcp)
-    : cfg_(cfg), base_(base), verifier_(verifier), mcp_(mcp), hub_(base, cfg.keepalive_interval) {
+    : cfg_(cfg),
+      base_(base),
+      verifier_(verifier),
+      mcp_(mcp),
+      sessions_(mcp::SessionLimits{cfg.max_sessions_per_subject, cfg.max_sessions}),
+      hub_(base, cfg.keepalive_interval) {
     routes_ = {
         {EVHTTP_REQ_GET, "/healthz", &HttpServer::healthz, false},
+        {EVHTTP_REQ_GET, "/status", &HttpServer::status, false},
         {EVHTTP_REQ_GET, "/sse", &HttpServer::sse_open, true},
         {EVHTTP_REQ_POST, "/message", &HttpServer::sse_message, true},
         {EVHTTP_REQ_POST, "/mcp", &HttpServer::mcp_post, true},
@@ -416,6 +422,31 @@ bool HttpServer::authenticate(HttpRequest& r) {
 }
 
 void HttpServer::healthz(HttpRequest& r) { send_json(r.req, HTTP_OK, "{\"status\":\"ok\"}"); }
+
+// Counts only, for operators and tests (like /healthz, no assertion needed:
+// the port is the gateway's alone).
+void HttpServer::status(HttpRequest& r) {
+    send_json(r.req, HTTP_OK,
+              "{\"sessions\":" + std::to_string(sessions_.size()) + ",\"streams\":" + std::to_string(hub_.size()) +
+                  ",\"subjects\":" + std::to_string(sessions_.subjects()) + "}");
+}
+
+void HttpServer::refuse_session(HttpRequest& r, mcp::SessionRegistry::Refusal why, const cJSON* id) {
+    const bool subject = why == mcp::SessionRegistry::Refusal::SubjectFull;
+    LOG_WARN("session_refused", {{"sub", r.identity.subject}, {"cap", subject ? "subject" : "total"}});
+    jsonrpc::Error err{jsonrpc::kServerBusy, ""};
+    if (subject) {
+        err.message = "Too many sessions: this subject already holds " +
+                      std::to_string(sessions_.limits().per_subject) +
+                      " sessions (--max-sessions-per-subject), each with an open stream; close one and retry";
+    } else {
+        err.message = "Service unavailable: the server holds its maximum of " +
+                      std::to_string(sessions_.limits().total) +
+                      " sessions (--max-sessions), each with an open stream; retry later";
+        evhttp_add_header(evhttp_request_get_output_headers(r.req), "Retry-After", "10");
+    }
+    send_json_doc(r.req, subject ? 429 : HTTP_SERVUNAVAIL, jsonrpc::make_error(id, err).get());
+}
 
 bool HttpServer::require_json_body(HttpRequest& r, JsonPtr& doc) {
     if (!is_json_media_type(r.header(Header::ContentType))) {

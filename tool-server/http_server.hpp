@@ -77,6 +77,7 @@ private:
 
     // Routes (healthz here; the transports in transport_*.cpp).
     void healthz(HttpRequest& r);
+    void status(HttpRequest& r);
     void sse_open(HttpRequest& r);
     void sse_message(HttpRequest& r);
     void mcp_post(HttpRequest& r);
@@ -94,6 +95,8 @@ private:
     // The request's Streamable HTTP session; null after answering 400/404.
     mcp::Session* streamable_session(HttpRequest& r);
     void end_session(std::string id);  // by value: callers pass the session's own id
+    // Answers a session that could not be made (429: the subject's cap; 503: the total cap).
+    void refuse_session(HttpRequest& r, mcp::SessionRegistry::Refusal why, const cJSON* id);
 
     const Config& cfg_;
     event_base* base_;

@@ -24,7 +24,13 @@ bool usable_prefix(const char* p) {
 }  // namespace
 
 void HttpServer::sse_open(HttpRequest& r) {
-    mcp::Session& session = sessions_.create(r.identity.subject, mcp::Transport::LegacySse);
+    mcp::SessionRegistry::Refusal why;
+    mcp::Session* made = sessions_.create(r.identity.subject, mcp::Transport::LegacySse, why);
+    if (!made) {
+        refuse_session(r, why, nullptr);
+        return;
+    }
+    mcp::Session& session = *made;
     const std::string id = session.id;
 
     // Relative to the request URL, so it stays right behind a path prefix:

@@ -128,15 +128,24 @@ void HttpServer::mcp_post(HttpRequest& r) {
 
     ctx.protocol_version = version ? version : mcp::kAssumedHeaderVersion;
     if (mcp::is_initialize(doc.get())) {
-        mcp::Session& session = sessions_.create(r.identity.subject, mcp::Transport::Streamable);
-        const std::string id = session.id;
-        ctx.session = &session;
+        // A stateless client needs no session, a failing initialize gets
+        // none: only the others take a place (and may end an idle session).
+        mcp::Session* session = nullptr;
+        if (mcp::initialize_opens_session(doc.get())) {
+            mcp::SessionRegistry::Refusal why;
+            session = sessions_.create(r.identity.subject, mcp::Transport::Streamable, why);
+            if (!session) {
+                refuse_session(r, why, cJSON_GetObjectItemCaseSensitive(doc.get(), "id"));
+                return;
+            }
+        }
+        const std::string id = session ? session->id : "";
+        ctx.session = session;
         JsonPtr resp = mcp_.handle_message(doc.get(), ctx);
         bool failed = !resp || cJSON_HasObjectItem(resp.get(), "error");
-        if (failed || ctx.protocol_version == mcp::kStatelessVersion) {
-            // A stateless client needs no session; a failed initialize gets none.
-            sessions_.erase(id);
-        } else {
+        if (session && (failed || ctx.protocol_version == mcp::kStatelessVersion)) {
+            sessions_.erase(id);  // not expected: initialize_opens_session said it would succeed
+        } else if (session) {
             evhttp_add_header(evhttp_request_get_output_headers(r.req), "Mcp-Session-Id", id.c_str());
             LOG_INFO("session_opened", {{"session", id}, {"sub", r.identity.subject},
                                         {"version", ctx.protocol_version}});
