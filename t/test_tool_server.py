@@ -1448,3 +1448,35 @@ def test_bad_session_caps_refuse_to_start(flag, value):
                          timeout=5)
     assert out.returncode == 2
     assert out.stderr == "mcp-tool-server: bad value for %s (see --help)\n" % flag
+
+
+def test_a_pipelined_reply_is_not_held_back_until_the_client_acknowledges_the_one_before(server):
+    """Found by fuzz/tool_server_http: two replies written back to back on one
+    connection, the second waited for the client's delayed ACK of the first
+    (Nagle's algorithm; about 40 ms on Linux). Each pair is timed on a
+    connection warmed past TCP's quick-ACK start; the median must be far
+    below the 40 ms."""
+    import socket
+    import statistics
+    c = StreamableClient(server).initialize()
+
+    def request(msg):
+        body = json.dumps(msg).encode()
+        head = "".join("%s: %s\r\n" % kv for kv in c.headers().items())
+        return ("POST /mcp HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n" % (head, len(body))).encode() + body
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        def pair(first, second):
+            t0 = time.monotonic()
+            s.sendall(first + second)
+            buf = b""
+            while buf.count(b"HTTP/1.1 ") < 2 or not buf.endswith(b"}"):
+                buf += s.recv(65536)
+            return time.monotonic() - t0
+        for i in range(30):
+            s.sendall(request(rpc("ping", id_=i)))
+            while not s.recv(65536).endswith(b"}"):
+                pass
+        times = [pair(request(rpc("notifications/initialized", notification=True)), request(rpc("ping", id_=99)))
+                 for _ in range(20)]
+    assert statistics.median(times) < 0.015, ["%.1f ms" % (t * 1000) for t in times]
