@@ -34,7 +34,7 @@ FUZZ_RUN_FLAGS ?= -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_sta
 
 FUZZ_CORE_HARNESSES := params_cookie sealed_token guard register token id_token jwks \
                        redirect_uri peek_jsonrpc session_fields store_values
-FUZZ_TOOL_HARNESSES := tool_server_jsonrpc tool_server_identity
+FUZZ_TOOL_HARNESSES := tool_server_jsonrpc tool_server_identity tool_server_http
 FUZZ_HARNESSES := $(FUZZ_CORE_HARNESSES) $(FUZZ_TOOL_HARNESSES)
 FUZZ_BINS := $(addprefix $(FUZZ_DIR)/,$(FUZZ_HARNESSES))
 
@@ -54,12 +54,14 @@ fuzz-short: fuzz-build
 
 # One harness for FUZZ_RUN_TIME seconds.  libFuzzer exits non-zero on a
 # crash, a sanitizer report, a leak or a timeout, and leaves the input in
-# $(FUZZ_DIR)/artifacts/<harness>/.
+# $(FUZZ_DIR)/artifacts/<harness>/.  A harness with a fuzz/<harness>.dict
+# gets it as its dictionary.
 fuzz-run-%: $(FUZZ_DIR)/%
 	@mkdir -p $(FUZZ_DIR)/corpus/$* $(FUZZ_DIR)/artifacts/$*
 	@echo "fuzz: $* for $(FUZZ_RUN_TIME) s"
 	@touch $(FUZZ_DIR)/$*.started
 	@$(FUZZ_DIR)/$* $(FUZZ_RUN_FLAGS) -max_total_time=$(FUZZ_RUN_TIME) \
+	    $(if $(wildcard fuzz/$*.dict),-dict=fuzz/$*.dict) \
 	    -artifact_prefix=$(FUZZ_DIR)/artifacts/$*/ \
 	    $(FUZZ_DIR)/corpus/$* fuzz/corpus/$* > $(FUZZ_DIR)/$*.log 2>&1 \
 	  || { tail -n 60 $(FUZZ_DIR)/$*.log; \
