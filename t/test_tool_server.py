@@ -70,7 +70,8 @@ def test_help_lists_every_flag():
     assert out.returncode == 0
     for flag in ["--listen", "--data-dir", "--identity-key", "--identity-public-key", "--identity-iss",
                  "--identity-aud", "--snippet-scope", "--allowed-origins", "--max-body", "--max-snippet",
-                 "--keepalive-interval", "--log-level", "--insecure-no-auth", "--tool-scope"]:
+                 "--keepalive-interval", "--log-level", "--insecure-no-auth", "--tool-scope",
+                 "--max-sessions", "--max-sessions-per-subject"]:
         assert flag in out.stdout
 
 
