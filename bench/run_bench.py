@@ -148,8 +148,12 @@ class Bench:
         replace = [("worker_connections 4096;", "worker_connections 20000;"),
                    ("\nevents {", "\nworker_rlimit_nofile 65536;\n\nevents {")]
         (self.work / "stack").mkdir()
+        # section 4 holds args.streams sessions of one user: past the tool
+        # server's default session caps
+        caps = ["--max-sessions-per-subject", str(self.args.streams + 100),
+                "--max-sessions", str(self.args.streams + 10000)]
         self.stack = Stack(self.work / "stack", replace=replace, http_extra=extra,
-                           workers=self.args.workers)
+                           workers=self.args.workers, tool_args=caps)
         log("stack up: gateway %s, provider %s" % (self.stack.url, self.stack.issuer))
 
         self.client = login(self.stack)

@@ -58,7 +58,9 @@ echo "machine: $NPROC CPUs, ${CPU:-unknown CPU}, $KERNEL"
 
 # --- server --------------------------------------------------------------------
 "$PY" -c 'import os; print(os.urandom(32).hex())' > "$WORK/identity.key"
+# the stream test holds $STREAMS sessions of one subject: past the default caps
 "$BIN" --listen 127.0.0.1:0 --data-dir "$WORK/data" --identity-key "$WORK/identity.key" \
+    --max-sessions-per-subject $((STREAMS + 100)) --max-sessions $((STREAMS + 10000)) \
     > "$WORK/server.out" 2> "$WORK/server.log" &
 SERVER_PID=$!
 PORT=

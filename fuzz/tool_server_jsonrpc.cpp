@@ -4,37 +4,14 @@
 // store.  Flag byte: protocol version, session state, batch permission.
 #include <cstddef>
 #include <cstdint>
-#include <map>
 #include <string>
 
 #include "json.hpp"
 #include "jsonrpc.hpp"
 #include "log.hpp"
 #include "mcp_protocol.hpp"
-#include "snippet_store.hpp"
+#include "memory_snippets.hpp"
 #include "tools.hpp"
-
-namespace {
-class MemorySnippets final : public SnippetStore {
- public:
-  StoreStatus save(const std::string& owner, const std::string& name, const std::string& content,
-                   std::string&) override {
-    if (data_.size() > 1000) data_.clear();
-    data_[owner + "\n" + name] = content;
-    return StoreStatus::Ok;
-  }
-  StoreStatus load(const std::string& owner, const std::string& name, std::string& content,
-                   std::string&) override {
-    auto it = data_.find(owner + "\n" + name);
-    if (it == data_.end()) return StoreStatus::NotFound;
-    content = it->second;
-    return StoreStatus::Ok;
-  }
-
- private:
-  std::map<std::string, std::string> data_;
-};
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static bool quiet = log_set_level("error");
@@ -59,7 +36,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool stateless = ctx.protocol_version == mcp::kStatelessVersion;
   mcp::Session* session = nullptr;
   if (!stateless) {
-    session = &sessions.create(ctx.subject, (flags & 4) ? mcp::Transport::LegacySse : mcp::Transport::Streamable);
+    mcp::SessionRegistry::Refusal why;
+    session = sessions.create(ctx.subject, (flags & 4) ? mcp::Transport::LegacySse : mcp::Transport::Streamable, why);
+    if (!session) return 0;  // (never: each input's session is erased below)
     session->protocol_version = (flags & 8) ? ctx.protocol_version : "";
     session->initialized = (flags & 8) != 0;
     ctx.session = session;

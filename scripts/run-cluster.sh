@@ -51,11 +51,34 @@ node "$root/t/idp/dev-idp.mjs" --port "$IDP_PORT" \
     --keys-file "$RUNDIR/idp-keys.json" > "$RUNDIR/idp.log" 2>&1 &
 pids+=($!)
 
+# --- the two edges' configurations ------------------------------------------------------
+declare -A confs
+for n in "a $PORT_A" "b $PORT_B"; do
+    set -- $n
+    confs[$1]=$(/usr/bin/python3 "$root/scripts/render-config.py" \
+        --example "$root/nginx-cluster.conf.example" \
+        --module "$root/build/ngx_http_mcp_auth_module.so" \
+        --rundir "$RUNDIR/$1" --port "$2" --tool-port "$TOOL_A" \
+        --idp "http://127.0.0.1:$IDP_PORT" \
+        --replace "127.0.0.1:6379=127.0.0.1:$REDIS_PORT" \
+        --replace "server 127.0.0.1:8809;=server 127.0.0.1:$TOOL_B;" \
+        --replace "http://127.0.0.1:$2;=http://127.0.0.1:$PORT_A;" \
+        --replace "http://127.0.0.1:$2/mcp;=http://127.0.0.1:$PORT_A/mcp;")
+    /usr/sbin/nginx -p "$RUNDIR/$1" -c "${confs[$1]}" -t -q
+done
+# the per-tool scope rules, written once in the edges' configuration (the
+# same on both), enforced by the tool servers too
+scope_args=$(/usr/bin/python3 "$root/scripts/render-config.py" --tool-scope-args "${confs[a]}")
+[ "$scope_args" = "$(/usr/bin/python3 "$root/scripts/render-config.py" --tool-scope-args "${confs[b]}")" ] ||
+    { echo "run-cluster.sh: the two edges have different mcp_auth_tool_scope rules" >&2; exit 1; }
+tool_scopes=()
+[ -z "$scope_args" ] || mapfile -t tool_scopes <<< "$scope_args"
+
 # --- two tool servers on one snippet store -------------------------------------------
 for t in "a $TOOL_A" "b $TOOL_B"; do
     set -- $t
     "$root/build/mcp-tool-server" --listen "127.0.0.1:$2" --data-dir "$RUNDIR/data-$1" \
-        --identity-key "$RUNDIR/identity.key" \
+        --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" \
         --store redis --redis-host 127.0.0.1 --redis-port "$REDIS_PORT" \
         > "$RUNDIR/tool-server-$1.log" 2>&1 &
     pids+=($!)
@@ -66,19 +89,8 @@ wait_port "$TOOL_A"
 wait_port "$TOOL_B"
 
 # --- two edges ------------------------------------------------------------------------
-for n in "a $PORT_A" "b $PORT_B"; do
-    set -- $n
-    conf=$(/usr/bin/python3 "$root/scripts/render-config.py" \
-        --example "$root/nginx-cluster.conf.example" \
-        --module "$root/build/ngx_http_mcp_auth_module.so" \
-        --rundir "$RUNDIR/$1" --port "$2" --tool-port "$TOOL_A" \
-        --idp "http://127.0.0.1:$IDP_PORT" \
-        --replace "127.0.0.1:6379=127.0.0.1:$REDIS_PORT" \
-        --replace "server 127.0.0.1:8809;=server 127.0.0.1:$TOOL_B;" \
-        --replace "http://127.0.0.1:$2;=http://127.0.0.1:$PORT_A;" \
-        --replace "http://127.0.0.1:$2/mcp;=http://127.0.0.1:$PORT_A/mcp;")
-    /usr/sbin/nginx -p "$RUNDIR/$1" -c "$conf" -t -q
-    /usr/sbin/nginx -p "$RUNDIR/$1" -c "$conf" -g 'daemon off;' >> "$RUNDIR/$1/nginx.log" 2>&1 &
+for node in a b; do
+    /usr/sbin/nginx -p "$RUNDIR/$node" -c "${confs[$node]}" -g 'daemon off;' >> "$RUNDIR/$node/nginx.log" 2>&1 &
     pids+=($!)
 done
 wait_port "$PORT_A"

@@ -53,19 +53,26 @@ node "$root/t/idp/dev-idp.mjs" --port "$IDP_PORT" \
     --keys-file "$RUNDIR/idp-keys.json" > "$RUNDIR/idp.log" 2>&1 &
 pids+=($!)
 
+# --- the gateway's configuration ---------------------------------------------------
+conf=$(/usr/bin/python3 "$root/scripts/render-config.py" --module "$root/build/ngx_http_mcp_auth_module.so" \
+    --rundir "$RUNDIR" --port "$PORT" --tool-port "$TOOL_PORT" --tls-port "$TLS_PORT" \
+    --idp "http://127.0.0.1:$IDP_PORT")
+/usr/sbin/nginx -p "$RUNDIR" -c "$conf" -t -q
+# the per-tool scope rules are written once, in nginx's configuration; the
+# tool server enforces the same ones
+scope_args=$(/usr/bin/python3 "$root/scripts/render-config.py" --tool-scope-args "$conf")
+tool_scopes=()
+[ -z "$scope_args" ] || mapfile -t tool_scopes <<< "$scope_args"
+
 # --- the tool server ------------------------------------------------------------
 "$root/build/mcp-tool-server" --listen "127.0.0.1:$TOOL_PORT" --data-dir "$RUNDIR/data" \
-    --identity-key "$RUNDIR/identity.key" > "$RUNDIR/tool-server.log" 2>&1 &
+    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" > "$RUNDIR/tool-server.log" 2>&1 &
 pids+=($!)
 
 wait_port "$IDP_PORT"
 wait_port "$TOOL_PORT"
 
 # --- the gateway ---------------------------------------------------------------
-conf=$(/usr/bin/python3 "$root/scripts/render-config.py" --module "$root/build/ngx_http_mcp_auth_module.so" \
-    --rundir "$RUNDIR" --port "$PORT" --tool-port "$TOOL_PORT" --tls-port "$TLS_PORT" \
-    --idp "http://127.0.0.1:$IDP_PORT")
-/usr/sbin/nginx -p "$RUNDIR" -c "$conf" -t -q
 /usr/sbin/nginx -p "$RUNDIR" -c "$conf" -g 'daemon off;' >> "$RUNDIR/nginx.log" 2>&1 &
 pids+=($!)
 wait_port "$PORT"

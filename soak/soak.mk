@@ -1,6 +1,9 @@
-# make soak: mixed traffic through the whole stack at a steady rate, then a
-# check that nothing failed, memory stayed flat and the zone emptied again.
-#   make soak SOAK_SECONDS=120 SOAK_RATE=2
+# make soak: the bounded caches filled first, then mixed traffic through the
+# whole stack at a steady rate (and a client looping initialize), then a
+# check that nothing failed, private memory stopped growing (least-squares
+# slope after a warm-up, see soak/soak.py), the tool server held its session
+# caps and the zone emptied again.
+#   make soak SOAK_SECONDS=180 SOAK_RATE=2
 SOAK_SECONDS ?= 600
 SOAK_RATE    ?= 2
 SOAK_ARGS    ?=

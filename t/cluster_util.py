@@ -27,7 +27,7 @@ CLUSTER_EXAMPLE = ROOT / "nginx-cluster.conf.example"
 class Cluster:
     def __init__(self, workdir, cache="5s", workers=(1, 2), stream_check="60s",
                  redis_params="", replace=()):
-        from conftest import NginxInstance, write_secrets
+        from conftest import NginxInstance, render_config, write_secrets
         from idp_util import start_idp
 
         self.workdir = Path(workdir)
@@ -48,24 +48,31 @@ class Cluster:
             self.demo_password = info["demo_password"]
             self.alice_password = info["alice_password"]
 
-            self.tools = [self._tool_server(i) for i in range(2)]
+            # the edges' configuration first: the tool servers are given the
+            # per-tool scope rules written there (the same on both edges)
+            tool_ports = [free_port(), free_port()]
             relaxed = [("rate=60r/m", "rate=60000r/m"), ("rate=20r/s", "rate=20000r/s"),
                        ("rate=5r/s", "rate=5000r/s"),
                        ("127.0.0.1:6379", "127.0.0.1:%d" % self.redis.port),
                        ("cache=5s", "cache=%s%s" % (cache, redis_params)),
-                       ("server 127.0.0.1:8809;", "server 127.0.0.1:%d;" % self.tools[1][1])]
+                       ("server 127.0.0.1:8809;", "server 127.0.0.1:%d;" % tool_ports[1])]
             for (name, port), nworkers in zip((("a", self.port_a), ("b", self.port_b)), workers):
                 # every edge announces the same public URL (node A's)
                 same_issuer = [("http://127.0.0.1:%d;" % port, "%s;" % self.url),
                                ("http://127.0.0.1:%d/mcp;" % port, "%s/mcp;" % self.url)]
                 nx = NginxInstance(self.workdir / ("node-" + name), port=port,
-                                   tool_port=self.tools[0][1], idp=self.issuer,
+                                   tool_port=tool_ports[0], idp=self.issuer,
                                    example=CLUSTER_EXAMPLE, workers=nworkers,
                                    http_extra="    mcp_auth_stream_check %s;\n" % stream_check,
                                    replace=relaxed + same_issuer + list(replace))
                 self._share_secrets(nx.workdir)
-                nx.start()
                 self.nodes.append(nx)
+            rules = [render_config.tool_scope_args(nx.conf) for nx in self.nodes]
+            assert rules[0] == rules[1], "the edges have different mcp_auth_tool_scope rules"
+            self.tool_scope_args = rules[0]
+            self.tools = [self._tool_server(i, port) for i, port in enumerate(tool_ports)]
+            for nx in self.nodes:
+                nx.start()
             self.a, self.b = self.nodes
         except BaseException:
             self.stop()
@@ -82,7 +89,7 @@ class Cluster:
                     [harness.TOOL_SERVER, "--listen", "127.0.0.1:%d" % port,
                      "--data-dir", data, "--identity-key", self.workdir / "identity.key",
                      "--store", "redis", "--redis-host", self.redis.host,
-                     "--redis-port", str(self.redis.port)],
+                     "--redis-port", str(self.redis.port)] + self.tool_scope_args,
                     self.workdir, ready_line=r"listening on 127\.0\.0\.1:(\d+)").start()
         return proc, int(proc.match.group(1))
 

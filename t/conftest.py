@@ -201,12 +201,9 @@ class Stack:
         self.demo_password = self.idp_info["demo_password"]
         self.alice_password = self.idp_info["alice_password"]
 
-        self.data_dir = self.workdir / "data"
-        self.data_dir.mkdir(exist_ok=True)
-        self.tool_args = list(tool_args)
-        self.tool = None
-        self.start_tool_server()
-
+        # nginx's configuration first: the tool server is given the per-tool
+        # scope rules written there (render-config.tool_scope_args)
+        self.tool_port = free_port()
         # the suite registers and logs in far more than the example's limits allow
         relaxed = [("rate=60r/m", "rate=60000r/m"), ("rate=20r/s", "rate=20000r/s"),
                    ("rate=5r/s", "rate=5000r/s")]
@@ -214,13 +211,21 @@ class Stack:
                                    idp=self.issuer, replace=relaxed + list(replace),
                                    http_extra=http_extra, workers=workers,
                                    tls_port=self.tls_port)
+        self.tool_scope_args = render_config.tool_scope_args(self.nginx.conf)
+
+        self.data_dir = self.workdir / "data"
+        self.data_dir.mkdir(exist_ok=True)
+        self.tool_args = list(tool_args)
+        self.tool = None
+        self.start_tool_server(self.tool_port)
         self.nginx.start()
 
     def start_tool_server(self, port=0):
         self.tool = Proc("tool-server",
                          [harness.TOOL_SERVER, "--listen", "127.0.0.1:%d" % port,
                           "--data-dir", self.data_dir,
-                          "--identity-key", self.workdir / "identity.key"] + self.tool_args,
+                          "--identity-key", self.workdir / "identity.key"]
+                         + self.tool_scope_args + self.tool_args,
                          self.workdir, ready_line=r"listening on 127\.0\.0\.1:(\d+)").start()
         self.tool_port = int(self.tool.match.group(1))
         return self.tool

@@ -264,7 +264,8 @@ def _never_answered(e):
 
 
 def test_a_reload_under_100_clients_fails_no_request_and_loses_no_session(stack_factory):
-    st = stack_factory("reload", workers=2)
+    # 100 MCP sessions of one user, past the tool server's default per-subject cap (16)
+    st = stack_factory("reload", workers=2, tool_args=["--max-sessions-per-subject", "128"])
     clients = [login(st) for _ in range(4)]
     sessions = []
     for i in range(100):

@@ -17,8 +17,12 @@ from oauth_client import Browser, McpOAuthClient
 
 @pytest.fixture(scope="module")
 def gw(stack_factory):
-    # a short stream check so that revocation is seen quickly
-    return stack_factory("guard", http_extra="    mcp_auth_stream_check 1s;\n")
+    # a short stream check so that revocation is seen quickly; room for the
+    # 200 streams one user holds at once in
+    # test_200_concurrent_sse_streams_all_get_their_answers (the tool server
+    # allows 16 sessions per subject by default)
+    return stack_factory("guard", http_extra="    mcp_auth_stream_check 1s;\n",
+                         tool_args=["--max-sessions-per-subject", "256"])
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +192,25 @@ def test_the_tool_server_refuses_requests_that_bypass_the_gateway(gw):
 
 
 # --- per-tool scopes ----------------------------------------------------------------
+
+def test_the_tool_server_behind_the_gateway_enforces_the_same_tool_scopes(gw):
+    """The rules are written once, in nginx.conf; the tool server is started
+    with them (render-config.tool_scope_args) and refuses on its own."""
+    from toolserver_util import mint
+    assert gw.tool_scope_args == ["--tool-scope=save_snippet=snippets:write",
+                                  "--tool-scope=get_snippet=snippets:read"]
+    body = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "direct", "snippet": "y"}})
+    h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+         "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "save_snippet"}
+    url = "http://127.0.0.1:%d/mcp" % gw.tool_port
+    key = gw.identity_key.encode()
+    r = requests.post(url, json=body, timeout=5,
+                      headers=dict(h, **{"X-MCP-Identity": mint(key, sub="direct", scope="snippets:read")}))
+    assert r.status_code == 403 and r.json()["error"]["code"] == -32001, r.text
+    r = requests.post(url, json=body, timeout=5,
+                      headers=dict(h, **{"X-MCP-Identity": mint(key, sub="direct", scope="snippets:write")}))
+    assert r.status_code == 200 and r.json()["result"]["isError"] is False, r.text
+
 
 def test_a_tool_call_without_its_scope_gets_a_403_scope_challenge(gw):
     c = login(gw, scope="snippets:read")

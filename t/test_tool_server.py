@@ -70,7 +70,8 @@ def test_help_lists_every_flag():
     assert out.returncode == 0
     for flag in ["--listen", "--data-dir", "--identity-key", "--identity-public-key", "--identity-iss",
                  "--identity-aud", "--snippet-scope", "--allowed-origins", "--max-body", "--max-snippet",
-                 "--keepalive-interval", "--log-level", "--insecure-no-auth"]:
+                 "--keepalive-interval", "--log-level", "--insecure-no-auth", "--tool-scope",
+                 "--max-sessions", "--max-sessions-per-subject"]:
         assert flag in out.stdout
 
 
@@ -859,7 +860,9 @@ def test_200_concurrent_sessions_each_keep_their_own_snippets(server):
     def worker(i):
         try:
             http = requests.Session()
-            c = StreamableClient(server, sub="user%d" % (i % 7), http=http).initialize()
+            # 20 subjects: 10 sessions each, within the per-subject cap (16 by
+            # default; a subject's 17th session ends its least recently used one)
+            c = StreamableClient(server, sub="user%d" % (i % 20), http=http).initialize()
             if i < 50:
                 barrier.wait(timeout=10)
             name = "load-%d" % i
@@ -951,3 +954,530 @@ def test_sigterm_closes_streams_and_exits_0(tmp_path):
     assert proc.popen.wait(5) == 0
     srv.stop()
     assert "event=shutdown" in proc.log()
+
+
+# --- Mcp-Method / Mcp-Name agree with the body, in every version ---------------------------------
+
+def post_with_header_list(server, path, header_list, body, query=""):
+    """POST `body` with headers given as (name, value) pairs, repeats allowed
+    (requests folds a dict); returns (status, parsed JSON or None)."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        data = json.dumps(body).encode()
+        conn.putrequest("POST", path + query)
+        for name, value in header_list:
+            conn.putheader(name, value)
+        conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders(data)
+        r = conn.getresponse()
+        text = r.read()
+        return r.status, (json.loads(text) if text.startswith(b"{") or text.startswith(b"[") else None)
+    finally:
+        conn.close()
+
+
+def b64_name(text):
+    return "=?base64?" + base64.b64encode(text.encode()).decode() + "?="
+
+
+# What each case sends besides the body (a tools/call of save_snippet), and
+# whether the call may run.
+MIRROR_CASES = {
+    "no-headers": ([], True),
+    "honest": ([("Mcp-Method", "tools/call"), ("Mcp-Name", "save_snippet")], True),
+    "honest-method-only": ([("Mcp-Method", "tools/call")], True),
+    "lying-method": ([("Mcp-Method", "tools/list"), ("Mcp-Name", "save_snippet")], False),
+    "lying-method-only": ([("Mcp-Method", "tools/list")], False),
+    "lying-name": ([("Mcp-Method", "tools/call"), ("Mcp-Name", "hello_mcp")], False),
+    "lying-name-only": ([("Mcp-Name", "get_snippet")], False),
+    "duplicate-method": ([("Mcp-Method", "tools/call"), ("Mcp-Method", "tools/call"),
+                          ("Mcp-Name", "save_snippet")], False),
+    "duplicate-name": ([("Mcp-Method", "tools/call"), ("Mcp-Name", "hello_mcp"),
+                        ("Mcp-Name", "save_snippet")], False),
+    "base64-honest": ([("Mcp-Method", "tools/call"), ("Mcp-Name", b64_name("save_snippet"))], True),
+    "base64-lying": ([("Mcp-Method", "tools/call"), ("Mcp-Name", b64_name("hello_mcp"))], False),
+    "base64-malformed": ([("Mcp-Method", "tools/call"), ("Mcp-Name", "=?base64?c2F2ZV9zbmlwcGV0*?=")], False),
+    "invalid-characters": ([("Mcp-Method", "tools/call"), ("Mcp-Name", "save_snippet\x7f")], False),
+}
+# 2026-07-28 requires both headers for a tools/call
+REQUIRED_IN_2026 = {"no-headers", "honest-method-only", "lying-name-only"}
+
+
+def stored(server, name):
+    """The snippet `name` of alice, or None, read with a plain 2025-06-18 request."""
+    reply = StreamableClient(server).initialize().call("get_snippet", snippetname=name)["result"]
+    return None if reply["isError"] else text_of(reply)
+
+
+@pytest.mark.parametrize("case", sorted(MIRROR_CASES))
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25", "2026-07-28"])
+def test_mirror_headers_must_agree_with_the_body_on_streamable_http(server, version, case):
+    extra, runs = MIRROR_CASES[case]
+    if version == "2026-07-28" and case in REQUIRED_IN_2026:
+        runs = False
+    name = "mirror-mcp-%s-%s" % (version, case)
+    body = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": name, "snippet": "ran"}},
+               id_=4711)
+    headers = [("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream"),
+               ("X-MCP-Identity", server.token()), ("MCP-Protocol-Version", version)]
+    if version != "2026-07-28":
+        headers.append(("Mcp-Session-Id", StreamableClient(server, version=version).initialize().session_id))
+    status, reply = post_with_header_list(server, "/mcp", headers + extra, body)
+    if runs:
+        assert status == 200, reply
+        assert reply["result"]["isError"] is False
+        assert stored(server, name) == "ran"
+    else:
+        assert status == 400, reply
+        assert reply["id"] == 4711
+        assert reply["error"]["code"] == -32020
+        assert reply["error"]["message"].startswith("Header mismatch: ")
+        assert stored(server, name) is None
+
+
+@pytest.mark.parametrize("case", sorted(MIRROR_CASES))
+@pytest.mark.parametrize("version", ["2025-06-18", "2025-11-25"])
+def test_mirror_headers_must_agree_with_the_body_on_the_sse_transport(server, version, case):
+    extra, runs = MIRROR_CASES[case]
+    name = "mirror-sse-%s-%s" % (version, case)
+    body = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": name, "snippet": "ran"}},
+               id_=4712)
+    c = SseClient(server)
+    try:
+        assert c.request("initialize", {"protocolVersion": version, "capabilities": {}})["result"][
+            "protocolVersion"] == version
+        headers = [("Content-Type", "application/json"), ("X-MCP-Identity", server.token())]
+        status, reply = post_with_header_list(server, "/message", headers + extra, body,
+                                              query="?sessionId=" + c.session_id)
+        if runs:
+            assert status == 202
+            kind, data = c.next_event()
+            assert kind == "message" and json.loads(data)["result"]["isError"] is False
+            assert stored(server, name) == "ran"
+        else:
+            assert status == 400, reply                 # answered here, not down the stream
+            assert reply["id"] == 4712
+            assert reply["error"]["code"] == -32020
+            assert stored(server, name) is None
+            assert c.events.empty()
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("method, target, header", [
+    ("resources/read", {"uri": "file:///x"}, "file:///x"),
+    ("prompts/get", {"name": "p"}, "p"),
+])
+def test_mcp_name_is_params_uri_for_resources_read_and_params_name_for_prompts_get(client, method, target,
+                                                                                    header):
+    # this server has neither: an honest header gets as far as "method not found"
+    honest = client.post(rpc(method, target, id_=5), headers={"Mcp-Method": method, "Mcp-Name": header})
+    assert honest.status_code == 200 and honest.json()["error"]["code"] == -32601
+    lying = client.post(rpc(method, target, id_=6), headers={"Mcp-Method": method, "Mcp-Name": "other"})
+    assert lying.status_code == 400 and lying.json()["error"]["code"] == -32020
+
+
+def test_mcp_name_on_a_method_without_a_target_is_a_mismatch(client):
+    r = client.post(rpc("tools/list", id_=8), headers={"Mcp-Name": "tools"})
+    assert r.status_code == 400
+    assert r.json() == {"jsonrpc": "2.0", "id": 8, "error": {
+        "code": -32020, "message": "Header mismatch: Mcp-Name is given but tools/list names no target"}}
+
+
+def test_mirror_headers_on_a_batch_are_a_mismatch_and_nothing_runs(server):
+    c = StreamableClient(server, version="2025-03-26").initialize()
+    batch = [rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "mirror-batch",
+                                                                       "snippet": "ran"}})]
+    r = c.post(batch, headers={"Mcp-Method": "tools/call"})
+    assert r.status_code == 400
+    assert r.json()["id"] is None and r.json()["error"]["code"] == -32020
+    assert stored(server, "mirror-batch") is None
+    assert c.post(batch).status_code == 200          # the same batch without the header runs
+    assert stored(server, "mirror-batch") == "ran"
+
+
+def test_an_encoded_name_that_needs_encoding_is_decoded_before_the_comparison(client):
+    # a tool name outside the header-safe characters travels as a sentinel
+    r = client.post(rpc("tools/call", {"name": "caf\u00e9 \u2603"}, id_=9),
+                    headers={"Mcp-Method": "tools/call", "Mcp-Name": b64_name("caf\u00e9 \u2603")})
+    assert r.status_code == 200
+    assert r.json()["error"] == {"code": -32602, "message": "Unknown tool: caf\u00e9 \u2603"}
+
+
+@pytest.mark.parametrize("value, agrees", [
+    ("=?base64?aGVsbG8=?=", True),            # "hello"
+    ("=?base64?aGVsbG9=?=", False),           # the same bytes, with stray bits: not canonical
+    ("=?base64?aGVsbG8?=", False),            # unpadded
+    ("=?base64?aGVs bG8=?=", False),          # not the alphabet
+    ("=?BASE64?aGVsbG8=?=", False),           # the markers are case-sensitive: a plain value
+    ("=?base64??=", False),                   # encodes "", not "hello"
+    ("=?base64?=", False),                    # too short to hold both markers
+    ("=?base64?/w==?=", False),               # decodes to a byte that is not UTF-8
+])
+def test_the_base64_sentinel_is_strict(client, value, agrees):
+    r = client.post(rpc("tools/call", {"name": "hello"}, id_=10),
+                    headers={"Mcp-Method": "tools/call", "Mcp-Name": value})
+    if agrees:
+        assert r.status_code == 200 and r.json()["error"]["message"] == "Unknown tool: hello"
+    else:
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32020
+
+
+# --- per-tool scopes, enforced by the tool server too (--tool-scope) -----------------------------
+
+SCOPE_RULES = ["--tool-scope", "save_snippet=snippets:write", "--tool-scope", "get_snippet=snippets:read"]
+READ, WRITE = "snippets:read", "snippets:read snippets:write"
+
+
+@pytest.fixture(scope="module")
+def scoped(tmp_path_factory):
+    srv = ToolServer(tmp_path_factory.mktemp("scoped"), args=SCOPE_RULES).start()
+    yield srv
+    assert srv.stop() == 0
+
+
+class ScopedClient(StreamableClient):
+    """A Streamable HTTP client whose assertions carry `scope`."""
+
+    def __init__(self, server, scope, **kw):
+        super().__init__(server, **kw)
+        self.scope = scope
+
+    def headers(self, extra=None):
+        h = super().headers(extra)
+        if "X-MCP-Identity" not in (extra or {}):
+            h["X-MCP-Identity"] = self.server.token(self.sub, scope=self.scope)
+        return h
+
+
+def read_back(server, name):
+    reply = ScopedClient(server, WRITE).initialize().call("get_snippet", snippetname=name)["result"]
+    return None if reply["isError"] else text_of(reply)
+
+
+def save(name, id_=None):
+    return rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": name, "snippet": "ran"}},
+               id_=id_)
+
+
+def assert_scope_refusal(r, id_, tool="save_snippet", scope="snippets:write"):
+    assert r.status_code == 403, r.text
+    err = r.json()
+    assert err["id"] == id_
+    assert err["error"]["code"] == -32001
+    assert err["error"]["message"] == ('Forbidden: tool "%s" needs scope%s %s, which the identity assertion '
+                                       'does not grant' % (tool, "s" if " " in scope else "", scope))
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2026-07-28"])
+def test_an_assertion_without_the_tools_scope_cannot_run_it_on_streamable_http(scoped, version):
+    name = "scope-mcp-" + version
+    c = ScopedClient(scoped, READ, version=version)
+    if version == "2026-07-28":
+        c.session_id = None
+        r = c.post(save(name, 31), headers={"MCP-Protocol-Version": version, "Mcp-Method": "tools/call",
+                                           "Mcp-Name": "save_snippet"})
+    else:
+        r = c.initialize().post(save(name, 31))
+    assert_scope_refusal(r, 31)
+    assert read_back(scoped, name) is None
+    # what the assertion does grant still works
+    c.initialize() if version != "2026-07-28" else None
+    assert ScopedClient(scoped, READ).initialize().call("get_snippet", snippetname=name)["result"]["isError"]
+
+
+def test_an_assertion_with_the_tools_scope_runs_it(scoped):
+    c = ScopedClient(scoped, WRITE).initialize()
+    assert "saved successfully" in text_of(c.call("save_snippet", snippetname="scope-ok", snippet="ran")["result"])
+    assert read_back(scoped, "scope-ok") == "ran"
+    # a tool without a rule needs no scope at all
+    assert text_of(ScopedClient(scoped, "").initialize().call("hello_mcp")["result"]) == "Hello I am MCPTool!"
+
+
+def test_the_sse_transport_refuses_a_call_without_its_scope_directly(scoped):
+    c = SseClient(scoped)
+    try:
+        h = {"X-MCP-Identity": scoped.token(scope=READ)}
+        r = c.post(save("scope-sse", 32), headers=h)
+        assert_scope_refusal(r, 32)                 # answered here, not down the stream
+        assert c.events.empty()
+        assert read_back(scoped, "scope-sse") is None
+        r = c.post(save("scope-sse", 33), headers={"X-MCP-Identity": scoped.token(scope=WRITE)})
+        assert r.status_code == 202
+        assert json.loads(c.next_event()[1])["result"]["isError"] is False
+        assert read_back(scoped, "scope-sse") == "ran"
+    finally:
+        c.close()
+
+
+def test_a_batch_with_one_call_lacking_its_scope_is_refused_as_a_whole(scoped):
+    c = ScopedClient(scoped, READ, version="2025-03-26").initialize()
+    batch = [rpc("tools/call", {"name": "get_snippet", "arguments": {"snippetname": "x"}}, id_=1),
+             rpc("tools/call", {"name": "hello_mcp"}, id_=2), save("scope-batch", 3)]
+    r = c.post(batch)
+    assert_scope_refusal(r, None)
+    assert read_back(scoped, "scope-batch") is None
+    c.scope = WRITE
+    r = c.post(batch)
+    assert r.status_code == 200 and len(r.json()) == 3
+    assert read_back(scoped, "scope-batch") == "ran"
+
+
+def test_a_methods_rule_and_a_tools_rule_are_both_needed(tmp_path):
+    srv = ToolServer(tmp_path, args=["--tool-scope", "tools/call=tools:use", "--tool-scope",
+                                     "save_snippet=snippets:write", "--tool-scope", "tools/list=catalog,tools:use",
+                                     "--tool-scope", "tools/call=more"]).start()
+    try:
+        def call(scope, body):
+            return ScopedClient(srv, scope).initialize().post(body)
+        assert_scope_refusal(call("tools:use more", save("both", 1)), 1, scope="snippets:write")
+        assert_scope_refusal(call("snippets:write", save("both", 2)), 2, scope="tools:use more")
+        assert call("snippets:write more tools:use", save("both", 3)).json()["result"]["isError"] is False
+        r = call("tools:use more", rpc("tools/call", {"name": "hello_mcp"}, id_=4))
+        assert r.status_code == 200 and r.json()["result"]["isError"] is False
+        r = call("tools:use", rpc("tools/list", id_=5))
+        assert r.status_code == 403
+        assert r.json()["error"]["message"].startswith('Forbidden: method "tools/list" needs scope catalog,')
+        assert call("catalog tools:use", rpc("tools/list", id_=6)).status_code == 200
+    finally:
+        assert srv.stop() == 0
+
+
+def test_insecure_no_auth_grants_no_scope_but_the_rules_still_apply(tmp_path):
+    srv = ToolServer(tmp_path, identity_args=["--insecure-no-auth"], args=SCOPE_RULES).start()
+    try:
+        r = requests.post(srv.base + "/mcp", data=json.dumps(save("anon", 7)), headers={
+            "Content-Type": "application/json", "MCP-Protocol-Version": "2026-07-28",
+            "Mcp-Method": "tools/call", "Mcp-Name": "save_snippet"}, timeout=10)
+        assert_scope_refusal(r, 7)
+    finally:
+        assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("save_snippet", "--tool-scope save_snippet: expected NAME=SCOPE[,SCOPE...]"),
+    ("=snippets:write", '--tool-scope =snippets:write: "" is not a tool or method name'),
+    ("save snippet=x", '--tool-scope save snippet=x: "save snippet" is not a tool or method name'),
+    ("save_snippet=", '--tool-scope save_snippet=: "" is not a valid scope (RFC 6749 scope-token)'),
+    ("save_snippet=a,,b", '--tool-scope save_snippet=a,,b: "" is not a valid scope (RFC 6749 scope-token)'),
+    ('save_snippet=a"b', '--tool-scope save_snippet=a"b: "a"b" is not a valid scope (RFC 6749 scope-token)'),
+    ("save_snippet=a b", '--tool-scope save_snippet=a b: "a b" is not a valid scope (RFC 6749 scope-token)'),
+])
+def test_a_bad_tool_scope_flag_refuses_to_start(flag, message):
+    import subprocess
+    out = subprocess.run([str(TOOL_SERVER), "--insecure-no-auth", "--listen", "127.0.0.1:0", "--tool-scope", flag],
+                         capture_output=True, text=True, timeout=5)
+    assert out.returncode == 2
+    assert out.stderr == "mcp-tool-server: %s (see --help)\n" % message
+
+
+@pytest.mark.parametrize("name", ["MCP-Protocol-Version", "Mcp-Session-Id", "X-MCP-Identity", "Content-Type",
+                                  "Origin"])
+def test_a_header_sent_twice_with_different_values_is_refused(server, name):
+    c = StreamableClient(server).initialize()
+    base = dict(c.headers())
+    base["Origin"] = "http://localhost"
+    other = {"MCP-Protocol-Version": "2025-03-26", "Mcp-Session-Id": "0" * 32,
+             "X-MCP-Identity": server.token("mallory"), "Content-Type": "text/plain",
+             "Origin": "http://127.0.0.1"}[name]
+    headers = [(k, v) for k, v in base.items()]
+    body = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "twice-" + name.lower(),
+                                                                     "snippet": "ran"}}, id_=41)
+    status, reply = post_with_header_list(server, "/mcp", headers + [(name, other)], body)
+    assert status == 400, reply
+    assert reply["error"] == {"code": -32600, "message": "Bad Request: %s is sent twice with different values"
+                              % name}
+    assert stored(server, "twice-" + name.lower()) is None
+    # the same value twice says one thing
+    status, reply = post_with_header_list(server, "/mcp", headers + [(name, base[name])], body)
+    assert status == 200, reply
+
+
+# --- the rules are written once, in nginx's configuration ----------------------------------------
+
+def test_the_tool_scope_flags_are_read_from_the_nginx_configuration(tmp_path):
+    import sys
+    from harness import ROOT
+    sys.path.insert(0, str(ROOT / "scripts"))
+    render_config = __import__("render-config")
+    for example in ("nginx.conf.example", "nginx-cluster.conf.example"):
+        assert render_config.tool_scope_args(ROOT / example) == [
+            "--tool-scope=save_snippet=snippets:write", "--tool-scope=get_snippet=snippets:read"]
+
+    def args_of(text, **files):
+        for name, content in files.items():
+            (tmp_path / name).write_text(content)
+        (tmp_path / "nginx.conf").write_text(text)
+        return render_config.tool_scope_args(tmp_path / "nginx.conf")
+
+    guarded = "location /mcp { mcp_auth_protect on; }\n"
+    # inherited from http{}; a level with rules of its own replaces them (as in the module)
+    assert args_of("http { mcp_auth_tool_scope a x; mcp_auth_tool_scope a y x; server { %s } }" % guarded) \
+        == ["--tool-scope=a=x,y"]
+    assert args_of("http { mcp_auth_tool_scope a x; server { location /mcp { mcp_auth_protect on;"
+                   " mcp_auth_tool_scope tools/list 'l:r'; } } }") == ["--tool-scope=tools/list=l:r"]
+    # unguarded locations do not count; includes are followed
+    assert args_of("http { server { location /x { mcp_auth_tool_scope b z; } include part; } }",
+                   part="mcp_auth_tool_scope c w; # a comment\n" + guarded) == ["--tool-scope=c=w"]
+    assert args_of("http { server { location /x { } } }") == []
+    with pytest.raises(ValueError, match="different mcp_auth_tool_scope rules"):
+        args_of("http { server { %s location /y { mcp_auth_protect on; mcp_auth_tool_scope a b; } } }"
+                % guarded)
+    with pytest.raises(ValueError, match="cannot be passed as --tool-scope"):
+        args_of("http { mcp_auth_tool_scope a b,c; server { %s } }" % guarded)
+
+
+# --- session caps: what one subject, and everyone together, can hold ------------------------------
+
+def status_of(server):
+    r = requests.get(server.base + "/status", timeout=5)
+    assert r.status_code == 200
+    return r.json()
+
+
+def test_looping_initialize_keeps_a_subject_at_its_cap_and_ends_its_least_recently_used_session(tmp_path):
+    srv = ToolServer(tmp_path).start()          # the default cap: 16 per subject
+    try:
+        assert status_of(srv) == {"sessions": 0, "streams": 0, "subjects": 0}
+        clients = [StreamableClient(srv, sub="looper").initialize() for _ in range(40)]
+        assert status_of(srv) == {"sessions": 16, "streams": 0, "subjects": 1}
+        # the 24 least recently used are gone: a clear 404, as for any unknown session
+        for c in clients[:24]:
+            r = c.post(rpc("ping", id_=1))
+            assert r.status_code == 404 and r.json()["error"]["message"] == "Session not found"
+        for c in clients[24:]:
+            assert c.request("ping")["result"] == {}
+        # use the oldest survivor: the next initialize ends the one used least recently instead
+        assert clients[24].request("ping")["result"] == {}
+        StreamableClient(srv, sub="looper").initialize()
+        assert clients[24].request("ping")["result"] == {}
+        assert clients[25].post(rpc("ping")).status_code == 404
+        # another subject is not affected
+        other = StreamableClient(srv, sub="other").initialize()
+        assert status_of(srv) == {"sessions": 17, "streams": 0, "subjects": 2}
+        assert other.request("ping")["result"] == {}
+        assert "event=session_evicted" in srv.proc.log()
+    finally:
+        assert srv.stop() == 0
+
+
+def test_a_subject_whose_sessions_all_have_streams_is_refused_with_429(tmp_path):
+    srv = ToolServer(tmp_path, args=["--max-sessions-per-subject", "3"]).start()
+    streams = []
+    try:
+        streams = [SseClient(srv, sub="streamer") for _ in range(2)]
+        held = StreamableClient(srv, sub="streamer").initialize()
+        get = requests.get(srv.base + "/mcp", stream=True, timeout=10, headers=held.headers(
+            {"Accept": "text/event-stream"}))
+        assert get.status_code == 200
+        assert status_of(srv) == {"sessions": 3, "streams": 3, "subjects": 1}
+        r = post_mcp(srv, rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}}, id_=77),
+                     sub="streamer")
+        assert r.status_code == 429
+        assert r.json() == {"jsonrpc": "2.0", "id": 77, "error": {"code": -32000, "message": (
+            "Too many sessions: this subject already holds 3 sessions (--max-sessions-per-subject), "
+            "each with an open stream; close one and retry")}}
+        assert "Mcp-Session-Id" not in r.headers
+        extra = SseClient(srv, sub="streamer")             # legacy SSE sessions count too
+        assert extra.response.status_code == 429
+        assert extra.response.json()["error"]["code"] == -32000
+        assert held.request("ping")["result"] == {}        # nothing was ended to make room
+        assert status_of(srv)["sessions"] == 3
+        get.close()
+        deadline = time.monotonic() + 5
+        while status_of(srv)["streams"] == 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        # the GET stream closed: its session is idle again, and can go
+        assert StreamableClient(srv, sub="streamer").initialize().request("ping")["result"] == {}
+        assert held.post(rpc("ping")).status_code == 404
+    finally:
+        for s in streams:
+            s.close()
+        assert srv.stop() == 0
+
+
+def test_the_total_cap_ends_the_least_recently_used_idle_session_then_refuses_with_503(tmp_path):
+    srv = ToolServer(tmp_path, args=["--max-sessions", "5", "--max-sessions-per-subject", "3"]).start()
+    streams = []
+    try:
+        idle = [StreamableClient(srv, sub="user%d" % i).initialize() for i in range(5)]
+        assert status_of(srv) == {"sessions": 5, "streams": 0, "subjects": 5}
+        # full: a new session ends the one used least recently, whoever's it was
+        idle[0].request("ping")
+        newcomer = StreamableClient(srv, sub="user9").initialize()
+        assert idle[1].post(rpc("ping")).status_code == 404
+        assert idle[0].request("ping")["result"] == {} and newcomer.request("ping")["result"] == {}
+        assert status_of(srv)["sessions"] == 5
+        # five streams take the five places (each ending an idle session); then nothing can go
+        streams = [SseClient(srv, sub="streamer%d" % i) for i in range(5)]
+        assert status_of(srv) == {"sessions": 5, "streams": 5, "subjects": 5}
+        r = post_mcp(srv, rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {}}, id_=78),
+                     sub="late")
+        assert r.status_code == 503
+        assert r.headers["Retry-After"] == "10"
+        assert r.json() == {"jsonrpc": "2.0", "id": 78, "error": {"code": -32000, "message": (
+            "Service unavailable: the server holds its maximum of 5 sessions (--max-sessions), "
+            "each with an open stream; retry later")}}
+        late = SseClient(srv, sub="late")
+        assert late.response.status_code == 503 and late.response.headers["Retry-After"] == "10"
+        assert all(s.request("ping")["result"] == {} for s in streams)
+    finally:
+        for s in streams:
+            s.close()
+        assert srv.stop() == 0
+
+
+def test_a_stateless_or_failed_initialize_takes_no_session_slot(tmp_path):
+    srv = ToolServer(tmp_path, args=["--max-sessions-per-subject", "2"]).start()
+    try:
+        kept = [StreamableClient(srv, sub="s").initialize() for _ in range(2)]
+        for body in (rpc("initialize", {"protocolVersion": "2026-07-28", "capabilities": {}}),
+                     rpc("initialize", {"capabilities": {}})):
+            post_mcp(srv, body, sub="s")
+        assert all(c.request("ping")["result"] == {} for c in kept)
+        assert status_of(srv)["sessions"] == 2
+    finally:
+        assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("flag", ["--max-sessions", "--max-sessions-per-subject"])
+@pytest.mark.parametrize("value", ["0", "-1", "x", ""])
+def test_bad_session_caps_refuse_to_start(flag, value):
+    import subprocess
+    out = subprocess.run([str(TOOL_SERVER), "--insecure-no-auth", flag, value], capture_output=True, text=True,
+                         timeout=5)
+    assert out.returncode == 2
+    assert out.stderr == "mcp-tool-server: bad value for %s (see --help)\n" % flag
+
+
+def test_a_pipelined_reply_is_not_held_back_until_the_client_acknowledges_the_one_before(server):
+    """Found by fuzz/tool_server_http: two replies written back to back on one
+    connection, the second waited for the client's delayed ACK of the first
+    (Nagle's algorithm; about 40 ms on Linux). Each pair is timed on a
+    connection warmed past TCP's quick-ACK start; the median must be far
+    below the 40 ms."""
+    import socket
+    import statistics
+    c = StreamableClient(server).initialize()
+
+    def request(msg):
+        body = json.dumps(msg).encode()
+        head = "".join("%s: %s\r\n" % kv for kv in c.headers().items())
+        return ("POST /mcp HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n\r\n" % (head, len(body))).encode() + body
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        def pair(first, second):
+            t0 = time.monotonic()
+            s.sendall(first + second)
+            buf = b""
+            while buf.count(b"HTTP/1.1 ") < 2 or not buf.endswith(b"}"):
+                buf += s.recv(65536)
+            return time.monotonic() - t0
+        for i in range(30):
+            s.sendall(request(rpc("ping", id_=i)))
+            while not s.recv(65536).endswith(b"}"):
+                pass
+        times = [pair(request(rpc("notifications/initialized", notification=True)), request(rpc("ping", id_=99)))
+                 for _ in range(20)]
+    assert statistics.median(times) < 0.015, ["%.1f ms" % (t * 1000) for t in times]

@@ -1,6 +1,8 @@
 // Run-time configuration, filled from the command line by main.cpp.
 #pragma once
 
+#include "tool_scopes.hpp"
+
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -36,4 +38,7 @@ struct Config {
     size_t max_body = 4 * 1024 * 1024;
     size_t max_snippet = 1024 * 1024;
     int keepalive_interval = 15;  // seconds
+    size_t max_sessions = 10000;             // MCP sessions in all (both transports)
+    size_t max_sessions_per_subject = 16;    // MCP sessions of one subject
+    ToolScopes tool_scopes;       // --tool-scope rules; empty: no call needs a scope
 };

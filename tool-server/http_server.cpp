@@ -2,6 +2,7 @@
 
 #include "log.hpp"
 #include "http_util.hpp"
+#include "mirror_headers.hpp"
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -12,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <strings.h>
 #include <sys/socket.h>
 
@@ -56,6 +58,18 @@ constexpr std::string_view kHeaderNames[] = {
     "mcp-method", "mcp-name", "x-forwarded-prefix",
 };
 static_assert(sizeof kHeaderNames / sizeof kHeaderNames[0] == static_cast<size_t>(Header::Count));
+// The same, as they are written in messages.
+constexpr const char* kHeaderDisplayNames[] = {
+    "Origin", "X-MCP-Identity", "Content-Type", "Accept", "Mcp-Session-Id", "MCP-Protocol-Version",
+    "Mcp-Method", "Mcp-Name", "X-Forwarded-Prefix",
+};
+static_assert(sizeof kHeaderDisplayNames / sizeof kHeaderDisplayNames[0] == static_cast<size_t>(Header::Count));
+
+// Headers that carry one value: sent twice, they must say the same thing.
+// (Accept is a list; a repeated Mcp-Method or Mcp-Name is refused whatever
+// the values, by the mirror-header check.)
+constexpr Header kSingleValued[] = {Header::Origin, Header::Identity, Header::ContentType, Header::SessionId,
+                                    Header::ProtocolVersion, Header::ForwardedPrefix};
 
 // `s` (length `n`) equals the lower-case `lower`, ignoring ASCII case, as
 // evhttp_find_header compares names.
@@ -78,13 +92,16 @@ bool is_json_media_type(const char* content_type) {
     return ascii_iequals(content_type, n, "application/json");
 }
 
-// One pass over the request headers: the first value of each Header.
+// One pass over the request headers: the first value of each Header, and
+// how often each was sent.
 void collect_headers(evhttp_request* req, HttpRequest& r) {
     for (const evkeyval* kv = evhttp_request_get_input_headers(req)->tqh_first; kv; kv = kv->next.tqe_next) {
         const size_t n = std::strlen(kv->key);
         for (size_t i = 0; i < static_cast<size_t>(Header::Count); ++i) {
-            if (!r.headers[i] && ascii_iequals(kv->key, n, kHeaderNames[i])) {
-                r.headers[i] = kv->value;
+            if (ascii_iequals(kv->key, n, kHeaderNames[i])) {
+                if (!r.headers[i]) r.headers[i] = kv->value;
+                else if (std::strcmp(r.headers[i], kv->value) != 0) r.conflicts |= 1u << i;
+                if (r.counts[i] < 255) ++r.counts[i];
                 break;
             }
         }
@@ -204,9 +221,15 @@ void send_rpc_error(evhttp_request* req, int status, int code, const std::string
 }
 
 HttpServer::HttpServer(const Config& cfg, event_base* base, const IdentityVerifier* verifier, mcp::Server& mcp)
-    : cfg_(cfg), base_(base), verifier_(verifier), mcp_(mcp), hub_(base, cfg.keepalive_interval) {
+    : cfg_(cfg),
+      base_(base),
+      verifier_(verifier),
+      mcp_(mcp),
+      sessions_(mcp::SessionLimits{cfg.max_sessions_per_subject, cfg.max_sessions}),
+      hub_(base, cfg.keepalive_interval) {
     routes_ = {
         {EVHTTP_REQ_GET, "/healthz", &HttpServer::healthz, false},
+        {EVHTTP_REQ_GET, "/status", &HttpServer::status, false},
         {EVHTTP_REQ_GET, "/sse", &HttpServer::sse_open, true},
         {EVHTTP_REQ_POST, "/message", &HttpServer::sse_message, true},
         {EVHTTP_REQ_POST, "/mcp", &HttpServer::mcp_post, true},
@@ -247,6 +270,12 @@ int HttpServer::listen(std::string& error) {
         error = "cannot listen on " + cfg_.listen_host + ":" + std::to_string(cfg_.listen_port);
         return -1;
     }
+    // Each reply is written whole, in one writev: Nagle's algorithm would
+    // only hold a reply written right behind another (pipelining) until the
+    // client acknowledged the first, ~40 ms with delayed ACKs. Accepted
+    // sockets inherit the option from the listening one (Linux).
+    const int on = 1;
+    setsockopt(evhttp_bound_socket_get_fd(bound_), IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     if (getsockname(evhttp_bound_socket_get_fd(bound_), reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
@@ -334,6 +363,16 @@ void HttpServer::route(evhttp_request* req) {
         return;
     }
     if (match->authenticated) {
+        // A request that says two things in one header is not guessed at.
+        for (Header h : kSingleValued) {
+            if (r.conflicts & (1u << static_cast<size_t>(h))) {
+                const char* name = kHeaderDisplayNames[static_cast<size_t>(h)];
+                LOG_WARN("header_conflict", {{"path", r.path}, {"header", name}});
+                send_rpc_error(req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
+                               std::string("Bad Request: ") + name + " is sent twice with different values");
+                return;
+            }
+        }
         // Origin first: a browser page must not reach the tools even with a
         // valid assertion (DNS rebinding).
         const char* origin = r.header(Header::Origin);
@@ -391,6 +430,31 @@ bool HttpServer::authenticate(HttpRequest& r) {
 
 void HttpServer::healthz(HttpRequest& r) { send_json(r.req, HTTP_OK, "{\"status\":\"ok\"}"); }
 
+// Counts only, for operators and tests (like /healthz, no assertion needed:
+// the port is the gateway's alone).
+void HttpServer::status(HttpRequest& r) {
+    send_json(r.req, HTTP_OK,
+              "{\"sessions\":" + std::to_string(sessions_.size()) + ",\"streams\":" + std::to_string(hub_.size()) +
+                  ",\"subjects\":" + std::to_string(sessions_.subjects()) + "}");
+}
+
+void HttpServer::refuse_session(HttpRequest& r, mcp::SessionRegistry::Refusal why, const cJSON* id) {
+    const bool subject = why == mcp::SessionRegistry::Refusal::SubjectFull;
+    LOG_WARN("session_refused", {{"sub", r.identity.subject}, {"cap", subject ? "subject" : "total"}});
+    jsonrpc::Error err{jsonrpc::kServerBusy, ""};
+    if (subject) {
+        err.message = "Too many sessions: this subject already holds " +
+                      std::to_string(sessions_.limits().per_subject) +
+                      " sessions (--max-sessions-per-subject), each with an open stream; close one and retry";
+    } else {
+        err.message = "Service unavailable: the server holds its maximum of " +
+                      std::to_string(sessions_.limits().total) +
+                      " sessions (--max-sessions), each with an open stream; retry later";
+        evhttp_add_header(evhttp_request_get_output_headers(r.req), "Retry-After", "10");
+    }
+    send_json_doc(r.req, subject ? 429 : HTTP_SERVUNAVAIL, jsonrpc::make_error(id, err).get());
+}
+
 bool HttpServer::require_json_body(HttpRequest& r, JsonPtr& doc) {
     if (!is_json_media_type(r.header(Header::ContentType))) {
         send_rpc_error(r.req, 415, jsonrpc::kInvalidRequest, "Unsupported Media Type: Content-Type must be application/json");
@@ -409,6 +473,36 @@ bool HttpServer::require_json_body(HttpRequest& r, JsonPtr& doc) {
         return false;
     }
     return true;
+}
+
+namespace {
+
+// The message's id when the error can echo it (a single message with a
+// usable id); else null.
+const cJSON* usable_id(const cJSON* doc) {
+    jsonrpc::Message m;
+    jsonrpc::classify(doc, m);
+    return m.id;
+}
+
+}  // namespace
+
+bool HttpServer::mirror_headers_agree(HttpRequest& r, const cJSON* doc, bool required) {
+    const MirrorHeaders h{r.header(Header::McpMethod), r.header(Header::McpName), r.count(Header::McpMethod),
+                          r.count(Header::McpName)};
+    const auto err = check_mirror_headers(h, doc, required);
+    if (!err) return true;
+    LOG_WARN("header_mismatch", {{"path", r.path}, {"sub", r.identity.subject}, {"error", err->message}});
+    send_json_doc(r.req, HTTP_BADREQUEST, jsonrpc::make_error(usable_id(doc), *err).get());
+    return false;
+}
+
+bool HttpServer::scopes_allow(HttpRequest& r, const cJSON* doc) {
+    const auto err = cfg_.tool_scopes.check(doc, r.identity.scope);
+    if (!err) return true;
+    LOG_WARN("scope_refused", {{"path", r.path}, {"sub", r.identity.subject}, {"error", err->message}});
+    send_json_doc(r.req, 403, jsonrpc::make_error(usable_id(doc), *err).get());
+    return false;
 }
 
 void HttpServer::end_session(std::string id) {

@@ -37,8 +37,13 @@ struct HttpRequest {
     Identity identity;  // set for routes that require authentication
     // First value of each Header, as evhttp_find_header would return it; null when absent.
     const char* headers[static_cast<size_t>(Header::Count)] = {};
+    // How many times each Header was sent (saturates at 255).
+    unsigned char counts[static_cast<size_t>(Header::Count)] = {};
+    // Bit i: Header i was sent again with another value.
+    unsigned conflicts = 0;
 
     const char* header(Header h) const { return headers[static_cast<size_t>(h)]; }
+    unsigned count(Header h) const { return counts[static_cast<size_t>(h)]; }
     // The value of query parameter `name`, or empty.
     std::string query_param(const char* name) const;
 };
@@ -72,17 +77,26 @@ private:
 
     // Routes (healthz here; the transports in transport_*.cpp).
     void healthz(HttpRequest& r);
+    void status(HttpRequest& r);
     void sse_open(HttpRequest& r);
     void sse_message(HttpRequest& r);
     void mcp_post(HttpRequest& r);
     void mcp_get(HttpRequest& r);
     void mcp_delete(HttpRequest& r);
 
-    // Shared steps of the transports.
+    // Shared steps of the transports. Each answers the request itself and
+    // returns false when the request must go no further.
     bool require_json_body(HttpRequest& r, JsonPtr& doc);
+    // Mcp-Method/Mcp-Name agree with the body (400, -32020, otherwise);
+    // `required` under 2026-07-28.
+    bool mirror_headers_agree(HttpRequest& r, const cJSON* doc, bool required);
+    // The assertion's scopes cover every call in the body (403 otherwise).
+    bool scopes_allow(HttpRequest& r, const cJSON* doc);
     // The request's Streamable HTTP session; null after answering 400/404.
     mcp::Session* streamable_session(HttpRequest& r);
     void end_session(std::string id);  // by value: callers pass the session's own id
+    // Answers a session that could not be made (429: the subject's cap; 503: the total cap).
+    void refuse_session(HttpRequest& r, mcp::SessionRegistry::Refusal why, const cJSON* id);
 
     const Config& cfg_;
     event_base* base_;

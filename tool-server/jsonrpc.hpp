@@ -15,7 +15,8 @@ enum Code : int {
     kMethodNotFound = -32601,
     kInvalidParams = -32602,
     kInternalError = -32603,
-    kUnauthorized = -32001,     // identity assertion missing or invalid
+    kServerBusy = -32000,       // no room for another session (HTTP 429 or 503)
+    kUnauthorized = -32001,     // identity assertion missing or invalid, or a scope it lacks
     kHeaderMismatch = -32020,   // 2026-07-28: HTTP header disagrees with body
 };
 

@@ -49,6 +49,15 @@ const char* kUsage =
     "  --max-body BYTES            largest request body (default 4194304)\n"
     "  --max-snippet BYTES         largest snippet (default 1048576)\n"
     "  --keepalive-interval SECS   keep-alive comment period on idle streams (default 15)\n"
+    "  --max-sessions N            MCP sessions in all, both transports (default 10000)\n"
+    "  --max-sessions-per-subject N\n"
+    "                              MCP sessions of one subject (default 16); at a cap the least\n"
+    "                              recently used session without an open stream is ended, and\n"
+    "                              with none, a new session is refused (429 subject, 503 total)\n"
+    "  --tool-scope NAME=SCOPE[,SCOPE...]\n"
+    "                              scopes the identity assertion must grant for a tool (or, when\n"
+    "                              NAME contains '/', an MCP method); repeatable; the gateway's\n"
+    "                              mcp_auth_tool_scope rules (see README)\n"
     "  --log-level LEVEL           debug, info, warn or error (default info)\n"
     "  --help                      show this help\n";
 
@@ -165,6 +174,16 @@ int parse_args(int argc, char** argv, Config& cfg) {
             size_t secs = 0;
             ok = parse_size(value.c_str(), secs) && secs > 0 && secs <= 3600;
             cfg.keepalive_interval = static_cast<int>(secs);
+        } else if (arg == "--max-sessions") {
+            ok = parse_size(value.c_str(), cfg.max_sessions) && cfg.max_sessions > 0;
+        } else if (arg == "--max-sessions-per-subject") {
+            ok = parse_size(value.c_str(), cfg.max_sessions_per_subject) && cfg.max_sessions_per_subject > 0;
+        } else if (arg == "--tool-scope") {
+            std::string why;
+            if (!cfg.tool_scopes.add(value, why)) {
+                std::fprintf(stderr, "mcp-tool-server: %s (see --help)\n", why.c_str());
+                return 3;
+            }
         } else if (arg == "--log-level") ok = log_set_level(value);
         else {
             std::fprintf(stderr, "mcp-tool-server: unknown option %s (see --help)\n", arg.c_str());

@@ -4,6 +4,7 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace mcp {
@@ -41,15 +42,50 @@ static std::string new_session_id() {
     return id;
 }
 
-Session& SessionRegistry::create(const std::string& subject, Transport transport) {
+Session* SessionRegistry::create(const std::string& subject, Transport transport, Refusal& why) {
+    why = Refusal::None;
+    auto mine = by_subject_.find(subject);
+    if (mine != by_subject_.end() && mine->second.size() >= limits_.per_subject &&
+        !evict_idle(&mine->second, "subject_cap")) {
+        why = Refusal::SubjectFull;
+        return nullptr;
+    }
+    if (sessions_.size() >= limits_.total && !evict_idle(nullptr, "total_cap")) {
+        why = Refusal::ServerFull;
+        return nullptr;
+    }
     auto s = std::make_unique<Session>();
     s->id = new_session_id();
     s->subject = subject;
     s->transport = transport;
     s->last_seen = std::time(nullptr);
-    Session& ref = *s;
+    s->last_use = ++uses_;
+    Session* ref = s.get();
+    ref->lru = lru_.insert(lru_.end(), ref);
+    by_subject_[subject].push_back(ref);
     sessions_[s->id] = std::move(s);
     return ref;
+}
+
+bool SessionRegistry::evict_idle(const std::vector<Session*>* candidates, const char* reason) {
+    Session* victim = nullptr;
+    if (candidates) {
+        for (Session* s : *candidates) {
+            if (!s->stream && (!victim || s->last_use < victim->last_use)) victim = s;
+        }
+    } else {
+        for (Session* s : lru_) {
+            if (!s->stream) {
+                victim = s;
+                break;
+            }
+        }
+    }
+    if (!victim) return false;
+    LOG_INFO("session_evicted", {{"session", victim->id}, {"sub", victim->subject}, {"reason", reason}});
+    const std::string id = victim->id;  // erase() destroys the session the reference points into
+    erase(id);
+    return true;
 }
 
 Session* SessionRegistry::find_any(std::string_view id) {
@@ -62,10 +98,25 @@ Session* SessionRegistry::find(std::string_view id, const std::string& subject) 
     Session* s = find_any(id);
     if (!s || s->subject != subject) return nullptr;
     s->last_seen = std::time(nullptr);
+    s->last_use = ++uses_;
+    lru_.splice(lru_.end(), lru_, s->lru);
     return s;
 }
 
-void SessionRegistry::erase(const std::string& id) { sessions_.erase(id); }
+void SessionRegistry::erase(const std::string& id) {
+    auto it = sessions_.find(id);
+    if (it == sessions_.end()) return;
+    Session* s = it->second.get();
+    lru_.erase(s->lru);
+    auto mine = by_subject_.find(s->subject);
+    if (mine != by_subject_.end()) {
+        auto& list = mine->second;
+        auto at = std::find(list.begin(), list.end(), s);
+        if (at != list.end()) list.erase(at);
+        if (list.empty()) by_subject_.erase(mine);
+    }
+    sessions_.erase(it);
+}
 
 std::vector<std::string> SessionRegistry::idle(std::time_t now, std::time_t max_idle) const {
     std::vector<std::string> out;
@@ -78,6 +129,13 @@ std::vector<std::string> SessionRegistry::idle(std::time_t now, std::time_t max_
 bool is_initialize(const cJSON* doc) {
     const char* method = json_get_string(doc, "method");
     return cJSON_IsObject(doc) && method && std::strcmp(method, "initialize") == 0;
+}
+
+bool initialize_opens_session(const cJSON* doc) {
+    jsonrpc::Message m;
+    if (!is_initialize(doc) || jsonrpc::classify(doc, m) || m.kind != jsonrpc::Kind::Request) return false;
+    const char* requested = json_get_string(m.params, "protocolVersion");
+    return requested && negotiate_version(requested) != kStatelessVersion;
 }
 
 JsonPtr Server::handle_body(const cJSON* doc, CallContext& ctx, bool allow_batch) {

@@ -5,7 +5,9 @@
 #include "jsonrpc.hpp"
 #include "tools.hpp"
 
+#include <cstdint>
 #include <ctime>
+#include <list>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -41,22 +43,50 @@ struct Session {
     bool initialized = false;           // notifications/initialized seen
     SseStream* stream = nullptr;        // legacy stream or GET /mcp stream (not owned)
     std::time_t last_seen = 0;
+    uint64_t last_use = 0;              // the registry's use counter when last created or found
+    std::list<Session*>::iterator lru;  // its place in the registry's use order
 };
 
+// How many sessions may exist: per subject, and in all (--max-sessions-per-subject, --max-sessions).
+struct SessionLimits {
+    size_t per_subject = 16;
+    size_t total = 10000;
+};
+
+// Every session costs memory until it ends, and any authenticated client
+// can open them; so their number is capped, per subject and in all. Room
+// is made by ending a session without an open stream (an idle one: its
+// client can open a new one), the one used least recently; a session with a
+// stream is never ended to make room.
 class SessionRegistry {
 public:
-    Session& create(const std::string& subject, Transport transport);
+    enum class Refusal { None, SubjectFull, ServerFull };
+
+    explicit SessionRegistry(SessionLimits limits = {}) : limits_(limits) {}
+
+    // A new session, or null when there is no room (`why` says which cap).
+    Session* create(const std::string& subject, Transport transport, Refusal& why);
     // The session `id` if it exists and belongs to `subject`; else null
-    // (a foreign session is indistinguishable from an unknown one).
+    // (a foreign session is indistinguishable from an unknown one). Counts as a use.
     Session* find(std::string_view id, const std::string& subject);
     Session* find_any(std::string_view id);
     void erase(const std::string& id);
     size_t size() const { return sessions_.size(); }
+    size_t subjects() const { return by_subject_.size(); }
+    const SessionLimits& limits() const { return limits_; }
     // Ids of stream-less sessions unused for `max_idle` seconds.
     std::vector<std::string> idle(std::time_t now, std::time_t max_idle) const;
 
 private:
+    // Ends the least recently used session without a stream, among
+    // `candidates` (a subject's) or, when null, among all. False when none is idle.
+    bool evict_idle(const std::vector<Session*>* candidates, const char* reason);
+
+    SessionLimits limits_;
     std::unordered_map<std::string, std::unique_ptr<Session>> sessions_;
+    std::unordered_map<std::string, std::vector<Session*>> by_subject_;
+    std::list<Session*> lru_;  // least recently used first
+    uint64_t uses_ = 0;
     std::string probe_;  // the id looked up (no lookup by view in C++17); reused
 };
 
@@ -88,5 +118,8 @@ private:
 
 // True when `doc` is a single initialize request.
 bool is_initialize(const cJSON* doc);
+// True when that initialize will succeed with a session-based version: only
+// then is a session made (a stateless or failing one takes no place).
+bool initialize_opens_session(const cJSON* doc);
 
 }  // namespace mcp

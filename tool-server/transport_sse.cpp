@@ -24,7 +24,13 @@ bool usable_prefix(const char* p) {
 }  // namespace
 
 void HttpServer::sse_open(HttpRequest& r) {
-    mcp::Session& session = sessions_.create(r.identity.subject, mcp::Transport::LegacySse);
+    mcp::SessionRegistry::Refusal why;
+    mcp::Session* made = sessions_.create(r.identity.subject, mcp::Transport::LegacySse, why);
+    if (!made) {
+        refuse_session(r, why, nullptr);
+        return;
+    }
+    mcp::Session& session = *made;
     const std::string id = session.id;
 
     // Relative to the request URL, so it stays right behind a path prefix:
@@ -58,6 +64,9 @@ void HttpServer::sse_message(HttpRequest& r) {
     }
     JsonPtr doc;
     if (!require_json_body(r, doc)) return;
+    // Refusals are answered here, not down the stream: nothing ran.
+    if (!mirror_headers_agree(r, doc.get(), /*required=*/false)) return;
+    if (!scopes_allow(r, doc.get())) return;
 
     mcp::CallContext ctx;
     ctx.subject = r.identity.subject;

@@ -8,8 +8,11 @@
 // 2026-07-28 (selected by the MCP-Protocol-Version header): stateless. No
 // session is issued or required; every POST is self-contained and must mirror
 // its JSON-RPC method (and, for tools/call, the tool name) in the Mcp-Method
-// and Mcp-Name headers; a missing or disagreeing header is a 400 with error
-// -32020. There is no GET stream and no DELETE.
+// and Mcp-Name headers. There is no GET stream and no DELETE.
+//
+// In every version, Mcp-Method and Mcp-Name, when present, must agree with
+// the body (mirror_headers.hpp): a missing (2026-07-28) or disagreeing
+// header is a 400 with error -32020, before anything runs.
 #include "http_server.hpp"
 #include "log.hpp"
 #include "http_util.hpp"
@@ -44,31 +47,10 @@ void send_response(evhttp_request* req, Reply how, const cJSON* resp) {
     }
 }
 
-// Checks the 2026-07-28 mirror headers against the body. Returns the error
-// to send, or nullopt when they agree.
-std::optional<jsonrpc::Error> check_mirror_headers(const HttpRequest& r, const cJSON* msg) {
-    const char* body_method = json_get_string(msg, "method");
+// 2026-07-28: per-request metadata, when given, must agree with the
+// MCP-Protocol-Version header. Returns the error to send, or nullopt.
+std::optional<jsonrpc::Error> check_meta_version(const cJSON* msg) {
     const cJSON* params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-    const char* method = r.header(Header::McpMethod);
-    if (!method) return jsonrpc::Error{jsonrpc::kHeaderMismatch, "Header mismatch: Mcp-Method header is required"};
-    if (!body_method || std::strcmp(method, body_method) != 0)
-        return jsonrpc::Error{jsonrpc::kHeaderMismatch,
-                              "Header mismatch: Mcp-Method does not match the request's method"};
-
-    // Methods that name a target carry it in Mcp-Name as well.
-    const char* name_key = nullptr;
-    if (std::strcmp(body_method, "tools/call") == 0 || std::strcmp(body_method, "prompts/get") == 0)
-        name_key = "name";
-    else if (std::strcmp(body_method, "resources/read") == 0)
-        name_key = "uri";
-    const char* body_name = name_key ? json_get_string(params, name_key) : nullptr;
-    const char* name = r.header(Header::McpName);
-    if (body_name && !name)
-        return jsonrpc::Error{jsonrpc::kHeaderMismatch, "Header mismatch: Mcp-Name header is required"};
-    if (name && (!body_name || std::strcmp(name, body_name) != 0))
-        return jsonrpc::Error{jsonrpc::kHeaderMismatch, "Header mismatch: Mcp-Name does not match the request"};
-
-    // Per-request metadata, when given, must agree with the header.
     const cJSON* meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
     const cJSON* meta_version = cJSON_GetObjectItemCaseSensitive(meta, kMetaVersionKey);
     if (meta_version && (!cJSON_IsString(meta_version) || std::strcmp(meta_version->valuestring,
@@ -112,21 +94,28 @@ void HttpServer::mcp_post(HttpRequest& r) {
     JsonPtr doc;
     if (!require_json_body(r, doc)) return;
 
-    mcp::CallContext ctx;
-    ctx.subject = r.identity.subject;
-
-    if (version && std::strcmp(version, mcp::kStatelessVersion) == 0) {
-        if (cJSON_IsArray(doc.get())) {
-            send_rpc_error(r.req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
-                           "Invalid Request: JSON-RPC batches are not supported in protocol version 2026-07-28");
-            return;
-        }
-        if (auto err = check_mirror_headers(r, doc.get())) {
+    const bool stateless = version && std::strcmp(version, mcp::kStatelessVersion) == 0;
+    if (stateless && cJSON_IsArray(doc.get())) {
+        send_rpc_error(r.req, HTTP_BADREQUEST, jsonrpc::kInvalidRequest,
+                       "Invalid Request: JSON-RPC batches are not supported in protocol version 2026-07-28");
+        return;
+    }
+    // Before anything runs (a session made by initialize included).
+    if (!mirror_headers_agree(r, doc.get(), /*required=*/stateless)) return;
+    if (stateless) {
+        if (auto err = check_meta_version(doc.get())) {
             jsonrpc::Message m;
             jsonrpc::classify(doc.get(), m);  // only to echo a usable id
             send_json_doc(r.req, HTTP_BADREQUEST, jsonrpc::make_error(m.id, *err).get());
             return;
         }
+    }
+    if (!scopes_allow(r, doc.get())) return;
+
+    mcp::CallContext ctx;
+    ctx.subject = r.identity.subject;
+
+    if (stateless) {
         ctx.protocol_version = mcp::kStatelessVersion;
         JsonPtr resp = mcp_.handle_message(doc.get(), ctx);
         if (!resp) {
@@ -139,15 +128,24 @@ void HttpServer::mcp_post(HttpRequest& r) {
 
     ctx.protocol_version = version ? version : mcp::kAssumedHeaderVersion;
     if (mcp::is_initialize(doc.get())) {
-        mcp::Session& session = sessions_.create(r.identity.subject, mcp::Transport::Streamable);
-        const std::string id = session.id;
-        ctx.session = &session;
+        // A stateless client needs no session, a failing initialize gets
+        // none: only the others take a place (and may end an idle session).
+        mcp::Session* session = nullptr;
+        if (mcp::initialize_opens_session(doc.get())) {
+            mcp::SessionRegistry::Refusal why;
+            session = sessions_.create(r.identity.subject, mcp::Transport::Streamable, why);
+            if (!session) {
+                refuse_session(r, why, cJSON_GetObjectItemCaseSensitive(doc.get(), "id"));
+                return;
+            }
+        }
+        const std::string id = session ? session->id : "";
+        ctx.session = session;
         JsonPtr resp = mcp_.handle_message(doc.get(), ctx);
         bool failed = !resp || cJSON_HasObjectItem(resp.get(), "error");
-        if (failed || ctx.protocol_version == mcp::kStatelessVersion) {
-            // A stateless client needs no session; a failed initialize gets none.
-            sessions_.erase(id);
-        } else {
+        if (session && (failed || ctx.protocol_version == mcp::kStatelessVersion)) {
+            sessions_.erase(id);  // not expected: initialize_opens_session said it would succeed
+        } else if (session) {
             evhttp_add_header(evhttp_request_get_output_headers(r.req), "Mcp-Session-Id", id.c_str());
             LOG_INFO("session_opened", {{"session", id}, {"sub", r.identity.subject},
                                         {"version", ctx.protocol_version}});

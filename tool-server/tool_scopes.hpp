@@ -1,0 +1,36 @@
+// Per-tool scopes, enforced here as well as at the gateway (defence in
+// depth): a call runs only when the identity assertion's "scope" claim holds
+// every scope its rules name. The rules are the gateway's
+// mcp_auth_tool_scope rules, given as --tool-scope NAME=SCOPE[,SCOPE...]:
+// NAME is a tool name, or an MCP method when it contains '/'; a tools/call
+// needs its method's rule plus its tool's rule.
+#pragma once
+
+#include "json.hpp"
+#include "jsonrpc.hpp"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+class ToolScopes {
+public:
+    // Adds the rule of one --tool-scope value. False, with `error` saying
+    // what is wrong, when it is malformed. Rules for one NAME add up.
+    bool add(std::string_view flag, std::string& error);
+    bool empty() const { return rules_.empty(); }
+
+    // nullopt when `granted` (the space-separated scope claim) covers every
+    // call in `doc` (one message or a batch: any element that lacks a scope
+    // refuses the whole body); else the error to answer with (HTTP 403).
+    std::optional<jsonrpc::Error> check(const cJSON* doc, std::string_view granted) const;
+
+private:
+    // The scopes one message needs; empty when it needs none.
+    std::vector<std::string> required(const cJSON* msg) const;
+    std::optional<jsonrpc::Error> check_message(const cJSON* msg, std::string_view granted) const;
+
+    std::map<std::string, std::vector<std::string>, std::less<>> rules_;
+};
