@@ -17,6 +17,9 @@ std::optional<std::string> b64url_decode(std::string_view text);
 
 // RFC 4648 §4 (standard alphabet, padding required), for HTTP Basic.
 std::optional<std::string> b64_decode(std::string_view text);
+// Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points
+// past U+10FFFF).
+bool valid_utf8(std::string_view text);
 std::string b64_encode(std::string_view bytes);
 
 // Percent-decoding; `plus_is_space` for application/x-www-form-urlencoded.

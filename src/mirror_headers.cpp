@@ -18,13 +18,14 @@ bool visible_ascii(std::string_view v) {
 
 std::optional<std::string> decode_mirror_value(std::string_view value) {
   if (!visible_ascii(value)) return std::nullopt;
-  const bool sentinel = value.size() >= kSentinelOpen.size() + kSentinelClose.size() &&
-                        value.substr(0, kSentinelOpen.size()) == kSentinelOpen &&
+  const bool sentinel = value.substr(0, kSentinelOpen.size()) == kSentinelOpen &&
+                        value.size() >= kSentinelClose.size() &&
                         value.substr(value.size() - kSentinelClose.size()) == kSentinelClose;
   if (!sentinel) return std::string(value);
+  if (value.size() < kSentinelOpen.size() + kSentinelClose.size()) return std::nullopt;  // the markers overlap
   auto decoded = b64_decode(
       value.substr(kSentinelOpen.size(), value.size() - kSentinelOpen.size() - kSentinelClose.size()));
-  if (!decoded || decoded->find('\0') != std::string::npos) return std::nullopt;
+  if (!decoded || !valid_utf8(*decoded) || decoded->find('\0') != std::string::npos) return std::nullopt;
   return decoded;
 }
 

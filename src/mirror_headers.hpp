@@ -23,10 +23,13 @@ struct MirrorHeaders {
   bool any() const { return has_method || has_name || repeated; }
 };
 
-// An Mcp-Name value as sent: visible ASCII as is, or the spec's Base64
-// sentinel "=?base64?<base64 of the UTF-8 value>?=" decoded.  nullopt for
-// anything else (a control or non-ASCII byte, a malformed sentinel, a NUL
-// in the decoded value).
+// An Mcp-Name value as sent: visible ASCII (and space, tab) as is, or the
+// spec's Base64 sentinel decoded: a value that starts with "=?base64?" and
+// ends with "?=" (markers case-sensitive) holds canonical padded standard
+// base64 (RFC 4648 §4, unused bits zero) of valid UTF-8 without NUL, so
+// that every name has exactly one spelling.  nullopt for anything else (a
+// control or non-ASCII byte, a malformed sentinel, markers that overlap).
+// The tool server reads header values with this same function.
 std::optional<std::string> decode_mirror_value(std::string_view value);
 
 // The body's target that Mcp-Name mirrors, or nullptr when its method has

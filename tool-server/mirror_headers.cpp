@@ -2,10 +2,9 @@
 
 #include <cstring>
 
-namespace {
+#include "../src/mirror_headers.hpp"  // decode_mirror_value
 
-constexpr std::string_view kSentinelStart = "=?base64?";
-constexpr std::string_view kSentinelEnd = "?=";
+namespace {
 
 jsonrpc::Error mismatch(const std::string& why) { return {jsonrpc::kHeaderMismatch, "Header mismatch: " + why}; }
 
@@ -14,80 +13,6 @@ jsonrpc::Error mismatch(const std::string& why) { return {jsonrpc::kHeaderMismat
 bool valid_field_value(const char* v) {
     for (const unsigned char* p = reinterpret_cast<const unsigned char*>(v); *p; ++p) {
         if (*p != '\t' && (*p < 0x20 || *p > 0x7e)) return false;
-    }
-    return true;
-}
-
-int base64_value(char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-}
-
-// Canonical padded standard base64 only: every byte string has exactly one
-// accepted spelling, so the gateway and this server cannot read one value
-// two ways.
-bool decode_base64(std::string_view in, std::string& out) {
-    out.clear();
-    if (in.size() % 4 != 0) return false;
-    for (size_t i = 0; i < in.size(); i += 4) {
-        const bool last = i + 4 == in.size();
-        int v[4];
-        int pad = 0;
-        for (int k = 0; k < 4; ++k) {
-            const char c = in[i + static_cast<size_t>(k)];
-            if (c == '=' && last && k >= 2) {
-                v[k] = 0;
-                ++pad;
-                continue;
-            }
-            if (pad) return false;  // '=' only at the very end
-            v[k] = base64_value(c);
-            if (v[k] < 0) return false;
-        }
-        const unsigned bits = static_cast<unsigned>(v[0] << 18 | v[1] << 12 | v[2] << 6 | v[3]);
-        if ((pad == 2 && (bits & 0xffff)) || (pad == 1 && (bits & 0xff))) return false;  // stray bits
-        out += static_cast<char>(bits >> 16);
-        if (pad < 2) out += static_cast<char>((bits >> 8) & 0xff);
-        if (pad < 1) out += static_cast<char>(bits & 0xff);
-    }
-    return true;
-}
-
-// Well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).
-bool valid_utf8(std::string_view s) {
-    size_t i = 0;
-    while (i < s.size()) {
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        size_t n;
-        unsigned cp;
-        if (c < 0x80) {
-            ++i;
-            continue;
-        } else if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        if (s.size() - i <= n) return false;
-        for (size_t k = 1; k <= n; ++k) {
-            const unsigned char cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xc0) != 0x80) return false;
-            cp = cp << 6 | (cc & 0x3f);
-        }
-        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += n + 1;
     }
     return true;
 }
@@ -102,17 +27,11 @@ const char* target_key(const char* method) {
 }  // namespace
 
 bool decode_mcp_name(std::string_view value, std::string& out) {
-    const bool sentinel = value.substr(0, kSentinelStart.size()) == kSentinelStart &&
-                          value.size() >= kSentinelEnd.size() &&
-                          value.substr(value.size() - kSentinelEnd.size()) == kSentinelEnd;
-    if (!sentinel) {
-        out.assign(value);
-        return true;
-    }
-    if (value.size() < kSentinelStart.size() + kSentinelEnd.size()) return false;  // the markers overlap
-    const std::string_view b64 =
-        value.substr(kSentinelStart.size(), value.size() - kSentinelStart.size() - kSentinelEnd.size());
-    return decode_base64(b64, out) && valid_utf8(out);
+    // one definition of a header value for the gateway and this server
+    auto decoded = mcpauth::decode_mirror_value(value);
+    if (!decoded) return false;
+    out = std::move(*decoded);
+    return true;
 }
 
 std::optional<jsonrpc::Error> check_mirror_headers(const MirrorHeaders& h, const cJSON* doc, bool required) {

@@ -6,7 +6,11 @@ SAN_FLAGS ?=
 # redis/ is a folder of its own: fuzz/fuzz.mk links tool-server/*.cpp into
 # its harnesses without hiredis.
 TOOL_SERVER_SRCS := $(wildcard tool-server/*.cpp tool-server/redis/*.cpp)
-TOOL_SERVER_OBJS := $(patsubst tool-server/%.cpp,$(BUILD)/tool-server/%.o,$(TOOL_SERVER_SRCS))
+# the few pure pieces of the gateway's core it shares: how an Mcp-Name
+# value is read (src/mirror_headers.cpp), so both read it the same way
+TOOL_SERVER_CORE_SRCS := src/mirror_headers.cpp src/encoding.cpp
+TOOL_SERVER_OBJS := $(patsubst tool-server/%.cpp,$(BUILD)/tool-server/%.o,$(TOOL_SERVER_SRCS)) \
+                    $(patsubst src/%.cpp,$(BUILD)/tool-server/core/%.o,$(TOOL_SERVER_CORE_SRCS))
 TOOL_SERVER_CXX ?= $(CXX)
 TOOL_SERVER_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror -Wshadow $(SAN_FLAGS) -MMD -MP
 TOOL_SERVER_LIBS := -levent -ljwt -lcjson -lsqlite3 -lhiredis -lcrypto -lpthread
@@ -16,6 +20,10 @@ $(BUILD)/mcp-tool-server: $(TOOL_SERVER_OBJS)
 	$(TOOL_SERVER_CXX) $(SAN_FLAGS) -o $@ $(TOOL_SERVER_OBJS) $(TOOL_SERVER_LIBS)
 
 $(BUILD)/tool-server/%.o: tool-server/%.cpp
+	@mkdir -p $(dir $@)
+	$(TOOL_SERVER_CXX) $(TOOL_SERVER_CXXFLAGS) -c -o $@ $<
+
+$(BUILD)/tool-server/core/%.o: src/%.cpp
 	@mkdir -p $(dir $@)
 	$(TOOL_SERVER_CXX) $(TOOL_SERVER_CXXFLAGS) -c -o $@ $<
 

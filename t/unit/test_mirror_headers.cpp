@@ -6,6 +6,7 @@
 
 #include "guard.hpp"
 #include "jsonrpc_peek.hpp"
+#include "encoding.hpp"
 #include "mirror_headers.hpp"
 #include "test_endpoint_fixture.hpp"
 
@@ -96,6 +97,21 @@ TEST(MirrorHeaders, TheBase64SentinelIsDecodedBeforeComparing) {
   EXPECT_FALSE(decode_mirror_value("h\xc3\xa9llo"));            // raw non-ASCII
   EXPECT_FALSE(decode_mirror_value(std::string("a\x01", 2)));   // a control byte
   EXPECT_EQ(decode_mirror_value("=?BASE64?eA==?="), "=?BASE64?eA==?=");  // markers are case-sensitive
+  // one spelling per name: canonical base64 of valid UTF-8, markers apart
+  EXPECT_FALSE(decode_mirror_value("=?base64?eQ?="));    // no padding
+  EXPECT_FALSE(decode_mirror_value("=?base64?eR==?="));  // stray bits
+  EXPECT_FALSE(decode_mirror_value("=?base64?/w==?="));  // 0xFF is not UTF-8
+  EXPECT_FALSE(decode_mirror_value("=?base64?7aCA?="));  // a surrogate
+  EXPECT_FALSE(decode_mirror_value("=?base64?=")); // the markers overlap
+  EXPECT_EQ(decode_mirror_value("=?base64?" "?="), "");  // an empty name
+}
+
+TEST(Utf8, WellFormedOnly) {
+  EXPECT_TRUE(valid_utf8("h\xc3\xa9llo \xf0\x9f\x98\x80"));
+  EXPECT_FALSE(valid_utf8("\xc0\xaf"));          // overlong
+  EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));      // surrogate
+  EXPECT_FALSE(valid_utf8("\xf4\x90\x80\x80"));  // past U+10FFFF
+  EXPECT_FALSE(valid_utf8("\xe2\x82"));          // cut short
 }
 
 TEST(MirrorHeaders, TheMessageIdIsKeptToEchoIt) {
