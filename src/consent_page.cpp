@@ -172,21 +172,30 @@ std::string render_consent_page(const ConsentView& v) {
   return out;
 }
 
+namespace {
+
+// The start of a message page: its status line, heading and paragraph.
+void message_start(std::string* out, std::string_view title, std::string_view message, int status_hint) {
+  page_start(out, title);
+  if (status_hint >= 100 && status_hint <= 599) {
+    *out += status_hint >= 400 ? "<p class=\"status error\">" : "<p class=\"status\">";
+    *out += status_hint >= 400 ? "Error " : "Status ";
+    *out += std::to_string(status_hint);
+    *out += "</p>\n";
+  }
+  *out += "<h1>";
+  put(out, title);
+  *out += "</h1>\n<p>";
+  put(out, message);
+  *out += "</p>\n";
+}
+
+}  // namespace
+
 std::string render_message_page(std::string_view title, std::string_view message, int status_hint) {
   std::string out;
   out.reserve(4096);
-  page_start(&out, title);
-  if (status_hint >= 100 && status_hint <= 599) {
-    out += status_hint >= 400 ? "<p class=\"status error\">" : "<p class=\"status\">";
-    out += status_hint >= 400 ? "Error " : "Status ";
-    out += std::to_string(status_hint);
-    out += "</p>\n";
-  }
-  out += "<h1>";
-  put(&out, title);
-  out += "</h1>\n<p>";
-  put(&out, message);
-  out += "</p>\n";
+  message_start(&out, title, message, status_hint);
   if (status_hint >= 500) {
     out += "<p class=\"muted\">This is probably temporary. Please try again in a few minutes.</p>\n";
   } else if (status_hint >= 400) {
@@ -200,17 +209,8 @@ std::string render_return_page(std::string_view title, std::string_view message,
                                std::string_view destination, int status_hint) {
   std::string out;
   out.reserve(4096);
-  page_start(&out, title);
-  if (status_hint >= 400) {
-    out += "<p class=\"status error\">Error ";
-    out += std::to_string(status_hint);
-    out += "</p>\n";
-  }
-  out += "<h1>";
-  put(&out, title);
-  out += "</h1>\n<p>";
-  put(&out, message);
-  out += "</p>\n<p class=\"muted\">The application that sent you here can be told from this link; follow it "
+  message_start(&out, title, message, status_hint >= 400 ? status_hint : 0);
+  out += "<p class=\"muted\">The application that sent you here can be told from this link; follow it "
          "only if you started this sign-in yourself.</p>\n<p><a class=\"return\" rel=\"noreferrer\" href=\"";
   put(&out, href);
   out += "\">Return to ";
