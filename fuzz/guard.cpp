@@ -84,7 +84,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const Config& cf = fuzzutil::config();
   const GuardSettings& gs = settings();
-  static IdentityCache cache;
+  // one per input: a cache that grew across inputs would look like a leak
+  // to libFuzzer (every run would pay a LeakSanitizer scan)
+  IdentityCache cache;
   auto parts = fuzzutil::split(data + 1, size - 1, 6);
 
   MemoryStore store;
