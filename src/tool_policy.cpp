@@ -6,19 +6,19 @@
 namespace mcpauth {
 namespace {
 
-bool valid_scope(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s)  // RFC 6749 §3.3 scope-token
-    if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e) return false;
-  return true;
-}
-
 void add_unique(std::vector<std::string>& out, const std::vector<std::string>& more) {
   for (const auto& s : more)
     if (std::find(out.begin(), out.end(), s) == out.end()) out.push_back(s);
 }
 
 }  // namespace
+
+bool valid_scope_token(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s)  // %x21 / %x23-5B / %x5D-7E
+    if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e) return false;
+  return true;
+}
 
 std::optional<ToolPolicy> ToolPolicy::parse(std::string_view lines, std::string* error) {
   ToolPolicy p;
@@ -30,7 +30,7 @@ std::optional<ToolPolicy> ToolPolicy::parse(std::string_view lines, std::string*
     if (!(words >> name)) continue;
     std::vector<std::string> scopes;
     while (words >> scope) {
-      if (!valid_scope(scope)) {
+      if (!valid_scope_token(scope)) {
         *error = "mcp_auth_tool_scope: \"" + scope + "\" is not a valid scope";
         return std::nullopt;
       }

@@ -1,6 +1,6 @@
-// Per-tool authorization at the edge: which scopes an MCP method or tool
-// needs (mcp_auth_tool_scope), and what a request is about — from the
-// 2026-07-28 Mcp-Method/Mcp-Name headers, else from the JSON-RPC body.
+// Per-tool authorization: which scopes an MCP method or tool needs
+// (mcp_auth_tool_scope), decided on the calls of the JSON-RPC body.  The
+// gateway's guard and the tool server (--tool-scope) both use it.
 #pragma once
 
 #include <map>
@@ -27,6 +27,9 @@ class ToolPolicy {
  private:
   std::map<std::string, std::vector<std::string>, std::less<>> rules_;
 };
+
+// An RFC 6749 §3.3 scope-token.
+bool valid_scope_token(std::string_view s);
 
 // The scopes from `needed` that `granted` (space-separated) lacks.
 std::vector<std::string> missing_scopes(const std::vector<std::string>& needed,

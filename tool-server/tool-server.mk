@@ -6,9 +6,10 @@ SAN_FLAGS ?=
 # redis/ is a folder of its own: fuzz/fuzz.mk links tool-server/*.cpp into
 # its harnesses without hiredis.
 TOOL_SERVER_SRCS := $(wildcard tool-server/*.cpp tool-server/redis/*.cpp)
-# the few pure pieces of the gateway's core it shares: how an Mcp-Name
-# value is read (src/mirror_headers.cpp), so both read it the same way
-TOOL_SERVER_CORE_SRCS := src/mirror_headers.cpp src/encoding.cpp
+# the few pure pieces of the gateway's core it shares, so that both apply
+# the same rules: how an Mcp-Name value is read (src/mirror_headers.cpp)
+# and which scopes a call needs (src/tool_policy.cpp)
+TOOL_SERVER_CORE_SRCS := src/mirror_headers.cpp src/encoding.cpp src/tool_policy.cpp
 TOOL_SERVER_OBJS := $(patsubst tool-server/%.cpp,$(BUILD)/tool-server/%.o,$(TOOL_SERVER_SRCS)) \
                     $(patsubst src/%.cpp,$(BUILD)/tool-server/core/%.o,$(TOOL_SERVER_CORE_SRCS))
 TOOL_SERVER_CXX ?= $(CXX)
