@@ -475,18 +475,6 @@ bool HttpServer::require_json_body(HttpRequest& r, JsonPtr& doc) {
     return true;
 }
 
-namespace {
-
-// The message's id when the error can echo it (a single message with a
-// usable id); else null.
-const cJSON* usable_id(const cJSON* doc) {
-    jsonrpc::Message m;
-    jsonrpc::classify(doc, m);
-    return m.id;
-}
-
-}  // namespace
-
 bool HttpServer::mirror_headers_agree(HttpRequest& r, const cJSON* doc, bool required) {
     const MirrorHeaders h{r.header(Header::McpMethod), r.header(Header::McpName), r.count(Header::McpMethod),
                           r.count(Header::McpName)};

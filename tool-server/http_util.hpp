@@ -2,6 +2,7 @@
 #pragma once
 
 #include "json.hpp"
+#include "jsonrpc.hpp"
 
 #include <cctype>
 #include <cstring>
@@ -12,6 +13,14 @@
 inline bool is_unanswerable_error(const cJSON* resp) {
     return cJSON_IsObject(resp) && cJSON_HasObjectItem(resp, "error") &&
            cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(resp, "id"));
+}
+
+// The message's id when an error can echo it (a single message with a
+// usable id); else null.
+inline const cJSON* usable_id(const cJSON* doc) {
+    jsonrpc::Message m;
+    jsonrpc::classify(doc, m);
+    return m.id;
 }
 
 // `haystack` contains the lower-case `needle`, ignoring ASCII case (false

@@ -104,9 +104,7 @@ void HttpServer::mcp_post(HttpRequest& r) {
     if (!mirror_headers_agree(r, doc.get(), /*required=*/stateless)) return;
     if (stateless) {
         if (auto err = check_meta_version(doc.get())) {
-            jsonrpc::Message m;
-            jsonrpc::classify(doc.get(), m);  // only to echo a usable id
-            send_json_doc(r.req, HTTP_BADREQUEST, jsonrpc::make_error(m.id, *err).get());
+            send_json_doc(r.req, HTTP_BADREQUEST, jsonrpc::make_error(usable_id(doc.get()), *err).get());
             return;
         }
     }
