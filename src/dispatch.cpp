@@ -237,8 +237,9 @@ std::string join_scope(const std::vector<std::string>& scopes) {
 
 std::string csrf_key(const Config& cf) { return cf.keys->derive_key("mcp-auth consent csrf v1"); }
 std::string consent_cookie_key(const Config& cf) {
-  // v2: entries record the scopes granted (a v1 cookie no longer verifies,
-  // so it is never taken for a grant of every scope)
+  // v2: entries record the scopes granted; a v1 cookie (client and
+  // redirect URI only) does not verify under this key, so it is never taken
+  // for a grant of every scope
   return cf.keys->derive_key("mcp-auth remember consent v2");
 }
 
