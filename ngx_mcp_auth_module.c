@@ -212,27 +212,41 @@ typedef struct {
 } ngx_http_mcp_auth_loc_conf_t;
 
 
-/* Per request: a call to the provider in flight and what resumes it. */
+/*
+ * Per request, one part for each thing the module does with it.  The fetch:
+ * a call to the provider (or a client metadata document) in flight, and what
+ * resumes the request once it has answered.
+ */
 typedef struct {
     mcpa_request_t            req;             /* kept for mcpa_resume() */
     ngx_str_t                 continuation;
-    ngx_str_t                 fetch_body;
-    ngx_str_t                 fetch_authorization;
+    ngx_str_t                 body;            /* $mcp_auth_fetch_body */
+    ngx_str_t                 authorization;   /* ..._fetch_authorization */
+    ngx_str_t                 url;             /* $mcp_auth_fetch_url */
     ngx_str_t                 answer;
     ngx_str_t                 answer_cache_control;
     ngx_int_t                 answer_status;
-
-    /* a client metadata document being fetched */
-    ngx_str_t                 doc_host;
-    ngx_str_t                 doc_path;
-    ngx_int_t                 doc_port;
-    ngx_str_t                 fetch_url;       /* $mcp_auth_fetch_url */
-    ngx_uint_t                fetches;
+    ngx_uint_t                count;           /* calls made; never loop */
     unsigned                  waiting:1;
     unsigned                  fetched:1;       /* an answer awaits the guard */
+} ngx_http_mcp_auth_fetch_ctx_t;
 
-    /* the guard */
-    unsigned                  guard_done:1;
+
+/* The client metadata document being fetched: where it is. */
+typedef struct {
+    ngx_str_t                 host;            /* $mcp_auth_fetch_host */
+    ngx_str_t                 path;
+    ngx_int_t                 port;
+} ngx_http_mcp_auth_doc_ctx_t;
+
+
+/*
+ * The guard: where its check of the request stands, what it established
+ * (the $mcp_auth_* variables, the headers sent upstream), and the timer
+ * that looks at a stream's session now and then.
+ */
+typedef struct {
+    unsigned                  done:1;
     unsigned                  body_read:1;
     unsigned                  waiting_body:1;
     ngx_str_t                 subject;
@@ -243,24 +257,42 @@ typedef struct {
     ngx_str_t                 identity;
     ngx_str_t                 provider_token;
     ngx_event_t               stream_check;
+} ngx_http_mcp_auth_guard_ctx_t;
 
-    /* a deferred store (Redis): see mcpa_store_t */
+
+/*
+ * A deferred store (Redis), see mcpa_store_t: the operation in flight, and
+ * what the next run of the core is told of the last one.
+ */
+typedef struct {
     int64_t                   now;             /* one clock for all runs */
     ngx_str_t                 replay;
     int                       replay_status;
     ngx_str_t                 replay_value;
-    ngx_mcp_auth_redis_cmd_t *store_cmd;       /* in flight */
-    ngx_uint_t                store_ops;
-    unsigned                  store_waiting:1;
-    unsigned                  store_access:1;  /* the guard asked */
-    unsigned                  store_cleanup:1;
+    ngx_mcp_auth_redis_cmd_t *cmd;             /* in flight */
+    ngx_uint_t                ops;
+    unsigned                  waiting:1;
+    unsigned                  access:1;        /* the guard asked */
+    unsigned                  cleanup:1;
     unsigned                  resuming:1;      /* mcpa_resume(), not handle */
+} ngx_http_mcp_auth_store_ctx_t;
 
-    /* a stream's session looked up in Redis */
-    unsigned                  probe_answered:1;
-    int                       probe_status;
-    ngx_str_t                *probe_value;
-    ngx_str_t                 probe_key;
+
+/* A stream's session looked up in Redis (the stream check's probe). */
+typedef struct {
+    unsigned                  answered:1;
+    int                       status;
+    ngx_str_t                *value;
+    ngx_str_t                 key;
+} ngx_http_mcp_auth_probe_ctx_t;
+
+
+typedef struct {
+    ngx_http_mcp_auth_fetch_ctx_t   fetch;
+    ngx_http_mcp_auth_doc_ctx_t     doc;
+    ngx_http_mcp_auth_guard_ctx_t   guard;
+    ngx_http_mcp_auth_store_ctx_t   store;
+    ngx_http_mcp_auth_probe_ctx_t   probe;
 } ngx_http_mcp_auth_ctx_t;
 
 
@@ -796,47 +828,47 @@ static ngx_http_variable_t  ngx_http_mcp_auth_vars[] = {
 
     { ngx_string("mcp_auth_fetch_body"), NULL,
       ngx_http_mcp_auth_fetch_variable,
-      offsetof(ngx_http_mcp_auth_ctx_t, fetch_body),
+      offsetof(ngx_http_mcp_auth_ctx_t, fetch.body),
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
 
     { ngx_string("mcp_auth_fetch_url"), NULL,
       ngx_http_mcp_auth_fetch_variable,
-      offsetof(ngx_http_mcp_auth_ctx_t, fetch_url),
+      offsetof(ngx_http_mcp_auth_ctx_t, fetch.url),
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
 
     { ngx_string("mcp_auth_fetch_host"), NULL,
       ngx_http_mcp_auth_fetch_variable,
-      offsetof(ngx_http_mcp_auth_ctx_t, doc_host),
+      offsetof(ngx_http_mcp_auth_ctx_t, doc.host),
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
 
     { ngx_string("mcp_auth_fetch_authorization"), NULL,
       ngx_http_mcp_auth_fetch_variable,
-      offsetof(ngx_http_mcp_auth_ctx_t, fetch_authorization),
+      offsetof(ngx_http_mcp_auth_ctx_t, fetch.authorization),
       NGX_HTTP_VAR_NOCACHEABLE|NGX_HTTP_VAR_NOHASH, 0 },
 
     { ngx_string("mcp_auth_subject"), NULL,
       ngx_http_mcp_auth_request_variable,
-      offsetof(ngx_http_mcp_auth_ctx_t, subject),
+      offsetof(ngx_http_mcp_auth_ctx_t, guard.subject),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("mcp_auth_client_id"), NULL,
       ngx_http_mcp_auth_request_variable,
-      offsetof(ngx_http_mcp_auth_ctx_t, client_id),
+      offsetof(ngx_http_mcp_auth_ctx_t, guard.client_id),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("mcp_auth_scope"), NULL,
       ngx_http_mcp_auth_request_variable,
-      offsetof(ngx_http_mcp_auth_ctx_t, scope),
+      offsetof(ngx_http_mcp_auth_ctx_t, guard.scope),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("mcp_auth_session_tag"), NULL,
       ngx_http_mcp_auth_request_variable,
-      offsetof(ngx_http_mcp_auth_ctx_t, session_tag),
+      offsetof(ngx_http_mcp_auth_ctx_t, guard.session_tag),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
     { ngx_string("mcp_auth_identity"), NULL,
       ngx_http_mcp_auth_request_variable,
-      offsetof(ngx_http_mcp_auth_ctx_t, identity),
+      offsetof(ngx_http_mcp_auth_ctx_t, guard.identity),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
@@ -1229,7 +1261,7 @@ ngx_http_mcp_auth_serve(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->req = req;
+    ctx->fetch.req = req;
     ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
 
     return ngx_http_mcp_auth_run(r, ctx);
@@ -1253,19 +1285,19 @@ ngx_http_mcp_auth_run(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx)
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
     for ( ;; ) {
-        ngx_http_mcp_auth_replay(ctx, &ctx->req.replay);
+        ngx_http_mcp_auth_replay(ctx, &ctx->fetch.req.replay);
 
-        if (ctx->resuming) {
-            cont.data = (const char *) ctx->continuation.data;
-            cont.len = ctx->continuation.len;
-            answer.data = (const char *) ctx->answer.data;
-            answer.len = ctx->answer.len;
+        if (ctx->store.resuming) {
+            cont.data = (const char *) ctx->fetch.continuation.data;
+            cont.len = ctx->fetch.continuation.len;
+            answer.data = (const char *) ctx->fetch.answer.data;
+            answer.len = ctx->fetch.answer.len;
 
-            rc = mcpa_resume(alcf->core, &alcf->store, &ctx->req, cont,
-                             (int) ctx->answer_status, answer, &resp);
+            rc = mcpa_resume(alcf->core, &alcf->store, &ctx->fetch.req, cont,
+                             (int) ctx->fetch.answer_status, answer, &resp);
 
         } else {
-            rc = mcpa_handle(alcf->core, &alcf->store, &ctx->req, &resp);
+            rc = mcpa_handle(alcf->core, &alcf->store, &ctx->fetch.req, &resp);
         }
 
         if (rc != MCPA_OK) {
@@ -1276,7 +1308,7 @@ ngx_http_mcp_auth_run(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx)
 
         if (resp.store_op.op == MCPA_OP_NONE) {
             /* done with this run's replay: a later resume starts afresh */
-            ctx->replay.len = 0;
+            ctx->store.replay.len = 0;
             return ngx_http_mcp_auth_respond(r, ctx, &resp);
         }
 
@@ -1306,31 +1338,31 @@ ngx_http_mcp_auth_store(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
     /* a request makes a handful of operations; never loop */
-    if (++ctx->store_ops > 64 || alcf->redis == NULL) {
+    if (++ctx->store.ops > 64 || alcf->redis == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "mcp_auth: too many store operations for one request");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_mcp_auth_copy_str(r->pool, &ctx->replay, &resp->replay)
+    if (ngx_http_mcp_auth_copy_str(r->pool, &ctx->store.replay, &resp->replay)
         != NGX_OK
         || ngx_http_mcp_auth_store_cleanup_add(r, ctx) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->store_access = access ? 1 : 0;
-    ctx->store_cmd = ngx_mcp_auth_redis_run(alcf->redis, &resp->store_op,
+    ctx->store.access = access ? 1 : 0;
+    ctx->store.cmd = ngx_mcp_auth_redis_run(alcf->redis, &resp->store_op,
                                             ngx_http_mcp_auth_store_done, r,
                                             r->connection->log);
 
-    if (ctx->store_cmd == NULL) {
-        ctx->replay_status = MCPA_UNAVAILABLE;
-        ctx->replay_value.len = 0;
+    if (ctx->store.cmd == NULL) {
+        ctx->store.replay_status = MCPA_UNAVAILABLE;
+        ctx->store.replay_value.len = 0;
         return NGX_DECLINED;
     }
 
-    ctx->store_waiting = 1;
+    ctx->store.waiting = 1;
     r->main->count++;
 
     return NGX_DONE;
@@ -1348,24 +1380,24 @@ ngx_http_mcp_auth_store_done(void *data, int status, ngx_str_t *value)
     c = r->connection;
     ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
 
-    ctx->store_cmd = NULL;
-    ctx->store_waiting = 0;
-    ctx->replay_status = status;
-    ctx->replay_value.len = 0;
+    ctx->store.cmd = NULL;
+    ctx->store.waiting = 0;
+    ctx->store.replay_status = status;
+    ctx->store.replay_value.len = 0;
 
     if (value && value->len) {
-        ctx->replay_value.data = ngx_pnalloc(r->pool, value->len);
+        ctx->store.replay_value.data = ngx_pnalloc(r->pool, value->len);
 
-        if (ctx->replay_value.data == NULL) {
-            ctx->replay_status = MCPA_UNAVAILABLE;
+        if (ctx->store.replay_value.data == NULL) {
+            ctx->store.replay_status = MCPA_UNAVAILABLE;
 
         } else {
-            ngx_memcpy(ctx->replay_value.data, value->data, value->len);
-            ctx->replay_value.len = value->len;
+            ngx_memcpy(ctx->store.replay_value.data, value->data, value->len);
+            ctx->store.replay_value.len = value->len;
         }
     }
 
-    if (ctx->store_access) {
+    if (ctx->store.access) {
         /* balances ngx_http_mcp_auth_store(); the guard runs again */
         r->main->count--;
         ngx_http_core_run_phases(r);
@@ -1384,7 +1416,7 @@ ngx_http_mcp_auth_store_cleanup_add(ngx_http_request_t *r,
 {
     ngx_pool_cleanup_t  *cln;
 
-    if (ctx->store_cleanup) {
+    if (ctx->store.cleanup) {
         return NGX_OK;
     }
 
@@ -1395,7 +1427,7 @@ ngx_http_mcp_auth_store_cleanup_add(ngx_http_request_t *r,
 
     cln->handler = ngx_http_mcp_auth_store_cleanup;
     cln->data = ctx;
-    ctx->store_cleanup = 1;
+    ctx->store.cleanup = 1;
 
     return NGX_OK;
 }
@@ -1407,9 +1439,9 @@ ngx_http_mcp_auth_store_cleanup(void *data)
 {
     ngx_http_mcp_auth_ctx_t  *ctx = data;
 
-    if (ctx->store_cmd) {
-        ngx_mcp_auth_redis_cancel(ctx->store_cmd);
-        ctx->store_cmd = NULL;
+    if (ctx->store.cmd) {
+        ngx_mcp_auth_redis_cancel(ctx->store.cmd);
+        ctx->store.cmd = NULL;
     }
 }
 
@@ -1418,11 +1450,11 @@ ngx_http_mcp_auth_store_cleanup(void *data)
 static void
 ngx_http_mcp_auth_replay(ngx_http_mcp_auth_ctx_t *ctx, mcpa_replay_t *replay)
 {
-    replay->log.data = (const char *) ctx->replay.data;
-    replay->log.len = ctx->replay.len;
-    replay->status = ctx->replay_status;
-    replay->value.data = (const char *) ctx->replay_value.data;
-    replay->value.len = ctx->replay_value.len;
+    replay->log.data = (const char *) ctx->store.replay.data;
+    replay->log.len = ctx->store.replay.len;
+    replay->status = ctx->store.replay_status;
+    replay->value.data = (const char *) ctx->store.replay_value.data;
+    replay->value.len = ctx->store.replay_value.len;
 }
 
 
@@ -1468,17 +1500,17 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
     /* a login needs at most a few calls; never loop */
-    if (++ctx->fetches > 4) {
+    if (++ctx->fetch.count > 4) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "mcp_auth: too many provider calls for one request");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_mcp_auth_copy_str(r->pool, &ctx->continuation,
+    if (ngx_http_mcp_auth_copy_str(r->pool, &ctx->fetch.continuation,
                                    &resp->continuation) != NGX_OK
-        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->fetch_body,
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->fetch.body,
                                       &resp->fetch_body) != NGX_OK
-        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->fetch_authorization,
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->fetch.authorization,
                                       &resp->fetch_authorization) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1525,35 +1557,35 @@ ngx_http_mcp_auth_fetch_document(ngx_http_request_t *r,
 
     if (alcf->client_metadata_location.len == 0
         || resp->fetch_host.len == 0 || resp->fetch_host.len > 253
-        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->doc_host,
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->doc.host,
                                       &resp->fetch_host) != NGX_OK
-        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->doc_path,
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->doc.path,
                                       &resp->fetch_path) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->doc_port = resp->fetch_port;
+    ctx->doc.port = resp->fetch_port;
 
     /* an address literal needs no resolver */
-    if (ngx_inet_addr(ctx->doc_host.data, ctx->doc_host.len) != INADDR_NONE
+    if (ngx_inet_addr(ctx->doc.host.data, ctx->doc.host.len) != INADDR_NONE
 #if (NGX_HAVE_INET6)
-        || ngx_inet6_addr(ctx->doc_host.data, ctx->doc_host.len, inaddr6)
+        || ngx_inet6_addr(ctx->doc.host.data, ctx->doc.host.len, inaddr6)
            == NGX_OK
 #endif
        )
     {
-        ip.data = (const char *) ctx->doc_host.data;
-        ip.len = ctx->doc_host.len;
+        ip.data = (const char *) ctx->doc.host.data;
+        ip.len = ctx->doc.host.len;
 
         if (!mcpa_fetch_address_allowed(alcf->core, ip)) {
             ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                           "mcp_auth: client metadata document at \"%V\" "
-                          "refused: not a public address", &ctx->doc_host);
+                          "refused: not a public address", &ctx->doc.host);
             return ngx_http_mcp_auth_fetch_failed(r, ctx);
         }
 
-        if (ngx_http_mcp_auth_document_url(r, ctx, &ctx->doc_host) != NGX_OK) {
+        if (ngx_http_mcp_auth_document_url(r, ctx, &ctx->doc.host) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -1574,21 +1606,21 @@ ngx_http_mcp_auth_fetch_document(ngx_http_request_t *r,
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "mcp_auth: no resolver to fetch the client metadata "
                       "document at \"%V\" (set \"resolver\")",
-                      &ctx->doc_host);
+                      &ctx->doc.host);
         return ngx_http_mcp_auth_fetch_failed(r, ctx);
     }
 
-    rctx->name = ctx->doc_host;
+    rctx->name = ctx->doc.host;
     rctx->handler = ngx_http_mcp_auth_resolved;
     rctx->data = r;
     rctx->timeout = clcf->resolver_timeout;
 
     /* held until the subrequest's answer is handled */
     r->main->count++;
-    ctx->waiting = 1;
+    ctx->fetch.waiting = 1;
 
     if (ngx_resolve_name(rctx) != NGX_OK) {
-        ctx->waiting = 0;
+        ctx->fetch.waiting = 0;
         r->main->count--;
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1653,7 +1685,7 @@ ngx_http_mcp_auth_resolved(ngx_resolver_ctx_t *rctx)
 
     ngx_resolve_name_done(rctx);
 
-    ctx->waiting = 0;
+    ctx->fetch.waiting = 0;
 
     if (addr.len == 0
         || ngx_http_mcp_auth_document_url(r, ctx, &addr) != NGX_OK
@@ -1664,8 +1696,8 @@ ngx_http_mcp_auth_resolved(ngx_resolver_ctx_t *rctx)
            != NGX_OK)
     {
         /* answer now: the document is unavailable */
-        ctx->answer_status = 0;
-        ctx->answer.len = 0;
+        ctx->fetch.answer_status = 0;
+        ctx->fetch.answer.len = 0;
         ngx_http_mcp_auth_resume_handler(r);
     }
 
@@ -1684,15 +1716,15 @@ ngx_http_mcp_auth_document_url(ngx_http_request_t *r,
     v6 = (ngx_strlchr(addr->data, addr->data + addr->len, ':') != NULL);
 
     p = ngx_pnalloc(r->pool, sizeof("https://[]:65535") + addr->len
-                             + ctx->doc_path.len);
+                             + ctx->doc.path.len);
     if (p == NULL) {
         return NGX_ERROR;
     }
 
-    ctx->fetch_url.data = p;
+    ctx->fetch.url.data = p;
     p = ngx_sprintf(p, v6 ? "https://[%V]:%d%V" : "https://%V:%d%V", addr,
-                    (int) ctx->doc_port, &ctx->doc_path);
-    ctx->fetch_url.len = p - ctx->fetch_url.data;
+                    (int) ctx->doc.port, &ctx->doc.path);
+    ctx->fetch.url.len = p - ctx->fetch.url.data;
 
     return NGX_OK;
 }
@@ -1703,10 +1735,10 @@ static ngx_int_t
 ngx_http_mcp_auth_fetch_failed(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx)
 {
-    ctx->answer_status = 0;
-    ctx->answer.len = 0;
-    ctx->answer_cache_control.len = 0;
-    ctx->resuming = 1;
+    ctx->fetch.answer_status = 0;
+    ctx->fetch.answer.len = 0;
+    ctx->fetch.answer_cache_control.len = 0;
+    ctx->store.resuming = 1;
 
     return ngx_http_mcp_auth_run(r, ctx);
 }
@@ -1786,9 +1818,9 @@ ngx_http_mcp_auth_subrequest(ngx_http_request_t *r,
         }
 
         b->temporary = 1;
-        b->start = ctx->fetch_body.data;
+        b->start = ctx->fetch.body.data;
         b->pos = b->start;
-        b->last = b->start + ctx->fetch_body.len;
+        b->last = b->start + ctx->fetch.body.len;
         b->end = b->last;
         b->last_buf = 1;
 
@@ -1797,7 +1829,7 @@ ngx_http_mcp_auth_subrequest(ngx_http_request_t *r,
         rb->bufs = cl;
 
         sr->request_body = rb;
-        sr->headers_in.content_length_n = ctx->fetch_body.len;
+        sr->headers_in.content_length_n = ctx->fetch.body.len;
         sr->method = NGX_HTTP_POST;
         sr->method_name = ngx_http_mcp_auth_post_method;
         sr->method_name.len--;
@@ -1813,7 +1845,7 @@ ngx_http_mcp_auth_subrequest(ngx_http_request_t *r,
         h->lowcase_key = (u_char *) "content-type";
         sr->headers_in.content_type = h;
 
-        if (ctx->fetch_authorization.len) {
+        if (ctx->fetch.authorization.len) {
             h = ngx_list_push(&sr->headers_in.headers);
             if (h == NULL) {
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -1821,16 +1853,16 @@ ngx_http_mcp_auth_subrequest(ngx_http_request_t *r,
 
             h->hash = 1;
             ngx_str_set(&h->key, "Authorization");
-            h->value = ctx->fetch_authorization;
+            h->value = ctx->fetch.authorization;
             h->lowcase_key = (u_char *) "authorization";
         }
     }
 
-    ctx->waiting = 1;
-    ctx->fetched = 0;
-    ctx->answer.len = 0;
-    ctx->answer_status = 0;
-    ctx->answer_cache_control.len = 0;
+    ctx->fetch.waiting = 1;
+    ctx->fetch.fetched = 0;
+    ctx->fetch.answer.len = 0;
+    ctx->fetch.answer_status = 0;
+    ctx->fetch.answer_cache_control.len = 0;
 
     if (mode == NGX_HTTP_MCP_AUTH_FROM_ACCESS) {
         return NGX_AGAIN;
@@ -1863,8 +1895,8 @@ ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
     ngx_buf_t        *b;
     ngx_table_elt_t  *h;
 
-    ctx->waiting = 0;
-    ctx->fetched = 1;
+    ctx->fetch.waiting = 0;
+    ctx->fetch.fetched = 1;
 
     if (rc == NGX_ERROR || r->upstream == NULL
         || r->upstream->headers_in.status_n == 0)
@@ -1875,28 +1907,28 @@ ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
          * An error of the subrequest is not one of the request: unless the
          * client itself is gone, the core answers it.
          */
-        ctx->answer_status = 0;
+        ctx->fetch.answer_status = 0;
         return (rc == NGX_ERROR && !r->connection->error) ? NGX_OK : rc;
     }
 
-    ctx->answer_status = r->headers_out.status;
+    ctx->fetch.answer_status = r->headers_out.status;
 
-    if (ctx->doc_host.len && ctx->answer_status != NGX_HTTP_OK) {
+    if (ctx->doc.host.len && ctx->fetch.answer_status != NGX_HTTP_OK) {
         /* for the operator only: the browser is not told the status */
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "mcp_auth: client metadata document on \"%V\" "
-                      "answered %i", &ctx->doc_host, ctx->answer_status);
+                      "answered %i", &ctx->doc.host, ctx->fetch.answer_status);
     }
 
     h = ngx_http_mcp_auth_find_out_header(r, "Cache-Control");
     if (h) {
-        ctx->answer_cache_control = h->value;
+        ctx->fetch.answer_cache_control = h->value;
     }
 
     if (r->out && r->out->buf) {
         b = r->out->buf;
-        ctx->answer.data = b->pos;
-        ctx->answer.len = b->last - b->pos;
+        ctx->fetch.answer.data = b->pos;
+        ctx->fetch.answer.len = b->last - b->pos;
     }
 
     return rc;
@@ -1910,16 +1942,17 @@ ngx_http_mcp_auth_resume_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
 
-    if (ctx == NULL || ctx->waiting || ctx->store_waiting) {
+    if (ctx == NULL || ctx->fetch.waiting || ctx->store.waiting) {
         return;
     }
 
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    ctx->req.fetch_cache_control.data =
-                                 (const char *) ctx->answer_cache_control.data;
-    ctx->req.fetch_cache_control.len = ctx->answer_cache_control.len;
-    ctx->resuming = 1;
+    ctx->fetch.req.fetch_cache_control.data =
+                           (const char *) ctx->fetch.answer_cache_control.data;
+    ctx->fetch.req.fetch_cache_control.len =
+                                           ctx->fetch.answer_cache_control.len;
+    ctx->store.resuming = 1;
 
     ngx_http_finalize_request(r, ngx_http_mcp_auth_run(r, ctx));
 }
@@ -2120,11 +2153,14 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
 
-    if (ctx && ctx->guard_done) {
+    if (ctx && ctx->guard.done) {
         return NGX_OK;
     }
 
-    if (ctx && (ctx->waiting_body || ctx->waiting || ctx->store_waiting)) {
+    if (ctx
+        && (ctx->guard.waiting_body || ctx->fetch.waiting
+            || ctx->store.waiting))
+    {
         return NGX_AGAIN;
     }
 
@@ -2147,7 +2183,7 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
 
     ngx_http_mcp_auth_guard_headers(r, &req);
 
-    if (!ctx->body_read && r->method == NGX_HTTP_POST
+    if (!ctx->guard.body_read && r->method == NGX_HTTP_POST
         && mcpa_guard_reads_body(alcf->core)
         && r->headers_in.content_length_n <= (off_t) alcf->peek_size)
     {
@@ -2160,16 +2196,16 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
     req.args.len = r->args.len;
 
     /* one clock for every run of this check (a deferred store reruns it) */
-    if (ctx->now == 0) {
-        ctx->now = (int64_t) ngx_time();
+    if (ctx->store.now == 0) {
+        ctx->store.now = (int64_t) ngx_time();
     }
 
-    req.now = ctx->now;
+    req.now = ctx->store.now;
 
     ngx_http_mcp_auth_header_str(r->headers_in.authorization,
                                  &req.authorization);
 
-    if (ctx->body_read) {
+    if (ctx->guard.body_read) {
         if (ngx_http_mcp_auth_flatten_body(r, &body) != NGX_OK) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
@@ -2183,15 +2219,15 @@ again:
 
     ngx_http_mcp_auth_replay(ctx, &req.replay);
 
-    if (ctx->fetched) {
+    if (ctx->fetch.fetched) {
         /* the provider answered the renewal the guard asked for */
-        cont.data = (const char *) ctx->continuation.data;
-        cont.len = ctx->continuation.len;
-        answer.data = (const char *) ctx->answer.data;
-        answer.len = ctx->answer.len;
+        cont.data = (const char *) ctx->fetch.continuation.data;
+        cont.len = ctx->fetch.continuation.len;
+        answer.data = (const char *) ctx->fetch.answer.data;
+        answer.len = ctx->fetch.answer.len;
 
         rc = mcpa_guard_resume(alcf->core, &alcf->store, &req, cont,
-                               (int) ctx->answer_status, answer, &res);
+                               (int) ctx->fetch.answer_status, answer, &res);
 
     } else {
         rc = mcpa_guard(alcf->core, &alcf->store, &req, &res);
@@ -2205,8 +2241,8 @@ again:
 
     if (res.verdict != MCPA_GUARD_STORE) {
         /* this check is complete: what comes next starts afresh */
-        ctx->fetched = 0;
-        ctx->replay.len = 0;
+        ctx->fetch.fetched = 0;
+        ctx->store.replay.len = 0;
     }
 
     switch (res.verdict) {
@@ -2229,7 +2265,7 @@ again:
     case MCPA_GUARD_NEED_BODY:
         mcpa_guard_result_free(&res);
 
-        if (ctx->body_read
+        if (ctx->guard.body_read
             || r->headers_in.content_length_n > (off_t) alcf->peek_size)
         {
             return NGX_HTTP_REQUEST_ENTITY_TOO_LARGE;
@@ -2272,7 +2308,7 @@ ngx_http_mcp_auth_guard_read_body(ngx_http_request_t *r,
     }
 
     if (rc == NGX_AGAIN) {
-        ctx->waiting_body = 1;
+        ctx->guard.waiting_body = 1;
         return NGX_DONE;
     }
 
@@ -2288,7 +2324,7 @@ ngx_http_mcp_auth_guard_body_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
 
-    ctx->body_read = 1;
+    ctx->guard.body_read = 1;
 
     /* balances the reference ngx_http_read_client_request_body() took */
     r->main->count--;
@@ -2299,8 +2335,8 @@ ngx_http_mcp_auth_guard_body_handler(ngx_http_request_t *r)
      */
     r->write_event_handler = ngx_http_core_run_phases;
 
-    if (ctx->waiting_body) {
-        ctx->waiting_body = 0;
+    if (ctx->guard.waiting_body) {
+        ctx->guard.waiting_body = 0;
         ngx_http_core_run_phases(r);
     }
 }
@@ -2313,32 +2349,32 @@ ngx_http_mcp_auth_allow(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     ngx_pool_cleanup_t            *cln;
     ngx_http_mcp_auth_loc_conf_t  *alcf;
 
-    if (ngx_http_mcp_auth_copy_str(r->pool, &ctx->identity, &res->identity)
-           != NGX_OK
-        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->subject, &res->subject)
-           != NGX_OK
-        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->client_id,
+    if (ngx_http_mcp_auth_copy_str(r->pool, &ctx->guard.identity,
+                                   &res->identity) != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->guard.subject,
+                                      &res->subject) != NGX_OK
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->guard.client_id,
                                       &res->client_id) != NGX_OK
-        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->scope, &res->scope)
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->guard.scope, &res->scope)
            != NGX_OK
-        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->session_tag,
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->guard.session_tag,
                                       &res->session_tag) != NGX_OK
-        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->session_key,
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->guard.session_key,
                                       &res->session_key) != NGX_OK
-        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->provider_token,
+        || ngx_http_mcp_auth_copy_str(r->pool, &ctx->guard.provider_token,
                                       &res->provider_token) != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    if (ngx_http_mcp_auth_rewrite_headers(r, &ctx->identity,
-                                          &ctx->provider_token)
+    if (ngx_http_mcp_auth_rewrite_headers(r, &ctx->guard.identity,
+                                          &ctx->guard.provider_token)
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->guard_done = 1;
+    ctx->guard.done = 1;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
@@ -2346,21 +2382,22 @@ ngx_http_mcp_auth_allow(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
      * A stream outlives the token that opened it: look at its session now
      * and then, and close the stream once the session has ended.
      */
-    if (alcf->stream_check && ctx->session_key.len) {
+    if (alcf->stream_check && ctx->guard.session_key.len) {
         cln = ngx_pool_cleanup_add(r->pool, 0);
         if (cln == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ctx->stream_check.handler = ngx_http_mcp_auth_stream_check_handler;
-        ctx->stream_check.data = r;
-        ctx->stream_check.log = r->connection->log;
-        ctx->stream_check.cancelable = 1;
+        ctx->guard.stream_check.handler =
+                                        ngx_http_mcp_auth_stream_check_handler;
+        ctx->guard.stream_check.data = r;
+        ctx->guard.stream_check.log = r->connection->log;
+        ctx->guard.stream_check.cancelable = 1;
 
         cln->handler = ngx_http_mcp_auth_stream_cleanup;
-        cln->data = &ctx->stream_check;
+        cln->data = &ctx->guard.stream_check;
 
-        ngx_add_timer(&ctx->stream_check, alcf->stream_check);
+        ngx_add_timer(&ctx->guard.stream_check, alcf->stream_check);
     }
 
     return NGX_OK;
@@ -2478,8 +2515,8 @@ ngx_http_mcp_auth_stream_check_handler(ngx_event_t *ev)
         return;
     }
 
-    key.data = (const char *) ctx->session_key.data;
-    key.len = ctx->session_key.len;
+    key.data = (const char *) ctx->guard.session_key.data;
+    key.len = ctx->guard.session_key.len;
 
     if (mcpa_session_alive(alcf->core, &alcf->store, key, (int64_t) ngx_time())
         != 0)
@@ -2507,28 +2544,28 @@ ngx_http_mcp_auth_stream_probe(ngx_http_request_t *r,
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
     /* names the key; counts as live until Redis has answered */
-    ctx->probe_answered = 0;
+    ctx->probe.answered = 0;
     (void) ngx_http_mcp_auth_probe_alive(r, ctx);
 
-    if (ctx->probe_key.len == 0
+    if (ctx->probe.key.len == 0
         || ngx_http_mcp_auth_store_cleanup_add(r, ctx) != NGX_OK)
     {
-        ngx_add_timer(&ctx->stream_check, alcf->stream_check);
+        ngx_add_timer(&ctx->guard.stream_check, alcf->stream_check);
         return;
     }
 
     ngx_memzero(&op, sizeof(mcpa_store_op_t));
     op.op = MCPA_OP_GET;
-    op.key.data = (const char *) ctx->probe_key.data;
-    op.key.len = ctx->probe_key.len;
+    op.key.data = (const char *) ctx->probe.key.data;
+    op.key.len = ctx->probe.key.len;
 
-    ctx->store_cmd = ngx_mcp_auth_redis_run(alcf->redis, &op,
+    ctx->store.cmd = ngx_mcp_auth_redis_run(alcf->redis, &op,
                                             ngx_http_mcp_auth_probe_done, r,
                                             r->connection->log);
 
-    if (ctx->store_cmd == NULL) {
+    if (ctx->store.cmd == NULL) {
         /* Redis being away is no proof that the session ended */
-        ngx_add_timer(&ctx->stream_check, alcf->stream_check);
+        ngx_add_timer(&ctx->guard.stream_check, alcf->stream_check);
     }
 }
 
@@ -2545,19 +2582,19 @@ ngx_http_mcp_auth_probe_done(void *data, int status, ngx_str_t *value)
     ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
-    ctx->store_cmd = NULL;
+    ctx->store.cmd = NULL;
 
-    ctx->probe_answered = 1;
-    ctx->probe_status = status;
-    ctx->probe_value = value;
+    ctx->probe.answered = 1;
+    ctx->probe.status = status;
+    ctx->probe.value = value;
 
     alive = ngx_http_mcp_auth_probe_alive(r, ctx);
 
-    ctx->probe_answered = 0;
-    ctx->probe_value = NULL;
+    ctx->probe.answered = 0;
+    ctx->probe.value = NULL;
 
     if (alive) {
-        ngx_add_timer(&ctx->stream_check, alcf->stream_check);
+        ngx_add_timer(&ctx->guard.stream_check, alcf->stream_check);
         return;
     }
 
@@ -2581,8 +2618,8 @@ ngx_http_mcp_auth_probe_alive(ngx_http_request_t *r,
     probe.get = ngx_http_mcp_auth_probe_get;
     probe.deferred = 1;            /* values as Redis holds them (sealed) */
 
-    key.data = (const char *) ctx->session_key.data;
-    key.len = ctx->session_key.len;
+    key.data = (const char *) ctx->guard.session_key.data;
+    key.len = ctx->guard.session_key.len;
 
     return mcpa_session_alive(alcf->core, &probe, key, (int64_t) ngx_time());
 }
@@ -2598,26 +2635,26 @@ ngx_http_mcp_auth_probe_get(void *data, mcpa_str_t key, int take,
 
     (void) take;
 
-    if (!ctx->probe_answered) {
+    if (!ctx->probe.answered) {
         /* the key is the same for the stream's whole life: kept once */
-        if (ctx->probe_key.len == 0 && key.len) {
-            r = ctx->stream_check.data;
-            ctx->probe_key.data = ngx_pnalloc(r->pool, key.len);
-            if (ctx->probe_key.data) {
-                ngx_memcpy(ctx->probe_key.data, key.data, key.len);
-                ctx->probe_key.len = key.len;
+        if (ctx->probe.key.len == 0 && key.len) {
+            r = ctx->guard.stream_check.data;
+            ctx->probe.key.data = ngx_pnalloc(r->pool, key.len);
+            if (ctx->probe.key.data) {
+                ngx_memcpy(ctx->probe.key.data, key.data, key.len);
+                ctx->probe.key.len = key.len;
             }
         }
 
         return MCPA_UNAVAILABLE;
     }
 
-    if (ctx->probe_status == MCPA_OK && ctx->probe_value) {
-        sink(sink_ctx, (const char *) ctx->probe_value->data,
-             ctx->probe_value->len);
+    if (ctx->probe.status == MCPA_OK && ctx->probe.value) {
+        sink(sink_ctx, (const char *) ctx->probe.value->data,
+             ctx->probe.value->len);
     }
 
-    return ctx->probe_status;
+    return ctx->probe.status;
 }
 
 
@@ -3947,7 +3984,7 @@ ngx_http_mcp_auth_request_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_mcp_auth_module);
 
-    if (ctx == NULL || !ctx->guard_done) {
+    if (ctx == NULL || !ctx->guard.done) {
         v->not_found = 1;
         return NGX_OK;
     }
