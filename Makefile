@@ -72,11 +72,15 @@ $(BUILD)/unit/%.o: t/unit/%.cpp
 $(UNIT): $(UNIT_OBJS) $(CORE)
 	$(CXX) $(SAN_FLAGS) -o $@ $(UNIT_OBJS) $(CORE) -lgtest -lgtest_main -pthread $(CORE_LIBS)
 
+# The nginx glue: ngx_mcp_auth_module.c and the files in nginx/ (config lists
+# them for nginx's build).
+GLUE := ngx_mcp_auth_module.c $(wildcard nginx/*.c nginx/*.h)
+
 # The module is compiled by nginx's own build system (so the binary
 # compatibility signature matches the nginx it loads into); the C++ core is
 # linked in as a static library.  See scripts/build-module.sh.
 # ('+': nginx's own make shares our jobserver, and says nothing about it)
-$(MODULE): $(CORE) config ngx_mcp_auth_module.c ngx_mcp_auth_redis.c ngx_mcp_auth_redis.h src/mcp_auth.h src/zone_index.h scripts/build-module.sh
+$(MODULE): $(CORE) config $(GLUE) src/mcp_auth.h src/zone_index.h scripts/build-module.sh
 	+MCP_AUTH_BUILD="$(abspath $(BUILD))" SAN_FLAGS="$(SAN_FLAGS)" \
 	  scripts/build-module.sh "$(NGINX_SRC)" "$(abspath $(BUILD))"
 

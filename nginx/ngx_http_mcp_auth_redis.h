@@ -1,11 +1,11 @@
 /*
- * ngx_mcp_auth_redis.h -- the Redis store of ngx_mcp_auth_module: one
+ * ngx_http_mcp_auth_redis.h -- the Redis store of ngx_mcp_auth_module: one
  * connection per worker on nginx's event loop, commands pipelined on it,
  * replies read with hiredis' protocol reader.  Never a blocking call.
  */
 
-#ifndef NGX_MCP_AUTH_REDIS_H_INCLUDED
-#define NGX_MCP_AUTH_REDIS_H_INCLUDED
+#ifndef NGX_HTTP_MCP_AUTH_REDIS_H_INCLUDED
+#define NGX_HTTP_MCP_AUTH_REDIS_H_INCLUDED
 
 #include <ngx_config.h>
 #include <ngx_core.h>
@@ -53,4 +53,4 @@ ngx_str_t *ngx_mcp_auth_redis_address(ngx_mcp_auth_redis_t *rd);
 size_t ngx_mcp_auth_redis_unauth_budget(ngx_mcp_auth_redis_t *rd);
 
 
-#endif /* NGX_MCP_AUTH_REDIS_H_INCLUDED */
+#endif /* NGX_HTTP_MCP_AUTH_REDIS_H_INCLUDED */

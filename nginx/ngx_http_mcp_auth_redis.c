@@ -1,5 +1,5 @@
 /*
- * ngx_mcp_auth_redis.c -- the Redis store (mcp_auth_redis).
+ * ngx_http_mcp_auth_redis.c -- the Redis store (mcp_auth_redis).
  *
  * Each worker keeps one connection, made with nginx's own peer connection
  * machinery and driven by its event loop; commands are pipelined on it and
@@ -27,7 +27,7 @@
 
 #include <hiredis/hiredis.h>
 
-#include "ngx_mcp_auth_redis.h"
+#include "ngx_http_mcp_auth_redis.h"
 
 
 #define NGX_MCP_AUTH_REDIS_IDLE        0

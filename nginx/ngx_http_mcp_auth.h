@@ -1,0 +1,258 @@
+/*
+ * ngx_http_mcp_auth.h -- the one private header of the nginx glue: the
+ * types its files share (the location configuration, the request context,
+ * the shared-memory zone), and the functions one file calls in another.
+ * Everything else in a file is static.  The C++ core is reached only
+ * through src/mcp_auth.h.
+ */
+
+#ifndef NGX_HTTP_MCP_AUTH_H_INCLUDED
+#define NGX_HTTP_MCP_AUTH_H_INCLUDED
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "mcp_auth.h"
+#include "zone_index.h"
+#include "ngx_http_mcp_auth_redis.h"
+
+
+/*
+ * "mcp_auth_endpoint status": the zone's figures for operators, served by
+ * the glue alone (no core); a value outside the core's mcpa_endpoint_e.
+ */
+#define NGX_HTTP_MCP_AUTH_EP_STATUS    1000
+
+
+/*
+ * The shared-memory store: entries keyed by a string, found through an
+ * open-addressed hash index sized with the zone (src/zone_index.h: keyed
+ * SipHash, linear probing, full key compare), with a queue that a sweep
+ * walks to drop expired entries, as limit_req does.
+ */
+typedef struct {
+    uint32_t                  hash;            /* low half of the key's hash */
+    u_short                   key_len;
+    u_short                   flags;           /* NGX_HTTP_MCP_AUTH_UNAUTH */
+    uint32_t                  value_len;
+    int64_t                   expires;
+    ngx_queue_t               queue;
+    u_char                    data[1];         /* key, then value */
+} ngx_http_mcp_auth_node_t;
+
+
+/*
+ * An entry that anyone can make (MCPA_PUT_UNAUTHENTICATED: a registration
+ * not yet used for a login, a fetched client metadata document).  Such
+ * entries live within a budget of their own (mcp_auth_zone ...
+ * unauthenticated=) and the oldest of them make room for new ones, so that
+ * anonymous traffic can never take the zone from logged-in users.
+ */
+#define NGX_HTTP_MCP_AUTH_UNAUTH  0x0001
+
+/*
+ * An unauthenticated entry is allocated with this link in front of its
+ * node: the queue of unauthenticated entries in the order they were made,
+ * the oldest at the tail, which eviction takes.  The main queue cannot keep
+ * that order (the sweep rotates it), and normal entries, the many, do
+ * without the 16 bytes.
+ */
+typedef struct {
+    ngx_queue_t               queue;
+} ngx_http_mcp_auth_unauth_t;
+
+#define ngx_http_mcp_auth_unauth_of(an)                                      \
+    ((ngx_http_mcp_auth_unauth_t *) (an) - 1)
+#define ngx_http_mcp_auth_node_of(u)                                         \
+    ((ngx_http_mcp_auth_node_t *) ((ngx_http_mcp_auth_unauth_t *) (u) + 1))
+
+
+typedef struct {
+    mcpa_zindex_t             index;
+    ngx_queue_t               queue;
+    ngx_uint_t                count;
+    ngx_uint_t                changes;         /* bumped by every write */
+
+    /* unauthenticated entries: the oldest at the tail; the bytes their
+     * allocations take from the slab (expired ones not yet dropped
+     * included); how many live ones were evicted to make room */
+    ngx_queue_t               unauth;
+    ngx_uint_t                unauth_count;
+    size_t                    unauth_bytes;
+    ngx_uint_t                evicted;
+} ngx_http_mcp_auth_shctx_t;
+
+
+typedef struct {
+    ngx_http_mcp_auth_shctx_t  *sh;
+    ngx_slab_pool_t            *shpool;
+
+    /* the state file: entries survive a restart */
+    ngx_str_t                   state_file;
+    ngx_msec_t                  state_interval;
+    mcpa_config_t              *keys;          /* a core with a key file */
+    ngx_uint_t                  saved;         /* changes at the last save */
+    ngx_event_t                 save_event;
+
+    /* the most bytes unauthenticated entries may take (unauthenticated=);
+     * configuration, so a reload may change it */
+    size_t                      unauth_budget;
+    ngx_str_t                   unauth_conf;   /* as written, for checks */
+
+    /* this process's last prefetched key and its hash: the get() that
+     * follows does not hash it again */
+    u_char                      prefetched[64];
+    size_t                      prefetched_len;
+    uint64_t                    prefetched_hash;
+} ngx_http_mcp_auth_zone_t;
+
+
+typedef struct {
+    ngx_uint_t                endpoint;        /* mcpa_endpoint_e */
+
+    /* settings handed to the core by name; see ngx_http_mcp_auth_settings */
+    ngx_str_t                 issuer;
+    ngx_str_t                 resource;
+    ngx_str_t                 resource_name;
+    ngx_str_t                 scopes;
+    ngx_str_t                 cors_origins;
+    ngx_str_t                 authorization_path;
+    ngx_str_t                 token_path;
+    ngx_str_t                 registration_path;
+    ngx_str_t                 revocation_path;
+    ngx_str_t                 consent_path;
+    ngx_str_t                 callback_path;
+    ngx_str_t                 key_file;
+    ngx_str_t                 provider_issuer;
+    ngx_str_t                 provider_authorization_endpoint;
+    ngx_str_t                 provider_token_endpoint;
+    ngx_str_t                 provider_client_id;
+    ngx_str_t                 provider_client_secret_file;
+    ngx_str_t                 provider_client_auth;
+    ngx_str_t                 provider_private_key_file;
+    ngx_str_t                 provider_key_id;
+    ngx_str_t                 provider_certificate_file;
+    ngx_str_t                 provider_scopes;
+    ngx_str_t                 access_token_ttl;
+    ngx_str_t                 refresh_token_ttl;
+    ngx_str_t                 session_ttl;
+    ngx_str_t                 code_ttl;
+    ngx_str_t                 login_ttl;
+    ngx_str_t                 client_ttl;
+    ngx_str_t                 consent_remember;
+    ngx_str_t                 secure_cookies;
+    ngx_str_t                 pass_provider_token;
+    ngx_str_t                 identity_key_file;
+    ngx_str_t                 identity_issuer;
+    ngx_str_t                 identity_audience;
+    ngx_str_t                 tool_scopes;
+
+    ngx_flag_t                protect;
+    ngx_msec_t                stream_check;
+    size_t                    max_body;
+    size_t                    peek_size;
+
+    ngx_shm_zone_t           *shm_zone;        /* mcp_auth_zone */
+    ngx_mcp_auth_redis_t     *redis;           /* mcp_auth_redis */
+    ngx_str_t                 provider_token_location;
+    ngx_str_t                 provider_jwks_location;
+    ngx_str_t                 client_metadata_location;
+    ngx_str_t                 client_metadata_documents;
+    ngx_str_t                 client_metadata_allow_private;
+    ngx_str_t                 client_metadata_ports;
+
+    mcpa_config_t            *core;            /* built in merge, read-only */
+    mcpa_store_t              store;
+} ngx_http_mcp_auth_loc_conf_t;
+
+
+/*
+ * Per request, one part for each thing the module does with it.  The fetch:
+ * a call to the provider (or a client metadata document) in flight, and what
+ * resumes the request once it has answered.
+ */
+typedef struct {
+    mcpa_request_t            req;             /* kept for mcpa_resume() */
+    ngx_str_t                 continuation;
+    ngx_str_t                 body;            /* $mcp_auth_fetch_body */
+    ngx_str_t                 authorization;   /* ..._fetch_authorization */
+    ngx_str_t                 url;             /* $mcp_auth_fetch_url */
+    ngx_str_t                 answer;
+    ngx_str_t                 answer_cache_control;
+    ngx_int_t                 answer_status;
+    ngx_uint_t                count;           /* calls made; never loop */
+    unsigned                  waiting:1;
+    unsigned                  fetched:1;       /* an answer awaits the guard */
+} ngx_http_mcp_auth_fetch_ctx_t;
+
+
+/* The client metadata document being fetched: where it is. */
+typedef struct {
+    ngx_str_t                 host;            /* $mcp_auth_fetch_host */
+    ngx_str_t                 path;
+    ngx_int_t                 port;
+} ngx_http_mcp_auth_doc_ctx_t;
+
+
+/*
+ * The guard: where its check of the request stands, what it established
+ * (the $mcp_auth_* variables, the headers sent upstream), and the timer
+ * that looks at a stream's session now and then.
+ */
+typedef struct {
+    unsigned                  done:1;
+    unsigned                  body_read:1;
+    unsigned                  waiting_body:1;
+    ngx_str_t                 subject;
+    ngx_str_t                 client_id;
+    ngx_str_t                 scope;
+    ngx_str_t                 session_tag;
+    ngx_str_t                 session_key;
+    ngx_str_t                 identity;
+    ngx_str_t                 provider_token;
+    ngx_event_t               stream_check;
+} ngx_http_mcp_auth_guard_ctx_t;
+
+
+/*
+ * A deferred store (Redis), see mcpa_store_t: the operation in flight, and
+ * what the next run of the core is told of the last one.
+ */
+typedef struct {
+    int64_t                   now;             /* one clock for all runs */
+    ngx_str_t                 replay;
+    int                       replay_status;
+    ngx_str_t                 replay_value;
+    ngx_mcp_auth_redis_cmd_t *cmd;             /* in flight */
+    ngx_uint_t                ops;
+    unsigned                  waiting:1;
+    unsigned                  access:1;        /* the guard asked */
+    unsigned                  cleanup:1;
+    unsigned                  resuming:1;      /* mcpa_resume(), not handle */
+} ngx_http_mcp_auth_store_ctx_t;
+
+
+/* A stream's session looked up in Redis (the stream check's probe). */
+typedef struct {
+    unsigned                  answered:1;
+    int                       status;
+    ngx_str_t                *value;
+    ngx_str_t                 key;
+} ngx_http_mcp_auth_probe_ctx_t;
+
+
+typedef struct {
+    ngx_http_mcp_auth_fetch_ctx_t   fetch;
+    ngx_http_mcp_auth_doc_ctx_t     doc;
+    ngx_http_mcp_auth_guard_ctx_t   guard;
+    ngx_http_mcp_auth_store_ctx_t   store;
+    ngx_http_mcp_auth_probe_ctx_t   probe;
+} ngx_http_mcp_auth_ctx_t;
+
+
+extern ngx_module_t  ngx_http_mcp_auth_module;
+
+
+#endif /* NGX_HTTP_MCP_AUTH_H_INCLUDED */
