@@ -255,4 +255,20 @@ typedef struct {
 extern ngx_module_t  ngx_http_mcp_auth_module;
 
 
+/* ngx_mcp_auth_module.c */
+void ngx_http_mcp_auth_load_state(ngx_http_mcp_auth_zone_t *zone,
+    ngx_log_t *log);
+
+
+/* nginx/ngx_http_mcp_auth_zone.c */
+void ngx_http_mcp_auth_store_prefetch(void *data, mcpa_str_t key);
+int ngx_http_mcp_auth_store_get(void *data, mcpa_str_t key, int take,
+    mcpa_sink_pt sink, void *sink_ctx);
+int ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key,
+    mcpa_str_t value, int64_t expires, int mode, mcpa_str_t expect);
+int ngx_http_mcp_auth_store_del(void *data, mcpa_str_t key);
+char *ngx_http_mcp_auth_zone(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+
+
 #endif /* NGX_HTTP_MCP_AUTH_H_INCLUDED */
