@@ -255,9 +255,12 @@ typedef struct {
 extern ngx_module_t  ngx_http_mcp_auth_module;
 
 
-/* ngx_mcp_auth_module.c */
+/* nginx/ngx_http_mcp_auth_state.c */
 void ngx_http_mcp_auth_load_state(ngx_http_mcp_auth_zone_t *zone,
     ngx_log_t *log);
+ngx_int_t ngx_http_mcp_auth_init_process(ngx_cycle_t *cycle);
+void ngx_http_mcp_auth_exit_process(ngx_cycle_t *cycle);
+void ngx_http_mcp_auth_exit_master(ngx_cycle_t *cycle);
 
 
 /* nginx/ngx_http_mcp_auth_zone.c */

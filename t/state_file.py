@@ -3,7 +3,7 @@ that tests can see what nginx saved -- each entry's class included -- and
 hand it a file of the previous format.
 
 The file is the core's KeyRing::seal (src/crypto.cpp) of the glue's
-plaintext (ngx_mcp_auth_module.c, "the state file"):
+plaintext (nginx/ngx_http_mcp_auth_state.c):
 
     sealed    = KID "." base64url(iv[12] || AES-256-GCM(plaintext) || tag[16]),
                 AAD "mcpauth-v1|" KID "|" 0x03 (the state-file purpose)
