@@ -263,6 +263,10 @@ void ngx_http_mcp_auth_exit_process(ngx_cycle_t *cycle);
 void ngx_http_mcp_auth_exit_master(ngx_cycle_t *cycle);
 
 
+/* nginx/ngx_http_mcp_auth_status.c */
+ngx_int_t ngx_http_mcp_auth_status_handler(ngx_http_request_t *r);
+
+
 /* nginx/ngx_http_mcp_auth_zone.c */
 void ngx_http_mcp_auth_store_prefetch(void *data, mcpa_str_t key);
 int ngx_http_mcp_auth_store_get(void *data, mcpa_str_t key, int take,
