@@ -256,14 +256,14 @@ extern ngx_module_t  ngx_http_mcp_auth_module;
 
 
 /* ngx_mcp_auth_module.c */
+ngx_int_t ngx_http_mcp_auth_run(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx);
 ngx_int_t ngx_http_mcp_auth_store(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp, ngx_uint_t access);
 ngx_int_t ngx_http_mcp_auth_store_cleanup_add(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx);
 void ngx_http_mcp_auth_replay(ngx_http_mcp_auth_ctx_t *ctx,
     mcpa_replay_t *replay);
-ngx_int_t ngx_http_mcp_auth_fetch(ngx_http_request_t *r,
-    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp, ngx_uint_t access);
 ngx_int_t ngx_http_mcp_auth_copy_str(ngx_pool_t *pool, ngx_str_t *dst,
     mcpa_str_t *src);
 ngx_int_t ngx_http_mcp_auth_send(ngx_http_request_t *r,
@@ -271,6 +271,11 @@ ngx_int_t ngx_http_mcp_auth_send(ngx_http_request_t *r,
 ngx_int_t ngx_http_mcp_auth_flatten_body(ngx_http_request_t *r,
     ngx_str_t *body);
 void ngx_http_mcp_auth_header_str(ngx_table_elt_t *h, mcpa_str_t *s);
+
+
+/* nginx/ngx_http_mcp_auth_fetch.c */
+ngx_int_t ngx_http_mcp_auth_fetch(ngx_http_request_t *r,
+    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp, ngx_uint_t access);
 
 
 /* nginx/ngx_http_mcp_auth_guard.c */
