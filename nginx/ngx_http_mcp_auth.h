@@ -255,7 +255,8 @@ typedef struct {
 extern ngx_module_t  ngx_http_mcp_auth_module;
 
 
-/* ngx_mcp_auth_module.c */
+/* nginx/ngx_http_mcp_auth_endpoint.c */
+ngx_int_t ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mcp_auth_run(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx);
 ngx_int_t ngx_http_mcp_auth_store(ngx_http_request_t *r,
