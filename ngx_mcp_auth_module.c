@@ -2,9 +2,14 @@
  * ngx_mcp_auth_module -- an OAuth 2.1 authorization server and guard for
  * remote MCP servers, as an nginx dynamic module.
  *
- * This file is the nginx glue only: directives, configuration merging,
- * request plumbing.  Every decision is made by the C++ core behind
- * src/mcp_auth.h, which never throws across that boundary.
+ * The nginx glue only: every decision is made by the C++ core behind
+ * src/mcp_auth.h, which never throws across that boundary.  This file is
+ * the module's entry: its directives, variables and configuration merging,
+ * and the handlers it installs.  The rest of the glue is in nginx/, a file
+ * a role: the endpoints (ngx_http_mcp_auth_endpoint.c), the calls out to
+ * the provider (_fetch.c), the guard (_guard.c), the shared-memory store
+ * (_zone.c) and its state file (_state.c), the Redis store (_redis.c), the
+ * status endpoint (_status.c); what they share is ngx_http_mcp_auth.h.
  */
 
 #include <ngx_config.h>
@@ -561,19 +566,6 @@ static ngx_http_mcp_auth_setting_t  ngx_http_mcp_auth_settings[] = {
 };
 
 
-static char *
-ngx_http_mcp_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_mcp_auth_loc_conf_t  *alcf = conf;
-
-    if (alcf->redis != NGX_CONF_UNSET_PTR) {
-        return "is duplicate";
-    }
-
-    return ngx_mcp_auth_redis_parse(cf, &alcf->redis);
-}
-
-
 /* --- variables ------------------------------------------------------------ */
 
 static ngx_int_t
@@ -969,6 +961,19 @@ ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field, u_char end)
     field->len = d - field->data;
 
     return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_http_mcp_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_mcp_auth_loc_conf_t  *alcf = conf;
+
+    if (alcf->redis != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    return ngx_mcp_auth_redis_parse(cf, &alcf->redis);
 }
 
 
