@@ -255,6 +255,35 @@ typedef struct {
 extern ngx_module_t  ngx_http_mcp_auth_module;
 
 
+/*
+ * The headers of a list (a request's, a response's) one at a time, NULL
+ * after the last; *part NULL starts with the first:
+ *
+ *     part = NULL;
+ *     while ((h = ngx_http_mcp_auth_next_header(list, &part, &i))) { ... }
+ */
+static ngx_inline ngx_table_elt_t *
+ngx_http_mcp_auth_next_header(ngx_list_t *list, ngx_list_part_t **part,
+    ngx_uint_t *i)
+{
+    if (*part == NULL) {
+        *part = &list->part;
+        *i = 0;
+    }
+
+    while (*i >= (*part)->nelts) {
+        if ((*part)->next == NULL) {
+            return NULL;
+        }
+
+        *part = (*part)->next;
+        *i = 0;
+    }
+
+    return (ngx_table_elt_t *) (*part)->elts + (*i)++;
+}
+
+
 /* nginx/ngx_http_mcp_auth_endpoint.c */
 ngx_int_t ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mcp_auth_run(ngx_http_request_t *r,

@@ -110,32 +110,27 @@ ngx_http_mcp_auth_serve(ngx_http_request_t *r)
 #endif
 
     {
-        ngx_list_part_t  *part = &r->headers_in.headers.part;
-        ngx_table_elt_t  *h = part->elts;
         ngx_uint_t        i;
+        ngx_list_part_t  *part;
+        ngx_table_elt_t  *h;
 
-        for (i = 0; /* void */; i++) {
-            if (i >= part->nelts) {
-                if (part->next == NULL) {
-                    break;
-                }
-                part = part->next;
-                h = part->elts;
-                i = 0;
-            }
+        part = NULL;
 
-            if (h[i].key.len == sizeof("Sec-Fetch-Site") - 1
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "Sec-Fetch-Site",
-                                   h[i].key.len) == 0)
+        while ((h = ngx_http_mcp_auth_next_header(&r->headers_in.headers,
+                                                  &part, &i)))
+        {
+            if (h->key.len == sizeof("Sec-Fetch-Site") - 1
+                && ngx_strncasecmp(h->key.data, (u_char *) "Sec-Fetch-Site",
+                                   h->key.len) == 0)
             {
-                ngx_http_mcp_auth_header_str(&h[i], &req.sec_fetch_site);
+                ngx_http_mcp_auth_header_str(h, &req.sec_fetch_site);
 
             } else if (req.origin.data == NULL
-                       && h[i].key.len == sizeof("Origin") - 1
-                       && ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
-                                          h[i].key.len) == 0)
+                       && h->key.len == sizeof("Origin") - 1
+                       && ngx_strncasecmp(h->key.data, (u_char *) "Origin",
+                                          h->key.len) == 0)
             {
-                ngx_http_mcp_auth_header_str(&h[i], &req.origin);
+                ngx_http_mcp_auth_header_str(h, &req.origin);
             }
         }
     }

@@ -324,31 +324,21 @@ ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r, ngx_str_t *identity,
         return NGX_ERROR;
     }
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    part = NULL;
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                break;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
-        if ((h[i].key.len == sizeof("Authorization") - 1
-             && ngx_strncasecmp(h[i].key.data, (u_char *) "Authorization",
-                                h[i].key.len) == 0)
-            || (h[i].key.len == sizeof("X-MCP-Identity") - 1
-                && ngx_strncasecmp(h[i].key.data, (u_char *) "X-MCP-Identity",
-                                   h[i].key.len) == 0)
-            || (h[i].key.len == sizeof("X-MCP-Provider-Token") - 1
-                && ngx_strncasecmp(h[i].key.data,
+    while ((h = ngx_http_mcp_auth_next_header(&r->headers_in.headers,
+                                              &part, &i)))
+    {
+        if ((h->key.len == sizeof("Authorization") - 1
+             && ngx_strncasecmp(h->key.data, (u_char *) "Authorization",
+                                h->key.len) == 0)
+            || (h->key.len == sizeof("X-MCP-Identity") - 1
+                && ngx_strncasecmp(h->key.data, (u_char *) "X-MCP-Identity",
+                                   h->key.len) == 0)
+            || (h->key.len == sizeof("X-MCP-Provider-Token") - 1
+                && ngx_strncasecmp(h->key.data,
                                    (u_char *) "X-MCP-Provider-Token",
-                                   h[i].key.len) == 0))
+                                   h->key.len) == 0))
         {
             continue;
         }
@@ -358,7 +348,7 @@ ngx_http_mcp_auth_rewrite_headers(ngx_http_request_t *r, ngx_str_t *identity,
             return NGX_ERROR;
         }
 
-        *nh = h[i];
+        *nh = *h;
     }
 
     if (identity->len) {
@@ -413,37 +403,27 @@ ngx_http_mcp_auth_guard_headers(ngx_http_request_t *r,
     ngx_list_part_t  *part;
     ngx_table_elt_t  *h;
 
-    part = &r->headers_in.headers.part;
-    h = part->elts;
+    part = NULL;
 
-    for (i = 0; /* void */; i++) {
-
-        if (i >= part->nelts) {
-            if (part->next == NULL) {
-                return;
-            }
-
-            part = part->next;
-            h = part->elts;
-            i = 0;
-        }
-
+    while ((h = ngx_http_mcp_auth_next_header(&r->headers_in.headers,
+                                              &part, &i)))
+    {
         flag = 0;
 
-        switch (h[i].key.len) {
+        switch (h->key.len) {
         case sizeof("Origin") - 1:
-            to = ngx_strncasecmp(h[i].key.data, (u_char *) "Origin",
+            to = ngx_strncasecmp(h->key.data, (u_char *) "Origin",
                                  sizeof("Origin") - 1) == 0
                  ? &req->origin : NULL;
             break;
         case sizeof("Mcp-Method") - 1:
-            to = ngx_strncasecmp(h[i].key.data, (u_char *) "Mcp-Method",
+            to = ngx_strncasecmp(h->key.data, (u_char *) "Mcp-Method",
                                  sizeof("Mcp-Method") - 1) == 0
                  ? &req->mcp_method : NULL;
             flag = MCPA_MIRROR_METHOD;
             break;
         case sizeof("Mcp-Name") - 1:
-            to = ngx_strncasecmp(h[i].key.data, (u_char *) "Mcp-Name",
+            to = ngx_strncasecmp(h->key.data, (u_char *) "Mcp-Name",
                                  sizeof("Mcp-Name") - 1) == 0
                  ? &req->mcp_name : NULL;
             flag = MCPA_MIRROR_NAME;
@@ -465,7 +445,7 @@ ngx_http_mcp_auth_guard_headers(ngx_http_request_t *r,
         }
 
         if (to->data == NULL) {
-            ngx_http_mcp_auth_header_str(&h[i], to);
+            ngx_http_mcp_auth_header_str(h, to);
         }
     }
 }
