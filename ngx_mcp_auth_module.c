@@ -22,10 +22,35 @@
 #define NGX_HTTP_MCP_AUTH_ERRLEN  512
 
 
+/*
+ * The cores built so far, one per distinct set of settings: locations that
+ * say the same share one (and its keys are read once).
+ */
 typedef struct {
-    const char               *name;            /* core setting name */
-    size_t                    offset;
-} ngx_http_mcp_auth_setting_t;
+    ngx_array_t               cores;           /* ngx_http_mcp_auth_core_t */
+    ngx_uint_t                users;           /* locations using them */
+} ngx_http_mcp_auth_main_conf_t;
+
+
+typedef struct {
+    ngx_str_t                 settings;        /* every value, serialized */
+    mcpa_config_t            *core;
+} ngx_http_mcp_auth_core_t;
+
+
+/* A string directive's check, run on its line (mcpa_check_setting). */
+typedef struct {
+    ngx_conf_post_handler_pt  post_handler;
+    mcpa_check_e              check;
+} ngx_http_mcp_auth_check_t;
+
+
+/* A lifetime's upper bound, checked on its line. */
+typedef struct {
+    ngx_conf_post_handler_pt  post_handler;
+    time_t                    max;
+    char                     *error;
+} ngx_http_mcp_auth_lifetime_t;
 
 
 static ngx_int_t ngx_http_mcp_auth_init(ngx_conf_t *cf);
@@ -50,6 +75,12 @@ static char *ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field,
     u_char end);
+static char *ngx_http_mcp_auth_set_ports(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_mcp_auth_check(ngx_conf_t *cf, void *post, void *data);
+static char *ngx_http_mcp_auth_check_lifetime(ngx_conf_t *cf, void *post,
+    void *data);
+static void *ngx_http_mcp_auth_create_main_conf(ngx_conf_t *cf);
 static ngx_int_t ngx_http_mcp_auth_init_module(ngx_cycle_t *cycle);
 
 
@@ -69,6 +100,40 @@ static ngx_conf_enum_t  ngx_http_mcp_auth_endpoints[] = {
 };
 
 
+static ngx_conf_enum_t  ngx_http_mcp_auth_provider_auths[] = {
+    { ngx_string("client_secret_basic"),
+      MCPA_PROVIDER_AUTH_CLIENT_SECRET_BASIC },
+    { ngx_string("client_secret_post"), MCPA_PROVIDER_AUTH_CLIENT_SECRET_POST },
+    { ngx_string("private_key_jwt"), MCPA_PROVIDER_AUTH_PRIVATE_KEY_JWT },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_http_mcp_auth_check_t  ngx_http_mcp_auth_check_base_url =
+    { ngx_http_mcp_auth_check, MCPA_CHECK_BASE_URL };
+static ngx_http_mcp_auth_check_t  ngx_http_mcp_auth_check_provider_url =
+    { ngx_http_mcp_auth_check, MCPA_CHECK_PROVIDER_URL };
+static ngx_http_mcp_auth_check_t  ngx_http_mcp_auth_check_path =
+    { ngx_http_mcp_auth_check, MCPA_CHECK_PATH };
+static ngx_http_mcp_auth_check_t  ngx_http_mcp_auth_check_scopes =
+    { ngx_http_mcp_auth_check, MCPA_CHECK_SCOPES };
+static ngx_http_mcp_auth_check_t  ngx_http_mcp_auth_check_provider_scopes =
+    { ngx_http_mcp_auth_check, MCPA_CHECK_PROVIDER_SCOPES };
+static ngx_http_mcp_auth_check_t  ngx_http_mcp_auth_check_not_empty =
+    { ngx_http_mcp_auth_check, MCPA_CHECK_NOT_EMPTY };
+static ngx_http_mcp_auth_check_t  ngx_http_mcp_auth_check_tool_rule =
+    { ngx_http_mcp_auth_check, MCPA_CHECK_TOOL_RULE };
+
+/* lifetimes: positive, at most 2^31 s; a code at most 10 minutes (RFC 6749
+ * section 4.1.2) */
+static ngx_http_mcp_auth_lifetime_t  ngx_http_mcp_auth_lifetime =
+    { ngx_http_mcp_auth_check_lifetime, (time_t) 1 << 31,
+      "must be positive and at most 68 years" };
+static ngx_http_mcp_auth_lifetime_t  ngx_http_mcp_auth_code_lifetime =
+    { ngx_http_mcp_auth_check_lifetime, 600,
+      "must be from 1s to 10m" };
+
+
 static ngx_command_t  ngx_http_mcp_auth_commands[] = {
 
     { ngx_string("mcp_auth_endpoint"),
@@ -83,14 +148,14 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, issuer),
-      NULL },
+      &ngx_http_mcp_auth_check_base_url },
 
     { ngx_string("mcp_auth_resource"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, resource),
-      NULL },
+      &ngx_http_mcp_auth_check_base_url },
 
     { ngx_string("mcp_auth_resource_name"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -104,7 +169,7 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       ngx_http_mcp_auth_set_words,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, scopes),
-      NULL },
+      &ngx_http_mcp_auth_check_scopes },
 
     { ngx_string("mcp_auth_cors_origins"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -118,172 +183,172 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, authorization_path),
-      NULL },
+      &ngx_http_mcp_auth_check_path },
 
     { ngx_string("mcp_auth_token_path"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, token_path),
-      NULL },
+      &ngx_http_mcp_auth_check_path },
 
     { ngx_string("mcp_auth_registration_path"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, registration_path),
-      NULL },
+      &ngx_http_mcp_auth_check_path },
 
     { ngx_string("mcp_auth_revocation_path"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, revocation_path),
-      NULL },
+      &ngx_http_mcp_auth_check_path },
 
     { ngx_string("mcp_auth_consent_path"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, consent_path),
-      NULL },
+      &ngx_http_mcp_auth_check_path },
 
     { ngx_string("mcp_auth_callback_path"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, callback_path),
-      NULL },
+      &ngx_http_mcp_auth_check_path },
 
     { ngx_string("mcp_auth_key_file"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, key_file),
-      NULL },
+      &ngx_http_mcp_auth_check_not_empty },
 
     { ngx_string("mcp_auth_provider_issuer"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_issuer),
-      NULL },
+      &ngx_http_mcp_auth_check_base_url },
 
     { ngx_string("mcp_auth_provider_authorization_endpoint"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_authorization_endpoint),
-      NULL },
+      &ngx_http_mcp_auth_check_provider_url },
 
     { ngx_string("mcp_auth_provider_token_endpoint"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_token_endpoint),
-      NULL },
+      &ngx_http_mcp_auth_check_provider_url },
 
     { ngx_string("mcp_auth_provider_client_id"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_id),
-      NULL },
+      &ngx_http_mcp_auth_check_not_empty },
 
     { ngx_string("mcp_auth_provider_client_secret_file"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_secret_file),
-      NULL },
+      &ngx_http_mcp_auth_check_not_empty },
 
     { ngx_string("mcp_auth_provider_client_auth"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_conf_set_enum_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_auth),
-      NULL },
+      ngx_http_mcp_auth_provider_auths },
 
     { ngx_string("mcp_auth_provider_private_key_file"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_private_key_file),
-      NULL },
+      &ngx_http_mcp_auth_check_not_empty },
 
     { ngx_string("mcp_auth_provider_key_id"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_key_id),
-      NULL },
+      &ngx_http_mcp_auth_check_not_empty },
 
     { ngx_string("mcp_auth_provider_certificate_file"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_certificate_file),
-      NULL },
+      &ngx_http_mcp_auth_check_not_empty },
 
     { ngx_string("mcp_auth_provider_scopes"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
       ngx_http_mcp_auth_set_words,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_scopes),
-      NULL },
+      &ngx_http_mcp_auth_check_provider_scopes },
 
     { ngx_string("mcp_auth_access_token_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, access_token_ttl),
-      NULL },
+      &ngx_http_mcp_auth_lifetime },
 
     { ngx_string("mcp_auth_refresh_token_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, refresh_token_ttl),
-      NULL },
+      &ngx_http_mcp_auth_lifetime },
 
     { ngx_string("mcp_auth_session_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, session_ttl),
-      NULL },
+      &ngx_http_mcp_auth_lifetime },
 
     { ngx_string("mcp_auth_code_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, code_ttl),
-      NULL },
+      &ngx_http_mcp_auth_code_lifetime },
 
     { ngx_string("mcp_auth_login_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, login_ttl),
-      NULL },
+      &ngx_http_mcp_auth_lifetime },
 
     { ngx_string("mcp_auth_client_ttl"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      ngx_conf_set_sec_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, client_ttl),
-      NULL },
+      &ngx_http_mcp_auth_lifetime },
 
     { ngx_string("mcp_auth_consent_remember"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, consent_remember),
       NULL },
 
     { ngx_string("mcp_auth_secure_cookies"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, secure_cookies),
       NULL },
@@ -324,8 +389,8 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       NULL },
 
     { ngx_string("mcp_auth_pass_provider_token"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, pass_provider_token),
       NULL },
@@ -335,28 +400,28 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, identity_key_file),
-      NULL },
+      &ngx_http_mcp_auth_check_not_empty },
 
     { ngx_string("mcp_auth_identity_issuer"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, identity_issuer),
-      NULL },
+      &ngx_http_mcp_auth_check_not_empty },
 
     { ngx_string("mcp_auth_identity_audience"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, identity_audience),
-      NULL },
+      &ngx_http_mcp_auth_check_not_empty },
 
     { ngx_string("mcp_auth_tool_scope"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
       ngx_http_mcp_auth_tool_scope,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, tool_scopes),
-      NULL },
+      &ngx_http_mcp_auth_check_tool_rule },
 
     { ngx_string("mcp_auth_stream_check"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -380,22 +445,22 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       NULL },
 
     { ngx_string("mcp_auth_client_metadata_documents"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_documents),
       NULL },
 
     { ngx_string("mcp_auth_client_metadata_allow_private"),
-      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_str_slot,
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_allow_private),
       NULL },
 
     { ngx_string("mcp_auth_client_metadata_ports"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
-      ngx_http_mcp_auth_set_words,
+      ngx_http_mcp_auth_set_ports,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_ports),
       NULL },
@@ -415,7 +480,7 @@ static ngx_http_module_t  ngx_http_mcp_auth_module_ctx = {
     ngx_http_mcp_auth_add_variables,       /* preconfiguration */
     ngx_http_mcp_auth_init,                /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_mcp_auth_create_main_conf,    /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -490,79 +555,6 @@ static ngx_http_variable_t  ngx_http_mcp_auth_vars[] = {
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
       ngx_http_null_variable
-};
-
-
-/* Settings the core receives by name when it is built for a location. */
-static ngx_http_mcp_auth_setting_t  ngx_http_mcp_auth_settings[] = {
-    { "issuer", offsetof(ngx_http_mcp_auth_loc_conf_t, issuer) },
-    { "resource", offsetof(ngx_http_mcp_auth_loc_conf_t, resource) },
-    { "resource_name", offsetof(ngx_http_mcp_auth_loc_conf_t, resource_name) },
-    { "scopes", offsetof(ngx_http_mcp_auth_loc_conf_t, scopes) },
-    { "cors_origins", offsetof(ngx_http_mcp_auth_loc_conf_t, cors_origins) },
-    { "authorization_path",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, authorization_path) },
-    { "token_path", offsetof(ngx_http_mcp_auth_loc_conf_t, token_path) },
-    { "registration_path",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, registration_path) },
-    { "revocation_path",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, revocation_path) },
-    { "consent_path", offsetof(ngx_http_mcp_auth_loc_conf_t, consent_path) },
-    { "callback_path", offsetof(ngx_http_mcp_auth_loc_conf_t, callback_path) },
-    { "key_file",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, key_file) },
-    { "provider_issuer",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_issuer) },
-    { "provider_authorization_endpoint",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_authorization_endpoint) },
-    { "provider_token_endpoint",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_token_endpoint) },
-    { "provider_client_id",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_id) },
-    { "provider_client_secret_file",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_secret_file) },
-    { "provider_client_auth",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_client_auth) },
-    { "provider_private_key_file",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_private_key_file) },
-    { "provider_key_id",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_key_id) },
-    { "provider_certificate_file",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_certificate_file) },
-    { "provider_scopes",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_scopes) },
-    { "access_token_ttl",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, access_token_ttl) },
-    { "refresh_token_ttl",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, refresh_token_ttl) },
-    { "session_ttl",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, session_ttl) },
-    { "code_ttl",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, code_ttl) },
-    { "login_ttl",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, login_ttl) },
-    { "client_ttl",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, client_ttl) },
-    { "consent_remember",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, consent_remember) },
-    { "secure_cookies",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, secure_cookies) },
-    { "pass_provider_token",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, pass_provider_token) },
-    { "client_metadata_documents",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_documents) },
-    { "client_metadata_allow_private",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_allow_private) },
-    { "client_metadata_ports",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, client_metadata_ports) },
-    { "identity_key_file",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, identity_key_file) },
-    { "identity_issuer",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, identity_issuer) },
-    { "identity_audience",
-      offsetof(ngx_http_mcp_auth_loc_conf_t, identity_audience) },
-    { "tool_scopes", offsetof(ngx_http_mcp_auth_loc_conf_t, tool_scopes) },
-    { NULL, 0 }
 };
 
 
@@ -646,6 +638,27 @@ ngx_http_mcp_auth_request_variable(ngx_http_request_t *r,
 /* --- configuration ------------------------------------------------------- */
 
 static void *
+ngx_http_mcp_auth_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_http_mcp_auth_main_conf_t  *amcf;
+
+    amcf = ngx_pcalloc(cf->pool, sizeof(ngx_http_mcp_auth_main_conf_t));
+    if (amcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&amcf->cores, cf->pool, 4,
+                       sizeof(ngx_http_mcp_auth_core_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    return amcf;
+}
+
+
+static void *
 ngx_http_mcp_auth_create_loc_conf(ngx_conf_t *cf)
 {
     ngx_http_mcp_auth_loc_conf_t  *conf;
@@ -664,6 +677,19 @@ ngx_http_mcp_auth_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->endpoint = NGX_CONF_UNSET_UINT;
+    conf->provider_client_auth = NGX_CONF_UNSET_UINT;
+    conf->access_token_ttl = NGX_CONF_UNSET;
+    conf->refresh_token_ttl = NGX_CONF_UNSET;
+    conf->session_ttl = NGX_CONF_UNSET;
+    conf->code_ttl = NGX_CONF_UNSET;
+    conf->login_ttl = NGX_CONF_UNSET;
+    conf->client_ttl = NGX_CONF_UNSET;
+    conf->consent_remember = NGX_CONF_UNSET;
+    conf->secure_cookies = NGX_CONF_UNSET;
+    conf->pass_provider_token = NGX_CONF_UNSET;
+    conf->client_metadata_documents = NGX_CONF_UNSET;
+    conf->client_metadata_allow_private = NGX_CONF_UNSET;
+    conf->client_metadata_ports = NGX_CONF_UNSET_PTR;
     conf->max_body = NGX_CONF_UNSET_SIZE;
     conf->shm_zone = NGX_CONF_UNSET_PTR;
     conf->redis = NGX_CONF_UNSET_PTR;
@@ -675,20 +701,75 @@ ngx_http_mcp_auth_create_loc_conf(ngx_conf_t *cf)
 }
 
 
+/*
+ * The settings a location's core is built from, written out in full: two
+ * locations share a core exactly when these bytes are the same.
+ */
+typedef struct {
+    mcpa_settings_t           settings;
+    ngx_array_t              *bytes;           /* of u_char */
+    ngx_uint_t                failed;
+} ngx_http_mcp_auth_fill_t;
+
+
+static void
+ngx_http_mcp_auth_fill_bytes(ngx_http_mcp_auth_fill_t *f, const void *data,
+    size_t len)
+{
+    u_char  *p;
+
+    if (len == 0) {
+        return;
+    }
+
+    p = ngx_array_push_n(f->bytes, len);
+    if (p == NULL) {
+        f->failed = 1;
+        return;
+    }
+
+    ngx_memcpy(p, data, len);
+}
+
+
+static mcpa_str_t
+ngx_http_mcp_auth_fill_str(ngx_http_mcp_auth_fill_t *f, ngx_str_t *value)
+{
+    mcpa_str_t  s;
+
+    ngx_http_mcp_auth_fill_bytes(f, &value->len, sizeof(value->len));
+    ngx_http_mcp_auth_fill_bytes(f, value->data, value->len);
+
+    s.data = (const char *) value->data;
+    s.len = value->len;
+
+    return s;
+}
+
+
+static int64_t
+ngx_http_mcp_auth_fill_num(ngx_http_mcp_auth_fill_t *f, int64_t value)
+{
+    ngx_http_mcp_auth_fill_bytes(f, &value, sizeof(value));
+
+    return value;
+}
+
+
 static char *
 ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 {
     ngx_http_mcp_auth_loc_conf_t *prev = parent;
     ngx_http_mcp_auth_loc_conf_t *conf = child;
 
-    u_char                        err[NGX_HTTP_MCP_AUTH_ERRLEN];
-    u_char                        cache[NGX_TIME_T_LEN];
-    ngx_str_t                    *value, *prev_value;
-    mcpa_str_t                    v;
-    ngx_conf_enum_t              *e;
-    ngx_pool_cleanup_t           *cln;
-    ngx_http_mcp_auth_zone_t     *zone;
-    ngx_http_mcp_auth_setting_t  *s;
+    u_char                         err[NGX_HTTP_MCP_AUTH_ERRLEN];
+    ngx_uint_t                     i;
+    mcpa_settings_t               *s;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_mcp_auth_core_t      *core;
+    ngx_http_mcp_auth_zone_t      *zone;
+    ngx_http_mcp_auth_fill_t       f;
+    ngx_http_mcp_auth_main_conf_t *amcf;
 
     /* the endpoint a location serves is not inherited */
     if (conf->endpoint == NGX_CONF_UNSET_UINT) {
@@ -705,6 +786,7 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                            "apply here; a location keeps its state in one");
         return NGX_CONF_ERROR;
     }
+
     ngx_conf_merge_value(conf->protect, prev->protect, 0);
     ngx_conf_merge_msec_value(conf->stream_check, prev->stream_check, 60000);
     ngx_conf_merge_size_value(conf->peek_size, prev->peek_size, 1024 * 1024);
@@ -715,11 +797,73 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->client_metadata_location,
                              prev->client_metadata_location, "");
 
-    for (s = ngx_http_mcp_auth_settings; s->name; s++) {
-        value = (ngx_str_t *) ((u_char *) conf + s->offset);
-        prev_value = (ngx_str_t *) ((u_char *) prev + s->offset);
-        ngx_conf_merge_str_value((*value), (*prev_value), "");
-    }
+    /* unset stays unset (-1, ""): the core has the defaults */
+    ngx_conf_merge_str_value(conf->issuer, prev->issuer, "");
+    ngx_conf_merge_str_value(conf->resource, prev->resource, "");
+    ngx_conf_merge_str_value(conf->resource_name, prev->resource_name, "");
+    ngx_conf_merge_str_value(conf->scopes, prev->scopes, "");
+    ngx_conf_merge_str_value(conf->cors_origins, prev->cors_origins, "");
+    ngx_conf_merge_str_value(conf->authorization_path,
+                             prev->authorization_path, "");
+    ngx_conf_merge_str_value(conf->token_path, prev->token_path, "");
+    ngx_conf_merge_str_value(conf->registration_path,
+                             prev->registration_path, "");
+    ngx_conf_merge_str_value(conf->revocation_path, prev->revocation_path,
+                             "");
+    ngx_conf_merge_str_value(conf->consent_path, prev->consent_path, "");
+    ngx_conf_merge_str_value(conf->callback_path, prev->callback_path, "");
+    ngx_conf_merge_str_value(conf->key_file, prev->key_file, "");
+    ngx_conf_merge_str_value(conf->provider_issuer, prev->provider_issuer,
+                             "");
+    ngx_conf_merge_str_value(conf->provider_authorization_endpoint,
+                             prev->provider_authorization_endpoint, "");
+    ngx_conf_merge_str_value(conf->provider_token_endpoint,
+                             prev->provider_token_endpoint, "");
+    ngx_conf_merge_str_value(conf->provider_client_id,
+                             prev->provider_client_id, "");
+    ngx_conf_merge_str_value(conf->provider_client_secret_file,
+                             prev->provider_client_secret_file, "");
+    ngx_conf_merge_uint_value(conf->provider_client_auth,
+                              prev->provider_client_auth,
+                              NGX_CONF_UNSET_UINT);
+    ngx_conf_merge_str_value(conf->provider_private_key_file,
+                             prev->provider_private_key_file, "");
+    ngx_conf_merge_str_value(conf->provider_key_id, prev->provider_key_id,
+                             "");
+    ngx_conf_merge_str_value(conf->provider_certificate_file,
+                             prev->provider_certificate_file, "");
+    ngx_conf_merge_str_value(conf->provider_scopes, prev->provider_scopes,
+                             "");
+    ngx_conf_merge_sec_value(conf->access_token_ttl, prev->access_token_ttl,
+                             NGX_CONF_UNSET);
+    ngx_conf_merge_sec_value(conf->refresh_token_ttl,
+                             prev->refresh_token_ttl, NGX_CONF_UNSET);
+    ngx_conf_merge_sec_value(conf->session_ttl, prev->session_ttl,
+                             NGX_CONF_UNSET);
+    ngx_conf_merge_sec_value(conf->code_ttl, prev->code_ttl, NGX_CONF_UNSET);
+    ngx_conf_merge_sec_value(conf->login_ttl, prev->login_ttl,
+                             NGX_CONF_UNSET);
+    ngx_conf_merge_sec_value(conf->client_ttl, prev->client_ttl,
+                             NGX_CONF_UNSET);
+    ngx_conf_merge_value(conf->consent_remember, prev->consent_remember,
+                         NGX_CONF_UNSET);
+    ngx_conf_merge_value(conf->secure_cookies, prev->secure_cookies,
+                         NGX_CONF_UNSET);
+    ngx_conf_merge_value(conf->pass_provider_token, prev->pass_provider_token,
+                         NGX_CONF_UNSET);
+    ngx_conf_merge_value(conf->client_metadata_documents,
+                         prev->client_metadata_documents, NGX_CONF_UNSET);
+    ngx_conf_merge_value(conf->client_metadata_allow_private,
+                         prev->client_metadata_allow_private, NGX_CONF_UNSET);
+    ngx_conf_merge_ptr_value(conf->client_metadata_ports,
+                             prev->client_metadata_ports, NULL);
+    ngx_conf_merge_str_value(conf->identity_key_file,
+                             prev->identity_key_file, "");
+    ngx_conf_merge_str_value(conf->identity_issuer, prev->identity_issuer,
+                             "");
+    ngx_conf_merge_str_value(conf->identity_audience,
+                             prev->identity_audience, "");
+    ngx_conf_merge_str_value(conf->tool_scopes, prev->tool_scopes, "");
 
     if (conf->endpoint == MCPA_EP_NONE && !conf->protect) {
         return NGX_CONF_OK;
@@ -766,97 +910,145 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         }
     }
 
-    conf->core = mcpa_config_new();
+    f.bytes = ngx_array_create(cf->temp_pool, 1024, 1);
+    if (f.bytes == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    f.failed = 0;
+    s = &f.settings;
+    mcpa_settings_init(s);
+
+    s->issuer = ngx_http_mcp_auth_fill_str(&f, &conf->issuer);
+    s->resource = ngx_http_mcp_auth_fill_str(&f, &conf->resource);
+    s->resource_name = ngx_http_mcp_auth_fill_str(&f, &conf->resource_name);
+    s->scopes = ngx_http_mcp_auth_fill_str(&f, &conf->scopes);
+    s->cors_origins = ngx_http_mcp_auth_fill_str(&f, &conf->cors_origins);
+    s->authorization_path =
+        ngx_http_mcp_auth_fill_str(&f, &conf->authorization_path);
+    s->token_path = ngx_http_mcp_auth_fill_str(&f, &conf->token_path);
+    s->registration_path =
+        ngx_http_mcp_auth_fill_str(&f, &conf->registration_path);
+    s->revocation_path =
+        ngx_http_mcp_auth_fill_str(&f, &conf->revocation_path);
+    s->consent_path = ngx_http_mcp_auth_fill_str(&f, &conf->consent_path);
+    s->callback_path = ngx_http_mcp_auth_fill_str(&f, &conf->callback_path);
+    s->key_file = ngx_http_mcp_auth_fill_str(&f, &conf->key_file);
+    s->provider_issuer =
+        ngx_http_mcp_auth_fill_str(&f, &conf->provider_issuer);
+    s->provider_authorization_endpoint =
+        ngx_http_mcp_auth_fill_str(&f, &conf->provider_authorization_endpoint);
+    s->provider_token_endpoint =
+        ngx_http_mcp_auth_fill_str(&f, &conf->provider_token_endpoint);
+    s->provider_client_id =
+        ngx_http_mcp_auth_fill_str(&f, &conf->provider_client_id);
+    s->provider_client_secret_file =
+        ngx_http_mcp_auth_fill_str(&f, &conf->provider_client_secret_file);
+    s->provider_client_auth = (int) ngx_http_mcp_auth_fill_num(&f,
+        conf->provider_client_auth == NGX_CONF_UNSET_UINT
+        ? -1 : (int64_t) conf->provider_client_auth);
+    s->provider_private_key_file =
+        ngx_http_mcp_auth_fill_str(&f, &conf->provider_private_key_file);
+    s->provider_key_id =
+        ngx_http_mcp_auth_fill_str(&f, &conf->provider_key_id);
+    s->provider_certificate_file =
+        ngx_http_mcp_auth_fill_str(&f, &conf->provider_certificate_file);
+    s->provider_scopes =
+        ngx_http_mcp_auth_fill_str(&f, &conf->provider_scopes);
+    s->access_token_ttl =
+        ngx_http_mcp_auth_fill_num(&f, conf->access_token_ttl);
+    s->refresh_token_ttl =
+        ngx_http_mcp_auth_fill_num(&f, conf->refresh_token_ttl);
+    s->session_ttl = ngx_http_mcp_auth_fill_num(&f, conf->session_ttl);
+    s->code_ttl = ngx_http_mcp_auth_fill_num(&f, conf->code_ttl);
+    s->login_ttl = ngx_http_mcp_auth_fill_num(&f, conf->login_ttl);
+    s->client_ttl = ngx_http_mcp_auth_fill_num(&f, conf->client_ttl);
+    s->session_cache_ttl = ngx_http_mcp_auth_fill_num(&f,
+        conf->redis ? (int64_t) ngx_mcp_auth_redis_cache(conf->redis) : -1);
+    s->consent_remember =
+        (int) ngx_http_mcp_auth_fill_num(&f, conf->consent_remember);
+    s->secure_cookies =
+        (int) ngx_http_mcp_auth_fill_num(&f, conf->secure_cookies);
+    s->pass_provider_token =
+        (int) ngx_http_mcp_auth_fill_num(&f, conf->pass_provider_token);
+    s->client_metadata_documents =
+        (int) ngx_http_mcp_auth_fill_num(&f, conf->client_metadata_documents);
+    s->client_metadata_allow_private = (int) ngx_http_mcp_auth_fill_num(&f,
+        conf->client_metadata_allow_private);
+    s->client_metadata_fetch = (int) ngx_http_mcp_auth_fill_num(&f,
+        conf->client_metadata_location.len ? 1 : -1);
+
+    if (conf->client_metadata_ports) {
+        s->client_metadata_ports = conf->client_metadata_ports->elts;
+        s->client_metadata_ports_n = conf->client_metadata_ports->nelts;
+        ngx_http_mcp_auth_fill_bytes(&f, s->client_metadata_ports,
+                                     s->client_metadata_ports_n
+                                     * sizeof(int));
+    }
+
+    s->identity_key_file =
+        ngx_http_mcp_auth_fill_str(&f, &conf->identity_key_file);
+    s->identity_issuer =
+        ngx_http_mcp_auth_fill_str(&f, &conf->identity_issuer);
+    s->identity_audience =
+        ngx_http_mcp_auth_fill_str(&f, &conf->identity_audience);
+    s->tool_scopes = ngx_http_mcp_auth_fill_str(&f, &conf->tool_scopes);
+
+    if (f.failed) {
+        return NGX_CONF_ERROR;
+    }
+
+    /* locations with the same settings share one core */
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mcp_auth_module);
+
+    core = amcf->cores.elts;
+    for (i = 0; i < amcf->cores.nelts; i++) {
+        if (core[i].settings.len == f.bytes->nelts
+            && ngx_memcmp(core[i].settings.data, f.bytes->elts,
+                          f.bytes->nelts) == 0)
+        {
+            conf->core = core[i].core;
+            break;
+        }
+    }
+
     if (conf->core == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(cf->pool, 0);
-    if (cln == NULL) {
-        mcpa_config_free(conf->core);
-        return NGX_CONF_ERROR;
-    }
-
-    cln->handler = ngx_http_mcp_auth_cleanup_core;
-    cln->data = conf->core;
-
-    for (s = ngx_http_mcp_auth_settings; s->name; s++) {
-        value = (ngx_str_t *) ((u_char *) conf + s->offset);
-
-        if (value->len == 0) {
-            continue;
-        }
-
-        v.data = (const char *) value->data;
-        v.len = value->len;
-
-        if (mcpa_config_set(conf->core, s->name, v, (char *) err, sizeof(err))
-            != MCPA_OK)
-        {
+        conf->core = mcpa_config_build(s, (char *) err, sizeof(err));
+        if (conf->core == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
             return NGX_CONF_ERROR;
         }
-    }
 
-    if (conf->protect) {
-        v.data = "on";
-        v.len = 2;
-
-        if (mcpa_config_set(conf->core, "protect", v, (char *) err,
-                            sizeof(err))
-            != MCPA_OK)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        cln = ngx_pool_cleanup_add(cf->pool, 0);
+        if (cln == NULL) {
+            mcpa_config_free(conf->core);
             return NGX_CONF_ERROR;
         }
-    }
 
-    if (conf->redis && ngx_mcp_auth_redis_cache(conf->redis)) {
-        v.data = (const char *) cache;
-        v.len = ngx_sprintf(cache, "%T", ngx_mcp_auth_redis_cache(conf->redis))
-                - cache;
+        cln->handler = ngx_http_mcp_auth_cleanup_core;
+        cln->data = conf->core;
 
-        if (mcpa_config_set(conf->core, "session_cache", v, (char *) err,
-                            sizeof(err))
-            != MCPA_OK)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        core = ngx_array_push(&amcf->cores);
+        if (core == NULL) {
             return NGX_CONF_ERROR;
         }
-    }
 
-    if (conf->client_metadata_location.len) {
-        v.data = "on";
-        v.len = 2;
-
-        if (mcpa_config_set(conf->core, "client_metadata_fetch", v,
-                            (char *) err, sizeof(err))
-            != MCPA_OK)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        core->settings.len = f.bytes->nelts;
+        core->settings.data = ngx_pnalloc(cf->pool, f.bytes->nelts);
+        if (core->settings.data == NULL) {
             return NGX_CONF_ERROR;
         }
+
+        ngx_memcpy(core->settings.data, f.bytes->elts, f.bytes->nelts);
+        core->core = conf->core;
     }
 
-    if (conf->endpoint != MCPA_EP_NONE) {
-        for (e = ngx_http_mcp_auth_endpoints; e->name.len; e++) {
-            if (e->value == conf->endpoint) {
-                v.data = (const char *) e->name.data;
-                v.len = e->name.len;
-                break;
-            }
-        }
+    amcf->users++;
 
-        if (mcpa_config_set(conf->core, "endpoint", v, (char *) err,
-                            sizeof(err))
-            != MCPA_OK)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
-            return NGX_CONF_ERROR;
-        }
-    }
-
-    if (mcpa_config_finish(conf->core, (char *) err, sizeof(err)) != MCPA_OK) {
+    if (mcpa_config_check_use(conf->core, (int) conf->endpoint,
+                              (int) conf->protect, (char *) err, sizeof(err))
+        != MCPA_OK)
+    {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
         return NGX_CONF_ERROR;
     }
@@ -904,7 +1096,9 @@ ngx_http_mcp_auth_set_words(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
-    ngx_str_t  *field;
+    char              *rv;
+    ngx_str_t         *field;
+    ngx_conf_post_t   *post;
 
     field = (ngx_str_t *) (p + cmd->offset);
 
@@ -912,7 +1106,109 @@ ngx_http_mcp_auth_set_words(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    return ngx_http_mcp_auth_append_args(cf, field, '\0');
+    rv = ngx_http_mcp_auth_append_args(cf, field, '\0');
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    if (cmd->post) {
+        post = cmd->post;
+        return post->post_handler(cf, post, field);
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* mcp_auth_client_metadata_ports PORT...: the ports, as numbers. */
+static char *
+ngx_http_mcp_auth_set_ports(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    int           *port;
+    ngx_int_t      n;
+    ngx_str_t     *value;
+    ngx_uint_t     i;
+    ngx_array_t  **ports;
+
+    ports = (ngx_array_t **) (p + cmd->offset);
+
+    if (*ports != NGX_CONF_UNSET_PTR) {
+        return "is duplicate";
+    }
+
+    *ports = ngx_array_create(cf->pool, cf->args->nelts - 1, sizeof(int));
+    if (*ports == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        n = ngx_atoi(value[i].data, value[i].len);
+
+        if (n < 1 || n > 65535) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\": \"%V\" is not a port number "
+                               "(1 to 65535)", &cmd->name, &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        port = ngx_array_push(*ports);
+        if (port == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *port = (int) n;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* A string directive's check (cmd->post), on the directive's line. */
+static char *
+ngx_http_mcp_auth_check(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_mcp_auth_check_t *check = post;
+    ngx_str_t                 *value = data;
+
+    u_char      err[NGX_HTTP_MCP_AUTH_ERRLEN];
+    ngx_str_t  *args;
+    mcpa_str_t  directive, v;
+
+    args = cf->args->elts;
+
+    directive.data = (const char *) args[0].data;
+    directive.len = args[0].len;
+    v.data = (const char *) value->data;
+    v.len = value->len;
+
+    if (mcpa_check_setting(check->check, directive, v, (char *) err,
+                           sizeof(err))
+        != MCPA_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* A lifetime (ngx_conf_set_sec_slot): positive and within its bound. */
+static char *
+ngx_http_mcp_auth_check_lifetime(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_mcp_auth_lifetime_t *bound = post;
+    time_t                       *sec = data;
+
+    if (*sec <= 0 || *sec > bound->max) {
+        return bound->error;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -987,6 +1283,25 @@ ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     char  *p = conf;
 
+    char             *rv;
+    ngx_str_t         rule;
+    ngx_conf_post_t  *post;
+
+    /* this line alone, checked before it joins the others */
+    ngx_str_null(&rule);
+
+    rv = ngx_http_mcp_auth_append_args(cf, &rule, '\0');
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
+    post = cmd->post;
+
+    rv = post->post_handler(cf, post, &rule);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+
     return ngx_http_mcp_auth_append_args(cf, (ngx_str_t *) (p + cmd->offset),
                                          '\n');
 }
@@ -1014,8 +1329,15 @@ ngx_http_mcp_auth_init(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_mcp_auth_init_module(ngx_cycle_t *cycle)
 {
-    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0, "mcp_auth: core %s",
-                  mcpa_version());
+    ngx_http_mcp_auth_main_conf_t  *amcf;
+
+    amcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_mcp_auth_module);
+
+    ngx_log_error(NGX_LOG_NOTICE, cycle->log, 0,
+                  "mcp_auth: core %s, %ui configurations for %ui locations",
+                  mcpa_version(), amcf ? amcf->cores.nelts : 0,
+                  amcf ? amcf->users : 0);
 
     return NGX_OK;
 }

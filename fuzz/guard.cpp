@@ -34,10 +34,10 @@ constexpr int64_t kNow = 1'800'000'000;
 const GuardSettings& settings() {
   static const GuardSettings gs = [] {
     GuardSettings g;
-    std::string err;
-    g.set("identity_key_file", fuzzutil::temp_file("identity.key", std::string(64, 'a') + "\n"), &err);
-    g.set("tool_scopes", "tools/call mcp:tools\nsave_snippet mcp:write\n", &err);
-    std::string e = g.finish(true);
+    g.identity_key_file = fuzzutil::temp_file("identity.key", std::string(64, 'a') + "\n");
+    g.tool_scopes = "tools/call mcp:tools\nsave_snippet mcp:write\n";
+    std::string e = g.load();
+    if (e.empty()) e = g.check_use();
     if (!e.empty()) {
       std::fprintf(stderr, "fuzz: guard settings: %s\n", e.c_str());
       std::abort();

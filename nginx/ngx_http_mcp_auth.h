@@ -112,7 +112,7 @@ typedef struct {
 typedef struct {
     ngx_uint_t                endpoint;        /* mcpa_endpoint_e */
 
-    /* settings handed to the core by name; see ngx_http_mcp_auth_settings */
+    /* the core's settings (mcpa_settings_t), each checked on its line */
     ngx_str_t                 issuer;
     ngx_str_t                 resource;
     ngx_str_t                 resource_name;
@@ -130,24 +130,27 @@ typedef struct {
     ngx_str_t                 provider_token_endpoint;
     ngx_str_t                 provider_client_id;
     ngx_str_t                 provider_client_secret_file;
-    ngx_str_t                 provider_client_auth;
+    ngx_uint_t                provider_client_auth;
     ngx_str_t                 provider_private_key_file;
     ngx_str_t                 provider_key_id;
     ngx_str_t                 provider_certificate_file;
     ngx_str_t                 provider_scopes;
-    ngx_str_t                 access_token_ttl;
-    ngx_str_t                 refresh_token_ttl;
-    ngx_str_t                 session_ttl;
-    ngx_str_t                 code_ttl;
-    ngx_str_t                 login_ttl;
-    ngx_str_t                 client_ttl;
-    ngx_str_t                 consent_remember;
-    ngx_str_t                 secure_cookies;
-    ngx_str_t                 pass_provider_token;
+    time_t                    access_token_ttl;
+    time_t                    refresh_token_ttl;
+    time_t                    session_ttl;
+    time_t                    code_ttl;
+    time_t                    login_ttl;
+    time_t                    client_ttl;
+    ngx_flag_t                consent_remember;
+    ngx_flag_t                secure_cookies;
+    ngx_flag_t                pass_provider_token;
+    ngx_flag_t                client_metadata_documents;
+    ngx_flag_t                client_metadata_allow_private;
+    ngx_array_t              *client_metadata_ports;  /* of int */
     ngx_str_t                 identity_key_file;
     ngx_str_t                 identity_issuer;
     ngx_str_t                 identity_audience;
-    ngx_str_t                 tool_scopes;
+    ngx_str_t                 tool_scopes;     /* "NAME SCOPE...\n" lines */
 
     ngx_flag_t                protect;
     ngx_msec_t                stream_check;
@@ -159,11 +162,8 @@ typedef struct {
     ngx_str_t                 provider_token_location;
     ngx_str_t                 provider_jwks_location;
     ngx_str_t                 client_metadata_location;
-    ngx_str_t                 client_metadata_documents;
-    ngx_str_t                 client_metadata_allow_private;
-    ngx_str_t                 client_metadata_ports;
 
-    mcpa_config_t            *core;            /* built in merge, read-only */
+    mcpa_config_t            *core;            /* shared, read-only */
     mcpa_store_t              store;
 } ngx_http_mcp_auth_loc_conf_t;
 

@@ -24,7 +24,6 @@ using mcpauth::Response;
 struct mcpa_config_s {
   Config config;
   mcpauth::GuardSettings guard;
-  bool protecting = false;
   // per worker process (configurations are copied into each worker by
   // fork), so no locking: a worker is single-threaded
   mutable mcpauth::IdentityCache identity_cache;
@@ -169,24 +168,19 @@ int run_endpoint(const mcpa_config_t* cf, const mcpa_store_t* store, const mcpa_
 
 }  // namespace
 
-MCPA_API mcpa_config_t* mcpa_config_new(void) noexcept {
-  return new (std::nothrow) mcpa_config_s();
+MCPA_API void mcpa_settings_init(mcpa_settings_t* s) noexcept {
+  *s = mcpa_settings_t{};
+  s->provider_client_auth = -1;
+  s->access_token_ttl = s->refresh_token_ttl = s->session_ttl = -1;
+  s->code_ttl = s->login_ttl = s->client_ttl = s->session_cache_ttl = -1;
+  s->consent_remember = s->secure_cookies = s->pass_provider_token = -1;
+  s->client_metadata_documents = s->client_metadata_allow_private = s->client_metadata_fetch = -1;
 }
 
-MCPA_API int mcpa_config_set(mcpa_config_t* cf, const char* name, mcpa_str_t value, char* err,
-                             size_t err_len) noexcept {
+MCPA_API int mcpa_check_setting(mcpa_check_e kind, mcpa_str_t directive, mcpa_str_t value, char* err,
+                                size_t err_len) noexcept {
   try {
-    std::string msg;
-    if (std::strcmp(name, "protect") == 0) {
-      cf->protecting = str(value) == "on";
-      return MCPA_OK;
-    }
-    if (cf->guard.set(name, str(value), &msg)) {
-      if (msg.empty()) return MCPA_OK;
-      copy_error(msg, err, err_len);
-      return MCPA_ERROR;
-    }
-    msg = cf->config.set(name, str(value));
+    std::string msg = mcpauth::check_setting(kind, str(directive), str(value));
     if (msg.empty()) return MCPA_OK;
     copy_error(msg, err, err_len);
   } catch (const std::exception& e) {
@@ -195,10 +189,105 @@ MCPA_API int mcpa_config_set(mcpa_config_t* cf, const char* name, mcpa_str_t val
   return MCPA_ERROR;
 }
 
-MCPA_API int mcpa_config_finish(mcpa_config_t* cf, char* err, size_t err_len) noexcept {
+namespace {
+
+std::vector<std::string> words(mcpa_str_t s) {
+  std::vector<std::string> out;
+  std::string_view v = view(s);
+  size_t i = 0;
+  while (i < v.size()) {
+    while (i < v.size() && v[i] == ' ') ++i;
+    size_t j = v.find(' ', i);
+    if (j == std::string_view::npos) j = v.size();
+    if (j > i) out.emplace_back(v.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+// A set string replaces the default; an unset one (empty) keeps it.
+void take(std::string* field, mcpa_str_t s) {
+  if (s.len) *field = str(s);
+}
+void take(int64_t* field, int64_t v) {
+  if (v >= 0) *field = v;
+}
+void take(bool* field, int v) {
+  if (v >= 0) *field = v != 0;
+}
+
+void fill(Config& c, const mcpa_settings_t& s) {
+  take(&c.issuer, s.issuer);
+  take(&c.resource, s.resource);
+  take(&c.resource_name, s.resource_name);
+  if (s.scopes.len) c.scopes = words(s.scopes);
+  if (s.cors_origins.len) c.cors_origins = words(s.cors_origins);
+  take(&c.authorization_path, s.authorization_path);
+  take(&c.token_path, s.token_path);
+  take(&c.registration_path, s.registration_path);
+  take(&c.revocation_path, s.revocation_path);
+  take(&c.consent_path, s.consent_path);
+  take(&c.callback_path, s.callback_path);
+  take(&c.key_file, s.key_file);
+  take(&c.provider_issuer, s.provider_issuer);
+  take(&c.provider_authorization_endpoint, s.provider_authorization_endpoint);
+  take(&c.provider_token_endpoint, s.provider_token_endpoint);
+  take(&c.provider_client_id, s.provider_client_id);
+  take(&c.provider_client_secret_file, s.provider_client_secret_file);
+  if (s.provider_client_auth >= 0) c.provider_client_auth = static_cast<Config::ProviderAuth>(s.provider_client_auth);
+  take(&c.provider_private_key_file, s.provider_private_key_file);
+  take(&c.provider_key_id, s.provider_key_id);
+  take(&c.provider_certificate_file, s.provider_certificate_file);
+  if (s.provider_scopes.len) {
+    c.provider_scopes.clear();
+    for (const auto& w : words(s.provider_scopes)) c.provider_scopes += (c.provider_scopes.empty() ? "" : " ") + w;
+  }
+  take(&c.access_token_ttl, s.access_token_ttl);
+  take(&c.refresh_token_ttl, s.refresh_token_ttl);
+  take(&c.session_ttl, s.session_ttl);
+  take(&c.code_ttl, s.code_ttl);
+  take(&c.login_ttl, s.login_ttl);
+  take(&c.client_ttl, s.client_ttl);
+  take(&c.session_cache_ttl, s.session_cache_ttl);
+  take(&c.consent_remember, s.consent_remember);
+  if (s.secure_cookies >= 0) c.secure_cookies_setting = s.secure_cookies != 0;
+  take(&c.cimd, s.client_metadata_documents);
+  take(&c.cimd_allow_private, s.client_metadata_allow_private);
+  take(&c.cimd_fetch, s.client_metadata_fetch);
+  if (s.client_metadata_ports_n)
+    c.cimd_ports.assign(s.client_metadata_ports, s.client_metadata_ports + s.client_metadata_ports_n);
+}
+
+void fill(mcpauth::GuardSettings& g, const mcpa_settings_t& s) {
+  take(&g.identity_key_file, s.identity_key_file);
+  take(&g.identity_issuer, s.identity_issuer);
+  take(&g.identity_audience, s.identity_audience);
+  take(&g.tool_scopes, s.tool_scopes);
+  take(&g.pass_provider_token, s.pass_provider_token);
+}
+
+}  // namespace
+
+MCPA_API mcpa_config_t* mcpa_config_build(const mcpa_settings_t* s, char* err, size_t err_len) noexcept {
   try {
-    std::string msg = cf->config.finish();
-    if (msg.empty()) msg = cf->guard.finish(cf->protecting);
+    auto cf = std::make_unique<mcpa_config_s>();
+    fill(cf->config, *s);
+    fill(cf->guard, *s);
+    std::string msg = cf->config.load();
+    if (msg.empty()) msg = cf->guard.load();
+    if (msg.empty()) return cf.release();
+    copy_error(msg, err, err_len);
+  } catch (const std::exception& e) {
+    copy_error(e.what(), err, err_len);
+  }
+  return nullptr;
+}
+
+MCPA_API int mcpa_config_check_use(const mcpa_config_t* cf, int endpoint, int guard, char* err,
+                                   size_t err_len) noexcept {
+  try {
+    std::string msg = cf->config.check_use(static_cast<mcpa_endpoint_e>(endpoint));
+    if (msg.empty() && guard) msg = cf->guard.check_use();
     if (msg.empty()) return MCPA_OK;
     copy_error(msg, err, err_len);
   } catch (const std::exception& e) {

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "crypto.hpp"
+#include "mcp_auth.h"
 
 namespace mcpauth {
 
@@ -30,13 +31,8 @@ struct Config {
   // Browser origins allowed to call the JSON endpoints (CORS); "*" = any.
   std::vector<std::string> cors_origins = {"*"};
 
-  // What the location serves (the glue's mcp_auth_endpoint: "metadata",
-  // "register", "authorize", ...); optional.  When set to an endpoint that
-  // keeps state, finish() insists on the key file and provider settings.
-  std::string endpoint;
-
   // The KeyRing that seals tokens and keys cookies/CSRF tokens
-  // (mcp_auth_key_file, loaded by finish()).  Absent: only the metadata
+  // (mcp_auth_key_file, loaded by load()).  Absent: only the metadata
   // endpoints work; the others answer 500 server_error.
   std::string key_file;
   std::optional<KeyRing> keys;
@@ -86,11 +82,20 @@ struct Config {
   std::string url(const std::string& path) const { return issuer + path; }
   bool has_provider() const { return !provider_client_id.empty(); }
 
-  // Sets one directive's value ("mcp_auth_" prefix removed).  Returns an
-  // empty string, or a message for `nginx -t`.
-  std::string set(const std::string& name, const std::string& value);
-  // Checks that need every setting; returns "" or a message.
-  std::string finish();
+  // Reads the files the settings name (keys, provider credentials) and
+  // derives what depends on several settings; "" or a message for nginx -t.
+  std::string load();
+  // What a location serving `endpoint` needs of this configuration (the key
+  // file for endpoints that keep state, the provider for the login and
+  // token endpoints); "" or a message.
+  std::string check_use(mcpa_endpoint_e endpoint) const;
 };
+
+// The checks a directive's value gets on its own line (mcp_auth.h's
+// mcpa_check_e); "" or a message that names the directive.
+std::string check_setting(mcpa_check_e kind, const std::string& directive, const std::string& value);
+
+// Reads a whole file; "" or a message naming `what` and the path.
+std::string read_file(const std::string& what, const std::string& path, std::string* out);
 
 }  // namespace mcpauth

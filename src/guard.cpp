@@ -15,15 +15,6 @@
 namespace mcpauth {
 namespace {
 
-bool read_file(const std::string& path, std::string* out) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return false;
-  std::ostringstream s;
-  s << f.rdbuf();
-  *out = s.str();
-  return true;
-}
-
 // A quoted-string for WWW-Authenticate (RFC 9110 §5.6.4): our values never
 // hold quotes or backslashes, but escape them anyway.
 std::string quoted(const std::string& v) {
@@ -140,34 +131,22 @@ ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in) {
 
 }  // namespace
 
-bool GuardSettings::set(const std::string& name, const std::string& value, std::string* error) {
-  if (name == "identity_key_file") identity_key_file = value;
-  else if (name == "identity_issuer") identity_issuer = value;
-  else if (name == "identity_audience") identity_audience = value;
-  else if (name == "tool_scopes") tool_scopes = value;
-  else if (name == "pass_provider_token") {
-    if (value != "on" && value != "off") {
-      *error = "mcp_auth_pass_provider_token must be on or off";
-      return true;
-    }
-    pass_provider_token = value == "on";
-  } else return false;
-  return true;
-}
-
-std::string GuardSettings::finish(bool protecting) {
+std::string GuardSettings::load() {
   std::string err;
   auto p = ToolPolicy::parse(tool_scopes, &err);
   if (!p) return err;
   policy = std::move(*p);
-  if (!protecting) return "";
-  if (identity_key_file.empty()) return "mcp_auth_protect needs mcp_auth_identity_key_file";
+  if (identity_key_file.empty()) return "";
   std::string text;
-  if (!read_file(identity_key_file, &text))
-    return "mcp_auth_identity_key_file \"" + identity_key_file + "\" cannot be read";
+  err = read_file("mcp_auth_identity_key_file", identity_key_file, &text);
+  if (!err.empty()) return err;
   minter = IdentityMinter::create(text, identity_issuer, identity_audience, &err);
   if (!minter) return "mcp_auth_identity_key_file \"" + identity_key_file + "\": " + err;
   return "";
+}
+
+std::string GuardSettings::check_use() const {
+  return minter ? "" : "mcp_auth_protect needs mcp_auth_identity_key_file";
 }
 
 std::string protected_resource_metadata_url(const std::string& resource) {

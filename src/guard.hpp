@@ -30,10 +30,11 @@ struct GuardSettings {
   std::optional<IdentityMinter> minter;
   ToolPolicy policy;
 
-  // Claims a setting by name; false when the name is not the guard's.
-  bool set(const std::string& name, const std::string& value, std::string* error);
-  // Loads the key file, parses the rules; "" or a message for nginx -t.
-  std::string finish(bool protecting);
+  // Parses the rules and loads the identity key file when one is named;
+  // "" or a message for nginx -t.
+  std::string load();
+  // What a location that guards MCP traffic needs: the identity key.
+  std::string check_use() const;
 };
 
 // Views of the request: the caller keeps them alive for the call (the glue's

@@ -44,24 +44,111 @@ typedef struct {
 /* --- configuration ------------------------------------------------------ */
 
 /*
- * One configuration per location that serves an endpoint or guards MCP
- * traffic; built at configuration time from the merged directives and never
- * changed afterwards, so workers share it read-only.
+ * A core configuration: built at configuration time from the settings of
+ * the directives and never changed afterwards, so workers share it
+ * read-only.  Locations whose settings are the same share one.
  */
 typedef struct mcpa_config_s  mcpa_config_t;
 
-MCPA_API mcpa_config_t *mcpa_config_new(void) MCPA_NOEXCEPT;
+typedef enum {
+    MCPA_PROVIDER_AUTH_CLIENT_SECRET_BASIC = 0,
+    MCPA_PROVIDER_AUTH_CLIENT_SECRET_POST,
+    MCPA_PROVIDER_AUTH_PRIVATE_KEY_JWT
+} mcpa_provider_auth_e;
 
 /*
- * Sets one named setting (the directive name without the "mcp_auth_"
- * prefix).  On failure returns MCPA_ERROR with a message in err.
+ * The settings, as nginx parsed them: every directive was checked on its
+ * own line (mcpa_check_setting() for the strings, nginx's slots for the
+ * numbers and flags).  Unset: strings empty, numbers and flags -1; the
+ * core's defaults then apply.  Lifetimes are in seconds.
  */
-MCPA_API int mcpa_config_set(mcpa_config_t *cf, const char *name,
+typedef struct {
+    mcpa_str_t   issuer;
+    mcpa_str_t   resource;
+    mcpa_str_t   resource_name;
+    mcpa_str_t   scopes;                       /* space-separated */
+    mcpa_str_t   cors_origins;                 /* space-separated */
+
+    mcpa_str_t   authorization_path;
+    mcpa_str_t   token_path;
+    mcpa_str_t   registration_path;
+    mcpa_str_t   revocation_path;
+    mcpa_str_t   consent_path;
+    mcpa_str_t   callback_path;
+
+    mcpa_str_t   key_file;
+
+    mcpa_str_t   provider_issuer;
+    mcpa_str_t   provider_authorization_endpoint;
+    mcpa_str_t   provider_token_endpoint;
+    mcpa_str_t   provider_client_id;
+    mcpa_str_t   provider_client_secret_file;
+    int          provider_client_auth;         /* mcpa_provider_auth_e */
+    mcpa_str_t   provider_private_key_file;
+    mcpa_str_t   provider_key_id;
+    mcpa_str_t   provider_certificate_file;
+    mcpa_str_t   provider_scopes;              /* space-separated */
+
+    int64_t      access_token_ttl;
+    int64_t      refresh_token_ttl;
+    int64_t      session_ttl;
+    int64_t      code_ttl;
+    int64_t      login_ttl;
+    int64_t      client_ttl;
+    int64_t      session_cache_ttl;            /* mcp_auth_redis cache= */
+
+    int          consent_remember;
+    int          secure_cookies;
+    int          pass_provider_token;
+
+    int          client_metadata_documents;
+    int          client_metadata_allow_private;
+    int          client_metadata_fetch;        /* a location fetches them */
+    const int   *client_metadata_ports;
+    size_t       client_metadata_ports_n;
+
+    mcpa_str_t   identity_key_file;
+    mcpa_str_t   identity_issuer;
+    mcpa_str_t   identity_audience;
+    mcpa_str_t   tool_scopes;                  /* "NAME SCOPE...\n" lines */
+} mcpa_settings_t;
+
+/* Every field unset. */
+MCPA_API void mcpa_settings_init(mcpa_settings_t *s) MCPA_NOEXCEPT;
+
+/* What a string directive's value must be; checked on the directive's line. */
+typedef enum {
+    MCPA_CHECK_BASE_URL = 0,      /* an issuer or resource: https URL (http
+                                     on loopback), no query, no trailing / */
+    MCPA_CHECK_PROVIDER_URL,      /* https URL (http on loopback) */
+    MCPA_CHECK_PATH,              /* a plain path starting with "/" */
+    MCPA_CHECK_SCOPES,            /* scope tokens (RFC 6749) */
+    MCPA_CHECK_PROVIDER_SCOPES,   /* scope tokens, "openid" among them */
+    MCPA_CHECK_NOT_EMPTY,
+    MCPA_CHECK_TOOL_RULE          /* "NAME SCOPE..." of mcp_auth_tool_scope */
+} mcpa_check_e;
+
+/* MCPA_OK, or MCPA_ERROR with a message naming the directive in err. */
+MCPA_API int mcpa_check_setting(mcpa_check_e kind, mcpa_str_t directive,
     mcpa_str_t value, char *err, size_t err_len) MCPA_NOEXCEPT;
 
-/* Cross-setting checks and derived values; call once after all sets. */
-MCPA_API int mcpa_config_finish(mcpa_config_t *cf, char *err,
-    size_t err_len) MCPA_NOEXCEPT;
+/*
+ * Builds a configuration: reads the files the settings name (keys,
+ * provider credentials, identity key) and checks what depends on several
+ * settings.  NULL with a message in err on failure.
+ */
+MCPA_API mcpa_config_t *mcpa_config_build(const mcpa_settings_t *s,
+    char *err, size_t err_len) MCPA_NOEXCEPT;
+
+/*
+ * Whether a location may use cf to serve endpoint (MCPA_EP_NONE: none)
+ * and, when guard is set, to guard MCP traffic: the key file for
+ * endpoints that keep state, the provider for the login and token
+ * endpoints, the identity key for the guard.  MCPA_OK or MCPA_ERROR with a
+ * message in err.
+ */
+MCPA_API int mcpa_config_check_use(const mcpa_config_t *cf, int endpoint,
+    int guard, char *err, size_t err_len) MCPA_NOEXCEPT;
 
 MCPA_API void mcpa_config_free(mcpa_config_t *cf) MCPA_NOEXCEPT;
 

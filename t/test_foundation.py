@@ -1,6 +1,10 @@
 """The module builds, loads into the packaged nginx and serves discovery."""
 
 import json
+import re
+from pathlib import Path
+
+import pytest
 import requests
 
 from harness import MODULE_SO
@@ -147,3 +151,41 @@ def test_setting_up_never_touches_the_users_own_nginx_or_redis(tmp_path):
     assert any(c.startswith("apt-get install") and "fonts-liberation" in c for c in recorded), recorded
     touched = [c for c in recorded if not c.startswith(("dpkg-query", "apt-get"))]
     assert touched == [], touched
+
+
+# Each mistake is reported by nginx -t on the line that makes it.
+@pytest.mark.parametrize("directive, words", [
+    ("mcp_auth_access_token_ttl 10x;", "invalid value"),
+    ("mcp_auth_access_token_ttl 0;", "must be positive"),
+    ("mcp_auth_code_ttl 11m;", "from 1s to 10m"),
+    ("mcp_auth_consent_remember yes;", "invalid value"),
+    ("mcp_auth_secure_cookies maybe;", "invalid value"),
+    ("mcp_auth_provider_client_auth tls_client_auth;", "invalid value"),
+    ("mcp_auth_provider_scopes profile email;", "openid"),
+    ("mcp_auth_scopes mcp\"x;", "not a valid scope"),
+    ("mcp_auth_token_path token;", "must be a path"),
+    ("mcp_auth_provider_token_endpoint http://idp.example/token;", "https"),
+    ("mcp_auth_resource https://mcp.example/;", "must not end with"),
+    ("mcp_auth_client_metadata_ports 443 https;", "not a port number"),
+    ("mcp_auth_tool_scope save_snippet bad\"scope;", "scope"),
+    ("mcp_auth_identity_audience \"\";", "must not be empty"),
+])
+def test_nginx_t_names_the_line_of_a_bad_directive(nginx_factory, directive, words):
+    nx = nginx_factory("badline", http_extra="    %s\n" % directive)
+    lines = Path(nx.conf).read_text().splitlines()
+    line = next(i + 1 for i, text in enumerate(lines) if text.strip() == directive)
+    result = nx.test_config()
+    assert result.returncode != 0
+    assert words in result.stderr, result.stderr
+    assert re.search(r" in \S*nginx\.conf:%d\n" % line, result.stderr), (line, result.stderr)
+
+
+def test_locations_with_the_same_settings_share_one_core(gateway):
+    """One core (its keys read once) per distinct set of settings, not one
+    per location: the test configuration's locations (endpoints and guarded
+    /mcp) differ only in what they serve, the TLS server in nothing."""
+    m = re.search(r"mcp_auth: core \S+, (\d+) configurations for (\d+) locations",
+                  gateway.error_log())
+    assert m, gateway.error_log()[-2000:]
+    cores, locations = int(m.group(1)), int(m.group(2))
+    assert locations >= 10 and cores <= 2, (cores, locations)

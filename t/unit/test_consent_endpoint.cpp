@@ -241,7 +241,7 @@ TEST_F(Consent, ARememberCookieWithoutScopesIsNotAGrantOfEverything) {
 }
 
 TEST_F(Consent, RememberIsIgnoredWhenTurnedOff) {
-  ASSERT_EQ(cf.set("consent_remember", "off"), "");
+  cf.consent_remember = false;
   std::string id = public_client();
   std::string authz = authorize_to_consent(id);
   std::string csrf = consent_page(authz);
@@ -252,8 +252,8 @@ TEST_F(Consent, RememberIsIgnoredWhenTurnedOff) {
 }
 
 TEST_F(Consent, WithoutSecureCookiesTheNamesLoseTheHostPrefix) {
-  ASSERT_EQ(cf.set("secure_cookies", "off"), "");
-  ASSERT_EQ(cf.finish(), "");
+  cf.secure_cookies_setting = 0;
+  ASSERT_EQ(cf.load(), "");
   std::string authz = authorize_to_consent(public_client());
   Response page;
   consent_page(authz, &page);

@@ -255,15 +255,15 @@ class Gateway : public ::testing::Test {
   }
 
   void SetUp() override {
-    ASSERT_EQ(cf.set("issuer", "https://mcp.example"), "");
-    ASSERT_EQ(cf.set("scopes", "mcp:tools mcp:read"), "");
-    ASSERT_EQ(cf.set("provider_issuer", "https://idp.example"), "");
-    ASSERT_EQ(cf.set("provider_authorization_endpoint", "https://idp.example/authorize"), "");
-    ASSERT_EQ(cf.set("provider_token_endpoint", "https://idp.example/token"), "");
-    ASSERT_EQ(cf.set("provider_client_id", "gateway"), "");
-    ASSERT_EQ(cf.set("provider_client_secret_file", write_file("secret", "provider secret\n")), "");
-    ASSERT_EQ(cf.set("key_file", write_file("keys", KeyRing::generate_line("k1") + "\n")), "");
-    ASSERT_EQ(cf.finish(), "");
+    cf.issuer = "https://mcp.example";
+    cf.scopes = {"mcp:tools", "mcp:read"};
+    cf.provider_issuer = "https://idp.example";
+    cf.provider_authorization_endpoint = "https://idp.example/authorize";
+    cf.provider_token_endpoint = "https://idp.example/token";
+    cf.provider_client_id = "gateway";
+    cf.provider_client_secret_file = write_file("secret", "provider secret\n");
+    cf.key_file = write_file("keys", KeyRing::generate_line("k1") + "\n");
+    ASSERT_EQ(cf.load(), "");
     ASSERT_TRUE(cf.keys);
     ASSERT_EQ(cf.provider_client_secret, "provider secret");
   }

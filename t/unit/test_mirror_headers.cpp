@@ -137,10 +137,10 @@ class GuardMirror : public ::testing::Test {
     ASSERT_TRUE(cf.keys);
     key_file = ::testing::TempDir() + "mirror-identity.key";
     std::ofstream(key_file) << std::string(64, 'b') << "\n";
-    std::string err;
-    gs.set("identity_key_file", key_file, &err);
-    gs.set("tool_scopes", "save_snippet snippets:write\nget_snippet snippets:read\n", &err);
-    ASSERT_EQ(gs.finish(true), "");
+    gs.identity_key_file = key_file;
+    gs.tool_scopes = "save_snippet snippets:write\nget_snippet snippets:read\n";
+    ASSERT_EQ(gs.load(), "");
+    ASSERT_EQ(gs.check_use(), "");
     store.now = kT0;
     Session s;
     s.sid = "sid-1";
