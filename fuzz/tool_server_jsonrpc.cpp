@@ -43,9 +43,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     session->initialized = (flags & 8) != 0;
     ctx.session = session;
   }
-  JsonPtr resp = (stateless || mcp::is_initialize(doc.get()))
-                     ? server.handle_message(doc.get(), ctx)
-                     : server.handle_body(doc.get(), ctx, (flags & 0x20) != 0);
+  // The store answers at once, so every response is ready.
+  JsonPtr resp = ((stateless || mcp::is_initialize(doc.get()))
+                      ? server.handle_message(doc.get(), ctx)
+                      : server.handle_body(doc.get(), ctx, (flags & 0x20) != 0))
+                     .take();
   if (resp) (void)json_print(resp.get());
   if (session) sessions.erase(session->id);
   return 0;

@@ -18,7 +18,7 @@ struct RedisConfig {
     std::string password_file;  // read at start; never a password on the command line
     int db = 0;
     std::string prefix = "mcp:snippet:";
-    int timeout_ms = 1000;  // connect and per-command timeout
+    int timeout_ms = 1000;  // connect, handshake and per-command timeout
     bool allow_async_durability = false;
 };
 
