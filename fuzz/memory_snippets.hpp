@@ -13,6 +13,8 @@
 
 #include "snippet_store.hpp"
 
+namespace toolserver {
+
 class MemorySnippets final : public SnippetStore {
  public:
   void defer_on(event_base* base) { base_ = base; }
@@ -56,3 +58,5 @@ class MemorySnippets final : public SnippetStore {
   event_base* base_ = nullptr;
   unsigned calls_ = 0;
 };
+
+}  // namespace toolserver

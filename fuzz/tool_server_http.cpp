@@ -58,6 +58,14 @@
 #include "memory_snippets.hpp"
 #include "tools.hpp"
 
+namespace mcp = toolserver::mcp;
+using toolserver::Config;
+using toolserver::HttpServer;
+using toolserver::IdentityVerifier;
+using toolserver::MemorySnippets;
+using toolserver::SnippetScope;
+using toolserver::Tools;
+
 namespace {
 
 constexpr const char* kKey = "fuzz-identity-key-0123456789abcdef0123456789abcdef";
@@ -131,7 +139,7 @@ struct World {
   long minted_at = 0;
 
   World() {
-    log_set_level(std::getenv("FUZZ_HTTP_TRACE") ? "debug" : "error");
+    toolserver::log_set_level(std::getenv("FUZZ_HTTP_TRACE") ? "debug" : "error");
     std::signal(SIGPIPE, SIG_IGN);
     cfg.listen_host = "127.0.0.1";
     cfg.listen_port = 0;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+namespace toolserver {
+
 enum class SnippetScope { Private, Shared };
 enum class StoreKind { Sqlite, Redis };
 
@@ -42,3 +44,5 @@ struct Config {
     size_t max_sessions_per_subject = 16;    // MCP sessions of one subject
     ToolScopes tool_scopes;       // --tool-scope rules; empty: no call needs a scope
 };
+
+}  // namespace toolserver

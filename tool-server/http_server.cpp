@@ -23,6 +23,8 @@
 #include <cstring>
 #include <ctime>
 
+namespace toolserver {
+
 namespace {
 
 // Stream-less sessions nobody has used for this long are dropped, so that
@@ -594,3 +596,5 @@ void HttpServer::end_session(std::string id) {
     // The stream's close hook looks the session up by id and finds nothing.
     if (stream) stream->close();
 }
+
+}  // namespace toolserver

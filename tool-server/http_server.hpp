@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+namespace toolserver {
+
 // The request headers the handlers read. route() finds them all in one pass
 // over the request's headers (evhttp_find_header is a linear scan per name).
 enum class Header {
@@ -140,3 +142,5 @@ void send_event_doc(evhttp_request* req, const cJSON* doc);
 // 400 for an error that cannot be answered in-band, else 200 with `doc` as
 // JSON or as one event of an event stream.
 void send_mcp_response(evhttp_request* req, bool event_stream, const cJSON* doc);
+
+}  // namespace toolserver

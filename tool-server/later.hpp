@@ -15,6 +15,8 @@
 #include <type_traits>
 #include <utility>
 
+namespace toolserver {
+
 template <typename T>
 class Promise;
 
@@ -98,3 +100,5 @@ public:
 private:
     std::shared_ptr<typename Future<T>::State> state_;
 };
+
+}  // namespace toolserver

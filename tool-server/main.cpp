@@ -19,6 +19,8 @@
 #include <cstring>
 #include <string>
 
+namespace toolserver {
+
 namespace {
 
 const char* kUsage =
@@ -226,7 +228,7 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     alloc_cache_install();  // before anything allocates through libevent or cJSON
     Config cfg;
     if (int rc = parse_args(argc, argv, cfg)) return rc - 1;
@@ -311,3 +313,7 @@ int main(int argc, char** argv) {
     event_base_free(base);
     return exit_code;
 }
+
+}  // namespace toolserver
+
+int main(int argc, char** argv) { return toolserver::run(argc, argv); }

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+namespace toolserver {
+
 namespace mcp {
 
 const std::vector<std::string> kSupportedVersions = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25",
@@ -287,3 +289,5 @@ void Server::notification(const jsonrpc::Message& m, CallContext& ctx) {
 }
 
 }  // namespace mcp
+
+}  // namespace toolserver

@@ -15,6 +15,8 @@
 #include <unordered_map>
 #include <vector>
 
+namespace toolserver {
+
 class SseStream;
 
 namespace mcp {
@@ -127,3 +129,5 @@ bool is_initialize(const cJSON* doc);
 bool initialize_opens_session(const cJSON* doc);
 
 }  // namespace mcp
+
+}  // namespace toolserver

@@ -16,6 +16,8 @@
 
 struct event_base;
 
+namespace toolserver {
+
 enum class StoreStatus { Ok, NotFound, Error };
 
 // The outcome of a save or a load.
@@ -53,3 +55,5 @@ std::unique_ptr<SnippetStore> open_redis_store(const RedisConfig& cfg, event_bas
 
 // Why `name` is not an acceptable snippet name, or nullopt when it is.
 std::optional<std::string> snippet_name_problem(std::string_view name);
+
+}  // namespace toolserver

@@ -20,6 +20,8 @@
 #include <cstring>
 #include <ctime>
 
+namespace toolserver {
+
 namespace {
 
 struct StmtDeleter {
@@ -130,3 +132,5 @@ std::unique_ptr<SnippetStore> open_sqlite_store(const std::string& data_dir, std
     if (!store->open(data_dir + "/snippets.db", error)) return nullptr;
     return store;
 }
+
+}  // namespace toolserver

@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+namespace toolserver {
+
 namespace {
 
 // A CallToolResult with one text item. Tool failures are results with
@@ -148,3 +150,5 @@ Future<jsonrpc::Reply> Tools::save_snippet(Args& args, const std::string& subjec
         return text_result("Snippet '" + content + "' saved successfully", false);
     });
 }
+
+}  // namespace toolserver

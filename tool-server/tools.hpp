@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+namespace toolserver {
+
 class Tools {
 public:
     Tools(SnippetStore& store, SnippetScope scope, size_t max_snippet);
@@ -52,3 +54,5 @@ private:
     size_t max_snippet_;
     std::vector<Tool> tools_;
 };
+
+}  // namespace toolserver

@@ -8,6 +8,8 @@
 #include <cctype>
 #include <cstring>
 
+namespace toolserver {
+
 namespace {
 
 // X-Forwarded-Prefix is copied into the endpoint event, so only a plain
@@ -96,3 +98,5 @@ void HttpServer::sse_message(HttpRequest& r) {
     // Last: a stream that overflows is closed here, which ends the session.
     if (resp) session->stream->send("message", json_print(resp.get()));
 }
+
+}  // namespace toolserver

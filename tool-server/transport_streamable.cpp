@@ -22,6 +22,8 @@
 
 #include <event2/keyvalq_struct.h>
 
+namespace toolserver {
+
 namespace {
 
 constexpr const char* kMetaVersionKey = "io.modelcontextprotocol/protocolVersion";
@@ -194,3 +196,5 @@ void HttpServer::mcp_delete(HttpRequest& r) {
     end_session(session->id);
     send_text(r.req, HTTP_NOCONTENT, nullptr, "");
 }
+
+}  // namespace toolserver

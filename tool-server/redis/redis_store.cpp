@@ -62,6 +62,8 @@
 #include <sstream>
 #include <vector>
 
+namespace toolserver {
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -504,3 +506,5 @@ std::unique_ptr<SnippetStore> open_redis_store(const RedisConfig& cfg, event_bas
     if (!store->open(error)) return nullptr;
     return store;
 }
+
+}  // namespace toolserver
