@@ -540,7 +540,7 @@ def test_a_client_that_leaves_while_its_call_waits_for_redis(tmp_path, stop_late
         answer += chunk
     conns[2].close()
     assert answer.startswith(b"HTTP/1.1 200")
-    # the leavers' save still ran: Redis had it before they left
+    # the leavers' saves still ran: their commands had been sent to Redis
     assert text_of(get(a, "orphan")) == "nobody reads this"
     assert a.proc.alive()
     assert text_of(call(a, "hello_mcp")) == "Hello I am MCPTool!"
