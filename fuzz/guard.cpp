@@ -50,8 +50,8 @@ const GuardSettings& settings() {
 // The calls the tool server would run for this body, as it reads them.
 std::vector<McpCall> tool_server_calls(const std::string& body) {
   std::vector<McpCall> out;
-  jsonrpc::Error err;
-  JsonPtr doc = jsonrpc::parse(body, err);
+  toolserver::jsonrpc::Error err;
+  JsonPtr doc = toolserver::jsonrpc::parse(body, err);
   if (!doc) return out;
   auto one = [&](const cJSON* msg) {
     McpCall call;

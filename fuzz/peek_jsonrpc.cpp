@@ -118,8 +118,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   std::string body(reinterpret_cast<const char*>(data), size);
   auto peeked = peek_jsonrpc(body);
-  jsonrpc::Error err;
-  JsonPtr doc = jsonrpc::parse(body, err);
+  toolserver::jsonrpc::Error err;
+  JsonPtr doc = toolserver::jsonrpc::parse(body, err);
 
   if (peeked) {
     if (!doc) finding("read a body the tool server refuses", body);

@@ -11,6 +11,10 @@
 // client resets the connection and the server is destroyed (evhttp_free
 // ends whatever is left). So no session, stream, descriptor or byte of
 // memory outlives the input, and an input replays alone the way it ran.
+// The snippet store answers every other call from a later loop turn
+// (memory_snippets.hpp), as Redis does: a response that waits, and its
+// client or server gone before it comes, are inputs' business too (answers
+// still deferred when the server is destroyed come in one more turn).
 //
 // The first byte is flags:
 //   bit 0: assertions are checked with a fixed HS256 key (else --insecure-no-auth);
@@ -53,6 +57,14 @@
 #include "mcp_protocol.hpp"
 #include "memory_snippets.hpp"
 #include "tools.hpp"
+
+namespace mcp = toolserver::mcp;
+using toolserver::Config;
+using toolserver::HttpServer;
+using toolserver::IdentityVerifier;
+using toolserver::MemorySnippets;
+using toolserver::SnippetScope;
+using toolserver::Tools;
 
 namespace {
 
@@ -127,7 +139,7 @@ struct World {
   long minted_at = 0;
 
   World() {
-    log_set_level(std::getenv("FUZZ_HTTP_TRACE") ? "debug" : "error");
+    toolserver::log_set_level(std::getenv("FUZZ_HTTP_TRACE") ? "debug" : "error");
     std::signal(SIGPIPE, SIG_IGN);
     cfg.listen_host = "127.0.0.1";
     cfg.listen_port = 0;
@@ -150,6 +162,7 @@ struct World {
     base = ev_cfg ? event_base_new_with_config(ev_cfg) : nullptr;
     if (ev_cfg) event_config_free(ev_cfg);
     if (!base) die("event_base_new failed");
+    store.defer_on(base);
   }
 
   // Tokens good for a while yet (re-minted every minute).
@@ -287,6 +300,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   replace_all(bytes, "@IDW@", world.write_token);
   replace_all(bytes, "@ID@", world.read_token);
   run_one(world, bytes, (flags & 1) != 0, (flags & 2) != 0);
+  // Store answers still deferred come now, for a server that is gone.
+  turn_of_the_loop(world.base);
   // Nothing of an input may stay open: the count settles after the first
   // inputs (libevent's own descriptors) and must not grow from there.
   static size_t runs = 0, settled = 0;

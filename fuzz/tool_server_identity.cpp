@@ -11,6 +11,10 @@
 #include "config.hpp"
 #include "identity.hpp"
 
+using toolserver::Config;
+using toolserver::Identity;
+using toolserver::IdentityVerifier;
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const IdentityVerifier* verifier = [] {
     char path[] = "/tmp/mcp-tool-fuzz-key-XXXXXX";

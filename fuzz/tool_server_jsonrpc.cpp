@@ -13,8 +13,14 @@
 #include "memory_snippets.hpp"
 #include "tools.hpp"
 
+namespace mcp = toolserver::mcp;
+namespace jsonrpc = toolserver::jsonrpc;
+using toolserver::MemorySnippets;
+using toolserver::SnippetScope;
+using toolserver::Tools;
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static bool quiet = log_set_level("error");
+  static bool quiet = toolserver::log_set_level("error");
   (void)quiet;
   static MemorySnippets store;
   static Tools tools(store, SnippetScope::Private, 4096);
@@ -24,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t flags = data[0];
   std::string body(reinterpret_cast<const char*>(data) + 1, size - 1);
 
-  (void)snippet_name_problem(body);
+  (void)toolserver::snippet_name_problem(body);
   jsonrpc::Error err;
   JsonPtr doc = jsonrpc::parse(body, err);
   if (!doc) return 0;
@@ -43,9 +49,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     session->initialized = (flags & 8) != 0;
     ctx.session = session;
   }
-  JsonPtr resp = (stateless || mcp::is_initialize(doc.get()))
-                     ? server.handle_message(doc.get(), ctx)
-                     : server.handle_body(doc.get(), ctx, (flags & 0x20) != 0);
+  // The store answers at once, so every response is ready.
+  JsonPtr resp = ((stateless || mcp::is_initialize(doc.get()))
+                      ? server.handle_message(doc.get(), ctx)
+                      : server.handle_body(doc.get(), ctx, (flags & 0x20) != 0))
+                     .take();
   if (resp) (void)json_print(resp.get());
   if (session) sessions.erase(session->id);
   return 0;

@@ -1,17 +1,24 @@
 """mcp-tool-server with --store redis: several tool servers on one private
-redis-server share snippets; Redis going down, stalling and coming back;
+redis-server share snippets; Redis going down, stalling and coming back (a
+stalled Redis holds up only the calls that wait for it, on every transport);
 the start-up checks (durability, credentials)."""
 
+import json
 import signal
+import socket
+import struct
 import subprocess
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 
 from harness import TOOL_SERVER
 from redis_util import REDIS_SERVER, RedisServer
-from toolserver_util import StreamableClient, ToolServer, text_of
+from toolserver_util import SseClient, StreamableClient, ToolServer, rpc, text_of
 
 pytestmark = [
     pytest.mark.skipif(not TOOL_SERVER.exists(), reason="build/mcp-tool-server not built"),
@@ -321,3 +328,239 @@ def test_help_lists_the_redis_flags():
     for flag in ["--store", "--redis-host", "--redis-port", "--redis-user", "--redis-password-file",
                  "--redis-db", "--redis-prefix", "--redis-timeout-ms", "--redis-allow-async-durability"]:
         assert flag in out.stdout
+
+
+# --- a stalled Redis holds up only the calls that need it ---------------------------
+
+STALL = 3.0     # seconds Redis is stopped
+PROMPT = 0.5    # what "at once" means for a call that needs no Redis while it is stopped
+SLOW_MS = 10000  # --redis-timeout-ms long enough for a call to outlast the stall
+
+
+class Background:
+    """Runs fn in a thread; result() waits for it and returns what fn
+    returned (or raises what it raised), and the seconds it took."""
+
+    def __init__(self, fn, *args, **kwargs):
+        self.value = self.error = None
+        self.seconds = None
+        self.thread = threading.Thread(target=self._run, args=(fn, args, kwargs), daemon=True)
+        self.thread.start()
+
+    def _run(self, fn, args, kwargs):
+        t0 = time.monotonic()
+        try:
+            self.value = fn(*args, **kwargs)
+        except BaseException as e:  # noqa: B902 -- handed to the test thread
+            self.error = e
+        self.seconds = time.monotonic() - t0
+
+    def done(self):
+        return not self.thread.is_alive()
+
+    def result(self, timeout=30.0):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "still waiting after %.0f s" % timeout
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def timed(fn, *args):
+    t0 = time.monotonic()
+    value = fn(*args)
+    return value, time.monotonic() - t0
+
+
+def healthz(server):
+    r = requests.get(server.base + "/healthz", timeout=10)
+    assert r.status_code == 200
+    return r.json()
+
+
+def tools_call(tool, id_, **arguments):
+    return rpc("tools/call", {"name": tool, "arguments": arguments}, id_=id_)
+
+
+def event_stream_call(client, tool, **arguments):
+    """A tools/call whose answer comes as one event of a text/event-stream response."""
+    msg = tools_call(tool, next_id(), **arguments)
+    r = client.post(msg, headers={"Accept": "text/event-stream"})
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    data = [line[5:].strip() for line in r.text.splitlines() if line.startswith("data:")]
+    reply = json.loads(data[0])
+    assert reply["id"] == msg["id"]
+    return reply["result"]
+
+
+_next = iter(range(1000, 10**9))
+
+
+def next_id():
+    return next(_next)
+
+
+@contextmanager
+def stopped(redis):
+    """Redis stopped (SIGSTOP) for the block; continued whatever happens."""
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+
+
+def test_a_stalled_redis_delays_only_the_calls_that_need_it(tmp_path, stop_later):
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    a = redis_tool_server(tmp_path / "a", redis, "--redis-timeout-ms", str(SLOW_MS)).start()
+    stop_later(a)
+    assert saved(save(a, "before", "saved before the stall"))
+    json_client = StreamableClient(a).initialize()
+    json_client2 = StreamableClient(a).initialize()
+    events_client = StreamableClient(a).initialize()
+    batch_client = StreamableClient(a, version="2025-03-26").initialize()
+    sse = SseClient(a)
+    hello = StreamableClient(a).initialize()
+    try:
+        with stopped(redis):
+            stalled_at = time.monotonic()
+            waiting = {
+                "json save": Background(json_client.call, "save_snippet", snippetname="during",
+                                        snippet="saved during the stall"),
+                "json get": Background(json_client2.call, "get_snippet", snippetname="before"),
+                "event-stream get": Background(event_stream_call, events_client, "get_snippet",
+                                               snippetname="before"),
+                "batch": Background(batch_client.post, [tools_call("get_snippet", 1, snippetname="before"),
+                                                        tools_call("hello_mcp", 2),
+                                                        tools_call("save_snippet", 3, snippetname="batched",
+                                                                   snippet="in a batch")]),
+            }
+            # HTTP+SSE: the POST is accepted at once, the answer comes down the stream later
+            sse_get = tools_call("get_snippet", next_id(), snippetname="before")
+            r, took = timed(sse.post, sse_get)
+            assert r.status_code == 202 and took < PROMPT
+            time.sleep(0.3)  # the calls above are all waiting for Redis now
+
+            for _ in range(3):
+                result, took = timed(hello.call, "hello_mcp")
+                assert text_of(result["result"]) == "Hello I am MCPTool!"
+                assert took < PROMPT, "hello_mcp took %.2f s while Redis was stopped" % took
+                body, took = timed(healthz, a)
+                assert body == {"status": "ok"} and took < PROMPT, "/healthz took %.2f s" % took
+                time.sleep(0.2)
+            # the SSE session's own hello_mcp overtakes its get_snippet on the stream
+            reply = sse.request("tools/call", {"name": "hello_mcp", "arguments": {}})
+            assert text_of(reply["result"]) == "Hello I am MCPTool!"
+            for name, call_ in waiting.items():
+                assert not call_.done(), name + " answered while Redis was stopped"
+            assert sse.events.empty()
+            time.sleep(max(0.0, STALL - (time.monotonic() - stalled_at)))
+
+        resumed_at = time.monotonic()
+        assert text_of(waiting["json save"].result()["result"]) == "Snippet 'saved during the stall' saved successfully"
+        assert text_of(waiting["json get"].result()["result"]) == "saved before the stall"
+        assert text_of(waiting["event-stream get"].result()) == "saved before the stall"
+        batch = waiting["batch"].result()
+        assert batch.status_code == 200, batch.text
+        assert [m["id"] for m in batch.json()] == [1, 2, 3]
+        assert [text_of(m["result"]) for m in batch.json()] == [
+            "saved before the stall", "Hello I am MCPTool!", "Snippet 'in a batch' saved successfully"]
+        kind, data = sse.next_event(timeout=10)
+        assert kind == "message"
+        reply = json.loads(data)
+        assert reply["id"] == sse_get["id"] and text_of(reply["result"]) == "saved before the stall"
+        for name, call_ in waiting.items():
+            assert call_.seconds >= STALL - 0.5, name
+        assert time.monotonic() - resumed_at < 5.0
+    finally:
+        sse.close()
+
+    assert text_of(get(a, "before")) == "saved before the stall"
+    assert text_of(get(a, "during")) == "saved during the stall"
+    assert text_of(get(a, "batched")) == "in a batch"
+    assert a.proc.alive()
+
+
+def test_calls_waiting_on_a_stalled_redis_time_out_while_others_are_answered(tmp_path, stop_later):
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    a = redis_tool_server(tmp_path / "a", redis).start()  # --redis-timeout-ms 300
+    stop_later(a)
+    assert saved(save(a, "kept", "from before"))
+    clients = [StreamableClient(a).initialize() for _ in range(4)]
+    hello = StreamableClient(a).initialize()
+    with stopped(redis):
+        waiting = [Background(c.call, "save_snippet", snippetname="lost", snippet="x") for c in clients[:2]]
+        waiting += [Background(c.call, "get_snippet", snippetname="kept") for c in clients[2:]]
+        result, took = timed(hello.call, "hello_mcp")
+        assert text_of(result["result"]) == "Hello I am MCPTool!" and took < 0.25
+        results = [w.result(timeout=10) for w in waiting]
+        # each one within a connect, a handshake and its command, each bounded by the timeout
+        assert all(w.seconds < 3 * TIMEOUT_MS / 1000.0 + 1.0 for w in waiting)
+        assert [text_of(r["result"]) for r in results] == [NOT_SAVED] * 2 + [NOT_READ] * 2
+        assert all(r["result"]["isError"] is True for r in results)
+        assert text_of(hello.call("hello_mcp")["result"]) == "Hello I am MCPTool!"
+    assert "redis_connection_lost" in a.proc.log()
+    assert text_of(eventually_reads(a, "kept")) == "from before"
+
+
+def test_a_client_that_leaves_while_its_call_waits_for_redis(tmp_path, stop_later):
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    a = redis_tool_server(tmp_path / "a", redis, "--redis-timeout-ms", str(SLOW_MS)).start()
+    stop_later(a)
+    client = StreamableClient(a).initialize()
+    body = json.dumps(tools_call("save_snippet", 7, snippetname="orphan", snippet="nobody reads this")).encode()
+    head = "".join("%s: %s\r\n" % kv for kv in client.headers().items())
+    with stopped(redis):
+        conns = []
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", a.port), timeout=5)
+            s.sendall(b"POST /mcp HTTP/1.1\r\nHost: x\r\n" + head.encode() +
+                      b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            conns.append(s)
+        time.sleep(0.3)
+        conns[0].close()                                   # FIN
+        conns[1].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conns[1].close()                                   # RST
+        deadline = time.monotonic() + 5
+        while a.proc.log().count("event=client_gone") < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert a.proc.log().count("event=client_gone") == 2
+        assert text_of(client.call("hello_mcp")["result"]) == "Hello I am MCPTool!"
+        assert requests.get(a.base + "/status", timeout=5).status_code == 200
+    # the third connection is still there and gets its answer
+    conns[2].settimeout(10)
+    answer = b""
+    while b"saved successfully" not in answer:
+        chunk = conns[2].recv(65536)
+        assert chunk, answer
+        answer += chunk
+    conns[2].close()
+    assert answer.startswith(b"HTTP/1.1 200")
+    # the leavers' saves still ran: their commands had been sent to Redis
+    assert text_of(get(a, "orphan")) == "nobody reads this"
+    assert a.proc.alive()
+    assert text_of(call(a, "hello_mcp")) == "Hello I am MCPTool!"
+
+
+def test_shutdown_while_calls_wait_for_redis(tmp_path, stop_later):
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    a = redis_tool_server(tmp_path / "a", redis, "--redis-timeout-ms", str(SLOW_MS)).start()
+    streamable = StreamableClient(a).initialize()
+    sse = SseClient(a)
+    try:
+        with stopped(redis):
+            waiting = Background(streamable.call, "save_snippet", snippetname="cut", snippet="short")
+            assert sse.post(tools_call("get_snippet", next_id(), snippetname="cut")).status_code == 202
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            assert a.stop() == 0  # SIGTERM; under SANITIZE=1 also: no sanitizer report
+            assert time.monotonic() - t0 < 3.0
+            with pytest.raises(requests.ConnectionError):
+                waiting.result()
+    finally:
+        sse.close()

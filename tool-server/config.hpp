@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+namespace toolserver {
+
 enum class SnippetScope { Private, Shared };
 enum class StoreKind { Sqlite, Redis };
 
@@ -18,7 +20,7 @@ struct RedisConfig {
     std::string password_file;  // read at start; never a password on the command line
     int db = 0;
     std::string prefix = "mcp:snippet:";
-    int timeout_ms = 1000;  // connect and per-command timeout
+    int timeout_ms = 1000;  // connect, handshake and per-command timeout
     bool allow_async_durability = false;
 };
 
@@ -42,3 +44,5 @@ struct Config {
     size_t max_sessions_per_subject = 16;    // MCP sessions of one subject
     ToolScopes tool_scopes;       // --tool-scope rules; empty: no call needs a scope
 };
+
+}  // namespace toolserver

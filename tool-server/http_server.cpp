@@ -18,9 +18,12 @@
 #include <sys/socket.h>
 
 #include <cctype>
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+
+namespace toolserver {
 
 namespace {
 
@@ -220,6 +223,28 @@ void send_rpc_error(evhttp_request* req, int status, int code, const std::string
     send_json(req, status, jsonrpc::error_body(code, message));
 }
 
+void send_mcp_response(evhttp_request* req, bool event_stream, const cJSON* doc) {
+    if (!doc) {
+        send_text(req, 202, nullptr, "");
+    } else if (is_unanswerable_error(doc)) {
+        send_json_doc(req, HTTP_BADREQUEST, doc);
+    } else if (event_stream) {
+        send_event_doc(req, doc);  // one event, then the response ends
+    } else {
+        send_json_doc(req, HTTP_OK, doc);
+    }
+}
+
+// A Streamable HTTP request whose response waits for storage. Shared by the
+// server's table and the continuation that sends the response; `req` is null
+// once the request is gone (its client left, or the server was destroyed).
+struct HttpServer::Waiting {
+    HttpServer* server = nullptr;
+    evhttp_request* req = nullptr;
+    event* watch = nullptr;  // readable client socket: the client may have left
+    bool event_stream = false;
+};
+
 HttpServer::HttpServer(const Config& cfg, event_base* base, const IdentityVerifier* verifier, mcp::Server& mcp)
     : cfg_(cfg),
       base_(base),
@@ -240,6 +265,16 @@ HttpServer::HttpServer(const Config& cfg, event_base* base, const IdentityVerifi
 
 HttpServer::~HttpServer() {
     hub_.close_all();
+    // evhttp_free frees the waiting requests with their connections; the
+    // responses that come later find them gone.
+    for (auto& entry : waiting_) {
+        Waiting& w = *entry.second;
+        if (w.watch) event_free(w.watch);
+        w.watch = nullptr;
+        w.req = nullptr;
+    }
+    waiting_.clear();
+    *alive_ = false;
     if (sweep_) event_free(sweep_);
     if (http_) evhttp_free(http_);
 }
@@ -493,6 +528,66 @@ bool HttpServer::scopes_allow(HttpRequest& r, const cJSON* doc) {
     return false;
 }
 
+void HttpServer::answer(HttpRequest& r, Future<JsonPtr> response, bool event_stream) {
+    if (response.is_ready()) {
+        send_mcp_response(r.req, event_stream, response.take().get());
+        return;
+    }
+    auto w = std::make_shared<Waiting>();
+    w->server = this;
+    w->req = r.req;
+    w->event_stream = event_stream;
+    // evhttp does not read from a connection while its request is being
+    // handled, so it would learn that the client left only on writing the
+    // response; the socket is watched meanwhile instead.
+    evhttp_connection* conn = evhttp_request_get_connection(r.req);
+    bufferevent* bev = conn ? evhttp_connection_get_bufferevent(conn) : nullptr;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd >= 0) {
+        w->watch = event_new(base_, fd, EV_READ, &HttpServer::on_client_readable, w.get());
+        if (w->watch) event_add(w->watch, nullptr);
+    }
+    waiting_[w.get()] = w;
+    response.then([w](JsonPtr doc) {
+        if (!w->req) return;  // gone; w->server may be too
+        evhttp_request* req = w->req;
+        w->server->stop_waiting(*w);
+        send_mcp_response(req, w->event_stream, doc.get());
+    });
+}
+
+void HttpServer::stop_waiting(Waiting& w) {
+    if (w.watch) event_free(w.watch);
+    w.watch = nullptr;
+    w.req = nullptr;
+    waiting_.erase(&w);  // may destroy `w` (when the continuation is done with it too)
+}
+
+void HttpServer::on_client_readable(evutil_socket_t fd, short, void* arg) {
+    auto* w = static_cast<Waiting*>(arg);
+    char byte;
+    const ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(w->watch, nullptr);
+        return;
+    }
+    if (n > 0) {
+        // The client sent more (a pipelined request): it is there. Watching
+        // on would wake the loop for those bytes again and again; should it
+        // leave after all, evhttp finds out on writing the response.
+        event_free(w->watch);
+        w->watch = nullptr;
+        return;
+    }
+    // End of stream or an error (reset): the client is gone. Freeing the
+    // connection frees the request too.
+    HttpServer* self = w->server;
+    evhttp_connection* conn = evhttp_request_get_connection(w->req);
+    LOG_INFO("client_gone", {{"reason", n == 0 ? "closed" : std::strerror(errno)}});
+    self->stop_waiting(*w);  // `w` may be gone from here on
+    if (conn) evhttp_connection_free(conn);
+}
+
 void HttpServer::end_session(std::string id) {
     mcp::Session* s = sessions_.find_any(id);
     if (!s) return;
@@ -501,3 +596,5 @@ void HttpServer::end_session(std::string id) {
     // The stream's close hook looks the session up by id and finds nothing.
     if (stream) stream->close();
 }
+
+}  // namespace toolserver

@@ -10,9 +10,13 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
+
+namespace toolserver {
 
 // The request headers the handlers read. route() finds them all in one pass
 // over the request's headers (evhttp_find_header is a linear scan per name).
@@ -95,6 +99,16 @@ private:
     // The request's Streamable HTTP session; null after answering 400/404.
     mcp::Session* streamable_session(HttpRequest& r);
     void end_session(std::string id);  // by value: callers pass the session's own id
+
+    // Sends a Streamable HTTP POST's response (mcp_response) now, or when a
+    // tool call that waits for storage has it. Meanwhile the request is
+    // Waiting: its client's socket is watched, and a client that leaves has
+    // its connection (and the request) freed at once, so that the response,
+    // when it comes, finds the request gone and is dropped.
+    void answer(HttpRequest& r, Future<JsonPtr> response, bool event_stream);
+    struct Waiting;
+    static void on_client_readable(evutil_socket_t fd, short, void* arg);
+    void stop_waiting(Waiting& w);
     // Answers a session that could not be made (429: the subject's cap; 503: the total cap).
     void refuse_session(HttpRequest& r, mcp::SessionRegistry::Refusal why, const cJSON* id);
 
@@ -109,6 +123,11 @@ private:
     evhttp_bound_socket* bound_ = nullptr;
     event* sweep_ = nullptr;
     std::vector<Route> routes_;
+    // Streamable HTTP requests whose response waits for storage.
+    std::unordered_map<Waiting*, std::shared_ptr<Waiting>> waiting_;
+    // False once the server is destroyed: a response that comes later (down
+    // an HTTP+SSE stream) is then dropped.
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // Response helpers shared by the handlers.
@@ -119,3 +138,9 @@ void send_rpc_error(evhttp_request* req, int status, int code, const std::string
 void send_json_doc(evhttp_request* req, int status, const cJSON* doc);
 // Sends a 200 whose body is one event-stream event "message" carrying `doc`.
 void send_event_doc(evhttp_request* req, const cJSON* doc);
+// A Streamable HTTP POST's response: 202 when `doc` is null (nothing owed),
+// 400 for an error that cannot be answered in-band, else 200 with `doc` as
+// JSON or as one event of an event stream.
+void send_mcp_response(evhttp_request* req, bool event_stream, const cJSON* doc);
+
+}  // namespace toolserver

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+namespace toolserver {
+
 // A single error response with a null id: the request could not be read
 // well enough to be answered in-band, so it becomes an HTTP 400.
 inline bool is_unanswerable_error(const cJSON* resp) {
@@ -42,3 +44,5 @@ inline std::string ascii_lower(const char* s) {
     for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     return out;
 }
+
+}  // namespace toolserver

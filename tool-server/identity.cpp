@@ -12,6 +12,8 @@
 #include <fstream>
 #include <iterator>
 
+namespace toolserver {
+
 namespace {
 
 constexpr long kLeewaySeconds = 30;
@@ -196,3 +198,5 @@ bool IdentityVerifier::verify_uncached(const std::string& token, Identity& out, 
     cache_.emplace(key, std::move(entry));
     return true;
 }
+
+}  // namespace toolserver

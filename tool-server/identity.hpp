@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+namespace toolserver {
+
 struct Identity {
     std::string subject;
     std::string client_id;
@@ -58,3 +60,5 @@ private:
     std::string iss_;
     std::string aud_;
 };
+
+}  // namespace toolserver

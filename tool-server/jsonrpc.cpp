@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstring>
 
+namespace toolserver {
+
 namespace jsonrpc {
 
 // cJSON hands strings out NUL-terminated, so a "\u0000" escape would silently
@@ -113,3 +115,5 @@ std::string error_body(int code, const std::string& message) {
 }
 
 }  // namespace jsonrpc
+
+}  // namespace toolserver

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+namespace toolserver {
+
 namespace jsonrpc {
 
 enum Code : int {
@@ -61,3 +63,5 @@ JsonPtr make_error(const cJSON* id, const Error& err);
 std::string error_body(int code, const std::string& message);
 
 }  // namespace jsonrpc
+
+}  // namespace toolserver

@@ -4,6 +4,8 @@
 #include <ctime>
 #include <sys/time.h>
 
+namespace toolserver {
+
 namespace {
 
 LogLevel g_level = LogLevel::Info;
@@ -84,3 +86,5 @@ void log_event(LogLevel level, const char* event, std::initializer_list<LogField
     line += '\n';
     std::fwrite(line.data(), 1, line.size(), stderr);
 }
+
+}  // namespace toolserver

@@ -6,6 +6,8 @@
 #include <string>
 #include <utility>
 
+namespace toolserver {
+
 enum class LogLevel { Debug = 0, Info = 1, Warn = 2, Error = 3 };
 
 using LogField = std::pair<const char*, std::string>;
@@ -16,11 +18,15 @@ void log_event(LogLevel level, const char* event, std::initializer_list<LogField
 
 // The level is checked before the fields are built: a disabled line (debug
 // ones, per request) costs no string copies.
-#define LOG_AT_(level, ...)                                  \
-    do {                                                     \
-        if (log_enabled(level)) log_event(level, __VA_ARGS__); \
+// Qualified in full, so that they work from any namespace.
+#define LOG_AT_(level, ...)                                        \
+    do {                                                           \
+        if (::toolserver::log_enabled(level))                      \
+            ::toolserver::log_event(level, __VA_ARGS__);           \
     } while (0)
-#define LOG_DEBUG(...) LOG_AT_(LogLevel::Debug, __VA_ARGS__)
-#define LOG_INFO(...) LOG_AT_(LogLevel::Info, __VA_ARGS__)
-#define LOG_WARN(...) LOG_AT_(LogLevel::Warn, __VA_ARGS__)
-#define LOG_ERROR(...) LOG_AT_(LogLevel::Error, __VA_ARGS__)
+#define LOG_DEBUG(...) LOG_AT_(::toolserver::LogLevel::Debug, __VA_ARGS__)
+#define LOG_INFO(...) LOG_AT_(::toolserver::LogLevel::Info, __VA_ARGS__)
+#define LOG_WARN(...) LOG_AT_(::toolserver::LogLevel::Warn, __VA_ARGS__)
+#define LOG_ERROR(...) LOG_AT_(::toolserver::LogLevel::Error, __VA_ARGS__)
+
+}  // namespace toolserver

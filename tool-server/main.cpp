@@ -19,6 +19,8 @@
 #include <cstring>
 #include <string>
 
+namespace toolserver {
+
 namespace {
 
 const char* kUsage =
@@ -36,7 +38,7 @@ const char* kUsage =
     "  --redis-password-file FILE  Redis password, read from this file\n"
     "  --redis-db N                Redis database number (default 0)\n"
     "  --redis-prefix PREFIX       key prefix, one hash per owner (default mcp:snippet:)\n"
-    "  --redis-timeout-ms MS       Redis connect and command timeout (default 1000)\n"
+    "  --redis-timeout-ms MS       Redis connect, handshake and command timeout (default 1000)\n"
     "  --redis-allow-async-durability\n"
     "                              accept a Redis that does not fsync every write\n"
     "  --identity-key FILE         HS256 secret shared with the gateway (>= 32 bytes)\n"
@@ -226,7 +228,7 @@ void on_signal(evutil_socket_t sig, short, void* arg) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     alloc_cache_install();  // before anything allocates through libevent or cJSON
     Config cfg;
     if (int rc = parse_args(argc, argv, cfg)) return rc - 1;
@@ -255,16 +257,6 @@ int main(int argc, char** argv) {
         }
     }
 
-    std::string error;
-    std::unique_ptr<SnippetStore> store = cfg.store == StoreKind::Redis ? open_redis_store(cfg.redis, error)
-                                                                        : open_sqlite_store(cfg.data_dir, error);
-    if (!store) {
-        LOG_ERROR("startup_failed", {{"error", "snippet store: " + error}});
-        return 1;
-    }
-    Tools tools(*store, cfg.snippet_scope, cfg.max_snippet);
-    mcp::Server mcp_server(tools);
-
     // evhttp switches a connection's read and write events on and off several
     // times per request; the changelist folds those into at most one epoll_ctl
     // per descriptor per loop turn (4 calls per request without it).
@@ -278,6 +270,19 @@ int main(int argc, char** argv) {
     }
     int exit_code = 0;
     {
+        // The Redis store lives on the loop: made after it, destroyed before it.
+        std::string error;
+        std::unique_ptr<SnippetStore> store = cfg.store == StoreKind::Redis
+                                                  ? open_redis_store(cfg.redis, base, error)
+                                                  : open_sqlite_store(cfg.data_dir, error);
+        if (!store) {
+            LOG_ERROR("startup_failed", {{"error", "snippet store: " + error}});
+            event_base_free(base);
+            return 1;
+        }
+        Tools tools(*store, cfg.snippet_scope, cfg.max_snippet);
+        mcp::Server mcp_server(tools);
+
         HttpServer server(cfg, base, verifier.get(), mcp_server);
         int port = server.listen(error);
         if (port < 0) {
@@ -308,3 +313,7 @@ int main(int argc, char** argv) {
     event_base_free(base);
     return exit_code;
 }
+
+}  // namespace toolserver
+
+int main(int argc, char** argv) { return toolserver::run(argc, argv); }

@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cstring>
 
+namespace toolserver {
+
 namespace mcp {
 
 const std::vector<std::string> kSupportedVersions = {"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25",
@@ -138,60 +140,105 @@ bool initialize_opens_session(const cJSON* doc) {
     return requested && negotiate_version(requested) != kStatelessVersion;
 }
 
-JsonPtr Server::handle_body(const cJSON* doc, CallContext& ctx, bool allow_batch) {
-    if (!cJSON_IsArray(doc)) return handle_message(doc, ctx);
-    if (!allow_batch) {
-        return jsonrpc::make_error(nullptr, {jsonrpc::kInvalidRequest,
-                                             "Invalid Request: JSON-RPC batches are not supported in protocol "
-                                             "version " + ctx.protocol_version});
-    }
-    if (cJSON_GetArraySize(doc) == 0)
-        return jsonrpc::make_error(nullptr, {jsonrpc::kInvalidRequest, "Invalid Request: empty batch"});
+namespace {
+
+Future<JsonPtr> now(JsonPtr doc) { return Future<JsonPtr>::ready(std::move(doc)); }
+
+JsonPtr respond(const cJSON* id, const std::string& method, jsonrpc::Reply reply) {
+    if (reply.error)
+        LOG_DEBUG("jsonrpc_error", {{"method", method}, {"code", std::to_string(reply.error->code)}});
+    return jsonrpc::make_response(id, std::move(reply));
+}
+
+// The responses of a batch, in the body's order; null when none is owed.
+JsonPtr batch_response(std::vector<JsonPtr>& parts) {
     JsonPtr out(cJSON_CreateArray());
-    const cJSON* item = nullptr;
-    cJSON_ArrayForEach(item, doc) {
-        if (is_initialize(item)) {
-            cJSON_AddItemToArray(out.get(),
-                                 jsonrpc::make_error(cJSON_GetObjectItemCaseSensitive(item, "id"),
-                                                     {jsonrpc::kInvalidRequest,
-                                                      "Invalid Request: initialize must not be part of a batch"})
-                                     .release());
-            continue;
-        }
-        if (JsonPtr r = handle_message(item, ctx)) cJSON_AddItemToArray(out.get(), r.release());
+    for (JsonPtr& part : parts) {
+        if (part) cJSON_AddItemToArray(out.get(), part.release());
     }
     if (cJSON_GetArraySize(out.get()) == 0) return nullptr;
     return out;
 }
 
-JsonPtr Server::handle_message(const cJSON* msg, CallContext& ctx) {
-    jsonrpc::Message m;
-    if (auto err = jsonrpc::classify(msg, m)) return jsonrpc::make_error(m.id, *err);
-    switch (m.kind) {
-        case jsonrpc::Kind::Response: return nullptr;
-        case jsonrpc::Kind::Notification: notification(m, ctx); return nullptr;
-        case jsonrpc::Kind::Request: break;
+}  // namespace
+
+Future<JsonPtr> Server::handle_body(const cJSON* doc, CallContext& ctx, bool allow_batch) {
+    if (!cJSON_IsArray(doc)) return handle_message(doc, ctx);
+    if (!allow_batch) {
+        return now(jsonrpc::make_error(nullptr, {jsonrpc::kInvalidRequest,
+                                                 "Invalid Request: JSON-RPC batches are not supported in protocol "
+                                                 "version " + ctx.protocol_version}));
     }
-    jsonrpc::Reply reply = dispatch(m, ctx);
-    if (reply.error)
-        LOG_DEBUG("jsonrpc_error", {{"method", m.method}, {"code", std::to_string(reply.error->code)}});
-    return jsonrpc::make_response(m.id, std::move(reply));
+    if (cJSON_GetArraySize(doc) == 0)
+        return now(jsonrpc::make_error(nullptr, {jsonrpc::kInvalidRequest, "Invalid Request: empty batch"}));
+    std::vector<Future<JsonPtr>> answers;
+    const cJSON* item = nullptr;
+    cJSON_ArrayForEach(item, doc) {
+        if (is_initialize(item)) {
+            answers.push_back(now(jsonrpc::make_error(cJSON_GetObjectItemCaseSensitive(item, "id"),
+                                                      {jsonrpc::kInvalidRequest,
+                                                       "Invalid Request: initialize must not be part of a batch"})));
+            continue;
+        }
+        answers.push_back(handle_message(item, ctx));
+    }
+
+    // What is answered now goes in at once; the rest as it comes.
+    struct Batch {
+        std::vector<JsonPtr> parts;
+        size_t waiting = 0;
+        Promise<JsonPtr> done;
+    };
+    auto batch = std::make_shared<Batch>();
+    batch->parts.resize(answers.size());
+    std::vector<size_t> later;
+    for (size_t i = 0; i < answers.size(); ++i) {
+        if (answers[i].is_ready()) batch->parts[i] = answers[i].take();
+        else later.push_back(i);
+    }
+    if (later.empty()) return now(batch_response(batch->parts));
+    batch->waiting = later.size();
+    Future<JsonPtr> whole = batch->done.future();
+    for (size_t i : later) {
+        answers[i].then([batch, i](JsonPtr part) {
+            batch->parts[i] = std::move(part);
+            if (--batch->waiting == 0) batch->done.set(batch_response(batch->parts));
+        });
+    }
+    return whole;
 }
 
-jsonrpc::Reply Server::dispatch(const jsonrpc::Message& m, CallContext& ctx) {
-    if (m.method == "initialize") return initialize(m.params, ctx);
-    if (m.method == "ping") return jsonrpc::Reply::ok(JsonPtr(cJSON_CreateObject()));
-    if (m.method == "server/discover") return discover();
+Future<JsonPtr> Server::handle_message(const cJSON* msg, CallContext& ctx) {
+    jsonrpc::Message m;
+    if (auto err = jsonrpc::classify(msg, m)) return now(jsonrpc::make_error(m.id, *err));
+    switch (m.kind) {
+        case jsonrpc::Kind::Response: return now(nullptr);
+        case jsonrpc::Kind::Notification: notification(m, ctx); return now(nullptr);
+        case jsonrpc::Kind::Request: break;
+    }
+    Future<jsonrpc::Reply> reply = dispatch(m, ctx);
+    if (reply.is_ready()) return now(respond(m.id, m.method, reply.take()));
+    // The message is freed before the reply comes: its id is copied.
+    std::shared_ptr<cJSON> id(cJSON_Duplicate(m.id, true), cJSON_Delete);
+    return reply.map([id, method = m.method](jsonrpc::Reply r) { return respond(id.get(), method, std::move(r)); });
+}
+
+Future<jsonrpc::Reply> Server::dispatch(const jsonrpc::Message& m, CallContext& ctx) {
+    using Ready = Future<jsonrpc::Reply>;
+    if (m.method == "initialize") return Ready::ready(initialize(m.params, ctx));
+    if (m.method == "ping") return Ready::ready(jsonrpc::Reply::ok(JsonPtr(cJSON_CreateObject())));
+    if (m.method == "server/discover") return Ready::ready(discover());
     if (m.method == "tools/list") {
         JsonPtr result(cJSON_CreateObject());
         json_add(result.get(), "tools", tools_.list());
-        return jsonrpc::Reply::ok(std::move(result));
+        return Ready::ready(jsonrpc::Reply::ok(std::move(result)));
     }
     if (m.method == "tools/call") {
-        if (!m.params) return jsonrpc::Reply::fail(jsonrpc::kInvalidParams, "Invalid params: params are required");
+        if (!m.params)
+            return Ready::ready(jsonrpc::Reply::fail(jsonrpc::kInvalidParams, "Invalid params: params are required"));
         return tools_.call(m.params, ctx.subject);
     }
-    return jsonrpc::Reply::fail(jsonrpc::kMethodNotFound, "Method not found: " + m.method);
+    return Ready::ready(jsonrpc::Reply::fail(jsonrpc::kMethodNotFound, "Method not found: " + m.method));
 }
 
 static JsonPtr capabilities() {
@@ -242,3 +289,5 @@ void Server::notification(const jsonrpc::Message& m, CallContext& ctx) {
 }
 
 }  // namespace mcp
+
+}  // namespace toolserver

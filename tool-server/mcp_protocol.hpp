@@ -3,6 +3,7 @@
 #pragma once
 
 #include "jsonrpc.hpp"
+#include "later.hpp"
 #include "tools.hpp"
 
 #include <cstdint>
@@ -13,6 +14,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+namespace toolserver {
 
 class SseStream;
 
@@ -100,15 +103,18 @@ class Server {
 public:
     explicit Server(Tools& tools) : tools_(tools) {}
 
-    // Handles a parsed body: one message or (when allowed) a batch. Returns
-    // the response document, or null when nothing is owed (notifications).
-    JsonPtr handle_body(const cJSON* doc, CallContext& ctx, bool allow_batch);
+    // Handles a parsed body: one message or (when allowed) a batch. Gives
+    // the response document, or null when nothing is owed (notifications):
+    // at once, unless a tool call waits for storage (then the batch's
+    // response comes when its last call is answered, in the body's order).
+    // `doc` and `ctx` need not outlive the call.
+    Future<JsonPtr> handle_body(const cJSON* doc, CallContext& ctx, bool allow_batch);
 
     // Handles one message; null when no response is owed.
-    JsonPtr handle_message(const cJSON* msg, CallContext& ctx);
+    Future<JsonPtr> handle_message(const cJSON* msg, CallContext& ctx);
 
 private:
-    jsonrpc::Reply dispatch(const jsonrpc::Message& m, CallContext& ctx);
+    Future<jsonrpc::Reply> dispatch(const jsonrpc::Message& m, CallContext& ctx);
     jsonrpc::Reply initialize(const cJSON* params, CallContext& ctx);
     jsonrpc::Reply discover();
     void notification(const jsonrpc::Message& m, CallContext& ctx);
@@ -123,3 +129,5 @@ bool is_initialize(const cJSON* doc);
 bool initialize_opens_session(const cJSON* doc);
 
 }  // namespace mcp
+
+}  // namespace toolserver

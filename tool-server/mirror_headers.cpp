@@ -4,6 +4,8 @@
 
 #include "../src/mirror_headers.hpp"  // decode_mirror_value
 
+namespace toolserver {
+
 namespace {
 
 jsonrpc::Error mismatch(const std::string& why) { return {jsonrpc::kHeaderMismatch, "Header mismatch: " + why}; }
@@ -68,3 +70,5 @@ std::optional<jsonrpc::Error> check_mirror_headers(const MirrorHeaders& h, const
     if (!body_name || std::string_view(body_name) != name) return mismatch("Mcp-Name does not match the request");
     return std::nullopt;
 }
+
+}  // namespace toolserver

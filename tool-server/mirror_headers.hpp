@@ -28,6 +28,8 @@
 #include <string>
 #include <string_view>
 
+namespace toolserver {
+
 struct MirrorHeaders {
     const char* method = nullptr;  // first Mcp-Method value; null when absent
     const char* name = nullptr;    // first Mcp-Name value; null when absent
@@ -43,3 +45,5 @@ std::optional<jsonrpc::Error> check_mirror_headers(const MirrorHeaders& h, const
 // Decodes an Mcp-Name value: the value itself, or the sentinel's content.
 // False for a malformed sentinel.
 bool decode_mcp_name(std::string_view value, std::string& out);
+
+}  // namespace toolserver

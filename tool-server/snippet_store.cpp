@@ -1,5 +1,7 @@
 #include "snippet_store.hpp"
 
+namespace toolserver {
+
 std::optional<std::string> snippet_name_problem(std::string_view name) {
     if (name.empty()) return "Snippet name must not be empty";
     if (name.size() > 128) return "Snippet name is longer than 128 characters";
@@ -11,3 +13,5 @@ std::optional<std::string> snippet_name_problem(std::string_view name) {
     }
     return std::nullopt;
 }
+
+}  // namespace toolserver

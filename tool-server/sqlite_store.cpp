@@ -1,9 +1,10 @@
 // SQLite implementation of SnippetStore.
 //
-// Calls run on the event-loop thread: they are local, short (one indexed row)
-// and keeping them there avoids any locking between sessions. The price is
-// that an fsync per save blocks the loop for its duration, which is fine for
-// a tool server of this size; a networked store would go to a worker instead.
+// Calls run on the event-loop thread and answer at once (a ready Future):
+// they are local, short (one indexed row) and keeping them there avoids any
+// locking between sessions. The price is that an fsync per save blocks the
+// loop for its duration, which is fine for a tool server of this size; the
+// Redis store, whose waits are network round trips, answers later instead.
 //
 // Durability: WAL with synchronous=FULL, so every COMMIT is fsynced before
 // save() returns and the client sees "saved" only for data that survives a
@@ -18,6 +19,8 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+
+namespace toolserver {
 
 namespace {
 
@@ -65,8 +68,8 @@ public:
                prepare(load_stmt_, "SELECT content FROM snippets WHERE owner = ?1 AND name = ?2", error);
     }
 
-    StoreStatus save(const std::string& owner, const std::string& name, const std::string& content,
-                     std::string& error) override {
+    Future<StoreResult> save(const std::string& owner, const std::string& name,
+                             const std::string& content) override {
         sqlite3_stmt* s = save_stmt_.get();
         sqlite3_reset(s);
         sqlite3_bind_text(s, 1, owner.data(), static_cast<int>(owner.size()), SQLITE_STATIC);
@@ -77,35 +80,29 @@ public:
         int rc = sqlite3_step(s);
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
-        if (rc != SQLITE_DONE) {
-            error = sqlite3_errmsg(db_);
-            return StoreStatus::Error;
-        }
-        return StoreStatus::Ok;
+        if (rc != SQLITE_DONE) return Future<StoreResult>::ready(StoreResult::failed(sqlite3_errmsg(db_)));
+        return Future<StoreResult>::ready(StoreResult::ok());
     }
 
-    StoreStatus load(const std::string& owner, const std::string& name, std::string& content,
-                     std::string& error) override {
+    Future<StoreResult> load(const std::string& owner, const std::string& name) override {
         sqlite3_stmt* s = load_stmt_.get();
         sqlite3_reset(s);
         sqlite3_bind_text(s, 1, owner.data(), static_cast<int>(owner.size()), SQLITE_STATIC);
         sqlite3_bind_text(s, 2, name.data(), static_cast<int>(name.size()), SQLITE_STATIC);
         int rc = sqlite3_step(s);
-        StoreStatus status;
+        StoreResult result;
         if (rc == SQLITE_ROW) {
             const void* data = sqlite3_column_blob(s, 0);
             int len = sqlite3_column_bytes(s, 0);
-            content.assign(static_cast<const char*>(data ? data : ""), static_cast<size_t>(len));
-            status = StoreStatus::Ok;
+            result = StoreResult::ok(std::string(static_cast<const char*>(data ? data : ""), static_cast<size_t>(len)));
         } else if (rc == SQLITE_DONE) {
-            status = StoreStatus::NotFound;
+            result = StoreResult::not_found();
         } else {
-            error = sqlite3_errmsg(db_);
-            status = StoreStatus::Error;
+            result = StoreResult::failed(sqlite3_errmsg(db_));
         }
         sqlite3_reset(s);
         sqlite3_clear_bindings(s);
-        return status;
+        return Future<StoreResult>::ready(std::move(result));
     }
 
 private:
@@ -135,3 +132,5 @@ std::unique_ptr<SnippetStore> open_sqlite_store(const std::string& data_dir, std
     if (!store->open(data_dir + "/snippets.db", error)) return nullptr;
     return store;
 }
+
+}  // namespace toolserver

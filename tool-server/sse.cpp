@@ -8,6 +8,8 @@
 
 #include <vector>
 
+namespace toolserver {
+
 namespace {
 // A client that stops reading must not make the server buffer without end.
 constexpr size_t kMaxPendingBytes = 8 * 1024 * 1024;
@@ -101,3 +103,5 @@ void SseStream::finish(bool client_gone) {
     if (fn) fn();
     hub_.remove(this);  // destroys *this; nothing may follow
 }
+
+}  // namespace toolserver

@@ -10,6 +10,8 @@
 #include <string>
 #include <unordered_map>
 
+namespace toolserver {
+
 class SseHub;
 
 class SseStream {
@@ -64,3 +66,5 @@ private:
 
 // Adds the headers every event-stream response carries.
 void add_event_stream_headers(evhttp_request* req);
+
+}  // namespace toolserver

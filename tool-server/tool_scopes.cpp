@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+namespace toolserver {
+
 namespace {
 
 // Tool and method names: visible ASCII.
@@ -80,3 +82,5 @@ std::optional<jsonrpc::Error> ToolScopes::check(const cJSON* doc, std::string_vi
     }
     return std::nullopt;
 }
+
+}  // namespace toolserver

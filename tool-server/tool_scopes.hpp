@@ -16,6 +16,8 @@
 
 #include "../src/tool_policy.hpp"
 
+namespace toolserver {
+
 class ToolScopes {
 public:
     // Adds the rule of one --tool-scope value. False, with `error` saying
@@ -34,3 +36,5 @@ private:
     std::string lines_;            // the rules so far, as mcp_auth_tool_scope lines
     mcpauth::ToolPolicy policy_;   // parsed from lines_
 };
+
+}  // namespace toolserver

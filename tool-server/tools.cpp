@@ -4,11 +4,17 @@
 
 #include <cstring>
 
+namespace toolserver {
+
 namespace {
 
 // A CallToolResult with one text item. Tool failures are results with
 // isError=true (so the model can read them), not JSON-RPC errors.
 // Built with literal keys (not copied), like the JSON-RPC envelope.
+Future<jsonrpc::Reply> failed(int code, std::string message) {
+    return Future<jsonrpc::Reply>::ready(jsonrpc::Reply::fail(code, std::move(message)));
+}
+
 jsonrpc::Reply text_result(const std::string& text, bool is_error) {
     JsonPtr result(cJSON_CreateObject());
     cJSON* content = cJSON_CreateArray();
@@ -19,6 +25,10 @@ jsonrpc::Reply text_result(const std::string& text, bool is_error) {
     cJSON_AddItemToArray(content, item);
     json_add_literal_key(result.get(), "isError", cJSON_CreateBool(is_error));
     return jsonrpc::Reply::ok(std::move(result));
+}
+
+Future<jsonrpc::Reply> text_now(const std::string& text, bool is_error) {
+    return Future<jsonrpc::Reply>::ready(text_result(text, is_error));
 }
 
 }  // namespace
@@ -60,18 +70,18 @@ JsonPtr Tools::list() const {
     return arr;
 }
 
-jsonrpc::Reply Tools::call(const cJSON* params, const std::string& subject) {
+Future<jsonrpc::Reply> Tools::call(const cJSON* params, const std::string& subject) {
     const char* name = json_get_string(params, "name");
-    if (!name) return jsonrpc::Reply::fail(jsonrpc::kInvalidParams, "Invalid params: \"name\" must be a string");
+    if (!name) return failed(jsonrpc::kInvalidParams, "Invalid params: \"name\" must be a string");
     const Tool* tool = nullptr;
     for (const Tool& t : tools_) {
         if (std::strcmp(t.name, name) == 0) tool = &t;
     }
-    if (!tool) return jsonrpc::Reply::fail(jsonrpc::kInvalidParams, std::string("Unknown tool: ") + name);
+    if (!tool) return failed(jsonrpc::kInvalidParams, std::string("Unknown tool: ") + name);
 
     const cJSON* arguments = cJSON_GetObjectItemCaseSensitive(params, "arguments");
     if (arguments && !cJSON_IsNull(arguments) && !cJSON_IsObject(arguments))
-        return jsonrpc::Reply::fail(jsonrpc::kInvalidParams, "Invalid params: \"arguments\" must be an object");
+        return failed(jsonrpc::kInvalidParams, "Invalid params: \"arguments\" must be an object");
 
     Args args;
     const cJSON* given = cJSON_IsObject(arguments) ? arguments : nullptr;
@@ -82,18 +92,17 @@ jsonrpc::Reply Tools::call(const cJSON* params, const std::string& subject) {
             if (std::strcmp(a.name, item->string) == 0) spec = &a;
         }
         if (!spec)
-            return jsonrpc::Reply::fail(jsonrpc::kInvalidParams,
-                                        std::string("Invalid params: unknown argument '") + item->string + "'");
+            return failed(jsonrpc::kInvalidParams,
+                          std::string("Invalid params: unknown argument '") + item->string + "'");
         if (!cJSON_IsString(item))
-            return jsonrpc::Reply::fail(jsonrpc::kInvalidParams,
-                                        std::string("Invalid params: argument '") + item->string +
-                                            "' must be a string");
+            return failed(jsonrpc::kInvalidParams,
+                          std::string("Invalid params: argument '") + item->string + "' must be a string");
         args[item->string] = item->valuestring;
     }
     for (const Arg& a : tool->args) {
         if (a.required && args.find(a.name) == args.end())
-            return jsonrpc::Reply::fail(jsonrpc::kInvalidParams,
-                                        std::string("Invalid params: missing required argument '") + a.name + "'");
+            return failed(jsonrpc::kInvalidParams,
+                          std::string("Invalid params: missing required argument '") + a.name + "'");
     }
     return (this->*(tool->handler))(args, subject);
 }
@@ -103,35 +112,43 @@ std::string Tools::owner_for(const std::string& subject) const {
     return scope_ == SnippetScope::Shared ? std::string() : subject;
 }
 
-jsonrpc::Reply Tools::hello(const Args&, const std::string&) { return text_result("Hello I am MCPTool!", false); }
-
-jsonrpc::Reply Tools::get_snippet(const Args& args, const std::string& subject) {
-    const std::string& name = args.at("snippetname");
-    if (auto problem = snippet_name_problem(name)) return text_result(*problem, true);
-    std::string content, error;
-    switch (store_.load(owner_for(subject), name, content, error)) {
-        case StoreStatus::Ok: return text_result(content, false);
-        case StoreStatus::NotFound: return text_result("Snippet '" + name + "' not found", true);
-        case StoreStatus::Error: break;
-    }
-    LOG_ERROR("store_load_failed", {{"error", error}});
-    return text_result("Storage error: the snippet could not be read", true);
+Future<jsonrpc::Reply> Tools::hello(Args&, const std::string&) {
+    return text_now("Hello I am MCPTool!", false);
 }
 
-jsonrpc::Reply Tools::save_snippet(const Args& args, const std::string& subject) {
+Future<jsonrpc::Reply> Tools::get_snippet(Args& args, const std::string& subject) {
     const std::string& name = args.at("snippetname");
-    const std::string& content = args.at("snippet");
-    if (auto problem = snippet_name_problem(name)) return text_result(*problem, true);
-    if (content.empty()) return text_result("No snippet content provided", true);
+    if (auto problem = snippet_name_problem(name)) return text_now(*problem, true);
+    return store_.load(owner_for(subject), name).map([name](StoreResult r) {
+        switch (r.status) {
+            case StoreStatus::Ok: return text_result(r.content, false);
+            case StoreStatus::NotFound: return text_result("Snippet '" + name + "' not found", true);
+            case StoreStatus::Error: break;
+        }
+        LOG_ERROR("store_load_failed", {{"error", r.error}});
+        return text_result("Storage error: the snippet could not be read", true);
+    });
+}
+
+Future<jsonrpc::Reply> Tools::save_snippet(Args& args, const std::string& subject) {
+    const std::string& name = args.at("snippetname");
+    std::string& content = args.at("snippet");
+    if (auto problem = snippet_name_problem(name)) return text_now(*problem, true);
+    if (content.empty()) return text_now("No snippet content provided", true);
     if (content.size() > max_snippet_)
-        return text_result("Snippet is too large: " + std::to_string(content.size()) + " bytes, the limit is " +
-                               std::to_string(max_snippet_) + " bytes",
-                           true);
-    std::string error;
-    if (store_.save(owner_for(subject), name, content, error) != StoreStatus::Ok) {
-        LOG_ERROR("store_save_failed", {{"error", error}});
-        return text_result("Storage error: the snippet was not saved", true);
-    }
-    LOG_INFO("snippet_saved", {{"name", name}, {"bytes", std::to_string(content.size())}});
-    return text_result("Snippet '" + content + "' saved successfully", false);
+        return text_now("Snippet is too large: " + std::to_string(content.size()) + " bytes, the limit is " +
+                            std::to_string(max_snippet_) + " bytes",
+                        true);
+    Future<StoreResult> saved = store_.save(owner_for(subject), name, content);
+    // The answer repeats the content: moved into the continuation, not copied.
+    return saved.map([name, content = std::move(content)](StoreResult r) {
+        if (r.status != StoreStatus::Ok) {
+            LOG_ERROR("store_save_failed", {{"error", r.error}});
+            return text_result("Storage error: the snippet was not saved", true);
+        }
+        LOG_INFO("snippet_saved", {{"name", name}, {"bytes", std::to_string(content.size())}});
+        return text_result("Snippet '" + content + "' saved successfully", false);
+    });
 }
+
+}  // namespace toolserver

@@ -4,11 +4,14 @@
 
 #include "config.hpp"
 #include "jsonrpc.hpp"
+#include "later.hpp"
 #include "snippet_store.hpp"
 
 #include <map>
 #include <string>
 #include <vector>
+
+namespace toolserver {
 
 class Tools {
 public:
@@ -17,12 +20,15 @@ public:
     // The value of "tools" in a tools/list result.
     JsonPtr list() const;
 
-    // Handles tools/call params for the authenticated `subject`.
-    jsonrpc::Reply call(const cJSON* params, const std::string& subject);
+    // Handles tools/call params for the authenticated `subject`. The reply
+    // is ready at once unless the tool waits for a store that answers later
+    // (Redis); `params` need not outlive the call.
+    Future<jsonrpc::Reply> call(const cJSON* params, const std::string& subject);
 
 private:
     using Args = std::map<std::string, std::string>;
-    using Handler = jsonrpc::Reply (Tools::*)(const Args& args, const std::string& subject);
+    // A handler may move its arguments out.
+    using Handler = Future<jsonrpc::Reply> (Tools::*)(Args& args, const std::string& subject);
 
     struct Arg {
         const char* name;
@@ -36,9 +42,9 @@ private:
         Handler handler;
     };
 
-    jsonrpc::Reply hello(const Args& args, const std::string& subject);
-    jsonrpc::Reply get_snippet(const Args& args, const std::string& subject);
-    jsonrpc::Reply save_snippet(const Args& args, const std::string& subject);
+    Future<jsonrpc::Reply> hello(Args& args, const std::string& subject);
+    Future<jsonrpc::Reply> get_snippet(Args& args, const std::string& subject);
+    Future<jsonrpc::Reply> save_snippet(Args& args, const std::string& subject);
 
     // The namespace a subject's snippets live in.
     std::string owner_for(const std::string& subject) const;
@@ -48,3 +54,5 @@ private:
     size_t max_snippet_;
     std::vector<Tool> tools_;
 };
+
+}  // namespace toolserver

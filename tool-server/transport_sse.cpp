@@ -8,6 +8,8 @@
 #include <cctype>
 #include <cstring>
 
+namespace toolserver {
+
 namespace {
 
 // X-Forwarded-Prefix is copied into the endpoint event, so only a plain
@@ -73,7 +75,21 @@ void HttpServer::sse_message(HttpRequest& r) {
     ctx.session = session;
     ctx.protocol_version =
         session->protocol_version.empty() ? mcp::kLegacySseVersion : session->protocol_version;
-    JsonPtr resp = mcp_.handle_body(doc.get(), ctx, /*allow_batch=*/false);
+    Future<JsonPtr> answer = mcp_.handle_body(doc.get(), ctx, /*allow_batch=*/false);
+    if (!answer.is_ready()) {
+        // A tool call waits for storage: the POST is accepted now and the
+        // response goes down the stream when it comes, if the session and
+        // its stream are still there (a response that waited is never an
+        // error without an id, which would need the POST's answer).
+        send_text(r.req, 202, nullptr, "Accepted");
+        answer.then([this, alive = alive_, id](JsonPtr resp) {
+            if (!*alive || !resp) return;
+            mcp::Session* s = sessions_.find_any(id);
+            if (s && s->stream) s->stream->send("message", json_print(resp.get()));
+        });
+        return;
+    }
+    JsonPtr resp = answer.take();
     if (resp && is_unanswerable_error(resp.get())) {
         send_json_doc(r.req, HTTP_BADREQUEST, resp.get());
         return;
@@ -82,3 +98,5 @@ void HttpServer::sse_message(HttpRequest& r) {
     // Last: a stream that overflows is closed here, which ends the session.
     if (resp) session->stream->send("message", json_print(resp.get()));
 }
+
+}  // namespace toolserver

@@ -22,6 +22,8 @@
 
 #include <event2/keyvalq_struct.h>
 
+namespace toolserver {
+
 namespace {
 
 constexpr const char* kMetaVersionKey = "io.modelcontextprotocol/protocolVersion";
@@ -35,16 +37,6 @@ Reply negotiate_reply(const char* accept) {
         return Reply::Json;
     if (ascii_icontains(accept, "text/event-stream")) return Reply::EventStream;
     return Reply::NotAcceptable;
-}
-
-void send_response(evhttp_request* req, Reply how, const cJSON* resp) {
-    if (is_unanswerable_error(resp)) {
-        send_json_doc(req, HTTP_BADREQUEST, resp);
-    } else if (how == Reply::EventStream) {
-        send_event_doc(req, resp);  // one event, then the response ends
-    } else {
-        send_json_doc(req, HTTP_OK, resp);
-    }
 }
 
 // 2026-07-28: per-request metadata, when given, must agree with the
@@ -113,14 +105,10 @@ void HttpServer::mcp_post(HttpRequest& r) {
     mcp::CallContext ctx;
     ctx.subject = r.identity.subject;
 
+    const bool event_stream = how == Reply::EventStream;
     if (stateless) {
         ctx.protocol_version = mcp::kStatelessVersion;
-        JsonPtr resp = mcp_.handle_message(doc.get(), ctx);
-        if (!resp) {
-            send_text(r.req, 202, nullptr, "");
-            return;
-        }
-        send_response(r.req, how, resp.get());
+        answer(r, mcp_.handle_message(doc.get(), ctx), event_stream);
         return;
     }
 
@@ -139,7 +127,8 @@ void HttpServer::mcp_post(HttpRequest& r) {
         }
         const std::string id = session ? session->id : "";
         ctx.session = session;
-        JsonPtr resp = mcp_.handle_message(doc.get(), ctx);
+        // initialize is answered at once: it touches no storage.
+        JsonPtr resp = mcp_.handle_message(doc.get(), ctx).take();
         bool failed = !resp || cJSON_HasObjectItem(resp.get(), "error");
         if (session && (failed || ctx.protocol_version == mcp::kStatelessVersion)) {
             sessions_.erase(id);  // not expected: initialize_opens_session said it would succeed
@@ -148,11 +137,7 @@ void HttpServer::mcp_post(HttpRequest& r) {
             LOG_INFO("session_opened", {{"session", id}, {"sub", r.identity.subject},
                                         {"version", ctx.protocol_version}});
         }
-        if (!resp) {
-            send_text(r.req, 202, nullptr, "");
-            return;
-        }
-        send_response(r.req, how, resp.get());
+        send_mcp_response(r.req, event_stream, resp.get());
         return;
     }
 
@@ -164,12 +149,7 @@ void HttpServer::mcp_post(HttpRequest& r) {
         return;
     }
     ctx.session = session;
-    JsonPtr resp = mcp_.handle_body(doc.get(), ctx, mcp::batches_allowed(ctx.protocol_version));
-    if (!resp) {
-        send_text(r.req, 202, nullptr, "");
-        return;
-    }
-    send_response(r.req, how, resp.get());
+    answer(r, mcp_.handle_body(doc.get(), ctx, mcp::batches_allowed(ctx.protocol_version)), event_stream);
 }
 
 void HttpServer::mcp_get(HttpRequest& r) {
@@ -216,3 +196,5 @@ void HttpServer::mcp_delete(HttpRequest& r) {
     end_session(session->id);
     send_text(r.req, HTTP_NOCONTENT, nullptr, "");
 }
+
+}  // namespace toolserver

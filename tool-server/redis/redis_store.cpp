@@ -4,18 +4,28 @@
 // Kept in its own folder so that fuzz/fuzz.mk, which links every
 // tool-server/*.cpp but main.cpp into its harnesses, need not link hiredis.
 //
-// Synchronous hiredis on the event-loop thread, like the SQLite store: one
-// short command per tool call, no locking or callbacks between sessions.
-// Every connect and command has a timeout (--redis-timeout-ms), so a Redis
-// that is down or stalled costs a request a timeout or two, never a hang.
-// (Resolving --redis-host by name is not bounded by it: give an address.)
+// Asynchronous hiredis on the server's event loop (its libevent adapter): a
+// call sends its command and returns a Future; the reply completes it from a
+// later loop turn. A slow or stalled Redis therefore holds up only the calls
+// waiting for it, never the loop: other tools, other sessions and /healthz
+// are answered meanwhile. One connection, commands pipelined on it in order.
 //
-// Reconnection: a connection error drops the context and the next call
-// connects afresh. After a failed attempt, calls fail at once for a second,
-// so that a host that swallows packets does not stall the loop on every
-// request. A command that fails on a connection kept from earlier is retried
-// once on a fresh one (Redis may have restarted in between; HSET and HGET
-// are idempotent). A command that timed out is not retried: Redis may still
+// Timeouts (--redis-timeout-ms), from libevent timers, since hiredis 0.14's
+// asynchronous API has none of its own: connecting is bounded by one, the
+// handshake after it (AUTH, SELECT, the CONFIG GETs, pipelined) by another,
+// and each command by its own from when it is sent. A call thus waits at
+// most a connect, a handshake and its command. A command that times out
+// ends the connection: Redis answers in order, so every command behind it
+// on that connection fails too (with the same reason). (Resolving
+// --redis-host by name is not bounded: give an address.)
+//
+// Reconnection: a connection that fails or is closed is dropped, and the
+// next call connects afresh; calls made while a connection is being set up
+// wait for it. After a failed attempt, calls fail at once for a second, so
+// that a host that swallows packets does not cost every request a timeout.
+// A command that fails on a connection kept from earlier is sent once more
+// on a fresh one (Redis may have restarted in between; HSET and HGET are
+// idempotent). A command that timed out is not retried: Redis may still
 // apply it, after the caller was told "not saved" -- the usual ambiguity of
 // a networked store.
 //
@@ -29,32 +39,35 @@
 // prefix is fixed, so distinct owners give distinct keys whatever bytes they
 // hold (the shared scope's empty owner is the prefix itself), and a name is
 // never part of a key. Every argument goes as binary-safe %b.
+//
+// hiredis frees a context itself after a failed connect and after a lost
+// connection, and runs the callbacks of commands still pending on a freed
+// context with a null reply; a context dropped here is no longer ctx_, so
+// every callback first checks that its context is still the current one.
 #include "../config.hpp"
 #include "../log.hpp"
 #include "../snippet_store.hpp"
 
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <list>
+#include <memory>
 #include <sstream>
+#include <vector>
+
+namespace toolserver {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kRetryPause = std::chrono::seconds(1);
-
-struct ContextDeleter {
-    void operator()(redisContext* c) const noexcept { redisFree(c); }
-};
-using Context = std::unique_ptr<redisContext, ContextDeleter>;
-
-struct ReplyDeleter {
-    void operator()(redisReply* r) const noexcept { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
 
 bool read_password(const std::string& path, std::string& out, std::string& error) {
     std::ifstream in(path, std::ios::binary);
@@ -73,209 +86,425 @@ bool read_password(const std::string& path, std::string& out, std::string& error
     return true;
 }
 
-// Whether a command failed by its timeout. Call right after the failure:
-// hiredis leaves read()'s errno, and EAGAIN there is SO_RCVTIMEO expiring.
-bool timed_out(const redisContext* c) {
-    return c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK);
-}
-
-// Why a command got no reply.
-std::string no_reply(const redisContext* c, bool late) { return late ? "timed out" : c->errstr; }
-
 // What went wrong with a reply that is not the expected type.
 std::string unexpected(const redisReply* r) {
     if (r->type == REDIS_REPLY_ERROR) return std::string("redis: ") + r->str;
     return "redis: unexpected reply type " + std::to_string(r->type);
 }
 
+struct EventDeleter {
+    void operator()(event* e) const noexcept { event_free(e); }
+};
+using Timer = std::unique_ptr<event, EventDeleter>;
+
 class RedisStore final : public SnippetStore {
 public:
-    RedisStore(const RedisConfig& cfg, std::string password) : cfg_(cfg), password_(std::move(password)) {}
+    RedisStore(const RedisConfig& cfg, event_base* base, std::string password)
+        : cfg_(cfg), base_(base), password_(std::move(password)) {}
 
-    // The first connection; a failure here stops the start.
-    bool open(std::string& error) { return connect(error); }
-
-    StoreStatus save(const std::string& owner, const std::string& name, const std::string& content,
-                     std::string& error) override {
-        std::string key = cfg_.prefix + owner;
-        Reply r = run(
-            [&](redisContext* c) {
-                return redisCommand(c, "HSET %b %b %b", key.data(), key.size(), name.data(), name.size(),
-                                    content.data(), content.size());
-            },
-            error);
-        if (!r) return StoreStatus::Error;
-        if (r->type != REDIS_REPLY_INTEGER) {
-            error = unexpected(r.get());
-            return StoreStatus::Error;
+    ~RedisStore() override {
+        // Nothing is answered any more: the server that would send the
+        // answers is gone before the store.
+        waiting_.clear();
+        sent_.clear();
+        handshake_timer_.reset();
+        if (redisAsyncContext* ac = ctx_) {
+            ctx_ = nullptr;
+            redisAsyncFree(ac);  // runs the pending callbacks, which find ctx_ changed
         }
-        return StoreStatus::Ok;
     }
 
-    StoreStatus load(const std::string& owner, const std::string& name, std::string& content,
-                     std::string& error) override {
-        std::string key = cfg_.prefix + owner;
-        Reply r = run(
-            [&](redisContext* c) {
-                return redisCommand(c, "HGET %b %b", key.data(), key.size(), name.data(), name.size());
-            },
-            error);
-        if (!r) return StoreStatus::Error;
-        if (r->type == REDIS_REPLY_NIL) return StoreStatus::NotFound;
-        if (r->type != REDIS_REPLY_STRING) {
-            error = unexpected(r.get());
-            return StoreStatus::Error;
+    // The first connection, on a loop that runs nothing else yet; a failure
+    // here stops the start.
+    bool open(std::string& error) {
+        connect();
+        while (ctx_ && !ready_) event_base_loop(base_, EVLOOP_ONCE);
+        if (!ready_) {
+            error = last_error_;
+            return false;
         }
-        content.assign(r->str, r->len);
-        return StoreStatus::Ok;
+        return true;
+    }
+
+    Future<StoreResult> save(const std::string& owner, const std::string& name,
+                             const std::string& content) override {
+        auto c = std::make_unique<Call>();
+        c->op = Op::Save;
+        c->key = cfg_.prefix + owner;
+        c->name = name;
+        c->content = content;
+        return start(std::move(c));
+    }
+
+    Future<StoreResult> load(const std::string& owner, const std::string& name) override {
+        auto c = std::make_unique<Call>();
+        c->op = Op::Load;
+        c->key = cfg_.prefix + owner;
+        c->name = name;
+        return start(std::move(c));
     }
 
 private:
-    // Sends one command with `send`, connecting first when needed. Null on a
-    // connection failure (with `error`); an error reply is returned as is.
-    template <typename Send>
-    Reply run(Send send, std::string& error) {
-        for (int attempt = 0;; ++attempt) {
-            bool reused = ctx_ != nullptr;
-            if (!ctx_ && !connect(error)) return nullptr;
-            void* reply = send(ctx_.get());
-            if (reply) return Reply(static_cast<redisReply*>(reply));
-            bool late = timed_out(ctx_.get());
-            error = "redis at " + where() + ": " + no_reply(ctx_.get(), late);
-            LOG_WARN("redis_connection_lost", {{"error", error}});
-            ctx_.reset();  // its state is unknown now; the next call starts afresh
-            if (!reused || late || attempt > 0) return nullptr;
+    enum class Op { Save, Load };
+
+    // One save or load, from its start until it is answered.
+    struct Call {
+        RedisStore* store = nullptr;
+        Op op = Op::Save;
+        std::string key, name, content;
+        Promise<StoreResult> promise;
+        Timer timer;              // its command's timeout, while sent
+        bool waited = false;      // it waited for the connection it is sent on
+        bool retried = false;
+    };
+    using Calls = std::list<std::unique_ptr<Call>>;
+
+    Future<StoreResult> start(std::unique_ptr<Call> c) {
+        c->store = this;
+        if (!ctx_ && !connect()) return Future<StoreResult>::ready(StoreResult::failed(last_error_ + pause_note_));
+        Future<StoreResult> f = c->promise.future();
+        if (ready_) {
+            send(std::move(c));
+        } else {
+            c->waited = true;
+            waiting_.push_back(std::move(c));
         }
+        return f;
     }
 
-    bool connect(std::string& error) {
+    // --- commands --------------------------------------------------------------
+
+    void send(std::unique_ptr<Call> c) {
+        Call* call = c.get();
+        int rc = call->op == Op::Save
+                     ? redisAsyncCommand(ctx_, &RedisStore::on_reply, call, "HSET %b %b %b", call->key.data(),
+                                         call->key.size(), call->name.data(), call->name.size(),
+                                         call->content.data(), call->content.size())
+                     : redisAsyncCommand(ctx_, &RedisStore::on_reply, call, "HGET %b %b", call->key.data(),
+                                         call->key.size(), call->name.data(), call->name.size());
+        if (rc != REDIS_OK) {
+            // The context refuses new commands: it is being torn down.
+            finish(std::move(c), StoreResult::failed("redis at " + where() + ": " + ctx_->errstr));
+            return;
+        }
+        call->timer.reset(evtimer_new(base_, &RedisStore::on_command_timeout, call));
+        timeval tv = timeout();
+        if (call->timer) evtimer_add(call->timer.get(), &tv);
+        sent_.push_back(std::move(c));
+    }
+
+    static void on_reply(redisAsyncContext* ac, void* reply, void* privdata) {
+        auto* self = static_cast<RedisStore*>(ac->data);
+        if (ac != self->ctx_) return;  // a dropped context: its calls are settled
+        // Redis answers in order: this is the oldest command sent.
+        if (self->sent_.empty() || self->sent_.front().get() != privdata) return;
+        std::unique_ptr<Call> c = std::move(self->sent_.front());
+        self->sent_.pop_front();
+        if (!reply) {
+            // hiredis lost the connection and is freeing the context: all
+            // is settled now; the callbacks that follow find ctx_ changed.
+            self->sent_.push_front(std::move(c));
+            self->lost(ac->errstr[0] ? ac->errstr : "connection lost", /*timed_out=*/false);
+            return;
+        }
+        StoreResult r = self->result(c->op, static_cast<redisReply*>(reply));
+        self->finish(std::move(c), std::move(r));
+    }
+
+    StoreResult result(Op op, const redisReply* r) const {
+        if (op == Op::Save) {
+            if (r->type != REDIS_REPLY_INTEGER) return StoreResult::failed(unexpected(r));
+            return StoreResult::ok();
+        }
+        if (r->type == REDIS_REPLY_NIL) return StoreResult::not_found();
+        if (r->type != REDIS_REPLY_STRING) return StoreResult::failed(unexpected(r));
+        return StoreResult::ok(std::string(r->str, r->len));
+    }
+
+    static void on_command_timeout(evutil_socket_t, short, void* arg) {
+        auto* call = static_cast<Call*>(arg);
+        call->store->lost("timed out", /*timed_out=*/true);
+    }
+
+    // Answers `c` (last: the answer may run anything, this store included).
+    void finish(std::unique_ptr<Call> c, StoreResult r) {
+        c->timer.reset();
+        Promise<StoreResult> p = c->promise;
+        c.reset();
+        p.set(std::move(r));
+    }
+
+    // --- the connection ----------------------------------------------------------
+
+    // Starts a connection (and its handshake). False, with last_error_, when
+    // it cannot even start, or when the last attempt failed under a second ago.
+    bool connect() {
         if (Clock::now() < retry_at_) {
-            error = last_error_ + " (next attempt within a second)";
+            pause_note_ = " (next attempt within a second)";
             return false;
         }
-        Context c;
-        if (!handshake(c, error)) {
-            retry_at_ = Clock::now() + kRetryPause;
-            last_error_ = error;
+        pause_note_.clear();
+        redisAsyncContext* ac = redisAsyncConnect(cfg_.host.c_str(), cfg_.port);
+        if (!ac || ac->err) {
+            std::string why = ac ? ac->errstr : "out of memory";
+            if (ac) redisAsyncFree(ac);
+            attempt_failed("cannot connect to redis at " + where() + ": " + why);
             return false;
         }
-        ctx_ = std::move(c);
-        LOG_INFO("redis_connected", {{"redis", where()}, {"db", std::to_string(cfg_.db)}});
+        ac->data = this;
+        if (redisLibeventAttach(ac, base_) != REDIS_OK) {
+            redisAsyncFree(ac);
+            attempt_failed("cannot connect to redis at " + where() + ": cannot attach it to the event loop");
+            return false;
+        }
+        redisAsyncSetConnectCallback(ac, &RedisStore::on_connect);
+        redisAsyncSetDisconnectCallback(ac, &RedisStore::on_disconnect);
+        ctx_ = ac;
+        ready_ = false;
+        step_ = "connect";
+        arm_handshake_timer();
         return true;
     }
 
-    // Connects, authenticates, selects the database and checks durability.
-    bool handshake(Context& c, std::string& error) {
-        timeval tv{cfg_.timeout_ms / 1000, static_cast<suseconds_t>((cfg_.timeout_ms % 1000) * 1000)};
-        c.reset(redisConnectWithTimeout(cfg_.host.c_str(), cfg_.port, tv));
-        if (!c || c->err) {
-            error = "cannot connect to redis at " + where() + ": " + (c ? c->errstr : "out of memory");
-            return false;
+    static void on_connect(const redisAsyncContext* ac, int status) {
+        auto* self = static_cast<RedisStore*>(ac->data);
+        if (ac != self->ctx_) return;
+        if (status != REDIS_OK) {
+            // hiredis frees the context after this callback.
+            self->ctx_ = nullptr;
+            self->attempt_failed("cannot connect to redis at " + self->where() + ": " + ac->errstr);
+            return;
         }
-        if (redisSetTimeout(c.get(), tv) != REDIS_OK) {
-            error = "redis at " + where() + ": cannot set the timeout: " + c->errstr;
-            return false;
+        self->handshake();
+    }
+
+    static void on_disconnect(const redisAsyncContext* ac, int) {
+        auto* self = static_cast<RedisStore*>(ac->data);
+        if (ac != self->ctx_) return;
+        // hiredis frees the context after this callback.
+        self->lost(ac->errstr[0] ? ac->errstr : "connection closed", /*timed_out=*/false);
+    }
+
+    // The connection is unusable: drop it; settle what was sent on it and
+    // what waited for it.
+    void lost(const std::string& why, bool timed_out) {
+        redisAsyncContext* ac = ctx_;
+        if (!ac) return;
+        const bool was_ready = ready_;
+        ctx_ = nullptr;
+        ready_ = false;
+        handshake_timer_.reset();
+        // hiredis frees a context itself when it reports the loss; one that
+        // timed out (a timer's doing, outside hiredis) is freed here.
+        if (timed_out) redisAsyncFree(ac);
+        if (!was_ready) {
+            attempt_failed(std::strcmp(step_, "connect") == 0
+                               ? "cannot connect to redis at " + where() + ": " + why
+                               : "redis at " + where() + ": " + step_ + " failed: " + why);
+            return;
         }
+        const std::string error = "redis at " + where() + ": " + why;
+        LOG_WARN("redis_connection_lost", {{"error", error}});
+        Calls sent, failed, again;
+        sent.swap(sent_);
+        for (auto& c : sent) {
+            c->timer.reset();
+            // Sent on a connection kept from earlier, failed by an error: once more on a fresh one.
+            if (!timed_out && !c->waited && !c->retried) {
+                c->retried = true;
+                again.push_back(std::move(c));
+            } else {
+                failed.push_back(std::move(c));
+            }
+        }
+        for (auto& c : failed) finish(std::move(c), StoreResult::failed(error));
+        if (again.empty()) return;
+        if (!ctx_ && !connect()) {
+            for (auto& c : again) finish(std::move(c), StoreResult::failed(last_error_ + pause_note_));
+            return;
+        }
+        for (auto& c : again) {
+            c->waited = true;
+            waiting_.push_back(std::move(c));
+        }
+    }
+
+    // A connection attempt failed: nothing is sent for a second; what waited fails.
+    void attempt_failed(const std::string& error) {
+        handshake_timer_.reset();
+        retry_at_ = Clock::now() + kRetryPause;
+        last_error_ = error;
+        pause_note_.clear();
+        Calls waiting;
+        waiting.swap(waiting_);
+        for (auto& c : waiting) finish(std::move(c), StoreResult::failed(error));
+    }
+
+    // --- the handshake: AUTH, SELECT, CONFIG GET x2, pipelined ---------------------
+
+    void handshake() {
+        step_ = !password_.empty() ? "AUTH" : cfg_.db != 0 ? "SELECT" : "CONFIG GET";
+        arm_handshake_timer();
         if (!password_.empty()) {
-            Reply r(static_cast<redisReply*>(
-                cfg_.user.empty()
-                    ? redisCommand(c.get(), "AUTH %b", password_.data(), password_.size())
-                    : redisCommand(c.get(), "AUTH %b %b", cfg_.user.data(), cfg_.user.size(), password_.data(),
-                                   password_.size())));
-            if (!r) return io_failed(c.get(), "AUTH", error);
-            if (r->type == REDIS_REPLY_ERROR) {
-                // Redis's message never repeats the password.
-                error = "redis at " + where() + " refused the credentials" +
-                        (cfg_.user.empty() ? std::string() : " of user " + cfg_.user) + ": " + r->str;
-                return false;
-            }
+            if (cfg_.user.empty())
+                redisAsyncCommand(ctx_, &RedisStore::on_auth, nullptr, "AUTH %b", password_.data(),
+                                  password_.size());
+            else
+                redisAsyncCommand(ctx_, &RedisStore::on_auth, nullptr, "AUTH %b %b", cfg_.user.data(),
+                                  cfg_.user.size(), password_.data(), password_.size());
         }
-        if (cfg_.db != 0) {
-            Reply r(static_cast<redisReply*>(redisCommand(c.get(), "SELECT %d", cfg_.db)));
-            if (!r) return io_failed(c.get(), "SELECT", error);
-            if (r->type == REDIS_REPLY_ERROR) {
-                error = "redis at " + where() + " refused database " + std::to_string(cfg_.db) + ": " + r->str;
-                return false;
-            }
-        }
-        return check_durability(c.get(), error);
+        if (cfg_.db != 0) redisAsyncCommand(ctx_, &RedisStore::on_select, nullptr, "SELECT %d", cfg_.db);
+        redisAsyncCommand(ctx_, &RedisStore::on_config, const_cast<char*>("appendonly"), "CONFIG GET appendonly");
+        redisAsyncCommand(ctx_, &RedisStore::on_config, const_cast<char*>("appendfsync"), "CONFIG GET appendfsync");
+        appendonly_.clear();
+        appendfsync_.clear();
+        refusal_.clear();
     }
 
-    enum class Got { Value, Refused, Failed };
-
-    // CONFIG GET `name`: its value, or Refused with Redis's reason.
-    Got config_get(redisContext* c, const char* name, std::string& value, std::string& error) {
-        Reply r(static_cast<redisReply*>(redisCommand(c, "CONFIG GET %s", name)));
-        if (!r) {
-            io_failed(c, "CONFIG GET", error);
-            return Got::Failed;
+    // The handshake reply's store, or null when its context was dropped.
+    static RedisStore* current(redisAsyncContext* ac, void* reply) {
+        auto* self = static_cast<RedisStore*>(ac->data);
+        if (ac != self->ctx_) return nullptr;
+        if (!reply) {
+            self->lost(ac->errstr[0] ? ac->errstr : "connection lost", /*timed_out=*/false);
+            return nullptr;
         }
+        return self;
+    }
+
+    // Ends the handshake with `error`: the connection goes.
+    void refuse(const std::string& error) {
+        redisAsyncContext* ac = ctx_;
+        ctx_ = nullptr;
+        ready_ = false;
+        redisAsyncFree(ac);  // inside a reply callback: hiredis frees it after
+        attempt_failed(error);
+    }
+
+    static void on_auth(redisAsyncContext* ac, void* reply, void*) {
+        RedisStore* self = current(ac, reply);
+        if (!self) return;
+        auto* r = static_cast<redisReply*>(reply);
         if (r->type == REDIS_REPLY_ERROR) {
-            value = r->str;
-            return Got::Refused;
+            // Redis's message never repeats the password.
+            self->refuse("redis at " + self->where() + " refused the credentials" +
+                         (self->cfg_.user.empty() ? std::string() : " of user " + self->cfg_.user) + ": " + r->str);
+            return;
         }
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING)
-            value.assign(r->element[1]->str, r->element[1]->len);
-        else
-            value = "(unknown)";
-        return Got::Value;
+        self->step_ = self->cfg_.db != 0 ? "SELECT" : "CONFIG GET";
     }
 
-    bool check_durability(redisContext* c, std::string& error) {
-        std::string appendonly, appendfsync, problem;
-        Got got = config_get(c, "appendonly", appendonly, error);
-        if (got == Got::Value) got = config_get(c, "appendfsync", appendfsync, error);
-        if (got == Got::Failed) return false;
-        if (got == Got::Refused) {
-            const std::string& why = appendfsync.empty() ? appendonly : appendfsync;
-            if (why.rfind("NOAUTH", 0) == 0) {
-                error = "redis at " + where() + " requires a password (--redis-password-file): " + why;
-                return false;
+    static void on_select(redisAsyncContext* ac, void* reply, void*) {
+        RedisStore* self = current(ac, reply);
+        if (!self) return;
+        auto* r = static_cast<redisReply*>(reply);
+        if (r->type == REDIS_REPLY_ERROR) {
+            self->refuse("redis at " + self->where() + " refused database " + std::to_string(self->cfg_.db) +
+                         ": " + r->str);
+            return;
+        }
+        self->step_ = "CONFIG GET";
+    }
+
+    static void on_config(redisAsyncContext* ac, void* reply, void* privdata) {
+        RedisStore* self = current(ac, reply);
+        if (!self) return;
+        auto* r = static_cast<redisReply*>(reply);
+        const bool appendonly = std::strcmp(static_cast<const char*>(privdata), "appendonly") == 0;
+        std::string value;
+        if (r->type == REDIS_REPLY_ERROR) {
+            if (self->refusal_.empty()) self->refusal_ = r->str;
+        } else if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 && r->element[1]->type == REDIS_REPLY_STRING) {
+            value.assign(r->element[1]->str, r->element[1]->len);
+        } else {
+            value = "(unknown)";
+        }
+        (appendonly ? self->appendonly_ : self->appendfsync_) = value;
+        if (!appendonly) self->check_durability();
+    }
+
+    void check_durability() {
+        std::string problem;
+        if (!refusal_.empty()) {
+            if (refusal_.rfind("NOAUTH", 0) == 0) {
+                refuse("redis at " + where() + " requires a password (--redis-password-file): " + refusal_);
+                return;
             }
-            problem = "CONFIG GET is not permitted at redis " + where() + " (" + why +
+            problem = "CONFIG GET is not permitted at redis " + where() + " (" + refusal_ +
                       "), so it cannot be checked that every save is fsynced";
-        } else if (appendonly != "yes" || appendfsync != "always") {
-            problem = "redis at " + where() + " has appendonly " + appendonly + " and appendfsync " + appendfsync +
+        } else if (appendonly_ != "yes" || appendfsync_ != "always") {
+            problem = "redis at " + where() + " has appendonly " + appendonly_ + " and appendfsync " + appendfsync_ +
                       ", so an acknowledged save could be lost in a crash; durable saves need appendonly yes and "
                       "appendfsync always";
         }
-        if (problem.empty()) return true;
-        if (!cfg_.allow_async_durability) {
-            error = problem + " (or pass --redis-allow-async-durability to accept that)";
-            return false;
+        if (!problem.empty()) {
+            if (!cfg_.allow_async_durability) {
+                refuse(problem + " (or pass --redis-allow-async-durability to accept that)");
+                return;
+            }
+            if (!warned_) {
+                LOG_WARN("redis_async_durability", {{"reason", problem}});
+                warned_ = true;
+            }
         }
-        if (!warned_) {
-            LOG_WARN("redis_async_durability", {{"reason", problem}});
-            warned_ = true;
+        handshake_timer_.reset();
+        ready_ = true;
+        LOG_INFO("redis_connected", {{"redis", where()}, {"db", std::to_string(cfg_.db)}});
+        Calls waiting;
+        waiting.swap(waiting_);
+        for (auto& c : waiting) {
+            if (!ctx_) {  // lost while sending
+                finish(std::move(c), StoreResult::failed("redis at " + where() + ": connection lost"));
+                continue;
+            }
+            send(std::move(c));
         }
-        return true;
     }
 
-    bool io_failed(redisContext* c, const char* what, std::string& error) {
-        error = "redis at " + where() + ": " + what + " failed: " + no_reply(c, timed_out(c));
-        return false;
+    void arm_handshake_timer() {
+        handshake_timer_.reset(evtimer_new(base_, &RedisStore::on_handshake_timeout, this));
+        timeval tv = timeout();
+        if (handshake_timer_) evtimer_add(handshake_timer_.get(), &tv);
+    }
+
+    static void on_handshake_timeout(evutil_socket_t, short, void* arg) {
+        static_cast<RedisStore*>(arg)->lost("timed out", /*timed_out=*/true);
+    }
+
+    timeval timeout() const {
+        return timeval{cfg_.timeout_ms / 1000, static_cast<suseconds_t>((cfg_.timeout_ms % 1000) * 1000)};
     }
 
     std::string where() const { return cfg_.host + ":" + std::to_string(cfg_.port); }
 
     RedisConfig cfg_;
+    event_base* base_;
     std::string password_;
-    Context ctx_;
+    redisAsyncContext* ctx_ = nullptr;  // the current connection, if any
+    bool ready_ = false;                // its handshake passed
+    const char* step_ = "connect";      // the handshake's step awaited
+    Timer handshake_timer_;             // bounds connecting, then the handshake
+    std::string appendonly_, appendfsync_, refusal_;
+    Calls waiting_;  // for the connection being set up
+    Calls sent_;     // sent on the ready connection, oldest first
     Clock::time_point retry_at_{};
     std::string last_error_;
+    std::string pause_note_;  // said after last_error_ while attempts pause
     bool warned_ = false;
 };
 
 }  // namespace
 
-std::unique_ptr<SnippetStore> open_redis_store(const RedisConfig& cfg, std::string& error) {
+std::unique_ptr<SnippetStore> open_redis_store(const RedisConfig& cfg, event_base* base, std::string& error) {
     std::string password;
     if (!cfg.password_file.empty() && !read_password(cfg.password_file, password, error)) return nullptr;
     if (!cfg.user.empty() && password.empty()) {
         error = "--redis-user needs --redis-password-file";
         return nullptr;
     }
-    auto store = std::make_unique<RedisStore>(cfg, std::move(password));
+    auto store = std::make_unique<RedisStore>(cfg, base, std::move(password));
     if (!store->open(error)) return nullptr;
     return store;
 }
+
+}  // namespace toolserver
