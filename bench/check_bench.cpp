@@ -24,17 +24,14 @@
 // per-worker cache (as for every request but the first of a session in five
 // minutes), which BM_IdentityMint prices separately.  BM_GuardCheck finds the
 // token in the worker's TokenCache (as for every request but a token's first
-// in a worker), and its session in the worker's 64-slot SessionCache when
-// no other session took the slot (with 1,000 or more sessions in use, for
-// few checks); BM_GuardCheckColdToken empties both before every check.  The
-// record is read from the store in both.  BM_StoreGet and
+// in a worker); BM_GuardCheckColdToken empties it before every check.  The
+// record is read from the store and decoded in both.  BM_StoreGet and
 // BM_StoreFind time the zone's part alone (with and without the value copy),
 // for the breakdown of where the time goes at a million sessions.
 //
 // `check-bench --callgrind-loop N` runs guard_check N times on 1,000
 // sessions (Zone) and nothing else, for `valgrind --tool=callgrind` (item 6);
-// `--callgrind-loop-cold N` the same with the TokenCache and SessionCache
-// emptied each time.
+// `--callgrind-loop-cold N` the same with the TokenCache emptied each time.
 
 #include <benchmark/benchmark.h>
 #include <sys/mman.h>
@@ -406,10 +403,9 @@ void BM_GuardCheck(benchmark::State& state, int kind) {
   state.counters["sessions"] = static_cast<double>(state.range(0));
 }
 
-// The same with the worker's TokenCache and SessionCache emptied before
-// every check, so each one also decodes and opens its sealed token and
-// decodes the session record (the first request of a token in a worker; a
-// new token usually comes with a changed record, a refresh).
+// The same with the worker's TokenCache emptied before every check, so each
+// one also decodes and opens its sealed token (the first request of a token
+// in a worker).
 void BM_GuardCheckColdToken(benchmark::State& state, int kind) {
   Fixture& f = fixture(kind, static_cast<size_t>(state.range(0)));
   std::vector<GuardInput> inputs;
@@ -418,7 +414,6 @@ void BM_GuardCheckColdToken(benchmark::State& state, int kind) {
   size_t i = 0;
   for (auto _ : state) {
     f.cache.tokens = TokenCache();
-    f.cache.sessions.clear();
     GuardOutcome out = guard_check(f.cf, f.gs, f.cache, *f.store, inputs[i++ & 4095]);
     if (out.verdict != GuardOutcome::allow) {
       state.SkipWithError("not allowed");
@@ -555,7 +550,6 @@ int callgrind_loop(long n, bool cold, size_t sessions) {
   if (cold) {
     for (long i = 0; i < n; ++i) {
       f.cache.tokens = TokenCache();
-      f.cache.sessions.clear();
       allowed += measured_cold_check(f, inputs[static_cast<size_t>(i) & 4095]);
     }
   } else {
