@@ -566,7 +566,7 @@ int callgrind_loop(long n, bool cold, size_t sessions) {
 // TokenCache emptied before it (*measured_without_token_cache*: the token
 // opened and decoded every time) and what the IdentityCache spares: minting
 // the assertion and the session's log tag (*measured_mint*).
-__attribute__((noinline)) bool measured_without_token_cache(Fixture& f, const GuardInput& in) {
+__attribute__((noipa)) bool measured_without_token_cache(Fixture& f, const GuardInput& in) {
   return guard_check(f.cf, f.gs, f.cache, *f.store, in).verdict == GuardOutcome::allow;
 }
 
