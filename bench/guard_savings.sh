@@ -14,6 +14,9 @@
 #   no-tokencache the same with the TokenCache emptied before each check
 #   mint          what the IdentityCache spares: minting the assertion and
 #                 the session's log tag
+#   warm-no-prefetch  warm without the zone prefetch (what it costs in
+#                 instructions; what it saves is memory latency: check-bench
+#                 --ab-prefetch 1000000)
 #   loop-1000     4,096 tokens over 1,000 sessions (--callgrind-loop)
 #   redis-5s      the guard over a deferred store (Redis), through the C API,
 #                 mcp_auth_session_cache 5s: the record from the worker's cache
@@ -39,20 +42,21 @@ per_request() {  # profile, function pattern
 run() {  # name, function, binary, args...
   name=$1 fn=$2 bin=$3
   shift 3
-  valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.out" --toggle-collect="*$fn*" \
+  valgrind --tool=callgrind --callgrind-out-file="$OUT/$name.out" --toggle-collect="*measured_*" \
     "$bin" "$@" >/dev/null 2>&1
   printf '%-24s %8s\n' "$name" "$(per_request "$OUT/$name.out" "$fn")"
 }
 
 run warm measured_checks "$BIN" --callgrind-parts $N
-per_request "$OUT/warm.out" measured_without_token_cache | xargs printf '%-24s %8s\n' no-tokencache
-per_request "$OUT/warm.out" measured_mint | xargs printf '%-24s %8s\n' mint
+printf '%-24s %8s\n' no-tokencache "$(per_request "$OUT/warm.out" measured_without_token_cache)"
+printf '%-24s %8s\n' mint "$(per_request "$OUT/warm.out" measured_mint)"
+(export MCPA_BENCH_NO_PREFETCH=1; run warm-no-prefetch measured_checks "$BIN" --callgrind-one $N)
 run loop-1000 measured_checks "$BIN" --callgrind-loop $N
 run redis-5s measured_redis_request "$BIN" --callgrind-redis $N 5
 run redis-nocache measured_redis_request "$BIN" --callgrind-redis $N 0
 
 # the same core with the byte loop alone in json_string_run
-if [ -f "$LIB" ]; then
+if [ -f "$LIB" ] && [ -f "$SRC/session.cpp" ]; then
   for f in session jsonrpc_peek; do
     g++ -std=c++17 -O2 -g -fPIC -fvisibility=hidden -I"$SRC" -DMCPA_NO_SSE2_SCAN -c "$SRC/$f.cpp" -o "$OUT/$f.o"
   done
