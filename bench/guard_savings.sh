@@ -50,7 +50,7 @@ run() {  # name, function, binary, args...
 run warm measured_checks "$BIN" --callgrind-parts $N
 printf '%-24s %8s\n' no-tokencache "$(per_request "$OUT/warm.out" measured_without_token_cache)"
 printf '%-24s %8s\n' mint "$(per_request "$OUT/warm.out" measured_mint)"
-(export MCPA_BENCH_NO_PREFETCH=1; run warm-no-prefetch measured_checks "$BIN" --callgrind-one $N)
+(export MCPA_BENCH_NO_PREFETCH=1; run warm-no-prefetch measured_checks "$BIN" --callgrind-parts $N)
 run loop-1000 measured_checks "$BIN" --callgrind-loop $N
 run redis-5s measured_redis_request "$BIN" --callgrind-redis $N 5
 run redis-nocache measured_redis_request "$BIN" --callgrind-redis $N 0
