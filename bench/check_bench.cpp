@@ -24,17 +24,14 @@
 // per-worker cache (as for every request but the first of a session in five
 // minutes), which BM_IdentityMint prices separately.  BM_GuardCheck finds the
 // token in the worker's TokenCache (as for every request but a token's first
-// in a worker), and its session in the worker's 64-slot SessionCache when
-// no other session took the slot (with 1,000 or more sessions in use, for
-// few checks); BM_GuardCheckColdToken empties both before every check.  The
-// record is read from the store in both.  BM_StoreGet and
+// in a worker); BM_GuardCheckColdToken empties it before every check.  The
+// record is read from the store and decoded in both.  BM_StoreGet and
 // BM_StoreFind time the zone's part alone (with and without the value copy),
 // for the breakdown of where the time goes at a million sessions.
 //
 // `check-bench --callgrind-loop N` runs guard_check N times on 1,000
 // sessions (Zone) and nothing else, for `valgrind --tool=callgrind` (item 6);
-// `--callgrind-loop-cold N` the same with the TokenCache and SessionCache
-// emptied each time.
+// `--callgrind-loop-cold N` the same with the TokenCache emptied each time.
 
 #include <benchmark/benchmark.h>
 #include <sys/mman.h>
@@ -58,6 +55,8 @@
 #include "crypto.hpp"
 #include "guard.hpp"
 #include "identity_assertion.hpp"
+#include "mcp_auth.h"
+#include "sealed_store.hpp"
 #include "session.hpp"
 #include "store.hpp"
 #include "zone_index.h"
@@ -404,10 +403,9 @@ void BM_GuardCheck(benchmark::State& state, int kind) {
   state.counters["sessions"] = static_cast<double>(state.range(0));
 }
 
-// The same with the worker's TokenCache and SessionCache emptied before
-// every check, so each one also decodes and opens its sealed token and
-// decodes the session record (the first request of a token in a worker; a
-// new token usually comes with a changed record, a refresh).
+// The same with the worker's TokenCache emptied before every check, so each
+// one also decodes and opens its sealed token (the first request of a token
+// in a worker).
 void BM_GuardCheckColdToken(benchmark::State& state, int kind) {
   Fixture& f = fixture(kind, static_cast<size_t>(state.range(0)));
   std::vector<GuardInput> inputs;
@@ -416,7 +414,6 @@ void BM_GuardCheckColdToken(benchmark::State& state, int kind) {
   size_t i = 0;
   for (auto _ : state) {
     f.cache.tokens = TokenCache();
-    f.cache.sessions.clear();
     GuardOutcome out = guard_check(f.cf, f.gs, f.cache, *f.store, inputs[i++ & 4095]);
     if (out.verdict != GuardOutcome::allow) {
       state.SkipWithError("not allowed");
@@ -553,13 +550,172 @@ int callgrind_loop(long n, bool cold, size_t sessions) {
   if (cold) {
     for (long i = 0; i < n; ++i) {
       f.cache.tokens = TokenCache();
-      f.cache.sessions.clear();
       allowed += measured_cold_check(f, inputs[static_cast<size_t>(i) & 4095]);
     }
   } else {
     allowed = measured_checks(f, inputs, n);
   }
   std::printf("checks=%ld allowed=%ld\n", n, allowed);
+  return allowed == n ? 0 : 1;
+}
+
+// The pattern of bench/nginx_callgrind.py: one token of one session, sent
+// over and over (Zone store, 1,000 live sessions).  `--callgrind-one N`
+// counts the warm check (valgrind --toggle-collect=*measured_checks*);
+// `--callgrind-parts N` also counts, per check, the same check with the
+// TokenCache emptied before it (*measured_without_token_cache*: the token
+// opened and decoded every time) and what the IdentityCache spares: minting
+// the assertion and the session's log tag (*measured_mint*).
+__attribute__((noipa)) bool measured_without_token_cache(Fixture& f, const GuardInput& in) {
+  return guard_check(f.cf, f.gs, f.cache, *f.store, in).verdict == GuardOutcome::allow;
+}
+
+__attribute__((noinline)) size_t measured_mint(const IdentityMinter& minter, const Identity& who,
+                                               const std::string& sid) {
+  return minter.mint(who, kNow, IdentityCache::kLifetime).size() +
+         sha256_b64url("session-tag|" + sid).substr(0, 16).size();
+}
+
+int callgrind_one(long n, bool parts) {
+  Fixture& f = fixture(kZone, 1000);
+  std::vector<GuardInput> inputs(4096, f.input(0));
+  guard_check(f.cf, f.gs, f.cache, *f.store, inputs[0]);  // warm
+  long allowed = measured_checks(f, inputs, n);
+  if (parts) {
+    Identity who{"user-0", "client", "snippets:read snippets:write"};
+    size_t sink = 0;
+    for (long i = 0; i < n; ++i) {
+      f.cache.tokens = TokenCache();
+      allowed += measured_without_token_cache(f, inputs[0]);
+      sink += measured_mint(*f.gs.minter, who, f.keys[0]);
+    }
+    benchmark::DoNotOptimize(sink);
+  }
+  std::printf("checks=%ld allowed=%ld\n", n, allowed);
+  return allowed == (parts ? 2 * n : n) ? 0 : 1;
+}
+
+// The guard over Redis, through the C API as the glue drives it
+// (mcpa_store_t.deferred): one token of one session, the sealed session
+// record answered from a map standing in for Redis whenever the core asks
+// for it (MCPA_GUARD_STORE), then the same call again with the replay.
+// `--callgrind-redis N CACHE_SECONDS` counts the calls of each request
+// (*measured_redis_request*); CACHE_SECONDS is mcp_auth_session_cache (0:
+// every request reads Redis).  Redis's own round trip and the glue's I/O are
+// not in the count.
+struct RedisModel {
+  std::map<std::string, std::string> values;  // key -> sealed value
+  long round_trips = 0;
+};
+
+__attribute__((noinline)) int measured_redis_request(const mcpa_config_t* cf, RedisModel& redis,
+                                                     mcpa_guard_request_t req) {
+  mcpa_store_t store{};
+  store.deferred = 1;
+  std::string log, value;
+  for (int round = 0; round < 8; ++round) {
+    mcpa_guard_result_t res{};
+    if (mcpa_guard(cf, &store, &req, &res) != MCPA_OK) return -1;
+    int verdict = res.verdict;
+    if (verdict != MCPA_GUARD_STORE) {
+      mcpa_guard_result_free(&res);
+      return verdict;
+    }
+    const mcpa_store_op_t& op = res.response.store_op;
+    std::string key(op.key.data, op.key.len);
+    int status = MCPA_NOT_FOUND;
+    if (op.op == MCPA_OP_GET) {
+      auto it = redis.values.find(key);
+      if (it != redis.values.end()) {
+        value = it->second;
+        status = MCPA_OK;
+      }
+    }
+    ++redis.round_trips;
+    log.assign(res.response.replay.data, res.response.replay.len);
+    mcpa_guard_result_free(&res);
+    req.replay.log = {log.data(), log.size()};
+    req.replay.status = status;
+    req.replay.value = {value.data(), value.size()};
+  }
+  return -1;
+}
+
+int callgrind_redis(long n, const char* cache_seconds) {
+  char dir[] = "/tmp/check-bench.XXXXXX";
+  if (!mkdtemp(dir)) return 1;
+  const std::string key_line = KeyRing::generate_line("k1");
+  const std::string key_file = std::string(dir) + "/keys", identity_file = std::string(dir) + "/identity";
+  FILE* fk = std::fopen(key_file.c_str(), "w");
+  FILE* fi = std::fopen(identity_file.c_str(), "w");
+  if (!fk || !fi) return 1;
+  std::fputs(key_line.c_str(), fk);
+  std::fputs(random_token(32).c_str(), fi);
+  std::fclose(fk);
+  std::fclose(fi);
+  mcpa_config_t* cf = mcpa_config_new();
+  char err[256] = "";
+  auto set = [&](const char* name, const std::string& v) {
+    if (mcpa_config_set(cf, name, {v.data(), v.size()}, err, sizeof err) != MCPA_OK) {
+      std::fprintf(stderr, "%s: %s\n", name, err);
+      std::exit(1);
+    }
+  };
+  set("issuer", "http://127.0.0.1:8080");
+  set("resource", "http://127.0.0.1:8080/mcp");
+  set("key_file", key_file);
+  if (std::strcmp(cache_seconds, "0") != 0) set("session_cache", cache_seconds);
+  set("protect", "on");
+  set("identity_key_file", identity_file);
+  set("tool_scopes", "save_snippet snippets:write\nget_snippet snippets:read\n");
+  if (mcpa_config_finish(cf, err, sizeof err) != MCPA_OK) {
+    std::fprintf(stderr, "config: %s\n", err);
+    return 1;
+  }
+  std::remove(key_file.c_str());
+  std::remove(identity_file.c_str());
+  std::remove(dir);
+
+  std::string why;
+  KeyRing keys = *KeyRing::parse(key_line, &why);
+  MemoryStore unused;
+  SealedStore sealer(unused, keys);
+  Session s;
+  s.sid = random_token(32);
+  s.sub = "user-0";
+  s.name = "Demo User";
+  s.email = "demo0@example.com";
+  s.client_id = random_token(16);
+  s.scope = "snippets:read snippets:write";
+  s.resource = "http://127.0.0.1:8080/mcp";
+  s.provider_access_token = random_token(32);
+  s.provider_refresh_token = random_token(32);
+  s.provider_expires = kNow + 3600;
+  s.created = kNow - 60;
+  s.expires = kNow + 86400;
+  RedisModel redis;
+  redis.values["session:" + s.sid] = sealer.seal("session:" + s.sid, encode_session(s));
+  AccessClaims a;
+  a.sid = s.sid;
+  a.client_id = s.client_id;
+  a.scope = s.scope;
+  a.resource = s.resource;
+  a.exp = kNow + 3600;
+  const std::string authorization = "Bearer " + keys.seal(seal_purpose::access_token, encode_access(a));
+  const std::string body = R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"hello_mcp","arguments":{}}})";
+
+  mcpa_guard_request_t req{};
+  req.method = {"POST", 4};
+  req.authorization = {authorization.data(), authorization.size()};
+  req.body = {body.data(), body.size()};
+  req.body_read = 1;
+  req.now = kNow;
+  if (measured_redis_request(cf, redis, req) != MCPA_GUARD_ALLOW) return 1;  // warm
+  redis.round_trips = 0;
+  long allowed = 0;
+  for (long i = 0; i < n; ++i) allowed += measured_redis_request(cf, redis, req) == MCPA_GUARD_ALLOW;
+  std::printf("requests=%ld allowed=%ld redis_round_trips=%ld\n", n, allowed, redis.round_trips);
+  mcpa_config_free(cf);
   return allowed == n ? 0 : 1;
 }
 
@@ -603,6 +759,9 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[1], "--callgrind-loop") == 0) return callgrind_loop(std::atol(argv[2]), false, sessions);
     if (std::strcmp(argv[1], "--callgrind-loop-cold") == 0) return callgrind_loop(std::atol(argv[2]), true, sessions);
   }
+  if (argc == 3 && std::strcmp(argv[1], "--callgrind-one") == 0) return callgrind_one(std::atol(argv[2]), false);
+  if (argc == 3 && std::strcmp(argv[1], "--callgrind-parts") == 0) return callgrind_one(std::atol(argv[2]), true);
+  if (argc == 4 && std::strcmp(argv[1], "--callgrind-redis") == 0) return callgrind_redis(std::atol(argv[2]), argv[3]);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

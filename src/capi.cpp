@@ -328,6 +328,12 @@ namespace {
 
 struct GuardStorage {
   ResponseStorage response;
+  // The worker's guard buffers, wiped when the result is released: the
+  // result's views (provider_token among them) point into them until then.
+  mcpauth::IdentityCache* scratch = nullptr;
+  ~GuardStorage() {
+    if (scratch) scratch->wipe_scratch();
+  }
 };
 
 }  // namespace
@@ -351,8 +357,7 @@ mcpauth::GuardInput to_guard_input(const mcpa_guard_request_t* in) {
   return gi;
 }
 
-void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out,
-                  std::unique_ptr<GuardStorage> storage = std::make_unique<GuardStorage>()) {
+void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out, std::unique_ptr<GuardStorage> storage) {
   storage->response.response = std::move(g.response);
 
   switch (g.verdict) {
@@ -385,20 +390,22 @@ int run_guard(const mcpa_config_t* cf, const mcpa_store_t* store, const mcpa_gua
               mcpa_guard_result_t* out, F&& check) {
   out->owner = nullptr;
   try {
+    auto storage = std::make_unique<GuardStorage>();
+    storage->scratch = &cf->identity_cache;
     if (!store->deferred) {
       mcpauth::CStore st(store);
-      export_guard(check(st), out);
+      export_guard(check(st), out, std::move(storage));
       return MCPA_OK;
     }
     DeferredRun run(cf, in->replay, in->now, true);
     if (!run.ok()) return MCPA_ERROR;
-    auto storage = std::make_unique<GuardStorage>();
     mcpauth::GuardOutcome outcome;
     run.run([&](mcpauth::Store& st) { outcome = check(st); }, &storage->response.op,
             &storage->response.replay);
     export_guard(std::move(outcome), out, std::move(storage));
     return MCPA_OK;
   } catch (...) {
+    cf->identity_cache.wipe_scratch();
     return MCPA_ERROR;
   }
 }

@@ -79,21 +79,37 @@ std::optional<std::string> decode_digits(std::string_view text, bool url) {
   };
   static const Table kUrl(true), kStd(false);
   const signed char* t = (url ? kUrl : kStd).v;
-  std::string out(text.size() / 4 * 3 + (text.size() % 4 ? text.size() % 4 - 1 : 0), '\0');
-  size_t o = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    int d = t[static_cast<unsigned char>(c)];
-    if (d < 0) return std::nullopt;
-    acc = (acc << 6) | static_cast<uint32_t>(d);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = static_cast<char>((acc >> bits) & 0xFF);
-    }
+  const size_t groups = text.size() / 4, rest = text.size() % 4;
+  std::string out(groups * 3 + (rest ? rest - 1 : 0), '\0');
+  const auto* in = reinterpret_cast<const unsigned char*>(text.data());
+  char* o = &out[0];
+  // Four digits make three bytes; a non-digit (-1) sets the sign of `bad`.
+  int bad = 0;
+  for (size_t g = 0; g < groups; ++g, in += 4, o += 3) {
+    const int a = t[in[0]], b = t[in[1]], c = t[in[2]], d = t[in[3]];
+    bad |= a | b | c | d;
+    const uint32_t v = static_cast<uint32_t>(a) << 18 | static_cast<uint32_t>(b) << 12 |
+                       static_cast<uint32_t>(c) << 6 | static_cast<uint32_t>(d);
+    o[0] = static_cast<char>(v >> 16);
+    o[1] = static_cast<char>(v >> 8);
+    o[2] = static_cast<char>(v);
   }
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
+  // Two or three digits left: one or two bytes, the unused low bits zero.
+  uint32_t v = 0;
+  for (size_t i = 0; i < rest; ++i) {
+    const int d = t[in[i]];
+    bad |= d;
+    v = v << 6 | static_cast<uint32_t>(d);
+  }
+  if (bad < 0) return std::nullopt;
+  if (rest == 2) {
+    if (v & 0xF) return std::nullopt;
+    o[0] = static_cast<char>(v >> 4);
+  } else if (rest == 3) {
+    if (v & 0x3) return std::nullopt;
+    o[0] = static_cast<char>(v >> 10);
+    o[1] = static_cast<char>(v >> 2);
+  }
   return out;
 }
 

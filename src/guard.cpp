@@ -221,8 +221,9 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     r.header("Retry-After", "5");
     return deny(std::move(r));
   }
-  const SessionView* session = cache.sessions.decode(claims->sid, record);  // read once per record text
-  if (!session || session->client_id != claims->client_id || session->expires <= in.now)
+  Session* session = &cache.scratch_session;
+  if (!decode_session_into(record, session) || session->client_id != claims->client_id ||
+      session->expires <= in.now)
     return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
 
   // The provider's access token has expired (or does within this second:
@@ -232,7 +233,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   // still ours, and the provider's answer decides for the next one.
   if (cf.has_provider() && provider_renewal_due(*session, in.now, 1) &&
       claim_provider_renewal(store, claims->sid, in.now)) {
-    ProviderRequest pr = provider_refresh_request(cf, std::string(session->provider_refresh_token), in.now);
+    ProviderRequest pr = provider_refresh_request(cf, session->provider_refresh_token, in.now);
     if (pr.ok) {
       GuardOutcome f;
       f.verdict = GuardOutcome::fetch;
@@ -246,7 +247,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   }
 
   // A refresh may have narrowed the token's scope below the session's.
-  std::string_view granted = claims->scope.empty() ? session->scope : std::string_view(claims->scope);
+  std::string_view granted = claims->scope.empty() ? std::string_view(session->scope) : std::string_view(claims->scope);
 
   // Per-tool authorization at the edge (what the body needs was read above).
   if (needs.applies) {
@@ -305,6 +306,7 @@ bool session_alive(Store& store, std::string_view session_key, int64_t now) {
   if (st == StoreStatus::not_found) return false;
   if (st != StoreStatus::ok) return true;  // the store being unwell is no proof of revocation
   auto s = decode_session(record);
+  wipe(record);
   return s && s->expires > now;
 }
 

@@ -94,19 +94,10 @@ const IdentityCache::Entry& IdentityCache::assertion(const IdentityMinter& minte
   return e;
 }
 
-const SessionView* SessionCache::decode(std::string_view sid, const std::string& record) {
-  // sids are random base64url: a few of their characters pick the slot
-  size_t h = 0;
-  for (size_t i = 0; i < sid.size() && i < 8; ++i) h = h * 31 + static_cast<unsigned char>(sid[i]);
-  Slot& slot = slots_[h % kSlots];
-  if (!slot.record.empty() && slot.record == record && slot.sid == sid) return &slot.view;
-  slot.record.assign(record);  // the views point into the slot's copy
-  if (!view_session(slot.record, &slot.view, &slot.owned)) {
-    slot.record.clear();
-    return nullptr;
-  }
-  slot.sid.assign(sid);
-  return &slot.view;
+void IdentityCache::wipe_scratch() {
+  wipe(scratch_record);
+  scratch_record.clear();
+  scratch_session.wipe_provider_tokens();
 }
 
 }  // namespace mcpauth

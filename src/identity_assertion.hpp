@@ -77,43 +77,12 @@ class TokenCache {
   std::string probe_;
 };
 
-// The session records this worker decoded last, each with its exact text,
-// in a small direct-mapped table (by sid): the guard reads the record from
-// the store on every request (so revocation and every change are seen) and
-// reads it again only when the text differs from the one kept (a refresh,
-// a provider renewal) or another session took the slot.  view_session is
-// a function of the text alone, so a hit is exactly what reading would
-// give.  Small on purpose (~70 KiB): it stays in the CPU's caches, and a
-// miss reads the record in place (views of the slot's copy), so it
-// allocates nothing once the slot's buffer is large enough.
-class SessionCache {
- public:
-  static constexpr size_t kSlots = 64;
-
-  // The session in `record` (read under "session:<sid>"), or nullptr when
-  // it does not decode.  Valid until the next call.
-  const SessionView* decode(std::string_view sid, const std::string& record);
-  // Forgets every record (keeps the buffers).
-  void clear() {
-    for (auto& slot : slots_) slot.record.clear();
-  }
-
- private:
-  struct Slot {
-    std::string sid, record;  // record: "" while the slot holds nothing
-    SessionView view;         // of record (or of owned: view_session)
-    Session owned;
-  };
-  Slot slots_[kSlots];
-};
-
 // Assertions are reused per session until close to expiry rather than
 // signed on every request: one cache per worker process (which also holds
-// the worker's TokenCache and SessionCache).
+// the worker's TokenCache and the guard's per-request buffers).
 class IdentityCache {
  public:
   TokenCache tokens;
-  SessionCache sessions;
 
   static constexpr int64_t kLifetime = 300;
   static constexpr int64_t kRenewBefore = 60;
@@ -137,9 +106,14 @@ class IdentityCache {
                          std::string_view client_id, std::string_view scope, int64_t now);
   size_t size() const { return entries_.size(); }
 
-  // The guard's per-request buffers (store key, record read), reused so
-  // that a check allocates nothing once the worker is warm.
+  // The guard's per-request buffers (store key, the session record read
+  // and decoded), reused so that a check allocates nothing once the worker
+  // is warm.  The record and the session hold the provider's tokens in the
+  // clear: wipe_scratch() overwrites them when the request's result is
+  // released (mcpa_guard_result_free), so they live as long as one request.
   std::string scratch_key, scratch_record;
+  Session scratch_session;
+  void wipe_scratch();
 
  private:
   std::unordered_map<std::string, Entry> entries_;

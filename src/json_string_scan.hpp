@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <string_view>
 
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(MCPA_NO_SSE2_SCAN)
 #include <emmintrin.h>
 #endif
 
@@ -24,10 +24,11 @@ struct JsonStringStops {
 inline constexpr JsonStringStops kJsonStringStops;
 
 // The index of the first stop byte in s[i, size), or size: 16 bytes per step
-// where SSE2 is there, never reading past the end.
+// where SSE2 is there, never reading past the end.  -DMCPA_NO_SSE2_SCAN
+// builds the byte loop alone (bench/guard_savings.sh compares the two).
 inline size_t json_string_run(std::string_view s, size_t i) {
   const size_t n = s.size();
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(MCPA_NO_SSE2_SCAN)
   const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
   // c < 0x20 (unsigned) <=> max(c, 0x1f) == 0x1f
   const __m128i below = _mm_set1_epi8(0x1f);

@@ -11,10 +11,6 @@ bool provider_renewal_due(const Session& s, int64_t now, int64_t margin) {
   return !s.provider_refresh_token.empty() && s.provider_expires != 0 && s.provider_expires - now < margin;
 }
 
-bool provider_renewal_due(const SessionView& s, int64_t now, int64_t margin) {
-  return !s.provider_refresh_token.empty() && s.provider_expires != 0 && s.provider_expires - now < margin;
-}
-
 bool claim_provider_renewal(Store& store, const std::string& sid, int64_t now) {
   return store.put_new("renewing:" + sid, "1", now + kRenewLockSeconds) == StoreStatus::ok;
 }

@@ -15,7 +15,6 @@ namespace mcpauth {
 // Whether the session holds a provider token that expires within `margin`
 // seconds and can be renewed.
 bool provider_renewal_due(const Session& s, int64_t now, int64_t margin);
-bool provider_renewal_due(const SessionView& s, int64_t now, int64_t margin);
 
 // Claims the session's renewal for 30 s; false when another request has it.
 bool claim_provider_renewal(Store& store, const std::string& sid, int64_t now);

@@ -1,7 +1,5 @@
 #include "sealed_store.hpp"
 
-#include <functional>
-
 namespace mcpauth {
 
 std::string SealedStore::seal(std::string_view key, std::string_view value) const {
@@ -14,42 +12,7 @@ std::string SealedStore::seal(std::string_view key, std::string_view value) cons
   return sealed;
 }
 
-namespace {
-
-// The values a worker opened last, by their sealed text: the guard reads the
-// same few session records over and over (from its record cache), and
-// opening one is a base64url decode and an AES-GCM pass over ~1 KiB.  The
-// same sealed bytes always open to the same value, so this changes nothing
-// but the cost.  Per thread (a worker is single-threaded); the slot is
-// chosen by the GCM tag, the sealed text's last characters.
-struct OpenedValue {
-  const KeyRing* keys = nullptr;
-  std::string key, sealed, value;
-};
-
-OpenedValue& opened_slot(std::string_view sealed) {
-  static thread_local OpenedValue slots[64];
-  size_t h = std::hash<std::string_view>()(sealed.substr(sealed.size() > 16 ? sealed.size() - 16 : 0));
-  return slots[h % 64];
-}
-
-}  // namespace
-
 bool SealedStore::open(std::string_view key, std::string_view sealed, std::string* value) const {
-  OpenedValue& memo = opened_slot(sealed);
-  if (memo.keys == &keys_ && memo.sealed == sealed && memo.key == key) {
-    *value = memo.value;
-    return true;
-  }
-  if (!open_now(key, sealed, value)) return false;
-  memo.keys = &keys_;
-  memo.key.assign(key.data(), key.size());
-  memo.sealed.assign(sealed.data(), sealed.size());
-  memo.value = *value;
-  return true;
-}
-
-bool SealedStore::open_now(std::string_view key, std::string_view sealed, std::string* value) const {
   auto plain = keys_.open(seal_purpose::store_value, sealed);
   if (!plain) return false;
   bool ok = plain->size() > key.size() && std::string_view(*plain).substr(0, key.size()) == key &&

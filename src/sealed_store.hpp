@@ -36,7 +36,6 @@ class SealedStore final : public Store {
 
  private:
   StoreStatus opened(std::string_view key, StoreStatus st, std::string* value);
-  bool open_now(std::string_view key, std::string_view sealed, std::string* value) const;
   Store& inner_;
   const KeyRing& keys_;
   std::map<std::string, std::string, std::less<>> read_;  // key -> sealed value read

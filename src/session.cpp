@@ -5,6 +5,7 @@
 #include <memory>
 #include <new>
 
+#include "crypto.hpp"
 #include "json_string_scan.hpp"
 
 namespace mcpauth {
@@ -333,6 +334,13 @@ std::string encode_session(const Session& s) {
   return f.encode();
 }
 
+void Session::wipe_provider_tokens() {
+  wipe(provider_access_token);
+  wipe(provider_refresh_token);
+  provider_access_token.clear();
+  provider_refresh_token.clear();
+}
+
 bool decode_session_into(std::string_view text, Session* out) {
   // Fast path (every guarded request): the same reads straight from the text.
   PlainRecord r;
@@ -340,30 +348,6 @@ bool decode_session_into(std::string_view text, Session* out) {
   if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion && session_into(r, out)) return true;
   auto f = open_record(text);
   return f && session_into(FieldsRecord{*f}, out);
-}
-
-bool view_session(std::string_view text, SessionView* out, Session* owned) {
-  PlainRecord r;
-  std::string_view version;
-  if (scan_plain(text, &r) && r.get("v", &version) && version == kVersion) {
-    // the checks of session_into, in the records' key order
-    int64_t unused = 0;
-    bool ok = r.get("client_id", &out->client_id) && r.num("created", &unused) &&
-              r.num("expires", &out->expires) && r.num("gen", &unused);
-    out->provider_access_token = out->provider_refresh_token = out->scope = {};
-    out->provider_expires = 0;
-    r.get("provider_access_token", &out->provider_access_token);
-    ok = ok && r.num("provider_expires", &out->provider_expires);
-    r.get("provider_refresh_token", &out->provider_refresh_token);
-    ok = ok && r.num("rotated_at", &unused);
-    r.get("scope", &out->scope);
-    ok = ok && r.get("sid", &out->sid) && r.get("sub", &out->sub);
-    return ok && !out->sid.empty() && !out->sub.empty() && !out->client_id.empty();
-  }
-  if (!decode_session_into(text, owned)) return false;
-  *out = SessionView{owned->sid,   owned->sub,      owned->client_id, owned->scope, owned->provider_access_token,
-                     owned->provider_refresh_token, owned->expires,   owned->provider_expires};
-  return true;
 }
 
 std::optional<Session> decode_session(std::string_view text) {

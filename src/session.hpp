@@ -66,7 +66,8 @@ struct LoginState {
 };
 
 // One user's grant to one client; every token refers to it by sid.
-// Revocation deletes the record.
+// Revocation deletes the record.  The provider's tokens are wiped
+// (OPENSSL_cleanse) when a Session is destroyed.
 struct Session {
   std::string sid, sub, name, email, client_id, scope, resource;
   std::string provider_access_token, provider_refresh_token;
@@ -74,6 +75,15 @@ struct Session {
   int64_t created = 0, expires = 0;
   int64_t gen = 0;         // refresh-token generation
   int64_t rotated_at = 0;  // when gen last changed
+
+  Session() = default;
+  Session(const Session&) = default;
+  Session(Session&&) = default;
+  Session& operator=(const Session&) = default;
+  Session& operator=(Session&&) = default;
+  ~Session() { wipe_provider_tokens(); }
+  // Overwrites the provider's tokens with zeros and empties them.
+  void wipe_provider_tokens();
 };
 
 // What an authorization code stands for (stored under its hash).
@@ -108,19 +118,12 @@ std::optional<PendingAuthz> decode_pending(std::string_view text);
 std::string encode_login(const LoginState& l);
 std::optional<LoginState> decode_login(std::string_view text);
 std::string encode_session(const Session& s);
-std::optional<Session> decode_session(std::string_view text);
-// The same into *out, reusing its strings' buffers; false (and *out
-// meaningless) when decode_session would give nullopt.
+// The one reader of session records: into *out, reusing its strings'
+// buffers (the guard keeps one Session per worker); every field of *out is
+// set.  False (and *out meaningless) when the text is not a session record.
 bool decode_session_into(std::string_view text, Session* out);
-// A session record read in place, for the guard: views of the record's
-// text, or of *owned when the text needs the general (cJSON) path.  Valid
-// while both are unchanged.  True exactly when decode_session would accept
-// the text.
-struct SessionView {
-  std::string_view sid, sub, client_id, scope, provider_access_token, provider_refresh_token;
-  int64_t expires = 0, provider_expires = 0;
-};
-bool view_session(std::string_view text, SessionView* out, Session* owned);
+// The same into a new Session.
+std::optional<Session> decode_session(std::string_view text);
 std::string encode_code(const CodeGrant& c);
 std::optional<CodeGrant> decode_code(std::string_view text);
 std::string encode_access(const AccessClaims& a);

@@ -78,47 +78,49 @@ TEST(IdentityCache, AChangedScopeGetsAFreshAssertion) {
   EXPECT_NE(cache.get(m, "sid1", {"u", "c", "s t"}, 1001), first);
 }
 
-// The guard's small per-worker table of decoded sessions: a hit only for the
-// very same record text; any change is decoded again, a bad record is no
-// session, and a slot taken by another session decodes afresh.
-TEST(SessionCache, DecodesAgainWhenTheRecordChanges) {
-  mcpauth::SessionCache cache;
-  mcpauth::Session s;
-  s.sid = "sid-1";
-  s.sub = "user";
-  s.client_id = "client";
-  s.scope = "a b";
-  s.expires = 100;
-  std::string rec = mcpauth::encode_session(s);
-  const mcpauth::SessionView* first = cache.decode("sid-1", rec);
-  ASSERT_TRUE(first);
-  EXPECT_EQ(first->scope, "a b");
-  EXPECT_EQ(cache.decode("sid-1", rec), first);
-  s.scope = "a";
-  s.expires = 200;
-  const mcpauth::SessionView* second = cache.decode("sid-1", mcpauth::encode_session(s));
-  ASSERT_TRUE(second);
-  EXPECT_EQ(second->scope, "a");
-  EXPECT_EQ(second->expires, 200);
-  EXPECT_FALSE(cache.decode("sid-1", "{\"v\":\"1\"}"));
-  const mcpauth::SessionView* again = cache.decode("sid-1", rec);
-  ASSERT_TRUE(again);
-  EXPECT_EQ(again->scope, "a b");
-  EXPECT_EQ(again->expires, 100);
-  // many sessions through the same few slots: each decodes as itself
-  for (int i = 0; i < 500; ++i) {
-    mcpauth::Session o = s;
-    o.sid = "sid-" + std::to_string(i % 200);
-    o.sub = "user-" + std::to_string(i % 200);
-    const mcpauth::SessionView* got = cache.decode(o.sid, mcpauth::encode_session(o));
-    ASSERT_TRUE(got);
-    EXPECT_EQ(got->sub, o.sub);
-    EXPECT_EQ(got->sid, o.sid);
-  }
+// Tokens this worker opened: a hit only for the byte-identical token, and
+// the table is emptied (not grown) when full.
+TEST(TokenCache, HitsOnlyTheSameTokenAndStaysBounded) {
+  TokenCache cache;
+  AccessClaims a;
+  a.sid = "sid-1";
+  a.exp = 100;
+  const std::string token = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  EXPECT_FALSE(cache.find(token));
+  const AccessClaims* added = cache.add(token, a);
+  ASSERT_TRUE(added);
+  const AccessClaims* hit = cache.find(token);
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->sid, "sid-1");
+  std::string other = token;
+  other[0] = 'B';  // same tail, so the same hash chain: compared in full
+  EXPECT_FALSE(cache.find(other));
+  EXPECT_FALSE(cache.find(token.substr(1)));
+  for (size_t i = 0; i < TokenCache::kMaxEntries; ++i) cache.add("t" + std::to_string(i), a);
+  EXPECT_LE(cache.size(), TokenCache::kMaxEntries);
+}
+
+// The guard's buffers hold the session record and the provider's tokens in
+// the clear only until the request's result is released.
+TEST(IdentityCache, WipeScratchLeavesNoProviderToken) {
+  IdentityCache cache;
+  cache.scratch_record = R"({"provider_access_token":"pat-secret"})";
+  cache.scratch_session.sid = "sid-1";
+  cache.scratch_session.provider_access_token = std::string(64, 'p');
+  cache.scratch_session.provider_refresh_token = std::string(64, 'r');
+  const char* token_bytes = cache.scratch_session.provider_access_token.data();
+  cache.wipe_scratch();
+  EXPECT_TRUE(cache.scratch_record.empty());
+  EXPECT_TRUE(cache.scratch_session.provider_access_token.empty());
+  EXPECT_TRUE(cache.scratch_session.provider_refresh_token.empty());
+  EXPECT_EQ(cache.scratch_session.sid, "sid-1");
+  // the buffer is kept for the next request, overwritten
+  EXPECT_EQ(cache.scratch_session.provider_access_token.data(), token_bytes);
+  EXPECT_EQ(std::string(token_bytes, 64), std::string(64, '\0'));
 }
 
 // decode_session_into leaves nothing of a previous session behind.
-TEST(SessionCache, DecodingIntoAReusedSessionEqualsAFreshDecode) {
+TEST(SessionRecords, DecodingIntoAReusedSessionEqualsAFreshDecode) {
   mcpauth::Session a, b;
   a.sid = "s1";
   a.sub = "u1";

@@ -44,6 +44,31 @@ TEST(SealedStore, AValueMovedToAnotherKeyOrAlteredReadsAsAbsent) {
   EXPECT_EQ(st.get("session:c", &v), StoreStatus::not_found);
 }
 
+// Every read opens what the store holds now: nothing opened is kept
+// between reads.
+TEST(SealedStore, EveryReadOpensTheValueStoredNow) {
+  KeyRing k = keys();
+  MemoryStore backing;
+  SealedStore st(backing, k);
+  ASSERT_EQ(st.put("session:s", "first", 100), StoreStatus::ok);
+  std::string first_sealed, v;
+  ASSERT_EQ(backing.get("session:s", &first_sealed), StoreStatus::ok);
+  ASSERT_EQ(st.get("session:s", &v), StoreStatus::ok);
+  EXPECT_EQ(v, "first");
+  ASSERT_EQ(st.get("session:s", &v), StoreStatus::ok);
+  EXPECT_EQ(v, "first");
+  ASSERT_EQ(st.put("session:s", "second", 100), StoreStatus::ok);
+  ASSERT_EQ(st.get("session:s", &v), StoreStatus::ok);
+  EXPECT_EQ(v, "second");
+  ASSERT_EQ(backing.put("session:s", first_sealed, 100), StoreStatus::ok);
+  ASSERT_EQ(st.get("session:s", &v), StoreStatus::ok);
+  EXPECT_EQ(v, "first");
+  // the same sealed text under a key ring that cannot open it reads as absent
+  KeyRing other = keys();
+  SealedStore stranger(backing, other);
+  EXPECT_EQ(stranger.get("session:s", &v), StoreStatus::not_found);
+}
+
 TEST(SealedStore, ReplaceIfComparesWithWhatThisRequestRead) {
   KeyRing k = keys();
   MemoryStore backing;

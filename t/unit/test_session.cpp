@@ -144,10 +144,11 @@ TEST(SessionRecords, TheFastRecordReadingAgreesWithCJson) {
 
 }  // namespace
 
-// The guard reads session records in place (view_session): the same
-// acceptance and the same values as decode_session, on the plain path and
-// on the general (cJSON) path that escapes and odd layouts take.
-TEST(SessionView, ReadsWhatDecodeSessionReads) {
+// decode_session_into is the one reader of session records (the guard's,
+// into a reused Session, and decode_session's): the same acceptance and the
+// same values on the plain path and on the general (cJSON) path that escapes
+// and odd layouts take.
+TEST(SessionRecords, TheOneReaderReadsBothPathsAlike) {
   mcpauth::Session s;
   s.sid = "sid-1";
   s.sub = "user";
@@ -157,32 +158,48 @@ TEST(SessionView, ReadsWhatDecodeSessionReads) {
   s.provider_refresh_token = "prt";
   s.provider_expires = 50;
   s.expires = 100;
+  mcpauth::Session reused;
   for (bool plain : {true, false}) {
     if (plain) s.sub = "user";
     else s.sub = "user \"quoted\"";
     std::string rec = mcpauth::encode_session(s);
-    mcpauth::SessionView v;
-    mcpauth::Session owned;
-    ASSERT_TRUE(mcpauth::view_session(rec, &v, &owned)) << rec;
-    EXPECT_EQ(v.sid, "sid-1");
-    EXPECT_EQ(v.sub, s.sub);
-    EXPECT_EQ(v.client_id, "client");
-    EXPECT_EQ(v.scope, "a b");
-    EXPECT_EQ(v.provider_access_token, "pat");
-    EXPECT_EQ(v.provider_refresh_token, "prt");
-    EXPECT_EQ(v.provider_expires, 50);
-    EXPECT_EQ(v.expires, 100);
+    ASSERT_TRUE(mcpauth::decode_session_into(rec, &reused)) << rec;
+    EXPECT_EQ(reused.sid, "sid-1");
+    EXPECT_EQ(reused.sub, s.sub);
+    EXPECT_EQ(reused.client_id, "client");
+    EXPECT_EQ(reused.scope, "a b");
+    EXPECT_EQ(reused.provider_access_token, "pat");
+    EXPECT_EQ(reused.provider_refresh_token, "prt");
+    EXPECT_EQ(reused.provider_expires, 50);
+    EXPECT_EQ(reused.expires, 100);
   }
-  mcpauth::SessionView v;
-  mcpauth::Session owned;
   for (const char* bad : {"", "{}", "{\"v\":\"1\"}", "{\"v\":\"2\",\"sid\":\"s\"}", "not json",
                           R"({"client_id":"c","created":"x","expires":"1","gen":"0","provider_expires":"0","rotated_at":"0","sid":"s","sub":"u","v":"1"})",
                           R"({"client_id":"c","created":"1","expires":"1","gen":"0","provider_expires":"0","rotated_at":"0","sid":"","sub":"u","v":"1"})"}) {
-    EXPECT_FALSE(mcpauth::view_session(bad, &v, &owned)) << bad;
+    EXPECT_FALSE(mcpauth::decode_session_into(bad, &reused)) << bad;
     EXPECT_FALSE(mcpauth::decode_session(bad)) << bad;
   }
   const char* good =
       R"({"client_id":"c","created":"1","expires":"1","gen":"0","provider_expires":"0","rotated_at":"0","sid":"s","sub":"u","v":"1"})";
-  EXPECT_TRUE(mcpauth::view_session(good, &v, &owned));
+  EXPECT_TRUE(mcpauth::decode_session_into(good, &reused));
   EXPECT_TRUE(mcpauth::decode_session(good));
+}
+
+TEST(SessionRecords, WipingTheProviderTokensOverwritesAndEmptiesThem) {
+  mcpauth::Session s;
+  s.sid = "sid-1";
+  s.provider_access_token = std::string(40, 'a');
+  s.provider_refresh_token = std::string(40, 'r');
+  const char* bytes = s.provider_access_token.data();
+  s.wipe_provider_tokens();
+  EXPECT_TRUE(s.provider_access_token.empty());
+  EXPECT_TRUE(s.provider_refresh_token.empty());
+  EXPECT_EQ(s.sid, "sid-1");
+  EXPECT_EQ(std::string(bytes, 40), std::string(40, '\0'));
+  // moves still move (the destructor that wipes does not turn them into copies)
+  mcpauth::Session a;
+  a.provider_access_token = std::string(40, 'a');
+  const char* moved = a.provider_access_token.data();
+  mcpauth::Session b(std::move(a));
+  EXPECT_EQ(b.provider_access_token.data(), moved);
 }
