@@ -54,15 +54,19 @@ class GuardCapi : public ::testing::TestWithParam<bool> {
     key_line = KeyRing::generate_line("k1");
     write(dir_ + "/keys", key_line);
     write(dir_ + "/identity", "0123456789abcdef0123456789abcdef");
-    cf = mcpa_config_new();
-    set("issuer", "https://mcp.example");
-    set("key_file", dir_ + "/keys");
-    set("protect", "on");
-    set("identity_key_file", dir_ + "/identity");
-    set("pass_provider_token", "on");
-    if (deferred) set("session_cache", "5");
+    const std::string issuer = "https://mcp.example", key_file = dir_ + "/keys",
+                      identity_file = dir_ + "/identity";
+    mcpa_settings_t s;
+    mcpa_settings_init(&s);
+    s.issuer = {issuer.data(), issuer.size()};
+    s.key_file = {key_file.data(), key_file.size()};
+    s.identity_key_file = {identity_file.data(), identity_file.size()};
+    s.pass_provider_token = 1;
+    if (deferred) s.session_cache_ttl = 5;
     char err[256] = "";
-    ASSERT_EQ(mcpa_config_finish(cf, err, sizeof err), MCPA_OK) << err;
+    cf = mcpa_config_build(&s, err, sizeof err);
+    ASSERT_NE(cf, nullptr) << err;
+    ASSERT_EQ(mcpa_config_check_use(cf, MCPA_EP_NONE, 1, err, sizeof err), MCPA_OK) << err;
 
     std::string why;
     keys.emplace(*KeyRing::parse(key_line, &why));
@@ -97,10 +101,6 @@ class GuardCapi : public ::testing::TestWithParam<bool> {
     ASSERT_TRUE(f);
     std::fputs(text.c_str(), f);
     std::fclose(f);
-  }
-  void set(const char* name, const std::string& v) {
-    char err[256] = "";
-    ASSERT_EQ(mcpa_config_set(cf, name, {v.data(), v.size()}, err, sizeof err), MCPA_OK) << name << ": " << err;
   }
   // As the glue writes it: sealed in Redis, plain in the zone.
   void store_session() {
