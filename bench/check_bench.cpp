@@ -653,22 +653,19 @@ int callgrind_redis(long n, const char* cache_seconds) {
   std::fputs(random_token(32).c_str(), fi);
   std::fclose(fk);
   std::fclose(fi);
-  mcpa_config_t* cf = mcpa_config_new();
+  const std::string issuer = "http://127.0.0.1:8080", resource = issuer + "/mcp",
+                    rules = "save_snippet snippets:write\nget_snippet snippets:read\n";
+  mcpa_settings_t settings;
+  mcpa_settings_init(&settings);
+  settings.issuer = {issuer.data(), issuer.size()};
+  settings.resource = {resource.data(), resource.size()};
+  settings.key_file = {key_file.data(), key_file.size()};
+  settings.identity_key_file = {identity_file.data(), identity_file.size()};
+  settings.tool_scopes = {rules.data(), rules.size()};
+  if (std::strcmp(cache_seconds, "0") != 0) settings.session_cache_ttl = std::atoll(cache_seconds);
   char err[256] = "";
-  auto set = [&](const char* name, const std::string& v) {
-    if (mcpa_config_set(cf, name, {v.data(), v.size()}, err, sizeof err) != MCPA_OK) {
-      std::fprintf(stderr, "%s: %s\n", name, err);
-      std::exit(1);
-    }
-  };
-  set("issuer", "http://127.0.0.1:8080");
-  set("resource", "http://127.0.0.1:8080/mcp");
-  set("key_file", key_file);
-  if (std::strcmp(cache_seconds, "0") != 0) set("session_cache", cache_seconds);
-  set("protect", "on");
-  set("identity_key_file", identity_file);
-  set("tool_scopes", "save_snippet snippets:write\nget_snippet snippets:read\n");
-  if (mcpa_config_finish(cf, err, sizeof err) != MCPA_OK) {
+  mcpa_config_t* cf = mcpa_config_build(&settings, err, sizeof err);
+  if (!cf || mcpa_config_check_use(cf, MCPA_EP_NONE, 1, err, sizeof err) != MCPA_OK) {
     std::fprintf(stderr, "config: %s\n", err);
     return 1;
   }

@@ -54,24 +54,15 @@ inline std::string temp_file(const std::string& name, const std::string& content
 inline const mcpauth::Config& config() {
   static const mcpauth::Config cf = [] {
     mcpauth::Config c;
-    const std::pair<const char*, std::string> settings[] = {
-        {"issuer", "https://mcp.example"},
-        {"scopes", "mcp:tools mcp:read"},
-        {"provider_issuer", "https://idp.example"},
-        {"provider_authorization_endpoint", "https://idp.example/authorize"},
-        {"provider_token_endpoint", "https://idp.example/token"},
-        {"provider_client_id", "gateway"},
-        {"provider_client_secret_file", temp_file("secret", "provider secret\n")},
-        {"key_file", temp_file("keys", std::string(kKeyLine) + "\n")},
-    };
-    for (const auto& [name, value] : settings) {
-      std::string err = c.set(name, value);
-      if (!err.empty()) {
-        std::fprintf(stderr, "fuzz: config %s: %s\n", name, err.c_str());
-        std::abort();
-      }
-    }
-    std::string err = c.finish();
+    c.issuer = "https://mcp.example";
+    c.scopes = {"mcp:tools", "mcp:read"};
+    c.provider_issuer = "https://idp.example";
+    c.provider_authorization_endpoint = "https://idp.example/authorize";
+    c.provider_token_endpoint = "https://idp.example/token";
+    c.provider_client_id = "gateway";
+    c.provider_client_secret_file = temp_file("secret", "provider secret\n");
+    c.key_file = temp_file("keys", std::string(kKeyLine) + "\n");
+    std::string err = c.load();
     if (!err.empty()) {
       std::fprintf(stderr, "fuzz: config: %s\n", err.c_str());
       std::abort();
