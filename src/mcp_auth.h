@@ -1,6 +1,6 @@
 /*
  * mcp_auth.h -- the only contact between the nginx glue
- * (ngx_mcp_auth_module.c) and the C++ core (src/).
+ * (ngx_mcp_auth_module.c and nginx/) and the C++ core (src/).
  *
  * Plain C types only.  Every function is noexcept: the core catches any
  * exception and reports MCPA_ERROR, which the glue turns into a 500 and an

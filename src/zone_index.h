@@ -1,5 +1,5 @@
 /*
- * The index of the shared-memory store (ngx_mcp_auth_module.c), header-only
+ * The index of the shared-memory store (nginx/ngx_http_mcp_auth_zone.c), header-only
  * so that bench/check_bench.cpp measures the very same code on its model of
  * the zone.
  *

@@ -585,7 +585,7 @@ def test_a_reload_keeps_serving_and_old_workers_let_go_of_redis(cluster):
     assert after <= before + 2, (before, after)
 
 
-# --- anonymous traffic cannot take Redis from users (issue 14) --------------------
+# --- anonymous traffic cannot take Redis from users --------------------
 
 def _registration(node):
     r = requests.post(node.url + "/register", timeout=10, json={
