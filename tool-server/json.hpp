@@ -8,10 +8,9 @@
 #include <memory>
 #include <string>
 
-struct CJsonDeleter {
-    void operator()(cJSON* p) const noexcept { cJSON_Delete(p); }
-};
-using JsonPtr = std::unique_ptr<cJSON, CJsonDeleter>;
+#include "../src/json.hpp"  // mcpauth::Json, the owner of a cJSON tree
+
+using JsonPtr = mcpauth::Json;
 
 namespace json_detail {
 
