@@ -829,7 +829,15 @@ def write_results(b, m, started, errors):
     a("")
     a("`make bench` (builds what it needs; ~7 minutes on 2 cores; `make bench BENCH_ARGS=--quick` for a "
       "short try). Knobs: `--runs`, `--duration`, `--streams`, `--workers`, `--login-seconds`.")
-    (ROOT / "bench" / "results.md").write_text("\n".join(L) + "\n")
+    # The section bench/savings.sh's figures go in is written by hand: kept as it is.
+    results = ROOT / "bench" / "results.md"
+    kept = ""
+    if results.exists():
+        old = results.read_text()
+        at = old.find("\n## What each optimisation saves")
+        if at >= 0:
+            kept = old[at:]
+    results.write_text("\n".join(L) + "\n" + kept)
 
 
 def main():

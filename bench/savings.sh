@@ -2,9 +2,10 @@
 # What each optimisation saves, in instructions per request (callgrind), for
 # bench/results.md ("What each optimisation saves"). Not part of `make test`.
 #
-#   bench/savings.sh            tool server and core, about 15 minutes on 2 cores
+#   bench/savings.sh            tool server and core, about 20 minutes on 2 cores
 #   bench/savings.sh tool       the tool server only
 #   bench/savings.sh core       the core's ct_equal only
+#   bench/savings.sh compare    one ct_equal against one CRYPTO_memcmp only
 #
 # Copies the committed tree (git HEAD) once per variant into a temporary
 # directory, takes one optimisation out of the copy, builds it (-j2), and
@@ -13,7 +14,8 @@
 #                mcp-tool-server (tools/call hello_mcp at 1 and 64
 #                connections, tools/list at 1);
 #   core:        check-bench --callgrind-loop 2000 (the guard's warm check,
-#                1,000 sessions) with ct_equal as it is and on CRYPTO_memcmp.
+#                1,000 sessions) with ct_equal as it is and on CRYPTO_memcmp,
+#                then one comparison alone (bench/ct_equal_cost.cpp).
 # Variants:
 #   as-is        nothing taken out
 #   no-alloc     alloc_cache_install() not called (glibc malloc and free)
@@ -109,11 +111,28 @@ core() {
         echo "== core, $v: $(callgrind_annotate "$out" | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); printf "%.0f", $1 / 2000}') instructions per guarded check"
         rm -rf "$WORK/$v"
     done
+    compare
+}
+
+# one comparison on its own, at the lengths compared in practice
+compare() {
+    local len out
+    g++ -std=c++17 -O2 -I"$ROOT/src" "$ROOT/bench/ct_equal_cost.cpp" "$ROOT/src/crypto.cpp" "$ROOT/src/encoding.cpp" \
+        -lcrypto -o "$WORK/ct-equal-cost"
+    for len in 32 43 170 280; do
+        out=$WORK/ct.$len
+        valgrind --tool=callgrind --callgrind-out-file="$out" "$WORK/ct-equal-cost" "$len" >/dev/null 2>&1
+        callgrind_annotate --inclusive=yes "$out" | awk -v len="$len" '
+            /loop_ct_equal/ {gsub(",", "", $1); ct = $1 / 1000}
+            /loop_memcmp/ {gsub(",", "", $1); mc = $1 / 1000}
+            END {printf "== one comparison of %d bytes: ct_equal %.0f, CRYPTO_memcmp %.0f instructions\n", len, ct, mc}'
+    done
 }
 
 case $WHAT in
     tool) tool ;;
     core) core ;;
+    compare) compare ;;
     all) tool; core ;;
-    *) echo "usage: $0 [all|tool|core]" >&2; exit 2 ;;
+    *) echo "usage: $0 [all|tool|core|compare]" >&2; exit 2 ;;
 esac
