@@ -830,7 +830,7 @@ def write_results(b, m, started, errors):
     a("`make bench` (builds what it needs; ~7 minutes on 2 cores; `make bench BENCH_ARGS=--quick` for a "
       "short try). Knobs: `--runs`, `--duration`, `--streams`, `--workers`, `--login-seconds`.")
     # "What each optimisation saves" is written by hand from its own
-    # measurements (bench/guard_savings.sh and others): kept as it is
+    # measurements (bench/guard_savings.sh, bench/savings.sh): kept as it is
     results = ROOT / "bench" / "results.md"
     kept = ""
     if results.exists():

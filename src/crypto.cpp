@@ -145,9 +145,11 @@ std::string hmac_sha256(std::string_view key, std::string_view data) {
 bool ct_equal(std::string_view a, std::string_view b) {
   // Every byte of the common prefix is looked at, eight at a time, whatever
   // the first difference; the length check is folded in without a branch on
-  // content.  (CRYPTO_memcmp goes a byte at a time: ~3,300 instructions for
-  // an access token, on every guarded request.)  The empty asm keeps the
-  // compiler from turning the accumulation into an early exit.
+  // content.  Not CRYPTO_memcmp, which goes a byte at a time: the guard's
+  // token cache and the tool server's assertion cache compare tokens of
+  // hundreds of bytes on every request (bench/results.md, "What each
+  // optimisation saves").  The empty asm keeps the compiler from turning
+  // the accumulation into an early exit.
   size_t n = a.size() < b.size() ? a.size() : b.size();
   uint64_t diff = 0;
   size_t i = 0;

@@ -45,8 +45,9 @@ std::string hmac_sha256(std::string_view key, std::string_view data);
 // Overwrites a secret before its memory is released.
 void wipe(std::string& s);
 
-// Constant-time equality for secrets (CRYPTO_memcmp).  The running time
-// depends only on the lengths, never on the content.
+// Constant-time equality for secrets, used for every secret compared in
+// the gateway and the tool server.  The running time depends only on the
+// lengths, never on the content.
 bool ct_equal(std::string_view a, std::string_view b);
 
 // What a sealed token is for.  The purpose byte is bound into the AEAD's

@@ -6,6 +6,7 @@
 
 #include <limits>
 
+#include "crypto.hpp"
 #include "encoding.hpp"
 
 namespace mcpauth {
@@ -16,7 +17,8 @@ namespace {
 constexpr std::string_view kCsrfContext = "mcpauth-consent-csrf-v1";
 constexpr std::string_view kValueContext = "mcpauth-signed-value-v1";
 
-std::string hmac_sha256(std::string_view key, std::string_view data) {
+// HMAC-SHA-256, or "" when OpenSSL fails (crypto.hpp's hmac_sha256 throws).
+std::string hmac_or_empty(std::string_view key, std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   if (HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char*>(data.data()),
@@ -47,7 +49,7 @@ std::string csrf_mac(std::string_view key, std::string_view browser_id, std::str
   append_field(&msg, client_id);
   append_field(&msg, redirect_uri);
   append_field(&msg, issued_at);
-  return hmac_sha256(key, msg);
+  return hmac_or_empty(key, msg);
 }
 
 // A canonical non-negative decimal (no sign, no leading zero, <= 18 digits).
@@ -60,10 +62,6 @@ std::optional<int64_t> parse_time(std::string_view text) {
     v = v * 10 + (c - '0');
   }
   return v;
-}
-
-bool ct_equal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 }  // namespace
@@ -99,7 +97,7 @@ std::string sign_value(std::string_view key, std::string_view value) {
   std::string msg(kValueContext);
   msg += '|';
   msg += value;
-  std::string mac = hmac_sha256(key, msg);
+  std::string mac = hmac_or_empty(key, msg);
   if (mac.empty()) return {};
   return b64url_encode(value) + "." + b64url_encode(mac);
 }
@@ -114,7 +112,7 @@ std::optional<std::string> verify_signed_value(std::string_view key, std::string
   std::string msg(kValueContext);
   msg += '|';
   msg += *value;
-  std::string expected = hmac_sha256(key, msg);
+  std::string expected = hmac_or_empty(key, msg);
   if (expected.empty() || !ct_equal(*mac, expected)) return std::nullopt;
   return value;
 }

@@ -2,11 +2,11 @@
 
 #include <cjson/cJSON.h>
 #include <jwt.h>
-#include <openssl/crypto.h>
 
 #include <cmath>
 #include <memory>
 
+#include "crypto.hpp"
 #include "encoding.hpp"
 
 namespace mcpauth {
@@ -58,11 +58,6 @@ NumState num_member(const cJSON* obj, const char* name, int64_t* out) {
   if (!std::isfinite(v) || v < 0 || v > 1e15) return NumState::bad;
   *out = static_cast<int64_t>(v);
   return NumState::ok;
-}
-
-bool ct_equal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
 bool is_supported_alg(std::string_view alg) {

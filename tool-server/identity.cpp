@@ -1,11 +1,11 @@
 #include "identity.hpp"
 
 #include "json.hpp"
+#include "../src/crypto.hpp"  // mcpauth::ct_equal
 
 #include <jwt.h>
 
 #include <cerrno>
-#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -99,23 +99,10 @@ size_t IdentityVerifier::TailHash::operator()(std::string_view token) const noex
 }
 
 bool IdentityVerifier::ConstantTimeEqual::operator()(std::string_view a, std::string_view b) const noexcept {
-    if (a.size() != b.size()) return false;
-    // Every byte is looked at whatever the first difference: no early exit
-    // tells how much of a cached token a probe got right.
-    uint64_t diff = 0;
-    size_t i = 0;
-    for (; i + 8 <= a.size(); i += 8) {
-        uint64_t x, y;
-        std::memcpy(&x, a.data() + i, 8);
-        std::memcpy(&y, b.data() + i, 8);
-        diff |= x ^ y;
-    }
-    for (; i < a.size(); ++i) diff |= static_cast<uint64_t>(static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]));
-    return diff == 0;
+    return mcpauth::ct_equal(a, b);
 }
 
 bool IdentityVerifier::verify(std::string_view token, Identity& out, std::string& why) const {
-    std::lock_guard<std::mutex> lock(cache_mu_);
     auto hit = cache_.find(token);
     if (hit != cache_.end()) {
         const Verified& v = *hit->second;

@@ -6,7 +6,6 @@
 #include "config.hpp"
 
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -39,6 +38,7 @@ private:
     // are checked again on every request.  Bounded (emptied when full).
     // A token is compared with the cached ones in constant time, and hashed
     // by its last bytes (the signature; only verified tokens are stored).
+    // Only the event-loop thread uses it (the server has no other threads).
     struct Verified {
         std::string token;  // the key views these bytes
         Identity identity;
@@ -52,7 +52,6 @@ private:
         bool operator()(std::string_view a, std::string_view b) const noexcept;
     };
     static constexpr size_t kMaxCached = 10000;
-    mutable std::mutex cache_mu_;
     mutable std::unordered_map<std::string_view, std::unique_ptr<Verified>, TailHash, ConstantTimeEqual> cache_;
 
     std::vector<unsigned char> key_;

@@ -1,4 +1,5 @@
-// Small RAII helpers around cJSON, and the printer every response goes through.
+// The tool server's helpers around cJSON (its owner type is the core's
+// mcpauth::Json), and the printer every response goes through.
 #pragma once
 
 #include <cjson/cJSON.h>
@@ -8,10 +9,9 @@
 #include <memory>
 #include <string>
 
-struct CJsonDeleter {
-    void operator()(cJSON* p) const noexcept { cJSON_Delete(p); }
-};
-using JsonPtr = std::unique_ptr<cJSON, CJsonDeleter>;
+#include "../src/json.hpp"  // mcpauth::Json, the owner of a cJSON tree
+
+using JsonPtr = mcpauth::Json;
 
 namespace json_detail {
 
@@ -129,8 +129,11 @@ inline bool append_value(std::string& out, const cJSON* item) {
 
 }  // namespace json_detail
 
-// Appends `j` printed exactly as cJSON_PrintUnformatted prints it (without
-// its allocations and printf calls). On failure returns false and restores `out`.
+// Appends `j` printed exactly as cJSON_PrintUnformatted prints it, without
+// its allocations and printf calls: cJSON's own printer (or
+// cJSON_PrintPreallocated) costs every response noticeably more
+// (bench/results.md, "What each optimisation saves"). On failure returns
+// false and restores `out`.
 inline bool json_append(std::string& out, const cJSON* j) {
     const size_t start = out.size();
     if (json_detail::append_value(out, j)) return true;
