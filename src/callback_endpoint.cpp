@@ -154,6 +154,8 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
     if (st == StoreStatus::ok) {
       auto parsed = parse_jwks(raw, nullptr);
       if (parsed) keys = std::move(*parsed);
+    } else if (st == StoreStatus::pending) {
+      return store_failure_page(st);
     } else if (st != StoreStatus::not_found) {
       return client_error(cf, req, login, "server_error", "the login could not be completed");
     }
@@ -290,7 +292,8 @@ Response resume_callback(const Config& cf, Store& store, const Request& req, con
     auto keys = parse_jwks(fetch_body, &why);
     if (!keys) return client_error(cf, req, *login, "server_error", "the identity provider's keys are not usable");
     // Cache failures do not stop this login; the next one refetches.
-    (void)store.put("jwks:" + cf.provider_issuer, fetch_body, req.now + kJwksCacheSeconds);
+    StoreStatus st = store.put("jwks:" + cf.provider_issuer, fetch_body, req.now + kJwksCacheSeconds);
+    if (st == StoreStatus::pending) return store_failure_page(st);
     return verify_and_issue(cf, store, req, *login, get_tokens(*f), &*keys);
   }
   return html_page(500, "Sign-in failed", "The sign-in could not be completed. Start again from your app.");
