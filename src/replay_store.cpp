@@ -91,6 +91,14 @@ bool ReplayLog::decode(std::string_view text, ReplayLog* out) {
   }
   out->pending = r.u32();
   out->tape.bytes = r.bytes();
+  uint32_t kept = r.u32();
+  if (!r.ok || kept > RunMemo::kMaxEntries) return false;
+  for (uint32_t i = 0; i < kept && r.ok; ++i) {
+    RunMemo::Entry e;
+    e.key = r.bytes();
+    e.value = r.bytes();
+    out->memo.entries.push_back(std::move(e));
+  }
   return r.ok && r.in.empty();
 }
 
@@ -104,6 +112,11 @@ std::string ReplayLog::encode() const {
   }
   put_u32(out, pending);
   put_bytes(out, tape.bytes);
+  put_u32(out, static_cast<uint32_t>(memo.entries.size()));
+  for (const RunMemo::Entry& e : memo.entries) {
+    put_bytes(out, e.key);
+    put_bytes(out, e.value);
+  }
   return out;
 }
 

@@ -17,6 +17,9 @@
 // replayed from the log's tape (RandomTape).  Each logged answer carries a
 // digest of the operation it answers; a rerun that asks for anything else
 // is out of step, an internal error, not a wrong answer.
+//
+// Heavy pure work (an ID token's signature check) is done once per request,
+// not once per run: its result travels in the log's memo (run_memo.hpp).
 #pragma once
 
 #include <cstdint>
@@ -26,6 +29,7 @@
 
 #include "crypto.hpp"
 #include "mcp_auth.h"
+#include "run_memo.hpp"
 #include "store.hpp"
 
 namespace mcpauth {
@@ -39,7 +43,7 @@ struct StoreOp {
 };
 
 // The log a request carries between its runs: answers so far, the digest
-// of the operation now pending, and the random tape.
+// of the operation now pending, the random tape and the memo.
 struct ReplayLog {
   struct Answer {
     uint32_t digest = 0;
@@ -50,6 +54,7 @@ struct ReplayLog {
   std::vector<Answer> answers;
   uint32_t pending = 0;  // digest of the operation awaiting its answer
   RandomTape tape;
+  RunMemo memo;
 
   // "" decodes to an empty log; nullopt-like false for a damaged one.
   static bool decode(std::string_view text, ReplayLog* out);
@@ -96,16 +101,24 @@ class ReplayStore final : public Store {
   StoreOp pending_;
 };
 
-// Installs the log's tape as the source of random_bytes() for one run.
+// Installs the log's tape as the source of random_bytes(), and its memo as
+// the run memo, for one run.
 class ReplayScope {
  public:
-  explicit ReplayScope(ReplayLog& log) : prev_tape_(install_random_tape(&log.tape)) { log.tape.rewind(); }
-  ~ReplayScope() { install_random_tape(prev_tape_); }
+  explicit ReplayScope(ReplayLog& log)
+      : prev_tape_(install_random_tape(&log.tape)), prev_memo_(install_run_memo(&log.memo)) {
+    log.tape.rewind();
+  }
+  ~ReplayScope() {
+    install_random_tape(prev_tape_);
+    install_run_memo(prev_memo_);
+  }
   ReplayScope(const ReplayScope&) = delete;
   ReplayScope& operator=(const ReplayScope&) = delete;
 
  private:
   RandomTape* prev_tape_;
+  RunMemo* prev_memo_;
 };
 
 }  // namespace mcpauth

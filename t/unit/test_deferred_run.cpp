@@ -1,9 +1,12 @@
 // Requests over a deferred store through DeferredRun, the objects the C
 // boundary uses (replay log, session-record cache, sealed values): a run
-// that reaches an operation not answered yet returns, and nothing is thrown.
+// that reaches an operation not answered yet returns, nothing is thrown,
+// and the work that is not a store operation (the ID token's signature
+// check) is done once per request however often the request runs.
 #include <fstream>
 
 #include "guard.hpp"
+#include "id_token.hpp"
 #include "sealed_store.hpp"
 #include "test_endpoint_fixture.hpp"
 
@@ -42,18 +45,21 @@ TEST_F(OverDeferredRun, ALoginStopsOncePerStoreOperationThenAnswers) {
 
   // The provider's tokens: no JWKS in the store yet, so it is fetched.
   pendings = 0;
+  const uint64_t checks = id_token_signature_checks();
   Response need_keys = resume(MCPA_EP_CALLBACK, cb, 200,
                               FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
   ASSERT_EQ(need_keys.fetch.target, MCPA_FETCH_PROVIDER_JWKS) << need_keys.body;
   EXPECT_EQ(pendings, 1);  // get jwks:
+  EXPECT_EQ(id_token_signature_checks(), checks);
 
   // The JWKS: put jwks:, put_new loginused:, get client:, get newclient:,
   // put client:, del newclient:, put_new session:, put_new code: -- eight
-  // runs that stop, then one that answers.
+  // runs that stop, then one that answers; the ID token is checked once.
   pendings = 0;
   Response back = resume(MCPA_EP_CALLBACK, need_keys, 200, FakeIdp::get().jwks);
   ASSERT_EQ(back.status, 303) << back.body;
   EXPECT_EQ(pendings, 8);
+  EXPECT_EQ(id_token_signature_checks(), checks + 1);
   std::string code = qget(header(back, "Location"), "code");
   ASSERT_FALSE(code.empty());
   EXPECT_TRUE(opened("client:" + client_id));
@@ -81,6 +87,7 @@ TEST_F(OverDeferredRun, ALoginStopsOncePerStoreOperationThenAnswers) {
                           FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
   ASSERT_EQ(again.status, 303) << again.body;
   EXPECT_EQ(pendings, 5);
+  EXPECT_EQ(id_token_signature_checks(), checks + 2);
 }
 
 TEST_F(OverDeferredRun, AnIdTokenThatDoesNotVerifyIsRefusedOnEveryRun) {
@@ -95,6 +102,42 @@ TEST_F(OverDeferredRun, AnIdTokenThatDoesNotVerifyIsRefusedOnEveryRun) {
   EXPECT_NE(r.status, 303);
   EXPECT_NE(return_link(r).find("error=server_error"), std::string::npos) << r.body;
   EXPECT_FALSE(opened("loginused:" + nonce_of(provider)));
+}
+
+// The memo is keyed by what was verified: another token (here: for another
+// nonce) under the same keys never finds the first one's claims.
+TEST(IdTokenOnce, AMemoHitNeedsTheVeryTokenKeysAndExpectations) {
+  auto keys = parse_jwks(FakeIdp::get().jwks, nullptr);
+  ASSERT_TRUE(keys);
+  IdTokenExpectations expect;
+  expect.issuer = "https://idp.example";
+  expect.client_id = "gateway";
+  expect.nonce = "n1";
+  expect.now = kT0;
+  const std::string good = FakeIdp::get().id_token("n1", kT0);
+  const std::string other = FakeIdp::get().id_token("n2", kT0, "user-43");
+
+  ReplayLog log;
+  ReplayScope scope(log);
+  const uint64_t checks = id_token_signature_checks();
+  auto first = verify_id_token_once(good, *keys, expect);
+  ASSERT_TRUE(std::holds_alternative<IdTokenClaims>(first)) << std::get<std::string>(first);
+  auto second = verify_id_token_once(good, *keys, expect);
+  ASSERT_TRUE(std::holds_alternative<IdTokenClaims>(second));
+  EXPECT_EQ(std::get<IdTokenClaims>(second).sub, "user-42");
+  EXPECT_EQ(std::get<IdTokenClaims>(second).email, "ada@example.com");
+  EXPECT_EQ(std::get<IdTokenClaims>(second).exp, std::get<IdTokenClaims>(first).exp);
+  EXPECT_EQ(id_token_signature_checks(), checks + 1);
+
+  EXPECT_TRUE(std::holds_alternative<std::string>(verify_id_token_once(other, *keys, expect)));
+  IdTokenExpectations later = expect;
+  later.now += 1000;  // expired by then
+  EXPECT_TRUE(std::holds_alternative<std::string>(verify_id_token_once(good, *keys, later)));
+  auto other_keys = parse_jwks(FakeIdp::get().jwks_with_kid("idp-2"), nullptr);
+  ASSERT_TRUE(other_keys);
+  EXPECT_TRUE(std::holds_alternative<std::string>(verify_id_token_once(good, *other_keys, expect)));
+  EXPECT_EQ(id_token_signature_checks(), checks + 3);
+  EXPECT_EQ(log.memo.entries.size(), 1u);  // failures are not kept
 }
 
 // --- the guard over a deferred store --------------------------------------

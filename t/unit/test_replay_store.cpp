@@ -149,12 +149,47 @@ TEST(ReplayStore, RandomBytesDrawnAfterTheStopAreNotKept) {
   EXPECT_EQ(back.tape.bytes.size(), 40u);
 }
 
+TEST(ReplayLog, CarriesTheMemo) {
+  ReplayLog log;
+  log.memo.keep("k1", "v1");
+  log.memo.keep("k2", std::string("v\0" "2", 3));
+  ReplayLog back;
+  ASSERT_TRUE(ReplayLog::decode(log.encode(), &back));
+  ASSERT_NE(back.memo.find("k2"), nullptr);
+  EXPECT_EQ(*back.memo.find("k2"), std::string("v\0" "2", 3));
+  EXPECT_EQ(*back.memo.find("k1"), "v1");
+  EXPECT_EQ(back.memo.find("k3"), nullptr);
+  EXPECT_EQ(back.encode(), log.encode());
+}
+
 TEST(ReplayLog, RefusesAPendingAnswer) {
   ReplayLog log;
   log.answer(MCPA_OK, "x");
   log.answers[0].status = StoreStatus::pending;
   ReplayLog back;
   EXPECT_FALSE(ReplayLog::decode(log.encode(), &back));
+}
+
+TEST(RunMemo, KeysDifferWhenAnyPartDoes) {
+  EXPECT_EQ(MemoKey("p").add("ab").add("c").digest(), MemoKey("p").add("ab").add("c").digest());
+  EXPECT_NE(MemoKey("p").add("ab").add("c").digest(), MemoKey("p").add("a").add("bc").digest());
+  EXPECT_NE(MemoKey("p").add("x").digest(), MemoKey("q").add("x").digest());
+  EXPECT_NE(MemoKey("p").add(int64_t{1}).digest(), MemoKey("p").add(int64_t{2}).digest());
+  EXPECT_EQ(MemoKey("p").digest().size(), 32u);
+}
+
+TEST(RunMemo, IsInstalledPerRunAndBounded) {
+  EXPECT_EQ(current_run_memo(), nullptr);
+  ReplayLog log;
+  {
+    ReplayScope scope(log);
+    EXPECT_EQ(current_run_memo(), &log.memo);
+  }
+  EXPECT_EQ(current_run_memo(), nullptr);
+  for (size_t i = 0; i < RunMemo::kMaxEntries + 3; ++i) log.memo.keep("k" + std::to_string(i), "v");
+  EXPECT_EQ(log.memo.entries.size(), RunMemo::kMaxEntries);
+  log.memo.keep("k0", "other");  // a key is kept once
+  EXPECT_EQ(*log.memo.find("k0"), "v");
 }
 
 TEST(SessionRecordCache, HitsWithinTheLifetimeOnly) {
