@@ -14,9 +14,11 @@
 //
 // A rerun must ask for the very same operations: `now` is fixed by the glue
 // for the whole request, and every random byte the first runs drew is
-// replayed from the log's tape (RandomTape).  Each logged answer carries a
-// digest of the operation it answers; a rerun that asks for anything else
-// is out of step, an internal error, not a wrong answer.
+// replayed from the log's tape (RandomTape); the tape ends where the run
+// stopped, since what a stopped run draws after that is discarded with it
+// (RandomTape::freeze).  Each logged answer carries a digest of the
+// operation it answers; a rerun that asks for anything else is out of
+// step, an internal error, not a wrong answer.
 //
 // Heavy pure work (an ID token's signature check) is done once per request,
 // not once per run: its result travels in the log's memo (run_memo.hpp).
