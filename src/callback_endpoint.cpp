@@ -144,24 +144,22 @@ ProviderTokens get_tokens(const Fields& f) {
 
 // Verifies the ID token with the cached JWKS, or asks for the JWKS once.
 Response verify_and_issue(const Config& cf, Store& store, const Request& req, const LoginState& login,
-                          const ProviderTokens& tokens, const std::vector<Jwk>* fresh_keys) {
-  std::vector<Jwk> keys;
-  if (fresh_keys) {
-    keys = *fresh_keys;
-  } else {
+                          const ProviderTokens& tokens, std::shared_ptr<const std::vector<Jwk>> keys) {
+  if (!keys) {
     std::string raw;
     StoreStatus st = store.get("jwks:" + cf.provider_issuer, &raw);
     if (st == StoreStatus::ok) {
-      auto parsed = parse_jwks(raw, nullptr);
-      if (parsed) keys = std::move(*parsed);
+      keys = parse_jwks_cached(raw, nullptr);
+    } else if (st == StoreStatus::pending) {
+      return store_failure_page(st);
     } else if (st != StoreStatus::not_found) {
       return client_error(cf, req, login, "server_error", "the login could not be completed");
     }
-    bool known = !keys.empty();
+    bool known = keys && !keys->empty();
     auto kid = jwt_header_kid(tokens.id_token);
     if (known && kid) {
       known = false;
-      for (const auto& k : keys)
+      for (const auto& k : *keys)
         if (k.kid == *kid) known = true;
     }
     if (!known) {
@@ -180,7 +178,8 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
   expect.client_id = cf.provider_client_id;
   expect.nonce = login.nonce;
   expect.now = req.now;
-  auto verified = verify_id_token(tokens.id_token, keys, expect);
+  // once per request, however often the store makes it run (run_memo.hpp)
+  auto verified = verify_id_token_once(tokens.id_token, *keys, expect);
   if (std::holds_alternative<std::string>(verified)) {
     // The reason is not for the browser: the provider gave us a bad token.
     return client_error(cf, req, login, "server_error", "the identity provider's ID token was not valid");
@@ -287,11 +286,12 @@ Response resume_callback(const Config& cf, Store& store, const Request& req, con
     if (fetch_status != 200)
       return client_error(cf, req, *login, "server_error", "the identity provider's keys could not be fetched");
     std::string why;
-    auto keys = parse_jwks(fetch_body, &why);
+    auto keys = parse_jwks_cached(fetch_body, &why);
     if (!keys) return client_error(cf, req, *login, "server_error", "the identity provider's keys are not usable");
     // Cache failures do not stop this login; the next one refetches.
-    (void)store.put("jwks:" + cf.provider_issuer, fetch_body, req.now + kJwksCacheSeconds);
-    return verify_and_issue(cf, store, req, *login, get_tokens(*f), &*keys);
+    StoreStatus st = store.put("jwks:" + cf.provider_issuer, fetch_body, req.now + kJwksCacheSeconds);
+    if (st == StoreStatus::pending) return store_failure_page(st);
+    return verify_and_issue(cf, store, req, *login, get_tokens(*f), std::move(keys));
   }
   return html_page(500, "Sign-in failed", "The sign-in could not be completed. Start again from your app.");
 }

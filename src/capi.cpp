@@ -4,18 +4,17 @@
 #include <exception>
 #include <memory>
 #include <new>
-#include <optional>
 #include <string>
 #include <vector>
 
 #include "config.hpp"
+#include "deferred_run.hpp"
 #include "endpoints.hpp"
 #include "client_metadata_document.hpp"
 #include "guard.hpp"
 #include "mcp_auth.h"
 #include "replay_store.hpp"
 #include "sealed_store.hpp"
-#include "session_cache.hpp"
 
 using mcpauth::Config;
 using mcpauth::Request;
@@ -102,47 +101,6 @@ void export_response(Response&& r, mcpa_response_t* out) {
   out->owner = storage.release();
 }
 
-// A request over a deferred store (mcpa_store_t.deferred): its replay log,
-// the store that answers from it, and the cache in front.  `run` is the
-// request's work over a Store; when it reaches an operation the log cannot
-// answer, the operation and the log go back to the glue in `pending`.
-class DeferredRun {
- public:
-  DeferredRun(const mcpa_config_t* cf, const mcpa_replay_t& replay, int64_t now, bool read_through)
-      : ok_(mcpauth::ReplayLog::decode(str(replay.log), &log_)),
-        replay_(log_),
-        cache_(replay_, mcpauth::worker_record_cache(), now, cf->config.session_cache_ttl, read_through) {
-    if (ok_ && replay.log.len) log_.answer(replay.status, str(replay.value));
-    // every location that reaches the store has a key file (config checks)
-    if (cf->config.keys) sealed_.emplace(cache_, *cf->config.keys);
-  }
-
-  bool ok() const { return ok_; }
-  mcpauth::Store& store() { return sealed_ ? static_cast<mcpauth::Store&>(*sealed_) : cache_; }
-
-  // Runs f(store); true when it finished, false when it stopped at a store
-  // operation, which is then in *op with the log in *replay.
-  template <class F>
-  bool run(F&& f, mcpauth::StoreOp* op, std::string* replay) {
-    mcpauth::TapeScope tape(log_.tape);
-    try {
-      f(store());
-      return true;
-    } catch (const mcpauth::StorePending&) {
-      *op = replay_.pending();
-      *replay = log_.encode();
-      return false;
-    }
-  }
-
- private:
-  mcpauth::ReplayLog log_;
-  bool ok_;
-  mcpauth::ReplayStore replay_;
-  mcpauth::CachingStore cache_;
-  std::optional<mcpauth::SealedStore> sealed_;
-};
-
 // Runs an endpoint request over the configured store kind.
 template <class F>
 int run_endpoint(const mcpa_config_t* cf, const mcpa_store_t* store, const mcpa_request_t* in,
@@ -154,10 +112,15 @@ int run_endpoint(const mcpa_config_t* cf, const mcpa_store_t* store, const mcpa_
       export_response(endpoint(st), out);
       return MCPA_OK;
     }
-    DeferredRun run(cf, in->replay, in->now, false);
+    mcpauth::DeferredRun run(cf->config, in->replay, in->now, false);
     if (!run.ok()) return MCPA_ERROR;
     auto storage = std::make_unique<ResponseStorage>();
-    run.run([&](mcpauth::Store& st) { storage->response = endpoint(st); }, &storage->op, &storage->replay);
+    Response response;
+    switch (run.run([&](mcpauth::Store& st) { response = endpoint(st); }, &storage->op, &storage->replay)) {
+      case mcpauth::DeferredRun::End::done: storage->response = std::move(response); break;
+      case mcpauth::DeferredRun::End::pending: break;  // only the operation goes back
+      case mcpauth::DeferredRun::End::failed: return MCPA_ERROR;
+    }
     point_at(*storage, out);
     out->owner = storage.release();
     return MCPA_OK;
@@ -397,11 +360,15 @@ int run_guard(const mcpa_config_t* cf, const mcpa_store_t* store, const mcpa_gua
       export_guard(check(st), out, std::move(storage));
       return MCPA_OK;
     }
-    DeferredRun run(cf, in->replay, in->now, true);
+    mcpauth::DeferredRun run(cf->config, in->replay, in->now, true);
     if (!run.ok()) return MCPA_ERROR;
     mcpauth::GuardOutcome outcome;
-    run.run([&](mcpauth::Store& st) { outcome = check(st); }, &storage->response.op,
-            &storage->response.replay);
+    switch (run.run([&](mcpauth::Store& st) { outcome = check(st); }, &storage->response.op,
+                    &storage->response.replay)) {
+      case mcpauth::DeferredRun::End::done: break;
+      case mcpauth::DeferredRun::End::pending: outcome = mcpauth::GuardOutcome(); break;  // only the operation
+      case mcpauth::DeferredRun::End::failed: return MCPA_ERROR;
+    }
     export_guard(std::move(outcome), out, std::move(storage));
     return MCPA_OK;
   } catch (...) {

@@ -94,7 +94,10 @@ void wipe(std::string& s) {
 }
 
 std::string RandomTape::draw(size_t n) {
-  if (pos_ == bytes.size()) bytes += fresh_random_bytes(n);
+  if (pos_ == bytes.size()) {
+    if (frozen_) return fresh_random_bytes(n);
+    bytes += fresh_random_bytes(n);
+  }
   if (bytes.size() - pos_ < n) throw std::runtime_error("random tape out of step");
   std::string out = bytes.substr(pos_, n);
   pos_ += n;

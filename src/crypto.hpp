@@ -22,14 +22,24 @@ std::string random_token(size_t nbytes);
 // while a tape is installed, random_bytes() replays what the tape holds
 // and records fresh bytes past its end, so a rerun draws what the first
 // run drew.  Per thread; a worker is single-threaded.
+//
+// freeze(): the run stopped at a store operation whose answer is not known
+// yet, and whatever it does after that point is discarded; bytes it still
+// draws come fresh and are not recorded, so the tape ends where the rerun
+// must go on drawing.  rewind() starts the next run and thaws the tape.
 class RandomTape {
  public:
   std::string bytes;
-  void rewind() { pos_ = 0; }
+  void rewind() {
+    pos_ = 0;
+    frozen_ = false;
+  }
+  void freeze() { frozen_ = true; }
   std::string draw(size_t n);
 
  private:
   size_t pos_ = 0;
+  bool frozen_ = false;
 };
 // Returns the tape that was installed before (nullptr: none).
 RandomTape* install_random_tape(RandomTape* tape);

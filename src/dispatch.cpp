@@ -57,6 +57,7 @@ Response resume_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, con
 // --- shared helpers ------------------------------------------------------
 
 Response store_failure_json(StoreStatus st) {
+  if (st == StoreStatus::pending) return Response();  // never sent (store.hpp)
   if (st == StoreStatus::unavailable) {
     Response r = oauth_error(503, "temporarily_unavailable", "the session store is unreachable; try again shortly");
     r.header("Retry-After", "2");
@@ -71,6 +72,7 @@ Response store_failure_json(StoreStatus st) {
 }
 
 Response store_failure_page(StoreStatus st) {
+  if (st == StoreStatus::pending) return Response();  // never sent (store.hpp)
   if (st == StoreStatus::unavailable) {
     Response r = html_page(503, "Unavailable",
                            "The sign-in service cannot reach its session store. Please try again in a moment.");
@@ -212,7 +214,8 @@ StoreStatus promote_client(const Config& cf, Store& store, const std::string& cl
   if (!c || c->client_id != client_id) return StoreStatus::not_found;
   st = store.put(std::string(kClientPrefix) + client_id, raw, c->client_id_issued_at + cf.client_ttl);
   if (st != StoreStatus::ok) return st;
-  (void)store.del(pending);  // it expires within a day in any case
+  // it expires within a day in any case
+  if (store.del(pending) == StoreStatus::pending) return StoreStatus::pending;
   return StoreStatus::ok;
 }
 

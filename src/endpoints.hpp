@@ -53,7 +53,8 @@ Response resume_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, con
 
 // Store failures as the client sees them: full -> 503 temporarily_unavailable
 // with Retry-After, anything else -> 500 server_error.  JSON for the OAuth
-// endpoints, an HTML page for the browser ones.
+// endpoints, an HTML page for the browser ones.  pending -> an empty
+// response at no cost: the run is discarded (store.hpp).
 Response store_failure_json(StoreStatus st);
 Response store_failure_page(StoreStatus st);
 

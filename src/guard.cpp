@@ -216,6 +216,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   StoreStatus st = store.get(key, &record);
   if (st == StoreStatus::not_found)
     return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
+  if (st == StoreStatus::pending) return deny(Response());  // the run is discarded (store.hpp)
   if (st != StoreStatus::ok) {
     Response r = oauth_error(503, "temporarily_unavailable", "the session store is unavailable");
     r.header("Retry-After", "5");
@@ -231,19 +232,22 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   // blocking (the glue makes the call), one renewal at a time per session.
   // A request that finds another renewal under way goes on: the session is
   // still ours, and the provider's answer decides for the next one.
-  if (cf.has_provider() && provider_renewal_due(*session, in.now, 1) &&
-      claim_provider_renewal(store, claims->sid, in.now)) {
-    ProviderRequest pr = provider_refresh_request(cf, session->provider_refresh_token, in.now);
-    if (pr.ok) {
-      GuardOutcome f;
-      f.verdict = GuardOutcome::fetch;
-      f.response.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
-      f.response.fetch.body = std::move(pr.body);
-      f.response.fetch.authorization = std::move(pr.authorization);
-      f.response.fetch.continuation = claims->sid;  // stays in this process
-      return f;
+  if (cf.has_provider() && provider_renewal_due(*session, in.now, 1)) {
+    st = claim_provider_renewal(store, claims->sid, in.now);
+    if (st == StoreStatus::pending) return deny(Response());  // the run is discarded (store.hpp)
+    if (st == StoreStatus::ok) {
+      ProviderRequest pr = provider_refresh_request(cf, std::string(session->provider_refresh_token), in.now);
+      if (pr.ok) {
+        GuardOutcome f;
+        f.verdict = GuardOutcome::fetch;
+        f.response.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
+        f.response.fetch.body = std::move(pr.body);
+        f.response.fetch.authorization = std::move(pr.authorization);
+        f.response.fetch.continuation = claims->sid;  // stays in this process
+        return f;
+      }
+      if (store.del("renewing:" + claims->sid) == StoreStatus::pending) return deny(Response());
     }
-    store.del("renewing:" + claims->sid);
   }
 
   // A refresh may have narrowed the token's scope below the session's.
@@ -293,8 +297,13 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
 GuardOutcome guard_resume(const Config& cf, const GuardSettings& gs, IdentityCache& cache, Store& store,
                           const GuardInput& in, const std::string& continuation, int fetch_status,
                           const std::string& fetch_body) {
-  if (apply_provider_renewal(store, continuation, fetch_status, fetch_body, in.now) == RenewalOutcome::ended)
-    return deny(challenge(cf, in, 401, "invalid_token", "the sign-in at the identity provider has ended"));
+  switch (apply_provider_renewal(store, continuation, fetch_status, fetch_body, in.now)) {
+    case RenewalOutcome::ended:
+      return deny(challenge(cf, in, 401, "invalid_token", "the sign-in at the identity provider has ended"));
+    case RenewalOutcome::pending: return deny(Response());  // the run is discarded (store.hpp)
+    case RenewalOutcome::renewed:
+    case RenewalOutcome::unavailable: break;
+  }
   // Renewed, or the provider is unavailable (then the request goes on and
   // the next one tries again): decide as usual.
   return guard_check(cf, gs, cache, store, in);

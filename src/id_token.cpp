@@ -3,11 +3,14 @@
 #include <cjson/cJSON.h>
 #include <jwt.h>
 
+#include <atomic>
+#include <charconv>
 #include <cmath>
 #include <memory>
 
 #include "crypto.hpp"
 #include "encoding.hpp"
+#include "run_memo.hpp"
 
 namespace mcpauth {
 namespace {
@@ -17,6 +20,8 @@ struct JwtFree { void operator()(jwt_t* p) const { jwt_free(p); } };
 using JsonPtr = std::unique_ptr<cJSON, JsonFree>;
 
 using Result = std::variant<IdTokenClaims, std::string>;
+
+std::atomic<uint64_t> signature_checks{0};
 
 Result fail(const char* why) { return std::string("id_token: ") + why; }
 
@@ -139,6 +144,7 @@ Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const
   }
 
   // Signature.  jwt_decode needs a NUL-terminated token.
+  signature_checks.fetch_add(1, std::memory_order_relaxed);
   std::string token(jwt);
   jwt_t* raw = nullptr;
   int rc = jwt_decode(&raw, token.c_str(), reinterpret_cast<const unsigned char*>(key->pem.data()),
@@ -183,6 +189,83 @@ Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const
   const cJSON* ev = cJSON_GetObjectItemCaseSensitive(c, "email_verified");
   out.email_verified = cJSON_IsTrue(ev);
   return out;
+}
+
+uint64_t id_token_signature_checks() { return signature_checks.load(std::memory_order_relaxed); }
+
+namespace {
+
+// The claims as the run memo keeps them: each field length-prefixed.
+void put_field(std::string& out, std::string_view v) {
+  const uint32_t n = static_cast<uint32_t>(v.size());
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  out.append(v);
+}
+
+bool get_field(std::string_view& in, std::string* v) {
+  if (in.size() < 4) return false;
+  uint32_t n = 0;
+  for (size_t i = 0; i < 4; ++i) n |= static_cast<uint32_t>(static_cast<unsigned char>(in[i])) << (8 * i);
+  in.remove_prefix(4);
+  if (in.size() < n) return false;
+  v->assign(in.substr(0, n));
+  in.remove_prefix(n);
+  return true;
+}
+
+std::string encode_claims(const IdTokenClaims& c) {
+  std::string out;
+  put_field(out, c.sub);
+  put_field(out, c.name);
+  put_field(out, c.email);
+  put_field(out, c.preferred_username);
+  put_field(out, c.email_verified ? "1" : "0");
+  put_field(out, std::to_string(c.exp));
+  put_field(out, std::to_string(c.iat));
+  return out;
+}
+
+std::optional<int64_t> parse_int(std::string_view s) {
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<IdTokenClaims> decode_claims(std::string_view in) {
+  IdTokenClaims c;
+  std::string verified, exp, iat;
+  if (!get_field(in, &c.sub) || !get_field(in, &c.name) || !get_field(in, &c.email) ||
+      !get_field(in, &c.preferred_username) || !get_field(in, &verified) || !get_field(in, &exp) ||
+      !get_field(in, &iat) || !in.empty())
+    return std::nullopt;
+  auto e = parse_int(exp);
+  auto i = parse_int(iat);
+  if (!e || !i) return std::nullopt;
+  c.email_verified = verified == "1";
+  c.exp = *e;
+  c.iat = *i;
+  return c;
+}
+
+}  // namespace
+
+Result verify_id_token_once(std::string_view jwt, const std::vector<Jwk>& keys, const IdTokenExpectations& expect) {
+  RunMemo* memo = current_run_memo();
+  if (!memo) return verify_id_token(jwt, keys, expect);
+  MemoKey key("id_token v1");
+  key.add(jwt);
+  key.add(static_cast<int64_t>(keys.size()));
+  for (const Jwk& k : keys) key.add(k.kid).add(k.kty).add(k.alg).add(k.crv).add(k.pem);
+  key.add(expect.issuer).add(expect.client_id).add(expect.nonce);
+  key.add(expect.now).add(expect.leeway).add(expect.max_iat_age);
+  const std::string digest = key.digest();
+  if (const std::string* kept = memo->find(digest)) {
+    if (auto claims = decode_claims(*kept)) return *claims;
+  }
+  Result r = verify_id_token(jwt, keys, expect);
+  if (const auto* claims = std::get_if<IdTokenClaims>(&r)) memo->keep(digest, encode_claims(*claims));
+  return r;
 }
 
 }  // namespace mcpauth

@@ -1,6 +1,6 @@
 // Verification of the ID token an upstream OpenID provider returns from its
 // token endpoint (OpenID Connect Core 1.0 §3.1.3.7).  libjwt 1.10 checks the
-// signature only; every claim rule is applied here.  Pure: no I/O.
+// signature only; every claim rule is applied here.  No I/O.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +40,19 @@ inline constexpr std::size_t kIdTokenMaxBytes = 64 * 1024;
 std::variant<IdTokenClaims, std::string> verify_id_token(std::string_view jwt,
                                                          const std::vector<Jwk>& keys,
                                                          const IdTokenExpectations& expect);
+
+// verify_id_token once per request, however often a deferred store makes
+// the request run (replay_store.hpp): the claims of a success are kept in
+// the run memo (run_memo.hpp) under a digest of the token, every key (kid,
+// kty, alg, crv, PEM) and every expectation, and a rerun that verifies the
+// very same finds them there.  A failure is not kept: the request ends with
+// it.  Without a run memo this is verify_id_token.
+std::variant<IdTokenClaims, std::string> verify_id_token_once(std::string_view jwt,
+                                                              const std::vector<Jwk>& keys,
+                                                              const IdTokenExpectations& expect);
+
+// How many ID-token signatures this process has checked so far.
+uint64_t id_token_signature_checks();
 
 // The `kid` of a compact JWS header, without verifying anything, so the
 // caller can refetch the JWKS once when it sees an unknown kid.

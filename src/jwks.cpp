@@ -181,4 +181,21 @@ std::optional<std::vector<Jwk>> parse_jwks(std::string_view json, std::string* e
   return out;
 }
 
+std::shared_ptr<const std::vector<Jwk>> parse_jwks_cached(std::string_view json, std::string* error) {
+  struct Parsed {
+    std::string text;
+    std::shared_ptr<const std::vector<Jwk>> keys;
+  };
+  static thread_local Parsed slots[4];
+  static thread_local size_t next = 0;
+  for (const Parsed& p : slots)
+    if (p.keys && p.text == json) return p.keys;
+  auto parsed = parse_jwks(json, error);
+  if (!parsed) return nullptr;
+  Parsed& slot = slots[next++ % 4];
+  slot.text.assign(json.data(), json.size());
+  slot.keys = std::make_shared<const std::vector<Jwk>>(std::move(*parsed));
+  return slot.keys;
+}
+
 }  // namespace mcpauth

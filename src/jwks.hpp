@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,12 @@ inline constexpr int kJwksMinRsaBits = 2048;
 // has no "keys" array, has more than kJwksMaxKeys entries, or yields no
 // usable key at all.
 std::optional<std::vector<Jwk>> parse_jwks(std::string_view json, std::string* error);
+
+// parse_jwks, with the keys of the last few documents this thread parsed
+// kept by their exact text (the same text always gives the same keys): a
+// provider's JWKS is parsed once per worker, not on every login and every
+// rerun of a login's request.  Failures are not kept; nullptr for one.
+std::shared_ptr<const std::vector<Jwk>> parse_jwks_cached(std::string_view json, std::string* error);
 
 // True when the JWS algorithm `alg` may be used with `key`:
 // RS256/384/512 with RSA, ES256 with P-256, ES384 with P-384, ES512 with

@@ -16,13 +16,15 @@ namespace mcpauth {
 // seconds and can be renewed.
 bool provider_renewal_due(const Session& s, int64_t now, int64_t margin);
 
-// Claims the session's renewal for 30 s; false when another request has it.
-bool claim_provider_renewal(Store& store, const std::string& sid, int64_t now);
+// Claims the session's renewal for 30 s: ok when claimed, exists when
+// another request has it, else the store's failure (pending among them).
+StoreStatus claim_provider_renewal(Store& store, const std::string& sid, int64_t now);
 
 enum class RenewalOutcome {
   renewed,      // new provider tokens stored in the session
   ended,        // the provider said invalid_grant: the session is deleted
   unavailable,  // unreachable, 5xx, or an unusable answer: nothing changed
+  pending,      // a store operation's answer is not known yet (store.hpp)
 };
 
 // Applies the provider's answer to a refresh_token request and releases the

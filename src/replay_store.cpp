@@ -1,7 +1,6 @@
 #include "replay_store.hpp"
 
 #include <cstring>
-#include <stdexcept>
 
 namespace mcpauth {
 namespace {
@@ -83,6 +82,8 @@ bool ReplayLog::decode(std::string_view text, ReplayLog* out) {
     Answer a;
     a.digest = r.u32();
     uint32_t st = r.u32();
+    // an answer is what a store said; pending never is one
+    if ((st & ~0x1ffu) != 0 || (st & 0xff) > static_cast<uint32_t>(StoreStatus::unavailable)) return false;
     a.status = static_cast<StoreStatus>(st & 0xff);
     a.local = (st & 0x100) != 0;
     a.value = r.bytes();
@@ -90,6 +91,14 @@ bool ReplayLog::decode(std::string_view text, ReplayLog* out) {
   }
   out->pending = r.u32();
   out->tape.bytes = r.bytes();
+  uint32_t kept = r.u32();
+  if (!r.ok || kept > RunMemo::kMaxEntries) return false;
+  for (uint32_t i = 0; i < kept && r.ok; ++i) {
+    RunMemo::Entry e;
+    e.key = r.bytes();
+    e.value = r.bytes();
+    out->memo.entries.push_back(std::move(e));
+  }
   return r.ok && r.in.empty();
 }
 
@@ -103,6 +112,11 @@ std::string ReplayLog::encode() const {
   }
   put_u32(out, pending);
   put_bytes(out, tape.bytes);
+  put_u32(out, static_cast<uint32_t>(memo.entries.size()));
+  for (const RunMemo::Entry& e : memo.entries) {
+    put_bytes(out, e.key);
+    put_bytes(out, e.value);
+  }
   return out;
 }
 
@@ -115,17 +129,26 @@ void ReplayLog::answer(int status, std::string_view value) {
   pending = 0;
 }
 
+StoreStatus ReplayStore::stop(State why) {
+  state_ = why;
+  // what the run still does is discarded, and so are the random bytes it draws
+  log_.tape.freeze();
+  return StoreStatus::pending;
+}
+
 StoreStatus ReplayStore::run(StoreOp op, std::string* value) {
+  if (value) value->clear();
+  if (state_ != State::running) return StoreStatus::pending;
   uint32_t digest = op_digest(op);
   if (next_ < log_.answers.size()) {
     const ReplayLog::Answer& a = log_.answers[next_++];
-    if (a.digest != digest) throw std::runtime_error("replay out of step");
+    if (a.digest != digest) return stop(State::out_of_step);
     if (value) *value = a.value;
     return a.status;
   }
   log_.pending = digest;
   pending_ = std::move(op);
-  throw StorePending{};
+  return stop(State::pending);
 }
 
 StoreStatus ReplayStore::get(std::string_view key, std::string* value) {
@@ -141,6 +164,10 @@ StoreStatus ReplayStore::get_known(std::string_view key, std::string* value, con
   op.op = MCPA_OP_GET;
   op.key = key;
   *from_store = false;
+  if (state_ != State::running) {
+    value->clear();
+    return StoreStatus::pending;  // nothing is logged after the stop
+  }
   if (next_ < log_.answers.size()) {
     *from_store = !log_.answers[next_].local;
   } else if (known) {

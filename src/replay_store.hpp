@@ -3,16 +3,25 @@
 //
 // The endpoint code is written against the synchronous Store interface.  With
 // a deferred store, a request runs until its first operation the log cannot
-// answer; that operation is handed to the glue (which performs it on nginx's
-// event loop) and the request is run again from the start, with the answer
-// appended to the log.  Earlier operations are answered from the log, never
-// repeated, so every write reaches the store exactly once.
+// answer.  ReplayStore records that operation and answers it, and every
+// operation after it in the same run, with StoreStatus::pending, without
+// effect; the endpoint code returns at once on a pending status (store.hpp).
+// The run's response is discarded: the operation goes to the glue (which
+// performs it on nginx's event loop) and the request is run again from the
+// start, with the answer appended to the log.  Earlier operations are
+// answered from the log, never repeated, so every write reaches the store
+// exactly once.  Nothing is thrown on the way.
 //
 // A rerun must ask for the very same operations: `now` is fixed by the glue
 // for the whole request, and every random byte the first runs drew is
-// replayed from the log's tape (RandomTape).  Each logged answer carries a
-// digest of the operation it answers; a rerun that asks for anything else
-// is an internal error, not a wrong answer.
+// replayed from the log's tape (RandomTape); the tape ends where the run
+// stopped, since what a stopped run draws after that is discarded with it
+// (RandomTape::freeze).  Each logged answer carries a digest of the
+// operation it answers; a rerun that asks for anything else is out of
+// step, an internal error, not a wrong answer.
+//
+// Heavy pure work (an ID token's signature check) is done once per request,
+// not once per run: its result travels in the log's memo (run_memo.hpp).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +31,7 @@
 
 #include "crypto.hpp"
 #include "mcp_auth.h"
+#include "run_memo.hpp"
 #include "store.hpp"
 
 namespace mcpauth {
@@ -34,13 +44,8 @@ struct StoreOp {
   int mode = MCPA_PUT_SET;
 };
 
-// Thrown (not an std::exception, so nothing on the way mistakes it for a
-// failure) when a run reaches an operation whose answer is not known yet.
-// Caught at the C boundary only.
-struct StorePending {};
-
 // The log a request carries between its runs: answers so far, the digest
-// of the operation now pending, and the random tape.
+// of the operation now pending, the random tape and the memo.
 struct ReplayLog {
   struct Answer {
     uint32_t digest = 0;
@@ -51,6 +56,7 @@ struct ReplayLog {
   std::vector<Answer> answers;
   uint32_t pending = 0;  // digest of the operation awaiting its answer
   RandomTape tape;
+  RunMemo memo;
 
   // "" decodes to an empty log; nullopt-like false for a damaged one.
   static bool decode(std::string_view text, ReplayLog* out);
@@ -79,26 +85,42 @@ class ReplayStore final : public Store {
   // the answer came from the store itself.
   StoreStatus get_known(std::string_view key, std::string* value, const std::string* known, bool* from_store);
 
-  // Set when a run stopped at an operation (StorePending was thrown).
-  const StoreOp& pending() const { return pending_; }
+  // True once this run reached an operation the log cannot answer (or was
+  // out of step): from there on every operation answers pending.
+  bool stopped() const { return state_ != State::running; }
+  // The operation this run stopped at, for the glue to perform.
+  const StoreOp& pending_op() const { return pending_; }
+  // The run asked for an operation other than the one the log answered.
+  bool out_of_step() const { return state_ == State::out_of_step; }
 
  private:
+  enum class State { running, pending, out_of_step };
   StoreStatus run(StoreOp op, std::string* value);
+  StoreStatus stop(State why);
   ReplayLog& log_;
   size_t next_ = 0;
+  State state_ = State::running;
   StoreOp pending_;
 };
 
-// Installs the log's tape as the source of random_bytes() for one run.
-class TapeScope {
+// Installs the log's tape as the source of random_bytes(), and its memo as
+// the run memo, for one run.
+class ReplayScope {
  public:
-  explicit TapeScope(RandomTape& tape) : prev_(install_random_tape(&tape)) { tape.rewind(); }
-  ~TapeScope() { install_random_tape(prev_); }
-  TapeScope(const TapeScope&) = delete;
-  TapeScope& operator=(const TapeScope&) = delete;
+  explicit ReplayScope(ReplayLog& log)
+      : prev_tape_(install_random_tape(&log.tape)), prev_memo_(install_run_memo(&log.memo)) {
+    log.tape.rewind();
+  }
+  ~ReplayScope() {
+    install_random_tape(prev_tape_);
+    install_run_memo(prev_memo_);
+  }
+  ReplayScope(const ReplayScope&) = delete;
+  ReplayScope& operator=(const ReplayScope&) = delete;
 
  private:
-  RandomTape* prev_;
+  RandomTape* prev_tape_;
+  RunMemo* prev_memo_;
 };
 
 }  // namespace mcpauth

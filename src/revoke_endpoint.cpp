@@ -58,7 +58,8 @@ Response revoke(const Config& cf, Store& store, const Request& req) {
       // A token of another client is not revoked (and not reported: §2.2).
       if (s && s->client_id == auth.client.client_id) st = store.del("session:" + sid);
     }
-    if (st == StoreStatus::error || st == StoreStatus::unavailable) return store_failure_json(st);
+    if (st == StoreStatus::error || st == StoreStatus::unavailable || st == StoreStatus::pending)
+      return store_failure_json(st);
   }
   Response r;
   r.status = 200;

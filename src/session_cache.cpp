@@ -44,7 +44,7 @@ StoreStatus CachingStore::get(std::string_view key, std::string* value) {
   bool from_store = false;
   StoreStatus st = inner_.get_known(key, value, hit, &from_store);
   fresh_read_ = true;
-  if (from_store) {
+  if (from_store) {  // a pending answer is neither
     if (st == StoreStatus::ok) cache_.remember(k, *value, now_, ttl_);
     else if (st == StoreStatus::not_found) cache_.forget(k);
   }

@@ -45,6 +45,9 @@ SessionRecordCache& worker_record_cache();
 // "session:" keys are cached; everything else passes straight through.  A
 // cache hit is written into the replay log like a store answer, so that a
 // rerun of the request sees the same record whatever the cache holds by then.
+// A pending answer (replay_store.hpp) is never cached: a pending read leaves
+// the cache as it is, and a pending write drops the entry as a failed one
+// does, since the write is about to be made.
 class CachingStore final : public Store {
  public:
   CachingStore(ReplayStore& inner, SessionRecordCache& cache, int64_t now, int64_t ttl, bool read_through)

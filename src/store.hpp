@@ -14,7 +14,11 @@
 namespace mcpauth {
 
 // unavailable: a networked store did not answer in time (a 503 to retry).
-enum class StoreStatus { ok, not_found, exists, conflict, full, error, unavailable };
+// pending: a deferred store (replay_store.hpp) does not know the answer yet;
+// the run that sees it is discarded and the request runs again once the
+// answer is in, so code that gets it only returns, as early and as cheaply
+// as it can, and never acts on it.  No store but ReplayStore returns it.
+enum class StoreStatus { ok, not_found, exists, conflict, full, error, unavailable, pending };
 
 // Who made an entry: users who logged in (normal), or anyone at all
 // (unauthenticated: registrations not yet used for a login, fetched client

@@ -212,23 +212,29 @@ Response refresh_grant(const Config& cf, Store& store, const Request& req, const
     // refresh that worked would only repeat the 403.  Refusing it sends the
     // client back to /authorize, where the user can grant the wider scope.
     std::string stepup;
-    if (store.get("stepup:" + s->sid, &stepup) == StoreStatus::ok)
+    st = store.get("stepup:" + s->sid, &stepup);
+    if (st == StoreStatus::ok)
       return invalid_grant("this sign-in lacks the scope \"" + stepup + "\"; sign in again to grant it");
+    if (st == StoreStatus::pending) return store_failure_json(st);
 
     // Keep the provider's session alive (and learn if it ended) before
     // handing out more tokens; one renewal at a time per session.
-    if (may_renew && provider_renewal_due(*s, req.now, kProviderRenewMargin) &&
-        claim_provider_renewal(store, s->sid, req.now)) {
-      ProviderRequest pr = provider_refresh_request(cf, s->provider_refresh_token, req.now);
-      if (pr.ok) {
-        Response r;
-        r.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
-        r.fetch.body = std::move(pr.body);
-        r.fetch.authorization = std::move(pr.authorization);
-        r.fetch.continuation = seal_renewal(cf, req, client.client_id, refresh_token, scope_param);
-        return r;
+    if (may_renew && provider_renewal_due(*s, req.now, kProviderRenewMargin)) {
+      st = claim_provider_renewal(store, s->sid, req.now);
+      if (st == StoreStatus::pending) return store_failure_json(st);
+      if (st == StoreStatus::ok) {
+        ProviderRequest pr = provider_refresh_request(cf, s->provider_refresh_token, req.now);
+        if (pr.ok) {
+          Response r;
+          r.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
+          r.fetch.body = std::move(pr.body);
+          r.fetch.authorization = std::move(pr.authorization);
+          r.fetch.continuation = seal_renewal(cf, req, client.client_id, refresh_token, scope_param);
+          return r;
+        }
+        st = store.del("renewing:" + s->sid);
+        if (st == StoreStatus::pending) return store_failure_json(st);
       }
-      store.del("renewing:" + s->sid);
     }
 
     if (grace) return issue_tokens(cf, req, *s, scope, true, s->gen, s->rotated_at, true);
@@ -303,8 +309,12 @@ Response renewal_answer(const Config& cf, Store& store, const Request& req, cons
 
   // Unreachable or 5xx: our tokens stay valid; the next refresh tries the
   // provider again.
-  if (apply_provider_renewal(store, claims->sid, fetch_status, fetch_body, req.now) == RenewalOutcome::ended)
-    return invalid_grant("the sign-in at the identity provider has ended");
+  switch (apply_provider_renewal(store, claims->sid, fetch_status, fetch_body, req.now)) {
+    case RenewalOutcome::ended: return invalid_grant("the sign-in at the identity provider has ended");
+    case RenewalOutcome::pending: return store_failure_json(StoreStatus::pending);
+    case RenewalOutcome::renewed:
+    case RenewalOutcome::unavailable: break;
+  }
   return refresh_grant(cf, store, req, client, refresh, scope_param, false);
 }
 

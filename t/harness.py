@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILD = Path(os.environ.get("MCP_BUILD_DIR", ROOT / "build"))
+# a relative MCP_BUILD_DIR is taken from the repository's root: the tests
+# start processes in folders of their own
+BUILD = ROOT / os.environ.get("MCP_BUILD_DIR", "build")
 MODULE_SO = BUILD / "ngx_http_mcp_auth_module.so"
 TOOL_SERVER = BUILD / "mcp-tool-server"
 NGINX = os.environ.get("NGINX_BIN", "/usr/sbin/nginx")
@@ -60,8 +62,10 @@ def sanitizer_env(workdir, preload=False, leaks=True, to_files=True):
     if preload:
         # and the C++ runtime right after it: ASan finds the real __cxa_throw
         # when it starts, and nginx loads libstdc++ only later, with the
-        # module; without it the core's first exception (a deferred store's
-        # pending operation, with Redis) stops the worker on an ASan CHECK
+        # module; without it any exception stops the worker on an ASan CHECK.
+        # The core throws only when something fails (an allocation, OpenSSL,
+        # an internal inconsistency), and its C boundary turns that into a
+        # 500 and a log line: with the runtime preloaded it does so here too
         env["LD_PRELOAD"] = "%s %s" % (_asan_runtime(), _cxx_runtime())
     return env
 

@@ -21,6 +21,7 @@
 
 #include "config.hpp"
 #include "crypto.hpp"
+#include "deferred_run.hpp"
 #include "encoding.hpp"
 #include "endpoints.hpp"
 #include "pkce.hpp"
@@ -199,44 +200,88 @@ class Gateway : public ::testing::Test {
   bool deferred = std::getenv("MCPA_UNIT_DEFERRED") != nullptr;
   int deferred_ops = 0;
 
+  // Or every call through DeferredRun, the very objects the C boundary
+  // runs a request over a deferred store with: the replay log, the worker's
+  // session-record cache and sealed values in front of `redis` (which holds
+  // them as Redis would).  pendings counts the runs that stopped at an
+  // operation not answered yet.
+  bool through_deferred_run = false;
+  MemoryStore redis;
+  int pendings = 0;
+
+  // Performs a pending operation on `st` as the glue does on Redis.
+  static StoreStatus perform(MemoryStore& st, const StoreOp& op, std::string* value) {
+    switch (op.op) {
+      case MCPA_OP_GET: return st.get(op.key, value);
+      case MCPA_OP_TAKE: return st.take(op.key, value);
+      case MCPA_OP_DEL: return st.del(op.key);
+      case MCPA_OP_PUT: {
+        // the mode carries the entry's class as a flag (as the glue reads it)
+        const int mode = op.mode & MCPA_PUT_MODE_MASK;
+        const StoreClass cls =
+            (op.mode & MCPA_PUT_UNAUTHENTICATED) ? StoreClass::unauthenticated : StoreClass::normal;
+        return mode == MCPA_PUT_NEW          ? st.put_new(op.key, op.value, op.expires, cls)
+               : mode == MCPA_PUT_REPLACE_IF ? st.replace_if(op.key, op.expect, op.value, op.expires)
+                                             : st.put(op.key, op.value, op.expires, cls);
+      }
+      default: ADD_FAILURE() << "no operation"; return StoreStatus::error;
+    }
+  }
+
   template <class F>
   Response over_store(F&& f) {
+    if (through_deferred_run) return over_deferred_run(f);
     if (!deferred) return f(static_cast<Store&>(store));
     std::string wire;  // the log as the glue carries it between runs
     for (int round = 0; round < 32; ++round) {
       ReplayLog log;
       EXPECT_TRUE(ReplayLog::decode(wire, &log));
       ReplayStore replay(log);
-      StoreOp op;
+      Response r;
       {
-        TapeScope tape(log.tape);
-        try {
-          return f(static_cast<Store&>(replay));
-        } catch (const StorePending&) {
-          op = replay.pending();
-        }
+        ReplayScope scope(log);
+        // A run ends by returning, a pending operation included: anything
+        // thrown out of it ends the test program here.
+        r = [&]() noexcept { return f(static_cast<Store&>(replay)); }();
       }
+      if (replay.out_of_step()) {
+        ADD_FAILURE() << "a rerun asked for another store operation than its log answered";
+        return Response();
+      }
+      if (!replay.stopped()) return r;
       std::string value;
-      StoreStatus st = StoreStatus::error;
-      switch (op.op) {
-        case MCPA_OP_GET: st = store.get(op.key, &value); break;
-        case MCPA_OP_TAKE: st = store.take(op.key, &value); break;
-        case MCPA_OP_DEL: st = store.del(op.key); break;
-        case MCPA_OP_PUT: {
-          // the mode carries the entry's class as a flag (as the glue reads it)
-          const int mode = op.mode & MCPA_PUT_MODE_MASK;
-          const StoreClass cls =
-              (op.mode & MCPA_PUT_UNAUTHENTICATED) ? StoreClass::unauthenticated : StoreClass::normal;
-          st = mode == MCPA_PUT_NEW          ? store.put_new(op.key, op.value, op.expires, cls)
-               : mode == MCPA_PUT_REPLACE_IF ? store.replace_if(op.key, op.expect, op.value, op.expires)
-                                             : store.put(op.key, op.value, op.expires, cls);
-          break;
-        }
-        default: ADD_FAILURE() << "no operation"; break;
-      }
+      StoreStatus st = perform(store, replay.pending_op(), &value);
       ++deferred_ops;
       log.answer(c_status(st), value);
       wire = log.encode();
+    }
+    ADD_FAILURE() << "more than 32 store operations for one request";
+    return Response();
+  }
+
+  template <class F>
+  Response over_deferred_run(F& f) {
+    redis.now = now;
+    std::string wire, value;  // what the glue carries between the runs
+    int status = MCPA_OK;
+    for (int round = 0; round < 32; ++round) {
+      mcpa_replay_t replay{{wire.data(), wire.size()}, status, {value.data(), value.size()}};
+      DeferredRun run(cf, replay, now, false);
+      EXPECT_TRUE(run.ok());
+      Response r;
+      StoreOp op;
+      std::string next;
+      // anything thrown out of a run ends the test program here
+      const DeferredRun::End end = run.run([&](Store& st) noexcept { r = f(st); }, &op, &next);
+      if (end == DeferredRun::End::done) return r;
+      if (end == DeferredRun::End::failed) {
+        ADD_FAILURE() << "a rerun asked for another store operation than its log answered";
+        return Response();
+      }
+      ++pendings;
+      value.clear();
+      status = c_status(perform(redis, op, &value));
+      wire = std::move(next);
     }
     ADD_FAILURE() << "more than 32 store operations for one request";
     return Response();

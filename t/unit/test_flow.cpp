@@ -2,6 +2,7 @@
 // register -> authorize -> consent GET -> consent POST allow -> callback ->
 // provider token -> provider JWKS -> token -> refresh -> revoke -> refresh
 // fails.
+#include "id_token.hpp"
 #include "test_endpoint_fixture.hpp"
 
 namespace mcpauth_test {
@@ -108,6 +109,15 @@ TEST_P(Flow, ACompleteLoginIssuesTokensThatRefreshAndRevoke) {
 
   // In deferred mode every operation above went through a replay.
   EXPECT_EQ(deferred_ops > 10, GetParam()) << deferred_ops;
+}
+
+TEST_P(Flow, ALoginChecksTheIdTokenSignatureOnce) {
+  std::string id = public_client();
+  const uint64_t checks = id_token_signature_checks();
+  login(id);
+  EXPECT_EQ(id_token_signature_checks(), checks + 1);
+  login(id);  // with the JWKS from the store
+  EXPECT_EQ(id_token_signature_checks(), checks + 2);
 }
 
 TEST_P(Flow, ASecondLoginUsesTheCachedJwksWithoutFetching) {

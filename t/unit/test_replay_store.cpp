@@ -68,16 +68,15 @@ TEST(ReplayStore, ReplaysEarlierAnswersAndTheSameRandomBytes) {
   for (;;) {
     ++runs;
     ReplayStore rs(log);
-    TapeScope tape(log.tape);
-    try {
+    {
+      ReplayScope scope(log);
       result = request(rs);
-      break;
-    } catch (const StorePending&) {
-      const StoreOp& op = rs.pending();
-      std::string value;
-      StoreStatus st = op.op == MCPA_OP_TAKE ? backing.take(op.key, &value) : backing.put_new(op.key, op.value, op.expires);
-      log.answer(st == StoreStatus::ok ? MCPA_OK : MCPA_ERROR, value);
     }
+    if (!rs.stopped()) break;
+    const StoreOp& op = rs.pending_op();
+    std::string value;
+    StoreStatus st = op.op == MCPA_OP_TAKE ? backing.take(op.key, &value) : backing.put_new(op.key, op.value, op.expires);
+    log.answer(st == StoreStatus::ok ? MCPA_OK : MCPA_ERROR, value);
   }
   EXPECT_EQ(runs, 3);
   std::string stored;
@@ -88,17 +87,109 @@ TEST(ReplayStore, ReplaysEarlierAnswersAndTheSameRandomBytes) {
   EXPECT_EQ(backing.get("code:1", &stored), StoreStatus::not_found);  // taken once
 }
 
-TEST(ReplayStore, ARerunThatAsksForAnotherOperationIsAnError) {
+TEST(ReplayStore, AnOperationTheLogCannotAnswerIsPendingAndSoIsEveryOneAfterIt) {
+  ReplayLog log;
+  ReplayStore rs(log);
+  std::string v = "stale";
+  EXPECT_EQ(rs.get("a", &v), StoreStatus::pending);
+  EXPECT_EQ(v, "");
+  EXPECT_TRUE(rs.stopped());
+  EXPECT_FALSE(rs.out_of_step());
+  EXPECT_EQ(rs.pending_op().op, MCPA_OP_GET);
+  EXPECT_EQ(rs.pending_op().key, "a");
+  // later operations change nothing: the one to perform is still the first
+  EXPECT_EQ(rs.put("b", "1", 100), StoreStatus::pending);
+  EXPECT_EQ(rs.del("c"), StoreStatus::pending);
+  bool from_store = true;
+  const std::string known = "cached";
+  EXPECT_EQ(rs.get_known("session:d", &v, &known, &from_store), StoreStatus::pending);
+  EXPECT_FALSE(from_store);
+  EXPECT_EQ(rs.pending_op().key, "a");
+  EXPECT_TRUE(log.answers.empty());  // nothing logged after the stop
+  EXPECT_EQ(log.pending, op_digest(rs.pending_op()));
+}
+
+TEST(ReplayStore, ARerunThatAsksForAnotherOperationIsOutOfStep) {
   ReplayLog log;
   {
     ReplayStore rs(log);
     std::string v;
-    EXPECT_THROW(rs.get("a", &v), StorePending);
+    EXPECT_EQ(rs.get("a", &v), StoreStatus::pending);
   }
   log.answer(MCPA_OK, "1");
   ReplayStore rs(log);
   std::string v;
-  EXPECT_THROW(rs.get("b", &v), std::runtime_error);
+  EXPECT_EQ(rs.get("b", &v), StoreStatus::pending);
+  EXPECT_TRUE(rs.out_of_step());
+  EXPECT_TRUE(rs.stopped());
+}
+
+TEST(ReplayStore, RandomBytesDrawnAfterTheStopAreNotKept) {
+  ReplayLog log;
+  std::string before, after;
+  {
+    ReplayStore rs(log);
+    ReplayScope scope(log);
+    before = random_bytes(8);
+    std::string v;
+    ASSERT_EQ(rs.get("a", &v), StoreStatus::pending);
+    after = random_bytes(16);  // discarded with the run
+  }
+  EXPECT_EQ(log.tape.bytes, before);
+  log.answer(MCPA_NOT_FOUND, "");
+  ReplayLog back;
+  ASSERT_TRUE(ReplayLog::decode(log.encode(), &back));
+  ReplayStore rs(back);
+  ReplayScope scope(back);
+  EXPECT_EQ(random_bytes(8), before);
+  std::string v;
+  EXPECT_EQ(rs.get("a", &v), StoreStatus::not_found);
+  // past the stop the rerun draws afresh, and in any size
+  EXPECT_EQ(random_bytes(32).size(), 32u);
+  EXPECT_EQ(back.tape.bytes.size(), 40u);
+}
+
+TEST(ReplayLog, CarriesTheMemo) {
+  ReplayLog log;
+  log.memo.keep("k1", "v1");
+  log.memo.keep("k2", std::string("v\0" "2", 3));
+  ReplayLog back;
+  ASSERT_TRUE(ReplayLog::decode(log.encode(), &back));
+  ASSERT_NE(back.memo.find("k2"), nullptr);
+  EXPECT_EQ(*back.memo.find("k2"), std::string("v\0" "2", 3));
+  EXPECT_EQ(*back.memo.find("k1"), "v1");
+  EXPECT_EQ(back.memo.find("k3"), nullptr);
+  EXPECT_EQ(back.encode(), log.encode());
+}
+
+TEST(ReplayLog, RefusesAPendingAnswer) {
+  ReplayLog log;
+  log.answer(MCPA_OK, "x");
+  log.answers[0].status = StoreStatus::pending;
+  ReplayLog back;
+  EXPECT_FALSE(ReplayLog::decode(log.encode(), &back));
+}
+
+TEST(RunMemo, KeysDifferWhenAnyPartDoes) {
+  EXPECT_EQ(MemoKey("p").add("ab").add("c").digest(), MemoKey("p").add("ab").add("c").digest());
+  EXPECT_NE(MemoKey("p").add("ab").add("c").digest(), MemoKey("p").add("a").add("bc").digest());
+  EXPECT_NE(MemoKey("p").add("x").digest(), MemoKey("q").add("x").digest());
+  EXPECT_NE(MemoKey("p").add(int64_t{1}).digest(), MemoKey("p").add(int64_t{2}).digest());
+  EXPECT_EQ(MemoKey("p").digest().size(), 32u);
+}
+
+TEST(RunMemo, IsInstalledPerRunAndBounded) {
+  EXPECT_EQ(current_run_memo(), nullptr);
+  ReplayLog log;
+  {
+    ReplayScope scope(log);
+    EXPECT_EQ(current_run_memo(), &log.memo);
+  }
+  EXPECT_EQ(current_run_memo(), nullptr);
+  for (size_t i = 0; i < RunMemo::kMaxEntries + 3; ++i) log.memo.keep("k" + std::to_string(i), "v");
+  EXPECT_EQ(log.memo.entries.size(), RunMemo::kMaxEntries);
+  log.memo.keep("k0", "other");  // a key is kept once
+  EXPECT_EQ(*log.memo.find("k0"), "v");
 }
 
 TEST(SessionRecordCache, HitsWithinTheLifetimeOnly) {
@@ -124,7 +215,7 @@ TEST(CachingStore, AGuardReadIsServedFromTheCacheAndLoggedForReruns) {
   ReplayStore rs(log);
   CachingStore cs(rs, cache, 102, 5, true);
   std::string v;
-  ASSERT_EQ(cs.get("session:s", &v), StoreStatus::ok);  // no StorePending: no round trip
+  ASSERT_EQ(cs.get("session:s", &v), StoreStatus::ok);  // not pending: no round trip
   EXPECT_EQ(v, "cached");
   ASSERT_EQ(log.answers.size(), 1u);
   EXPECT_TRUE(log.answers[0].local);
@@ -146,8 +237,9 @@ TEST(CachingStore, EndpointsReadTheStoreAndTheirWritesUpdateTheCache) {
     ReplayStore rs(log);
     CachingStore cs(rs, cache, 101, 5, false);
     std::string v;
-    EXPECT_THROW(cs.get("session:s", &v), StorePending);  // not served from the cache
+    EXPECT_EQ(cs.get("session:s", &v), StoreStatus::pending);  // not served from the cache
   }
+  EXPECT_NE(cache.find("session:s", 101, 5), nullptr);  // nor dropped by a pending read
   log.answer(MCPA_OK, "current");
   {
     ReplayStore rs(log);
@@ -155,7 +247,7 @@ TEST(CachingStore, EndpointsReadTheStoreAndTheirWritesUpdateTheCache) {
     std::string v;
     ASSERT_EQ(cs.get("session:s", &v), StoreStatus::ok);
     EXPECT_EQ(v, "current");
-    EXPECT_THROW(cs.del("session:s"), StorePending);
+    EXPECT_EQ(cs.del("session:s"), StoreStatus::pending);
   }
   // The delete dropped this worker's entry before it was even sent.
   EXPECT_EQ(cache.find("session:s", 101, 5), nullptr);
@@ -168,7 +260,19 @@ TEST(CachingStore, OnlySessionRecordsAreCached) {
   ReplayStore rs(log);
   CachingStore cs(rs, cache, 101, 5, true);
   std::string v;
-  EXPECT_THROW(cs.get("client:c", &v), StorePending);
+  EXPECT_EQ(cs.get("client:c", &v), StoreStatus::pending);
+}
+
+TEST(CachingStore, APendingAnswerIsNeverCached) {
+  SessionRecordCache cache;
+  ReplayLog log;
+  ReplayStore rs(log);
+  CachingStore cs(rs, cache, 101, 5, true);
+  std::string v;
+  EXPECT_EQ(cs.get("session:new", &v), StoreStatus::pending);
+  EXPECT_EQ(cs.put("session:w", "rec", 200), StoreStatus::pending);
+  EXPECT_EQ(cs.put_new("session:x", "rec", 200), StoreStatus::pending);
+  EXPECT_EQ(cache.size(), 0u);
 }
 
 }  // namespace
