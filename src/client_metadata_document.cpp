@@ -1,4 +1,5 @@
 #include "client_metadata_document.hpp"
+#include "json.hpp"
 
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -44,8 +45,7 @@ std::optional<DocumentLocation> client_id_document_location(std::string_view cli
 
 std::variant<ClientMetadata, RegistrationError> parse_client_id_document(
     std::string_view body, std::string_view client_id, const std::vector<std::string>& supported_scopes) {
-  std::unique_ptr<cJSON, decltype(&cJSON_Delete)> doc(cJSON_ParseWithLength(body.data(), body.size()),
-                                                      cJSON_Delete);
+  Json doc(cJSON_ParseWithLength(body.data(), body.size()));
   if (!doc || !cJSON_IsObject(doc.get()))
     return RegistrationError{"invalid_client_metadata", "the client metadata document is not a JSON object"};
   const cJSON* id = cJSON_GetObjectItemCaseSensitive(doc.get(), "client_id");

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "consent_page.hpp"
+#include "json.hpp"
 #include "crypto.hpp"
 #include "csrf.hpp"
 #include "encoding.hpp"
@@ -275,8 +276,7 @@ std::vector<Remembered> remembered_entries(const Config& cf, const Request& req)
   if (!cookie) return out;
   auto value = verify_signed_value(consent_cookie_key(cf), *cookie);
   if (!value) return out;
-  std::unique_ptr<cJSON, decltype(&cJSON_Delete)> doc(cJSON_ParseWithLength(value->data(), value->size()),
-                                                      cJSON_Delete);
+  Json doc(cJSON_ParseWithLength(value->data(), value->size()));
   if (!cJSON_IsArray(doc.get())) return out;
   const cJSON* item = nullptr;
   cJSON_ArrayForEach(item, doc.get()) {
@@ -322,7 +322,7 @@ std::string remember_consent_value(const Config& cf, const Request& req, const s
   entries.push_back({h, join_scope(granted), req.now + std::min<int64_t>(cf.client_ttl, 30 * 86400)});
   if (entries.size() > kMaxRememberedClients)
     entries.erase(entries.begin(), entries.end() - static_cast<long>(kMaxRememberedClients));
-  std::unique_ptr<cJSON, decltype(&cJSON_Delete)> doc(cJSON_CreateArray(), cJSON_Delete);
+  Json doc(cJSON_CreateArray());
   if (!doc) throw std::bad_alloc();
   for (const auto& e : entries) {
     cJSON* item = cJSON_CreateObject();

@@ -1,4 +1,5 @@
 #include "id_token.hpp"
+#include "json.hpp"
 
 #include <cjson/cJSON.h>
 #include <jwt.h>
@@ -15,9 +16,7 @@
 namespace mcpauth {
 namespace {
 
-struct JsonFree { void operator()(cJSON* p) const { cJSON_Delete(p); } };
 struct JwtFree { void operator()(jwt_t* p) const { jwt_free(p); } };
-using JsonPtr = std::unique_ptr<cJSON, JsonFree>;
 
 using Result = std::variant<IdTokenClaims, std::string>;
 
@@ -40,10 +39,10 @@ std::optional<Parts> split(std::string_view jwt) {
   return p;
 }
 
-JsonPtr decode_json_object(std::string_view segment) {
+Json decode_json_object(std::string_view segment) {
   auto bytes = b64url_decode(segment);
   if (!bytes) return nullptr;
-  JsonPtr obj(cJSON_ParseWithLength(bytes->data(), bytes->size()));
+  Json obj(cJSON_ParseWithLength(bytes->data(), bytes->size()));
   if (!obj || !cJSON_IsObject(obj.get())) return nullptr;
   return obj;
 }
@@ -99,7 +98,7 @@ std::optional<std::string> jwt_header_kid(std::string_view jwt) {
   if (jwt.size() > kIdTokenMaxBytes) return std::nullopt;
   auto parts = split(jwt);
   if (!parts) return std::nullopt;
-  JsonPtr header = decode_json_object(parts->header);
+  Json header = decode_json_object(parts->header);
   if (!header) return std::nullopt;
   const char* kid = str_member(header.get(), "kid");
   if (kid == nullptr) return std::nullopt;
@@ -112,7 +111,7 @@ Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const
   auto parts = split(jwt);
   if (!parts) return fail("not a compact JWS");
 
-  JsonPtr header = decode_json_object(parts->header);
+  Json header = decode_json_object(parts->header);
   if (!header) return fail("malformed header");
   const char* alg_c = str_member(header.get(), "alg");
   if (alg_c == nullptr) return fail("header has no alg");
@@ -155,7 +154,7 @@ Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const
   if (jwt_str_alg(alg.c_str()) != jwt_get_alg(decoded.get())) return fail("alg mismatch after decode");
 
   // Claims, from the very payload libjwt just verified.
-  JsonPtr claims = decode_json_object(parts->payload);
+  Json claims = decode_json_object(parts->payload);
   if (!claims) return fail("malformed payload");
   const cJSON* c = claims.get();
 

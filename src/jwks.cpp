@@ -1,4 +1,5 @@
 #include "jwks.hpp"
+#include "json.hpp"
 
 #include <cjson/cJSON.h>
 #include <openssl/bio.h>
@@ -15,7 +16,6 @@
 namespace mcpauth {
 namespace {
 
-struct JsonFree { void operator()(cJSON* p) const { cJSON_Delete(p); } };
 struct BnFree { void operator()(BIGNUM* p) const { BN_free(p); } };
 struct BldFree { void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); } };
 struct ParamFree { void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); } };
@@ -23,7 +23,6 @@ struct CtxFree { void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); 
 struct PkeyFree { void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); } };
 struct BioFree { void operator()(BIO* p) const { BIO_free(p); } };
 
-using JsonPtr = std::unique_ptr<cJSON, JsonFree>;
 using BnPtr = std::unique_ptr<BIGNUM, BnFree>;
 using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 
@@ -137,7 +136,7 @@ bool jwk_allows_alg(const Jwk& key, std::string_view alg) {
 
 std::optional<std::vector<Jwk>> parse_jwks(std::string_view json, std::string* error) {
   if (json.size() > kJwksMaxBytes) return fail(error, "jwks: document too large");
-  JsonPtr doc(cJSON_ParseWithLength(json.data(), json.size()));
+  Json doc(cJSON_ParseWithLength(json.data(), json.size()));
   if (!doc || !cJSON_IsObject(doc.get())) return fail(error, "jwks: not a JSON object");
   const cJSON* keys = cJSON_GetObjectItemCaseSensitive(doc.get(), "keys");
   if (!cJSON_IsArray(keys)) return fail(error, "jwks: no \"keys\" array");

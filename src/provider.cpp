@@ -1,4 +1,5 @@
 #include "provider.hpp"
+#include "json.hpp"
 
 #include <cjson/cJSON.h>
 
@@ -12,7 +13,6 @@
 namespace mcpauth {
 namespace {
 
-using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
 
 void append(std::string& out, const char* name, const std::string& value) {
   if (!out.empty()) out += '&';
@@ -86,7 +86,7 @@ ProviderRequest provider_refresh_request(const Config& cf, const std::string& re
 }
 
 std::variant<ProviderTokens, std::string> parse_provider_tokens(const std::string& body) {
-  Json obj(cJSON_ParseWithLength(body.data(), body.size()), cJSON_Delete);
+  Json obj(cJSON_ParseWithLength(body.data(), body.size()));
   if (!obj || !cJSON_IsObject(obj.get())) return std::string("the token response is not a JSON object");
   ProviderTokens t;
   auto str = [&](const char* name, std::string* out) {
@@ -117,7 +117,7 @@ std::variant<ProviderTokens, std::string> parse_provider_tokens(const std::strin
 }
 
 std::string provider_error_code(const std::string& body) {
-  Json obj(cJSON_ParseWithLength(body.data(), body.size()), cJSON_Delete);
+  Json obj(cJSON_ParseWithLength(body.data(), body.size()));
   if (!obj) return "";
   cJSON* e = cJSON_GetObjectItemCaseSensitive(obj.get(), "error");
   if (!cJSON_IsString(e) || !e->valuestring) return "";

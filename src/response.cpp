@@ -1,4 +1,5 @@
 #include "response.hpp"
+#include "json.hpp"
 
 #include <cjson/cJSON.h>
 
@@ -16,7 +17,7 @@ Response json_response(int status, std::string body) {
 }
 
 Response oauth_error(int status, const std::string& code, const std::string& description) {
-  std::unique_ptr<cJSON, decltype(&cJSON_Delete)> obj(cJSON_CreateObject(), cJSON_Delete);
+  Json obj(cJSON_CreateObject());
   if (!obj) throw std::bad_alloc();
   cJSON_AddStringToObject(obj.get(), "error", code.c_str());
   if (!description.empty()) cJSON_AddStringToObject(obj.get(), "error_description", description.c_str());

@@ -1,4 +1,5 @@
 #include "session.hpp"
+#include "json.hpp"
 
 #include <cjson/cJSON.h>
 
@@ -11,7 +12,6 @@
 namespace mcpauth {
 namespace {
 
-using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
 
 constexpr const char* kVersion = "1";
 
@@ -99,7 +99,7 @@ std::optional<int64_t> Fields::num(const std::string& name) const {
 }
 
 std::string Fields::encode() const {
-  Json obj(cJSON_CreateObject(), cJSON_Delete);
+  Json obj(cJSON_CreateObject());
   if (!obj) throw std::bad_alloc();
   for (const auto& [k, v] : values_)
     if (!cJSON_AddStringToObject(obj.get(), k.c_str(), v.c_str())) throw std::bad_alloc();
@@ -259,7 +259,7 @@ std::optional<Fields> Fields::decode(std::string_view json) {
       f.values_.emplace_hint(f.values_.end(), std::string(plain.key[i]), std::string(plain.value[i]));
     return f;
   }
-  Json obj(cJSON_ParseWithLength(json.data(), json.size()), cJSON_Delete);
+  Json obj(cJSON_ParseWithLength(json.data(), json.size()));
   if (!obj || !cJSON_IsObject(obj.get())) return std::nullopt;
   Fields f;
   for (cJSON* item = obj->child; item; item = item->next) {

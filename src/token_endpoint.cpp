@@ -27,6 +27,7 @@
 #include <memory>
 
 #include "crypto.hpp"
+#include "json.hpp"
 #include "encoding.hpp"
 #include "endpoints.hpp"
 #include "pkce.hpp"
@@ -42,7 +43,6 @@ constexpr int64_t kRefreshGraceSeconds = 30;
 constexpr int64_t kProviderRenewMargin = 60;  // renew the provider's token this close to expiry
 constexpr int64_t kContinuationSeconds = 120;
 
-using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
 
 Response invalid_grant(const std::string& why) { return oauth_error(400, "invalid_grant", why); }
 
@@ -67,7 +67,7 @@ Response issue_tokens(const Config& cf, const Request& req, const Session& s, co
   a.exp = std::min(issued_at + cf.access_token_ttl, s.expires);
   const std::string access = seal(seal_purpose::access_token, encode_access(a));
 
-  Json obj(cJSON_CreateObject(), cJSON_Delete);
+  Json obj(cJSON_CreateObject());
   if (!obj) throw std::bad_alloc();
   cJSON_AddStringToObject(obj.get(), "access_token", access.c_str());
   cJSON_AddStringToObject(obj.get(), "token_type", "Bearer");
