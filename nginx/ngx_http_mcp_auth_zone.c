@@ -53,6 +53,8 @@ static void ngx_http_mcp_auth_sweep(ngx_http_mcp_auth_zone_t *zone,
     ngx_uint_t n);
 static uint64_t ngx_http_mcp_auth_key_hash(ngx_http_mcp_auth_zone_t *zone,
     mcpa_str_t key);
+static void ngx_http_mcp_auth_discard(void *ctx, const char *data,
+    size_t len);
 static ngx_int_t ngx_http_mcp_auth_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static ngx_int_t ngx_http_mcp_auth_random(void *buf, size_t len,
@@ -497,29 +499,18 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
 }
 
 
+/* A delete is a take whose value nobody wants. */
 int
 ngx_http_mcp_auth_store_del(void *data, mcpa_str_t key)
 {
-    ngx_http_mcp_auth_zone_t *zone = data;
+    return ngx_http_mcp_auth_store_get(data, key, 1,
+                                       ngx_http_mcp_auth_discard, NULL);
+}
 
-    uint64_t                   hash;
-    ngx_http_mcp_auth_node_t  *an;
 
-    hash = ngx_http_mcp_auth_key_hash(zone, key);
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-    an = ngx_http_mcp_auth_lookup(zone, &key, hash);
-
-    if (an == NULL) {
-        ngx_shmtx_unlock(&zone->shpool->mutex);
-        return MCPA_NOT_FOUND;
-    }
-
-    ngx_http_mcp_auth_delete(zone, an);
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
-
-    return MCPA_OK;
+static void
+ngx_http_mcp_auth_discard(void *ctx, const char *data, size_t len)
+{
 }
 
 
