@@ -64,6 +64,10 @@ static ngx_int_t ngx_http_mcp_auth_fetch_variable(ngx_http_request_t *r,
 static void *ngx_http_mcp_auth_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
+static void ngx_http_mcp_auth_merge_settings(
+    ngx_http_mcp_auth_loc_conf_t *conf, ngx_http_mcp_auth_loc_conf_t *prev);
+static mcpa_config_t *ngx_http_mcp_auth_core(ngx_conf_t *cf,
+    ngx_http_mcp_auth_loc_conf_t *conf);
 static void ngx_http_mcp_auth_cleanup_core(void *data);
 static char *ngx_http_mcp_auth_endpoint(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
@@ -756,48 +760,11 @@ ngx_http_mcp_auth_fill_num(ngx_http_mcp_auth_fill_t *f, int64_t value)
 }
 
 
-static char *
-ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+/* The core's settings; unset stays unset (-1, ""): the core has defaults. */
+static void
+ngx_http_mcp_auth_merge_settings(ngx_http_mcp_auth_loc_conf_t *conf,
+    ngx_http_mcp_auth_loc_conf_t *prev)
 {
-    ngx_http_mcp_auth_loc_conf_t *prev = parent;
-    ngx_http_mcp_auth_loc_conf_t *conf = child;
-
-    u_char                         err[NGX_HTTP_MCP_AUTH_ERRLEN];
-    ngx_uint_t                     i;
-    mcpa_settings_t               *s;
-    ngx_pool_cleanup_t            *cln;
-    ngx_http_mcp_auth_core_t      *core;
-    ngx_http_mcp_auth_zone_t      *zone;
-    ngx_http_mcp_auth_fill_t       f;
-    ngx_http_mcp_auth_main_conf_t *amcf;
-
-    /* the endpoint a location serves is not inherited */
-    if (conf->endpoint == NGX_CONF_UNSET_UINT) {
-        conf->endpoint = MCPA_EP_NONE;
-    }
-
-    ngx_conf_merge_size_value(conf->max_body, prev->max_body, 64 * 1024);
-    ngx_conf_merge_ptr_value(conf->shm_zone, prev->shm_zone, NULL);
-    ngx_conf_merge_ptr_value(conf->redis, prev->redis, NULL);
-
-    if (conf->shm_zone && conf->redis) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"mcp_auth_zone\" and \"mcp_auth_redis\" both "
-                           "apply here; a location keeps its state in one");
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_conf_merge_value(conf->protect, prev->protect, 0);
-    ngx_conf_merge_msec_value(conf->stream_check, prev->stream_check, 60000);
-    ngx_conf_merge_size_value(conf->peek_size, prev->peek_size, 1024 * 1024);
-    ngx_conf_merge_str_value(conf->provider_token_location,
-                             prev->provider_token_location, "");
-    ngx_conf_merge_str_value(conf->provider_jwks_location,
-                             prev->provider_jwks_location, "");
-    ngx_conf_merge_str_value(conf->client_metadata_location,
-                             prev->client_metadata_location, "");
-
-    /* unset stays unset (-1, ""): the core has the defaults */
     ngx_conf_merge_str_value(conf->issuer, prev->issuer, "");
     ngx_conf_merge_str_value(conf->resource, prev->resource, "");
     ngx_conf_merge_str_value(conf->resource_name, prev->resource_name, "");
@@ -864,55 +831,28 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_str_value(conf->identity_audience,
                              prev->identity_audience, "");
     ngx_conf_merge_str_value(conf->tool_scopes, prev->tool_scopes, "");
+}
 
-    if (conf->endpoint == MCPA_EP_NONE && !conf->protect) {
-        return NGX_CONF_OK;
-    }
 
-    if (conf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS) {
-        if (conf->shm_zone == NULL && conf->redis == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"mcp_auth_endpoint status\" needs "
-                               "\"mcp_auth_zone\" or \"mcp_auth_redis\"");
-            return NGX_CONF_ERROR;
-        }
-
-        if (conf->protect) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"mcp_auth_endpoint status\" and "
-                               "\"mcp_auth_protect\" cannot share a location");
-            return NGX_CONF_ERROR;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (conf->protect
-        || (conf->endpoint != MCPA_EP_AUTHORIZATION_SERVER_METADATA
-            && conf->endpoint != MCPA_EP_PROTECTED_RESOURCE_METADATA))
-    {
-        if (conf->redis) {
-            conf->store.deferred = 1;
-
-        } else if (conf->shm_zone == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"mcp_auth_zone\" or \"mcp_auth_redis\" is "
-                               "required here: the endpoint or guard keeps "
-                               "its state in it");
-            return NGX_CONF_ERROR;
-
-        } else {
-            conf->store.data = conf->shm_zone->data;
-            conf->store.get = ngx_http_mcp_auth_store_get;
-            conf->store.put = ngx_http_mcp_auth_store_put;
-            conf->store.del = ngx_http_mcp_auth_store_del;
-            conf->store.prefetch = ngx_http_mcp_auth_store_prefetch;
-        }
-    }
+/*
+ * The core for a location's settings: one per distinct set of settings,
+ * built the first time a location asks for it.  NULL (logged) on failure.
+ */
+static mcpa_config_t *
+ngx_http_mcp_auth_core(ngx_conf_t *cf, ngx_http_mcp_auth_loc_conf_t *conf)
+{
+    u_char                         err[NGX_HTTP_MCP_AUTH_ERRLEN];
+    ngx_uint_t                     i;
+    mcpa_config_t                 *built;
+    mcpa_settings_t               *s;
+    ngx_pool_cleanup_t            *cln;
+    ngx_http_mcp_auth_core_t      *core;
+    ngx_http_mcp_auth_fill_t       f;
+    ngx_http_mcp_auth_main_conf_t *amcf;
 
     f.bytes = ngx_array_create(cf->temp_pool, 1024, 1);
     if (f.bytes == NULL) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
     f.failed = 0;
@@ -995,7 +935,7 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     s->tool_scopes = ngx_http_mcp_auth_fill_str(&f, &conf->tool_scopes);
 
     if (f.failed) {
-        return NGX_CONF_ERROR;
+        return NULL;
     }
 
     /* locations with the same settings share one core */
@@ -1007,42 +947,132 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
             && ngx_memcmp(core[i].settings.data, f.bytes->elts,
                           f.bytes->nelts) == 0)
         {
-            conf->core = core[i].core;
-            break;
+            return core[i].core;
         }
     }
 
+    built = mcpa_config_build(s, (char *) err, sizeof(err));
+    if (built == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(cf->pool, 0);
+    if (cln == NULL) {
+        mcpa_config_free(built);
+        return NULL;
+    }
+
+    cln->handler = ngx_http_mcp_auth_cleanup_core;
+    cln->data = built;
+
+    core = ngx_array_push(&amcf->cores);
+    if (core == NULL) {
+        return NULL;
+    }
+
+    core->settings.len = f.bytes->nelts;
+    core->settings.data = ngx_pnalloc(cf->pool, f.bytes->nelts);
+    if (core->settings.data == NULL) {
+        return NULL;
+    }
+
+    ngx_memcpy(core->settings.data, f.bytes->elts, f.bytes->nelts);
+    core->core = built;
+
+    return built;
+}
+
+
+static char *
+ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_mcp_auth_loc_conf_t *prev = parent;
+    ngx_http_mcp_auth_loc_conf_t *conf = child;
+
+    u_char                         err[NGX_HTTP_MCP_AUTH_ERRLEN];
+    ngx_http_mcp_auth_zone_t      *zone;
+    ngx_http_mcp_auth_main_conf_t *amcf;
+
+    /* the endpoint a location serves is not inherited */
+    if (conf->endpoint == NGX_CONF_UNSET_UINT) {
+        conf->endpoint = MCPA_EP_NONE;
+    }
+
+    ngx_conf_merge_size_value(conf->max_body, prev->max_body, 64 * 1024);
+    ngx_conf_merge_ptr_value(conf->shm_zone, prev->shm_zone, NULL);
+    ngx_conf_merge_ptr_value(conf->redis, prev->redis, NULL);
+
+    if (conf->shm_zone && conf->redis) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"mcp_auth_zone\" and \"mcp_auth_redis\" both "
+                           "apply here; a location keeps its state in one");
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_conf_merge_value(conf->protect, prev->protect, 0);
+    ngx_conf_merge_msec_value(conf->stream_check, prev->stream_check, 60000);
+    ngx_conf_merge_size_value(conf->peek_size, prev->peek_size, 1024 * 1024);
+    ngx_conf_merge_str_value(conf->provider_token_location,
+                             prev->provider_token_location, "");
+    ngx_conf_merge_str_value(conf->provider_jwks_location,
+                             prev->provider_jwks_location, "");
+    ngx_conf_merge_str_value(conf->client_metadata_location,
+                             prev->client_metadata_location, "");
+
+    ngx_http_mcp_auth_merge_settings(conf, prev);
+
+    if (conf->endpoint == MCPA_EP_NONE && !conf->protect) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS) {
+        if (conf->shm_zone == NULL && conf->redis == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"mcp_auth_endpoint status\" needs "
+                               "\"mcp_auth_zone\" or \"mcp_auth_redis\"");
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->protect) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"mcp_auth_endpoint status\" and "
+                               "\"mcp_auth_protect\" cannot share a location");
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (conf->protect
+        || (conf->endpoint != MCPA_EP_AUTHORIZATION_SERVER_METADATA
+            && conf->endpoint != MCPA_EP_PROTECTED_RESOURCE_METADATA))
+    {
+        if (conf->redis) {
+            conf->store.deferred = 1;
+
+        } else if (conf->shm_zone == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"mcp_auth_zone\" or \"mcp_auth_redis\" is "
+                               "required here: the endpoint or guard keeps "
+                               "its state in it");
+            return NGX_CONF_ERROR;
+
+        } else {
+            conf->store.data = conf->shm_zone->data;
+            conf->store.get = ngx_http_mcp_auth_store_get;
+            conf->store.put = ngx_http_mcp_auth_store_put;
+            conf->store.del = ngx_http_mcp_auth_store_del;
+            conf->store.prefetch = ngx_http_mcp_auth_store_prefetch;
+        }
+    }
+
+    conf->core = ngx_http_mcp_auth_core(cf, conf);
     if (conf->core == NULL) {
-        conf->core = mcpa_config_build(s, (char *) err, sizeof(err));
-        if (conf->core == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
-            return NGX_CONF_ERROR;
-        }
-
-        cln = ngx_pool_cleanup_add(cf->pool, 0);
-        if (cln == NULL) {
-            mcpa_config_free(conf->core);
-            return NGX_CONF_ERROR;
-        }
-
-        cln->handler = ngx_http_mcp_auth_cleanup_core;
-        cln->data = conf->core;
-
-        core = ngx_array_push(&amcf->cores);
-        if (core == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        core->settings.len = f.bytes->nelts;
-        core->settings.data = ngx_pnalloc(cf->pool, f.bytes->nelts);
-        if (core->settings.data == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        ngx_memcpy(core->settings.data, f.bytes->elts, f.bytes->nelts);
-        core->core = conf->core;
+        return NGX_CONF_ERROR;
     }
 
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mcp_auth_module);
     amcf->users++;
 
     if (mcpa_config_check_use(conf->core, (int) conf->endpoint,
