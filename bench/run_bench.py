@@ -774,8 +774,8 @@ def write_results(b, m, started, errors):
           "guarded request** in the core; **%s** when the worker has not seen the token before "
           "(`--callgrind-loop-cold`: base64url, AES-256-GCM open, claims and session record decoding "
           "added). "
-          "With 1,000 sessions in use most checks miss the worker's 64-slot SessionCache and read "
-          "the record in place (`view_session`); with one session, as in section 1, they hit and skip it. "
+          "Every check decodes its session record (`decode_session_into`) into the worker's reused "
+          "buffers: no decoded record is kept between requests. "
           "`bench/nginx_callgrind.py` counts the same in the nginx worker, header parsing and glue "
           "included. Inclusive counts per warm check:"
           % (cg["n"], cg["total_per_check"],
