@@ -95,6 +95,19 @@ struct Range {
   const char *first, *last, *below, *above;
 };
 
+// Both edges of the range refused, the addresses just outside it (when
+// given) allowed.
+void expect_edges(const Range& r) {
+    EXPECT_FALSE(fetch_address_allowed(r.first, false)) << r.name << " " << r.first;
+    EXPECT_FALSE(fetch_address_allowed(r.last, false)) << r.name << " " << r.last;
+    if (*r.below) {
+      EXPECT_TRUE(fetch_address_allowed(r.below, false)) << r.name << " " << r.below;
+    }
+    if (*r.above) {
+      EXPECT_TRUE(fetch_address_allowed(r.above, false)) << r.name << " " << r.above;
+    }
+}
+
 TEST(FetchAddressAllowed, RefusesBothEdgesOfEveryNonGlobalIpv4Range) {
   const Range ranges[] = {
       {"this network 0/8", "0.0.0.0", "0.255.255.255", "", "1.0.0.0"},
@@ -114,14 +127,7 @@ TEST(FetchAddressAllowed, RefusesBothEdgesOfEveryNonGlobalIpv4Range) {
       {"reserved 240/4 and broadcast", "240.0.0.0", "255.255.255.255", "", ""},
   };
   for (const auto& r : ranges) {
-    EXPECT_FALSE(fetch_address_allowed(r.first, false)) << r.name << " " << r.first;
-    EXPECT_FALSE(fetch_address_allowed(r.last, false)) << r.name << " " << r.last;
-    if (*r.below) {
-      EXPECT_TRUE(fetch_address_allowed(r.below, false)) << r.name << " " << r.below;
-    }
-    if (*r.above) {
-      EXPECT_TRUE(fetch_address_allowed(r.above, false)) << r.name << " " << r.above;
-    }
+    expect_edges(r);
     // the same addresses mapped into IPv6 (::ffff:a.b.c.d) are judged alike
     EXPECT_FALSE(fetch_address_allowed(std::string("::ffff:") + r.first, false)) << r.name;
     EXPECT_FALSE(fetch_address_allowed(std::string("::ffff:") + r.last, false)) << r.name;
@@ -158,14 +164,7 @@ TEST(FetchAddressAllowed, RefusesBothEdgesOfEveryNonGlobalIpv6Range) {
        "3ffe:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "3fff:1000::"},
   };
   for (const auto& r : ranges) {
-    EXPECT_FALSE(fetch_address_allowed(r.first, false)) << r.name << " " << r.first;
-    EXPECT_FALSE(fetch_address_allowed(r.last, false)) << r.name << " " << r.last;
-    if (*r.below) {
-      EXPECT_TRUE(fetch_address_allowed(r.below, false)) << r.name << " " << r.below;
-    }
-    if (*r.above) {
-      EXPECT_TRUE(fetch_address_allowed(r.above, false)) << r.name << " " << r.above;
-    }
+    expect_edges(r);
   }
 }
 
