@@ -8,7 +8,7 @@ apt_packages=(
     build-essential nginx nginx-dev libssl-dev libjwt-dev libcjson-dev
     libevent-dev libsqlite3-dev libhiredis-dev redis-server libgtest-dev googletest libbenchmark-dev clang-14 libclang-rt-14-dev
     python3-pytest python3-requests python3-cryptography openssl curl ca-certificates
-    chromium fonts-liberation
+    chromium fonts-liberation prometheus
 )
 
 missing=()
