@@ -22,16 +22,7 @@
 #define NGX_HTTP_MCP_AUTH_ERRLEN  512
 
 
-/*
- * The cores built so far, one per distinct set of settings: locations that
- * say the same share one (and its keys are read once).
- */
-typedef struct {
-    ngx_array_t               cores;           /* ngx_http_mcp_auth_core_t */
-    ngx_uint_t                users;           /* locations using them */
-} ngx_http_mcp_auth_main_conf_t;
-
-
+/* A core and the settings it was built from (amcf->cores). */
 typedef struct {
     ngx_str_t                 settings;        /* every value, serialized */
     mcpa_config_t            *core;
@@ -59,6 +50,8 @@ static ngx_int_t ngx_http_mcp_auth_add_variables(ngx_conf_t *cf);
 static ngx_int_t ngx_http_mcp_auth_request_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_mcp_auth_fetch_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_mcp_auth_trace_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 
 static void *ngx_http_mcp_auth_create_loc_conf(ngx_conf_t *cf);
@@ -100,6 +93,7 @@ static ngx_conf_enum_t  ngx_http_mcp_auth_endpoints[] = {
     { ngx_string("token"), MCPA_EP_TOKEN },
     { ngx_string("revoke"), MCPA_EP_REVOKE },
     { ngx_string("status"), NGX_HTTP_MCP_AUTH_EP_STATUS },
+    { ngx_string("metrics"), NGX_HTTP_MCP_AUTH_EP_METRICS },
     { ngx_null_string, 0 }
 };
 
@@ -427,6 +421,20 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       offsetof(ngx_http_mcp_auth_loc_conf_t, tool_scopes),
       &ngx_http_mcp_auth_check_tool_rule },
 
+    { ngx_string("mcp_auth_metrics_tools"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_mcp_auth_set_words,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, metrics_tools),
+      NULL },
+
+    { ngx_string("mcp_auth_audit_log"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_http_mcp_auth_audit_log,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("mcp_auth_stream_check"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -558,6 +566,14 @@ static ngx_http_variable_t  ngx_http_mcp_auth_vars[] = {
       offsetof(ngx_http_mcp_auth_ctx_t, guard.identity),
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("mcp_auth_traceparent"), NULL,
+      ngx_http_mcp_auth_trace_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+    { ngx_string("mcp_auth_trace_id"), NULL,
+      ngx_http_mcp_auth_trace_variable, 1,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
@@ -605,6 +621,34 @@ ngx_http_mcp_auth_fetch_variable(ngx_http_request_t *r,
     v->len = s->len;
     v->valid = 1;
     v->no_cacheable = 1;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * $mcp_auth_traceparent: the W3C traceparent to send on (the client's trace
+ * id, or a new one, with this hop's parent id); $mcp_auth_trace_id: its
+ * trace id.  The same for the request and its subrequests.
+ */
+static ngx_int_t
+ngx_http_mcp_auth_trace_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_str_t  *s;
+
+    s = data ? ngx_http_mcp_auth_trace_id(r) : ngx_http_mcp_auth_traceparent(r);
+
+    if (s == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = 0;
     v->not_found = 0;
     v->data = s->data;
 
@@ -831,6 +875,7 @@ ngx_http_mcp_auth_merge_settings(ngx_http_mcp_auth_loc_conf_t *conf,
     ngx_conf_merge_str_value(conf->identity_audience,
                              prev->identity_audience, "");
     ngx_conf_merge_str_value(conf->tool_scopes, prev->tool_scopes, "");
+    ngx_conf_merge_str_value(conf->metrics_tools, prev->metrics_tools, "");
 }
 
 
@@ -933,6 +978,7 @@ ngx_http_mcp_auth_core(ngx_conf_t *cf, ngx_http_mcp_auth_loc_conf_t *conf)
     s->identity_audience =
         ngx_http_mcp_auth_fill_str(&f, &conf->identity_audience);
     s->tool_scopes = ngx_http_mcp_auth_fill_str(&f, &conf->tool_scopes);
+    s->metrics_tools = ngx_http_mcp_auth_fill_str(&f, &conf->metrics_tools);
 
     if (f.failed) {
         return NULL;
@@ -1023,6 +1069,17 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_mcp_auth_merge_settings(conf, prev);
 
     if (conf->endpoint == MCPA_EP_NONE && !conf->protect) {
+        return NGX_CONF_OK;
+    }
+
+    if (conf->endpoint == NGX_HTTP_MCP_AUTH_EP_METRICS) {
+        if (conf->protect) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"mcp_auth_endpoint metrics\" and "
+                               "\"mcp_auth_protect\" cannot share a location");
+            return NGX_CONF_ERROR;
+        }
+
         return NGX_CONF_OK;
     }
 
@@ -1340,8 +1397,15 @@ ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_mcp_auth_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
+    ngx_uint_t                      i;
+    ngx_array_t                    *configs;
+    mcpa_config_t                 **c;
+    ngx_http_handler_pt            *h;
+    ngx_http_mcp_auth_core_t       *core;
+    ngx_http_core_main_conf_t      *cmcf;
+    ngx_http_mcp_auth_main_conf_t  *amcf;
+
+    static ngx_str_t  request_id = ngx_string("request_id");
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
@@ -1351,6 +1415,46 @@ ngx_http_mcp_auth_init(ngx_conf_t *cf)
     }
 
     *h = ngx_http_mcp_auth_access_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_mcp_auth_log_handler;
+
+    amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mcp_auth_module);
+
+    amcf->request_id = ngx_http_get_variable_index(cf, &request_id);
+    if (amcf->request_id == NGX_ERROR) {
+        return NGX_ERROR;
+    }
+
+    /* the counters, in a zone of their own, once the module is used */
+    if (amcf->users == 0) {
+        return NGX_OK;
+    }
+
+    configs = ngx_array_create(cf->pool, amcf->cores.nelts + 1,
+                               sizeof(mcpa_config_t *));
+    if (configs == NULL) {
+        return NGX_ERROR;
+    }
+
+    core = amcf->cores.elts;
+    for (i = 0; i < amcf->cores.nelts; i++) {
+        c = ngx_array_push(configs);
+        if (c == NULL) {
+            return NGX_ERROR;
+        }
+
+        *c = core[i].core;
+    }
+
+    amcf->metrics = ngx_http_mcp_auth_metrics_add_zone(cf, configs);
+    if (amcf->metrics == NULL) {
+        return NGX_ERROR;
+    }
 
     return NGX_OK;
 }

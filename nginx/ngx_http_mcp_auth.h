@@ -25,6 +25,34 @@
  */
 #define NGX_HTTP_MCP_AUTH_EP_STATUS    1000
 
+/* "mcp_auth_endpoint metrics": the counters (ngx_http_mcp_auth_metrics.c) */
+#define NGX_HTTP_MCP_AUTH_EP_METRICS   1001
+
+
+typedef struct ngx_http_mcp_auth_metrics_zone_s  ngx_http_mcp_auth_metrics_zone_t;
+
+
+/* mcp_auth_audit_log: a file nginx opens (and reopens), or syslog */
+typedef struct {
+    ngx_open_file_t          *file;
+    ngx_syslog_peer_t        *syslog;
+    unsigned                  set:1;
+} ngx_http_mcp_auth_audit_t;
+
+
+/*
+ * The cores built so far, one per distinct set of settings: locations that
+ * say the same share one (and its keys are read once); the counters; the
+ * audit log.
+ */
+typedef struct {
+    ngx_array_t               cores;           /* ngx_http_mcp_auth_core_t */
+    ngx_uint_t                users;           /* locations using them */
+    ngx_http_mcp_auth_metrics_zone_t  *metrics;
+    ngx_http_mcp_auth_audit_t  audit;
+    ngx_int_t                 request_id;      /* $request_id's index */
+} ngx_http_mcp_auth_main_conf_t;
+
 
 /*
  * The shared-memory store: entries keyed by a string, found through an
@@ -151,6 +179,7 @@ typedef struct {
     ngx_str_t                 identity_issuer;
     ngx_str_t                 identity_audience;
     ngx_str_t                 tool_scopes;     /* "NAME SCOPE...\n" lines */
+    ngx_str_t                 metrics_tools;
 
     ngx_flag_t                protect;
     ngx_msec_t                stream_check;
@@ -183,6 +212,8 @@ typedef struct {
     ngx_str_t                 answer_cache_control;
     ngx_int_t                 answer_status;
     ngx_uint_t                count;           /* calls made; never loop */
+    mcpa_fetch_e              target;          /* of the call in flight */
+    ngx_msec_t                started;
     unsigned                  waiting:1;
     unsigned                  fetched:1;       /* an answer awaits the guard */
 } ngx_http_mcp_auth_fetch_ctx_t;
@@ -234,6 +265,15 @@ typedef struct {
 } ngx_http_mcp_auth_store_ctx_t;
 
 
+/* The W3C trace context: "00-TRACE_ID-PARENT_ID-FLAGS". */
+typedef struct {
+    u_char                    buf[55];
+    ngx_str_t                 traceparent;
+    ngx_str_t                 trace_id;
+    unsigned                  from_client:1;
+} ngx_http_mcp_auth_trace_ctx_t;
+
+
 /* A stream's session looked up in Redis (the stream check's probe). */
 typedef struct {
     unsigned                  answered:1;
@@ -249,6 +289,7 @@ typedef struct {
     ngx_http_mcp_auth_guard_ctx_t   guard;
     ngx_http_mcp_auth_store_ctx_t   store;
     ngx_http_mcp_auth_probe_ctx_t   probe;
+    ngx_http_mcp_auth_trace_ctx_t   trace;
 } ngx_http_mcp_auth_ctx_t;
 
 
@@ -284,6 +325,14 @@ ngx_http_mcp_auth_next_header(ngx_list_t *list, ngx_list_part_t **part,
 }
 
 
+/* nginx/ngx_http_mcp_auth_audit.c */
+char *ngx_http_mcp_auth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+void ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev);
+ngx_str_t *ngx_http_mcp_auth_traceparent(ngx_http_request_t *r);
+ngx_str_t *ngx_http_mcp_auth_trace_id(ngx_http_request_t *r);
+
+
 /* nginx/ngx_http_mcp_auth_endpoint.c */
 ngx_int_t ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mcp_auth_run(ngx_http_request_t *r,
@@ -310,6 +359,25 @@ ngx_int_t ngx_http_mcp_auth_fetch(ngx_http_request_t *r,
 
 /* nginx/ngx_http_mcp_auth_guard.c */
 ngx_int_t ngx_http_mcp_auth_access_handler(ngx_http_request_t *r);
+
+
+/* nginx/ngx_http_mcp_auth_metrics.c */
+ngx_http_mcp_auth_metrics_zone_t *ngx_http_mcp_auth_metrics_add_zone(
+    ngx_conf_t *cf, ngx_array_t *cores);
+void ngx_http_mcp_auth_count(const int *metric);
+void ngx_http_mcp_auth_observe(mcpa_metric_e m, int a, int64_t b);
+void ngx_http_mcp_auth_count_stream(ngx_int_t delta);
+void ngx_http_mcp_auth_count_redis(ngx_uint_t up);
+ngx_int_t ngx_http_mcp_auth_log_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_mcp_auth_metrics_handler(ngx_http_request_t *r);
+
+/* One event: its counters and its audit line. */
+static ngx_inline void
+ngx_http_mcp_auth_event(ngx_http_request_t *r, const mcpa_event_t *ev)
+{
+    ngx_http_mcp_auth_count(ev->metric);
+    ngx_http_mcp_auth_audit(r, ev);
+}
 
 
 /* nginx/ngx_http_mcp_auth_state.c */

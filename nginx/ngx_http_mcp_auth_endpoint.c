@@ -30,6 +30,10 @@ ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r)
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
+    if (alcf->endpoint == NGX_HTTP_MCP_AUTH_EP_METRICS) {
+        return ngx_http_mcp_auth_metrics_handler(r);
+    }
+
     if (alcf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS) {
         return ngx_http_mcp_auth_status_handler(r);
     }
@@ -135,13 +139,18 @@ ngx_http_mcp_auth_serve(ngx_http_request_t *r)
         }
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_mcp_auth_ctx_t));
+    /* $mcp_auth_traceparent may have made it already */
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_mcp_auth_ctx_t));
+        if (ctx == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
     }
 
     ctx->fetch.req = req;
-    ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
 
     return ngx_http_mcp_auth_run(r, ctx);
 }
@@ -236,6 +245,7 @@ ngx_http_mcp_auth_store(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
                                             r->connection->log);
 
     if (ctx->store.cmd == NULL) {
+        ngx_http_mcp_auth_observe(MCPA_M_STORE_ERROR, MCPA_UNAVAILABLE, 0);
         ctx->store.replay_status = MCPA_UNAVAILABLE;
         ctx->store.replay_value.len = 0;
         return NGX_DECLINED;
@@ -263,6 +273,10 @@ ngx_http_mcp_auth_store_done(void *data, int status, ngx_str_t *value)
     ctx->store.waiting = 0;
     ctx->store.replay_status = status;
     ctx->store.replay_value.len = 0;
+
+    if (status == MCPA_UNAVAILABLE) {
+        ngx_http_mcp_auth_observe(MCPA_M_STORE_ERROR, MCPA_UNAVAILABLE, 0);
+    }
 
     if (value && value->len) {
         ctx->store.replay_value.data = ngx_pnalloc(r->pool, value->len);
@@ -346,12 +360,17 @@ static ngx_int_t
 ngx_http_mcp_auth_respond(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     mcpa_response_t *resp)
 {
+    size_t     i;
     ngx_int_t  rc;
 
     if (resp->fetch != MCPA_FETCH_NONE) {
         rc = ngx_http_mcp_auth_fetch(r, ctx, resp, 0);
         mcpa_response_free(resp);
         return rc;
+    }
+
+    for (i = 0; i < resp->nevents; i++) {
+        ngx_http_mcp_auth_event(r, &resp->events[i]);
     }
 
     rc = ngx_http_mcp_auth_send(r, resp);

@@ -33,6 +33,7 @@ static ngx_int_t ngx_http_mcp_auth_fetch_failed(ngx_http_request_t *r,
 static ngx_int_t ngx_http_mcp_auth_subrequest(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx, ngx_str_t *uri, mcpa_fetch_e target,
     ngx_uint_t mode);
+static void ngx_http_mcp_auth_fetch_observe(ngx_http_mcp_auth_ctx_t *ctx);
 static ngx_int_t ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r,
     void *data, ngx_int_t rc);
 static void ngx_http_mcp_auth_resume_handler(ngx_http_request_t *r);
@@ -72,6 +73,9 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
+
+    ctx->fetch.target = resp->fetch;
+    ctx->fetch.started = ngx_current_msec;
 
     if (resp->fetch == MCPA_FETCH_CLIENT_METADATA && !access) {
         return ngx_http_mcp_auth_fetch_document(r, ctx, resp);
@@ -255,6 +259,7 @@ ngx_http_mcp_auth_resolved(ngx_resolver_ctx_t *rctx)
         /* answer now: the document is unavailable */
         ctx->fetch.answer_status = 0;
         ctx->fetch.answer.len = 0;
+        ngx_http_mcp_auth_fetch_observe(ctx);
         ngx_http_mcp_auth_resume_handler(r);
     }
 
@@ -296,6 +301,8 @@ ngx_http_mcp_auth_fetch_failed(ngx_http_request_t *r,
     ctx->fetch.answer.len = 0;
     ctx->fetch.answer_cache_control.len = 0;
     ctx->store.resuming = 1;
+
+    ngx_http_mcp_auth_fetch_observe(ctx);
 
     return ngx_http_mcp_auth_run(r, ctx);
 }
@@ -443,6 +450,18 @@ ngx_http_mcp_auth_subrequest(ngx_http_request_t *r,
 }
 
 
+/* A call's outcome and how long it took, for the counters. */
+static void
+ngx_http_mcp_auth_fetch_observe(ngx_http_mcp_auth_ctx_t *ctx)
+{
+    ngx_http_mcp_auth_observe(MCPA_M_FETCH, ctx->fetch.target,
+                              ctx->fetch.answer_status);
+    ngx_http_mcp_auth_observe(MCPA_M_FETCH_SECONDS, ctx->fetch.target,
+                              (int64_t) (ngx_current_msec - ctx->fetch.started)
+                              * 1000);
+}
+
+
 /* The provider answered (or failed): keep its status and body. */
 static ngx_int_t
 ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
@@ -465,10 +484,12 @@ ngx_http_mcp_auth_fetch_done(ngx_http_request_t *r, void *data, ngx_int_t rc)
          * client itself is gone, the core answers it.
          */
         ctx->fetch.answer_status = 0;
+        ngx_http_mcp_auth_fetch_observe(ctx);
         return (rc == NGX_ERROR && !r->connection->error) ? NGX_OK : rc;
     }
 
     ctx->fetch.answer_status = r->headers_out.status;
+    ngx_http_mcp_auth_fetch_observe(ctx);
 
     if (ctx->doc.host.len && ctx->fetch.answer_status != NGX_HTTP_OK) {
         /* for the operator only: the browser is not told the status */

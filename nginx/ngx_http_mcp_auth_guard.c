@@ -33,6 +33,7 @@ static int ngx_http_mcp_auth_probe_get(void *data, mcpa_str_t key, int take,
     mcpa_sink_pt sink, void *sink_ctx);
 static void ngx_http_mcp_auth_stream_end(ngx_http_request_t *r);
 static void ngx_http_mcp_auth_stream_cleanup(void *data);
+static void ngx_http_mcp_auth_stream_ended(ngx_http_request_t *r);
 
 
 ngx_int_t
@@ -175,11 +176,14 @@ again:
         return ngx_http_mcp_auth_guard_read_body(r, ctx);
 
     case MCPA_GUARD_ALLOW:
+        ngx_http_mcp_auth_event(r, &res.event);
         rc = ngx_http_mcp_auth_allow(r, ctx, &res);
         mcpa_guard_result_free(&res);
         return rc;
 
     default: /* MCPA_GUARD_DENY */
+
+        ngx_http_mcp_auth_event(r, &res.event);
 
         /* an unread body must not be taken for the next request */
         if (ngx_http_discard_request_body(r) != NGX_OK) {
@@ -299,6 +303,7 @@ ngx_http_mcp_auth_allow(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
         cln->data = &ctx->guard.stream_check;
 
         ngx_add_timer(&ctx->guard.stream_check, alcf->stream_check);
+        ngx_http_mcp_auth_count_stream(1);
     }
 
     return NGX_OK;
@@ -612,6 +617,37 @@ ngx_http_mcp_auth_probe_get(void *data, mcpa_str_t key, int take,
 }
 
 
+/* A stream's end for the audit log and the counters. */
+static void
+ngx_http_mcp_auth_stream_ended(ngx_http_request_t *r)
+{
+    mcpa_event_t              ev;
+    ngx_http_mcp_auth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+
+    ngx_memzero(&ev, sizeof(mcpa_event_t));
+    ev.kind = MCPA_EV_SESSION_ENDED;
+    ev.name.data = "session.ended";
+    ev.name.len = sizeof("session.ended") - 1;
+    ev.outcome.data = "stream_closed";
+    ev.outcome.len = sizeof("stream_closed") - 1;
+    ev.reason.data = "session_ended";
+    ev.reason.len = sizeof("session_ended") - 1;
+    ev.subject.data = (const char *) ctx->guard.subject.data;
+    ev.subject.len = ctx->guard.subject.len;
+    ev.client_id.data = (const char *) ctx->guard.client_id.data;
+    ev.client_id.len = ctx->guard.client_id.len;
+    ev.session_tag.data = (const char *) ctx->guard.session_tag.data;
+    ev.session_tag.len = ctx->guard.session_tag.len;
+    ev.metric[0] = -1;
+    ev.audit = 1;
+
+    ngx_http_mcp_auth_observe(MCPA_M_STREAM_CLOSED, 0, 0);
+    ngx_http_mcp_auth_audit(r, &ev);
+}
+
+
 /* The session has ended: so does its stream. */
 static void
 ngx_http_mcp_auth_stream_end(ngx_http_request_t *r)
@@ -622,6 +658,8 @@ ngx_http_mcp_auth_stream_end(ngx_http_request_t *r)
 
     ngx_log_error(NGX_LOG_INFO, c->log, 0,
                   "mcp_auth: session ended, closing its stream");
+
+    ngx_http_mcp_auth_stream_ended(r);
 
     /*
      * Terminating runs the upstream's cleanup, which finalizes the request
@@ -640,6 +678,8 @@ static void
 ngx_http_mcp_auth_stream_cleanup(void *data)
 {
     ngx_event_t  *ev = data;
+
+    ngx_http_mcp_auth_count_stream(-1);
 
     if (ev->timer_set) {
         ngx_del_timer(ev);

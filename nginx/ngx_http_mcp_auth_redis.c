@@ -961,6 +961,7 @@ ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd)
     }
 
     rd->state = NGX_MCP_AUTH_REDIS_READY;
+    ngx_http_mcp_auth_count_redis(1);
     ngx_mcp_auth_redis_arm(rd, 1);
     ngx_mcp_auth_redis_send(rd);
 }
@@ -1462,6 +1463,7 @@ ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed)
     rd->out_sent = 0;
 
     if (failed) {
+        ngx_http_mcp_auth_count_redis(0);
         rd->retry_at = ngx_current_msec + NGX_MCP_AUTH_REDIS_RETRY;
     }
 

@@ -53,4 +53,8 @@ ngx_str_t *ngx_mcp_auth_redis_address(ngx_mcp_auth_redis_t *rd);
 size_t ngx_mcp_auth_redis_unauth_budget(ngx_mcp_auth_redis_t *rd);
 
 
+/* The counters learn of the connection's state (ngx_http_mcp_auth_metrics.c). */
+void ngx_http_mcp_auth_count_redis(ngx_uint_t up);
+
+
 #endif /* NGX_HTTP_MCP_AUTH_REDIS_H_INCLUDED */

@@ -354,6 +354,7 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
 
         if (charge > zone->unauth_budget) {
             /* evicting every other one would not make room */
+            ngx_http_mcp_auth_observe(MCPA_M_STORE_ERROR, MCPA_FULL, 0);
             return MCPA_FULL;
         }
     }
@@ -455,6 +456,7 @@ ngx_http_mcp_auth_store_put(void *data, mcpa_str_t key, mcpa_str_t value,
             || ngx_http_mcp_auth_evict(zone, &an) != NGX_OK)
         {
             ngx_shmtx_unlock(&zone->shpool->mutex);
+            ngx_http_mcp_auth_observe(MCPA_M_STORE_ERROR, MCPA_FULL, 0);
             return MCPA_FULL;
         }
     }

@@ -13,8 +13,11 @@
 #include "encoding.hpp"
 #include "endpoints.hpp"
 #include "id_token.hpp"
+#include "identity_assertion.hpp"
 #include "jwks.hpp"
 #include "provider.hpp"
+
+#include <limits>
 
 namespace mcpauth {
 namespace {
@@ -24,24 +27,34 @@ constexpr int64_t kContinuationSeconds = 300;
 
 Response bad_page(const std::string& message) { return html_page(400, "Sign-in failed", message); }
 
+// The login's end, for the audit log and the metrics.
+Response& login_event(Response& r, const char* outcome, const std::string& reason, const LoginState* login) {
+  Event& e = r.event(MCPA_EV_LOGIN, "login.failed", outcome);
+  e.reason = reason;
+  if (login) e.client_id = login->authz.client_id;
+  return r;
+}
+
 void clear_login_cookie(const Config& cf, Response& r) {
   r.header("Set-Cookie", set_cookie(cf, cookie_name(cf, kLoginCookie), "", 0));
 }
 
 // Until the user has logged in, the client hears of a failure by a link
 // the user follows (unless this browser approved it and logged in before).
+// outcome: "denied" when the user said no at the provider, else
+// "provider_error" (what the provider did failed) or "failed".
 Response client_error(const Config& cf, const Request& req, const LoginState& login, const char* error,
-                      const std::string& why) {
+                      const std::string& why, const char* outcome = "provider_error") {
   Response r = report_to_client(cf, req, login.authz.client_id, login.authz.redirect_uri, login.authz.state,
                                 error, why);
   clear_login_cookie(cf, r);
-  return r;
+  return login_event(r, outcome, error, &login);
 }
 
-Response completed_page(const Config& cf) {
+Response completed_page(const Config& cf, const LoginState& login) {
   Response r = bad_page("This sign-in was already completed. Start again from your app.");
   clear_login_cookie(cf, r);
-  return r;
+  return login_event(r, "failed", "replayed", &login);
 }
 
 std::string used_key(const LoginState& login) { return "loginused:" + login.nonce; }
@@ -83,7 +96,7 @@ Response issue_code(const Config& cf, Store& store, const Request& req, const Lo
   // The state is single use: of two callbacks with it, one goes on.  The
   // mark is made only now, once the user has logged in at the provider.
   StoreStatus st = store.put_new(used_key(login), "1", req.now + std::min<int64_t>(cf.login_ttl, 600));
-  if (st == StoreStatus::exists) return completed_page(cf);
+  if (st == StoreStatus::exists) return completed_page(cf, login);
   if (st != StoreStatus::ok) return store_failure_page(st);
   // The registration carried a login: it keeps its full lifetime now.
   st = promote_client(cf, store, s.client_id);
@@ -113,6 +126,10 @@ Response issue_code(const Config& cf, Store& store, const Request& req, const Lo
   Response r = redirect_to(add_query(login.authz.redirect_uri,
                                      {{"code", code}, {"state", login.authz.state}, {"iss", cf.issuer}}));
   clear_login_cookie(cf, r);
+  Event& e = r.event(MCPA_EV_LOGIN, "login.completed", "completed");
+  e.subject = s.sub;
+  e.client_id = s.client_id;
+  e.session_tag = session_log_tag(s.sid);
   // Approved and logged in: now the choice may be remembered, for exactly
   // the scopes granted (a wider request shows the consent page again).
   if (login.remember && cf.consent_remember)
@@ -209,10 +226,15 @@ Response handle_callback(const Config& cf, Store& store, const Request& req) {
   // The state is the login, sealed by us: it opens, is not expired, and
   // was not completed already (a replayed callback).
   auto login = open_login(cf, state, req.now);
-  if (!login) return bad_page("This sign-in has expired or is not valid. Start again from your app.");
+  if (!login) {
+    Response r = bad_page("This sign-in has expired or is not valid. Start again from your app.");
+    // authentic but past its time: the user took longer than login_ttl
+    auto late = open_login(cf, state, std::numeric_limits<int64_t>::min());
+    return late ? login_event(r, "timed_out", "expired", &*late) : login_event(r, "failed", "invalid_state", nullptr);
+  }
   std::string raw;
   StoreStatus st = store.get(used_key(*login), &raw);
-  if (st == StoreStatus::ok) return completed_page(cf);
+  if (st == StoreStatus::ok) return completed_page(cf, *login);
   if (st != StoreStatus::not_found) return store_failure_page(st);
 
   // The browser that started the login must be the one finishing it.
@@ -221,18 +243,20 @@ Response handle_callback(const Config& cf, Store& store, const Request& req) {
     Response r = bad_page("This sign-in was started in another browser or its cookie was lost. "
                           "Start again from your app.");
     clear_login_cookie(cf, r);
-    return r;
+    return login_event(r, "failed", "browser_mismatch", &*login);
   }
 
   // RFC 9207 §2.4: an iss that is not our provider's means a mix-up.
   std::string iss;
   auto iss_lookup = params->find("iss", &iss);
   if (iss_lookup == Params::Lookup::repeated || (iss_lookup == Params::Lookup::one && iss != cf.provider_issuer))
-    return client_error(cf, req, *login, "server_error", "the answer came from an unexpected identity provider");
+    return client_error(cf, req, *login, "server_error", "the answer came from an unexpected identity provider",
+                        "failed");
 
   std::string error;
   if (params->find("error", &error) != Params::Lookup::absent) {
-    if (denial(error)) return client_error(cf, req, *login, "access_denied", "the user did not sign in or consent");
+    if (denial(error))
+      return client_error(cf, req, *login, "access_denied", "the user did not sign in or consent", "denied");
     return client_error(cf, req, *login, "server_error", "the identity provider reported an error");
   }
   std::string code;
@@ -266,7 +290,7 @@ Response resume_callback(const Config& cf, Store& store, const Request& req, con
       Response r = html_page(502, "Identity provider unavailable",
                              "The identity provider did not answer. Start again from your app in a moment.");
       clear_login_cookie(cf, r);
-      return r;
+      return login_event(r, "provider_error", "provider_unreachable", &*login);
     }
     if (fetch_status != 200) {
       std::string code = provider_error_code(fetch_body);

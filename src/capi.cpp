@@ -1,6 +1,8 @@
 // The extern "C" surface of the core (mcp_auth.h).  Everything here is a
 // thin, exception-proof adapter: C strings in, C structs out.
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <exception>
 #include <memory>
 #include <new>
@@ -12,6 +14,7 @@
 #include "endpoints.hpp"
 #include "client_metadata_document.hpp"
 #include "guard.hpp"
+#include "metrics.hpp"
 #include "mcp_auth.h"
 #include "replay_store.hpp"
 #include "sealed_store.hpp"
@@ -44,6 +47,7 @@ void copy_error(const std::string& msg, char* err, size_t err_len) {
 struct ResponseStorage {
   Response response;
   std::vector<mcpa_header_t> headers;
+  std::vector<mcpa_event_t> events;
   mcpauth::StoreOp op;  // deferred stores: the operation to perform
   std::string replay;
 };
@@ -92,6 +96,24 @@ void point_at(ResponseStorage& kept, mcpa_response_t* out) {
   out->store_op.expires = kept.op.expires;
   out->store_op.mode = kept.op.mode;
   out->replay = c_str(kept.replay);
+  kept.events.clear();
+  kept.events.reserve(r.events.size());
+  for (const auto& e : r.events) {
+    mcpa_event_t& c = kept.events.emplace_back();
+    c.kind = e.kind;
+    c.name = {e.name, std::strlen(e.name)};
+    c.outcome = c_str(e.outcome);
+    c.reason = c_str(e.reason);
+    c.grant_type = c_str(e.grant_type);
+    c.tool = {nullptr, 0};
+    c.subject = c_str(e.subject);
+    c.client_id = c_str(e.client_id);
+    c.session_tag = c_str(e.session_tag);
+    std::copy(std::begin(e.metric), std::end(e.metric), c.metric);
+    c.audit = e.audit;
+  }
+  out->events = kept.events.data();
+  out->nevents = kept.events.size();
 }
 
 void export_response(Response&& r, mcpa_response_t* out) {
@@ -226,6 +248,7 @@ void fill(mcpauth::GuardSettings& g, const mcpa_settings_t& s) {
   take(&g.identity_issuer, s.identity_issuer);
   take(&g.identity_audience, s.identity_audience);
   take(&g.tool_scopes, s.tool_scopes);
+  take(&g.metrics_tools, s.metrics_tools);
   take(&g.pass_provider_token, s.pass_provider_token);
 }
 
@@ -320,6 +343,37 @@ mcpauth::GuardInput to_guard_input(const mcpa_guard_request_t* in) {
   return gi;
 }
 
+// The guard's decision as one event: an audit line for a denial or a tool
+// call, and its counters.
+void describe_guard(const mcpauth::GuardOutcome& g, mcpa_guard_result_t* out) {
+  namespace m = mcpauth::metrics;
+  mcpa_event_t& e = out->event;
+  e = mcpa_event_t{};
+  e.kind = MCPA_EV_GUARD;
+  if (g.verdict != mcpauth::GuardOutcome::allow && g.verdict != mcpauth::GuardOutcome::deny) {
+    e.kind = MCPA_EV_NONE;  // not decided yet
+    e.metric[0] = -1;
+    return;
+  }
+  const bool allowed = g.verdict == mcpauth::GuardOutcome::allow;
+  const m::GuardReasonName& why = m::guard_reason_name(g.reason);
+  const char* name = !g.tool.empty() ? "tool.call" : allowed ? "mcp.request" : "guard.denied";
+  e.name = {name, std::strlen(name)};
+  e.outcome = {why.outcome, std::strlen(why.outcome)};
+  if (!allowed) e.reason = {why.reason, std::strlen(why.reason)};
+  e.tool = c_view(g.tool);
+  e.subject = c_view(g.subject);
+  e.client_id = c_view(g.client_id);
+  e.session_tag = c_view(g.session_tag);
+  e.audit = (!allowed && g.reason != m::GuardReason::preflight) || !g.tool.empty();
+  int n = 0;
+  e.metric[n++] = m::guard_slot(g.reason);
+  if (g.step_up) e.metric[n++] = m::step_up_slot();
+  if (g.renewal) e.metric[n++] = m::renewal_slot(g.renewal);
+  for (int i = 0; i < g.ntool_metrics && n < MCPA_EVENT_METRICS; ++i) e.metric[n++] = g.tool_metrics[i];
+  while (n < MCPA_EVENT_METRICS) e.metric[n++] = -1;
+}
+
 void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out, std::unique_ptr<GuardStorage> storage) {
   storage->response.response = std::move(g.response);
 
@@ -340,6 +394,7 @@ void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out, std::uniq
   out->session_tag = c_view(g.session_tag);
   out->session_key = c_view(g.session_key);
   out->provider_token = c_view(g.provider_token);
+  describe_guard(g, out);
   out->owner = storage.release();
 }
 
@@ -457,4 +512,47 @@ MCPA_API int mcpa_fetch_address_allowed(const mcpa_config_t* cf, mcpa_str_t ip) 
 
 MCPA_API int mcpa_guard_reads_body(const mcpa_config_t* cf) noexcept {
   return cf->guard.policy.empty() ? 0 : 1;
+}
+
+// --- observability --------------------------------------------------------
+
+MCPA_API size_t mcpa_metrics_slots(void) noexcept {
+  try {
+    return mcpauth::metrics::all_slots();
+  } catch (...) {
+    return 0;
+  }
+}
+
+MCPA_API void mcpa_metrics_observe(mcpa_metric_e m, int a, int64_t b, int* slots, int64_t* amounts) noexcept {
+  try {
+    mcpauth::metrics::observe(m, a, b, slots, amounts);
+  } catch (...) {
+    slots[0] = -1;
+  }
+}
+
+MCPA_API size_t mcpa_config_tools(const mcpa_config_t* cf, mcpa_str_t* names, size_t n) noexcept {
+  const auto& tools = cf->guard.tools;
+  for (size_t i = 0; i < n && i < tools.size(); ++i) names[i] = c_str(tools[i]);
+  return tools.size();
+}
+
+MCPA_API void mcpa_config_set_tool_slot(mcpa_config_t* cf, size_t i, int slot) noexcept {
+  if (i < cf->guard.tool_slots.size()) cf->guard.tool_slots[i] = slot;
+}
+
+MCPA_API int mcpa_metrics_key_class(mcpa_str_t key) noexcept { return mcpauth::metrics::key_class(view(key)); }
+
+MCPA_API int mcpa_metrics_render(const uint64_t* slots, size_t nslots, const mcpa_str_t* tools, size_t ntools,
+                                 const mcpa_gauges_t* gauges, mcpa_sink_pt sink, void* sink_ctx) noexcept {
+  try {
+    std::vector<std::string_view> names;
+    for (size_t i = 0; i < ntools; ++i) names.push_back(view(tools[i]));
+    std::string text = mcpauth::metrics::render(slots, nslots, names, *gauges);
+    sink(sink_ctx, text.data(), text.size());
+    return MCPA_OK;
+  } catch (...) {
+    return MCPA_ERROR;
+  }
 }

@@ -128,14 +128,24 @@ Response decide(const Config& cf, const Request& req) {
       (decision != "allow" && decision != "deny"))
     return html_page(400, "Invalid request", "The consent form carried no decision.");
 
-  if (decision == "deny")
-    return report_to_client(cf, req, authz->client_id, authz->redirect_uri, authz->state, "access_denied",
-                            "the user denied access");
+  if (decision == "deny") {
+    Response r = report_to_client(cf, req, authz->client_id, authz->redirect_uri, authz->state, "access_denied",
+                                  "the user denied access");
+    r.event(MCPA_EV_CONSENT, "consent.denied", "denied").client_id = authz->client_id;
+    return r;
+  }
 
   const bool remembered = cf.consent_remember &&
                           form->find(std::string(kConsentRememberField), &remember) == Params::Lookup::one &&
                           remember == "1";
-  return start_provider_login(cf, req, *authz, remembered);
+  Response r = start_provider_login(cf, req, *authz, remembered);
+  // the login's start (below) comes after the consent
+  r.events.insert(r.events.begin(), Event());
+  r.events.front().kind = MCPA_EV_CONSENT;
+  r.events.front().name = "consent.allowed";
+  r.events.front().outcome = "allowed";
+  r.events.front().client_id = authz->client_id;
+  return r;
 }
 
 }  // namespace
@@ -170,6 +180,7 @@ Response start_provider_login(const Config& cf, const Request& req, const Pendin
       provider_authorization_url(cf, state, login.nonce, s256_challenge(login.provider_verifier)));
   // SameSite=Lax: the provider brings the browser back with a top-level GET.
   out.header("Set-Cookie", set_cookie(cf, cookie_name(cf, kLoginCookie), binding, ttl));
+  out.event(MCPA_EV_LOGIN_STARTED, "login.started", "ok").client_id = authz.client_id;
   return out;
 }
 

@@ -13,11 +13,12 @@
 #include "encoding.hpp"
 #include "client_metadata_document.hpp"
 #include "endpoints.hpp"
+#include "metrics.hpp"
 #include "redirect_uri.hpp"
 
 namespace mcpauth {
-
-Response handle_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req) {
+// Dispatch by endpoint.
+static Response route_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req) {
   switch (ep) {
     case MCPA_EP_AUTHORIZATION_SERVER_METADATA:
       return handle_authorization_server_metadata(cf, req);
@@ -40,9 +41,8 @@ Response handle_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, con
   }
 }
 
-Response resume_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req,
-                         const std::string& continuation, int fetch_status,
-                         const std::string& fetch_body) {
+static Response route_resume(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req,
+                      const std::string& continuation, int fetch_status, const std::string& fetch_body) {
   switch (ep) {
     case MCPA_EP_AUTHORIZE:
       return resume_authorize(cf, store, req, continuation, fetch_status, fetch_body);
@@ -53,6 +53,55 @@ Response resume_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, con
     default:
       return oauth_error(500, "server_error", "unexpected provider answer");
   }
+}
+
+namespace {
+
+// Every request that ends in a response says what it did.  The handlers add
+// the events they know the details of; a refusal they did not describe
+// gets its endpoint's event here, and every event its counters.
+void note_events(mcpa_endpoint_e ep, const Request& req, Response& r) {
+  if (r.fetch.target != MCPA_FETCH_NONE || req.method == "OPTIONS") return;  // not the end yet
+  mcpa_event_e kind = MCPA_EV_NONE;
+  const char* name = "";
+  switch (ep) {
+    case MCPA_EP_REGISTER: kind = MCPA_EV_REGISTRATION, name = "client.registration_refused"; break;
+    case MCPA_EP_AUTHORIZE: kind = MCPA_EV_AUTHORIZE, name = "authorize"; break;
+    case MCPA_EP_CALLBACK: kind = MCPA_EV_LOGIN, name = "login.failed"; break;
+    case MCPA_EP_REVOKE: kind = MCPA_EV_REVOCATION, name = "token.revocation_refused"; break;
+    default: break;
+  }
+  bool described = false;
+  for (const auto& e : r.events) described = described || e.kind == kind;
+  if (kind != MCPA_EV_NONE && !described) {
+    std::string outcome = r.error;
+    if (outcome.empty()) outcome = r.status < 400 ? "ok" : r.status >= 500 ? "server_error" : "invalid_request";
+    if (kind == MCPA_EV_LOGIN) outcome = "failed";
+    if (kind == MCPA_EV_REVOCATION) outcome = "error";
+    Event& e = r.event(kind, name, std::move(outcome));
+    e.reason = r.error;
+    if (kind == MCPA_EV_AUTHORIZE) {
+      e.audit = false;  // counted; the login it starts is audited
+      auto params = Params::parse(req.args);
+      if (params && params->find("client_id", &e.client_id) != Params::Lookup::one) e.client_id.clear();
+    }
+  }
+  for (auto& e : r.events) metrics::attach(e);
+}
+
+}  // namespace
+
+Response handle_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req) {
+  Response r = route_endpoint(ep, cf, store, req);
+  note_events(ep, req, r);
+  return r;
+}
+
+Response resume_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req,
+                         const std::string& continuation, int fetch_status, const std::string& fetch_body) {
+  Response r = route_resume(ep, cf, store, req, continuation, fetch_status, fetch_body);
+  note_events(ep, req, r);
+  return r;
 }
 
 // --- shared helpers ------------------------------------------------------
@@ -78,11 +127,13 @@ Response store_failure_page(StoreStatus st) {
     Response r = html_page(503, "Unavailable",
                            "The sign-in service cannot reach its session store. Please try again in a moment.");
     r.header("Retry-After", "2");
+    r.error = "temporarily_unavailable";
     return r;
   }
   if (st == StoreStatus::full) {
     Response r = html_page(503, "Busy", "The sign-in service is busy. Please try again in a moment.");
     r.header("Retry-After", "5");
+    r.error = "temporarily_unavailable";
     return r;
   }
   return html_page(500, "Server error", "The sign-in service could not complete this request.");
@@ -134,10 +185,12 @@ std::string add_query(const std::string& uri,
 
 Response redirect_error(const Config& cf, const std::string& redirect_uri, const std::string& state,
                         const std::string& error, const std::string& description) {
-  return redirect_to(add_query(redirect_uri, {{"error", error},
-                                              {"error_description", description},
-                                              {"state", state},
-                                              {"iss", cf.issuer}}));
+  Response r = redirect_to(add_query(redirect_uri, {{"error", error},
+                                                    {"error_description", description},
+                                                    {"state", state},
+                                                    {"iss", cf.issuer}}));
+  r.error = error;
+  return r;
 }
 
 std::string cookie_name(const Config& cf, const char* base) {
@@ -363,6 +416,7 @@ Response report_to_client(const Config& cf, const Request& req, const std::strin
                                            description + ".",
                               href, destination, r.status);
   add_page_security_headers(r, "'none'");
+  r.error = error;
   return r;
 }
 

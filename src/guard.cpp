@@ -60,10 +60,13 @@ bool starts_with_bearer(std::string_view h) {
   return true;
 }
 
-GuardOutcome deny(Response r) {
+using metrics::GuardReason;
+
+GuardOutcome deny(Response r, GuardReason why = GuardReason::server_error) {
   GuardOutcome out;
   out.verdict = GuardOutcome::deny;
   out.response = std::move(r);
+  out.reason = why;
   return out;
 }
 
@@ -101,9 +104,11 @@ struct ToolNeeds {
   enum { ok, need_body, unreadable, mismatch } body = ok;
   std::vector<std::string> scopes;
   std::string mismatch_why, id;
+  int tools[GuardOutcome::kMaxCounted];  // local indices (GuardSettings::tools)
+  int ntools = 0;
 };
 
-ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in) {
+ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in, std::string* first_tool) {
   ToolNeeds n;
   n.applies = !gs.policy.empty() && in.method == "POST";
   if (!n.applies) return n;
@@ -123,19 +128,46 @@ ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in) {
     if (!batch && calls->size() == 1) n.id = calls->front().id;
     return n;
   }
-  for (const auto& call : *calls)
+  for (const auto& call : *calls) {
     for (const auto& s : gs.policy.required(call))
       if (std::find(n.scopes.begin(), n.scopes.end(), s) == n.scopes.end()) n.scopes.push_back(s);
+    if (call.method == "tools/call" && n.ntools < GuardOutcome::kMaxCounted) {
+      if (n.ntools == 0) first_tool->assign(call.name);
+      n.tools[n.ntools++] = gs.tool_slot(call.name);
+    }
+  }
   return n;
 }
 
+// The body's tools/call: their counters, and the first one's name.
+void count_tools(GuardOutcome& out, const ToolNeeds& needs, bool allowed, const IdentityCache& cache) {
+  for (int i = 0; i < needs.ntools; ++i) out.tool_metrics[i] = metrics::tool_slot(needs.tools[i], allowed);
+  out.ntool_metrics = needs.ntools;
+  if (needs.ntools) out.tool = cache.scratch_tool;
+}
+
 }  // namespace
+
+int GuardSettings::tool_slot(std::string_view name) const {
+  for (size_t i = 0; i < tools.size(); ++i)
+    if (tools[i] == name) return i < tool_slots.size() ? tool_slots[i] : -1;
+  return -1;
+}
 
 std::string GuardSettings::load() {
   std::string err;
   auto p = ToolPolicy::parse(tool_scopes, &err);
   if (!p) return err;
   policy = std::move(*p);
+  tools = policy.tool_names();
+  for (size_t i = 0; i < metrics_tools.size();) {
+    size_t j = metrics_tools.find(' ', i);
+    if (j == std::string::npos) j = metrics_tools.size();
+    std::string name = metrics_tools.substr(i, j - i);
+    if (!name.empty() && std::find(tools.begin(), tools.end(), name) == tools.end()) tools.push_back(name);
+    i = j + 1;
+  }
+  tool_slots.assign(tools.size(), -1);
   if (identity_key_file.empty()) return "";
   std::string text;
   err = read_file("mcp_auth_identity_key_file", identity_key_file, &text);
@@ -168,21 +200,21 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
       if (h.first == "Access-Control-Allow-Headers")
         h.second = "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, "
                    "Last-Event-ID, Mcp-Method, Mcp-Name";
-    return deny(std::move(r));
+    return deny(std::move(r), GuardReason::preflight);
   }
 
   // RFC 6750 §2.3 allows a token in the query; URLs end up in logs and
   // Referer headers, so we refuse it (the MCP spec requires the header).
   if (query_has_token(in.args))
-    return deny(challenge(cf, in, 400, "invalid_request",
-                                    "send the token in the Authorization header, not the URL"));
+    return deny(challenge(cf, in, 400, "invalid_request", "send the token in the Authorization header, not the URL"),
+                GuardReason::token_in_query);
 
   if (!cf.keys) return deny(oauth_error(500, "server_error", "no key file configured"));
 
   // Authorization: Bearer <token68>, scheme case-insensitive (RFC 9110 §11.1)
   std::string_view token = in.authorization;
   if (!starts_with_bearer(token))
-    return deny(challenge(cf, in, 401, "", "an access token is required"));
+    return deny(challenge(cf, in, 401, "", "an access token is required"), GuardReason::missing_token);
   token.remove_prefix(7);
   while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
 
@@ -191,17 +223,20 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   const AccessClaims* claims = cache.tokens.find(token);
   if (!claims) {
     if (!token68(token))
-      return deny(challenge(cf, in, 401, "invalid_token", "the access token is malformed"));
+      return deny(challenge(cf, in, 401, "invalid_token", "the access token is malformed"),
+                  GuardReason::malformed_token);
     auto plain = cf.keys->open(seal_purpose::access_token, token);
     auto opened = plain ? decode_access(*plain) : std::nullopt;
     if (!opened)
-      return deny(challenge(cf, in, 401, "invalid_token", "the access token was not issued here"));
+      return deny(challenge(cf, in, 401, "invalid_token", "the access token was not issued here"),
+                  GuardReason::foreign_token);
     claims = cache.tokens.add(token, std::move(*opened));
   }
   if (claims->exp <= in.now)
-    return deny(challenge(cf, in, 401, "invalid_token", "the access token has expired"));
+    return deny(challenge(cf, in, 401, "invalid_token", "the access token has expired"), GuardReason::token_expired);
   if (!claims->resource.empty() && !resource_matches(claims->resource, cf.resource))
-    return deny(challenge(cf, in, 401, "invalid_token", "the access token is for another resource"));
+    return deny(challenge(cf, in, 401, "invalid_token", "the access token is for another resource"),
+                GuardReason::wrong_resource);
 
   // The worker's buffers: after the first requests nothing here allocates.
   std::string& key = cache.scratch_key;
@@ -210,22 +245,22 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   // while the body is read for the tool rules: they need nothing of the
   // session until the scopes are compared, below, in the usual order.
   store.prefetch(key);
-  ToolNeeds needs = tool_needs(gs, in);
+  ToolNeeds needs = tool_needs(gs, in, &cache.scratch_tool);
 
   std::string& record = cache.scratch_record;
   StoreStatus st = store.get(key, &record);
   if (st == StoreStatus::not_found)
-    return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
+    return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"), GuardReason::session_ended);
   if (st == StoreStatus::pending) return deny(Response());  // the run is discarded (store.hpp)
   if (st != StoreStatus::ok) {
     Response r = oauth_error(503, "temporarily_unavailable", "the session store is unavailable");
     r.header("Retry-After", "5");
-    return deny(std::move(r));
+    return deny(std::move(r), GuardReason::store_unavailable);
   }
   Session* session = &cache.scratch_session;
   if (!decode_session_into(record, session) || session->client_id != claims->client_id ||
       session->expires <= in.now)
-    return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"));
+    return deny(challenge(cf, in, 401, "invalid_token", "the session has ended"), GuardReason::session_ended);
 
   // The provider's access token has expired (or does within this second:
   // ngx_time() has whole seconds): renew it first, without
@@ -262,8 +297,9 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     // Not read here exactly as the tool server would read it (invalid
     // JSON, a repeated method/params/name, an escape that does not decode
     // exactly: jsonrpc_peek.hpp), so the scopes it needs are unknown.
-    if (needs.body == ToolNeeds::unreadable) return deny(unreadable_body(cf, in));
-    if (needs.body == ToolNeeds::mismatch) return deny(header_mismatch(cf, in, needs.id, needs.mismatch_why));
+    if (needs.body == ToolNeeds::unreadable) return deny(unreadable_body(cf, in), GuardReason::unreadable_body);
+    if (needs.body == ToolNeeds::mismatch)
+      return deny(header_mismatch(cf, in, needs.id, needs.mismatch_why), GuardReason::header_mismatch);
     const std::vector<std::string>& needed = needs.scopes;
     if (!missing_scopes(needed, granted).empty()) {
       // Remember the step-up so that a refresh cannot paper over it: the
@@ -276,12 +312,22 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
       std::vector<std::string> wanted = split_scope(std::string(granted));
       for (const auto& s : needed)
         if (std::find(wanted.begin(), wanted.end(), s) == wanted.end()) wanted.push_back(s);
-      return deny(challenge(cf, in, 403, "insufficient_scope",
-                            "this operation needs the scope " + join_scope(needed), join_scope(wanted)));
+      GuardOutcome d = deny(challenge(cf, in, 403, "insufficient_scope",
+                                      "this operation needs the scope " + join_scope(needed), join_scope(wanted)),
+                            GuardReason::insufficient_scope);
+      cache.scratch_tag = session_log_tag(claims->sid);
+      d.subject = session->sub;
+      d.client_id = session->client_id;
+      d.session_tag = cache.scratch_tag;
+      d.step_up = true;
+      count_tools(d, needs, false, cache);
+      return d;
     }
   }
 
   out.verdict = GuardOutcome::allow;
+  out.reason = GuardReason::allowed;
+  count_tools(out, needs, true, cache);
   const IdentityCache::Entry& asserted =
       cache.assertion(*gs.minter, claims->sid, session->sub, session->client_id, granted, in.now);
   out.identity = asserted.jwt;
@@ -297,16 +343,23 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
 GuardOutcome guard_resume(const Config& cf, const GuardSettings& gs, IdentityCache& cache, Store& store,
                           const GuardInput& in, const std::string& continuation, int fetch_status,
                           const std::string& fetch_body) {
-  switch (apply_provider_renewal(store, continuation, fetch_status, fetch_body, in.now)) {
+  const RenewalOutcome renewal = apply_provider_renewal(store, continuation, fetch_status, fetch_body, in.now);
+  GuardOutcome out;
+  switch (renewal) {
     case RenewalOutcome::ended:
-      return deny(challenge(cf, in, 401, "invalid_token", "the sign-in at the identity provider has ended"));
+      out = deny(challenge(cf, in, 401, "invalid_token", "the sign-in at the identity provider has ended"),
+                 GuardReason::provider_session_ended);
+      break;
     case RenewalOutcome::pending: return deny(Response());  // the run is discarded (store.hpp)
     case RenewalOutcome::renewed:
-    case RenewalOutcome::unavailable: break;
+    case RenewalOutcome::unavailable:
+      // Renewed, or the provider is unavailable (then the request goes on
+      // and the next one tries again): decide as usual.
+      out = guard_check(cf, gs, cache, store, in);
+      break;
   }
-  // Renewed, or the provider is unavailable (then the request goes on and
-  // the next one tries again): decide as usual.
-  return guard_check(cf, gs, cache, store, in);
+  out.renewal = renewal_outcome_word(renewal);
+  return out;
 }
 
 bool session_alive(Store& store, std::string_view session_key, int64_t now) {

@@ -10,6 +10,7 @@
 
 #include "config.hpp"
 #include "identity_assertion.hpp"
+#include "metrics.hpp"
 #include "mirror_headers.hpp"
 #include "response.hpp"
 #include "store.hpp"
@@ -23,12 +24,19 @@ struct GuardSettings {
   std::string identity_issuer = "ngx_mcp_auth";
   std::string identity_audience = "mcp-tool-server";
   std::string tool_scopes;
+  std::string metrics_tools;  // more tool names counted under their own label
   // Pass the provider's access token upstream (X-MCP-Provider-Token); off
   // by default: it widens what a compromised tool server can do.
   bool pass_provider_token = false;
 
   std::optional<IdentityMinter> minter;
   ToolPolicy policy;
+  // The tool names the metrics count under their own label (the rules' and
+  // metrics_tools), each with its index in the zone's table of names, set
+  // by the glue before workers start (-1: counted as "other").
+  std::vector<std::string> tools;
+  std::vector<int> tool_slots;
+  int tool_slot(std::string_view name) const;
 
   // Parses the rules and loads the identity key file when one is named;
   // "" or a message for nginx -t.
@@ -53,8 +61,22 @@ struct GuardOutcome {
   Response response;  // deny, fetch
   // allow: views of the worker's caches (IdentityCache), valid until the
   // next guard_check with the same cache; the glue copies them at once.
+  // subject, client_id and session_tag also for a denial once the session
+  // is known.
   std::string_view identity, subject, client_id, scope, session_tag, session_key;
   std::string_view provider_token;  // allow, with pass_provider_token
+
+  // For the audit log and the metrics: why, the tool called (a single
+  // tools/call, else the first), the counter slot of each tools/call of the
+  // body (metrics::tool_slot; a batch's first kMaxCounted), whether a
+  // step-up was asked for, and the provider renewal's outcome.
+  static constexpr int kMaxCounted = 8;
+  metrics::GuardReason reason = metrics::GuardReason::server_error;
+  std::string_view tool;
+  int tool_metrics[kMaxCounted];
+  int ntool_metrics = 0;
+  bool step_up = false;
+  const char* renewal = nullptr;
 };
 
 // The guard keeps one identity cache per worker process.

@@ -90,8 +90,12 @@ const IdentityCache::Entry& IdentityCache::assertion(const IdentityMinter& minte
   e.jwt = minter.mint(who, now, kLifetime);
   e.exp = now + kLifetime;
   e.who = who;
-  if (e.tag.empty()) e.tag = sha256_b64url("session-tag|" + sid).substr(0, 16);
+  if (e.tag.empty()) e.tag = session_log_tag(sid);
   return e;
+}
+
+std::string session_log_tag(std::string_view sid) {
+  return sha256_b64url("session-tag|" + std::string(sid)).substr(0, 16);
 }
 
 void IdentityCache::wipe_scratch() {

@@ -112,6 +112,7 @@ class IdentityCache {
   // clear: wipe_scratch() overwrites them when the request's result is
   // released (mcpa_guard_result_free), so they live as long as one request.
   std::string scratch_key, scratch_record;
+  std::string scratch_tag, scratch_tool;  // a denial's session tag, the tool called
   Session scratch_session;
   void wipe_scratch();
 
@@ -119,5 +120,9 @@ class IdentityCache {
   std::unordered_map<std::string, Entry> entries_;
   int64_t next_prune_ = 0;  // expired entries are dropped once a minute
 };
+
+// A session's tag for logs: a non-reversible digest of its id, 16 chars,
+// the same in the access log ($mcp_auth_session) and the audit log.
+std::string session_log_tag(std::string_view sid);
 
 }  // namespace mcpauth

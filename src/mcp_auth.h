@@ -111,6 +111,7 @@ typedef struct {
     mcpa_str_t   identity_issuer;
     mcpa_str_t   identity_audience;
     mcpa_str_t   tool_scopes;                  /* "NAME SCOPE...\n" lines */
+    mcpa_str_t   metrics_tools;                /* space-separated */
 } mcpa_settings_t;
 
 /* Every field unset. */
@@ -238,6 +239,105 @@ typedef struct {
 } mcpa_replay_t;
 
 
+/* --- observability: events for the audit log and the metrics ----------- */
+
+/*
+ * What a request did, as the core decided it: the glue writes each event as
+ * one audit line (mcp_auth_audit_log) and adds one to each counter slot
+ * it names in the metrics zone (mcp_auth_endpoint metrics).  Every label a
+ * counter has is bounded: outcomes and reasons are words of the core, tool
+ * names those of the configuration (anything else counts as "other").
+ * Strings are valid as long as the response or guard result they came in.
+ */
+typedef enum {
+    MCPA_EV_NONE = 0,
+    MCPA_EV_REGISTRATION,        /* client.registered */
+    MCPA_EV_AUTHORIZE,           /* authorize: outcome of /authorize */
+    MCPA_EV_LOGIN_STARTED,       /* sent to the provider to sign in */
+    MCPA_EV_LOGIN,               /* back from the provider: outcome */
+    MCPA_EV_CONSENT,             /* allowed or denied */
+    MCPA_EV_TOKEN,               /* /token: grant_type, outcome */
+    MCPA_EV_REFRESH_REUSE,       /* a used refresh token came back */
+    MCPA_EV_REVOCATION,
+    MCPA_EV_GUARD,               /* an MCP request: allowed or denied */
+    MCPA_EV_PROVIDER_RENEWAL,    /* the provider's token renewed, or not */
+    MCPA_EV_SESSION_ENDED        /* a stream closed: its session ended */
+} mcpa_event_e;
+
+#define MCPA_EVENT_METRICS  12
+
+typedef struct {
+    mcpa_event_e     kind;
+    mcpa_str_t       name;            /* the audit line's "event" */
+    mcpa_str_t       outcome;         /* a word of the core */
+    mcpa_str_t       reason;          /* a word of the core, or empty */
+    mcpa_str_t       grant_type;
+    mcpa_str_t       tool;            /* as called (a guarded tools/call) */
+    mcpa_str_t       subject;
+    mcpa_str_t       client_id;
+    mcpa_str_t       session_tag;
+
+    /* counter slots to add one to; -1 ends the list early */
+    int              metric[MCPA_EVENT_METRICS];
+    unsigned         audit:1;         /* worth an audit line */
+} mcpa_event_t;
+
+/*
+ * The counters, in one flat array of 64-bit slots that the glue keeps in
+ * shared memory and the core names when it renders them:
+ * mcpa_metrics_slots() of them, tool counters last (mcpa_metrics_tool_slot).
+ */
+typedef enum {
+    MCPA_M_FETCH = 0,            /* a: mcpa_fetch_e, b: HTTP status (0: none) */
+    MCPA_M_FETCH_SECONDS,        /* a: mcpa_fetch_e, b: microseconds */
+    MCPA_M_RESPONSE,             /* a: mcpa_endpoint_e or MCPA_M_EP_*, b: status */
+    MCPA_M_STREAM_CLOSED,        /* the session ended */
+    MCPA_M_STORE_ERROR           /* a: MCPA_FULL or MCPA_UNAVAILABLE */
+} mcpa_metric_e;
+
+#define MCPA_M_EP_GUARDED   100   /* a guarded MCP location */
+#define MCPA_M_EP_STATUS    101
+#define MCPA_M_EP_METRICS   102
+
+/* How many slots the fixed counters take, and the most tool names. */
+MCPA_API size_t mcpa_metrics_slots(void) MCPA_NOEXCEPT;
+#define MCPA_METRICS_TOOLS  64
+
+/* The slots (up to MCPA_EVENT_METRICS, -1 after the last) that an event the
+ * glue observed itself adds to, and for MCPA_M_FETCH_SECONDS the amount. */
+MCPA_API void mcpa_metrics_observe(mcpa_metric_e m, int a, int64_t b,
+    int *slots, int64_t *amounts) MCPA_NOEXCEPT;
+
+/* The tool names the configuration counts under their own label (the tool
+ * rules' and mcp_auth_metrics_tools'), and where the glue keeps each one's
+ * counters: slot is the tool's index in the zone's table of names, or -1
+ * (counted as "other").  Set before workers start. */
+MCPA_API size_t mcpa_config_tools(const mcpa_config_t *cf, mcpa_str_t *names,
+    size_t n) MCPA_NOEXCEPT;
+MCPA_API void mcpa_config_set_tool_slot(mcpa_config_t *cf, size_t i,
+    int slot) MCPA_NOEXCEPT;
+
+/* The gauges the glue reads when it is scraped; -1: not reported. */
+typedef struct {
+    int64_t          sessions;
+    int64_t          pending_logins;
+    int64_t          guarded_streams;
+    int64_t          zone_bytes_used;
+    int64_t          zone_bytes_total;
+    int64_t          redis_up;
+} mcpa_gauges_t;
+
+/* Which gauge a store key counts toward: 1 a session, 2 a pending login
+ * (an authorization code not yet redeemed), 0 neither. */
+MCPA_API int mcpa_metrics_key_class(mcpa_str_t key) MCPA_NOEXCEPT;
+
+/* The Prometheus text exposition (format 0.0.4) of the counters (the flat
+ * array), the tool names of the zone's table, and the gauges. */
+MCPA_API int mcpa_metrics_render(const uint64_t *slots, size_t nslots,
+    const mcpa_str_t *tools, size_t ntools, const mcpa_gauges_t *gauges,
+    mcpa_sink_pt sink, void *sink_ctx) MCPA_NOEXCEPT;
+
+
 /* --- requests and responses -------------------------------------------- */
 
 /* What a location serves (mcp_auth_endpoint). */
@@ -310,6 +410,10 @@ typedef struct {
     mcpa_store_op_t  store_op;
     mcpa_str_t       replay;
 
+    /* what the request did (only in a response that is sent) */
+    const mcpa_event_t  *events;
+    size_t           nevents;
+
     void            *owner;           /* core-owned storage; do not touch */
 } mcpa_response_t;
 
@@ -379,6 +483,9 @@ typedef struct {
 
     /* DENY: a complete response (401/403/503 with WWW-Authenticate) */
     mcpa_response_t  response;
+
+    /* ALLOW and DENY: the decision (kind MCPA_EV_GUARD) */
+    mcpa_event_t     event;
 
     void            *owner;
 } mcpa_guard_result_t;

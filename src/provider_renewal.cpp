@@ -51,4 +51,12 @@ RenewalOutcome apply_provider_renewal(Store& store, const std::string& sid, int 
   return outcome;
 }
 
+const char* renewal_outcome_word(RenewalOutcome o) {
+  switch (o) {
+    case RenewalOutcome::renewed: return "renewed";
+    case RenewalOutcome::ended: return "ended";
+    default: return "failed";
+  }
+}
+
 }  // namespace mcpauth

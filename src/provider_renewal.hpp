@@ -32,4 +32,8 @@ enum class RenewalOutcome {
 RenewalOutcome apply_provider_renewal(Store& store, const std::string& sid, int fetch_status,
                                       const std::string& fetch_body, int64_t now);
 
+// The outcome's word in the audit log and the metrics: renewed, ended,
+// failed (unavailable).
+const char* renewal_outcome_word(RenewalOutcome o);
+
 }  // namespace mcpauth

@@ -40,7 +40,9 @@ Response register_client(const Config& cf, Store& store, const Request& req) {
                        req.now + std::min(cf.client_ttl, kUnusedClientSeconds), StoreClass::unauthenticated);
   }
   if (st != StoreStatus::ok) return store_failure_json(st == StoreStatus::exists ? StoreStatus::error : st);
-  return json_response(201, registration_response_json(client, secret.empty() ? nullptr : &secret));
+  Response r = json_response(201, registration_response_json(client, secret.empty() ? nullptr : &secret));
+  r.event(MCPA_EV_REGISTRATION, "client.registered", "ok").client_id = client.client_id;
+  return r;
 }
 
 }  // namespace

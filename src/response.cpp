@@ -23,7 +23,9 @@ Response oauth_error(int status, const std::string& code, const std::string& des
   if (!description.empty()) cJSON_AddStringToObject(obj.get(), "error_description", description.c_str());
   std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(obj.get()), cJSON_free);
   if (!text) throw std::bad_alloc();
-  return json_response(status, text.get());
+  Response r = json_response(status, text.get());
+  r.error = code;
+  return r;
 }
 
 void add_cors(Response& r, const Config& cf, const std::string& origin) {

@@ -2,6 +2,8 @@
 // endpoint uses to build one, so that errors look the same everywhere.
 #pragma once
 
+#include <algorithm>
+#include <iterator>
 #include <string>
 #include <utility>
 #include <vector>
@@ -23,11 +25,33 @@ struct Fetch {
   int port = 443;
 };
 
+// Something a request did, for the audit log and the metrics (mcpa_event_t
+// in mcp_auth.h).  name and outcome are words of the core; so is reason.
+struct Event {
+  mcpa_event_e kind = MCPA_EV_NONE;
+  const char* name = "";
+  std::string outcome, reason, grant_type, subject, client_id, session_tag;
+  int metric[MCPA_EVENT_METRICS];
+  bool audit = true;  // worth an audit line (else only counted)
+
+  Event() { std::fill(std::begin(metric), std::end(metric), -1); }
+};
+
 struct Response {
   int status = 200;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   Fetch fetch;
+  std::string error;          // the RFC 6749 error code it carries, if any
+  std::vector<Event> events;  // what the request did
+
+  Event& event(mcpa_event_e kind, const char* name, std::string outcome) {
+    Event& e = events.emplace_back();
+    e.kind = kind;
+    e.name = name;
+    e.outcome = std::move(outcome);
+    return e;
+  }
 
   void header(std::string name, std::string value) {
     headers.emplace_back(std::move(name), std::move(value));

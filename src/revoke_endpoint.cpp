@@ -6,6 +6,7 @@
 #include "crypto.hpp"
 #include "encoding.hpp"
 #include "endpoints.hpp"
+#include "identity_assertion.hpp"
 
 namespace mcpauth {
 namespace {
@@ -49,14 +50,19 @@ Response revoke(const Config& cf, Store& store, const Request& req) {
     return oauth_error(400, "invalid_request", "token is required (once)");
   (void)form->find("token_type_hint", &hint);
 
-  std::string sid, client_id;
+  std::string sid, client_id, subject;
+  bool revoked = false;
   if (token_session(cf, token, hint, &sid, &client_id) && client_id == auth.client.client_id) {
     std::string raw;
     StoreStatus st = store.get("session:" + sid, &raw);
     if (st == StoreStatus::ok) {
       auto s = decode_session(raw);
       // A token of another client is not revoked (and not reported: §2.2).
-      if (s && s->client_id == auth.client.client_id) st = store.del("session:" + sid);
+      if (s && s->client_id == auth.client.client_id) {
+        st = store.del("session:" + sid);
+        revoked = st == StoreStatus::ok;
+        subject = s->sub;
+      }
     }
     if (st == StoreStatus::error || st == StoreStatus::unavailable || st == StoreStatus::pending)
       return store_failure_json(st);
@@ -64,6 +70,10 @@ Response revoke(const Config& cf, Store& store, const Request& req) {
   Response r;
   r.status = 200;
   r.header("Cache-Control", "no-store");
+  Event& e = r.event(MCPA_EV_REVOCATION, "token.revoked", revoked ? "revoked" : "unknown");
+  e.client_id = auth.client.client_id;
+  e.subject = subject;
+  if (revoked) e.session_tag = session_log_tag(sid);
   return r;
 }
 

@@ -30,6 +30,7 @@
 #include "json.hpp"
 #include "encoding.hpp"
 #include "endpoints.hpp"
+#include "identity_assertion.hpp"
 #include "pkce.hpp"
 #include "provider.hpp"
 #include "provider_renewal.hpp"
@@ -84,7 +85,12 @@ Response issue_tokens(const Config& cf, const Request& req, const Session& s, co
   }
   std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(obj.get()), cJSON_free);
   if (!text) throw std::bad_alloc();
-  return json_response(200, text.get());
+  Response out = json_response(200, text.get());
+  Event& e = out.event(MCPA_EV_TOKEN, "token.issued", "ok");
+  e.subject = s.sub;
+  e.client_id = s.client_id;
+  e.session_tag = session_log_tag(s.sid);
+  return out;
 }
 
 // Checks every `resource` parameter names our resource (RFC 8707 §2.2).
@@ -203,7 +209,12 @@ Response refresh_grant(const Config& cf, Store& store, const Request& req, const
                        since < std::min(cf.access_token_ttl, cf.refresh_token_ttl);
     if (!current && !grace) {
       store.del("session:" + s->sid);
-      return invalid_grant("the refresh token was already used; the sign-in is revoked");
+      Response r = invalid_grant("the refresh token was already used; the sign-in is revoked");
+      Event& e = r.event(MCPA_EV_REFRESH_REUSE, "refresh.reuse_detected", "revoked");
+      e.subject = s->sub;
+      e.client_id = s->client_id;
+      e.session_tag = session_log_tag(s->sid);
+      return r;
     }
 
     // Step-up: the guard refused this sign-in an operation for want of a
@@ -309,13 +320,39 @@ Response renewal_answer(const Config& cf, Store& store, const Request& req, cons
 
   // Unreachable or 5xx: our tokens stay valid; the next refresh tries the
   // provider again.
-  switch (apply_provider_renewal(store, claims->sid, fetch_status, fetch_body, req.now)) {
-    case RenewalOutcome::ended: return invalid_grant("the sign-in at the identity provider has ended");
+  const RenewalOutcome renewal = apply_provider_renewal(store, claims->sid, fetch_status, fetch_body, req.now);
+  Response r;
+  switch (renewal) {
+    case RenewalOutcome::ended: r = invalid_grant("the sign-in at the identity provider has ended"); break;
     case RenewalOutcome::pending: return store_failure_json(StoreStatus::pending);
     case RenewalOutcome::renewed:
-    case RenewalOutcome::unavailable: break;
+    case RenewalOutcome::unavailable: r = refresh_grant(cf, store, req, client, refresh, scope_param, false); break;
   }
-  return refresh_grant(cf, store, req, client, refresh, scope_param, false);
+  Event& e = r.event(MCPA_EV_PROVIDER_RENEWAL, "provider.renewal", renewal_outcome_word(renewal));
+  e.client_id = client.client_id;
+  e.session_tag = session_log_tag(claims->sid);
+  return r;
+}
+
+// The token request's event: the one issue_tokens made, or one for the
+// refusal, with the grant type the client asked for.
+void note_grant(Response& r, const Request& req, std::string grant_type) {
+  if (r.fetch.target != MCPA_FETCH_NONE) return;
+  Event* token = nullptr;
+  for (auto& e : r.events)
+    if (e.kind == MCPA_EV_TOKEN) token = &e;
+  if (!token) {
+    token = &r.event(MCPA_EV_TOKEN, "token.refused", r.error.empty() ? "server_error" : r.error);
+    auto form = Params::parse(req.body);
+    if (form) form->find("client_id", &token->client_id);
+    for (auto& e : r.events)
+      if (e.kind == MCPA_EV_REFRESH_REUSE || e.kind == MCPA_EV_PROVIDER_RENEWAL) {
+        token->subject = e.subject;
+        token->client_id = e.client_id;
+        token->session_tag = e.session_tag;
+      }
+  }
+  token->grant_type = std::move(grant_type);
 }
 
 }  // namespace
@@ -324,6 +361,10 @@ Response handle_token(const Config& cf, Store& store, const Request& req) {
   if (req.method == "OPTIONS") return preflight(cf, req.origin, kMethods);
   Response r = token(cf, store, req);
   if (r.fetch.target == MCPA_FETCH_NONE) add_cors(r, cf, req.origin);
+  std::string grant_type;
+  auto form = Params::parse(req.body);
+  if (form && form->find("grant_type", &grant_type) != Params::Lookup::one) grant_type.clear();
+  note_grant(r, req, grant_type == "authorization_code" || grant_type == "refresh_token" ? grant_type : "other");
   return r;
 }
 
@@ -332,6 +373,7 @@ Response resume_token(const Config& cf, Store& store, const Request& req, const 
   if (!cf.keys) return oauth_error(500, "server_error", "the token endpoint is not configured (key file)");
   Response r = renewal_answer(cf, store, req, continuation, fetch_status, fetch_body);
   if (r.fetch.target == MCPA_FETCH_NONE) add_cors(r, cf, req.origin);
+  note_grant(r, req, "refresh_token");
   return r;
 }
 

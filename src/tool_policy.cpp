@@ -57,6 +57,13 @@ std::vector<std::string> ToolPolicy::required(const McpCall& call) const {
   return out;
 }
 
+std::vector<std::string> ToolPolicy::tool_names() const {
+  std::vector<std::string> out;
+  for (const auto& [name, scopes] : rules_)
+    if (name.find('/') == std::string::npos) out.push_back(name);
+  return out;
+}
+
 std::vector<std::string> missing_scopes(const std::vector<std::string>& needed, std::string_view granted) {
   std::vector<std::string> out;
   if (needed.empty()) return out;  // the common case on the guard's path

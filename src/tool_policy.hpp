@@ -23,6 +23,8 @@ class ToolPolicy {
   // Every scope the call needs: its method's rule plus, for tools/call,
   // its tool's rule.  Empty when nothing is required.
   std::vector<std::string> required(const McpCall& call) const;
+  // The tools the rules name (not the methods).
+  std::vector<std::string> tool_names() const;
 
  private:
   std::map<std::string, std::vector<std::string>, std::less<>> rules_;
