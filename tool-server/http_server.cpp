@@ -58,13 +58,13 @@ const char* method_name(evhttp_cmd_type m) {
 // The request headers route() collects, by Header, lower case.
 constexpr std::string_view kHeaderNames[] = {
     "origin", "x-mcp-identity", "content-type", "accept", "mcp-session-id", "mcp-protocol-version",
-    "mcp-method", "mcp-name", "x-forwarded-prefix",
+    "mcp-method", "mcp-name", "x-forwarded-prefix", "traceparent",
 };
 static_assert(sizeof kHeaderNames / sizeof kHeaderNames[0] == static_cast<size_t>(Header::Count));
 // The same, as they are written in messages.
 constexpr const char* kHeaderDisplayNames[] = {
     "Origin", "X-MCP-Identity", "Content-Type", "Accept", "Mcp-Session-Id", "MCP-Protocol-Version",
-    "Mcp-Method", "Mcp-Name", "X-Forwarded-Prefix",
+    "Mcp-Method", "Mcp-Name", "X-Forwarded-Prefix", "traceparent",
 };
 static_assert(sizeof kHeaderDisplayNames / sizeof kHeaderDisplayNames[0] == static_cast<size_t>(Header::Count));
 
@@ -363,6 +363,10 @@ void HttpServer::route(evhttp_request* req) {
     r.path = path && *path ? path : "/";
     if (query) r.query = query;
     collect_headers(req, r);
+    // Every line logged about this request (now, or when a call that waits
+    // for storage completes) carries the trace id of its traceparent; a
+    // malformed or repeated header is no header.
+    LogTrace trace(r.count(Header::TraceParent) == 1 ? parse_traceparent(r.header(Header::TraceParent)) : TraceId{});
     evhttp_cmd_type method = evhttp_request_get_command(req);
     LOG_DEBUG("request", {{"method", method_name(method)}, {"path", r.path}});
 

@@ -30,6 +30,7 @@ enum class Header {
     McpMethod,        // Mcp-Method
     McpName,          // Mcp-Name
     ForwardedPrefix,  // X-Forwarded-Prefix
+    TraceParent,      // traceparent (W3C trace context)
     Count
 };
 

@@ -1,6 +1,7 @@
 #include "log.hpp"
 
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <sys/time.h>
 
@@ -9,6 +10,7 @@ namespace toolserver {
 namespace {
 
 LogLevel g_level = LogLevel::Info;
+TraceId g_trace;  // of the request being handled
 
 const char* level_name(LogLevel level) {
     switch (level) {
@@ -83,8 +85,45 @@ void log_event(LogLevel level, const char* event, std::initializer_list<LogField
         line += '=';
         append_value(line, f.second);
     }
+    if (g_trace.hex[0]) {
+        line += " trace_id=";
+        line += g_trace.hex;
+    }
     line += '\n';
     std::fwrite(line.data(), 1, line.size(), stderr);
 }
+
+namespace {
+
+bool lower_hex(const char* s, size_t n, bool& all_zero) {
+    all_zero = true;
+    for (size_t i = 0; i < n; ++i) {
+        const char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+        if (c != '0') all_zero = false;
+    }
+    return true;
+}
+
+}  // namespace
+
+TraceId parse_traceparent(const char* value) {
+    TraceId id;
+    // 00-<trace id: 32>-<parent id: 16>-<flags: 2>
+    if (!value || std::strlen(value) != 55 || value[0] != '0' || value[1] != '0' || value[2] != '-' ||
+        value[35] != '-' || value[52] != '-')
+        return id;
+    bool zero_trace = false, zero_parent = false, zero_flags = false;
+    if (!lower_hex(value + 3, 32, zero_trace) || zero_trace) return id;
+    if (!lower_hex(value + 36, 16, zero_parent) || zero_parent) return id;
+    if (!lower_hex(value + 53, 2, zero_flags)) return id;
+    std::memcpy(id.hex, value + 3, 32);
+    id.hex[32] = '\0';
+    return id;
+}
+
+LogTrace::LogTrace(const TraceId& id) : saved_(g_trace) { g_trace = id; }
+LogTrace::~LogTrace() { g_trace = saved_; }
+const TraceId& LogTrace::current() { return g_trace; }
 
 }  // namespace toolserver
