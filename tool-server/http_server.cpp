@@ -2,6 +2,7 @@
 
 #include "log.hpp"
 #include "http_util.hpp"
+#include "metrics.hpp"
 #include "mirror_headers.hpp"
 
 #include <event2/buffer.h>
@@ -255,6 +256,7 @@ HttpServer::HttpServer(const Config& cfg, event_base* base, const IdentityVerifi
     routes_ = {
         {EVHTTP_REQ_GET, "/healthz", &HttpServer::healthz, false},
         {EVHTTP_REQ_GET, "/status", &HttpServer::status, false},
+        {EVHTTP_REQ_GET, "/metrics", &HttpServer::metrics, false},
         {EVHTTP_REQ_GET, "/sse", &HttpServer::sse_open, true},
         {EVHTTP_REQ_POST, "/message", &HttpServer::sse_message, true},
         {EVHTTP_REQ_POST, "/mcp", &HttpServer::mcp_post, true},
@@ -477,6 +479,15 @@ void HttpServer::status(HttpRequest& r) {
                   ",\"subjects\":" + std::to_string(sessions_.subjects()) + "}");
 }
 
+// Prometheus text exposition; no assertion needed either (see README: the
+// gateway proxies only the MCP paths here, and this port must not be public).
+void HttpServer::metrics(HttpRequest& r) {
+    std::string& body = reply_buffer();
+    metrics::append_exposition(body, metrics::Gauges{sessions_.size(), hub_.size()});
+    send_text(r.req, HTTP_OK, metrics::kContentType, body);
+    trim_buffer(body);
+}
+
 void HttpServer::refuse_session(HttpRequest& r, mcp::SessionRegistry::Refusal why, const cJSON* id) {
     const bool subject = why == mcp::SessionRegistry::Refusal::SubjectFull;
     LOG_WARN("session_refused", {{"sub", r.identity.subject}, {"cap", subject ? "subject" : "total"}});
@@ -528,6 +539,19 @@ bool HttpServer::scopes_allow(HttpRequest& r, const cJSON* doc) {
     const auto err = cfg_.tool_scopes.check(doc, r.identity.scope);
     if (!err) return true;
     LOG_WARN("scope_refused", {{"path", r.path}, {"sub", r.identity.subject}, {"error", err->message}});
+    // Nothing in the body runs: each of its tool calls is denied.
+    auto denied = [&](const cJSON* msg) {
+        const char* method = json_get_string(msg, "method");
+        if (!method || std::strcmp(method, "tools/call") != 0) return;
+        const char* tool = json_get_string(cJSON_GetObjectItemCaseSensitive(msg, "params"), "name");
+        metrics::record_tool_call(metrics::tool_label(tool), metrics::ToolResult::Denied, r.identity.subject);
+    };
+    if (cJSON_IsArray(doc)) {
+        const cJSON* item = nullptr;
+        cJSON_ArrayForEach(item, doc) denied(item);
+    } else {
+        denied(doc);
+    }
     send_json_doc(r.req, 403, jsonrpc::make_error(usable_id(doc), *err).get());
     return false;
 }
