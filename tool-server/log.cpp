@@ -68,13 +68,27 @@ void log_event(LogLevel level, const char* event, std::initializer_list<LogField
     if (!log_enabled(level)) return;
     struct timeval tv;
     gettimeofday(&tv, nullptr);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[96];
-    std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(tv.tv_usec / 1000));
-    std::string line = "ts=";
-    line += ts;
+    // The date and time to the second are formatted once a second (the
+    // server is one thread): a line per tools/call stays cheap.
+    static time_t last_sec = -1;
+    static char sec_text[64];
+    if (tv.tv_sec != last_sec) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        std::snprintf(sec_text, sizeof sec_text, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        last_sec = tv.tv_sec;
+    }
+    const int ms = static_cast<int>(tv.tv_usec / 1000);
+    std::string line;
+    line.reserve(256);
+    line += "ts=";
+    line += sec_text;
+    line += '.';
+    line += static_cast<char>('0' + ms / 100);
+    line += static_cast<char>('0' + ms / 10 % 10);
+    line += static_cast<char>('0' + ms % 10);
+    line += 'Z';
     line += " level=";
     line += level_name(level);
     line += " event=";
