@@ -256,7 +256,7 @@ HttpServer::HttpServer(const Config& cfg, event_base* base, const IdentityVerifi
     routes_ = {
         {EVHTTP_REQ_GET, "/healthz", &HttpServer::healthz, false},
         {EVHTTP_REQ_GET, "/status", &HttpServer::status, false},
-        {EVHTTP_REQ_GET, "/metrics", &HttpServer::metrics, false},
+        {EVHTTP_REQ_GET, "/metrics", &HttpServer::metrics_text, false},
         {EVHTTP_REQ_GET, "/sse", &HttpServer::sse_open, true},
         {EVHTTP_REQ_POST, "/message", &HttpServer::sse_message, true},
         {EVHTTP_REQ_POST, "/mcp", &HttpServer::mcp_post, true},
@@ -481,7 +481,7 @@ void HttpServer::status(HttpRequest& r) {
 
 // Prometheus text exposition; no assertion needed either (see README: the
 // gateway proxies only the MCP paths here, and this port must not be public).
-void HttpServer::metrics(HttpRequest& r) {
+void HttpServer::metrics_text(HttpRequest& r) {
     std::string& body = reply_buffer();
     metrics::append_exposition(body, metrics::Gauges{sessions_.size(), hub_.size()});
     send_text(r.req, HTTP_OK, metrics::kContentType, body);

@@ -83,7 +83,7 @@ private:
     // Routes (healthz here; the transports in transport_*.cpp).
     void healthz(HttpRequest& r);
     void status(HttpRequest& r);
-    void metrics(HttpRequest& r);
+    void metrics_text(HttpRequest& r);  // GET /metrics
     void sse_open(HttpRequest& r);
     void sse_message(HttpRequest& r);
     void mcp_post(HttpRequest& r);
