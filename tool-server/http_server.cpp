@@ -2,6 +2,7 @@
 
 #include "log.hpp"
 #include "http_util.hpp"
+#include "metrics.hpp"
 #include "mirror_headers.hpp"
 
 #include <event2/buffer.h>
@@ -58,13 +59,13 @@ const char* method_name(evhttp_cmd_type m) {
 // The request headers route() collects, by Header, lower case.
 constexpr std::string_view kHeaderNames[] = {
     "origin", "x-mcp-identity", "content-type", "accept", "mcp-session-id", "mcp-protocol-version",
-    "mcp-method", "mcp-name", "x-forwarded-prefix",
+    "mcp-method", "mcp-name", "x-forwarded-prefix", "traceparent",
 };
 static_assert(sizeof kHeaderNames / sizeof kHeaderNames[0] == static_cast<size_t>(Header::Count));
 // The same, as they are written in messages.
 constexpr const char* kHeaderDisplayNames[] = {
     "Origin", "X-MCP-Identity", "Content-Type", "Accept", "Mcp-Session-Id", "MCP-Protocol-Version",
-    "Mcp-Method", "Mcp-Name", "X-Forwarded-Prefix",
+    "Mcp-Method", "Mcp-Name", "X-Forwarded-Prefix", "traceparent",
 };
 static_assert(sizeof kHeaderDisplayNames / sizeof kHeaderDisplayNames[0] == static_cast<size_t>(Header::Count));
 
@@ -255,6 +256,7 @@ HttpServer::HttpServer(const Config& cfg, event_base* base, const IdentityVerifi
     routes_ = {
         {EVHTTP_REQ_GET, "/healthz", &HttpServer::healthz, false},
         {EVHTTP_REQ_GET, "/status", &HttpServer::status, false},
+        {EVHTTP_REQ_GET, "/metrics", &HttpServer::metrics_text, false},
         {EVHTTP_REQ_GET, "/sse", &HttpServer::sse_open, true},
         {EVHTTP_REQ_POST, "/message", &HttpServer::sse_message, true},
         {EVHTTP_REQ_POST, "/mcp", &HttpServer::mcp_post, true},
@@ -363,6 +365,10 @@ void HttpServer::route(evhttp_request* req) {
     r.path = path && *path ? path : "/";
     if (query) r.query = query;
     collect_headers(req, r);
+    // Every line logged about this request (now, or when a call that waits
+    // for storage completes) carries the trace id of its traceparent; a
+    // malformed or repeated header is no header.
+    LogTrace trace(r.count(Header::TraceParent) == 1 ? parse_traceparent(r.header(Header::TraceParent)) : TraceId{});
     evhttp_cmd_type method = evhttp_request_get_command(req);
     LOG_DEBUG("request", {{"method", method_name(method)}, {"path", r.path}});
 
@@ -473,6 +479,15 @@ void HttpServer::status(HttpRequest& r) {
                   ",\"subjects\":" + std::to_string(sessions_.subjects()) + "}");
 }
 
+// Prometheus text exposition; no assertion needed either (see README: the
+// gateway proxies only the MCP paths here, and this port must not be public).
+void HttpServer::metrics_text(HttpRequest& r) {
+    std::string& body = reply_buffer();
+    metrics::append_exposition(body, metrics::Gauges{sessions_.size(), hub_.size()});
+    send_text(r.req, HTTP_OK, metrics::kContentType, body);
+    trim_buffer(body);
+}
+
 void HttpServer::refuse_session(HttpRequest& r, mcp::SessionRegistry::Refusal why, const cJSON* id) {
     const bool subject = why == mcp::SessionRegistry::Refusal::SubjectFull;
     LOG_WARN("session_refused", {{"sub", r.identity.subject}, {"cap", subject ? "subject" : "total"}});
@@ -524,6 +539,19 @@ bool HttpServer::scopes_allow(HttpRequest& r, const cJSON* doc) {
     const auto err = cfg_.tool_scopes.check(doc, r.identity.scope);
     if (!err) return true;
     LOG_WARN("scope_refused", {{"path", r.path}, {"sub", r.identity.subject}, {"error", err->message}});
+    // Nothing in the body runs: each of its tool calls is denied.
+    auto denied = [&](const cJSON* msg) {
+        const char* method = json_get_string(msg, "method");
+        if (!method || std::strcmp(method, "tools/call") != 0) return;
+        const char* tool = json_get_string(cJSON_GetObjectItemCaseSensitive(msg, "params"), "name");
+        metrics::record_tool_call(metrics::tool_label(tool), metrics::ToolResult::Denied, r.identity.subject);
+    };
+    if (cJSON_IsArray(doc)) {
+        const cJSON* item = nullptr;
+        cJSON_ArrayForEach(item, doc) denied(item);
+    } else {
+        denied(doc);
+    }
     send_json_doc(r.req, 403, jsonrpc::make_error(usable_id(doc), *err).get());
     return false;
 }

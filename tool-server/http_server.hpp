@@ -30,6 +30,7 @@ enum class Header {
     McpMethod,        // Mcp-Method
     McpName,          // Mcp-Name
     ForwardedPrefix,  // X-Forwarded-Prefix
+    TraceParent,      // traceparent (W3C trace context)
     Count
 };
 
@@ -82,6 +83,7 @@ private:
     // Routes (healthz here; the transports in transport_*.cpp).
     void healthz(HttpRequest& r);
     void status(HttpRequest& r);
+    void metrics_text(HttpRequest& r);  // GET /metrics
     void sse_open(HttpRequest& r);
     void sse_message(HttpRequest& r);
     void mcp_post(HttpRequest& r);
@@ -94,7 +96,8 @@ private:
     // Mcp-Method/Mcp-Name agree with the body (400, -32020, otherwise);
     // `required` under 2026-07-28.
     bool mirror_headers_agree(HttpRequest& r, const cJSON* doc, bool required);
-    // The assertion's scopes cover every call in the body (403 otherwise).
+    // The assertion's scopes cover every call in the body (403 otherwise;
+    // every tools/call in the body is then counted and logged as denied).
     bool scopes_allow(HttpRequest& r, const cJSON* doc);
     // The request's Streamable HTTP session; null after answering 400/404.
     mcp::Session* streamable_session(HttpRequest& r);

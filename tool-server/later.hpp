@@ -9,6 +9,8 @@
 // away) simply never runs the continuation.
 #pragma once
 
+#include "log.hpp"
+
 #include <functional>
 #include <memory>
 #include <optional>
@@ -51,7 +53,12 @@ public:
             fn(std::move(v));
             return;
         }
-        state_->then = std::move(fn);
+        // Runs later, from another turn of the loop: in the log context
+        // (trace id) of the request that is waiting for it.
+        state_->then = [fn = std::move(fn), trace = LogTrace::current()](T v) {
+            LogTrace in(trace);
+            fn(std::move(v));
+        };
     }
 
     // A future for fn(value): ready when this one is, else completed along with it.

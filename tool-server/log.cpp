@@ -1,6 +1,7 @@
 #include "log.hpp"
 
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <sys/time.h>
 
@@ -9,6 +10,7 @@ namespace toolserver {
 namespace {
 
 LogLevel g_level = LogLevel::Info;
+TraceId g_trace;  // of the request being handled
 
 const char* level_name(LogLevel level) {
     switch (level) {
@@ -66,13 +68,27 @@ void log_event(LogLevel level, const char* event, std::initializer_list<LogField
     if (!log_enabled(level)) return;
     struct timeval tv;
     gettimeofday(&tv, nullptr);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char ts[96];
-    std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(tv.tv_usec / 1000));
-    std::string line = "ts=";
-    line += ts;
+    // The date and time to the second are formatted once a second (the
+    // server is one thread): a line per tools/call stays cheap.
+    static time_t last_sec = -1;
+    static char sec_text[64];
+    if (tv.tv_sec != last_sec) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        std::snprintf(sec_text, sizeof sec_text, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        last_sec = tv.tv_sec;
+    }
+    const int ms = static_cast<int>(tv.tv_usec / 1000);
+    std::string line;
+    line.reserve(256);
+    line += "ts=";
+    line += sec_text;
+    line += '.';
+    line += static_cast<char>('0' + ms / 100);
+    line += static_cast<char>('0' + ms / 10 % 10);
+    line += static_cast<char>('0' + ms % 10);
+    line += 'Z';
     line += " level=";
     line += level_name(level);
     line += " event=";
@@ -83,8 +99,45 @@ void log_event(LogLevel level, const char* event, std::initializer_list<LogField
         line += '=';
         append_value(line, f.second);
     }
+    if (g_trace.hex[0]) {
+        line += " trace_id=";
+        line += g_trace.hex;
+    }
     line += '\n';
     std::fwrite(line.data(), 1, line.size(), stderr);
 }
+
+namespace {
+
+bool lower_hex(const char* s, size_t n, bool& all_zero) {
+    all_zero = true;
+    for (size_t i = 0; i < n; ++i) {
+        const char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+        if (c != '0') all_zero = false;
+    }
+    return true;
+}
+
+}  // namespace
+
+TraceId parse_traceparent(const char* value) {
+    TraceId id;
+    // 00-<trace id: 32>-<parent id: 16>-<flags: 2>
+    if (!value || std::strlen(value) != 55 || value[0] != '0' || value[1] != '0' || value[2] != '-' ||
+        value[35] != '-' || value[52] != '-')
+        return id;
+    bool zero_trace = false, zero_parent = false, zero_flags = false;
+    if (!lower_hex(value + 3, 32, zero_trace) || zero_trace) return id;
+    if (!lower_hex(value + 36, 16, zero_parent) || zero_parent) return id;
+    if (!lower_hex(value + 53, 2, zero_flags)) return id;
+    std::memcpy(id.hex, value + 3, 32);
+    id.hex[32] = '\0';
+    return id;
+}
+
+LogTrace::LogTrace(const TraceId& id) : saved_(g_trace) { g_trace = id; }
+LogTrace::~LogTrace() { g_trace = saved_; }
+const TraceId& LogTrace::current() { return g_trace; }
 
 }  // namespace toolserver

@@ -5,6 +5,7 @@
 #include "identity.hpp"
 #include "log.hpp"
 #include "mcp_protocol.hpp"
+#include "metrics.hpp"
 #include "snippet_store.hpp"
 #include "tools.hpp"
 
@@ -280,6 +281,7 @@ int run(int argc, char** argv) {
             event_base_free(base);
             return 1;
         }
+        store = metrics::timed_store(std::move(store), cfg.store == StoreKind::Redis ? "redis" : "sqlite");
         Tools tools(*store, cfg.snippet_scope, cfg.max_snippet);
         mcp::Server mcp_server(tools);
 

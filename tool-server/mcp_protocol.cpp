@@ -213,9 +213,13 @@ Future<JsonPtr> Server::handle_message(const cJSON* msg, CallContext& ctx) {
     if (auto err = jsonrpc::classify(msg, m)) return now(jsonrpc::make_error(m.id, *err));
     switch (m.kind) {
         case jsonrpc::Kind::Response: return now(nullptr);
-        case jsonrpc::Kind::Notification: notification(m, ctx); return now(nullptr);
+        case jsonrpc::Kind::Notification:
+            metrics::count_request(ctx.transport, metrics::method_label(m.method));
+            notification(m, ctx);
+            return now(nullptr);
         case jsonrpc::Kind::Request: break;
     }
+    metrics::count_request(ctx.transport, metrics::method_label(m.method));
     Future<jsonrpc::Reply> reply = dispatch(m, ctx);
     if (reply.is_ready()) return now(respond(m.id, m.method, reply.take()));
     // The message is freed before the reply comes: its id is copied.
@@ -233,11 +237,7 @@ Future<jsonrpc::Reply> Server::dispatch(const jsonrpc::Message& m, CallContext& 
         json_add(result.get(), "tools", tools_.list());
         return Ready::ready(jsonrpc::Reply::ok(std::move(result)));
     }
-    if (m.method == "tools/call") {
-        if (!m.params)
-            return Ready::ready(jsonrpc::Reply::fail(jsonrpc::kInvalidParams, "Invalid params: params are required"));
-        return tools_.call(m.params, ctx.subject);
-    }
+    if (m.method == "tools/call") return tools_.call(m.params, ctx.subject);
     return Ready::ready(jsonrpc::Reply::fail(jsonrpc::kMethodNotFound, "Method not found: " + m.method));
 }
 

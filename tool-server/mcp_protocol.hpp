@@ -4,6 +4,7 @@
 
 #include "jsonrpc.hpp"
 #include "later.hpp"
+#include "metrics.hpp"
 #include "tools.hpp"
 
 #include <cstdint>
@@ -97,6 +98,7 @@ struct CallContext {
     std::string subject;
     std::string protocol_version;  // the version in force for this request
     Session* session = nullptr;    // null on the stateless (2026-07-28) path
+    metrics::Transport transport = metrics::Transport::Streamable;
 };
 
 class Server {

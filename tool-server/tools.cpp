@@ -1,6 +1,7 @@
 #include "tools.hpp"
 
 #include "log.hpp"
+#include "metrics.hpp"
 
 #include <cstring>
 
@@ -31,6 +32,14 @@ Future<jsonrpc::Reply> text_now(const std::string& text, bool is_error) {
     return Future<jsonrpc::Reply>::ready(text_result(text, is_error));
 }
 
+// A JSON-RPC error or a tool result with isError: true is an error.
+metrics::ToolResult outcome(const jsonrpc::Reply& reply) {
+    if (reply.error) return metrics::ToolResult::Error;
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(reply.result.get(), "isError"))
+               ? metrics::ToolResult::Error
+               : metrics::ToolResult::Ok;
+}
+
 }  // namespace
 
 Tools::Tools(SnippetStore& store, SnippetScope scope, size_t max_snippet)
@@ -46,6 +55,9 @@ Tools::Tools(SnippetStore& store, SnippetScope scope, size_t max_snippet)
          {{"snippetname", "The name of the snippet.", true}, {"snippet", "The content of the snippet.", true}},
          &Tools::save_snippet},
     };
+    std::vector<const char*> names;
+    for (const Tool& t : tools_) names.push_back(t.name);
+    metrics::set_tools(names);
 }
 
 JsonPtr Tools::list() const {
@@ -71,14 +83,31 @@ JsonPtr Tools::list() const {
 }
 
 Future<jsonrpc::Reply> Tools::call(const cJSON* params, const std::string& subject) {
-    const char* name = json_get_string(params, "name");
-    if (!name) return failed(jsonrpc::kInvalidParams, "Invalid params: \"name\" must be a string");
-    const Tool* tool = nullptr;
-    for (const Tool& t : tools_) {
-        if (std::strcmp(t.name, name) == 0) tool = &t;
+    // The metrics label of a tool is its index in the table (set_tools above).
+    size_t label = tools_.size();
+    Future<jsonrpc::Reply> reply = [&] {
+        if (!params)
+            return failed(jsonrpc::kInvalidParams, "Invalid params: params are required");
+        const char* name = json_get_string(params, "name");
+        if (!name) return failed(jsonrpc::kInvalidParams, "Invalid params: \"name\" must be a string");
+        for (size_t i = 0; i < tools_.size(); ++i) {
+            if (std::strcmp(tools_[i].name, name) == 0) label = i;
+        }
+        if (label == tools_.size()) return failed(jsonrpc::kInvalidParams, std::string("Unknown tool: ") + name);
+        return run(tools_[label], params, subject);
+    }();
+    if (reply.is_ready()) {
+        jsonrpc::Reply r = reply.take();
+        metrics::record_tool_call(label, outcome(r), subject);
+        return Future<jsonrpc::Reply>::ready(std::move(r));
     }
-    if (!tool) return failed(jsonrpc::kInvalidParams, std::string("Unknown tool: ") + name);
+    return reply.map([label, subject](jsonrpc::Reply r) {
+        metrics::record_tool_call(label, outcome(r), subject);
+        return r;
+    });
+}
 
+Future<jsonrpc::Reply> Tools::run(const Tool& tool, const cJSON* params, const std::string& subject) {
     const cJSON* arguments = cJSON_GetObjectItemCaseSensitive(params, "arguments");
     if (arguments && !cJSON_IsNull(arguments) && !cJSON_IsObject(arguments))
         return failed(jsonrpc::kInvalidParams, "Invalid params: \"arguments\" must be an object");
@@ -88,7 +117,7 @@ Future<jsonrpc::Reply> Tools::call(const cJSON* params, const std::string& subje
     const cJSON* item = nullptr;
     cJSON_ArrayForEach(item, given) {
         const Arg* spec = nullptr;
-        for (const Arg& a : tool->args) {
+        for (const Arg& a : tool.args) {
             if (std::strcmp(a.name, item->string) == 0) spec = &a;
         }
         if (!spec)
@@ -99,12 +128,12 @@ Future<jsonrpc::Reply> Tools::call(const cJSON* params, const std::string& subje
                           std::string("Invalid params: argument '") + item->string + "' must be a string");
         args[item->string] = item->valuestring;
     }
-    for (const Arg& a : tool->args) {
+    for (const Arg& a : tool.args) {
         if (a.required && args.find(a.name) == args.end())
             return failed(jsonrpc::kInvalidParams,
                           std::string("Invalid params: missing required argument '") + a.name + "'");
     }
-    return (this->*(tool->handler))(args, subject);
+    return (this->*(tool.handler))(args, subject);
 }
 
 std::string Tools::owner_for(const std::string& subject) const {

@@ -20,9 +20,11 @@ public:
     // The value of "tools" in a tools/list result.
     JsonPtr list() const;
 
-    // Handles tools/call params for the authenticated `subject`. The reply
-    // is ready at once unless the tool waits for a store that answers later
-    // (Redis); `params` need not outlive the call.
+    // Handles tools/call params (null when the request had none) for the
+    // authenticated `subject`. The reply is ready at once unless the tool
+    // waits for a store that answers later (Redis); `params` need not
+    // outlive the call. Each call is counted and logged when it is answered
+    // (metrics::record_tool_call).
     Future<jsonrpc::Reply> call(const cJSON* params, const std::string& subject);
 
 private:
@@ -41,6 +43,9 @@ private:
         std::vector<Arg> args;
         Handler handler;
     };
+
+    // call() without the counting: checks the arguments and runs `tool`.
+    Future<jsonrpc::Reply> run(const Tool& tool, const cJSON* params, const std::string& subject);
 
     Future<jsonrpc::Reply> hello(Args& args, const std::string& subject);
     Future<jsonrpc::Reply> get_snippet(Args& args, const std::string& subject);

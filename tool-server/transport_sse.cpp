@@ -73,6 +73,7 @@ void HttpServer::sse_message(HttpRequest& r) {
     mcp::CallContext ctx;
     ctx.subject = r.identity.subject;
     ctx.session = session;
+    ctx.transport = metrics::Transport::Sse;
     ctx.protocol_version =
         session->protocol_version.empty() ? mcp::kLegacySseVersion : session->protocol_version;
     Future<JsonPtr> answer = mcp_.handle_body(doc.get(), ctx, /*allow_batch=*/false);
