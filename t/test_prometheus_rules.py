@@ -1,0 +1,169 @@
+"""The Prometheus alerting rules (prometheus/), and t/prometheus_util.py.
+
+promtool checks the rules and the example configuration and runs the rules'
+unit tests (prometheus/mcp-auth-alerts.test.yml: every alert firing, and not
+firing for what is near it).  Then a real Prometheus, started by
+prometheus_util, scrapes a tiny exposition served on loopback from this
+process: a counter bumped between two scrapes must read exactly the bump,
+and the rules file loads and evaluates in it.  No gateway needed.
+"""
+
+import http.server
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import ROOT
+from prometheus_util import PROMETHEUS, PROMTOOL, Prometheus, parse_rfc3339
+
+RULES = ROOT / "prometheus" / "mcp-auth-alerts.yml"
+RULE_TESTS = ROOT / "prometheus" / "mcp-auth-alerts.test.yml"
+EXAMPLE = ROOT / "prometheus" / "prometheus.yml.example"
+ALERTS = {"MCPAuthRefreshTokenReuse", "MCPAuthProviderFailures", "MCPAuthZoneNearlyFull",
+          "MCPAuthRedisDown", "MCPAuthHigh5xxRate", "MCPToolServerDown"}
+
+pytestmark = pytest.mark.skipif(not (Path(PROMETHEUS).exists() and Path(PROMTOOL).exists()),
+                                reason="prometheus is not installed (scripts/deps.sh installs it)")
+
+
+def promtool(*args, cwd=None):
+    r = subprocess.run([PROMTOOL] + [str(a) for a in args], capture_output=True, text=True,
+                       cwd=cwd, timeout=60, env={"PATH": "/usr/bin:/bin", "GOMAXPROCS": "1"})
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_promtool_checks_the_rules():
+    code, out = promtool("check", "rules", RULES)
+    assert code == 0, out
+    assert "SUCCESS: %d rules found" % len(ALERTS) in out, out
+
+
+def test_the_rules_unit_tests_pass():
+    code, out = promtool("test", "rules", RULE_TESTS)
+    assert code == 0, out
+    assert "SUCCESS" in out and "FAILED" not in out, out
+
+
+def test_every_alert_is_unit_tested_firing_and_not_firing():
+    # (no YAML parser needed: the test file's layout is "alertname: X" then
+    # "exp_alerts: []" or "exp_alerts:" and the expected alerts)
+    firing, quiet, name = set(), set(), None
+    for line in RULE_TESTS.read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line.startswith("alertname:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("exp_alerts:"):
+            (quiet if line.endswith("[]") else firing).add(name)
+    assert firing == ALERTS and quiet == ALERTS
+
+
+def test_the_example_configuration_is_valid(tmp_path):
+    # as documented: copied next to the rules file
+    shutil.copy(EXAMPLE, tmp_path / "prometheus.yml")
+    shutil.copy(RULES, tmp_path / RULES.name)
+    code, out = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert code == 0, out
+    assert "is valid prometheus config file syntax" in out, out
+
+
+def test_rfc3339_times_of_the_targets_page():
+    assert parse_rfc3339("1970-01-01T00:00:01.5Z") == 1.5
+    assert parse_rfc3339("1970-01-01T01:00:02.123456789+01:00") == pytest.approx(2.123456789)
+    assert parse_rfc3339("0001-01-01T00:00:00Z") is None
+
+
+class Exposition:
+    """/metrics in the text format, from a thread on 127.0.0.1."""
+
+    def __init__(self):
+        self.count = 5
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path != "/metrics":
+                    self.send_error(404)
+                    return
+                with outer.lock:
+                    n = outer.count
+                body = ("# HELP mcp_auth_step_ups_total Step-ups.\n"
+                        "# TYPE mcp_auth_step_ups_total counter\n"
+                        "mcp_auth_step_ups_total %d\n"
+                        "# TYPE mcp_auth_refresh_reuse_total counter\n"
+                        "mcp_auth_refresh_reuse_total 0\n"
+                        "# TYPE mcp_auth_zone_bytes_used gauge\n"
+                        "mcp_auth_zone_bytes_used 100\n"
+                        "# TYPE mcp_auth_zone_bytes_total gauge\n"
+                        "mcp_auth_zone_bytes_total 1000\n" % n).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain; version=0.0.4")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def bump(self, n):
+        with self.lock:
+            self.count += n
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def exposition():
+    e = Exposition()
+    yield e
+    e.close()
+
+
+def test_prometheus_util_sees_exactly_the_bump(tmp_path, exposition):
+    target = "127.0.0.1:%d" % exposition.port
+    prom = Prometheus(tmp_path / "prometheus", scrape=[("fake-gateway", target, "/metrics")],
+                      rule_files=[RULES])
+    with prom:
+        assert prom.url.startswith("http://127.0.0.1:")
+        prom.wait_for_scrape("fake-gateway", after=time.time())
+        assert prom.query("mcp_auth_step_ups_total") == 5
+        assert prom.query('up{job="fake-gateway"}') == 1
+        assert prom.query("mcp_auth_no_such_metric") is None
+
+        before = time.time()
+        exposition.bump(7)
+        [t] = prom.wait_for_scrape("fake-gateway", after=before)
+        assert t["scrapeUrl"] == "http://%s/metrics" % target
+        assert prom.query("mcp_auth_step_ups_total") == 12
+        assert prom.value('mcp_auth_step_ups_total{job="fake-gateway"}') == 12
+        assert prom.value('mcp_auth_step_ups_total{job="elsewhere"}') is None
+        # both samples are in the TSDB: the raw difference is the bump
+        assert prom.query("max_over_time(mcp_auth_step_ups_total[1m])"
+                          " - min_over_time(mcp_auth_step_ups_total[1m])") == 7
+        with pytest.raises(ValueError):
+            prom.query('{job="fake-gateway"}')           # several series
+
+        # the rules file is loaded and evaluated; none of its alerts is active
+        groups = prom.api("rules")["groups"]
+        assert [g["name"] for g in groups] == ["mcp-auth"]
+        assert {r["name"] for r in groups[0]["rules"]} == ALERTS
+        for rule in groups[0]["rules"]:
+            assert rule["health"] == "ok", rule
+            assert rule["labels"]["severity"] in ("warning", "critical"), rule
+            assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule
+        assert prom.alerts() == []
+        proc = prom.proc.popen
+    # stopped: the process is gone and its port free
+    assert proc.poll() is not None
