@@ -9,6 +9,7 @@ and the rules file loads and evaluates in it.  No gateway needed.
 """
 
 import http.server
+import json
 import shutil
 import subprocess
 import threading
@@ -124,46 +125,85 @@ class Exposition:
         self.server.server_close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def exposition():
     e = Exposition()
     yield e
     e.close()
 
 
-def test_prometheus_util_sees_exactly_the_bump(tmp_path, exposition):
+@pytest.fixture(scope="module")
+def prom(tmp_path_factory, exposition):
+    """Prometheus scraping the exposition every second, with the rules."""
     target = "127.0.0.1:%d" % exposition.port
-    prom = Prometheus(tmp_path / "prometheus", scrape=[("fake-gateway", target, "/metrics")],
-                      rule_files=[RULES])
-    with prom:
-        assert prom.url.startswith("http://127.0.0.1:")
-        prom.wait_for_scrape("fake-gateway", after=time.time())
-        assert prom.query("mcp_auth_step_ups_total") == 5
-        assert prom.query('up{job="fake-gateway"}') == 1
-        assert prom.query("mcp_auth_no_such_metric") is None
+    with Prometheus(tmp_path_factory.mktemp("prometheus"),
+                    scrape=[("fake-gateway", target, "/metrics")], rule_files=[RULES]) as p:
+        yield p
 
-        before = time.time()
-        exposition.bump(7)
-        [t] = prom.wait_for_scrape("fake-gateway", after=before)
-        assert t["scrapeUrl"] == "http://%s/metrics" % target
-        assert prom.query("mcp_auth_step_ups_total") == 12
-        assert prom.value('mcp_auth_step_ups_total{job="fake-gateway"}') == 12
-        assert prom.value('mcp_auth_step_ups_total{job="elsewhere"}') is None
-        # both samples are in the TSDB: the raw difference is the bump
-        assert prom.query("max_over_time(mcp_auth_step_ups_total[1m])"
-                          " - min_over_time(mcp_auth_step_ups_total[1m])") == 7
-        with pytest.raises(ValueError):
-            prom.query('{job="fake-gateway"}')           # several series
 
-        # the rules file is loaded and evaluated; none of its alerts is active
-        groups = prom.api("rules")["groups"]
-        assert [g["name"] for g in groups] == ["mcp-auth"]
-        assert {r["name"] for r in groups[0]["rules"]} == ALERTS
-        for rule in groups[0]["rules"]:
-            assert rule["health"] == "ok", rule
-            assert rule["labels"]["severity"] in ("warning", "critical"), rule
-            assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule
-        assert prom.alerts() == []
-        proc = prom.proc.popen
-    # stopped: the process is gone and its port free
+def test_prometheus_util_sees_exactly_the_bump(prom, exposition):
+    assert prom.url.startswith("http://127.0.0.1:")
+    prom.wait_for_scrape("fake-gateway", after=time.time())
+    start = prom.query("mcp_auth_step_ups_total")
+    assert start is not None
+    assert prom.query('up{job="fake-gateway"}') == 1
+    assert prom.query("mcp_auth_no_such_metric") is None
+
+    before = time.time()
+    exposition.bump(7)
+    [t] = prom.wait_for_scrape("fake-gateway", after=before)
+    assert t["scrapeUrl"] == "http://127.0.0.1:%d/metrics" % exposition.port
+    assert prom.query("mcp_auth_step_ups_total") == start + 7
+    assert prom.value('mcp_auth_step_ups_total{job="fake-gateway"}') == start + 7
+    assert prom.value('mcp_auth_step_ups_total{job="elsewhere"}') is None
+    with pytest.raises(ValueError):
+        prom.query('{job="fake-gateway"}')           # several series
+
+
+def test_the_rules_load_and_evaluate_without_alerts(prom):
+    prom.wait_for_scrape("fake-gateway")
+    groups = prom.api("rules")["groups"]
+    assert [g["name"] for g in groups] == ["mcp-auth"]
+    assert {r["name"] for r in groups[0]["rules"]} == ALERTS
+    for rule in groups[0]["rules"]:
+        assert rule["health"] == "ok", rule
+        assert rule["labels"]["severity"] in ("warning", "critical"), rule
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule
+    assert prom.alerts() == []
+
+
+SCREENSHOT = ROOT / "scripts" / "prometheus_screenshot.mjs"
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists()
+                    or not (ROOT / "node_modules" / "playwright-core").exists(),
+                    reason="chromium or playwright-core is not installed")
+def test_the_screenshot_script_draws_the_graph(prom, exposition, tmp_path):
+    from harness import NODE
+    prom.wait_for_scrape("fake-gateway")
+    out = tmp_path / "graph.png"
+    r = subprocess.run([NODE, str(SCREENSHOT), "--url", prom.url, "--expr",
+                        "mcp_auth_step_ups_total", "--out", str(out)],
+                       capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert r.returncode == 0, r.stdout + r.stderr
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["series"] == 1 and "/graph" in info["url"], info
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # an expression with no data is an error, not an empty picture
+    r = subprocess.run([NODE, str(SCREENSHOT), "--url", prom.url, "--expr",
+                        "mcp_auth_no_such_metric", "--out", str(tmp_path / "empty.png"),
+                        "--timeout", "10000"],
+                       capture_output=True, text=True, timeout=60, cwd=str(ROOT))
+    assert r.returncode == 1 and "No datapoints found" in r.stderr, r.stdout + r.stderr
+
+
+def test_stop_leaves_nothing_running(tmp_path):
+    p = Prometheus(scrape=[("nothing", "127.0.0.1:9", "/metrics")]).start()
+    proc, workdir, port = p.proc.popen, p.workdir, p.port
+    assert p.session.get(p.url + "/-/healthy", timeout=5).status_code == 200
+    p.stop()
     assert proc.poll() is not None
+    assert not workdir.exists()                   # its own temporary folder is gone
+    import socket
+    with pytest.raises(ConnectionRefusedError):   # nothing listens on its port
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
