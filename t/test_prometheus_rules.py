@@ -5,7 +5,8 @@ unit tests (prometheus/mcp-auth-alerts.test.yml: every alert firing, and not
 firing for what is near it).  Then a real Prometheus, started by
 prometheus_util, scrapes a tiny exposition served on loopback from this
 process: a counter bumped between two scrapes must read exactly the bump,
-and the rules file loads and evaluates in it.  No gateway needed.
+and the rules file loads and evaluates in it; scripts/prometheus_screenshot.mjs
+draws its graph in headless chromium.  No gateway needed.
 """
 
 import http.server
