@@ -51,6 +51,10 @@ static void ngx_http_mcp_auth_metrics_sink(void *data, const char *text,
     size_t len);
 
 
+/* The zone's tag: the store's zones carry the module's own. */
+static ngx_uint_t  ngx_http_mcp_auth_metrics_tag;
+
+
 /* The running cycle's counters; NULL when no location uses the module. */
 static ngx_inline ngx_http_mcp_auth_metrics_sh_t *
 ngx_http_mcp_auth_metrics_sh(void)
@@ -81,7 +85,7 @@ ngx_http_mcp_auth_metrics_add_zone(ngx_conf_t *cf, ngx_array_t *cores)
     mz->cores = cores;
 
     shm_zone = ngx_shared_memory_add(cf, &name, NGX_HTTP_MCP_AUTH_METRICS_SIZE,
-                                     &ngx_http_mcp_auth_module);
+                                     &ngx_http_mcp_auth_metrics_tag);
     if (shm_zone == NULL) {
         return NULL;
     }

@@ -98,10 +98,10 @@ class Exposition:
                         "mcp_auth_step_ups_total %d\n"
                         "# TYPE mcp_auth_refresh_reuse_total counter\n"
                         "mcp_auth_refresh_reuse_total 0\n"
-                        "# TYPE mcp_auth_zone_bytes_used gauge\n"
-                        "mcp_auth_zone_bytes_used 100\n"
-                        "# TYPE mcp_auth_zone_bytes_total gauge\n"
-                        "mcp_auth_zone_bytes_total 1000\n" % n).encode()
+                        "# TYPE mcp_auth_zone_used_bytes gauge\n"
+                        "mcp_auth_zone_used_bytes 100\n"
+                        "# TYPE mcp_auth_zone_size_bytes gauge\n"
+                        "mcp_auth_zone_size_bytes 1000\n" % n).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain; version=0.0.4")
                 self.send_header("Content-Length", str(len(body)))

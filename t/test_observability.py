@@ -1,0 +1,315 @@
+"""What operators see: the gateway's Prometheus metrics (mcp_auth_endpoint
+metrics), its audit log (mcp_auth_audit_log) and the W3C trace context it
+passes on -- through real nginx, the real tool server, the real provider,
+and a real Prometheus (Debian's) scraping both."""
+
+import json
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import requests
+
+from mcp_gateway import Sse, Streamable, login, rpc
+from oauth_client import Browser, McpOAuthClient
+from prometheus_util import PROMTOOL, Prometheus
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def parse_exposition(text):
+    """{(name, ((label, value), ...)): value} of a Prometheus text exposition."""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, "not a sample line: %r" % line
+        labels = tuple(sorted(LABEL.findall(m.group(2) or "")))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def scrape(st):
+    r = requests.get(st.url + "/_mcp_auth/metrics", timeout=5)
+    assert r.status_code == 200, r.text
+    return parse_exposition(r.text)
+
+
+def metric(samples, name, **labels):
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def audit_lines(st):
+    path = st.workdir / "audit.log"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def wait_for(predicate, timeout=10.0):
+    end = time.time() + timeout
+    while time.time() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    return predicate()
+
+
+@pytest.fixture(scope="module")
+def st(stack_factory):
+    # two workers: the counters must add up across them
+    return stack_factory("observability", workers=2, http_extra="    mcp_auth_stream_check 1s;\n")
+
+
+def test_the_exposition_passes_promtool_and_is_not_cached(st):
+    r = requests.get(st.url + "/_mcp_auth/metrics", timeout=5)
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    assert r.headers["Cache-Control"] == "no-store"
+    check = subprocess.run([PROMTOOL, "check", "metrics"], input=r.text, capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout + check.stderr == "", check.stdout + check.stderr
+    samples = parse_exposition(r.text)
+    # the zone's gauges; no Redis here, so no redis_up
+    assert metric(samples, "mcp_auth_zone_size_bytes") == 16 * 1024 * 1024
+    assert 0 < metric(samples, "mcp_auth_zone_used_bytes") < 16 * 1024 * 1024
+    assert not any(name == "mcp_auth_redis_up" for name, _ in samples)
+    # the tools of the configuration, and other
+    tools = {dict(labels)["tool"] for name, labels in samples if name == "mcp_auth_tool_calls_total"}
+    assert tools == {"hello_mcp", "get_snippet", "save_snippet", "other"}
+
+
+def test_the_metrics_endpoint_takes_only_get(st):
+    assert requests.post(st.url + "/_mcp_auth/metrics", data="x", timeout=5).status_code == 405
+
+
+def test_a_whole_session_in_a_real_prometheus_and_the_audit_log(st, tmp_path):
+    """Login, tool calls allowed and refused, a request without a token, a
+    refresh and a revocation: Prometheus's query API shows each counter moved
+    by exactly what the test did, and the audit log has one line per event."""
+    gateway = ("mcp-auth-gateway", "127.0.0.1:%d" % st.port, "/_mcp_auth/metrics")
+    tool = ("mcp-tool-server", "127.0.0.1:%d" % st.tool_port, "/metrics")
+    with Prometheus(tmp_path / "prom", scrape=[gateway, tool]) as prom:
+        t0 = time.time()
+        prom.wait_for_scrape("mcp-auth-gateway", after=t0)
+        prom.wait_for_scrape("mcp-tool-server", after=t0)
+
+        watched = {
+            "registered": 'mcp_auth_registrations_total{result="ok"}',
+            "started": "mcp_auth_logins_started_total",
+            "consented": 'mcp_auth_consents_total{outcome="allowed"}',
+            "completed": 'mcp_auth_logins_total{outcome="completed"}',
+            "code": 'mcp_auth_token_requests_total{grant_type="authorization_code",result="ok"}',
+            "refresh": 'mcp_auth_token_requests_total{grant_type="refresh_token",result="ok"}',
+            "hello": 'mcp_auth_tool_calls_total{tool="hello_mcp",outcome="allowed"}',
+            "get": 'mcp_auth_tool_calls_total{tool="get_snippet",outcome="allowed"}',
+            "save_denied": 'mcp_auth_tool_calls_total{tool="save_snippet",outcome="denied"}',
+            "forbidden": 'mcp_auth_guard_decisions_total{outcome="forbidden",reason="insufficient_scope"}',
+            "no_token": 'mcp_auth_guard_decisions_total{outcome="unauthorized",reason="missing_token"}',
+            "step_ups": "mcp_auth_step_ups_total",
+            "revoked": 'mcp_auth_revocations_total{result="revoked"}',
+            "provider_token": 'mcp_auth_fetches_total{target="provider_token",outcome="ok"}',
+            "fetch_count": 'mcp_auth_fetch_duration_seconds_count{target="provider_token"}',
+            "ts_hello": 'mcp_tool_server_tool_calls_total{tool="hello_mcp",result="ok"}',
+            # no such snippet: a tool error at the tool server
+            "ts_get": 'mcp_tool_server_tool_calls_total{tool="get_snippet",result="error"}',
+        }
+        before = {k: prom.value(q) for k, q in watched.items()}
+        assert all(v is not None for v in before.values()), before
+        lines_before = len(audit_lines(st))
+
+        client = login(st, "demo", scope="snippets:read")
+        token = client.tokens["access_token"]
+        mcp = Streamable(st.url, token)
+        mcp.initialize()
+        trace = secrets.token_hex(16)
+        traceparent = "00-%s-%s-01" % (trace, secrets.token_hex(8))
+        r = mcp.post(rpc("tools/call", {"name": "hello_mcp", "arguments": {}}),
+                     headers={"traceparent": traceparent})
+        assert r.status_code == 200, r.text
+        mcp.call("get_snippet", name="nothing-here")
+        denied = mcp.post(rpc("tools/call", {"name": "save_snippet", "arguments": {"name": "a", "text": "b"}}))
+        assert denied.status_code == 403
+        assert requests.post(st.url + "/mcp", json=rpc("ping"), timeout=5).status_code == 401
+        refreshed = client.refresh()
+        assert refreshed.status_code == 400  # the step-up: sign in again for snippets:write
+        client2 = login(st, "demo", scope="snippets:read", client=client)
+        assert client2.refresh().status_code == 200
+        assert client.revoke(client.tokens["refresh_token"]).status_code == 200
+
+        t1 = time.time()
+        prom.wait_for_scrape("mcp-auth-gateway", after=t1)
+        prom.wait_for_scrape("mcp-tool-server", after=t1)
+        after = {k: prom.value(q) for k, q in watched.items()}
+        delta = {k: after[k] - before[k] for k in watched}
+        assert delta == {
+            "registered": 1, "started": 2, "consented": 2, "completed": 2, "code": 2, "refresh": 1,
+            "hello": 1, "get": 1, "save_denied": 1, "forbidden": 1, "no_token": 1, "step_ups": 1,
+            "revoked": 1, "provider_token": 2, "fetch_count": 2, "ts_hello": 1, "ts_get": 1,
+        }, delta
+        refused = prom.value('mcp_auth_token_requests_total{grant_type="refresh_token",result="invalid_grant"}')
+        assert refused >= 1
+
+    lines = audit_lines(st)[lines_before:]
+    events = [(e["event"], e["outcome"]) for e in lines]
+    assert events == [
+        ("client.registered", "ok"),
+        ("consent.allowed", "allowed"),
+        ("login.started", "ok"),
+        ("login.completed", "completed"),
+        ("token.issued", "ok"),
+        ("tool.call", "allowed"),
+        ("tool.call", "allowed"),
+        ("tool.call", "forbidden"),
+        ("guard.denied", "unauthorized"),
+        ("token.refused", "invalid_grant"),
+        ("consent.allowed", "allowed"),
+        ("login.started", "ok"),
+        ("login.completed", "completed"),
+        ("token.issued", "ok"),
+        ("token.issued", "ok"),
+        ("token.revoked", "revoked"),
+    ], events
+    fields = {"time", "event", "outcome", "reason", "subject", "client_id", "session", "tool",
+              "grant_type", "remote_addr", "request_id", "trace_id"}
+    for e in lines:
+        assert set(e) == fields, e
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]), e
+        assert e["remote_addr"] == "127.0.0.1"
+        assert HEX32.match(e["request_id"]) and HEX32.match(e["trace_id"]), e
+        if e["event"] != "guard.denied":   # no token, no client
+            assert e["client_id"] == client.client_id, e
+    by_event = [e for e in lines if e["event"] in ("login.completed", "token.issued", "tool.call",
+                                                     "token.revoked")]
+    assert {e["subject"] for e in by_event} == {"user-demo"}
+    calls = [e for e in lines if e["event"] == "tool.call"]
+    assert [(c["tool"], c["reason"]) for c in calls] == [("hello_mcp", ""), ("get_snippet", ""),
+                                                         ("save_snippet", "insufficient_scope")]
+    # the client's trace goes on: in the audit line, and at the tool server
+    assert calls[0]["trace_id"] == trace
+    assert calls[1]["trace_id"] != trace
+    assert ("trace_id=" + trace) in (st.workdir / "tool-server.log").read_text()
+    grants = [e["grant_type"] for e in lines if e["event"].startswith("token.") and e["grant_type"]]
+    assert grants == ["authorization_code", "refresh_token", "authorization_code", "refresh_token"]
+    # one session per login, the same tag in every line about it
+    first = lines[3]["session"]
+    assert first and all(e["session"] == first for e in lines[4:8])
+    # never a token, a code or a secret
+    text = (st.workdir / "audit.log").read_text()
+    for secret in (token, client.tokens["access_token"], client.tokens["refresh_token"], st.idp_secret,
+                   st.identity_key, st.demo_password):
+        assert secret not in text
+
+
+def test_refresh_token_reuse_is_counted_and_audited(st):
+    before = scrape(st)
+    client = login(st, "demo")
+    old = client.tokens["refresh_token"]
+    assert client.refresh().status_code == 200
+    time.sleep(0.1)
+    # a replay after the grace period is theft: the refresh's grace lasts
+    # 30 s unless the winner's tokens are older; replaying the generation
+    # before the last one is reuse at once
+    assert client.refresh().status_code == 200
+    reuse = client.refresh(old)
+    assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
+    after = scrape(st)
+    assert metric(after, "mcp_auth_refresh_reuse_total") - metric(before, "mcp_auth_refresh_reuse_total") == 1
+    line = [e for e in audit_lines(st) if e["event"] == "refresh.reuse_detected"][-1]
+    assert line["outcome"] == "revoked" and line["client_id"] == client.client_id
+    assert line["subject"] == "user-demo" and line["session"]
+
+
+def test_counts_are_exact_across_workers_and_survive_a_reload(st):
+    client = login(st, "demo")
+    before = metric(scrape(st), "mcp_auth_guard_decisions_total", outcome="allowed", reason="none")
+    n = 40
+    for _ in range(n):
+        # a new connection each time: the two workers share the requests
+        r = requests.post(st.url + "/mcp", json=rpc("ping"), timeout=5,
+                          headers={"Authorization": "Bearer " + client.tokens["access_token"],
+                                   "Accept": "application/json, text/event-stream",
+                                   "Connection": "close"})
+        assert r.status_code != 401
+    mid = metric(scrape(st), "mcp_auth_guard_decisions_total", outcome="allowed", reason="none")
+    assert mid - before == n
+    st.nginx.reload()
+    time.sleep(1.0)
+    after = metric(scrape(st), "mcp_auth_guard_decisions_total", outcome="allowed", reason="none")
+    assert after == mid
+
+
+def test_no_client_can_add_a_series(st):
+    client = login(st, "demo")
+    mcp = Streamable(st.url, client.tokens["access_token"])
+    mcp.initialize()
+    before = scrape(st)
+    for _ in range(25):
+        mcp.post(rpc("tools/call", {"name": "x" + secrets.token_hex(6), "arguments": {}}))
+    after = scrape(st)
+    assert set(after) == set(before)
+    assert (metric(after, "mcp_auth_tool_calls_total", tool="other", outcome="allowed")
+            - metric(before, "mcp_auth_tool_calls_total", tool="other", outcome="allowed")) == 25
+
+
+def test_a_stream_closed_because_its_session_ended_is_counted_and_audited(st):
+    client = login(st, "demo")
+    before = scrape(st)
+    sse = Sse(st.url, client.tokens["access_token"])
+    try:
+        sse.endpoint()
+        assert wait_for(lambda: metric(scrape(st), "mcp_auth_guarded_streams") >= 1)
+        assert client.revoke(client.tokens["access_token"]).status_code == 200
+        closed = wait_for(lambda: metric(scrape(st), "mcp_auth_streams_closed_total", reason="session_ended")
+                          - metric(before, "mcp_auth_streams_closed_total", reason="session_ended") == 1, 10)
+        assert closed
+    finally:
+        sse.close()
+    line = [e for e in audit_lines(st) if e["event"] == "session.ended"][-1]
+    assert line["reason"] == "session_ended" and line["client_id"] == client.client_id
+    assert line["subject"] == "user-demo"
+    assert wait_for(lambda: metric(scrape(st), "mcp_auth_guarded_streams") == 0)
+
+
+def test_the_gateway_starts_a_trace_and_ignores_a_malformed_one(st):
+    client = login(st, "demo")
+    mcp = Streamable(st.url, client.tokens["access_token"])
+    mcp.initialize()
+    for bad in ("00-" + "0" * 32 + "-" + "1" * 16 + "-01",       # all-zero trace id
+                "00-" + "A" * 32 + "-" + "1" * 16 + "-01",       # upper case
+                "01-" + "a" * 32 + "-" + "1" * 16 + "-01",       # another version
+                "garbage"):
+        n = len(audit_lines(st))
+        r = mcp.post(rpc("tools/call", {"name": "hello_mcp", "arguments": {}}), headers={"traceparent": bad})
+        assert r.status_code == 200
+        line = audit_lines(st)[n]
+        assert line["event"] == "tool.call" and HEX32.match(line["trace_id"])
+        assert line["trace_id"] not in bad
+        # a trace the gateway starts is named after the request
+        assert line["trace_id"] == line["request_id"]
+
+
+def test_the_audit_log_goes_to_syslog(stack_factory):
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(5)
+    port = udp.getsockname()[1]
+    try:
+        # (the rest of the example's line becomes a comment)
+        sg = stack_factory("audit-syslog", replace=[(
+            "mcp_auth_audit_log   ", "mcp_auth_audit_log syslog:server=127.0.0.1:%d,tag=mcp_audit; #" % port)])
+        McpOAuthClient(sg.url).register()
+        datagram = udp.recv(65536).decode()
+    finally:
+        udp.close()
+    m = re.match(r"^<\d+>\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ mcp_audit: (\{.*\})$", datagram)
+    assert m, datagram
+    assert json.loads(m.group(1))["event"] == "client.registered"
+    assert not (sg.workdir / "audit.log").exists()
