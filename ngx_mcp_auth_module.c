@@ -574,6 +574,10 @@ static ngx_http_variable_t  ngx_http_mcp_auth_vars[] = {
       ngx_http_mcp_auth_trace_variable, 1,
       NGX_HTTP_VAR_NOCACHEABLE, 0 },
 
+    { ngx_string("mcp_auth_request_id"), NULL,
+      ngx_http_mcp_auth_trace_variable, 2,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
       ngx_http_null_variable
 };
 
@@ -631,7 +635,8 @@ ngx_http_mcp_auth_fetch_variable(ngx_http_request_t *r,
 /*
  * $mcp_auth_traceparent: the W3C traceparent to send on (the client's trace
  * id, or a new one, with this hop's parent id); $mcp_auth_trace_id: its
- * trace id.  The same for the request and its subrequests.
+ * trace id; $mcp_auth_request_id: the request's id, as in the audit log.
+ * The same for the request and its subrequests.
  */
 static ngx_int_t
 ngx_http_mcp_auth_trace_variable(ngx_http_request_t *r,
@@ -639,7 +644,8 @@ ngx_http_mcp_auth_trace_variable(ngx_http_request_t *r,
 {
     ngx_str_t  *s;
 
-    s = data ? ngx_http_mcp_auth_trace_id(r) : ngx_http_mcp_auth_traceparent(r);
+    s = (data == 2) ? ngx_http_mcp_auth_request_id(r)
+        : data ? ngx_http_mcp_auth_trace_id(r) : ngx_http_mcp_auth_traceparent(r);
 
     if (s == NULL) {
         v->not_found = 1;
@@ -1068,6 +1074,8 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_http_mcp_auth_merge_settings(conf, prev);
 
+    conf->response_slot = ngx_http_mcp_auth_response_slot(conf);
+
     if (conf->endpoint == MCPA_EP_NONE && !conf->protect) {
         return NGX_CONF_OK;
     }
@@ -1405,8 +1413,6 @@ ngx_http_mcp_auth_init(ngx_conf_t *cf)
     ngx_http_core_main_conf_t      *cmcf;
     ngx_http_mcp_auth_main_conf_t  *amcf;
 
-    static ngx_str_t  request_id = ngx_string("request_id");
-
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
@@ -1424,11 +1430,6 @@ ngx_http_mcp_auth_init(ngx_conf_t *cf)
     *h = ngx_http_mcp_auth_log_handler;
 
     amcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_mcp_auth_module);
-
-    amcf->request_id = ngx_http_get_variable_index(cf, &request_id);
-    if (amcf->request_id == NGX_ERROR) {
-        return NGX_ERROR;
-    }
 
     /* the counters, in a zone of their own, once the module is used */
     if (amcf->users == 0) {

@@ -50,7 +50,6 @@ typedef struct {
     ngx_uint_t                users;           /* locations using them */
     ngx_http_mcp_auth_metrics_zone_t  *metrics;
     ngx_http_mcp_auth_audit_t  audit;
-    ngx_int_t                 request_id;      /* $request_id's index */
 } ngx_http_mcp_auth_main_conf_t;
 
 
@@ -194,6 +193,8 @@ typedef struct {
 
     mcpa_config_t            *core;            /* shared, read-only */
     mcpa_store_t              store;
+
+    ngx_int_t                 response_slot;   /* its 2xx counter, or -1 */
 } ngx_http_mcp_auth_loc_conf_t;
 
 
@@ -265,8 +266,10 @@ typedef struct {
 } ngx_http_mcp_auth_store_ctx_t;
 
 
-/* The W3C trace context: "00-TRACE_ID-PARENT_ID-FLAGS". */
+/* The request's id, and the W3C trace context: "00-TRACE_ID-PARENT_ID-FLAGS". */
 typedef struct {
+    u_char                    id[32];
+    ngx_str_t                 request_id;
     u_char                    buf[55];
     ngx_str_t                 traceparent;
     ngx_str_t                 trace_id;
@@ -331,6 +334,7 @@ char *ngx_http_mcp_auth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
 void ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev);
 ngx_str_t *ngx_http_mcp_auth_traceparent(ngx_http_request_t *r);
 ngx_str_t *ngx_http_mcp_auth_trace_id(ngx_http_request_t *r);
+ngx_str_t *ngx_http_mcp_auth_request_id(ngx_http_request_t *r);
 
 
 /* nginx/ngx_http_mcp_auth_endpoint.c */
@@ -368,6 +372,7 @@ void ngx_http_mcp_auth_count(const int *metric);
 void ngx_http_mcp_auth_observe(mcpa_metric_e m, int a, int64_t b);
 void ngx_http_mcp_auth_count_stream(ngx_int_t delta);
 void ngx_http_mcp_auth_count_redis(ngx_uint_t up);
+ngx_int_t ngx_http_mcp_auth_response_slot(ngx_http_mcp_auth_loc_conf_t *alcf);
 ngx_int_t ngx_http_mcp_auth_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mcp_auth_metrics_handler(ngx_http_request_t *r);
 

@@ -11,17 +11,34 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <openssl/rand.h>
+
 #include "ngx_http_mcp_auth.h"
 
 
-/* Strings from clients are cut to this many bytes before escaping. */
+/* Every value is cut to this many bytes (before escaping). */
 #define NGX_HTTP_MCP_AUTH_AUDIT_FIELD  256
+
+/* What ngx_syslog_add_header() writes at most: "<PRI>Mmm dd hh:mm:ss HOST
+ * TAG: " (nginx allows a tag of 32 characters). */
+#define NGX_HTTP_MCP_AUTH_SYSLOG_HEADER                                      \
+    (sizeof("<255>Jan 01 00:00:00 ") - 1 + NGX_MAXHOSTNAMELEN + 32 + 2)
+
+/* The longest line: the syslog header, the time, the 11 fields with their
+ * names and escaped values (6 bytes for one), the braces, the newline. */
+#define NGX_HTTP_MCP_AUTH_AUDIT_LINE                                         \
+    (NGX_HTTP_MCP_AUTH_SYSLOG_HEADER + 64                                    \
+     + 11 * (6 * NGX_HTTP_MCP_AUTH_AUDIT_FIELD + 32))
 
 
 static u_char *ngx_http_mcp_auth_audit_time(u_char *p);
 static u_char *ngx_http_mcp_auth_audit_field(u_char *p, const char *name,
-    size_t name_len, const u_char *v, size_t len);
+    size_t name_len, const u_char *v, size_t len, ngx_uint_t escape);
 static ngx_uint_t ngx_http_mcp_auth_hex(const u_char *p, size_t n);
+static uint64_t ngx_http_mcp_auth_random(void);
+static void ngx_http_mcp_auth_random_hex(u_char *p, size_t n);
+static ngx_http_mcp_auth_ctx_t *ngx_http_mcp_auth_main_ctx(
+    ngx_http_request_t *r);
 
 
 /* mcp_auth_audit_log off | FILE | syslog:server=...; */
@@ -72,23 +89,18 @@ ngx_http_mcp_auth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
  *  "reason":"","subject":"...","client_id":"...","session":"...",
  *  "tool":"...","grant_type":"","remote_addr":"127.0.0.1",
  *  "request_id":"...","trace_id":"..."}
+ *
+ * Written in one pass into a buffer on the stack that holds the longest
+ * line: every value is cut to NGX_HTTP_MCP_AUTH_AUDIT_FIELD bytes, and
+ * escaping makes a byte at most 6 ("\u001f").
  */
 void
 ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev)
 {
-    u_char                         *line, *p;
-    size_t                          len;
-    ngx_str_t                      *trace;
-    ngx_uint_t                      i;
-    ngx_http_variable_value_t      *rid;
+    u_char                         *p;
+    ngx_str_t                      *trace, *rid;
     ngx_http_mcp_auth_main_conf_t  *amcf;
-
-    struct {
-        const char  *name;
-        size_t       name_len;
-        const u_char *data;
-        size_t       len;
-    } f[11];
+    u_char                          line[NGX_HTTP_MCP_AUTH_AUDIT_LINE];
 
     if (!ev->audit) {
         return;
@@ -100,55 +112,8 @@ ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev)
         return;
     }
 
-    rid = ngx_http_get_indexed_variable(r->main, amcf->request_id);
+    rid = ngx_http_mcp_auth_request_id(r);
     trace = ngx_http_mcp_auth_trace_id(r);
-
-#define ngx_http_mcp_auth_f(i, n, d, l)                                      \
-    f[i].name = n; f[i].name_len = sizeof(n) - 1;                            \
-    f[i].data = (const u_char *) (d); f[i].len = l
-
-    ngx_http_mcp_auth_f(0, "event", ev->name.data, ev->name.len);
-    ngx_http_mcp_auth_f(1, "outcome", ev->outcome.data, ev->outcome.len);
-    ngx_http_mcp_auth_f(2, "reason", ev->reason.data, ev->reason.len);
-    ngx_http_mcp_auth_f(3, "subject", ev->subject.data, ev->subject.len);
-    ngx_http_mcp_auth_f(4, "client_id", ev->client_id.data,
-                        ev->client_id.len);
-    ngx_http_mcp_auth_f(5, "session", ev->session_tag.data,
-                        ev->session_tag.len);
-    ngx_http_mcp_auth_f(6, "tool", ev->tool.data, ev->tool.len);
-    ngx_http_mcp_auth_f(7, "grant_type", ev->grant_type.data,
-                        ev->grant_type.len);
-    ngx_http_mcp_auth_f(8, "remote_addr", r->connection->addr_text.data,
-                        r->connection->addr_text.len);
-    ngx_http_mcp_auth_f(9, "request_id",
-                        (rid && !rid->not_found) ? rid->data : NULL,
-                        (rid && !rid->not_found) ? rid->len : 0);
-    ngx_http_mcp_auth_f(10, "trace_id", trace ? trace->data : NULL,
-                        trace ? trace->len : 0);
-
-#undef ngx_http_mcp_auth_f
-
-    len = sizeof("{\"time\":\"1970-01-01T00:00:00.000Z\"}\n") - 1;
-
-    if (amcf->audit.syslog) {
-        /* the header ngx_syslog_add_header() writes, as access_log counts it */
-        len += sizeof("<255>Jan 01 00:00:00 ") - 1 + ngx_cycle->hostname.len
-               + 1 + amcf->audit.syslog->tag.len + 2;
-    }
-
-    for (i = 0; i < 11; i++) {
-        if (f[i].len > NGX_HTTP_MCP_AUTH_AUDIT_FIELD) {
-            f[i].len = NGX_HTTP_MCP_AUTH_AUDIT_FIELD;
-        }
-
-        len += sizeof(",\"\":\"\"") - 1 + f[i].name_len + f[i].len
-               + ngx_escape_json(NULL, (u_char *) f[i].data, f[i].len);
-    }
-
-    line = ngx_pnalloc(r->pool, len);
-    if (line == NULL) {
-        return;
-    }
 
     p = line;
 
@@ -156,14 +121,35 @@ ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev)
         p = ngx_syslog_add_header(amcf->audit.syslog, p);
     }
 
+#define ngx_http_mcp_auth_put(name, v, len, escape)                          \
+    p = ngx_http_mcp_auth_audit_field(p, ",\"" name "\":\"",                 \
+                                      sizeof(name) + 4, (const u_char *) (v), \
+                                      (v) ? (len) : 0, escape)
+
     p = ngx_cpymem(p, "{\"time\":\"", sizeof("{\"time\":\"") - 1);
     p = ngx_http_mcp_auth_audit_time(p);
     *p++ = '"';
 
-    for (i = 0; i < 11; i++) {
-        p = ngx_http_mcp_auth_audit_field(p, f[i].name, f[i].name_len,
-                                          f[i].data, f[i].len);
-    }
+    /* the core's words and ids need no escaping; what clients chose does */
+    ngx_http_mcp_auth_put("event", ev->name.data, ev->name.len, 0);
+    ngx_http_mcp_auth_put("outcome", ev->outcome.data, ev->outcome.len, 0);
+    ngx_http_mcp_auth_put("reason", ev->reason.data, ev->reason.len, 1);
+    ngx_http_mcp_auth_put("subject", ev->subject.data, ev->subject.len, 1);
+    ngx_http_mcp_auth_put("client_id", ev->client_id.data, ev->client_id.len,
+                          1);
+    ngx_http_mcp_auth_put("session", ev->session_tag.data,
+                          ev->session_tag.len, 0);
+    ngx_http_mcp_auth_put("tool", ev->tool.data, ev->tool.len, 1);
+    ngx_http_mcp_auth_put("grant_type", ev->grant_type.data,
+                          ev->grant_type.len, 1);
+    ngx_http_mcp_auth_put("remote_addr", r->connection->addr_text.data,
+                          r->connection->addr_text.len, 0);
+    ngx_http_mcp_auth_put("request_id", rid ? rid->data : NULL,
+                          rid ? rid->len : 0, 0);
+    ngx_http_mcp_auth_put("trace_id", trace ? trace->data : NULL,
+                          trace ? trace->len : 0, 0);
+
+#undef ngx_http_mcp_auth_put
 
     *p++ = '}';
 
@@ -182,19 +168,59 @@ ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev)
 }
 
 
+/* ,"name":"value" -- the value cut, and JSON-escaped while it is copied */
 static u_char *
 ngx_http_mcp_auth_audit_field(u_char *p, const char *name, size_t name_len,
-    const u_char *v, size_t len)
+    const u_char *v, size_t len, ngx_uint_t escape)
 {
-    *p++ = ',';
-    *p++ = '"';
-    p = ngx_cpymem(p, name, name_len);
-    *p++ = '"';
-    *p++ = ':';
-    *p++ = '"';
+    u_char         c;
+    const u_char  *end;
 
-    if (len) {
-        p = (u_char *) ngx_escape_json(p, (u_char *) v, len);
+    static u_char  hex[] = "0123456789abcdef";
+
+    p = ngx_cpymem(p, name, name_len);
+
+    if (len > NGX_HTTP_MCP_AUTH_AUDIT_FIELD) {
+        len = NGX_HTTP_MCP_AUTH_AUDIT_FIELD;
+    }
+
+    if (!escape) {
+        p = ngx_cpymem(p, v, len);
+        *p++ = '"';
+        return p;
+    }
+
+    for (end = v + len; v < end; v++) {
+        c = *v;
+
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            *p++ = c;
+            continue;
+        }
+
+        *p++ = '\\';
+
+        switch (c) {
+        case '"':
+        case '\\':
+            *p++ = c;
+            break;
+        case '\n':
+            *p++ = 'n';
+            break;
+        case '\r':
+            *p++ = 'r';
+            break;
+        case '\t':
+            *p++ = 't';
+            break;
+        default:
+            *p++ = 'u';
+            *p++ = '0';
+            *p++ = '0';
+            *p++ = hex[c >> 4];
+            *p++ = hex[c & 0xf];
+        }
     }
 
     *p++ = '"';
@@ -234,24 +260,78 @@ ngx_http_mcp_auth_audit_time(u_char *p)
 
 
 /*
- * The request's trace context (W3C Trace Context, version 00): the trace id
- * of a valid traceparent the client sent, or a new one (nginx's request id,
- * 16 random bytes), and this hop's own parent id, so the tool server and the
- * provider see the gateway as the caller.  Worked out once per request.
+ * Ids for requests and traces: 128 bits from a per-worker xoshiro256**
+ * generator seeded from RAND_bytes(), not RAND_bytes() itself, which costs
+ * some 6,000 instructions a call; they are for correlation, not secrets.
  */
-ngx_str_t *
-ngx_http_mcp_auth_traceparent(ngx_http_request_t *r)
+static uint64_t  ngx_http_mcp_auth_rng[4];
+static ngx_pid_t  ngx_http_mcp_auth_rng_pid;
+
+
+static uint64_t
+ngx_http_mcp_auth_rotl(uint64_t x, int k)
 {
-    u_char                         *p;
-    uint32_t                        span[2];
-    ngx_uint_t                      i;
-    ngx_list_part_t                *part;
-    ngx_table_elt_t                *h;
-    ngx_http_mcp_auth_ctx_t        *ctx;
-    ngx_http_variable_value_t      *rid;
-    ngx_http_mcp_auth_main_conf_t  *amcf;
+    return (x << k) | (x >> (64 - k));
+}
+
+
+static uint64_t
+ngx_http_mcp_auth_random(void)
+{
+    uint64_t  *s = ngx_http_mcp_auth_rng;
+    uint64_t   result, t;
+
+    if (ngx_http_mcp_auth_rng_pid != ngx_pid) {
+        /* each process its own sequence: never the master's, copied */
+        if (RAND_bytes((u_char *) s, sizeof(ngx_http_mcp_auth_rng)) != 1) {
+            s[0] = (uint64_t) ngx_time() ^ ((uint64_t) ngx_pid << 32);
+            s[1] = (uint64_t) ngx_random();
+            s[2] = (uint64_t) (uintptr_t) s;
+            s[3] = ~s[0];
+        }
+
+        ngx_http_mcp_auth_rng_pid = ngx_pid;
+    }
+
+    result = ngx_http_mcp_auth_rotl(s[1] * 5, 7) * 9;
+    t = s[1] << 17;
+
+    s[2] ^= s[0];
+    s[3] ^= s[1];
+    s[1] ^= s[2];
+    s[0] ^= s[3];
+    s[2] ^= t;
+    s[3] = ngx_http_mcp_auth_rotl(s[3], 45);
+
+    return result;
+}
+
+
+/* 8n random bytes as 16n lowercase hex digits, never all zeros */
+static void
+ngx_http_mcp_auth_random_hex(u_char *p, size_t n)
+{
+    size_t     i, j;
+    uint64_t   v;
 
     static u_char  hex[] = "0123456789abcdef";
+
+    for (i = 0; i < n; i++) {
+        do {
+            v = ngx_http_mcp_auth_random();
+        } while (v == 0);
+
+        for (j = 16; j--; v >>= 4) {
+            p[16 * i + j] = hex[v & 0xf];
+        }
+    }
+}
+
+
+static ngx_http_mcp_auth_ctx_t *
+ngx_http_mcp_auth_main_ctx(ngx_http_request_t *r)
+{
+    ngx_http_mcp_auth_ctx_t  *ctx;
 
     r = r->main;
 
@@ -265,9 +345,57 @@ ngx_http_mcp_auth_traceparent(ngx_http_request_t *r)
         ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
     }
 
+    return ctx;
+}
+
+
+/* $mcp_auth_request_id: 32 hex digits, the request's own id. */
+ngx_str_t *
+ngx_http_mcp_auth_request_id(ngx_http_request_t *r)
+{
+    ngx_http_mcp_auth_ctx_t  *ctx;
+
+    ctx = ngx_http_mcp_auth_main_ctx(r);
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    if (ctx->trace.request_id.len == 0) {
+        ngx_http_mcp_auth_random_hex(ctx->trace.id, 2);
+        ctx->trace.request_id.data = ctx->trace.id;
+        ctx->trace.request_id.len = 32;
+    }
+
+    return &ctx->trace.request_id;
+}
+
+
+/*
+ * The request's trace context (W3C Trace Context, version 00): the trace id
+ * of a valid traceparent the client sent, or a new one (the request's id),
+ * and this hop's own parent id, so the tool server and the provider see the
+ * gateway as the caller.  Worked out once per request.
+ */
+ngx_str_t *
+ngx_http_mcp_auth_traceparent(ngx_http_request_t *r)
+{
+    u_char                   *p;
+    ngx_str_t                *rid;
+    ngx_uint_t                i;
+    ngx_list_part_t          *part;
+    ngx_table_elt_t          *h;
+    ngx_http_mcp_auth_ctx_t  *ctx;
+
+    ctx = ngx_http_mcp_auth_main_ctx(r);
+    if (ctx == NULL) {
+        return NULL;
+    }
+
     if (ctx->trace.traceparent.len) {
         return &ctx->trace.traceparent;
     }
+
+    r = r->main;
 
     p = ctx->trace.buf;      /* 00-TRACE_ID-PARENT_ID-FLAGS */
     p[0] = '0';
@@ -309,30 +437,12 @@ ngx_http_mcp_auth_traceparent(ngx_http_request_t *r)
     }
 
     if (!ctx->trace.from_client) {
-        amcf = ngx_http_get_module_main_conf(r, ngx_http_mcp_auth_module);
-        rid = NULL;
-
-        if (amcf->request_id != NGX_ERROR) {
-            rid = ngx_http_get_indexed_variable(r, amcf->request_id);
-        }
-
-        if (rid == NULL || rid->not_found || rid->len != 32) {
-            return NULL;
-        }
-
+        rid = ngx_http_mcp_auth_request_id(r);
         ngx_memcpy(p + 3, rid->data, 32);
     }
 
-    /* this hop's parent id: random, never all zeros */
-    do {
-        span[0] = (uint32_t) ngx_random();
-        span[1] = (uint32_t) ngx_random();
-    } while (span[0] == 0 && span[1] == 0);
-
-    for (i = 0; i < 8; i++) {
-        p[36 + 2 * i] = hex[(span[i / 4] >> (8 * (i % 4) + 4)) & 0xf];
-        p[37 + 2 * i] = hex[(span[i / 4] >> (8 * (i % 4))) & 0xf];
-    }
+    /* this hop's parent id */
+    ngx_http_mcp_auth_random_hex(p + 36, 1);
 
     ctx->trace.traceparent.data = p;
     ctx->trace.traceparent.len = 55;

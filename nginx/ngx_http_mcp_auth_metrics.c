@@ -255,24 +255,21 @@ ngx_http_mcp_auth_count_redis(ngx_uint_t up)
 
 
 /*
- * The response's status class for mcp_auth_responses_total, in the log
- * phase: every request a location of the module served, the guard's
- * included (an upstream's answer, a denial).
+ * Where a location's responses are counted (mcp_auth_responses_total): the
+ * slot of its 2xx, the other classes after it; -1 when the module does not
+ * serve the location.
  */
 ngx_int_t
-ngx_http_mcp_auth_log_handler(ngx_http_request_t *r)
+ngx_http_mcp_auth_response_slot(ngx_http_mcp_auth_loc_conf_t *alcf)
 {
-    int                            ep;
-    ngx_uint_t                     status;
-    ngx_http_mcp_auth_loc_conf_t  *alcf;
-
-    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+    int      ep, slots[MCPA_EVENT_METRICS];
+    int64_t  amounts[MCPA_EVENT_METRICS];
 
     if (alcf->protect) {
         ep = MCPA_M_EP_GUARDED;
 
     } else if (alcf->endpoint == MCPA_EP_NONE) {
-        return NGX_OK;
+        return -1;
 
     } else if (alcf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS) {
         ep = MCPA_M_EP_STATUS;
@@ -284,13 +281,44 @@ ngx_http_mcp_auth_log_handler(ngx_http_request_t *r)
         ep = (int) alcf->endpoint;
     }
 
+    mcpa_metrics_observe(MCPA_M_RESPONSE, ep, 200, slots, amounts);
+
+    return slots[0];
+}
+
+
+/* The response's status class, in the log phase: every request a location
+ * of the module served, the guard's included (upstream answers, denials). */
+ngx_int_t
+ngx_http_mcp_auth_log_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                       status, slot;
+    ngx_http_mcp_auth_loc_conf_t    *alcf;
+    ngx_http_mcp_auth_metrics_sh_t  *sh;
+
+    alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    if (alcf->response_slot < 0) {
+        return NGX_OK;
+    }
+
     status = r->err_status ? r->err_status : r->headers_out.status;
 
     if (status == 0) {
         return NGX_OK;   /* nothing was sent: the connection was lost */
     }
 
-    ngx_http_mcp_auth_observe(MCPA_M_RESPONSE, ep, (int64_t) status);
+    sh = ngx_http_mcp_auth_metrics;
+    if (sh == NULL) {
+        return NGX_OK;
+    }
+
+    slot = (ngx_uint_t) alcf->response_slot
+           + (status < 300 ? 0 : status < 400 ? 1 : status < 500 ? 2 : 3);
+
+    if (slot < sh->nslots) {
+        (void) ngx_atomic_fetch_add(&sh->slots[slot], 1);
+    }
 
     return NGX_OK;
 }

@@ -348,19 +348,20 @@ mcpauth::GuardInput to_guard_input(const mcpa_guard_request_t* in) {
 void describe_guard(const mcpauth::GuardOutcome& g, mcpa_guard_result_t* out) {
   namespace m = mcpauth::metrics;
   mcpa_event_t& e = out->event;
-  e = mcpa_event_t{};
-  e.kind = MCPA_EV_GUARD;
   if (g.verdict != mcpauth::GuardOutcome::allow && g.verdict != mcpauth::GuardOutcome::deny) {
     e.kind = MCPA_EV_NONE;  // not decided yet
+    e.audit = 0;
     e.metric[0] = -1;
     return;
   }
+  static constexpr std::string_view kToolCall = "tool.call", kRequest = "mcp.request", kDenied = "guard.denied";
   const bool allowed = g.verdict == mcpauth::GuardOutcome::allow;
   const m::GuardReasonName& why = m::guard_reason_name(g.reason);
-  const char* name = !g.tool.empty() ? "tool.call" : allowed ? "mcp.request" : "guard.denied";
-  e.name = {name, std::strlen(name)};
-  e.outcome = {why.outcome, std::strlen(why.outcome)};
-  if (!allowed) e.reason = {why.reason, std::strlen(why.reason)};
+  e.kind = MCPA_EV_GUARD;
+  e.name = c_view(!g.tool.empty() ? kToolCall : allowed ? kRequest : kDenied);
+  e.outcome = c_view(why.outcome);
+  e.reason = allowed ? mcpa_str_t{nullptr, 0} : c_view(why.reason);
+  e.grant_type = {nullptr, 0};
   e.tool = c_view(g.tool);
   e.subject = c_view(g.subject);
   e.client_id = c_view(g.client_id);
@@ -371,7 +372,7 @@ void describe_guard(const mcpauth::GuardOutcome& g, mcpa_guard_result_t* out) {
   if (g.step_up) e.metric[n++] = m::step_up_slot();
   if (g.renewal) e.metric[n++] = m::renewal_slot(g.renewal);
   for (int i = 0; i < g.ntool_metrics && n < MCPA_EVENT_METRICS; ++i) e.metric[n++] = g.tool_metrics[i];
-  while (n < MCPA_EVENT_METRICS) e.metric[n++] = -1;
+  if (n < MCPA_EVENT_METRICS) e.metric[n] = -1;  // the list ends here
 }
 
 void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out, std::unique_ptr<GuardStorage> storage) {

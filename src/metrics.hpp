@@ -37,8 +37,8 @@ enum class GuardReason {
 };
 
 struct GuardReasonName {
-  const char* outcome;  // allowed, unauthorized, forbidden, bad_request, ...
-  const char* reason;
+  std::string_view outcome;  // allowed, unauthorized, forbidden, bad_request, ...
+  std::string_view reason;
 };
 const GuardReasonName& guard_reason_name(GuardReason r);
 
