@@ -32,8 +32,31 @@
 
 
 static u_char *ngx_http_mcp_auth_audit_time(u_char *p);
-static u_char *ngx_http_mcp_auth_audit_field(u_char *p, const char *name,
-    size_t name_len, const u_char *v, size_t len, ngx_uint_t escape);
+static u_char *ngx_http_mcp_auth_audit_value(u_char *p, const u_char *v,
+    size_t len, ngx_uint_t escape);
+static ngx_uint_t ngx_http_mcp_auth_needs_escape(const u_char *p, size_t n);
+
+
+/* 1 for the bytes JSON takes as they are in a string: not a control
+ * character, '"' or '\\' */
+static const u_char  ngx_http_mcp_auth_plain[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,   /* ' ' '!' '"' ... */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,   /* '\\' */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1
+};
 static ngx_uint_t ngx_http_mcp_auth_hex(const u_char *p, size_t n);
 static uint64_t ngx_http_mcp_auth_random(void);
 static void ngx_http_mcp_auth_random_hex(u_char *p, size_t n);
@@ -121,10 +144,14 @@ ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev)
         p = ngx_syslog_add_header(amcf->audit.syslog, p);
     }
 
+    /* a field that does not apply is left out; the names' lengths are
+     * constants, so their copies are a few moves */
 #define ngx_http_mcp_auth_put(name, v, len, escape)                          \
-    p = ngx_http_mcp_auth_audit_field(p, ",\"" name "\":\"",                 \
-                                      sizeof(name) + 4, (const u_char *) (v), \
-                                      (v) ? (len) : 0, escape)
+    if ((v) && (len)) {                                                      \
+        p = ngx_cpymem(p, ",\"" name "\":\"", sizeof(name) + 4);             \
+        p = ngx_http_mcp_auth_audit_value(p, (const u_char *) (v), len,      \
+                                          escape);                           \
+    }
 
     p = ngx_cpymem(p, "{\"time\":\"", sizeof("{\"time\":\"") - 1);
     p = ngx_http_mcp_auth_audit_time(p);
@@ -168,23 +195,21 @@ ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev)
 }
 
 
-/* ,"name":"value" -- the value cut, and JSON-escaped while it is copied */
+/* A value and its closing quote: cut, and JSON-escaped while copied. */
 static u_char *
-ngx_http_mcp_auth_audit_field(u_char *p, const char *name, size_t name_len,
-    const u_char *v, size_t len, ngx_uint_t escape)
+ngx_http_mcp_auth_audit_value(u_char *p, const u_char *v, size_t len,
+    ngx_uint_t escape)
 {
     u_char         c;
     const u_char  *end;
 
     static u_char  hex[] = "0123456789abcdef";
 
-    p = ngx_cpymem(p, name, name_len);
-
     if (len > NGX_HTTP_MCP_AUTH_AUDIT_FIELD) {
         len = NGX_HTTP_MCP_AUTH_AUDIT_FIELD;
     }
 
-    if (!escape) {
+    if (!escape || !ngx_http_mcp_auth_needs_escape(v, len)) {
         p = ngx_cpymem(p, v, len);
         *p++ = '"';
         return p;
@@ -193,7 +218,7 @@ ngx_http_mcp_auth_audit_field(u_char *p, const char *name, size_t name_len,
     for (end = v + len; v < end; v++) {
         c = *v;
 
-        if (c >= 0x20 && c != '"' && c != '\\') {
+        if (ngx_http_mcp_auth_plain[c]) {
             *p++ = c;
             continue;
         }
@@ -465,6 +490,42 @@ ngx_http_mcp_auth_trace_id(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_mcp_auth_module);
 
     return &ctx->trace.trace_id;
+}
+
+
+/*
+ * Whether any byte needs escaping in JSON (a control character, '"', '\\'),
+ * eight bytes at a time: a byte below 0x20, or equal to one of the two,
+ * sets its high bit in the masks below (the "has zero byte" trick).
+ */
+static ngx_uint_t
+ngx_http_mcp_auth_needs_escape(const u_char *p, size_t n)
+{
+    uint64_t  w, q, b;
+
+    static const uint64_t  ones = 0x0101010101010101ULL;
+    static const uint64_t  high = 0x8080808080808080ULL;
+
+    for ( /* void */ ; n >= 8; p += 8, n -= 8) {
+        ngx_memcpy(&w, p, 8);
+        q = w ^ (ones * '"');
+        b = w ^ (ones * '\\');
+
+        if ((((w - ones * 0x20) & ~w)
+             | ((q - ones) & ~q)
+             | ((b - ones) & ~b)) & high)
+        {
+            return 1;
+        }
+    }
+
+    for ( /* void */ ; n; p++, n--) {
+        if (!ngx_http_mcp_auth_plain[*p]) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 

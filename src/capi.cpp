@@ -97,7 +97,7 @@ void point_at(ResponseStorage& kept, mcpa_response_t* out) {
   out->store_op.mode = kept.op.mode;
   out->replay = c_str(kept.replay);
   kept.events.clear();
-  kept.events.reserve(r.events.size());
+  if (!r.events.empty()) kept.events.reserve(r.events.size());
   for (const auto& e : r.events) {
     mcpa_event_t& c = kept.events.emplace_back();
     c.kind = e.kind;
@@ -376,7 +376,8 @@ void describe_guard(const mcpauth::GuardOutcome& g, mcpa_guard_result_t* out) {
 }
 
 void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out, std::unique_ptr<GuardStorage> storage) {
-  storage->response.response = std::move(g.response);
+  // an allowed request has no response (nor its headers) to hand over
+  if (g.verdict != mcpauth::GuardOutcome::allow) storage->response.response = std::move(g.response);
 
   switch (g.verdict) {
     case mcpauth::GuardOutcome::allow: out->verdict = MCPA_GUARD_ALLOW; break;
