@@ -368,6 +368,7 @@ ngx_int_t ngx_http_mcp_auth_access_handler(ngx_http_request_t *r);
 /* nginx/ngx_http_mcp_auth_metrics.c */
 ngx_http_mcp_auth_metrics_zone_t *ngx_http_mcp_auth_metrics_add_zone(
     ngx_conf_t *cf, ngx_array_t *cores);
+void ngx_http_mcp_auth_metrics_init_process(ngx_cycle_t *cycle);
 void ngx_http_mcp_auth_count(const int *metric);
 void ngx_http_mcp_auth_observe(mcpa_metric_e m, int a, int64_t b);
 void ngx_http_mcp_auth_count_stream(ngx_int_t delta);

@@ -171,10 +171,19 @@ ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev)
                           ev->grant_type.len, 1);
     ngx_http_mcp_auth_put("remote_addr", r->connection->addr_text.data,
                           r->connection->addr_text.len, 0);
-    ngx_http_mcp_auth_put("request_id", rid ? rid->data : NULL,
-                          rid ? rid->len : 0, 0);
-    ngx_http_mcp_auth_put("trace_id", trace ? trace->data : NULL,
-                          trace ? trace->len : 0, 0);
+
+    /* both ids are 32 hex digits: copies of a constant size, inlined */
+    if (rid) {
+        p = ngx_cpymem(p, ",\"request_id\":\"", sizeof(",\"request_id\":\"") - 1);
+        p = ngx_cpymem(p, rid->data, 32);
+        *p++ = '"';
+    }
+
+    if (trace) {
+        p = ngx_cpymem(p, ",\"trace_id\":\"", sizeof(",\"trace_id\":\"") - 1);
+        p = ngx_cpymem(p, trace->data, 32);
+        *p++ = '"';
+    }
 
 #undef ngx_http_mcp_auth_put
 

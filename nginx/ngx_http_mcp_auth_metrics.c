@@ -16,7 +16,6 @@
 
 #define NGX_HTTP_MCP_AUTH_METRICS_SIZE   (64 * 1024)
 #define NGX_HTTP_MCP_AUTH_TOOL_LEN       64
-#define NGX_HTTP_MCP_AUTH_WORKERS        64
 
 #define NGX_HTTP_MCP_AUTH_REDIS_UP       1
 #define NGX_HTTP_MCP_AUTH_REDIS_DOWN     2
@@ -29,7 +28,7 @@ typedef struct {
     u_char                    tools[MCPA_METRICS_TOOLS]
                                    [NGX_HTTP_MCP_AUTH_TOOL_LEN];
     ngx_atomic_t              streams;         /* guarded requests open */
-    ngx_atomic_t              redis[NGX_HTTP_MCP_AUTH_WORKERS];
+    ngx_atomic_t              redis;           /* as a worker saw it last */
     ngx_atomic_t              slots[1];
 } ngx_http_mcp_auth_metrics_sh_t;
 
@@ -55,19 +54,23 @@ static void ngx_http_mcp_auth_metrics_sink(void *data, const char *text,
 static ngx_uint_t  ngx_http_mcp_auth_metrics_tag;
 
 
-/* The running cycle's counters; NULL when no location uses the module. */
-static ngx_inline ngx_http_mcp_auth_metrics_sh_t *
-ngx_http_mcp_auth_metrics_sh(void)
+/*
+ * This process's counters: its cycle's, set when the process starts (a
+ * worker belongs to one cycle); NULL when no location uses the module.
+ */
+static ngx_http_mcp_auth_metrics_sh_t  *ngx_http_mcp_auth_metrics;
+
+
+void
+ngx_http_mcp_auth_metrics_init_process(ngx_cycle_t *cycle)
 {
     ngx_http_mcp_auth_main_conf_t  *amcf;
 
-    amcf = ngx_http_cycle_get_module_main_conf(ngx_cycle,
-                                               ngx_http_mcp_auth_module);
+    amcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_mcp_auth_module);
 
-    return (amcf && amcf->metrics) ? amcf->metrics->sh : NULL;
+    ngx_http_mcp_auth_metrics = (amcf && amcf->metrics) ? amcf->metrics->sh
+                                                        : NULL;
 }
-
-#define ngx_http_mcp_auth_metrics  ngx_http_mcp_auth_metrics_sh()
 
 
 ngx_http_mcp_auth_metrics_zone_t *
@@ -243,13 +246,21 @@ ngx_http_mcp_auth_count_stream(ngx_int_t delta)
 }
 
 
-/* This worker's Redis connection went up (1) or down (0). */
+/*
+ * A worker's Redis connection came up (1) or failed (0).  The gauge is what
+ * a worker saw last: a worker reconnects only when it next needs Redis, so
+ * an idle one's old failure must not keep the node "down".
+ */
 void
 ngx_http_mcp_auth_count_redis(ngx_uint_t up)
 {
-    if (ngx_http_mcp_auth_metrics && ngx_worker < NGX_HTTP_MCP_AUTH_WORKERS) {
-        ngx_http_mcp_auth_metrics->redis[ngx_worker] =
-                  up ? NGX_HTTP_MCP_AUTH_REDIS_UP : NGX_HTTP_MCP_AUTH_REDIS_DOWN;
+    ngx_http_mcp_auth_metrics_sh_t  *sh;
+
+    sh = ngx_http_mcp_auth_metrics;
+
+    if (sh) {
+        sh->redis = up ? NGX_HTTP_MCP_AUTH_REDIS_UP
+                       : NGX_HTTP_MCP_AUTH_REDIS_DOWN;
     }
 }
 
@@ -448,7 +459,6 @@ static void
 ngx_http_mcp_auth_metrics_gauges(ngx_http_request_t *r, mcpa_gauges_t *g)
 {
     int64_t                          now;
-    ngx_uint_t                       i;
     mcpa_str_t                       key;
     ngx_queue_t                     *q;
     ngx_shm_zone_t                  *shm_zone;
@@ -469,14 +479,7 @@ ngx_http_mcp_auth_metrics_gauges(ngx_http_request_t *r, mcpa_gauges_t *g)
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
     if (alcf->redis) {
-        g->redis_up = 1;
-
-        for (i = 0; i < NGX_HTTP_MCP_AUTH_WORKERS; i++) {
-            if (sh->redis[i] == NGX_HTTP_MCP_AUTH_REDIS_DOWN) {
-                g->redis_up = 0;
-            }
-        }
-
+        g->redis_up = (sh->redis == NGX_HTTP_MCP_AUTH_REDIS_DOWN) ? 0 : 1;
         return;
     }
 

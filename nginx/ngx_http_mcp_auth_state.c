@@ -472,6 +472,8 @@ ngx_http_mcp_auth_init_process(ngx_cycle_t *cycle)
     ngx_list_part_t           *part;
     ngx_http_mcp_auth_zone_t  *zone;
 
+    ngx_http_mcp_auth_metrics_init_process(cycle);
+
     if (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0) {
         return NGX_OK;
     }

@@ -131,7 +131,7 @@ ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in, std::string*
   for (const auto& call : *calls) {
     for (const auto& s : gs.policy.required(call))
       if (std::find(n.scopes.begin(), n.scopes.end(), s) == n.scopes.end()) n.scopes.push_back(s);
-    if (call.method == "tools/call" && n.ntools < GuardOutcome::kMaxCounted) {
+    if (std::string_view(call.method) == "tools/call" && n.ntools < GuardOutcome::kMaxCounted) {
       if (n.ntools == 0) first_tool->assign(call.name);
       n.tools[n.ntools++] = gs.tool_slot(call.name);
     }

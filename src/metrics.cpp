@@ -364,7 +364,7 @@ std::string render(const uint64_t* slots, size_t n, const std::vector<std::strin
       {"mcp_auth_guarded_streams", "Guarded event streams open now.", g.guarded_streams},
       {"mcp_auth_zone_used_bytes", "Bytes of the shared-memory zone in use.", g.zone_bytes_used},
       {"mcp_auth_zone_size_bytes", "Size of the shared-memory zone.", g.zone_bytes_total},
-      {"mcp_auth_redis_up", "1 when every worker's Redis connection is up, else 0.", g.redis_up},
+      {"mcp_auth_redis_up", "0 when the last attempt of a worker to reach Redis failed, else 1.", g.redis_up},
   };
   for (const Gauge& gg : gauges) {
     if (gg.value < 0) continue;

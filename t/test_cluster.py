@@ -286,10 +286,24 @@ def test_a_refresh_token_rotates_once_when_both_nodes_use_it_at_once(cluster):
     assert r.status_code == 400, r.text
 
 
+def metrics_text(node):
+    r = requests.get(node.url + "/_mcp_auth/metrics", timeout=5)
+    assert r.status_code == 200
+    return r.text
+
+
+def counter(text, series):
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    raise AssertionError("no %s in the metrics" % series)
+
+
 def test_redis_stopped_mid_run_gives_503_and_service_resumes_with_nothing_lost(cluster):
     c = login(cluster)
     token = c.tokens["access_token"]
     assert mcp_status(cluster.a, token) == 200
+    errors = counter(metrics_text(cluster.b), 'mcp_auth_store_errors_total{error="unavailable"}')
 
     cluster.redis.stop()
     try:
@@ -314,12 +328,19 @@ def test_redis_stopped_mid_run_gives_503_and_service_resumes_with_nothing_lost(c
                                    "Accept": "application/json, text/event-stream"})
         assert r.status_code == 503, (r.status_code, r.text)
         assert r.headers.get("Retry-After")
+
+        # the operator sees it: Redis down, and the store errors counted
+        during = metrics_text(cluster.b)
+        assert "\nmcp_auth_redis_up 0\n" in during
+        assert counter(during, 'mcp_auth_store_errors_total{error="unavailable"}') - errors >= 3
+        assert "mcp_auth_sessions" not in during     # Redis's to count
     finally:
         cluster.redis.start()
 
     # back by itself: the session acknowledged before the outage is still
     # there, and new logins work
     wait_for(lambda: mcp_status(cluster.b, token) == 200, 10, 0.3)
+    assert "\nmcp_auth_redis_up 1\n" in metrics_text(cluster.b)
     r = c.refresh()
     assert r.status_code == 200, r.text
     login(cluster)
