@@ -1074,7 +1074,8 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_http_mcp_auth_merge_settings(conf, prev);
 
-    conf->response_slot = ngx_http_mcp_auth_response_slot(conf);
+    conf->response_slot = ngx_http_mcp_auth_response_slot(conf,
+                                                  &conf->unavailable_slot);
 
     if (conf->endpoint == MCPA_EP_NONE && !conf->protect) {
         return NGX_CONF_OK;

@@ -195,6 +195,7 @@ typedef struct {
     mcpa_store_t              store;
 
     ngx_int_t                 response_slot;   /* its 2xx counter, or -1 */
+    ngx_int_t                 unavailable_slot;  /* its 503s, or -1 */
 } ngx_http_mcp_auth_loc_conf_t;
 
 
@@ -373,7 +374,8 @@ void ngx_http_mcp_auth_count(const int *metric);
 void ngx_http_mcp_auth_observe(mcpa_metric_e m, int a, int64_t b);
 void ngx_http_mcp_auth_count_stream(ngx_int_t delta);
 void ngx_http_mcp_auth_count_redis(ngx_uint_t up);
-ngx_int_t ngx_http_mcp_auth_response_slot(ngx_http_mcp_auth_loc_conf_t *alcf);
+ngx_int_t ngx_http_mcp_auth_response_slot(ngx_http_mcp_auth_loc_conf_t *alcf,
+    ngx_int_t *unavailable503);
 ngx_int_t ngx_http_mcp_auth_log_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_mcp_auth_metrics_handler(ngx_http_request_t *r);
 

@@ -267,14 +267,17 @@ ngx_http_mcp_auth_count_redis(ngx_uint_t up)
 
 /*
  * Where a location's responses are counted (mcp_auth_responses_total): the
- * slot of its 2xx, the other classes after it; -1 when the module does not
- * serve the location.
+ * slot of its 2xx, the other classes after it (and in unavailable503, the
+ * slot of its 503s); -1 when the module does not serve the location.
  */
 ngx_int_t
-ngx_http_mcp_auth_response_slot(ngx_http_mcp_auth_loc_conf_t *alcf)
+ngx_http_mcp_auth_response_slot(ngx_http_mcp_auth_loc_conf_t *alcf,
+    ngx_int_t *unavailable503)
 {
     int      ep, slots[MCPA_EVENT_METRICS];
     int64_t  amounts[MCPA_EVENT_METRICS];
+
+    *unavailable503 = -1;
 
     if (alcf->protect) {
         ep = MCPA_M_EP_GUARDED;
@@ -291,6 +294,9 @@ ngx_http_mcp_auth_response_slot(ngx_http_mcp_auth_loc_conf_t *alcf)
     } else {
         ep = (int) alcf->endpoint;
     }
+
+    mcpa_metrics_observe(MCPA_M_RESPONSE, ep, 503, slots, amounts);
+    *unavailable503 = slots[1];
 
     mcpa_metrics_observe(MCPA_M_RESPONSE, ep, 200, slots, amounts);
 
@@ -329,6 +335,12 @@ ngx_http_mcp_auth_log_handler(ngx_http_request_t *r)
 
     if (slot < sh->nslots) {
         (void) ngx_atomic_fetch_add(&sh->slots[slot], 1);
+    }
+
+    if (status == NGX_HTTP_SERVICE_UNAVAILABLE
+        && (ngx_uint_t) alcf->unavailable_slot < sh->nslots)
+    {
+        (void) ngx_atomic_fetch_add(&sh->slots[alcf->unavailable_slot], 1);
     }
 
     return NGX_OK;

@@ -290,7 +290,10 @@ typedef struct {
 typedef enum {
     MCPA_M_FETCH = 0,            /* a: mcpa_fetch_e, b: HTTP status (0: none) */
     MCPA_M_FETCH_SECONDS,        /* a: mcpa_fetch_e, b: microseconds */
-    MCPA_M_RESPONSE,             /* a: mcpa_endpoint_e or MCPA_M_EP_*, b: status */
+    MCPA_M_RESPONSE,             /* a: mcpa_endpoint_e or MCPA_M_EP_*, b: status
+                                    (with 200, slots[0] is the endpoint's 2xx
+                                    counter, its 3xx, 4xx and 5xx follow;
+                                    with 503, slots[1] its 503 counter) */
     MCPA_M_STREAM_CLOSED,        /* the session ended */
     MCPA_M_STORE_ERROR           /* a: MCPA_FULL or MCPA_UNAVAILABLE */
 } mcpa_metric_e;

@@ -85,6 +85,7 @@ enum FamilyId {
   kStoreErrorsF,
   kResponses,
   kStreamsClosed,
+  kUnavailable,
   kFamilies
 };
 
@@ -119,6 +120,9 @@ struct Catalogue {
         {"mcp_auth_responses_total", "Responses of the gateway's locations, by endpoint and status class.",
          "endpoint", &kEndpoints, "class", &kClasses},
         {"mcp_auth_streams_closed_total", "Guarded event streams closed by the gateway.", "reason", &kSessionEnded},
+        {"mcp_auth_unavailable_total",
+         "503 responses (a store or provider out of reach, the zone full), by endpoint; also in responses_total.",
+         "endpoint", &kEndpoints},
     }};
     size_t next = 0;
     for (auto& f : families) {
@@ -289,6 +293,7 @@ void observe(mcpa_metric_e m, int a, int64_t b, int* slots, int64_t* amounts) {
       if (ep < 0) return;
       size_t cls = b < 300 ? 0 : b < 400 ? 1 : b < 500 ? 2 : 3;
       slots[0] = slot_at(kResponses, size_t(ep), cls);
+      if (b == 503) slots[1] = slot_at(kUnavailable, size_t(ep));
       return;
     }
     case MCPA_M_STREAM_CLOSED: slots[0] = slot(kStreamsClosed, "session_ended"); return;

@@ -334,6 +334,8 @@ def test_redis_stopped_mid_run_gives_503_and_service_resumes_with_nothing_lost(c
         assert "\nmcp_auth_redis_up 0\n" in during
         assert counter(during, 'mcp_auth_store_errors_total{error="unavailable"}') - errors >= 3
         assert "mcp_auth_sessions" not in during     # Redis's to count
+        assert counter(during, 'mcp_auth_unavailable_total{endpoint="register"}') >= 1
+        assert counter(during, 'mcp_auth_unavailable_total{endpoint="mcp"}') >= 1
     finally:
         cluster.redis.start()
 

@@ -133,6 +133,11 @@ TEST(Metrics, ResponsesByEndpointAndClass) {
   std::vector<uint64_t> slots(m::all_slots(), 0);
   slots.at(size_t(s[0]))++;
   EXPECT_EQ(s[1], -1);
+  m::observe(MCPA_M_RESPONSE, MCPA_EP_TOKEN, 503, s, amounts);  // a 5xx, and a 503
+  slots.at(size_t(s[0]))++;
+  slots.at(size_t(s[1]))++;
+  EXPECT_EQ(sample(render(slots), R"(mcp_auth_unavailable_total{endpoint="token"})"), "1");
+  EXPECT_EQ(sample(render(slots), R"(mcp_auth_responses_total{endpoint="token",class="5xx"})"), "1");
   m::observe(MCPA_M_RESPONSE, 9999, 200, s, amounts);  // not an endpoint: nothing
   EXPECT_EQ(s[0], -1);
   EXPECT_EQ(sample(render(slots), R"(mcp_auth_responses_total{endpoint="mcp",class="5xx"})"), "1");
