@@ -218,6 +218,7 @@ typedef struct {
     ngx_msec_t                started;
     unsigned                  waiting:1;
     unsigned                  fetched:1;       /* an answer awaits the guard */
+    unsigned                  observed:1;      /* counted in the metrics */
 } ngx_http_mcp_auth_fetch_ctx_t;
 
 

@@ -76,6 +76,7 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
 
     ctx->fetch.target = resp->fetch;
     ctx->fetch.started = ngx_current_msec;
+    ctx->fetch.observed = 0;
 
     if (resp->fetch == MCPA_FETCH_CLIENT_METADATA && !access) {
         return ngx_http_mcp_auth_fetch_document(r, ctx, resp);
@@ -450,10 +451,19 @@ ngx_http_mcp_auth_subrequest(ngx_http_request_t *r,
 }
 
 
-/* A call's outcome and how long it took, for the counters. */
+/*
+ * A call's outcome and how long it took, for the counters: once, although
+ * nginx runs a subrequest's post handler again for the error page of a 5xx.
+ */
 static void
 ngx_http_mcp_auth_fetch_observe(ngx_http_mcp_auth_ctx_t *ctx)
 {
+    if (ctx->fetch.observed) {
+        return;
+    }
+
+    ctx->fetch.observed = 1;
+
     ngx_http_mcp_auth_observe(MCPA_M_FETCH, ctx->fetch.target,
                               ctx->fetch.answer_status);
     ngx_http_mcp_auth_observe(MCPA_M_FETCH_SECONDS, ctx->fetch.target,

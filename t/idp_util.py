@@ -237,7 +237,8 @@ def revoke_all_grants(issuer, sessions=False, timeout=10):
 
 def stats(issuer, timeout=10):
     """GET /__test/stats: {"token": {grant_type: count}, "token_total": n,
-    "authorization": n, "logins_ok": n, "logins_failed": n, "faults": {...}}"""
+    "authorization": n, "logins_ok": n, "logins_failed": n, "faults": {...},
+    "traceparent": {"token": header or None, "jwks": ...} (of the last call)}"""
     r = requests.get(issuer + "/__test/stats", timeout=timeout)
     r.raise_for_status()
     return r.json()

@@ -21,6 +21,7 @@ from conftest import Stack
 from harness import free_port, wait_for_port
 from idp_util import provider_login, set_faults
 from mcp_gateway import Sse, Streamable, login, rpc, text_of
+from metrics_util import metric, scrape
 from oauth_client import Browser, McpOAuthClient
 from state_file import read_state, write_state
 
@@ -98,6 +99,7 @@ def test_a_slow_provider_times_out_into_an_error_page_while_others_are_served(st
     user = login(st)
     guarded = Streamable(st.url, user.tokens["access_token"]).initialize()
     pending = [to_gateway_callback(st, new_client(st)) for _ in range(5)]
+    before = scrape(st)
 
     set_faults(st.issuer, token_delay_ms=4000)
     try:
@@ -134,6 +136,18 @@ def test_a_slow_provider_times_out_into_an_error_page_while_others_are_served(st
         assert "Identity provider unavailable" in r.text
         assert "did not answer" in r.text
     assert "upstream timed out" in st.nginx.error_log()
+    # the operator sees it: five calls that timed out after about a second,
+    # five logins ended by the provider
+    after = scrape(st)
+
+    def delta(name, **labels):
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert delta("mcp_auth_fetches_total", target="provider_token", outcome="unreachable") == 5
+    assert delta("mcp_auth_logins_total", outcome="provider_error") == 5
+    assert delta("mcp_auth_fetch_duration_seconds_bucket", target="provider_token", le="0.5") == 0
+    assert delta("mcp_auth_fetch_duration_seconds_bucket", target="provider_token", le="2.5") == 5
+    assert delta("mcp_auth_responses_total", endpoint="callback", **{"class": "5xx"}) == 5
     # and once the provider is fast again, logging in works
     assert login(st).tokens["access_token"]
 

@@ -6,7 +6,6 @@ and a real Prometheus (Debian's) scraping both."""
 import json
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import time
@@ -14,36 +13,13 @@ import time
 import pytest
 import requests
 
+from idp_util import stats as idp_stats
 from mcp_gateway import Sse, Streamable, login, rpc
-from oauth_client import Browser, McpOAuthClient
+from metrics_util import metric, parse_exposition, scrape
+from oauth_client import McpOAuthClient
 from prometheus_util import PROMTOOL, Prometheus
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-
-
-def parse_exposition(text):
-    """{(name, ((label, value), ...)): value} of a Prometheus text exposition."""
-    out = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = SAMPLE.match(line)
-        assert m, "not a sample line: %r" % line
-        labels = tuple(sorted(LABEL.findall(m.group(2) or "")))
-        out[(m.group(1), labels)] = float(m.group(3))
-    return out
-
-
-def scrape(st):
-    r = requests.get(st.url + "/_mcp_auth/metrics", timeout=5)
-    assert r.status_code == 200, r.text
-    return parse_exposition(r.text)
-
-
-def metric(samples, name, **labels):
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
 def audit_lines(st):
@@ -310,6 +286,21 @@ def test_the_gateway_starts_a_trace_and_ignores_a_malformed_one(st):
         assert line["trace_id"] not in bad
         # a trace the gateway starts is named after the request
         assert line["trace_id"] == line["request_id"]
+
+
+def test_the_calls_to_the_provider_carry_the_trace_of_the_login(stack_factory):
+    """The callback's trace goes on to the provider: the code's exchange at
+    its token endpoint and the JWKS fetched to verify the ID token."""
+    sp = stack_factory("trace-provider")
+    client = login(sp, "demo")
+    completed = [e for e in audit_lines(sp) if e["event"] == "login.completed"]
+    assert len(completed) == 1 and completed[0]["client_id"] == client.client_id
+    trace = completed[0]["trace_id"]
+    seen = idp_stats(sp.issuer)["traceparent"]
+    for call in ("token", "jwks"):
+        m = re.fullmatch(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})", seen[call] or "")
+        assert m, (call, seen)
+        assert m.group(1) == trace and m.group(2) != "0" * 16
 
 
 def test_the_audit_log_goes_to_syslog(stack_factory):

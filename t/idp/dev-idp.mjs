@@ -422,7 +422,8 @@ try {
 // ---------------------------------------------------------------- middleware
 
 const faults = { token_delay_ms: 0, token_status: 0, down: false };
-const stats = { token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0 };
+// traceparent: the W3C trace header of the last call to /token and /jwks
+const stats = { token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0, traceparent: {} };
 const grantIds = new Set();
 const sessionIds = new Set();
 provider.on('grant.saved', (grant) => grantIds.add(grant.jti));
@@ -456,7 +457,8 @@ provider.use(async (ctx, next) => {
   if (ctx.path.startsWith('/__test/')) {
     if (!opts.testControls) return json(ctx, 404, { error: 'not_found' });
     if (ctx.method === 'GET' && ctx.path === '/__test/stats') {
-      return json(ctx, 200, { ...stats, token: { ...stats.token }, faults: { ...faults } });
+      return json(ctx, 200, { ...stats, token: { ...stats.token }, traceparent: { ...stats.traceparent },
+                              faults: { ...faults } });
     }
     if (ctx.method === 'POST' && ctx.path === '/__test/faults') {
       const raw = (await readBody(ctx)).toString() || '{}';
@@ -497,11 +499,14 @@ provider.use(async (ctx, next) => {
       return json(ctx, 200, { revoked_grants: ids.length, destroyed_sessions: sessions });
     }
     if (ctx.method === 'POST' && ctx.path === '/__test/reset-stats') {
-      Object.assign(stats, { token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0 });
+      Object.assign(stats, { token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0,
+                             traceparent: {} });
       return json(ctx, 200, {});
     }
     return json(ctx, 404, { error: 'not_found' });
   }
+
+  if (ctx.path === '/jwks') stats.traceparent.jwks = ctx.get('traceparent') || null;
 
   if (ctx.path === '/auth' && ctx.method === 'GET') {
     stats.authorization += 1;
@@ -527,6 +532,7 @@ provider.use(async (ctx, next) => {
     }
     stats.token[grantType] = (stats.token[grantType] || 0) + 1;
     stats.token_total += 1;
+    stats.traceparent.token = ctx.get('traceparent') || null;
     if (faults.down) {
       ctx.respond = false;
       ctx.req.socket.destroy();
