@@ -429,7 +429,7 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       NULL },
 
     { ngx_string("mcp_auth_audit_log"),
-      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE123,
       ngx_http_mcp_auth_audit_log,
       NGX_HTTP_MAIN_CONF_OFFSET,
       0,

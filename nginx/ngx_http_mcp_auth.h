@@ -32,10 +32,16 @@
 typedef struct ngx_http_mcp_auth_metrics_zone_s  ngx_http_mcp_auth_metrics_zone_t;
 
 
-/* mcp_auth_audit_log: a file nginx opens (and reopens), or syslog */
+/*
+ * mcp_auth_audit_log: a file nginx opens (and reopens), or syslog; with
+ * buffer=, a file's lines are gathered per worker and written when the
+ * buffer fills, after flush= time, on reopen and at exit.
+ */
 typedef struct {
     ngx_open_file_t          *file;
     ngx_syslog_peer_t        *syslog;
+    size_t                    buffer_size;
+    ngx_msec_t                flush;
     unsigned                  set:1;
 } ngx_http_mcp_auth_audit_t;
 
@@ -334,6 +340,7 @@ ngx_http_mcp_auth_next_header(ngx_list_t *list, ngx_list_part_t **part,
 char *ngx_http_mcp_auth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 void ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev);
+void ngx_http_mcp_auth_audit_exit_process(ngx_cycle_t *cycle);
 ngx_str_t *ngx_http_mcp_auth_traceparent(ngx_http_request_t *r);
 ngx_str_t *ngx_http_mcp_auth_trace_id(ngx_http_request_t *r);
 ngx_str_t *ngx_http_mcp_auth_request_id(ngx_http_request_t *r);

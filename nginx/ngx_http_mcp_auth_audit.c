@@ -32,6 +32,14 @@
 
 
 static u_char *ngx_http_mcp_auth_audit_time(u_char *p);
+static void ngx_http_mcp_auth_audit_buffer(ngx_http_mcp_auth_audit_t *audit,
+    u_char *line, size_t len);
+static void ngx_http_mcp_auth_audit_flush(void);
+static void ngx_http_mcp_auth_audit_flush_timer(ngx_event_t *ev);
+static void ngx_http_mcp_auth_audit_flush_file(ngx_open_file_t *file,
+    ngx_log_t *log);
+static void ngx_http_mcp_auth_audit_write(ngx_open_file_t *file, u_char *data,
+    size_t len);
 static u_char *ngx_http_mcp_auth_audit_value(u_char *p, const u_char *v,
     size_t len, ngx_uint_t escape);
 static ngx_uint_t ngx_http_mcp_auth_needs_escape(const u_char *p, size_t n);
@@ -64,13 +72,16 @@ static ngx_http_mcp_auth_ctx_t *ngx_http_mcp_auth_main_ctx(
     ngx_http_request_t *r);
 
 
-/* mcp_auth_audit_log off | FILE | syslog:server=...; */
+/* mcp_auth_audit_log off | FILE [buffer=SIZE [flush=TIME]] | syslog:...; */
 char *
 ngx_http_mcp_auth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_mcp_auth_main_conf_t *amcf = conf;
 
-    ngx_str_t  *value, name;
+    ssize_t      size;
+    ngx_int_t    flush;
+    ngx_str_t   *value, name, s;
+    ngx_uint_t   i;
 
     if (amcf->audit.set) {
         return "is duplicate";
@@ -80,10 +91,62 @@ ngx_http_mcp_auth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     value = cf->args->elts;
 
     if (ngx_strcmp(value[1].data, "off") == 0) {
+        if (cf->args->nelts > 2) {
+            return "takes no parameters with \"off\"";
+        }
+
         return NGX_CONF_OK;
     }
 
+    for (i = 2; i < cf->args->nelts; i++) {
+        if (ngx_strncmp(value[i].data, "buffer=", 7) == 0) {
+            s.data = value[i].data + 7;
+            s.len = value[i].len - 7;
+            size = ngx_parse_size(&s);
+
+            /* a buffer holds at least one line of the longest kind */
+            if (size == NGX_ERROR
+                || size < (ssize_t) NGX_HTTP_MCP_AUTH_AUDIT_LINE)
+            {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid buffer size \"%V\": at least %uz",
+                                   &s, (size_t) NGX_HTTP_MCP_AUTH_AUDIT_LINE);
+                return NGX_CONF_ERROR;
+            }
+
+            amcf->audit.buffer_size = size;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+            flush = ngx_parse_time(&s, 0);
+
+            if (flush == (ngx_int_t) NGX_ERROR || flush == 0) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "invalid flush time \"%V\"", &s);
+                return NGX_CONF_ERROR;
+            }
+
+            amcf->audit.flush = flush;
+            continue;
+        }
+
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid parameter \"%V\"", &value[i]);
+        return NGX_CONF_ERROR;
+    }
+
+    if (amcf->audit.flush && amcf->audit.buffer_size == 0) {
+        return "has flush= without buffer=";
+    }
+
     if (ngx_strncmp(value[1].data, "syslog:", 7) == 0) {
+        if (amcf->audit.buffer_size) {
+            return "buffers only a file, not syslog";
+        }
+
         amcf->audit.syslog = ngx_pcalloc(cf->pool, sizeof(ngx_syslog_peer_t));
         if (amcf->audit.syslog == NULL) {
             return NGX_CONF_ERROR;
@@ -101,6 +164,15 @@ ngx_http_mcp_auth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     amcf->audit.file = ngx_conf_open_file(cf->cycle, &name);
     if (amcf->audit.file == NULL) {
         return NGX_CONF_ERROR;
+    }
+
+    if (amcf->audit.buffer_size) {
+        if (amcf->audit.flush == 0) {
+            amcf->audit.flush = 1000;
+        }
+
+        /* nginx calls it before it reopens the file (USR1) */
+        amcf->audit.file->flush = ngx_http_mcp_auth_audit_flush_file;
     }
 
     return NGX_CONF_OK;
@@ -196,10 +268,113 @@ ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev)
 
     *p++ = '\n';
 
-    if (ngx_write_fd(amcf->audit.file->fd, line, p - line) != p - line) {
-        ngx_log_error(NGX_LOG_ALERT, r->connection->log, ngx_errno,
-                      ngx_write_fd_n " to the audit log \"%s\" failed",
-                      amcf->audit.file->name.data);
+    if (amcf->audit.buffer_size) {
+        ngx_http_mcp_auth_audit_buffer(&amcf->audit, line, p - line);
+        return;
+    }
+
+    ngx_http_mcp_auth_audit_write(amcf->audit.file, line, p - line);
+}
+
+
+/*
+ * This worker's buffer of lines (buffer=): one per process, for the cycle
+ * the process serves; written when full, by the flush= timer, before the
+ * file is reopened, and at exit.
+ */
+static u_char          *ngx_http_mcp_auth_audit_buf;
+static size_t           ngx_http_mcp_auth_audit_len;
+static ngx_open_file_t *ngx_http_mcp_auth_audit_file;
+static ngx_event_t      ngx_http_mcp_auth_audit_timer;
+
+
+static void
+ngx_http_mcp_auth_audit_buffer(ngx_http_mcp_auth_audit_t *audit, u_char *line,
+    size_t len)
+{
+    ngx_event_t  *ev;
+
+    if (ngx_http_mcp_auth_audit_buf == NULL) {
+        ngx_http_mcp_auth_audit_buf = ngx_alloc(audit->buffer_size,
+                                                ngx_cycle->log);
+        if (ngx_http_mcp_auth_audit_buf == NULL) {
+            ngx_http_mcp_auth_audit_write(audit->file, line, len);
+            return;
+        }
+
+        ngx_http_mcp_auth_audit_file = audit->file;
+
+        ev = &ngx_http_mcp_auth_audit_timer;
+        ev->handler = ngx_http_mcp_auth_audit_flush_timer;
+        ev->log = ngx_cycle->log;
+        ev->data = audit;
+        ev->cancelable = 1;
+    }
+
+    if (ngx_http_mcp_auth_audit_len + len > audit->buffer_size) {
+        ngx_http_mcp_auth_audit_flush();
+    }
+
+    ngx_memcpy(ngx_http_mcp_auth_audit_buf + ngx_http_mcp_auth_audit_len,
+               line, len);
+    ngx_http_mcp_auth_audit_len += len;
+
+    if (!ngx_http_mcp_auth_audit_timer.timer_set) {
+        ngx_add_timer(&ngx_http_mcp_auth_audit_timer, audit->flush);
+    }
+}
+
+
+static void
+ngx_http_mcp_auth_audit_flush(void)
+{
+    if (ngx_http_mcp_auth_audit_len) {
+        ngx_http_mcp_auth_audit_write(ngx_http_mcp_auth_audit_file,
+                                      ngx_http_mcp_auth_audit_buf,
+                                      ngx_http_mcp_auth_audit_len);
+        ngx_http_mcp_auth_audit_len = 0;
+    }
+
+    if (ngx_http_mcp_auth_audit_timer.timer_set) {
+        ngx_del_timer(&ngx_http_mcp_auth_audit_timer);
+    }
+}
+
+
+static void
+ngx_http_mcp_auth_audit_flush_timer(ngx_event_t *ev)
+{
+    ngx_http_mcp_auth_audit_flush();
+}
+
+
+static void
+ngx_http_mcp_auth_audit_flush_file(ngx_open_file_t *file, ngx_log_t *log)
+{
+    if (file == ngx_http_mcp_auth_audit_file) {
+        ngx_http_mcp_auth_audit_flush();
+    }
+}
+
+
+void
+ngx_http_mcp_auth_audit_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_mcp_auth_audit_flush();
+}
+
+
+static void
+ngx_http_mcp_auth_audit_write(ngx_open_file_t *file, u_char *data, size_t len)
+{
+    ssize_t  n;
+
+    n = ngx_write_fd(file->fd, data, len);
+
+    if (n != (ssize_t) len) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, ngx_errno,
+                      ngx_write_fd_n " to the audit log \"%s\" failed "
+                      "(%z of %uz)", file->name.data, n, len);
     }
 }
 

@@ -496,6 +496,8 @@ ngx_http_mcp_auth_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_mcp_auth_exit_process(ngx_cycle_t *cycle)
 {
+    ngx_http_mcp_auth_audit_exit_process(cycle);
+
     if (ngx_process == NGX_PROCESS_WORKER && ngx_worker != 0) {
         return;
     }

@@ -4,6 +4,7 @@ passes on -- through real nginx, the real tool server, the real provider,
 and a real Prometheus (Debian's) scraping both."""
 
 import json
+import os
 import re
 import secrets
 import socket
@@ -13,6 +14,8 @@ import time
 import pytest
 import requests
 
+import harness
+from conftest import nginx_env
 from idp_util import stats as idp_stats
 from mcp_gateway import Sse, Streamable, login, rpc
 from metrics_util import metric, parse_exposition, scrape
@@ -22,11 +25,16 @@ from prometheus_util import PROMTOOL, Prometheus
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
-def audit_lines(st):
+def audit_lines(st, at_least=0, timeout=5.0):
+    """The audit log's lines, once it has at_least of them (the example's
+    workers write theirs at most a second late: buffer=, flush=1s)."""
     path = st.workdir / "audit.log"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    end = time.time() + timeout
+    while True:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= at_least or time.time() > end:
+            return [json.loads(line) for line in lines]
+        time.sleep(0.05)
 
 
 def wait_for(predicate, timeout=10.0):
@@ -41,8 +49,16 @@ def wait_for(predicate, timeout=10.0):
 
 @pytest.fixture(scope="module")
 def st(stack_factory):
-    # two workers: the counters must add up across them
-    return stack_factory("observability", workers=2, http_extra="    mcp_auth_stream_check 1s;\n")
+    # two workers: the counters must add up across them; audit lines a
+    # tenth of a second late at most (the example's buffer, flushed sooner)
+    return stack_factory("observability", workers=2, http_extra="    mcp_auth_stream_check 1s;\n",
+                         replace=[("flush=1s", "flush=100ms")])
+
+
+def settled(st):
+    """How many lines the audit log has once the workers' buffers are out."""
+    time.sleep(0.3)
+    return len(audit_lines(st, timeout=0))
 
 
 def test_the_exposition_passes_promtool_and_is_not_cached(st):
@@ -99,7 +115,7 @@ def test_a_whole_session_in_a_real_prometheus_and_the_audit_log(st, tmp_path):
         }
         before = {k: prom.value(q) for k, q in watched.items()}
         assert all(v is not None for v in before.values()), before
-        lines_before = len(audit_lines(st))
+        lines_before = settled(st)
 
         client = login(st, "demo", scope="snippets:read")
         token = client.tokens["access_token"]
@@ -133,7 +149,7 @@ def test_a_whole_session_in_a_real_prometheus_and_the_audit_log(st, tmp_path):
         refused = prom.value('mcp_auth_token_requests_total{grant_type="refresh_token",result="invalid_grant"}')
         assert refused >= 1
 
-    lines = audit_lines(st)[lines_before:]
+    lines = audit_lines(st, lines_before + 16)[lines_before:]
     events = [(e["event"], e["outcome"]) for e in lines]
     assert events == [
         ("client.registered", "ok"),
@@ -193,9 +209,9 @@ def test_what_a_client_chose_is_escaped_in_the_audit_log(st):
     mcp.initialize()
     names = ['a"b\\c\nd\x01e\x7f', "quote\"" * 10, "x" * 300, "\u00e9t\u00e9 \U0001f600"]
     for name in names:
-        n = len(audit_lines(st))
+        n = settled(st)
         mcp.post(rpc("tools/call", {"name": name, "arguments": {}}))
-        line = audit_lines(st)[n]      # json.loads: the line is valid JSON
+        line = audit_lines(st, n + 1)[n]      # json.loads: the line is valid JSON
         assert line["event"] == "tool.call"
         assert line["tool"] == (name if len(name.encode()) <= 256 else name[:256]), line
 
@@ -214,7 +230,7 @@ def test_refresh_token_reuse_is_counted_and_audited(st):
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
     after = scrape(st)
     assert metric(after, "mcp_auth_refresh_reuse_total") - metric(before, "mcp_auth_refresh_reuse_total") == 1
-    line = [e for e in audit_lines(st) if e["event"] == "refresh.reuse_detected"][-1]
+    line = wait_for(lambda: [e for e in audit_lines(st, timeout=0) if e["event"] == "refresh.reuse_detected"])[-1]
     assert line["outcome"] == "revoked" and line["client_id"] == client.client_id
     assert line["subject"] == "user-demo" and line["session"]
 
@@ -264,7 +280,7 @@ def test_a_stream_closed_because_its_session_ended_is_counted_and_audited(st):
         assert closed
     finally:
         sse.close()
-    line = [e for e in audit_lines(st) if e["event"] == "session.ended"][-1]
+    line = wait_for(lambda: [e for e in audit_lines(st, timeout=0) if e["event"] == "session.ended"])[-1]
     assert line["reason"] == "session_ended" and line["client_id"] == client.client_id
     assert line["subject"] == "user-demo"
     assert wait_for(lambda: metric(scrape(st), "mcp_auth_guarded_streams") == 0)
@@ -278,10 +294,10 @@ def test_the_gateway_starts_a_trace_and_ignores_a_malformed_one(st):
                 "00-" + "A" * 32 + "-" + "1" * 16 + "-01",       # upper case
                 "01-" + "a" * 32 + "-" + "1" * 16 + "-01",       # another version
                 "garbage"):
-        n = len(audit_lines(st))
+        n = settled(st)
         r = mcp.post(rpc("tools/call", {"name": "hello_mcp", "arguments": {}}), headers={"traceparent": bad})
         assert r.status_code == 200
-        line = audit_lines(st)[n]
+        line = audit_lines(st, n + 1)[n]
         assert line["event"] == "tool.call" and HEX32.match(line["trace_id"])
         assert line["trace_id"] not in bad
         # a trace the gateway starts is named after the request
@@ -293,7 +309,7 @@ def test_the_calls_to_the_provider_carry_the_trace_of_the_login(stack_factory):
     its token endpoint and the JWKS fetched to verify the ID token."""
     sp = stack_factory("trace-provider")
     client = login(sp, "demo")
-    completed = [e for e in audit_lines(sp) if e["event"] == "login.completed"]
+    completed = [e for e in audit_lines(sp, 4) if e["event"] == "login.completed"]
     assert len(completed) == 1 and completed[0]["client_id"] == client.client_id
     trace = completed[0]["trace_id"]
     seen = idp_stats(sp.issuer)["traceparent"]
@@ -301,6 +317,23 @@ def test_the_calls_to_the_provider_carry_the_trace_of_the_login(stack_factory):
         m = re.fullmatch(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})", seen[call] or "")
         assert m, (call, seen)
         assert m.group(1) == trace and m.group(2) != "0" * 16
+
+
+def test_buffered_lines_are_written_before_a_reopen_and_at_exit(stack_factory):
+    """buffer= gathers a worker's lines; USR1 (log rotation) and a graceful
+    stop write them out, whatever flush= says."""
+    sb = stack_factory("audit-buffer", replace=[("flush=1s", "flush=1h")])
+    McpOAuthClient(sb.url).register()
+    time.sleep(0.5)
+    assert audit_lines(sb, timeout=0) == []          # still in the worker's buffer
+    (sb.workdir / "audit.log").rename(sb.workdir / "audit.log.1")
+    subprocess.run([harness.NGINX, "-p", str(sb.workdir), "-c", str(sb.nginx.conf), "-s", "reopen"],
+                   check=True, capture_output=True, env=dict(os.environ, **nginx_env(sb.workdir)))
+    rotated = wait_for(lambda: (sb.workdir / "audit.log.1").read_text().splitlines())
+    assert [json.loads(x)["event"] for x in rotated] == ["client.registered"]
+    McpOAuthClient(sb.url).register()
+    sb.nginx.stop()                                  # SIGQUIT: a graceful stop
+    assert [e["event"] for e in audit_lines(sb)] == ["client.registered"]
 
 
 def test_the_audit_log_goes_to_syslog(stack_factory):
