@@ -541,7 +541,7 @@ MCPA_API size_t mcpa_config_tools(const mcpa_config_t* cf, mcpa_str_t* names, si
 }
 
 MCPA_API void mcpa_config_set_tool_slot(mcpa_config_t* cf, size_t i, int slot) noexcept {
-  if (i < cf->guard.tool_slots.size()) cf->guard.tool_slots[i] = slot;
+  cf->guard.set_tool_slot(i, slot);
 }
 
 MCPA_API int mcpa_metrics_key_class(mcpa_str_t key) noexcept { return mcpauth::metrics::key_class(view(key)); }

@@ -104,7 +104,7 @@ struct ToolNeeds {
   enum { ok, need_body, unreadable, mismatch } body = ok;
   std::vector<std::string> scopes;
   std::string mismatch_why, id;
-  int tools[GuardOutcome::kMaxCounted];  // local indices (GuardSettings::tools)
+  int tools[GuardOutcome::kMaxCounted];  // their allowed-calls counters (tool_counter)
   int ntools = 0;
 };
 
@@ -133,7 +133,7 @@ ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in, std::string*
       if (std::find(n.scopes.begin(), n.scopes.end(), s) == n.scopes.end()) n.scopes.push_back(s);
     if (std::string_view(call.method) == "tools/call" && n.ntools < GuardOutcome::kMaxCounted) {
       if (n.ntools == 0) first_tool->assign(call.name);
-      n.tools[n.ntools++] = gs.tool_slot(call.name);
+      n.tools[n.ntools++] = gs.tool_counter(call.name);
     }
   }
   return n;
@@ -141,17 +141,21 @@ ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in, std::string*
 
 // The body's tools/call: their counters, and the first one's name.
 void count_tools(GuardOutcome& out, const ToolNeeds& needs, bool allowed, const IdentityCache& cache) {
-  for (int i = 0; i < needs.ntools; ++i) out.tool_metrics[i] = metrics::tool_slot(needs.tools[i], allowed);
+  for (int i = 0; i < needs.ntools; ++i) out.tool_metrics[i] = needs.tools[i] + (allowed ? 0 : 1);
   out.ntool_metrics = needs.ntools;
   if (needs.ntools) out.tool = cache.scratch_tool;
 }
 
 }  // namespace
 
-int GuardSettings::tool_slot(std::string_view name) const {
+void GuardSettings::set_tool_slot(size_t i, int slot) {
+  if (i < tool_counters.size()) tool_counters[i] = metrics::tool_slot(slot, true);
+}
+
+int GuardSettings::tool_counter(std::string_view name) const {
   for (size_t i = 0; i < tools.size(); ++i)
-    if (tools[i] == name) return i < tool_slots.size() ? tool_slots[i] : -1;
-  return -1;
+    if (tools[i] == name) return tool_counters[i];
+  return metrics::tool_slot(-1, true);
 }
 
 std::string GuardSettings::load() {
@@ -167,7 +171,7 @@ std::string GuardSettings::load() {
     if (!name.empty() && std::find(tools.begin(), tools.end(), name) == tools.end()) tools.push_back(name);
     i = j + 1;
   }
-  tool_slots.assign(tools.size(), -1);
+  tool_counters.assign(tools.size(), metrics::tool_slot(-1, true));
   if (identity_key_file.empty()) return "";
   std::string text;
   err = read_file("mcp_auth_identity_key_file", identity_key_file, &text);

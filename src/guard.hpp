@@ -32,11 +32,13 @@ struct GuardSettings {
   std::optional<IdentityMinter> minter;
   ToolPolicy policy;
   // The tool names the metrics count under their own label (the rules' and
-  // metrics_tools), each with its index in the zone's table of names, set
-  // by the glue before workers start (-1: counted as "other").
+  // metrics_tools), and the counter of each one's allowed calls (its denied
+  // calls' follows), from its place in the zone's table of names, which the
+  // glue sets before workers start (set_tool_slot; "other" until then).
   std::vector<std::string> tools;
-  std::vector<int> tool_slots;
-  int tool_slot(std::string_view name) const;
+  std::vector<int> tool_counters;
+  void set_tool_slot(size_t i, int slot);
+  int tool_counter(std::string_view name) const;
 
   // Parses the rules and loads the identity key file when one is named;
   // "" or a message for nginx -t.
@@ -68,7 +70,7 @@ struct GuardOutcome {
 
   // For the audit log and the metrics: why, the tool called (a single
   // tools/call, else the first), the counter slot of each tools/call of the
-  // body (metrics::tool_slot; a batch's first kMaxCounted), whether a
+  // body (GuardSettings::tool_counter; a batch's first kMaxCounted), whether a
   // step-up was asked for, and the provider renewal's outcome.
   static constexpr int kMaxCounted = 8;
   metrics::GuardReason reason = metrics::GuardReason::server_error;

@@ -49,9 +49,10 @@ def wait_for(predicate, timeout=10.0):
 
 @pytest.fixture(scope="module")
 def st(stack_factory):
-    # two workers: the counters must add up across them; audit lines a
-    # tenth of a second late at most (the example's buffer, flushed sooner)
-    return stack_factory("observability", workers=2, http_extra="    mcp_auth_stream_check 1s;\n",
+    # one worker, so that the audit log's lines are in the order of the
+    # requests (each worker writes its own buffer); a tenth of a second late
+    # at most (the example's buffer, flushed sooner)
+    return stack_factory("observability", http_extra="    mcp_auth_stream_check 1s;\n",
                          replace=[("flush=1s", "flush=100ms")])
 
 
@@ -235,7 +236,8 @@ def test_refresh_token_reuse_is_counted_and_audited(st):
     assert line["subject"] == "user-demo" and line["session"]
 
 
-def test_counts_are_exact_across_workers_and_survive_a_reload(st):
+def test_counts_are_exact_across_workers_and_survive_a_reload(stack_factory):
+    st = stack_factory("two-workers", workers=2)
     client = login(st, "demo")
     before = metric(scrape(st), "mcp_auth_guard_decisions_total", outcome="allowed", reason="none")
     n = 40
