@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--seconds", type=int, default=150)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mcp-observability."))
+    (work / "stack").mkdir()
     stack = Stack(work / "stack", workers=2)
     try:
         with Prometheus(work / "prom", scrape=[
