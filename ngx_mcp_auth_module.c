@@ -53,6 +53,8 @@ static ngx_int_t ngx_http_mcp_auth_fetch_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
 static ngx_int_t ngx_http_mcp_auth_trace_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_mcp_auth_value(ngx_http_variable_value_t *v,
+    ngx_str_t *s, ngx_uint_t cacheable);
 
 static void *ngx_http_mcp_auth_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent,
@@ -603,32 +605,39 @@ ngx_http_mcp_auth_add_variables(ngx_conf_t *cf)
 }
 
 
+/* A variable's value from a string of the request's context (NULL: none). */
+static ngx_int_t
+ngx_http_mcp_auth_value(ngx_http_variable_value_t *v, ngx_str_t *s,
+    ngx_uint_t cacheable)
+{
+    if (s == NULL) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = s->len;
+    v->valid = 1;
+    v->no_cacheable = cacheable ? 0 : 1;
+    v->not_found = 0;
+    v->data = s->data;
+
+    return NGX_OK;
+}
+
+
 /* $mcp_auth_fetch_*: what the parent request is sending to the provider. */
 static ngx_int_t
 ngx_http_mcp_auth_fetch_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t                *s;
     ngx_http_mcp_auth_ctx_t  *ctx;
 
     ctx = r->parent ? ngx_http_get_module_ctx(r->parent,
                                               ngx_http_mcp_auth_module)
                     : NULL;
 
-    if (ctx == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    s = (ngx_str_t *) ((u_char *) ctx + data);
-
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 1;
-    v->not_found = 0;
-    v->data = s->data;
-
-    return NGX_OK;
+    return ngx_http_mcp_auth_value(v,
+               ctx ? (ngx_str_t *) ((u_char *) ctx + data) : NULL, 0);
 }
 
 
@@ -647,18 +656,7 @@ ngx_http_mcp_auth_trace_variable(ngx_http_request_t *r,
     s = (data == 2) ? ngx_http_mcp_auth_request_id(r)
         : data ? ngx_http_mcp_auth_trace_id(r) : ngx_http_mcp_auth_traceparent(r);
 
-    if (s == NULL) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = s->data;
-
-    return NGX_OK;
+    return ngx_http_mcp_auth_value(v, s, 1);
 }
 
 
@@ -667,25 +665,13 @@ static ngx_int_t
 ngx_http_mcp_auth_request_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data)
 {
-    ngx_str_t                *s;
     ngx_http_mcp_auth_ctx_t  *ctx;
 
     ctx = ngx_http_get_module_ctx(r->main, ngx_http_mcp_auth_module);
 
-    if (ctx == NULL || !ctx->guard.done) {
-        v->not_found = 1;
-        return NGX_OK;
-    }
-
-    s = (ngx_str_t *) ((u_char *) ctx + data);
-
-    v->len = s->len;
-    v->valid = 1;
-    v->no_cacheable = 0;
-    v->not_found = 0;
-    v->data = s->data;
-
-    return NGX_OK;
+    return ngx_http_mcp_auth_value(v,
+               (ctx && ctx->guard.done) ? (ngx_str_t *) ((u_char *) ctx + data)
+                                        : NULL, 1);
 }
 
 
@@ -1043,6 +1029,7 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_mcp_auth_loc_conf_t *conf = child;
 
     u_char                         err[NGX_HTTP_MCP_AUTH_ERRLEN];
+    const char                    *what;
     ngx_http_mcp_auth_zone_t      *zone;
     ngx_http_mcp_auth_main_conf_t *amcf;
 
@@ -1081,29 +1068,27 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_OK;
     }
 
-    if (conf->endpoint == NGX_HTTP_MCP_AUTH_EP_METRICS) {
+    /* the operators' endpoints, served by the glue alone */
+    if (conf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS
+        || conf->endpoint == NGX_HTTP_MCP_AUTH_EP_METRICS)
+    {
+        what = (conf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS) ? "status"
+                                                               : "metrics";
+
         if (conf->protect) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"mcp_auth_endpoint metrics\" and "
-                               "\"mcp_auth_protect\" cannot share a location");
+                               "\"mcp_auth_endpoint %s\" and "
+                               "\"mcp_auth_protect\" cannot share a location",
+                               what);
             return NGX_CONF_ERROR;
         }
 
-        return NGX_CONF_OK;
-    }
-
-    if (conf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS) {
-        if (conf->shm_zone == NULL && conf->redis == NULL) {
+        if (conf->endpoint == NGX_HTTP_MCP_AUTH_EP_STATUS
+            && conf->shm_zone == NULL && conf->redis == NULL)
+        {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                                "\"mcp_auth_endpoint status\" needs "
                                "\"mcp_auth_zone\" or \"mcp_auth_redis\"");
-            return NGX_CONF_ERROR;
-        }
-
-        if (conf->protect) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "\"mcp_auth_endpoint status\" and "
-                               "\"mcp_auth_protect\" cannot share a location");
             return NGX_CONF_ERROR;
         }
 

@@ -348,6 +348,7 @@ ngx_str_t *ngx_http_mcp_auth_request_id(ngx_http_request_t *r);
 
 /* nginx/ngx_http_mcp_auth_endpoint.c */
 ngx_int_t ngx_http_mcp_auth_endpoint_handler(ngx_http_request_t *r);
+ngx_http_mcp_auth_ctx_t *ngx_http_mcp_auth_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_mcp_auth_run(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx);
 ngx_int_t ngx_http_mcp_auth_store(ngx_http_request_t *r,
@@ -406,9 +407,24 @@ void ngx_http_mcp_auth_exit_master(ngx_cycle_t *cycle);
 
 /* nginx/ngx_http_mcp_auth_status.c */
 ngx_int_t ngx_http_mcp_auth_status_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_mcp_auth_send_document(ngx_http_request_t *r,
+    ngx_buf_t *b, ngx_str_t *type);
 
 
 /* nginx/ngx_http_mcp_auth_zone.c */
+typedef struct {
+    ngx_uint_t                live;
+    ngx_uint_t                expired;          /* not yet swept */
+    ngx_uint_t                sessions;         /* live ones */
+    ngx_uint_t                codes;            /* live, not yet redeemed */
+    ngx_uint_t                pages_free;
+    ngx_uint_t                unauth_count;
+    size_t                    unauth_bytes;
+    ngx_uint_t                evicted;
+} ngx_http_mcp_auth_census_t;
+
+void ngx_http_mcp_auth_zone_census(ngx_http_mcp_auth_zone_t *zone,
+    ngx_http_mcp_auth_census_t *c);
 void ngx_http_mcp_auth_store_prefetch(void *data, mcpa_str_t key);
 int ngx_http_mcp_auth_store_get(void *data, mcpa_str_t key, int take,
     mcpa_sink_pt sink, void *sink_ctx);

@@ -68,8 +68,6 @@ static const u_char  ngx_http_mcp_auth_plain[256] = {
 static ngx_uint_t ngx_http_mcp_auth_hex(const u_char *p, size_t n);
 static uint64_t ngx_http_mcp_auth_random(void);
 static void ngx_http_mcp_auth_random_hex(u_char *p, size_t n);
-static ngx_http_mcp_auth_ctx_t *ngx_http_mcp_auth_main_ctx(
-    ngx_http_request_t *r);
 
 
 /* mcp_auth_audit_log off | FILE [buffer=SIZE [flush=TIME]] | syslog:...; */
@@ -537,34 +535,13 @@ ngx_http_mcp_auth_random_hex(u_char *p, size_t n)
 }
 
 
-static ngx_http_mcp_auth_ctx_t *
-ngx_http_mcp_auth_main_ctx(ngx_http_request_t *r)
-{
-    ngx_http_mcp_auth_ctx_t  *ctx;
-
-    r = r->main;
-
-    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
-    if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_mcp_auth_ctx_t));
-        if (ctx == NULL) {
-            return NULL;
-        }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
-    }
-
-    return ctx;
-}
-
-
 /* $mcp_auth_request_id: 32 hex digits, the request's own id. */
 ngx_str_t *
 ngx_http_mcp_auth_request_id(ngx_http_request_t *r)
 {
     ngx_http_mcp_auth_ctx_t  *ctx;
 
-    ctx = ngx_http_mcp_auth_main_ctx(r);
+    ctx = ngx_http_mcp_auth_ctx(r->main);
     if (ctx == NULL) {
         return NULL;
     }
@@ -595,7 +572,7 @@ ngx_http_mcp_auth_traceparent(ngx_http_request_t *r)
     ngx_table_elt_t          *h;
     ngx_http_mcp_auth_ctx_t  *ctx;
 
-    ctx = ngx_http_mcp_auth_main_ctx(r);
+    ctx = ngx_http_mcp_auth_ctx(r->main);
     if (ctx == NULL) {
         return NULL;
     }

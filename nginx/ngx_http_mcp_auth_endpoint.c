@@ -140,14 +140,9 @@ ngx_http_mcp_auth_serve(ngx_http_request_t *r)
     }
 
     /* $mcp_auth_traceparent may have made it already */
-    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+    ctx = ngx_http_mcp_auth_ctx(r);
     if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_mcp_auth_ctx_t));
-        if (ctx == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->fetch.req = req;
@@ -217,6 +212,26 @@ ngx_http_mcp_auth_run(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx)
  * request waits for Redis (ngx_http_mcp_auth_store_done); NGX_DECLINED:
  * Redis cannot be asked now, and that answer (MCPA_UNAVAILABLE) is in ctx.
  */
+/* The request's context, made on first use. */
+ngx_http_mcp_auth_ctx_t *
+ngx_http_mcp_auth_ctx(ngx_http_request_t *r)
+{
+    ngx_http_mcp_auth_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+    if (ctx) {
+        return ctx;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_mcp_auth_ctx_t));
+    if (ctx) {
+        ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
+    }
+
+    return ctx;
+}
+
+
 ngx_int_t
 ngx_http_mcp_auth_store(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     mcpa_response_t *resp, ngx_uint_t access)

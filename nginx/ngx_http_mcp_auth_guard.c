@@ -67,12 +67,10 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
     }
 
     if (ctx == NULL) {
-        ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_mcp_auth_ctx_t));
+        ctx = ngx_http_mcp_auth_ctx(r);
         if (ctx == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
-
-        ngx_http_set_ctx(r, ctx, ngx_http_mcp_auth_module);
     }
 
     /*

@@ -360,10 +360,11 @@ ngx_http_mcp_auth_metrics_handler(ngx_http_request_t *r)
     ngx_buf_t                       *b;
     ngx_str_t                        text;
     mcpa_str_t                       tools[MCPA_METRICS_TOOLS];
-    ngx_chain_t                      out;
     mcpa_gauges_t                    g;
-    ngx_table_elt_t                 *h;
     ngx_http_mcp_auth_metrics_sh_t  *sh;
+
+    static ngx_str_t  exposition =
+                      ngx_string("text/plain; version=0.0.4; charset=utf-8");
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
         return NGX_HTTP_NOT_ALLOWED;
@@ -415,34 +416,8 @@ ngx_http_mcp_auth_metrics_handler(ngx_http_request_t *r)
     b->pos = text.data;
     b->last = text.data + text.len;
     b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    r->headers_out.status = NGX_HTTP_OK;
-    r->headers_out.content_length_n = text.len;
-    ngx_str_set(&r->headers_out.content_type,
-                "text/plain; version=0.0.4; charset=utf-8");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    h->hash = 1;
-    ngx_str_set(&h->key, "Cache-Control");
-    ngx_str_set(&h->value, "no-store");
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    return ngx_http_output_filter(r, &out);
+    return ngx_http_mcp_auth_send_document(r, b, &exposition);
 }
 
 
@@ -470,12 +445,9 @@ ngx_http_mcp_auth_metrics_sink(void *data, const char *text, size_t len)
 static void
 ngx_http_mcp_auth_metrics_gauges(ngx_http_request_t *r, mcpa_gauges_t *g)
 {
-    int64_t                          now;
-    mcpa_str_t                       key;
-    ngx_queue_t                     *q;
     ngx_shm_zone_t                  *shm_zone;
-    ngx_http_mcp_auth_node_t        *an;
     ngx_http_mcp_auth_zone_t        *zone;
+    ngx_http_mcp_auth_census_t       c;
     ngx_http_mcp_auth_loc_conf_t    *alcf;
     ngx_http_mcp_auth_metrics_sh_t  *sh;
 
@@ -501,39 +473,12 @@ ngx_http_mcp_auth_metrics_gauges(ngx_http_request_t *r, mcpa_gauges_t *g)
     }
 
     zone = shm_zone->data;
-    now = (int64_t) ngx_time();
 
-    g->sessions = 0;
-    g->pending_logins = 0;
+    ngx_http_mcp_auth_zone_census(zone, &c);
 
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    for (q = ngx_queue_head(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue);
-         q = ngx_queue_next(q))
-    {
-        an = ngx_queue_data(q, ngx_http_mcp_auth_node_t, queue);
-
-        if (an->expires <= now) {
-            continue;
-        }
-
-        key.data = (const char *) an->data;
-        key.len = an->key_len;
-
-        switch (mcpa_metrics_key_class(key)) {
-        case 1:
-            g->sessions++;
-            break;
-        case 2:
-            g->pending_logins++;
-            break;
-        }
-    }
-
+    g->sessions = (int64_t) c.sessions;
+    g->pending_logins = (int64_t) c.codes;
     g->zone_bytes_used = (int64_t) (shm_zone->shm.size
-                                    - zone->shpool->pfree * ngx_pagesize);
+                                    - c.pages_free * ngx_pagesize);
     g->zone_bytes_total = (int64_t) shm_zone->shm.size;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
 }

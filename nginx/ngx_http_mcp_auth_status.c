@@ -1,7 +1,8 @@
 /*
  * ngx_http_mcp_auth_status.c -- "mcp_auth_endpoint status": the store's
  * figures for operators (the zone's counts, or this worker's Redis
- * connection), served by the glue alone, without the core.
+ * connection), served by the glue alone, without the core; and how the
+ * operators' documents are sent.
  */
 
 #include <ngx_config.h>
@@ -34,15 +35,11 @@ ngx_int_t
 ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
 {
     size_t                         len;
-    int64_t                        now;
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
-    size_t                         ubytes;
-    ngx_uint_t                     live, expired, pfree, ucount, evicted;
-    ngx_queue_t                   *q;
     ngx_shm_zone_t                *shm_zone;
     ngx_http_mcp_auth_zone_t      *zone;
-    ngx_http_mcp_auth_node_t      *an;
+    ngx_http_mcp_auth_census_t     c;
     ngx_http_mcp_auth_loc_conf_t  *alcf;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
@@ -63,32 +60,7 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
     shm_zone = alcf->shm_zone;
     zone = shm_zone->data;
 
-    live = 0;
-    expired = 0;
-    now = (int64_t) ngx_time();
-
-    ngx_shmtx_lock(&zone->shpool->mutex);
-
-    for (q = ngx_queue_head(&zone->sh->queue);
-         q != ngx_queue_sentinel(&zone->sh->queue);
-         q = ngx_queue_next(q))
-    {
-        an = ngx_queue_data(q, ngx_http_mcp_auth_node_t, queue);
-
-        if (an->expires <= now) {
-            expired++;
-
-        } else {
-            live++;
-        }
-    }
-
-    pfree = zone->shpool->pfree;
-    ucount = zone->sh->unauth_count;
-    ubytes = zone->sh->unauth_bytes;
-    evicted = zone->sh->evicted;
-
-    ngx_shmtx_unlock(&zone->shpool->mutex);
+    ngx_http_mcp_auth_zone_census(zone, &c);
 
     len = sizeof("{\"zone\":\"\",\"entries\":,\"expired\":,"
                  "\"bytes_used\":,\"bytes_total\":,"
@@ -111,10 +83,10 @@ ngx_http_mcp_auth_status_handler(ngx_http_request_t *r)
                           "\"unauthenticated_bytes\":%uz,"
                           "\"unauthenticated_budget\":%uz,"
                           "\"unauthenticated_evicted\":%ui}\n",
-                          &shm_zone->shm.name, live, expired,
-                          shm_zone->shm.size - pfree * ngx_pagesize,
-                          shm_zone->shm.size, ucount, ubytes,
-                          zone->unauth_budget, evicted);
+                          &shm_zone->shm.name, c.live, c.expired,
+                          shm_zone->shm.size - c.pages_free * ngx_pagesize,
+                          shm_zone->shm.size, c.unauth_count, c.unauth_bytes,
+                          zone->unauth_budget, c.evicted);
     return ngx_http_mcp_auth_send_json(r, b);
 }
 
@@ -155,9 +127,19 @@ ngx_http_mcp_auth_redis_status(ngx_http_request_t *r, ngx_mcp_auth_redis_t *rd)
 }
 
 
-/* Sends an operator's JSON document, never cached. */
 static ngx_int_t
 ngx_http_mcp_auth_send_json(ngx_http_request_t *r, ngx_buf_t *b)
+{
+    static ngx_str_t  json = ngx_string("application/json");
+
+    return ngx_http_mcp_auth_send_document(r, b, &json);
+}
+
+
+/* Sends an operator's document (status, metrics), never cached. */
+ngx_int_t
+ngx_http_mcp_auth_send_document(ngx_http_request_t *r, ngx_buf_t *b,
+    ngx_str_t *type)
 {
     ngx_int_t    rc;
     ngx_chain_t  out;
@@ -167,8 +149,8 @@ ngx_http_mcp_auth_send_json(ngx_http_request_t *r, ngx_buf_t *b)
 
     r->headers_out.status = NGX_HTTP_OK;
     r->headers_out.content_length_n = b->last - b->pos;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_type = *type;
+    r->headers_out.content_type_len = type->len;
 
     if (ngx_http_mcp_auth_no_store(r) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

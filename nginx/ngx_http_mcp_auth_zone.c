@@ -805,3 +805,57 @@ ngx_http_mcp_auth_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return NGX_CONF_OK;
 }
+
+
+/*
+ * The zone's figures for operators (status, metrics): one walk of the entry
+ * list under the zone's lock, nothing changed.  Sessions and codes are told
+ * apart by their keys (mcpa_metrics_key_class).
+ */
+void
+ngx_http_mcp_auth_zone_census(ngx_http_mcp_auth_zone_t *zone,
+    ngx_http_mcp_auth_census_t *c)
+{
+    int64_t                    now;
+    mcpa_str_t                 key;
+    ngx_queue_t               *q;
+    ngx_http_mcp_auth_node_t  *an;
+
+    ngx_memzero(c, sizeof(ngx_http_mcp_auth_census_t));
+    now = (int64_t) ngx_time();
+
+    ngx_shmtx_lock(&zone->shpool->mutex);
+
+    for (q = ngx_queue_head(&zone->sh->queue);
+         q != ngx_queue_sentinel(&zone->sh->queue);
+         q = ngx_queue_next(q))
+    {
+        an = ngx_queue_data(q, ngx_http_mcp_auth_node_t, queue);
+
+        if (an->expires <= now) {
+            c->expired++;
+            continue;
+        }
+
+        c->live++;
+
+        key.data = (const char *) an->data;
+        key.len = an->key_len;
+
+        switch (mcpa_metrics_key_class(key)) {
+        case 1:
+            c->sessions++;
+            break;
+        case 2:
+            c->codes++;
+            break;
+        }
+    }
+
+    c->pages_free = zone->shpool->pfree;
+    c->unauth_count = zone->sh->unauth_count;
+    c->unauth_bytes = zone->sh->unauth_bytes;
+    c->evicted = zone->sh->evicted;
+
+    ngx_shmtx_unlock(&zone->shpool->mutex);
+}

@@ -9,15 +9,17 @@ LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 def parse_exposition(text):
-    """{(name, ((label, value), ...)): value} of a Prometheus text exposition."""
+    """{(name, ((label, value), ...)): value} of a Prometheus text
+    exposition; every sample line must parse, and no series may repeat."""
     out = {}
     for line in text.splitlines():
         if not line or line.startswith("#"):
             continue
         m = SAMPLE.match(line)
         assert m, "not a sample line: %r" % line
-        labels = tuple(sorted(LABEL.findall(m.group(2) or "")))
-        out[(m.group(1), labels)] = float(m.group(3))
+        key = (m.group(1), tuple(sorted(LABEL.findall(m.group(2) or ""))))
+        assert key not in out, "a repeated series: %r" % line
+        out[key] = float(m.group(3))
     return out
 
 

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from harness import TOOL_SERVER
+from metrics_util import parse_exposition
 from redis_util import REDIS_SERVER, RedisServer
 from toolserver_util import JSON_HEADERS, SseClient, StreamableClient, ToolServer, mint, rpc, text_of
 
@@ -57,10 +58,6 @@ def server(tmp_path_factory):
 
 # --- reading the exposition ---------------------------------------------------
 
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
 def scrape_text(server):
     r = requests.get(server.base + "/metrics", timeout=5)  # no assertion needed
     assert r.status_code == 200, r.text
@@ -68,19 +65,7 @@ def scrape_text(server):
     return r.text
 
 
-def parse(text):
-    """{(name, ((label, value), ...)): float}; every sample line must parse."""
-    samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        m = SAMPLE.match(line)
-        assert m, "unparsable sample line: %r" % line
-        labels = tuple(sorted(LABEL.findall(m.group(2) or "")))
-        key = (m.group(1), labels)
-        assert key not in samples, "duplicate series: %r" % line
-        samples[key] = float(m.group(3))
-    return samples
+parse = parse_exposition
 
 
 def scrape(server):
