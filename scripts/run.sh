@@ -94,6 +94,8 @@ cat <<EOT
     -> flip Connect, Allow on the consent page, log in as demo,
        then Tools -> hello_mcp -> Execute Tool.
 
+  Metrics (Prometheus)   $base/_mcp_auth/metrics   and   http://127.0.0.1:$TOOL_PORT/metrics
+  Audit log              $RUNDIR/audit.log   (written at most a second late)
   Logs and state: $RUNDIR
 EOT
 
