@@ -569,7 +569,7 @@ ngx_http_mcp_auth_traceparent(ngx_http_request_t *r)
     ngx_str_t                *rid;
     ngx_uint_t                i;
     ngx_list_part_t          *part;
-    ngx_table_elt_t          *h;
+    ngx_table_elt_t          *h, *seen;
     ngx_http_mcp_auth_ctx_t  *ctx;
 
     ctx = ngx_http_mcp_auth_ctx(r->main);
@@ -592,34 +592,40 @@ ngx_http_mcp_auth_traceparent(ngx_http_request_t *r)
     p[53] = '0';
     p[54] = '0';
 
+    /* one valid header, version 00 exactly, with a trace id and a parent
+     * id not all zeros; two headers are no valid one (W3C: as if absent) */
     part = NULL;
+    seen = NULL;
 
     while ((h = ngx_http_mcp_auth_next_header(&r->headers_in.headers, &part,
                                               &i)))
     {
-        if (h->key.len != sizeof("traceparent") - 1
-            || ngx_strncasecmp(h->key.data, (u_char *) "traceparent",
-                               h->key.len) != 0)
+        if (h->key.len == sizeof("traceparent") - 1
+            && ngx_strncasecmp(h->key.data, (u_char *) "traceparent",
+                               h->key.len) == 0)
         {
-            continue;
-        }
+            if (seen) {
+                seen = NULL;
+                break;
+            }
 
-        /* version 00 exactly; a trace id and parent id not all zeros */
-        if (h->value.len == 55
-            && h->value.data[0] == '0' && h->value.data[1] == '0'
-            && h->value.data[2] == '-' && h->value.data[35] == '-'
-            && h->value.data[52] == '-'
-            && ngx_http_mcp_auth_hex(h->value.data + 3, 32) == 1
-            && ngx_http_mcp_auth_hex(h->value.data + 36, 16) == 1
-            && ngx_http_mcp_auth_hex(h->value.data + 53, 2) != 0)
-        {
-            ngx_memcpy(p + 3, h->value.data + 3, 32);
-            p[53] = h->value.data[53];
-            p[54] = h->value.data[54];
-            ctx->trace.from_client = 1;
+            seen = h;
         }
+    }
 
-        break;
+    if (seen
+        && seen->value.len == 55
+        && seen->value.data[0] == '0' && seen->value.data[1] == '0'
+        && seen->value.data[2] == '-' && seen->value.data[35] == '-'
+        && seen->value.data[52] == '-'
+        && ngx_http_mcp_auth_hex(seen->value.data + 3, 32) == 1
+        && ngx_http_mcp_auth_hex(seen->value.data + 36, 16) == 1
+        && ngx_http_mcp_auth_hex(seen->value.data + 53, 2) != 0)
+    {
+        ngx_memcpy(p + 3, seen->value.data + 3, 32);
+        p[53] = seen->value.data[53];
+        p[54] = seen->value.data[54];
+        ctx->trace.from_client = 1;
     }
 
     if (!ctx->trace.from_client) {

@@ -3,6 +3,7 @@ metrics), its audit log (mcp_auth_audit_log) and the W3C trace context it
 passes on -- through real nginx, the real tool server, the real provider,
 and a real Prometheus (Debian's) scraping both."""
 
+import http.client
 import json
 import os
 import re
@@ -304,6 +305,26 @@ def test_the_gateway_starts_a_trace_and_ignores_a_malformed_one(st):
         assert line["trace_id"] not in bad
         # a trace the gateway starts is named after the request
         assert line["trace_id"] == line["request_id"]
+    # two traceparent headers are no valid one
+    n = settled(st)
+    good = "00-%s-%s-01" % (secrets.token_hex(16), secrets.token_hex(8))
+    body = json.dumps(rpc("tools/call", {"name": "hello_mcp", "arguments": {}})).encode()
+    conn = http.client.HTTPConnection("127.0.0.1", st.port, timeout=5)
+    conn.putrequest("POST", "/mcp")
+    for name, value in [("Authorization", "Bearer " + client.tokens["access_token"]),
+                        ("Content-Type", "application/json"),
+                        ("Accept", "application/json, text/event-stream"),
+                        ("Mcp-Session-Id", mcp.session_id), ("MCP-Protocol-Version", mcp.version),
+                        ("traceparent", good), ("traceparent", good),
+                        ("Content-Length", str(len(body)))]:
+        conn.putheader(name, value)
+    conn.endheaders(body)
+    r = conn.getresponse()
+    r.read()
+    conn.close()
+    assert r.status == 200
+    line = audit_lines(st, n + 1)[n]
+    assert line["trace_id"] == line["request_id"] != good[3:35]
 
 
 def test_the_calls_to_the_provider_carry_the_trace_of_the_login(stack_factory):
