@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from mcp_gateway import Sse, Streamable, login, rpc, text_of
+from metrics_util import metric, scrape
 from oauth_client import Browser, McpOAuthClient
 
 
@@ -491,12 +492,18 @@ def test_an_expired_provider_token_is_renewed_without_the_client_noticing(short_
     c = login(st)
     s = Streamable(st.url, c.tokens["access_token"]).initialize()
     before = stats(st.issuer)["token"].get("refresh_token", 0)
+    counted = scrape(st)
     time.sleep(4.5)
     assert text_of(s.call("hello_mcp")) == "Hello I am MCPTool!"
     assert stats(st.issuer)["token"].get("refresh_token", 0) == before + 1
     # renewed once: the next calls need no provider
     assert text_of(s.call("hello_mcp")) == "Hello I am MCPTool!"
     assert stats(st.issuer)["token"].get("refresh_token", 0) == before + 1
+    # and the operator sees the one renewal, and its call to the provider
+    now = scrape(st)
+    for name, labels in (("mcp_auth_provider_renewals_total", {"outcome": "renewed"}),
+                         ("mcp_auth_fetches_total", {"target": "provider_token", "outcome": "ok"})):
+        assert metric(now, name, **labels) - metric(counted, name, **labels) == 1, name
 
 
 def test_a_session_ended_at_the_provider_ends_here_too(short_provider):
@@ -506,9 +513,15 @@ def test_a_session_ended_at_the_provider_ends_here_too(short_provider):
     s = Streamable(st.url, c.tokens["access_token"]).initialize()
     revoke_all_grants(st.issuer)
     time.sleep(4.5)
+    before = scrape(st)
     r = s.post(rpc("ping"))
     assert r.status_code == 401
     assert 'error="invalid_token"' in challenge_of(r)
+    after = scrape(st)
+    for name, labels in (("mcp_auth_provider_renewals_total", {"outcome": "ended"}),
+                         ("mcp_auth_guard_decisions_total",
+                          {"outcome": "unauthorized", "reason": "provider_session_ended"})):
+        assert metric(after, name, **labels) - metric(before, name, **labels) == 1, name
     assert c.refresh().status_code == 400
 
 
