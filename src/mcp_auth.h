@@ -285,7 +285,7 @@ typedef struct {
 /*
  * The counters, in one flat array of 64-bit slots that the glue keeps in
  * shared memory and the core names when it renders them:
- * mcpa_metrics_slots() of them, tool counters last (mcpa_metrics_tool_slot).
+ * mcpa_metrics_slots() of them, the tools' counters last.
  */
 typedef enum {
     MCPA_M_FETCH = 0,            /* a: mcpa_fetch_e, b: HTTP status (0: none) */
@@ -302,7 +302,8 @@ typedef enum {
 #define MCPA_M_EP_STATUS    101
 #define MCPA_M_EP_METRICS   102
 
-/* How many slots the fixed counters take, and the most tool names. */
+/* How many slots the counters take (the tools' included), and the most
+ * tool names counted under their own label. */
 MCPA_API size_t mcpa_metrics_slots(void) MCPA_NOEXCEPT;
 #define MCPA_METRICS_TOOLS  64
 
