@@ -139,12 +139,9 @@ Response decide(const Config& cf, const Request& req) {
                           form->find(std::string(kConsentRememberField), &remember) == Params::Lookup::one &&
                           remember == "1";
   Response r = start_provider_login(cf, req, *authz, remembered);
-  // the login's start (below) comes after the consent
-  r.events.insert(r.events.begin(), Event());
-  r.events.front().kind = MCPA_EV_CONSENT;
-  r.events.front().name = "consent.allowed";
-  r.events.front().outcome = "allowed";
-  r.events.front().client_id = authz->client_id;
+  r.event(MCPA_EV_CONSENT, "consent.allowed", "allowed").client_id = authz->client_id;
+  // the consent came before the login it starts
+  std::rotate(r.events.begin(), r.events.end() - 1, r.events.end());
   return r;
 }
 

@@ -336,14 +336,14 @@ Response renewal_answer(const Config& cf, Store& store, const Request& req, cons
 
 // The token request's event: the one issue_tokens made, or one for the
 // refusal, with the grant type the client asked for.
-void note_grant(Response& r, const Request& req, std::string grant_type) {
+// form: the request's, parsed (nullopt when it is not a form).
+void note_grant(Response& r, const std::optional<Params>& form, std::string grant_type) {
   if (r.fetch.target != MCPA_FETCH_NONE) return;
   Event* token = nullptr;
   for (auto& e : r.events)
     if (e.kind == MCPA_EV_TOKEN) token = &e;
   if (!token) {
     token = &r.event(MCPA_EV_TOKEN, "token.refused", r.error.empty() ? "server_error" : r.error);
-    auto form = Params::parse(req.body);
     if (form) form->find("client_id", &token->client_id);
     for (auto& e : r.events)
       if (e.kind == MCPA_EV_REFRESH_REUSE || e.kind == MCPA_EV_PROVIDER_RENEWAL) {
@@ -364,7 +364,7 @@ Response handle_token(const Config& cf, Store& store, const Request& req) {
   std::string grant_type;
   auto form = Params::parse(req.body);
   if (form && form->find("grant_type", &grant_type) != Params::Lookup::one) grant_type.clear();
-  note_grant(r, req, grant_type == "authorization_code" || grant_type == "refresh_token" ? grant_type : "other");
+  note_grant(r, form, grant_type == "authorization_code" || grant_type == "refresh_token" ? grant_type : "other");
   return r;
 }
 
@@ -373,7 +373,7 @@ Response resume_token(const Config& cf, Store& store, const Request& req, const 
   if (!cf.keys) return oauth_error(500, "server_error", "the token endpoint is not configured (key file)");
   Response r = renewal_answer(cf, store, req, continuation, fetch_status, fetch_body);
   if (r.fetch.target == MCPA_FETCH_NONE) add_cors(r, cf, req.origin);
-  note_grant(r, req, "refresh_token");
+  note_grant(r, Params::parse(req.body), "refresh_token");
   return r;
 }
 
