@@ -160,6 +160,8 @@ MCPA_API void mcpa_settings_init(mcpa_settings_t* s) noexcept {
   s->code_ttl = s->login_ttl = s->client_ttl = s->session_cache_ttl = -1;
   s->consent_remember = s->secure_cookies = s->pass_provider_token = -1;
   s->client_metadata_documents = s->client_metadata_allow_private = s->client_metadata_fetch = -1;
+  s->filter_tools = -1;
+  s->filter_tools_max_size = -1;
 }
 
 MCPA_API int mcpa_check_setting(mcpa_check_e kind, mcpa_str_t directive, mcpa_str_t value, char* err,
@@ -241,6 +243,9 @@ void fill(Config& c, const mcpa_settings_t& s) {
   take(&c.cimd_fetch, s.client_metadata_fetch);
   if (s.client_metadata_ports_n)
     c.cimd_ports.assign(s.client_metadata_ports, s.client_metadata_ports + s.client_metadata_ports_n);
+  take(&c.claim_rules, s.claim_rules);
+  take(&c.scope_description_lines, s.scope_descriptions);
+  take(&c.provider_param_lines, s.provider_params);
 }
 
 void fill(mcpauth::GuardSettings& g, const mcpa_settings_t& s) {
@@ -250,6 +255,8 @@ void fill(mcpauth::GuardSettings& g, const mcpa_settings_t& s) {
   take(&g.tool_scopes, s.tool_scopes);
   take(&g.metrics_tools, s.metrics_tools);
   take(&g.pass_provider_token, s.pass_provider_token);
+  take(&g.filter_tools, s.filter_tools);
+  take(&g.filter_tools_max_size, s.filter_tools_max_size);
 }
 
 }  // namespace

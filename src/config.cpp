@@ -63,6 +63,46 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b);
 }
 
+// "NAME\tVALUE\n" lines (mcp_auth_scope_description, mcp_auth_provider_param).
+std::string parse_pairs(const std::string& directive, const std::string& lines,
+                        std::vector<std::pair<std::string, std::string>>* out) {
+  size_t i = 0;
+  while (i < lines.size()) {
+    size_t end = lines.find('\n', i);
+    if (end == std::string::npos) end = lines.size();
+    std::string line = lines.substr(i, end - i);
+    i = end + 1;
+    if (line.empty()) continue;
+    size_t tab = line.find('\t');
+    if (tab == std::string::npos || line.find('\t', tab + 1) != std::string::npos)
+      return directive + " takes a name and one value";
+    std::string name = line.substr(0, tab), value = line.substr(tab + 1);
+    for (unsigned char c : value)
+      if (c < 0x20 || c == 0x7f) return directive + ": the value has a control character";
+    if (value.empty() || value.size() > 512) return directive + ": the value must be 1 to 512 bytes";
+    if (directive == "mcp_auth_scope_description") {
+      if (!valid_scope_token(name)) return directive + ": \"" + name + "\" is not a valid scope";
+    } else {
+      // the parameters the gateway sets itself are not for the configuration to change
+      static const char* const kOwn[] = {"response_type", "client_id", "redirect_uri", "scope", "state",
+                                         "nonce", "code_challenge", "code_challenge_method", "request",
+                                         "request_uri", "response_mode", "client_assertion",
+                                         "client_assertion_type"};
+      for (const char* own : kOwn)
+        if (name == own) return directive + ": \"" + name + "\" is set by the gateway itself";
+      bool ok = !name.empty() && name.size() <= 64;
+      for (char c : name)
+        ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '-' || c == '.');
+      if (!ok) return directive + ": \"" + name + "\" is not a parameter name";
+    }
+    for (auto& [n, v] : *out)
+      if (n == name) return directive + ": \"" + name + "\" is given twice";
+    out->emplace_back(std::move(name), std::move(value));
+  }
+  return "";
+}
+
 // The name of mcp_auth_endpoint's value, for messages.
 const char* endpoint_name(mcpa_endpoint_e endpoint) {
   switch (endpoint) {
@@ -128,12 +168,42 @@ std::string check_setting(mcpa_check_e kind, const std::string& directive, const
       if (!ToolPolicy::parse(value + "\n", &err)) return err;
       return "";
     }
+    case MCPA_CHECK_CLAIM_RULE: {
+      std::string err;
+      if (!AccessRules::parse(value + "\n", &err)) return err;
+      return "";
+    }
+    case MCPA_CHECK_SCOPE_DESCRIPTION: {
+      std::vector<std::pair<std::string, std::string>> out;
+      return parse_pairs(directive, value + "\n", &out);
+    }
+    case MCPA_CHECK_PROVIDER_PARAM: {
+      std::vector<std::pair<std::string, std::string>> out;
+      return parse_pairs(directive, value + "\n", &out);
+    }
   }
   return directive + ": unknown check";
 }
 
+std::string Config::scope_description(const std::string& scope) const {
+  for (const auto& [name, text] : scope_descriptions)
+    if (name == scope) return text;
+  return "";
+}
+
 std::string Config::load() {
   if (issuer.empty()) return "mcp_auth_issuer is required";
+  {
+    std::string err;
+    auto rules = AccessRules::parse(claim_rules, &err);
+    if (!rules) return err;
+    access = std::move(*rules);
+    scope_descriptions.clear();
+    provider_params.clear();
+    err = parse_pairs("mcp_auth_scope_description", scope_description_lines, &scope_descriptions);
+    if (err.empty()) err = parse_pairs("mcp_auth_provider_param", provider_param_lines, &provider_params);
+    if (!err.empty()) return err;
+  }
   if (resource.empty()) resource = issuer + "/mcp";
   secure_cookies = secure_cookies_setting < 0 ? issuer.compare(0, 8, "https://") == 0
                                               : secure_cookies_setting == 1;

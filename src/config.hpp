@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "claims.hpp"
 #include "crypto.hpp"
 #include "mcp_auth.h"
 
@@ -65,6 +66,20 @@ struct Config {
   int64_t session_cache_ttl = 0;
 
   bool consent_remember = true;
+
+  // Access from the provider's claims (claims.hpp): the directives' lines
+  // (mcp_auth_require_claim, _require_email_domain, _scope_claim,
+  // _tool_claim) and the rules load() makes of them.
+  std::string claim_rules;
+  AccessRules access;
+  // What each scope means, for the consent page (mcp_auth_scope_description).
+  std::string scope_description_lines;
+  std::vector<std::pair<std::string, std::string>> scope_descriptions;
+  std::string scope_description(const std::string& scope) const;
+  // More parameters on the login request to the provider
+  // (mcp_auth_provider_param), e.g. Google's access_type=offline.
+  std::string provider_param_lines;
+  std::vector<std::pair<std::string, std::string>> provider_params;
 
   // Client ID Metadata Documents: accepted when on and the glue can fetch
   // them (mcp_auth_client_metadata_location); private addresses refused

@@ -28,6 +28,10 @@ struct GuardSettings {
   // Pass the provider's access token upstream (X-MCP-Provider-Token); off
   // by default: it widens what a compromised tool server can do.
   bool pass_provider_token = false;
+  // Filter tools/list answers to the tools the user may call
+  // (mcp_auth_filter_tools); answers larger than the limit pass untouched.
+  bool filter_tools = false;
+  int64_t filter_tools_max_size = 256 * 1024;
 
   std::optional<IdentityMinter> minter;
   ToolPolicy policy;

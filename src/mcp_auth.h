@@ -112,6 +112,15 @@ typedef struct {
     mcpa_str_t   identity_audience;
     mcpa_str_t   tool_scopes;                  /* "NAME SCOPE...\n" lines */
     mcpa_str_t   metrics_tools;                /* space-separated */
+
+    /* claim rules (claims.hpp): "KIND\tWORD...\n" lines, KIND one of
+     * login, email, scope, tool */
+    mcpa_str_t   claim_rules;
+    mcpa_str_t   scope_descriptions;           /* "SCOPE\tTEXT\n" lines */
+    mcpa_str_t   provider_params;              /* "NAME\tVALUE\n" lines */
+
+    int          filter_tools;                 /* mcp_auth_filter_tools */
+    int64_t      filter_tools_max_size;        /* bytes */
 } mcpa_settings_t;
 
 /* Every field unset. */
@@ -126,7 +135,10 @@ typedef enum {
     MCPA_CHECK_SCOPES,            /* scope tokens (RFC 6749) */
     MCPA_CHECK_PROVIDER_SCOPES,   /* scope tokens, "openid" among them */
     MCPA_CHECK_NOT_EMPTY,
-    MCPA_CHECK_TOOL_RULE          /* "NAME SCOPE..." of mcp_auth_tool_scope */
+    MCPA_CHECK_TOOL_RULE,         /* "NAME SCOPE..." of mcp_auth_tool_scope */
+    MCPA_CHECK_CLAIM_RULE,        /* one line of claim_rules */
+    MCPA_CHECK_SCOPE_DESCRIPTION, /* one line of scope_descriptions */
+    MCPA_CHECK_PROVIDER_PARAM     /* one line of provider_params */
 } mcpa_check_e;
 
 /* MCPA_OK, or MCPA_ERROR with a message naming the directive in err. */
@@ -484,6 +496,10 @@ typedef struct {
     mcpa_str_t       session_tag;     /* non-reversible, for access logs */
     mcpa_str_t       session_key;     /* for mcpa_session_alive() */
     mcpa_str_t       provider_token;  /* with mcp_auth_pass_provider_token */
+    mcpa_str_t       claims;          /* the session's kept claims: a JSON
+                                         object of arrays of strings */
+    int              lists_tools;     /* the body is one tools/list request
+                                         and mcp_auth_filter_tools is on */
 
     /* DENY: a complete response (401/403/503 with WWW-Authenticate) */
     mcpa_response_t  response;
