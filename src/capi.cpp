@@ -403,6 +403,7 @@ void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out, std::uniq
   out->session_tag = c_view(g.session_tag);
   out->session_key = c_view(g.session_key);
   out->provider_token = c_view(g.provider_token);
+  out->claims = c_view(g.claims);
   describe_guard(g, out);
   out->owner = storage.release();
 }

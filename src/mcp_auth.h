@@ -496,8 +496,8 @@ typedef struct {
     mcpa_str_t       session_tag;     /* non-reversible, for access logs */
     mcpa_str_t       session_key;     /* for mcpa_session_alive() */
     mcpa_str_t       provider_token;  /* with mcp_auth_pass_provider_token */
-    mcpa_str_t       claims;          /* the session's kept claims: a JSON
-                                         object of arrays of strings */
+    mcpa_str_t       claims;          /* the session's kept claims, as its
+                                         record keeps them (claims.hpp) */
     int              lists_tools;     /* the body is one tools/list request
                                          and mcp_auth_filter_tools is on */
 
