@@ -1247,9 +1247,11 @@ def test_a_methods_rule_and_a_tools_rule_are_both_needed(tmp_path):
         assert r.json()["error"]["message"].startswith('Forbidden: method "tools/list" needs scope catalog,')
         r = call("catalog tools:use", rpc("tools/list", id_=6))
         assert r.status_code == 200
-        # listed: what a tools/call of it would be allowed (tools:use, and no snippets:write)
+        # listed: the tools a tools/call of would be allowed; without "more" none is
+        assert r.json()["result"]["tools"] == []
+        r = call("catalog tools:use more", rpc("tools/list", id_=7))
         assert [t["name"] for t in r.json()["result"]["tools"]] == ["hello_mcp", "get_snippet"]
-        r = call("catalog tools:use more snippets:write", rpc("tools/list", id_=7))
+        r = call("catalog tools:use more snippets:write", rpc("tools/list", id_=8))
         assert [t["name"] for t in r.json()["result"]["tools"]] == ["hello_mcp", "get_snippet", "save_snippet"]
     finally:
         assert srv.stop() == 0
