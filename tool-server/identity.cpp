@@ -55,8 +55,8 @@ bool audience_matches(jwt_t* jwt, const std::string& expected) {
 }
 
 // The "claims" member: claim paths mapped to arrays of strings, empty when
-// absent. nullopt for anything else: a gateway that says more than we read
-// must not be half understood.
+// absent. nullopt for anything else: an assertion read only in part could
+// let a claim rule pass or fail by accident.
 std::optional<mcpauth::ClaimSet> claims_member(jwt_t* jwt) {
     char* raw = jwt_get_grants_json(jwt, "claims");
     if (!raw) return mcpauth::ClaimSet();
