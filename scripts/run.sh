@@ -70,8 +70,11 @@ tool_scopes=()
 [ -z "$scope_args" ] || mapfile -t tool_scopes <<< "$scope_args"
 
 # --- the tool server ------------------------------------------------------------
+# save_snippet needs the group editors, as at the gateway (mcp_auth_tool_claim
+# save_snippet groups editors)
 "$root/build/mcp-tool-server" --listen "127.0.0.1:$TOOL_PORT" --data-dir "$RUNDIR/data" \
-    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" > "$RUNDIR/tool-server.log" 2>&1 &
+    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" --tool-claim save_snippet:groups=editors \
+    > "$RUNDIR/tool-server.log" 2>&1 &
 pids+=($!)
 
 wait_port "$IDP_PORT"
