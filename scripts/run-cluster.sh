@@ -75,12 +75,10 @@ tool_scopes=()
 [ -z "$scope_args" ] || mapfile -t tool_scopes <<< "$scope_args"
 
 # --- two tool servers on one snippet store -------------------------------------------
-# save_snippet needs the group editors, as at the gateway (mcp_auth_tool_claim
-# save_snippet groups editors)
 for t in "a $TOOL_A" "b $TOOL_B"; do
     set -- $t
     "$root/build/mcp-tool-server" --listen "127.0.0.1:$2" --data-dir "$RUNDIR/data-$1" \
-        --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" --tool-claim save_snippet:groups=editors \
+        --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" \
         --store redis --redis-host 127.0.0.1 --redis-port "$REDIS_PORT" \
         > "$RUNDIR/tool-server-$1.log" 2>&1 &
     pids+=($!)

@@ -63,17 +63,15 @@ conf=$(/usr/bin/python3 "$root/scripts/render-config.py" --module "$root/build/n
     --rundir "$RUNDIR" --port "$PORT" --tool-port "$TOOL_PORT" --tls-port "$TLS_PORT" \
     --idp "http://127.0.0.1:$IDP_PORT")
 /usr/sbin/nginx -p "$RUNDIR" -c "$conf" -t -q
-# the per-tool scope rules are written once, in nginx's configuration; the
+# the per-tool rules (scopes, claims) are written once, in nginx's configuration; the
 # tool server enforces the same ones
 scope_args=$(/usr/bin/python3 "$root/scripts/render-config.py" --tool-scope-args "$conf")
 tool_scopes=()
 [ -z "$scope_args" ] || mapfile -t tool_scopes <<< "$scope_args"
 
 # --- the tool server ------------------------------------------------------------
-# save_snippet needs the group editors, as at the gateway (mcp_auth_tool_claim
-# save_snippet groups editors)
 "$root/build/mcp-tool-server" --listen "127.0.0.1:$TOOL_PORT" --data-dir "$RUNDIR/data" \
-    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" --tool-claim save_snippet:groups=editors \
+    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" \
     > "$RUNDIR/tool-server.log" 2>&1 &
 pids+=($!)
 

@@ -158,7 +158,7 @@ void count_tools(GuardOutcome& out, const ToolNeeds& needs, bool allowed, const 
 Response forbidden(const Config& cf, const GuardInput& in, const std::string& id, const std::string& why) {
   Json msg(must(cJSON_CreateString(("Forbidden: " + why).c_str())));
   Response r = json_response(403, R"({"jsonrpc":"2.0","id":)" + (id.empty() ? std::string("null") : id) +
-                                      R"(,"error":{"code":-32003,"message":)" + json_text(msg.get()) + "}}");
+                                      R"(,"error":{"code":-32001,"message":)" + json_text(msg.get()) + "}}");
   add_cors(r, cf, std::string(in.origin));
   return r;
 }
