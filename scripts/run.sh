@@ -71,8 +71,7 @@ tool_scopes=()
 
 # --- the tool server ------------------------------------------------------------
 "$root/build/mcp-tool-server" --listen "127.0.0.1:$TOOL_PORT" --data-dir "$RUNDIR/data" \
-    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" \
-    > "$RUNDIR/tool-server.log" 2>&1 &
+    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" > "$RUNDIR/tool-server.log" 2>&1 &
 pids+=($!)
 
 wait_port "$IDP_PORT"
@@ -92,9 +91,9 @@ cat <<EOT
   MCP, HTTP+SSE          $base/mcp/sse
   Discovery              $base/.well-known/oauth-authorization-server
   The same over https    https://127.0.0.1:$TLS_PORT/mcp   (self-signed: $RUNDIR/tls.crt)
-  Identity provider      http://127.0.0.1:$IDP_PORT   (demo login: demo / $demo_password)
-                         (viewer login: viewer / $viewer_password   no groups, demo's tenant)
-                         (outsider login: outsider / $outsider_password   group editors, another tenant)
+  Identity provider      http://127.0.0.1:$IDP_PORT   (demo login: demo / $demo_password   group editors: every tool)
+                         (viewer login: viewer / $viewer_password   no group: no save_snippet)
+                         (outsider login: outsider / $outsider_password   another tenant: refused)
 
   Connect the MCP Inspector (in this folder, another terminal):
     npx mcp-inspector --web --transport http --server-url $base/mcp

@@ -171,6 +171,10 @@ Response handle_authorize(const Config& cf, Store& store, const Request& req) {
   authz.resource = resource;
   authz.created = req.now;
 
+  // With claim rules on scopes the consent page offers only the scopes the
+  // user may hold: it follows the sign-in, which tells who the user is.
+  if (cf.access.has_scope_rules()) return start_provider_login(cf, req, authz, false, true);
+
   // Consent already given in this browser for this client, redirect URI
   // and every scope asked for: straight on to the provider.  Anything more
   // goes through the consent page, which names what is new.

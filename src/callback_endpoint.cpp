@@ -6,10 +6,13 @@
 //                     POST the code to the provider's token endpoint
 //   resume_callback   provider token answer -> verify the ID token (JWKS
 //                     from the store, one refetch when missing or the kid is
-//                     unknown) -> session:<sid> + code:<sha256(code)> ->
-//                     302 to the MCP client with code, state, iss
+//                     unknown) -> the claim rules -> session:<sid> +
+//                     code:<sha256(code)> -> 302 to the MCP client with
+//                     code, state, iss; or, with claim rules on scopes, the
+//                     consent page first (decide_after_login)
 #include "consent_page.hpp"
 #include "crypto.hpp"
+#include "csrf.hpp"
 #include "encoding.hpp"
 #include "endpoints.hpp"
 #include "id_token.hpp"
@@ -19,6 +22,7 @@
 #include "provider.hpp"
 #include "redirect_uri.hpp"
 
+#include <algorithm>
 #include <limits>
 
 namespace mcpauth {
@@ -53,6 +57,11 @@ Response client_error(const Config& cf, const Request& req, const LoginState& lo
   return login_event(r, outcome, error, &login);
 }
 
+// The account's name for the user, as the pages show it.
+std::string account_of(const IdTokenClaims& who) {
+  return !who.email.empty() ? who.email : !who.preferred_username.empty() ? who.preferred_username : who.name;
+}
+
 // The provider's user is not one the claim rules admit: the user is told
 // so here, whatever this browser remembered, and the client hears
 // access_denied through the link; nothing is stored.
@@ -64,7 +73,7 @@ Response not_admitted(const Config& cf, const LoginState& login, const IdTokenCl
   std::string err;
   auto uri = parse_uri(login.authz.redirect_uri, &err);
   const std::string destination = uri && !uri->host.empty() ? uri->host : url_origin(login.authz.redirect_uri);
-  std::string account = !who.email.empty() ? who.email : !who.preferred_username.empty() ? who.preferred_username : who.name;
+  std::string account = account_of(who);
   Response r;
   r.status = 403;
   r.body = render_return_page("Your account is not allowed to use this server",
@@ -108,15 +117,15 @@ std::optional<Fields> open_continuation(const Config& cf, const std::string& tex
 
 // Step 6 of the flow: the ID token checks out -> session and code.
 Response issue_code(const Config& cf, Store& store, const Request& req, const LoginState& login,
-                    const ProviderTokens& tokens, const IdTokenClaims& claims, const ClaimSet& kept) {
+                    const ProviderTokens& tokens, const IdTokenClaims& claims, const ClaimSet& kept,
+                    const std::string& scope) {
   Session s;
   s.sid = random_token(32);
   s.sub = claims.sub;
   s.name = claims.name.empty() ? claims.preferred_username : claims.name;
   s.email = claims.email;
   s.client_id = login.authz.client_id;
-  // the approved scopes this user may hold (mcp_auth_scope_claim)
-  s.scope = cf.access.has_scope_rules() ? cf.access.holdable(login.authz.scope, kept) : login.authz.scope;
+  s.scope = scope;
   s.claims = kept.to_record();
   s.resource = login.authz.resource;
   s.provider_access_token = tokens.access_token;
@@ -168,8 +177,7 @@ Response issue_code(const Config& cf, Store& store, const Request& req, const Lo
   if (login.remember && cf.consent_remember)
     r.header("Set-Cookie",
              set_cookie(cf, cookie_name(cf, kConsentCookie),
-                        remember_consent_value(cf, req, login.authz.client_id, login.authz.redirect_uri,
-                                               login.authz.scope),
+                        remember_consent_value(cf, req, login.authz.client_id, login.authz.redirect_uri, scope),
                         std::min<int64_t>(cf.client_ttl, 30 * 86400)));
   return r;
 }
@@ -180,6 +188,75 @@ void put_tokens(Fields& f, const ProviderTokens& t) {
   f.set("p_refresh", t.refresh_token);
   f.set("p_scope", t.scope);
   f.set_int("p_expires_in", t.expires_in);
+}
+
+ProviderTokens get_tokens(const Fields& f);
+
+// With claim rules on scopes the consent page follows the sign-in and
+// offers only the scopes the user may hold (unless this browser remembered
+// approving all of them).  The completed sign-in travels sealed in the
+// page's form, bound to the login cookie as the state was: nothing is
+// stored until the user approves.
+Response consent_after_login(const Config& cf, Store& store, const Request& req, const LoginState& login,
+                             const ProviderTokens& tokens, const IdTokenClaims& who, const ClaimSet& kept,
+                             const std::string& scope) {
+  const std::vector<std::string> words = split_scope(scope);
+  auto remembered = remembered_scopes(cf, req, login.authz.client_id, login.authz.redirect_uri);
+  if (remembered && std::all_of(words.begin(), words.end(), [&](const std::string& w) {
+        return std::find(remembered->begin(), remembered->end(), w) != remembered->end();
+      }))
+    return issue_code(cf, store, req, login, tokens, who, kept, scope);
+  ClientMetadata client;
+  StoreStatus st = load_client(store, login.authz.client_id, &client);
+  if (st == StoreStatus::not_found)
+    return client_error(cf, req, login, "invalid_client", "the application's registration has expired");
+  if (st != StoreStatus::ok) return store_failure_page(st);
+
+  Response r;
+  const std::string browser_name = cookie_name(cf, kBrowserCookie);
+  auto browser = cookie_value(req.cookie, browser_name);
+  std::string browser_id;
+  if (browser && b64url_decode(*browser).value_or("").size() == 32) {
+    browser_id = *browser;
+  } else {
+    browser_id = random_token(32);
+    r.header("Set-Cookie", set_cookie(cf, browser_name, browser_id, -1));
+  }
+  Fields f;
+  put_login(f, login);
+  put_tokens(f, tokens);
+  f.set("g_sub", who.sub);
+  f.set("g_name", who.name);
+  f.set("g_email", who.email);
+  f.set("g_username", who.preferred_username);
+  f.set("g_claims", kept.to_record());
+  f.set("g_scope", scope);
+  f.set("v", "1");
+  f.set_int("exp", req.now + std::min<int64_t>(cf.login_ttl, 600));
+
+  ConsentView view;
+  view.client_name = client.client_name;
+  view.client_id = client.client_id;
+  std::string why;
+  auto uri = parse_uri(login.authz.redirect_uri, &why);
+  view.redirect_uri_host = uri && !uri->host.empty() ? uri->host : login.authz.redirect_uri;
+  view.csrf_token =
+      make_csrf_token(csrf_key(cf), browser_id, login.authz.client_id, login.authz.redirect_uri, req.now);
+  view.action_path = cf.consent_path;
+  view.hidden_fields.emplace_back("grant", cf.keys->seal(kGrantPurpose, f.encode()));
+  for (const auto& w : words) {
+    view.scopes.emplace_back(w, cf.scope_description(w));
+    if (remembered && std::find(remembered->begin(), remembered->end(), w) == remembered->end())
+      view.new_scopes.push_back(w);
+  }
+  view.remember_option = cf.consent_remember;
+  view.user_display = account_of(who);
+  r.body = render_consent_page(view);
+  add_page_security_headers(r, "'self' " + url_origin(login.authz.redirect_uri));
+  // as on the consent page before a sign-in (consent_endpoint.cpp)
+  for (auto& h : r.headers)
+    if (h.first == "Referrer-Policy") h.second = "same-origin";
+  return r;
 }
 
 ProviderTokens get_tokens(const Fields& f) {
@@ -243,7 +320,11 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
     if (!why.empty()) return not_admitted(cf, login, who, why);
     kept = cf.access.keep(payload.get());
   }
-  return issue_code(cf, store, req, login, tokens, who, kept);
+  // the approved scopes this user may hold (mcp_auth_scope_claim)
+  const std::string scope =
+      cf.access.has_scope_rules() ? cf.access.holdable(login.authz.scope, kept) : login.authz.scope;
+  if (login.consent_after) return consent_after_login(cf, store, req, login, tokens, who, kept, scope);
+  return issue_code(cf, store, req, login, tokens, who, kept, scope);
 }
 
 bool denial(const std::string& error) {
@@ -360,6 +441,60 @@ Response resume_callback(const Config& cf, Store& store, const Request& req, con
     return verify_and_issue(cf, store, req, *login, get_tokens(*f), std::move(keys));
   }
   return html_page(500, "Sign-in failed", "The sign-in could not be completed. Start again from your app.");
+}
+
+Response decide_after_login(const Config& cf, Store& store, const Request& req, const Params& form) {
+  if (!cf.keys) return html_page(500, "Not configured", "The sign-in service is not configured.");
+  const Response expired =
+      html_page(400, "Sign-in expired", "This sign-in has expired or is not valid; start again from your app.");
+  std::string sealed, csrf, decision, remember;
+  if (form.find("grant", &sealed) != Params::Lookup::one || sealed.size() > kMaxSealedFlowLength) return expired;
+  auto plain = cf.keys->open(kGrantPurpose, sealed);
+  auto f = plain ? Fields::decode(*plain) : std::nullopt;
+  if (plain) wipe(*plain);
+  if (!f || f->str("v") != "1" || f->num("exp").value_or(0) <= req.now) return expired;
+  auto login = get_login(*f);
+  auto kept = ClaimSet::from_record(f->str("g_claims"));
+  if (!login || !login->consent_after || !kept || f->str("g_sub").empty()) return expired;
+
+  // The browser that signed in, and a form this gateway gave it.
+  auto binding = cookie_value(req.cookie, cookie_name(cf, kLoginCookie));
+  if (!binding || !ct_equal(sha256_b64url(*binding), login->browser_hash))
+    return html_page(403, "Request refused",
+                     "This sign-in was started in another browser or its cookie was lost. Start again from your app.");
+  auto browser = cookie_value(req.cookie, cookie_name(cf, kBrowserCookie));
+  if (form.find(std::string(kConsentCsrfField), &csrf) != Params::Lookup::one || !browser ||
+      !verify_csrf_token(csrf_key(cf), csrf, *browser, login->authz.client_id, login->authz.redirect_uri, req.now))
+    return html_page(403, "Request refused",
+                     "The form's security token is invalid or expired. Start again from your app.");
+  if (form.find(std::string(kConsentDecisionField), &decision) != Params::Lookup::one ||
+      (decision != "allow" && decision != "deny"))
+    return html_page(400, "Invalid request", "The consent form carried no decision.");
+
+  if (decision == "deny") {
+    Response r = report_to_client(cf, req, login->authz.client_id, login->authz.redirect_uri, login->authz.state,
+                                  "access_denied", "the user denied access");
+    clear_login_cookie(cf, r);
+    r.event(MCPA_EV_CONSENT, "consent.denied", "denied").client_id = login->authz.client_id;
+    return r;
+  }
+  login->remember = cf.consent_remember &&
+                    form.find(std::string(kConsentRememberField), &remember) == Params::Lookup::one &&
+                    remember == "1";
+  IdTokenClaims who;
+  who.sub = f->str("g_sub");
+  who.name = f->str("g_name");
+  who.email = f->str("g_email");
+  who.preferred_username = f->str("g_username");
+  ProviderTokens tokens = get_tokens(*f);
+  Response r = issue_code(cf, store, req, *login, tokens, who, *kept, f->str("g_scope"));
+  wipe(tokens.access_token);
+  wipe(tokens.refresh_token);
+  wipe(tokens.id_token);
+  r.event(MCPA_EV_CONSENT, "consent.allowed", "allowed").client_id = login->authz.client_id;
+  // the consent came before the login's end it completes
+  std::rotate(r.events.begin(), r.events.end() - 1, r.events.end());
+  return r;
 }
 
 }  // namespace mcpauth

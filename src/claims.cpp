@@ -341,12 +341,6 @@ bool AccessRules::may_call(std::string_view tool, const ClaimSet& kept, const Cl
   return true;
 }
 
-bool AccessRules::restricts_scope(std::string_view scope) const {
-  for (const auto& n : scope_)
-    if (n.name == scope) return true;
-  return false;
-}
-
 bool AccessRules::names_tool(std::string_view tool) const {
   for (const auto& n : tool_)
     if (n.name == tool) return true;

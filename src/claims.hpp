@@ -106,8 +106,6 @@ class AccessRules {
   // Whether the user may call `tool` (no rule: yes); the first condition
   // that fails in *failed.
   bool may_call(std::string_view tool, const ClaimSet& kept, const ClaimCondition** failed = nullptr) const;
-  // Whether a scope rule names `scope` (not every user may hold it).
-  bool restricts_scope(std::string_view scope) const;
   // Whether any tool rule names `tool`.
   bool names_tool(std::string_view tool) const;
 

@@ -88,7 +88,6 @@ Response show(const Config& cf, Store& store, const Request& req) {
   auto remembered = remembered_scopes(cf, req, authz->client_id, authz->redirect_uri);
   for (const auto& s : split_scope(authz->scope)) {
     view.scopes.emplace_back(s, cf.scope_description(s));
-    if (cf.access.restricts_scope(s)) view.restricted_scopes.push_back(s);
     if (remembered && std::find(remembered->begin(), remembered->end(), s) == remembered->end())
       view.new_scopes.push_back(s);
   }
@@ -103,7 +102,7 @@ Response show(const Config& cf, Store& store, const Request& req) {
   return r;
 }
 
-Response decide(const Config& cf, const Request& req) {
+Response decide(const Config& cf, Store& store, const Request& req) {
   // Fetch Metadata: a cross-site form post is never a user's own decision.
   if (req.sec_fetch_site == "cross-site") return forbidden_page("This form cannot be submitted from another site.");
   if (!req.origin.empty() && req.origin != url_origin(cf.issuer))
@@ -111,6 +110,7 @@ Response decide(const Config& cf, const Request& req) {
   if (media_type(req.content_type) != "application/x-www-form-urlencoded")
     return html_page(400, "Invalid request", "The consent form was not sent as a form.");
   auto form = Params::parse(req.body);
+  if (form && form->has("grant")) return decide_after_login(cf, store, req, *form);
   std::string csrf, decision, remember;
   std::optional<PendingAuthz> authz;
   if (form) authz = pending_of(cf, *form, req);
@@ -151,19 +151,21 @@ Response handle_consent(const Config& cf, Store& store, const Request& req) {
   if (!cf.keys || !cf.has_provider())
     return html_page(500, "Not configured", "The sign-in service is not configured.");
   if (req.method == "GET") return show(cf, store, req);
-  if (req.method == "POST") return decide(cf, req);
+  if (req.method == "POST") return decide(cf, store, req);
   Response r = html_page(405, "Method not allowed", "Use the consent form.");
   r.header("Allow", "GET, POST");
   return r;
 }
 
-Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember) {
+Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember,
+                              bool consent_after) {
   if (!cf.has_provider()) return html_page(500, "Not configured", "No identity provider is configured.");
   LoginState login;
   login.authz = authz;
   login.provider_verifier = random_token(32);  // 43 characters (RFC 7636 §4.1)
   login.nonce = random_token(32);
   login.remember = remember;
+  login.consent_after = consent_after;
   // The login cookie binds the provider's answer to this browser: a state
   // value replayed in another browser (login CSRF) finds no matching cookie.
   const std::string binding = random_token(32);

@@ -121,7 +121,16 @@ inline constexpr const char* kConsentCookie = "mcp_consent";
 // the state sent to the provider, sets the login cookie (the browser
 // binding) and answers 303 to the provider.  `remember`: the user ticked
 // "remember my choice" (the cookie is set once the login has completed).
-Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember);
+// consent_after: the consent page follows the sign-in (claim rules on
+// scopes), shown by the callback.
+Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember,
+                              bool consent_after = false);
+
+// The consent page's answer when it followed the sign-in: the form carries
+// the completed sign-in sealed (`grant`).  Fetch Metadata, Origin and the
+// form's media type were checked by the caller.
+class Params;
+Response decide_after_login(const Config& cf, Store& store, const Request& req, const Params& form);
 
 // "remember consent" cookie: the scopes this browser approved for
 // client_id + redirect_uri (nullopt when none are remembered); and the new

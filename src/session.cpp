@@ -277,6 +277,7 @@ void put_login(Fields& f, const LoginState& l) {
   f.set("nonce", l.nonce);
   f.set("browser_hash", l.browser_hash);
   if (l.remember) f.set("remember", "1");
+  if (l.consent_after) f.set("consent_after", "1");
 }
 
 std::optional<LoginState> get_login(const Fields& f) {
@@ -288,6 +289,7 @@ std::optional<LoginState> get_login(const Fields& f) {
   l.nonce = f.str("nonce");
   l.browser_hash = f.str("browser_hash");
   l.remember = f.str("remember") == "1";
+  l.consent_after = f.str("consent_after") == "1";
   if (l.provider_verifier.empty() || l.nonce.empty() || l.browser_hash.empty()) return std::nullopt;
   return l;
 }

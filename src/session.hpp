@@ -63,6 +63,9 @@ struct LoginState {
   std::string nonce;              // also names the login once it completed
   std::string browser_hash;       // sha256_b64url of the login cookie value
   bool remember = false;          // "remember my choice" was ticked
+  // Claim rules on scopes (mcp_auth_scope_claim): the consent page comes
+  // after the sign-in, when the gateway knows which scopes the user may hold.
+  bool consent_after = false;
 };
 
 // One user's grant to one client; every token refers to it by sid.
@@ -113,6 +116,8 @@ struct RefreshClaims {
 inline constexpr uint8_t kContinuationPurpose = 0x21;
 inline constexpr uint8_t kPendingPurpose = 0x22;
 inline constexpr uint8_t kLoginPurpose = 0x23;
+// A completed sign-in waiting on the consent page that follows it.
+inline constexpr uint8_t kGrantPurpose = 0x24;
 
 std::string encode_pending(const PendingAuthz& p);
 std::optional<PendingAuthz> decode_pending(std::string_view text);

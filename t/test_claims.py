@@ -1,9 +1,11 @@
 """Access from the provider's claims, through the whole stack with the example
-configuration: it admits the demo tenant only (mcp_auth_require_claim tid),
-gives snippets:write to the group editors (mcp_auth_scope_claim) and
-save_snippet to editors (mcp_auth_tool_claim, and --tool-claim at the tool
-server).  The development provider's users: demo (editors), viewer (no
-group), outsider (another tenant)."""
+configuration, which admits the demo tenant only (mcp_auth_require_claim tid)
+and gives save_snippet to the group editors (mcp_auth_tool_claim, and
+--tool-claim at the tool server), plus what its comment suggests:
+snippets:write for editors only (mcp_auth_scope_claim, so the consent page
+follows the sign-in and offers only what the user may hold).  The
+development provider's users: demo and alice (editors), viewer (no group),
+outsider (another tenant)."""
 
 import json
 import subprocess
@@ -24,7 +26,8 @@ CLIENT = ROOT / "t" / "clients" / "sdk_client.mjs"
 @pytest.fixture(scope="module")
 def st(stack_factory):
     # the provider's access tokens live 3 s, so a refresh renews them there
-    return stack_factory("claims", idp_options={"access_token_ttl": 3})
+    return stack_factory("claims", idp_options={"access_token_ttl": 3},
+                         http_extra="    mcp_auth_scope_claim snippets:write groups editors;\n")
 
 
 def sdk(st, user, transport):
@@ -98,16 +101,24 @@ def test_an_account_of_another_tenant_is_refused_at_the_gateway_and_nothing_is_s
     assert login(st, "viewer").tokens["scope"] == "snippets:read"
 
 
-def test_the_consent_page_says_what_each_scope_means(st):
+@pytest.mark.parametrize("user,offered", [("viewer", ["snippets:read"]),
+                                         ("demo", ["snippets:read", "snippets:write"])])
+def test_the_consent_page_follows_the_sign_in_and_offers_only_what_the_user_may_hold(st, user, offered):
     c = McpOAuthClient(st.url, redirect_uri=REDIRECT, scope="snippets:read snippets:write")
     c.register()
-    r = requests.get(c.authorize_url(), allow_redirects=True, timeout=10)
-    assert r.status_code == 200 and "decision" in r.text
-    assert "Read the snippets saved in your name" in r.text
-    assert "Save snippets in your name" in r.text
-    # only snippets:write is for some accounts only
-    assert r.text.count("Granted only if your organisation allows your account") == 1
-    assert r.text.index("Granted only if") > r.text.index("snippets:write")
+    b = Browser(user, getattr(st, "%s_password" % user))
+    # /authorize sends the browser to the provider first
+    first = b.get(c.authorize_url())
+    assert first.status_code in (302, 303) and first.headers["Location"].startswith(st.issuer)
+    c.login(b)
+    page = b.consent_page
+    assert "%s@example.test" % user in page
+    descriptions = {"snippets:read": "Read the snippets saved in your name",
+                    "snippets:write": "Save snippets in your name"}
+    for scope, text in descriptions.items():
+        assert ('scope-name">%s<' % scope in page) == (scope in offered), (scope, page)
+        assert (text in page) == (scope in offered)
+    assert c.tokens["scope"] == " ".join(offered)
 
 
 def test_the_tool_server_refuses_too_and_the_assertion_carries_the_claims(st):

@@ -29,15 +29,51 @@ class ClaimRules : public Gateway {
                                std::to_string(now + 300) + R"(,"email":"ada@example.com")" + extra + "}");
   }
 
-  // A login whose ID token carries `extra` claims; the callback's answer.
-  Response login_with(const std::string& client_id, const std::string& extra, int64_t provider_ttl = 3600) {
-    std::string loc = to_provider(client_id);
+  // /authorize goes straight to the provider: with claim rules on scopes the
+  // consent page follows the sign-in.
+  std::string provider_location(const std::string& client_id) {
+    Response a = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(client_id)));
+    std::string loc = header(a, "Location");
+    EXPECT_EQ(loc.rfind("https://idp.example/authorize?", 0), 0u) << loc << a.body;
+    return loc;
+  }
+
+  // A sign-in whose ID token carries `extra` claims; the callback's answer
+  // (the consent page, the refusal, or the code when consent was remembered).
+  Response sign_in(const std::string& client_id, const std::string& extra, int64_t provider_ttl = 3600) {
+    std::string loc = provider_location(client_id);
     Response cb = callback(loc);
     EXPECT_EQ(cb.fetch.target, MCPA_FETCH_PROVIDER_TOKEN);
     Response r = resume(MCPA_EP_CALLBACK, cb, 200,
                         FakeIdp::get().token_response(id_token(nonce_of(loc), extra), provider_ttl));
     if (r.fetch.target == MCPA_FETCH_PROVIDER_JWKS) r = resume(MCPA_EP_CALLBACK, r, 200, FakeIdp::get().jwks);
     return r;
+  }
+
+  static std::string field_of(const Response& page, const std::string& name) {
+    std::string marker = "name=\"" + name + "\" value=\"";
+    auto p = page.body.find(marker);
+    if (p == std::string::npos) return "";
+    p += marker.size();
+    return page.body.substr(p, page.body.find('"', p) - p);
+  }
+
+  // The user's answer on the consent page that followed the sign-in.
+  Response answer(const Response& page, const std::string& decision, bool remember = false) {
+    std::vector<std::pair<std::string, std::string>> f = {
+        {"grant", field_of(page, "grant")}, {"csrf_token", field_of(page, "csrf_token")}, {"decision", decision}};
+    if (remember) f.emplace_back("remember", "1");
+    Request r = request("POST", "", form(f), "application/x-www-form-urlencoded");
+    r.origin = "https://mcp.example";
+    r.sec_fetch_site = "same-origin";
+    return call(MCPA_EP_CONSENT, r);
+  }
+
+  // Signed in and approved: the redirect back to the client.
+  Response login_with(const std::string& client_id, const std::string& extra, int64_t provider_ttl = 3600) {
+    Response page = sign_in(client_id, extra, provider_ttl);
+    if (page.status != 200) return page;
+    return answer(page, "allow");
   }
 
   std::optional<Session> session_of(const std::string& access_token) {
@@ -53,7 +89,7 @@ TEST_F(ClaimRules, ALoginTheRulesRefuseShowsAPageAndStoresNothing) {
   std::string id = public_client();
   store.put("jwks:https://idp.example", FakeIdp::get().jwks, now + 3600);  // the provider's keys may be cached
   const size_t before = store.size();
-  Response r = login_with(id, R"(,"tid":"another-tenant","groups":["editors"])");
+  Response r = sign_in(id, R"(,"tid":"another-tenant","groups":["editors"])");
   EXPECT_EQ(r.status, 403);
   EXPECT_NE(r.body.find("Your account is not allowed to use this server"), std::string::npos);
   EXPECT_NE(r.body.find("ada@example.com"), std::string::npos);
@@ -69,7 +105,7 @@ TEST_F(ClaimRules, ALoginTheRulesRefuseShowsAPageAndStoresNothing) {
   EXPECT_EQ(store.size(), before);  // no session, code or used-login mark
   EXPECT_EQ(jar.cookies.count("__Host-mcp_login"), 0u);
   // the same with the claim missing altogether
-  Response none = login_with(id, "");
+  Response none = sign_in(id, "");
   EXPECT_EQ(none.status, 403);
   EXPECT_EQ(store.size(), before);
 }
@@ -98,22 +134,57 @@ TEST_F(ClaimRules, AnAdmittedLoginKeepsTheRulesClaimsAndOnlyTheScopesTheyAllow) 
             std::string(R"({"tid":[")") + kTenant + R"("],"groups":["editors"]})");
 }
 
-TEST_F(ClaimRules, TheConsentPageDescribesScopesAndSaysWhichNeedTheOrganisationsLeave) {
+TEST_F(ClaimRules, TheConsentPageFollowsTheSignInAndOffersOnlyWhatTheUserMayHold) {
   std::string id = public_client();
-  Response a = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id)));
-  Response page;
-  consent_page(qget(header(a, "Location"), "authz"), &page);
+  // a viewer: the page offers mcp:read alone, described, and names the account
+  Response page = sign_in(id, std::string(R"(,"tid":")") + kTenant + R"(")");
+  ASSERT_EQ(page.status, 200) << page.body;
   EXPECT_NE(page.body.find("Read &lt;your&gt; snippets"), std::string::npos) << page.body;
   EXPECT_EQ(page.body.find("Read <your>"), std::string::npos);
-  auto restricted = page.body.find("Granted only if your organisation allows your account");
-  ASSERT_NE(restricted, std::string::npos);
-  // next to mcp:tools, the restricted one, and only there
-  EXPECT_LT(page.body.rfind("mcp:tools", restricted), restricted);
-  EXPECT_EQ(page.body.find("Granted only if", restricted + 1), std::string::npos);
+  EXPECT_EQ(page.body.find("mcp:tools"), std::string::npos);
+  EXPECT_NE(page.body.find("ada@example.com"), std::string::npos);
+  EXPECT_EQ(page.body.find("idp-access-1"), std::string::npos);  // the provider's tokens travel sealed
+  const size_t stored = store.size();
+  EXPECT_EQ(store.size(), stored);  // nothing is stored before the answer
+
+  // the answer needs this browser's login cookie and a CSRF token for it
+  Jar saved = jar;
+  jar.cookies.erase("__Host-mcp_login");
+  EXPECT_EQ(answer(page, "allow").status, 403);
+  jar = saved;
+  Response forged = page;
+  forged.body.replace(forged.body.find(field_of(page, "csrf_token")), 4, "AAAA");
+  EXPECT_EQ(answer(forged, "allow").status, 403);
+
+  Jar before = jar;
+  Response back = answer(page, "allow", true);
+  ASSERT_EQ(back.status, 303) << back.body;
+  ASSERT_EQ(back.events.size(), 2u);
+  EXPECT_EQ(back.events[0].name, "consent.allowed");
+  EXPECT_EQ(back.events[1].name, "login.completed");
+  Response tok = redeem(id, qget(header(back, "Location"), "code"));
+  EXPECT_EQ(json_string(tok.body, "scope"), "mcp:read");
+  // the same answer again, login cookie and all, is a replay
+  Jar after = jar;
+  jar = before;
+  Response replay = answer(page, "allow");
+  EXPECT_EQ(replay.status, 400);
+  EXPECT_NE(replay.body.find("already completed"), std::string::npos);
+  jar = after;
+
+  // remembered: the next sign-in of this browser needs no page
+  Response again = sign_in(id, std::string(R"(,"tid":")") + kTenant + R"(")");
+  EXPECT_EQ(again.status, 303) << again.body;
+
+  // a denial reaches the client as access_denied
+  Response other = sign_in(public_client(), std::string(R"(,"tid":")") + kTenant + R"(")");
+  ASSERT_EQ(other.status, 200);
+  Response no = answer(other, "deny");
+  EXPECT_EQ(qget(return_link(no), "error"), "access_denied");
 }
 
 TEST_F(ClaimRules, TheLoginRequestCarriesTheProvidersOwnParameters) {
-  std::string loc = to_provider(public_client());
+  std::string loc = provider_location(public_client());
   EXPECT_EQ(qget(loc, "access_type"), "offline");
   EXPECT_EQ(qget(loc, "prompt"), "consent");
   EXPECT_EQ(qget(loc, "response_type"), "code");  // the gateway's own stay as they are
