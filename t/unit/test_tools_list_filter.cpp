@@ -1,0 +1,198 @@
+// filter_tools_list_json / _sse (mcp_auth_filter_tools): what stays of a
+// tools/list answer, and that anything the filter cannot read exactly is
+// left as it is.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tools_list_filter.hpp"
+
+using namespace mcpauth;
+
+namespace {
+
+// "read" and "search" may be called; everything else not.
+bool allowed(std::string_view name) { return name == "read" || name == "search"; }
+
+const char kList[] =
+    R"({"jsonrpc":"2.0","id":7,"result":{"tools":[)"
+    R"({"name":"read","description":"Reads","inputSchema":{"type":"object","properties":{"n":{"type":"integer","minimum":1.5}}}},)"
+    R"({"name":"delete","description":"Deletes"},)"
+    R"({"name":"search","annotations":{"readOnlyHint":true}}],"nextCursor":"c2"},"_extra":[null,false,"x"]})";
+
+const char kFiltered[] =
+    R"({"jsonrpc":"2.0","id":7,"result":{"tools":[)"
+    R"({"name":"read","description":"Reads","inputSchema":{"type":"object","properties":{"n":{"type":"integer","minimum":1.5}}}},)"
+    R"({"name":"search","annotations":{"readOnlyHint":true}}],"nextCursor":"c2"},"_extra":[null,false,"x"]})";
+
+ToolsListFiltered json(std::string_view body) { return filter_tools_list_json(body, allowed); }
+ToolsListFiltered sse(std::string_view body) { return filter_tools_list_sse(body, allowed); }
+
+}  // namespace
+
+TEST(ToolsListFilterJson, RemovesWhatTheUserMayNotCallAndKeepsTheRest) {
+  auto r = json(kList);
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, kFiltered);
+}
+
+TEST(ToolsListFilterJson, WhitespaceAroundTheDocumentIsFine) {
+  auto r = json(std::string("\r\n ") + kList + "\n");
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, kFiltered);
+}
+
+TEST(ToolsListFilterJson, NothingToRemoveIsUnchanged) {
+  auto r = json(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"},{"name":"search"}]}})");
+  EXPECT_EQ(r.outcome, ToolsListFiltered::unchanged);
+  EXPECT_TRUE(r.body.empty());
+  EXPECT_EQ(json(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[]}})").outcome, ToolsListFiltered::unchanged);
+}
+
+TEST(ToolsListFilterJson, AllRemovedLeavesAnEmptyList) {
+  auto r = json(R"({"jsonrpc":"2.0","id":"a","result":{"tools":[{"name":"x"},{"name":"delete"}]}})");
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, R"({"jsonrpc":"2.0","id":"a","result":{"tools":[]}})");
+}
+
+TEST(ToolsListFilterJson, EntriesWithoutOneStringNameAreRemoved) {
+  auto r = json(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[)"
+                R"({"name":"read"},{"description":"no name"},{"name":7},"read",null,)"
+                R"({"name":"read","name":"delete"},{"name":"search"}]}})");
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"},{"name":"search"}]}})");
+}
+
+TEST(ToolsListFilterJson, OtherAnswersAreUnchanged) {
+  for (const char* body : {
+           R"({"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}})",
+           R"({"jsonrpc":"2.0","id":1,"result":{}})",
+           R"({"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"delete"}]}})",
+           R"({"jsonrpc":"2.0","id":1,"result":{"tools":{"name":"delete"}}})",
+           R"({"jsonrpc":"2.0","id":1,"result":"tools"})",
+           R"({"jsonrpc":"2.0","method":"notifications/tools/list_changed"})",
+           R"({"jsonrpc":"2.0","id":2,"method":"x","result":{"tools":[{"name":"delete"}]}})",
+       }) {
+    auto r = json(body);
+    EXPECT_EQ(r.outcome, ToolsListFiltered::unchanged) << body;
+    EXPECT_TRUE(r.body.empty()) << body;
+  }
+}
+
+TEST(ToolsListFilterJson, WhatCannotBeReadExactlyIsNotFilterable) {
+  for (std::string body : {
+           std::string(""),
+           std::string("not json"),
+           std::string(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete"}]}} trailing)"),
+           std::string(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete"}]})"),  // cut short
+           // a batch
+           std::string(R"([{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete"}]}}])"),
+           std::string("42"),
+           // members the filter reads, twice
+           std::string(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[]},"result":{"tools":[{"name":"delete"}]}})"),
+           std::string(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[],"tools":[{"name":"delete"}]}})"),
+           // what cJSON would not print back as it was
+           std::string(R"({"jsonrpc":"2.0","id":12345678901234567890,"result":{"tools":[{"name":"delete"}]}})"),
+           std::string(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete","x":1e400}]}})"),
+           std::string(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete","d":"a\u0000b"}]}})"),
+           std::string(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete"}]}})") + std::string(1, '\0'),
+       }) {
+    auto r = json(body);
+    EXPECT_EQ(r.outcome, ToolsListFiltered::not_filterable) << body;
+    EXPECT_TRUE(r.body.empty()) << body;
+  }
+}
+
+TEST(ToolsListFilterJson, LongDigitRunsInStringsAreFine) {
+  auto r = json(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete","d":"12345678901234567890\"1"}]}})");
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, R"({"jsonrpc":"2.0","id":1,"result":{"tools":[]}})");
+}
+
+TEST(ToolsListFilterJson, EscapesSurviveThePrinting) {
+  auto r = json(R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read","description":"a\nb \"q\" \u00e9 \\"},)"
+                R"({"name":"delete"}]}})");
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"read\",\"description\":"
+                    "\"a\\nb \\\"q\\\" \xC3\xA9 \\\\\"}]}}");
+}
+
+TEST(ToolsListFilterSse, FiltersTheResponseEventAndKeepsTheOthersByteForByte) {
+  std::string body = std::string(": keep-alive\n\n") +
+                     "id: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n" +
+                     "event: message\nid: 2\ndata: " + kList + "\nretry: 1000\n\n";
+  auto r = sse(body);
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, std::string(": keep-alive\n\n") +
+                        "id: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n" +
+                        "event: message\nid: 2\ndata: " + kFiltered + "\nretry: 1000\n\n");
+}
+
+TEST(ToolsListFilterSse, CrlfAndDataOverSeveralLines) {
+  // the JSON split over three data lines (joined with "\n"), no space
+  // after one colon, CRLF endings
+  std::string body =
+      "event: message\r\n"
+      "data:{\"jsonrpc\":\"2.0\",\"id\":7,\r\n"
+      "data: \"result\":{\"tools\":[{\"name\":\"delete\"},\r\n"
+      "data: {\"name\":\"read\"}]}}\r\n"
+      "\r\n"
+      "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":8,\"result\":{}}\r\n\r\n";
+  auto r = sse(body);
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body,
+            "event: message\r\n"
+            "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"read\"}]}}\r\n"
+            "\r\n"
+            "event: message\r\ndata: {\"jsonrpc\":\"2.0\",\"id\":8,\"result\":{}}\r\n\r\n");
+}
+
+TEST(ToolsListFilterSse, SeveralResponsesAndBareCrEndings) {
+  std::string one = R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete"},{"name":"search"}]}})";
+  std::string body = "data: " + one + "\r\rdata: " + one + "\n\n";
+  auto r = sse(body);
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  std::string kept = R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"search"}]}})";
+  EXPECT_EQ(r.body, "data: " + kept + "\r\rdata: " + kept + "\n\n");
+}
+
+TEST(ToolsListFilterSse, NothingToRemoveIsUnchanged) {
+  EXPECT_EQ(sse("event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"name\":\"read\"}]}}\n\n")
+                .outcome,
+            ToolsListFiltered::unchanged);
+  // an error, a priming event with no data, a comment, an empty stream
+  EXPECT_EQ(sse("id: p1\ndata:\n\n: hi\n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,"
+                "\"error\":{\"code\":-32603,\"message\":\"x\"}}\n\n")
+                .outcome,
+            ToolsListFiltered::unchanged);
+  EXPECT_EQ(sse("").outcome, ToolsListFiltered::unchanged);
+}
+
+TEST(ToolsListFilterSse, AnEventTheStreamDoesNotEndIsLeftAsItIs) {
+  std::string whole = std::string("data: ") + kList + "\n\n";
+  std::string cut = std::string("data: ") + kList + "\n";  // no blank line: clients drop it
+  auto r = sse(whole + cut);
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, std::string("data: ") + kFiltered + "\n\n" + cut);
+  EXPECT_EQ(sse(cut).outcome, ToolsListFiltered::unchanged);
+}
+
+TEST(ToolsListFilterSse, UnreadableDataIsNotFilterableAndLeftAsItIs) {
+  EXPECT_EQ(sse("data: not json\n\n").outcome, ToolsListFiltered::not_filterable);
+  EXPECT_EQ(sse(std::string("data: [") + kList + "]\n\n").outcome, ToolsListFiltered::not_filterable);
+  // what can be read is filtered all the same
+  auto r = sse(std::string("data: garbage\n\ndata: ") + kList + "\n\n");
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, std::string("data: garbage\n\ndata: ") + kFiltered + "\n\n");
+}
+
+TEST(ToolsListFilterSse, ABomAtTheStartIsKept) {
+  auto r = sse(std::string("\xEF\xBB\xBF") + "data: " + kList + "\n\n");
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, std::string("\xEF\xBB\xBF") + "data: " + kFiltered + "\n\n");
+}
+
+TEST(ToolsListFilterSse, AJsonBodyIsNotAStream) {
+  // a JSON document read as a stream has no event that ends
+  EXPECT_EQ(sse(kList).outcome, ToolsListFiltered::unchanged);
+}
