@@ -403,6 +403,7 @@ void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out, std::uniq
   out->session_tag = c_view(g.session_tag);
   out->session_key = c_view(g.session_key);
   out->provider_token = c_view(g.provider_token);
+  out->lists_tools = g.lists_tools ? 1 : 0;
   describe_guard(g, out);
   out->owner = storage.release();
 }
@@ -520,7 +521,7 @@ MCPA_API int mcpa_fetch_address_allowed(const mcpa_config_t* cf, mcpa_str_t ip) 
 }
 
 MCPA_API int mcpa_guard_reads_body(const mcpa_config_t* cf) noexcept {
-  return cf->guard.policy.empty() ? 0 : 1;
+  return cf->guard.policy.empty() && !cf->guard.filter_tools ? 0 : 1;
 }
 
 // --- observability --------------------------------------------------------

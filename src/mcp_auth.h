@@ -525,7 +525,8 @@ MCPA_API int mcpa_guard_resume(const mcpa_config_t *cf,
 
 MCPA_API void mcpa_guard_result_free(mcpa_guard_result_t *res) MCPA_NOEXCEPT;
 
-/* 1 when tool rules exist, so that a POST's body names what it needs. */
+/* 1 when tool rules exist or mcp_auth_filter_tools is on, so that a POST's
+ * body names what it needs (or whether it lists tools). */
 MCPA_API int mcpa_guard_reads_body(const mcpa_config_t *cf) MCPA_NOEXCEPT;
 
 /* 1 while the session named by session_key is live, 0 once it has ended
