@@ -18,6 +18,7 @@
 #include "mcp_auth.h"
 #include "replay_store.hpp"
 #include "sealed_store.hpp"
+#include "tools_list_filter.hpp"
 
 using mcpauth::Config;
 using mcpauth::Request;
@@ -565,4 +566,36 @@ MCPA_API int mcpa_metrics_render(const uint64_t* slots, size_t nslots, const mcp
   } catch (...) {
     return MCPA_ERROR;
   }
+}
+
+// --- tools/list filtering ---------------------------------------------------
+
+MCPA_API int mcpa_filter_tools_list(const mcpa_config_t* cf, mcpa_str_t body, int event_stream, mcpa_str_t scope,
+                                    mcpa_str_t claims, mcpa_sink_pt sink, void* sink_ctx) noexcept {
+  try {
+    // claims that do not read as a kept set are none: the tools that
+    // claim rules name are then hidden, never shown
+    auto kept = mcpauth::ClaimSet::from_json(view(claims));
+    const mcpauth::ClaimSet none;
+    const mcpauth::ClaimSet& held = kept ? *kept : none;
+    const std::string_view granted = view(scope);
+    // what the guard would decide on a tools/call of the tool
+    mcpauth::McpCall call;
+    call.method = "tools/call";
+    call.has_name = true;
+    auto allowed = [&](std::string_view name) {
+      call.name.assign(name);
+      return mcpauth::missing_scopes(cf->guard.policy.required(call), granted).empty() &&
+             cf->config.access.may_call(name, held);
+    };
+    auto r = event_stream ? mcpauth::filter_tools_list_sse(view(body), allowed)
+                          : mcpauth::filter_tools_list_json(view(body), allowed);
+    switch (r.outcome) {
+      case mcpauth::ToolsListFiltered::filtered: sink(sink_ctx, r.body.data(), r.body.size()); return MCPA_FILTER_FILTERED;
+      case mcpauth::ToolsListFiltered::unchanged: return MCPA_FILTER_UNCHANGED;
+      case mcpauth::ToolsListFiltered::not_filterable: break;
+    }
+  } catch (...) {
+  }
+  return MCPA_FILTER_NOT_FILTERABLE;
 }
