@@ -599,3 +599,11 @@ MCPA_API int mcpa_filter_tools_list(const mcpa_config_t* cf, mcpa_str_t body, in
   }
   return MCPA_FILTER_NOT_FILTERABLE;
 }
+
+MCPA_API size_t mcpa_sse_response_end(mcpa_str_t stream, size_t* from) noexcept {
+  try {
+    return mcpauth::sse_response_end(view(stream), from);
+  } catch (...) {
+    return 0;  // looked at again with more of the stream, or at its end
+  }
+}

@@ -591,4 +591,14 @@ MCPA_API int mcpa_filter_tools_list(const mcpa_config_t *cf, mcpa_str_t body,
     int event_stream, mcpa_str_t scope, mcpa_str_t claims, mcpa_sink_pt sink,
     void *sink_ctx) MCPA_NOEXCEPT;
 
+/*
+ * An event stream answer still arriving: the end of its first event that
+ * carries a JSON-RPC response, or 0 while none has arrived whole.  *from
+ * (0 at first) is where to look on; the call moves it past what it read.
+ * The glue filters up to there and passes the rest, so that a server that
+ * keeps the stream open after its answer is not waited for.
+ */
+MCPA_API size_t mcpa_sse_response_end(mcpa_str_t stream, size_t *from)
+    MCPA_NOEXCEPT;
+
 #endif /* MCP_AUTH_H_INCLUDED */

@@ -106,16 +106,75 @@ Read filter_document(std::string_view text, const ToolAllowed& allowed, std::str
 }
 
 // One line of the stream: [begin, end) its text, next where the one after
-// it starts (npos: the stream ends before the line does).
+// it starts (npos: the stream ends before the line does).  In a stream
+// still arriving, a CR at its end may be the first half of a CRLF.
 struct Line {
   size_t begin, end, next;
 };
 
-Line line_at(std::string_view s, size_t pos) {
+Line line_at(std::string_view s, size_t pos, bool arriving) {
   size_t i = s.find_first_of("\r\n", pos);
-  if (i == std::string_view::npos) return {pos, s.size(), std::string_view::npos};
+  if (i == std::string_view::npos || (arriving && s[i] == '\r' && i + 1 == s.size()))
+    return {pos, s.size(), std::string_view::npos};
   size_t next = (s[i] == '\r' && i + 1 < s.size() && s[i + 1] == '\n') ? i + 2 : i + 1;
   return {pos, i, next};
+}
+
+// One event: its lines, and the blank line that ends it at `end`.
+struct Event {
+  std::vector<Line> lines;
+  Line blank{};
+  size_t end = 0;
+};
+
+// The event at pos; false when the stream does not end one there.
+bool event_at(std::string_view s, size_t pos, bool arriving, Event* ev) {
+  ev->lines.clear();
+  while (pos < s.size()) {
+    Line l = line_at(s, pos, arriving);
+    if (l.next == std::string_view::npos) return false;
+    pos = l.next;
+    if (l.begin == l.end) {
+      ev->blank = l;
+      ev->end = pos;
+      return true;
+    }
+    ev->lines.push_back(l);
+  }
+  return false;
+}
+
+// The event's data: its "data" fields' values joined with "\n" (one space
+// after the colon dropped); which lines those are in *is_data.
+std::string event_data(std::string_view s, const Event& ev, std::vector<bool>* is_data) {
+  std::string data;
+  bool has_data = false;
+  is_data->assign(ev.lines.size(), false);
+  for (size_t i = 0; i < ev.lines.size(); ++i) {
+    std::string_view text = s.substr(ev.lines[i].begin, ev.lines[i].end - ev.lines[i].begin);
+    if (text.front() == ':') continue;  // a comment
+    size_t colon = text.find(':');
+    std::string_view field = text.substr(0, colon), value;
+    if (colon != std::string_view::npos) {
+      value = text.substr(colon + 1);
+      if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    }
+    if (field != "data") continue;
+    if (has_data) data += '\n';
+    data.append(value);
+    has_data = true;
+    (*is_data)[i] = true;
+  }
+  return data;
+}
+
+size_t after_bom(std::string_view s) { return s.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0; }
+
+// A JSON-RPC response: an object with a result or an error, no method.
+bool is_response(const std::string& data) {
+  Json doc(cJSON_Parse(data.c_str()));
+  return cJSON_IsObject(doc.get()) && !cJSON_HasObjectItem(doc.get(), "method") &&
+         (cJSON_HasObjectItem(doc.get(), "result") || cJSON_HasObjectItem(doc.get(), "error"));
 }
 
 }  // namespace
@@ -135,46 +194,14 @@ ToolsListFiltered filter_tools_list_sse(std::string_view s, const ToolAllowed& a
   std::string out;
   bool changed = false, unreadable = false;
   size_t copied = 0;  // s up to here is in out
-  size_t pos = s.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
-  std::vector<Line> lines;
+  size_t pos = after_bom(s);
+  Event ev;
+  std::vector<bool> is_data;
 
-  while (pos < s.size()) {
-    // an event: its lines, up to a blank one
-    const size_t start = pos;
-    lines.clear();
-    bool ended = false;
-    Line blank{};
-    while (pos < s.size()) {
-      Line l = line_at(s, pos);
-      if (l.next == std::string_view::npos) break;
-      pos = l.next;
-      if (l.begin == l.end) {
-        blank = l;
-        ended = true;
-        break;
-      }
-      lines.push_back(l);
-    }
-    if (!ended) break;  // not dispatched by clients: left as it is
-
-    std::string data;
-    bool has_data = false;
-    std::vector<bool> is_data(lines.size(), false);
-    for (size_t i = 0; i < lines.size(); ++i) {
-      std::string_view text = s.substr(lines[i].begin, lines[i].end - lines[i].begin);
-      if (text.front() == ':') continue;  // a comment
-      size_t colon = text.find(':');
-      std::string_view field = text.substr(0, colon), value;
-      if (colon != std::string_view::npos) {
-        value = text.substr(colon + 1);
-        if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-      }
-      if (field != "data") continue;
-      if (has_data) data += '\n';
-      data.append(value);
-      has_data = true;
-      is_data[i] = true;
-    }
+  // an event the stream does not end is not dispatched by clients: left
+  // as it is
+  for (; pos < s.size() && event_at(s, pos, false, &ev); pos = ev.end) {
+    std::string data = event_data(s, ev, &is_data);
     if (data.empty()) continue;  // e.g. a priming event: an id, no message
 
     std::string filtered;
@@ -182,10 +209,10 @@ ToolsListFiltered filter_tools_list_sse(std::string_view s, const ToolAllowed& a
     if (read == Read::unreadable) unreadable = true;
     if (read != Read::filtered) continue;
 
-    out.append(s.substr(copied, start - copied));
+    out.append(s.substr(copied, pos - copied));
     bool written = false;
-    for (size_t i = 0; i < lines.size(); ++i) {
-      const Line& l = lines[i];
+    for (size_t i = 0; i < ev.lines.size(); ++i) {
+      const Line& l = ev.lines[i];
       if (!is_data[i]) {
         out.append(s.substr(l.begin, l.next - l.begin));
       } else if (!written) {
@@ -194,8 +221,8 @@ ToolsListFiltered filter_tools_list_sse(std::string_view s, const ToolAllowed& a
         written = true;
       }
     }
-    out.append(s.substr(blank.begin, blank.next - blank.begin));
-    copied = pos;
+    out.append(s.substr(ev.blank.begin, ev.blank.next - ev.blank.begin));
+    copied = ev.end;
     changed = true;
   }
 
@@ -207,6 +234,18 @@ ToolsListFiltered filter_tools_list_sse(std::string_view s, const ToolAllowed& a
     r.outcome = unreadable ? ToolsListFiltered::not_filterable : ToolsListFiltered::unchanged;
   }
   return r;
+}
+
+size_t sse_response_end(std::string_view s, size_t* from) {
+  size_t pos = *from ? *from : after_bom(s);
+  Event ev;
+  std::vector<bool> is_data;
+  for (; pos < s.size() && event_at(s, pos, true, &ev); pos = ev.end) {
+    *from = ev.end;
+    std::string data = event_data(s, ev, &is_data);
+    if (!data.empty() && is_response(data)) return ev.end;
+  }
+  return 0;
 }
 
 }  // namespace mcpauth

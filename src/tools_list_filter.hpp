@@ -48,4 +48,12 @@ ToolsListFiltered filter_tools_list_json(std::string_view body, const ToolAllowe
 // could not be read.
 ToolsListFiltered filter_tools_list_sse(std::string_view body, const ToolAllowed& allowed);
 
+// In an event stream still arriving: where the first event that carries a
+// JSON-RPC response (a result or an error) ends, or 0 when none has been
+// seen whole yet.  Looks from *from on (0: the start), and leaves it at
+// the end of the last whole event it read, for the next call.  A server
+// that keeps the stream open after its answer (keep-alive comments) need
+// not be waited for: what follows the answer is not filtered.
+size_t sse_response_end(std::string_view stream, size_t* from);
+
 }  // namespace mcpauth

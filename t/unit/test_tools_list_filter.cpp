@@ -196,3 +196,30 @@ TEST(ToolsListFilterSse, AJsonBodyIsNotAStream) {
   // a JSON document read as a stream has no event that ends
   EXPECT_EQ(sse(kList).outcome, ToolsListFiltered::unchanged);
 }
+
+TEST(ToolsListFilterSse, TheResponsesEndInAStreamStillArriving) {
+  const std::string head = ": hi\n\nid: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\"}\n\n";
+  const std::string answer = std::string("event: message\r\ndata: ") + kList + "\r\n\r\n";
+  const std::string stream = head + answer + ": keep-alive\n\n";
+  size_t from = 0;
+  // not whole yet: nothing, and the next look starts after the whole events
+  EXPECT_EQ(sse_response_end(std::string_view(stream).substr(0, head.size() + 20), &from), 0u);
+  EXPECT_EQ(from, head.size());
+  // a CR at the end may be half a CRLF
+  EXPECT_EQ(sse_response_end(std::string_view(stream).substr(0, head.size() + answer.size() - 1), &from), 0u);
+  EXPECT_EQ(sse_response_end(stream, &from), head.size() + answer.size());
+  EXPECT_EQ(from, head.size() + answer.size());
+  // an error is an answer too; a request from the server is not
+  from = 0;
+  EXPECT_EQ(sse_response_end("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":1,\"message\":\"m\"}}\n\n", &from),
+            size_t(65));
+  from = 0;
+  EXPECT_EQ(sse_response_end("data: {\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"sampling/createMessage\"}\n\ndata: x\n\n", &from),
+            0u);
+  // what comes before the end filters alone
+  from = 0;
+  size_t end = sse_response_end(stream, &from);
+  auto r = sse(std::string_view(stream).substr(0, end));
+  ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
+  EXPECT_EQ(r.body, head + "event: message\r\ndata: " + kFiltered + "\r\n\r\n");
+}
