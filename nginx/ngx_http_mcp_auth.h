@@ -305,6 +305,7 @@ typedef struct {
     u_char                   *buf;             /* the answer so far */
     size_t                    len;
     size_t                    size;
+    size_t                    scanned;         /* events looked at */
     unsigned                  lists_tools:1;   /* the guard said so */
     unsigned                  gathering:1;
     unsigned                  event_stream:1;

@@ -35,7 +35,7 @@ static ngx_int_t ngx_http_mcp_auth_filter_gather(ngx_http_request_t *r,
 static ngx_int_t ngx_http_mcp_auth_filter_pass(ngx_http_request_t *r,
     ngx_http_mcp_auth_filter_ctx_t *fc, ngx_chain_t *rest, int outcome);
 static ngx_int_t ngx_http_mcp_auth_filter_send(ngx_http_request_t *r,
-    ngx_http_mcp_auth_ctx_t *ctx);
+    ngx_http_mcp_auth_ctx_t *ctx, size_t end, ngx_uint_t last);
 static void ngx_http_mcp_auth_filter_sink(void *data, const char *p,
     size_t len);
 
@@ -176,8 +176,10 @@ ngx_http_mcp_auth_filter_type(ngx_http_request_t *r, ngx_str_t *type)
 static ngx_int_t
 ngx_http_mcp_auth_filter_body(ngx_http_request_t *r, ngx_chain_t *in)
 {
+    size_t                         end;
     ngx_int_t                      rc;
     ngx_uint_t                     last;
+    mcpa_str_t                     stream;
     ngx_chain_t                   *cl;
     ngx_http_mcp_auth_ctx_t       *ctx;
     ngx_http_mcp_auth_loc_conf_t  *alcf;
@@ -215,11 +217,26 @@ ngx_http_mcp_auth_filter_body(ngx_http_request_t *r, ngx_chain_t *in)
         }
     }
 
-    if (!last) {
-        return NGX_OK;
+    if (last) {
+        return ngx_http_mcp_auth_filter_send(r, ctx, ctx->filter.len, 1);
     }
 
-    return ngx_http_mcp_auth_filter_send(r, ctx);
+    /*
+     * An event stream's answer goes on once its response has arrived: a
+     * server may keep the stream open after it.
+     */
+    if (ctx->filter.event_stream) {
+        stream.data = (const char *) ctx->filter.buf;
+        stream.len = ctx->filter.len;
+
+        end = mcpa_sse_response_end(stream, &ctx->filter.scanned);
+
+        if (end) {
+            return ngx_http_mcp_auth_filter_send(r, ctx, end, 0);
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -318,14 +335,17 @@ ngx_http_mcp_auth_filter_pass(ngx_http_request_t *r,
 }
 
 
-/* The whole answer is here: filtered, or as it came. */
+/*
+ * The answer up to end, filtered (or as it came), then what was gathered
+ * after it as it came; the answer ends there, or goes on unfiltered.
+ */
 static ngx_int_t
 ngx_http_mcp_auth_filter_send(ngx_http_request_t *r,
-    ngx_http_mcp_auth_ctx_t *ctx)
+    ngx_http_mcp_auth_ctx_t *ctx, size_t end, ngx_uint_t last)
 {
     int                             outcome;
-    ngx_buf_t                      *b;
-    ngx_chain_t                     out;
+    ngx_buf_t                      *b, *rest;
+    ngx_chain_t                     out[2];
     mcpa_str_t                      body, scope, claims;
     ngx_http_mcp_auth_loc_conf_t   *alcf;
     ngx_http_mcp_auth_filter_out_t  filtered;
@@ -335,7 +355,7 @@ ngx_http_mcp_auth_filter_send(ngx_http_request_t *r,
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
     body.data = (const char *) ctx->filter.buf;
-    body.len = ctx->filter.len;
+    body.len = end;
     scope.data = (const char *) ctx->guard.scope.data;
     scope.len = ctx->guard.scope.len;
     claims.data = (const char *) ctx->filter.claims.data;
@@ -365,24 +385,41 @@ ngx_http_mcp_auth_filter_send(ngx_http_request_t *r,
         b->pos = filtered.body.data;
         b->last = filtered.body.data + filtered.body.len;
 
-        if (ctx->filter.buf) {
-            (void) ngx_pfree(r->pool, ctx->filter.buf);
-            ctx->filter.buf = NULL;
-        }
-
     } else {
         b->pos = ctx->filter.buf;
-        b->last = ctx->filter.buf + ctx->filter.len;
+        b->last = ctx->filter.buf + end;
     }
 
     /* an empty buffer must not look like data to the filters after us */
     b->temporary = (b->last > b->pos);
-    b->last_buf = 1;
 
-    out.buf = b;
-    out.next = NULL;
+    out[0].buf = b;
+    out[0].next = NULL;
 
-    return ngx_http_next_body_filter(r, &out);
+    if (end < ctx->filter.len) {
+        rest = ngx_calloc_buf(r->pool);
+        if (rest == NULL) {
+            return NGX_ERROR;
+        }
+
+        rest->pos = ctx->filter.buf + end;
+        rest->last = ctx->filter.buf + ctx->filter.len;
+        rest->temporary = 1;
+
+        out[0].next = &out[1];
+        out[1].buf = rest;
+        out[1].next = NULL;
+        b = rest;
+    }
+
+    if (last) {
+        b->last_buf = 1;
+
+    } else {
+        b->flush = 1;
+    }
+
+    return ngx_http_next_body_filter(r, out);
 }
 
 

@@ -17,6 +17,7 @@ from mcp_gateway import Streamable, login, rpc, text_of
 from metrics_util import metric, scrape
 
 ALL_TOOLS = {"hello_mcp", "get_snippet", "save_snippet"}
+OPEN_FOR = 4  # seconds the upstream keeps a stream open after its answer
 FAMILY = "mcp_auth_tools_list_filter_total"
 
 
@@ -42,6 +43,12 @@ class ChunkedUpstream(BaseHTTPRequestHandler):
             self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
             self.wfile.flush()
             time.sleep(0.02)
+        # a server may keep the stream open after its answer
+        if self.path.endswith("/open"):
+            for _ in range(int(OPEN_FOR / 0.2)):
+                time.sleep(0.2)
+                self.wfile.write(b"e\r\n: keep-alive\n\n\r\n")
+                self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
@@ -69,7 +76,8 @@ def locations(upstream_port):
     return (location("/mcp-unfiltered", "    mcp_auth_filter_tools off;\n")
             + location("/mcp-small", "    mcp_auth_filter_tools_max_size 200;\n")
             + location("/mcp-chunked", "", chunked)
-            + location("/mcp-chunked-small", "    mcp_auth_filter_tools_max_size 1k;\n", chunked))
+            + location("/mcp-chunked-small", "    mcp_auth_filter_tools_max_size 1k;\n", chunked)
+            + location("/mcp-open", "", chunked.replace("/mcp", "/open")))
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +222,27 @@ def test_a_streamed_answer_that_grows_too_large_arrives_whole(gw, reader):
     assert r.text == "event: message\ndata: %s\n\n" % json.dumps(answer)
     assert len(answer["result"]["tools"]) == ChunkedUpstream.tools + 2
     assert delta(before, filter_counts(gw)) == {"too_large": 1}
+
+
+def test_an_answer_is_not_held_while_its_stream_stays_open(gw, reader):
+    before = filter_counts(gw)
+    started = time.monotonic()
+    r = requests.post(gw.url + "/mcp-open", data=json.dumps(rpc("tools/list")), stream=True,
+                      timeout=15, headers={"Authorization": "Bearer " + reader,
+                                           "Content-Type": "application/json",
+                                           "Accept": "text/event-stream"})
+    assert r.status_code == 200
+    text = ""
+    for chunk in r.iter_content(chunk_size=None, decode_unicode=True):
+        text += chunk
+        if "\n\n" in text:
+            break
+    took = time.monotonic() - started
+    r.close()
+    (answer,) = sse_messages(text.split("\n\n")[0] + "\n\n")
+    assert "save_snippet" not in names(answer) and "get_snippet" in names(answer)
+    assert took < OPEN_FOR - 1, took
+    assert delta(before, filter_counts(gw)) == {"filtered": 1}
 
 
 def test_tools_call_still_works(gw, reader, writer):
