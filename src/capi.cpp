@@ -591,7 +591,9 @@ MCPA_API int mcpa_filter_tools_list(const mcpa_config_t* cf, mcpa_str_t body, in
     auto r = event_stream ? mcpauth::filter_tools_list_sse(view(body), allowed)
                           : mcpauth::filter_tools_list_json(view(body), allowed);
     switch (r.outcome) {
-      case mcpauth::ToolsListFiltered::filtered: sink(sink_ctx, r.body.data(), r.body.size()); return MCPA_FILTER_FILTERED;
+      case mcpauth::ToolsListFiltered::filtered:
+        sink(sink_ctx, r.body.data(), r.body.size());
+        return MCPA_FILTER_FILTERED;
       case mcpauth::ToolsListFiltered::unchanged: return MCPA_FILTER_UNCHANGED;
       case mcpauth::ToolsListFiltered::not_filterable: break;
     }

@@ -16,13 +16,15 @@ bool allowed(std::string_view name) { return name == "read" || name == "search";
 
 const char kList[] =
     R"({"jsonrpc":"2.0","id":7,"result":{"tools":[)"
-    R"({"name":"read","description":"Reads","inputSchema":{"type":"object","properties":{"n":{"type":"integer","minimum":1.5}}}},)"
+    R"({"name":"read","description":"Reads",)"
+    R"("inputSchema":{"type":"object","properties":{"n":{"type":"integer","minimum":1.5}}}},)"
     R"({"name":"delete","description":"Deletes"},)"
     R"({"name":"search","annotations":{"readOnlyHint":true}}],"nextCursor":"c2"},"_extra":[null,false,"x"]})";
 
 const char kFiltered[] =
     R"({"jsonrpc":"2.0","id":7,"result":{"tools":[)"
-    R"({"name":"read","description":"Reads","inputSchema":{"type":"object","properties":{"n":{"type":"integer","minimum":1.5}}}},)"
+    R"({"name":"read","description":"Reads",)"
+    R"("inputSchema":{"type":"object","properties":{"n":{"type":"integer","minimum":1.5}}}},)"
     R"({"name":"search","annotations":{"readOnlyHint":true}}],"nextCursor":"c2"},"_extra":[null,false,"x"]})";
 
 ToolsListFiltered json(std::string_view body) { return filter_tools_list_json(body, allowed); }
@@ -198,7 +200,8 @@ TEST(ToolsListFilterSse, AJsonBodyIsNotAStream) {
 }
 
 TEST(ToolsListFilterSse, TheResponsesEndInAStreamStillArriving) {
-  const std::string head = ": hi\n\nid: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\"}\n\n";
+  const std::string head =
+      ": hi\n\nid: 1\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/x\"}\n\n";
   const std::string answer = std::string("event: message\r\ndata: ") + kList + "\r\n\r\n";
   const std::string stream = head + answer + ": keep-alive\n\n";
   size_t from = 0;
@@ -211,10 +214,13 @@ TEST(ToolsListFilterSse, TheResponsesEndInAStreamStillArriving) {
   EXPECT_EQ(from, head.size() + answer.size());
   // an error is an answer too; a request from the server is not
   from = 0;
-  EXPECT_EQ(sse_response_end("data: {\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":1,\"message\":\"m\"}}\n\n", &from),
-            size_t(65));
+  const std::string error = R"(data: {"jsonrpc":"2.0","id":1,"error":{"code":1,"message":"m"}})"
+                            "\n\n";
+  EXPECT_EQ(sse_response_end(error, &from), error.size());
   from = 0;
-  EXPECT_EQ(sse_response_end("data: {\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"sampling/createMessage\"}\n\ndata: x\n\n", &from),
+  EXPECT_EQ(sse_response_end(R"(data: {"jsonrpc":"2.0","id":9,"method":"sampling/createMessage"})"
+                             "\n\ndata: x\n\n",
+                             &from),
             0u);
   // what comes before the end filters alone
   from = 0;
