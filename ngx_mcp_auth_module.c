@@ -36,6 +36,14 @@ typedef struct {
 } ngx_http_mcp_auth_check_t;
 
 
+/* A directive kept as one tab-separated line of a list: its kind word
+ * (may be empty) and the check of the line. */
+typedef struct {
+    ngx_str_t                 kind;
+    mcpa_check_e              check;
+} ngx_http_mcp_auth_line_t;
+
+
 /* A lifetime's upper bound, checked on its line. */
 typedef struct {
     ngx_conf_post_handler_pt  post_handler;
@@ -74,6 +82,8 @@ static char *ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field,
     u_char end);
+static char *ngx_http_mcp_auth_add_line(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_mcp_auth_set_ports(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mcp_auth_check(ngx_conf_t *cf, void *post, void *data);
@@ -123,6 +133,19 @@ static ngx_http_mcp_auth_check_t  ngx_http_mcp_auth_check_not_empty =
     { ngx_http_mcp_auth_check, MCPA_CHECK_NOT_EMPTY };
 static ngx_http_mcp_auth_check_t  ngx_http_mcp_auth_check_tool_rule =
     { ngx_http_mcp_auth_check, MCPA_CHECK_TOOL_RULE };
+
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_login_rule =
+    { ngx_string("login"), MCPA_CHECK_CLAIM_RULE };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_email_rule =
+    { ngx_string("email"), MCPA_CHECK_CLAIM_RULE };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_scope_rule =
+    { ngx_string("scope"), MCPA_CHECK_CLAIM_RULE };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_tool_claim_rule =
+    { ngx_string("tool"), MCPA_CHECK_CLAIM_RULE };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_scope_description =
+    { ngx_null_string, MCPA_CHECK_SCOPE_DESCRIPTION };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_provider_param =
+    { ngx_null_string, MCPA_CHECK_PROVIDER_PARAM };
 
 /* lifetimes: positive, at most 2^31 s; a code at most 10 minutes (RFC 6749
  * section 4.1.2) */
@@ -436,6 +459,48 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, tool_scopes),
       &ngx_http_mcp_auth_check_tool_rule },
+
+    { ngx_string("mcp_auth_require_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, claim_rules),
+      &ngx_http_mcp_auth_login_rule },
+
+    { ngx_string("mcp_auth_require_email_domain"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, claim_rules),
+      &ngx_http_mcp_auth_email_rule },
+
+    { ngx_string("mcp_auth_scope_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, claim_rules),
+      &ngx_http_mcp_auth_scope_rule },
+
+    { ngx_string("mcp_auth_tool_claim"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, claim_rules),
+      &ngx_http_mcp_auth_tool_claim_rule },
+
+    { ngx_string("mcp_auth_scope_description"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, scope_descriptions),
+      &ngx_http_mcp_auth_scope_description },
+
+    { ngx_string("mcp_auth_provider_param"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE2,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, provider_params),
+      &ngx_http_mcp_auth_provider_param },
 
     { ngx_string("mcp_auth_metrics_tools"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -884,6 +949,11 @@ ngx_http_mcp_auth_merge_settings(ngx_http_mcp_auth_loc_conf_t *conf,
                              prev->identity_audience, "");
     ngx_conf_merge_str_value(conf->tool_scopes, prev->tool_scopes, "");
     ngx_conf_merge_str_value(conf->metrics_tools, prev->metrics_tools, "");
+    ngx_conf_merge_str_value(conf->claim_rules, prev->claim_rules, "");
+    ngx_conf_merge_str_value(conf->scope_descriptions,
+                             prev->scope_descriptions, "");
+    ngx_conf_merge_str_value(conf->provider_params, prev->provider_params,
+                             "");
 }
 
 
@@ -990,6 +1060,11 @@ ngx_http_mcp_auth_core(ngx_conf_t *cf, ngx_http_mcp_auth_loc_conf_t *conf)
         ngx_http_mcp_auth_fill_str(&f, &conf->identity_audience);
     s->tool_scopes = ngx_http_mcp_auth_fill_str(&f, &conf->tool_scopes);
     s->metrics_tools = ngx_http_mcp_auth_fill_str(&f, &conf->metrics_tools);
+    s->claim_rules = ngx_http_mcp_auth_fill_str(&f, &conf->claim_rules);
+    s->scope_descriptions =
+        ngx_http_mcp_auth_fill_str(&f, &conf->scope_descriptions);
+    s->provider_params =
+        ngx_http_mcp_auth_fill_str(&f, &conf->provider_params);
 
     if (f.failed) {
         return NULL;
@@ -1358,6 +1433,83 @@ ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field, u_char end)
         *d++ = end;
     }
 
+    field->len = d - field->data;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * mcp_auth_require_claim, _require_email_domain, _scope_claim, _tool_claim,
+ * _scope_description, _provider_param: each directive is one line of a
+ * list, "KIND\tARG\tARG...\n" (tabs, so that a quoted value may hold
+ * spaces), checked on its own line first.  A level with its own lines
+ * replaces the inherited ones, like mcp_auth_tool_scope.
+ */
+static char *
+ngx_http_mcp_auth_add_line(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_str_t                 *field = (ngx_str_t *) ((char *) conf
+                                                      + cmd->offset);
+    ngx_http_mcp_auth_line_t  *line = cmd->post;
+
+    size_t       len;
+    u_char      *d, *start, err[NGX_HTTP_MCP_AUTH_ERRLEN];
+    ngx_str_t   *value;
+    ngx_uint_t   i;
+    mcpa_str_t   directive, v;
+
+    value = cf->args->elts;
+
+    len = field->len + line->kind.len + 1;
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '\t')
+            || ngx_strlchr(value[i].data, value[i].data + value[i].len, '\n'))
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "\"%V\" must not hold a tab or a line break",
+                               &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        len += value[i].len + 1;
+    }
+
+    d = ngx_pnalloc(cf->pool, len);
+    if (d == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (field->len) {
+        ngx_memcpy(d, field->data, field->len);
+    }
+
+    start = d + field->len;
+    field->data = d;
+    d = ngx_cpymem(start, line->kind.data, line->kind.len);
+
+    for (i = 1; i < cf->args->nelts; i++) {
+        if (i > 1 || line->kind.len) {
+            *d++ = '\t';
+        }
+
+        d = ngx_cpymem(d, value[i].data, value[i].len);
+    }
+
+    directive.data = (const char *) value[0].data;
+    directive.len = value[0].len;
+    v.data = (const char *) start;
+    v.len = d - start;
+
+    if (mcpa_check_setting(line->check, directive, v, (char *) err,
+                           sizeof(err))
+        != MCPA_OK)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0, "%s", err);
+        return NGX_CONF_ERROR;
+    }
+
+    *d++ = '\n';
     field->len = d - field->data;
 
     return NGX_CONF_OK;

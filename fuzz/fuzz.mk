@@ -97,10 +97,11 @@ $(FUZZ_DIR)/peek_jsonrpc: $(FUZZ_DIR)/tool-server/jsonrpc.o
 # tool server reads it
 $(FUZZ_DIR)/guard: $(FUZZ_DIR)/tool-server/jsonrpc.o
 
-# the tool server shares the core's decode_mirror_value, ToolPolicy and ct_equal
+# the tool server shares the core's decode_mirror_value, ToolPolicy, claim
+# rules and ct_equal
 $(addprefix $(FUZZ_DIR)/,$(FUZZ_TOOL_HARNESSES)): $(FUZZ_DIR)/%: $(FUZZ_DIR)/harness/%.o $(FUZZ_TOOL_OBJS) \
     $(FUZZ_DIR)/core/mirror_headers.o $(FUZZ_DIR)/core/encoding.o $(FUZZ_DIR)/core/tool_policy.o \
-    $(FUZZ_DIR)/core/crypto.o
+    $(FUZZ_DIR)/core/claims.o $(FUZZ_DIR)/core/crypto.o
 	$(FUZZ_CXX) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ -levent -ljwt -lcjson -lsqlite3 -lcrypto -lpthread
 
 -include $(FUZZ_CORE_OBJS:.o=.d) $(FUZZ_TOOL_OBJS:.o=.d) $(FUZZ_HARNESSES:%=$(FUZZ_DIR)/harness/%.d)

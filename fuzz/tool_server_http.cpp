@@ -101,11 +101,12 @@ std::string b64url(const unsigned char* p, size_t n) {
 std::string b64url(const std::string& s) { return b64url(reinterpret_cast<const unsigned char*>(s.data()), s.size()); }
 
 // An assertion as the gateway mints it (HS256, 4 minutes).
-std::string mint(const char* scope, long now) {
+// `more` is further members, e.g. ",\"claims\":{...}".
+std::string mint(const char* scope, long now, const char* more = "") {
   const std::string head = b64url(std::string("{\"alg\":\"HS256\",\"typ\":\"JWT\"}"));
   const std::string claims = b64url("{\"iss\":\"ngx_mcp_auth\",\"aud\":\"mcp-tool-server\",\"sub\":\"fuzzer\","
                                     "\"client_id\":\"fuzz\",\"scope\":\"" + std::string(scope) + "\",\"iat\":" +
-                                    std::to_string(now) + ",\"exp\":" + std::to_string(now + 240) + "}");
+                                    std::to_string(now) + ",\"exp\":" + std::to_string(now + 240) + more + "}");
   const std::string input = head + "." + claims;
   unsigned char mac[EVP_MAX_MD_SIZE];
   unsigned int mac_len = 0;
@@ -152,10 +153,11 @@ struct World {
     if (!cfg.tool_scopes.add("save_snippet=snippets:write", err) ||
         !cfg.tool_scopes.add("get_snippet=snippets:read", err))
       die("bad tool scopes");
+    if (!cfg.tool_claims.add("save_snippet:groups=editors,admins", err)) die("bad tool claims");
     verifier = IdentityVerifier::create(cfg, err);
     if (!verifier) die("no identity verifier");
     tools = std::make_unique<Tools>(store, SnippetScope::Private, cfg.max_snippet);
-    mcp = std::make_unique<mcp::Server>(*tools);
+    mcp = std::make_unique<mcp::Server>(*tools, cfg.tool_scopes, cfg.tool_claims);
     // as main.cpp makes it
     event_config* ev_cfg = event_config_new();
     if (ev_cfg) event_config_set_flag(ev_cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
@@ -170,7 +172,7 @@ struct World {
     const long now = static_cast<long>(std::time(nullptr));
     if (now - minted_at < 60) return;
     read_token = mint("snippets:read", now);
-    write_token = mint("snippets:read snippets:write", now);
+    write_token = mint("snippets:read snippets:write", now, ",\"claims\":{\"groups\":[\"editors\"]}");
     minted_at = now;
   }
 };

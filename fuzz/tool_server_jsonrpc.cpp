@@ -24,7 +24,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)quiet;
   static MemorySnippets store;
   static Tools tools(store, SnippetScope::Private, 4096);
-  static mcp::Server server(tools);
+  static toolserver::ToolScopes no_scopes;
+  static toolserver::ToolClaims no_claims;
+  static mcp::Server server(tools, no_scopes, no_claims);
   static mcp::SessionRegistry sessions;
   if (size == 0) return 0;
   const uint8_t flags = data[0];

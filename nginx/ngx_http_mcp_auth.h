@@ -187,6 +187,9 @@ typedef struct {
     ngx_str_t                 identity_audience;
     ngx_str_t                 tool_scopes;     /* "NAME SCOPE...\n" lines */
     ngx_str_t                 metrics_tools;
+    ngx_str_t                 claim_rules;     /* "KIND\tWORD...\n" lines */
+    ngx_str_t                 scope_descriptions;
+    ngx_str_t                 provider_params;
 
     ngx_flag_t                protect;
     ngx_msec_t                stream_check;

@@ -14,10 +14,11 @@ other addresses and folders:
 
 Extra directives for the http{} block can be given with --http-extra.
 
-It also reads the per-tool scope rules back out of a configuration
+It also reads the per-tool rules back out of a configuration
 (--tool-scope-args, tool_scope_args()): the rules are written once, as
-mcp_auth_tool_scope directives, and whatever starts the tool server behind
-that nginx passes them on as --tool-scope flags.
+mcp_auth_tool_scope and mcp_auth_tool_claim directives, and whatever starts
+the tool server behind that nginx passes them on as --tool-scope and
+--tool-claim flags.
 """
 
 import argparse
@@ -153,7 +154,7 @@ def _directives(path, prefix, depth=0):
     return block()
 
 
-def tool_scope_rules(conf):
+def tool_scope_rules(conf, directive="mcp_auth_tool_scope"):
     """The mcp_auth_tool_scope rules in force where the guard is on
     (mcp_auth_protect on) in the nginx configuration `conf`, as a list of
     (name, [scopes]) in the order written.  The rules are inherited from
@@ -165,9 +166,11 @@ def tool_scope_rules(conf):
 
     def rules_of(children, inherited):
         own = [(args[0], args[1:]) for name, args, sub in children
-               if name == "mcp_auth_tool_scope" and sub is None]
+               if name == directive and sub is None]
         if not own:
             return inherited
+        if directive != "mcp_auth_tool_scope":  # every line a rule of its own
+            return tuple((name, tuple(rest)) for name, rest in own)
         merged = {}
         for name, scopes in own:
             if not scopes:
@@ -194,15 +197,16 @@ def tool_scope_rules(conf):
 
     walk(_directives(conf, conf.parent), (), False, [])
     if len(found) > 1:
-        raise ValueError("%s: the guarded locations have different mcp_auth_tool_scope rules (%s); "
-                         "give the tool server its --tool-scope flags by hand"
-                         % (conf, "; ".join(found.values())))
+        raise ValueError("%s: the guarded locations have different %s rules (%s); "
+                         "give the tool server its flags by hand"
+                         % (conf, directive, "; ".join(found.values())))
     return [(name, list(scopes)) for name, scopes in next(iter(found), ())]
 
 
 def tool_scope_args(conf):
-    """The tool server's --tool-scope flags (one argv element each) for the
-    rules of `conf` (tool_scope_rules)."""
+    """The tool server's --tool-scope and --tool-claim flags (one argv
+    element each) for the mcp_auth_tool_scope and mcp_auth_tool_claim rules
+    of `conf` (tool_scope_rules)."""
     out = []
     for name, scopes in tool_scope_rules(conf):
         bad = [x for x in [name] if "=" in x] + [x for x in scopes if "," in x]
@@ -210,6 +214,11 @@ def tool_scope_args(conf):
             raise ValueError("%s: mcp_auth_tool_scope %s: %r cannot be passed as --tool-scope "
                              "NAME=SCOPE[,SCOPE...]" % (conf, name, bad[0]))
         out.append("--tool-scope=%s=%s" % (name, ",".join(scopes)))
+    for name, rest in tool_scope_rules(conf, "mcp_auth_tool_claim"):
+        if len(rest) < 2 or ":" in name or "=" in rest[0] or any("," in v for v in rest[1:]):
+            raise ValueError("%s: mcp_auth_tool_claim %s: cannot be passed as --tool-claim "
+                             "NAME:PATH=VALUE[,VALUE...]" % (conf, name))
+        out.append("--tool-claim=%s:%s=%s" % (name, rest[0], ",".join(rest[1:])))
     return out
 
 
@@ -218,7 +227,7 @@ def main():
     ap.add_argument("--example", default=str(ROOT / "nginx.conf.example"))
     ap.add_argument("--module")
     ap.add_argument("--tool-scope-args", metavar="NGINX_CONF",
-                    help="print the tool server's --tool-scope flags for this configuration, "
+                    help="print the tool server's --tool-scope and --tool-claim flags for this configuration, "
                          "one per line, and render nothing")
     ap.add_argument("--rundir")
     ap.add_argument("--port", type=int, default=8080)

@@ -31,8 +31,12 @@ umask 077
 [ -s "$RUNDIR/identity.key" ] || openssl rand -hex 32 > "$RUNDIR/identity.key"
 [ -s "$RUNDIR/keys" ] || "$root/scripts/mcp-auth-keygen" > "$RUNDIR/keys"
 [ -s "$RUNDIR/idp-client-secret" ] || openssl rand -hex 24 > "$RUNDIR/idp-client-secret"
-[ -s "$RUNDIR/demo-password" ] || openssl rand -base64 12 | tr -d '/+=\n' > "$RUNDIR/demo-password"
+for who in demo viewer outsider; do
+    [ -s "$RUNDIR/$who-password" ] || openssl rand -base64 12 | tr -d '/+=\n' > "$RUNDIR/$who-password"
+done
 demo_password=$(cat "$RUNDIR/demo-password")
+viewer_password=$(cat "$RUNDIR/viewer-password")
+outsider_password=$(cat "$RUNDIR/outsider-password")
 if [ ! -s "$RUNDIR/tls.crt" ]; then
     # a self-signed certificate for the https server (clients must be told
     # to trust run/tls.crt, or use the http server on loopback)
@@ -50,6 +54,7 @@ node "$root/t/idp/dev-idp.mjs" --port "$IDP_PORT" \
     --redirect-uri "http://127.0.0.1:$PORT/oauth-callback" \
     --redirect-uri "https://127.0.0.1:$TLS_PORT/oauth-callback" \
     --user demo --password "$demo_password" \
+    --viewer-password "$viewer_password" --outsider-password "$outsider_password" \
     --keys-file "$RUNDIR/idp-keys.json" > "$RUNDIR/idp.log" 2>&1 &
 pids+=($!)
 
@@ -58,7 +63,7 @@ conf=$(/usr/bin/python3 "$root/scripts/render-config.py" --module "$root/build/n
     --rundir "$RUNDIR" --port "$PORT" --tool-port "$TOOL_PORT" --tls-port "$TLS_PORT" \
     --idp "http://127.0.0.1:$IDP_PORT")
 /usr/sbin/nginx -p "$RUNDIR" -c "$conf" -t -q
-# the per-tool scope rules are written once, in nginx's configuration; the
+# the per-tool rules (scopes, claims) are written once, in nginx's configuration; the
 # tool server enforces the same ones
 scope_args=$(/usr/bin/python3 "$root/scripts/render-config.py" --tool-scope-args "$conf")
 tool_scopes=()
@@ -66,7 +71,8 @@ tool_scopes=()
 
 # --- the tool server ------------------------------------------------------------
 "$root/build/mcp-tool-server" --listen "127.0.0.1:$TOOL_PORT" --data-dir "$RUNDIR/data" \
-    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" > "$RUNDIR/tool-server.log" 2>&1 &
+    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" \
+    > "$RUNDIR/tool-server.log" 2>&1 &
 pids+=($!)
 
 wait_port "$IDP_PORT"
@@ -87,6 +93,8 @@ cat <<EOT
   Discovery              $base/.well-known/oauth-authorization-server
   The same over https    https://127.0.0.1:$TLS_PORT/mcp   (self-signed: $RUNDIR/tls.crt)
   Identity provider      http://127.0.0.1:$IDP_PORT   (demo login: demo / $demo_password)
+                         (viewer login: viewer / $viewer_password   no groups, demo's tenant)
+                         (outsider login: outsider / $outsider_password   group editors, another tenant)
 
   Connect the MCP Inspector (in this folder, another terminal):
     npx mcp-inspector --web --transport http --server-url $base/mcp

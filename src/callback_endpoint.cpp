@@ -14,8 +14,10 @@
 #include "endpoints.hpp"
 #include "id_token.hpp"
 #include "identity_assertion.hpp"
+#include "json.hpp"
 #include "jwks.hpp"
 #include "provider.hpp"
+#include "redirect_uri.hpp"
 
 #include <limits>
 
@@ -51,6 +53,35 @@ Response client_error(const Config& cf, const Request& req, const LoginState& lo
   return login_event(r, outcome, error, &login);
 }
 
+// The provider's user is not one the claim rules admit: the user is told
+// so here, whatever this browser remembered, and the client hears
+// access_denied through the link; nothing is stored.
+Response not_admitted(const Config& cf, const LoginState& login, const IdTokenClaims& who, const std::string& why) {
+  const std::string href = add_query(login.authz.redirect_uri, {{"error", "access_denied"},
+                                                                {"error_description", "the account is not allowed"},
+                                                                {"state", login.authz.state},
+                                                                {"iss", cf.issuer}});
+  std::string err;
+  auto uri = parse_uri(login.authz.redirect_uri, &err);
+  const std::string destination = uri && !uri->host.empty() ? uri->host : url_origin(login.authz.redirect_uri);
+  std::string account = !who.email.empty() ? who.email : !who.preferred_username.empty() ? who.preferred_username : who.name;
+  Response r;
+  r.status = 403;
+  r.body = render_return_page("Your account is not allowed to use this server",
+                              (account.empty() ? std::string("You signed in") : "You signed in as " + account) +
+                                  ", but this server only admits accounts its organisation allows. "
+                                  "Ask your administrator for access, or sign in with another account.",
+                              href, destination, r.status);
+  add_page_security_headers(r, "'none'");
+  r.error = "access_denied";
+  clear_login_cookie(cf, r);
+  Event& e = r.event(MCPA_EV_LOGIN, "login.denied", "not_admitted");
+  e.reason = why;
+  e.subject = who.sub;
+  e.client_id = login.authz.client_id;
+  return r;
+}
+
 Response completed_page(const Config& cf, const LoginState& login) {
   Response r = bad_page("This sign-in was already completed. Start again from your app.");
   clear_login_cookie(cf, r);
@@ -77,14 +108,16 @@ std::optional<Fields> open_continuation(const Config& cf, const std::string& tex
 
 // Step 6 of the flow: the ID token checks out -> session and code.
 Response issue_code(const Config& cf, Store& store, const Request& req, const LoginState& login,
-                    const ProviderTokens& tokens, const IdTokenClaims& claims) {
+                    const ProviderTokens& tokens, const IdTokenClaims& claims, const ClaimSet& kept) {
   Session s;
   s.sid = random_token(32);
   s.sub = claims.sub;
   s.name = claims.name.empty() ? claims.preferred_username : claims.name;
   s.email = claims.email;
   s.client_id = login.authz.client_id;
-  s.scope = login.authz.scope;
+  // the approved scopes this user may hold (mcp_auth_scope_claim)
+  s.scope = cf.access.has_scope_rules() ? cf.access.holdable(login.authz.scope, kept) : login.authz.scope;
+  s.claims = kept.to_record();
   s.resource = login.authz.resource;
   s.provider_access_token = tokens.access_token;
   s.provider_refresh_token = tokens.refresh_token;
@@ -113,7 +146,7 @@ Response issue_code(const Config& cf, Store& store, const Request& req, const Lo
   c.redirect_uri_sent = login.authz.redirect_uri_sent;
   c.code_challenge = login.authz.code_challenge;
   c.resource = login.authz.resource;
-  c.scope = login.authz.scope;
+  c.scope = s.scope;
   c.session_expires = s.expires;
   const std::string code = random_token(32);
   // Only the hash of the code is stored (a store dump yields no codes).
@@ -201,7 +234,16 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
     // The reason is not for the browser: the provider gave us a bad token.
     return client_error(cf, req, login, "server_error", "the identity provider's ID token was not valid");
   }
-  return issue_code(cf, store, req, login, tokens, std::get<IdTokenClaims>(verified));
+  const IdTokenClaims& who = std::get<IdTokenClaims>(verified);
+  ClaimSet kept;
+  if (!cf.access.empty()) {
+    Json payload(cJSON_ParseWithLength(who.payload.data(), who.payload.size()));
+    if (!payload) return client_error(cf, req, login, "server_error", "the identity provider's ID token was not valid");
+    std::string why = cf.access.admit(payload.get());
+    if (!why.empty()) return not_admitted(cf, login, who, why);
+    kept = cf.access.keep(payload.get());
+  }
+  return issue_code(cf, store, req, login, tokens, who, kept);
 }
 
 bool denial(const std::string& error) {

@@ -404,6 +404,7 @@ void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out, std::uniq
   out->session_tag = c_view(g.session_tag);
   out->session_key = c_view(g.session_key);
   out->provider_token = c_view(g.provider_token);
+  out->claims = c_view(g.claims);
   out->lists_tools = g.lists_tools ? 1 : 0;
   describe_guard(g, out);
   out->owner = storage.release();
@@ -522,7 +523,7 @@ MCPA_API int mcpa_fetch_address_allowed(const mcpa_config_t* cf, mcpa_str_t ip) 
 }
 
 MCPA_API int mcpa_guard_reads_body(const mcpa_config_t* cf) noexcept {
-  return cf->guard.policy.empty() && !cf->guard.filter_tools ? 0 : 1;
+  return cf->guard.policy.empty() && !cf->config.access.has_tool_rules() && !cf->guard.filter_tools ? 0 : 1;
 }
 
 // --- observability --------------------------------------------------------
@@ -575,7 +576,7 @@ MCPA_API int mcpa_filter_tools_list(const mcpa_config_t* cf, mcpa_str_t body, in
   try {
     // claims that do not read as a kept set are none: the tools that
     // claim rules name are then hidden, never shown
-    auto kept = mcpauth::ClaimSet::from_json(view(claims));
+    auto kept = mcpauth::ClaimSet::from_record(view(claims));
     const mcpauth::ClaimSet none;
     const mcpauth::ClaimSet& held = kept ? *kept : none;
     const std::string_view granted = view(scope);

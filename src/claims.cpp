@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "encoding.hpp"
 #include "json.hpp"
 #include "tool_policy.hpp"  // valid_scope_token
 
@@ -192,6 +193,33 @@ std::optional<ClaimSet> ClaimSet::from_json(std::string_view text) {
   return from_cjson(j.get());
 }
 
+std::string ClaimSet::to_record() const {
+  std::string out;
+  for (const auto& [path, values] : entries_) {
+    if (!out.empty()) out += '&';
+    out += pct_encode(path);
+    for (size_t k = 0; k < values.size(); ++k) out += (k ? ',' : '=') + pct_encode(values[k]);
+  }
+  return out;
+}
+
+std::optional<ClaimSet> ClaimSet::from_record(std::string_view text) {
+  ClaimSet set;
+  if (text.empty()) return set;
+  for (const auto& entry : split(text, '&')) {
+    size_t eq = entry.find('=');
+    if (eq == std::string::npos) return std::nullopt;
+    auto path = pct_decode(std::string_view(entry).substr(0, eq), false);
+    if (!path || path->empty()) return std::nullopt;
+    for (const auto& v : split(std::string_view(entry).substr(eq + 1), ',')) {
+      auto value = pct_decode(v, false);
+      if (!value || value->empty()) return std::nullopt;
+      set.add(*path, *value);
+    }
+  }
+  return set;
+}
+
 std::optional<AccessRules> AccessRules::parse(std::string_view lines, std::string* error) {
   AccessRules r;
   size_t count = 0;
@@ -311,6 +339,12 @@ bool AccessRules::may_call(std::string_view tool, const ClaimSet& kept, const Cl
       return false;
     }
   return true;
+}
+
+bool AccessRules::restricts_scope(std::string_view scope) const {
+  for (const auto& n : scope_)
+    if (n.name == scope) return true;
+  return false;
 }
 
 bool AccessRules::names_tool(std::string_view tool) const {

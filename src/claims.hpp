@@ -64,6 +64,11 @@ class ClaimSet {
   // "" is the empty set (a session from before any rule).
   static std::optional<ClaimSet> from_json(std::string_view text);
   static std::optional<ClaimSet> from_cjson(const cJSON* object);
+  // As a session record keeps it: "PATH=VALUE,VALUE&PATH=VALUE", every
+  // name and value percent-encoded, so the record stays free of escapes
+  // (its fast reader, session.cpp); "" when empty.
+  std::string to_record() const;
+  static std::optional<ClaimSet> from_record(std::string_view text);
 
  private:
   std::vector<Entry> entries_;  // in the order of the rules
@@ -101,6 +106,8 @@ class AccessRules {
   // Whether the user may call `tool` (no rule: yes); the first condition
   // that fails in *failed.
   bool may_call(std::string_view tool, const ClaimSet& kept, const ClaimCondition** failed = nullptr) const;
+  // Whether a scope rule names `scope` (not every user may hold it).
+  bool restricts_scope(std::string_view scope) const;
   // Whether any tool rule names `tool`.
   bool names_tool(std::string_view tool) const;
 

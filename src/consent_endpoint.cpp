@@ -85,10 +85,10 @@ Response show(const Config& cf, Store& store, const Request& req) {
   std::string sealed;
   params->find("authz", &sealed);
   view.hidden_fields.emplace_back("authz", sealed);
-  // no descriptions configured yet: the page shows the scope names alone
   auto remembered = remembered_scopes(cf, req, authz->client_id, authz->redirect_uri);
   for (const auto& s : split_scope(authz->scope)) {
-    view.scopes.emplace_back(s, "");
+    view.scopes.emplace_back(s, cf.scope_description(s));
+    if (cf.access.restricts_scope(s)) view.restricted_scopes.push_back(s);
     if (remembered && std::find(remembered->begin(), remembered->end(), s) == remembered->end())
       view.new_scopes.push_back(s);
   }

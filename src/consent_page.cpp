@@ -39,6 +39,7 @@ ul.scopes li:first-child{border-top:0}
 .scope-name{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;
 overflow-wrap:anywhere}
 .scope-desc{display:block;color:var(--muted);font-size:14px}
+.scope-restricted{display:block;color:var(--muted);font-size:13px;font-style:italic}
 .redirect{font-size:14px;margin:0 0 20px;overflow-wrap:anywhere}
 .remember{display:flex;gap:8px;align-items:center;font-size:14px;margin:0 0 20px}
 .actions{display:flex;gap:12px;justify-content:flex-end;flex-wrap:wrap}
@@ -140,6 +141,11 @@ std::string render_consent_page(const ConsentView& v) {
       put(&out, description);
       out += "</span>";
     }
+    for (const auto& n : v.restricted_scopes)
+      if (n == scope) {
+        out += "<span class=\"scope-restricted\">Granted only if your organisation allows your account</span>";
+        break;
+      }
     out += "</li>\n";
   }
   out += "</ul>\n";

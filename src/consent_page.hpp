@@ -29,6 +29,9 @@ struct ConsentView {
   // Scopes in `scopes` beyond what this browser remembered approving for
   // the client: the page says that the application now asks for more.
   std::vector<std::string> new_scopes;
+  // Scopes only some accounts may hold (mcp_auth_scope_claim): the page says
+  // so, since the user is not known until they sign in.
+  std::vector<std::string> restricted_scopes;
   bool remember_option = false;
   std::string product_name;       // e.g. "Acme MCP Gateway"; a default when empty
   std::string user_display;       // "Signed in as …" line; omitted when empty

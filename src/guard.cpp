@@ -4,9 +4,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "claims.hpp"
 #include "crypto.hpp"
 #include "encoding.hpp"
 #include "endpoints.hpp"
+#include "json.hpp"
 #include "provider.hpp"
 #include "provider_renewal.hpp"
 #include "redirect_uri.hpp"
@@ -104,15 +106,16 @@ struct ToolNeeds {
   bool applies = false;
   enum { ok, need_body, unreadable, mismatch } body = ok;
   std::vector<std::string> scopes;
+  std::vector<std::string> claim_tools;  // the tools called that claim rules name
   std::string mismatch_why, id;
   int tools[GuardOutcome::kMaxCounted];  // their allowed-calls counters (tool_counter)
   int ntools = 0;
   bool lists_tools = false;  // one tools/list, with mcp_auth_filter_tools
 };
 
-ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in, std::string* first_tool) {
+ToolNeeds tool_needs(const Config& cf, const GuardSettings& gs, const GuardInput& in, std::string* first_tool) {
   ToolNeeds n;
-  n.applies = (!gs.policy.empty() || gs.filter_tools) && in.method == "POST";
+  n.applies = (!gs.policy.empty() || cf.access.has_tool_rules() || gs.filter_tools) && in.method == "POST";
   if (!n.applies) return n;
   if (!in.body_read) {
     n.body = ToolNeeds::need_body;
@@ -130,11 +133,14 @@ ToolNeeds tool_needs(const GuardSettings& gs, const GuardInput& in, std::string*
     if (!batch && calls->size() == 1) n.id = calls->front().id;
     return n;
   }
+  if (!batch && calls->size() == 1) n.id = calls->front().id;
   n.lists_tools = gs.filter_tools && !batch && calls->size() == 1 && calls->front().method == "tools/list";
   for (const auto& call : *calls) {
     for (const auto& s : gs.policy.required(call))
       if (std::find(n.scopes.begin(), n.scopes.end(), s) == n.scopes.end()) n.scopes.push_back(s);
-    if (std::string_view(call.method) == "tools/call" && n.ntools < GuardOutcome::kMaxCounted) {
+    if (std::string_view(call.method) != "tools/call") continue;
+    if (cf.access.names_tool(call.name)) n.claim_tools.push_back(call.name);
+    if (n.ntools < GuardOutcome::kMaxCounted) {
       if (n.ntools == 0) first_tool->assign(call.name);
       n.tools[n.ntools++] = gs.tool_counter(call.name);
     }
@@ -147,6 +153,27 @@ void count_tools(GuardOutcome& out, const ToolNeeds& needs, bool allowed, const 
   for (int i = 0; i < needs.ntools; ++i) out.tool_metrics[i] = needs.tools[i] + (allowed ? 0 : 1);
   out.ntool_metrics = needs.ntools;
   if (needs.ntools) out.tool = cache.scratch_tool;
+}
+
+// A call no step-up can allow: a tool rule's claim the user lacks, or a
+// scope the user's claims never allow.  403 with a JSON-RPC error that says
+// why and no insufficient_scope challenge: re-authorizing cannot help.
+Response forbidden(const Config& cf, const GuardInput& in, const std::string& id, const std::string& why) {
+  Json msg(must(cJSON_CreateString(("Forbidden: " + why).c_str())));
+  Response r = json_response(403, R"({"jsonrpc":"2.0","id":)" + (id.empty() ? std::string("null") : id) +
+                                      R"(,"error":{"code":-32001,"message":)" + json_text(msg.get()) + "}}");
+  add_cors(r, cf, std::string(in.origin));
+  return r;
+}
+
+// The words of `a` that are also in `b`, in a's order.
+void intersect_scope(std::string_view a, std::string_view b, std::string* out) {
+  out->clear();
+  for (const auto& w : split_scope(std::string(a))) {
+    if (!missing_scopes({w}, b).empty()) continue;
+    if (!out->empty()) *out += ' ';
+    *out += w;
+  }
 }
 
 }  // namespace
@@ -252,7 +279,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   // while the body is read for the tool rules: they need nothing of the
   // session until the scopes are compared, below, in the usual order.
   store.prefetch(key);
-  ToolNeeds needs = tool_needs(gs, in, &cache.scratch_tool);
+  ToolNeeds needs = tool_needs(cf, gs, in, &cache.scratch_tool);
 
   std::string& record = cache.scratch_record;
   StoreStatus st = store.get(key, &record);
@@ -292,8 +319,14 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     }
   }
 
-  // A refresh may have narrowed the token's scope below the session's.
-  std::string_view granted = claims->scope.empty() ? std::string_view(session->scope) : std::string_view(claims->scope);
+  // A refresh may have narrowed the token's scope below the session's, and a
+  // renewal at the provider the session's below the token's (claim rules):
+  // the request has what both allow.
+  std::string_view granted = session->scope;
+  if (!claims->scope.empty() && claims->scope != session->scope) {
+    intersect_scope(claims->scope, session->scope, &cache.scratch_scope);
+    granted = cache.scratch_scope;
+  }
 
   // Per-tool authorization at the edge (what the body needs was read above).
   if (needs.applies) {
@@ -308,7 +341,34 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     if (needs.body == ToolNeeds::mismatch)
       return deny(header_mismatch(cf, in, needs.id, needs.mismatch_why), GuardReason::header_mismatch);
     const std::vector<std::string>& needed = needs.scopes;
-    if (!missing_scopes(needed, granted).empty()) {
+    std::vector<std::string> missing = missing_scopes(needed, granted);
+    if (!missing.empty() || !needs.claim_tools.empty()) {
+      auto denied = [&](GuardOutcome d) {
+        cache.scratch_tag = session_log_tag(claims->sid);
+        d.subject = session->sub;
+        d.client_id = session->client_id;
+        d.session_tag = cache.scratch_tag;
+        count_tools(d, needs, false, cache);
+        return d;
+      };
+      // the claims the session kept: only read when a rule needs them
+      auto kept = ClaimSet::from_record(session->claims);
+      if (!kept) kept = ClaimSet();
+      for (const auto& tool : needs.claim_tools) {
+        const ClaimCondition* failed = nullptr;
+        if (!cf.access.may_call(tool, *kept, &failed))
+          return denied(deny(forbidden(cf, in, needs.id,
+                                       "your account may not call " + tool + ": it requires " + failed->describe()),
+                             GuardReason::claim_required));
+      }
+      for (const auto& s : missing)
+        if (!cf.access.may_hold(s, *kept))
+          return denied(deny(forbidden(cf, in, needs.id,
+                                       "this operation needs the scope " + s +
+                                           ", which your account cannot be granted"),
+                             GuardReason::scope_not_grantable));
+    }
+    if (!missing.empty()) {
       // Remember the step-up so that a refresh cannot paper over it: the
       // official TypeScript client refreshes before it re-authorizes.
       store.put("stepup:" + claims->sid, join_scope(needed), session->expires);
@@ -337,13 +397,14 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   count_tools(out, needs, true, cache);
   out.lists_tools = needs.lists_tools;
   const IdentityCache::Entry& asserted =
-      cache.assertion(*gs.minter, claims->sid, session->sub, session->client_id, granted, in.now);
+      cache.assertion(*gs.minter, claims->sid, session->sub, session->client_id, granted, session->claims, in.now);
   out.identity = asserted.jwt;
   out.subject = session->sub;
   out.client_id = session->client_id;
   out.scope = granted;
   out.session_tag = asserted.tag;
   out.session_key = claims->sid;
+  out.claims = session->claims;
   if (gs.pass_provider_token) out.provider_token = session->provider_access_token;
   return out;
 }
@@ -351,7 +412,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
 GuardOutcome guard_resume(const Config& cf, const GuardSettings& gs, IdentityCache& cache, Store& store,
                           const GuardInput& in, const std::string& continuation, int fetch_status,
                           const std::string& fetch_body) {
-  const RenewalOutcome renewal = apply_provider_renewal(store, continuation, fetch_status, fetch_body, in.now);
+  const RenewalOutcome renewal = apply_provider_renewal(cf, store, continuation, fetch_status, fetch_body, in.now);
   GuardOutcome out;
   switch (renewal) {
     case RenewalOutcome::ended:

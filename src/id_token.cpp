@@ -105,6 +105,52 @@ std::optional<std::string> jwt_header_kid(std::string_view jwt) {
   return std::string(kid);
 }
 
+namespace {
+
+// The claim rules of OIDC Core §3.1.3.7 (steps 2-3, 9-11) on a payload
+// segment; the claims, with the payload's JSON text, on success.
+Result check_claims(std::string_view payload, const IdTokenExpectations& expect) {
+  auto bytes = b64url_decode(payload);
+  if (!bytes) return fail("malformed payload");
+  Json claims(cJSON_ParseWithLength(bytes->data(), bytes->size()));
+  if (!claims || !cJSON_IsObject(claims.get())) return fail("malformed payload");
+  const cJSON* c = claims.get();
+
+  const char* iss = str_member(c, "iss");
+  if (iss == nullptr || expect.issuer != iss) return fail("iss mismatch");
+  if (!audience_ok(c, expect.client_id)) return fail("aud/azp mismatch");
+
+  IdTokenClaims out;
+  if (num_member(c, "exp", &out.exp) != NumState::ok) return fail("missing or bad exp");
+  if (num_member(c, "iat", &out.iat) != NumState::ok) return fail("missing or bad iat");
+  if (out.exp <= expect.now - expect.leeway) return fail("expired");
+  if (out.iat > expect.now + expect.leeway) return fail("iat in the future");
+  if (expect.max_iat_age > 0 && out.iat < expect.now - expect.max_iat_age - expect.leeway)
+    return fail("iat too old");
+  int64_t nbf = 0;
+  NumState nbf_state = num_member(c, "nbf", &nbf);
+  if (nbf_state == NumState::bad) return fail("bad nbf");
+  if (nbf_state == NumState::ok && nbf > expect.now + expect.leeway) return fail("not yet valid");
+
+  if (!expect.nonce.empty()) {
+    const char* nonce = str_member(c, "nonce");
+    if (nonce == nullptr || !ct_equal(nonce, expect.nonce)) return fail("nonce mismatch");
+  }
+
+  const char* sub = str_member(c, "sub");
+  if (sub == nullptr || *sub == '\0') return fail("missing sub");
+  out.sub = sub;
+  if (const char* v = str_member(c, "name")) out.name = v;
+  if (const char* v = str_member(c, "email")) out.email = v;
+  if (const char* v = str_member(c, "preferred_username")) out.preferred_username = v;
+  const cJSON* ev = cJSON_GetObjectItemCaseSensitive(c, "email_verified");
+  out.email_verified = cJSON_IsTrue(ev);
+  out.payload.assign(bytes->data(), bytes->size());
+  return out;
+}
+
+}  // namespace
+
 Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const IdTokenExpectations& expect) {
   if (expect.issuer.empty() || expect.client_id.empty()) return fail("expectations lack issuer or client_id");
   if (jwt.size() > kIdTokenMaxBytes) return fail("token too large");
@@ -154,40 +200,18 @@ Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const
   if (jwt_str_alg(alg.c_str()) != jwt_get_alg(decoded.get())) return fail("alg mismatch after decode");
 
   // Claims, from the very payload libjwt just verified.
-  Json claims = decode_json_object(parts->payload);
-  if (!claims) return fail("malformed payload");
-  const cJSON* c = claims.get();
+  return check_claims(parts->payload, expect);
+}
 
-  const char* iss = str_member(c, "iss");
-  if (iss == nullptr || expect.issuer != iss) return fail("iss mismatch");
-  if (!audience_ok(c, expect.client_id)) return fail("aud/azp mismatch");
-
-  IdTokenClaims out;
-  if (num_member(c, "exp", &out.exp) != NumState::ok) return fail("missing or bad exp");
-  if (num_member(c, "iat", &out.iat) != NumState::ok) return fail("missing or bad iat");
-  if (out.exp <= expect.now - expect.leeway) return fail("expired");
-  if (out.iat > expect.now + expect.leeway) return fail("iat in the future");
-  if (expect.max_iat_age > 0 && out.iat < expect.now - expect.max_iat_age - expect.leeway)
-    return fail("iat too old");
-  int64_t nbf = 0;
-  NumState nbf_state = num_member(c, "nbf", &nbf);
-  if (nbf_state == NumState::bad) return fail("bad nbf");
-  if (nbf_state == NumState::ok && nbf > expect.now + expect.leeway) return fail("not yet valid");
-
-  if (!expect.nonce.empty()) {
-    const char* nonce = str_member(c, "nonce");
-    if (nonce == nullptr || !ct_equal(nonce, expect.nonce)) return fail("nonce mismatch");
-  }
-
-  const char* sub = str_member(c, "sub");
-  if (sub == nullptr || *sub == '\0') return fail("missing sub");
-  out.sub = sub;
-  if (const char* v = str_member(c, "name")) out.name = v;
-  if (const char* v = str_member(c, "email")) out.email = v;
-  if (const char* v = str_member(c, "preferred_username")) out.preferred_username = v;
-  const cJSON* ev = cJSON_GetObjectItemCaseSensitive(c, "email_verified");
-  out.email_verified = cJSON_IsTrue(ev);
-  return out;
+Result read_refreshed_id_token(std::string_view jwt, const IdTokenExpectations& expect, std::string_view sub) {
+  if (expect.issuer.empty() || expect.client_id.empty()) return fail("expectations lack issuer or client_id");
+  if (jwt.size() > kIdTokenMaxBytes) return fail("token too large");
+  auto parts = split(jwt);
+  if (!parts) return fail("not a compact JWS");
+  Result r = check_claims(parts->payload, expect);
+  if (auto* c = std::get_if<IdTokenClaims>(&r))
+    if (c->sub != sub) return fail("sub differs from the login's");  // OIDC Core §12.2
+  return r;
 }
 
 uint64_t id_token_signature_checks() { return signature_checks.load(std::memory_order_relaxed); }
@@ -221,6 +245,7 @@ std::string encode_claims(const IdTokenClaims& c) {
   put_field(out, c.email_verified ? "1" : "0");
   put_field(out, std::to_string(c.exp));
   put_field(out, std::to_string(c.iat));
+  put_field(out, c.payload);
   return out;
 }
 
@@ -236,7 +261,7 @@ std::optional<IdTokenClaims> decode_claims(std::string_view in) {
   std::string verified, exp, iat;
   if (!get_field(in, &c.sub) || !get_field(in, &c.name) || !get_field(in, &c.email) ||
       !get_field(in, &c.preferred_username) || !get_field(in, &verified) || !get_field(in, &exp) ||
-      !get_field(in, &iat) || !in.empty())
+      !get_field(in, &iat) || !get_field(in, &c.payload) || !in.empty())
     return std::nullopt;
   auto e = parse_int(exp);
   auto i = parse_int(iat);
@@ -252,7 +277,7 @@ std::optional<IdTokenClaims> decode_claims(std::string_view in) {
 Result verify_id_token_once(std::string_view jwt, const std::vector<Jwk>& keys, const IdTokenExpectations& expect) {
   RunMemo* memo = current_run_memo();
   if (!memo) return verify_id_token(jwt, keys, expect);
-  MemoKey key("id_token v1");
+  MemoKey key("id_token v2");
   key.add(jwt);
   key.add(static_cast<int64_t>(keys.size()));
   for (const Jwk& k : keys) key.add(k.kid).add(k.kty).add(k.alg).add(k.crv).add(k.pem);

@@ -29,6 +29,7 @@ struct IdTokenClaims {
   std::string sub, name, email, preferred_username;
   bool email_verified = false;
   int64_t exp = 0, iat = 0;
+  std::string payload;  // the whole claims object, JSON, for the claim rules
 };
 
 inline constexpr std::size_t kIdTokenMaxBytes = 64 * 1024;
@@ -50,6 +51,15 @@ std::variant<IdTokenClaims, std::string> verify_id_token(std::string_view jwt,
 std::variant<IdTokenClaims, std::string> verify_id_token_once(std::string_view jwt,
                                                               const std::vector<Jwk>& keys,
                                                               const IdTokenExpectations& expect);
+
+// The ID token in the provider's answer to a refresh_token request (OIDC
+// Core §12.2), for the claim rules: it came straight from the provider's
+// token endpoint over TLS, so its signature is not checked (§3.1.3.7 step
+// 6 allows that for a token received by direct communication); the claims
+// are, as for a login without the nonce, and `sub` must be the login's.
+std::variant<IdTokenClaims, std::string> read_refreshed_id_token(std::string_view jwt,
+                                                                 const IdTokenExpectations& expect,
+                                                                 std::string_view sub);
 
 // How many ID-token signatures this process has checked so far.
 uint64_t id_token_signature_checks();

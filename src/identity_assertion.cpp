@@ -6,6 +6,7 @@
 #include <memory>
 #include <new>
 
+#include "claims.hpp"
 #include "crypto.hpp"
 #include "encoding.hpp"
 
@@ -20,7 +21,7 @@ std::optional<IdentityMinter> IdentityMinter::create(std::string_view key_text, 
     m.es256_ = true;
     m.key_.assign(key_text);
     // prove the key works now rather than on the first request
-    if (m.mint({"probe", "probe", ""}, 0, 1).empty()) {
+    if (m.mint({"probe", "probe", "", ""}, 0, 1).empty()) {
       *error = "the identity key is PEM but not an EC P-256 private key";
       return std::nullopt;
     }
@@ -53,6 +54,12 @@ std::string IdentityMinter::mint(const Identity& who, int64_t now, int64_t lifet
       jwt_add_grant_int(jwt.get(), "iat", static_cast<long>(now)) ||
       jwt_add_grant_int(jwt.get(), "exp", static_cast<long>(now + lifetime)))
     throw std::bad_alloc();
+  if (!who.claims.empty()) {
+    auto kept = ClaimSet::from_record(who.claims);
+    if (!kept) return "";  // not a record the gateway wrote: no assertion
+    if (jwt_add_grants_json(jwt.get(), ("{\"claims\":" + kept->to_json() + "}").c_str()) != 0)
+      throw std::bad_alloc();
+  }
   char* text = jwt_encode_str(jwt.get());
   if (!text) return "";
   std::string out(text);
@@ -66,12 +73,13 @@ bool TokenCache::SameToken::operator()(const std::string& a, const std::string& 
 
 const IdentityCache::Entry& IdentityCache::assertion(const IdentityMinter& minter, const std::string& sid,
                                                     std::string_view sub, std::string_view client_id,
-                                                    std::string_view scope, int64_t now) {
+                                                    std::string_view scope, std::string_view claims,
+                                                    int64_t now) {
   auto it = entries_.find(sid);
   if (it != entries_.end() && it->second.exp - now > kRenewBefore && it->second.who.sub == sub &&
-      it->second.who.client_id == client_id && it->second.who.scope == scope)
+      it->second.who.client_id == client_id && it->second.who.scope == scope && it->second.who.claims == claims)
     return it->second;
-  Identity who{std::string(sub), std::string(client_id), std::string(scope)};
+  Identity who{std::string(sub), std::string(client_id), std::string(scope), std::string(claims)};
   if (it == entries_.end() && now >= next_prune_) {
     // Sessions end (revoked, expired, abandoned) without telling this
     // worker: drop their expired assertions once a minute, so the cache

@@ -16,6 +16,9 @@ namespace mcpauth {
 
 struct Identity {
   std::string sub, client_id, scope;
+  // The session's kept claims (ClaimSet::to_record); the assertion carries
+  // them as "claims": {"groups": ["editors"], ...} when there are any.
+  std::string claims;
 };
 
 class IdentityMinter {
@@ -100,10 +103,11 @@ class IdentityCache {
   // The cached assertion for this session, or a fresh one.
   const std::string& get(const IdentityMinter& minter, const std::string& sid, const Identity& who,
                          int64_t now) {
-    return assertion(minter, sid, who.sub, who.client_id, who.scope, now).jwt;
+    return assertion(minter, sid, who.sub, who.client_id, who.scope, who.claims, now).jwt;
   }
   const Entry& assertion(const IdentityMinter& minter, const std::string& sid, std::string_view sub,
-                         std::string_view client_id, std::string_view scope, int64_t now);
+                         std::string_view client_id, std::string_view scope, std::string_view claims,
+                         int64_t now);
   size_t size() const { return entries_.size(); }
 
   // The guard's per-request buffers (store key, the session record read
@@ -113,6 +117,7 @@ class IdentityCache {
   // released (mcpa_guard_result_free), so they live as long as one request.
   std::string scratch_key, scratch_record;
   std::string scratch_tag, scratch_tool;  // a denial's session tag, the tool called
+  std::string scratch_scope;              // the token's and the session's scopes both
   Session scratch_session;
   void wipe_scratch();
 

@@ -497,8 +497,8 @@ typedef struct {
     mcpa_str_t       session_tag;     /* non-reversible, for access logs */
     mcpa_str_t       session_key;     /* for mcpa_session_alive() */
     mcpa_str_t       provider_token;  /* with mcp_auth_pass_provider_token */
-    mcpa_str_t       claims;          /* the session's kept claims: a JSON
-                                         object of arrays of strings */
+    mcpa_str_t       claims;          /* the session's kept claims, as its
+                                         record keeps them (claims.hpp) */
     int              lists_tools;     /* the body is one tools/list request
                                          and mcp_auth_filter_tools is on */
 
@@ -526,8 +526,8 @@ MCPA_API int mcpa_guard_resume(const mcpa_config_t *cf,
 
 MCPA_API void mcpa_guard_result_free(mcpa_guard_result_t *res) MCPA_NOEXCEPT;
 
-/* 1 when tool rules exist or mcp_auth_filter_tools is on, so that a POST's
- * body names what it needs (or whether it lists tools). */
+/* 1 when tool rules (scopes or claims) exist or mcp_auth_filter_tools is on,
+ * so that a POST's body names what it needs (or whether it lists tools). */
 MCPA_API int mcpa_guard_reads_body(const mcpa_config_t *cf) MCPA_NOEXCEPT;
 
 /* 1 while the session named by session_key is live, 0 once it has ended

@@ -26,6 +26,8 @@ const GuardReasonName kGuardReasons[] = {
     {"unauthorized", "session_ended"},
     {"unauthorized", "provider_session_ended"},
     {"forbidden", "insufficient_scope"},
+    {"forbidden", "scope_not_grantable"},
+    {"forbidden", "claim_required"},
     {"bad_request", "unreadable_body"},
     {"bad_request", "header_mismatch"},
     {"unavailable", "store_unavailable"},
@@ -40,7 +42,7 @@ const Words kRegistrationResults = {"ok", "invalid_request", "invalid_redirect_u
 const Words kAuthorizeResults = {"ok", "invalid_request", "invalid_client", "unauthorized_client", "invalid_scope",
                                  "invalid_target", "unsupported_response_type", "access_denied",
                                  "temporarily_unavailable", "server_error", "other"};
-const Words kLoginOutcomes = {"completed", "denied", "provider_error", "timed_out", "failed"};
+const Words kLoginOutcomes = {"completed", "denied", "not_admitted", "provider_error", "timed_out", "failed"};
 const Words kConsentOutcomes = {"allowed", "denied"};
 const Words kGrantTypes = {"authorization_code", "refresh_token", "other"};
 const Words kTokenResults = {"ok", "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",

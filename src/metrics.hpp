@@ -29,6 +29,8 @@ enum class GuardReason {
   session_ended,
   provider_session_ended,
   insufficient_scope,
+  scope_not_grantable,  // the scope is one the user's claims never allow
+  claim_required,       // a tool rule's claim the user lacks
   unreadable_body,
   header_mismatch,
   store_unavailable,

@@ -62,6 +62,8 @@ std::string provider_authorization_url(const Config& cf, const std::string& stat
   append(q, "nonce", nonce);
   append(q, "code_challenge", code_challenge);
   append(q, "code_challenge_method", "S256");
+  // provider-specific ones (mcp_auth_provider_param), never the above
+  for (const auto& [name, value] : cf.provider_params) append(q, name.c_str(), value);
   const std::string& ep = cf.provider_authorization_endpoint;
   return ep + (ep.find('?') == std::string::npos ? "?" : "&") + q;
 }

@@ -1,5 +1,9 @@
 #include "provider_renewal.hpp"
 
+#include "claims.hpp"
+#include "config.hpp"
+#include "id_token.hpp"
+#include "json.hpp"
 #include "provider.hpp"
 
 namespace mcpauth {
@@ -15,7 +19,7 @@ StoreStatus claim_provider_renewal(Store& store, const std::string& sid, int64_t
   return store.put_new("renewing:" + sid, "1", now + kRenewLockSeconds);
 }
 
-RenewalOutcome apply_provider_renewal(Store& store, const std::string& sid, int fetch_status,
+RenewalOutcome apply_provider_renewal(const Config& cf, Store& store, const std::string& sid, int fetch_status,
                                       const std::string& fetch_body, int64_t now) {
   const std::string key = "session:" + sid;
   RenewalOutcome outcome = RenewalOutcome::unavailable;
@@ -34,6 +38,28 @@ RenewalOutcome apply_provider_renewal(Store& store, const std::string& sid, int 
         if (got != StoreStatus::ok) break;
         auto s = decode_session(raw);
         if (!s) break;
+        // The claim rules again, on the ID token the provider sent with the
+        // renewal: a user no longer admitted ends here, one who left a
+        // group loses the scopes it gave.  Without an ID token the claims
+        // of the last one stay.
+        if (!cf.access.empty() && !t->id_token.empty()) {
+          IdTokenExpectations expect;
+          expect.issuer = cf.provider_issuer;
+          expect.client_id = cf.provider_client_id;
+          expect.now = now;
+          auto read = read_refreshed_id_token(t->id_token, expect, s->sub);
+          const IdTokenClaims* who = std::get_if<IdTokenClaims>(&read);
+          if (!who) break;  // an answer we cannot use: nothing changes
+          Json payload(cJSON_ParseWithLength(who->payload.data(), who->payload.size()));
+          if (!payload || !cf.access.admit(payload.get()).empty()) {
+            if (store.del(key) == StoreStatus::pending) return RenewalOutcome::pending;
+            outcome = RenewalOutcome::ended;
+            break;
+          }
+          ClaimSet kept = cf.access.keep(payload.get());
+          s->claims = kept.to_record();
+          s->scope = cf.access.holdable(s->scope, kept);  // never wider than granted
+        }
         s->provider_access_token = t->access_token;
         if (!t->refresh_token.empty()) s->provider_refresh_token = t->refresh_token;
         s->provider_expires = t->expires_in > 0 ? now + t->expires_in : 0;

@@ -22,14 +22,19 @@ StoreStatus claim_provider_renewal(Store& store, const std::string& sid, int64_t
 
 enum class RenewalOutcome {
   renewed,      // new provider tokens stored in the session
-  ended,        // the provider said invalid_grant: the session is deleted
+  ended,        // the provider said invalid_grant, or the claim rules no
+                // longer admit the user: the session is deleted
   unavailable,  // unreachable, 5xx, or an unusable answer: nothing changed
   pending,      // a store operation's answer is not known yet (store.hpp)
 };
 
+struct Config;
+
 // Applies the provider's answer to a refresh_token request and releases the
-// claim.
-RenewalOutcome apply_provider_renewal(Store& store, const std::string& sid, int fetch_status,
+// claim.  With claim rules (Config::access) the answer's ID token is
+// checked against them again: the session ends, or keeps the claims and
+// the scopes they allow now.
+RenewalOutcome apply_provider_renewal(const Config& cf, Store& store, const std::string& sid, int fetch_status,
                                       const std::string& fetch_body, int64_t now);
 
 // The outcome's word in the audit log and the metrics: renewed, ended,

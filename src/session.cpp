@@ -209,6 +209,7 @@ struct FieldsRecord {
 template <typename Record>
 bool session_into(const Record& r, Session* s) {
   // in the records' key order (see PlainRecord::get)
+  r.str_into("claims", &s->claims);
   r.str_into("client_id", &s->client_id);
   s->created = s->expires = s->gen = s->provider_expires = s->rotated_at = 0;
   bool ints = r.num("created", &s->created);
@@ -322,6 +323,7 @@ std::string encode_session(const Session& s) {
   f.set("name", s.name);
   f.set("email", s.email);
   f.set("client_id", s.client_id);
+  if (!s.claims.empty()) f.set("claims", s.claims);
   f.set("scope", s.scope);
   f.set("resource", s.resource);
   f.set("provider_access_token", s.provider_access_token);

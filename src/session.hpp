@@ -70,6 +70,7 @@ struct LoginState {
 // (OPENSSL_cleanse) when a Session is destroyed.
 struct Session {
   std::string sid, sub, name, email, client_id, scope, resource;
+  std::string claims;  // what the claim rules keep (ClaimSet::to_record)
   std::string provider_access_token, provider_refresh_token;
   int64_t provider_expires = 0;  // 0: unknown
   int64_t created = 0, expires = 0;

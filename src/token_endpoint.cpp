@@ -320,7 +320,7 @@ Response renewal_answer(const Config& cf, Store& store, const Request& req, cons
 
   // Unreachable or 5xx: our tokens stay valid; the next refresh tries the
   // provider again.
-  const RenewalOutcome renewal = apply_provider_renewal(store, claims->sid, fetch_status, fetch_body, req.now);
+  const RenewalOutcome renewal = apply_provider_renewal(cf, store, claims->sid, fetch_status, fetch_body, req.now);
   Response r;
   switch (renewal) {
     case RenewalOutcome::ended: r = invalid_grant("the sign-in at the identity provider has ended"); break;

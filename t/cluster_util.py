@@ -47,6 +47,8 @@ class Cluster:
                 redirect_uri=[self.url + "/oauth-callback"])
             self.demo_password = info["demo_password"]
             self.alice_password = info["alice_password"]
+            self.viewer_password = info["viewer_password"]
+            self.outsider_password = info["outsider_password"]
 
             # the edges' configuration first: the tool servers are given the
             # per-tool scope rules written there (the same on both edges)

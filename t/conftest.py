@@ -200,6 +200,8 @@ class Stack:
         self.idp, self.issuer, self.idp_info = start_idp(self.workdir / "idp", **opts)
         self.demo_password = self.idp_info["demo_password"]
         self.alice_password = self.idp_info["alice_password"]
+        self.viewer_password = self.idp_info["viewer_password"]
+        self.outsider_password = self.idp_info["outsider_password"]
 
         # nginx's configuration first: the tool server is given the per-tool
         # scope rules written there (render-config.tool_scope_args)

@@ -10,6 +10,7 @@
 import base64
 import hashlib
 import json
+import re
 import secrets
 from html.parser import HTMLParser
 from pathlib import Path
@@ -24,6 +25,21 @@ READY_LINE = r"dev-idp listening on (http://[0-9.]+:\d+)"
 DEFAULT_CLIENT_ID = "mcp-gateway"
 DEFAULT_CLIENT_SECRET = "mcp-gateway-dev-secret"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8080/callback"
+# the tenants ("tid" claim) of the built-in users (t/idp/README.md)
+DEMO_TENANT_ID = "7d8a3c1e-0000-4000-8000-00000000d3e0"     # demo, viewer, alice
+OTHER_TENANT_ID = "0e6f2b9a-0000-4000-8000-0000000007e1"    # outsider
+# the built-in users: role -> (password option, info key)
+BUILT_IN_USERS = {"demo": ("password", "demo_password"), "viewer": ("viewer_password", "viewer_password"),
+                  "outsider": ("outsider_password", "outsider_password"),
+                  "alice": ("alice_password", "alice_password")}
+# "<role> login: <login> / <password>", printed for each random password
+LOGIN_LINE = re.compile(r"^(demo|viewer|outsider|alice) login: (\S+) / (\S+)$", re.M)
+
+
+def parse_logins(text):
+    """{role: (login, password)} from the provider's start-up output (the
+    built-in users whose password it generated)."""
+    return {m.group(1): (m.group(2), m.group(3)) for m in LOGIN_LINE.finditer(text)}
 
 
 class LoginRefused(AssertionError):
@@ -56,9 +72,12 @@ def start_idp(workdir, name="idp", timeout=20.0, **options):
     Keyword options map to command line options (client_id -> --client-id;
     True -> a bare flag; lists repeat the option).  Defaults here: port 0
     (the provider picks a free one), --test-controls on, and known random
-    passwords for "demo" and "alice".  Returns (proc, issuer, info) where info
-    has demo_password, alice_password, client_id, client_secret,
-    redirect_uris, port.  Stop it with proc.stop().
+    passwords for "demo", "viewer", "outsider" and "alice" (password=None etc.
+    lets the provider make one; it is then read from its output).  Returns
+    (proc, issuer, info) where info has demo_user, demo_password,
+    viewer_password, outsider_password, alice_password, passwords ({login:
+    password} of the four), client_id, client_secret, redirect_uris, port.
+    Stop it with proc.stop().
     """
     options = dict(options)
     config = {}
@@ -67,6 +86,8 @@ def start_idp(workdir, name="idp", timeout=20.0, **options):
             config = {k.replace("-", "_"): v for k, v in json.load(f).items()}
     for key, value in (("host", "127.0.0.1"), ("port", 0), ("test_controls", True),
                        ("password", secrets.token_urlsafe(12)),
+                       ("viewer_password", secrets.token_urlsafe(12)),
+                       ("outsider_password", secrets.token_urlsafe(12)),
                        ("alice_password", secrets.token_urlsafe(12))):
         if key not in config:
             options.setdefault(key, value)
@@ -86,15 +107,19 @@ def start_idp(workdir, name="idp", timeout=20.0, **options):
     proc = Proc(name, argv, workdir, ready_line=READY_LINE, timeout=timeout)
     proc.start()
     issuer = proc.match.group(1)
+    printed = parse_logins(proc.log())
     info = {
         "demo_user": merged.get("user", "demo"),
-        "demo_password": merged.get("password"),
-        "alice_password": merged.get("alice_password"),
         "client_id": merged.get("client_id", DEFAULT_CLIENT_ID),
         "client_secret": merged.get("client_secret", DEFAULT_CLIENT_SECRET),
         "redirect_uris": list(redirect),
         "port": int(urlsplit(issuer).port),
     }
+    info["passwords"] = {}
+    for role, (option, key) in BUILT_IN_USERS.items():
+        login = info["demo_user"] if role == "demo" else role
+        info[key] = merged.get(option) or printed.get(role, (None, None))[1]
+        info["passwords"][login] = info[key]
     return proc, issuer, info
 
 
@@ -231,6 +256,19 @@ def revoke_all_grants(issuer, sessions=False, timeout=10):
     """Revoke every grant (its access/refresh tokens and codes too), so a refresh
     fails with invalid_grant; sessions=True also logs every user out."""
     r = requests.post(issuer + "/__test/revoke-grants", json={"sessions": bool(sessions)}, timeout=timeout)
+    r.raise_for_status()
+    return r.json()
+
+
+def set_user_claims(issuer, login, timeout=10, **claims):
+    """POST /__test/user-claims: change a user's groups, tid or realm_access
+    for the tokens issued from then on (a refresh too), e.g.
+    set_user_claims(iss, "demo", groups=["viewers"]),
+    set_user_claims(iss, "demo", realm_access={"roles": ["admin"]}),
+    set_user_claims(iss, "demo", tid=None)  (None removes the claim),
+    set_user_claims(iss, "demo", reset=True)  (back to the start-up claims).
+    Returns the user's {login, sub, groups, tid, realm_access} now."""
+    r = requests.post(issuer + "/__test/user-claims", json=dict(claims, login=login), timeout=timeout)
     r.raise_for_status()
     return r.json()
 

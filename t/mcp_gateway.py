@@ -19,7 +19,7 @@ REDIRECT = "http://127.0.0.1:33418/callback"
 def login(stack, user="demo", scope=None, client=None):
     """A fresh client (unless given) logged in as `user`; returns the client."""
     c = client or McpOAuthClient(stack.url, redirect_uri=REDIRECT, scope=scope)
-    password = stack.demo_password if user == "demo" else stack.alice_password
+    password = getattr(stack, "%s_password" % user, None) or stack.alice_password
     c.login(Browser(user, password))
     return c
 

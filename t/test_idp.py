@@ -9,8 +9,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from idp_util import (LoginRefused, discovery, jwt_unverified, pkce_pair, provider_login,
-                      revoke_all_grants, set_faults, start_idp, stats)
+from idp_util import (DEMO_TENANT_ID, OTHER_TENANT_ID, LoginRefused, discovery, jwt_unverified,
+                      parse_logins, pkce_pair, provider_login, revoke_all_grants, set_faults,
+                      set_user_claims, start_idp, stats)
 
 SCOPE = "openid profile email offline_access"
 
@@ -152,6 +153,92 @@ def test_alice_logs_in_with_her_own_password_and_gets_her_own_sub(idp):
     assert jwt_unverified(tokens["id_token"])[1]["sub"] == "user-alice"
     with pytest.raises(LoginRefused):
         authorize(issuer, info, login="alice", password=info["demo_password"])
+
+
+def test_the_built_in_users_carry_their_tenant_groups_and_roles(idp):
+    issuer, info, _ = idp
+    expected = {"demo": (DEMO_TENANT_ID, ["editors"], ["editor"]),
+                "viewer": (DEMO_TENANT_ID, [], ["viewer"]),
+                "outsider": (OTHER_TENANT_ID, ["editors"], ["editor"]),
+                "alice": (DEMO_TENANT_ID, [], [])}
+    assert DEMO_TENANT_ID != OTHER_TENANT_ID
+    for login, (tid, groups, roles) in expected.items():
+        tokens, _ = login_and_exchange(issuer, info, login=login, password=info["passwords"][login])
+        claims = jwt_unverified(tokens["id_token"])[1]
+        assert claims["sub"] == "user-" + login
+        assert (claims["tid"], claims["groups"], claims["realm_access"]) == (tid, groups, {"roles": roles}), login
+        me = requests.get(discovery(issuer)["userinfo_endpoint"], timeout=10,
+                          headers={"Authorization": "Bearer " + tokens["access_token"]}).json()
+        assert (me["tid"], me["groups"], me["realm_access"]["roles"]) == (tid, groups, roles)
+    with pytest.raises(LoginRefused):
+        authorize(issuer, info, login="viewer", password=info["outsider_password"])
+
+
+def test_a_refresh_after_a_claims_change_gives_an_id_token_with_the_new_claims(idp):
+    issuer, info, _ = idp
+    tokens, _ = login_and_exchange(issuer, info)
+    assert jwt_unverified(tokens["id_token"])[1]["groups"] == ["editors"]
+    try:
+        now = set_user_claims(issuer, "demo", groups=["viewers", "auditors"], tid=OTHER_TENANT_ID,
+                              realm_access={"roles": ["admin"]})
+        assert now["groups"] == ["viewers", "auditors"] and now["tid"] == OTHER_TENANT_ID
+        r = token_request(issuer, info, {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 200, r.text
+        fresh = r.json()
+        assert fresh["id_token"] != tokens["id_token"]
+        claims = jwt_unverified(fresh["id_token"])[1]
+        assert claims["sub"] == "user-demo" and claims["aud"] == info["client_id"]
+        assert claims["groups"] == ["viewers", "auditors"]
+        assert claims["tid"] == OTHER_TENANT_ID and claims["realm_access"] == {"roles": ["admin"]}
+        # None removes a claim
+        set_user_claims(issuer, "demo", groups=None)
+        r = token_request(issuer, info, {"grant_type": "refresh_token", "refresh_token": fresh["refresh_token"]})
+        assert r.status_code == 200, r.text
+        fresh = r.json()
+        assert "groups" not in jwt_unverified(fresh["id_token"])[1]
+    finally:
+        back = set_user_claims(issuer, "demo", reset=True)
+    assert (back["groups"], back["tid"]) == (["editors"], DEMO_TENANT_ID)
+    r = token_request(issuer, info, {"grant_type": "refresh_token", "refresh_token": fresh["refresh_token"]})
+    assert r.status_code == 200, r.text
+    assert jwt_unverified(r.json()["id_token"])[1]["groups"] == ["editors"]
+
+
+def test_the_user_claims_control_checks_its_input(idp):
+    issuer, _info, _ = idp
+    url = issuer + "/__test/user-claims"
+    assert requests.post(url, json={"login": "nobody", "groups": []}, timeout=10).status_code == 404
+    for bad in ({"groups": "editors"}, {"groups": [1]}, {"tid": 7}, {"realm_access": ["admin"]},
+                {"realm_access": {"roles": "admin"}}):
+        r = requests.post(url, json=dict(bad, login="viewer"), timeout=10)
+        assert r.status_code == 400 and r.json()["error"] == "invalid_request", bad
+    assert requests.post(url, data="{", timeout=10).status_code == 400
+    assert set_user_claims(issuer, "viewer")["groups"] == [], "nothing changed"
+
+
+def test_users_from_a_file_may_carry_groups_tid_and_roles_and_random_passwords_are_printed(tmp_path):
+    users = [{"login": "carol", "password": "carol-pw", "groups": ["ops"], "tid": "t-carol",
+              "realm_access": {"roles": ["auditor"]}},
+             {"login": "dave", "password": "dave-pw"}]
+    (tmp_path / "users.json").write_text(json.dumps(users))
+    proc, issuer, info = start_idp(tmp_path, users_file=tmp_path / "users.json", password=None,
+                                   viewer_password=None, outsider_password="out-pw")
+    try:
+        printed = parse_logins(proc.log())
+        assert set(printed) == {"demo", "viewer"}
+        assert printed["demo"] == ("demo", info["demo_password"])
+        assert printed["viewer"] == ("viewer", info["viewer_password"])
+        assert info["outsider_password"] == "out-pw"
+        for login in ("demo", "viewer", "outsider"):
+            login_and_exchange(issuer, info, login=login, password=info["passwords"][login])
+        tokens, _ = login_and_exchange(issuer, info, login="carol", password="carol-pw")
+        claims = jwt_unverified(tokens["id_token"])[1]
+        assert (claims["groups"], claims["tid"], claims["realm_access"]) == (["ops"], "t-carol", {"roles": ["auditor"]})
+        tokens, _ = login_and_exchange(issuer, info, login="dave", password="dave-pw")
+        claims = jwt_unverified(tokens["id_token"])[1]
+        assert not {"groups", "tid", "realm_access"} & set(claims)
+    finally:
+        proc.stop()
 
 
 def test_pkce_is_required(idp):

@@ -70,7 +70,7 @@ def test_help_lists_every_flag():
     assert out.returncode == 0
     for flag in ["--listen", "--data-dir", "--identity-key", "--identity-public-key", "--identity-iss",
                  "--identity-aud", "--snippet-scope", "--allowed-origins", "--max-body", "--max-snippet",
-                 "--keepalive-interval", "--log-level", "--insecure-no-auth", "--tool-scope",
+                 "--keepalive-interval", "--log-level", "--insecure-no-auth", "--tool-scope", "--tool-claim",
                  "--max-sessions", "--max-sessions-per-subject"]:
         assert flag in out.stdout
 
@@ -1138,17 +1138,23 @@ def scoped(tmp_path_factory):
 
 
 class ScopedClient(StreamableClient):
-    """A Streamable HTTP client whose assertions carry `scope`."""
+    """A Streamable HTTP client whose assertions carry `scope` (and
+    `claims`, the member "claims", when given)."""
 
-    def __init__(self, server, scope, **kw):
+    def __init__(self, server, scope, claims=None, **kw):
         super().__init__(server, **kw)
         self.scope = scope
+        self.claims = claims
 
     def headers(self, extra=None):
         h = super().headers(extra)
         if "X-MCP-Identity" not in (extra or {}):
-            h["X-MCP-Identity"] = self.server.token(self.sub, scope=self.scope)
+            h["X-MCP-Identity"] = self.server.token(self.sub, scope=self.scope, claims=self.claims)
         return h
+
+
+def listed(client):
+    return [t["name"] for t in client.request("tools/list")["result"]["tools"]]
 
 
 def read_back(server, name):
@@ -1239,9 +1245,33 @@ def test_a_methods_rule_and_a_tools_rule_are_both_needed(tmp_path):
         r = call("tools:use", rpc("tools/list", id_=5))
         assert r.status_code == 403
         assert r.json()["error"]["message"].startswith('Forbidden: method "tools/list" needs scope catalog,')
-        assert call("catalog tools:use", rpc("tools/list", id_=6)).status_code == 200
+        r = call("catalog tools:use", rpc("tools/list", id_=6))
+        assert r.status_code == 200
+        # listed: the tools a tools/call of would be allowed; without "more" none is
+        assert r.json()["result"]["tools"] == []
+        r = call("catalog tools:use more", rpc("tools/list", id_=7))
+        assert [t["name"] for t in r.json()["result"]["tools"]] == ["hello_mcp", "get_snippet"]
+        r = call("catalog tools:use more snippets:write", rpc("tools/list", id_=8))
+        assert [t["name"] for t in r.json()["result"]["tools"]] == ["hello_mcp", "get_snippet", "save_snippet"]
     finally:
         assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("scope, tools", [
+    ("", ["hello_mcp"]),
+    (READ, ["hello_mcp", "get_snippet"]),
+    ("snippets:write", ["hello_mcp", "save_snippet"]),
+    (WRITE, ["hello_mcp", "get_snippet", "save_snippet"]),
+])
+def test_tools_list_shows_only_the_tools_the_scopes_allow(scoped, scope, tools):
+    assert listed(ScopedClient(scoped, scope).initialize()) == tools
+
+
+@pytest.mark.parametrize("scope", ["", "mcp"])
+def test_without_rules_tools_list_shows_every_tool(server, scope):
+    for claims in [None, {}, {"groups": ["viewers"]}]:
+        assert listed(ScopedClient(server, scope, claims).initialize()) == ["hello_mcp", "get_snippet",
+                                                                            "save_snippet"]
 
 
 def test_insecure_no_auth_grants_no_scope_but_the_rules_still_apply(tmp_path):
@@ -1270,6 +1300,188 @@ def test_a_bad_tool_scope_flag_refuses_to_start(flag, message):
                          capture_output=True, text=True, timeout=5)
     assert out.returncode == 2
     assert out.stderr == "mcp-tool-server: %s (see --help)\n" % message
+
+
+# --- per-tool claims, enforced by the tool server too (--tool-claim) -----------------------------
+
+# save_snippet needs both: one of two groups, and a role named by a nested path
+CLAIM_RULES = ["--tool-claim", "save_snippet:groups=editors,admins",
+               "--tool-claim=save_snippet:realm_access.roles=mcp-writer"]
+EDITOR = {"groups": ["editors"], "realm_access.roles": ["mcp-writer"]}
+
+
+@pytest.fixture(scope="module")
+def claimed(tmp_path_factory):
+    srv = ToolServer(tmp_path_factory.mktemp("claimed"), args=SCOPE_RULES + CLAIM_RULES).start()
+    yield srv
+    assert srv.stop() == 0
+
+
+def assert_claim_refusal(r, id_, condition):
+    assert r.status_code == 403, r.text
+    err = r.json()
+    assert err["id"] == id_
+    assert err["error"]["code"] == -32001
+    assert err["error"]["message"] == ("Forbidden: save_snippet requires %s, which the identity assertion's "
+                                       "claims do not show" % condition)
+
+
+@pytest.mark.parametrize("claims, tools", [
+    (None, ["hello_mcp", "get_snippet"]),
+    ({}, ["hello_mcp", "get_snippet"]),
+    ({"groups": ["editors"]}, ["hello_mcp", "get_snippet"]),
+    ({"groups": ["viewers"], "realm_access.roles": ["mcp-writer"]}, ["hello_mcp", "get_snippet"]),
+    (EDITOR, ["hello_mcp", "get_snippet", "save_snippet"]),
+    ({"groups": ["viewers", "admins"], "realm_access.roles": ["mcp-writer"]},
+     ["hello_mcp", "get_snippet", "save_snippet"]),
+])
+def test_tools_list_shows_only_the_tools_the_claims_allow(claimed, claims, tools):
+    assert listed(ScopedClient(claimed, WRITE, claims).initialize()) == tools
+
+
+def test_tools_list_needs_both_the_scopes_and_the_claims(claimed):
+    assert listed(ScopedClient(claimed, READ, EDITOR).initialize()) == ["hello_mcp", "get_snippet"]
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "2026-07-28"])
+def test_a_call_the_claims_do_not_allow_is_refused_with_the_condition(claimed, version):
+    name = "claim-refused-" + version
+    cases = [({"groups": ["viewers"], "realm_access.roles": ["mcp-writer"]}, "groups = editors or admins"),
+             ({"groups": ["editors"]}, "realm_access.roles = mcp-writer"),
+             (None, "groups = editors or admins")]
+    for i, (claims, condition) in enumerate(cases):
+        c = ScopedClient(claimed, WRITE, claims, version=version)
+        if version == "2026-07-28":
+            r = c.post(save(name, 40 + i), headers={"MCP-Protocol-Version": version, "Mcp-Method": "tools/call",
+                                                    "Mcp-Name": "save_snippet"})
+        else:
+            r = c.initialize().post(save(name, 40 + i))
+        assert_claim_refusal(r, 40 + i, condition)
+    assert read_back(claimed, name) is None
+
+
+def test_a_call_with_the_claims_runs(claimed):
+    c = ScopedClient(claimed, WRITE, EDITOR).initialize()
+    assert "saved successfully" in text_of(c.call("save_snippet", snippetname="claim-ok", snippet="ran")["result"])
+    assert read_back(claimed, "claim-ok") == "ran"
+    # a tool without a claim rule needs no claims
+    assert text_of(ScopedClient(claimed, "").initialize().call("hello_mcp")["result"]) == "Hello I am MCPTool!"
+
+
+def test_the_scope_is_checked_before_the_claims(claimed):
+    c = ScopedClient(claimed, READ, {"groups": ["viewers"]}).initialize()
+    assert_scope_refusal(c.post(save("claim-scope", 45)), 45)
+
+
+def test_a_batch_with_one_call_lacking_its_claims_is_refused_as_a_whole(claimed):
+    c = ScopedClient(claimed, WRITE, {"groups": ["editors"]}, version="2025-03-26").initialize()
+    batch = [rpc("tools/call", {"name": "hello_mcp"}, id_=1), save("claim-batch", 2)]
+    assert_claim_refusal(c.post(batch), None, "realm_access.roles = mcp-writer")
+    assert read_back(claimed, "claim-batch") is None
+    c.claims = EDITOR
+    r = c.post(batch)
+    assert r.status_code == 200 and len(r.json()) == 2
+    assert read_back(claimed, "claim-batch") == "ran"
+
+
+def test_the_sse_transport_filters_the_list_and_refuses_by_claims_alike(claimed):
+    c = SseClient(claimed)
+    try:
+        def post(body, claims):
+            return c.post(body, headers={"X-MCP-Identity": claimed.token(scope=WRITE, claims=claims)})
+
+        def listed_over_sse(claims, id_):
+            assert post(rpc("tools/list", id_=id_), claims).status_code == 202
+            reply = json.loads(c.next_event()[1])
+            assert reply["id"] == id_
+            return [t["name"] for t in reply["result"]["tools"]]
+
+        assert listed_over_sse({"groups": ["editors"]}, 50) == ["hello_mcp", "get_snippet"]
+        assert listed_over_sse(EDITOR, 51) == ["hello_mcp", "get_snippet", "save_snippet"]
+        r = post(save("claim-sse", 52), {"groups": ["viewers"], "realm_access.roles": ["mcp-writer"]})
+        assert_claim_refusal(r, 52, "groups = editors or admins")  # answered here, not down the stream
+        assert c.events.empty()
+        assert read_back(claimed, "claim-sse") is None
+        assert post(save("claim-sse", 53), EDITOR).status_code == 202
+        assert json.loads(c.next_event()[1])["result"]["isError"] is False
+        assert read_back(claimed, "claim-sse") == "ran"
+    finally:
+        c.close()
+
+
+def test_the_sse_transport_lists_every_tool_without_rules(server):
+    c = SseClient(server)
+    try:
+        r = c.post(rpc("tools/list", id_=54), headers={"X-MCP-Identity": server.token(scope="", claims={})})
+        assert r.status_code == 202
+        reply = json.loads(c.next_event()[1])
+        assert [t["name"] for t in reply["result"]["tools"]] == ["hello_mcp", "get_snippet", "save_snippet"]
+    finally:
+        c.close()
+
+
+MALFORMED_CLAIMS = ["editors", ["editors"], 7, True, {"groups": "editors"}, {"groups": [1]}, {"groups": [None]},
+                    {"groups": [["editors"]]}, {"groups": {"a": ["b"]}}, {"groups": ["editors"], "roles": None}]
+
+
+@pytest.mark.parametrize("claims", MALFORMED_CLAIMS, ids=[json.dumps(c) for c in MALFORMED_CLAIMS])
+def test_an_assertion_with_a_malformed_claims_member_is_refused(server, claimed, claims):
+    for srv in (server, claimed):  # with claim rules or without
+        r = post_mcp(srv, rpc("initialize", {"protocolVersion": "2025-06-18"}), token=srv.token(claims=claims))
+        assert r.status_code == 401, r.text
+        assert r.json()["error"] == {"code": -32001, "message": "Unauthorized: identity assertion has a "
+                                                               "malformed claims member"}
+        assert "Mcp-Session-Id" not in r.headers
+    c = SseClient(claimed, headers={"X-MCP-Identity": claimed.token(claims=claims)})
+    assert c.response.status_code == 401
+    c.response.close()
+
+
+def test_a_claims_member_that_is_null_is_refused(server):
+    """JSON null is not "absent" (mint drops a None member, so this one is signed by hand)."""
+    import hashlib
+    import hmac
+    from toolserver_util import b64url
+    now = int(time.time())
+    body = {"iss": "ngx_mcp_auth", "aud": "mcp-tool-server", "sub": "alice", "iat": now, "exp": now + 60,
+            "claims": None}
+    signing_input = b64url(b'{"alg":"HS256","typ":"JWT"}') + "." + b64url(json.dumps(body).encode())
+    token = signing_input + "." + b64url(hmac.new(server.key, signing_input.encode(), hashlib.sha256).digest())
+    r = post_mcp(server, rpc("initialize", {"protocolVersion": "2025-06-18"}), token=token)
+    assert r.status_code == 401 and "malformed claims member" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("save_snippet", "--tool-claim save_snippet: expected NAME:PATH=VALUE[,VALUE...]"),
+    ("save_snippet=groups=editors", "--tool-claim save_snippet=groups=editors: expected NAME:PATH=VALUE[,VALUE...]"),
+    ("save_snippet:groups", "--tool-claim save_snippet:groups: expected NAME:PATH=VALUE[,VALUE...]"),
+    (":groups=editors", '--tool-claim :groups=editors: "" is not a tool name'),
+    ("tools/call:groups=editors", '--tool-claim tools/call:groups=editors: "tools/call" is not a tool name'),
+    ("save_snippet:=editors", '--tool-claim save_snippet:=editors: "" is not a claim path'),
+    ("save_snippet:a..b=editors", '--tool-claim save_snippet:a..b=editors: "a..b" is not a claim path'),
+    ("save_snippet:groups=", '--tool-claim save_snippet:groups=: "" is not a claim value (1 to 256 printable '
+                             'bytes)'),
+    ("save_snippet:groups=a,,b", '--tool-claim save_snippet:groups=a,,b: "" is not a claim value (1 to 256 '
+                                 'printable bytes)'),
+    ("save_snippet:groups=a\tb", "--tool-claim save_snippet:groups=a\tb: has a control character"),
+])
+def test_a_bad_tool_claim_flag_refuses_to_start(flag, message):
+    import subprocess
+    out = subprocess.run([str(TOOL_SERVER), "--insecure-no-auth", "--listen", "127.0.0.1:0", "--tool-claim", flag],
+                         capture_output=True, text=True, timeout=5)
+    assert out.returncode == 2
+    assert out.stderr == "mcp-tool-server: %s (see --help)\n" % message
+
+
+def test_insecure_no_auth_holds_no_claims_but_the_rules_still_apply(tmp_path):
+    srv = ToolServer(tmp_path, identity_args=["--insecure-no-auth"], args=CLAIM_RULES).start()
+    try:
+        r = requests.post(srv.base + "/mcp", data=json.dumps(save("anon", 8)), headers={
+            "Content-Type": "application/json", "MCP-Protocol-Version": "2026-07-28",
+            "Mcp-Method": "tools/call", "Mcp-Name": "save_snippet"}, timeout=10)
+        assert_claim_refusal(r, 8, "groups = editors or admins")
+    finally:
+        assert srv.stop() == 0
 
 
 @pytest.mark.parametrize("name", ["MCP-Protocol-Version", "Mcp-Session-Id", "X-MCP-Identity", "Content-Type",

@@ -221,6 +221,25 @@ def test_a_call_refused_by_the_scope_check_is_denied(server):
     assert len(lines) == 4 and all(" result=denied " in line for line in lines)
 
 
+def test_a_call_refused_by_a_claim_rule_is_denied(tmp_path):
+    srv = ScopedServer(tmp_path, args=["--tool-claim", "save_snippet:groups=editors"]).start()
+    try:
+        before = scrape(srv)
+        c = StreamableClient(srv, sub="claimless").initialize()
+        save = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "d", "snippet": "v"}})
+        assert c.post(save).status_code == 403
+        editor = srv.token("claimless", claims={"groups": ["editors"]})
+        assert c.post(save, headers={"X-MCP-Identity": editor}).json()["result"]["isError"] is False
+        assert deltas(before, scrape(srv), "mcp_tool_server_tool_calls_total") == {
+            tool("save_snippet", "denied"): 1,
+            tool("save_snippet", "ok"): 1,
+        }
+        lines = log_lines(srv, "claim_refused", "claimless")
+        assert len(lines) == 1 and "save_snippet requires groups = editors" in lines[0]
+    finally:
+        assert srv.stop() == 0
+
+
 def random_name(rng):
     alphabet = string.ascii_letters + string.digits + "/_-.\"\\{}= \t\u00e9"
     return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))

@@ -1,6 +1,7 @@
 // Run-time configuration, filled from the command line by main.cpp.
 #pragma once
 
+#include "tool_claims.hpp"
 #include "tool_scopes.hpp"
 
 #include <cstddef>
@@ -43,6 +44,7 @@ struct Config {
     size_t max_sessions = 10000;             // MCP sessions in all (both transports)
     size_t max_sessions_per_subject = 16;    // MCP sessions of one subject
     ToolScopes tool_scopes;       // --tool-scope rules; empty: no call needs a scope
+    ToolClaims tool_claims;       // --tool-claim rules; empty: no call needs a claim
 };
 
 }  // namespace toolserver

@@ -535,10 +535,15 @@ bool HttpServer::mirror_headers_agree(HttpRequest& r, const cJSON* doc, bool req
     return false;
 }
 
-bool HttpServer::scopes_allow(HttpRequest& r, const cJSON* doc) {
-    const auto err = cfg_.tool_scopes.check(doc, r.identity.scope);
+bool HttpServer::calls_allowed(HttpRequest& r, const cJSON* doc) {
+    const char* event = "scope_refused";
+    auto err = cfg_.tool_scopes.check(doc, r.identity.scope);
+    if (!err) {
+        event = "claim_refused";
+        err = cfg_.tool_claims.check(doc, r.identity.claims);
+    }
     if (!err) return true;
-    LOG_WARN("scope_refused", {{"path", r.path}, {"sub", r.identity.subject}, {"error", err->message}});
+    LOG_WARN(event, {{"path", r.path}, {"sub", r.identity.subject}, {"error", err->message}});
     // Nothing in the body runs: each of its tool calls is denied.
     auto denied = [&](const cJSON* msg) {
         const char* method = json_get_string(msg, "method");

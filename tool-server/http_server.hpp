@@ -96,9 +96,10 @@ private:
     // Mcp-Method/Mcp-Name agree with the body (400, -32020, otherwise);
     // `required` under 2026-07-28.
     bool mirror_headers_agree(HttpRequest& r, const cJSON* doc, bool required);
-    // The assertion's scopes cover every call in the body (403 otherwise;
-    // every tools/call in the body is then counted and logged as denied).
-    bool scopes_allow(HttpRequest& r, const cJSON* doc);
+    // The assertion's scopes cover every call in the body and its claims
+    // satisfy every tool's claim rules (403 otherwise; every tools/call in
+    // the body is then counted and logged as denied).
+    bool calls_allowed(HttpRequest& r, const cJSON* doc);
     // The request's Streamable HTTP session; null after answering 400/404.
     mcp::Session* streamable_session(HttpRequest& r);
     void end_session(std::string id);  // by value: callers pass the session's own id

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <fstream>
 #include <iterator>
+#include <optional>
 
 namespace toolserver {
 
@@ -51,6 +52,17 @@ bool audience_matches(jwt_t* jwt, const std::string& expected) {
         if (cJSON_IsString(item) && expected == item->valuestring) return true;
     }
     return false;
+}
+
+// The "claims" member: claim paths mapped to arrays of strings, empty when
+// absent. nullopt for anything else: an assertion read only in part could
+// let a claim rule pass or fail by accident.
+std::optional<mcpauth::ClaimSet> claims_member(jwt_t* jwt) {
+    char* raw = jwt_get_grants_json(jwt, "claims");
+    if (!raw) return mcpauth::ClaimSet();
+    JsonPtr claims(cJSON_Parse(raw));
+    std::free(raw);
+    return mcpauth::ClaimSet::from_cjson(claims.get());
 }
 
 }  // namespace
@@ -173,8 +185,14 @@ bool IdentityVerifier::verify_uncached(const std::string& token, Identity& out, 
         why = "identity assertion lacks sub";
         return false;
     }
+    auto claims = claims_member(jwt.get());
+    if (!claims) {
+        why = "identity assertion has a malformed claims member";
+        return false;
+    }
     const char* client_id = jwt_get_grant(jwt.get(), "client_id");
     const char* scope = jwt_get_grant(jwt.get(), "scope");
+    out.claims = std::move(*claims);
     out.subject = sub;
     out.client_id = client_id ? client_id : "";
     out.scope = scope ? scope : "";

@@ -5,6 +5,8 @@
 
 #include "config.hpp"
 
+#include "../src/claims.hpp"  // mcpauth::ClaimSet
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -17,6 +19,7 @@ struct Identity {
     std::string subject;
     std::string client_id;
     std::string scope;
+    mcpauth::ClaimSet claims;  // the assertion's "claims" member; empty when absent
 };
 
 class IdentityVerifier {

@@ -61,6 +61,10 @@ const char* kUsage =
     "                              scopes the identity assertion must grant for a tool (or, when\n"
     "                              NAME contains '/', an MCP method); repeatable; the gateway's\n"
     "                              mcp_auth_tool_scope rules (see README)\n"
+    "  --tool-claim NAME:PATH=VALUE[,VALUE...]\n"
+    "                              a tool call needs the claim at PATH in the identity assertion's\n"
+    "                              claims to hold one of the values; repeatable, all must hold; the\n"
+    "                              gateway's mcp_auth_tool_claim rules (see README)\n"
     "  --log-level LEVEL           debug, info, warn or error (default info)\n"
     "  --help                      show this help\n";
 
@@ -187,6 +191,12 @@ int parse_args(int argc, char** argv, Config& cfg) {
                 std::fprintf(stderr, "mcp-tool-server: %s (see --help)\n", why.c_str());
                 return 3;
             }
+        } else if (arg == "--tool-claim") {
+            std::string why;
+            if (!cfg.tool_claims.add(value, why)) {
+                std::fprintf(stderr, "mcp-tool-server: %s (see --help)\n", why.c_str());
+                return 3;
+            }
         } else if (arg == "--log-level") ok = log_set_level(value);
         else {
             std::fprintf(stderr, "mcp-tool-server: unknown option %s (see --help)\n", arg.c_str());
@@ -283,7 +293,7 @@ int run(int argc, char** argv) {
         }
         store = metrics::timed_store(std::move(store), cfg.store == StoreKind::Redis ? "redis" : "sqlite");
         Tools tools(*store, cfg.snippet_scope, cfg.max_snippet);
-        mcp::Server mcp_server(tools);
+        mcp::Server mcp_server(tools, cfg.tool_scopes, cfg.tool_claims);
 
         HttpServer server(cfg, base, verifier.get(), mcp_server);
         int port = server.listen(error);

@@ -1,6 +1,9 @@
 #include "mcp_protocol.hpp"
 
+#include "identity.hpp"
 #include "log.hpp"
+#include "tool_claims.hpp"
+#include "tool_scopes.hpp"
 
 #include <openssl/rand.h>
 
@@ -233,8 +236,13 @@ Future<jsonrpc::Reply> Server::dispatch(const jsonrpc::Message& m, CallContext& 
     if (m.method == "ping") return Ready::ready(jsonrpc::Reply::ok(JsonPtr(cJSON_CreateObject())));
     if (m.method == "server/discover") return Ready::ready(discover());
     if (m.method == "tools/list") {
+        static const mcpauth::ClaimSet kNoClaims;
+        const std::string_view scope = ctx.identity ? std::string_view(ctx.identity->scope) : std::string_view();
+        const mcpauth::ClaimSet& claims = ctx.identity ? ctx.identity->claims : kNoClaims;
         JsonPtr result(cJSON_CreateObject());
-        json_add(result.get(), "tools", tools_.list());
+        json_add(result.get(), "tools", tools_.list([&](const char* tool) {
+                     return scopes_.may_call(tool, scope) && claims_.may_call(tool, claims);
+                 }));
         return Ready::ready(jsonrpc::Reply::ok(std::move(result)));
     }
     if (m.method == "tools/call") return tools_.call(m.params, ctx.subject);

@@ -19,6 +19,9 @@
 namespace toolserver {
 
 class SseStream;
+class ToolClaims;
+class ToolScopes;
+struct Identity;
 
 namespace mcp {
 
@@ -99,11 +102,17 @@ struct CallContext {
     std::string protocol_version;  // the version in force for this request
     Session* session = nullptr;    // null on the stateless (2026-07-28) path
     metrics::Transport transport = metrics::Transport::Streamable;
+    // The caller's verified assertion: tools/list shows only what it may
+    // call. Null: no scope and no claim.
+    const Identity* identity = nullptr;
 };
 
 class Server {
 public:
-    explicit Server(Tools& tools) : tools_(tools) {}
+    // tools/list leaves out the tools the caller's scopes or claims do not
+    // let it call (the transports refuse such calls before they get here).
+    Server(Tools& tools, const ToolScopes& scopes, const ToolClaims& claims)
+        : tools_(tools), scopes_(scopes), claims_(claims) {}
 
     // Handles a parsed body: one message or (when allowed) a batch. Gives
     // the response document, or null when nothing is owed (notifications):
@@ -122,6 +131,8 @@ private:
     void notification(const jsonrpc::Message& m, CallContext& ctx);
 
     Tools& tools_;
+    const ToolScopes& scopes_;
+    const ToolClaims& claims_;
 };
 
 // True when `doc` is a single initialize request.

@@ -8,9 +8,11 @@ SAN_FLAGS ?=
 TOOL_SERVER_SRCS := $(wildcard tool-server/*.cpp tool-server/redis/*.cpp)
 # the few pure pieces of the gateway's core it shares, so that both apply
 # the same rules: how an Mcp-Name value is read (src/mirror_headers.cpp),
-# which scopes a call needs (src/tool_policy.cpp) and how secrets are
-# compared (ct_equal, src/crypto.cpp)
-TOOL_SERVER_CORE_SRCS := src/mirror_headers.cpp src/encoding.cpp src/tool_policy.cpp src/crypto.cpp
+# which scopes a call needs (src/tool_policy.cpp), which claims a tool
+# needs (src/claims.cpp; cJSON, linked below) and how secrets are compared
+# (ct_equal, src/crypto.cpp)
+TOOL_SERVER_CORE_SRCS := src/mirror_headers.cpp src/encoding.cpp src/tool_policy.cpp src/claims.cpp \
+                         src/crypto.cpp
 TOOL_SERVER_OBJS := $(patsubst tool-server/%.cpp,$(BUILD)/tool-server/%.o,$(TOOL_SERVER_SRCS)) \
                     $(patsubst src/%.cpp,$(BUILD)/tool-server/core/%.o,$(TOOL_SERVER_CORE_SRCS))
 TOOL_SERVER_CXX ?= $(CXX)

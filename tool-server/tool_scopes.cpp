@@ -73,6 +73,14 @@ std::optional<jsonrpc::Error> ToolScopes::check_message(const cJSON* msg, std::s
                                                       ", which the identity assertion does not grant"};
 }
 
+bool ToolScopes::may_call(std::string_view tool, std::string_view granted) const {
+    if (policy_.empty()) return true;
+    mcpauth::McpCall call;
+    call.method = "tools/call";
+    call.name = tool;
+    return mcpauth::missing_scopes(policy_.required(call), granted).empty();
+}
+
 std::optional<jsonrpc::Error> ToolScopes::check(const cJSON* doc, std::string_view granted) const {
     if (policy_.empty()) return std::nullopt;
     if (!cJSON_IsArray(doc)) return check_message(doc, granted);

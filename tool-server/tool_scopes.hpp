@@ -29,6 +29,8 @@ public:
     // call in `doc` (one message or a batch: any element that lacks a scope
     // refuses the whole body); else the error to answer with (HTTP 403).
     std::optional<jsonrpc::Error> check(const cJSON* doc, std::string_view granted) const;
+    // Whether `granted` holds every scope a tools/call of `tool` needs.
+    bool may_call(std::string_view tool, std::string_view granted) const;
 
 private:
     std::optional<jsonrpc::Error> check_message(const cJSON* msg, std::string_view granted) const;

@@ -60,9 +60,10 @@ Tools::Tools(SnippetStore& store, SnippetScope scope, size_t max_snippet)
     metrics::set_tools(names);
 }
 
-JsonPtr Tools::list() const {
+JsonPtr Tools::list(const std::function<bool(const char* name)>& listed) const {
     JsonPtr arr(cJSON_CreateArray());
     for (const Tool& t : tools_) {
+        if (!listed(t.name)) continue;
         cJSON* tool = cJSON_CreateObject();
         cJSON_AddStringToObject(tool, "name", t.name);
         cJSON_AddStringToObject(tool, "description", t.description);

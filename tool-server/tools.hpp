@@ -7,6 +7,7 @@
 #include "later.hpp"
 #include "snippet_store.hpp"
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -17,8 +18,8 @@ class Tools {
 public:
     Tools(SnippetStore& store, SnippetScope scope, size_t max_snippet);
 
-    // The value of "tools" in a tools/list result.
-    JsonPtr list() const;
+    // The value of "tools" in a tools/list result: the tools `listed` keeps.
+    JsonPtr list(const std::function<bool(const char* name)>& listed) const;
 
     // Handles tools/call params (null when the request had none) for the
     // authenticated `subject`. The reply is ready at once unless the tool

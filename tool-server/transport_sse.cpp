@@ -68,10 +68,11 @@ void HttpServer::sse_message(HttpRequest& r) {
     if (!require_json_body(r, doc)) return;
     // Refusals are answered here, not down the stream: nothing ran.
     if (!mirror_headers_agree(r, doc.get(), /*required=*/false)) return;
-    if (!scopes_allow(r, doc.get())) return;
+    if (!calls_allowed(r, doc.get())) return;
 
     mcp::CallContext ctx;
     ctx.subject = r.identity.subject;
+    ctx.identity = &r.identity;
     ctx.session = session;
     ctx.transport = metrics::Transport::Sse;
     ctx.protocol_version =

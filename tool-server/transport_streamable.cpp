@@ -100,10 +100,11 @@ void HttpServer::mcp_post(HttpRequest& r) {
             return;
         }
     }
-    if (!scopes_allow(r, doc.get())) return;
+    if (!calls_allowed(r, doc.get())) return;
 
     mcp::CallContext ctx;
     ctx.subject = r.identity.subject;
+    ctx.identity = &r.identity;
 
     const bool event_stream = how == Reply::EventStream;
     if (stateless) {

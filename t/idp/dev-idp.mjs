@@ -30,6 +30,8 @@ const DEFAULTS = {
   user: 'demo',
   password: null, // random when not given
   alicePassword: null, // random when not given
+  viewerPassword: null, // random when not given
+  outsiderPassword: null, // random when not given
   usersFile: null,
   accessTokenTtl: 3600,
   idTokenTtl: 3600,
@@ -61,7 +63,9 @@ function usage() {
   --id-token-alg RS256|ES256        ID token signing algorithm for the client
   --keys-file F                     persist the provider's signing keys here
   --user NAME --password PW         demo user (password random if omitted)
-  --alice-password PW               second user "alice"
+  --alice-password PW               user "alice" (demo tenant, no groups)
+  --viewer-password PW              user "viewer" (demo tenant, no groups)
+  --outsider-password PW            user "outsider" (another tenant, group "editors")
   --users-file F                    JSON list of users
   --access-token-ttl S --id-token-ttl S --refresh-token-ttl S
   --test-controls                   enable /__test/* fault controls
@@ -144,12 +148,34 @@ const opts = loadOptions();
 
 // ---------------------------------------------------------------- users
 
+// The tenant ("tid") of the demo user, alice and viewer; outsider is in
+// OTHER_TENANT_ID.  Fixed, so a gateway's configuration can name them.
+const DEMO_TENANT_ID = '7d8a3c1e-0000-4000-8000-00000000d3e0';
+const OTHER_TENANT_ID = '0e6f2b9a-0000-4000-8000-0000000007e1';
+
 function randomPassword() {
   return crypto.randomBytes(9).toString('base64url');
 }
 
+// The claims a test may change (POST /__test/user-claims), checked; returns
+// an error message or null.  null as a value removes the claim.
+const MUTABLE_CLAIMS = ['groups', 'tid', 'realm_access'];
+const isStringList = (v) => Array.isArray(v) && v.every((x) => typeof x === 'string');
+function checkClaims(c) {
+  if (c.groups != null && !isStringList(c.groups)) return '"groups" must be a list of strings';
+  if (c.tid != null && typeof c.tid !== 'string') return '"tid" must be a string';
+  if (c.realm_access != null) {
+    const ra = c.realm_access;
+    if (typeof ra !== 'object' || Array.isArray(ra)) return '"realm_access" must be an object';
+    if (ra.roles != null && !isStringList(ra.roles)) return '"realm_access.roles" must be a list of strings';
+  }
+  return null;
+}
+
 function makeUser(login, password, extra = {}) {
-  return {
+  const err = checkClaims(extra);
+  if (err) die(`user ${login}: ${err}`);
+  const user = {
     login,
     password,
     sub: extra.sub || `user-${login}`,
@@ -158,12 +184,34 @@ function makeUser(login, password, extra = {}) {
     email_verified: extra.email_verified ?? true,
     preferred_username: extra.preferred_username || login,
   };
+  for (const k of MUTABLE_CLAIMS) {
+    if (extra[k] != null) user[k] = structuredClone(extra[k]);
+  }
+  user.initial = Object.fromEntries(MUTABLE_CLAIMS.map((k) => [k, user[k]]));
+  return user;
 }
 
 const users = new Map(); // login -> user
-const demoPassword = opts.password || randomPassword();
-users.set(opts.user, makeUser(opts.user, demoPassword));
-users.set('alice', makeUser('alice', opts.alicePassword || randomPassword(), { name: 'Alice Example' }));
+// the built-in users; `generated` lists those whose password is random (printed at start)
+const generated = [];
+function builtIn(role, login, password, extra) {
+  const pw = password || randomPassword();
+  if (!password) generated.push({ role, login, password: pw });
+  users.set(login, makeUser(login, pw, extra));
+}
+builtIn('alice', 'alice', opts.alicePassword, {
+  name: 'Alice Example', tid: DEMO_TENANT_ID, groups: [], realm_access: { roles: [] },
+});
+builtIn('viewer', 'viewer', opts.viewerPassword, {
+  tid: DEMO_TENANT_ID, groups: [], realm_access: { roles: ['viewer'] },
+});
+builtIn('outsider', 'outsider', opts.outsiderPassword, {
+  tid: OTHER_TENANT_ID, groups: ['editors'], realm_access: { roles: ['editor'] },
+});
+// the demo user (--user) last: it wins over a built-in user of the same name
+builtIn('demo', opts.user, opts.password, {
+  tid: DEMO_TENANT_ID, groups: ['editors'], realm_access: { roles: ['editor'] },
+});
 let extraUsers = opts.users || [];
 if (opts.usersFile) extraUsers = extraUsers.concat(readJson(opts.usersFile, 'users file'));
 if (!Array.isArray(extraUsers)) die('users must be a JSON list');
@@ -173,6 +221,11 @@ for (const u of extraUsers) {
   }
   users.set(u.login, makeUser(u.login, u.password, u));
 }
+// print only the generated passwords still in force (a later user of the same login replaces one), demo first
+const ROLE_ORDER = ['demo', 'viewer', 'outsider', 'alice'];
+const printedLogins = generated
+  .filter((g) => users.get(g.login)?.password === g.password)
+  .sort((x, y) => ROLE_ORDER.indexOf(x.role) - ROLE_ORDER.indexOf(y.role));
 const usersBySub = new Map([...users.values()].map((u) => [u.sub, u]));
 
 function checkPassword(login, password) {
@@ -342,7 +395,8 @@ const configuration = {
   jwks,
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   claims: {
-    openid: ['sub'],
+    // with openid: every ID token (and userinfo) carries the tenant, groups and roles
+    openid: ['sub', 'tid', 'groups', 'realm_access'],
     profile: ['name', 'preferred_username'],
     email: ['email', 'email_verified'],
   },
@@ -361,6 +415,11 @@ const configuration = {
           email: user.email,
           email_verified: user.email_verified,
           preferred_username: user.preferred_username,
+          // read now, so tokens issued after /__test/user-claims (a refresh
+          // too) carry the new values
+          tid: user.tid,
+          groups: user.groups && [...user.groups],
+          realm_access: user.realm_access && structuredClone(user.realm_access),
         };
       },
     };
@@ -497,6 +556,33 @@ provider.use(async (ctx, next) => {
         }
       }
       return json(ctx, 200, { revoked_grants: ids.length, destroyed_sessions: sessions });
+    }
+    if (ctx.method === 'POST' && ctx.path === '/__test/user-claims') {
+      let body;
+      try {
+        body = JSON.parse((await readBody(ctx)).toString() || '{}');
+      } catch {
+        return json(ctx, 400, { error: 'invalid_json' });
+      }
+      if (!body || typeof body !== 'object' || Array.isArray(body)) return json(ctx, 400, { error: 'invalid_request' });
+      const user = users.get(body.login);
+      if (!user) return json(ctx, 404, { error: 'unknown_user' });
+      const err = checkClaims(body);
+      if (err) return json(ctx, 400, { error: 'invalid_request', error_description: err });
+      if (body.reset) {
+        for (const k of MUTABLE_CLAIMS) {
+          if (user.initial[k] === undefined) delete user[k];
+          else user[k] = structuredClone(user.initial[k]);
+        }
+      }
+      for (const k of MUTABLE_CLAIMS) {
+        if (!(k in body)) continue;
+        if (body[k] === null) delete user[k];
+        else user[k] = structuredClone(body[k]);
+      }
+      const now = {};
+      for (const k of MUTABLE_CLAIMS) if (user[k] !== undefined) now[k] = user[k];
+      return json(ctx, 200, { login: user.login, sub: user.sub, ...now });
     }
     if (ctx.method === 'POST' && ctx.path === '/__test/reset-stats') {
       Object.assign(stats, { token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0,
@@ -637,7 +723,9 @@ async function main() {
   process.on('SIGINT', stop);
 
   const lines = [];
-  if (!opts.password) lines.push(`demo login: ${opts.user} / ${demoPassword}`);
+  // "<role> login: <login> / <password>" for each built-in user whose
+  // password is random (scripts parse the "demo login" line)
+  for (const g of printedLogins) lines.push(`${g.role} login: ${g.login} / ${g.password}`);
   lines.push(`dev-idp listening on http://${opts.host}:${actual}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
