@@ -83,8 +83,13 @@ def locations(upstream_port):
 @pytest.fixture(scope="module")
 def gw(stack_factory, upstream):
     marker = "# legacy HTTP+SSE (2024-11-05): the stream ..."
+    # snippets:write for anyone who asks, so that save_snippet's claim rule
+    # (groups editors) alone keeps it from users outside the group
+    scope_claim = "    mcp_auth_scope_claim    snippets:write groups editors;\n"
     st = stack_factory("filter", http_extra="    mcp_auth_filter_tools on;\n",
-                       replace=[(marker, locations(upstream) + marker)])
+                       replace=[(marker, locations(upstream) + marker), (scope_claim, "")])
+    assert "mcp_auth_tool_claim  save_snippet groups editors;" in st.nginx.conf.read_text()
+    assert scope_claim not in st.nginx.conf.read_text()
     # an upstream we do not control: it lists every tool to everyone
     st.tool.stop()
     st.tool_scope_args = []
@@ -101,6 +106,12 @@ def reader(gw):
 @pytest.fixture(scope="module")
 def writer(gw):
     return login(gw, "demo", scope="snippets:read snippets:write").tokens["access_token"]
+
+
+@pytest.fixture(scope="module")
+def outsider(gw):
+    """alice: snippets:write, but not in the group editors."""
+    return login(gw, "alice", scope="snippets:read snippets:write").tokens["access_token"]
 
 
 def session(gw, token, path="/mcp"):
@@ -158,6 +169,18 @@ def test_a_user_who_may_call_everything_sees_everything(gw, writer):
     s = session(gw, writer)
     assert names(s.request("tools/list")) == ALL_TOOLS
     assert delta(before, filter_counts(gw)) == {"unchanged": 1}
+
+
+def test_a_tool_whose_claim_rule_the_user_fails_is_removed(gw, outsider):
+    before = filter_counts(gw)
+    s = session(gw, outsider)
+    assert names(s.request("tools/list")) == {"hello_mcp", "get_snippet"}
+    assert delta(before, filter_counts(gw)) == {"filtered": 1}
+    # the scope is there: the claim rule is what removed it
+    r = s.post(rpc("tools/call", {"name": "save_snippet",
+                                  "arguments": {"snippetname": "x", "snippet": "y"}}))
+    assert r.status_code == 403, (r.status_code, r.text)
+    assert names(session(gw, outsider, "/mcp-unfiltered").request("tools/list")) == ALL_TOOLS
 
 
 def test_an_event_stream_answer_is_filtered(gw, reader):

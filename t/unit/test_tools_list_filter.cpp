@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "mcp_auth.h"
 #include "tools_list_filter.hpp"
 
 using namespace mcpauth;
@@ -228,4 +229,43 @@ TEST(ToolsListFilterSse, TheResponsesEndInAStreamStillArriving) {
   auto r = sse(std::string_view(stream).substr(0, end));
   ASSERT_EQ(r.outcome, ToolsListFiltered::filtered);
   EXPECT_EQ(r.body, head + "event: message\r\ndata: " + kFiltered + "\r\n\r\n");
+}
+
+// Through the C API: the tools a tools/call of would pass the guard stay.
+TEST(ToolsListFilterCapi, KeepsWhatTheGuardWouldAllow) {
+  const std::string issuer = "https://mcp.example", tools = "tools/call mcp:tools\nsave mcp:write\n",
+                    claims = "tool\tsave\tgroups\teditors\ntool\tadmin\tgroups\tadmins\n";
+  mcpa_settings_t s;
+  mcpa_settings_init(&s);
+  s.issuer = {issuer.data(), issuer.size()};
+  s.tool_scopes = {tools.data(), tools.size()};
+  s.claim_rules = {claims.data(), claims.size()};
+  char err[256] = "";
+  mcpa_config_t* cf = mcpa_config_build(&s, err, sizeof err);
+  ASSERT_NE(cf, nullptr) << err;
+
+  const std::string body = R"({"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"read"},{"name":"save"},)"
+                           R"({"name":"admin"}]}})";
+  auto kept = [&](const std::string& scope, const std::string& record) {
+    std::string out;
+    int rc = mcpa_filter_tools_list(
+        cf, {body.data(), body.size()}, 0, {scope.data(), scope.size()}, {record.data(), record.size()},
+        [](void* ctx, const char* p, size_t n) { static_cast<std::string*>(ctx)->assign(p, n); }, &out);
+    if (rc == MCPA_FILTER_UNCHANGED) return std::string("unchanged");
+    EXPECT_EQ(rc, MCPA_FILTER_FILTERED);
+    return out;
+  };
+  const std::string prefix = R"({"jsonrpc":"2.0","id":1,"result":{"tools":[)";
+  EXPECT_EQ(kept("mcp:tools mcp:write", "groups=editors"), prefix + R"({"name":"read"},{"name":"save"}]}})");
+  EXPECT_EQ(kept("mcp:tools mcp:write", "groups=admins,editors"), "unchanged");
+  // a scope missing, for the tool or for every tools/call
+  EXPECT_EQ(kept("mcp:tools", "groups=editors"), prefix + R"({"name":"read"}]}})");
+  EXPECT_EQ(kept("mcp:write", "groups=admins,editors"), prefix + "]}}");
+  // no claims, or claims that do not read: the claim rules' tools go
+  EXPECT_EQ(kept("mcp:tools mcp:write", ""), prefix + R"({"name":"read"}]}})");
+  EXPECT_EQ(kept("mcp:tools mcp:write", "groups=%zz"), prefix + R"({"name":"read"}]}})");
+  // what cannot be read is not filterable
+  std::string out;
+  EXPECT_EQ(mcpa_filter_tools_list(cf, {"{", 1}, 0, {"", 0}, {"", 0}, nullptr, &out), MCPA_FILTER_NOT_FILTERABLE);
+  mcpa_config_free(cf);
 }
