@@ -8,12 +8,14 @@
 // as an access token's plaintext first ("Bearer <sealed>"); 1 GET instead
 // of POST; 2 the body was read; 3 Mcp-Method sent; 4 Mcp-Name sent; 5 one
 // of them sent twice; 6 ignores the authorization part and sends a valid
-// token of the session (scope mcp:tools), so inputs reach the tool rules.
+// token of the session (scope mcp:tools), so inputs reach the tool rules;
+// 7 adds a claim rule the session cannot meet (hello_mcp needs a group).
 //
 // Property (aborts when broken): an allowed POST runs, as the tool server
 // reads its body (cJSON, tool-server/jsonrpc.cpp), only calls within the
-// scope the guard granted, whatever the headers say; and a present
-// Mcp-Method names the body's method.
+// scope the guard granted, whatever the headers say, and never a tool whose
+// claim rule the session fails; and a present Mcp-Method names the body's
+// method.
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -21,6 +23,7 @@
 
 #include "crypto.hpp"
 #include "fuzz_common.hpp"
+#include "claims.hpp"
 #include "guard.hpp"
 #include "json.hpp"
 #include "jsonrpc.hpp"
@@ -45,6 +48,21 @@ const GuardSettings& settings() {
     return g;
   }();
   return gs;
+}
+
+// The shared configuration plus a tool rule on a claim the session lacks.
+const Config& claims_config() {
+  static const Config c = [] {
+    Config x = fuzzutil::config();
+    x.claim_rules = "tool\thello_mcp\tgroups\teditors\n";
+    std::string e = x.load();
+    if (!e.empty()) {
+      std::fprintf(stderr, "fuzz: claim rules: %s\n", e.c_str());
+      std::abort();
+    }
+    return x;
+  }();
+  return c;
 }
 
 // The calls the tool server would run for this body, as it reads them.
@@ -82,7 +100,7 @@ std::vector<McpCall> tool_server_calls(const std::string& body) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
-  const Config& cf = fuzzutil::config();
+  const Config& cf = (data[0] & 128) ? claims_config() : fuzzutil::config();
   const GuardSettings& gs = settings();
   // one per input: a cache that grew across inputs would look like a leak
   // to libFuzzer (every run would pay a LeakSanitizer scan)
@@ -134,6 +152,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (const auto& call : calls)
         if (!missing_scopes(gs.policy.required(call), out.scope).empty())
           finding("allowed a call outside the granted scope", body);
+      for (const auto& call : calls)
+        if (call.method == "tools/call" && !cf.access.may_call(call.name, ClaimSet()))
+          finding("allowed a tool whose claim rule the session fails", body);
       if (in.mirror.has_method && (calls.size() != 1 || calls.front().method != in.mirror.method))
         finding("allowed an Mcp-Method header that does not name the body's method", body);
     }

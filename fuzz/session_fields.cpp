@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto session = decode_session(text);
   static Session reused = [] {
     Session s;
-    s.sid = s.sub = s.name = s.email = s.client_id = s.scope = s.resource = "left over";
+    s.sid = s.sub = s.name = s.email = s.client_id = s.scope = s.resource = s.claims = "left over";
     s.provider_access_token = s.provider_refresh_token = "left over";
     s.provider_expires = s.created = s.expires = s.gen = s.rotated_at = 7;
     return s;

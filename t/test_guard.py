@@ -195,11 +195,13 @@ def test_the_tool_server_refuses_requests_that_bypass_the_gateway(gw):
 # --- per-tool scopes ----------------------------------------------------------------
 
 def test_the_tool_server_behind_the_gateway_enforces_the_same_tool_scopes(gw):
-    """The rules are written once, in nginx.conf; the tool server is started
-    with them (render-config.tool_scope_args) and refuses on its own."""
+    """The rules (scopes and claims) are written once, in nginx.conf; the tool
+    server is started with them (render-config.tool_scope_args) and refuses
+    on its own."""
     from toolserver_util import mint
     assert gw.tool_scope_args == ["--tool-scope=save_snippet=snippets:write",
-                                  "--tool-scope=get_snippet=snippets:read"]
+                                  "--tool-scope=get_snippet=snippets:read",
+                                  "--tool-claim=save_snippet:groups=editors"]
     body = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "direct", "snippet": "y"}})
     h = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
          "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "save_snippet"}
@@ -210,6 +212,10 @@ def test_the_tool_server_behind_the_gateway_enforces_the_same_tool_scopes(gw):
     assert r.status_code == 403 and r.json()["error"]["code"] == -32001, r.text
     r = requests.post(url, json=body, timeout=5,
                       headers=dict(h, **{"X-MCP-Identity": mint(key, sub="direct", scope="snippets:write")}))
+    assert r.status_code == 403 and "requires groups = editors" in r.json()["error"]["message"], r.text
+    r = requests.post(url, json=body, timeout=5,
+                      headers=dict(h, **{"X-MCP-Identity": mint(key, sub="direct", scope="snippets:write",
+                                                              claims={"groups": ["editors"]})}))
     assert r.status_code == 200 and r.json()["result"]["isError"] is False, r.text
 
 

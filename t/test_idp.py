@@ -160,7 +160,7 @@ def test_the_built_in_users_carry_their_tenant_groups_and_roles(idp):
     expected = {"demo": (DEMO_TENANT_ID, ["editors"], ["editor"]),
                 "viewer": (DEMO_TENANT_ID, [], ["viewer"]),
                 "outsider": (OTHER_TENANT_ID, ["editors"], ["editor"]),
-                "alice": (DEMO_TENANT_ID, [], [])}
+                "alice": (DEMO_TENANT_ID, ["editors"], [])}
     assert DEMO_TENANT_ID != OTHER_TENANT_ID
     for login, (tid, groups, roles) in expected.items():
         tokens, _ = login_and_exchange(issuer, info, login=login, password=info["passwords"][login])

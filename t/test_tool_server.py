@@ -1515,7 +1515,8 @@ def test_the_tool_scope_flags_are_read_from_the_nginx_configuration(tmp_path):
     render_config = __import__("render-config")
     for example in ("nginx.conf.example", "nginx-cluster.conf.example"):
         assert render_config.tool_scope_args(ROOT / example) == [
-            "--tool-scope=save_snippet=snippets:write", "--tool-scope=get_snippet=snippets:read"]
+            "--tool-scope=save_snippet=snippets:write", "--tool-scope=get_snippet=snippets:read",
+            "--tool-claim=save_snippet:groups=editors"]
 
     def args_of(text, **files):
         for name, content in files.items():

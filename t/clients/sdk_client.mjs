@@ -6,7 +6,7 @@
 // it to "open the browser", does the browser part over HTTP (http_browser.mjs).
 //
 //   node t/clients/sdk_client.mjs --gateway http://127.0.0.1:PORT --transport http|sse \
-//        --scenario full|stepup|deny --user demo --password SECRET [--ttl 3]
+//        --scenario full|stepup|deny|access --user demo --password SECRET [--ttl 3]
 //
 // deny: the user clicks Deny on the consent page, then follows the page's
 // link back to the application, which learns of the denial there.
@@ -240,6 +240,23 @@ async function stepup() {
          scope: provider.tokens()?.scope ?? null });
 }
 
+// What this user may do: the list, then every tool; a refusal is reported
+// with the error the SDK raised (the gateway's 403 says why).
+async function access() {
+  await connect();
+  await tools('access');
+  const argsOf = { hello_mcp: {}, get_snippet: { snippetname: `access-${transportKind}` },
+                   save_snippet: { snippetname: `access-${transportKind}`, snippet: 'by access' } };
+  for (const name of ['hello_mcp', 'save_snippet', 'get_snippet']) {
+    try {
+      const r = await client.callTool({ name, arguments: argsOf[name] });
+      emit({ step: 'tool_call', tool: name, label: 'access', is_error: !!r.isError, text: textOf(r) });
+    } catch (e) {
+      emit({ step: 'tool_refused', tool: name, error: String(e?.message ?? e), code: e?.code ?? null });
+    }
+  }
+}
+
 // The user says no: the application learns it at its redirect URI (what a
 // real app's callback handler does with ?error=access_denied).
 async function deny() {
@@ -256,7 +273,7 @@ async function deny() {
 }
 
 try {
-  await (scenario === 'stepup' ? stepup() : scenario === 'deny' ? deny() : full());
+  await (scenario === 'stepup' ? stepup() : scenario === 'deny' ? deny() : scenario === 'access' ? access() : full());
   await client?.close().catch(() => {});
   emit({ step: 'done' });
   process.exit(0);

@@ -63,7 +63,7 @@ function usage() {
   --id-token-alg RS256|ES256        ID token signing algorithm for the client
   --keys-file F                     persist the provider's signing keys here
   --user NAME --password PW         demo user (password random if omitted)
-  --alice-password PW               user "alice" (demo tenant, no groups)
+  --alice-password PW               user "alice" (demo tenant, group editors)
   --viewer-password PW              user "viewer" (demo tenant, no groups)
   --outsider-password PW            user "outsider" (another tenant, group "editors")
   --users-file F                    JSON list of users
@@ -200,7 +200,7 @@ function builtIn(role, login, password, extra) {
   users.set(login, makeUser(login, pw, extra));
 }
 builtIn('alice', 'alice', opts.alicePassword, {
-  name: 'Alice Example', tid: DEMO_TENANT_ID, groups: [], realm_access: { roles: [] },
+  name: 'Alice Example', tid: DEMO_TENANT_ID, groups: ['editors'], realm_access: { roles: [] },
 });
 builtIn('viewer', 'viewer', opts.viewerPassword, {
   tid: DEMO_TENANT_ID, groups: [], realm_access: { roles: ['viewer'] },
