@@ -418,6 +418,20 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       offsetof(ngx_http_mcp_auth_loc_conf_t, pass_provider_token),
       NULL },
 
+    { ngx_string("mcp_auth_filter_tools"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, filter_tools),
+      NULL },
+
+    { ngx_string("mcp_auth_filter_tools_max_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, filter_tools_max_size),
+      NULL },
+
     { ngx_string("mcp_auth_identity_key_file"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_str_slot,
@@ -792,6 +806,8 @@ ngx_http_mcp_auth_create_loc_conf(ngx_conf_t *cf)
     conf->consent_remember = NGX_CONF_UNSET;
     conf->secure_cookies = NGX_CONF_UNSET;
     conf->pass_provider_token = NGX_CONF_UNSET;
+    conf->filter_tools = NGX_CONF_UNSET;
+    conf->filter_tools_max_size = NGX_CONF_UNSET_SIZE;
     conf->client_metadata_documents = NGX_CONF_UNSET;
     conf->client_metadata_allow_private = NGX_CONF_UNSET;
     conf->client_metadata_ports = NGX_CONF_UNSET_PTR;
@@ -1018,6 +1034,9 @@ ngx_http_mcp_auth_core(ngx_conf_t *cf, ngx_http_mcp_auth_loc_conf_t *conf)
         (int) ngx_http_mcp_auth_fill_num(&f, conf->secure_cookies);
     s->pass_provider_token =
         (int) ngx_http_mcp_auth_fill_num(&f, conf->pass_provider_token);
+    s->filter_tools = (int) ngx_http_mcp_auth_fill_num(&f, conf->filter_tools);
+    s->filter_tools_max_size = ngx_http_mcp_auth_fill_num(&f,
+                                  (int64_t) conf->filter_tools_max_size);
     s->client_metadata_documents =
         (int) ngx_http_mcp_auth_fill_num(&f, conf->client_metadata_documents);
     s->client_metadata_allow_private = (int) ngx_http_mcp_auth_fill_num(&f,
@@ -1127,6 +1146,10 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_value(conf->protect, prev->protect, 0);
     ngx_conf_merge_msec_value(conf->stream_check, prev->stream_check, 60000);
     ngx_conf_merge_size_value(conf->peek_size, prev->peek_size, 1024 * 1024);
+    /* the guard tells and the body filter acts: both see these */
+    ngx_conf_merge_value(conf->filter_tools, prev->filter_tools, 0);
+    ngx_conf_merge_size_value(conf->filter_tools_max_size,
+                              prev->filter_tools_max_size, 256 * 1024);
     ngx_conf_merge_str_value(conf->provider_token_location,
                              prev->provider_token_location, "");
     ngx_conf_merge_str_value(conf->provider_jwks_location,

@@ -177,6 +177,8 @@ typedef struct {
     ngx_flag_t                consent_remember;
     ngx_flag_t                secure_cookies;
     ngx_flag_t                pass_provider_token;
+    ngx_flag_t                filter_tools;
+    size_t                    filter_tools_max_size;
     ngx_flag_t                client_metadata_documents;
     ngx_flag_t                client_metadata_allow_private;
     ngx_array_t              *client_metadata_ports;  /* of int */
@@ -297,6 +299,22 @@ typedef struct {
 } ngx_http_mcp_auth_probe_ctx_t;
 
 
+/*
+ * The tools/list filter (mcp_auth_filter_tools): what the guard allowed
+ * the request with, and the upstream's answer gathered until it ends.
+ */
+typedef struct {
+    ngx_str_t                 claims;          /* the guard's, copied */
+    u_char                   *buf;             /* the answer so far */
+    size_t                    len;
+    size_t                    size;
+    size_t                    scanned;         /* events looked at */
+    unsigned                  lists_tools:1;   /* the guard said so */
+    unsigned                  gathering:1;
+    unsigned                  event_stream:1;
+} ngx_http_mcp_auth_filter_ctx_t;
+
+
 typedef struct {
     ngx_http_mcp_auth_fetch_ctx_t   fetch;
     ngx_http_mcp_auth_doc_ctx_t     doc;
@@ -304,6 +322,7 @@ typedef struct {
     ngx_http_mcp_auth_store_ctx_t   store;
     ngx_http_mcp_auth_probe_ctx_t   probe;
     ngx_http_mcp_auth_trace_ctx_t   trace;
+    ngx_http_mcp_auth_filter_ctx_t  filter;
 } ngx_http_mcp_auth_ctx_t;
 
 

@@ -117,6 +117,9 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
 
 again:
 
+    /* a field a core does not fill reads as empty */
+    ngx_memzero(&res, sizeof(mcpa_guard_result_t));
+
     ngx_http_mcp_auth_replay(ctx, &req.replay);
 
     if (ctx->fetch.fetched) {
@@ -280,6 +283,18 @@ ngx_http_mcp_auth_allow(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     ctx->guard.done = 1;
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
+
+    /* the answer is filtered with the scope and claims of this decision */
+    if (res->lists_tools && alcf->filter_tools) {
+        if (ngx_http_mcp_auth_copy_str(r->pool, &ctx->filter.claims,
+                                       &res->claims)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        ctx->filter.lists_tools = 1;
+    }
 
     /*
      * A stream outlives the token that opened it: look at its session now

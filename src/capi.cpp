@@ -18,6 +18,7 @@
 #include "mcp_auth.h"
 #include "replay_store.hpp"
 #include "sealed_store.hpp"
+#include "tools_list_filter.hpp"
 
 using mcpauth::Config;
 using mcpauth::Request;
@@ -404,6 +405,7 @@ void export_guard(mcpauth::GuardOutcome&& g, mcpa_guard_result_t* out, std::uniq
   out->session_key = c_view(g.session_key);
   out->provider_token = c_view(g.provider_token);
   out->claims = c_view(g.claims);
+  out->lists_tools = g.lists_tools ? 1 : 0;
   describe_guard(g, out);
   out->owner = storage.release();
 }
@@ -521,7 +523,7 @@ MCPA_API int mcpa_fetch_address_allowed(const mcpa_config_t* cf, mcpa_str_t ip) 
 }
 
 MCPA_API int mcpa_guard_reads_body(const mcpa_config_t* cf) noexcept {
-  return cf->guard.policy.empty() ? 0 : 1;
+  return cf->guard.policy.empty() && !cf->config.access.has_tool_rules() && !cf->guard.filter_tools ? 0 : 1;
 }
 
 // --- observability --------------------------------------------------------
@@ -564,5 +566,47 @@ MCPA_API int mcpa_metrics_render(const uint64_t* slots, size_t nslots, const mcp
     return MCPA_OK;
   } catch (...) {
     return MCPA_ERROR;
+  }
+}
+
+// --- tools/list filtering ---------------------------------------------------
+
+MCPA_API int mcpa_filter_tools_list(const mcpa_config_t* cf, mcpa_str_t body, int event_stream, mcpa_str_t scope,
+                                    mcpa_str_t claims, mcpa_sink_pt sink, void* sink_ctx) noexcept {
+  try {
+    // claims that do not read as a kept set are none: the tools that
+    // claim rules name are then hidden, never shown
+    auto kept = mcpauth::ClaimSet::from_record(view(claims));
+    const mcpauth::ClaimSet none;
+    const mcpauth::ClaimSet& held = kept ? *kept : none;
+    const std::string_view granted = view(scope);
+    // what the guard would decide on a tools/call of the tool
+    mcpauth::McpCall call;
+    call.method = "tools/call";
+    call.has_name = true;
+    auto allowed = [&](std::string_view name) {
+      call.name.assign(name);
+      return mcpauth::missing_scopes(cf->guard.policy.required(call), granted).empty() &&
+             cf->config.access.may_call(name, held);
+    };
+    auto r = event_stream ? mcpauth::filter_tools_list_sse(view(body), allowed)
+                          : mcpauth::filter_tools_list_json(view(body), allowed);
+    switch (r.outcome) {
+      case mcpauth::ToolsListFiltered::filtered:
+        sink(sink_ctx, r.body.data(), r.body.size());
+        return MCPA_FILTER_FILTERED;
+      case mcpauth::ToolsListFiltered::unchanged: return MCPA_FILTER_UNCHANGED;
+      case mcpauth::ToolsListFiltered::not_filterable: break;
+    }
+  } catch (...) {
+  }
+  return MCPA_FILTER_NOT_FILTERABLE;
+}
+
+MCPA_API size_t mcpa_sse_response_end(mcpa_str_t stream, size_t* from) noexcept {
+  try {
+    return mcpauth::sse_response_end(view(stream), from);
+  } catch (...) {
+    return 0;  // looked at again with more of the stream, or at its end
   }
 }

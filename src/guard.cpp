@@ -102,6 +102,7 @@ Response header_mismatch(const Config& cf, const GuardInput& in, const std::stri
 // tool server runs, so the decision is made on the body alone; headers that
 // say something else make the request a mismatch, not a different request.
 struct ToolNeeds {
+  // tool rules, or mcp_auth_filter_tools (whether the body lists tools)
   bool applies = false;
   enum { ok, need_body, unreadable, mismatch } body = ok;
   std::vector<std::string> scopes;
@@ -109,11 +110,12 @@ struct ToolNeeds {
   std::string mismatch_why, id;
   int tools[GuardOutcome::kMaxCounted];  // their allowed-calls counters (tool_counter)
   int ntools = 0;
+  bool lists_tools = false;  // one tools/list, with mcp_auth_filter_tools
 };
 
 ToolNeeds tool_needs(const Config& cf, const GuardSettings& gs, const GuardInput& in, std::string* first_tool) {
   ToolNeeds n;
-  n.applies = (!gs.policy.empty() || cf.access.has_tool_rules()) && in.method == "POST";
+  n.applies = (!gs.policy.empty() || cf.access.has_tool_rules() || gs.filter_tools) && in.method == "POST";
   if (!n.applies) return n;
   if (!in.body_read) {
     n.body = ToolNeeds::need_body;
@@ -132,6 +134,7 @@ ToolNeeds tool_needs(const Config& cf, const GuardSettings& gs, const GuardInput
     return n;
   }
   if (!batch && calls->size() == 1) n.id = calls->front().id;
+  n.lists_tools = gs.filter_tools && !batch && calls->size() == 1 && calls->front().method == "tools/list";
   for (const auto& call : *calls) {
     for (const auto& s : gs.policy.required(call))
       if (std::find(n.scopes.begin(), n.scopes.end(), s) == n.scopes.end()) n.scopes.push_back(s);
@@ -392,6 +395,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   out.verdict = GuardOutcome::allow;
   out.reason = GuardReason::allowed;
   count_tools(out, needs, true, cache);
+  out.lists_tools = needs.lists_tools;
   const IdentityCache::Entry& asserted =
       cache.assertion(*gs.minter, claims->sid, session->sub, session->client_id, granted, session->claims, in.now);
   out.identity = asserted.jwt;

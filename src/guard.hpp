@@ -72,6 +72,9 @@ struct GuardOutcome {
   std::string_view identity, subject, client_id, scope, session_tag, session_key;
   std::string_view provider_token;  // allow, with pass_provider_token
   std::string_view claims;          // allow: the session's kept claims (ClaimSet::to_record)
+  // allow: the body is one tools/list and filter_tools is on, so the glue
+  // filters the answer
+  bool lists_tools = false;
 
   // For the audit log and the metrics: why, the tool called (a single
   // tools/call, else the first), the counter slot of each tools/call of the

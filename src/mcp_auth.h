@@ -307,7 +307,8 @@ typedef enum {
                                     counter, its 3xx, 4xx and 5xx follow;
                                     with 503, slots[1] its 503 counter) */
     MCPA_M_STREAM_CLOSED,        /* the session ended */
-    MCPA_M_STORE_ERROR           /* a: MCPA_FULL or MCPA_UNAVAILABLE */
+    MCPA_M_STORE_ERROR,          /* a: MCPA_FULL or MCPA_UNAVAILABLE */
+    MCPA_M_TOOLS_LIST_FILTER     /* a: mcpa_filter_e */
 } mcpa_metric_e;
 
 #define MCPA_M_EP_GUARDED   100   /* a guarded MCP location */
@@ -525,7 +526,8 @@ MCPA_API int mcpa_guard_resume(const mcpa_config_t *cf,
 
 MCPA_API void mcpa_guard_result_free(mcpa_guard_result_t *res) MCPA_NOEXCEPT;
 
-/* 1 when tool rules exist, so that a POST's body names what it needs. */
+/* 1 when tool rules (scopes or claims) exist or mcp_auth_filter_tools is on,
+ * so that a POST's body names what it needs (or whether it lists tools). */
 MCPA_API int mcpa_guard_reads_body(const mcpa_config_t *cf) MCPA_NOEXCEPT;
 
 /* 1 while the session named by session_key is live, 0 once it has ended
@@ -564,5 +566,39 @@ MCPA_API int mcpa_fetch_address_allowed(const mcpa_config_t *cf,
 
 /* Library version string, for the error log at start-up. */
 MCPA_API const char *mcpa_version(void) MCPA_NOEXCEPT;
+
+
+/* --- tools/list filtering (mcp_auth_filter_tools) ------------------------ */
+
+typedef enum {
+    MCPA_FILTER_FILTERED = 0,     /* tools removed: the sink has the body */
+    MCPA_FILTER_UNCHANGED,        /* nothing to remove: send it as it is */
+    MCPA_FILTER_NOT_FILTERABLE,   /* not read exactly: send it as it is */
+    MCPA_FILTER_TOO_LARGE         /* the glue's: larger than
+                                     mcp_auth_filter_tools_max_size */
+} mcpa_filter_e;
+
+/*
+ * An upstream's answer to a tools/list (the guard result's lists_tools)
+ * without the tools the user may not call: those whose tools/call needs a
+ * scope (mcp_auth_tool_scope) that scope lacks, or that a
+ * mcp_auth_tool_claim rule keeps from the claims (the guard result's; empty:
+ * none).  body is the whole answer, JSON or, with event_stream, an event
+ * stream (src/tools_list_filter.hpp).  On MCPA_FILTER_FILTERED the sink has
+ * had the new body, once; otherwise the answer goes on as it is.
+ */
+MCPA_API int mcpa_filter_tools_list(const mcpa_config_t *cf, mcpa_str_t body,
+    int event_stream, mcpa_str_t scope, mcpa_str_t claims, mcpa_sink_pt sink,
+    void *sink_ctx) MCPA_NOEXCEPT;
+
+/*
+ * An event stream answer still arriving: the end of its first event that
+ * carries a JSON-RPC response, or 0 while none has arrived whole.  *from
+ * (0 at first) is where to look on; the call moves it past what it read.
+ * The glue filters up to there and passes the rest, so that a server that
+ * keeps the stream open after its answer is not waited for.
+ */
+MCPA_API size_t mcpa_sse_response_end(mcpa_str_t stream, size_t *from)
+    MCPA_NOEXCEPT;
 
 #endif /* MCP_AUTH_H_INCLUDED */

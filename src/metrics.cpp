@@ -57,6 +57,8 @@ const Words kEndpoints = {"authorization_server_metadata", "protected_resource_m
                           "consent", "callback", "token", "revoke", "mcp", "status", "metrics"};
 const Words kClasses = {"2xx", "3xx", "4xx", "5xx"};
 const Words kToolOutcomes = {"allowed", "denied"};
+// in the order of mcpa_filter_e
+const Words kFilterOutcomes = {"filtered", "unchanged", "not_filterable", "too_large"};
 
 // One metric family: its series are the label values in `a` (times those
 // in `b`, when it has a second label), each one slot, from `base` on.
@@ -88,6 +90,7 @@ enum FamilyId {
   kResponses,
   kStreamsClosed,
   kUnavailable,
+  kToolsListFilter,
   kFamilies
 };
 
@@ -125,6 +128,10 @@ struct Catalogue {
         {"mcp_auth_unavailable_total",
          "503 responses (a store or provider out of reach, the zone full), by endpoint; also in responses_total.",
          "endpoint", &kEndpoints},
+        {"mcp_auth_tools_list_filter_total",
+         "tools/list answers the gateway filtered (mcp_auth_filter_tools), by outcome: tools removed, nothing to "
+         "remove, passed as they were (not read exactly, or larger than the limit).",
+         "outcome", &kFilterOutcomes},
     }};
     size_t next = 0;
     for (auto& f : families) {
@@ -300,6 +307,9 @@ void observe(mcpa_metric_e m, int a, int64_t b, int* slots, int64_t* amounts) {
     }
     case MCPA_M_STREAM_CLOSED: slots[0] = slot(kStreamsClosed, "session_ended"); return;
     case MCPA_M_STORE_ERROR: slots[0] = slot_at(kStoreErrorsF, a == MCPA_FULL ? 0 : 1); return;
+    case MCPA_M_TOOLS_LIST_FILTER:
+      if (a >= 0) slots[0] = slot_at(kToolsListFilter, size_t(a));
+      return;
   }
 }
 

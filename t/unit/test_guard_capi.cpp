@@ -54,19 +54,7 @@ class GuardCapi : public ::testing::TestWithParam<bool> {
     key_line = KeyRing::generate_line("k1");
     write(dir_ + "/keys", key_line);
     write(dir_ + "/identity", "0123456789abcdef0123456789abcdef");
-    const std::string issuer = "https://mcp.example", key_file = dir_ + "/keys",
-                      identity_file = dir_ + "/identity";
-    mcpa_settings_t s;
-    mcpa_settings_init(&s);
-    s.issuer = {issuer.data(), issuer.size()};
-    s.key_file = {key_file.data(), key_file.size()};
-    s.identity_key_file = {identity_file.data(), identity_file.size()};
-    s.pass_provider_token = 1;
-    if (deferred) s.session_cache_ttl = 5;
-    char err[256] = "";
-    cf = mcpa_config_build(&s, err, sizeof err);
-    ASSERT_NE(cf, nullptr) << err;
-    ASSERT_EQ(mcpa_config_check_use(cf, MCPA_EP_NONE, 1, err, sizeof err), MCPA_OK) << err;
+    build();
 
     std::string why;
     keys.emplace(*KeyRing::parse(key_line, &why));
@@ -87,6 +75,24 @@ class GuardCapi : public ::testing::TestWithParam<bool> {
     a.client_id = "client-1";
     a.exp = kNow + 600;
     bearer = "Bearer " + keys->seal(seal_purpose::access_token, encode_access(a));
+  }
+
+  void build(int filter_tools = -1) {
+    mcpa_config_free(cf);
+    const std::string issuer = "https://mcp.example", key_file = dir_ + "/keys",
+                      identity_file = dir_ + "/identity";
+    mcpa_settings_t s;
+    mcpa_settings_init(&s);
+    s.issuer = {issuer.data(), issuer.size()};
+    s.key_file = {key_file.data(), key_file.size()};
+    s.identity_key_file = {identity_file.data(), identity_file.size()};
+    s.pass_provider_token = 1;
+    s.filter_tools = filter_tools;
+    if (deferred) s.session_cache_ttl = 5;
+    char err[256] = "";
+    cf = mcpa_config_build(&s, err, sizeof err);
+    ASSERT_NE(cf, nullptr) << err;
+    ASSERT_EQ(mcpa_config_check_use(cf, MCPA_EP_NONE, 1, err, sizeof err), MCPA_OK) << err;
   }
 
   void TearDown() override {
@@ -123,7 +129,9 @@ class GuardCapi : public ::testing::TestWithParam<bool> {
       store.del = MapStore::del;
     }
     mcpa_guard_request_t req{};
-    req.method = {"GET", 3};
+    req.method = {method.data(), method.size()};
+    req.body = {body.data(), body.size()};
+    req.body_read = body_read;
     req.authorization = {bearer.data(), bearer.size()};
     req.now = now;
     std::string log, value;
@@ -160,6 +168,8 @@ class GuardCapi : public ::testing::TestWithParam<bool> {
   static std::string s(mcpa_str_t v) { return std::string(v.data, v.len); }
 
   bool deferred = false;
+  std::string method = "GET", body;
+  int body_read = 0;
   int64_t now = kNow;
   mcpa_config_t* cf = nullptr;
   std::string dir_, key_line, bearer;
@@ -219,6 +229,44 @@ TEST_P(GuardCapi, ARecordThatDoesNotDecodeIsNoSession) {
   if (!deferred) {
     request([&](const mcpa_guard_result_t& res) { EXPECT_EQ(res.verdict, MCPA_GUARD_ALLOW); });
   }
+}
+
+TEST_P(GuardCapi, FilterToolsReadsTheBodyAndTellsWhetherItListsTools) {
+  method = "POST";
+  body = R"({"jsonrpc":"2.0","id":1,"method":"tools/list"})";
+  body_read = 1;
+  // off: the body is not needed, and nothing is filtered
+  EXPECT_EQ(mcpa_guard_reads_body(cf), 0);
+  request([&](const mcpa_guard_result_t& res) {
+    ASSERT_EQ(res.verdict, MCPA_GUARD_ALLOW);
+    EXPECT_EQ(res.lists_tools, 0);
+  });
+  build(1);
+  EXPECT_EQ(mcpa_guard_reads_body(cf), 1);
+  body_read = 0;
+  request([&](const mcpa_guard_result_t& res) { EXPECT_EQ(res.verdict, MCPA_GUARD_NEED_BODY); });
+  body_read = 1;
+  request([&](const mcpa_guard_result_t& res) {
+    ASSERT_EQ(res.verdict, MCPA_GUARD_ALLOW);
+    EXPECT_EQ(res.lists_tools, 1);
+  });
+  // one tools/list, nothing else
+  for (const char* other : {R"([{"jsonrpc":"2.0","id":1,"method":"tools/list"}])",
+                            R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}})",
+                            R"({"jsonrpc":"2.0","id":1,"method":"prompts/list"})"}) {
+    body = other;
+    request([&](const mcpa_guard_result_t& res) {
+      ASSERT_EQ(res.verdict, MCPA_GUARD_ALLOW) << other;
+      EXPECT_EQ(res.lists_tools, 0) << other;
+    });
+  }
+  // a GET stream has no body
+  method = "GET";
+  body.clear();
+  request([&](const mcpa_guard_result_t& res) {
+    ASSERT_EQ(res.verdict, MCPA_GUARD_ALLOW);
+    EXPECT_EQ(res.lists_tools, 0);
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, GuardCapi, ::testing::Values(false, true),

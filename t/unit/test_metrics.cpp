@@ -163,3 +163,24 @@ TEST(Metrics, KeyClasses) {
 }
 
 }  // namespace
+
+TEST(Metrics, ToolsListFilterOutcomes) {
+  std::vector<uint64_t> slots(m::all_slots(), 0);
+  int s[MCPA_EVENT_METRICS];
+  int64_t amounts[MCPA_EVENT_METRICS];
+  for (int outcome : {MCPA_FILTER_FILTERED, MCPA_FILTER_FILTERED, MCPA_FILTER_UNCHANGED, MCPA_FILTER_NOT_FILTERABLE,
+                      MCPA_FILTER_TOO_LARGE}) {
+    m::observe(MCPA_M_TOOLS_LIST_FILTER, outcome, 0, s, amounts);
+    ASSERT_GE(s[0], 0);
+    EXPECT_EQ(s[1], -1);
+    slots.at(size_t(s[0]))++;
+  }
+  m::observe(MCPA_M_TOOLS_LIST_FILTER, 99, 0, s, amounts);  // no such outcome: nothing
+  EXPECT_EQ(s[0], -1);
+  std::string text = render(slots);
+  EXPECT_NE(text.find("# TYPE mcp_auth_tools_list_filter_total counter"), std::string::npos);
+  EXPECT_EQ(sample(text, R"(mcp_auth_tools_list_filter_total{outcome="filtered"})"), "2");
+  EXPECT_EQ(sample(text, R"(mcp_auth_tools_list_filter_total{outcome="unchanged"})"), "1");
+  EXPECT_EQ(sample(text, R"(mcp_auth_tools_list_filter_total{outcome="not_filterable"})"), "1");
+  EXPECT_EQ(sample(text, R"(mcp_auth_tools_list_filter_total{outcome="too_large"})"), "1");
+}
