@@ -83,13 +83,13 @@ def locations(upstream_port):
 @pytest.fixture(scope="module")
 def gw(stack_factory, upstream):
     marker = "# legacy HTTP+SSE (2024-11-05): the stream ..."
-    # snippets:write for anyone who asks, so that save_snippet's claim rule
-    # (groups editors) alone keeps it from users outside the group
-    scope_claim = "    mcp_auth_scope_claim    snippets:write groups editors;\n"
     st = stack_factory("filter", http_extra="    mcp_auth_filter_tools on;\n",
-                       replace=[(marker, locations(upstream) + marker), (scope_claim, "")])
-    assert "mcp_auth_tool_claim  save_snippet groups editors;" in st.nginx.conf.read_text()
-    assert scope_claim not in st.nginx.conf.read_text()
+                       replace=[(marker, locations(upstream) + marker)])
+    # snippets:write for anyone who asks: save_snippet's claim rule (groups
+    # editors) alone keeps it from users outside the group
+    conf = st.nginx.conf.read_text()
+    assert "mcp_auth_tool_claim  save_snippet groups editors;" in conf
+    assert "\n    mcp_auth_scope_claim" not in conf
     # an upstream we do not control: it lists every tool to everyone
     st.tool.stop()
     st.tool_scope_args = []
