@@ -133,7 +133,9 @@ ToolNeeds tool_needs(const Config& cf, const GuardSettings& gs, const GuardInput
     if (!batch && calls->size() == 1) n.id = calls->front().id;
     return n;
   }
-  if (!batch && calls->size() == 1) n.id = calls->front().id;
+  // the id, for a 403 the claim rules may give (forbidden)
+  if (!batch && calls->size() == 1 && (cf.access.has_tool_rules() || cf.access.has_scope_rules()))
+    n.id = calls->front().id;
   n.lists_tools = gs.filter_tools && !batch && calls->size() == 1 && calls->front().method == "tools/list";
   for (const auto& call : *calls) {
     for (const auto& s : gs.policy.required(call))
