@@ -81,7 +81,7 @@ static char *ngx_http_mcp_auth_redis(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field,
-    u_char end);
+    ngx_str_t *kind, u_char sep, u_char end);
 static char *ngx_http_mcp_auth_add_line(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_mcp_auth_set_ports(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -1285,7 +1285,7 @@ ngx_http_mcp_auth_set_words(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return "is duplicate";
     }
 
-    rv = ngx_http_mcp_auth_append_args(cf, field, '\0');
+    rv = ngx_http_mcp_auth_append_args(cf, field, NULL, ' ', '\0');
     if (rv != NGX_CONF_OK) {
         return rv;
     }
@@ -1392,11 +1392,12 @@ ngx_http_mcp_auth_check_lifetime(ngx_conf_t *cf, void *post, void *data)
 
 
 /*
- * Appends the directive's arguments to field, separated by spaces and
- * followed by end unless end is '\0'.
+ * Appends to field the word kind (unless NULL) and the directive's
+ * arguments, separated by sep and followed by end unless end is '\0'.
  */
 static char *
-ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field, u_char end)
+ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field,
+    ngx_str_t *kind, u_char sep, u_char end)
 {
     size_t       len;
     u_char      *d;
@@ -1405,7 +1406,7 @@ ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field, u_char end)
 
     value = cf->args->elts;
 
-    len = field->len;
+    len = field->len + (kind ? kind->len + 1 : 0) + 1;
     for (i = 1; i < cf->args->nelts; i++) {
         len += value[i].len + 1;
     }
@@ -1422,9 +1423,13 @@ ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field, u_char end)
     field->data = d;
     d += field->len;
 
+    if (kind) {
+        d = ngx_cpymem(d, kind->data, kind->len);
+    }
+
     for (i = 1; i < cf->args->nelts; i++) {
-        if (i > 1) {
-            *d++ = ' ';
+        if (kind || i > 1) {
+            *d++ = sep;
         }
         d = ngx_cpymem(d, value[i].data, value[i].len);
     }
@@ -1453,15 +1458,14 @@ ngx_http_mcp_auth_add_line(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                                       + cmd->offset);
     ngx_http_mcp_auth_line_t  *line = cmd->post;
 
-    size_t       len;
-    u_char      *d, *start, err[NGX_HTTP_MCP_AUTH_ERRLEN];
-    ngx_str_t   *value;
-    ngx_uint_t   i;
-    mcpa_str_t   directive, v;
+    u_char      err[NGX_HTTP_MCP_AUTH_ERRLEN];
+    char       *rv;
+    ngx_str_t  *value, one;
+    ngx_uint_t  i;
+    mcpa_str_t  directive, v;
 
     value = cf->args->elts;
 
-    len = field->len + line->kind.len + 1;
     for (i = 1; i < cf->args->nelts; i++) {
         if (ngx_strlchr(value[i].data, value[i].data + value[i].len, '\t')
             || ngx_strlchr(value[i].data, value[i].data + value[i].len, '\n'))
@@ -1471,35 +1475,22 @@ ngx_http_mcp_auth_add_line(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                &value[i]);
             return NGX_CONF_ERROR;
         }
-
-        len += value[i].len + 1;
     }
 
-    d = ngx_pnalloc(cf->pool, len);
-    if (d == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    /* this line alone, checked before it joins the others */
+    ngx_str_null(&one);
 
-    if (field->len) {
-        ngx_memcpy(d, field->data, field->len);
-    }
-
-    start = d + field->len;
-    field->data = d;
-    d = ngx_cpymem(start, line->kind.data, line->kind.len);
-
-    for (i = 1; i < cf->args->nelts; i++) {
-        if (i > 1 || line->kind.len) {
-            *d++ = '\t';
-        }
-
-        d = ngx_cpymem(d, value[i].data, value[i].len);
+    rv = ngx_http_mcp_auth_append_args(cf, &one,
+                                       line->kind.len ? &line->kind : NULL,
+                                       '\t', '\0');
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
     directive.data = (const char *) value[0].data;
     directive.len = value[0].len;
-    v.data = (const char *) start;
-    v.len = d - start;
+    v.data = (const char *) one.data;
+    v.len = one.len;
 
     if (mcpa_check_setting(line->check, directive, v, (char *) err,
                            sizeof(err))
@@ -1509,10 +1500,9 @@ ngx_http_mcp_auth_add_line(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
-    *d++ = '\n';
-    field->len = d - field->data;
-
-    return NGX_CONF_OK;
+    return ngx_http_mcp_auth_append_args(cf, field,
+                                         line->kind.len ? &line->kind : NULL,
+                                         '\t', '\n');
 }
 
 
@@ -1546,7 +1536,7 @@ ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     /* this line alone, checked before it joins the others */
     ngx_str_null(&rule);
 
-    rv = ngx_http_mcp_auth_append_args(cf, &rule, '\0');
+    rv = ngx_http_mcp_auth_append_args(cf, &rule, NULL, ' ', '\0');
     if (rv != NGX_CONF_OK) {
         return rv;
     }
@@ -1559,7 +1549,7 @@ ngx_http_mcp_auth_tool_scope(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     return ngx_http_mcp_auth_append_args(cf, (ngx_str_t *) (p + cmd->offset),
-                                         '\n');
+                                         NULL, ' ', '\n');
 }
 
 

@@ -169,6 +169,14 @@ def test_setting_up_never_touches_the_users_own_nginx_or_redis(tmp_path):
     ("mcp_auth_client_metadata_ports 443 https;", "not a port number"),
     ("mcp_auth_tool_scope save_snippet bad\"scope;", "scope"),
     ("mcp_auth_identity_audience \"\";", "must not be empty"),
+    ("mcp_auth_require_claim groups;", "invalid number of arguments"),
+    ("mcp_auth_require_claim a..b editors;", "not a claim path"),
+    ("mcp_auth_require_email_domain \"example com\";", "not a domain name"),
+    ("mcp_auth_scope_claim bad\"scope groups editors;", "not a valid scope"),
+    ("mcp_auth_tool_claim save_snippet groups;", "a claim path and at least one value"),
+    ("mcp_auth_scope_description snippets:read \"line\tbreak\";", "must not hold a tab"),
+    ("mcp_auth_provider_param redirect_uri https://evil.example/;", "set by the gateway itself"),
+    ("mcp_auth_provider_param access_type offline extra;", "invalid number of arguments"),
 ])
 def test_nginx_t_names_the_line_of_a_bad_directive(nginx_factory, directive, words):
     nx = nginx_factory("badline", http_extra="    %s\n" % directive)
