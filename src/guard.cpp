@@ -344,15 +344,16 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
       return deny(header_mismatch(cf, in, needs.id, needs.mismatch_why), GuardReason::header_mismatch);
     const std::vector<std::string>& needed = needs.scopes;
     std::vector<std::string> missing = missing_scopes(needed, granted);
+    // a refusal once the session is known: who, and the tools refused
+    auto denied = [&](GuardOutcome d) {
+      cache.scratch_tag = session_log_tag(claims->sid);
+      d.subject = session->sub;
+      d.client_id = session->client_id;
+      d.session_tag = cache.scratch_tag;
+      count_tools(d, needs, false, cache);
+      return d;
+    };
     if (!missing.empty() || !needs.claim_tools.empty()) {
-      auto denied = [&](GuardOutcome d) {
-        cache.scratch_tag = session_log_tag(claims->sid);
-        d.subject = session->sub;
-        d.client_id = session->client_id;
-        d.session_tag = cache.scratch_tag;
-        count_tools(d, needs, false, cache);
-        return d;
-      };
       // the claims the session kept: only read when a rule needs them
       auto kept = ClaimSet::from_record(session->claims);
       if (!kept) kept = ClaimSet();
@@ -381,15 +382,11 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
       std::vector<std::string> wanted = split_scope(std::string(granted));
       for (const auto& s : needed)
         if (std::find(wanted.begin(), wanted.end(), s) == wanted.end()) wanted.push_back(s);
-      GuardOutcome d = deny(challenge(cf, in, 403, "insufficient_scope",
-                                      "this operation needs the scope " + join_scope(needed), join_scope(wanted)),
-                            GuardReason::insufficient_scope);
-      cache.scratch_tag = session_log_tag(claims->sid);
-      d.subject = session->sub;
-      d.client_id = session->client_id;
-      d.session_tag = cache.scratch_tag;
+      GuardOutcome d = denied(deny(challenge(cf, in, 403, "insufficient_scope",
+                                             "this operation needs the scope " + join_scope(needed),
+                                             join_scope(wanted)),
+                                   GuardReason::insufficient_scope));
       d.step_up = true;
-      count_tools(d, needs, false, cache);
       return d;
     }
   }
