@@ -2,7 +2,10 @@
 // send them to the upstream provider.  A gateway with one static client id
 // at the provider must ask for consent per dynamically registered client,
 // or any client could ride on the user's provider session (MCP security
-// best practices, "confused deputy").
+// best practices, "confused deputy").  With claim rules on scopes the page
+// comes after the sign-in instead (callback_endpoint.cpp shows it; its
+// answer, which carries `grant`, goes to decide_after_login): no session or
+// code exists before it either way.
 //
 // POST defences: Fetch Metadata (Sec-Fetch-Site cross-site refused), Origin
 // must be ours when sent, and a CSRF token bound to the browser cookie, the
