@@ -99,7 +99,7 @@ TEST_F(ClaimRules, ALoginTheRulesRefuseShowsAPageAndStoresNothing) {
   EXPECT_EQ(qget(back, "state"), "client-state");
   EXPECT_EQ(r.error, "access_denied");
   ASSERT_EQ(r.events.size(), 1u);
-  EXPECT_EQ(r.events[0].name, "login.denied");
+  EXPECT_STREQ(r.events[0].name, "login.denied");
   EXPECT_EQ(r.events[0].outcome, "not_admitted");
   EXPECT_EQ(r.events[0].reason, "claim tid");
   EXPECT_EQ(store.size(), before);  // no session, code or used-login mark
@@ -160,8 +160,8 @@ TEST_F(ClaimRules, TheConsentPageFollowsTheSignInAndOffersOnlyWhatTheUserMayHold
   Response back = answer(page, "allow", true);
   ASSERT_EQ(back.status, 303) << back.body;
   ASSERT_EQ(back.events.size(), 2u);
-  EXPECT_EQ(back.events[0].name, "consent.allowed");
-  EXPECT_EQ(back.events[1].name, "login.completed");
+  EXPECT_STREQ(back.events[0].name, "consent.allowed");
+  EXPECT_STREQ(back.events[1].name, "login.completed");
   Response tok = redeem(id, qget(header(back, "Location"), "code"));
   EXPECT_EQ(json_string(tok.body, "scope"), "mcp:read");
   // the same answer again, login cookie and all, is a replay
