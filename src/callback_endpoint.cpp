@@ -212,16 +212,6 @@ Response consent_after_login(const Config& cf, Store& store, const Request& req,
     return client_error(cf, req, login, "invalid_client", "the application's registration has expired");
   if (st != StoreStatus::ok) return store_failure_page(st);
 
-  Response r;
-  const std::string browser_name = cookie_name(cf, kBrowserCookie);
-  auto browser = cookie_value(req.cookie, browser_name);
-  std::string browser_id;
-  if (browser && b64url_decode(*browser).value_or("").size() == 32) {
-    browser_id = *browser;
-  } else {
-    browser_id = random_token(32);
-    r.header("Set-Cookie", set_cookie(cf, browser_name, browser_id, -1));
-  }
   Fields f;
   put_login(f, login);
   put_tokens(f, tokens);
@@ -233,30 +223,9 @@ Response consent_after_login(const Config& cf, Store& store, const Request& req,
   f.set("g_scope", scope);
   f.set("v", "1");
   f.set_int("exp", req.now + std::min<int64_t>(cf.login_ttl, 600));
-
-  ConsentView view;
-  view.client_name = client.client_name;
-  view.client_id = client.client_id;
-  std::string why;
-  auto uri = parse_uri(login.authz.redirect_uri, &why);
-  view.redirect_uri_host = uri && !uri->host.empty() ? uri->host : login.authz.redirect_uri;
-  view.csrf_token =
-      make_csrf_token(csrf_key(cf), browser_id, login.authz.client_id, login.authz.redirect_uri, req.now);
-  view.action_path = cf.consent_path;
-  view.hidden_fields.emplace_back("grant", cf.keys->seal(kGrantPurpose, f.encode()));
-  for (const auto& w : words) {
-    view.scopes.emplace_back(w, cf.scope_description(w));
-    if (remembered && std::find(remembered->begin(), remembered->end(), w) == remembered->end())
-      view.new_scopes.push_back(w);
-  }
-  view.remember_option = cf.consent_remember;
-  view.user_display = account_of(who);
-  r.body = render_consent_page(view);
-  add_page_security_headers(r, "'self' " + url_origin(login.authz.redirect_uri));
-  // as on the consent page before a sign-in (consent_endpoint.cpp)
-  for (auto& h : r.headers)
-    if (h.first == "Referrer-Policy") h.second = "same-origin";
-  return r;
+  return consent_page_response(cf, req, client, login.authz.redirect_uri, scope,
+                               {"grant", cf.keys->seal(kGrantPurpose, f.encode())},
+                               "'self' " + url_origin(login.authz.redirect_uri), account_of(who));
 }
 
 ProviderTokens get_tokens(const Fields& f) {

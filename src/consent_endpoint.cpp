@@ -66,6 +66,18 @@ Response show(const Config& cf, Store& store, const Request& req) {
   if (st == StoreStatus::not_found) return expired_page();
   if (st != StoreStatus::ok) return store_failure_page(st);
 
+  std::string sealed;
+  params->find("authz", &sealed);
+  return consent_page_response(cf, req, client, authz->redirect_uri, authz->scope, {"authz", sealed},
+                               consent_form_action(cf, authz->redirect_uri), "");
+}
+
+}  // namespace
+
+Response consent_page_response(const Config& cf, const Request& req, const ClientMetadata& client,
+                               const std::string& redirect_uri, const std::string& scope,
+                               std::pair<std::string, std::string> carried, const std::string& form_action,
+                               const std::string& user_display) {
   Response r;
   const std::string browser_name = cookie_name(cf, kBrowserCookie);
   auto browser = cookie_value(req.cookie, browser_name);
@@ -81,22 +93,21 @@ Response show(const Config& cf, Store& store, const Request& req) {
   view.client_name = client.client_name;
   view.client_id = client.client_id;
   std::string why;
-  auto uri = parse_uri(authz->redirect_uri, &why);
-  view.redirect_uri_host = uri && !uri->host.empty() ? uri->host : authz->redirect_uri;
-  view.csrf_token = make_csrf_token(csrf_key(cf), browser_id, authz->client_id, authz->redirect_uri, req.now);
+  auto uri = parse_uri(redirect_uri, &why);
+  view.redirect_uri_host = uri && !uri->host.empty() ? uri->host : redirect_uri;
+  view.csrf_token = make_csrf_token(csrf_key(cf), browser_id, client.client_id, redirect_uri, req.now);
   view.action_path = cf.consent_path;
-  std::string sealed;
-  params->find("authz", &sealed);
-  view.hidden_fields.emplace_back("authz", sealed);
-  auto remembered = remembered_scopes(cf, req, authz->client_id, authz->redirect_uri);
-  for (const auto& s : split_scope(authz->scope)) {
+  view.hidden_fields.push_back(std::move(carried));
+  auto remembered = remembered_scopes(cf, req, client.client_id, redirect_uri);
+  for (const auto& s : split_scope(scope)) {
     view.scopes.emplace_back(s, cf.scope_description(s));
     if (remembered && std::find(remembered->begin(), remembered->end(), s) == remembered->end())
       view.new_scopes.push_back(s);
   }
   view.remember_option = cf.consent_remember;
+  view.user_display = user_display;
   r.body = render_consent_page(view);
-  add_page_security_headers(r, consent_form_action(cf, authz->redirect_uri));
+  add_page_security_headers(r, form_action);
   // Not "no-referrer": under it browsers send "Origin: null" with the
   // form's own POST, which decide() must refuse.  "same-origin" still sends
   // nothing (no URL, no origin) to the provider or the client.
@@ -104,6 +115,8 @@ Response show(const Config& cf, Store& store, const Request& req) {
     if (h.first == "Referrer-Policy") h.second = "same-origin";
   return r;
 }
+
+namespace {
 
 Response decide(const Config& cf, Store& store, const Request& req) {
   // Fetch Metadata: a cross-site form post is never a user's own decision.

@@ -126,6 +126,15 @@ inline constexpr const char* kConsentCookie = "mcp_consent";
 Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember,
                               bool consent_after = false);
 
+// The consent page for `client` and a request for `scope`: the browser
+// cookie (set when missing) and a CSRF token bound to it, the client and
+// the redirect URI; `carried` is the sealed request (or sign-in) the form
+// posts back; `user_display` names the account once it is known.
+Response consent_page_response(const Config& cf, const Request& req, const ClientMetadata& client,
+                               const std::string& redirect_uri, const std::string& scope,
+                               std::pair<std::string, std::string> carried, const std::string& form_action,
+                               const std::string& user_display);
+
 // The consent page's answer when it followed the sign-in: the form carries
 // the completed sign-in sealed (`grant`).  Fetch Metadata, Origin and the
 // form's media type were checked by the caller.
