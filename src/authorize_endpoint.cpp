@@ -18,6 +18,7 @@
 #include "endpoints.hpp"
 #include "pkce.hpp"
 #include "redirect_uri.hpp"
+#include "session_index.hpp"
 
 namespace mcpauth {
 namespace {
@@ -83,6 +84,11 @@ Response handle_authorize(const Config& cf, Store& store, const Request& req) {
                             "Start again from your app.");
   }
   if (st != StoreStatus::ok) return store_failure_page(st);
+  // An operator's kill switch (the admin API): no new sign-ins.
+  st = client_disabled(store, client.client_id);
+  if (st == StoreStatus::ok)
+    return bad_request_page("This application has been disabled by the server's operator.");
+  if (st != StoreStatus::not_found) return store_failure_page(st);
 
   // 2. The redirect URI: exact match with a registered one (loopback port
   // may vary, RFC 8252 §7.3).  Optional only when exactly one is registered.

@@ -21,6 +21,7 @@
 #include "jwks.hpp"
 #include "provider.hpp"
 #include "redirect_uri.hpp"
+#include "session_index.hpp"
 
 #include <algorithm>
 #include <limits>
@@ -125,6 +126,7 @@ Response issue_code(const Config& cf, Store& store, const Request& req, const Lo
   s.name = claims.name.empty() ? claims.preferred_username : claims.name;
   s.email = claims.email;
   s.client_id = login.authz.client_id;
+  s.redirect_uri = login.authz.redirect_uri;
   s.scope = scope;
   s.claims = kept.to_record();
   s.resource = login.authz.resource;
@@ -144,6 +146,16 @@ Response issue_code(const Config& cf, Store& store, const Request& req, const Lo
   st = promote_client(cf, store, s.client_id);
   if (st == StoreStatus::not_found)
     return client_error(cf, req, login, "invalid_client", "the application's registration has expired");
+  if (st != StoreStatus::ok) return store_failure_page(st);
+  // An operator may have disabled the client while the user signed in.
+  st = client_disabled(store, s.client_id);
+  if (st == StoreStatus::ok)
+    return client_error(cf, req, login, "unauthorized_client", "the application has been disabled by the operator",
+                        "client_disabled");
+  if (st != StoreStatus::not_found) return store_failure_page(st);
+  // Listed first, so that no stored session escapes the kill switch.
+  std::vector<std::string> ended;
+  st = index_new_session(store, s, req.now, &ended);
   if (st != StoreStatus::ok) return store_failure_page(st);
   st = store.put_new("session:" + s.sid, encode_session(s), s.expires);
   if (st != StoreStatus::ok) return store_failure_page(st == StoreStatus::exists ? StoreStatus::error : st);

@@ -7,6 +7,7 @@
 #include "encoding.hpp"
 #include "endpoints.hpp"
 #include "identity_assertion.hpp"
+#include "session_index.hpp"
 
 namespace mcpauth {
 namespace {
@@ -59,8 +60,9 @@ Response revoke(const Config& cf, Store& store, const Request& req) {
       auto s = decode_session(raw);
       // A token of another client is not revoked (and not reported: §2.2).
       if (s && s->client_id == auth.client.client_id) {
-        st = store.del("session:" + sid);
+        st = end_session(store, sid, req.now);
         revoked = st == StoreStatus::ok;
+        if (st == StoreStatus::not_found) st = StoreStatus::ok;
         subject = s->sub;
       }
     }

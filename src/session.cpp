@@ -220,6 +220,7 @@ bool session_into(const Record& r, Session* s) {
   r.str_into("provider_access_token", &s->provider_access_token);
   ints = r.num("provider_expires", &s->provider_expires) && ints;
   r.str_into("provider_refresh_token", &s->provider_refresh_token);
+  r.str_into("redirect_uri", &s->redirect_uri);
   r.str_into("resource", &s->resource);
   ints = r.num("rotated_at", &s->rotated_at) && ints;
   r.str_into("scope", &s->scope);
@@ -326,6 +327,7 @@ std::string encode_session(const Session& s) {
   f.set("email", s.email);
   f.set("client_id", s.client_id);
   if (!s.claims.empty()) f.set("claims", s.claims);
+  if (!s.redirect_uri.empty()) f.set("redirect_uri", s.redirect_uri);
   f.set("scope", s.scope);
   f.set("resource", s.resource);
   f.set("provider_access_token", s.provider_access_token);

@@ -16,6 +16,7 @@
 //   usedcode:<sha256(code)>  sid              until the session would end
 //   jwks:<provider issuer>   provider JWKS    1 hour
 //   renewing:<sid>           "1"              30 s (one provider refresh)
+//   bysub:, byclient:, clients:, clientoff:   see session_index.hpp
 #pragma once
 
 #include <cstdint>
@@ -73,6 +74,7 @@ struct LoginState {
 // (OPENSSL_cleanse) when a Session is destroyed.
 struct Session {
   std::string sid, sub, name, email, client_id, scope, resource;
+  std::string redirect_uri;  // where the client got its code (its host is shown to the user)
   std::string claims;  // what the claim rules keep (ClaimSet::to_record)
   std::string provider_access_token, provider_refresh_token;
   int64_t provider_expires = 0;  // 0: unknown

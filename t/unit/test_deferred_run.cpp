@@ -53,12 +53,13 @@ TEST_F(OverDeferredRun, ALoginStopsOncePerStoreOperationThenAnswers) {
   EXPECT_EQ(id_token_signature_checks(), checks);
 
   // The JWKS: put jwks:, put_new loginused:, get client:, get newclient:,
-  // put client:, del newclient:, put_new session:, put_new code: -- eight
+  // put client:, del newclient:, get clientoff:, get and put_new of bysub:,
+  // byclient: and clients:, put_new session:, put_new code: -- fifteen
   // runs that stop, then one that answers; the ID token is checked once.
   pendings = 0;
   Response back = resume(MCPA_EP_CALLBACK, need_keys, 200, FakeIdp::get().jwks);
   ASSERT_EQ(back.status, 303) << back.body;
-  EXPECT_EQ(pendings, 8);
+  EXPECT_EQ(pendings, 15);
   EXPECT_EQ(id_token_signature_checks(), checks + 1);
   std::string code = qget(header(back, "Location"), "code");
   ASSERT_FALSE(code.empty());
@@ -77,7 +78,9 @@ TEST_F(OverDeferredRun, ALoginStopsOncePerStoreOperationThenAnswers) {
   EXPECT_EQ(session->sub, "user-42");
 
   // A second login finds the JWKS in the store: get jwks:, put_new
-  // loginused:, get client:, put_new session:, put_new code:.
+  // loginused:, get client:, get clientoff:, get and write bysub: and
+  // byclient:, get clients: (listed already), put_new session:, put_new
+  // code:.
   provider = to_provider(client_id);
   nonce = nonce_of(provider);
   cb = callback(provider);
@@ -86,7 +89,7 @@ TEST_F(OverDeferredRun, ALoginStopsOncePerStoreOperationThenAnswers) {
   Response again = resume(MCPA_EP_CALLBACK, cb, 200,
                           FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
   ASSERT_EQ(again.status, 303) << again.body;
-  EXPECT_EQ(pendings, 5);
+  EXPECT_EQ(pendings, 11);
   EXPECT_EQ(id_token_signature_checks(), checks + 2);
 }
 
