@@ -42,7 +42,8 @@ const Words kRegistrationResults = {"ok", "invalid_request", "invalid_redirect_u
 const Words kAuthorizeResults = {"ok", "invalid_request", "invalid_client", "unauthorized_client", "invalid_scope",
                                  "invalid_target", "unsupported_response_type", "access_denied",
                                  "temporarily_unavailable", "server_error", "other"};
-const Words kLoginOutcomes = {"completed", "denied", "not_admitted", "provider_error", "timed_out", "failed"};
+const Words kLoginOutcomes = {"completed", "denied", "not_admitted", "client_disabled", "provider_error", "timed_out",
+                                "failed"};
 const Words kConsentOutcomes = {"allowed", "denied"};
 const Words kGrantTypes = {"authorization_code", "refresh_token", "other"};
 const Words kTokenResults = {"ok", "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
