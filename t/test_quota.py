@@ -6,12 +6,14 @@ audited.  And nginx's own limit_req keyed by $mcp_auth_subject, which works
 since the guard runs before it (preaccess phase)."""
 
 import json
+import subprocess
 import time
 
 import pytest
 import requests
 
 from cluster_util import Cluster
+from harness import NODE, ROOT
 from mcp_gateway import REDIRECT, Streamable, login, rpc
 from metrics_util import metric, scrape
 from oauth_client import Browser, McpOAuthClient
@@ -52,13 +54,16 @@ LOCATIONS = (
        "    include mcp_proxy_params;\n}\n\n"))
 
 MARKER = "# legacy HTTP+SSE (2024-11-05): the stream ..."
+# /mcp itself: one call of get_snippet an hour, for the official SDK's run
+MCP = "location = /mcp {\n    mcp_auth_protect on;\n"
 
 
 @pytest.fixture(scope="module")
 def gw(stack_factory):
     return stack_factory("quota", workers=2,
                          http_extra="    limit_req_zone $mcp_auth_subject zone=mcp_per_user:1m rate=1r/m;\n",
-                         replace=[(MARKER, LOCATIONS + MARKER), ("flush=1s", "flush=100ms")])
+                         replace=[(MARKER, LOCATIONS + MARKER), ("flush=1s", "flush=100ms"),
+                                  (MCP, MCP + "    mcp_auth_limit rate=1r/h per=subject tool=get_snippet;\n")])
 
 
 def token(gw, user="demo", client=None):
@@ -194,6 +199,19 @@ def test_limit_req_keyed_by_the_subject_limits_one_user_not_another(gw):
     # the guard still comes first: no token, no limit_req entry, a 401
     r = requests.post(gw.url + "/mcp-lr", json=rpc("ping"), timeout=5)
     assert r.status_code == 401
+
+
+def test_the_official_sdk_shows_the_refusal(gw):
+    p = subprocess.run([NODE, str(ROOT / "t" / "clients" / "sdk_client.mjs"), "--gateway", gw.url,
+                        "--scenario", "quota", "--user", "demo", "--password", gw.demo_password],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    lines = [json.loads(line) for line in p.stdout.splitlines() if line.startswith("{")]
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    calls = [x for x in lines if x.get("tool") == "get_snippet"]
+    assert [x["step"] for x in calls] == ["tool_call", "tool_refused"], calls
+    refused = calls[1]
+    assert refused["code"] == 429
+    assert "Rate limit exceeded: 1 call of get_snippet per hour per user; retry after" in refused["error"]
 
 
 # --- nginx -t ----------------------------------------------------------------------
