@@ -188,6 +188,8 @@ Response rate_limited(const Config& cf, const GuardInput& in, const std::string&
                                       R"(,"data":{"retry_after":)" + seconds + "}}}");
   r.header("Retry-After", seconds);
   add_cors(r, cf, std::string(in.origin));
+  for (auto& h : r.headers)  // a browser client may read when to retry
+    if (h.first == "Access-Control-Expose-Headers") h.second += ", Retry-After";
   return r;
 }
 

@@ -424,5 +424,22 @@ TEST_F(QuotaGuard, AQuotaOnRequestsCountsEveryRequestIncludingGets) {
   EXPECT_NE(d.response.body.find("1 request per hour per client (burst 1)"), std::string::npos);
 }
 
+TEST_F(QuotaGuard, ABrowserClientMayReadRetryAfter) {
+  limits("rate=1r/m\tper=subject\n");
+  cf.cors_origins = {"https://app.example"};
+  std::string ada = token_for("ada", "client-1");
+  GuardInput in;
+  in.method = "GET";
+  in.authorization = ada;
+  in.origin = "https://app.example";
+  in.now = now;
+  store.now = now;
+  EXPECT_EQ(guard_check(cf, gs, cache, store, in).verdict, GuardOutcome::allow);
+  GuardOutcome d = guard_check(cf, gs, cache, store, in);
+  ASSERT_EQ(d.response.status, 429);
+  EXPECT_EQ(header_of(d.response, "Access-Control-Allow-Origin"), "https://app.example");
+  EXPECT_EQ(header_of(d.response, "Access-Control-Expose-Headers"), "WWW-Authenticate, Mcp-Session-Id, Retry-After");
+}
+
 }  // namespace
 }  // namespace mcpauth_test
