@@ -47,7 +47,7 @@ LOCATIONS = (
     + location("/mcp-two", "    mcp_auth_limit rate=6r/m per=client burst=5;\n"
                            "    mcp_auth_limit rate=6r/m per=subject burst=1;\n")
     # a fast one, to see a bucket refill
-    + location("/mcp-fast", "    mcp_auth_limit rate=2r/s per=subject;\n")
+    + location("/mcp-fast", "    mcp_auth_limit rate=1r/s per=subject;\n")
     # nginx's limit_req, per user
     + ("location = /mcp-lr {\n    limit_req zone=mcp_per_user burst=1 nodelay;\n"
        "    mcp_auth_protect on;\n    proxy_pass http://mcp_tool_server/mcp;\n"
