@@ -147,6 +147,8 @@ static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_scope_description =
     { ngx_null_string, MCPA_CHECK_SCOPE_DESCRIPTION };
 static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_provider_param =
     { ngx_null_string, MCPA_CHECK_PROVIDER_PARAM };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_limit =
+    { ngx_null_string, MCPA_CHECK_LIMIT };
 
 /* lifetimes: positive, at most 2^31 s; a code at most 10 minutes (RFC 6749
  * section 4.1.2) */
@@ -509,6 +511,13 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, provider_params),
       &ngx_http_mcp_auth_provider_param },
+
+    { ngx_string("mcp_auth_limit"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, limits),
+      &ngx_http_mcp_auth_limit },
 
     { ngx_string("mcp_auth_metrics_tools"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -963,6 +972,7 @@ ngx_http_mcp_auth_merge_settings(ngx_http_mcp_auth_loc_conf_t *conf,
                              prev->scope_descriptions, "");
     ngx_conf_merge_str_value(conf->provider_params, prev->provider_params,
                              "");
+    ngx_conf_merge_str_value(conf->limits, prev->limits, "");
 }
 
 
@@ -1075,6 +1085,7 @@ ngx_http_mcp_auth_core(ngx_conf_t *cf, ngx_http_mcp_auth_loc_conf_t *conf)
         ngx_http_mcp_auth_fill_str(&f, &conf->scope_descriptions);
     s->provider_params =
         ngx_http_mcp_auth_fill_str(&f, &conf->provider_params);
+    s->limits = ngx_http_mcp_auth_fill_str(&f, &conf->limits);
 
     if (f.failed) {
         return NULL;
@@ -1456,7 +1467,7 @@ ngx_http_mcp_auth_append_args(ngx_conf_t *cf, ngx_str_t *field,
 
 /*
  * mcp_auth_require_claim, _require_email_domain, _scope_claim, _tool_claim,
- * _scope_description, _provider_param: each directive is one line of a
+ * _scope_description, _provider_param, _limit: each directive is one line of a
  * list, "KIND\tARG\tARG...\n" (tabs, so that a quoted value may hold
  * spaces), checked on its own line first.  A level with its own lines
  * replaces the inherited ones, like mcp_auth_tool_scope.
@@ -1576,7 +1587,12 @@ ngx_http_mcp_auth_init(ngx_conf_t *cf)
 
     cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
 
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    /*
+     * The guard runs in the preaccess phase, before limit_req (a static
+     * module registers first, and a phase runs its handlers last first), so
+     * that $mcp_auth_subject is known to limit_req_zone keys.
+     */
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PREACCESS_PHASE].handlers);
     if (h == NULL) {
         return NGX_ERROR;
     }

@@ -191,6 +191,7 @@ typedef struct {
     ngx_str_t                 claim_rules;     /* "KIND\tWORD...\n" lines */
     ngx_str_t                 scope_descriptions;
     ngx_str_t                 provider_params;
+    ngx_str_t                 limits;          /* mcp_auth_limit lines */
 
     ngx_flag_t                protect;
     ngx_msec_t                stream_check;
@@ -268,6 +269,7 @@ typedef struct {
  */
 typedef struct {
     int64_t                   now;             /* one clock for all runs */
+    int64_t                   now_ms;          /* the same, in ms (quotas) */
     ngx_str_t                 replay;
     int                       replay_status;
     ngx_str_t                 replay_value;

@@ -1,5 +1,5 @@
 /*
- * ngx_http_mcp_auth_guard.c -- the guard (mcp_auth_protect): the access
+ * ngx_http_mcp_auth_guard.c -- the guard (mcp_auth_protect): the preaccess
  * phase's check of every MCP request, with the body read for it; what an
  * allowed request carries upstream (our identity, never the client's
  * token); and the stream check, which closes a stream once its session has
@@ -36,11 +36,18 @@ static void ngx_http_mcp_auth_stream_cleanup(void *data);
 static void ngx_http_mcp_auth_stream_ended(ngx_http_request_t *r);
 
 
+/*
+ * A preaccess handler (before limit_req, whose keys may use what the guard
+ * found): NGX_DECLINED lets the phase go on, where NGX_OK would skip the
+ * rest of it; NGX_DONE and NGX_AGAIN wait, and the phases run this handler
+ * again when the body, the provider or the store has answered.
+ */
 ngx_int_t
 ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     ngx_str_t                      body;
+    ngx_time_t                    *tp;
     mcpa_str_t                     cont, answer;
     mcpa_guard_result_t            res;
     mcpa_guard_request_t           req;
@@ -56,7 +63,7 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
     ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
 
     if (ctx && ctx->guard.done) {
-        return NGX_OK;
+        return NGX_DECLINED;
     }
 
     if (ctx
@@ -97,10 +104,13 @@ ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
 
     /* one clock for every run of this check (a deferred store reruns it) */
     if (ctx->store.now == 0) {
-        ctx->store.now = (int64_t) ngx_time();
+        tp = ngx_timeofday();
+        ctx->store.now = (int64_t) tp->sec;
+        ctx->store.now_ms = (int64_t) tp->sec * 1000 + (int64_t) tp->msec;
     }
 
     req.now = ctx->store.now;
+    req.now_ms = ctx->store.now_ms;
 
     ngx_http_mcp_auth_header_str(r->headers_in.authorization,
                                  &req.authorization);
@@ -180,7 +190,9 @@ again:
         ngx_http_mcp_auth_event(r, &res.event);
         rc = ngx_http_mcp_auth_allow(r, ctx, &res);
         mcpa_guard_result_free(&res);
-        return rc;
+
+        /* on to the rest of the preaccess phase (limit_req) */
+        return rc == NGX_OK ? NGX_DECLINED : rc;
 
     default: /* MCPA_GUARD_DENY */
 

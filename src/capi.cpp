@@ -259,6 +259,7 @@ void fill(mcpauth::GuardSettings& g, const mcpa_settings_t& s) {
   take(&g.pass_provider_token, s.pass_provider_token);
   take(&g.filter_tools, s.filter_tools);
   take(&g.filter_tools_max_size, s.filter_tools_max_size);
+  take(&g.limits, s.limits);
 }
 
 }  // namespace
@@ -349,6 +350,7 @@ mcpauth::GuardInput to_guard_input(const mcpa_guard_request_t* in) {
   gi.body = view(in->body);
   gi.body_read = in->body_read != 0;
   gi.now = in->now;
+  gi.now_ms = in->now_ms;
   return gi;
 }
 
@@ -363,11 +365,12 @@ void describe_guard(const mcpauth::GuardOutcome& g, mcpa_guard_result_t* out) {
     e.metric[0] = -1;
     return;
   }
-  static constexpr std::string_view kToolCall = "tool.call", kRequest = "mcp.request", kDenied = "guard.denied";
+  static constexpr std::string_view kToolCall = "tool.call", kRequest = "mcp.request", kDenied = "guard.denied",
+                                    kRateLimited = "guard.rate_limited";
   const bool allowed = g.verdict == mcpauth::GuardOutcome::allow;
   const m::GuardReasonName& why = m::guard_reason_name(g.reason);
   e.kind = MCPA_EV_GUARD;
-  e.name = c_view(!g.tool.empty() ? kToolCall : allowed ? kRequest : kDenied);
+  e.name = c_view(g.limited ? kRateLimited : !g.tool.empty() ? kToolCall : allowed ? kRequest : kDenied);
   e.outcome = c_view(why.outcome);
   e.reason = allowed ? mcpa_str_t{nullptr, 0} : c_view(why.reason);
   e.grant_type = {nullptr, 0};
@@ -380,6 +383,8 @@ void describe_guard(const mcpauth::GuardOutcome& g, mcpa_guard_result_t* out) {
   e.metric[n++] = m::guard_slot(g.reason);
   if (g.step_up) e.metric[n++] = m::step_up_slot();
   if (g.renewal) e.metric[n++] = m::renewal_slot(g.renewal);
+  if (g.limited)
+    e.metric[n++] = m::rate_limited_slot(g.limited->per == mcpauth::QuotaRule::client, !g.limited->tool.empty());
   for (int i = 0; i < g.ntool_metrics && n < MCPA_EVENT_METRICS; ++i) e.metric[n++] = g.tool_metrics[i];
   if (n < MCPA_EVENT_METRICS) e.metric[n] = -1;  // the list ends here
 }
@@ -524,7 +529,10 @@ MCPA_API int mcpa_fetch_address_allowed(const mcpa_config_t* cf, mcpa_str_t ip) 
 }
 
 MCPA_API int mcpa_guard_reads_body(const mcpa_config_t* cf) noexcept {
-  return cf->guard.policy.empty() && !cf->config.access.has_tool_rules() && !cf->guard.filter_tools ? 0 : 1;
+  return cf->guard.policy.empty() && !cf->config.access.has_tool_rules() && !cf->guard.filter_tools &&
+                 !cf->guard.quota_tools
+             ? 0
+             : 1;
 }
 
 // --- observability --------------------------------------------------------

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "client_assertion.hpp"
+#include "quota.hpp"
 #include "redirect_uri.hpp"
 #include "tool_policy.hpp"
 
@@ -181,6 +182,11 @@ std::string check_setting(mcpa_check_e kind, const std::string& directive, const
     case MCPA_CHECK_PROVIDER_PARAM: {
       std::vector<std::pair<std::string, std::string>> out;
       return parse_pairs(directive, value + "\n", &out);
+    }
+    case MCPA_CHECK_LIMIT: {
+      std::string err;
+      if (!QuotaRule::parse(value, &err)) return err;
+      return "";
     }
   }
   return directive + ": unknown check";

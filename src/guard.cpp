@@ -111,11 +111,14 @@ struct ToolNeeds {
   int tools[GuardOutcome::kMaxCounted];  // their allowed-calls counters (tool_counter)
   int ntools = 0;
   bool lists_tools = false;  // one tools/list, with mcp_auth_filter_tools
+  int64_t quota_calls[kMaxQuotaRules];  // calls counted by each tool quota
 };
 
 ToolNeeds tool_needs(const Config& cf, const GuardSettings& gs, const GuardInput& in, std::string* first_tool) {
   ToolNeeds n;
-  n.applies = (!gs.policy.empty() || cf.access.has_tool_rules() || gs.filter_tools) && in.method == "POST";
+  if (gs.quota_tools) std::fill(n.quota_calls, n.quota_calls + gs.quotas.size(), 0);
+  n.applies =
+      (!gs.policy.empty() || cf.access.has_tool_rules() || gs.filter_tools || gs.quota_tools) && in.method == "POST";
   if (!n.applies) return n;
   if (!in.body_read) {
     n.body = ToolNeeds::need_body;
@@ -133,8 +136,9 @@ ToolNeeds tool_needs(const Config& cf, const GuardSettings& gs, const GuardInput
     if (!batch && calls->size() == 1) n.id = calls->front().id;
     return n;
   }
-  // the id, for a 403 the claim rules may give (forbidden)
-  if (!batch && calls->size() == 1 && (cf.access.has_tool_rules() || cf.access.has_scope_rules()))
+  // the id, for a 403 the claim rules may give (forbidden) or a 429
+  if (!batch && calls->size() == 1 &&
+      (cf.access.has_tool_rules() || cf.access.has_scope_rules() || !gs.quotas.empty()))
     n.id = calls->front().id;
   n.lists_tools = gs.filter_tools && !batch && calls->size() == 1 && calls->front().method == "tools/list";
   for (const auto& call : *calls) {
@@ -142,6 +146,9 @@ ToolNeeds tool_needs(const Config& cf, const GuardSettings& gs, const GuardInput
       if (std::find(n.scopes.begin(), n.scopes.end(), s) == n.scopes.end()) n.scopes.push_back(s);
     if (std::string_view(call.method) != "tools/call") continue;
     if (cf.access.names_tool(call.name)) n.claim_tools.push_back(call.name);
+    if (gs.quota_tools)
+      for (size_t i = 0; i < gs.quotas.size(); ++i)
+        if (gs.quotas[i].tool == call.name) ++n.quota_calls[i];
     if (n.ntools < GuardOutcome::kMaxCounted) {
       if (n.ntools == 0) first_tool->assign(call.name);
       n.tools[n.ntools++] = gs.tool_counter(call.name);
@@ -165,6 +172,24 @@ Response forbidden(const Config& cf, const GuardInput& in, const std::string& id
   Response r = json_response(403, R"({"jsonrpc":"2.0","id":)" + (id.empty() ? std::string("null") : id) +
                                       R"(,"error":{"code":-32001,"message":)" + json_text(msg.get()) + "}}");
   add_cors(r, cf, std::string(in.origin));
+  return r;
+}
+
+// Over a quota (quota.hpp): 429 with a JSON-RPC error the official
+// TypeScript SDK shows, and no challenge: a new token would not help.
+// MCP defines no code for it; -32029 is in the server-defined range.
+Response rate_limited(const Config& cf, const GuardInput& in, const std::string& id, const QuotaRule& rule,
+                      int64_t retry_after) {
+  const std::string seconds = std::to_string(retry_after);
+  Json msg(must(cJSON_CreateString(
+      ("Rate limit exceeded: " + rule.describe() + "; retry after " + seconds + " s").c_str())));
+  Response r = json_response(429, R"({"jsonrpc":"2.0","id":)" + (id.empty() ? std::string("null") : id) +
+                                      R"(,"error":{"code":-32029,"message":)" + json_text(msg.get()) +
+                                      R"(,"data":{"retry_after":)" + seconds + "}}}");
+  r.header("Retry-After", seconds);
+  add_cors(r, cf, std::string(in.origin));
+  for (auto& h : r.headers)  // a browser client may read when to retry
+    if (h.first == "Access-Control-Expose-Headers") h.second += ", Retry-After";
   return r;
 }
 
@@ -195,7 +220,16 @@ std::string GuardSettings::load() {
   auto p = ToolPolicy::parse(tool_scopes, &err);
   if (!p) return err;
   policy = std::move(*p);
+  auto q = parse_quota_rules(limits, &err);
+  if (!q) return err;
+  quotas = std::move(*q);
   tools = policy.tool_names();
+  // the tools quotas count are counted under their own label too
+  for (const auto& rule : quotas) {
+    if (rule.tool.empty()) continue;
+    quota_tools = true;
+    if (std::find(tools.begin(), tools.end(), rule.tool) == tools.end()) tools.push_back(rule.tool);
+  }
   for (size_t i = 0; i < metrics_tools.size();) {
     size_t j = metrics_tools.find(' ', i);
     if (j == std::string::npos) j = metrics_tools.size();
@@ -330,6 +364,16 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
     granted = cache.scratch_scope;
   }
 
+  // a refusal once the session is known: who, and the tools refused
+  auto denied = [&](GuardOutcome d) {
+    cache.scratch_tag = session_log_tag(claims->sid);
+    d.subject = session->sub;
+    d.client_id = session->client_id;
+    d.session_tag = cache.scratch_tag;
+    count_tools(d, needs, false, cache);
+    return d;
+  };
+
   // Per-tool authorization at the edge (what the body needs was read above).
   if (needs.applies) {
     if (needs.body == ToolNeeds::need_body) {
@@ -344,15 +388,6 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
       return deny(header_mismatch(cf, in, needs.id, needs.mismatch_why), GuardReason::header_mismatch);
     const std::vector<std::string>& needed = needs.scopes;
     std::vector<std::string> missing = missing_scopes(needed, granted);
-    // a refusal once the session is known: who, and the tools refused
-    auto denied = [&](GuardOutcome d) {
-      cache.scratch_tag = session_log_tag(claims->sid);
-      d.subject = session->sub;
-      d.client_id = session->client_id;
-      d.session_tag = cache.scratch_tag;
-      count_tools(d, needs, false, cache);
-      return d;
-    };
     if (!missing.empty() || !needs.claim_tools.empty()) {
       // the claims the session kept: only read when a rule needs them
       auto kept = ClaimSet::from_record(session->claims);
@@ -388,6 +423,32 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
                                    GuardReason::insufficient_scope));
       d.step_up = true;
       return d;
+    }
+  }
+
+  // Quotas last: a request refused for anything else spends nothing.
+  // Every allowed request costs each request rule one, each tools/call of
+  // a tool rule's tool costs it one (quota.hpp).
+  if (!gs.quotas.empty()) {
+    int64_t cost[kMaxQuotaRules];
+    for (size_t i = 0; i < gs.quotas.size(); ++i)
+      cost[i] = gs.quotas[i].tool.empty() ? 1 : needs.applies ? needs.quota_calls[i] : 0;
+    const QuotaOutcome q = quota_spend(store, gs.quotas, cost, session->sub, session->client_id,
+                                       in.now_ms ? in.now_ms : in.now * 1000);
+    switch (q.verdict) {
+      case QuotaOutcome::allowed: break;
+      case QuotaOutcome::pending: return deny(Response());  // the run is discarded (store.hpp)
+      case QuotaOutcome::unavailable: {
+        Response r = oauth_error(503, "temporarily_unavailable", "the session store is unavailable");
+        r.header("Retry-After", "5");
+        return denied(deny(std::move(r), GuardReason::store_unavailable));
+      }
+      case QuotaOutcome::limited: {
+        const QuotaRule& rule = gs.quotas[size_t(q.rule)];
+        GuardOutcome d = denied(deny(rate_limited(cf, in, needs.id, rule, q.retry_after_s), GuardReason::rate_limited));
+        d.limited = &rule;
+        return d;
+      }
     }
   }
 

@@ -12,6 +12,7 @@
 #include "identity_assertion.hpp"
 #include "metrics.hpp"
 #include "mirror_headers.hpp"
+#include "quota.hpp"
 #include "response.hpp"
 #include "store.hpp"
 #include "tool_policy.hpp"
@@ -32,6 +33,11 @@ struct GuardSettings {
   // (mcp_auth_filter_tools); answers larger than the limit pass untouched.
   bool filter_tools = false;
   int64_t filter_tools_max_size = 256 * 1024;
+  // Quotas (mcp_auth_limit): one rule a line, and the rules load() makes
+  // of them; whether one counts the calls of a tool (the body is read).
+  std::string limits;
+  std::vector<QuotaRule> quotas;
+  bool quota_tools = false;
 
   std::optional<IdentityMinter> minter;
   ToolPolicy policy;
@@ -58,6 +64,7 @@ struct GuardInput {
   MirrorHeaders mirror;  // Mcp-Method, Mcp-Name
   bool body_read = false;
   int64_t now = 0;
+  int64_t now_ms = 0;  // the quotas' clock; 0: now in whole seconds
 };
 
 struct GuardOutcome {
@@ -87,6 +94,7 @@ struct GuardOutcome {
   int ntool_metrics = 0;
   bool step_up = false;
   const char* renewal = nullptr;
+  const QuotaRule* limited = nullptr;  // the quota that refused (rate_limited)
 };
 
 // The guard keeps one identity cache per worker process.

@@ -123,6 +123,8 @@ typedef struct {
     int64_t      filter_tools_max_size;        /* bytes */
 
     mcpa_str_t   admin_key_file;               /* mcp_auth_admin_key_file */
+    mcpa_str_t   limits;                       /* mcp_auth_limit: one rule
+                                                  a line, words apart */
 } mcpa_settings_t;
 
 /* Every field unset. */
@@ -140,7 +142,8 @@ typedef enum {
     MCPA_CHECK_TOOL_RULE,         /* "NAME SCOPE..." of mcp_auth_tool_scope */
     MCPA_CHECK_CLAIM_RULE,        /* one line of claim_rules */
     MCPA_CHECK_SCOPE_DESCRIPTION, /* one line of scope_descriptions */
-    MCPA_CHECK_PROVIDER_PARAM     /* one line of provider_params */
+    MCPA_CHECK_PROVIDER_PARAM,    /* one line of provider_params */
+    MCPA_CHECK_LIMIT              /* one mcp_auth_limit rule */
 } mcpa_check_e;
 
 /* MCPA_OK, or MCPA_ERROR with a message naming the directive in err. */
@@ -470,6 +473,8 @@ typedef struct {
     int              body_read;       /* 1 when body is the whole body */
     int64_t          now;
     mcpa_replay_t    replay;          /* deferred stores: see mcpa_store_t */
+    int64_t          now_ms;          /* the quotas' clock, fixed for the
+                                         request like now (0: now * 1000) */
 } mcpa_guard_request_t;
 
 #define MCPA_MIRROR_METHOD    1   /* Mcp-Method present */

@@ -32,6 +32,7 @@ const GuardReasonName kGuardReasons[] = {
     {"bad_request", "header_mismatch"},
     {"unavailable", "store_unavailable"},
     {"error", "server_error"},
+    {"too_many_requests", "rate_limited"},
 };
 static_assert(sizeof(kGuardReasons) / sizeof(kGuardReasons[0]) == size_t(GuardReason::count));
 
@@ -62,6 +63,8 @@ const Words kAdminActions = {"sessions_listed", "sessions_ended", "clients_liste
                               "client_enabled", "refused"};
 // in the order of mcpa_filter_e
 const Words kFilterOutcomes = {"filtered", "unchanged", "not_filterable", "too_large"};
+const Words kQuotaPer = {"subject", "client"};
+const Words kQuotaCounts = {"requests", "tool_calls"};
 
 // One metric family: its series are the label values in `a` (times those
 // in `b`, when it has a second label), each one slot, from `base` on.
@@ -95,6 +98,7 @@ enum FamilyId {
   kUnavailable,
   kToolsListFilter,
   kAdmin,
+  kRateLimited,
   kFamilies
 };
 
@@ -138,6 +142,10 @@ struct Catalogue {
          "outcome", &kFilterOutcomes},
         {"mcp_auth_admin_actions_total",
          "Requests to the admin API, by action (refused: no or a wrong key).", "action", &kAdminActions},
+        {"mcp_auth_rate_limited_total",
+         "MCP requests refused with 429 for a quota (mcp_auth_limit), by what the quota is per and what it counts "
+         "(every request, or the calls of one tool).",
+         "per", &kQuotaPer, "counts", &kQuotaCounts},
     }};
     size_t next = 0;
     for (auto& f : families) {
@@ -255,6 +263,9 @@ size_t all_slots() { return fixed_slots() + (MCPA_METRICS_TOOLS + 1) * kToolOutc
 int guard_slot(GuardReason r) { return int(catalogue().guard_base + size_t(r)); }
 int step_up_slot() { return slot(kStepUps); }
 int renewal_slot(std::string_view outcome) { return slot(kRenewals, outcome); }
+int rate_limited_slot(bool per_client, bool tool_calls) {
+  return slot_at(kRateLimited, per_client ? 1 : 0, tool_calls ? 1 : 0);
+}
 
 int tool_slot(int tool, bool allowed) {
   size_t i = tool >= 0 && tool < MCPA_METRICS_TOOLS ? size_t(tool) : MCPA_METRICS_TOOLS;

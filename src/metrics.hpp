@@ -35,6 +35,7 @@ enum class GuardReason {
   header_mismatch,
   store_unavailable,
   server_error,
+  rate_limited,  // over a quota (mcp_auth_limit)
   count
 };
 
@@ -52,6 +53,9 @@ size_t all_slots();
 int guard_slot(GuardReason r);
 int step_up_slot();
 int renewal_slot(std::string_view outcome);
+// mcp_auth_rate_limited_total{per, counts}: per subject or client, counting
+// requests or a tool's calls.
+int rate_limited_slot(bool per_client, bool tool_calls);
 // A tool's slot in the zone's table (-1: "other").
 int tool_slot(int tool, bool allowed);
 

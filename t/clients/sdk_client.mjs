@@ -257,6 +257,20 @@ async function access() {
   }
 }
 
+// The same tool twice, behind a quota of one call (mcp_auth_limit): the
+// refusal is reported with the error the SDK raised.
+async function quota() {
+  await connect();
+  for (const label of ['first', 'second']) {
+    try {
+      const r = await client.callTool({ name: 'get_snippet', arguments: { snippetname: 'quota' } });
+      emit({ step: 'tool_call', tool: 'get_snippet', label, is_error: !!r.isError, text: textOf(r) });
+    } catch (e) {
+      emit({ step: 'tool_refused', tool: 'get_snippet', label, error: String(e?.message ?? e), code: e?.code ?? null });
+    }
+  }
+}
+
 // The user says no: the application learns it at its redirect URI (what a
 // real app's callback handler does with ?error=access_denied).
 async function deny() {
@@ -273,7 +287,8 @@ async function deny() {
 }
 
 try {
-  await (scenario === 'stepup' ? stepup() : scenario === 'deny' ? deny() : scenario === 'access' ? access() : full());
+  await (scenario === 'stepup' ? stepup() : scenario === 'deny' ? deny() : scenario === 'access' ? access()
+         : scenario === 'quota' ? quota() : full());
   await client?.close().catch(() => {});
   emit({ step: 'done' });
   process.exit(0);
