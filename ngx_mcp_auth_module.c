@@ -104,6 +104,7 @@ static ngx_conf_enum_t  ngx_http_mcp_auth_endpoints[] = {
     { ngx_string("callback"), MCPA_EP_CALLBACK },
     { ngx_string("token"), MCPA_EP_TOKEN },
     { ngx_string("revoke"), MCPA_EP_REVOKE },
+    { ngx_string("admin"), MCPA_EP_ADMIN },
     { ngx_string("status"), NGX_HTTP_MCP_AUTH_EP_STATUS },
     { ngx_string("metrics"), NGX_HTTP_MCP_AUTH_EP_METRICS },
     { ngx_null_string, 0 }
@@ -248,6 +249,13 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, key_file),
+      &ngx_http_mcp_auth_check_not_empty },
+
+    { ngx_string("mcp_auth_admin_key_file"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, admin_key_file),
       &ngx_http_mcp_auth_check_not_empty },
 
     { ngx_string("mcp_auth_provider_issuer"),
@@ -897,6 +905,7 @@ ngx_http_mcp_auth_merge_settings(ngx_http_mcp_auth_loc_conf_t *conf,
     ngx_conf_merge_str_value(conf->consent_path, prev->consent_path, "");
     ngx_conf_merge_str_value(conf->callback_path, prev->callback_path, "");
     ngx_conf_merge_str_value(conf->key_file, prev->key_file, "");
+    ngx_conf_merge_str_value(conf->admin_key_file, prev->admin_key_file, "");
     ngx_conf_merge_str_value(conf->provider_issuer, prev->provider_issuer,
                              "");
     ngx_conf_merge_str_value(conf->provider_authorization_endpoint,
@@ -997,6 +1006,7 @@ ngx_http_mcp_auth_core(ngx_conf_t *cf, ngx_http_mcp_auth_loc_conf_t *conf)
     s->consent_path = ngx_http_mcp_auth_fill_str(&f, &conf->consent_path);
     s->callback_path = ngx_http_mcp_auth_fill_str(&f, &conf->callback_path);
     s->key_file = ngx_http_mcp_auth_fill_str(&f, &conf->key_file);
+    s->admin_key_file = ngx_http_mcp_auth_fill_str(&f, &conf->admin_key_file);
     s->provider_issuer =
         ngx_http_mcp_auth_fill_str(&f, &conf->provider_issuer);
     s->provider_authorization_endpoint =

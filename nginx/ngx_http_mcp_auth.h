@@ -158,6 +158,7 @@ typedef struct {
     ngx_str_t                 consent_path;
     ngx_str_t                 callback_path;
     ngx_str_t                 key_file;
+    ngx_str_t                 admin_key_file;
     ngx_str_t                 provider_issuer;
     ngx_str_t                 provider_authorization_endpoint;
     ngx_str_t                 provider_token_endpoint;

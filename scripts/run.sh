@@ -31,6 +31,7 @@ umask 077
 [ -s "$RUNDIR/identity.key" ] || openssl rand -hex 32 > "$RUNDIR/identity.key"
 [ -s "$RUNDIR/keys" ] || "$root/scripts/mcp-auth-keygen" > "$RUNDIR/keys"
 [ -s "$RUNDIR/idp-client-secret" ] || openssl rand -hex 24 > "$RUNDIR/idp-client-secret"
+[ -s "$RUNDIR/admin.key" ] || openssl rand -hex 32 > "$RUNDIR/admin.key"
 for who in demo viewer outsider; do
     [ -s "$RUNDIR/$who-password" ] || openssl rand -base64 12 | tr -d '/+=\n' > "$RUNDIR/$who-password"
 done

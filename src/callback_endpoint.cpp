@@ -142,17 +142,17 @@ Response issue_code(const Config& cf, Store& store, const Request& req, const Lo
   StoreStatus st = store.put_new(used_key(login), "1", req.now + std::min<int64_t>(cf.login_ttl, 600));
   if (st == StoreStatus::exists) return completed_page(cf, login);
   if (st != StoreStatus::ok) return store_failure_page(st);
-  // The registration carried a login: it keeps its full lifetime now.
-  st = promote_client(cf, store, s.client_id);
-  if (st == StoreStatus::not_found)
-    return client_error(cf, req, login, "invalid_client", "the application's registration has expired");
-  if (st != StoreStatus::ok) return store_failure_page(st);
   // An operator may have disabled the client while the user signed in.
   st = client_disabled(store, s.client_id);
   if (st == StoreStatus::ok)
     return client_error(cf, req, login, "unauthorized_client", "the application has been disabled by the operator",
                         "client_disabled");
   if (st != StoreStatus::not_found) return store_failure_page(st);
+  // The registration carried a login: it keeps its full lifetime now.
+  st = promote_client(cf, store, s.client_id);
+  if (st == StoreStatus::not_found)
+    return client_error(cf, req, login, "invalid_client", "the application's registration has expired");
+  if (st != StoreStatus::ok) return store_failure_page(st);
   // Listed first, so that no stored session escapes the kill switch.
   std::vector<std::string> ended;
   st = index_new_session(store, s, req.now, &ended);

@@ -217,6 +217,7 @@ void fill(Config& c, const mcpa_settings_t& s) {
   take(&c.consent_path, s.consent_path);
   take(&c.callback_path, s.callback_path);
   take(&c.key_file, s.key_file);
+  take(&c.admin_key_file, s.admin_key_file);
   take(&c.provider_issuer, s.provider_issuer);
   take(&c.provider_authorization_endpoint, s.provider_authorization_endpoint);
   take(&c.provider_token_endpoint, s.provider_token_endpoint);

@@ -115,6 +115,7 @@ const char* endpoint_name(mcpa_endpoint_e endpoint) {
     case MCPA_EP_CALLBACK: return "callback";
     case MCPA_EP_TOKEN: return "token";
     case MCPA_EP_REVOKE: return "revoke";
+    case MCPA_EP_ADMIN: return "admin";
   }
   return "?";
 }
@@ -217,6 +218,22 @@ std::string Config::load() {
     if (!keys) return "mcp_auth_key_file \"" + key_file + "\": " + why;
   }
 
+  if (!admin_key_file.empty()) {
+    std::string text;
+    std::string err = read_file("mcp_auth_admin_key_file", admin_key_file, &text);
+    if (!err.empty()) return err;
+    std::string key = trim(text);
+    // A guessable key would open every session to whoever can reach the API.
+    if (key.size() < kMinAdminKeyLength)
+      return "mcp_auth_admin_key_file \"" + admin_key_file + "\" holds fewer than " +
+             std::to_string(Config::kMinAdminKeyLength) + " characters";
+    if (key.find_first_of(" \t\r\n") != std::string::npos)
+      return "mcp_auth_admin_key_file \"" + admin_key_file + "\" must hold one line without spaces";
+    admin_key_hash = sha256(key);
+    wipe(key);
+    wipe(text);
+  }
+
   const bool any_provider = !provider_issuer.empty() || !provider_authorization_endpoint.empty() ||
                             !provider_token_endpoint.empty() || !provider_client_id.empty();
   if (!any_provider) return "";
@@ -270,6 +287,8 @@ std::string Config::check_use(mcpa_endpoint_e endpoint) const {
       return "";
     case MCPA_EP_REVOKE:
       break;
+    case MCPA_EP_ADMIN:
+      return admin_key_hash.empty() ? "mcp_auth_endpoint admin needs mcp_auth_admin_key_file" : "";
     case MCPA_EP_AUTHORIZE:
     case MCPA_EP_CONSENT:
     case MCPA_EP_CALLBACK:

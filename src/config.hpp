@@ -38,6 +38,12 @@ struct Config {
   std::string key_file;
   std::optional<KeyRing> keys;
 
+  // The admin API's bearer key (mcp_auth_admin_key_file): only its SHA-256
+  // is kept, compared in constant time.
+  std::string admin_key_file;
+  std::string admin_key_hash;
+  static constexpr size_t kMinAdminKeyLength = 32;
+
   // The upstream OpenID provider the user logs in at.
   enum class ProviderAuth { client_secret_basic, client_secret_post, private_key_jwt };
   std::string provider_issuer;

@@ -36,6 +36,8 @@ static Response route_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& stor
       return handle_token(cf, store, req);
     case MCPA_EP_REVOKE:
       return handle_revoke(cf, store, req);
+    case MCPA_EP_ADMIN:
+      return handle_admin(cf, store, req);
     default:
       return oauth_error(500, "server_error", "this location serves no known endpoint");
   }

@@ -42,6 +42,7 @@ Response resume_token(const Config& cf, Store& store, const Request& req,
                       const std::string& continuation, int fetch_status,
                       const std::string& fetch_body);
 Response handle_revoke(const Config& cf, Store& store, const Request& req);
+Response handle_admin(const Config& cf, Store& store, const Request& req);
 
 // Dispatch by endpoint (capi.cpp calls these two only).
 Response handle_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req);

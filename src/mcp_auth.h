@@ -121,6 +121,8 @@ typedef struct {
 
     int          filter_tools;                 /* mcp_auth_filter_tools */
     int64_t      filter_tools_max_size;        /* bytes */
+
+    mcpa_str_t   admin_key_file;               /* mcp_auth_admin_key_file */
 } mcpa_settings_t;
 
 /* Every field unset. */
@@ -273,7 +275,8 @@ typedef enum {
     MCPA_EV_REVOCATION,
     MCPA_EV_GUARD,               /* an MCP request: allowed or denied */
     MCPA_EV_PROVIDER_RENEWAL,    /* the provider's token renewed, or not */
-    MCPA_EV_SESSION_ENDED        /* a stream closed: its session ended */
+    MCPA_EV_SESSION_ENDED,       /* a stream closed: its session ended */
+    MCPA_EV_ADMIN                /* an operator's action at the admin API */
 } mcpa_event_e;
 
 #define MCPA_EVENT_METRICS  12
@@ -367,7 +370,8 @@ typedef enum {
     MCPA_EP_CONSENT,
     MCPA_EP_CALLBACK,
     MCPA_EP_TOKEN,
-    MCPA_EP_REVOKE                           /* RFC 7009 */
+    MCPA_EP_REVOKE,                          /* RFC 7009 */
+    MCPA_EP_ADMIN                            /* the operators' API */
 } mcpa_endpoint_e;
 
 typedef struct {

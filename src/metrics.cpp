@@ -42,7 +42,8 @@ const Words kRegistrationResults = {"ok", "invalid_request", "invalid_redirect_u
 const Words kAuthorizeResults = {"ok", "invalid_request", "invalid_client", "unauthorized_client", "invalid_scope",
                                  "invalid_target", "unsupported_response_type", "access_denied",
                                  "temporarily_unavailable", "server_error", "other"};
-const Words kLoginOutcomes = {"completed", "denied", "not_admitted", "provider_error", "timed_out", "failed"};
+const Words kLoginOutcomes = {"completed", "denied", "not_admitted", "client_disabled", "provider_error", "timed_out",
+                                "failed"};
 const Words kConsentOutcomes = {"allowed", "denied"};
 const Words kGrantTypes = {"authorization_code", "refresh_token", "other"};
 const Words kTokenResults = {"ok", "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
@@ -54,9 +55,11 @@ const Words kFetchTargets = {"provider_token", "provider_jwks", "client_metadata
 const Words kFetchOutcomes = {"ok", "http_error", "unreachable"};
 const Words kStoreErrors = {"full", "unavailable"};
 const Words kEndpoints = {"authorization_server_metadata", "protected_resource_metadata", "register", "authorize",
-                          "consent", "callback", "token", "revoke", "mcp", "status", "metrics"};
+                          "consent", "callback", "token", "revoke", "mcp", "status", "metrics", "admin"};
 const Words kClasses = {"2xx", "3xx", "4xx", "5xx"};
 const Words kToolOutcomes = {"allowed", "denied"};
+const Words kAdminActions = {"sessions_listed", "sessions_ended", "clients_listed", "client_disabled",
+                              "client_enabled", "refused"};
 // in the order of mcpa_filter_e
 const Words kFilterOutcomes = {"filtered", "unchanged", "not_filterable", "too_large"};
 
@@ -91,6 +94,7 @@ enum FamilyId {
   kStreamsClosed,
   kUnavailable,
   kToolsListFilter,
+  kAdmin,
   kFamilies
 };
 
@@ -132,6 +136,8 @@ struct Catalogue {
          "tools/list answers the gateway filtered (mcp_auth_filter_tools), by outcome: tools removed, nothing to "
          "remove, passed as they were (not read exactly, or larger than the limit).",
          "outcome", &kFilterOutcomes},
+        {"mcp_auth_admin_actions_total",
+         "Requests to the admin API, by action (refused: no or a wrong key).", "action", &kAdminActions},
     }};
     size_t next = 0;
     for (auto& f : families) {
@@ -191,6 +197,7 @@ int endpoint_index(int ep) {
     case MCPA_M_EP_GUARDED: return 8;
     case MCPA_M_EP_STATUS: return 9;
     case MCPA_M_EP_METRICS: return 10;
+    case MCPA_EP_ADMIN: return 11;
     default: return -1;
   }
 }
@@ -269,6 +276,7 @@ void attach(Event& e) {
     case MCPA_EV_REFRESH_REUSE: m[0] = slot(kRefreshReuse); break;
     case MCPA_EV_REVOCATION: m[0] = slot(kRevocations, e.outcome); break;
     case MCPA_EV_PROVIDER_RENEWAL: m[0] = slot(kRenewals, e.outcome); break;
+    case MCPA_EV_ADMIN: m[0] = slot(kAdmin, e.outcome); break;
     default: break;
   }
 }

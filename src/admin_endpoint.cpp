@@ -1,0 +1,353 @@
+// The operators' API (mcp_auth_endpoint admin): list and end sessions by
+// user or client, list clients, disable and enable a client.  JSON only,
+// behind a bearer key (mcp_auth_admin_key_file) compared in constant time;
+// the example also lets only loopback reach it.  Ending a session deletes
+// its record, which every worker and node reads (a node's cache bound
+// applies) and which the stream check of its open streams finds gone.
+//
+//   GET    …/sessions?subject=S | ?client_id=C [&limit=N&cursor=K]
+//   DELETE …/sessions?subject=S | ?client_id=C
+//   DELETE …/sessions/ID
+//   GET    …/clients [&limit=N&cursor=K]
+//   POST   …/clients/disable?client_id=C
+//   POST   …/clients/enable?client_id=C
+#include <algorithm>
+#include <map>
+
+#include "crypto.hpp"
+#include "encoding.hpp"
+#include "endpoints.hpp"
+#include "identity_assertion.hpp"
+#include "json.hpp"
+#include "session_index.hpp"
+
+namespace mcpauth {
+namespace {
+
+constexpr int64_t kDefaultPage = 100;
+constexpr int64_t kMaxPage = 500;
+
+Response answer(int status, const Json& body) { return json_response(status, json_text(body.get())); }
+
+Json object() { return Json(must(cJSON_CreateObject())); }
+
+void add_string(cJSON* o, const char* name, const std::string& value) {
+  must(cJSON_AddStringToObject(o, name, value.c_str()));
+}
+
+void add_number(cJSON* o, const char* name, int64_t value) {
+  must(cJSON_AddNumberToObject(o, name, static_cast<double>(value)));
+}
+
+Event& admin_event(Response& r, const char* name, const char* action) {
+  return r.event(MCPA_EV_ADMIN, name, action);
+}
+
+bool authorized(const Config& cf, const Request& req) {
+  const std::string& h = req.authorization;
+  if (h.size() < 8 || !std::equal(h.begin(), h.begin() + 7, "bearer ", [](char a, char b) {
+        return std::tolower(static_cast<unsigned char>(a)) == b;
+      }))
+    return false;
+  std::string_view key(h);
+  key.remove_prefix(7);
+  while (!key.empty() && key.front() == ' ') key.remove_prefix(1);
+  // Hashes of equal length: the comparison's time says nothing of the key.
+  return !cf.admin_key_hash.empty() && ct_equal(sha256(key), cf.admin_key_hash);
+}
+
+Response refused(const Request& req) {
+  Response r = oauth_error(401, "unauthorized", "the admin API needs Authorization: Bearer with the admin key");
+  r.header("WWW-Authenticate", "Bearer realm=\"mcp_auth admin\"");
+  Event& e = admin_event(r, "admin.refused", "refused");
+  e.reason = req.authorization.empty() ? "no_key" : "wrong_key";
+  return r;
+}
+
+// One query parameter, at most once; absent is "".
+bool param(const Params& p, const char* name, std::string* out, Response* error) {
+  out->clear();
+  if (p.find(name, out) == Params::Lookup::repeated) {
+    *error = oauth_error(400, "invalid_request", std::string(name) + " is repeated");
+    return false;
+  }
+  return true;
+}
+
+// limit and cursor of a listing.
+bool page_of(const Params& p, int64_t* offset, int64_t* limit, Response* error) {
+  std::string text;
+  *offset = 0;
+  *limit = kDefaultPage;
+  if (!param(p, "limit", &text, error)) return false;
+  if (!text.empty()) {
+    if (text.size() > 3 || text.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoll(text) < 1 || std::stoll(text) > kMaxPage) {
+      *error = oauth_error(400, "invalid_request", "limit must be 1 to " + std::to_string(kMaxPage));
+      return false;
+    }
+    *limit = std::stoll(text);
+  }
+  if (!param(p, "cursor", &text, error)) return false;
+  if (!text.empty()) {
+    if (text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) {
+      *error = oauth_error(400, "invalid_request", "cursor is not one this API handed out");
+      return false;
+    }
+    *offset = std::stoll(text);
+  }
+  return true;
+}
+
+// Whose sessions: exactly one of subject and client_id.
+struct Selector {
+  std::string subject, client_id;
+};
+
+bool selector_of(const Params& p, Selector* s, Response* error) {
+  if (!param(p, "subject", &s->subject, error) || !param(p, "client_id", &s->client_id, error)) return false;
+  if (s->subject.empty() == s->client_id.empty()) {
+    *error = oauth_error(400, "invalid_request", "give exactly one of subject and client_id");
+    return false;
+  }
+  return true;
+}
+
+StoreStatus selected_sessions(Store& store, const Selector& s, int64_t now, std::vector<IndexEntry>* out) {
+  return s.subject.empty() ? sessions_of_client(store, s.client_id, now, out)
+                           : sessions_of_subject(store, s.subject, now, out);
+}
+
+// A client's name, looked up once per request.
+class ClientNames {
+ public:
+  explicit ClientNames(Store& store) : store_(store) {}
+  StoreStatus name(const std::string& client_id, std::string* out) {
+    auto it = names_.find(client_id);
+    if (it == names_.end()) {
+      ClientMetadata c;
+      StoreStatus st = load_client(store_, client_id, &c);
+      if (st != StoreStatus::ok && st != StoreStatus::not_found) return st;
+      it = names_.emplace(client_id, st == StoreStatus::ok ? c.client_name : "").first;
+    }
+    *out = it->second;
+    return StoreStatus::ok;
+  }
+
+ private:
+  Store& store_;
+  std::map<std::string, std::string> names_;
+};
+
+cJSON* session_json(const Session& s, const std::string& client_name) {
+  cJSON* o = must(cJSON_CreateObject());
+  add_string(o, "id", s.sid);
+  add_string(o, "log_tag", session_log_tag(s.sid));
+  add_string(o, "subject", s.sub);
+  add_string(o, "name", s.name);
+  add_string(o, "email", s.email);
+  add_string(o, "client_id", s.client_id);
+  add_string(o, "client_name", client_name);
+  add_string(o, "redirect_uri", s.redirect_uri);
+  add_string(o, "scope", s.scope);
+  add_number(o, "created", s.created);
+  add_number(o, "expires", s.expires);
+  add_number(o, "last_refresh", s.rotated_at);
+  return o;
+}
+
+Response list_sessions(Store& store, const Request& req, const Params& p) {
+  Response error;
+  Selector sel;
+  int64_t offset = 0, limit = 0;
+  if (!selector_of(p, &sel, &error) || !page_of(p, &offset, &limit, &error)) return error;
+  std::vector<IndexEntry> ids;
+  StoreStatus st = selected_sessions(store, sel, req.now, &ids);
+  if (st != StoreStatus::ok) return store_failure_json(st);
+  Json body = object();
+  cJSON* list = must(cJSON_AddArrayToObject(body.get(), "sessions"));
+  ClientNames names(store);
+  const size_t end = std::min(ids.size(), static_cast<size_t>(offset + limit));
+  for (size_t i = static_cast<size_t>(offset); i < end; ++i) {
+    std::string raw, client_name;
+    st = store.get("session:" + ids[i].member, &raw);
+    if (st == StoreStatus::not_found) continue;  // ended since it was listed
+    if (st != StoreStatus::ok) return store_failure_json(st);
+    auto s = decode_session(raw);
+    if (!s) continue;
+    st = names.name(s->client_id, &client_name);
+    if (st != StoreStatus::ok) return store_failure_json(st);
+    cJSON_AddItemToArray(list, session_json(*s, client_name));
+  }
+  if (end < ids.size()) add_string(body.get(), "next_cursor", std::to_string(end));
+  Response r = answer(200, body);
+  Event& e = admin_event(r, "admin.sessions_listed", "sessions_listed");
+  e.audit = false;  // reading changes nothing: counted, not audited
+  e.subject = sel.subject;
+  e.client_id = sel.client_id;
+  return r;
+}
+
+// Ends the sessions named; one audit line each.
+StoreStatus end_sessions(Store& store, const Request& req, const std::vector<IndexEntry>& ids, Response* r,
+                         int64_t* ended) {
+  *ended = 0;
+  for (const auto& id : ids) {
+    Session s;
+    StoreStatus st = end_session(store, id.member, req.now, &s);
+    if (st == StoreStatus::not_found) continue;
+    if (st != StoreStatus::ok) return st;
+    ++*ended;
+    Event& e = admin_event(*r, "admin.session_ended", "sessions_ended");
+    e.subject = s.sub;
+    e.client_id = s.client_id;
+    e.session_tag = session_log_tag(s.sid);
+  }
+  return StoreStatus::ok;
+}
+
+Response ended_answer(Response r, int64_t ended) {
+  Json body = object();
+  add_number(body.get(), "ended", ended);
+  Response out = answer(200, body);
+  out.events = std::move(r.events);
+  return out;
+}
+
+Response delete_sessions(Store& store, const Request& req, const Params& p) {
+  Response error;
+  Selector sel;
+  if (!selector_of(p, &sel, &error)) return error;
+  std::vector<IndexEntry> ids;
+  StoreStatus st = selected_sessions(store, sel, req.now, &ids);
+  if (st != StoreStatus::ok) return store_failure_json(st);
+  Response events;
+  int64_t ended = 0;
+  st = end_sessions(store, req, ids, &events, &ended);
+  if (st != StoreStatus::ok) return store_failure_json(st);
+  return ended_answer(std::move(events), ended);
+}
+
+Response delete_session(Store& store, const Request& req, const std::string& id) {
+  Response events;
+  int64_t ended = 0;
+  StoreStatus st = end_sessions(store, req, {{id, 0}}, &events, &ended);
+  if (st != StoreStatus::ok) return store_failure_json(st);
+  if (ended == 0) return oauth_error(404, "not_found", "no live session has this id");
+  return ended_answer(std::move(events), ended);
+}
+
+Response list_clients(Store& store, const Request& req, const Params& p) {
+  Response error;
+  int64_t offset = 0, limit = 0;
+  if (!page_of(p, &offset, &limit, &error)) return error;
+  std::vector<IndexEntry> ids;
+  StoreStatus st = indexed_clients(store, req.now, &ids);
+  if (st != StoreStatus::ok) return store_failure_json(st);
+  Json body = object();
+  cJSON* list = must(cJSON_AddArrayToObject(body.get(), "clients"));
+  const size_t end = std::min(ids.size(), static_cast<size_t>(offset + limit));
+  for (size_t i = static_cast<size_t>(offset); i < end; ++i) {
+    const std::string& client_id = ids[i].member;
+    ClientMetadata c;
+    st = load_client(store, client_id, &c);
+    if (st != StoreStatus::ok && st != StoreStatus::not_found) return store_failure_json(st);
+    const bool known = st == StoreStatus::ok;
+    st = client_disabled(store, client_id);
+    if (st != StoreStatus::ok && st != StoreStatus::not_found) return store_failure_json(st);
+    cJSON* o = must(cJSON_CreateObject());
+    cJSON_AddItemToArray(list, o);
+    add_string(o, "client_id", client_id);
+    add_string(o, "client_name", known ? c.client_name : "");
+    cJSON* uris = must(cJSON_AddArrayToObject(o, "redirect_uris"));
+    if (known)
+      for (const auto& u : c.redirect_uris) cJSON_AddItemToArray(uris, must(cJSON_CreateString(u.c_str())));
+    must(cJSON_AddBoolToObject(o, "disabled", st == StoreStatus::ok));
+    must(cJSON_AddBoolToObject(o, "registered", known));
+  }
+  if (end < ids.size()) add_string(body.get(), "next_cursor", std::to_string(end));
+  Response r = answer(200, body);
+  admin_event(r, "admin.clients_listed", "clients_listed").audit = false;
+  return r;
+}
+
+// Disabled: no new sign-ins (authorize and callback look for the mark), its
+// sessions end, its registration goes.  Enabled: the mark goes; a
+// registration that was deleted stays deleted (the client registers again).
+Response set_client_disabled(Store& store, const Request& req, const Params& p, bool disable) {
+  Response error;
+  std::string client_id;
+  if (!param(p, "client_id", &client_id, &error)) return error;
+  if (client_id.empty() || client_id.size() > 1024)
+    return oauth_error(400, "invalid_request", "client_id is required");
+  Json body = object();
+  add_string(body.get(), "client_id", client_id);
+  must(cJSON_AddBoolToObject(body.get(), "disabled", disable));
+  Response events;
+  if (!disable) {
+    StoreStatus st = store.del(client_disabled_key(client_id));
+    if (st != StoreStatus::ok && st != StoreStatus::not_found) return store_failure_json(st);
+  } else {
+    // The mark first: a sign-in finishing meanwhile is refused, not missed.
+    StoreStatus st = store.put(client_disabled_key(client_id), "1", req.now + kClientDisabledSeconds);
+    if (st != StoreStatus::ok) return store_failure_json(st);
+    std::vector<IndexEntry> ids;
+    st = sessions_of_client(store, client_id, req.now, &ids);
+    if (st != StoreStatus::ok) return store_failure_json(st);
+    int64_t ended = 0;
+    st = end_sessions(store, req, ids, &events, &ended);
+    if (st != StoreStatus::ok) return store_failure_json(st);
+    for (const std::string& key : {std::string(kClientPrefix) + client_id, std::string(kNewClientPrefix) + client_id,
+                                   "cimd:" + client_id}) {
+      st = store.del(key);
+      if (st != StoreStatus::ok && st != StoreStatus::not_found) return store_failure_json(st);
+    }
+    add_number(body.get(), "sessions_ended", ended);
+  }
+  Response r = answer(200, body);
+  r.events = std::move(events.events);
+  Event& e = disable ? admin_event(r, "admin.client_disabled", "client_disabled")
+                     : admin_event(r, "admin.client_enabled", "client_enabled");
+  e.client_id = client_id;
+  return r;
+}
+
+}  // namespace
+
+Response handle_admin(const Config& cf, Store& store, const Request& req) {
+  if (!authorized(cf, req)) return refused(req);
+  auto params = Params::parse(req.args);
+  if (!params) return oauth_error(400, "invalid_request", "the query string is malformed");
+
+  // The location may sit anywhere: the last one or two path segments say
+  // what is asked for.
+  std::string_view path(req.uri);
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  const size_t cut = path.rfind('/');
+  const std::string_view last = path.substr(cut + 1);
+  const std::string_view parent = path.substr(0, cut == std::string_view::npos ? 0 : cut);
+  const std::string_view prev = parent.substr(parent.rfind('/') == std::string_view::npos ? 0 : parent.rfind('/') + 1);
+
+  if (last == "sessions") {
+    if (req.method == "GET") return list_sessions(store, req, *params);
+    if (req.method == "DELETE") return delete_sessions(store, req, *params);
+    return method_not_allowed("GET, DELETE");
+  }
+  if (prev == "sessions") {
+    if (req.method != "DELETE") return method_not_allowed("DELETE");
+    auto id = pct_decode(last, false);
+    if (!id || id->empty() || id->size() > 128) return oauth_error(404, "not_found", "no live session has this id");
+    return delete_session(store, req, *id);
+  }
+  if (last == "clients") {
+    if (req.method != "GET") return method_not_allowed("GET");
+    return list_clients(store, req, *params);
+  }
+  if (prev == "clients" && (last == "disable" || last == "enable")) {
+    if (req.method != "POST") return method_not_allowed("POST");
+    return set_client_disabled(store, req, *params, last == "disable");
+  }
+  return oauth_error(404, "not_found", "the admin API has sessions and clients");
+}
+
+}  // namespace mcpauth

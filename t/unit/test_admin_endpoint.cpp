@@ -1,0 +1,173 @@
+// The admin API: the key, listing, ending sessions, disabling clients.
+#include "session_index.hpp"
+#include "test_endpoint_fixture.hpp"
+
+namespace mcpauth_test {
+namespace {
+
+const std::string kAdminKey = "0123456789abcdef0123456789abcdef-admin";
+
+class Admin : public Gateway {
+ protected:
+  void SetUp() override {
+    Gateway::SetUp();
+    cf.admin_key_file = write_file("admin.key", kAdminKey + "\n");
+    ASSERT_EQ(cf.load(), "");
+  }
+  Response admin(const std::string& method, const std::string& path, const std::string& args = "",
+                 const std::string& key = kAdminKey) {
+    Request r = request(method, args);
+    r.uri = "/_mcp_auth/admin" + path;
+    r.cookie.clear();
+    if (!key.empty()) r.authorization = "Bearer " + key;
+    return call(MCPA_EP_ADMIN, r);
+  }
+  // A signed-in client of the fixture's user (user-42): its access token.
+  struct Signed {
+    std::string client_id, access, refresh;
+  };
+  Signed signed_in() {
+    Signed s;
+    s.client_id = public_client();
+    Response r = redeem(s.client_id, qget(login(s.client_id), "code"));
+    EXPECT_EQ(r.status, 200) << r.body;
+    s.access = json_string(r.body, "access_token");
+    s.refresh = json_string(r.body, "refresh_token");
+    return s;
+  }
+  bool refresh_works(const Signed& s) { return refresh(s.client_id, s.refresh).status == 200; }
+};
+
+TEST_F(Admin, NoKeyOrAWrongKeyIsRefused) {
+  for (const std::string& key : {std::string(), std::string("wrong"), kAdminKey + "x", kAdminKey.substr(1)}) {
+    Response r = admin("GET", "/sessions", "subject=user-42", key);
+    EXPECT_EQ(r.status, 401) << key;
+    EXPECT_EQ(json_string(r.body, "error"), "unauthorized");
+    EXPECT_EQ(header(r, "WWW-Authenticate"), "Bearer realm=\"mcp_auth admin\"");
+    ASSERT_EQ(r.events.size(), 1u);
+    EXPECT_STREQ(r.events[0].name, "admin.refused");
+  }
+  Request basic = request("GET", "subject=user-42");
+  basic.uri = "/_mcp_auth/admin/sessions";
+  basic.authorization = "Basic " + kAdminKey;
+  EXPECT_EQ(call(MCPA_EP_ADMIN, basic).status, 401);
+}
+
+TEST_F(Admin, AShortOrMissingKeyFailsTheConfiguration) {
+  Config c = cf;
+  c.admin_key_file = write_file("short.key", "too-short\n");
+  EXPECT_NE(c.load().find("fewer than 32"), std::string::npos);
+  c.admin_key_file = write_file("spaced.key", "0123456789abcdef 0123456789abcdef0123\n");
+  EXPECT_NE(c.load().find("one line"), std::string::npos);
+  Config none = cf;
+  none.admin_key_file.clear();
+  none.admin_key_hash.clear();
+  ASSERT_EQ(none.load(), "");
+  EXPECT_EQ(none.check_use(MCPA_EP_ADMIN), "mcp_auth_endpoint admin needs mcp_auth_admin_key_file");
+  EXPECT_EQ(cf.check_use(MCPA_EP_ADMIN), "");
+}
+
+TEST_F(Admin, SessionsAreListedByUserAndClientWithoutTokens) {
+  Signed a = signed_in(), b = signed_in();
+  Response r = admin("GET", "/sessions", "subject=user-42");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(header(r, "Cache-Control"), "no-store");
+  EXPECT_NE(r.body.find(a.client_id), std::string::npos);
+  EXPECT_NE(r.body.find(b.client_id), std::string::npos);
+  EXPECT_NE(r.body.find("\"redirect_uri\":\"" + std::string(kRedirect) + "\""), std::string::npos);
+  EXPECT_EQ(r.body.find("token"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find(a.access), std::string::npos);
+  Response by_client = admin("GET", "/sessions", "client_id=" + pct_encode(a.client_id));
+  ASSERT_EQ(by_client.status, 200);
+  EXPECT_NE(by_client.body.find(a.client_id), std::string::npos);
+  EXPECT_EQ(by_client.body.find(b.client_id), std::string::npos);
+}
+
+TEST_F(Admin, ListingsArePaged) {
+  for (int i = 0; i < 3; ++i) signed_in();
+  Response first = admin("GET", "/sessions", "subject=user-42&limit=2");
+  ASSERT_EQ(first.status, 200);
+  EXPECT_EQ(json_string(first.body, "next_cursor"), "2");
+  Response rest = admin("GET", "/sessions", "subject=user-42&limit=2&cursor=2");
+  EXPECT_EQ(json_string(rest.body, "next_cursor"), "");
+  EXPECT_NE(rest.body.find("\"id\""), std::string::npos);
+  for (const char* bad : {"limit=0", "limit=501", "limit=x", "cursor=-1", "subject=a&subject=b", "",
+                          "subject=a&client_id=b"})
+    EXPECT_EQ(admin("GET", "/sessions", bad).status, 400) << bad;
+}
+
+TEST_F(Admin, EndingAUsersSessionsEndsTheirTokens) {
+  Signed a = signed_in(), b = signed_in();
+  Response r = admin("DELETE", "/sessions", "subject=user-42");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "{\"ended\":2}");
+  ASSERT_EQ(r.events.size(), 2u);
+  EXPECT_STREQ(r.events[0].name, "admin.session_ended");
+  EXPECT_EQ(r.events[0].subject, "user-42");
+  EXPECT_FALSE(r.events[0].session_tag.empty());
+  EXPECT_FALSE(refresh_works(a));
+  EXPECT_FALSE(refresh_works(b));
+  EXPECT_EQ(admin("GET", "/sessions", "subject=user-42").body, "{\"sessions\":[]}");
+  EXPECT_EQ(admin("DELETE", "/sessions", "subject=user-42").body, "{\"ended\":0}");
+}
+
+TEST_F(Admin, OneSessionEndsByItsId) {
+  Signed a = signed_in(), b = signed_in();
+  auto claims = decode_access(cf.keys->open(seal_purpose::access_token, a.access).value_or(""));
+  ASSERT_TRUE(claims);
+  EXPECT_EQ(admin("DELETE", "/sessions/" + claims->sid).status, 200);
+  EXPECT_FALSE(refresh_works(a));
+  EXPECT_TRUE(refresh_works(b));
+  Response again = admin("DELETE", "/sessions/" + claims->sid);
+  EXPECT_EQ(again.status, 404);
+  EXPECT_EQ(json_string(again.body, "error"), "not_found");
+  EXPECT_EQ(admin("GET", "/sessions/" + claims->sid).status, 405);
+}
+
+TEST_F(Admin, ADisabledClientLosesItsSessionsAndCannotSignInAgain) {
+  Signed a = signed_in(), b = signed_in();
+  Response r = admin("POST", "/clients/disable", "client_id=" + pct_encode(a.client_id));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json_string(r.body, "client_id"), a.client_id);
+  EXPECT_NE(r.body.find("\"sessions_ended\":1"), std::string::npos);
+  EXPECT_FALSE(refresh_works(a));
+  EXPECT_TRUE(refresh_works(b));
+  // its registration is gone: /authorize does not know it
+  Response again = call(MCPA_EP_AUTHORIZE, request("GET", "client_id=" + a.client_id + "&response_type=code"));
+  EXPECT_EQ(again.status, 400);
+  Response clients = admin("GET", "/clients");
+  ASSERT_EQ(clients.status, 200);
+  EXPECT_NE(clients.body.find("\"client_id\":\"" + a.client_id + "\",\"client_name\":\"\",\"redirect_uris\":[],"
+                              "\"disabled\":true"),
+            std::string::npos)
+      << clients.body;
+  EXPECT_EQ(admin("POST", "/clients/enable", "client_id=" + pct_encode(a.client_id)).status, 200);
+  std::string raw;
+  EXPECT_EQ(store.get(client_disabled_key(a.client_id), &raw), StoreStatus::not_found);
+}
+
+TEST_F(Admin, ASignInUnderWayForADisabledClientIsRefusedAtTheCallback) {
+  std::string id = public_client();
+  std::string loc = to_provider(id);
+  std::string nonce = nonce_of(loc);
+  ASSERT_EQ(admin("POST", "/clients/disable", "client_id=" + id).status, 200);
+  Response cb = callback(loc);
+  Response r = resume(MCPA_EP_CALLBACK, cb, 200, FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
+  if (r.fetch.target == MCPA_FETCH_PROVIDER_JWKS) r = resume(MCPA_EP_CALLBACK, r, 200, FakeIdp::get().jwks);
+  EXPECT_NE(r.status, 303) << r.body;
+  EXPECT_NE(r.body.find("disabled"), std::string::npos) << r.body;
+  std::vector<IndexEntry> left;
+  ASSERT_EQ(sessions_of_subject(store, "user-42", now, &left), StoreStatus::ok);
+  EXPECT_TRUE(left.empty());
+}
+
+TEST_F(Admin, UnknownPathsAndMethods) {
+  EXPECT_EQ(admin("GET", "/nothing").status, 404);
+  EXPECT_EQ(admin("PUT", "/sessions", "subject=x").status, 405);
+  EXPECT_EQ(admin("GET", "/clients/disable", "client_id=x").status, 405);
+  EXPECT_EQ(admin("POST", "/clients/disable").status, 400);
+  EXPECT_EQ(admin("GET", "/sessions/", "subject=user-42").status, 200);  // a trailing slash is the same
+}
+
+}  // namespace
+}  // namespace mcpauth_test
