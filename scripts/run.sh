@@ -102,6 +102,9 @@ cat <<EOT
     -> flip Connect, Allow on the consent page, log in as demo,
        then Tools -> hello_mcp -> Execute Tool.
 
+  Your connected apps    $base/account
+  Admin API (loopback)   scripts/mcp-auth-admin --url $base/_mcp_auth/admin --key-file $RUNDIR/admin.key \\
+                           sessions --subject user-demo
   Metrics (Prometheus)   $base/_mcp_auth/metrics   and   http://127.0.0.1:$TOOL_PORT/metrics
   Audit log              $RUNDIR/audit.log   (written at most a second late)
   Logs and state: $RUNDIR
