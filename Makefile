@@ -3,7 +3,8 @@
 #   make            module (.so), core library, tool server, unit tests -> build/
 #   make test       installs what is missing, builds, runs unit + integration tests
 #   make run        installs what is missing, builds, runs the whole stack on loopback
-#   make install    module -> /usr/lib/nginx/modules, tool server -> /usr/local/bin
+#   make install    module -> /usr/lib/nginx/modules, tool server, mcp-auth-keygen and
+#                   mcp-auth-admin -> /usr/local/bin
 #   make NGINX_SRC=/path/to/nginx-1.x   builds the module against another nginx tree
 
 # SANITIZE=1 builds into its own folder so it never mixes with the normal build
@@ -121,10 +122,12 @@ install: module tool-server
 	install -m 0644 $(MODULE) $(DESTDIR)$(MODDIR)/
 	install -m 0755 $(BUILD)/mcp-tool-server $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 scripts/mcp-auth-keygen $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 scripts/mcp-auth-admin $(DESTDIR)$(PREFIX)/bin/
 
 uninstall:
 	rm -f $(DESTDIR)$(MODDIR)/ngx_http_mcp_auth_module.so \
-	      $(DESTDIR)$(PREFIX)/bin/mcp-tool-server $(DESTDIR)$(PREFIX)/bin/mcp-auth-keygen
+	      $(DESTDIR)$(PREFIX)/bin/mcp-tool-server $(DESTDIR)$(PREFIX)/bin/mcp-auth-keygen \
+	      $(DESTDIR)$(PREFIX)/bin/mcp-auth-admin
 
 clean:
 	rm -rf $(BUILD)
