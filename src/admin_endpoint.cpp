@@ -13,6 +13,7 @@
 //   POST   …/clients/enable?client_id=C
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "crypto.hpp"
 #include "encoding.hpp"
@@ -37,6 +38,13 @@ void add_string(cJSON* o, const char* name, const std::string& value) {
 
 void add_number(cJSON* o, const char* name, int64_t value) {
   must(cJSON_AddNumberToObject(o, name, static_cast<double>(value)));
+}
+
+// 405 in this API's words (the OAuth endpoints say invalid_request).
+Response wrong_method(const char* allowed) {
+  Response r = oauth_error(405, "method_not_allowed", std::string("use ") + allowed);
+  r.header("Allow", allowed);
+  return r;
 }
 
 Event& admin_event(Response& r, const char* name, const char* action) {
@@ -74,30 +82,58 @@ bool param(const Params& p, const char* name, std::string* out, Response* error)
   return true;
 }
 
-// limit and cursor of a listing.
-bool page_of(const Params& p, int64_t* offset, int64_t* limit, Response* error) {
+// A page of a listing: at most `limit` entries after the cursor's.  The
+// cursor names the last entry of the previous page (its place in the
+// list's order), so entries that end meanwhile move nothing else.
+struct Page {
+  int64_t limit = kDefaultPage;
+  std::optional<IndexEntry> after;
+};
+
+std::string cursor_of(const IndexEntry& e) { return b64url_encode(std::to_string(e.expires) + " " + e.member); }
+
+bool page_of(const Params& p, Page* page, Response* error) {
   std::string text;
-  *offset = 0;
-  *limit = kDefaultPage;
-  if (!param(p, "limit", &text, error)) return false;
-  if (!text.empty()) {
-    if (text.size() > 3 || text.find_first_not_of("0123456789") != std::string::npos ||
+  const Params::Lookup limit = p.find("limit", &text);
+  if (limit == Params::Lookup::repeated) {
+    *error = oauth_error(400, "invalid_request", "limit is repeated");
+    return false;
+  }
+  if (limit == Params::Lookup::one) {
+    if (text.empty() || text.size() > 3 || text.find_first_not_of("0123456789") != std::string::npos ||
         std::stoll(text) < 1 || std::stoll(text) > kMaxPage) {
       *error = oauth_error(400, "invalid_request", "limit must be 1 to " + std::to_string(kMaxPage));
       return false;
     }
-    *limit = std::stoll(text);
+    page->limit = std::stoll(text);
   }
   if (!param(p, "cursor", &text, error)) return false;
   if (!text.empty()) {
-    if (text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) {
+    auto plain = b64url_decode(text);
+    const size_t sp = plain ? plain->find(' ') : std::string::npos;
+    IndexEntry e;
+    if (sp == std::string::npos || sp == 0 || sp > 18 ||
+        plain->find_first_not_of("0123456789") != sp || sp + 1 == plain->size()) {
       *error = oauth_error(400, "invalid_request", "cursor is not one this API handed out");
       return false;
     }
-    *offset = std::stoll(text);
+    e.expires = std::stoll(plain->substr(0, sp));
+    e.member = plain->substr(sp + 1);
+    page->after = std::move(e);
   }
   return true;
 }
+
+// [first, end) of entries (sorted by `before`) for the page.
+template <typename Before>
+std::pair<size_t, size_t> page_range(const std::vector<IndexEntry>& entries, const Page& page, Before before) {
+  size_t first = 0;
+  if (page.after)
+    first = size_t(std::upper_bound(entries.begin(), entries.end(), *page.after, before) - entries.begin());
+  return {first, std::min(entries.size(), first + size_t(page.limit))};
+}
+
+bool by_member(const IndexEntry& a, const IndexEntry& b) { return a.member < b.member; }
 
 // Whose sessions: exactly one of subject and client_id.
 struct Selector {
@@ -159,16 +195,16 @@ cJSON* session_json(const Session& s, const std::string& client_name) {
 Response list_sessions(Store& store, const Request& req, const Params& p) {
   Response error;
   Selector sel;
-  int64_t offset = 0, limit = 0;
-  if (!selector_of(p, &sel, &error) || !page_of(p, &offset, &limit, &error)) return error;
+  Page page;
+  if (!selector_of(p, &sel, &error) || !page_of(p, &page, &error)) return error;
   std::vector<IndexEntry> ids;
   StoreStatus st = selected_sessions(store, sel, req.now, &ids);
   if (st != StoreStatus::ok) return store_failure_json(st);
   Json body = object();
   cJSON* list = must(cJSON_AddArrayToObject(body.get(), "sessions"));
   ClientNames names(store);
-  const size_t end = std::min(ids.size(), static_cast<size_t>(offset + limit));
-  for (size_t i = static_cast<size_t>(offset); i < end; ++i) {
+  const auto [first, end] = page_range(ids, page, index_order);
+  for (size_t i = first; i < end; ++i) {
     std::string raw, client_name;
     st = store.get("session:" + ids[i].member, &raw);
     if (st == StoreStatus::not_found) continue;  // ended since it was listed
@@ -179,7 +215,7 @@ Response list_sessions(Store& store, const Request& req, const Params& p) {
     if (st != StoreStatus::ok) return store_failure_json(st);
     cJSON_AddItemToArray(list, session_json(*s, client_name));
   }
-  if (end < ids.size()) add_string(body.get(), "next_cursor", std::to_string(end));
+  if (end < ids.size()) add_string(body.get(), "next_cursor", cursor_of(ids[end - 1]));
   Response r = answer(200, body);
   Event& e = admin_event(r, "admin.sessions_listed", "sessions_listed");
   e.audit = false;  // reading changes nothing: counted, not audited
@@ -239,15 +275,17 @@ Response delete_session(Store& store, const Request& req, const std::string& id)
 
 Response list_clients(Store& store, const Request& req, const Params& p) {
   Response error;
-  int64_t offset = 0, limit = 0;
-  if (!page_of(p, &offset, &limit, &error)) return error;
+  Page page;
+  if (!page_of(p, &page, &error)) return error;
   std::vector<IndexEntry> ids;
   StoreStatus st = indexed_clients(store, req.now, &ids);
   if (st != StoreStatus::ok) return store_failure_json(st);
+  for (auto& e : ids) e.expires = 0;  // listed by id alone
   Json body = object();
   cJSON* list = must(cJSON_AddArrayToObject(body.get(), "clients"));
-  const size_t end = std::min(ids.size(), static_cast<size_t>(offset + limit));
-  for (size_t i = static_cast<size_t>(offset); i < end; ++i) {
+  if (page.after) page.after->expires = 0;
+  const auto [first, end] = page_range(ids, page, by_member);
+  for (size_t i = first; i < end; ++i) {
     const std::string& client_id = ids[i].member;
     ClientMetadata c;
     st = load_client(store, client_id, &c);
@@ -265,7 +303,7 @@ Response list_clients(Store& store, const Request& req, const Params& p) {
     must(cJSON_AddBoolToObject(o, "disabled", st == StoreStatus::ok));
     must(cJSON_AddBoolToObject(o, "registered", known));
   }
-  if (end < ids.size()) add_string(body.get(), "next_cursor", std::to_string(end));
+  if (end < ids.size()) add_string(body.get(), "next_cursor", cursor_of(ids[end - 1]));
   Response r = answer(200, body);
   admin_event(r, "admin.clients_listed", "clients_listed").audit = false;
   return r;
@@ -331,20 +369,20 @@ Response handle_admin(const Config& cf, Store& store, const Request& req) {
   if (last == "sessions") {
     if (req.method == "GET") return list_sessions(store, req, *params);
     if (req.method == "DELETE") return delete_sessions(store, req, *params);
-    return method_not_allowed("GET, DELETE");
+    return wrong_method("GET, DELETE");
   }
   if (prev == "sessions") {
-    if (req.method != "DELETE") return method_not_allowed("DELETE");
+    if (req.method != "DELETE") return wrong_method("DELETE");
     auto id = pct_decode(last, false);
     if (!id || id->empty() || id->size() > 128) return oauth_error(404, "not_found", "no live session has this id");
     return delete_session(store, req, *id);
   }
   if (last == "clients") {
-    if (req.method != "GET") return method_not_allowed("GET");
+    if (req.method != "GET") return wrong_method("GET");
     return list_clients(store, req, *params);
   }
   if (prev == "clients" && (last == "disable" || last == "enable")) {
-    if (req.method != "POST") return method_not_allowed("POST");
+    if (req.method != "POST") return wrong_method("POST");
     return set_client_disabled(store, req, *params, last == "disable");
   }
   return oauth_error(404, "not_found", "the admin API has sessions and clients");

@@ -58,9 +58,10 @@ void drop_expired(std::vector<IndexEntry>* entries, int64_t now) {
                  entries->end());
 }
 
+// Soonest to expire first, then by member: one order every reader sees
+// (the admin API's cursor is a place in it).
 void by_expiry(std::vector<IndexEntry>* entries) {
-  std::stable_sort(entries->begin(), entries->end(),
-                   [](const IndexEntry& a, const IndexEntry& b) { return a.expires < b.expires; });
+  std::sort(entries->begin(), entries->end(), index_order);
 }
 
 int64_t latest(const std::vector<IndexEntry>& entries) {
@@ -106,6 +107,10 @@ size_t shard_of(std::string_view seed) {
 std::string clients_key(size_t shard) { return "clients:" + std::to_string(shard); }
 
 }  // namespace
+
+bool index_order(const IndexEntry& a, const IndexEntry& b) {
+  return a.expires != b.expires ? a.expires < b.expires : a.member < b.member;
+}
 
 StoreStatus read_index(Store& store, const std::string& key, int64_t now, std::vector<IndexEntry>* out) {
   out->clear();

@@ -37,7 +37,10 @@ inline constexpr size_t kIndexShards = 16;
 inline constexpr size_t kEntriesPerShard = 4096;
 inline constexpr int64_t kClientDisabledSeconds = 366 * 86400;
 
-// One list: its live entries, soonest to expire first.
+// Soonest to expire first, then by member.
+bool index_order(const IndexEntry& a, const IndexEntry& b);
+
+// One list: its live entries, in index_order.
 StoreStatus read_index(Store& store, const std::string& key, int64_t now, std::vector<IndexEntry>* out);
 // Adds member (or moves its expiry later, when by more than slack),
 // dropping expired entries; beyond cap the entries that expire soonest
@@ -55,7 +58,7 @@ std::string client_disabled_key(const std::string& client_id);
 // are ended here, oldest first (their ids in *ended).
 StoreStatus index_new_session(Store& store, const Session& s, int64_t now, std::vector<std::string>* ended);
 
-// Session ids, soonest to expire first.
+// Session ids, in index_order.
 StoreStatus sessions_of_subject(Store& store, const std::string& sub, int64_t now, std::vector<IndexEntry>* out);
 StoreStatus sessions_of_client(Store& store, const std::string& client_id, int64_t now,
                                std::vector<IndexEntry>* out);

@@ -620,8 +620,6 @@ def test_paging_walks_every_session_and_client_exactly_once(st):
     assert c.client_id in seen
 
 
-@pytest.mark.xfail(strict=True, reason="the cursor is an offset into the list: a session that ends "
-                                       "between two pages moves the rest forward, and one is never shown")
 def test_a_session_ended_between_pages_costs_no_other_session_its_place(st):
     """An operator pages through a user's sessions and ends one of the first
     page before asking for the next: every other session is still shown."""

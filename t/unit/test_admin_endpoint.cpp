@@ -83,17 +83,31 @@ TEST_F(Admin, SessionsAreListedByUserAndClientWithoutTokens) {
   EXPECT_EQ(by_client.body.find(b.client_id), std::string::npos);
 }
 
-TEST_F(Admin, ListingsArePaged) {
-  for (int i = 0; i < 3; ++i) signed_in();
+TEST_F(Admin, ListingsArePagedAndASessionEndedMeanwhileMovesNoOther) {
+  std::vector<std::string> sids;
+  for (int i = 0; i < 3; ++i) {
+    auto a = decode_access(cf.keys->open(seal_purpose::access_token, signed_in().access).value_or(""));
+    ASSERT_TRUE(a);
+    sids.push_back(a->sid);
+    now += 1;  // three expiries, so one order
+  }
   Response first = admin("GET", "/sessions", "subject=user-42&limit=2");
   ASSERT_EQ(first.status, 200);
-  EXPECT_EQ(json_string(first.body, "next_cursor"), "2");
-  Response rest = admin("GET", "/sessions", "subject=user-42&limit=2&cursor=2");
+  const std::string cursor = json_string(first.body, "next_cursor");
+  ASSERT_FALSE(cursor.empty());
+  EXPECT_NE(first.body.find(sids[0]), std::string::npos);
+  EXPECT_NE(first.body.find(sids[1]), std::string::npos);
+  // the first page's sessions end before the second page is asked for
+  ASSERT_EQ(admin("DELETE", "/sessions/" + sids[0]).status, 200);
+  Response rest = admin("GET", "/sessions", "subject=user-42&limit=2&cursor=" + cursor);
+  ASSERT_EQ(rest.status, 200);
   EXPECT_EQ(json_string(rest.body, "next_cursor"), "");
-  EXPECT_NE(rest.body.find("\"id\""), std::string::npos);
-  for (const char* bad : {"limit=0", "limit=501", "limit=x", "cursor=-1", "subject=a&subject=b", "",
-                          "subject=a&client_id=b"})
-    EXPECT_EQ(admin("GET", "/sessions", bad).status, 400) << bad;
+  EXPECT_NE(rest.body.find(sids[2]), std::string::npos) << rest.body;
+  for (const char* bad : {"limit=0", "limit=501", "limit=x", "limit=", "cursor=-1", "cursor=2", "subject=a&subject=b",
+                          "", "subject=a&client_id=b"}) {
+    const std::string args = std::string(bad).rfind("subject", 0) == 0 || !*bad ? bad : "subject=a&" + std::string(bad);
+    EXPECT_EQ(admin("GET", "/sessions", args).status, 400) << args;
+  }
 }
 
 TEST_F(Admin, EndingAUsersSessionsEndsTheirTokens) {
@@ -163,7 +177,10 @@ TEST_F(Admin, ASignInUnderWayForADisabledClientIsRefusedAtTheCallback) {
 
 TEST_F(Admin, UnknownPathsAndMethods) {
   EXPECT_EQ(admin("GET", "/nothing").status, 404);
-  EXPECT_EQ(admin("PUT", "/sessions", "subject=x").status, 405);
+  Response put = admin("PUT", "/sessions", "subject=x");
+  EXPECT_EQ(put.status, 405);
+  EXPECT_EQ(json_string(put.body, "error"), "method_not_allowed");
+  EXPECT_EQ(header(put, "Allow"), "GET, DELETE");
   EXPECT_EQ(admin("GET", "/clients/disable", "client_id=x").status, 405);
   EXPECT_EQ(admin("POST", "/clients/disable").status, 400);
   EXPECT_EQ(admin("GET", "/sessions/", "subject=user-42").status, 200);  // a trailing slash is the same
