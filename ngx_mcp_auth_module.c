@@ -1597,7 +1597,7 @@ ngx_http_mcp_auth_init(ngx_conf_t *cf)
         return NGX_ERROR;
     }
 
-    *h = ngx_http_mcp_auth_access_handler;
+    *h = ngx_http_mcp_auth_guard_handler;
 
     h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
     if (h == NULL) {

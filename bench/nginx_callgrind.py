@@ -94,7 +94,7 @@ def main():
             dump = out + ".1"
             n = r["requests"]
             rows[name] = {"requests": n, "total": total(dump) / n,
-                          "guard": inclusive(dump, r"ngx_http_mcp_auth_access_handler \[") / n,
+                          "guard": inclusive(dump, r"ngx_http_mcp_auth_(?:guard|access)_handler \[") / n,
                           "core": inclusive(dump, r"mcpauth::guard_check\(") / n}
             print("%-8s %6d requests  %7.0f instructions per request in nginx (access handler %5.0f, core %5.0f)"
                   % (name, n, rows[name]["total"], rows[name]["guard"], rows[name]["core"]), flush=True)

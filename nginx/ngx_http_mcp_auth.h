@@ -397,7 +397,7 @@ ngx_int_t ngx_http_mcp_auth_fetch(ngx_http_request_t *r,
 
 
 /* nginx/ngx_http_mcp_auth_guard.c */
-ngx_int_t ngx_http_mcp_auth_access_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_mcp_auth_guard_handler(ngx_http_request_t *r);
 
 
 /* nginx/ngx_http_mcp_auth_metrics.c */

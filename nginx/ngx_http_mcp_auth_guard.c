@@ -43,7 +43,7 @@ static void ngx_http_mcp_auth_stream_ended(ngx_http_request_t *r);
  * again when the body, the provider or the store has answered.
  */
 ngx_int_t
-ngx_http_mcp_auth_access_handler(ngx_http_request_t *r)
+ngx_http_mcp_auth_guard_handler(ngx_http_request_t *r)
 {
     ngx_int_t                      rc;
     ngx_str_t                      body;
@@ -231,7 +231,7 @@ ngx_http_mcp_auth_guard_read_body(ngx_http_request_t *r,
     }
 
     /* the whole body was there already: decide now */
-    return ngx_http_mcp_auth_access_handler(r);
+    return ngx_http_mcp_auth_guard_handler(r);
 }
 
 
