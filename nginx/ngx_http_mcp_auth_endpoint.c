@@ -240,8 +240,8 @@ ngx_http_mcp_auth_store(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
 
     alcf = ngx_http_get_module_loc_conf(r, ngx_http_mcp_auth_module);
 
-    /* a request makes a handful of operations; never loop */
-    if (++ctx->store.ops > 64 || alcf->redis == NULL) {
+    /* a request makes a bounded number of operations; never loop */
+    if (++ctx->store.ops > MCPA_MAX_STORE_OPS || alcf->redis == NULL) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "mcp_auth: too many store operations for one request");
         return NGX_HTTP_INTERNAL_SERVER_ERROR;

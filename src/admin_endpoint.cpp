@@ -11,6 +11,9 @@
 //   GET    …/clients [&limit=N&cursor=K]
 //   POST   …/clients/disable?client_id=C
 //   POST   …/clients/enable?client_id=C
+//
+// Bulk ends are done 16 sessions a request ("remaining" says how many are
+// left; mcp-auth-admin repeats them): see kEndedPerRequest.
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -20,13 +23,20 @@
 #include "endpoints.hpp"
 #include "identity_assertion.hpp"
 #include "json.hpp"
+#include "replay_store.hpp"
 #include "session_index.hpp"
 
 namespace mcpauth {
 namespace {
 
-constexpr int64_t kDefaultPage = 100;
-constexpr int64_t kMaxPage = 500;
+// A request's store operations are bounded (kMaxReplayAnswers: over Redis
+// every run replays the ones before), so a page lists at most 25 entries
+// (a listed session costs up to three reads, its record and its client's)
+// and a request ends at most 16 sessions (six operations each), saying how
+// many are left to end by the next.
+constexpr int64_t kDefaultPage = 25;
+constexpr int64_t kMaxPage = 25;
+constexpr size_t kEndedPerRequest = 16;
 
 Response answer(int status, const Json& body) { return json_response(status, json_text(body.get())); }
 
@@ -224,13 +234,27 @@ Response list_sessions(Store& store, const Request& req, const Params& p) {
   return r;
 }
 
-// Ends the sessions named; one audit line each.
-StoreStatus end_sessions(Store& store, const Request& req, const std::vector<IndexEntry>& ids, Response* r,
-                         int64_t* ended) {
+// Ends the first kEndedPerRequest of the sessions named; one audit line
+// each.  *remaining: how many were not looked at.  An entry whose session
+// had ended otherwise leaves the selector's list here, so that the next
+// request goes further.
+StoreStatus end_sessions(Store& store, const Request& req, const std::vector<IndexEntry>& ids,
+                         const Selector* listed, Response* r, int64_t* ended, int64_t* remaining) {
   *ended = 0;
-  for (const auto& id : ids) {
+  const size_t n = std::min(ids.size(), kEndedPerRequest);
+  *remaining = static_cast<int64_t>(ids.size() - n);
+  for (size_t i = 0; i < n; ++i) {
+    const IndexEntry& id = ids[i];
     Session s;
     StoreStatus st = end_session(store, id.member, req.now, &s);
+    if (st == StoreStatus::not_found && listed) {
+      st = remove_from_index(store,
+                             listed->subject.empty() ? client_index_key(listed->client_id, id.member)
+                                                     : subject_index_key(listed->subject),
+                             id.member, req.now);
+      if (st != StoreStatus::ok) return st;
+      continue;
+    }
     if (st == StoreStatus::not_found) continue;
     if (st != StoreStatus::ok) return st;
     ++*ended;
@@ -242,9 +266,10 @@ StoreStatus end_sessions(Store& store, const Request& req, const std::vector<Ind
   return StoreStatus::ok;
 }
 
-Response ended_answer(Response r, int64_t ended) {
+Response ended_answer(Response r, int64_t ended, int64_t remaining) {
   Json body = object();
   add_number(body.get(), "ended", ended);
+  add_number(body.get(), "remaining", remaining);
   Response out = answer(200, body);
   out.events = std::move(r.events);
   return out;
@@ -258,19 +283,19 @@ Response delete_sessions(Store& store, const Request& req, const Params& p) {
   StoreStatus st = selected_sessions(store, sel, req.now, &ids);
   if (st != StoreStatus::ok) return store_failure_json(st);
   Response events;
-  int64_t ended = 0;
-  st = end_sessions(store, req, ids, &events, &ended);
+  int64_t ended = 0, remaining = 0;
+  st = end_sessions(store, req, ids, &sel, &events, &ended, &remaining);
   if (st != StoreStatus::ok) return store_failure_json(st);
-  return ended_answer(std::move(events), ended);
+  return ended_answer(std::move(events), ended, remaining);
 }
 
 Response delete_session(Store& store, const Request& req, const std::string& id) {
   Response events;
-  int64_t ended = 0;
-  StoreStatus st = end_sessions(store, req, {{id, 0}}, &events, &ended);
+  int64_t ended = 0, remaining = 0;
+  StoreStatus st = end_sessions(store, req, {{id, 0}}, nullptr, &events, &ended, &remaining);
   if (st != StoreStatus::ok) return store_failure_json(st);
   if (ended == 0) return oauth_error(404, "not_found", "no live session has this id");
-  return ended_answer(std::move(events), ended);
+  return ended_answer(std::move(events), ended, 0);
 }
 
 Response list_clients(Store& store, const Request& req, const Params& p) {
@@ -332,8 +357,10 @@ Response set_client_disabled(Store& store, const Request& req, const Params& p, 
     std::vector<IndexEntry> ids;
     st = sessions_of_client(store, client_id, req.now, &ids);
     if (st != StoreStatus::ok) return store_failure_json(st);
-    int64_t ended = 0;
-    st = end_sessions(store, req, ids, &events, &ended);
+    int64_t ended = 0, remaining = 0;
+    Selector listed;
+    listed.client_id = client_id;
+    st = end_sessions(store, req, ids, &listed, &events, &ended, &remaining);
     if (st != StoreStatus::ok) return store_failure_json(st);
     for (const std::string& key : {std::string(kClientPrefix) + client_id, std::string(kNewClientPrefix) + client_id,
                                    "cimd:" + client_id}) {
@@ -341,6 +368,7 @@ Response set_client_disabled(Store& store, const Request& req, const Params& p, 
       if (st != StoreStatus::ok && st != StoreStatus::not_found) return store_failure_json(st);
     }
     add_number(body.get(), "sessions_ended", ended);
+    add_number(body.get(), "sessions_remaining", remaining);
   }
   Response r = answer(200, body);
   r.events = std::move(events.events);

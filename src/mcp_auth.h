@@ -247,6 +247,12 @@ typedef struct {
     int          mode;                  /* MCPA_OP_PUT, with its flags */
 } mcpa_store_op_t;
 
+/* The most store operations one request may make over a deferred store:
+ * every run replays the answers before it, so a request's work grows with
+ * the square of its operations.  OAuth and MCP requests make a handful;
+ * the admin API and the account page bound theirs to fit. */
+#define MCPA_MAX_STORE_OPS  128
+
 /* What a request carries back after a store_op (deferred stores only). */
 typedef struct {
     mcpa_str_t   log;                   /* the previous response's replay */

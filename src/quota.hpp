@@ -44,7 +44,7 @@ struct QuotaRule {
 };
 
 // At most this many rules a location: each one is a store round trip.
-constexpr size_t kMaxQuotaRules = 64;
+constexpr size_t kMaxQuotaRules = 16;
 
 // The rules of a location: one rule a line ("\n"), as the glue keeps them.
 std::optional<std::vector<QuotaRule>> parse_quota_rules(std::string_view lines, std::string* err);

@@ -77,7 +77,7 @@ bool ReplayLog::decode(std::string_view text, ReplayLog* out) {
   if (text.size() < 4 || text.substr(0, 4) != kMagic) return false;
   Reader r{text.substr(4)};
   uint32_t n = r.u32();
-  if (!r.ok || n > 64) return false;  // a request makes a handful of operations
+  if (!r.ok || n > kMaxReplayAnswers) return false;
   for (uint32_t i = 0; i < n && r.ok; ++i) {
     Answer a;
     a.digest = r.u32();

@@ -44,6 +44,9 @@ struct StoreOp {
   int mode = MCPA_PUT_SET;
 };
 
+// The most store operations one request may make (mcp_auth.h).
+inline constexpr uint32_t kMaxReplayAnswers = MCPA_MAX_STORE_OPS;
+
 // The log a request carries between its runs: answers so far, the digest
 // of the operation now pending, the random tape and the memo.
 struct ReplayLog {

@@ -233,7 +233,7 @@ class Gateway : public ::testing::Test {
     if (through_deferred_run) return over_deferred_run(f);
     if (!deferred) return f(static_cast<Store&>(store));
     std::string wire;  // the log as the glue carries it between runs
-    for (int round = 0; round < 32; ++round) {
+    for (uint32_t round = 0; round <= kMaxReplayAnswers; ++round) {
       ReplayLog log;
       EXPECT_TRUE(ReplayLog::decode(wire, &log));
       ReplayStore replay(log);
@@ -255,7 +255,7 @@ class Gateway : public ::testing::Test {
       log.answer(c_status(st), value);
       wire = log.encode();
     }
-    ADD_FAILURE() << "more than 32 store operations for one request";
+    ADD_FAILURE() << "more than kMaxReplayAnswers store operations for one request";
     return Response();
   }
 

@@ -59,14 +59,14 @@ TEST(QuotaRule, RefusesWhatItCannotReadAndSaysWhat) {
   EXPECT_NE(refusal("rate=10r/m per=client nodelay").find("\"nodelay\""), std::string::npos);
 }
 
-TEST(QuotaRule, AtMost64RulesALocation) {
+TEST(QuotaRule, AtMost16RulesALocation) {
   std::string lines, err;
-  for (int i = 0; i < 64; ++i) lines += "rate=" + std::to_string(i + 1) + "r/s\tper=client\n";
+  for (int i = 0; i < 16; ++i) lines += "rate=" + std::to_string(i + 1) + "r/s\tper=client\n";
   auto ok = parse_quota_rules(lines, &err);
   ASSERT_TRUE(ok) << err;
-  EXPECT_EQ(ok->size(), 64u);
+  EXPECT_EQ(ok->size(), 16u);
   EXPECT_FALSE(parse_quota_rules(lines + "rate=1r/h\tper=client\n", &err));
-  EXPECT_NE(err.find("at most 64"), std::string::npos);
+  EXPECT_NE(err.find("at most 16"), std::string::npos);
 }
 
 // --- the bucket, pure ----------------------------------------------------
