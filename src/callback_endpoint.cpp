@@ -52,6 +52,14 @@ void clear_login_cookie(const Config& cf, Response& r) {
 // "provider_error" (what the provider did failed) or "failed".
 Response client_error(const Config& cf, const Request& req, const LoginState& login, const char* error,
                       const std::string& why, const char* outcome = "provider_error") {
+  if (login.account()) {
+    // no client to tell: the user reads it on a page
+    Response r = html_page(400, "Sign-in failed",
+                           "The sign-in to your connected apps page did not complete: " + why +
+                               ". Open the page again to retry.");
+    clear_login_cookie(cf, r);
+    return login_event(r, outcome, error, &login);
+  }
   Response r = report_to_client(cf, req, login.authz.client_id, login.authz.redirect_uri, login.authz.state,
                                 error, why);
   clear_login_cookie(cf, r);
@@ -67,6 +75,18 @@ std::string account_of(const IdTokenClaims& who) {
 // so here, whatever this browser remembered, and the client hears
 // access_denied through the link; nothing is stored.
 Response not_admitted(const Config& cf, const LoginState& login, const IdTokenClaims& who, const std::string& why) {
+  if (login.account()) {
+    // the account page is no way around the claim rules either
+    Response r = html_page(403, "Your account is not allowed to use this server",
+                           "This server only admits accounts its organisation allows. Ask your administrator "
+                           "for access, or sign in with another account.");
+    r.error = "access_denied";
+    clear_login_cookie(cf, r);
+    Event& e = r.event(MCPA_EV_LOGIN, "login.denied", "not_admitted");
+    e.reason = why;
+    e.subject = who.sub;
+    return r;
+  }
   const std::string href = add_query(login.authz.redirect_uri, {{"error", "access_denied"},
                                                                 {"error_description", "the account is not allowed"},
                                                                 {"state", login.authz.state},
@@ -300,6 +320,12 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
     std::string why = cf.access.admit(payload.get());
     if (!why.empty()) return not_admitted(cf, login, who, why);
     kept = cf.access.keep(payload.get());
+  }
+  if (login.account()) {
+    // an account sign-in: a cookie for the page, no session, no code
+    Response r = account_signed_in(cf, req, login, who.sub, account_of(who));
+    clear_login_cookie(cf, r);
+    return r;
   }
   // the approved scopes this user may hold (mcp_auth_scope_claim)
   const std::string scope =

@@ -279,13 +279,16 @@ void put_login(Fields& f, const LoginState& l) {
   f.set("browser_hash", l.browser_hash);
   if (l.remember) f.set("remember", "1");
   if (l.consent_after) f.set("consent_after", "1");
+  if (l.account()) f.set("account", l.account_path);
 }
 
 std::optional<LoginState> get_login(const Fields& f) {
-  auto p = get_pending(f);
-  if (!p) return std::nullopt;
   LoginState l;
-  l.authz = std::move(*p);
+  l.account_path = f.str("account");
+  // an account sign-in carries no client's request
+  auto p = get_pending(f);
+  if (!p && !l.account()) return std::nullopt;
+  if (p) l.authz = std::move(*p);
   l.provider_verifier = f.str("provider_verifier");
   l.nonce = f.str("nonce");
   l.browser_hash = f.str("browser_hash");

@@ -67,6 +67,11 @@ struct LoginState {
   // Claim rules on scopes (mcp_auth_scope_claim): the consent page comes
   // after the sign-in, when the gateway knows which scopes the user may hold.
   bool consent_after = false;
+  // A sign-in for the account page (account_endpoint.cpp), not for a
+  // client: the page's path, where the callback sends the browser back with
+  // the account cookie.  authz is then empty and nothing is stored.
+  std::string account_path;
+  bool account() const { return !account_path.empty(); }
 };
 
 // One user's grant to one client; every token refers to it by sid.
@@ -120,6 +125,8 @@ inline constexpr uint8_t kPendingPurpose = 0x22;
 inline constexpr uint8_t kLoginPurpose = 0x23;
 // A completed sign-in waiting on the consent page that follows it.
 inline constexpr uint8_t kGrantPurpose = 0x24;
+// The account page's cookie: who signed in there, until when.
+inline constexpr uint8_t kAccountPurpose = 0x25;
 
 std::string encode_pending(const PendingAuthz& p);
 std::optional<PendingAuthz> decode_pending(std::string_view text);
