@@ -107,6 +107,7 @@ std::string render_account_page(const AccountView& v) {
       out += "</dl>\n<dl class=\"app-meta\">";
       meta(&out, "Granted", utc_text(a.created));
       meta(&out, "Last active", utc_text(a.last_active));
+      out += "</dl>\n<dl class=\"app-meta\">";
       meta(&out, "Consent remembered in this browser", a.remembered ? "yes" : "no");
       out += "</dl>\n</div>\n";
       form_start(&out, v, "revoke");
