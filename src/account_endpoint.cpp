@@ -7,8 +7,9 @@
 //   (callback: account_signed_in)         -> account cookie, 303 to the page
 //   GET  with it                          -> the page
 //   POST action=revoke session=<sid>      -> end_session, the consent this
-//                                            browser remembered is forgotten,
-//                                            303 back to the page
+//                                            browser remembered is forgotten
+//                                            (and any other browser's: the
+//                                            consentforgot: mark), 303 back
 //   POST action=signout                   -> the cookie goes
 //
 // The account cookie is sealed (AES-256-GCM, kAccountPurpose) and holds the
@@ -222,6 +223,11 @@ Response act(const Config& cf, Store& store, const Request& req) {
     r.event(MCPA_EV_REVOCATION, "account.revocation_refused", "unknown").subject = a->sub;
     return r;
   }
+  // Every browser's remembered consent for the client is asked again: the
+  // mark outlives any approval remembered before it.
+  st = store.put(consent_forgot_key(s.sub, s.client_id), std::to_string(req.now),
+                 req.now + remembered_consent_seconds(cf) + 1);
+  if (st != StoreStatus::ok) return store_failure_page(st);
   Session ended;
   st = end_session(store, sid, req.now, &ended);
   if (st == StoreStatus::not_found) return not_found();  // ended meanwhile

@@ -24,6 +24,7 @@
 #include "session_index.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 
 namespace mcpauth {
@@ -224,22 +225,46 @@ void put_tokens(Fields& f, const ProviderTokens& t) {
 
 ProviderTokens get_tokens(const Fields& f);
 
+// Whether the user revoked the client on the account page (consentforgot:)
+// at or after `approved_at`, when a browser remembered approving it: then
+// that approval no longer counts, in this browser or any other.
+StoreStatus consent_forgotten(Store& store, const std::string& sub, const std::string& client_id,
+                              int64_t approved_at, bool* forgotten) {
+  *forgotten = false;
+  if (approved_at <= 0) return StoreStatus::ok;
+  std::string raw;
+  StoreStatus st = store.get(consent_forgot_key(sub, client_id), &raw);
+  if (st == StoreStatus::not_found) return StoreStatus::ok;
+  if (st != StoreStatus::ok) return st;
+  int64_t at = std::numeric_limits<int64_t>::max();  // unreadable: ask again
+  std::from_chars(raw.data(), raw.data() + raw.size(), at);
+  *forgotten = at >= approved_at;
+  return StoreStatus::ok;
+}
+
 // With claim rules on scopes the consent page follows the sign-in and
 // offers only the scopes the user may hold (unless this browser remembered
-// approving all of them).  The completed sign-in travels sealed in the
-// page's form, bound to the login cookie as the state was: nothing is
-// stored until the user approves.
+// approving all of them, and the user did not revoke the client since;
+// `ask`: show it whatever the browser remembered).  The completed sign-in
+// travels sealed in the page's form, bound to the login cookie as the state
+// was: nothing is stored until the user approves.
 Response consent_after_login(const Config& cf, Store& store, const Request& req, const LoginState& login,
                              const ProviderTokens& tokens, const IdTokenClaims& who, const ClaimSet& kept,
-                             const std::string& scope) {
+                             const std::string& scope, bool ask = false) {
   const std::vector<std::string> words = split_scope(scope);
   auto remembered = remembered_scopes(cf, req, login.authz.client_id, login.authz.redirect_uri);
-  if (remembered && std::all_of(words.begin(), words.end(), [&](const std::string& w) {
+  StoreStatus st;
+  if (!ask && remembered && std::all_of(words.begin(), words.end(), [&](const std::string& w) {
         return std::find(remembered->begin(), remembered->end(), w) != remembered->end();
-      }))
-    return issue_code(cf, store, req, login, tokens, who, kept, scope);
+      })) {
+    bool forgotten = false;
+    st = consent_forgotten(store, who.sub, login.authz.client_id,
+                           remembered_since(cf, req, login.authz.client_id, login.authz.redirect_uri), &forgotten);
+    if (st != StoreStatus::ok) return store_failure_page(st);
+    if (!forgotten) return issue_code(cf, store, req, login, tokens, who, kept, scope);
+  }
   ClientMetadata client;
-  StoreStatus st = load_client(store, login.authz.client_id, &client);
+  st = load_client(store, login.authz.client_id, &client);
   if (st == StoreStatus::not_found)
     return client_error(cf, req, login, "invalid_client", "the application's registration has expired");
   if (st != StoreStatus::ok) return store_failure_page(st);
@@ -331,6 +356,19 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
   const std::string scope =
       cf.access.has_scope_rules() ? cf.access.holdable(login.authz.scope, kept) : login.authz.scope;
   if (login.consent_after) return consent_after_login(cf, store, req, login, tokens, who, kept, scope);
+  if (login.remembered_at > 0) {
+    // the consent page was skipped on a remembered approval: it is shown
+    // now if the user revoked the client since
+    bool forgotten = false;
+    StoreStatus st = consent_forgotten(store, who.sub, login.authz.client_id, login.remembered_at, &forgotten);
+    if (st != StoreStatus::ok) return store_failure_page(st);
+    if (forgotten) {
+      LoginState again = login;
+      again.consent_after = true;  // decide_after_login takes the page's answer
+      again.remembered_at = 0;
+      return consent_after_login(cf, store, req, again, tokens, who, kept, scope, /*ask=*/true);
+    }
+  }
   return issue_code(cf, store, req, login, tokens, who, kept, scope);
 }
 

@@ -174,11 +174,12 @@ Response handle_consent(const Config& cf, Store& store, const Request& req) {
 }
 
 Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember,
-                              bool consent_after) {
+                              bool consent_after, int64_t remembered_at) {
   LoginState login;
   login.authz = authz;
   login.remember = remember;
   login.consent_after = consent_after;
+  login.remembered_at = remembered_at;
   Response out = send_to_provider(cf, req, std::move(login));
   if (out.status == 303) out.event(MCPA_EV_LOGIN_STARTED, "login.started", "ok").client_id = authz.client_id;
   return out;

@@ -364,6 +364,21 @@ bool consent_remembered(const Config& cf, const Request& req, const std::string&
   return remembered_scopes(cf, req, client_id, redirect_uri).has_value();
 }
 
+int64_t remembered_consent_seconds(const Config& cf) { return std::min<int64_t>(cf.client_ttl, 30 * 86400); }
+
+int64_t remembered_since(const Config& cf, const Request& req, const std::string& client_id,
+                         const std::string& redirect_uri) {
+  if (!cf.consent_remember) return 0;
+  const std::string h = consent_pair_hash(client_id, redirect_uri);
+  for (const auto& e : remembered_entries(cf, req))
+    if (ct_equal(e.hash, h)) return std::max<int64_t>(e.exp - remembered_consent_seconds(cf), 1);
+  return 0;
+}
+
+std::string consent_forgot_key(const std::string& sub, const std::string& client_id) {
+  return "consentforgot:" + sha256_b64url(sub) + ":" + sha256_b64url(client_id);
+}
+
 std::string remember_consent_value(const Config& cf, const Request& req, const std::string& client_id,
                                    const std::string& redirect_uri, const std::string& scope) {
   const std::string h = consent_pair_hash(client_id, redirect_uri);
@@ -376,7 +391,7 @@ std::string remember_consent_value(const Config& cf, const Request& req, const s
         if (std::find(granted.begin(), granted.end(), s) == granted.end()) granted.push_back(s);
   entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const auto& e) { return e.hash == h; }),
                 entries.end());
-  entries.push_back({h, join_scope(granted), req.now + std::min<int64_t>(cf.client_ttl, 30 * 86400)});
+  entries.push_back({h, join_scope(granted), req.now + remembered_consent_seconds(cf)});
   if (entries.size() > kMaxRememberedClients)
     entries.erase(entries.begin(), entries.end() - static_cast<long>(kMaxRememberedClients));
   return consent_cookie_text(cf, entries);

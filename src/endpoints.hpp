@@ -131,7 +131,7 @@ inline constexpr const char* kConsentCookie = "mcp_consent";
 // consent_after: the consent page follows the sign-in (claim rules on
 // scopes), shown by the callback.
 Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember,
-                              bool consent_after = false);
+                              bool consent_after = false, int64_t remembered_at = 0);
 // The part of it every sign-in shares (a client's or the account page's):
 // a new PKCE verifier, nonce and browser binding in `login`, sealed into
 // the state; the login cookie and the 303 to the provider.
@@ -160,6 +160,14 @@ std::optional<std::vector<std::string>> remembered_scopes(const Config& cf, cons
                                                          const std::string& redirect_uri);
 bool consent_remembered(const Config& cf, const Request& req, const std::string& client_id,
                         const std::string& redirect_uri);
+// When this browser approved the pair (its entry's expiry less the time an
+// entry lives); 0 when it remembers nothing for it.
+int64_t remembered_since(const Config& cf, const Request& req, const std::string& client_id,
+                         const std::string& redirect_uri);
+// How long a remembered consent lives (cookie and entries).
+int64_t remembered_consent_seconds(const Config& cf);
+// consentforgot:<sha256(sub)>:<sha256(client_id)> (session.hpp)
+std::string consent_forgot_key(const std::string& sub, const std::string& client_id);
 std::string remember_consent_value(const Config& cf, const Request& req, const std::string& client_id,
                                    const std::string& redirect_uri, const std::string& scope);
 // The Set-Cookie header value that forgets the pair (the cookie rewritten

@@ -16,6 +16,12 @@
 //   usedcode:<sha256(code)>  sid              until the session would end
 //   jwks:<provider issuer>   provider JWKS    1 hour
 //   renewing:<sid>           "1"              30 s (one provider refresh)
+//   consentforgot:<sha256(sub)>:<sha256(client_id)>
+//                            revoked at (decimal) as long as a remembered
+//                                             consent lives: the user revoked
+//                                             the client on the account page,
+//                                             so consent remembered before that
+//                                             in any browser is asked again
 //   bysub:, byclient:, clients:, clientoff:   see session_index.hpp
 #pragma once
 
@@ -72,6 +78,10 @@ struct LoginState {
   // the account cookie.  authz is then empty and nothing is stored.
   std::string account_path;
   bool account() const { return !account_path.empty(); }
+  // The consent page was skipped because this browser remembered approving
+  // the client: when that approval was given (0: it was not skipped).  A
+  // user who revoked the client since (consentforgot:) sees the page again.
+  int64_t remembered_at = 0;
 };
 
 // One user's grant to one client; every token refers to it by sid.

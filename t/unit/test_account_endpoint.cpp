@@ -332,6 +332,65 @@ TEST_F(Account, OtherMethodsAreRefused) {
   EXPECT_EQ(header(r, "Allow"), "GET, POST");
 }
 
+// A remembered consent skips the consent page; the provider's answer goes
+// straight to a code, or (after a revoke) to the consent page.
+TEST_F(Account, ARevokeMakesEveryBrowserAskForConsentAgain) {
+  std::string id = named_client("Notes App");
+  std::string sid = client_login(id, "user-42", /*remember=*/true);
+  Jar first = jar;  // remembers approving Notes App
+  auto skips_consent = [&]() {
+    Response a = call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id)));
+    return header(a, "Location").rfind("https://idp.example/authorize?", 0) == 0;
+  };
+  ASSERT_TRUE(skips_consent());
+  Response remembered = provider_answers(header(call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id))),
+                                                "Location"),
+                                         "user-42");
+  ASSERT_EQ(remembered.status, 303);  // straight to a code
+  EXPECT_EQ(qget(header(remembered, "Location"), "code").empty(), false);
+
+  // the user revokes the app from another browser
+  jar = Jar();
+  sign_in_to_account();
+  Response p = page();
+  std::string csrf = fields_of(p, "csrf").at(0);
+  for (const auto& s : fields_of(p, "session"))
+    ASSERT_EQ(post({{"csrf", csrf}, {"action", "revoke"}, {"session", s}}).status, 303);
+  EXPECT_FALSE(live(sid));
+
+  // the first browser still holds its cookie: the page is skipped before
+  // the sign-in (nobody is known yet), and shown after it
+  jar = first;
+  now += 5;
+  ASSERT_TRUE(skips_consent());
+  std::string loc = header(call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id))), "Location");
+  Response shown = provider_answers(loc, "user-42");
+  ASSERT_EQ(shown.status, 200) << shown.body;
+  EXPECT_NE(shown.body.find("Authorize Notes App"), std::string::npos);
+  auto grant = fields_of(shown, "grant");
+  ASSERT_EQ(grant.size(), 1u);
+  Request answer = request("POST", "", form({{"grant", grant[0]},
+                                             {"csrf_token", fields_of(shown, "csrf_token").at(0)},
+                                             {"decision", "allow"},
+                                             {"remember", "1"}}),
+                           "application/x-www-form-urlencoded");
+  answer.origin = "https://mcp.example";
+  answer.sec_fetch_site = "same-origin";
+  Response allowed = call(MCPA_EP_CONSENT, answer);
+  ASSERT_EQ(allowed.status, 303) << allowed.body;
+  EXPECT_FALSE(qget(header(allowed, "Location"), "code").empty());
+
+  // approved again after the revoke: remembered from now on
+  now += 5;
+  loc = header(call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id))), "Location");
+  Response again = provider_answers(loc, "user-42");
+  EXPECT_EQ(again.status, 303);
+  // another user is not affected by this user's revoke
+  jar = first;
+  loc = header(call(MCPA_EP_AUTHORIZE, request("GET", authorize_args(id))), "Location");
+  EXPECT_EQ(provider_answers(loc, "user-7").status, 303);
+}
+
 class AccountClaimRules : public Account {
  protected:
   void SetUp() override {
