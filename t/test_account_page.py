@@ -22,6 +22,7 @@ from urllib.parse import urljoin
 from harness import NODE, ROOT
 from idp_util import provider_login
 from mcp_gateway import REDIRECT, Streamable, login
+from metrics_util import metric, scrape
 from oauth_client import McpOAuthClient
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -93,6 +94,7 @@ def test_a_user_sees_their_apps_and_revokes_one(st, tmp_path):
     for c in (notes, calendar, theirs):
         assert mcp_status(st, c.tokens["access_token"]) == 200
 
+    before = scrape(st)
     shot = tmp_path / "account-page.png"
     steps, out = run_driver(st, tmp_path, "demo", revoke="Notes App", screenshot=shot)
     assert steps["provider_login_page"]["origin"] == st.issuer
@@ -118,6 +120,12 @@ def test_a_user_sees_their_apps_and_revokes_one(st, tmp_path):
     assert notes.refresh().status_code == 400
     assert mcp_status(st, calendar.tokens["access_token"]) == 200
     assert mcp_status(st, theirs.tokens["access_token"]) == 200
+    # counted with the revocations; the page's answers under its own label
+    after = scrape(st)
+    assert metric(after, "mcp_auth_revocations_total", result="revoked") == \
+        metric(before, "mcp_auth_revocations_total", result="revoked") + 1
+    assert metric(after, "mcp_auth_responses_total", endpoint="account", **{"class": "3xx"}) >= 2
+    assert metric(after, "mcp_auth_responses_total", endpoint="account", **{"class": "2xx"}) >= 2
 
     # the browser's cookie: HttpOnly, scoped to the page
     ck = steps["cookies"]
