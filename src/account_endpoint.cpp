@@ -73,6 +73,10 @@ std::string page_path(const Request& req) {
   return ok ? p : "/account";
 }
 
+// The page's URL: the path is nginx's whole URI, so it goes on the
+// issuer's origin (an issuer with a path already has it in the URI).
+std::string page_url(const Config& cf, const std::string& path) { return url_origin(cf.issuer) + path; }
+
 std::optional<AccountCookie> open_account(const Config& cf, const Request& req) {
   auto v = cookie_value(req.cookie, account_cookie_name(cf));
   if (!v || v->empty() || v->size() > kMaxCookie) return std::nullopt;
@@ -233,7 +237,7 @@ Response act(const Config& cf, Store& store, const Request& req) {
   if (st == StoreStatus::not_found) return not_found();  // ended meanwhile
   if (st != StoreStatus::ok) return store_failure_page(st);
 
-  Response r = redirect_to(cf.url(add_query(path, {{"revoked", "1"}})));
+  Response r = redirect_to(page_url(cf, add_query(path, {{"revoked", "1"}})));
   // The consent this browser remembered for the app goes with it: the app
   // has to ask again.
   std::string forget = forget_consent_cookie(cf, req, ended.client_id, ended.redirect_uri);
@@ -269,7 +273,7 @@ Response account_signed_in(const Config& cf, const Request& req, const LoginStat
   f.set("name", display);
   f.set("id", random_token(16));
   f.set_int("exp", req.now + kAccountSeconds);
-  Response r = redirect_to(cf.url(login.account_path));
+  Response r = redirect_to(page_url(cf, login.account_path));
   r.header("Set-Cookie",
            account_cookie(cf, login.account_path, cf.keys->seal(kAccountPurpose, f.encode()), kAccountSeconds));
   Event& e = r.event(MCPA_EV_LOGIN, "account.signed_in", "completed");

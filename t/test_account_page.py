@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,22 @@ def post_form(st, cookie_name, cookie_value, data, origin=None, site="same-origi
                          cookies={cookie_name: cookie_value}, allow_redirects=False, timeout=15)
 
 
+def audit(st):
+    path = st.workdir / "audit.log"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_audit(st, event, timeout=5.0):
+    """The audit lines of `event` once there is one (the workers write
+    theirs at most a second late)."""
+    end = time.time() + timeout
+    while True:
+        found = [e for e in audit(st) if e["event"] == event]
+        if found or time.time() > end:
+            return found
+        time.sleep(0.1)
+
+
 def test_a_user_sees_their_apps_and_revokes_one(st, tmp_path):
     notes = login(st, "demo", client=McpOAuthClient(st.url, redirect_uri=REDIRECT, client_name="Notes App"))
     calendar = login(st, "demo", client=McpOAuthClient(st.url, redirect_uri=OTHER_REDIRECT,
@@ -126,6 +143,14 @@ def test_a_user_sees_their_apps_and_revokes_one(st, tmp_path):
         metric(before, "mcp_auth_revocations_total", result="revoked") + 1
     assert metric(after, "mcp_auth_responses_total", endpoint="account", **{"class": "3xx"}) >= 2
     assert metric(after, "mcp_auth_responses_total", endpoint="account", **{"class": "2xx"}) >= 2
+
+    # the audit log says who revoked what (the session by its tag only)
+    revoked_lines = wait_audit(st, "account.revoked")
+    assert len(revoked_lines) == 1, revoked_lines
+    line = revoked_lines[0]
+    assert line["outcome"] == "revoked" and line["client_id"] == notes.client_id
+    assert line["subject"] == "user-demo" and line["session"]
+    assert [e for e in audit(st) if e["event"] == "account.signed_in" and e["subject"] == "user-demo"]
 
     # the browser's cookie: HttpOnly, scoped to the page
     ck = steps["cookies"]
