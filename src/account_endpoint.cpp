@@ -42,6 +42,10 @@ namespace {
 constexpr int64_t kAccountSeconds = 900;
 constexpr size_t kMaxSessionId = 128;
 constexpr size_t kMaxCookie = 4096;
+// A deferred store (Redis) allows a request 64 operations: the page reads
+// the list, then each session and its client's name, so it shows the
+// sessions that expire last (the newest) up to this many.
+constexpr size_t kMaxListed = 25;
 
 struct AccountCookie {
   std::string sub, name, id;
@@ -149,6 +153,10 @@ Response show(const Config& cf, Store& store, const Request& req, const AccountC
   if (params && params->find("revoked", &done) == Params::Lookup::one && done == "1")
     view.notice = "Access revoked. That app can no longer use this server in your name.";
 
+  if (entries.size() > kMaxListed) {
+    view.more = entries.size() - kMaxListed;
+    entries.erase(entries.begin(), entries.end() - static_cast<long>(kMaxListed));
+  }
   std::map<std::string, std::string> names;  // client id -> name, one load per client
   for (const auto& e : entries) {
     if (e.member.empty() || e.member.size() > kMaxSessionId) continue;

@@ -118,6 +118,9 @@ std::string render_account_page(const AccountView& v) {
     }
     out += "</ul>\n";
   }
+  if (v.more > 0)
+    out += "<p class=\"muted\">" + std::to_string(v.more) + (v.more == 1 ? " older session is" : " older sessions are") +
+           " not shown; revoke some of the above to see " + (v.more == 1 ? "it" : "them") + ".</p>\n";
   out += "<div class=\"foot\">\n";
   form_start(&out, v, "signout");
   out += "<button type=\"submit\" class=\"secondary\">Sign out of this page</button>\n</form>\n</div>\n";

@@ -33,6 +33,7 @@ struct AccountView {
   std::string action_path;    // where the forms post
   std::string notice;         // a confirmation line (e.g. after a revoke); omitted when empty
   std::vector<AccountApp> apps;
+  size_t more = 0;            // sessions not listed (the page shows the newest)
 };
 
 std::string render_account_page(const AccountView& view);

@@ -188,6 +188,19 @@ TEST_F(Account, AHostileClientNameIsEscaped) {
   EXPECT_NE(p.body.find("&lt;script&gt;alert(1)&lt;/script&gt;"), std::string::npos) << p.body;
 }
 
+TEST_F(Account, ThePageListsTheNewestSessionsWithinTheStoresBudget) {
+  std::string id = named_client("Busy App");
+  for (int i = 0; i < 27; ++i) {
+    client_login(id, "user-42");
+    now += 1;
+  }
+  sign_in_to_account();
+  Response p = page();
+  ASSERT_EQ(p.status, 200) << p.body;
+  EXPECT_EQ(fields_of(p, "session").size(), 25u);
+  EXPECT_NE(p.body.find("2 older sessions are not shown"), std::string::npos);
+}
+
 TEST_F(Account, AnUnnamedClientIsShownAsUnnamed) {
   std::string id = register_client(R"({"token_endpoint_auth_method":"none","redirect_uris":[")" + kRedirect + R"("]})");
   client_login(id, "user-42");
