@@ -404,6 +404,18 @@ TEST_F(Account, ARevokeMakesEveryBrowserAskForConsentAgain) {
   EXPECT_EQ(provider_answers(loc, "user-7").status, 303);
 }
 
+TEST(AccountConfig, TheEndpointNeedsTheKeyFileAndTheProvider) {
+  Config c;
+  c.issuer = "https://mcp.example";
+  ASSERT_EQ(c.load(), "");
+  std::string err = c.check_use(MCPA_EP_ACCOUNT);
+  EXPECT_NE(err.find("mcp_auth_key_file"), std::string::npos) << err;
+  EXPECT_NE(err.find("account"), std::string::npos) << err;
+  c.key_file = write_file("account-keys", KeyRing::generate_line("k") + "\n");
+  ASSERT_EQ(c.load(), "");
+  EXPECT_NE(c.check_use(MCPA_EP_ACCOUNT).find("mcp_auth_provider_issuer"), std::string::npos);
+}
+
 class AccountClaimRules : public Account {
  protected:
   void SetUp() override {
