@@ -105,6 +105,7 @@ static ngx_conf_enum_t  ngx_http_mcp_auth_endpoints[] = {
     { ngx_string("token"), MCPA_EP_TOKEN },
     { ngx_string("revoke"), MCPA_EP_REVOKE },
     { ngx_string("admin"), MCPA_EP_ADMIN },
+    { ngx_string("account"), MCPA_EP_ACCOUNT },
     { ngx_string("status"), NGX_HTTP_MCP_AUTH_EP_STATUS },
     { ngx_string("metrics"), NGX_HTTP_MCP_AUTH_EP_METRICS },
     { ngx_null_string, 0 }

@@ -188,7 +188,8 @@ Response handle_authorize(const Config& cf, Store& store, const Request& req) {
   if (remembered && std::all_of(scopes.begin(), scopes.end(), [&](const std::string& s) {
         return contains(*remembered, s);
       }))
-    return start_provider_login(cf, req, authz, false);
+    return start_provider_login(cf, req, authz, false, false,
+                                remembered_since(cf, req, authz.client_id, authz.redirect_uri));
 
   return redirect_to(
       add_query(cf.url(cf.consent_path), {{"authz", seal_pending(cf, authz, req.now + cf.login_ttl)}}));

@@ -24,6 +24,7 @@
 #include "session_index.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <limits>
 
 namespace mcpauth {
@@ -52,6 +53,14 @@ void clear_login_cookie(const Config& cf, Response& r) {
 // "provider_error" (what the provider did failed) or "failed".
 Response client_error(const Config& cf, const Request& req, const LoginState& login, const char* error,
                       const std::string& why, const char* outcome = "provider_error") {
+  if (login.account()) {
+    // no client to tell: the user reads it on a page
+    Response r = html_page(400, "Sign-in failed",
+                           "The sign-in to your connected apps page did not complete: " + why +
+                               ". Open the page again to retry.");
+    clear_login_cookie(cf, r);
+    return login_event(r, outcome, error, &login);
+  }
   Response r = report_to_client(cf, req, login.authz.client_id, login.authz.redirect_uri, login.authz.state,
                                 error, why);
   clear_login_cookie(cf, r);
@@ -67,6 +76,18 @@ std::string account_of(const IdTokenClaims& who) {
 // so here, whatever this browser remembered, and the client hears
 // access_denied through the link; nothing is stored.
 Response not_admitted(const Config& cf, const LoginState& login, const IdTokenClaims& who, const std::string& why) {
+  if (login.account()) {
+    // the account page is no way around the claim rules either
+    Response r = html_page(403, "Your account is not allowed to use this server",
+                           "This server only admits accounts its organisation allows. Ask your administrator "
+                           "for access, or sign in with another account.");
+    r.error = "access_denied";
+    clear_login_cookie(cf, r);
+    Event& e = r.event(MCPA_EV_LOGIN, "login.denied", "not_admitted");
+    e.reason = why;
+    e.subject = who.sub;
+    return r;
+  }
   const std::string href = add_query(login.authz.redirect_uri, {{"error", "access_denied"},
                                                                 {"error_description", "the account is not allowed"},
                                                                 {"state", login.authz.state},
@@ -204,22 +225,46 @@ void put_tokens(Fields& f, const ProviderTokens& t) {
 
 ProviderTokens get_tokens(const Fields& f);
 
+// Whether the user revoked the client on the account page (consentforgot:)
+// at or after `approved_at`, when a browser remembered approving it: then
+// that approval no longer counts, in this browser or any other.
+StoreStatus consent_forgotten(Store& store, const std::string& sub, const std::string& client_id,
+                              int64_t approved_at, bool* forgotten) {
+  *forgotten = false;
+  if (approved_at <= 0) return StoreStatus::ok;
+  std::string raw;
+  StoreStatus st = store.get(consent_forgot_key(sub, client_id), &raw);
+  if (st == StoreStatus::not_found) return StoreStatus::ok;
+  if (st != StoreStatus::ok) return st;
+  int64_t at = std::numeric_limits<int64_t>::max();  // unreadable: ask again
+  std::from_chars(raw.data(), raw.data() + raw.size(), at);
+  *forgotten = at >= approved_at;
+  return StoreStatus::ok;
+}
+
 // With claim rules on scopes the consent page follows the sign-in and
 // offers only the scopes the user may hold (unless this browser remembered
-// approving all of them).  The completed sign-in travels sealed in the
-// page's form, bound to the login cookie as the state was: nothing is
-// stored until the user approves.
+// approving all of them, and the user did not revoke the client since;
+// `ask`: show it whatever the browser remembered).  The completed sign-in
+// travels sealed in the page's form, bound to the login cookie as the state
+// was: nothing is stored until the user approves.
 Response consent_after_login(const Config& cf, Store& store, const Request& req, const LoginState& login,
                              const ProviderTokens& tokens, const IdTokenClaims& who, const ClaimSet& kept,
-                             const std::string& scope) {
+                             const std::string& scope, bool ask = false) {
   const std::vector<std::string> words = split_scope(scope);
   auto remembered = remembered_scopes(cf, req, login.authz.client_id, login.authz.redirect_uri);
-  if (remembered && std::all_of(words.begin(), words.end(), [&](const std::string& w) {
+  StoreStatus st;
+  if (!ask && remembered && std::all_of(words.begin(), words.end(), [&](const std::string& w) {
         return std::find(remembered->begin(), remembered->end(), w) != remembered->end();
-      }))
-    return issue_code(cf, store, req, login, tokens, who, kept, scope);
+      })) {
+    bool forgotten = false;
+    st = consent_forgotten(store, who.sub, login.authz.client_id,
+                           remembered_since(cf, req, login.authz.client_id, login.authz.redirect_uri), &forgotten);
+    if (st != StoreStatus::ok) return store_failure_page(st);
+    if (!forgotten) return issue_code(cf, store, req, login, tokens, who, kept, scope);
+  }
   ClientMetadata client;
-  StoreStatus st = load_client(store, login.authz.client_id, &client);
+  st = load_client(store, login.authz.client_id, &client);
   if (st == StoreStatus::not_found)
     return client_error(cf, req, login, "invalid_client", "the application's registration has expired");
   if (st != StoreStatus::ok) return store_failure_page(st);
@@ -301,10 +346,29 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
     if (!why.empty()) return not_admitted(cf, login, who, why);
     kept = cf.access.keep(payload.get());
   }
+  if (login.account()) {
+    // an account sign-in: a cookie for the page, no session, no code
+    Response r = account_signed_in(cf, req, login, who.sub, account_of(who));
+    clear_login_cookie(cf, r);
+    return r;
+  }
   // the approved scopes this user may hold (mcp_auth_scope_claim)
   const std::string scope =
       cf.access.has_scope_rules() ? cf.access.holdable(login.authz.scope, kept) : login.authz.scope;
   if (login.consent_after) return consent_after_login(cf, store, req, login, tokens, who, kept, scope);
+  if (login.remembered_at > 0) {
+    // the consent page was skipped on a remembered approval: it is shown
+    // now if the user revoked the client since
+    bool forgotten = false;
+    StoreStatus st = consent_forgotten(store, who.sub, login.authz.client_id, login.remembered_at, &forgotten);
+    if (st != StoreStatus::ok) return store_failure_page(st);
+    if (forgotten) {
+      LoginState again = login;
+      again.consent_after = true;  // decide_after_login takes the page's answer
+      again.remembered_at = 0;
+      return consent_after_login(cf, store, req, again, tokens, who, kept, scope, /*ask=*/true);
+    }
+  }
   return issue_code(cf, store, req, login, tokens, who, kept, scope);
 }
 

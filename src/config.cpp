@@ -117,6 +117,7 @@ const char* endpoint_name(mcpa_endpoint_e endpoint) {
     case MCPA_EP_TOKEN: return "token";
     case MCPA_EP_REVOKE: return "revoke";
     case MCPA_EP_ADMIN: return "admin";
+    case MCPA_EP_ACCOUNT: return "account";
   }
   return "?";
 }
@@ -299,6 +300,7 @@ std::string Config::check_use(mcpa_endpoint_e endpoint) const {
     case MCPA_EP_CONSENT:
     case MCPA_EP_CALLBACK:
     case MCPA_EP_TOKEN:
+    case MCPA_EP_ACCOUNT:
       if (!keys) break;
       if (!has_provider()) return std::string("mcp_auth_endpoint ") + name + " needs mcp_auth_provider_issuer";
       return "";

@@ -174,14 +174,21 @@ Response handle_consent(const Config& cf, Store& store, const Request& req) {
 }
 
 Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember,
-                              bool consent_after) {
-  if (!cf.has_provider()) return html_page(500, "Not configured", "No identity provider is configured.");
+                              bool consent_after, int64_t remembered_at) {
   LoginState login;
   login.authz = authz;
-  login.provider_verifier = random_token(32);  // 43 characters (RFC 7636 §4.1)
-  login.nonce = random_token(32);
   login.remember = remember;
   login.consent_after = consent_after;
+  login.remembered_at = remembered_at;
+  Response out = send_to_provider(cf, req, std::move(login));
+  if (out.status == 303) out.event(MCPA_EV_LOGIN_STARTED, "login.started", "ok").client_id = authz.client_id;
+  return out;
+}
+
+Response send_to_provider(const Config& cf, const Request& req, LoginState login) {
+  if (!cf.has_provider()) return html_page(500, "Not configured", "No identity provider is configured.");
+  login.provider_verifier = random_token(32);  // 43 characters (RFC 7636 §4.1)
+  login.nonce = random_token(32);
   // The login cookie binds the provider's answer to this browser: a state
   // value replayed in another browser (login CSRF) finds no matching cookie.
   const std::string binding = random_token(32);
@@ -195,7 +202,6 @@ Response start_provider_login(const Config& cf, const Request& req, const Pendin
       provider_authorization_url(cf, state, login.nonce, s256_challenge(login.provider_verifier)));
   // SameSite=Lax: the provider brings the browser back with a top-level GET.
   out.header("Set-Cookie", set_cookie(cf, cookie_name(cf, kLoginCookie), binding, ttl));
-  out.event(MCPA_EV_LOGIN_STARTED, "login.started", "ok").client_id = authz.client_id;
   return out;
 }
 

@@ -57,7 +57,7 @@ border:1px solid var(--warn-border);border-radius:4px;padding:0 6px;margin-left:
 
 void put(std::string* out, std::string_view text) { *out += html_escape(text); }
 
-void page_start(std::string* out, std::string_view title) {
+void page_start(std::string* out, std::string_view title, std::string_view extra_style = {}) {
   *out +=
       "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
@@ -66,6 +66,7 @@ void page_start(std::string* out, std::string_view title) {
   put(out, title);
   *out += "</title>\n<style>";
   *out += kStyle;
+  *out += extra_style;
   *out += "</style>\n</head>\n<body>\n<main class=\"card\">\n";
 }
 
@@ -80,6 +81,11 @@ void hidden(std::string* out, std::string_view name, std::string_view value) {
 }
 
 }  // namespace
+
+void render_page_start(std::string* out, std::string_view title, std::string_view extra_style) {
+  page_start(out, title, extra_style);
+}
+void render_page_end(std::string* out) { page_end(out); }
 
 std::string render_consent_page(const ConsentView& v) {
   const std::string_view product = v.product_name.empty() ? kDefaultProduct : std::string_view(v.product_name);

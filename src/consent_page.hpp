@@ -36,6 +36,12 @@ struct ConsentView {
 
 std::string render_consent_page(const ConsentView& view);
 
+// The frame every page shares (head, stylesheet plus `extra_style`, the
+// card), for pages rendered elsewhere (account_page.cpp).  `title` is
+// escaped; `extra_style` is the caller's own constant CSS.
+void render_page_start(std::string* out, std::string_view title, std::string_view extra_style = {});
+void render_page_end(std::string* out);
+
 // A page with a heading and one paragraph, for "Client not found", "Invalid
 // redirect URI", "Login failed", provider unavailable...  `status_hint` is the
 // HTTP status the caller will send; it is shown small and picks the tone

@@ -38,6 +38,8 @@ static Response route_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& stor
       return handle_revoke(cf, store, req);
     case MCPA_EP_ADMIN:
       return handle_admin(cf, store, req);
+    case MCPA_EP_ACCOUNT:
+      return handle_account(cf, store, req);
     default:
       return oauth_error(500, "server_error", "this location serves no known endpoint");
   }
@@ -324,6 +326,8 @@ std::string consent_pair_hash(const std::string& client_id, const std::string& r
   return sha256_b64url(client_id + std::string(1, '\0') + redirect_uri);
 }
 
+std::string consent_cookie_text(const Config& cf, const std::vector<Remembered>& entries);
+
 // Live entries of the cookie, oldest first.
 std::vector<Remembered> remembered_entries(const Config& cf, const Request& req) {
   std::vector<Remembered> out;
@@ -362,6 +366,21 @@ bool consent_remembered(const Config& cf, const Request& req, const std::string&
   return remembered_scopes(cf, req, client_id, redirect_uri).has_value();
 }
 
+int64_t remembered_consent_seconds(const Config& cf) { return std::min<int64_t>(cf.client_ttl, 30 * 86400); }
+
+int64_t remembered_since(const Config& cf, const Request& req, const std::string& client_id,
+                         const std::string& redirect_uri) {
+  if (!cf.consent_remember) return 0;
+  const std::string h = consent_pair_hash(client_id, redirect_uri);
+  for (const auto& e : remembered_entries(cf, req))
+    if (ct_equal(e.hash, h)) return std::max<int64_t>(e.exp - remembered_consent_seconds(cf), 1);
+  return 0;
+}
+
+std::string consent_forgot_key(const std::string& sub, const std::string& client_id) {
+  return "consentforgot:" + sha256_b64url(sub) + ":" + sha256_b64url(client_id);
+}
+
 std::string remember_consent_value(const Config& cf, const Request& req, const std::string& client_id,
                                    const std::string& redirect_uri, const std::string& scope) {
   const std::string h = consent_pair_hash(client_id, redirect_uri);
@@ -374,9 +393,31 @@ std::string remember_consent_value(const Config& cf, const Request& req, const s
         if (std::find(granted.begin(), granted.end(), s) == granted.end()) granted.push_back(s);
   entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const auto& e) { return e.hash == h; }),
                 entries.end());
-  entries.push_back({h, join_scope(granted), req.now + std::min<int64_t>(cf.client_ttl, 30 * 86400)});
+  entries.push_back({h, join_scope(granted), req.now + remembered_consent_seconds(cf)});
   if (entries.size() > kMaxRememberedClients)
     entries.erase(entries.begin(), entries.end() - static_cast<long>(kMaxRememberedClients));
+  return consent_cookie_text(cf, entries);
+}
+
+std::string forget_consent_cookie(const Config& cf, const Request& req, const std::string& client_id,
+                                  const std::string& redirect_uri) {
+  const std::string h = consent_pair_hash(client_id, redirect_uri);
+  auto entries = remembered_entries(cf, req);
+  const size_t before = entries.size();
+  entries.erase(std::remove_if(entries.begin(), entries.end(), [&](const auto& e) { return ct_equal(e.hash, h); }),
+                entries.end());
+  if (entries.size() == before) return "";
+  const std::string name = cookie_name(cf, kConsentCookie);
+  if (entries.empty()) return set_cookie(cf, name, "", 0);
+  // the entries keep their own expiries; the cookie lives as long as the last
+  int64_t last = 0;
+  for (const auto& e : entries) last = std::max(last, e.exp);
+  return set_cookie(cf, name, consent_cookie_text(cf, entries), std::max<int64_t>(last - req.now, 1));
+}
+
+namespace {
+
+std::string consent_cookie_text(const Config& cf, const std::vector<Remembered>& entries) {
   Json doc(cJSON_CreateArray());
   if (!doc) throw std::bad_alloc();
   for (const auto& e : entries) {
@@ -391,6 +432,8 @@ std::string remember_consent_value(const Config& cf, const Request& req, const s
   if (!text) throw std::bad_alloc();
   return sign_value(consent_cookie_key(cf), text.get());
 }
+
+}  // namespace
 
 // --- outcomes for the client, before the user approved it and logged in ---
 

@@ -43,6 +43,13 @@ Response resume_token(const Config& cf, Store& store, const Request& req,
                       const std::string& fetch_body);
 Response handle_revoke(const Config& cf, Store& store, const Request& req);
 Response handle_admin(const Config& cf, Store& store, const Request& req);
+// GET/POST /account: the user's connected apps (account_endpoint.cpp).
+Response handle_account(const Config& cf, Store& store, const Request& req);
+// The callback's end of an account sign-in (LoginState::account()): the ID
+// token checked out and the claim rules admit `sub`; sets the account
+// cookie and sends the browser back to the page.  Nothing is stored.
+Response account_signed_in(const Config& cf, const Request& req, const LoginState& login, const std::string& sub,
+                           const std::string& display);
 
 // Dispatch by endpoint (capi.cpp calls these two only).
 Response handle_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req);
@@ -125,7 +132,11 @@ inline constexpr const char* kConsentCookie = "mcp_consent";
 // consent_after: the consent page follows the sign-in (claim rules on
 // scopes), shown by the callback.
 Response start_provider_login(const Config& cf, const Request& req, const PendingAuthz& authz, bool remember,
-                              bool consent_after = false);
+                              bool consent_after = false, int64_t remembered_at = 0);
+// The part of it every sign-in shares (a client's or the account page's):
+// a new PKCE verifier, nonce and browser binding in `login`, sealed into
+// the state; the login cookie and the 303 to the provider.
+Response send_to_provider(const Config& cf, const Request& req, LoginState login);
 
 // The consent page for `client` and a request for `scope`: the browser
 // cookie (set when missing) and a CSRF token bound to it, the client and
@@ -150,8 +161,21 @@ std::optional<std::vector<std::string>> remembered_scopes(const Config& cf, cons
                                                          const std::string& redirect_uri);
 bool consent_remembered(const Config& cf, const Request& req, const std::string& client_id,
                         const std::string& redirect_uri);
+// When this browser approved the pair (its entry's expiry less the time an
+// entry lives); 0 when it remembers nothing for it.
+int64_t remembered_since(const Config& cf, const Request& req, const std::string& client_id,
+                         const std::string& redirect_uri);
+// How long a remembered consent lives (cookie and entries).
+int64_t remembered_consent_seconds(const Config& cf);
+// consentforgot:<sha256(sub)>:<sha256(client_id)> (session.hpp)
+std::string consent_forgot_key(const std::string& sub, const std::string& client_id);
 std::string remember_consent_value(const Config& cf, const Request& req, const std::string& client_id,
                                    const std::string& redirect_uri, const std::string& scope);
+// The Set-Cookie header value that forgets the pair (the cookie rewritten
+// without it, or deleted when nothing is left); "" when this browser
+// remembered nothing for it.
+std::string forget_consent_cookie(const Config& cf, const Request& req, const std::string& client_id,
+                                  const std::string& redirect_uri);
 
 // An error (or a denial) for the client at its validated redirect URI: a
 // 303 there when this browser approved the client and logged in through it

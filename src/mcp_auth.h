@@ -380,7 +380,8 @@ typedef enum {
     MCPA_EP_CALLBACK,
     MCPA_EP_TOKEN,
     MCPA_EP_REVOKE,                          /* RFC 7009 */
-    MCPA_EP_ADMIN                            /* the operators' API */
+    MCPA_EP_ADMIN,                           /* the operators' API */
+    MCPA_EP_ACCOUNT                          /* the user's connected apps */
 } mcpa_endpoint_e;
 
 typedef struct {

@@ -56,7 +56,7 @@ const Words kFetchTargets = {"provider_token", "provider_jwks", "client_metadata
 const Words kFetchOutcomes = {"ok", "http_error", "unreachable"};
 const Words kStoreErrors = {"full", "unavailable"};
 const Words kEndpoints = {"authorization_server_metadata", "protected_resource_metadata", "register", "authorize",
-                          "consent", "callback", "token", "revoke", "mcp", "status", "metrics", "admin"};
+                          "consent", "callback", "token", "revoke", "mcp", "status", "metrics", "admin", "account"};
 const Words kClasses = {"2xx", "3xx", "4xx", "5xx"};
 const Words kToolOutcomes = {"allowed", "denied"};
 const Words kAdminActions = {"sessions_listed", "sessions_ended", "clients_listed", "client_disabled",
@@ -206,6 +206,7 @@ int endpoint_index(int ep) {
     case MCPA_M_EP_STATUS: return 9;
     case MCPA_M_EP_METRICS: return 10;
     case MCPA_EP_ADMIN: return 11;
+    case MCPA_EP_ACCOUNT: return 12;
     default: return -1;
   }
 }

@@ -279,18 +279,23 @@ void put_login(Fields& f, const LoginState& l) {
   f.set("browser_hash", l.browser_hash);
   if (l.remember) f.set("remember", "1");
   if (l.consent_after) f.set("consent_after", "1");
+  if (l.account()) f.set("account", l.account_path);
+  if (l.remembered_at > 0) f.set_int("remembered_at", l.remembered_at);
 }
 
 std::optional<LoginState> get_login(const Fields& f) {
-  auto p = get_pending(f);
-  if (!p) return std::nullopt;
   LoginState l;
-  l.authz = std::move(*p);
+  l.account_path = f.str("account");
+  // an account sign-in carries no client's request
+  auto p = get_pending(f);
+  if (!p && !l.account()) return std::nullopt;
+  if (p) l.authz = std::move(*p);
   l.provider_verifier = f.str("provider_verifier");
   l.nonce = f.str("nonce");
   l.browser_hash = f.str("browser_hash");
   l.remember = f.str("remember") == "1";
   l.consent_after = f.str("consent_after") == "1";
+  l.remembered_at = f.num("remembered_at").value_or(0);
   if (l.provider_verifier.empty() || l.nonce.empty() || l.browser_hash.empty()) return std::nullopt;
   return l;
 }

@@ -16,6 +16,12 @@
 //   usedcode:<sha256(code)>  sid              until the session would end
 //   jwks:<provider issuer>   provider JWKS    1 hour
 //   renewing:<sid>           "1"              30 s (one provider refresh)
+//   consentforgot:<sha256(sub)>:<sha256(client_id)>
+//                            revoked at (decimal) as long as a remembered
+//                                             consent lives: the user revoked
+//                                             the client on the account page,
+//                                             so consent remembered before that
+//                                             in any browser is asked again
 //   bysub:, byclient:, clients:, clientoff:   see session_index.hpp
 #pragma once
 
@@ -67,6 +73,15 @@ struct LoginState {
   // Claim rules on scopes (mcp_auth_scope_claim): the consent page comes
   // after the sign-in, when the gateway knows which scopes the user may hold.
   bool consent_after = false;
+  // A sign-in for the account page (account_endpoint.cpp), not for a
+  // client: the page's path, where the callback sends the browser back with
+  // the account cookie.  authz is then empty and nothing is stored.
+  std::string account_path;
+  bool account() const { return !account_path.empty(); }
+  // The consent page was skipped because this browser remembered approving
+  // the client: when that approval was given (0: it was not skipped).  A
+  // user who revoked the client since (consentforgot:) sees the page again.
+  int64_t remembered_at = 0;
 };
 
 // One user's grant to one client; every token refers to it by sid.
@@ -120,6 +135,8 @@ inline constexpr uint8_t kPendingPurpose = 0x22;
 inline constexpr uint8_t kLoginPurpose = 0x23;
 // A completed sign-in waiting on the consent page that follows it.
 inline constexpr uint8_t kGrantPurpose = 0x24;
+// The account page's cookie: who signed in there, until when.
+inline constexpr uint8_t kAccountPurpose = 0x25;
 
 std::string encode_pending(const PendingAuthz& p);
 std::optional<PendingAuthz> decode_pending(std::string_view text);
