@@ -10,14 +10,10 @@ namespace {
 
 constexpr int64_t kMaxCount = 1000000;  // a rate's N, and burst
 
+// Digits only (from_chars would take a sign), at most 7.
 bool parse_count(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 7) return false;
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  *out = v;
+  if (s.empty() || s.size() > 7 || s.find_first_not_of("0123456789") != std::string_view::npos) return false;
+  std::from_chars(s.data(), s.data() + s.size(), *out);
   return true;
 }
 

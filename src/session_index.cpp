@@ -1,6 +1,7 @@
 #include "session_index.hpp"
 
 #include <algorithm>
+#include <charconv>
 
 #include "crypto.hpp"
 #include "encoding.hpp"
@@ -13,14 +14,8 @@ namespace {
 constexpr int kWriteRounds = 8;
 
 bool parse_expiry(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 18) return false;
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  *out = v;
-  return true;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return ec == std::errc() && end == s.data() + s.size() && *out >= 0;
 }
 
 // Lines "EXPIRES MEMBER", the member percent-encoded (a client id may be a

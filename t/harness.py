@@ -146,6 +146,18 @@ def free_port():
             return port
 
 
+def wait_for(predicate, timeout, step=0.1):
+    """Seconds until predicate() held; fails after timeout."""
+    start = time.monotonic()
+    while True:
+        if predicate():
+            return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            import pytest  # only the tests call this
+            pytest.fail("not within %.1f s" % timeout)
+        time.sleep(step)
+
+
 def wait_for_port(port, host="127.0.0.1", timeout=15.0, proc=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -146,3 +146,26 @@ class Sse:
         except (AttributeError, OSError):
             pass
         self.response.close()
+
+
+class GetStream:
+    """A Streamable HTTP GET stream (the server's own messages) of session s,
+    read in a thread until it ends (closed is set then)."""
+
+    def __init__(self, s):
+        self.closed = threading.Event()
+        self.r = s.http.get(s.url, stream=True, timeout=(5, 30),
+                            headers=s.headers({"Accept": "text/event-stream"}))
+        self.status = self.r.status_code
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        try:
+            for _ in self.r.iter_content(chunk_size=None):
+                pass
+        except Exception:  # noqa: BLE001 -- any end is an end
+            pass
+        self.closed.set()
+
+    def close(self):
+        self.r.close()

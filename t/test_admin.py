@@ -16,16 +16,15 @@ import os
 import re
 import secrets
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
 
-from harness import ROOT
+from harness import ROOT, wait_for
 from idp_util import DEMO_TENANT_ID
-from mcp_gateway import REDIRECT, Sse, Streamable
+from mcp_gateway import REDIRECT, GetStream, Sse, Streamable
 from oauth_client import Browser, McpOAuthClient
 
 ADMIN_PATH = "/_mcp_auth/admin"
@@ -161,40 +160,6 @@ def refresh_error(client, tokens):
     r = client.token_request({"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
     assert r.status_code in (400, 401), (r.status_code, r.text)
     return r.json()["error"]
-
-
-def wait_for(predicate, timeout, step=0.1):
-    """Seconds until predicate() held; fails after timeout."""
-    start = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            pytest.fail("not within %.1f s" % timeout)
-        time.sleep(step)
-
-
-class GetStream:
-    """A Streamable HTTP GET stream (the server's own messages), read in a
-    thread until it ends."""
-
-    def __init__(self, s):
-        self.closed = threading.Event()
-        self.r = s.http.get(s.url, stream=True, timeout=(5, 30),
-                            headers=s.headers({"Accept": "text/event-stream"}))
-        self.status = self.r.status_code
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        try:
-            for _ in self.r.iter_content(chunk_size=None):
-                pass
-        except Exception:  # noqa: BLE001 -- any end is an end
-            pass
-        self.closed.set()
-
-    def close(self):
-        self.r.close()
 
 
 def open_streams(base, token_http, token_sse):

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from cluster_util import Cluster
+from harness import wait_for
 from mcp_gateway import REDIRECT, Sse, Streamable, text_of
 from oauth_client import Browser, McpOAuthClient
 
@@ -33,16 +34,6 @@ def login(cluster, user="demo", scope=None):
     c.login(Browser(user, cluster.demo_password if user == "demo" else cluster.alice_password))
     return c
 
-
-def wait_for(predicate, timeout, step=0.1):
-    """Seconds until predicate() held; fails after timeout."""
-    start = time.monotonic()
-    while True:
-        if predicate():
-            return time.monotonic() - start
-        if time.monotonic() - start > timeout:
-            pytest.fail("not within %.1f s" % timeout)
-        time.sleep(step)
 
 
 def mcp_status(node, token):

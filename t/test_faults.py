@@ -20,7 +20,7 @@ import requests
 from conftest import Stack
 from harness import free_port, wait_for_port
 from idp_util import provider_login, set_faults
-from mcp_gateway import Sse, Streamable, login, rpc, text_of
+from mcp_gateway import GetStream, Sse, Streamable, login, rpc, text_of
 from metrics_util import metric, scrape
 from oauth_client import Browser, McpOAuthClient
 from state_file import read_state, write_state
@@ -171,23 +171,6 @@ def test_a_provider_that_is_down_gives_an_error_page_and_nothing_hangs(stack_fac
 
 # --- the tool server killed in the middle of streams --------------------------------
 
-class _GetStream:
-    """A Streamable HTTP GET stream, read in a thread until it ends."""
-
-    def __init__(self, s):
-        self.ended = threading.Event()
-        self.r = s.http.get(s.url, stream=True, timeout=(5, 30),
-                            headers=s.headers({"Accept": "text/event-stream"}))
-        self.status = self.r.status_code
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        try:
-            for _ in self.r.iter_content(chunk_size=None):
-                pass
-        except Exception:
-            pass
-        self.ended.set()
 
 
 def test_the_tool_server_killed_mid_stream_ends_streams_and_loses_no_snippet(stack_factory):
@@ -195,7 +178,7 @@ def test_the_tool_server_killed_mid_stream_ends_streams_and_loses_no_snippet(sta
     c = login(st)
     token = c.tokens["access_token"]
     s = Streamable(st.url, token).initialize()
-    get_stream = _GetStream(s)
+    get_stream = GetStream(s)
     assert get_stream.status == 200
     sse = Sse(st.url, token, timeout=30)
     assert sse.status == 200
@@ -239,7 +222,7 @@ def test_the_tool_server_killed_mid_stream_ends_streams_and_loses_no_snippet(sta
         st.tool.kill9()
         t0 = time.monotonic()
         assert sse.closed.wait(5), "the SSE stream hung after the tool server died"
-        assert get_stream.ended.wait(5), "the Streamable GET stream hung"
+        assert get_stream.closed.wait(5), "the Streamable GET stream hung"
         assert time.monotonic() - t0 < 5
         outcomes = fut.result(timeout=60)
     assert 502 in outcomes, outcomes[-5:]

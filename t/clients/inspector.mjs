@@ -16,26 +16,12 @@
 
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { loopbackPage, parseArgs, stepLog } from './chromium_page.mjs';
 
-const args = Object.fromEntries(process.argv.slice(2).reduce((acc, a, i, all) => {
-  if (a.startsWith('--')) acc.push([a.slice(2), all[i + 1]]);
-  return acc;
-}, []));
+const args = parseArgs(process.argv.slice(2));
 const out = args.out;
-const started = Date.now();
-const emit = obj => process.stdout.write(JSON.stringify({ ...obj, ms: Date.now() - started }) + '\n');
-
-const browser = await chromium.launch({
-  executablePath: args.chromium ?? '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
-// a new, empty profile (playwright's default context); nothing leaves loopback
-const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
-await context.route(u => !/^https?:\/\/(127\.0\.0\.1|localhost)(:\d+)?\//.test(u.href), r => r.abort());
-const page = await context.newPage();
-page.setDefaultTimeout(20000);
+const emit = stepLog();
+const { browser, context, page } = await loopbackPage({ executablePath: args.chromium, viewport: { width: 1280, height: 860 } });
 const gatewayPosts = [];
 page.on('response', r => {
   if (r.request().method() === 'POST' && /\/consent$/.test(new URL(r.url()).pathname))
