@@ -4,7 +4,7 @@
  * without any of the client's headers; the document's host resolved here
  * and only approved addresses contacted, by address; and the answer kept
  * for the core, which the request resumes with (endpoint) or the guard
- * picks up (access phase).
+ * picks up (its phase handler).
  */
 
 #include <ngx_config.h>
@@ -44,7 +44,7 @@ static ngx_table_elt_t *ngx_http_mcp_auth_find_out_header(
 /*
  * Calls the provider (or fetches a client's metadata document) through a
  * subrequest.  From a content handler the request then continues in
- * ngx_http_mcp_auth_resume_handler(); from the access phase (access != 0)
+ * ngx_http_mcp_auth_resume_handler(); from the guard's phase (access != 0)
  * nginx runs the phases again once the subrequest is done, as
  * auth_request does, and the guard picks up the answer.
  */
