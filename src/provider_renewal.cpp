@@ -5,6 +5,7 @@
 #include "id_token.hpp"
 #include "json.hpp"
 #include "provider.hpp"
+#include "session_index.hpp"
 
 namespace mcpauth {
 namespace {
@@ -52,7 +53,9 @@ RenewalOutcome apply_provider_renewal(const Config& cf, Store& store, const std:
           if (!who) break;  // an answer we cannot use: nothing changes
           Json payload(cJSON_ParseWithLength(who->payload.data(), who->payload.size()));
           if (!payload || !cf.access.admit(payload.get()).empty()) {
-            if (store.del(key) == StoreStatus::pending) return RenewalOutcome::pending;
+            StoreStatus gone = store.del(key);
+            if (gone == StoreStatus::ok) gone = unlist_session(store, *s, now);
+            if (gone == StoreStatus::pending) return RenewalOutcome::pending;
             outcome = RenewalOutcome::ended;
             break;
           }

@@ -218,11 +218,16 @@ StoreStatus end_session(Store& store, const std::string& sid, int64_t now, Sessi
   st = store.del(key);
   if (st != StoreStatus::ok) return st;
   if (!s) return StoreStatus::ok;
-  st = remove_from_index(store, subject_index_key(s->sub), sid, now);
-  if (st == StoreStatus::ok) st = remove_from_index(store, client_index_key(s->client_id, sid), sid, now);
+  st = unlist_session(store, *s, now);
   if (st != StoreStatus::ok) return st;
   if (ended) *ended = std::move(*s);
   return StoreStatus::ok;
+}
+
+StoreStatus unlist_session(Store& store, const Session& s, int64_t now) {
+  StoreStatus st = remove_from_index(store, subject_index_key(s.sub), s.sid, now);
+  if (st != StoreStatus::ok) return st;
+  return remove_from_index(store, client_index_key(s.client_id, s.sid), s.sid, now);
 }
 
 StoreStatus client_disabled(Store& store, const std::string& client_id) {

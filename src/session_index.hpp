@@ -65,6 +65,9 @@ StoreStatus sessions_of_client(Store& store, const std::string& client_id, int64
 // Client ids that have held sessions, with the latest of their expiries.
 StoreStatus indexed_clients(Store& store, int64_t now, std::vector<IndexEntry>* out);
 
+// Takes a session whose record is gone off its user's and client's lists.
+StoreStatus unlist_session(Store& store, const Session& s, int64_t now);
+
 // Ends one session: its record goes (so every node refuses its tokens once
 // its cache bound passes), then its entries.  *ended, when given, is the
 // record as it was.  not_found when no such session is live.

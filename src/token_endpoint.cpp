@@ -35,6 +35,7 @@
 #include "provider.hpp"
 #include "provider_renewal.hpp"
 #include "redirect_uri.hpp"
+#include "session_index.hpp"
 
 namespace mcpauth {
 namespace {
@@ -208,7 +209,8 @@ Response refresh_grant(const Config& cf, Store& store, const Request& req, const
     const bool grace = claims->gen + 1 == s->gen && since <= kRefreshGraceSeconds &&
                        since < std::min(cf.access_token_ttl, cf.refresh_token_ttl);
     if (!current && !grace) {
-      store.del("session:" + s->sid);
+      // a failure here leaves entries the lists skip and drop later
+      if (store.del("session:" + s->sid) == StoreStatus::ok) unlist_session(store, *s, req.now);
       Response r = invalid_grant("the refresh token was already used; the sign-in is revoked");
       Event& e = r.event(MCPA_EV_REFRESH_REUSE, "refresh.reuse_detected", "revoked");
       e.subject = s->sub;

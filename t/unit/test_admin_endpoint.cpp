@@ -161,6 +161,19 @@ TEST_F(Admin, EntriesOfSessionsEndedOtherwiseLeaveTheListSoABulkEndGoesOn) {
   EXPECT_TRUE(left.empty());
 }
 
+TEST_F(Admin, ASessionEndedByRefreshTokenReuseLeavesTheLists) {
+  Signed a = signed_in();
+  Response rotated = refresh(a.client_id, a.refresh);
+  ASSERT_EQ(rotated.status, 200) << rotated.body;
+  now += 120;  // past the grace: the old token again is theft
+  ASSERT_EQ(json_string(refresh(a.client_id, a.refresh).body, "error"), "invalid_grant");
+  std::vector<IndexEntry> left;
+  ASSERT_EQ(sessions_of_subject(store, "user-42", now, &left), StoreStatus::ok);
+  EXPECT_TRUE(left.empty());
+  ASSERT_EQ(sessions_of_client(store, a.client_id, now, &left), StoreStatus::ok);
+  EXPECT_TRUE(left.empty());
+}
+
 TEST_F(Admin, OneSessionEndsByItsId) {
   Signed a = signed_in(), b = signed_in();
   auto claims = decode_access(cf.keys->open(seal_purpose::access_token, a.access).value_or(""));
