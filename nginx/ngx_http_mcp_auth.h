@@ -276,7 +276,7 @@ typedef struct {
     ngx_mcp_auth_redis_cmd_t *cmd;             /* in flight */
     ngx_uint_t                ops;
     unsigned                  waiting:1;
-    unsigned                  access:1;        /* the guard asked */
+    unsigned                  guard:1;         /* the guard asked */
     unsigned                  cleanup:1;
     unsigned                  resuming:1;      /* mcpa_resume(), not handle */
 } ngx_http_mcp_auth_store_ctx_t;
@@ -377,7 +377,7 @@ ngx_http_mcp_auth_ctx_t *ngx_http_mcp_auth_ctx(ngx_http_request_t *r);
 ngx_int_t ngx_http_mcp_auth_run(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx);
 ngx_int_t ngx_http_mcp_auth_store(ngx_http_request_t *r,
-    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp, ngx_uint_t access);
+    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp, ngx_uint_t guard);
 ngx_int_t ngx_http_mcp_auth_store_cleanup_add(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx);
 void ngx_http_mcp_auth_replay(ngx_http_mcp_auth_ctx_t *ctx,
@@ -393,7 +393,7 @@ void ngx_http_mcp_auth_header_str(ngx_table_elt_t *h, mcpa_str_t *s);
 
 /* nginx/ngx_http_mcp_auth_fetch.c */
 ngx_int_t ngx_http_mcp_auth_fetch(ngx_http_request_t *r,
-    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp, ngx_uint_t access);
+    ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp, ngx_uint_t guard);
 
 
 /* nginx/ngx_http_mcp_auth_guard.c */

@@ -234,7 +234,7 @@ ngx_http_mcp_auth_ctx(ngx_http_request_t *r)
 
 ngx_int_t
 ngx_http_mcp_auth_store(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
-    mcpa_response_t *resp, ngx_uint_t access)
+    mcpa_response_t *resp, ngx_uint_t guard)
 {
     ngx_http_mcp_auth_loc_conf_t  *alcf;
 
@@ -254,7 +254,7 @@ ngx_http_mcp_auth_store(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ctx->store.access = access ? 1 : 0;
+    ctx->store.guard = guard ? 1 : 0;
     ctx->store.cmd = ngx_mcp_auth_redis_run(alcf->redis, &resp->store_op,
                                             ngx_http_mcp_auth_store_done, r,
                                             r->connection->log);
@@ -305,7 +305,7 @@ ngx_http_mcp_auth_store_done(void *data, int status, ngx_str_t *value)
         }
     }
 
-    if (ctx->store.access) {
+    if (ctx->store.guard) {
         /* balances ngx_http_mcp_auth_store(); the guard runs again */
         r->main->count--;
         ngx_http_core_run_phases(r);

@@ -16,7 +16,7 @@
 
 /* where a subrequest to the provider is started from */
 #define NGX_HTTP_MCP_AUTH_FROM_CONTENT  0
-#define NGX_HTTP_MCP_AUTH_FROM_ACCESS   1
+#define NGX_HTTP_MCP_AUTH_FROM_GUARD   1
 #define NGX_HTTP_MCP_AUTH_FROM_EVENT    2   /* a resolver handler */
 
 
@@ -44,13 +44,13 @@ static ngx_table_elt_t *ngx_http_mcp_auth_find_out_header(
 /*
  * Calls the provider (or fetches a client's metadata document) through a
  * subrequest.  From a content handler the request then continues in
- * ngx_http_mcp_auth_resume_handler(); from the guard's phase (access != 0)
+ * ngx_http_mcp_auth_resume_handler(); from the guard (guard != 0)
  * nginx runs the phases again once the subrequest is done, as
  * auth_request does, and the guard picks up the answer.
  */
 ngx_int_t
 ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
-    mcpa_response_t *resp, ngx_uint_t access)
+    mcpa_response_t *resp, ngx_uint_t guard)
 {
     ngx_str_t                     *uri;
     ngx_http_mcp_auth_loc_conf_t  *alcf;
@@ -78,7 +78,7 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     ctx->fetch.started = ngx_current_msec;
     ctx->fetch.observed = 0;
 
-    if (resp->fetch == MCPA_FETCH_CLIENT_METADATA && !access) {
+    if (resp->fetch == MCPA_FETCH_CLIENT_METADATA && !guard) {
         return ngx_http_mcp_auth_fetch_document(r, ctx, resp);
     }
 
@@ -94,7 +94,7 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     }
 
     return ngx_http_mcp_auth_subrequest(r, ctx, uri, resp->fetch,
-                                        access ? NGX_HTTP_MCP_AUTH_FROM_ACCESS
+                                        guard ? NGX_HTTP_MCP_AUTH_FROM_GUARD
                                                : NGX_HTTP_MCP_AUTH_FROM_CONTENT);
 }
 
@@ -429,7 +429,7 @@ ngx_http_mcp_auth_subrequest(ngx_http_request_t *r,
     ctx->fetch.answer_status = 0;
     ctx->fetch.answer_cache_control.len = 0;
 
-    if (mode == NGX_HTTP_MCP_AUTH_FROM_ACCESS) {
+    if (mode == NGX_HTTP_MCP_AUTH_FROM_GUARD) {
         return NGX_AGAIN;
     }
 
