@@ -588,13 +588,15 @@ def test_a_reload_keeps_serving_and_old_workers_let_go_of_redis(cluster):
         cluster.b.reload()
         assert mcp_status(cluster.b, token) == 200
         assert c.refresh().status_code == 200
-    # the old workers exited and closed their connections: no pile-up
-    time.sleep(1)
+    # the old workers exit and close their connections: no pile-up
     master = str(cluster.b.proc.popen.pid)
-    workers = subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout.split()
+
+    def workers():
+        return subprocess.run(["pgrep", "-P", master], capture_output=True, text=True).stdout.split()
+    wait_for(lambda: len(workers()) == 2, 10)
     shutting = subprocess.run(["pgrep", "-P", master, "-f", "shutting down"],
                               capture_output=True, text=True).stdout.split()
-    assert len(workers) == 2 and not shutting, (workers, shutting)
+    assert len(workers()) == 2 and not shutting, (workers(), shutting)
     after = cluster.redis.command("CLIENT", "LIST").count(b"\n")
     assert after <= before + 2, (before, after)
 

@@ -11,6 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from harness import wait_for
 from mcp_gateway import Sse, Streamable, login, rpc, text_of
 from metrics_util import metric, scrape
 from oauth_client import Browser, McpOAuthClient
@@ -549,10 +550,11 @@ def test_rotation_keeps_old_tokens_working_and_a_retired_key_ends_them(stack_fac
     assert Streamable(st.url, token).post(rpc("ping")).status_code != 401
     fresh = c.refresh().json()
     assert fresh["access_token"].startswith("k2.")
-    # retire the old key: tokens it sealed are refused
+    # retire the old key: tokens it sealed are refused (once the reload's
+    # new workers answer: an old one may still take a connection meanwhile)
     (st.workdir / "keys").write_text(new)
     st.nginx.reload()
-    time.sleep(0.5)
+    wait_for(lambda: Streamable(st.url, token).post(rpc("ping")).status_code == 401, 10)
     r = Streamable(st.url, token).post(rpc("ping"))
     assert r.status_code == 401
     assert 'error="invalid_token"' in challenge_of(r)
