@@ -326,7 +326,21 @@ std::string consent_pair_hash(const std::string& client_id, const std::string& r
   return sha256_b64url(client_id + std::string(1, '\0') + redirect_uri);
 }
 
-std::string consent_cookie_text(const Config& cf, const std::vector<Remembered>& entries);
+std::string consent_cookie_text(const Config& cf, const std::vector<Remembered>& entries) {
+  Json doc(cJSON_CreateArray());
+  if (!doc) throw std::bad_alloc();
+  for (const auto& e : entries) {
+    cJSON* item = cJSON_CreateObject();
+    if (!item || !cJSON_AddItemToArray(doc.get(), item)) throw std::bad_alloc();
+    if (!cJSON_AddStringToObject(item, "h", e.hash.c_str()) ||
+        !cJSON_AddNumberToObject(item, "exp", static_cast<double>(e.exp)) ||
+        !cJSON_AddStringToObject(item, "scope", e.scope.c_str()))
+      throw std::bad_alloc();
+  }
+  std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(doc.get()), cJSON_free);
+  if (!text) throw std::bad_alloc();
+  return sign_value(consent_cookie_key(cf), text.get());
+}
 
 // Live entries of the cookie, oldest first.
 std::vector<Remembered> remembered_entries(const Config& cf, const Request& req) {
@@ -415,25 +429,6 @@ std::string forget_consent_cookie(const Config& cf, const Request& req, const st
   return set_cookie(cf, name, consent_cookie_text(cf, entries), std::max<int64_t>(last - req.now, 1));
 }
 
-namespace {
-
-std::string consent_cookie_text(const Config& cf, const std::vector<Remembered>& entries) {
-  Json doc(cJSON_CreateArray());
-  if (!doc) throw std::bad_alloc();
-  for (const auto& e : entries) {
-    cJSON* item = cJSON_CreateObject();
-    if (!item || !cJSON_AddItemToArray(doc.get(), item)) throw std::bad_alloc();
-    if (!cJSON_AddStringToObject(item, "h", e.hash.c_str()) ||
-        !cJSON_AddNumberToObject(item, "exp", static_cast<double>(e.exp)) ||
-        !cJSON_AddStringToObject(item, "scope", e.scope.c_str()))
-      throw std::bad_alloc();
-  }
-  std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(doc.get()), cJSON_free);
-  if (!text) throw std::bad_alloc();
-  return sign_value(consent_cookie_key(cf), text.get());
-}
-
-}  // namespace
 
 // --- outcomes for the client, before the user approved it and logged in ---
 
