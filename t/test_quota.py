@@ -56,6 +56,8 @@ LOCATIONS = (
 MARKER = "# legacy HTTP+SSE (2024-11-05): the stream ..."
 # /mcp itself: one call of get_snippet an hour, for the official SDK's run
 MCP = "location = /mcp {\n    mcp_auth_protect on;\n"
+# the legacy transport's POSTs: a save_snippet quota of its own
+MESSAGE = "location = /mcp/message {\n    mcp_auth_protect on;\n"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,8 @@ def gw(stack_factory):
     return stack_factory("quota", workers=2,
                          http_extra="    limit_req_zone $mcp_auth_subject zone=mcp_per_user:1m rate=1r/m;\n",
                          replace=[(MARKER, LOCATIONS + MARKER), ("flush=1s", "flush=100ms"),
-                                  (MCP, MCP + "    mcp_auth_limit rate=1r/h per=subject tool=get_snippet;\n")])
+                                  (MCP, MCP + "    mcp_auth_limit rate=1r/h per=subject tool=get_snippet;\n"),
+                                  (MESSAGE, MESSAGE + "    mcp_auth_limit rate=1r/h per=subject tool=save_snippet;\n")])
 
 
 def token(gw, user="demo", client=None):
@@ -162,6 +165,39 @@ def test_per_tool_only_that_tools_calls_count_and_the_429_is_exact(gw):
     assert limited[0]["tool"] == "save_snippet"
     assert limited[0]["reason"] == "rate_limited"
     assert limited[0]["subject"] and limited[0]["client_id"]
+
+
+def test_the_legacy_transport_counts_the_same_calls(gw):
+    """/mcp/message (HTTP+SSE) is decided on its body as /mcp is: the
+    second save_snippet of the hour is refused, hello_mcp is not counted."""
+    from mcp_gateway import Sse
+    s = Sse(gw.url, token(gw, "alice"), timeout=30)
+    try:
+        s.initialize()
+        save = lambda n: rpc("tools/call", {"name": "save_snippet",
+                                            "arguments": {"snippetname": n, "snippet": "x"}})
+        assert s.post(save("sse1")).status_code == 202
+        assert s.post(rpc("tools/call", {"name": "hello_mcp", "arguments": {}})).status_code == 202
+        msg = save("sse2")
+        assert_limited(s.post(msg), 3600, id_=msg["id"])
+    finally:
+        s.close()
+
+
+def test_a_lying_mcp_name_header_neither_hides_a_call_nor_spends_another_tools_quota(gw):
+    """The body decides what a request costs: a save_snippet call that says
+    Mcp-Name: hello_mcp is refused before the quota is looked at, and the
+    honest call after it still has its token."""
+    tok = token(gw, "alice")
+    s = session(gw, tok, "/mcp-tool")
+    msg = rpc("tools/call", {"name": "save_snippet", "arguments": {"snippetname": "lie", "snippet": "x"}})
+    r = s.post(msg, headers={"Mcp-Method": "tools/call", "Mcp-Name": "hello_mcp"})
+    assert r.status_code == 400, (r.status_code, r.text)
+    assert r.json()["error"]["code"] == -32020
+    for i in range(2):  # rate=6r/m burst=1: two at once, then refused
+        assert "saved" in s.call("save_snippet", snippetname="h%d" % i, snippet="x")["result"]["content"][0]["text"]
+    assert_limited(s.post(rpc("tools/call", {"name": "save_snippet",
+                                            "arguments": {"snippetname": "h9", "snippet": "x"}})), 10)
 
 
 def test_a_batch_counts_each_call(gw):
