@@ -107,12 +107,7 @@ bool csrf_ok(const Config& cf, const AccountCookie& a, const std::string& token,
 }
 
 // The page headers of the consent page: the forms post to this page only.
-void page_headers(Response& r) {
-  add_page_security_headers(r, "'self'");
-  // "no-referrer" would make browsers send "Origin: null" with the forms
-  for (auto& h : r.headers)
-    if (h.first == "Referrer-Policy") h.second = "same-origin";
-}
+void page_headers(Response& r) { add_form_page_headers(r, "'self'"); }
 
 Response refused(const std::string& message) { return html_page(403, "Request refused", message); }
 
@@ -196,9 +191,8 @@ Response show(const Config& cf, Store& store, const Request& req, const AccountC
 }
 
 Response act(const Config& cf, Store& store, const Request& req) {
-  // Fetch Metadata and Origin: a cross-site form post is never the user's.
-  if (req.sec_fetch_site == "cross-site" || (!req.origin.empty() && req.origin != url_origin(cf.issuer)))
-    return refused("This form cannot be submitted from another site.");
+  // A cross-site form post is never the user's.
+  if (!form_post_from_gateway(cf, req)) return refused("This form cannot be submitted from another site.");
   if (media_type(req.content_type) != "application/x-www-form-urlencoded")
     return html_page(400, "Invalid request", "The form was not sent as a form.");
   auto a = open_account(cf, req);

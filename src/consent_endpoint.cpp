@@ -107,22 +107,15 @@ Response consent_page_response(const Config& cf, const Request& req, const Clien
   view.remember_option = cf.consent_remember;
   view.user_display = user_display;
   r.body = render_consent_page(view);
-  add_page_security_headers(r, form_action);
-  // Not "no-referrer": under it browsers send "Origin: null" with the
-  // form's own POST, which decide() must refuse.  "same-origin" still sends
-  // nothing (no URL, no origin) to the provider or the client.
-  for (auto& h : r.headers)
-    if (h.first == "Referrer-Policy") h.second = "same-origin";
+  add_form_page_headers(r, form_action);
   return r;
 }
 
 namespace {
 
 Response decide(const Config& cf, Store& store, const Request& req) {
-  // Fetch Metadata: a cross-site form post is never a user's own decision.
-  if (req.sec_fetch_site == "cross-site") return forbidden_page("This form cannot be submitted from another site.");
-  if (!req.origin.empty() && req.origin != url_origin(cf.issuer))
-    return forbidden_page("This form cannot be submitted from another site.");
+  // A cross-site form post is never a user's own decision.
+  if (!form_post_from_gateway(cf, req)) return forbidden_page("This form cannot be submitted from another site.");
   if (media_type(req.content_type) != "application/x-www-form-urlencoded")
     return html_page(400, "Invalid request", "The consent form was not sent as a form.");
   auto form = Params::parse(req.body);

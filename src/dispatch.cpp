@@ -143,6 +143,18 @@ Response store_failure_page(StoreStatus st) {
   return html_page(500, "Server error", "The sign-in service could not complete this request.");
 }
 
+void add_form_page_headers(Response& r, const std::string& form_action) {
+  add_page_security_headers(r, form_action);
+  // "same-origin" still sends nothing (no URL, no origin) to the provider or
+  // the client
+  for (auto& h : r.headers)
+    if (h.first == "Referrer-Policy") h.second = "same-origin";
+}
+
+bool form_post_from_gateway(const Config& cf, const Request& req) {
+  return req.sec_fetch_site != "cross-site" && (req.origin.empty() || req.origin == url_origin(cf.issuer));
+}
+
 void add_page_security_headers(Response& r, const std::string& form_action) {
   r.header("Content-Type", "text/html; charset=utf-8");
   r.header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action " +

@@ -70,6 +70,13 @@ Response store_failure_page(StoreStatus st);
 // security headers (CSP, X-Frame-Options, no-store, no-referrer).
 Response html_page(int status, const std::string& title, const std::string& message);
 void add_page_security_headers(Response& r, const std::string& form_action);
+// The same for a page whose forms post back to the gateway (consent, the
+// account page): Referrer-Policy same-origin, not no-referrer, under which
+// browsers send "Origin: null" with the form's own POST.
+void add_form_page_headers(Response& r, const std::string& form_action);
+// A form POST the user made on the gateway's own page: not cross-site
+// (Fetch Metadata), and Origin, when sent, the issuer's.
+bool form_post_from_gateway(const Config& cf, const Request& req);
 
 // 302 with Location and Cache-Control: no-store.
 Response redirect_to(const std::string& location);
