@@ -13,7 +13,8 @@ import path from 'node:path';
 import process from 'node:process';
 import querystring from 'node:querystring';
 
-import Provider from 'oidc-provider';
+import * as jose from 'jose';
+import Provider, { errors } from 'oidc-provider';
 
 // ---------------------------------------------------------------- options
 
@@ -36,13 +37,19 @@ const DEFAULTS = {
   accessTokenTtl: 3600,
   idTokenTtl: 3600,
   refreshTokenTtl: 14 * 24 * 3600,
+  // RFC 8693 token exchange: "<audience>=<scope>,<scope>" each; null = the default below
+  exchangeAudience: null,
+  exchangeTtl: 300,
   testControls: false,
   quiet: false,
 };
 
 const BOOLEAN_OPTS = new Set(['testControls', 'quiet']);
 const LIST_OPTS = new Set(['redirectUri']);
-const NUMBER_OPTS = new Set(['port', 'accessTokenTtl', 'idTokenTtl', 'refreshTokenTtl']);
+// repeatable, but not split on commas (the value holds a comma-separated list)
+const REPEAT_OPTS = new Set(['exchangeAudience']);
+const NUMBER_OPTS = new Set(['port', 'accessTokenTtl', 'idTokenTtl', 'refreshTokenTtl', 'exchangeTtl']);
+const DEFAULT_EXCHANGE_AUDIENCES = ['downstream-api=downstream:read,downstream:write'];
 
 function camel(name) {
   return name.replace(/^-+/, '').replace(/[-_]([a-z])/g, (_, c) => c.toUpperCase());
@@ -68,6 +75,9 @@ function usage() {
   --outsider-password PW            user "outsider" (another tenant, group "editors")
   --users-file F                    JSON list of users
   --access-token-ttl S --id-token-ttl S --refresh-token-ttl S
+  --exchange-audience AUD=S1,S2     token exchange (RFC 8693) target and its allowed scopes;
+                                    repeatable (default downstream-api=downstream:read,downstream:write)
+  --exchange-ttl S                  lifetime of exchanged tokens (default 300)
   --test-controls                   enable /__test/* fault controls
   --quiet                           no per-request log lines
 `);
@@ -99,6 +109,8 @@ function parseArgs(argv) {
     }
     if (LIST_OPTS.has(key)) {
       cli[key] = (cli[key] || []).concat(value.split(',').map((s) => s.trim()).filter(Boolean));
+    } else if (REPEAT_OPTS.has(key)) {
+      cli[key] = (cli[key] || []).concat(value);
     } else {
       cli[key] = value;
     }
@@ -112,6 +124,33 @@ function readJson(file, what) {
   } catch (err) {
     return die(`cannot read ${what} ${file}: ${err.message}`);
   }
+}
+
+// RFC 6749 scope-token characters
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+
+// "aud=s1,s2" strings (or, in a config file, also {"aud": ["s1", "s2"]}) ->
+// Map audience -> [scope...]
+function parseExchangeAudiences(spec) {
+  let entries;
+  if (typeof spec === 'string') entries = [spec];
+  else if (Array.isArray(spec)) entries = spec;
+  else if (spec && typeof spec === 'object') {
+    entries = Object.entries(spec).map(([aud, sc]) => `${aud}=${Array.isArray(sc) ? sc.join(',') : sc}`);
+  } else return die('--exchange-audience must be "audience=scope,scope"');
+  const out = new Map();
+  for (const entry of entries) {
+    const eq = typeof entry === 'string' ? entry.indexOf('=') : -1;
+    if (eq < 1) die(`--exchange-audience ${entry}: expected "audience=scope,scope"`);
+    const aud = entry.slice(0, eq).trim();
+    const scopes = [...new Set(entry.slice(eq + 1).split(/[\s,]+/).filter(Boolean))];
+    if (!SCOPE_TOKEN.test(aud)) die(`--exchange-audience: bad audience ${JSON.stringify(aud)}`);
+    if (out.has(aud)) die(`--exchange-audience: audience ${aud} given twice`);
+    if (!scopes.length) die(`--exchange-audience ${aud}: needs at least one scope`);
+    for (const sc of scopes) if (!SCOPE_TOKEN.test(sc)) die(`--exchange-audience ${aud}: bad scope ${JSON.stringify(sc)}`);
+    out.set(aud, scopes);
+  }
+  return out;
 }
 
 function loadOptions() {
@@ -135,6 +174,9 @@ function loadOptions() {
   for (const k of LIST_OPTS) {
     if (typeof opts[k] === 'string') opts[k] = opts[k].split(',').map((s) => s.trim()).filter(Boolean);
   }
+  if (opts.exchangeTtl < 1) die('--exchange-ttl must be at least 1');
+  opts.exchangeAudiences = parseExchangeAudiences(opts.exchangeAudience ?? DEFAULT_EXCHANGE_AUDIENCES);
+  delete opts.exchangeAudience;
   // relative file names in a config file are relative to that file
   const rel = (f, base) => (f ? path.resolve(base, f) : f);
   for (const k of ['clientJwksFile', 'keysFile', 'usersFile']) {
@@ -264,6 +306,8 @@ function loadKeys() {
 
 // ---------------------------------------------------------------- clients
 
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+
 const AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
 const ID_TOKEN_ALGS = new Set(['RS256', 'ES256']);
 
@@ -278,7 +322,7 @@ function buildClient(c, baseDir) {
   const client = {
     client_id: get('client_id', 'clientId'),
     redirect_uris: redirectUris,
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', TOKEN_EXCHANGE],
     response_types: ['code'],
     token_endpoint_auth_method: method,
     id_token_signed_response_alg: alg,
@@ -478,11 +522,114 @@ try {
   die(`bad configuration: ${err.message}`);
 }
 
+// ---------------------------------------------------------------- token exchange (RFC 8693)
+
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const EXCHANGE_REFUSALS = new Set(['invalid_grant', 'access_denied', 'unauthorized_client']);
+const NO_FAULTS = {
+  token_delay_ms: 0, token_status: 0, down: false, exchange_delay_ms: 0, exchange_status: 0, exchange_refuse: false,
+};
+const faults = { ...NO_FAULTS };
+
+// exchanged tokens are signed with the provider's own RS256 key (the one its
+// JWKS publishes, same kid), so a resource server needs only the JWKS
+const exchangeJwk = jwks.keys.find((k) => k.kty === 'RSA' && k.d) || jwks.keys.find((k) => k.d);
+if (!exchangeJwk) die('no private signing key for token exchange');
+const exchangeAlg = exchangeJwk.alg || (exchangeJwk.kty === 'RSA' ? 'RS256' : 'ES256');
+const exchangeKey = await jose.importJWK(exchangeJwk, exchangeAlg);
+
+const grantError = (error, description) => new errors.CustomOIDCProviderError(error, description);
+
+function single(params, name) {
+  const v = params[name];
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+async function tokenExchange(ctx) {
+  const { client, params } = ctx.oidc;
+  const subjectToken = single(params, 'subject_token');
+  const subjectTokenType = single(params, 'subject_token_type');
+  const requestedType = single(params, 'requested_token_type');
+  const audience = single(params, 'audience');
+  if (!subjectToken) throw new errors.InvalidRequest("missing required parameter 'subject_token'");
+  if (!subjectTokenType) throw new errors.InvalidRequest("missing required parameter 'subject_token_type'");
+  if (subjectTokenType !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest(`unsupported subject_token_type; only ${ACCESS_TOKEN_TYPE}`);
+  }
+  if (requestedType !== undefined && requestedType !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest(`unsupported requested_token_type; only ${ACCESS_TOKEN_TYPE}`);
+  }
+  // impersonation only: no delegation chains from actor tokens
+  if (params.actor_token !== undefined || params.actor_token_type !== undefined) {
+    throw new errors.InvalidRequest('actor_token is not supported');
+  }
+  if (params.resource !== undefined) throw new errors.InvalidTarget('resource is not supported; use audience');
+  if (!audience) throw new errors.InvalidRequest("missing required parameter 'audience'");
+  const allowed = opts.exchangeAudiences.get(audience);
+  if (!allowed) throw new errors.InvalidTarget('unknown audience');
+  let scopes = allowed;
+  const asked = typeof params.scope === 'string' ? [...new Set(params.scope.split(' ').filter(Boolean))] : [];
+  if (asked.length) {
+    const extra = asked.filter((sc) => !allowed.includes(sc));
+    if (extra.length) throw new errors.InvalidScope(`scope not allowed for this audience: ${extra.join(' ')}`, extra.join(' '));
+    scopes = allowed.filter((sc) => asked.includes(sc));
+  }
+
+  const token = await ctx.oidc.provider.AccessToken.find(subjectToken);
+  // find() allows the provider's clock tolerance; an exchange must not
+  if (!token || token.isExpired) throw grantError('invalid_grant', 'subject token is invalid or expired');
+  if (token.clientId !== client.clientId) throw grantError('invalid_grant', 'subject token was issued to another client');
+  if (token.isSenderConstrained()) throw grantError('invalid_grant', 'sender-constrained subject tokens are not supported');
+  const grant = token.grantId && await ctx.oidc.provider.Grant.find(token.grantId);
+  const user = usersBySub.get(token.accountId);
+  if (!grant || grant.clientId !== client.clientId || grant.accountId !== token.accountId || !user) {
+    throw grantError('invalid_grant', 'subject token is no longer valid');
+  }
+
+  if (faults.exchange_refuse) {
+    const error = EXCHANGE_REFUSALS.has(faults.exchange_refuse) ? faults.exchange_refuse : 'invalid_grant';
+    throw grantError(error, 'dev-idp fault injection: token exchange refused');
+  }
+
+  const scope = scopes.join(' ');
+  const now = Math.floor(Date.now() / 1000);
+  const jwt = await new jose.SignJWT({
+    scope, azp: client.clientId, client_id: client.clientId, act: { sub: client.clientId },
+  })
+    .setProtectedHeader({ alg: exchangeAlg, typ: 'at+jwt', kid: exchangeJwk.kid })
+    .setIssuer(ctx.oidc.provider.issuer)
+    .setSubject(user.sub)
+    .setAudience(audience)
+    .setIssuedAt(now)
+    .setExpirationTime(now + opts.exchangeTtl)
+    .setJti(crypto.randomBytes(16).toString('base64url'))
+    .sign(exchangeKey);
+  stats.exchange.issued += 1;
+  stats.exchange.audiences[audience] = (stats.exchange.audiences[audience] || 0) + 1;
+  ctx.body = {
+    access_token: jwt,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: 'Bearer',
+    expires_in: opts.exchangeTtl,
+    scope,
+  };
+}
+
+provider.registerGrantType(TOKEN_EXCHANGE, tokenExchange, [
+  'subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'scope',
+  'actor_token', 'actor_token_type', 'resource',
+]);
+
 // ---------------------------------------------------------------- middleware
 
-const faults = { token_delay_ms: 0, token_status: 0, down: false };
 // traceparent: the W3C trace header of the last call to /token and /jwks
-const stats = { token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0, traceparent: {} };
+const newExchangeStats = (inFlight = 0) => ({
+  issued: 0, refused: {}, audiences: {}, in_flight: inFlight, max_in_flight: inFlight,
+});
+const stats = {
+  token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0, traceparent: {},
+  exchange: newExchangeStats(),
+};
 const grantIds = new Set();
 const sessionIds = new Set();
 provider.on('grant.saved', (grant) => grantIds.add(grant.jti));
@@ -517,7 +664,7 @@ provider.use(async (ctx, next) => {
     if (!opts.testControls) return json(ctx, 404, { error: 'not_found' });
     if (ctx.method === 'GET' && ctx.path === '/__test/stats') {
       return json(ctx, 200, { ...stats, token: { ...stats.token }, traceparent: { ...stats.traceparent },
-                              faults: { ...faults } });
+                              exchange: structuredClone(stats.exchange), faults: { ...faults } });
     }
     if (ctx.method === 'POST' && ctx.path === '/__test/faults') {
       const raw = (await readBody(ctx)).toString() || '{}';
@@ -527,10 +674,22 @@ provider.use(async (ctx, next) => {
       } catch {
         return json(ctx, 400, { error: 'invalid_json' });
       }
-      if (body.reset) Object.assign(faults, { token_delay_ms: 0, token_status: 0, down: false });
-      if ('token_delay_ms' in body) faults.token_delay_ms = Math.max(0, Number(body.token_delay_ms) || 0);
-      if ('token_status' in body) faults.token_status = Number(body.token_status) || 0;
+      if (body.reset) Object.assign(faults, NO_FAULTS);
+      for (const k of ['token_delay_ms', 'exchange_delay_ms']) {
+        if (k in body) faults[k] = Math.max(0, Number(body[k]) || 0);
+      }
+      for (const k of ['token_status', 'exchange_status']) {
+        if (k in body) faults[k] = Number(body[k]) || 0;
+      }
       if ('down' in body) faults.down = Boolean(body.down);
+      if ('exchange_refuse' in body) {
+        const v = body.exchange_refuse;
+        if (typeof v === 'string' && !EXCHANGE_REFUSALS.has(v)) {
+          return json(ctx, 400, { error: 'invalid_request',
+                                  error_description: `exchange_refuse: true, false or one of ${[...EXCHANGE_REFUSALS]}` });
+        }
+        faults.exchange_refuse = v === true ? 'invalid_grant' : (v || false);
+      }
       return json(ctx, 200, { ...faults });
     }
     if (ctx.method === 'POST' && ctx.path === '/__test/revoke-grants') {
@@ -586,7 +745,7 @@ provider.use(async (ctx, next) => {
     }
     if (ctx.method === 'POST' && ctx.path === '/__test/reset-stats') {
       Object.assign(stats, { token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0,
-                             traceparent: {} });
+                             traceparent: {}, exchange: newExchangeStats(stats.exchange.in_flight) });
       return json(ctx, 200, {});
     }
     return json(ctx, 404, { error: 'not_found' });
@@ -619,21 +778,52 @@ provider.use(async (ctx, next) => {
     stats.token[grantType] = (stats.token[grantType] || 0) + 1;
     stats.token_total += 1;
     stats.traceparent.token = ctx.get('traceparent') || null;
-    if (faults.down) {
-      ctx.respond = false;
-      ctx.req.socket.destroy();
-      return undefined;
-    }
-    if (faults.token_delay_ms > 0) await sleep(faults.token_delay_ms);
-    if (faults.token_status) {
-      const status = faults.token_status;
-      const error = status === 503 ? 'temporarily_unavailable' : (status >= 500 ? 'server_error' : 'invalid_request');
-      return json(ctx, status, { error, error_description: `dev-idp fault injection (${status})` });
-    }
+    if (grantType === TOKEN_EXCHANGE) return countedExchange(ctx, () => tokenFaults(ctx, next, true));
+    return tokenFaults(ctx, next, false);
   }
 
   return next();
 });
+
+function faultStatus(ctx, status) {
+  const error = status === 503 ? 'temporarily_unavailable' : (status >= 500 ? 'server_error' : 'invalid_request');
+  return json(ctx, status, { error, error_description: `dev-idp fault injection (${status})` });
+}
+
+// the faults of POST /token; the exchange_* ones only for token exchanges
+async function tokenFaults(ctx, next, exchange) {
+  if (faults.down) {
+    ctx.respond = false;
+    ctx.req.socket.destroy();
+    return undefined;
+  }
+  if (faults.token_delay_ms > 0) await sleep(faults.token_delay_ms);
+  if (faults.token_status) return faultStatus(ctx, faults.token_status);
+  if (exchange) {
+    if (faults.exchange_delay_ms > 0) await sleep(faults.exchange_delay_ms);
+    if (faults.exchange_status) return faultStatus(ctx, faults.exchange_status);
+  }
+  return next();
+}
+
+// every token exchange: how many at once, and how each ended (issued ones
+// are counted where the token is made)
+async function countedExchange(ctx, next) {
+  const ex = stats.exchange;
+  ex.in_flight += 1;
+  ex.max_in_flight = Math.max(ex.max_in_flight, ex.in_flight);
+  try {
+    await next();
+  } finally {
+    // reset-stats may have swapped the object meanwhile
+    stats.exchange.in_flight = Math.max(0, stats.exchange.in_flight - 1);
+    if (ctx.status !== 200) {
+      let reason = ctx.body?.error || String(ctx.status);
+      if (ctx.respond === false) reason = 'connection_closed';
+      stats.exchange.refused[reason] = (stats.exchange.refused[reason] || 0) + 1;
+    }
+  }
+}
 
 // the login interaction (a real password check) and auto-consent
 provider.use(async (ctx, next) => {
