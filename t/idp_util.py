@@ -14,7 +14,7 @@ import re
 import secrets
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import requests
 
@@ -25,6 +25,12 @@ READY_LINE = r"dev-idp listening on (http://[0-9.]+:\d+)"
 DEFAULT_CLIENT_ID = "mcp-gateway"
 DEFAULT_CLIENT_SECRET = "mcp-gateway-dev-secret"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:8080/callback"
+# RFC 8693 token exchange (t/idp/README.md): the grant, the only token type,
+# and the provider's default downstream audience with its allowed scopes
+TOKEN_EXCHANGE_GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+DEFAULT_EXCHANGE_AUDIENCE = "downstream-api"
+DEFAULT_EXCHANGE_SCOPES = ("downstream:read", "downstream:write")
 # the tenants ("tid" claim) of the built-in users (t/idp/README.md)
 DEMO_TENANT_ID = "7d8a3c1e-0000-4000-8000-00000000d3e0"     # demo, viewer, alice
 OTHER_TENANT_ID = "0e6f2b9a-0000-4000-8000-0000000007e1"    # outsider
@@ -50,9 +56,20 @@ class LoginFlowError(AssertionError):
     """The provider answered something provider_login cannot handle."""
 
 
+def exchange_audience_flags(audiences):
+    """{"aud": ["s1", "s2"]} (or "s1 s2") -> ["aud=s1,s2"], the values of
+    --exchange-audience; a list or string passes through."""
+    if not isinstance(audiences, dict):
+        return audiences
+    return ["%s=%s" % (aud, ",".join(scopes.split() if isinstance(scopes, str) else scopes))
+            for aud, scopes in audiences.items()]
+
+
 def _argv(options):
     argv = []
     for key, value in options.items():
+        if key == "exchange_audience":
+            value = exchange_audience_flags(value)
         flag = "--" + key.replace("_", "-")
         if value is None or value is False:
             continue
@@ -73,7 +90,10 @@ def start_idp(workdir, name="idp", timeout=20.0, **options):
     True -> a bare flag; lists repeat the option).  Defaults here: port 0
     (the provider picks a free one), --test-controls on, and known random
     passwords for "demo", "viewer", "outsider" and "alice" (password=None etc.
-    lets the provider make one; it is then read from its output).  Returns
+    lets the provider make one; it is then read from its output).  Token
+    exchange: exchange_audience={"aud": ["scope", ...]} (or a list of
+    "aud=scope,scope" strings) replaces the default downstream-api audience;
+    exchange_ttl=seconds (default 300).  Returns
     (proc, issuer, info) where info has demo_user, demo_password,
     viewer_password, outsider_password, alice_password, passwords ({login:
     password} of the four), client_id, client_secret, redirect_uris, port.
@@ -276,7 +296,78 @@ def set_user_claims(issuer, login, timeout=10, **claims):
 def stats(issuer, timeout=10):
     """GET /__test/stats: {"token": {grant_type: count}, "token_total": n,
     "authorization": n, "logins_ok": n, "logins_failed": n, "faults": {...},
-    "traceparent": {"token": header or None, "jwks": ...} (of the last call)}"""
+    "traceparent": {"token": header or None, "jwks": ...} (of the last call),
+    "exchange": {...} (see exchange_stats)}"""
     r = requests.get(issuer + "/__test/stats", timeout=timeout)
     r.raise_for_status()
     return r.json()
+
+
+def reset_stats(issuer, timeout=10):
+    """POST /__test/reset-stats: every counter back to zero (exchanges in
+    flight stay counted)."""
+    requests.post(issuer + "/__test/reset-stats", timeout=timeout).raise_for_status()
+
+
+def exchange_stats(issuer, timeout=10):
+    """The token-exchange counters: {"requests": n (every POST /token with
+    the token-exchange grant), "issued": n, "refused": {error: n} (by the
+    answer's "error", "connection_closed" for the down fault), "audiences":
+    {audience: issued}, "in_flight": n, "max_in_flight": n}."""
+    s = stats(issuer, timeout=timeout)
+    return dict(s["exchange"], requests=s["token"].get(TOKEN_EXCHANGE_GRANT, 0))
+
+
+def set_exchange_faults(issuer, refuse=None, delay_ms=None, status=None, timeout=10):
+    """Faults of token exchanges only (others as they are; None = unchanged):
+    refuse=True (400 invalid_grant), "access_denied" or "unauthorized_client"
+    (400 with that error), False (off); delay_ms: answer that much later;
+    status: 500/503/... with an OAuth error (0 = off).  Returns every fault."""
+    faults = {}
+    if refuse is not None:
+        faults["exchange_refuse"] = refuse
+    if delay_ms is not None:
+        faults["exchange_delay_ms"] = delay_ms
+    if status is not None:
+        faults["exchange_status"] = status
+    return set_faults(issuer, timeout=timeout, **faults)
+
+
+# ------------------------------------------------------------------ tokens for tests
+
+
+def user_tokens(issuer, info, login="demo", password=None, scope="openid profile email offline_access",
+                timeout=10):
+    """Sign `login` in as the static client of `info` would (authorization
+    code + PKCE S256, client_secret_basic) and return the token response
+    ({"access_token", "id_token", ...})."""
+    verifier, challenge = pkce_pair()
+    params = {"response_type": "code", "client_id": info["client_id"], "redirect_uri": info["redirect_uris"][0],
+              "scope": scope, "state": secrets.token_urlsafe(16), "nonce": secrets.token_urlsafe(16),
+              "code_challenge": challenge, "code_challenge_method": "S256"}
+    if password is None:
+        password = info["passwords"].get(login) if "passwords" in info else info["demo_password"]
+    d = discovery(issuer)
+    resp = provider_login(requests.Session(), d["authorization_endpoint"] + "?" + urlencode(params),
+                          login, password)
+    query = parse_qs(urlsplit(resp.headers["Location"]).query)
+    if "code" not in query:
+        raise LoginFlowError("no code in the redirect: %s" % resp.headers["Location"])
+    r = requests.post(d["token_endpoint"], timeout=timeout, auth=(info["client_id"], info["client_secret"]), data={
+        "grant_type": "authorization_code", "code": query["code"][0], "code_verifier": verifier,
+        "redirect_uri": info["redirect_uris"][0]})
+    r.raise_for_status()
+    return r.json()
+
+
+def token_exchange(issuer, subject_token, audience=DEFAULT_EXCHANGE_AUDIENCE, scope=None,
+                   client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET,
+                   subject_token_type=ACCESS_TOKEN_TYPE, timeout=10, **extra):
+    """POST /token with the RFC 8693 grant (client_secret_basic); returns the
+    requests.Response.  None leaves a parameter out; `extra` adds more
+    (e.g. requested_token_type=...)."""
+    data = {"grant_type": TOKEN_EXCHANGE_GRANT, "subject_token": subject_token,
+            "subject_token_type": subject_token_type, "audience": audience, "scope": scope}
+    data.update(extra)
+    data = {k: v for k, v in data.items() if v is not None}
+    return requests.post(issuer + "/token", data=data, auth=(client_id, client_secret), timeout=timeout)
