@@ -9,10 +9,12 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import signal
 import subprocess
 import threading
 import time
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -20,8 +22,9 @@ import requests
 from downstream_util import start_downstream_api
 from harness import NODE
 from idp_util import (ACCESS_TOKEN_TYPE, DEFAULT_EXCHANGE_AUDIENCE, DEFAULT_EXCHANGE_SCOPES, IDP_SCRIPT,
-                      TOKEN_EXCHANGE_GRANT, discovery, exchange_stats, jwt_unverified, revoke_all_grants,
-                      set_exchange_faults, set_faults, start_idp, stats, token_exchange, user_tokens)
+                      TOKEN_EXCHANGE_GRANT, discovery, exchange_stats, jwt_unverified, pkce_pair, provider_login,
+                      revoke_all_grants, set_exchange_faults, set_faults, start_idp, stats, token_exchange,
+                      user_tokens)
 
 OTHER_CLIENT = {"client_id": "other-gw", "client_secret": "other-gw-secret",
                 "redirect_uris": ["http://127.0.0.1:9/other-callback"]}
@@ -509,3 +512,52 @@ def test_the_downstream_api_answers_503_when_the_jwks_is_unreachable(idp, tmp_pa
         r = a.whoami(body["access_token"])
         assert r.status_code == 503 and r.json()["error"] == "temporarily_unavailable"
         assert a.stats()["whoami"]["jwks_unavailable"] == 1
+
+
+def test_a_private_key_jwt_client_exchanges_with_a_signed_assertion(tmp_path):
+    ec = pytest.importorskip("cryptography.hazmat.primitives.asymmetric.ec")
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    pub = key.public_key().public_numbers()
+    jwk = {"kty": "EC", "crv": "P-256", "kid": "k1", "x": b64(pub.x.to_bytes(32, "big")),
+           "y": b64(pub.y.to_bytes(32, "big"))}
+    (tmp_path / "client-jwks.json").write_text(json.dumps({"keys": [jwk]}))
+    proc, issuer, info = start_idp(tmp_path, client_id="pkj", token_endpoint_auth_method="private_key_jwt",
+                                   client_jwks_file=tmp_path / "client-jwks.json")
+
+    def assertion():
+        now = int(time.time())
+        h = b64(json.dumps({"alg": "ES256", "kid": "k1", "typ": "JWT"}).encode())
+        p = b64(json.dumps({"iss": "pkj", "sub": "pkj", "aud": issuer, "iat": now, "exp": now + 60,
+                            "jti": b64(os.urandom(12))}).encode())
+        r_, s_ = decode_dss_signature(key.sign((h + "." + p).encode(), ec.ECDSA(hashes.SHA256())))
+        return {"client_id": "pkj", "client_assertion": h + "." + p + "." + b64(r_.to_bytes(32, "big")
+                                                                               + s_.to_bytes(32, "big")),
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}
+
+    try:
+        verifier, challenge = pkce_pair()
+        params = {"response_type": "code", "client_id": "pkj", "redirect_uri": info["redirect_uris"][0],
+                  "scope": "openid", "state": "s", "nonce": "n", "code_challenge": challenge,
+                  "code_challenge_method": "S256"}
+        resp = provider_login(requests.Session(), issuer + "/auth?" + urlencode(params), "demo",
+                              info["demo_password"])
+        code = parse_qs(urlsplit(resp.headers["Location"]).query)["code"][0]
+        r = requests.post(issuer + "/token", timeout=10, data=dict(assertion(), grant_type="authorization_code",
+                                                                   code=code, code_verifier=verifier,
+                                                                   redirect_uri=info["redirect_uris"][0]))
+        assert r.status_code == 200, r.text
+        exchange = {"grant_type": TOKEN_EXCHANGE_GRANT, "subject_token": r.json()["access_token"],
+                    "subject_token_type": ACCESS_TOKEN_TYPE, "audience": "downstream-api"}
+        r = requests.post(issuer + "/token", timeout=10, data=dict(exchange, **assertion()))
+        assert r.status_code == 200, r.text
+        assert jwt_unverified(r.json()["access_token"])[1]["act"] == {"sub": "pkj"}
+        # without an assertion (or with a secret) the client is not authenticated
+        r = requests.post(issuer + "/token", timeout=10, data=dict(exchange, client_id="pkj"))
+        assert_oauth_error(r, 401, "invalid_client")
+        r = requests.post(issuer + "/token", timeout=10, auth=("pkj", "mcp-gateway-dev-secret"), data=exchange)
+        assert_oauth_error(r, 401, "invalid_client")
+    finally:
+        proc.stop()
