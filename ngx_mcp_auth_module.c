@@ -150,6 +150,10 @@ static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_provider_param =
     { ngx_null_string, MCPA_CHECK_PROVIDER_PARAM };
 static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_limit =
     { ngx_null_string, MCPA_CHECK_LIMIT };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_exchange_audience =
+    { ngx_null_string, MCPA_CHECK_EXCHANGE_AUDIENCE };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_exchange_client =
+    { ngx_null_string, MCPA_CHECK_EXCHANGE_CLIENT };
 
 /* lifetimes: positive, at most 2^31 s; a code at most 10 minutes (RFC 6749
  * section 4.1.2) */
@@ -519,6 +523,20 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, limits),
       &ngx_http_mcp_auth_limit },
+
+    { ngx_string("mcp_auth_exchange_audience"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, exchange_audiences),
+      &ngx_http_mcp_auth_exchange_audience },
+
+    { ngx_string("mcp_auth_exchange_client"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, exchange_clients),
+      &ngx_http_mcp_auth_exchange_client },
 
     { ngx_string("mcp_auth_metrics_tools"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -974,6 +992,10 @@ ngx_http_mcp_auth_merge_settings(ngx_http_mcp_auth_loc_conf_t *conf,
     ngx_conf_merge_str_value(conf->provider_params, prev->provider_params,
                              "");
     ngx_conf_merge_str_value(conf->limits, prev->limits, "");
+    ngx_conf_merge_str_value(conf->exchange_audiences,
+                             prev->exchange_audiences, "");
+    ngx_conf_merge_str_value(conf->exchange_clients, prev->exchange_clients,
+                             "");
 }
 
 
@@ -1087,6 +1109,10 @@ ngx_http_mcp_auth_core(ngx_conf_t *cf, ngx_http_mcp_auth_loc_conf_t *conf)
     s->provider_params =
         ngx_http_mcp_auth_fill_str(&f, &conf->provider_params);
     s->limits = ngx_http_mcp_auth_fill_str(&f, &conf->limits);
+    s->exchange_audiences = ngx_http_mcp_auth_fill_str(&f,
+                                                     &conf->exchange_audiences);
+    s->exchange_clients = ngx_http_mcp_auth_fill_str(&f,
+                                                   &conf->exchange_clients);
 
     if (f.failed) {
         return NULL;

@@ -192,6 +192,10 @@ typedef struct {
     ngx_str_t                 scope_descriptions;
     ngx_str_t                 provider_params;
     ngx_str_t                 limits;          /* mcp_auth_limit lines */
+    ngx_str_t                 exchange_audiences;  /* mcp_auth_exchange_audience
+                                                      lines */
+    ngx_str_t                 exchange_clients;    /* mcp_auth_exchange_client
+                                                      lines */
 
     ngx_flag_t                protect;
     ngx_msec_t                stream_check;

@@ -24,11 +24,11 @@
 #define NGX_HTTP_MCP_AUTH_SYSLOG_HEADER                                      \
     (sizeof("<255>Jan 01 00:00:00 ") - 1 + NGX_MAXHOSTNAMELEN + 32 + 2)
 
-/* The longest line: the syslog header, the time, the 11 fields with their
+/* The longest line: the syslog header, the time, the 13 fields with their
  * names and escaped values (6 bytes for one), the braces, the newline. */
 #define NGX_HTTP_MCP_AUTH_AUDIT_LINE                                         \
     (NGX_HTTP_MCP_AUTH_SYSLOG_HEADER + 64                                    \
-     + 11 * (6 * NGX_HTTP_MCP_AUTH_AUDIT_FIELD + 32))
+     + 13 * (6 * NGX_HTTP_MCP_AUTH_AUDIT_FIELD + 32))
 
 
 static u_char *ngx_http_mcp_auth_audit_time(u_char *p);
@@ -180,7 +180,8 @@ ngx_http_mcp_auth_audit_log(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 /*
  * {"time":"2026-12-06T17:20:01.123Z","event":"tool.call","outcome":"allowed",
  *  "reason":"","subject":"...","client_id":"...","session":"...",
- *  "tool":"...","grant_type":"","remote_addr":"127.0.0.1",
+ *  "tool":"...","grant_type":"","audience":"...","scope":"...",
+ *  "remote_addr":"127.0.0.1",
  *  "request_id":"...","trace_id":"..."}
  *
  * Written in one pass into a buffer on the stack that holds the longest
@@ -239,6 +240,8 @@ ngx_http_mcp_auth_audit(ngx_http_request_t *r, const mcpa_event_t *ev)
     ngx_http_mcp_auth_put("tool", ev->tool.data, ev->tool.len, 1);
     ngx_http_mcp_auth_put("grant_type", ev->grant_type.data,
                           ev->grant_type.len, 1);
+    ngx_http_mcp_auth_put("audience", ev->audience.data, ev->audience.len, 1);
+    ngx_http_mcp_auth_put("scope", ev->scope.data, ev->scope.len, 1);
     ngx_http_mcp_auth_put("remote_addr", r->connection->addr_text.data,
                           r->connection->addr_text.len, 0);
 

@@ -20,6 +20,9 @@ static void ngx_http_mcp_auth_store_done(void *data, int status,
 static void ngx_http_mcp_auth_store_cleanup(void *data);
 static ngx_int_t ngx_http_mcp_auth_respond(ngx_http_request_t *r,
     ngx_http_mcp_auth_ctx_t *ctx, mcpa_response_t *resp);
+static ngx_int_t ngx_http_mcp_auth_wait(ngx_http_request_t *r,
+    ngx_msec_t ms);
+static void ngx_http_mcp_auth_wait_done(ngx_http_request_t *r);
 
 
 ngx_int_t
@@ -143,6 +146,15 @@ ngx_http_mcp_auth_serve(ngx_http_request_t *r)
     ctx = ngx_http_mcp_auth_ctx(r);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    {
+        ngx_str_t  *rid = ngx_http_mcp_auth_request_id(r);
+
+        if (rid) {
+            req.request_id.data = (const char *) rid->data;
+            req.request_id.len = rid->len;
+        }
     }
 
     ctx->fetch.req = req;
@@ -384,6 +396,12 @@ ngx_http_mcp_auth_respond(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
         return rc;
     }
 
+    if (resp->wait_ms > 0) {
+        rc = ngx_http_mcp_auth_wait(r, (ngx_msec_t) resp->wait_ms);
+        mcpa_response_free(resp);
+        return rc;
+    }
+
     for (i = 0; i < resp->nevents; i++) {
         ngx_http_mcp_auth_event(r, &resp->events[i]);
     }
@@ -393,6 +411,62 @@ ngx_http_mcp_auth_respond(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     mcpa_response_free(resp);
 
     return rc;
+}
+
+
+/*
+ * Another request holds what this one needs (the core's wait_ms): it sleeps
+ * on a timer, as limit_req delays a request, and then runs from the start.
+ */
+static ngx_int_t
+ngx_http_mcp_auth_wait(ngx_http_request_t *r, ngx_msec_t ms)
+{
+    ngx_event_t  *wev;
+
+    wev = r->connection->write;
+
+    r->read_event_handler = ngx_http_test_reading;
+    r->write_event_handler = ngx_http_mcp_auth_wait_done;
+
+    wev->delayed = 1;
+    ngx_add_timer(wev, ms);
+
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_mcp_auth_wait_done(ngx_http_request_t *r)
+{
+    ngx_event_t              *wev;
+    ngx_http_mcp_auth_ctx_t  *ctx;
+
+    wev = r->connection->write;
+
+    if (wev->delayed) {
+        /* woken before the timer: wait on */
+        if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        }
+
+        return;
+    }
+
+    r->read_event_handler = ngx_http_block_reading;
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_mcp_auth_module);
+
+    /* a new run: from the start, at the new time, with a fresh budget */
+    ctx->fetch.req.waits++;
+    ctx->fetch.req.now = (int64_t) ngx_time();
+    ctx->store.resuming = 0;
+    ctx->store.replay.len = 0;
+    ctx->store.ops = 0;
+
+    ngx_http_finalize_request(r, ngx_http_mcp_auth_run(r, ctx));
 }
 
 

@@ -28,11 +28,12 @@ umask 077
 [ -s "$RUNDIR/keys" ] || "$root/scripts/mcp-auth-keygen" > "$RUNDIR/keys"
 [ -s "$RUNDIR/idp-client-secret" ] || openssl rand -hex 24 > "$RUNDIR/idp-client-secret"
 [ -s "$RUNDIR/admin.key" ] || openssl rand -hex 32 > "$RUNDIR/admin.key"
+[ -s "$RUNDIR/exchange-client.secret" ] || openssl rand -hex 24 > "$RUNDIR/exchange-client.secret"
 [ -s "$RUNDIR/demo-password" ] || openssl rand -base64 12 | tr -d '/+=\n' > "$RUNDIR/demo-password"
 demo_password=$(cat "$RUNDIR/demo-password")
 # every edge reads the same secrets
 for node in a b; do
-    for f in keys identity.key idp-client-secret admin.key; do cp "$RUNDIR/$f" "$RUNDIR/$node/$f"; done
+    for f in keys identity.key idp-client-secret admin.key exchange-client.secret; do cp "$RUNDIR/$f" "$RUNDIR/$node/$f"; done
 done
 
 NGINX_PIDS=("$RUNDIR/a/nginx.pid" "$RUNDIR/b/nginx.pid")

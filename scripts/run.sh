@@ -32,6 +32,7 @@ umask 077
 [ -s "$RUNDIR/keys" ] || "$root/scripts/mcp-auth-keygen" > "$RUNDIR/keys"
 [ -s "$RUNDIR/idp-client-secret" ] || openssl rand -hex 24 > "$RUNDIR/idp-client-secret"
 [ -s "$RUNDIR/admin.key" ] || openssl rand -hex 32 > "$RUNDIR/admin.key"
+[ -s "$RUNDIR/exchange-client.secret" ] || openssl rand -hex 24 > "$RUNDIR/exchange-client.secret"
 for who in demo viewer outsider; do
     [ -s "$RUNDIR/$who-password" ] || openssl rand -base64 12 | tr -d '/+=\n' > "$RUNDIR/$who-password"
 done

@@ -66,6 +66,8 @@ Request to_request(const mcpa_request_t* in) {
     req.authorization = str(in->authorization);
     req.fetch_cache_control = str(in->fetch_cache_control);
     req.now = in->now;
+    req.waits = in->waits;
+    req.request_id = str(in->request_id);
     return req;
 }
 
@@ -90,6 +92,7 @@ void point_at(ResponseStorage& kept, mcpa_response_t* out) {
   out->fetch_host = c_str(r.fetch.host);
   out->fetch_port = r.fetch.port;
   out->fetch_path = c_str(r.fetch.path);
+  out->wait_ms = r.wait_ms;
   out->store_op.op = kept.op.op;
   out->store_op.key = c_str(kept.op.key);
   out->store_op.value = c_str(kept.op.value);
@@ -110,6 +113,8 @@ void point_at(ResponseStorage& kept, mcpa_response_t* out) {
     c.subject = c_str(e.subject);
     c.client_id = c_str(e.client_id);
     c.session_tag = c_str(e.session_tag);
+    c.audience = c_str(e.audience);
+    c.scope = c_str(e.scope);
     std::copy(std::begin(e.metric), std::end(e.metric), c.metric);
     c.audit = e.audit;
   }
@@ -248,6 +253,8 @@ void fill(Config& c, const mcpa_settings_t& s) {
   take(&c.claim_rules, s.claim_rules);
   take(&c.scope_description_lines, s.scope_descriptions);
   take(&c.provider_param_lines, s.provider_params);
+  take(&c.exchange_audience_lines, s.exchange_audiences);
+  take(&c.exchange_client_lines, s.exchange_clients);
 }
 
 void fill(mcpauth::GuardSettings& g, const mcpa_settings_t& s) {
@@ -271,6 +278,10 @@ MCPA_API mcpa_config_t* mcpa_config_build(const mcpa_settings_t* s, char* err, s
     fill(cf->guard, *s);
     std::string msg = cf->config.load();
     if (msg.empty()) msg = cf->guard.load();
+    if (cf->guard.minter) cf->config.identity = &*cf->guard.minter;
+    // A backend's subject token is an assertion of this key.
+    if (msg.empty() && !cf->config.exchange_clients.empty() && !cf->config.identity)
+      msg = "mcp_auth_exchange_client needs mcp_auth_identity_key_file";
     if (msg.empty()) return cf.release();
     copy_error(msg, err, err_len);
   } catch (const std::exception& e) {

@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -55,6 +56,15 @@ std::string check_path(const std::string& what, const std::string& value) {
   for (char c : value)
     if (c <= ' ' || c == '?' || c == '#' || c == 0x7f) return what + " \"" + value + "\" is not a plain path";
   return "";
+}
+
+// The non-empty lines of a directive list.
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) out.push_back(line);
+  return out;
 }
 
 std::string trim(const std::string& s) {
@@ -189,6 +199,16 @@ std::string check_setting(mcpa_check_e kind, const std::string& directive, const
       if (!QuotaRule::parse(value, &err)) return err;
       return "";
     }
+    case MCPA_CHECK_EXCHANGE_AUDIENCE: {
+      std::string err;
+      if (!parse_exchange_audience(value, &err)) return err;
+      return "";
+    }
+    case MCPA_CHECK_EXCHANGE_CLIENT: {
+      std::string err;
+      if (!parse_exchange_client(value, &err)) return err;
+      return "";
+    }
   }
   return directive + ": unknown check";
 }
@@ -198,6 +218,77 @@ std::string Config::scope_description(const std::string& scope) const {
     if (name == scope) return text;
   return "";
 }
+
+const ExchangeAudience* Config::exchange_audience(std::string_view name) const {
+  for (const auto& a : exchange_audiences)
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
+const ExchangeClient* Config::exchange_client(std::string_view client_id) const {
+  for (const auto& c : exchange_clients)
+    if (c.client_id == client_id) return &c;
+  return nullptr;
+}
+
+namespace {
+
+// The lines of mcp_auth_exchange_audience and _client, the files they name
+// read, and every client's audiences and scopes checked against the
+// audiences'.
+std::string load_exchange(Config& cf) {
+  cf.exchange_audiences.clear();
+  cf.exchange_clients.clear();
+  std::string err;
+  for (const auto& line : lines_of(cf.exchange_audience_lines)) {
+    auto a = parse_exchange_audience(line, &err);
+    if (!a) return err;
+    if (cf.exchange_audience(a->name)) return "mcp_auth_exchange_audience " + a->name + " is repeated";
+    cf.exchange_audiences.push_back(std::move(*a));
+  }
+  if (cf.exchange_audiences.size() > kMaxExchangeAudiences)
+    return "at most " + std::to_string(kMaxExchangeAudiences) + " mcp_auth_exchange_audience directives";
+  for (const auto& line : lines_of(cf.exchange_client_lines)) {
+    auto c = parse_exchange_client(line, &err);
+    if (!c) return err;
+    const std::string where = "mcp_auth_exchange_client " + c->client_id;
+    if (cf.exchange_client(c->client_id)) return where + " is repeated";
+    for (const auto& g : c->grants) {
+      const ExchangeAudience* a = cf.exchange_audience(g.audience);
+      if (!a) return where + ": audience " + g.audience + " has no mcp_auth_exchange_audience";
+      for (const auto& w : g.scopes)
+        if (std::find(a->scopes.begin(), a->scopes.end(), w) == a->scopes.end())
+          return where + ": scope " + w + " is not among audience " + g.audience + "'s";
+    }
+    if (!c->secret_file.empty()) {
+      std::string text;
+      err = read_file(where + " secret_file", c->secret_file, &text);
+      if (!err.empty()) return err;
+      std::string secret = trim(text);
+      wipe(text);
+      if (secret.size() < ExchangeClient::kMinSecretLength || secret.find_first_of(" \t\r\n") != std::string::npos) {
+        wipe(secret);
+        return where + ": secret_file \"" + c->secret_file + "\" must hold one line of at least " +
+               std::to_string(ExchangeClient::kMinSecretLength) + " characters without spaces";
+      }
+      c->secret_hash = sha256_b64url(secret);
+      wipe(secret);
+    } else {
+      std::string text, why;
+      err = read_file(where + " jwks_file", c->jwks_file, &text);
+      if (!err.empty()) return err;
+      auto keys = parse_jwks(text, &why);
+      if (!keys) return where + ": jwks_file \"" + c->jwks_file + "\": " + why;
+      c->keys = std::move(*keys);
+    }
+    cf.exchange_clients.push_back(std::move(*c));
+  }
+  if (cf.exchange_clients.size() > kMaxExchangeClients)
+    return "at most " + std::to_string(kMaxExchangeClients) + " mcp_auth_exchange_client directives";
+  return "";
+}
+
+}  // namespace
 
 std::string Config::load() {
   if (issuer.empty()) return "mcp_auth_issuer is required";
@@ -210,6 +301,10 @@ std::string Config::load() {
     provider_params.clear();
     err = parse_pairs("mcp_auth_scope_description", scope_description_lines, &scope_descriptions);
     if (err.empty()) err = parse_pairs("mcp_auth_provider_param", provider_param_lines, &provider_params);
+    if (!err.empty()) return err;
+  }
+  {
+    std::string err = load_exchange(*this);
     if (!err.empty()) return err;
   }
   if (resource.empty()) resource = issuer + "/mcp";

@@ -9,9 +9,12 @@
 
 #include "claims.hpp"
 #include "crypto.hpp"
+#include "exchange_policy.hpp"
 #include "mcp_auth.h"
 
 namespace mcpauth {
+
+class IdentityMinter;
 
 struct Config {
   // Public identity of the authorization server (RFC 8414 "issuer") and of
@@ -99,6 +102,17 @@ struct Config {
   // -1: not set, then on exactly when the issuer is https.
   int secure_cookies_setting = -1;
   bool secure_cookies = true;
+
+  // Token exchange for backends (exchange_policy.hpp): the directives'
+  // lines, and what load() makes of them.
+  std::string exchange_audience_lines, exchange_client_lines;
+  std::vector<ExchangeAudience> exchange_audiences;
+  std::vector<ExchangeClient> exchange_clients;
+  const ExchangeAudience* exchange_audience(std::string_view name) const;
+  const ExchangeClient* exchange_client(std::string_view client_id) const;
+  // The guard's identity key (mcp_auth_identity_key_file), which reads the
+  // assertions backends present back; set by mcpa_config_build.
+  const IdentityMinter* identity = nullptr;
 
   std::string url(const std::string& path) const { return issuer + path; }
   bool has_provider() const { return !provider_client_id.empty(); }

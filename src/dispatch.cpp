@@ -547,16 +547,14 @@ bool iequals_prefix(const std::string& s, const char* prefix) {
 
 }  // namespace
 
-ClientAuth authenticate_client(const Config& cf, Store& store, const Request& req, const Params& form) {
-  ClientAuth out;
-  bool basic = false;
-  std::string basic_id, basic_secret;
+ClientCredentials read_client_credentials(const Config& cf, const Request& req, const Params& form) {
+  ClientCredentials out;
   if (!req.authorization.empty()) {
     if (!iequals_prefix(req.authorization, "Basic ")) {
       out.error = invalid_client("only HTTP Basic client authentication is supported", true, cf);
       return out;
     }
-    basic = true;
+    out.basic = true;
     auto decoded = b64_decode(req.authorization.substr(6));
     size_t colon = decoded ? decoded->find(':') : std::string::npos;
     if (!decoded || colon == std::string::npos) {
@@ -570,8 +568,8 @@ ClientAuth authenticate_client(const Config& cf, Store& store, const Request& re
       out.error = invalid_client("malformed HTTP Basic credentials", true, cf);
       return out;
     }
-    basic_id = *id;
-    basic_secret = *secret;
+    out.client_id = *id;
+    out.secret = *secret;
   }
   std::string form_id, form_secret;
   const auto id_lookup = form.find("client_id", &form_id);
@@ -580,21 +578,41 @@ ClientAuth authenticate_client(const Config& cf, Store& store, const Request& re
     out.error = oauth_error(400, "invalid_request", "client_id or client_secret is repeated");
     return out;
   }
-  if (basic && secret_lookup != Params::Lookup::absent) {
+  if (out.basic && secret_lookup != Params::Lookup::absent) {
     // RFC 6749 §2.3: one authentication method per request.
     out.error = oauth_error(400, "invalid_request", "use either HTTP Basic or client_secret, not both");
     return out;
   }
-  if (basic && id_lookup == Params::Lookup::one && form_id != basic_id) {
+  if (out.basic && id_lookup == Params::Lookup::one && form_id != out.client_id) {
     out.error = invalid_client("client_id does not match the HTTP Basic credentials", true, cf);
     return out;
   }
-  const std::string client_id = basic ? basic_id : form_id;
-  const std::string secret = basic ? basic_secret : form_secret;
-  if (client_id.empty()) {
-    out.error = invalid_client("client authentication is required (client_id)", basic, cf);
+  if (!out.basic) {
+    out.client_id = form_id;
+    out.secret = form_secret;
+  }
+  if (out.client_id.empty()) {
+    out.error = invalid_client("client authentication is required (client_id)", out.basic, cf);
     return out;
   }
+  out.ok = true;
+  return out;
+}
+
+Response invalid_client_error(const Config& cf, const std::string& description, bool basic_used) {
+  return invalid_client(description, basic_used, cf);
+}
+
+ClientAuth authenticate_client(const Config& cf, Store& store, const Request& req, const Params& form) {
+  ClientAuth out;
+  ClientCredentials cred = read_client_credentials(cf, req, form);
+  if (!cred.ok) {
+    out.error = std::move(cred.error);
+    return out;
+  }
+  const bool basic = cred.basic;
+  const std::string& client_id = cred.client_id;
+  const std::string& secret = cred.secret;
   StoreStatus st = load_client(store, client_id, &out.client);
   if (st == StoreStatus::not_found && cf.cimd && client_id_document_location(client_id)) {
     // A client known by its metadata document is public by construction

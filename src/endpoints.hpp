@@ -22,6 +22,8 @@ struct Request {
       authorization;
   std::string fetch_cache_control;  // of the last fetch's answer
   int64_t now = 0;
+  int waits = 0;  // how often this request waited already (Response::wait_ms)
+  std::string request_id;  // unique to the request, the same for all its runs
 };
 
 Response handle_authorization_server_metadata(const Config& cf, const Request& req);
@@ -213,5 +215,17 @@ struct ClientAuth {
 class Params;
 ClientAuth authenticate_client(const Config& cf, Store& store, const Request& req,
                                const Params& form);
+
+// The credentials a request presents (HTTP Basic, or client_id and
+// client_secret in the form; never both), before anyone checks them.
+struct ClientCredentials {
+  bool ok = false;
+  bool basic = false;  // HTTP Basic was used (a 401 then names the scheme)
+  std::string client_id, secret;
+  Response error;
+};
+ClientCredentials read_client_credentials(const Config& cf, const Request& req, const Params& form);
+// 401 invalid_client, with WWW-Authenticate when Basic was used.
+Response invalid_client_error(const Config& cf, const std::string& description, bool basic_used);
 
 }  // namespace mcpauth

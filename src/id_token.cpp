@@ -151,25 +151,24 @@ Result check_claims(std::string_view payload, const IdTokenExpectations& expect)
 
 }  // namespace
 
-Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const IdTokenExpectations& expect) {
-  if (expect.issuer.empty() || expect.client_id.empty()) return fail("expectations lack issuer or client_id");
-  if (jwt.size() > kIdTokenMaxBytes) return fail("token too large");
-  auto parts = split(jwt);
-  if (!parts) return fail("not a compact JWS");
+namespace {
 
-  Json header = decode_json_object(parts->header);
-  if (!header) return fail("malformed header");
+// The signature of a compact JWS of at most kIdTokenMaxBytes: nullptr when
+// it verifies with one of keys, else why not.
+const char* check_signature(std::string_view jwt, const Parts& parts, const std::vector<Jwk>& keys) {
+  Json header = decode_json_object(parts.header);
+  if (!header) return "malformed header";
   const char* alg_c = str_member(header.get(), "alg");
-  if (alg_c == nullptr) return fail("header has no alg");
+  if (alg_c == nullptr) return "header has no alg";
   std::string alg = alg_c;
   // Asymmetric algorithms only: never "none", never HS* (a public key must
   // not become an HMAC secret).
-  if (!is_supported_alg(alg)) return fail("unsupported alg");
+  if (!is_supported_alg(alg)) return "unsupported alg";
   // RFC 7515 §4.1.11: we understand no extension, so any "crit" is fatal.
-  if (cJSON_GetObjectItemCaseSensitive(header.get(), "crit") != nullptr) return fail("crit header not supported");
+  if (cJSON_GetObjectItemCaseSensitive(header.get(), "crit") != nullptr) return "crit header not supported";
 
   const cJSON* kid_item = cJSON_GetObjectItemCaseSensitive(header.get(), "kid");
-  if (kid_item != nullptr && !cJSON_IsString(kid_item)) return fail("kid is not a string");
+  if (kid_item != nullptr && !cJSON_IsString(kid_item)) return "kid is not a string";
   const Jwk* key = nullptr;
   if (kid_item != nullptr) {
     std::string_view kid = kid_item->valuestring;
@@ -179,13 +178,13 @@ Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const
       kid_known = true;
       if (jwk_allows_alg(k, alg)) { key = &k; break; }
     }
-    if (key == nullptr) return fail(kid_known ? "alg does not fit the key" : "unknown kid");
+    if (key == nullptr) return kid_known ? "alg does not fit the key" : "unknown kid";
   } else {
     int compatible = 0;
     for (const Jwk& k : keys) {
       if (jwk_allows_alg(k, alg)) { key = &k; ++compatible; }
     }
-    if (compatible != 1) return fail("no kid and no single key for alg");
+    if (compatible != 1) return "no kid and no single key for alg";
   }
 
   // Signature.  jwt_decode needs a NUL-terminated token.
@@ -195,12 +194,37 @@ Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const
   int rc = jwt_decode(&raw, token.c_str(), reinterpret_cast<const unsigned char*>(key->pem.data()),
                       static_cast<int>(key->pem.size()));
   std::unique_ptr<jwt_t, JwtFree> decoded(raw);
-  if (rc != 0 || !decoded) return fail("bad signature");
+  if (rc != 0 || !decoded) return "bad signature";
   // Algorithm confusion guard: what libjwt verified must be what we chose.
-  if (jwt_str_alg(alg.c_str()) != jwt_get_alg(decoded.get())) return fail("alg mismatch after decode");
+  if (jwt_str_alg(alg.c_str()) != jwt_get_alg(decoded.get())) return "alg mismatch after decode";
+  return nullptr;
+}
 
+}  // namespace
+
+Result verify_id_token(std::string_view jwt, const std::vector<Jwk>& keys, const IdTokenExpectations& expect) {
+  if (expect.issuer.empty() || expect.client_id.empty()) return fail("expectations lack issuer or client_id");
+  if (jwt.size() > kIdTokenMaxBytes) return fail("token too large");
+  auto parts = split(jwt);
+  if (!parts) return fail("not a compact JWS");
+  if (const char* why = check_signature(jwt, *parts, keys)) return fail(why);
   // Claims, from the very payload libjwt just verified.
   return check_claims(parts->payload, expect);
+}
+
+std::optional<std::string> verify_jws(std::string_view jwt, const std::vector<Jwk>& keys, std::string* why) {
+  auto parts = jwt.size() <= kIdTokenMaxBytes ? split(jwt) : std::nullopt;
+  if (!parts) {
+    *why = "not a compact JWS";
+    return std::nullopt;
+  }
+  if (const char* bad = check_signature(jwt, *parts, keys)) {
+    *why = bad;
+    return std::nullopt;
+  }
+  auto payload = b64url_decode(parts->payload);
+  if (!payload) *why = "malformed payload";
+  return payload;
 }
 
 Result read_refreshed_id_token(std::string_view jwt, const IdTokenExpectations& expect, std::string_view sub) {

@@ -61,6 +61,11 @@ std::variant<IdTokenClaims, std::string> read_refreshed_id_token(std::string_vie
                                                                  const IdTokenExpectations& expect,
                                                                  std::string_view sub);
 
+// A compact JWS signed by one of keys (the same rules on alg, kid and key
+// as verify_id_token): its payload's bytes, else nullopt and why.  The
+// claims are the caller's to check.
+std::optional<std::string> verify_jws(std::string_view jwt, const std::vector<Jwk>& keys, std::string* why);
+
 // How many ID-token signatures this process has checked so far.
 uint64_t id_token_signature_checks();
 

@@ -19,7 +19,24 @@ struct Identity {
   // The session's kept claims (ClaimSet::to_record); the assertion carries
   // them as "claims": {"groups": ["editors"], ...} when there are any.
   std::string claims;
+  // The assertion's "sid": the session id sealed for the gateway alone
+  // (session_ref()), so that a backend can present the assertion at the
+  // token exchange and the gateway finds the session again.  Opaque to the
+  // tool server, and the same for every assertion of a session.
+  std::string session_ref;
 };
+
+// What the gateway reads back from an assertion it signed.
+struct AssertedIdentity {
+  std::string sub, client_id, session_ref;
+  int64_t exp = 0;
+};
+
+class KeyRing;
+// The "sid" of a session's assertions: its id sealed deterministically
+// under a purpose of its own (kSessionRefPurpose), and the id again.
+std::string seal_session_ref(const KeyRing& keys, std::string_view sid);
+std::optional<std::string> open_session_ref(const KeyRing& keys, std::string_view ref);
 
 class IdentityMinter {
  public:
@@ -32,8 +49,15 @@ class IdentityMinter {
   std::string mint(const Identity& who, int64_t now, int64_t lifetime) const;
   bool is_es256() const { return es256_; }
 
+  // An assertion this key signed, with this issuer and audience, not
+  // expired, naming a subject and a session: its identity; else nullopt
+  // and the reason in *why (never the token).  The algorithm is the key's
+  // own (HS256 or ES256), whatever the token's header says.
+  std::optional<AssertedIdentity> read(std::string_view token, int64_t now, std::string* why) const;
+
  private:
   std::string key_;
+  std::string public_pem_;  // ES256: the key's public half, for read()
   bool es256_ = false;
   std::string issuer_, audience_;
 };
@@ -101,13 +125,14 @@ class IdentityCache {
   };
 
   // The cached assertion for this session, or a fresh one.
-  const std::string& get(const IdentityMinter& minter, const std::string& sid, const Identity& who,
-                         int64_t now) {
-    return assertion(minter, sid, who.sub, who.client_id, who.scope, who.claims, now).jwt;
+  // keys: seals the assertion's session reference (none when null).
+  const std::string& get(const IdentityMinter& minter, const KeyRing* keys, const std::string& sid,
+                         const Identity& who, int64_t now) {
+    return assertion(minter, keys, sid, who.sub, who.client_id, who.scope, who.claims, now).jwt;
   }
-  const Entry& assertion(const IdentityMinter& minter, const std::string& sid, std::string_view sub,
-                         std::string_view client_id, std::string_view scope, std::string_view claims,
-                         int64_t now);
+  const Entry& assertion(const IdentityMinter& minter, const KeyRing* keys, const std::string& sid,
+                         std::string_view sub, std::string_view client_id, std::string_view scope,
+                         std::string_view claims, int64_t now);
   size_t size() const { return entries_.size(); }
 
   // The guard's per-request buffers (store key, the session record read

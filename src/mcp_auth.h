@@ -125,6 +125,12 @@ typedef struct {
     mcpa_str_t   admin_key_file;               /* mcp_auth_admin_key_file */
     mcpa_str_t   limits;                       /* mcp_auth_limit: one rule
                                                   a line, words apart */
+
+    /* token exchange for backends (token_exchange.hpp): one
+     * mcp_auth_exchange_audience / _client directive a line, its words
+     * apart (tabs) */
+    mcpa_str_t   exchange_audiences;
+    mcpa_str_t   exchange_clients;
 } mcpa_settings_t;
 
 /* Every field unset. */
@@ -143,7 +149,9 @@ typedef enum {
     MCPA_CHECK_CLAIM_RULE,        /* one line of claim_rules */
     MCPA_CHECK_SCOPE_DESCRIPTION, /* one line of scope_descriptions */
     MCPA_CHECK_PROVIDER_PARAM,    /* one line of provider_params */
-    MCPA_CHECK_LIMIT              /* one mcp_auth_limit rule */
+    MCPA_CHECK_LIMIT,             /* one mcp_auth_limit rule */
+    MCPA_CHECK_EXCHANGE_AUDIENCE, /* one mcp_auth_exchange_audience */
+    MCPA_CHECK_EXCHANGE_CLIENT    /* one mcp_auth_exchange_client */
 } mcpa_check_e;
 
 /* MCPA_OK, or MCPA_ERROR with a message naming the directive in err. */
@@ -285,7 +293,9 @@ typedef enum {
     MCPA_EV_GUARD,               /* an MCP request: allowed or denied */
     MCPA_EV_PROVIDER_RENEWAL,    /* the provider's token renewed, or not */
     MCPA_EV_SESSION_ENDED,       /* a stream closed: its session ended */
-    MCPA_EV_ADMIN                /* an operator's action at the admin API */
+    MCPA_EV_ADMIN,               /* an operator's action at the admin API */
+    MCPA_EV_EXCHANGE             /* a backend's token exchange: grant_type
+                                    holds the provider method */
 } mcpa_event_e;
 
 #define MCPA_EVENT_METRICS  12
@@ -300,6 +310,8 @@ typedef struct {
     mcpa_str_t       subject;
     mcpa_str_t       client_id;
     mcpa_str_t       session_tag;
+    mcpa_str_t       audience;        /* MCPA_EV_EXCHANGE: asked for */
+    mcpa_str_t       scope;           /* MCPA_EV_EXCHANGE: asked for */
 
     /* counter slots to add one to; -1 ends the list early */
     int              metric[MCPA_EVENT_METRICS];
@@ -398,6 +410,10 @@ typedef struct {
     mcpa_str_t       fetch_cache_control;  /* of the last fetch's answer */
     int64_t          now;             /* seconds since the epoch */
     mcpa_replay_t    replay;          /* deferred stores: see mcpa_store_t */
+    int              waits;           /* how often the request waited
+                                         (mcpa_response_t wait_ms) */
+    mcpa_str_t       request_id;      /* unique to the request, the same
+                                         for all its runs */
 } mcpa_request_t;
 
 /* Calls to the upstream OpenID provider that a response may ask for. */
@@ -440,6 +456,16 @@ typedef struct {
      * mcpa_store_t).  Takes precedence over fetch. */
     mcpa_store_op_t  store_op;
     mcpa_str_t       replay;
+
+    /*
+     * When wait_ms is set (and neither store_op nor fetch), nothing is
+     * sent: the request waits that long without blocking, then runs again
+     * from the start (mcpa_handle, an empty replay, the new time) with
+     * waits one higher.  The core answers by itself once waits reaches
+     * its own bound.  Another request holds what this one needs (one
+     * exchange at the provider per session and audience).
+     */
+    int              wait_ms;
 
     /* what the request did (only in a response that is sent) */
     const mcpa_event_t  *events;

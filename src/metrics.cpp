@@ -46,7 +46,7 @@ const Words kAuthorizeResults = {"ok", "invalid_request", "invalid_client", "una
 const Words kLoginOutcomes = {"completed", "denied", "not_admitted", "client_disabled", "provider_error", "timed_out",
                                 "failed"};
 const Words kConsentOutcomes = {"allowed", "denied"};
-const Words kGrantTypes = {"authorization_code", "refresh_token", "other"};
+const Words kGrantTypes = {"authorization_code", "refresh_token", "token_exchange", "other"};
 const Words kTokenResults = {"ok", "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
                              "unsupported_grant_type", "invalid_scope", "invalid_target",
                              "temporarily_unavailable", "server_error", "other"};
@@ -63,6 +63,10 @@ const Words kAdminActions = {"sessions_listed", "sessions_ended", "clients_liste
                               "client_enabled", "refused"};
 // in the order of mcpa_filter_e
 const Words kFilterOutcomes = {"filtered", "unchanged", "not_filterable", "too_large"};
+const Words kExchangeMethods = {"token_exchange", "on_behalf_of", "refresh_token", "none"};
+const Words kExchangeOutcomes = {"issued", "cached", "invalid_request", "invalid_client", "invalid_target",
+                                 "invalid_scope", "invalid_grant", "provider_refused", "provider_unavailable",
+                                 "temporarily_unavailable", "server_error", "other"};
 const Words kQuotaPer = {"subject", "client"};
 const Words kQuotaCounts = {"requests", "tool_calls"};
 
@@ -99,6 +103,7 @@ enum FamilyId {
   kToolsListFilter,
   kAdmin,
   kRateLimited,
+  kExchanges,
   kFamilies
 };
 
@@ -146,6 +151,11 @@ struct Catalogue {
          "MCP requests refused with 429 for a quota (mcp_auth_limit), by what the quota is per and what it counts "
          "(every request, or the calls of one tool).",
          "per", &kQuotaPer, "counts", &kQuotaCounts},
+        {"mcp_auth_token_exchanges_total",
+         "Token exchanges asked for by backends (RFC 8693), by how the provider is asked for the audience (none: "
+         "refused before that was known) and outcome: issued by the provider, answered from the cache, refused "
+         "(an error code, or the provider's refusal), the provider unreachable.",
+         "method", &kExchangeMethods, "outcome", &kExchangeOutcomes},
     }};
     size_t next = 0;
     for (auto& f : families) {
@@ -289,6 +299,7 @@ void attach(Event& e) {
     case MCPA_EV_REVOCATION: m[0] = slot(kRevocations, e.outcome); break;
     case MCPA_EV_PROVIDER_RENEWAL: m[0] = slot(kRenewals, e.outcome); break;
     case MCPA_EV_ADMIN: m[0] = slot(kAdmin, e.outcome); break;
+    case MCPA_EV_EXCHANGE: m[0] = slot(kExchanges, e.grant_type, e.outcome); break;
     default: break;
   }
 }

@@ -87,6 +87,33 @@ ProviderRequest provider_refresh_request(const Config& cf, const std::string& re
   return r;
 }
 
+ProviderRequest provider_exchange_request(const Config& cf, const ExchangeAudience& audience,
+                                          const std::string& user_token, const std::string& scope, int64_t now) {
+  ProviderRequest r;
+  switch (audience.method) {
+    case ExchangeAudience::Method::token_exchange:
+      append(r.body, "grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
+      append(r.body, "subject_token", user_token);
+      append(r.body, "subject_token_type", "urn:ietf:params:oauth:token-type:access_token");
+      append(r.body, "requested_token_type", "urn:ietf:params:oauth:token-type:access_token");
+      if (!audience.provider_audience.empty()) append(r.body, "audience", audience.provider_audience);
+      if (!audience.provider_resource.empty()) append(r.body, "resource", audience.provider_resource);
+      break;
+    case ExchangeAudience::Method::on_behalf_of:
+      append(r.body, "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+      append(r.body, "assertion", user_token);
+      append(r.body, "requested_token_use", "on_behalf_of");
+      break;
+    case ExchangeAudience::Method::refresh_token:
+      append(r.body, "grant_type", "refresh_token");
+      append(r.body, "refresh_token", user_token);
+      break;
+  }
+  if (!scope.empty()) append(r.body, "scope", scope);
+  r.ok = authenticate(cf, r, now);
+  return r;
+}
+
 std::variant<ProviderTokens, std::string> parse_provider_tokens(const std::string& body) {
   Json obj(cJSON_ParseWithLength(body.data(), body.size()));
   if (!obj || !cJSON_IsObject(obj.get())) return std::string("the token response is not a JSON object");

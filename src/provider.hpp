@@ -30,6 +30,15 @@ ProviderRequest provider_code_request(const Config& cf, const std::string& code,
                                       const std::string& code_verifier, int64_t now);
 ProviderRequest provider_refresh_request(const Config& cf, const std::string& refresh_token, int64_t now);
 
+// A token for a downstream audience, asked for the way the audience is
+// configured (exchange_policy.hpp): RFC 8693 token exchange with the
+// user's provider access token as subject_token; Microsoft's on-behalf-of
+// flow (a jwt-bearer grant with requested_token_use=on_behalf_of) with it
+// as assertion; or a refresh_token grant with the user's provider refresh
+// token.  `user_token` is the token that method needs; `scope` may be "".
+ProviderRequest provider_exchange_request(const Config& cf, const ExchangeAudience& audience,
+                                          const std::string& user_token, const std::string& scope, int64_t now);
+
 struct ProviderTokens {
   std::string access_token, id_token, refresh_token, scope;
   int64_t expires_in = 0;  // 0: not given

@@ -31,6 +31,7 @@ struct Event {
   mcpa_event_e kind = MCPA_EV_NONE;
   const char* name = "";
   std::string outcome, reason, grant_type, subject, client_id, session_tag;
+  std::string audience, scope;  // a token exchange's
   int metric[MCPA_EVENT_METRICS];
   bool audit = true;  // worth an audit line (else only counted)
 
@@ -44,6 +45,9 @@ struct Response {
   Fetch fetch;
   std::string error;          // the RFC 6749 error code it carries, if any
   std::vector<Event> events;  // what the request did
+  // Nothing to send yet: run the request again after this long (see
+  // mcpa_response_t); Request::waits counts the runs that waited.
+  int wait_ms = 0;
 
   Event& event(mcpa_event_e kind, const char* name, std::string outcome) {
     Event& e = events.emplace_back();

@@ -214,6 +214,7 @@ bool session_into(const Record& r, Session* s) {
   s->created = s->expires = s->gen = s->provider_expires = s->rotated_at = 0;
   bool ints = r.num("created", &s->created);
   r.str_into("email", &s->email);
+  r.str_into("exchanges", &s->exchanges);
   ints = r.num("expires", &s->expires) && ints;
   ints = r.num("gen", &s->gen) && ints;
   r.str_into("name", &s->name);
@@ -332,6 +333,7 @@ std::string encode_session(const Session& s) {
   f.set("email", s.email);
   f.set("client_id", s.client_id);
   if (!s.claims.empty()) f.set("claims", s.claims);
+  if (!s.exchanges.empty()) f.set("exchanges", s.exchanges);
   if (!s.redirect_uri.empty()) f.set("redirect_uri", s.redirect_uri);
   f.set("scope", s.scope);
   f.set("resource", s.resource);

@@ -23,6 +23,8 @@
 //                                             so consent remembered before that
 //                                             in any browser is asked again
 //   bysub:, byclient:, clients:, clientoff:   see session_index.hpp
+//   exchange:<sid>:<audience key>, exchanging:<sid>:<audience key>
+//                                             see token_exchange.hpp
 #pragma once
 
 #include <cstdint>
@@ -91,6 +93,9 @@ struct Session {
   std::string sid, sub, name, email, client_id, scope, resource;
   std::string redirect_uri;  // where the client got its code (its host is shown to the user)
   std::string claims;  // what the claim rules keep (ClaimSet::to_record)
+  // The audiences (their keys, space-separated) a backend's exchanged token
+  // is cached for: deleted with the session (token_exchange.hpp).
+  std::string exchanges;
   std::string provider_access_token, provider_refresh_token;
   int64_t provider_expires = 0;  // 0: unknown
   int64_t created = 0, expires = 0;

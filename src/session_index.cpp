@@ -5,6 +5,7 @@
 
 #include "crypto.hpp"
 #include "encoding.hpp"
+#include "token_exchange.hpp"
 
 namespace mcpauth {
 namespace {
@@ -227,6 +228,11 @@ StoreStatus end_session(Store& store, const std::string& sid, int64_t now, Sessi
 StoreStatus unlist_session(Store& store, const Session& s, int64_t now) {
   StoreStatus st = remove_from_index(store, subject_index_key(s.sub), s.sid, now);
   if (st != StoreStatus::ok) return st;
+  // the tokens backends got for the session go with it
+  for (const auto& key : split_scope(s.exchanges)) {
+    st = store.del(exchange_cache_key(s.sid, key));
+    if (st != StoreStatus::ok && st != StoreStatus::not_found) return st;
+  }
   return remove_from_index(store, client_index_key(s.client_id, s.sid), s.sid, now);
 }
 

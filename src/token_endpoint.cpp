@@ -36,6 +36,7 @@
 #include "provider_renewal.hpp"
 #include "redirect_uri.hpp"
 #include "session_index.hpp"
+#include "token_exchange.hpp"
 
 namespace mcpauth {
 namespace {
@@ -276,10 +277,14 @@ Response token(const Config& cf, Store& store, const Request& req) {
       if (form->items()[i].first == form->items()[j].first && form->items()[i].first != "resource")
         return oauth_error(400, "invalid_request", form->items()[i].first + " is repeated");
 
+  std::string grant_type;
+  // Backends authenticate as operator-configured clients, not registered ones.
+  if (form->find("grant_type", &grant_type) == Params::Lookup::one && grant_type == kTokenExchangeGrant)
+    return token_exchange_grant(cf, store, req, *form);
+
   ClientAuth auth = authenticate_client(cf, store, req, *form);
   if (!auth.ok) return auth.error;
 
-  std::string grant_type;
   if (form->find("grant_type", &grant_type) != Params::Lookup::one)
     return oauth_error(400, "invalid_request", "grant_type is required");
   if (grant_type == "authorization_code") {
@@ -346,6 +351,15 @@ void note_grant(Response& r, const std::optional<Params>& form, std::string gran
     if (e.kind == MCPA_EV_TOKEN) token = &e;
   if (!token) {
     token = &r.event(MCPA_EV_TOKEN, "token.refused", r.error.empty() ? "server_error" : r.error);
+    for (auto& e : r.events)
+      if (e.kind == MCPA_EV_EXCHANGE) {
+        // counted here too; the exchange's own event is the audit line
+        if (r.status == 200) {
+          token->name = "token.issued";
+          token->outcome = "ok";
+        }
+        token->audit = false;
+      }
     if (form) form->find("client_id", &token->client_id);
     for (auto& e : r.events)
       if (e.kind == MCPA_EV_REFRESH_REUSE || e.kind == MCPA_EV_PROVIDER_RENEWAL) {
@@ -366,13 +380,26 @@ Response handle_token(const Config& cf, Store& store, const Request& req) {
   std::string grant_type;
   auto form = Params::parse(req.body);
   if (form && form->find("grant_type", &grant_type) != Params::Lookup::one) grant_type.clear();
-  note_grant(r, form, grant_type == "authorization_code" || grant_type == "refresh_token" ? grant_type : "other");
+  if (r.wait_ms) return r;
+  note_grant(r, form,
+             grant_type == "authorization_code" || grant_type == "refresh_token" ? grant_type
+             : grant_type == kTokenExchangeGrant                                 ? "token_exchange"
+                                                                                 : "other");
   return r;
 }
 
 Response resume_token(const Config& cf, Store& store, const Request& req, const std::string& continuation,
                       int fetch_status, const std::string& fetch_body) {
   if (!cf.keys) return oauth_error(500, "server_error", "the token endpoint is not configured (key file)");
+  auto plain = cf.keys->open(kContinuationPurpose, continuation);
+  std::optional<Fields> f;
+  if (plain) f = Fields::decode(*plain);
+  if (f && is_exchange_continuation(*f) && f->num("exp").value_or(0) > req.now) {
+    Response r = resume_token_exchange(cf, store, req, *f, fetch_status, fetch_body);
+    if (r.fetch.target == MCPA_FETCH_NONE) add_cors(r, cf, req.origin);
+    if (!r.wait_ms) note_grant(r, Params::parse(req.body), "token_exchange");
+    return r;
+  }
   Response r = renewal_answer(cf, store, req, continuation, fetch_status, fetch_body);
   if (r.fetch.target == MCPA_FETCH_NONE) add_cors(r, cf, req.origin);
   note_grant(r, Params::parse(req.body), "refresh_token");

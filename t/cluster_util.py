@@ -81,7 +81,7 @@ class Cluster:
             raise
 
     def _share_secrets(self, nodedir):
-        for name in ("keys", "identity.key", "idp-client-secret", "admin.key"):
+        for name in ("keys", "identity.key", "idp-client-secret", "admin.key", "exchange-client.secret"):
             (nodedir / name).write_text((self.workdir / name).read_text())
 
     def _tool_server(self, i, port=0):
