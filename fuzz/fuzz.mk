@@ -33,7 +33,8 @@ FUZZ_CXXFLAGS := -std=c++17 -O1 -g -Wall -Wextra $(FUZZ_SAN) -fsanitize=fuzzer-n
 FUZZ_RUN_FLAGS ?= -timeout=10 -rss_limit_mb=2048 -max_len=16384 -print_final_stats=0
 
 FUZZ_CORE_HARNESSES := params_cookie sealed_token guard register token id_token jwks claims \
-                       redirect_uri peek_jsonrpc session_fields store_values tools_list_filter admin
+                       redirect_uri peek_jsonrpc session_fields store_values tools_list_filter admin \
+                       token_exchange
 FUZZ_TOOL_HARNESSES := tool_server_jsonrpc tool_server_identity tool_server_http
 FUZZ_HARNESSES := $(FUZZ_CORE_HARNESSES) $(FUZZ_TOOL_HARNESSES)
 FUZZ_BINS := $(addprefix $(FUZZ_DIR)/,$(FUZZ_HARNESSES))
