@@ -36,8 +36,11 @@ std::string print(const Json& j) {
 std::string authorization_server_metadata_json(const ServerMetadataConfig& config) {
   // Client authentication methods accepted at the token and revocation
   // endpoints; "none" is for public clients that rely on PKCE.
-  const std::vector<std::string> auth_methods = {"none", "client_secret_basic",
-                                                 "client_secret_post"};
+  const std::vector<std::string> auth_methods = {"none", "client_secret_basic", "client_secret_post"};
+  std::vector<std::string> token_auth_methods = auth_methods;
+  if (config.private_key_jwt) token_auth_methods.push_back("private_key_jwt");
+  std::vector<std::string> grants = {"authorization_code", "refresh_token"};
+  if (config.token_exchange) grants.push_back("urn:ietf:params:oauth:grant-type:token-exchange");
   Json doc(must(cJSON_CreateObject()));
   cJSON* o = doc.get();
   add_string(o, "issuer", config.issuer);
@@ -49,8 +52,8 @@ std::string authorization_server_metadata_json(const ServerMetadataConfig& confi
   add_strings(o, "scopes_supported", config.scopes);
   add_strings(o, "response_types_supported", {"code"});
   add_strings(o, "response_modes_supported", {"query"});
-  add_strings(o, "grant_types_supported", {"authorization_code", "refresh_token"});
-  add_strings(o, "token_endpoint_auth_methods_supported", auth_methods);
+  add_strings(o, "grant_types_supported", grants);
+  add_strings(o, "token_endpoint_auth_methods_supported", token_auth_methods);
   if (!config.revocation_endpoint.empty()) {
     add_string(o, "revocation_endpoint", config.revocation_endpoint);
     add_strings(o, "revocation_endpoint_auth_methods_supported", auth_methods);

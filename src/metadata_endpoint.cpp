@@ -19,6 +19,8 @@ ServerMetadataConfig metadata_config(const Config& cf) {
   m.resource_name = cf.resource_name;
   m.scopes = cf.scopes;
   m.cimd_supported = cf.cimd && cf.cimd_fetch;
+  m.token_exchange = !cf.exchange_clients.empty();
+  for (const auto& c : cf.exchange_clients) m.private_key_jwt = m.private_key_jwt || !c.keys.empty();
   return m;
 }
 

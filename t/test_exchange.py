@@ -108,6 +108,9 @@ def test_a_backend_gets_a_token_for_the_user_that_the_downstream_api_accepts(ex)
     samples = scrape(ex)
     assert metric(samples, "mcp_auth_token_exchanges_total", method="token_exchange", outcome="issued") >= 1
     assert metric(samples, "mcp_auth_token_requests_total", grant_type="token_exchange", result="ok") >= 1
+    meta = requests.get(ex.url + "/.well-known/oauth-authorization-server", timeout=5).json()
+    assert GRANT in meta["grant_types_supported"]
+    assert "private_key_jwt" not in meta["token_endpoint_auth_methods_supported"]
 
 
 def test_the_token_is_cached_per_session_and_audience_until_shortly_before_it_expires(ex):
@@ -307,6 +310,9 @@ def test_a_backend_with_a_signed_client_assertion(stack_factory, tmp_path_factor
             "audience": "downstream-api", "client_assertion_type":
             "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", "client_assertion": assertion})
 
+    meta = requests.get(st.url + "/.well-known/oauth-authorization-server", timeout=5).json()
+    assert "private_key_jwt" in meta["token_endpoint_auth_methods_supported"]
+    assert "private_key_jwt" not in meta["revocation_endpoint_auth_methods_supported"]
     good = signed()
     r = ask(good)
     assert r.status_code == 200, r.text
