@@ -26,8 +26,10 @@ RenewalOutcome apply_provider_renewal(const Config& cf, Store& store, const std:
   RenewalOutcome outcome = RenewalOutcome::unavailable;
 
   if ((fetch_status == 400 || fetch_status == 401) && provider_error_code(fetch_body) == "invalid_grant") {
-    // The user's sign-in at the provider has ended: so does ours.
-    if (store.del(key) == StoreStatus::pending) return RenewalOutcome::pending;
+    // The user's sign-in at the provider has ended: so does ours, with what
+    // is listed under it (session_index.hpp).
+    StoreStatus gone = end_session(store, sid, now);
+    if (gone == StoreStatus::pending) return RenewalOutcome::pending;
     outcome = RenewalOutcome::ended;
   } else if (fetch_status == 200) {
     auto parsed = parse_provider_tokens(fetch_body);

@@ -147,7 +147,7 @@ Response authorization_code_grant(const Config& cf, Store& store, const Request&
   }
   if (used || st == StoreStatus::conflict) {
     // conflict: another redemption of this very code won meanwhile.
-    store.del("session:" + grant->sid);
+    if (end_session(store, grant->sid, req.now) == StoreStatus::pending) return store_failure_json(StoreStatus::pending);
     return invalid_grant("the authorization code is invalid, expired or already used");
   }
 

@@ -7,6 +7,7 @@
 #include "exchange_policy.hpp"
 #include "identity_assertion.hpp"
 #include "provider.hpp"
+#include "provider_renewal.hpp"
 #include "session_index.hpp"
 #include "test_endpoint_fixture.hpp"
 #include "token_exchange.hpp"
@@ -298,6 +299,21 @@ TEST_F(TokenExchange, AnEndedSessionIsRefusedAndTakesItsCachedTokensAlong) {
   EXPECT_EQ(json_string(late.body, "error"), "invalid_grant");
   EXPECT_EQ(store.get(exchange_cache_key("sid-4", exchange_audience_key("api")), &raw), StoreStatus::not_found);
   EXPECT_EQ(store.get("exchanging:sid-4:" + exchange_audience_key("api"), &raw), StoreStatus::not_found);
+}
+
+TEST_F(TokenExchange, ASignInTheProviderEndedTakesItsCachedTokensAlong) {
+  Request r = ask("api");
+  Response asked = call(MCPA_EP_TOKEN, r);
+  ASSERT_EQ(answer(r, asked, 200, tokens("down-1", 600)).status, 200);
+  const std::string cached = exchange_cache_key("sid-1", exchange_audience_key("api"));
+  std::string raw;
+  store.now = now;
+  ASSERT_EQ(store.get(cached, &raw), StoreStatus::ok);
+  // the guard's or a refresh's renewal of the provider token: invalid_grant
+  EXPECT_EQ(apply_provider_renewal(cf, store, "sid-1", 400, R"({"error":"invalid_grant"})", now),
+            RenewalOutcome::ended);
+  EXPECT_EQ(store.get("session:sid-1", &raw), StoreStatus::not_found);
+  EXPECT_EQ(store.get(cached, &raw), StoreStatus::not_found);
 }
 
 TEST_F(TokenExchange, RefusesWhatTheBackendMayNotAskForOrCannotProve) {
