@@ -277,7 +277,8 @@ int parse_args(int argc, char** argv, Config& cfg) {
         std::fprintf(stderr,
                      "mcp-tool-server: --exchange-token-url, --exchange-client-id and --exchange-client-secret-file "
                      "go together; missing:%s%s%s (see --help)\n",
-                     x.token_url.empty() ? " --exchange-token-url" : "", x.client_id.empty() ? " --exchange-client-id" : "",
+                     x.token_url.empty() ? " --exchange-token-url" : "",
+                     x.client_id.empty() ? " --exchange-client-id" : "",
                      x.client_secret_file.empty() ? " --exchange-client-secret-file" : "");
         return 3;
     }
