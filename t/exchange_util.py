@@ -31,8 +31,8 @@ class Recorded:
 
 
 def json_answer(status, doc, headers=None):
-    return {"status": status, "body": json.dumps(doc).encode(), "headers": dict(headers or {},
-                                                                                 **{"Content-Type": "application/json"})}
+    headers = dict(headers or {}, **{"Content-Type": "application/json"})
+    return {"status": status, "body": json.dumps(doc).encode(), "headers": headers}
 
 
 class FakeHttp:

@@ -1713,7 +1713,8 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 
 
 def token_ok(req, token=ISSUED):
-    return json_answer(200, {"access_token": token, "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+    return json_answer(200, {"access_token": token,
+                             "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
                              "token_type": "Bearer", "expires_in": 300, "scope": DOWNSTREAM_SCOPE})
 
 
@@ -1904,7 +1905,8 @@ def test_a_refused_exchange_is_a_tool_error_naming_the_oauth_error(exchanging, e
      "token exchange failed: token endpoint answered 200 without a usable access_token"),
     (json_answer(200, {"access_token": "abc", "token_type": "mac"}),
      "token exchange failed: token endpoint answered 200 with a token_type other than Bearer"),
-    (json_answer(502, {"detail": "bad gateway"}), "token exchange failed: token endpoint answered 502 without an OAuth error"),
+    (json_answer(502, {"detail": "bad gateway"}),
+     "token exchange failed: token endpoint answered 502 without an OAuth error"),
     (json_answer(200, {"access_token": "x" * (70 * 1024), "token_type": "Bearer"}),
      "token exchange failed: token endpoint: answer larger than 64 KiB"),
 ])
@@ -1992,7 +1994,8 @@ def test_exchanges_and_whoami_calls_are_counted(exchanging, endpoints):
         text = requests.get(exchanging.base + "/metrics", timeout=5).text
         out = {}
         for line in text.splitlines():
-            if line.startswith(("mcp_tool_server_token_exchanges_total{", 'mcp_tool_server_tool_calls_total{tool="whoami')):
+            if line.startswith(("mcp_tool_server_token_exchanges_total{",
+                                'mcp_tool_server_tool_calls_total{tool="whoami')):
                 name, value = line.rsplit(" ", 1)
                 out[name] = int(value)
         return out
@@ -2115,3 +2118,34 @@ def test_help_lists_the_exchange_flags():
                  "--exchange-timeout-ms", "--whoami-downstream-url", "--whoami-downstream-audience",
                  "--whoami-downstream-scope"]:
         assert flag in out
+
+
+def test_sigterm_while_an_exchange_waits_exits_0(tmp_path, fakes):
+    """The client's connections go with the server, without running the
+    callbacks of the calls still waiting (the sanitized build checks for
+    leaks and use after free)."""
+    fakes[0].reset(lambda req: dict(token_ok(req), delay=2))
+    srv = ToolServer(tmp_path, args=exchange_args(tmp_path, fakes[0].url("/token"), fakes[1].url("/me"),
+                                                  timeout_ms=5000)).start()
+    c = StreamableClient(srv).initialize()
+    msg = rpc("tools/call", {"name": "whoami_downstream", "arguments": {}})
+    def waiting_call():
+        try:
+            c.post(msg)
+        except requests.RequestException:  # the server went away under it
+            pass
+
+    t = threading.Thread(target=waiting_call, daemon=True)
+    t.start()
+    assert wait_for_requests(fakes[0], 1)
+    assert srv.stop() == 0
+    t.join(5)
+
+
+def wait_for_requests(fake, n, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(fake.requests) >= n:
+            return True
+        time.sleep(0.02)
+    return False
