@@ -35,11 +35,10 @@ Future<jsonrpc::Reply> text_now(const std::string& text, bool is_error) {
 // `text` with every occurrence of `secret` blotted out: an API that echoes
 // the token it was sent must not hand it to the model.
 std::string redacted(std::string text, const std::string& secret) {
+    static constexpr std::string_view kBlot = "[access token]";
     if (secret.empty()) return text;
-    for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
-        text.replace(at, secret.size(), "[access token]");
-        at += 14;
-    }
+    for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + kBlot.size()))
+        text.replace(at, secret.size(), kBlot);
     return text;
 }
 
