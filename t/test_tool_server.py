@@ -1694,3 +1694,458 @@ def test_a_pipelined_reply_is_not_held_back_until_the_client_acknowledges_the_on
         times = [pair(request(rpc("notifications/initialized", notification=True)), request(rpc("ping", id_=99)))
                  for _ in range(20)]
     assert statistics.median(times) < 0.015, ["%.1f ms" % (t * 1000) for t in times]
+
+
+# --- token exchange (RFC 8693) and the sample tool whoami_downstream ---------------------------------
+#
+# The gateway's token endpoint and the downstream API are small real HTTP
+# servers on loopback (t/exchange_util.py): the test sees every byte the
+# tool server sends them and says what they answer.
+
+from exchange_util import FakeHttp, json_answer  # noqa: E402
+
+CLIENT_ID = "tool server/1"           # needs form-urlencoding: space and slash
+SECRET = "s3cr3t:with&odd=chars+%"    # likewise, and a colon
+AUDIENCE = "https://api.example/"
+DOWNSTREAM_SCOPE = "profile:read email"
+ISSUED = "issued-access-token-0123456789"
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+
+
+def token_ok(req, token=ISSUED):
+    return json_answer(200, {"access_token": token,
+                             "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                             "token_type": "Bearer", "expires_in": 300, "scope": DOWNSTREAM_SCOPE})
+
+
+def echo_me(req):
+    """The downstream API: who it thinks is calling, echoing the credential it got."""
+    return json_answer(200, {"sub": "alice", "authorization": req.header("Authorization")})
+
+
+def exchange_args(workdir, token_url, downstream_url, timeout_ms=1000, secret=SECRET, whoami=True):
+    secret_file = workdir / "exchange.secret"
+    secret_file.write_text(secret + "\n")
+    args = ["--exchange-token-url", token_url, "--exchange-client-id", CLIENT_ID,
+            "--exchange-client-secret-file", str(secret_file), "--exchange-timeout-ms", str(timeout_ms)]
+    if whoami:
+        args += ["--whoami-downstream-url", downstream_url, "--whoami-downstream-audience", AUDIENCE,
+                 "--whoami-downstream-scope", DOWNSTREAM_SCOPE]
+    return args
+
+
+@pytest.fixture(scope="module")
+def fakes():
+    token, api = FakeHttp(token_ok), FakeHttp(echo_me)
+    yield token, api
+    token.close()
+    api.close()
+
+
+@pytest.fixture(scope="module")
+def exchanging(tmp_path_factory, fakes):
+    token, api = fakes
+    workdir = tmp_path_factory.mktemp("exchanging")
+    srv = ToolServer(workdir, args=exchange_args(workdir, token.url("/token"), api.url("/me?fields=sub"))).start()
+    yield srv
+    log = srv.proc.log()
+    assert srv.stop() == 0
+    # never the secret, an issued token or an assertion's signature
+    assert SECRET not in log and ISSUED not in log
+    assert ".ey" not in log and "Basic " not in log and "Bearer " not in log
+
+
+@pytest.fixture
+def endpoints(fakes):
+    token, api = fakes
+    token.reset(token_ok)
+    api.reset(echo_me)
+    return token, api
+
+
+def call_whoami(server, token=None, sse=None):
+    """tools/call whoami_downstream with the assertion `token` on this very
+    POST (Streamable HTTP, or down the SseClient `sse`); the result."""
+    token = token or server.token()
+    msg = rpc("tools/call", {"name": "whoami_downstream", "arguments": {}})
+    if sse is not None:
+        r = sse.post(msg, headers={"X-MCP-Identity": token})
+        assert r.status_code == 202, r.text
+        kind, data = sse.next_event(timeout=10)
+        reply = json.loads(data)
+    else:
+        c = StreamableClient(server).initialize()
+        r = c.post(msg, headers={"X-MCP-Identity": token})
+        assert r.status_code == 200, r.text
+        reply = r.json()
+    assert reply["id"] == msg["id"]
+    assert "error" not in reply, reply  # refusals are tool results, never protocol errors
+    return reply["result"]
+
+
+def assert_contract(req, assertion):
+    """The token exchange request exactly as the gateway's /token expects it."""
+    assert req.method == "POST" and req.path == "/token"
+    assert req.header("Content-Type") == "application/x-www-form-urlencoded"
+    assert req.header("Accept") == "application/json"
+    scheme, _, credentials = req.header("Authorization").partition(" ")
+    assert scheme == "Basic"
+    from urllib.parse import quote, unquote
+    user, _, password = base64.b64decode(credentials).decode().partition(":")
+    assert (unquote(user), unquote(password)) == (CLIENT_ID, SECRET)  # RFC 6749 §2.3.1
+    assert (user, password) == (quote(CLIENT_ID, safe=""), quote(SECRET, safe=""))
+    assert req.form() == {
+        "grant_type": TOKEN_EXCHANGE,
+        "subject_token": assertion,
+        "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+        "audience": AUDIENCE,
+        "requested_token_type": "urn:ietf:params:oauth:token-type:access_token",
+        "scope": DOWNSTREAM_SCOPE,
+    }
+    assert "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&" in req.body.decode()
+
+
+def test_whoami_downstream_is_listed_only_with_its_flags(server, exchanging, tmp_path, fakes):
+    plain = {t["name"] for t in StreamableClient(server).initialize().request("tools/list")["result"]["tools"]}
+    assert "whoami_downstream" not in plain
+    tools = {t["name"]: t for t in StreamableClient(exchanging).initialize().request("tools/list")["result"]["tools"]}
+    assert set(tools) == {"hello_mcp", "get_snippet", "save_snippet", "whoami_downstream"}
+    assert tools["whoami_downstream"]["inputSchema"] == {"type": "object", "properties": {}, "required": [],
+                                                         "additionalProperties": False}
+    # the exchange flags alone offer no tool
+    srv = ToolServer(tmp_path, args=exchange_args(tmp_path, fakes[0].url("/token"), None, whoami=False)).start()
+    try:
+        names = {t["name"] for t in StreamableClient(srv).initialize().request("tools/list")["result"]["tools"]}
+        assert names == {"hello_mcp", "get_snippet", "save_snippet"}
+    finally:
+        assert srv.stop() == 0
+
+
+def test_whoami_downstream_exchanges_the_calls_own_assertion_and_returns_the_apis_answer(exchanging, endpoints):
+    token_ep, api = endpoints
+    assertion = exchanging.token(jti="the-calling-post")
+    result = call_whoami(exchanging, assertion)
+    assert result["isError"] is False
+    assert len(token_ep.requests) == 1
+    assert_contract(token_ep.requests[0], assertion)
+    # the downstream API was called with the issued token, as a GET of the configured URL
+    assert len(api.requests) == 1
+    got = api.requests[0]
+    assert (got.method, got.path) == ("GET", "/me?fields=sub")
+    assert got.header("Authorization") == "Bearer " + ISSUED
+    assert got.header("Accept") == "application/json"
+    assert got.body == b""
+    # its JSON body is the result; the token it echoes is blotted out
+    assert json.loads(text_of(result)) == {"sub": "alice", "authorization": "Bearer [access token]"}
+    assert ISSUED not in json.dumps(result)
+
+
+def test_on_the_sse_transport_the_assertion_is_that_of_the_post_not_of_the_stream(exchanging, endpoints):
+    token_ep, _ = endpoints
+    stream_assertion = exchanging.token(jti="opened-the-stream")
+    c = SseClient(exchanging, headers={"X-MCP-Identity": stream_assertion})
+    try:
+        post_assertion = exchanging.token(jti="sse-post")
+        result = call_whoami(exchanging, post_assertion, sse=c)
+        assert result["isError"] is False
+        assert_contract(token_ep.requests[0], post_assertion)
+        assert token_ep.requests[0].form()["subject_token"] != stream_assertion
+    finally:
+        c.close()
+
+
+def test_2026_07_28_stateless_calls_exchange_their_assertion_too(exchanging, endpoints):
+    token_ep, _ = endpoints
+    assertion = exchanging.token(jti="stateless")
+    r = stateless(exchanging, rpc("tools/call", {"name": "whoami_downstream", "arguments": {}}),
+                  headers={"X-MCP-Identity": assertion})
+    assert r.status_code == 200 and r.json()["result"]["isError"] is False
+    assert token_ep.requests[0].form()["subject_token"] == assertion
+
+
+def test_a_chunked_token_answer_is_read(exchanging, endpoints):
+    token_ep, _ = endpoints
+    body = token_ok(None)["body"]
+    token_ep.reset(lambda req: {"chunks": [body[:10], body[10:]]})
+    result = call_whoami(exchanging)
+    assert result["isError"] is False
+    assert json.loads(text_of(result))["authorization"] == "Bearer [access token]"
+
+
+@pytest.mark.parametrize("status, error, headers, text", [
+    (400, {"error": "invalid_target", "error_description": "unknown audience"}, {},
+     "token exchange refused: invalid_target: unknown audience (HTTP 400)"),
+    (400, {"error": "invalid_grant", "error_description": "assertion expired"}, {},
+     "token exchange refused: invalid_grant: assertion expired (HTTP 400)"),
+    (400, {"error": "invalid_scope"}, {}, "token exchange refused: invalid_scope (HTTP 400)"),
+    (401, {"error": "invalid_client", "error_description": "bad credentials"}, {"WWW-Authenticate": "Basic"},
+     "token exchange refused: invalid_client: bad credentials (HTTP 401)"),
+    (503, {"error": "temporarily_unavailable", "error_description": "try again"}, {"Retry-After": "7"},
+     "token exchange refused: temporarily_unavailable: try again (HTTP 503, retry after 7 s)"),
+])
+def test_a_refused_exchange_is_a_tool_error_naming_the_oauth_error(exchanging, endpoints, status, error, headers,
+                                                                    text):
+    token_ep, api = endpoints
+    token_ep.reset(lambda req: json_answer(status, error, headers))
+    result = call_whoami(exchanging)
+    assert result["isError"] is True
+    assert text_of(result) == text
+    assert api.requests == []  # nothing is called without a token
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    ({"raw": b"this is not HTTP at all\r\n\r\n"}, "token exchange failed: token endpoint: malformed HTTP answer"),
+    ({"raw": b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"access"},
+     "token exchange failed: token endpoint: the connection closed before a complete answer"),
+    ({"status": 200, "body": b"<html>hello</html>", "headers": {"Content-Type": "text/html"}},
+     "token exchange failed: token endpoint answered 200 without a JSON object"),
+    (json_answer(200, {"token_type": "Bearer"}),
+     "token exchange failed: token endpoint answered 200 without a usable access_token"),
+    (json_answer(200, {"access_token": "a\r\nX-Injected: 1", "token_type": "Bearer"}),
+     "token exchange failed: token endpoint answered 200 without a usable access_token"),
+    (json_answer(200, {"access_token": "abc", "token_type": "mac"}),
+     "token exchange failed: token endpoint answered 200 with a token_type other than Bearer"),
+    (json_answer(502, {"detail": "bad gateway"}),
+     "token exchange failed: token endpoint answered 502 without an OAuth error"),
+    (json_answer(200, {"access_token": "x" * (70 * 1024), "token_type": "Bearer"}),
+     "token exchange failed: token endpoint: answer larger than 64 KiB"),
+])
+def test_an_unusable_token_answer_is_a_tool_error(exchanging, endpoints, answer, fragment):
+    token_ep, api = endpoints
+    token_ep.reset(lambda req: answer)
+    result = call_whoami(exchanging)
+    assert result["isError"] is True
+    assert text_of(result) == fragment
+    assert api.requests == []
+
+
+def test_a_downstream_refusal_is_a_tool_error_with_its_status_and_body(exchanging, endpoints):
+    _, api = endpoints
+    api.reset(lambda req: json_answer(401, {"error": "invalid_token", "seen": req.header("Authorization")}))
+    result = call_whoami(exchanging)
+    assert result["isError"] is True
+    assert text_of(result) == ('downstream API answered 401: {"error": "invalid_token", '
+                               '"seen": "Bearer [access token]"}')
+    api.reset(lambda req: {"status": 200, "body": b"plain text", "headers": {}})
+    result = call_whoami(exchanging)
+    assert result["isError"] is True
+    assert text_of(result) == "downstream API answered 200 but not with JSON: plain text"
+
+
+def test_a_token_endpoint_that_is_too_slow_times_out_while_other_calls_are_served(exchanging, endpoints):
+    token_ep, api = endpoints
+    token_ep.reset(lambda req: dict(token_ok(req), delay=3))
+    done = {}
+
+    def slow():
+        t0 = time.monotonic()
+        done["result"] = call_whoami(exchanging)
+        done["took"] = time.monotonic() - t0
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.2)
+    # the loop is not held up meanwhile
+    t0 = time.monotonic()
+    assert text_of(StreamableClient(exchanging).initialize().call("hello_mcp")["result"]) == "Hello I am MCPTool!"
+    assert time.monotonic() - t0 < 0.5
+    t.join(10)
+    assert done["result"]["isError"] is True
+    assert text_of(done["result"]) == "token exchange failed: token endpoint: timed out"
+    assert 0.9 < done["took"] < 2.5  # --exchange-timeout-ms 1000
+    assert api.requests == []
+
+
+def test_a_downstream_api_that_is_too_slow_times_out(exchanging, endpoints):
+    _, api = endpoints
+    api.reset(lambda req: dict(echo_me(req), delay=3))
+    t0 = time.monotonic()
+    result = call_whoami(exchanging)
+    assert time.monotonic() - t0 < 2.5
+    assert result["isError"] is True
+    assert text_of(result) == "downstream API call failed: timed out"
+
+
+def test_unreachable_token_endpoint_or_downstream_api_is_a_tool_error(tmp_path, fakes):
+    from harness import free_port
+    closed = "http://127.0.0.1:%d/token" % free_port()
+    srv = ToolServer(tmp_path, args=exchange_args(tmp_path, closed, fakes[1].url("/me"))).start()
+    try:
+        result = call_whoami(srv)
+        assert result["isError"] is True
+        assert text_of(result) == "token exchange failed: token endpoint: cannot connect"
+    finally:
+        assert srv.stop() == 0
+    fakes[0].reset(token_ok)
+    srv = ToolServer(tmp_path, name="second", args=exchange_args(tmp_path, fakes[0].url("/token"),
+                                                                 "http://127.0.0.1:%d/me" % free_port())).start()
+    try:
+        result = call_whoami(srv)
+        assert result["isError"] is True
+        assert text_of(result) == "downstream API call failed: cannot connect"
+    finally:
+        assert srv.stop() == 0
+
+
+def test_exchanges_and_whoami_calls_are_counted(exchanging, endpoints):
+    token_ep, _ = endpoints
+
+    def counts():
+        text = requests.get(exchanging.base + "/metrics", timeout=5).text
+        out = {}
+        for line in text.splitlines():
+            if line.startswith(("mcp_tool_server_token_exchanges_total{",
+                                'mcp_tool_server_tool_calls_total{tool="whoami')):
+                name, value = line.rsplit(" ", 1)
+                out[name] = int(value)
+        return out
+
+    before = counts()
+    call_whoami(exchanging)
+    token_ep.reset(lambda req: json_answer(400, {"error": "invalid_target"}))
+    call_whoami(exchanging)
+    after = counts()
+
+    def delta(name):
+        return after[name] - before[name]
+
+    assert delta('mcp_tool_server_token_exchanges_total{result="ok"}') == 1
+    assert delta('mcp_tool_server_token_exchanges_total{result="refused"}') == 1
+    assert delta('mcp_tool_server_tool_calls_total{tool="whoami_downstream",result="ok"}') == 1
+    assert delta('mcp_tool_server_tool_calls_total{tool="whoami_downstream",result="error"}') == 1
+    assert {'mcp_tool_server_token_exchanges_total{result="timeout"}',
+            'mcp_tool_server_token_exchanges_total{result="error"}'} <= set(after)
+
+
+def test_whoami_downstream_takes_no_arguments(exchanging, endpoints):
+    c = StreamableClient(exchanging).initialize()
+    error = c.request("tools/call", {"name": "whoami_downstream", "arguments": {"audience": "other"}})["error"]
+    assert error["code"] == -32602 and "unknown argument 'audience'" in error["message"]
+    assert endpoints[0].requests == []
+
+
+def test_whoami_downstream_follows_the_tool_scope_rules(tmp_path, fakes):
+    srv = ToolServer(tmp_path, args=exchange_args(tmp_path, fakes[0].url("/token"), fakes[1].url("/me")) +
+                     ["--tool-scope", "whoami_downstream=api:read"]).start()
+    try:
+        def names(scope):
+            c = StreamableClient(srv)
+            c.headers = lambda extra=None, c=c: dict(StreamableClient.headers(c, extra),
+                                                     **{"X-MCP-Identity": srv.token(scope=scope)})
+            return {t["name"] for t in c.initialize().request("tools/list")["result"]["tools"]}
+        assert "whoami_downstream" not in names("mcp")
+        assert "whoami_downstream" in names("mcp api:read")
+        r = post_mcp(srv, rpc("tools/call", {"name": "whoami_downstream", "arguments": {}}),
+                     headers={"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call",
+                              "Mcp-Name": "whoami_downstream"})
+        assert r.status_code == 403 and "api:read" in r.json()["error"]["message"]
+    finally:
+        assert srv.stop() == 0
+
+
+def test_without_an_assertion_whoami_downstream_explains_it_needs_the_gateway(tmp_path, fakes):
+    fakes[0].reset(token_ok)
+    srv = ToolServer(tmp_path, identity_args=["--insecure-no-auth"],
+                     args=exchange_args(tmp_path, fakes[0].url("/token"), fakes[1].url("/me"))).start()
+    try:
+        r = stateless(srv, rpc("tools/call", {"name": "whoami_downstream", "arguments": {}}),
+                      headers={"X-MCP-Identity": "not-checked-so-never-forwarded"})
+        result = r.json()["result"]
+        assert result["isError"] is True
+        assert "needs the identity assertion" in text_of(result) and "--insecure-no-auth" in text_of(result)
+        assert fakes[0].requests == []
+    finally:
+        assert srv.stop() == 0
+
+
+@pytest.mark.parametrize("drop, message", [
+    (["--exchange-token-url"], "go together; missing: --exchange-token-url"),
+    (["--exchange-client-id"], "go together; missing: --exchange-client-id"),
+    (["--exchange-client-secret-file", "--exchange-client-id"],
+     "go together; missing: --exchange-client-id --exchange-client-secret-file"),
+    (["--exchange-token-url", "--exchange-client-id", "--exchange-client-secret-file"],
+     "whoami_downstream gets its token by token exchange"),
+    (["--whoami-downstream-audience"], "needs both --whoami-downstream-url and --whoami-downstream-audience"),
+    (["--whoami-downstream-url"], "needs both --whoami-downstream-url and --whoami-downstream-audience"),
+])
+def test_incomplete_exchange_or_whoami_flags_refuse_to_start(tmp_path, drop, message):
+    import subprocess
+    args = exchange_args(tmp_path, "http://127.0.0.1:9/token", "http://127.0.0.1:9/me")
+    for flag in drop + (["--exchange-timeout-ms"] if "--exchange-token-url" in drop else []):
+        i = args.index(flag)
+        del args[i:i + 2]
+    out = subprocess.run([str(TOOL_SERVER), "--insecure-no-auth", "--listen", "127.0.0.1:0"] + args,
+                         capture_output=True, text=True, timeout=5)
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert SECRET not in out.stderr + out.stdout
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--exchange-token-url", "https://127.0.0.1/token", "only http:// URLs (TLS is not spoken"),
+    ("--exchange-token-url", "http://user:pw@127.0.0.1/token", "user info"),
+    ("--whoami-downstream-url", "ftp://127.0.0.1/x", "only http:// URLs"),
+    ("--whoami-downstream-scope", "a  b", "bad value for --whoami-downstream-scope"),
+])
+def test_bad_exchange_urls_refuse_to_start(tmp_path, flag, value, message):
+    import subprocess
+    args = exchange_args(tmp_path, "http://127.0.0.1:9/token", "http://127.0.0.1:9/me")
+    args[args.index(flag) + 1] = value
+    out = subprocess.run([str(TOOL_SERVER), "--insecure-no-auth", "--listen", "127.0.0.1:0"] + args,
+                         capture_output=True, text=True, timeout=5)
+    assert out.returncode == 2
+    assert message in out.stderr
+
+
+@pytest.mark.parametrize("secret, message", [(None, "cannot read --exchange-client-secret-file"),
+                                             ("", "is empty"), ("\n", "is empty")])
+def test_a_missing_or_empty_client_secret_refuses_to_start(tmp_path, secret, message):
+    args = exchange_args(tmp_path, "http://127.0.0.1:9/token", "http://127.0.0.1:9/me")
+    path = tmp_path / "exchange.secret"
+    if secret is None:
+        path.unlink()
+    else:
+        path.write_text(secret)
+    srv = ToolServer(tmp_path, args=args)
+    with pytest.raises(RuntimeError, match=message):
+        srv.start()
+
+
+def test_help_lists_the_exchange_flags():
+    import subprocess
+    out = subprocess.run([str(TOOL_SERVER), "--help"], capture_output=True, text=True, timeout=5).stdout
+    for flag in ["--exchange-token-url", "--exchange-client-id", "--exchange-client-secret-file",
+                 "--exchange-timeout-ms", "--whoami-downstream-url", "--whoami-downstream-audience",
+                 "--whoami-downstream-scope"]:
+        assert flag in out
+
+
+def test_sigterm_while_an_exchange_waits_exits_0(tmp_path, fakes):
+    """The client's connections go with the server, without running the
+    callbacks of the calls still waiting (the sanitized build checks for
+    leaks and use after free)."""
+    fakes[0].reset(lambda req: dict(token_ok(req), delay=2))
+    srv = ToolServer(tmp_path, args=exchange_args(tmp_path, fakes[0].url("/token"), fakes[1].url("/me"),
+                                                  timeout_ms=5000)).start()
+    c = StreamableClient(srv).initialize()
+    msg = rpc("tools/call", {"name": "whoami_downstream", "arguments": {}})
+    def waiting_call():
+        try:
+            c.post(msg)
+        except requests.RequestException:  # the server went away under it
+            pass
+
+    t = threading.Thread(target=waiting_call, daemon=True)
+    t.start()
+    assert wait_for_requests(fakes[0], 1)
+    assert srv.stop() == 0
+    t.join(5)
+
+
+def wait_for_requests(fake, n, timeout=5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(fake.requests) >= n:
+            return True
+        time.sleep(0.02)
+    return False

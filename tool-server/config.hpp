@@ -25,6 +25,21 @@ struct RedisConfig {
     bool allow_async_durability = false;
 };
 
+// The token exchange client (--exchange-*); an empty token_url: none.
+struct ExchangeConfig {
+    std::string token_url;
+    std::string client_id;
+    std::string client_secret_file;  // read at start; never a secret on the command line
+    int timeout_ms = 5000;           // each outbound call, connect to the whole answer
+};
+
+// The sample tool whoami_downstream (--whoami-downstream-*); an empty url: not offered.
+struct WhoamiConfig {
+    std::string url;
+    std::string audience;
+    std::string scope;
+};
+
 struct Config {
     std::string listen_host = "127.0.0.1";
     int listen_port = 8808;
@@ -45,6 +60,8 @@ struct Config {
     size_t max_sessions_per_subject = 16;    // MCP sessions of one subject
     ToolScopes tool_scopes;       // --tool-scope rules; empty: no call needs a scope
     ToolClaims tool_claims;       // --tool-claim rules; empty: no call needs a claim
+    ExchangeConfig exchange;
+    WhoamiConfig whoami;
 };
 
 }  // namespace toolserver

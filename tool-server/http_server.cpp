@@ -463,7 +463,10 @@ bool HttpServer::authenticate(HttpRequest& r) {
     }
     const char* token = r.header(Header::Identity);
     std::string why;
-    if (verifier_->verify(token ? token : "", r.identity, why)) return true;
+    if (verifier_->verify(token ? token : "", r.identity, why)) {
+        r.assertion = token;
+        return true;
+    }
     LOG_WARN("identity_refused", {{"path", r.path}, {"reason", why}});
     send_rpc_error(r.req, 401, jsonrpc::kUnauthorized, "Unauthorized: " + why);
     return false;

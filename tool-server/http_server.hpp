@@ -40,6 +40,9 @@ struct HttpRequest {
     std::string path;
     std::string query;
     Identity identity;  // set for routes that require authentication
+    // The verified X-MCP-Identity value (it views the request's header);
+    // empty when no assertion is checked (--insecure-no-auth).
+    std::string_view assertion;
     // First value of each Header, as evhttp_find_header would return it; null when absent.
     const char* headers[static_cast<size_t>(Header::Count)] = {};
     // How many times each Header was sent (saturates at 255).

@@ -1,6 +1,7 @@
 // mcp-tool-server: command line, start-up and shutdown.
 #include "alloc_cache.hpp"
 #include "config.hpp"
+#include "exchange_client.hpp"
 #include "http_server.hpp"
 #include "identity.hpp"
 #include "log.hpp"
@@ -65,6 +66,19 @@ const char* kUsage =
     "                              a tool call needs the claim at PATH in the identity assertion's\n"
     "                              claims to hold one of the values; repeatable, all must hold; the\n"
     "                              gateway's mcp_auth_tool_claim rules (see README)\n"
+    "  --exchange-token-url URL    the gateway's token endpoint for RFC 8693 token exchange, plain\n"
+    "                              http://HOST:PORT/PATH (TLS is not spoken: an internal listener)\n"
+    "  --exchange-client-id ID     this server's client id at that endpoint (HTTP Basic)\n"
+    "  --exchange-client-secret-file FILE\n"
+    "                              its client secret, the first line of FILE (never a flag);\n"
+    "                              the three --exchange-* above go together\n"
+    "  --exchange-timeout-ms MS    timeout of each outbound call, connect to whole answer (default 5000)\n"
+    "  --whoami-downstream-url URL a downstream API's GET endpoint (plain http://): offers the sample\n"
+    "                              tool whoami_downstream, which calls it as the signed-in user\n"
+    "  --whoami-downstream-audience AUD\n"
+    "                              the audience of the token exchanged for it (required with the URL)\n"
+    "  --whoami-downstream-scope SCOPE\n"
+    "                              the scope asked for in that exchange (optional)\n"
     "  --log-level LEVEL           debug, info, warn or error (default info)\n"
     "  --help                      show this help\n";
 
@@ -81,6 +95,30 @@ bool parse_int(const char* s, int min, int max, int& out) {
     size_t v = 0;
     if (!parse_size(s, v) || v < static_cast<size_t>(min) || v > static_cast<size_t>(max)) return false;
     out = static_cast<int>(v);
+    return true;
+}
+
+// A space-separated list of RFC 6749 scope-tokens.
+bool valid_scope_list(const std::string& s) {
+    if (s.empty()) return false;
+    size_t start = 0;
+    for (;;) {
+        const size_t sp = s.find(' ', start);
+        if (!mcpauth::valid_scope_token(std::string_view(s).substr(start, sp - start))) return false;
+        if (sp == std::string::npos) return true;
+        start = sp + 1;
+    }
+}
+
+// Checks an http:// URL flag; prints why not.
+bool url_flag(const std::string& flag, const std::string& value, std::string& out) {
+    HttpUrl url;
+    std::string why;
+    if (!parse_http_url(value, url, why)) {
+        std::fprintf(stderr, "mcp-tool-server: %s %s (see --help)\n", flag.c_str(), why.c_str());
+        return false;
+    }
+    out = value;
     return true;
 }
 
@@ -114,6 +152,7 @@ std::vector<std::string> split_commas(const std::string& s) {
 // Returns 0 to continue, otherwise the process exit status (+1).
 int parse_args(int argc, char** argv, Config& cfg) {
     bool redis_flags = false;
+    bool exchange_timeout = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
         std::string value;
@@ -197,6 +236,26 @@ int parse_args(int argc, char** argv, Config& cfg) {
                 std::fprintf(stderr, "mcp-tool-server: %s (see --help)\n", why.c_str());
                 return 3;
             }
+        } else if (arg == "--exchange-token-url") {
+            if (!url_flag(arg, value, cfg.exchange.token_url)) return 3;
+        } else if (arg == "--exchange-client-id") {
+            cfg.exchange.client_id = value;
+            ok = !value.empty();
+        } else if (arg == "--exchange-client-secret-file") {
+            cfg.exchange.client_secret_file = value;
+            ok = !value.empty();
+        } else if (arg == "--exchange-timeout-ms") {
+            exchange_timeout = true;
+            ok = parse_int(value.c_str(), 1, 600000, cfg.exchange.timeout_ms);
+        } else if (arg == "--whoami-downstream-url") {
+            if (!url_flag(arg, value, cfg.whoami.url)) return 3;
+        } else if (arg == "--whoami-downstream-audience") {
+            cfg.whoami.audience = value;
+            ok = !value.empty();
+            for (unsigned char c : value) ok = ok && c >= 0x20 && c < 0x7f;
+        } else if (arg == "--whoami-downstream-scope") {
+            cfg.whoami.scope = value;
+            ok = valid_scope_list(value);
         } else if (arg == "--log-level") ok = log_set_level(value);
         else {
             std::fprintf(stderr, "mcp-tool-server: unknown option %s (see --help)\n", arg.c_str());
@@ -209,6 +268,36 @@ int parse_args(int argc, char** argv, Config& cfg) {
     }
     if (redis_flags && cfg.store != StoreKind::Redis) {
         std::fprintf(stderr, "mcp-tool-server: --redis-* options need --store redis (see --help)\n");
+        return 3;
+    }
+    // The token exchange client: all three flags or none.
+    const ExchangeConfig& x = cfg.exchange;
+    const int exchange_flags = !x.token_url.empty() + !x.client_id.empty() + !x.client_secret_file.empty();
+    if (exchange_flags != 0 && exchange_flags != 3) {
+        std::fprintf(stderr,
+                     "mcp-tool-server: --exchange-token-url, --exchange-client-id and --exchange-client-secret-file "
+                     "go together; missing:%s%s%s (see --help)\n",
+                     x.token_url.empty() ? " --exchange-token-url" : "",
+                     x.client_id.empty() ? " --exchange-client-id" : "",
+                     x.client_secret_file.empty() ? " --exchange-client-secret-file" : "");
+        return 3;
+    }
+    if (exchange_timeout && exchange_flags == 0) {
+        std::fprintf(stderr, "mcp-tool-server: --exchange-timeout-ms needs the --exchange-* flags (see --help)\n");
+        return 3;
+    }
+    const WhoamiConfig& w = cfg.whoami;
+    const bool whoami = !w.url.empty() || !w.audience.empty() || !w.scope.empty();
+    if (whoami && (w.url.empty() || w.audience.empty())) {
+        std::fprintf(stderr,
+                     "mcp-tool-server: whoami_downstream needs both --whoami-downstream-url and "
+                     "--whoami-downstream-audience (see --help)\n");
+        return 3;
+    }
+    if (whoami && exchange_flags == 0) {
+        std::fprintf(stderr,
+                     "mcp-tool-server: whoami_downstream gets its token by token exchange: it needs "
+                     "--exchange-token-url, --exchange-client-id and --exchange-client-secret-file (see --help)\n");
         return 3;
     }
     return 0;
@@ -281,8 +370,27 @@ int run(int argc, char** argv) {
     }
     int exit_code = 0;
     {
-        // The Redis store lives on the loop: made after it, destroyed before it.
+        // The Redis store and the exchange client live on the loop: made
+        // after it, destroyed before it (the client after the tools using it).
         std::string error;
+        std::unique_ptr<ExchangeClient> exchange;
+        if (!cfg.exchange.token_url.empty()) {
+            exchange = ExchangeClient::create(cfg.exchange, base, error);
+            if (!exchange) {
+                LOG_ERROR("startup_failed", {{"error", error}});
+                event_base_free(base);
+                return 1;
+            }
+            metrics::enable_exchanges();
+        }
+        std::optional<WhoamiDownstream> whoami;
+        if (!cfg.whoami.url.empty()) {
+            whoami.emplace();
+            whoami->client = exchange.get();
+            parse_http_url(cfg.whoami.url, whoami->url, error);  // checked with the flags
+            whoami->audience = cfg.whoami.audience;
+            whoami->scope = cfg.whoami.scope;
+        }
         std::unique_ptr<SnippetStore> store = cfg.store == StoreKind::Redis
                                                   ? open_redis_store(cfg.redis, base, error)
                                                   : open_sqlite_store(cfg.data_dir, error);
@@ -292,7 +400,7 @@ int run(int argc, char** argv) {
             return 1;
         }
         store = metrics::timed_store(std::move(store), cfg.store == StoreKind::Redis ? "redis" : "sqlite");
-        Tools tools(*store, cfg.snippet_scope, cfg.max_snippet);
+        Tools tools(*store, cfg.snippet_scope, cfg.max_snippet, std::move(whoami));
         mcp::Server mcp_server(tools, cfg.tool_scopes, cfg.tool_claims);
 
         HttpServer server(cfg, base, verifier.get(), mcp_server);

@@ -245,7 +245,7 @@ Future<jsonrpc::Reply> Server::dispatch(const jsonrpc::Message& m, CallContext& 
                  }));
         return Ready::ready(jsonrpc::Reply::ok(std::move(result)));
     }
-    if (m.method == "tools/call") return tools_.call(m.params, ctx.subject);
+    if (m.method == "tools/call") return tools_.call(m.params, ctx.subject, ctx.assertion);
     return Ready::ready(jsonrpc::Reply::fail(jsonrpc::kMethodNotFound, "Method not found: " + m.method));
 }
 

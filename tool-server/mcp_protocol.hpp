@@ -105,6 +105,10 @@ struct CallContext {
     // The caller's verified assertion: tools/list shows only what it may
     // call. Null: no scope and no claim.
     const Identity* identity = nullptr;
+    // That assertion as the gateway sent it (X-MCP-Identity of this very
+    // request, not of the one that opened the stream): what a tool that
+    // acts as the user exchanges. Empty without one (--insecure-no-auth).
+    std::string_view assertion;
 };
 
 class Server {

@@ -29,6 +29,9 @@ static_assert(sizeof kResultNames / sizeof kResultNames[0] == static_cast<size_t
 constexpr const char* kOpNames[] = {"get", "put"};
 static_assert(sizeof kOpNames / sizeof kOpNames[0] == static_cast<size_t>(StoreOp::Count));
 
+constexpr const char* kExchangeNames[] = {"ok", "refused", "timeout", "error"};
+static_assert(sizeof kExchangeNames / sizeof kExchangeNames[0] == static_cast<size_t>(ExchangeResult::Count));
+
 constexpr size_t kResults = static_cast<size_t>(ToolResult::Count);
 constexpr size_t kOps = static_cast<size_t>(StoreOp::Count);
 
@@ -57,6 +60,7 @@ struct Histogram {
 
 std::vector<const char*> tool_names;  // the label of index i; "other" is index size()
 const char* store_name = nullptr;     // set by timed_store(); no storage metrics without one
+bool exchanges_enabled = false;
 Histogram storage_durations[kOps];
 uint64_t storage_errors[kOps] = {};
 
@@ -145,6 +149,8 @@ void record_tool_call(size_t tool, ToolResult result, const std::string& subject
                            {"sub", subject}});
 }
 
+void enable_exchanges() { exchanges_enabled = true; }
+
 std::unique_ptr<SnippetStore> timed_store(std::unique_ptr<SnippetStore> store, const char* name) {
     store_name = name;
     return std::make_unique<TimedStore>(std::move(store));
@@ -209,6 +215,19 @@ void append_exposition(std::string& out, const Gauges& gauges) {
             out += std::string("mcp_tool_server_storage_errors_total{op=\"") + kOpNames[op] + "\",store=\"" +
                    store_name + "\"} ";
             append_u64(out, storage_errors[op]);
+            out += '\n';
+        }
+    }
+
+    if (exchanges_enabled) {
+        header(out, "mcp_tool_server_token_exchanges_total", "counter",
+               "RFC 8693 token exchanges at the gateway's token endpoint, by result: ok, refused (an OAuth "
+               "error answer), timeout, error (unreachable, or no usable answer).");
+        for (size_t r = 0; r < static_cast<size_t>(ExchangeResult::Count); ++r) {
+            out += "mcp_tool_server_token_exchanges_total{result=\"";
+            out += kExchangeNames[r];
+            out += "\"} ";
+            append_u64(out, counters.exchanges[r]);
             out += '\n';
         }
     }

@@ -31,6 +31,10 @@ enum class ToolResult : uint8_t { Ok, Error, Denied, Count };
 
 enum class StoreOp : uint8_t { Get, Put, Count };
 
+// How a token exchange (exchange_client.hpp) ended: a token, an OAuth error
+// from the endpoint, no answer in time, or no usable answer.
+enum class ExchangeResult : uint8_t { Ok, Refused, Timeout, Error, Count };
+
 // The label of a client-sent method name.
 Method method_label(std::string_view method);
 
@@ -45,12 +49,17 @@ struct Counters {
     uint64_t requests[static_cast<size_t>(Transport::Count)][static_cast<size_t>(Method::Count)] = {};
     // One row per tool, the last one "other"; resized by set_tools().
     std::vector<uint64_t> tool_calls = std::vector<uint64_t>(static_cast<size_t>(ToolResult::Count), 0);
+    uint64_t exchanges[static_cast<size_t>(ExchangeResult::Count)] = {};
 };
 extern Counters counters;
 
 inline void count_request(Transport t, Method m) {
     ++counters.requests[static_cast<size_t>(t)][static_cast<size_t>(m)];
 }
+
+// Token exchanges are in the exposition once enabled (--exchange-* given).
+void enable_exchanges();
+inline void count_exchange(ExchangeResult r) { ++counters.exchanges[static_cast<size_t>(r)]; }
 
 // Counts one tools/call of tool `tool` (a tool_label()) and logs it: one
 // info line, event=tool_call with the tool, the result and the subject (and

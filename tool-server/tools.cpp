@@ -32,6 +32,59 @@ Future<jsonrpc::Reply> text_now(const std::string& text, bool is_error) {
     return Future<jsonrpc::Reply>::ready(text_result(text, is_error));
 }
 
+// `text` with every occurrence of `secret` blotted out: an API that echoes
+// the token it was sent must not hand it to the model.
+std::string redacted(std::string text, const std::string& secret) {
+    static constexpr std::string_view kBlot = "[access token]";
+    if (secret.empty()) return text;
+    for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + kBlot.size()))
+        text.replace(at, secret.size(), kBlot);
+    return text;
+}
+
+// The start of an error body, for a message: printable ASCII only.
+std::string excerpt(const std::string& body) {
+    constexpr size_t kMax = 512;
+    std::string out;
+    for (size_t i = 0; i < body.size() && i < kMax; ++i) {
+        const unsigned char c = static_cast<unsigned char>(body[i]);
+        out += c >= 0x20 && c < 0x7f ? static_cast<char>(c) : (c == '\n' || c == '\r' || c == '\t' ? ' ' : '?');
+    }
+    if (body.size() > kMax) out += "...";
+    return out.empty() ? "(empty body)" : out;
+}
+
+// What the downstream API answered, as the tool's result: its JSON body, or why not.
+jsonrpc::Reply downstream_reply(const HttpResult& h, const std::string& token) {
+    if (!h.ok()) {
+        LOG_WARN("downstream_call_failed", {{"reason", h.error}});
+        return text_result("downstream API call failed: " + h.error, true);
+    }
+    const std::string body = redacted(h.body, token);
+    const std::string status = std::to_string(h.status);
+    if (h.status < 200 || h.status > 299) {
+        LOG_WARN("downstream_call_failed", {{"status", status}});
+        return text_result("downstream API answered " + status + ": " + excerpt(body), true);
+    }
+    JsonPtr doc(cJSON_ParseWithLength(body.data(), body.size()));
+    if (!doc) {
+        LOG_WARN("downstream_call_failed", {{"status", status}, {"reason", "not JSON"}});
+        return text_result("downstream API answered " + status + " but not with JSON: " + excerpt(body), true);
+    }
+    return text_result(body, false);
+}
+
+// A refused or failed exchange, as the tool's result.
+jsonrpc::Reply exchange_failure(const ExchangeResult& x) {
+    if (x.outcome == ExchangeResult::Outcome::Failed) return text_result("token exchange failed: " + x.failure, true);
+    std::string text = "token exchange refused: " + x.error;
+    if (!x.error_description.empty()) text += ": " + x.error_description;
+    text += " (HTTP " + std::to_string(x.status);
+    if (!x.retry_after.empty()) text += ", retry after " + x.retry_after + " s";
+    text += ")";
+    return text_result(text, true);
+}
+
 // A JSON-RPC error or a tool result with isError: true is an error.
 metrics::ToolResult outcome(const jsonrpc::Reply& reply) {
     if (reply.error) return metrics::ToolResult::Error;
@@ -42,8 +95,8 @@ metrics::ToolResult outcome(const jsonrpc::Reply& reply) {
 
 }  // namespace
 
-Tools::Tools(SnippetStore& store, SnippetScope scope, size_t max_snippet)
-    : store_(store), scope_(scope), max_snippet_(max_snippet) {
+Tools::Tools(SnippetStore& store, SnippetScope scope, size_t max_snippet, std::optional<WhoamiDownstream> whoami)
+    : store_(store), scope_(scope), max_snippet_(max_snippet), whoami_(std::move(whoami)) {
     tools_ = {
         {"hello_mcp", "Hello world.", {}, &Tools::hello},
         {"get_snippet",
@@ -55,6 +108,13 @@ Tools::Tools(SnippetStore& store, SnippetScope scope, size_t max_snippet)
          {{"snippetname", "The name of the snippet.", true}, {"snippet", "The content of the snippet.", true}},
          &Tools::save_snippet},
     };
+    if (whoami_) {
+        tools_.push_back({"whoami_downstream",
+                          "Call the downstream API as the signed-in user (RFC 8693 token exchange at the gateway) "
+                          "and return what it answers.",
+                          {},
+                          &Tools::whoami_downstream});
+    }
     std::vector<const char*> names;
     for (const Tool& t : tools_) names.push_back(t.name);
     metrics::set_tools(names);
@@ -83,7 +143,7 @@ JsonPtr Tools::list(const std::function<bool(const char* name)>& listed) const {
     return arr;
 }
 
-Future<jsonrpc::Reply> Tools::call(const cJSON* params, const std::string& subject) {
+Future<jsonrpc::Reply> Tools::call(const cJSON* params, const std::string& subject, std::string_view assertion) {
     // The metrics label of a tool is its index in the table (set_tools above).
     size_t label = tools_.size();
     Future<jsonrpc::Reply> reply = [&] {
@@ -95,7 +155,7 @@ Future<jsonrpc::Reply> Tools::call(const cJSON* params, const std::string& subje
             if (std::strcmp(tools_[i].name, name) == 0) label = i;
         }
         if (label == tools_.size()) return failed(jsonrpc::kInvalidParams, std::string("Unknown tool: ") + name);
-        return run(tools_[label], params, subject);
+        return run(tools_[label], params, Caller{subject, assertion});
     }();
     if (reply.is_ready()) {
         jsonrpc::Reply r = reply.take();
@@ -108,7 +168,7 @@ Future<jsonrpc::Reply> Tools::call(const cJSON* params, const std::string& subje
     });
 }
 
-Future<jsonrpc::Reply> Tools::run(const Tool& tool, const cJSON* params, const std::string& subject) {
+Future<jsonrpc::Reply> Tools::run(const Tool& tool, const cJSON* params, const Caller& caller) {
     const cJSON* arguments = cJSON_GetObjectItemCaseSensitive(params, "arguments");
     if (arguments && !cJSON_IsNull(arguments) && !cJSON_IsObject(arguments))
         return failed(jsonrpc::kInvalidParams, "Invalid params: \"arguments\" must be an object");
@@ -134,7 +194,7 @@ Future<jsonrpc::Reply> Tools::run(const Tool& tool, const cJSON* params, const s
             return failed(jsonrpc::kInvalidParams,
                           std::string("Invalid params: missing required argument '") + a.name + "'");
     }
-    return (this->*(tool.handler))(args, subject);
+    return (this->*(tool.handler))(args, caller);
 }
 
 std::string Tools::owner_for(const std::string& subject) const {
@@ -142,11 +202,12 @@ std::string Tools::owner_for(const std::string& subject) const {
     return scope_ == SnippetScope::Shared ? std::string() : subject;
 }
 
-Future<jsonrpc::Reply> Tools::hello(Args&, const std::string&) {
+Future<jsonrpc::Reply> Tools::hello(Args&, const Caller&) {
     return text_now("Hello I am MCPTool!", false);
 }
 
-Future<jsonrpc::Reply> Tools::get_snippet(Args& args, const std::string& subject) {
+Future<jsonrpc::Reply> Tools::get_snippet(Args& args, const Caller& caller) {
+    const std::string& subject = caller.subject;
     const std::string& name = args.at("snippetname");
     if (auto problem = snippet_name_problem(name)) return text_now(*problem, true);
     return store_.load(owner_for(subject), name).map([name](StoreResult r) {
@@ -160,7 +221,8 @@ Future<jsonrpc::Reply> Tools::get_snippet(Args& args, const std::string& subject
     });
 }
 
-Future<jsonrpc::Reply> Tools::save_snippet(Args& args, const std::string& subject) {
+Future<jsonrpc::Reply> Tools::save_snippet(Args& args, const Caller& caller) {
+    const std::string& subject = caller.subject;
     const std::string& name = args.at("snippetname");
     std::string& content = args.at("snippet");
     if (auto problem = snippet_name_problem(name)) return text_now(*problem, true);
@@ -179,6 +241,30 @@ Future<jsonrpc::Reply> Tools::save_snippet(Args& args, const std::string& subjec
         LOG_INFO("snippet_saved", {{"name", name}, {"bytes", std::to_string(content.size())}});
         return text_result("Snippet '" + content + "' saved successfully", false);
     });
+}
+
+// The pattern for a tool that calls an API as the user: exchange the
+// request's assertion for a token for that API's audience, call it with the
+// token, answer with what it said. The token lives only in these
+// continuations; the gateway caches exchanges, so none is kept here.
+Future<jsonrpc::Reply> Tools::whoami_downstream(Args&, const Caller& caller) {
+    if (caller.assertion.empty())
+        return text_now("whoami_downstream acts as the signed-in user, so it needs the identity assertion the "
+                        "ngx_mcp_auth gateway adds to each request (X-MCP-Identity); this server runs with "
+                        "--insecure-no-auth and has none. Call it through the gateway.",
+                        true);
+    ExchangeClient* client = whoami_->client;
+    Promise<jsonrpc::Reply> done;
+    client->exchange(std::string(caller.assertion), whoami_->audience, whoami_->scope)
+        .then([client, url = whoami_->url, done](ExchangeResult x) {
+            if (x.outcome != ExchangeResult::Outcome::Ok) {
+                done.set(exchange_failure(x));
+                return;
+            }
+            std::string token = std::move(x.access_token);
+            client->get(url, token).then([done, token](HttpResult h) { done.set(downstream_reply(h, token)); });
+        });
+    return done.future();
 }
 
 }  // namespace toolserver

@@ -73,6 +73,7 @@ void HttpServer::sse_message(HttpRequest& r) {
     mcp::CallContext ctx;
     ctx.subject = r.identity.subject;
     ctx.identity = &r.identity;
+    ctx.assertion = r.assertion;  // this POST's, not the stream's
     ctx.session = session;
     ctx.transport = metrics::Transport::Sse;
     ctx.protocol_version =

@@ -105,6 +105,7 @@ void HttpServer::mcp_post(HttpRequest& r) {
     mcp::CallContext ctx;
     ctx.subject = r.identity.subject;
     ctx.identity = &r.identity;
+    ctx.assertion = r.assertion;
 
     const bool event_stream = how == Reply::EventStream;
     if (stateless) {
