@@ -158,6 +158,46 @@ def test_many_simultaneous_calls_make_one_exchange_at_the_provider(ex):
     assert after["max_in_flight"] == 1
 
 
+# --- through the tool server -----------------------------------------------------------
+
+def test_whoami_downstream_calls_the_api_as_the_user_through_the_official_sdk(ex):
+    """The real tool server exchanges the assertion of the request that called
+    the tool, calls the downstream API with the token and returns what it saw;
+    the official SDK drives both transports."""
+    import subprocess
+    from harness import NODE, ROOT
+    ex.tool.stop()
+    ex.tool_args = ["--exchange-token-url", ex.url + "/token", "--exchange-client-id", BACKEND,
+                    "--exchange-client-secret-file", str(ex.workdir / "exchange-client.secret"),
+                    "--whoami-downstream-url", ex.api.url + "/whoami",
+                    "--whoami-downstream-audience", "downstream-api",
+                    "--whoami-downstream-scope", "downstream:read"]
+    ex.start_tool_server(ex.tool_port)
+    before = exchange_stats(ex.issuer)["issued"]
+    procs = {t: subprocess.Popen([NODE, str(ROOT / "t" / "clients" / "sdk_client.mjs"), "--gateway", ex.url,
+                                  "--transport", t, "--scenario", "downstream", "--user", "demo",
+                                  "--password", ex.demo_password],
+                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for t in ("http", "sse")}
+    for transport, p in procs.items():
+        out, err = p.communicate(timeout=90)
+        lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        assert p.returncode == 0, (transport, out, err)
+        listed = [x for x in lines if x.get("step") == "tools_list"][0]["tools"]
+        assert "whoami_downstream" in listed
+        call = [x for x in lines if x.get("step") == "tool_call"][0]
+        assert call["tool"] == "whoami_downstream" and not call["is_error"], call
+        seen = json.loads(call["text"])
+        assert seen["sub"] == "user-demo"
+        assert seen["scope"] == "downstream:read" and seen["act"] == {"sub": "mcp-gateway"}
+    # one exchange per session (two SDK sessions), each the user's
+    assert exchange_stats(ex.issuer)["issued"] == before + 2
+    lines = audit_lines(ex, "token.exchanged")
+    assert {l["subject"] for l in lines[-2:]} == {"user-demo"}
+    log = (ex.workdir / "tool-server.log").read_text() if (ex.workdir / "tool-server.log").exists() else ""
+    assert ex.backend_secret not in log
+
+
 # --- refusals ------------------------------------------------------------------------
 
 def test_client_authentication_is_required_and_checked(ex):

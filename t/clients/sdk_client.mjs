@@ -6,7 +6,7 @@
 // it to "open the browser", does the browser part over HTTP (http_browser.mjs).
 //
 //   node t/clients/sdk_client.mjs --gateway http://127.0.0.1:PORT --transport http|sse \
-//        --scenario full|stepup|deny|access --user demo --password SECRET [--ttl 3]
+//        --scenario full|stepup|deny|access|quota|downstream --user demo --password SECRET [--ttl 3]
 //
 // deny: the user clicks Deny on the consent page, then follows the page's
 // link back to the application, which learns of the denial there.
@@ -271,6 +271,14 @@ async function quota() {
   }
 }
 
+// A tool that calls another API as the user (token exchange at the gateway):
+// what that API saw, as the tool returns it.
+async function downstream() {
+  await connect();
+  await tools('downstream');
+  await call('whoami_downstream', {}, 'downstream');
+}
+
 // The user says no: the application learns it at its redirect URI (what a
 // real app's callback handler does with ?error=access_denied).
 async function deny() {
@@ -288,7 +296,7 @@ async function deny() {
 
 try {
   await (scenario === 'stepup' ? stepup() : scenario === 'deny' ? deny() : scenario === 'access' ? access()
-         : scenario === 'quota' ? quota() : full());
+         : scenario === 'quota' ? quota() : scenario === 'downstream' ? downstream() : full());
   await client?.close().catch(() => {});
   emit({ step: 'done' });
   process.exit(0);
