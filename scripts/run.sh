@@ -4,6 +4,8 @@
 #   tool server  127.0.0.1:$TOOL_PORT   (build/mcp-tool-server)
 #   provider     127.0.0.1:$IDP_PORT    (t/idp/dev-idp.mjs, oidc-provider)
 #   gateway      127.0.0.1:$PORT        (/usr/sbin/nginx + build/ngx_http_mcp_auth_module.so)
+#   downstream   127.0.0.1:$DOWNSTREAM_PORT  (t/downstream_api.mjs: an API the tool
+#                                            server calls as the user, through token exchange)
 #
 # Runtime files (config, keys, logs, state) live in run/ (git-ignored);
 # secrets are generated there on first run and kept for the next.
@@ -14,6 +16,7 @@ PORT=8080
 TOOL_PORT=${TOOL_PORT:-8808}
 TLS_PORT=${TLS_PORT:-8443}
 IDP_PORT=${IDP_PORT:-9400}
+DOWNSTREAM_PORT=${DOWNSTREAM_PORT:-9500}
 RUNDIR=${RUNDIR:-$root/run}
 while [ $# -gt 0 ]; do
     case $1 in
@@ -60,6 +63,12 @@ node "$root/t/idp/dev-idp.mjs" --port "$IDP_PORT" \
     --keys-file "$RUNDIR/idp-keys.json" > "$RUNDIR/idp.log" 2>&1 &
 pids+=($!)
 
+# --- a downstream API (whoami_downstream calls it with an exchanged token) --------
+node "$root/t/downstream_api.mjs" --port "$DOWNSTREAM_PORT" --issuer "http://127.0.0.1:$IDP_PORT" \
+    --jwks-uri "http://127.0.0.1:$IDP_PORT/jwks" --audience downstream-api \
+    --require-scope downstream:read > "$RUNDIR/downstream-api.log" 2>&1 &
+pids+=($!)
+
 # --- the gateway's configuration ---------------------------------------------------
 conf=$(/usr/bin/python3 "$root/scripts/render-config.py" --module "$root/build/ngx_http_mcp_auth_module.so" \
     --rundir "$RUNDIR" --port "$PORT" --tool-port "$TOOL_PORT" --tls-port "$TLS_PORT" \
@@ -73,11 +82,17 @@ tool_scopes=()
 
 # --- the tool server ------------------------------------------------------------
 "$root/build/mcp-tool-server" --listen "127.0.0.1:$TOOL_PORT" --data-dir "$RUNDIR/data" \
-    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" > "$RUNDIR/tool-server.log" 2>&1 &
+    --identity-key "$RUNDIR/identity.key" "${tool_scopes[@]}" \
+    --exchange-token-url "http://127.0.0.1:$PORT/token" --exchange-client-id mcp-tool-server \
+    --exchange-client-secret-file "$RUNDIR/exchange-client.secret" \
+    --whoami-downstream-url "http://127.0.0.1:$DOWNSTREAM_PORT/whoami" \
+    --whoami-downstream-audience downstream-api --whoami-downstream-scope downstream:read \
+    > "$RUNDIR/tool-server.log" 2>&1 &
 pids+=($!)
 
 wait_port "$IDP_PORT"
 wait_port "$TOOL_PORT"
+wait_port "$DOWNSTREAM_PORT"
 
 # --- the gateway ---------------------------------------------------------------
 /usr/sbin/nginx -p "$RUNDIR" -c "$conf" -g 'daemon off;' >> "$RUNDIR/nginx.log" 2>&1 &
@@ -103,6 +118,8 @@ cat <<EOT
     -> flip Connect, Allow on the consent page, log in as demo,
        then Tools -> hello_mcp -> Execute Tool.
 
+  Calling an API as the user: the tool whoami_downstream (token exchange at $base/token
+                         for downstream-api, an API on 127.0.0.1:$DOWNSTREAM_PORT)
   Your connected apps    $base/account
   Admin API (loopback)   scripts/mcp-auth-admin --url $base/_mcp_auth/admin --key-file $RUNDIR/admin.key \\
                            sessions --subject user-demo
@@ -111,6 +128,6 @@ cat <<EOT
   Logs and state: $RUNDIR
 EOT
 
-# exit (and stop the rest) as soon as any of the three stops
+# exit (and stop the rest) as soon as any of them stops
 wait -n "${pids[@]}" || true
 echo "run.sh: a process stopped; see $RUNDIR/*.log" >&2
