@@ -436,12 +436,7 @@ Response handle_callback(const Config& cf, Store& store, const Request& req) {
   Fields f;
   f.set("kind", "code");
   put_login(f, *login);
-  Response r;
-  r.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
-  r.fetch.body = std::move(pr.body);
-  r.fetch.authorization = std::move(pr.authorization);
-  r.fetch.continuation = seal_continuation(cf, std::move(f), req);
-  return r;
+  return provider_token_fetch(std::move(pr), seal_continuation(cf, std::move(f), req));
 }
 
 Response resume_callback(const Config& cf, Store& store, const Request& req, const std::string& continuation,

@@ -345,10 +345,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
       if (pr.ok) {
         GuardOutcome f;
         f.verdict = GuardOutcome::fetch;
-        f.response.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
-        f.response.fetch.body = std::move(pr.body);
-        f.response.fetch.authorization = std::move(pr.authorization);
-        f.response.fetch.continuation = claims->sid;  // stays in this process
+        f.response = provider_token_fetch(std::move(pr), claims->sid);  // stays in this process
         return f;
       }
       if (store.del("renewing:" + claims->sid) == StoreStatus::pending) return deny(Response());

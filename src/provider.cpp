@@ -114,6 +114,15 @@ ProviderRequest provider_exchange_request(const Config& cf, const ExchangeAudien
   return r;
 }
 
+Response provider_token_fetch(ProviderRequest pr, std::string continuation) {
+  Response r;
+  r.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
+  r.fetch.body = std::move(pr.body);
+  r.fetch.authorization = std::move(pr.authorization);
+  r.fetch.continuation = std::move(continuation);
+  return r;
+}
+
 std::variant<ProviderTokens, std::string> parse_provider_tokens(const std::string& body) {
   Json obj(cJSON_ParseWithLength(body.data(), body.size()));
   if (!obj || !cJSON_IsObject(obj.get())) return std::string("the token response is not a JSON object");

@@ -9,6 +9,7 @@
 #include <variant>
 
 #include "config.hpp"
+#include "response.hpp"
 
 namespace mcpauth {
 
@@ -38,6 +39,10 @@ ProviderRequest provider_refresh_request(const Config& cf, const std::string& re
 // token.  `user_token` is the token that method needs; `scope` may be "".
 ProviderRequest provider_exchange_request(const Config& cf, const ExchangeAudience& audience,
                                           const std::string& user_token, const std::string& scope, int64_t now);
+
+// The response that asks the glue to send `pr` to the provider's token
+// endpoint (the token subrequest) and to resume with `continuation`.
+Response provider_token_fetch(ProviderRequest pr, std::string continuation);
 
 struct ProviderTokens {
   std::string access_token, id_token, refresh_token, scope;

@@ -239,12 +239,8 @@ Response refresh_grant(const Config& cf, Store& store, const Request& req, const
       if (st == StoreStatus::ok) {
         ProviderRequest pr = provider_refresh_request(cf, s->provider_refresh_token, req.now);
         if (pr.ok) {
-          Response r;
-          r.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
-          r.fetch.body = std::move(pr.body);
-          r.fetch.authorization = std::move(pr.authorization);
-          r.fetch.continuation = seal_renewal(cf, req, client.client_id, refresh_token, scope_param);
-          return r;
+          return provider_token_fetch(std::move(pr),
+                                      seal_renewal(cf, req, client.client_id, refresh_token, scope_param));
         }
         st = store.del("renewing:" + s->sid);
         if (st == StoreStatus::pending) return store_failure_json(st);

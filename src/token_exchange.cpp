@@ -318,12 +318,7 @@ Response exchange(const Config& cf, Store& store, const Request& req, const Para
         store.del("renewing:" + s.sid);
         return refuse(500, "server_error", pr.error);
       }
-      Response r;
-      r.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
-      r.fetch.body = std::move(pr.body);
-      r.fetch.authorization = std::move(pr.authorization);
-      r.fetch.continuation = seal_step(cf, req, "exchange-renew", ctx, s.sid);
-      return r;
+      return provider_token_fetch(std::move(pr), seal_step(cf, req, "exchange-renew", ctx, s.sid));
     }
     if (s.provider_expires <= req.now) {
       Response r = refuse(503, "temporarily_unavailable", "the identity provider could not renew the user's token");
@@ -340,12 +335,7 @@ Response exchange(const Config& cf, Store& store, const Request& req, const Para
     store.del("exchanging:" + s.sid + ":" + akey);
     return refuse(500, "server_error", pr.error);
   }
-  Response r;
-  r.fetch.target = MCPA_FETCH_PROVIDER_TOKEN;
-  r.fetch.body = std::move(pr.body);
-  r.fetch.authorization = std::move(pr.authorization);
-  r.fetch.continuation = seal_step(cf, req, "exchange", ctx, s.sid);
-  return r;
+  return provider_token_fetch(std::move(pr), seal_step(cf, req, "exchange", ctx, s.sid));
 }
 
 // Keeps the audience's key in the session's list (and, for a refresh-token

@@ -1,4 +1,5 @@
 #include "exchange_client.hpp"
+#include "secret_file.hpp"
 
 #include "http_util.hpp"
 #include "json.hpp"
@@ -57,27 +58,6 @@ std::string base64(const std::string& in) {
                                   reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
     out.resize(n > 0 ? static_cast<size_t>(n) : 0);
     return out;
-}
-
-bool read_secret(const std::string& path, std::string& out, std::string& error) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        error = "cannot read --exchange-client-secret-file " + path + ": " + std::strerror(errno);
-        return false;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    out = text.str();
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-    if (out.empty()) {
-        error = "--exchange-client-secret-file " + path + " is empty";
-        return false;
-    }
-    if (out.find('\n') != std::string::npos) {
-        error = "--exchange-client-secret-file " + path + " holds more than one line";
-        return false;
-    }
-    return true;
 }
 
 const char* error_text(int error) {
@@ -297,7 +277,7 @@ std::unique_ptr<ExchangeClient> ExchangeClient::create(const ExchangeConfig& cfg
         return nullptr;
     }
     std::string secret;
-    if (!read_secret(cfg.client_secret_file, secret, error)) return nullptr;
+    if (!read_secret_file("--exchange-client-secret-file", cfg.client_secret_file, secret, error)) return nullptr;
     // RFC 6749 §2.3.1: each part form-urlencoded before Base64.
     c->basic_auth_ = "Basic " + base64(form_urlencode(cfg.client_id) + ":" + form_urlencode(secret));
     return c;

@@ -45,6 +45,7 @@
 // context with a null reply; a context dropped here is no longer ctx_, so
 // every callback first checks that its context is still the current one.
 #include "../config.hpp"
+#include "../secret_file.hpp"
 #include "../log.hpp"
 #include "../snippet_store.hpp"
 
@@ -68,23 +69,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr auto kRetryPause = std::chrono::seconds(1);
-
-bool read_password(const std::string& path, std::string& out, std::string& error) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        error = "cannot read --redis-password-file " + path + ": " + std::strerror(errno);
-        return false;
-    }
-    std::ostringstream text;
-    text << in.rdbuf();
-    out = text.str();
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-    if (out.empty()) {
-        error = "--redis-password-file " + path + " is empty";
-        return false;
-    }
-    return true;
-}
 
 // What went wrong with a reply that is not the expected type.
 std::string unexpected(const redisReply* r) {
@@ -497,7 +481,7 @@ private:
 
 std::unique_ptr<SnippetStore> open_redis_store(const RedisConfig& cfg, event_base* base, std::string& error) {
     std::string password;
-    if (!cfg.password_file.empty() && !read_password(cfg.password_file, password, error)) return nullptr;
+    if (!cfg.password_file.empty() && !read_secret_file("--redis-password-file", cfg.password_file, password, error)) return nullptr;
     if (!cfg.user.empty() && password.empty()) {
         error = "--redis-user needs --redis-password-file";
         return nullptr;
