@@ -69,6 +69,24 @@ def exchange(st, subject_token, audience="downstream-api", scope=None, auth=None
                          auth=auth if auth is not None else (BACKEND, st.backend_secret))
 
 
+def at_once(issuer, n, ask):
+    """ask(i) from n threads at once while the provider takes 1.5 s to
+    answer an exchange; their answers."""
+    results = [None] * n
+    def call(i):
+        results[i] = ask(i)
+    set_exchange_faults(issuer, delay_ms=1500)
+    try:
+        threads = [threading.Thread(target=call, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        set_exchange_faults(issuer, delay_ms=0)
+    return results
+
+
 def audit_lines(st, event):
     path = st.workdir / "audit.log"
     wait_for(lambda: path.exists() and event in path.read_text(), timeout=5)
@@ -139,18 +157,7 @@ def test_many_simultaneous_calls_make_one_exchange_at_the_provider(ex):
     c = login(ex)
     subject = assertion_of(ex, c)
     before = exchange_stats(ex.issuer)
-    set_exchange_faults(ex.issuer, delay_ms=1500)
-    try:
-        results = [None] * 12
-        def call(i):
-            results[i] = exchange(ex, subject)
-        threads = [threading.Thread(target=call, args=(i,)) for i in range(len(results))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        set_exchange_faults(ex.issuer, delay_ms=0)
+    results = at_once(ex.issuer, 12, lambda i: exchange(ex, subject))
     assert all(r.status_code == 200 for r in results), [r.text for r in results if r.status_code != 200]
     assert len({r.json()["access_token"] for r in results}) == 1
     after = exchange_stats(ex.issuer)
@@ -427,18 +434,7 @@ def test_two_nodes_share_one_exchange_its_cache_and_its_end(tmp_path_factory):
                 "audience": "downstream-api"})
 
         before = exchange_stats(cluster.issuer)
-        set_exchange_faults(cluster.issuer, delay_ms=1500)
-        try:
-            results = [None] * 10
-            def call(i):
-                results[i] = ask(a if i % 2 else b)
-            threads = [threading.Thread(target=call, args=(i,)) for i in range(len(results))]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-        finally:
-            set_exchange_faults(cluster.issuer, delay_ms=0)
+        results = at_once(cluster.issuer, 10, lambda i: ask(a if i % 2 else b))
         assert all(r.status_code == 200 for r in results), [r.text for r in results]
         assert len({r.json()["access_token"] for r in results}) == 1
         after = exchange_stats(cluster.issuer)

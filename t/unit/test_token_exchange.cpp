@@ -128,6 +128,18 @@ class TokenExchange : public Gateway {
            std::to_string(expires_in) + (refresh.empty() ? "" : R"(,"refresh_token":")" + refresh + "\"") + "}";
   }
 
+  // sid-1 exchanged for "api": the key of its cached token
+  std::string exchanged_and_cached() {
+    Request r = ask("api");
+    Response asked = call(MCPA_EP_TOKEN, r);
+    EXPECT_EQ(answer(r, asked, 200, tokens("down-1", 600)).status, 200);
+    const std::string cached = exchange_cache_key("sid-1", exchange_audience_key("api"));
+    std::string raw;
+    store.now = now;
+    EXPECT_EQ(store.get(cached, &raw), StoreStatus::ok);
+    return cached;
+  }
+
   static const Event* exchange_event(const Response& r) {
     for (const auto& e : r.events)
       if (e.kind == MCPA_EV_EXCHANGE) return &e;
@@ -277,13 +289,8 @@ TEST_F(TokenExchange, TheUsersProviderTokenIsRenewedFirstWhenItIsAboutToExpire) 
 }
 
 TEST_F(TokenExchange, AnEndedSessionIsRefusedAndTakesItsCachedTokensAlong) {
-  Request r = ask("api");
-  Response asked = call(MCPA_EP_TOKEN, r);
-  ASSERT_EQ(answer(r, asked, 200, tokens("down-1", 600)).status, 200);
-  const std::string cached = exchange_cache_key("sid-1", exchange_audience_key("api"));
+  const std::string cached = exchanged_and_cached();
   std::string raw;
-  store.now = now;
-  ASSERT_EQ(store.get(cached, &raw), StoreStatus::ok);
   ASSERT_EQ(end_session(store, "sid-1", now), StoreStatus::ok);
   EXPECT_EQ(store.get(cached, &raw), StoreStatus::not_found);
   Response refused = call(MCPA_EP_TOKEN, ask("api"));
@@ -293,7 +300,7 @@ TEST_F(TokenExchange, AnEndedSessionIsRefusedAndTakesItsCachedTokensAlong) {
   // ended while the provider was asked: refused, nothing cached, lock gone
   put_session("sid-4", "user-42", now + 3600);
   Request r4 = ask("api", {}, assertion("sid-4"));
-  asked = call(MCPA_EP_TOKEN, r4);
+  Response asked = call(MCPA_EP_TOKEN, r4);
   ASSERT_EQ(store.del("session:sid-4"), StoreStatus::ok);
   Response late = answer(r4, asked, 200, tokens("down-4", 600));
   EXPECT_EQ(json_string(late.body, "error"), "invalid_grant");
@@ -302,13 +309,8 @@ TEST_F(TokenExchange, AnEndedSessionIsRefusedAndTakesItsCachedTokensAlong) {
 }
 
 TEST_F(TokenExchange, ASignInTheProviderEndedTakesItsCachedTokensAlong) {
-  Request r = ask("api");
-  Response asked = call(MCPA_EP_TOKEN, r);
-  ASSERT_EQ(answer(r, asked, 200, tokens("down-1", 600)).status, 200);
-  const std::string cached = exchange_cache_key("sid-1", exchange_audience_key("api"));
+  const std::string cached = exchanged_and_cached();
   std::string raw;
-  store.now = now;
-  ASSERT_EQ(store.get(cached, &raw), StoreStatus::ok);
   // the guard's or a refresh's renewal of the provider token: invalid_grant
   EXPECT_EQ(apply_provider_renewal(cf, store, "sid-1", 400, R"({"error":"invalid_grant"})", now),
             RenewalOutcome::ended);
