@@ -454,8 +454,9 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   count_tools(out, needs, true, cache);
   out.lists_tools = needs.lists_tools;
   const IdentityCache::Entry& asserted =
-      cache.assertion(*gs.minter, cf.keys ? &*cf.keys : nullptr, claims->sid, session->sub, session->client_id,
-                      granted, session->claims, in.now);
+      // a session reference only where backends may present the assertion
+      cache.assertion(*gs.minter, cf.keys && !cf.exchange_clients.empty() ? &*cf.keys : nullptr, claims->sid,
+                      session->sub, session->client_id, granted, session->claims, in.now);
   out.identity = asserted.jwt;
   out.subject = session->sub;
   out.client_id = session->client_id;

@@ -13,6 +13,8 @@
 #include <string>
 
 #include "crypto.hpp"
+#include "encoding.hpp"
+#include "identity_assertion.hpp"
 #include "mcp_auth.h"
 #include "sealed_store.hpp"
 #include "session.hpp"
@@ -77,10 +79,13 @@ class GuardCapi : public ::testing::TestWithParam<bool> {
     bearer = "Bearer " + keys->seal(seal_purpose::access_token, encode_access(a));
   }
 
-  void build(int filter_tools = -1) {
+  void build(int filter_tools = -1, bool exchange = false) {
     mcpa_config_free(cf);
     const std::string issuer = "https://mcp.example", key_file = dir_ + "/keys",
                       identity_file = dir_ + "/identity";
+    write(dir_ + "/backend", std::string(40, 'b'));
+    const std::string audiences = "api\tmethod=token_exchange\n",
+                      clients = "backend\tsecret_file=" + dir_ + "/backend\taudience=api\n";
     mcpa_settings_t s;
     mcpa_settings_init(&s);
     s.issuer = {issuer.data(), issuer.size()};
@@ -88,6 +93,10 @@ class GuardCapi : public ::testing::TestWithParam<bool> {
     s.identity_key_file = {identity_file.data(), identity_file.size()};
     s.pass_provider_token = 1;
     s.filter_tools = filter_tools;
+    if (exchange) {
+      s.exchange_audiences = {audiences.data(), audiences.size()};
+      s.exchange_clients = {clients.data(), clients.size()};
+    }
     if (deferred) s.session_cache_ttl = 5;
     char err[256] = "";
     cf = mcpa_config_build(&s, err, sizeof err);
@@ -99,6 +108,7 @@ class GuardCapi : public ::testing::TestWithParam<bool> {
     mcpa_config_free(cf);
     std::remove((dir_ + "/keys").c_str());
     std::remove((dir_ + "/identity").c_str());
+    std::remove((dir_ + "/backend").c_str());
     rmdir(dir_.c_str());
   }
 
@@ -194,6 +204,31 @@ TEST_P(GuardCapi, AllowsWithTheSessionsIdentityAndProviderToken) {
   if (deferred) {
     EXPECT_EQ(store_ops, 1);
   }
+}
+
+// The assertion's payload, as the tool server reads it (its signature is
+// the tool server's to check; test_identity_assertion.cpp checks it).
+std::string payload_of(const std::string& jwt) {
+  const size_t a = jwt.find('.'), b = jwt.find('.', a + 1);
+  return b64url_decode(jwt.substr(a + 1, b - a - 1)).value_or("");
+}
+
+TEST_P(GuardCapi, TheAssertionNamesItsSessionSealedOnlyWhereBackendsMayExchangeIt) {
+  request([&](const mcpa_guard_result_t& res) {
+    ASSERT_EQ(res.verdict, MCPA_GUARD_ALLOW);
+    EXPECT_EQ(payload_of(s(res.identity)).find("\"sid\""), std::string::npos);
+  });
+  build(-1, true);
+  request([&](const mcpa_guard_result_t& res) {
+    ASSERT_EQ(res.verdict, MCPA_GUARD_ALLOW);
+    const std::string payload = payload_of(s(res.identity));
+    const size_t at = payload.find("\"sid\":\"");
+    ASSERT_NE(at, std::string::npos) << payload;
+    const size_t from = at + 7;
+    const std::string ref = payload.substr(from, payload.find('"', from) - from);
+    EXPECT_EQ(ref.find(session.sid), std::string::npos);  // sealed, not the id itself
+    EXPECT_EQ(open_session_ref(*keys, ref), session.sid);
+  });
 }
 
 TEST_P(GuardCapi, EveryRequestReadsTheRecordAfresh) {
