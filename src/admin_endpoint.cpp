@@ -20,6 +20,7 @@
 
 #include "crypto.hpp"
 #include "encoding.hpp"
+#include "exchange_policy.hpp"
 #include "endpoints.hpp"
 #include "identity_assertion.hpp"
 #include "json.hpp"
@@ -29,14 +30,18 @@
 namespace mcpauth {
 namespace {
 
-// A request's store operations are bounded (kMaxReplayAnswers: over Redis
+// A request's store operations are bounded (MCPA_MAX_STORE_OPS: over Redis
 // every run replays the ones before), so a page lists at most 25 entries
 // (a listed session costs up to three reads, its record and its client's)
-// and a request ends at most 16 sessions (six operations each), saying how
-// many are left to end by the next.
+// and a request ends at most 16 sessions (six operations each, and one
+// more for each audience a backend's token is cached for), saying how many
+// are left to end by the next.  A session is ended only when the most it
+// can cost still fits, with room for what the request does after.
 constexpr int64_t kDefaultPage = 25;
 constexpr int64_t kMaxPage = 25;
 constexpr size_t kEndedPerRequest = 16;
+constexpr size_t kMostPerEnd = 6 + kMaxExchangeAudiences;
+constexpr size_t kReservedOps = 4;
 
 Response answer(int status, const Json& body) { return json_response(status, json_text(body.get())); }
 
@@ -238,12 +243,15 @@ Response list_sessions(Store& store, const Request& req, const Params& p) {
 // each.  *remaining: how many were not looked at.  An entry whose session
 // had ended otherwise leaves the selector's list here, so that the next
 // request goes further.
-StoreStatus end_sessions(Store& store, const Request& req, const std::vector<IndexEntry>& ids,
+StoreStatus end_sessions(CountingStore& store, const Request& req, const std::vector<IndexEntry>& ids,
                          const Selector* listed, Response* r, int64_t* ended, int64_t* remaining) {
   *ended = 0;
-  const size_t n = std::min(ids.size(), kEndedPerRequest);
-  *remaining = static_cast<int64_t>(ids.size() - n);
+  size_t n = std::min(ids.size(), kEndedPerRequest);
   for (size_t i = 0; i < n; ++i) {
+    if (i > 0 && store.count() + kMostPerEnd + kReservedOps > MCPA_MAX_STORE_OPS) {
+      n = i;
+      break;
+    }
     const IndexEntry& id = ids[i];
     Session s;
     StoreStatus st = end_session(store, id.member, req.now, &s);
@@ -263,6 +271,7 @@ StoreStatus end_sessions(Store& store, const Request& req, const std::vector<Ind
     e.client_id = s.client_id;
     e.session_tag = session_log_tag(s.sid);
   }
+  *remaining = static_cast<int64_t>(ids.size() - n);
   return StoreStatus::ok;
 }
 
@@ -275,7 +284,7 @@ Response ended_answer(Response r, int64_t ended, int64_t remaining) {
   return out;
 }
 
-Response delete_sessions(Store& store, const Request& req, const Params& p) {
+Response delete_sessions(CountingStore& store, const Request& req, const Params& p) {
   Response error;
   Selector sel;
   if (!selector_of(p, &sel, &error)) return error;
@@ -289,7 +298,7 @@ Response delete_sessions(Store& store, const Request& req, const Params& p) {
   return ended_answer(std::move(events), ended, remaining);
 }
 
-Response delete_session(Store& store, const Request& req, const std::string& id) {
+Response delete_session(CountingStore& store, const Request& req, const std::string& id) {
   Response events;
   int64_t ended = 0, remaining = 0;
   StoreStatus st = end_sessions(store, req, {{id, 0}}, nullptr, &events, &ended, &remaining);
@@ -337,7 +346,7 @@ Response list_clients(Store& store, const Request& req, const Params& p) {
 // Disabled: no new sign-ins (authorize and callback look for the mark), its
 // sessions end, its registration goes.  Enabled: the mark goes; a
 // registration that was deleted stays deleted (the client registers again).
-Response set_client_disabled(Store& store, const Request& req, const Params& p, bool disable) {
+Response set_client_disabled(CountingStore& store, const Request& req, const Params& p, bool disable) {
   Response error;
   std::string client_id;
   if (!param(p, "client_id", &client_id, &error)) return error;
@@ -380,8 +389,9 @@ Response set_client_disabled(Store& store, const Request& req, const Params& p, 
 
 }  // namespace
 
-Response handle_admin(const Config& cf, Store& store, const Request& req) {
+Response handle_admin(const Config& cf, Store& backing, const Request& req) {
   if (!authorized(cf, req)) return refused(req);
+  CountingStore store(backing);
   auto params = Params::parse(req.args);
   if (!params) return oauth_error(400, "invalid_request", "the query string is malformed");
 

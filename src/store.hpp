@@ -50,6 +50,35 @@ class Store {
 };
 
 // The glue's MCPA_* store answers as a StoreStatus.
+// Another store's operations, counted: a request that does many (the admin
+// API's bulk ends) stops before MCPA_MAX_STORE_OPS.
+class CountingStore final : public Store {
+ public:
+  explicit CountingStore(Store& inner) : inner_(inner) {}
+  size_t count() const { return count_; }
+
+  StoreStatus get(std::string_view key, std::string* value) override { return ++count_, inner_.get(key, value); }
+  StoreStatus take(std::string_view key, std::string* value) override { return ++count_, inner_.take(key, value); }
+  StoreStatus put(std::string_view key, std::string_view value, int64_t expires,
+                  StoreClass cls = StoreClass::normal) override {
+    return ++count_, inner_.put(key, value, expires, cls);
+  }
+  StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires,
+                      StoreClass cls = StoreClass::normal) override {
+    return ++count_, inner_.put_new(key, value, expires, cls);
+  }
+  StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
+                         int64_t expires) override {
+    return ++count_, inner_.replace_if(key, expected, value, expires);
+  }
+  StoreStatus del(std::string_view key) override { return ++count_, inner_.del(key); }
+  void prefetch(std::string_view key) override { inner_.prefetch(key); }
+
+ private:
+  Store& inner_;
+  size_t count_ = 0;
+};
+
 StoreStatus status_from_c(int rc);
 // The C put mode with the class's flag.
 int put_mode(int mode, StoreClass cls);

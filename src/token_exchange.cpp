@@ -353,6 +353,9 @@ StoreStatus record_in_session(Store& store, const std::string& sid, const std::s
     const bool known = listed(keys, akey);
     if (known && (new_refresh.empty() || new_refresh == s->provider_refresh_token)) return StoreStatus::ok;
     if (!known) keys.push_back(akey);
+    // at most one key per configured audience is live; after a reload that
+    // removed audiences, the oldest go (their entries expire by themselves)
+    if (keys.size() > kMaxExchangeAudiences) keys.erase(keys.begin(), keys.end() - kMaxExchangeAudiences);
     s->exchanges = join_scope(keys);
     if (!new_refresh.empty()) s->provider_refresh_token = new_refresh;
     st = store.replace_if("session:" + sid, raw, encode_session(*s), s->expires);

@@ -1,6 +1,8 @@
 // The admin API: the key, listing, ending sessions, disabling clients.
+#include "exchange_policy.hpp"
 #include "session_index.hpp"
 #include "test_endpoint_fixture.hpp"
+#include "token_exchange.hpp"
 
 namespace mcpauth_test {
 namespace {
@@ -140,6 +142,42 @@ TEST_F(Admin, ManySessionsEndSixteenARequestAndListTwentyFiveAPage) {
   Response second = admin("DELETE", "/sessions", "subject=user-42");
   EXPECT_EQ(second.body, "{\"ended\":4,\"remaining\":0}");
   for (const auto& s : all) EXPECT_FALSE(refresh_works(s));
+}
+
+// Each session also takes along the tokens backends got for it (one more
+// operation each, token_exchange.hpp): a bulk end stops where the most the
+// next session can cost would not fit the request's budget.
+TEST_F(Admin, ABulkEndStaysWithinTheBudgetWhenSessionsHoldExchangedTokens) {
+  for (int i = 0; i < 20; ++i) signed_in();
+  std::vector<IndexEntry> listed;
+  store.now = now;
+  ASSERT_EQ(sessions_of_subject(store, "user-42", now, &listed), StoreStatus::ok);
+  ASSERT_EQ(listed.size(), 20u);
+  for (const auto& e : listed) {
+    std::string raw;
+    ASSERT_EQ(store.get("session:" + e.member, &raw), StoreStatus::ok);
+    Session sess = *decode_session(raw);
+    for (size_t k = 0; k < kMaxExchangeAudiences; ++k) {
+      const std::string key = "aud" + std::to_string(k);
+      sess.exchanges += (k ? " " : "") + key;
+      ASSERT_EQ(store.put(exchange_cache_key(e.member, key), "cached", now + 600), StoreStatus::ok);
+    }
+    ASSERT_EQ(store.put("session:" + e.member, encode_session(sess), sess.expires), StoreStatus::ok);
+  }
+  int64_t ended = 0;
+  for (int request = 0; request < 20 && ended < 20; ++request) {
+    Response r = admin("DELETE", "/sessions", "subject=user-42");
+    ASSERT_EQ(r.status, 200) << r.body;
+    const int64_t now_ended = json_number(r.body, "ended").value_or(0);
+    EXPECT_GT(now_ended, 0);
+    EXPECT_LT(now_ended, 16);  // 22 operations a session at most: fewer fit
+    ended += now_ended;
+    EXPECT_EQ(json_number(r.body, "remaining").value_or(-1), 20 - ended);
+  }
+  EXPECT_EQ(ended, 20);
+  std::string raw;
+  for (const auto& e : listed)
+    EXPECT_EQ(store.get(exchange_cache_key(e.member, "aud15"), &raw), StoreStatus::not_found);
 }
 
 TEST_F(Admin, EntriesOfSessionsEndedOtherwiseLeaveTheListSoABulkEndGoesOn) {
