@@ -20,7 +20,6 @@
 
 #include "crypto.hpp"
 #include "encoding.hpp"
-#include "exchange_policy.hpp"
 #include "endpoints.hpp"
 #include "identity_assertion.hpp"
 #include "json.hpp"
@@ -35,12 +34,11 @@ namespace {
 // (a listed session costs up to three reads, its record and its client's)
 // and a request ends at most 16 sessions (six operations each, and one
 // more for each audience a backend's token is cached for), saying how many
-// are left to end by the next.  A session is ended only when the most it
-// can cost still fits, with room for what the request does after.
+// are left to end by the next.  A session is ended only when what it costs
+// still fits, with room for what the request does after.
 constexpr int64_t kDefaultPage = 25;
 constexpr int64_t kMaxPage = 25;
 constexpr size_t kEndedPerRequest = 16;
-constexpr size_t kMostPerEnd = 6 + kMaxExchangeAudiences;
 constexpr size_t kReservedOps = 4;
 
 Response answer(int status, const Json& body) { return json_response(status, json_text(body.get())); }
@@ -248,13 +246,16 @@ StoreStatus end_sessions(CountingStore& store, const Request& req, const std::ve
   *ended = 0;
   size_t n = std::min(ids.size(), kEndedPerRequest);
   for (size_t i = 0; i < n; ++i) {
-    if (i > 0 && store.count() + kMostPerEnd + kReservedOps > MCPA_MAX_STORE_OPS) {
-      n = i;
-      break;
-    }
     const IndexEntry& id = ids[i];
     Session s;
-    StoreStatus st = end_session(store, id.member, req.now, &s);
+    // the record's read, then what ending it takes, must fit
+    const size_t used = store.count() + 1 + kReservedOps;
+    const size_t room = used < MCPA_MAX_STORE_OPS ? MCPA_MAX_STORE_OPS - used : 0;
+    StoreStatus st = end_session(store, id.member, req.now, &s, i == 0 ? SIZE_MAX : room);
+    if (st == StoreStatus::full) {
+      n = i;  // the next request goes on from here
+      break;
+    }
     if (st == StoreStatus::not_found && listed) {
       st = remove_from_index(store,
                              listed->subject.empty() ? client_index_key(listed->client_id, id.member)

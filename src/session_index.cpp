@@ -210,12 +210,19 @@ StoreStatus indexed_clients(Store& store, int64_t now, std::vector<IndexEntry>* 
   return StoreStatus::ok;
 }
 
-StoreStatus end_session(Store& store, const std::string& sid, int64_t now, Session* ended) {
+size_t end_session_ops(const Session& s) {
+  // the record's delete, a read and a compare-and-set for each of its two
+  // lists, one delete for each cached exchange
+  return 5 + split_scope(s.exchanges).size();
+}
+
+StoreStatus end_session(Store& store, const std::string& sid, int64_t now, Session* ended, size_t max_ops) {
   const std::string key = "session:" + sid;
   std::string raw;
   StoreStatus st = store.get(key, &raw);
   if (st != StoreStatus::ok) return st;
   auto s = decode_session(raw);
+  if (s && end_session_ops(*s) > max_ops) return StoreStatus::full;
   st = store.del(key);
   if (st != StoreStatus::ok) return st;
   if (!s) return StoreStatus::ok;

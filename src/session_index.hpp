@@ -70,8 +70,14 @@ StoreStatus unlist_session(Store& store, const Session& s, int64_t now);
 
 // Ends one session: its record goes (so every node refuses its tokens once
 // its cache bound passes), then its entries.  *ended, when given, is the
-// record as it was.  not_found when no such session is live.
-StoreStatus end_session(Store& store, const std::string& sid, int64_t now, Session* ended = nullptr);
+// record as it was.  not_found when no such session is live.  With
+// max_ops, a session that would take more store operations than that after
+// its record is read is left as it is, and the answer is `full`.
+StoreStatus end_session(Store& store, const std::string& sid, int64_t now, Session* ended = nullptr,
+                        size_t max_ops = SIZE_MAX);
+// What end_session does after reading the record (its cached exchanges
+// included): the most store operations.
+size_t end_session_ops(const Session& s);
 
 // ok (disabled), not_found (enabled), or a store failure.
 StoreStatus client_disabled(Store& store, const std::string& client_id);

@@ -170,7 +170,7 @@ TEST_F(Admin, ABulkEndStaysWithinTheBudgetWhenSessionsHoldExchangedTokens) {
     ASSERT_EQ(r.status, 200) << r.body;
     const int64_t now_ended = json_number(r.body, "ended").value_or(0);
     EXPECT_GT(now_ended, 0);
-    EXPECT_LT(now_ended, 16);  // 22 operations a session at most: fewer fit
+    EXPECT_LT(now_ended, 16);  // 22 operations a session: fewer fit
     ended += now_ended;
     EXPECT_EQ(json_number(r.body, "remaining").value_or(-1), 20 - ended);
   }
