@@ -101,10 +101,21 @@ class NginxInstance:
         NginxInstance.LIVE.append(self)
         return self
 
-    def reload(self):
+    def workers(self):
+        """The pids of the master's children (its workers)."""
+        return subprocess.run(["pgrep", "-P", str(self.proc.popen.pid)], capture_output=True,
+                              text=True).stdout.split()
+
+    def reload(self, wait=False):
+        """nginx -s reload; with wait, until every worker from before has
+        exited (none may be holding a stream) and new ones serve."""
+        old = set(self.workers()) if wait else set()
         subprocess.run([NGINX, "-p", str(self.workdir), "-c", str(self.conf), "-s", "reload"],
                        check=True, capture_output=True,
                        env=dict(os.environ, **nginx_env(self.workdir)))
+        if wait:
+            from harness import wait_for
+            wait_for(lambda: self.workers() and not old & set(self.workers()), 10)
 
     def error_log(self):
         p = self.workdir / "error.log"

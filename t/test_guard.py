@@ -11,7 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from harness import wait_for
 from mcp_gateway import Sse, Streamable, login, rpc, text_of
 from metrics_util import metric, scrape
 from oauth_client import Browser, McpOAuthClient
@@ -545,16 +544,14 @@ def test_rotation_keeps_old_tokens_working_and_a_retired_key_ends_them(stack_fac
                          text=True, check=True).stdout
     # rotate: the new key seals, the old one still opens
     (st.workdir / "keys").write_text(new + old)
-    st.nginx.reload()
-    time.sleep(0.5)
+    st.nginx.reload(wait=True)
     assert Streamable(st.url, token).post(rpc("ping")).status_code != 401
     fresh = c.refresh().json()
     assert fresh["access_token"].startswith("k2.")
-    # retire the old key: tokens it sealed are refused (once the reload's
-    # new workers answer: an old one may still take a connection meanwhile)
+    # retire the old key: tokens it sealed are refused (once the old
+    # workers, which still hold it, have exited)
     (st.workdir / "keys").write_text(new)
-    st.nginx.reload()
-    wait_for(lambda: Streamable(st.url, token).post(rpc("ping")).status_code == 401, 10)
+    st.nginx.reload(wait=True)
     r = Streamable(st.url, token).post(rpc("ping"))
     assert r.status_code == 401
     assert 'error="invalid_token"' in challenge_of(r)
