@@ -87,10 +87,18 @@ def at_once(issuer, n, ask):
     return results
 
 
-def audit_lines(st, event):
+def audit_lines(st, event, count=1, **fields):
+    """The audit lines of `event` with those fields, once at least `count`
+    of them are written (workers write theirs at most a second late)."""
     path = st.workdir / "audit.log"
-    wait_for(lambda: path.exists() and event in path.read_text(), timeout=5)
-    return [json.loads(line) for line in path.read_text().splitlines() if '"%s"' % event in line]
+
+    def lines():
+        if not path.exists():
+            return []
+        found = [json.loads(line) for line in path.read_text().splitlines() if '"%s"' % event in line]
+        return [x for x in found if all(x.get(k) == v for k, v in fields.items())]
+    wait_for(lambda: len(lines()) >= count, timeout=5)
+    return lines()
 
 
 # --- the happy path ----------------------------------------------------------------
@@ -199,8 +207,10 @@ def test_whoami_downstream_calls_the_api_as_the_user_through_the_official_sdk(ex
         assert seen["scope"] == "downstream:read" and seen["act"] == {"sub": "mcp-gateway"}
     # one exchange per session (two SDK sessions), each the user's
     assert exchange_stats(ex.issuer)["issued"] == before + 2
-    lines = audit_lines(ex, "token.exchanged")
+    # every exchange the provider issued is a line, these two the last
+    lines = audit_lines(ex, "token.exchanged", count=int(exchange_stats(ex.issuer)["issued"]), outcome="issued")
     assert {l["subject"] for l in lines[-2:]} == {"user-demo"}
+    assert {l["client_id"] for l in lines[-2:]} == {BACKEND}
     log = (ex.workdir / "tool-server.log").read_text() if (ex.workdir / "tool-server.log").exists() else ""
     assert ex.backend_secret not in log
 
@@ -234,8 +244,8 @@ def test_an_audience_the_backend_may_not_ask_for_is_invalid_target(ex):
     assert r.status_code == 400 and r.json()["error"] == "invalid_target"
     r = exchange(ex, subject, audience=None)
     assert r.status_code == 400 and r.json()["error"] == "invalid_request"
-    line = audit_lines(ex, "token.exchange_refused")[-1]
-    assert line["client_id"] == BACKEND
+    line = audit_lines(ex, "token.exchange_refused", audience="no-such-api")[-1]
+    assert line["client_id"] == BACKEND and line["outcome"] == "invalid_target"
 
 
 def test_a_wider_scope_than_allowed_is_invalid_scope(ex):
