@@ -154,6 +154,8 @@ static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_exchange_audience =
     { ngx_null_string, MCPA_CHECK_EXCHANGE_AUDIENCE };
 static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_exchange_client =
     { ngx_null_string, MCPA_CHECK_EXCHANGE_CLIENT };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_service_client =
+    { ngx_null_string, MCPA_CHECK_SERVICE_CLIENT };
 
 /* lifetimes: positive, at most 2^31 s; a code at most 10 minutes (RFC 6749
  * section 4.1.2) */
@@ -537,6 +539,13 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, exchange_clients),
       &ngx_http_mcp_auth_exchange_client },
+
+    { ngx_string("mcp_auth_service_client"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, service_clients),
+      &ngx_http_mcp_auth_service_client },
 
     { ngx_string("mcp_auth_metrics_tools"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -996,6 +1005,8 @@ ngx_http_mcp_auth_merge_settings(ngx_http_mcp_auth_loc_conf_t *conf,
                              prev->exchange_audiences, "");
     ngx_conf_merge_str_value(conf->exchange_clients, prev->exchange_clients,
                              "");
+    ngx_conf_merge_str_value(conf->service_clients, prev->service_clients,
+                             "");
 }
 
 
@@ -1113,6 +1124,8 @@ ngx_http_mcp_auth_core(ngx_conf_t *cf, ngx_http_mcp_auth_loc_conf_t *conf)
                                                      &conf->exchange_audiences);
     s->exchange_clients = ngx_http_mcp_auth_fill_str(&f,
                                                    &conf->exchange_clients);
+    s->service_clients = ngx_http_mcp_auth_fill_str(&f,
+                                                  &conf->service_clients);
 
     if (f.failed) {
         return NULL;

@@ -495,7 +495,7 @@ BENCHMARK(BM_DecodeSession);
 void BM_IdentityMint(benchmark::State& state) {
   std::string err;
   auto m = IdentityMinter::create(random_token(32), "ngx_mcp_auth", "mcp-tool-server", &err);
-  Identity who{"user", "client", "snippets:read snippets:write", "", ""};
+  Identity who{"user", "client", "snippets:read snippets:write", "", "", ""};
   for (auto _ : state) benchmark::DoNotOptimize(m->mint(who, kNow, 300));
 }
 BENCHMARK(BM_IdentityMint);
@@ -582,7 +582,7 @@ int callgrind_one(long n, bool parts) {
   guard_check(f.cf, f.gs, f.cache, *f.store, inputs[0]);  // warm
   long allowed = measured_checks(f, inputs, n);
   if (parts) {
-    Identity who{"user-0", "client", "snippets:read snippets:write", "", ""};
+    Identity who{"user-0", "client", "snippets:read snippets:write", "", "", ""};
     size_t sink = 0;
     for (long i = 0; i < n; ++i) {
       f.cache.tokens = TokenCache();

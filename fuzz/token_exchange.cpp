@@ -76,7 +76,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (char c : parts[1].substr(0, bar))
       if (c >= 0x20 && c < 0x7f) sub += c;
     Identity who{sub, "client-1", "", "",
-                 seal_session_ref(*cf.keys, bar == std::string::npos ? "sid-1" : parts[1].substr(bar + 1))};
+                 seal_session_ref(*cf.keys, bar == std::string::npos ? "sid-1" : parts[1].substr(bar + 1)), ""};
     subject = s.minter->mint(who, kNow, 300);
   }
   Request r;

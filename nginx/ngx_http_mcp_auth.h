@@ -196,6 +196,8 @@ typedef struct {
                                                       lines */
     ngx_str_t                 exchange_clients;    /* mcp_auth_exchange_client
                                                       lines */
+    ngx_str_t                 service_clients;     /* mcp_auth_service_client
+                                                      lines */
 
     ngx_flag_t                protect;
     ngx_msec_t                stream_check;

@@ -29,11 +29,12 @@ umask 077
 [ -s "$RUNDIR/idp-client-secret" ] || openssl rand -hex 24 > "$RUNDIR/idp-client-secret"
 [ -s "$RUNDIR/admin.key" ] || openssl rand -hex 32 > "$RUNDIR/admin.key"
 [ -s "$RUNDIR/exchange-client.secret" ] || openssl rand -hex 24 > "$RUNDIR/exchange-client.secret"
+[ -s "$RUNDIR/service-client.secret" ] || openssl rand -hex 24 > "$RUNDIR/service-client.secret"
 [ -s "$RUNDIR/demo-password" ] || openssl rand -base64 12 | tr -d '/+=\n' > "$RUNDIR/demo-password"
 demo_password=$(cat "$RUNDIR/demo-password")
 # every edge reads the same secrets
 for node in a b; do
-    for f in keys identity.key idp-client-secret admin.key exchange-client.secret; do cp "$RUNDIR/$f" "$RUNDIR/$node/$f"; done
+    for f in keys identity.key idp-client-secret admin.key exchange-client.secret service-client.secret; do cp "$RUNDIR/$f" "$RUNDIR/$node/$f"; done
 done
 
 NGINX_PIDS=("$RUNDIR/a/nginx.pid" "$RUNDIR/b/nginx.pid")
@@ -107,6 +108,7 @@ cat <<EOT
   Redis                 127.0.0.1:$REDIS_PORT            (redis-cli -p $REDIS_PORT keys 'mcp_auth:*')
   Tool servers          127.0.0.1:$TOOL_A, 127.0.0.1:$TOOL_B (snippets in Redis)
   Identity provider     http://127.0.0.1:$IDP_PORT   (demo login: demo / $demo_password)
+  Without a browser     service client: mcp-service / $(cat "$RUNDIR/service-client.secret")
 
   Try: log in through A with the Inspector
     npx mcp-inspector --web --transport http --server-url http://127.0.0.1:$PORT_A/mcp

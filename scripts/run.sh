@@ -36,6 +36,7 @@ umask 077
 [ -s "$RUNDIR/idp-client-secret" ] || openssl rand -hex 24 > "$RUNDIR/idp-client-secret"
 [ -s "$RUNDIR/admin.key" ] || openssl rand -hex 32 > "$RUNDIR/admin.key"
 [ -s "$RUNDIR/exchange-client.secret" ] || openssl rand -hex 24 > "$RUNDIR/exchange-client.secret"
+[ -s "$RUNDIR/service-client.secret" ] || openssl rand -hex 24 > "$RUNDIR/service-client.secret"
 for who in demo viewer outsider; do
     [ -s "$RUNDIR/$who-password" ] || openssl rand -base64 12 | tr -d '/+=\n' > "$RUNDIR/$who-password"
 done
@@ -111,6 +112,8 @@ cat <<EOT
   Identity provider      http://127.0.0.1:$IDP_PORT   (demo login: demo / $demo_password   group editors: every tool)
                          (viewer login: viewer / $viewer_password   no group: no save_snippet)
                          (outsider login: outsider / $outsider_password   another tenant: refused)
+  Without a browser      service client: mcp-service / $(cat "$RUNDIR/service-client.secret")
+                         (grant_type=client_credentials at $base/token, scope snippets:read)
 
   Connect the MCP Inspector (in this folder, another terminal):
     npx mcp-inspector --web --transport http --server-url $base/mcp

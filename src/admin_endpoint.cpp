@@ -193,6 +193,7 @@ cJSON* session_json(const Session& s, const std::string& client_name) {
   add_string(o, "id", s.sid);
   add_string(o, "log_tag", session_log_tag(s.sid));
   add_string(o, "subject", s.sub);
+  add_string(o, "subject_type", s.subject_type.empty() ? "user" : s.subject_type);
   add_string(o, "name", s.name);
   add_string(o, "email", s.email);
   add_string(o, "client_id", s.client_id);
@@ -224,8 +225,12 @@ Response list_sessions(Store& store, const Request& req, const Params& p) {
     if (st != StoreStatus::ok) return store_failure_json(st);
     auto s = decode_session(raw);
     if (!s) continue;
-    st = names.name(s->client_id, &client_name);
-    if (st != StoreStatus::ok) return store_failure_json(st);
+    if (s->subject_type == "client") {
+      client_name = s->name;  // a service registered nowhere: its session carries the name
+    } else {
+      st = names.name(s->client_id, &client_name);
+      if (st != StoreStatus::ok) return store_failure_json(st);
+    }
     cJSON_AddItemToArray(list, session_json(*s, client_name));
   }
   if (end < ids.size()) add_string(body.get(), "next_cursor", cursor_of(ids[end - 1]));

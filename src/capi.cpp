@@ -255,6 +255,7 @@ void fill(Config& c, const mcpa_settings_t& s) {
   take(&c.provider_param_lines, s.provider_params);
   take(&c.exchange_audience_lines, s.exchange_audiences);
   take(&c.exchange_client_lines, s.exchange_clients);
+  take(&c.service_client_lines, s.service_clients);
 }
 
 void fill(mcpauth::GuardSettings& g, const mcpa_settings_t& s) {

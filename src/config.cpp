@@ -67,13 +67,6 @@ std::vector<std::string> lines_of(const std::string& text) {
   return out;
 }
 
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\n')) ++b;
-  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n')) --e;
-  return s.substr(b, e - b);
-}
-
 // "NAME\tVALUE\n" lines (mcp_auth_scope_description, mcp_auth_provider_param).
 std::string parse_pairs(const std::string& directive, const std::string& lines,
                         std::vector<std::pair<std::string, std::string>>* out) {
@@ -162,6 +155,13 @@ std::string read_file(const std::string& what, const std::string& path, std::str
   return "";
 }
 
+std::string trim_file_text(const std::string& s) {
+  size_t b = 0, e = s.size();
+  while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\n')) ++b;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n')) --e;
+  return s.substr(b, e - b);
+}
+
 std::string check_setting(mcpa_check_e kind, const std::string& directive, const std::string& value) {
   switch (kind) {
     case MCPA_CHECK_BASE_URL:
@@ -209,6 +209,11 @@ std::string check_setting(mcpa_check_e kind, const std::string& directive, const
       if (!parse_exchange_client(value, &err)) return err;
       return "";
     }
+    case MCPA_CHECK_SERVICE_CLIENT: {
+      std::string err;
+      if (!parse_service_client(value, &err)) return err;
+      return "";
+    }
   }
   return directive + ": unknown check";
 }
@@ -227,6 +232,12 @@ const ExchangeAudience* Config::exchange_audience(std::string_view name) const {
 
 const ExchangeClient* Config::exchange_client(std::string_view client_id) const {
   for (const auto& c : exchange_clients)
+    if (c.client_id == client_id) return &c;
+  return nullptr;
+}
+
+const ServiceClient* Config::service_client(std::string_view client_id) const {
+  for (const auto& c : service_clients)
     if (c.client_id == client_id) return &c;
   return nullptr;
 }
@@ -260,31 +271,38 @@ std::string load_exchange(Config& cf) {
         if (std::find(a->scopes.begin(), a->scopes.end(), w) == a->scopes.end())
           return where + ": scope " + w + " is not among audience " + g.audience + "'s";
     }
-    if (!c->secret_file.empty()) {
-      std::string text;
-      err = read_file(where + " secret_file", c->secret_file, &text);
-      if (!err.empty()) return err;
-      std::string secret = trim(text);
-      wipe(text);
-      if (secret.size() < ExchangeClient::kMinSecretLength || secret.find_first_of(" \t\r\n") != std::string::npos) {
-        wipe(secret);
-        return where + ": secret_file \"" + c->secret_file + "\" must hold one line of at least " +
-               std::to_string(ExchangeClient::kMinSecretLength) + " characters without spaces";
-      }
-      c->secret_hash = sha256_b64url(secret);
-      wipe(secret);
-    } else {
-      std::string text, why;
-      err = read_file(where + " jwks_file", c->jwks_file, &text);
-      if (!err.empty()) return err;
-      auto keys = parse_jwks(text, &why);
-      if (!keys) return where + ": jwks_file \"" + c->jwks_file + "\": " + why;
-      c->keys = std::move(*keys);
-    }
+    err = load_credential(where, &*c);
+    if (!err.empty()) return err;
     cf.exchange_clients.push_back(std::move(*c));
   }
   if (cf.exchange_clients.size() > kMaxExchangeClients)
     return "at most " + std::to_string(kMaxExchangeClients) + " mcp_auth_exchange_client directives";
+  return "";
+}
+
+// The lines of mcp_auth_service_client, the files they name read, and
+// every client's scopes checked: among mcp_auth_scopes, and none that claim
+// rules keep for users with some claim (a client has no claims).
+std::string load_service_clients(Config& cf) {
+  cf.service_clients.clear();
+  std::string err;
+  for (const auto& line : lines_of(cf.service_client_lines)) {
+    auto c = parse_service_client(line, &err);
+    if (!c) return err;
+    const std::string where = "mcp_auth_service_client " + c->client_id;
+    if (cf.service_client(c->client_id)) return where + " is repeated";
+    for (const auto& w : c->scopes) {
+      if (std::find(cf.scopes.begin(), cf.scopes.end(), w) == cf.scopes.end())
+        return where + ": scope " + w + " is not among mcp_auth_scopes";
+      if (!cf.access.may_hold(w, ClaimSet()))
+        return where + ": scope " + w + " needs claims (mcp_auth_scope_claim), and a client has none";
+    }
+    err = load_credential(where, &*c);
+    if (!err.empty()) return err;
+    cf.service_clients.push_back(std::move(*c));
+  }
+  if (cf.service_clients.size() > kMaxServiceClients)
+    return "at most " + std::to_string(kMaxServiceClients) + " mcp_auth_service_client directives";
   return "";
 }
 
@@ -305,6 +323,7 @@ std::string Config::load() {
   }
   {
     std::string err = load_exchange(*this);
+    if (err.empty()) err = load_service_clients(*this);
     if (!err.empty()) return err;
   }
   if (resource.empty()) resource = issuer + "/mcp";
@@ -324,7 +343,7 @@ std::string Config::load() {
     std::string text;
     std::string err = read_file("mcp_auth_admin_key_file", admin_key_file, &text);
     if (!err.empty()) return err;
-    std::string key = trim(text);
+    std::string key = trim_file_text(text);
     // A guessable key would open every session to whoever can reach the API.
     if (key.size() < kMinAdminKeyLength)
       return "mcp_auth_admin_key_file \"" + admin_key_file + "\" holds fewer than " +
@@ -373,7 +392,7 @@ std::string Config::load() {
   std::string text;
   std::string err = read_file("mcp_auth_provider_client_secret_file", provider_client_secret_file, &text);
   if (!err.empty()) return err;
-  provider_client_secret = trim(text);
+  provider_client_secret = trim_file_text(text);
   if (provider_client_secret.empty())
     return "mcp_auth_provider_client_secret_file \"" + provider_client_secret_file + "\" is empty";
   return "";

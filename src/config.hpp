@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "claims.hpp"
+#include "configured_client.hpp"
 #include "crypto.hpp"
 #include "exchange_policy.hpp"
 #include "mcp_auth.h"
@@ -110,6 +111,12 @@ struct Config {
   std::vector<ExchangeClient> exchange_clients;
   const ExchangeAudience* exchange_audience(std::string_view name) const;
   const ExchangeClient* exchange_client(std::string_view client_id) const;
+  // Services that get tokens of their own with grant_type=client_credentials
+  // (configured_client.hpp): the directive's lines, and what load() makes
+  // of them.
+  std::string service_client_lines;
+  std::vector<ServiceClient> service_clients;
+  const ServiceClient* service_client(std::string_view client_id) const;
   // The guard's identity key (mcp_auth_identity_key_file), which reads the
   // assertions backends present back; set by mcpa_config_build.
   const IdentityMinter* identity = nullptr;
@@ -132,5 +139,7 @@ std::string check_setting(mcpa_check_e kind, const std::string& directive, const
 
 // Reads a whole file; "" or a message naming `what` and the path.
 std::string read_file(const std::string& what, const std::string& path, std::string* out);
+// A file's text without the whitespace around it (a key or secret file).
+std::string trim_file_text(const std::string& s);
 
 }  // namespace mcpauth

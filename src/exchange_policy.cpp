@@ -8,54 +8,6 @@ namespace {
 constexpr const char* kAudienceDirective = "mcp_auth_exchange_audience";
 constexpr const char* kClientDirective = "mcp_auth_exchange_client";
 
-std::vector<std::string_view> tab_words(std::string_view line) {
-  std::vector<std::string_view> out;
-  while (!line.empty()) {
-    const size_t tab = line.find('\t');
-    out.push_back(line.substr(0, tab));
-    if (tab == std::string_view::npos) break;
-    line.remove_prefix(tab + 1);
-  }
-  return out;
-}
-
-// An audience, client id or path: visible ASCII without quotes or
-// backslashes (it goes into audit lines and provider requests).
-bool plain_word(std::string_view w) {
-  if (w.empty() || w.size() > 512) return false;
-  for (char c : w)
-    if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\') return false;
-  return true;
-}
-
-// RFC 6749 §3.3 scope-tokens, space-separated, each once.
-bool parse_scopes(std::string_view text, std::vector<std::string>* out) {
-  out->clear();
-  size_t i = 0;
-  while (i < text.size()) {
-    if (text[i] == ' ') {
-      ++i;
-      continue;
-    }
-    size_t j = text.find(' ', i);
-    if (j == std::string_view::npos) j = text.size();
-    std::string w(text.substr(i, j - i));
-    for (char c : w)
-      if (c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e) return false;
-    if (std::find(out->begin(), out->end(), w) == out->end()) out->push_back(std::move(w));
-    i = j;
-  }
-  return !out->empty();
-}
-
-bool split_setting(std::string_view word, std::string_view* name, std::string_view* value) {
-  const size_t eq = word.find('=');
-  if (eq == std::string_view::npos) return false;
-  *name = word.substr(0, eq);
-  *value = word.substr(eq + 1);
-  return true;
-}
-
 std::string complaint(const char* directive, const std::string& what) { return std::string(directive) + ": " + what; }
 
 }  // namespace
@@ -75,7 +27,7 @@ const char* exchange_method_word(ExchangeAudience::Method m) {
 }
 
 std::optional<ExchangeAudience> parse_exchange_audience(std::string_view line, std::string* err) {
-  const auto words = tab_words(line);
+  const auto words = directive_words(line);
   ExchangeAudience a;
   if (words.empty() || !plain_word(words[0]) || words[0].find('=') != std::string_view::npos) {
     *err = complaint(kAudienceDirective, "the first word must be the audience's name");
@@ -99,7 +51,7 @@ std::optional<ExchangeAudience> parse_exchange_audience(std::string_view line, s
         return std::nullopt;
       }
     } else if (name == "scope" && a.scopes.empty()) {
-      if (!parse_scopes(value, &a.scopes)) {
+      if (!parse_scope_words(value, &a.scopes)) {
         *err = complaint(kAudienceDirective, "scope= must hold scope tokens (RFC 6749); quote the whole word for several: \"scope=a b\"");
         return std::nullopt;
       }
@@ -133,7 +85,7 @@ std::optional<ExchangeAudience> parse_exchange_audience(std::string_view line, s
 }
 
 std::optional<ExchangeClient> parse_exchange_client(std::string_view line, std::string* err) {
-  const auto words = tab_words(line);
+  const auto words = directive_words(line);
   ExchangeClient c;
   if (words.empty() || !plain_word(words[0]) || words[0].find('=') != std::string_view::npos) {
     *err = complaint(kClientDirective, "the first word must be the client id");
@@ -146,18 +98,15 @@ std::optional<ExchangeClient> parse_exchange_client(std::string_view line, std::
       *err = complaint(kClientDirective, "\"" + std::string(words[i]) + "\" is not NAME=VALUE");
       return std::nullopt;
     }
-    if (name == "secret_file" && c.secret_file.empty() && plain_word(value)) {
-      c.secret_file = std::string(value);
-    } else if (name == "jwks_file" && c.jwks_file.empty() && plain_word(value)) {
-      c.jwks_file = std::string(value);
-    } else if (name == "audience" && plain_word(value)) {
+    if (take_credential_setting(name, value, &c)) continue;
+    if (name == "audience" && plain_word(value)) {
       if (c.grant_for(value)) {
         *err = complaint(kClientDirective, "audience " + std::string(value) + " is repeated");
         return std::nullopt;
       }
       c.grants.push_back({std::string(value), {}});
     } else if (name == "scope" && !c.grants.empty() && c.grants.back().scopes.empty()) {
-      if (!parse_scopes(value, &c.grants.back().scopes)) {
+      if (!parse_scope_words(value, &c.grants.back().scopes)) {
         *err = complaint(kClientDirective, "scope= must hold scope tokens (RFC 6749); quote the whole word for several: \"scope=a b\"");
         return std::nullopt;
       }
@@ -167,8 +116,9 @@ std::optional<ExchangeClient> parse_exchange_client(std::string_view line, std::
       return std::nullopt;
     }
   }
-  if (c.secret_file.empty() == c.jwks_file.empty()) {
-    *err = complaint(kClientDirective, "give exactly one of secret_file= and jwks_file=");
+  std::string why = check_credential_settings(kClientDirective, c);
+  if (!why.empty()) {
+    *err = why;
     return std::nullopt;
   }
   if (c.grants.empty()) {

@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "jwks.hpp"
+#include "configured_client.hpp"
 
 namespace mcpauth {
 
@@ -38,17 +38,11 @@ struct ExchangeGrant {
   std::vector<std::string> scopes;
 };
 
-struct ExchangeClient {
-  std::string client_id;
-  // client_secret_basic / _post: the file holds the secret (one line, at
-  // least kMinSecretLength characters); only its SHA-256 is kept.
-  std::string secret_file, secret_hash;
-  // private_key_jwt (RFC 7523): the backend's public keys, a JWKS file.
-  std::string jwks_file;
-  std::vector<Jwk> keys;
+// A backend (its credential: configured_client.hpp) and the audiences it
+// may ask for.
+struct ExchangeClient : ConfiguredClient {
   std::vector<ExchangeGrant> grants;
 
-  static constexpr size_t kMinSecretLength = 32;
   const ExchangeGrant* grant_for(std::string_view audience) const;
 };
 

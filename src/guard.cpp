@@ -456,7 +456,7 @@ GuardOutcome guard_check(const Config& cf, const GuardSettings& gs, IdentityCach
   const IdentityCache::Entry& asserted =
       // a session reference only where backends may present the assertion
       cache.assertion(*gs.minter, cf.keys && !cf.exchange_clients.empty() ? &*cf.keys : nullptr, claims->sid,
-                      session->sub, session->client_id, granted, session->claims, in.now);
+                      session->sub, session->client_id, granted, session->claims, session->subject_type, in.now);
   out.identity = asserted.jwt;
   out.subject = session->sub;
   out.client_id = session->client_id;

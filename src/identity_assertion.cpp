@@ -63,7 +63,7 @@ std::optional<IdentityMinter> IdentityMinter::create(std::string_view key_text, 
     m.es256_ = true;
     m.key_.assign(key_text);
     // prove the key works now rather than on the first request
-    if (m.mint({"probe", "probe", "", "", ""}, 0, 1).empty()) {
+    if (m.mint({"probe", "probe", "", "", "", ""}, 0, 1).empty()) {
       *error = "the identity key is PEM but not an EC P-256 private key";
       return std::nullopt;
     }
@@ -99,6 +99,7 @@ std::string IdentityMinter::mint(const Identity& who, int64_t now, int64_t lifet
       jwt_add_grant(jwt.get(), "client_id", who.client_id.c_str()) ||
       jwt_add_grant(jwt.get(), "scope", who.scope.c_str()) || jwt_add_grant(jwt.get(), "jti", jti.c_str()) ||
       (!who.session_ref.empty() && jwt_add_grant(jwt.get(), "sid", who.session_ref.c_str())) ||
+      (!who.subject_type.empty() && jwt_add_grant(jwt.get(), "subject_type", who.subject_type.c_str())) ||
       jwt_add_grant_int(jwt.get(), "iat", static_cast<long>(now)) ||
       jwt_add_grant_int(jwt.get(), "exp", static_cast<long>(now + lifetime)))
     throw std::bad_alloc();
@@ -171,13 +172,15 @@ bool TokenCache::SameToken::operator()(const std::string& a, const std::string& 
 const IdentityCache::Entry& IdentityCache::assertion(const IdentityMinter& minter, const KeyRing* keys,
                                                     const std::string& sid, std::string_view sub,
                                                     std::string_view client_id, std::string_view scope,
-                                                    std::string_view claims, int64_t now) {
+                                                    std::string_view claims, std::string_view subject_type,
+                                                    int64_t now) {
   auto it = entries_.find(sid);
   if (it != entries_.end() && it->second.exp - now > kRenewBefore && it->second.who.sub == sub &&
-      it->second.who.client_id == client_id && it->second.who.scope == scope && it->second.who.claims == claims)
+      it->second.who.client_id == client_id && it->second.who.scope == scope && it->second.who.claims == claims &&
+      it->second.who.subject_type == subject_type)
     return it->second;
   Identity who{std::string(sub), std::string(client_id), std::string(scope), std::string(claims),
-               keys ? seal_session_ref(*keys, sid) : std::string()};
+               keys ? seal_session_ref(*keys, sid) : std::string(), std::string(subject_type)};
   if (it == entries_.end() && now >= next_prune_) {
     // Sessions end (revoked, expired, abandoned) without telling this
     // worker: drop their expired assertions once a minute, so the cache

@@ -24,6 +24,10 @@ struct Identity {
   // token exchange and the gateway finds the session again.  Opaque to the
   // tool server, and the same for every assertion of a session.
   std::string session_ref;
+  // "client" when the subject is a service client (grant_type=
+  // client_credentials), not a user: the assertion's "subject_type".
+  // Empty for a user, and then the assertion has no such claim.
+  std::string subject_type;
 };
 
 // What the gateway reads back from an assertion it signed.
@@ -128,11 +132,11 @@ class IdentityCache {
   // keys: seals the assertion's session reference (none when null).
   const std::string& get(const IdentityMinter& minter, const KeyRing* keys, const std::string& sid,
                          const Identity& who, int64_t now) {
-    return assertion(minter, keys, sid, who.sub, who.client_id, who.scope, who.claims, now).jwt;
+    return assertion(minter, keys, sid, who.sub, who.client_id, who.scope, who.claims, who.subject_type, now).jwt;
   }
   const Entry& assertion(const IdentityMinter& minter, const KeyRing* keys, const std::string& sid,
                          std::string_view sub, std::string_view client_id, std::string_view scope,
-                         std::string_view claims, int64_t now);
+                         std::string_view claims, std::string_view subject_type, int64_t now);
   size_t size() const { return entries_.size(); }
 
   // The guard's per-request buffers (store key, the session record read

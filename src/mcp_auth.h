@@ -131,6 +131,9 @@ typedef struct {
      * apart (tabs) */
     mcpa_str_t   exchange_audiences;
     mcpa_str_t   exchange_clients;
+    /* services of the client-credentials grant (configured_client.hpp):
+     * one mcp_auth_service_client directive a line, its words apart (tabs) */
+    mcpa_str_t   service_clients;
 } mcpa_settings_t;
 
 /* Every field unset. */
@@ -151,7 +154,8 @@ typedef enum {
     MCPA_CHECK_PROVIDER_PARAM,    /* one line of provider_params */
     MCPA_CHECK_LIMIT,             /* one mcp_auth_limit rule */
     MCPA_CHECK_EXCHANGE_AUDIENCE, /* one mcp_auth_exchange_audience */
-    MCPA_CHECK_EXCHANGE_CLIENT    /* one mcp_auth_exchange_client */
+    MCPA_CHECK_EXCHANGE_CLIENT,   /* one mcp_auth_exchange_client */
+    MCPA_CHECK_SERVICE_CLIENT     /* one mcp_auth_service_client */
 } mcpa_check_e;
 
 /* MCPA_OK, or MCPA_ERROR with a message naming the directive in err. */

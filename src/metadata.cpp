@@ -41,6 +41,7 @@ std::string authorization_server_metadata_json(const ServerMetadataConfig& confi
   if (config.private_key_jwt) token_auth_methods.push_back("private_key_jwt");
   std::vector<std::string> grants = {"authorization_code", "refresh_token"};
   if (config.token_exchange) grants.push_back("urn:ietf:params:oauth:grant-type:token-exchange");
+  if (config.client_credentials) grants.push_back("client_credentials");
   Json doc(must(cJSON_CreateObject()));
   cJSON* o = doc.get();
   add_string(o, "issuer", config.issuer);
@@ -54,6 +55,10 @@ std::string authorization_server_metadata_json(const ServerMetadataConfig& confi
   add_strings(o, "response_modes_supported", {"query"});
   add_strings(o, "grant_types_supported", grants);
   add_strings(o, "token_endpoint_auth_methods_supported", token_auth_methods);
+  // what a client assertion is verified with (id_token.hpp's verify_jws)
+  if (config.private_key_jwt)
+    add_strings(o, "token_endpoint_auth_signing_alg_values_supported",
+                {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"});
   if (!config.revocation_endpoint.empty()) {
     add_string(o, "revocation_endpoint", config.revocation_endpoint);
     add_strings(o, "revocation_endpoint_auth_methods_supported", auth_methods);

@@ -12,9 +12,11 @@ struct ServerMetadataConfig {
       revocation_endpoint, resource, resource_name, service_documentation;
   std::vector<std::string> scopes;
   bool cimd_supported = false;  // OAuth Client ID Metadata Documents
-  // Backends may exchange tokens (mcp_auth_exchange_client): the grant, and
-  // private_key_jwt when one of them authenticates so.
-  bool token_exchange = false, private_key_jwt = false;
+  // Backends may exchange tokens (mcp_auth_exchange_client), services get
+  // tokens of their own (mcp_auth_service_client): the grants, and
+  // private_key_jwt (with the algorithms it is verified with) when one of
+  // them authenticates so.
+  bool token_exchange = false, client_credentials = false, private_key_jwt = false;
 };
 
 // RFC 8414 §2 document, compact JSON, members in a fixed order.

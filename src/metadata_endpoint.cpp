@@ -20,7 +20,9 @@ ServerMetadataConfig metadata_config(const Config& cf) {
   m.scopes = cf.scopes;
   m.cimd_supported = cf.cimd && cf.cimd_fetch;
   m.token_exchange = !cf.exchange_clients.empty();
+  m.client_credentials = !cf.service_clients.empty();
   for (const auto& c : cf.exchange_clients) m.private_key_jwt = m.private_key_jwt || !c.keys.empty();
+  for (const auto& c : cf.service_clients) m.private_key_jwt = m.private_key_jwt || !c.keys.empty();
   return m;
 }
 

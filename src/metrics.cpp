@@ -46,7 +46,7 @@ const Words kAuthorizeResults = {"ok", "invalid_request", "invalid_client", "una
 const Words kLoginOutcomes = {"completed", "denied", "not_admitted", "client_disabled", "provider_error", "timed_out",
                                 "failed"};
 const Words kConsentOutcomes = {"allowed", "denied"};
-const Words kGrantTypes = {"authorization_code", "refresh_token", "token_exchange", "other"};
+const Words kGrantTypes = {"authorization_code", "refresh_token", "token_exchange", "client_credentials", "other"};
 const Words kTokenResults = {"ok", "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
                              "unsupported_grant_type", "invalid_scope", "invalid_target",
                              "temporarily_unavailable", "server_error", "other"};

@@ -134,6 +134,9 @@ struct PlainRecord {
         hint = i + 1 < n ? i + 1 : 0;
         return true;
       }
+      // The keys ascend: a name between the previous hit and the next key
+      // is absent (a user's session has no subject_type), without a scan.
+      if (j == 0 && i > 0 && key[i - 1] < name && name < key[i]) return false;
     }
     return false;
   }
@@ -227,6 +230,7 @@ bool session_into(const Record& r, Session* s) {
   r.str_into("scope", &s->scope);
   r.str_into("sid", &s->sid);
   r.str_into("sub", &s->sub);
+  r.str_into("subject_type", &s->subject_type);
   return ints && !s->sid.empty() && !s->sub.empty() && !s->client_id.empty();
 }
 
@@ -329,6 +333,7 @@ std::string encode_session(const Session& s) {
   Fields f = new_record();
   f.set("sid", s.sid);
   f.set("sub", s.sub);
+  if (!s.subject_type.empty()) f.set("subject_type", s.subject_type);
   f.set("name", s.name);
   f.set("email", s.email);
   f.set("client_id", s.client_id);

@@ -91,6 +91,9 @@ struct LoginState {
 // (OPENSSL_cleanse) when a Session is destroyed.
 struct Session {
   std::string sid, sub, name, email, client_id, scope, resource;
+  // "client" for a service client's own session (grant_type=
+  // client_credentials, sub "client:<ID>"); "" for a user's sign-in.
+  std::string subject_type;
   std::string redirect_uri;  // where the client got its code (its host is shown to the user)
   std::string claims;  // what the claim rules keep (ClaimSet::to_record)
   // The audiences (their keys, space-separated) a backend's exchanged token

@@ -3,7 +3,9 @@
 // Tokens are sealed with the KeyRing (AES-256-GCM, purpose-bound): an
 // access token holds {sid, client_id, scope, resource, exp}, a refresh
 // token {sid, client_id, gen, exp}.  Neither is stored; the session record
-// they point to is, so deleting it revokes both.
+// they point to is, so deleting it revokes both.  A service's token
+// (client_credentials) points at a session of the service's own, and comes
+// without a refresh token.
 //
 // Refresh rotation and the race rule: each session has a generation `gen`.
 // A refresh token of the current generation rotates the session to gen+1
@@ -26,6 +28,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "configured_client.hpp"
 #include "crypto.hpp"
 #include "json.hpp"
 #include "encoding.hpp"
@@ -160,6 +163,62 @@ Response authorization_code_grant(const Config& cf, Store& store, const Request&
                       req.now, false);
 }
 
+// grant_type=client_credentials (RFC 6749 §4.4; the MCP OAuth Client
+// Credentials extension): a service the operator configured
+// (mcp_auth_service_client) gets an access token of its own.  Its subject is
+// the client, "client:<ID>", with a session record like a sign-in's --
+// listed, so the admin API finds and ends it, and read by the guard as any
+// other -- that lives as long as the token: no refresh token, the service
+// asks again.  *client_id: who the request claims to be, for its event.
+Response client_credentials_grant(const Config& cf, Store& store, const Request& req, const Params& form,
+                                  std::string* client_id) {
+  const auto find = [](const Config& c, std::string_view id) -> const ConfiguredClient* {
+    return c.service_client(id);
+  };
+  Response error;
+  bool unknown = false;
+  const auto* client = static_cast<const ServiceClient*>(
+      authenticate_configured_client(cf, store, req, form, find, client_id, &unknown, &error));
+  if (!client) {
+    // A registered client that proves who it is learns that this grant is
+    // not for it; anyone else gets what a wrong secret gets.
+    if (!unknown || form.has("client_assertion") || form.has("client_assertion_type")) return error;
+    ClientAuth auth = authenticate_client(cf, store, req, form);
+    if (!auth.ok) return auth.error;
+    return oauth_error(400, "unauthorized_client",
+                       "client credentials are for the services the operator configured (mcp_auth_service_client)");
+  }
+  if (!resources_ok(cf, form)) return oauth_error(400, "invalid_target", "this server issues tokens only for " + cf.resource);
+  std::vector<std::string> asked = client->scopes;
+  std::string scope_param;
+  if (form.find("scope", &scope_param) == Params::Lookup::one && !split_scope(scope_param).empty())
+    asked = split_scope(scope_param);
+  for (const auto& w : asked)
+    if (!has(client->scopes, w)) return oauth_error(400, "invalid_scope", "this client may not ask for scope \"" + w + "\"");
+  // The admin API's kill switch holds for services too.
+  StoreStatus st = client_disabled(store, client->client_id);
+  if (st == StoreStatus::ok) return oauth_error(400, "unauthorized_client", "the client has been disabled by the operator");
+  if (st != StoreStatus::not_found) return store_failure_json(st);
+
+  Session s;
+  s.sid = random_token(32);
+  s.sub = std::string(kClientSubjectPrefix) + client->client_id;
+  s.subject_type = "client";
+  s.name = client->name.empty() ? client->client_id : client->name;
+  s.client_id = client->client_id;
+  s.scope = join_scope(asked);
+  s.resource = cf.resource;
+  s.created = s.rotated_at = req.now;
+  s.expires = req.now + cf.access_token_ttl;
+  // Listed first, so that no stored session escapes the kill switch.
+  std::vector<std::string> ended;
+  st = index_new_session(store, s, req.now, &ended);
+  if (st != StoreStatus::ok) return store_failure_json(st);
+  st = store.put_new("session:" + s.sid, encode_session(s), s.expires);
+  if (st != StoreStatus::ok) return store_failure_json(st == StoreStatus::exists ? StoreStatus::error : st);
+  return issue_tokens(cf, req, s, s.scope, false, 0, req.now, false);
+}
+
 std::string seal_renewal(const Config& cf, const Request& req, const std::string& client_id,
                          const std::string& refresh_token, const std::string* scope) {
   Fields f;
@@ -278,6 +337,17 @@ Response token(const Config& cf, Store& store, const Request& req) {
   if (form->find("grant_type", &grant_type) == Params::Lookup::one && grant_type == kTokenExchangeGrant)
     return token_exchange_grant(cf, store, req, *form);
 
+  // Services authenticate as operator-configured clients too.
+  if (grant_type == "client_credentials" && !cf.service_clients.empty()) {
+    std::string client_id;
+    Response r = client_credentials_grant(cf, store, req, *form, &client_id);
+    if (r.status != 200) {
+      Event& e = r.event(MCPA_EV_TOKEN, "token.refused", r.error.empty() ? "server_error" : r.error);
+      e.client_id = client_id;
+    }
+    return r;
+  }
+
   ClientAuth auth = authenticate_client(cf, store, req, *form);
   if (!auth.ok) return auth.error;
 
@@ -297,7 +367,9 @@ Response token(const Config& cf, Store& store, const Request& req) {
     const bool scoped = form->find("scope", &scope) == Params::Lookup::one;
     return refresh_grant(cf, store, req, auth.client, refresh, scoped ? &scope : nullptr, true);
   }
-  return oauth_error(400, "unsupported_grant_type", "supported: authorization_code, refresh_token");
+  return oauth_error(400, "unsupported_grant_type",
+                     cf.service_clients.empty() ? "supported: authorization_code, refresh_token"
+                                                : "supported: authorization_code, refresh_token, client_credentials");
 }
 
 Response renewal_answer(const Config& cf, Store& store, const Request& req, const std::string& continuation,
@@ -378,9 +450,11 @@ Response handle_token(const Config& cf, Store& store, const Request& req) {
   if (form && form->find("grant_type", &grant_type) != Params::Lookup::one) grant_type.clear();
   if (r.wait_ms) return r;
   note_grant(r, form,
-             grant_type == "authorization_code" || grant_type == "refresh_token" ? grant_type
-             : grant_type == kTokenExchangeGrant                                 ? "token_exchange"
-                                                                                 : "other");
+             grant_type == "authorization_code" || grant_type == "refresh_token" ||
+                     (grant_type == "client_credentials" && !cf.service_clients.empty())
+                 ? grant_type
+             : grant_type == kTokenExchangeGrant ? "token_exchange"
+                                                 : "other");
   return r;
 }
 

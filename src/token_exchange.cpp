@@ -3,12 +3,10 @@
 #include <cjson/cJSON.h>
 
 #include <algorithm>
-#include <cmath>
 #include <memory>
 
 #include "crypto.hpp"
 #include "encoding.hpp"
-#include "id_token.hpp"
 #include "identity_assertion.hpp"
 #include "json.hpp"
 #include "provider.hpp"
@@ -19,7 +17,6 @@ namespace {
 
 constexpr const char* kJwtTokenType = "urn:ietf:params:oauth:token-type:jwt";
 constexpr const char* kAccessTokenType = "urn:ietf:params:oauth:token-type:access_token";
-constexpr const char* kJwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 constexpr int64_t kLockSeconds = 20;        // longer than the provider subrequest may take
 constexpr int kWaitMs = 100;                // how often a waiting request looks again
@@ -29,8 +26,6 @@ constexpr int64_t kUnknownLifetime = 60;    // a token without expires_in is kep
 constexpr int64_t kMaxEarlyRenewal = 60;    // a cached token is replaced this long before it expires
 constexpr int64_t kRenewMargin = 30;        // the user's provider token is renewed first this close to expiry
 constexpr int64_t kContinuationSeconds = 120;
-constexpr int64_t kMaxAssertionLifetime = 600;  // a backend's client assertion (RFC 7523)
-constexpr int64_t kLeeway = 60;
 
 // What the request is about, as far as it is known: the event's fields.
 struct Context {
@@ -67,116 +62,13 @@ Response wait_or_give_up(const Request& req) {
 
 bool listed(const std::vector<std::string>& v, const std::string& w) { return std::find(v.begin(), v.end(), w) != v.end(); }
 
-// RFC 7523 §3: a backend's signed client assertion.  The jti is kept until
-// the assertion expires, so it is good for one request.
-const ExchangeClient* assertion_client(const Config& cf, Store& store, const Request& req, const Params& form,
-                                       Context& ctx, Response* error) {
-  std::string type, assertion, form_id;
-  if (form.find("client_assertion_type", &type) != Params::Lookup::one || type != kJwtBearerAssertion ||
-      form.find("client_assertion", &assertion) != Params::Lookup::one) {
-    *error = refuse(400, "invalid_request", "client_assertion_type must be " + std::string(kJwtBearerAssertion) +
-                                                " with one client_assertion");
-    return nullptr;
-  }
-  if (!req.authorization.empty() || form.has("client_secret")) {
-    *error = refuse(400, "invalid_request", "use one client authentication method");
-    return nullptr;
-  }
-  // Whose keys to verify with: the assertion's own sub, checked below.
-  const size_t dot = assertion.find('.');
-  const size_t dot2 = dot == std::string::npos ? dot : assertion.find('.', dot + 1);
-  auto unverified = dot2 == std::string::npos ? std::nullopt
-                                              : b64url_decode(std::string_view(assertion).substr(dot + 1, dot2 - dot - 1));
-  Json peek(unverified ? cJSON_ParseWithLength(unverified->data(), unverified->size()) : nullptr);
-  const cJSON* sub_item = peek ? cJSON_GetObjectItemCaseSensitive(peek.get(), "sub") : nullptr;
-  const std::string claimed = cJSON_IsString(sub_item) ? sub_item->valuestring : "";
-  const bool id_sent = form.find("client_id", &form_id) == Params::Lookup::one;
-  ctx.client_id = id_sent ? form_id : claimed;
-  const ExchangeClient* client = cf.exchange_client(ctx.client_id);
-  if (!client || client->keys.empty() || (id_sent && form_id != claimed)) {
-    *error = invalid_client_error(cf, "client authentication failed", false);
-    return nullptr;
-  }
-  std::string why;
-  auto payload = verify_jws(assertion, client->keys, &why);
-  Json claims(payload ? cJSON_ParseWithLength(payload->data(), payload->size()) : nullptr);
-  if (!claims || !cJSON_IsObject(claims.get())) {
-    *error = invalid_client_error(cf, "the client assertion does not verify with the client's keys", false);
-    return nullptr;
-  }
-  const auto str = [&](const char* name) {
-    const cJSON* v = cJSON_GetObjectItemCaseSensitive(claims.get(), name);
-    return cJSON_IsString(v) ? std::string(v->valuestring) : std::string();
-  };
-  const auto num = [&](const char* name) -> int64_t {
-    const cJSON* v = cJSON_GetObjectItemCaseSensitive(claims.get(), name);
-    return cJSON_IsNumber(v) && std::isfinite(v->valuedouble) && v->valuedouble > 0 && v->valuedouble < 1e12
-               ? int64_t(v->valuedouble)
-               : 0;
-  };
-  // aud: the token endpoint's URL, or the issuer (RFC 7523 §3 point 3)
-  bool aud_ok = false;
-  const cJSON* aud = cJSON_GetObjectItemCaseSensitive(claims.get(), "aud");
-  const std::string endpoint = cf.url(cf.token_path);
-  const auto ours = [&](const cJSON* v) {
-    return cJSON_IsString(v) && (endpoint == v->valuestring || cf.issuer == v->valuestring);
-  };
-  if (ours(aud)) aud_ok = true;
-  if (cJSON_IsArray(aud)) {
-    const cJSON* v = nullptr;
-    cJSON_ArrayForEach(v, aud) aud_ok = aud_ok || ours(v);
-  }
-  const int64_t exp = num("exp"), nbf = num("nbf");
-  const std::string jti = str("jti");
-  const char* bad = nullptr;
-  if (str("iss") != client->client_id || claimed != client->client_id) bad = "iss and sub must be the client id";
-  else if (!aud_ok) bad = "aud must be the token endpoint or the issuer";
-  else if (exp <= req.now) bad = "the client assertion has expired or has no exp";
-  else if (exp > req.now + kMaxAssertionLifetime) bad = "the client assertion lives longer than 10 minutes";
-  else if (nbf > req.now + kLeeway) bad = "the client assertion is not valid yet";
-  else if (jti.empty() || jti.size() > 256) bad = "the client assertion needs a jti";
-  if (bad) {
-    *error = invalid_client_error(cf, bad, false);
-    return nullptr;
-  }
-  // The jti names the request that used it first: a request that runs
-  // again (it waited, or the provider answered) is still that request.
-  const std::string jti_key = "clientjti:" + sha256_b64url(client->client_id + "\n" + jti);
-  StoreStatus st = store.put_new(jti_key, req.request_id, exp + kLeeway);
-  if (st == StoreStatus::exists) {
-    std::string first;
-    st = store.get(jti_key, &first);
-    if (st == StoreStatus::ok && (req.request_id.empty() || !ct_equal(first, req.request_id))) {
-      *error = invalid_client_error(cf, "the client assertion was used already", false);
-      return nullptr;
-    }
-  }
-  if (st != StoreStatus::ok) {
-    *error = store_failure_json(st);
-    return nullptr;
-  }
-  return client;
-}
-
+// The backend, an operator-configured client (configured_client.hpp).
 const ExchangeClient* authenticate_backend(const Config& cf, Store& store, const Request& req, const Params& form,
                                            Context& ctx, Response* error) {
-  if (form.has("client_assertion") || form.has("client_assertion_type"))
-    return assertion_client(cf, store, req, form, ctx, error);
-  ClientCredentials cred = read_client_credentials(cf, req, form);
-  if (!cred.ok) {
-    *error = std::move(cred.error);
-    return nullptr;
-  }
-  ctx.client_id = cred.client_id;
-  const ExchangeClient* client = cf.exchange_client(cred.client_id);
-  // The same answer for an unknown client and a wrong secret; the hash is
-  // compared in constant time.
-  if (!client || client->secret_hash.empty() || cred.secret.empty() ||
-      !ct_equal(sha256_b64url(cred.secret), client->secret_hash)) {
-    *error = invalid_client_error(cf, "client authentication failed", cred.basic);
-    return nullptr;
-  }
-  return client;
+  const auto find = [](const Config& c, std::string_view id) -> const ConfiguredClient* { return c.exchange_client(id); };
+  bool unknown = false;
+  return static_cast<const ExchangeClient*>(
+      authenticate_configured_client(cf, store, req, form, find, &ctx.client_id, &unknown, error));
 }
 
 // The 200 answer (RFC 8693 §2.2.1).
@@ -295,6 +187,8 @@ Response exchange(const Config& cf, Store& store, const Request& req, const Para
 
   Session s;
   if (!find_session(cf, store, req, subject_token, ctx, &s, &error)) return error;
+  if (s.subject_type == "client")
+    return refuse(400, "invalid_grant", "the subject is a service client, which holds no token of the provider");
   const bool by_refresh = aud->method == ExchangeAudience::Method::refresh_token;
   const std::string& user_token = by_refresh ? s.provider_refresh_token : s.provider_access_token;
   if (user_token.empty())

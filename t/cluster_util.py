@@ -81,7 +81,8 @@ class Cluster:
             raise
 
     def _share_secrets(self, nodedir):
-        for name in ("keys", "identity.key", "idp-client-secret", "admin.key", "exchange-client.secret"):
+        for name in ("keys", "identity.key", "idp-client-secret", "admin.key", "exchange-client.secret",
+                     "service-client.secret"):
             (nodedir / name).write_text((self.workdir / name).read_text())
 
     def _tool_server(self, i, port=0):

@@ -31,7 +31,7 @@ ADMIN_PATH = "/_mcp_auth/admin"
 CLI = ROOT / "scripts" / "mcp-auth-admin"
 STREAM_CHECK = 1            # s (mcp_auth_stream_check)
 CACHE = 2                   # s a cluster worker trusts a session it read (cache=)
-SESSION_FIELDS = {"id", "log_tag", "subject", "name", "email", "client_id", "client_name",
+SESSION_FIELDS = {"id", "log_tag", "subject", "subject_type", "name", "email", "client_id", "client_name",
                   "redirect_uri", "scope", "created", "expires", "last_refresh"}
 # users of the provider for this file only, so that no test ends another's
 # sessions (all in the tenant the example admits)

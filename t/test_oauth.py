@@ -648,7 +648,8 @@ def test_a_confidential_client_with_a_wrong_secret_is_invalid_client(gw):
 @pytest.mark.parametrize("data,error", [
     ({}, "invalid_request"),
     ({"grant_type": "password", "username": "u", "password": "p"}, "unsupported_grant_type"),
-    ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
+    # a registered client: the grant is for the example's service clients only
+    ({"grant_type": "client_credentials"}, "unauthorized_client"),
     ({"grant_type": "authorization_code"}, "invalid_request"),
     ({"grant_type": "refresh_token"}, "invalid_request"),
     ({"grant_type": "refresh_token", "refresh_token": "k1.AAAA"}, "invalid_grant"),

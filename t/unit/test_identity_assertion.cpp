@@ -21,7 +21,7 @@ IdentityMinter minter() {
 }  // namespace
 
 TEST(IdentityMinter, MintsAnHs256TokenTheToolServerCanVerify) {
-  std::string token = minter().mint({"user-demo", "client-1", "snippets:read", "", ""}, 1000, 300);
+  std::string token = minter().mint({"user-demo", "client-1", "snippets:read", "", "", ""}, 1000, 300);
   jwt_t* jwt = nullptr;
   ASSERT_EQ(jwt_decode(&jwt, token.c_str(), reinterpret_cast<const unsigned char*>(kSecret.data()),
                        static_cast<int>(kSecret.size())),
@@ -36,7 +36,7 @@ TEST(IdentityMinter, MintsAnHs256TokenTheToolServerCanVerify) {
 }
 
 TEST(IdentityMinter, LifetimeIsCappedAtFiveMinutes) {
-  std::string token = minter().mint({"u", "c", "", "", ""}, 1000, 3600);
+  std::string token = minter().mint({"u", "c", "", "", "", ""}, 1000, 3600);
   jwt_t* jwt = nullptr;
   ASSERT_EQ(jwt_decode(&jwt, token.c_str(), reinterpret_cast<const unsigned char*>(kSecret.data()),
                        static_cast<int>(kSecret.size())),
@@ -54,28 +54,28 @@ TEST(IdentityMinter, ShortSecretIsRefused) {
 TEST(IdentityCache, ReusesAnAssertionUntilCloseToExpiry) {
   IdentityCache cache;
   auto m = minter();
-  std::string first = cache.get(m, nullptr, "sid1", {"u", "c", "s", "", ""}, 1000);
-  EXPECT_EQ(cache.get(m, nullptr, "sid1", {"u", "c", "s", "", ""}, 1200), first);
-  EXPECT_NE(cache.get(m, nullptr, "sid1", {"u", "c", "s", "", ""}, 1241), first);
+  std::string first = cache.get(m, nullptr, "sid1", {"u", "c", "s", "", "", ""}, 1000);
+  EXPECT_EQ(cache.get(m, nullptr, "sid1", {"u", "c", "s", "", "", ""}, 1200), first);
+  EXPECT_NE(cache.get(m, nullptr, "sid1", {"u", "c", "s", "", "", ""}, 1241), first);
 }
 
 TEST(IdentityCache, ExpiredAssertionsOfEndedSessionsAreDropped) {
   IdentityCache cache;
   auto m = minter();
-  for (int i = 0; i < 50; ++i) cache.get(m, nullptr, "old" + std::to_string(i), {"u", "c", "s", "", ""}, 1000);
+  for (int i = 0; i < 50; ++i) cache.get(m, nullptr, "old" + std::to_string(i), {"u", "c", "s", "", "", ""}, 1000);
   EXPECT_EQ(cache.size(), 50u);
-  cache.get(m, nullptr, "new", {"u", "c", "s", "", ""}, 1000 + IdentityCache::kLifetime);  // the old ones expired
+  cache.get(m, nullptr, "new", {"u", "c", "s", "", "", ""}, 1000 + IdentityCache::kLifetime);  // the old ones expired
   EXPECT_EQ(cache.size(), 1u);
-  std::string live = cache.get(m, nullptr, "new2", {"u", "c", "s", "", ""}, 1000 + IdentityCache::kLifetime + 1);
+  std::string live = cache.get(m, nullptr, "new2", {"u", "c", "s", "", "", ""}, 1000 + IdentityCache::kLifetime + 1);
   EXPECT_EQ(cache.size(), 2u);  // live entries stay (and no prune within the minute)
-  EXPECT_EQ(cache.get(m, nullptr, "new2", {"u", "c", "s", "", ""}, 1000 + IdentityCache::kLifetime + 2), live);
+  EXPECT_EQ(cache.get(m, nullptr, "new2", {"u", "c", "s", "", "", ""}, 1000 + IdentityCache::kLifetime + 2), live);
 }
 
 TEST(IdentityCache, AChangedScopeGetsAFreshAssertion) {
   IdentityCache cache;
   auto m = minter();
-  std::string first = cache.get(m, nullptr, "sid1", {"u", "c", "s", "", ""}, 1000);
-  EXPECT_NE(cache.get(m, nullptr, "sid1", {"u", "c", "s t", "", ""}, 1001), first);
+  std::string first = cache.get(m, nullptr, "sid1", {"u", "c", "s", "", "", ""}, 1000);
+  EXPECT_NE(cache.get(m, nullptr, "sid1", {"u", "c", "s t", "", "", ""}, 1001), first);
 }
 
 // Tokens this worker opened: a hit only for the byte-identical token, and

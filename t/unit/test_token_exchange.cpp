@@ -97,7 +97,7 @@ class TokenExchange : public Gateway {
 
   std::string assertion(const std::string& sid = "sid-1", const std::string& sub = "user-42",
                         int64_t lifetime = 300) {
-    Identity who{sub, "client-1", "mcp:tools", "", seal_session_ref(*cf.keys, sid)};
+    Identity who{sub, "client-1", "mcp:tools", "", seal_session_ref(*cf.keys, sid), ""};
     return minter->mint(who, now, lifetime);
   }
 
@@ -340,11 +340,11 @@ TEST_F(TokenExchange, RefusesWhatTheBackendMayNotAskForOrCannotProve) {
   EXPECT_EQ(error_of(ask("api", {}, assertion("sid-1", "user-42", -1))), "400 invalid_grant");   // expired
   EXPECT_EQ(error_of(ask("api", {}, assertion("no-such-session"))), "400 invalid_grant");
   EXPECT_EQ(error_of(ask("api", {}, assertion("sid-1", "someone-else"))), "400 invalid_grant");
-  Identity raw_sid{"user-42", "client-1", "", "", "sid-1"};  // a session id, not the sealed reference
+  Identity raw_sid{"user-42", "client-1", "", "", "sid-1", ""};  // a session id, not the sealed reference
   EXPECT_EQ(error_of(ask("api", {}, minter->mint(raw_sid, now, 300))), "400 invalid_grant");
   std::string err;
   auto other = IdentityMinter::create(std::string(40, 'o'), "ngx_mcp_auth", "mcp-tool-server", &err);
-  Identity who{"user-42", "client-1", "", "", seal_session_ref(*cf.keys, "sid-1")};
+  Identity who{"user-42", "client-1", "", "", seal_session_ref(*cf.keys, "sid-1"), ""};
   EXPECT_EQ(error_of(ask("api", {}, other->mint(who, now, 300))), "400 invalid_grant");
 }
 
@@ -352,7 +352,7 @@ TEST(IdentityAssertionRead, ReadsItsOwnAssertionsBackAndNothingElse) {
   std::string err;
   auto hs = IdentityMinter::create(std::string(40, 'h'), "iss", "aud", &err);
   ASSERT_TRUE(hs) << err;
-  const std::string token = hs->mint({"u", "c", "s", "", "ref"}, 1000, 300);
+  const std::string token = hs->mint({"u", "c", "s", "", "ref", ""}, 1000, 300);
   auto read = hs->read(token, 1100, &err);
   ASSERT_TRUE(read) << err;
   EXPECT_EQ(read->sub, "u");
@@ -381,7 +381,7 @@ TEST(IdentityAssertionRead, ReadsItsOwnAssertionsBackAndNothingElse) {
   EVP_PKEY_free(key);
   auto es = IdentityMinter::create(pem, "iss", "aud", &err);
   ASSERT_TRUE(es) << err;
-  ASSERT_TRUE(es->read(es->mint({"u", "c", "s", "", "ref"}, 1000, 300), 1100, &err)) << err;
+  ASSERT_TRUE(es->read(es->mint({"u", "c", "s", "", "ref", ""}, 1000, 300), 1100, &err)) << err;
   auto confused = IdentityMinter::create(public_pem + std::string(8, ' '), "iss", "aud", &err);
   if (confused) {  // a PEM public key is refused as a key; sign the HS256 token by hand
     ADD_FAILURE() << "a public key was accepted as an identity key";
