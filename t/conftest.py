@@ -145,6 +145,16 @@ class NginxInstance:
             assert not bad, "%s has sanitizer reports:\n%s" % (log, "\n".join(bad[:20]))
 
 
+def nginx_t_with(tmp_path, extra):
+    """`nginx -t` of the example with `extra` in http{}; %(short)s and
+    %(secret)s in it name a too-short and a good secret file."""
+    (tmp_path / "short").write_text("tooshort\n")
+    (tmp_path / "secret").write_text("s" * 40 + "\n")
+    nx = NginxInstance(tmp_path / "nx", http_extra=extra % {"short": tmp_path / "short",
+                                                           "secret": tmp_path / "secret"} + "\n")
+    return nx.test_config()
+
+
 @pytest.fixture(scope="session")
 def built():
     """The artefacts `make` produces; `make test` builds them first."""

@@ -302,10 +302,6 @@ def test_the_typescript_sdks_providers_get_a_token_and_call_hello_mcp(cc, how):
     ("mcp_auth_service_client mcp-service secret_file=%(secret)s scope=snippets:read;", "is repeated"),
 ])
 def test_nginx_t_refuses_a_broken_service_client(built, extra, message, tmp_path):
-    from conftest import NginxInstance
-    (tmp_path / "short").write_text("tooshort\n")
-    (tmp_path / "secret").write_text("s" * 40 + "\n")
-    nx = NginxInstance(tmp_path / "nx", http_extra=extra % {"short": tmp_path / "short",
-                                                           "secret": tmp_path / "secret"} + "\n")
-    r = nx.test_config()
+    from conftest import nginx_t_with
+    r = nginx_t_with(tmp_path, extra)
     assert r.returncode != 0 and message in r.stderr, r.stderr

@@ -398,12 +398,8 @@ def test_a_backend_with_a_signed_client_assertion(stack_factory, tmp_path_factor
     ("mcp_auth_exchange_audience graph method=magic scope=x;", "method must be"),
 ])
 def test_nginx_t_refuses_a_broken_exchange_configuration(nginx_factory, extra, message, tmp_path):
-    from conftest import NginxInstance
-    (tmp_path / "short").write_text("tooshort\n")
-    (tmp_path / "secret").write_text("s" * 40 + "\n")
-    nx = NginxInstance(tmp_path / "nx", http_extra=extra % {"short": tmp_path / "short",
-                                                           "secret": tmp_path / "secret"} + "\n")
-    r = nx.test_config()
+    from conftest import nginx_t_with
+    r = nginx_t_with(tmp_path, extra)
     assert r.returncode != 0 and message in r.stderr, r.stderr
 
 
