@@ -672,6 +672,13 @@ def test_the_command_line_lists_ends_disables_and_enables(st, tmp_path):
     r = cli(st, "end-session", "no-such-session")
     assert r.returncode == 1 and r.stdout == "", (r.returncode, r.stdout)
     assert r.stderr.startswith("mcp-auth-admin: not_found (HTTP 404)"), r.stderr
+    # ids are base64url and one in 32 begins with '-': still an id, not an option
+    r = cli(st, "end-session", "-" + "A" * 42, "--json")
+    assert r.returncode == 1 and r.stderr.startswith("mcp-auth-admin: not_found (HTTP 404)"), r.stderr
+    r = cli(st, "sessions", "--client-id", "-" + "B" * 21)
+    assert r.returncode == 0 and r.stdout == "no sessions\n", r.stderr
+    r = cli(st, "sessions", "--json", "--subject", "-user")
+    assert r.returncode == 0 and json.loads(r.stdout) == {"sessions": []}, r.stderr
 
     # more sessions than one request ends: the command asks until none is left
     c4 = None
