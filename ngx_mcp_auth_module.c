@@ -156,6 +156,10 @@ static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_exchange_client =
     { ngx_null_string, MCPA_CHECK_EXCHANGE_CLIENT };
 static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_service_client =
     { ngx_null_string, MCPA_CHECK_SERVICE_CLIENT };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_trusted_issuer =
+    { ngx_null_string, MCPA_CHECK_TRUSTED_ISSUER };
+static ngx_http_mcp_auth_line_t  ngx_http_mcp_auth_enterprise_client =
+    { ngx_null_string, MCPA_CHECK_ENTERPRISE_CLIENT };
 
 /* lifetimes: positive, at most 2^31 s; a code at most 10 minutes (RFC 6749
  * section 4.1.2) */
@@ -546,6 +550,20 @@ static ngx_command_t  ngx_http_mcp_auth_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_mcp_auth_loc_conf_t, service_clients),
       &ngx_http_mcp_auth_service_client },
+
+    { ngx_string("mcp_auth_trusted_issuer"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, trusted_issuers),
+      &ngx_http_mcp_auth_trusted_issuer },
+
+    { ngx_string("mcp_auth_enterprise_client"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_2MORE,
+      ngx_http_mcp_auth_add_line,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_mcp_auth_loc_conf_t, enterprise_clients),
+      &ngx_http_mcp_auth_enterprise_client },
 
     { ngx_string("mcp_auth_metrics_tools"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_1MORE,
@@ -1007,6 +1025,10 @@ ngx_http_mcp_auth_merge_settings(ngx_http_mcp_auth_loc_conf_t *conf,
                              "");
     ngx_conf_merge_str_value(conf->service_clients, prev->service_clients,
                              "");
+    ngx_conf_merge_str_value(conf->trusted_issuers, prev->trusted_issuers,
+                             "");
+    ngx_conf_merge_str_value(conf->enterprise_clients,
+                             prev->enterprise_clients, "");
 }
 
 
@@ -1126,6 +1148,10 @@ ngx_http_mcp_auth_core(ngx_conf_t *cf, ngx_http_mcp_auth_loc_conf_t *conf)
                                                    &conf->exchange_clients);
     s->service_clients = ngx_http_mcp_auth_fill_str(&f,
                                                   &conf->service_clients);
+    s->trusted_issuers = ngx_http_mcp_auth_fill_str(&f,
+                                                  &conf->trusted_issuers);
+    s->enterprise_clients = ngx_http_mcp_auth_fill_str(&f,
+                                                   &conf->enterprise_clients);
 
     if (f.failed) {
         return NULL;

@@ -198,6 +198,10 @@ typedef struct {
                                                       lines */
     ngx_str_t                 service_clients;     /* mcp_auth_service_client
                                                       lines */
+    ngx_str_t                 trusted_issuers;     /* mcp_auth_trusted_issuer
+                                                      lines */
+    ngx_str_t                 enterprise_clients;  /* mcp_auth_enterprise_client
+                                                      lines */
 
     ngx_flag_t                protect;
     ngx_msec_t                stream_check;

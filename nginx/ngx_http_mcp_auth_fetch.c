@@ -82,6 +82,23 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
         return ngx_http_mcp_auth_fetch_document(r, ctx, resp);
     }
 
+    if (resp->fetch == MCPA_FETCH_ISSUER_JWKS) {
+        /* a trusted issuer's internal location, from the configuration */
+        uri = ngx_palloc(r->pool, sizeof(ngx_str_t));
+        if (uri == NULL
+            || resp->fetch_path.len == 0 || resp->fetch_path.data[0] != '/'
+            || ngx_http_mcp_auth_copy_str(r->pool, uri, &resp->fetch_path)
+               != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_mcp_auth_subrequest(r, ctx, uri, resp->fetch,
+                                            guard
+                                            ? NGX_HTTP_MCP_AUTH_FROM_GUARD
+                                            : NGX_HTTP_MCP_AUTH_FROM_CONTENT);
+    }
+
     uri = (resp->fetch == MCPA_FETCH_PROVIDER_JWKS)
           ? &alcf->provider_jwks_location : &alcf->provider_token_location;
 

@@ -256,6 +256,8 @@ void fill(Config& c, const mcpa_settings_t& s) {
   take(&c.exchange_audience_lines, s.exchange_audiences);
   take(&c.exchange_client_lines, s.exchange_clients);
   take(&c.service_client_lines, s.service_clients);
+  take(&c.trusted_issuer_lines, s.trusted_issuers);
+  take(&c.enterprise_client_lines, s.enterprise_clients);
 }
 
 void fill(mcpauth::GuardSettings& g, const mcpa_settings_t& s) {

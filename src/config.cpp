@@ -214,6 +214,16 @@ std::string check_setting(mcpa_check_e kind, const std::string& directive, const
       if (!parse_service_client(value, &err)) return err;
       return "";
     }
+    case MCPA_CHECK_TRUSTED_ISSUER: {
+      std::string err;
+      if (!parse_trusted_issuer(value, &err)) return err;
+      return "";
+    }
+    case MCPA_CHECK_ENTERPRISE_CLIENT: {
+      std::string err;
+      if (!parse_enterprise_client(value, &err)) return err;
+      return "";
+    }
   }
   return directive + ": unknown check";
 }
@@ -238,6 +248,18 @@ const ExchangeClient* Config::exchange_client(std::string_view client_id) const 
 
 const ServiceClient* Config::service_client(std::string_view client_id) const {
   for (const auto& c : service_clients)
+    if (c.client_id == client_id) return &c;
+  return nullptr;
+}
+
+const TrustedIssuer* Config::trusted_issuer(std::string_view issuer_url) const {
+  for (const auto& t : trusted_issuers)
+    if (t.issuer == issuer_url) return &t;
+  return nullptr;
+}
+
+const EnterpriseClient* Config::enterprise_client(std::string_view client_id) const {
+  for (const auto& c : enterprise_clients)
     if (c.client_id == client_id) return &c;
   return nullptr;
 }
@@ -306,6 +328,45 @@ std::string load_service_clients(Config& cf) {
   return "";
 }
 
+// The lines of mcp_auth_trusted_issuer and mcp_auth_enterprise_client, the
+// files they name read, and every client's issuers and scopes checked.  A
+// configured client id belongs to one kind of client only: which secret
+// authenticates it must not depend on the grant it asks for.
+std::string load_enterprise(Config& cf) {
+  cf.trusted_issuers.clear();
+  cf.enterprise_clients.clear();
+  std::string err;
+  for (const auto& line : lines_of(cf.trusted_issuer_lines)) {
+    auto t = parse_trusted_issuer(line, &err);
+    if (!t) return err;
+    if (cf.trusted_issuer(t->issuer)) return "mcp_auth_trusted_issuer " + t->issuer + " is repeated";
+    cf.trusted_issuers.push_back(std::move(*t));
+  }
+  if (cf.trusted_issuers.size() > kMaxTrustedIssuers)
+    return "at most " + std::to_string(kMaxTrustedIssuers) + " mcp_auth_trusted_issuer directives";
+  for (const auto& line : lines_of(cf.enterprise_client_lines)) {
+    auto c = parse_enterprise_client(line, &err);
+    if (!c) return err;
+    const std::string where = "mcp_auth_enterprise_client " + c->client_id;
+    if (cf.enterprise_client(c->client_id)) return where + " is repeated";
+    if (cf.service_client(c->client_id) || cf.exchange_client(c->client_id))
+      return where + ": the id is a service or exchange client's already";
+    for (const auto& i : c->issuers)
+      if (!cf.trusted_issuer(i)) return where + ": issuer " + i + " has no mcp_auth_trusted_issuer";
+    for (const auto& w : c->scopes)
+      if (std::find(cf.scopes.begin(), cf.scopes.end(), w) == cf.scopes.end())
+        return where + ": scope " + w + " is not among mcp_auth_scopes";
+    err = load_credential(where, &*c);
+    if (!err.empty()) return err;
+    cf.enterprise_clients.push_back(std::move(*c));
+  }
+  if (cf.enterprise_clients.size() > kMaxEnterpriseClients)
+    return "at most " + std::to_string(kMaxEnterpriseClients) + " mcp_auth_enterprise_client directives";
+  if (!cf.enterprise_clients.empty() && cf.trusted_issuers.empty())
+    return "mcp_auth_enterprise_client needs a mcp_auth_trusted_issuer";
+  return "";
+}
+
 }  // namespace
 
 std::string Config::load() {
@@ -324,6 +385,7 @@ std::string Config::load() {
   {
     std::string err = load_exchange(*this);
     if (err.empty()) err = load_service_clients(*this);
+    if (err.empty()) err = load_enterprise(*this);
     if (!err.empty()) return err;
   }
   if (resource.empty()) resource = issuer + "/mcp";

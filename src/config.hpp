@@ -10,6 +10,7 @@
 #include "claims.hpp"
 #include "configured_client.hpp"
 #include "crypto.hpp"
+#include "enterprise_grant.hpp"
 #include "exchange_policy.hpp"
 #include "mcp_auth.h"
 
@@ -117,6 +118,12 @@ struct Config {
   std::string service_client_lines;
   std::vector<ServiceClient> service_clients;
   const ServiceClient* service_client(std::string_view client_id) const;
+  // Enterprise-managed authorization (enterprise_grant.hpp).
+  std::string trusted_issuer_lines, enterprise_client_lines;
+  std::vector<TrustedIssuer> trusted_issuers;
+  std::vector<EnterpriseClient> enterprise_clients;
+  const TrustedIssuer* trusted_issuer(std::string_view issuer) const;
+  const EnterpriseClient* enterprise_client(std::string_view client_id) const;
   // The guard's identity key (mcp_auth_identity_key_file), which reads the
   // assertions backends present back; set by mcpa_config_build.
   const IdentityMinter* identity = nullptr;

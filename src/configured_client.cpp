@@ -214,46 +214,73 @@ std::string load_credential(const std::string& where, ConfiguredClient* c) {
   return "";
 }
 
-std::optional<ServiceClient> parse_service_client(std::string_view line, std::string* err) {
+namespace {
+
+constexpr const char* kEnterpriseDirective = "mcp_auth_enterprise_client";
+
+// The line of a service or enterprise client into *c; issuer= words into
+// *issuers when the directive takes them (non-null).
+bool parse_client_line(const char* directive, std::string_view line, ServiceClient* c,
+                       std::vector<std::string>* issuers, std::string* err) {
   const auto words = directive_words(line);
-  ServiceClient c;
   if (words.empty() || !plain_word(words[0]) || words[0].find('=') != std::string_view::npos) {
-    *err = complaint(kServiceDirective, "the first word must be the client id");
-    return std::nullopt;
+    *err = complaint(directive, "the first word must be the client id");
+    return false;
   }
-  c.client_id = std::string(words[0]);
+  c->client_id = std::string(words[0]);
   bool named = false;
   for (size_t i = 1; i < words.size(); ++i) {
     std::string_view name, value;
     if (!split_setting(words[i], &name, &value)) {
-      *err = complaint(kServiceDirective, "\"" + std::string(words[i]) + "\" is not NAME=VALUE");
-      return std::nullopt;
+      *err = complaint(directive, "\"" + std::string(words[i]) + "\" is not NAME=VALUE");
+      return false;
     }
-    if (take_credential_setting(name, value, &c)) continue;
-    if (name == "scope" && c.scopes.empty()) {
-      if (!parse_scope_words(value, &c.scopes)) {
-        *err = complaint(kServiceDirective, "scope= must hold scope tokens (RFC 6749); quote the whole word for several: \"scope=a b\"");
-        return std::nullopt;
+    if (take_credential_setting(name, value, c)) continue;
+    if (name == "scope" && c->scopes.empty()) {
+      if (!parse_scope_words(value, &c->scopes)) {
+        *err = complaint(directive, "scope= must hold scope tokens (RFC 6749); quote the whole word for several: \"scope=a b\"");
+        return false;
       }
     } else if (name == "name" && !named && display_name(value)) {
       named = true;
-      c.name = std::string(value);
+      c->name = std::string(value);
+    } else if (issuers && name == "issuer" && plain_word(value) &&
+               std::find(issuers->begin(), issuers->end(), value) == issuers->end()) {
+      issuers->emplace_back(value);
     } else {
-      *err = complaint(kServiceDirective, "unknown, repeated or malformed setting \"" + std::string(words[i]) +
-                                              "\" (a name= is printable, without quotes, at most " +
-                                              std::to_string(kMaxNameLength) + " characters)");
-      return std::nullopt;
+      *err = complaint(directive, "unknown, repeated or malformed setting \"" + std::string(words[i]) +
+                                      "\" (a name= is printable, without quotes, at most " +
+                                      std::to_string(kMaxNameLength) + " characters)");
+      return false;
     }
   }
-  std::string why = check_credential_settings(kServiceDirective, c);
+  std::string why = check_credential_settings(directive, *c);
   if (!why.empty()) {
     *err = why;
-    return std::nullopt;
+    return false;
   }
-  if (c.scopes.empty()) {
-    *err = complaint(kServiceDirective, "scope= is required: the scopes this client may ask for");
-    return std::nullopt;
+  if (c->scopes.empty()) {
+    *err = complaint(directive, "scope= is required: the scopes this client may ask for");
+    return false;
   }
+  if (issuers && issuers->empty()) {
+    *err = complaint(directive, "issuer= is required: the identity provider whose assertions this client presents");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<ServiceClient> parse_service_client(std::string_view line, std::string* err) {
+  ServiceClient c;
+  if (!parse_client_line(kServiceDirective, line, &c, nullptr, err)) return std::nullopt;
+  return c;
+}
+
+std::optional<EnterpriseClient> parse_enterprise_client(std::string_view line, std::string* err) {
+  EnterpriseClient c;
+  if (!parse_client_line(kEnterpriseDirective, line, &c, &c.issuers, err)) return std::nullopt;
   return c;
 }
 

@@ -47,6 +47,20 @@ inline constexpr std::string_view kClientSubjectPrefix = "client:";
 // nullopt and a message naming the directive in *err.
 std::optional<ServiceClient> parse_service_client(std::string_view line, std::string* err);
 
+// An app that acts for users on the word of their enterprise's identity
+// provider (grant_type=jwt-bearer with an ID-JAG, enterprise_grant.hpp):
+// the issuers whose assertions it may present, the scopes its users'
+// tokens may hold at most, and its display name.
+struct EnterpriseClient : ServiceClient {
+  std::vector<std::string> issuers;
+};
+
+inline constexpr size_t kMaxEnterpriseClients = 64;
+
+// One mcp_auth_enterprise_client line:
+//   CLIENT_ID secret_file=PATH|jwks_file=PATH issuer=URL... scope=S... [name=DISPLAY NAME]
+std::optional<EnterpriseClient> parse_enterprise_client(std::string_view line, std::string* err);
+
 // The words of a directive's line (the glue joins them with tabs).
 std::vector<std::string_view> directive_words(std::string_view line);
 // An audience, client id or path: visible ASCII without quotes or

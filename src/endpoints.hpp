@@ -43,6 +43,10 @@ Response handle_token(const Config& cf, Store& store, const Request& req);
 Response resume_token(const Config& cf, Store& store, const Request& req,
                       const std::string& continuation, int fetch_status,
                       const std::string& fetch_body);
+// A session begun without a browser (client credentials, an enterprise
+// assertion): listed, stored, and its access token issued -- no refresh
+// token, the session lasts as long as the token (token_endpoint.cpp).
+Response open_session_and_issue(const Config& cf, Store& store, const Request& req, const Session& s);
 Response handle_revoke(const Config& cf, Store& store, const Request& req);
 Response handle_admin(const Config& cf, Store& store, const Request& req);
 // GET/POST /account: the user's connected apps (account_endpoint.cpp).

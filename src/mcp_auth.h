@@ -134,6 +134,11 @@ typedef struct {
     /* services of the client-credentials grant (configured_client.hpp):
      * one mcp_auth_service_client directive a line, its words apart (tabs) */
     mcpa_str_t   service_clients;
+    /* enterprise-managed authorization (enterprise_grant.hpp): one
+     * mcp_auth_trusted_issuer / mcp_auth_enterprise_client a line, its
+     * words apart (tabs) */
+    mcpa_str_t   trusted_issuers;
+    mcpa_str_t   enterprise_clients;
 } mcpa_settings_t;
 
 /* Every field unset. */
@@ -155,7 +160,9 @@ typedef enum {
     MCPA_CHECK_LIMIT,             /* one mcp_auth_limit rule */
     MCPA_CHECK_EXCHANGE_AUDIENCE, /* one mcp_auth_exchange_audience */
     MCPA_CHECK_EXCHANGE_CLIENT,   /* one mcp_auth_exchange_client */
-    MCPA_CHECK_SERVICE_CLIENT     /* one mcp_auth_service_client */
+    MCPA_CHECK_SERVICE_CLIENT,    /* one mcp_auth_service_client */
+    MCPA_CHECK_TRUSTED_ISSUER,    /* one mcp_auth_trusted_issuer */
+    MCPA_CHECK_ENTERPRISE_CLIENT  /* one mcp_auth_enterprise_client */
 } mcpa_check_e;
 
 /* MCPA_OK, or MCPA_ERROR with a message naming the directive in err. */
@@ -425,8 +432,11 @@ typedef enum {
     MCPA_FETCH_NONE = 0,
     MCPA_FETCH_PROVIDER_TOKEN,               /* POST to its token endpoint */
     MCPA_FETCH_PROVIDER_JWKS,                /* GET its jwks_uri */
-    MCPA_FETCH_CLIENT_METADATA               /* GET a client's metadata
+    MCPA_FETCH_CLIENT_METADATA,              /* GET a client's metadata
                                                 document (fetch_host...) */
+    MCPA_FETCH_ISSUER_JWKS                   /* GET a trusted issuer's JWKS
+                                                from the internal location
+                                                in fetch_path */
 } mcpa_fetch_e;
 
 typedef struct {

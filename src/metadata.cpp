@@ -42,6 +42,7 @@ std::string authorization_server_metadata_json(const ServerMetadataConfig& confi
   std::vector<std::string> grants = {"authorization_code", "refresh_token"};
   if (config.token_exchange) grants.push_back("urn:ietf:params:oauth:grant-type:token-exchange");
   if (config.client_credentials) grants.push_back("client_credentials");
+  if (config.jwt_bearer) grants.push_back("urn:ietf:params:oauth:grant-type:jwt-bearer");
   Json doc(must(cJSON_CreateObject()));
   cJSON* o = doc.get();
   add_string(o, "issuer", config.issuer);

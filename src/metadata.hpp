@@ -15,8 +15,9 @@ struct ServerMetadataConfig {
   // Backends may exchange tokens (mcp_auth_exchange_client), services get
   // tokens of their own (mcp_auth_service_client): the grants, and
   // private_key_jwt (with the algorithms it is verified with) when one of
-  // them authenticates so.
-  bool token_exchange = false, client_credentials = false, private_key_jwt = false;
+  // them authenticates so.  Apps present enterprise assertions
+  // (mcp_auth_enterprise_client): the jwt-bearer grant.
+  bool token_exchange = false, client_credentials = false, private_key_jwt = false, jwt_bearer = false;
 };
 
 // RFC 8414 §2 document, compact JSON, members in a fixed order.

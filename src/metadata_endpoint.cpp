@@ -23,6 +23,8 @@ ServerMetadataConfig metadata_config(const Config& cf) {
   m.client_credentials = !cf.service_clients.empty();
   for (const auto& c : cf.exchange_clients) m.private_key_jwt = m.private_key_jwt || !c.keys.empty();
   for (const auto& c : cf.service_clients) m.private_key_jwt = m.private_key_jwt || !c.keys.empty();
+  m.jwt_bearer = !cf.enterprise_clients.empty();
+  for (const auto& c : cf.enterprise_clients) m.private_key_jwt = m.private_key_jwt || !c.keys.empty();
   return m;
 }
 

@@ -46,13 +46,14 @@ const Words kAuthorizeResults = {"ok", "invalid_request", "invalid_client", "una
 const Words kLoginOutcomes = {"completed", "denied", "not_admitted", "client_disabled", "provider_error", "timed_out",
                                 "failed"};
 const Words kConsentOutcomes = {"allowed", "denied"};
-const Words kGrantTypes = {"authorization_code", "refresh_token", "token_exchange", "client_credentials", "other"};
+const Words kGrantTypes = {"authorization_code", "refresh_token", "token_exchange", "client_credentials", "jwt_bearer",
+                           "other"};
 const Words kTokenResults = {"ok", "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
                              "unsupported_grant_type", "invalid_scope", "invalid_target",
                              "temporarily_unavailable", "server_error", "other"};
 const Words kRevocationResults = {"revoked", "unknown", "error"};
 const Words kRenewalOutcomes = {"renewed", "ended", "failed"};
-const Words kFetchTargets = {"provider_token", "provider_jwks", "client_metadata"};
+const Words kFetchTargets = {"provider_token", "provider_jwks", "client_metadata", "issuer_jwks"};
 const Words kFetchOutcomes = {"ok", "http_error", "unreachable"};
 const Words kStoreErrors = {"full", "unavailable"};
 const Words kEndpoints = {"authorization_server_metadata", "protected_resource_metadata", "register", "authorize",
@@ -205,6 +206,7 @@ int fetch_target_index(int target) {
     case MCPA_FETCH_PROVIDER_TOKEN: return 0;
     case MCPA_FETCH_PROVIDER_JWKS: return 1;
     case MCPA_FETCH_CLIENT_METADATA: return 2;
+    case MCPA_FETCH_ISSUER_JWKS: return 3;
     default: return -1;
   }
 }

@@ -30,6 +30,7 @@
 
 #include "configured_client.hpp"
 #include "crypto.hpp"
+#include "enterprise_grant.hpp"
 #include "json.hpp"
 #include "encoding.hpp"
 #include "endpoints.hpp"
@@ -55,6 +56,8 @@ Response invalid_grant(const std::string& why) { return oauth_error(400, "invali
 bool has(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
+
+}  // namespace
 
 // RFC 6749 §5.1 success response.  Lifetimes count from issued_at; a
 // rotation's tokens are sealed deterministically (see the top of the file)
@@ -97,6 +100,18 @@ Response issue_tokens(const Config& cf, const Request& req, const Session& s, co
   e.session_tag = session_log_tag(s.sid);
   return out;
 }
+
+Response open_session_and_issue(const Config& cf, Store& store, const Request& req, const Session& s) {
+  // Listed first, so that no stored session escapes the kill switch.
+  std::vector<std::string> ended;
+  StoreStatus st = index_new_session(store, s, req.now, &ended);
+  if (st != StoreStatus::ok) return store_failure_json(st);
+  st = store.put_new("session:" + s.sid, encode_session(s), s.expires);
+  if (st != StoreStatus::ok) return store_failure_json(st == StoreStatus::exists ? StoreStatus::error : st);
+  return issue_tokens(cf, req, s, s.scope, false, 0, req.now, false);
+}
+
+namespace {
 
 // Checks every `resource` parameter names our resource (RFC 8707 §2.2).
 bool resources_ok(const Config& cf, const Params& form) {
@@ -210,13 +225,7 @@ Response client_credentials_grant(const Config& cf, Store& store, const Request&
   s.resource = cf.resource;
   s.created = s.rotated_at = req.now;
   s.expires = req.now + cf.access_token_ttl;
-  // Listed first, so that no stored session escapes the kill switch.
-  std::vector<std::string> ended;
-  st = index_new_session(store, s, req.now, &ended);
-  if (st != StoreStatus::ok) return store_failure_json(st);
-  st = store.put_new("session:" + s.sid, encode_session(s), s.expires);
-  if (st != StoreStatus::ok) return store_failure_json(st == StoreStatus::exists ? StoreStatus::error : st);
-  return issue_tokens(cf, req, s, s.scope, false, 0, req.now, false);
+  return open_session_and_issue(cf, store, req, s);
 }
 
 std::string seal_renewal(const Config& cf, const Request& req, const std::string& client_id,
@@ -337,6 +346,10 @@ Response token(const Config& cf, Store& store, const Request& req) {
   if (form->find("grant_type", &grant_type) == Params::Lookup::one && grant_type == kTokenExchangeGrant)
     return token_exchange_grant(cf, store, req, *form);
 
+  // So do the apps that present their users' enterprise assertions.
+  if (grant_type == kJwtBearerGrant && !cf.enterprise_clients.empty())
+    return enterprise_grant(cf, store, req, *form);
+
   // Services authenticate as operator-configured clients too.
   if (grant_type == "client_credentials" && !cf.service_clients.empty()) {
     std::string client_id;
@@ -367,9 +380,10 @@ Response token(const Config& cf, Store& store, const Request& req) {
     const bool scoped = form->find("scope", &scope) == Params::Lookup::one;
     return refresh_grant(cf, store, req, auth.client, refresh, scoped ? &scope : nullptr, true);
   }
-  return oauth_error(400, "unsupported_grant_type",
-                     cf.service_clients.empty() ? "supported: authorization_code, refresh_token"
-                                                : "supported: authorization_code, refresh_token, client_credentials");
+  std::string supported = "supported: authorization_code, refresh_token";
+  if (!cf.service_clients.empty()) supported += ", client_credentials";
+  if (!cf.enterprise_clients.empty()) supported += ", " + std::string(kJwtBearerGrant);
+  return oauth_error(400, "unsupported_grant_type", supported);
 }
 
 Response renewal_answer(const Config& cf, Store& store, const Request& req, const std::string& continuation,
@@ -453,8 +467,9 @@ Response handle_token(const Config& cf, Store& store, const Request& req) {
              grant_type == "authorization_code" || grant_type == "refresh_token" ||
                      (grant_type == "client_credentials" && !cf.service_clients.empty())
                  ? grant_type
-             : grant_type == kTokenExchangeGrant ? "token_exchange"
-                                                 : "other");
+             : grant_type == kTokenExchangeGrant                                ? "token_exchange"
+             : (grant_type == kJwtBearerGrant && !cf.enterprise_clients.empty()) ? "jwt_bearer"
+                                                                                 : "other");
   return r;
 }
 
@@ -468,6 +483,12 @@ Response resume_token(const Config& cf, Store& store, const Request& req, const 
     Response r = resume_token_exchange(cf, store, req, *f, fetch_status, fetch_body);
     if (r.fetch.target == MCPA_FETCH_NONE) add_cors(r, cf, req.origin);
     if (!r.wait_ms) note_grant(r, Params::parse(req.body), "token_exchange");
+    return r;
+  }
+  if (f && is_enterprise_continuation(*f) && f->num("exp").value_or(0) > req.now) {
+    Response r = resume_enterprise_grant(cf, store, req, *f, fetch_status, fetch_body);
+    if (r.fetch.target == MCPA_FETCH_NONE) add_cors(r, cf, req.origin);
+    note_grant(r, Params::parse(req.body), "jwt_bearer");
     return r;
   }
   Response r = renewal_answer(cf, store, req, continuation, fetch_status, fetch_body);

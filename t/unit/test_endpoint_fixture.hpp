@@ -147,6 +147,24 @@ struct FakeIdp {
            bn(OSSL_PKEY_PARAM_RSA_N) + R"(","e":")" + bn(OSSL_PKEY_PARAM_RSA_E) + R"("}]})";
   }
   // claims_json: the JSON object of claims.
+  // A JWS with a typ of its own (libjwt 1.10 always writes "JWT"), RS256.
+  std::string sign_typed(const std::string& claims_json, const std::string& with_kid, const std::string& typ) const {
+    const std::string input = b64url_encode(R"({"alg":"RS256","kid":")" + with_kid + R"(","typ":")" + typ + R"("})") +
+                              "." + b64url_encode(claims_json);
+    EVP_MD_CTX* md = EVP_MD_CTX_new();
+    size_t len = 0;
+    std::string sig;
+    if (EVP_DigestSignInit(md, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+        EVP_DigestSign(md, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1) {
+      sig.resize(len);
+      if (EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                         reinterpret_cast<const unsigned char*>(input.data()), input.size()) != 1)
+        sig.clear();
+      sig.resize(len);
+    }
+    EVP_MD_CTX_free(md);
+    return input + "." + b64url_encode(sig);
+  }
   std::string sign(const std::string& claims_json, const std::string& with_kid = "idp-1") const {
     jwt_t* jwt = nullptr;
     jwt_new(&jwt);
