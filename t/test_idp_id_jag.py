@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from harness import NODE
+from harness import NODE, ROOT
 from idp_util import (ACCESS_TOKEN_TYPE, ID_JAG_TYPE, ID_TOKEN_TYPE, IDP_SCRIPT, TOKEN_EXCHANGE_GRANT, client_info,
                       discovery, exchange_stats, id_jag_policy, id_jag_stats, jwt_unverified, request_id_jag,
                       reset_stats, set_faults, set_id_jag_faults, set_id_jag_policy, set_user_claims, start_idp,
@@ -41,6 +41,7 @@ POLICY = [
     {"audience": "https://other-as.example/", "resource": "https://other-mcp.example/",
      "clients": {"mcp-gateway": "gw-at-other"}, "scopes": ["other:read"]},
 ]
+ENTERPRISE_CLIENT = ROOT / "t" / "clients" / "enterprise_client.mjs"
 PROFILE_CLAIMS = ("name", "email", "email_verified", "preferred_username", "tid", "groups", "realm_access")
 
 
@@ -554,3 +555,57 @@ def test_bad_id_jag_options_stop_the_provider(tmp_path, args, message):
     argv = [NODE, str(IDP_SCRIPT), "--port", "0"] + [a.format(policy=bad) for a in args]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
     assert r.returncode == 2 and message in r.stderr, r.stderr
+
+
+# ------------------------------------------------------------------ the SDK's side of the IdP leg
+
+
+def enterprise_client(*args, timeout=60):
+    """Run t/clients/enterprise_client.mjs; (exit code, its one JSON line)."""
+    p = subprocess.run([NODE, str(ENTERPRISE_CLIENT)] + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=timeout)
+    lines = p.stdout.strip().splitlines()
+    assert len(lines) == 1, (p.stdout, p.stderr)
+    return p.returncode, json.loads(lines[0])
+
+
+def test_the_sdk_gets_an_id_jag_from_the_provider(idp, app_tokens, tmp_path):
+    """The official SDK v2's discoverAndRequestJwtAuthGrant (discovery, then
+    the token exchange with client_secret_post) against the provider."""
+    issuer = idp[0]
+    (tmp_path / "secret").write_text(APP_SECRET + "\n")
+    (tmp_path / "id_token").write_text(app_tokens["alice"]["id_token"])
+    common = ["--idp-only", "--idp", issuer, "--idp-client-id", APP_ID, "--audience", AS_ISSUER, "--resource", RESOURCE]
+    code, out = enterprise_client(*common, "--idp-client-secret-file", tmp_path / "secret",
+                                  "--id-token-file", tmp_path / "id_token", "--scope", "tools:call snippets:admin")
+    assert code == 0 and out["ok"] and out["stage"] == "done", out
+    assert [r["http"] for r in out["requests"]] == ["GET /.well-known/oauth-authorization-server", "POST /token"]
+    assert out["requests"][1] == {"http": "POST /token", "at": "idp", "status": 200,
+                                  "grant_type": TOKEN_EXCHANGE_GRANT, "requested_token_type": ID_JAG_TYPE}
+    jag = out["id_jag"]
+    assert jag["scope"] == "tools:call" and jag["expires_in"] == TTL
+    assert jag["header"]["typ"] == "oauth-id-jag+jwt"
+    assert jag["claims"]["sub"] == "user-alice" and jag["claims"]["client_id"] == MCP_CLIENT_ID
+    assert jag["claims"]["aud"] == AS_ISSUER and jag["claims"]["resource"] == RESOURCE
+    # a refusal comes back as the IdP's error, at the idp stage
+    code, out = enterprise_client(*common, "--idp-client-secret", APP_SECRET,
+                                  "--id-token", app_tokens["demo"]["id_token"], "--scope", "nothing")
+    assert code == 1 and not out["ok"] and out["stage"] == "idp", out
+    assert "invalid_scope" in out["error"] and "id_jag" not in out
+    assert out["requests"][-1]["status"] == 400
+
+
+def test_the_enterprise_client_says_where_it_stopped(idp, app_tokens, tmp_path):
+    issuer = idp[0]
+    (tmp_path / "secret").write_text("gateway-secret")
+    # nothing listens at the gateway: the first MCP request fails
+    code, out = enterprise_client("--gateway", "http://127.0.0.1:18443", "--idp", issuer, "--idp-client-id", APP_ID,
+                                  "--idp-client-secret", APP_SECRET, "--id-token", app_tokens["demo"]["id_token"],
+                                  "--client-id", MCP_CLIENT_ID, "--client-secret-file", tmp_path / "secret")
+    assert code == 1 and out["stage"] == "connect", out
+    assert out["requests"][0]["http"] == "POST /mcp" and out["requests"][0]["at"] == "gateway"
+    assert out["requests"][0]["status"] is None
+    code, out = enterprise_client("--gateway", "http://127.0.0.1:18443", "--bogus", "x")
+    assert code == 2 and out["stage"] == "args" and "--bogus" in out["error"], out
+    code, out = enterprise_client("--gateway", "http://127.0.0.1:18443")
+    assert code == 2 and "required" in out["error"], out
