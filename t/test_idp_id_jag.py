@@ -59,8 +59,8 @@ def idp(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def short_idp(tmp_path_factory):
-    """ID tokens of 1 s, no ID-JAG policy."""
-    proc, issuer, info = start_idp(tmp_path_factory.mktemp("idp-id-jag-short"), id_token_ttl=1,
+    """ID tokens of 1 s signed ES256, no ID-JAG policy."""
+    proc, issuer, info = start_idp(tmp_path_factory.mktemp("idp-id-jag-short"), id_token_ttl=1, id_token_alg="ES256",
                                    extra_client=["%s:%s" % (APP_ID, APP_SECRET)])
     yield issuer, info, proc
     proc.stop()
@@ -342,23 +342,26 @@ def test_the_token_types_must_be_id_token_and_id_jag(idp, app_tokens):
 
 
 def test_an_expired_id_token_is_invalid_grant(short_idp):
+    # the provider's own client here: its ID tokens are ES256 (--id-token-alg)
     issuer, info, _ = short_idp
     audience, resource = "https://as.example/", "https://mcp.example/"
-    set_id_jag_policy(issuer, [{"audience": audience, "resource": resource, "clients": {APP_ID: "m"},
+    set_id_jag_policy(issuer, [{"audience": audience, "resource": resource, "clients": {info["client_id"]: "m"},
                                 "scopes": ["s"]}])
-    id_token = user_tokens(issuer, client_info(info, APP_ID))["id_token"]
-    claims = jwt_unverified(id_token)[1]
-    assert claims["exp"] - claims["iat"] == 1
+    id_token = user_tokens(issuer, info)["id_token"]
+    header, claims = verify_jws(id_token, provider_jwks(issuer))
+    assert header["alg"] == "ES256" and claims["exp"] - claims["iat"] == 1
     time.sleep(max(0.0, claims["exp"] - time.time()) + 1.2)
-    r = id_jag(issuer, id_token, audience=audience, resource=resource)
+    r = request_id_jag(issuer, id_token, audience, resource)
     assert_oauth_error(r, 400, "invalid_grant", "ERR_JWT_EXPIRED")
     # a fresh one is fine within its one second (a slow machine may need a retry)
     for _ in range(3):
-        fresh = user_tokens(issuer, client_info(info, APP_ID))["id_token"]
-        r = id_jag(issuer, fresh, audience=audience, resource=resource)
+        fresh = user_tokens(issuer, info)["id_token"]
+        r = request_id_jag(issuer, fresh, audience, resource)
         if r.status_code == 200:
             break
     assert r.status_code == 200, r.text
+    # (an ES256 ID token, verified with the provider's EC key; the ID-JAG is RS256 all the same)
+    assert jwt_unverified(r.json()["access_token"])[0]["alg"] == "RS256"
 
 
 def test_a_forged_id_token_is_invalid_grant(idp, app_tokens):
