@@ -93,13 +93,21 @@ def start_idp(workdir, name="idp", timeout=20.0, **options):
     lets the provider make one; it is then read from its output).  Token
     exchange: exchange_audience={"aud": ["scope", ...]} (or a list of
     "aud=scope,scope" strings) replaces the default downstream-api audience;
-    exchange_ttl=seconds (default 300).  Returns
+    exchange_ttl=seconds (default 300).  ID-JAG: id_jag_policy=[entry, ...]
+    (written to a file) or a file name, id_jag_ttl=seconds; more static
+    clients: extra_client=["ID:SECRET", ...] (info["extra_clients"] is
+    {id: secret}; client_info(info, id) makes the info of one).  Returns
     (proc, issuer, info) where info has demo_user, demo_password,
     viewer_password, outsider_password, alice_password, passwords ({login:
     password} of the four), client_id, client_secret, redirect_uris, port.
     Stop it with proc.stop().
     """
     options = dict(options)
+    if isinstance(options.get("id_jag_policy"), (list, tuple)):
+        # a list of policy entries: written to a file next to the log
+        policy_file = Path(workdir) / ("%s-id-jag-policy.json" % name)
+        policy_file.write_text(json.dumps(list(options["id_jag_policy"])))
+        options["id_jag_policy"] = str(policy_file)
     config = {}
     if options.get("config"):
         with open(options["config"]) as f:
@@ -135,6 +143,8 @@ def start_idp(workdir, name="idp", timeout=20.0, **options):
         "redirect_uris": list(redirect),
         "port": int(urlsplit(issuer).port),
     }
+    extra = merged.get("extra_client") or []
+    info["extra_clients"] = dict(c.split(":", 1) for c in ([extra] if isinstance(extra, str) else extra))
     info["passwords"] = {}
     for role, (option, key) in BUILT_IN_USERS.items():
         login = info["demo_user"] if role == "demo" else role
@@ -371,3 +381,60 @@ def token_exchange(issuer, subject_token, audience=DEFAULT_EXCHANGE_AUDIENCE, sc
     data.update(extra)
     data = {k: v for k, v in data.items() if v is not None}
     return requests.post(issuer + "/token", data=data, auth=(client_id, client_secret), timeout=timeout)
+
+
+# ------------------------------------------------------------------ ID-JAG (MCP enterprise-managed authorization)
+
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+ID_JAG_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
+
+
+def client_info(info, client_id):
+    """The info of start_idp for another static client of the same provider
+    (one of info["extra_clients"]), e.g. for user_tokens(issuer,
+    client_info(info, "enterprise-app")): its client_id and client_secret,
+    the same redirect URIs and passwords."""
+    return dict(info, client_id=client_id, client_secret=info["extra_clients"][client_id])
+
+
+def set_id_jag_policy(issuer, entries, timeout=10):
+    """POST /__test/id_jag_policy: replace the ID-JAG policy with `entries`
+    ([{"audience", "resource", "clients": {idp_id: mcp_id}, "scopes": [...],
+    "users": [sub, ...] (optional)}]).  Returns the policy now; raises
+    requests.HTTPError (400, invalid_request) for a bad one."""
+    r = requests.post(issuer + "/__test/id_jag_policy", json=entries, timeout=timeout)
+    r.raise_for_status()
+    return r.json()
+
+
+def id_jag_policy(issuer, timeout=10):
+    """GET /__test/id_jag_policy: the policy in force."""
+    r = requests.get(issuer + "/__test/id_jag_policy", timeout=timeout)
+    r.raise_for_status()
+    return r.json()
+
+
+def request_id_jag(issuer, id_token, audience, resource, scope=None, client_id=DEFAULT_CLIENT_ID,
+                   client_secret=DEFAULT_CLIENT_SECRET, timeout=10, **extra):
+    """POST /token: the token exchange of an ID token for an ID-JAG
+    (requested_token_type id-jag, subject_token_type id_token,
+    client_secret_basic); returns the requests.Response.  None leaves a
+    parameter out; `extra` adds or replaces ones (e.g.
+    subject_token_type=ACCESS_TOKEN_TYPE, requested_token_type=None)."""
+    data = {"grant_type": TOKEN_EXCHANGE_GRANT, "requested_token_type": ID_JAG_TYPE, "subject_token": id_token,
+            "subject_token_type": ID_TOKEN_TYPE, "audience": audience, "resource": resource, "scope": scope}
+    data.update(extra)
+    data = {k: v for k, v in data.items() if v is not None}
+    return requests.post(issuer + "/token", data=data, auth=(client_id, client_secret), timeout=timeout)
+
+
+def id_jag_stats(issuer, timeout=10):
+    """The ID-JAG counters of /__test/stats: {"issued": n, "refused": {error: n}}."""
+    return stats(issuer, timeout=timeout)["id_jag"]
+
+
+def set_id_jag_faults(issuer, refuse, timeout=10):
+    """refuse=True (400 invalid_grant), "access_denied", "unauthorized_client",
+    "invalid_target" (400 with that error, for ID-JAG requests that would
+    have been issued) or False (off).  Returns every fault."""
+    return set_faults(issuer, timeout=timeout, id_jag_refuse=refuse)

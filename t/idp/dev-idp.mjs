@@ -40,6 +40,12 @@ const DEFAULTS = {
   // RFC 8693 token exchange: "<audience>=<scope>,<scope>" each; null = the default below
   exchangeAudience: null,
   exchangeTtl: 300,
+  // ID-JAG (MCP enterprise-managed authorization): a JSON file of policy
+  // entries (in a config file also the list itself), and their lifetime
+  idJagPolicy: null,
+  idJagTtl: 300,
+  // more static clients "ID:SECRET" (the --redirect-uri ones, client_secret_basic)
+  extraClient: null,
   testControls: false,
   quiet: false,
 };
@@ -47,8 +53,8 @@ const DEFAULTS = {
 const BOOLEAN_OPTS = new Set(['testControls', 'quiet']);
 const LIST_OPTS = new Set(['redirectUri']);
 // repeatable, but not split on commas (the value holds a comma-separated list)
-const REPEAT_OPTS = new Set(['exchangeAudience']);
-const NUMBER_OPTS = new Set(['port', 'accessTokenTtl', 'idTokenTtl', 'refreshTokenTtl', 'exchangeTtl']);
+const REPEAT_OPTS = new Set(['exchangeAudience', 'extraClient']);
+const NUMBER_OPTS = new Set(['port', 'accessTokenTtl', 'idTokenTtl', 'refreshTokenTtl', 'exchangeTtl', 'idJagTtl']);
 const DEFAULT_EXCHANGE_AUDIENCES = ['downstream-api=downstream:read,downstream:write'];
 
 function camel(name) {
@@ -78,6 +84,9 @@ function usage() {
   --exchange-audience AUD=S1,S2     token exchange (RFC 8693) target and its allowed scopes;
                                     repeatable (default downstream-api=downstream:read,downstream:write)
   --exchange-ttl S                  lifetime of exchanged tokens (default 300)
+  --id-jag-policy F                 JSON list of ID-JAG policy entries (t/idp/README.md); none = no ID-JAGs
+  --id-jag-ttl S                    lifetime of ID-JAGs (default 300)
+  --extra-client ID:SECRET          one more static client (same redirect URIs); repeatable
   --test-controls                   enable /__test/* fault controls
   --quiet                           no per-request log lines
 `);
@@ -153,6 +162,50 @@ function parseExchangeAudiences(spec) {
   return out;
 }
 
+// An ID-JAG policy: a list of {"audience": <MCP AS issuer URL>, "resource":
+// <MCP resource URL>, "clients": {<IdP client id>: <client id at the MCP AS>},
+// "scopes": [...], "users": [<sub>, ...] (optional)}; returns an error message
+// or null.
+const ID_JAG_KEYS = new Set(['audience', 'resource', 'clients', 'scopes', 'users']);
+function isAbsoluteUrl(v) {
+  if (typeof v !== 'string' || v === '') return false;
+  try {
+    const u = new URL(v);
+    return (u.protocol === 'https:' || u.protocol === 'http:') && !u.hash && !v.includes('#');
+  } catch {
+    return false;
+  }
+}
+function checkIdJagPolicy(list) {
+  if (!Array.isArray(list)) return 'must be a JSON list of entries';
+  const seen = new Set();
+  for (const [i, e] of list.entries()) {
+    const at = `entry ${i}`;
+    if (!e || typeof e !== 'object' || Array.isArray(e)) return `${at}: must be an object`;
+    const unknown = Object.keys(e).filter((k) => !ID_JAG_KEYS.has(k));
+    if (unknown.length) return `${at}: unknown key ${JSON.stringify(unknown[0])} (known: ${[...ID_JAG_KEYS].join(', ')})`;
+    if (!isAbsoluteUrl(e.audience)) return `${at}: "audience" must be an http(s) URL (the MCP authorization server's issuer)`;
+    if (!isAbsoluteUrl(e.resource)) return `${at}: "resource" must be an http(s) URL (the MCP server's resource identifier)`;
+    const key = JSON.stringify([e.audience, e.resource]);
+    if (seen.has(key)) return `${at}: audience ${e.audience} and resource ${e.resource} are already in an earlier entry`;
+    seen.add(key);
+    if (!e.clients || typeof e.clients !== 'object' || Array.isArray(e.clients) || !Object.keys(e.clients).length) {
+      return `${at}: "clients" must be a non-empty object {"<IdP client id>": "<client id at the MCP authorization server>"}`;
+    }
+    for (const [k, v] of Object.entries(e.clients)) {
+      if (k === '' || typeof v !== 'string' || v === '') return `${at}: client ${JSON.stringify(k)} must map to a non-empty client id string`;
+    }
+    if (!Array.isArray(e.scopes)) return `${at}: "scopes" must be a list of scope strings`;
+    for (const sc of e.scopes) {
+      if (typeof sc !== 'string' || !SCOPE_TOKEN.test(sc)) return `${at}: bad scope ${JSON.stringify(sc)}`;
+    }
+    if (e.users !== undefined && !(Array.isArray(e.users) && e.users.every((u) => typeof u === 'string' && u !== ''))) {
+      return `${at}: "users" must be a list of user subjects (sub) when given`;
+    }
+  }
+  return null;
+}
+
 function loadOptions() {
   const cli = parseArgs(process.argv.slice(2));
   let fileOpts = {};
@@ -175,6 +228,7 @@ function loadOptions() {
     if (typeof opts[k] === 'string') opts[k] = opts[k].split(',').map((s) => s.trim()).filter(Boolean);
   }
   if (opts.exchangeTtl < 1) die('--exchange-ttl must be at least 1');
+  if (opts.idJagTtl < 1) die('--id-jag-ttl must be at least 1');
   opts.exchangeAudiences = parseExchangeAudiences(opts.exchangeAudience ?? DEFAULT_EXCHANGE_AUDIENCES);
   delete opts.exchangeAudience;
   // relative file names in a config file are relative to that file
@@ -182,6 +236,18 @@ function loadOptions() {
   for (const k of ['clientJwksFile', 'keysFile', 'usersFile']) {
     opts[k] = rel(opts[k], k in cli ? process.cwd() : configDir);
   }
+  // the ID-JAG policy: a file name (or, in a config file, the list itself)
+  let policy = opts.idJagPolicy ?? [];
+  if (typeof policy === 'string') policy = readJson(rel(policy, 'idJagPolicy' in cli ? process.cwd() : configDir), 'ID-JAG policy file');
+  const policyError = checkIdJagPolicy(policy);
+  if (policyError) die(`ID-JAG policy: ${policyError}`);
+  opts.idJagPolicy = policy;
+  if (typeof opts.extraClient === 'string') opts.extraClient = [opts.extraClient];
+  opts.extraClient = (opts.extraClient || []).map((spec) => {
+    const colon = typeof spec === 'string' ? spec.indexOf(':') : -1;
+    if (colon < 1 || colon === spec.length - 1) die(`--extra-client ${spec}: expected "ID:SECRET"`);
+    return { id: spec.slice(0, colon), secret: spec.slice(colon + 1) };
+  });
   opts.configDir = configDir;
   return opts;
 }
@@ -270,6 +336,21 @@ const printedLogins = generated
   .sort((x, y) => ROLE_ORDER.indexOf(x.role) - ROLE_ORDER.indexOf(y.role));
 const usersBySub = new Map([...users.values()].map((u) => [u.sub, u]));
 
+// A user's claims as ID tokens, userinfo and ID-JAGs carry them, read now (so
+// tokens issued after /__test/user-claims, a refresh too, carry the new values)
+function userClaims(user) {
+  return {
+    sub: user.sub,
+    name: user.name,
+    email: user.email,
+    email_verified: user.email_verified,
+    preferred_username: user.preferred_username,
+    tid: user.tid,
+    groups: user.groups && [...user.groups],
+    realm_access: user.realm_access && structuredClone(user.realm_access),
+  };
+}
+
 function checkPassword(login, password) {
   const user = users.get(login);
   if (!user || typeof password !== 'string') return null;
@@ -352,6 +433,14 @@ const clients = [buildClient({
   id_token_signed_response_alg: opts.idTokenAlg,
 }, process.cwd())];
 for (const c of opts.clients || []) clients.push(buildClient(c, opts.configDir));
+for (const { id, secret } of opts.extraClient) {
+  clients.push(buildClient({ client_id: id, client_secret: secret, redirect_uris: opts.redirectUri }, process.cwd()));
+}
+{
+  const ids = clients.map((c) => c.client_id);
+  const twice = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (twice) die(`client ${twice} is defined twice`);
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -453,18 +542,7 @@ const configuration = {
     return {
       accountId: sub,
       async claims() {
-        return {
-          sub: user.sub,
-          name: user.name,
-          email: user.email,
-          email_verified: user.email_verified,
-          preferred_username: user.preferred_username,
-          // read now, so tokens issued after /__test/user-claims (a refresh
-          // too) carry the new values
-          tid: user.tid,
-          groups: user.groups && [...user.groups],
-          realm_access: user.realm_access && structuredClone(user.realm_access),
-        };
+        return userClaims(user);
       },
     };
   },
@@ -528,6 +606,7 @@ const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 const EXCHANGE_REFUSALS = new Set(['invalid_grant', 'access_denied', 'unauthorized_client']);
 const NO_FAULTS = {
   token_delay_ms: 0, token_status: 0, down: false, exchange_delay_ms: 0, exchange_status: 0, exchange_refuse: false,
+  id_jag_refuse: false,
 };
 const faults = { ...NO_FAULTS };
 
@@ -547,6 +626,7 @@ function single(params, name) {
 
 async function tokenExchange(ctx) {
   const { client, params } = ctx.oidc;
+  if (isIdJagRequest(params)) return idJagExchange(ctx);
   const subjectToken = single(params, 'subject_token');
   const subjectTokenType = single(params, 'subject_token_type');
   const requestedType = single(params, 'requested_token_type');
@@ -615,6 +695,129 @@ async function tokenExchange(ctx) {
   };
 }
 
+// ---------------------------------------------------------------- ID-JAG (MCP enterprise-managed authorization)
+
+// The same grant with requested_token_type id-jag and an ID token of this
+// provider as the subject token: an Identity Assertion JWT Authorization
+// Grant for an MCP authorization server (audience) and MCP server (resource),
+// as the policy (--id-jag-policy, POST /__test/id_jag_policy) allows.
+const ID_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:id_token';
+const ID_JAG_TYPE = 'urn:ietf:params:oauth:token-type:id-jag';
+const ID_JAG_REFUSALS = new Set(['invalid_grant', 'access_denied', 'unauthorized_client', 'invalid_target']);
+let idJagPolicy = opts.idJagPolicy;
+
+// an ID-JAG request: it asks for one, or it brings an ID token (either alone
+// is then refused as invalid_request)
+function isIdJagRequest(params) {
+  return params.requested_token_type === ID_JAG_TYPE || params.subject_token_type === ID_TOKEN_TYPE;
+}
+
+// the provider's public keys (those of /jwks), to verify its own ID tokens
+const publicJwks = jose.createLocalJWKSet({
+  keys: jwks.keys.map((k) => ({
+    ...crypto.createPublicKey({ key: k, format: 'jwk' }).export({ format: 'jwk' }), kid: k.kid, alg: k.alg, use: k.use,
+  })),
+});
+
+// the user of an ID token this provider issued to `clientId`, unexpired (no
+// clock tolerance); invalid_grant otherwise
+async function idTokenUser(token, clientId) {
+  let payload;
+  let protectedHeader;
+  try {
+    ({ payload, protectedHeader } = await jose.jwtVerify(token, publicJwks, {
+      issuer: provider.issuer, audience: clientId, algorithms: [...ID_TOKEN_ALGS], requiredClaims: ['sub', 'iat', 'exp'],
+    }));
+  } catch (err) {
+    const why = err.code ? `${err.code}${err.claim ? `:${err.claim}` : ''}` : 'malformed';
+    throw grantError('invalid_grant', `subject_token is not a valid unexpired ID token of this provider for this client (${why})`);
+  }
+  // an exchanged access token or an ID-JAG is signed with the same key
+  if (protectedHeader.typ !== undefined && protectedHeader.typ.toUpperCase() !== 'JWT') {
+    throw grantError('invalid_grant', `subject_token is not an ID token (typ ${protectedHeader.typ})`);
+  }
+  if (payload.azp !== undefined && payload.azp !== clientId) {
+    throw grantError('invalid_grant', 'subject_token was issued to another client (azp)');
+  }
+  const user = usersBySub.get(payload.sub);
+  if (!user) throw grantError('invalid_grant', 'subject_token names an unknown user');
+  return user;
+}
+
+function oneParam(params, name) {
+  const v = params[name];
+  if (Array.isArray(v)) throw new errors.InvalidRequest(`'${name}' must be given once`);
+  if (typeof v !== 'string' || v === '') throw new errors.InvalidRequest(`missing required parameter '${name}'`);
+  return v;
+}
+
+async function idJagExchange(ctx) {
+  const { client, params } = ctx.oidc;
+  const subjectToken = oneParam(params, 'subject_token');
+  const subjectTokenType = oneParam(params, 'subject_token_type');
+  if (subjectTokenType !== ID_TOKEN_TYPE) {
+    throw new errors.InvalidRequest(`an ID-JAG is issued for subject_token_type ${ID_TOKEN_TYPE} only`);
+  }
+  if (params.requested_token_type !== ID_JAG_TYPE) {
+    throw new errors.InvalidRequest(`an ID token is exchanged for requested_token_type ${ID_JAG_TYPE} only`);
+  }
+  if (params.actor_token !== undefined || params.actor_token_type !== undefined) {
+    throw new errors.InvalidRequest('actor_token is not supported');
+  }
+  const audience = oneParam(params, 'audience');
+  const resource = oneParam(params, 'resource');
+
+  const user = await idTokenUser(subjectToken, client.clientId);
+
+  const forAudience = idJagPolicy.filter((e) => e.audience === audience);
+  if (!forAudience.length) throw new errors.InvalidTarget('no ID-JAG policy for this audience');
+  const entry = forAudience.find((e) => e.resource === resource);
+  if (!entry) throw new errors.InvalidTarget('resource not allowed for this audience');
+  const mcpClientId = Object.hasOwn(entry.clients, client.clientId) ? entry.clients[client.clientId] : undefined;
+  if (!mcpClientId) {
+    throw new errors.UnauthorizedClient('this client may not request ID-JAGs for this audience and resource');
+  }
+  if (entry.users && !entry.users.includes(user.sub)) {
+    throw new errors.AccessDenied('the policy does not allow this user for this audience and resource');
+  }
+  // scope: narrowed silently to what the entry allows; nothing left = invalid_scope
+  const allowed = [...new Set(entry.scopes)];
+  let scopes = allowed;
+  const asked = typeof params.scope === 'string' ? [...new Set(params.scope.split(' ').filter(Boolean))] : [];
+  if (asked.length) {
+    scopes = allowed.filter((sc) => asked.includes(sc));
+    if (!scopes.length) throw new errors.InvalidScope('none of the requested scopes is allowed', asked.join(' '));
+  }
+
+  if (faults.id_jag_refuse) {
+    const error = ID_JAG_REFUSALS.has(faults.id_jag_refuse) ? faults.id_jag_refuse : 'invalid_grant';
+    throw grantError(error, 'dev-idp fault injection: ID-JAG refused');
+  }
+
+  const scope = scopes.join(' ');
+  const now = Math.floor(Date.now() / 1000);
+  const profile = Object.fromEntries(Object.entries(userClaims(user)).filter(([k, v]) => k !== 'sub' && v !== undefined));
+  const claims = { ...profile, resource, client_id: mcpClientId };
+  if (scope) claims.scope = scope;
+  const jwt = await new jose.SignJWT(claims)
+    .setProtectedHeader({ alg: exchangeAlg, typ: 'oauth-id-jag+jwt', kid: exchangeJwk.kid })
+    .setIssuer(ctx.oidc.provider.issuer)
+    .setSubject(user.sub)
+    .setAudience(audience)
+    .setIssuedAt(now)
+    .setExpirationTime(now + opts.idJagTtl)
+    .setJti(crypto.randomBytes(16).toString('base64url'))
+    .sign(exchangeKey);
+  stats.id_jag.issued += 1;
+  ctx.body = {
+    access_token: jwt,
+    issued_token_type: ID_JAG_TYPE,
+    token_type: 'N_A',
+    expires_in: opts.idJagTtl,
+  };
+  if (scope) ctx.body.scope = scope;
+}
+
 provider.registerGrantType(TOKEN_EXCHANGE, tokenExchange, [
   'subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'scope',
   'actor_token', 'actor_token_type', 'resource',
@@ -626,9 +829,10 @@ provider.registerGrantType(TOKEN_EXCHANGE, tokenExchange, [
 const newExchangeStats = (inFlight = 0) => ({
   issued: 0, refused: {}, audiences: {}, in_flight: inFlight, max_in_flight: inFlight,
 });
+const newIdJagStats = () => ({ issued: 0, refused: {} });
 const stats = {
   token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0, traceparent: {},
-  exchange: newExchangeStats(),
+  exchange: newExchangeStats(), id_jag: newIdJagStats(),
 };
 const grantIds = new Set();
 const sessionIds = new Set();
@@ -664,7 +868,21 @@ provider.use(async (ctx, next) => {
     if (!opts.testControls) return json(ctx, 404, { error: 'not_found' });
     if (ctx.method === 'GET' && ctx.path === '/__test/stats') {
       return json(ctx, 200, { ...stats, token: { ...stats.token }, traceparent: { ...stats.traceparent },
-                              exchange: structuredClone(stats.exchange), faults: { ...faults } });
+                              exchange: structuredClone(stats.exchange), id_jag: structuredClone(stats.id_jag),
+                              faults: { ...faults } });
+    }
+    if (ctx.path === '/__test/id_jag_policy' && ctx.method === 'GET') return json(ctx, 200, idJagPolicy);
+    if (ctx.path === '/__test/id_jag_policy' && ctx.method === 'POST') {
+      let body;
+      try {
+        body = JSON.parse((await readBody(ctx)).toString());
+      } catch {
+        return json(ctx, 400, { error: 'invalid_json' });
+      }
+      const err = checkIdJagPolicy(body);
+      if (err) return json(ctx, 400, { error: 'invalid_request', error_description: err });
+      idJagPolicy = structuredClone(body);
+      return json(ctx, 200, idJagPolicy);
     }
     if (ctx.method === 'POST' && ctx.path === '/__test/faults') {
       const raw = (await readBody(ctx)).toString() || '{}';
@@ -689,6 +907,14 @@ provider.use(async (ctx, next) => {
                                   error_description: `exchange_refuse: true, false or one of ${[...EXCHANGE_REFUSALS]}` });
         }
         faults.exchange_refuse = v === true ? 'invalid_grant' : (v || false);
+      }
+      if ('id_jag_refuse' in body) {
+        const v = body.id_jag_refuse;
+        if (typeof v === 'string' && !ID_JAG_REFUSALS.has(v)) {
+          return json(ctx, 400, { error: 'invalid_request',
+                                  error_description: `id_jag_refuse: true, false or one of ${[...ID_JAG_REFUSALS]}` });
+        }
+        faults.id_jag_refuse = v === true ? 'invalid_grant' : (v || false);
       }
       return json(ctx, 200, { ...faults });
     }
@@ -745,7 +971,8 @@ provider.use(async (ctx, next) => {
     }
     if (ctx.method === 'POST' && ctx.path === '/__test/reset-stats') {
       Object.assign(stats, { token: {}, token_total: 0, authorization: 0, logins_ok: 0, logins_failed: 0,
-                             traceparent: {}, exchange: newExchangeStats(stats.exchange.in_flight) });
+                             traceparent: {}, exchange: newExchangeStats(stats.exchange.in_flight),
+                             id_jag: newIdJagStats() });
       return json(ctx, 200, {});
     }
     return json(ctx, 404, { error: 'not_found' });
@@ -771,14 +998,17 @@ provider.use(async (ctx, next) => {
     const raw = await readBody(ctx);
     ctx.req.body = raw;
     let grantType = 'unknown';
+    let idJag = false;
     if (ctx.is('application/x-www-form-urlencoded')) {
-      const gt = querystring.parse(raw.toString()).grant_type;
+      const form = querystring.parse(raw.toString());
+      const gt = form.grant_type;
       if (typeof gt === 'string') grantType = gt;
+      idJag = isIdJagRequest(form);
     }
     stats.token[grantType] = (stats.token[grantType] || 0) + 1;
     stats.token_total += 1;
     stats.traceparent.token = ctx.get('traceparent') || null;
-    if (grantType === TOKEN_EXCHANGE) return countedExchange(ctx, () => tokenFaults(ctx, next, true));
+    if (grantType === TOKEN_EXCHANGE) return countedExchange(ctx, () => tokenFaults(ctx, next, true), idJag);
     return tokenFaults(ctx, next, false);
   }
 
@@ -807,8 +1037,8 @@ async function tokenFaults(ctx, next, exchange) {
 }
 
 // every token exchange: how many at once, and how each ended (issued ones
-// are counted where the token is made)
-async function countedExchange(ctx, next) {
+// are counted where the token is made; ID-JAG requests in stats.id_jag)
+async function countedExchange(ctx, next, idJag = false) {
   const ex = stats.exchange;
   ex.in_flight += 1;
   ex.max_in_flight = Math.max(ex.max_in_flight, ex.in_flight);
@@ -820,7 +1050,8 @@ async function countedExchange(ctx, next) {
     if (ctx.status !== 200) {
       let reason = ctx.body?.error || String(ctx.status);
       if (ctx.respond === false) reason = 'connection_closed';
-      stats.exchange.refused[reason] = (stats.exchange.refused[reason] || 0) + 1;
+      const refused = idJag ? stats.id_jag.refused : stats.exchange.refused;
+      refused[reason] = (refused[reason] || 0) + 1;
     }
   }
 }
