@@ -37,6 +37,8 @@ umask 077
 [ -s "$RUNDIR/admin.key" ] || openssl rand -hex 32 > "$RUNDIR/admin.key"
 [ -s "$RUNDIR/exchange-client.secret" ] || openssl rand -hex 24 > "$RUNDIR/exchange-client.secret"
 [ -s "$RUNDIR/service-client.secret" ] || openssl rand -hex 24 > "$RUNDIR/service-client.secret"
+[ -s "$RUNDIR/enterprise-app.secret" ] || openssl rand -hex 24 > "$RUNDIR/enterprise-app.secret"
+[ -s "$RUNDIR/enterprise-app-idp.secret" ] || openssl rand -hex 24 > "$RUNDIR/enterprise-app-idp.secret"
 for who in demo viewer outsider; do
     [ -s "$RUNDIR/$who-password" ] || openssl rand -base64 12 | tr -d '/+=\n' > "$RUNDIR/$who-password"
 done
@@ -55,12 +57,21 @@ NGINX_PIDS=("$RUNDIR/nginx.pid")
 . "$root/scripts/run-lib.sh"
 
 # --- the OpenID provider ------------------------------------------------------
+# It is the enterprise IdP too: the demo enterprise app signs users in as
+# mcp-enterprise-app-idp and gets ID-JAGs for this gateway as mcp-enterprise-app.
+base="http://127.0.0.1:$PORT"
+cat > "$RUNDIR/id-jag-policy.json" <<EOT
+[{"audience": "$base", "resource": "$base/mcp", "clients": {"mcp-enterprise-app-idp": "mcp-enterprise-app"},
+  "scopes": ["snippets:read", "snippets:write"]}]
+EOT
 node "$root/t/idp/dev-idp.mjs" --port "$IDP_PORT" \
     --client-id mcp-gateway --client-secret "$(cat "$RUNDIR/idp-client-secret")" \
     --redirect-uri "http://127.0.0.1:$PORT/oauth-callback" \
     --redirect-uri "https://127.0.0.1:$TLS_PORT/oauth-callback" \
     --user demo --password "$demo_password" \
     --viewer-password "$viewer_password" --outsider-password "$outsider_password" \
+    --extra-client "mcp-enterprise-app-idp:$(cat "$RUNDIR/enterprise-app-idp.secret")" \
+    --id-jag-policy "$RUNDIR/id-jag-policy.json" \
     --keys-file "$RUNDIR/idp-keys.json" > "$RUNDIR/idp.log" 2>&1 &
 pids+=($!)
 
@@ -100,7 +111,6 @@ wait_port "$DOWNSTREAM_PORT"
 pids+=($!)
 wait_port "$PORT"
 
-base="http://127.0.0.1:$PORT"
 cat <<EOT
 
   ngx_mcp_auth is running (Ctrl-C stops everything)
@@ -114,6 +124,13 @@ cat <<EOT
                          (outsider login: outsider / $outsider_password   another tenant: refused)
   Without a browser      service client: mcp-service / $(cat "$RUNDIR/service-client.secret")
                          (grant_type=client_credentials at $base/token, scope snippets:read)
+  Enterprise app         mcp-enterprise-app / $(cat "$RUNDIR/enterprise-app.secret")
+                         (an ID-JAG from the provider, which knows the app as mcp-enterprise-app-idp /
+                          $(cat "$RUNDIR/enterprise-app-idp.secret"); the whole flow with the official SDK:
+                          node t/clients/enterprise_client.mjs --gateway $base --idp http://127.0.0.1:$IDP_PORT \\
+                            --idp-client-id mcp-enterprise-app-idp --idp-client-secret-file $RUNDIR/enterprise-app-idp.secret \\
+                            --login demo --password-file $RUNDIR/demo-password --redirect-uri $base/oauth-callback \\
+                            --client-id mcp-enterprise-app --client-secret-file $RUNDIR/enterprise-app.secret)
 
   Connect the MCP Inspector (in this folder, another terminal):
     npx mcp-inspector --web --transport http --server-url $base/mcp

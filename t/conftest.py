@@ -50,7 +50,7 @@ def write_secrets(workdir):
                                        capture_output=True, text=True, check=True).stdout)
     for name, nbytes in (("identity.key", 32), ("idp-client-secret", 16), ("admin.key", 32),
                          ("exchange-client.secret", 24),
-                         ("service-client.secret", 24)):
+                         ("service-client.secret", 24), ("enterprise-app.secret", 24)):
         p = workdir / name
         if not p.exists():
             p.write_text(_secrets.token_hex(nbytes) + "\n")

@@ -12,9 +12,13 @@
 //
 //   node t/clients/enterprise_client.mjs --gateway http://127.0.0.1:PORT [--transport http|sse] \
 //        --idp ISSUER --idp-client-id ID (--idp-client-secret S | --idp-client-secret-file F) \
-//        (--id-token TOKEN | --id-token-file F) --client-id MCPCLIENT --client-secret-file F \
+//        (--id-token TOKEN | --id-token-file F | --login USER (--password P | --password-file F)
+//         --redirect-uri URI) --client-id MCPCLIENT --client-secret-file F \
 //        [--scope S] [--tool hello_mcp] [--mcp-path /mcp] [--issuer GATEWAY_ISSUER]
 //
+// --login: the app signs the user in at the IdP first (authorization code +
+// PKCE for its IdP client, redirected to --redirect-uri, which need not
+// listen), for the ID token.
 // --issuer: the gateway's issuer the credentials belong to (default: the
 // gateway URL's origin); the SDK sends them to no other authorization server.
 // --scope: the scope asked of the IdP (default: the one the SDK chose for the
@@ -38,10 +42,13 @@
 // the SDK saved it), "tools": [names], "tool", "text", "is_error", "error"}.
 // Exit 0 when everything worked, 1 otherwise, 2 for bad arguments.
 
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import {
   Client, CrossAppAccessProvider, SSEClientTransport, StreamableHTTPClientTransport, discoverAndRequestJwtAuthGrant,
 } from '@modelcontextprotocol/client';
+
+import { browseToRedirect } from './http_browser.mjs';
 
 const out = { ok: false, stage: 'args', requests: [] };
 let printed = false;
@@ -53,7 +60,7 @@ function finish(code) {
 
 const FLAGS = new Set(['gateway', 'transport', 'idp', 'idp-client-id', 'idp-client-secret', 'idp-client-secret-file',
   'id-token', 'id-token-file', 'client-id', 'client-secret-file', 'scope', 'tool', 'mcp-path', 'issuer',
-  'audience', 'resource']);
+  'audience', 'resource', 'login', 'password', 'password-file', 'redirect-uri']);
 const BOOLEAN_FLAGS = new Set(['idp-only']);
 function parseArgs(argv) {
   const args = {};
@@ -123,13 +130,45 @@ async function loggingFetch(input, init) {
   }
 }
 
-function idpOptions(args) {
-  return {
-    idpUrl: args.idp,
-    idToken: args['id-token'] ? args['id-token'] : readTrimmed(args['id-token-file']),
-    clientId: args['idp-client-id'],
-    clientSecret: secret(args, 'idp-client-secret'),
-  };
+// The app's own sign-in of the user at the IdP (authorization code + PKCE,
+// client_secret_basic), for its ID token: what an app does before it asks
+// for ID-JAGs.  The redirect is not followed; the code is read from it.
+async function signIn(args) {
+  need(args, 'redirect-uri');
+  out.stage = 'sign_in';
+  const meta = await (await loggingFetch(new URL('/.well-known/openid-configuration', args.idp))).json();
+  const verifier = randomBytes(32).toString('base64url');
+  const auth = new URL(meta.authorization_endpoint);
+  auth.search = new URLSearchParams({
+    response_type: 'code', client_id: args['idp-client-id'], redirect_uri: args['redirect-uri'],
+    scope: 'openid profile email', state: randomBytes(16).toString('base64url'),
+    nonce: randomBytes(16).toString('base64url'), code_challenge_method: 'S256',
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+  }).toString();
+  const landed = await browseToRedirect(auth.toString(), {
+    redirectPrefix: args['redirect-uri'], login: args.login, password: secret(args, 'password'),
+  });
+  const code = new URL(landed).searchParams.get('code');
+  if (!code) throw new Error('the IdP sign-in returned no code');
+  const basic = Buffer.from(`${args['idp-client-id']}:${secret(args, 'idp-client-secret')}`).toString('base64');
+  const r = await loggingFetch(meta.token_endpoint, {
+    method: 'POST',
+    headers: { authorization: `Basic ${basic}`, 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'authorization_code', code, code_verifier: verifier,
+                                redirect_uri: args['redirect-uri'] }).toString(),
+  });
+  const tokens = await r.json();
+  if (!r.ok || !tokens.id_token) throw new Error(`the IdP gave no ID token (${tokens.error ?? r.status})`);
+  return tokens.id_token;
+}
+
+async function idpOptions(args) {
+  let idToken;
+  if (args['id-token']) idToken = args['id-token'];
+  else if (args['id-token-file']) idToken = readTrimmed(args['id-token-file']);
+  else if (args.login) idToken = await signIn(args);
+  else throw new Error('--id-token, --id-token-file or --login is required');
+  return { idpUrl: args.idp, idToken, clientId: args['idp-client-id'], clientSecret: secret(args, 'idp-client-secret') };
 }
 
 // the IdP leg: the SDK's own discovery of the IdP's token endpoint (RFC 8414,
@@ -143,20 +182,21 @@ async function getIdJag(idp, audience, resource, scope, fetchFn) {
 
 async function idpOnly(args) {
   need(args, 'idp', 'idp-client-id', 'audience', 'resource');
-  if (!args['id-token'] && !args['id-token-file']) throw new Error('--id-token or --id-token-file is required');
-  const idp = idpOptions(args);
   origins = { idp: new URL(args.idp).origin };
+  const idp = await idpOptions(args);
   await getIdJag(idp, args.audience, args.resource, args.scope, loggingFetch);
 }
 
 async function full(args) {
   need(args, 'gateway', 'idp', 'idp-client-id', 'client-id', 'client-secret-file');
-  if (!args['id-token'] && !args['id-token-file']) throw new Error('--id-token or --id-token-file is required');
+  if (!args['id-token'] && !args['id-token-file'] && !args.login) {
+    throw new Error('--id-token, --id-token-file or --login is required');
+  }
   const transportKind = args.transport ?? 'http';
   if (!['http', 'sse'].includes(transportKind)) throw new Error('--transport is http or sse');
-  const idp = idpOptions(args);
   const gateway = new URL(args.gateway);
   origins = { idp: new URL(args.idp).origin, gateway: gateway.origin };
+  const idp = await idpOptions(args);
   const mcpPath = args['mcp-path'] ?? '/mcp';
   const provider = new CrossAppAccessProvider({
     clientId: args['client-id'],
