@@ -1,7 +1,7 @@
 """Enterprise-managed authorization (the MCP extension; ID-JAG, RFC 7523
 jwt-bearer grant) end to end: the development provider is the enterprise
-IdP; an app (its IdP client chat-idp, at the gateway the configured
-enterprise client chat-app) signs the demo user in at the IdP, exchanges the
+IdP; an app (its IdP client chat-idp, at the gateway the example's
+enterprise client mcp-enterprise-app) signs the demo user in at the IdP, exchanges the
 ID token there for an ID-JAG for this gateway, presents it at /token and
 calls tools -- through the official TypeScript SDK's CrossAppAccessProvider
 (t/clients/enterprise_client.mjs) on both transports, and by hand for every
@@ -29,7 +29,7 @@ from mcp_gateway import rpc
 from metrics_util import metric, scrape
 from toolserver_util import b64url
 
-APP = "chat-app"                     # the app at the gateway
+APP = "mcp-enterprise-app"           # the example's demo app at the gateway
 APP_IDP = "chat-idp"                 # the same app at the IdP
 APP_IDP_SECRET = "chat-idp-secret-" + "x" * 20
 OTHER = "other-app"                  # a second enterprise app at the gateway
@@ -49,22 +49,19 @@ def unb64(s):
 @pytest.fixture(scope="module")
 def ent(stack_factory, tmp_path_factory):
     keys = tmp_path_factory.mktemp("enterprise")
-    (keys / "chat-app.secret").write_text("c" * 40 + "\n")
     (keys / "other-app.secret").write_text("o" * 40 + "\n")
     idp_port = free_port()
     issuer = "http://127.0.0.1:%d" % idp_port
-    # the provider is the enterprise IdP too: its JWKS location serves both
-    http_extra = ("mcp_auth_trusted_issuer %s jwks_location=/_mcp_auth/provider/jwks;\n"
-                  "mcp_auth_enterprise_client %s secret_file=%s issuer=%s \"scope=snippets:read snippets:write\" "
-                  "\"name=Chat App\";\n"
-                  "mcp_auth_enterprise_client %s secret_file=%s issuer=%s scope=snippets:read;\n"
-                  % (issuer, APP, keys / "chat-app.secret", issuer, OTHER, keys / "other-app.secret", issuer))
+    # the example trusts the provider and configures the demo enterprise app;
+    # a second app is added here
+    http_extra = ("mcp_auth_enterprise_client %s secret_file=%s issuer=%s scope=snippets:read;\n"
+                  % (OTHER, keys / "other-app.secret", issuer))
     st = stack_factory("enterprise", http_extra=http_extra,
                        idp_options={"port": idp_port, "extra_client": ["%s:%s" % (APP_IDP, APP_IDP_SECRET)],
                                     "keys_file": str(keys / "idp-keys.json")})
     assert st.issuer == issuer
-    st.app_secret = "c" * 40
-    st.app_secret_file = keys / "chat-app.secret"
+    st.app_secret_file = st.workdir / "enterprise-app.secret"
+    st.app_secret = st.app_secret_file.read_text().strip()
     st.keys_dir = keys
     jwk = next(k for k in json.loads((keys / "idp-keys.json").read_text())["keys"] if k["kty"] == "RSA")
     pub = rsa.RSAPublicNumbers(unb64(jwk["e"]), unb64(jwk["n"]))
@@ -73,7 +70,7 @@ def ent(stack_factory, tmp_path_factory):
                                        unb64(jwk["dq"]), unb64(jwk["qi"]), pub).private_key()
     st.idp_public_pem = st.idp_key.public_key().public_bytes(serialization.Encoding.PEM,
                                                             serialization.PublicFormat.SubjectPublicKeyInfo)
-    # the IdP lets chat-idp ask for ID-JAGs for this gateway, as chat-app
+    # the IdP lets chat-idp ask for ID-JAGs for this gateway, as mcp-enterprise-app
     policy = [{"audience": st.url, "resource": st.url + "/mcp", "clients": {APP_IDP: APP},
                "scopes": ["snippets:read", "snippets:write"]},
               # for another gateway: an assertion this one must refuse
@@ -194,7 +191,7 @@ def test_assertions_for_another_server_or_resource_or_client_are_refused(ent):
     other_resource = id_jag(ent, resource="https://elsewhere.example/mcp")
     r = present(ent, other_resource)
     assert error_of(r) == (400, "invalid_grant") and "resource" in r.json()["error_description"]
-    # chat-app's assertion presented by other-app
+    # the demo app's assertion presented by other-app
     r = present(ent, id_jag(ent), client=OTHER, secret="o" * 40)
     assert error_of(r) == (400, "invalid_grant") and "another client" in r.json()["error_description"]
     # the wrong secret, and a registered client
