@@ -134,12 +134,17 @@ def error_of(r):
 
 
 def run_client(st, transport, *extra):
-    token_file = st.keys_dir / ("id-token-%s" % transport)
-    token_file.write_text(id_token(st))
+    if transport == "http":
+        # the ID token of the app's sign-in, done here
+        token_file = st.keys_dir / "id-token"
+        token_file.write_text(id_token(st))
+        sign_in = ["--id-token-file", str(token_file)]
+    else:
+        # the client signs the user in at the IdP itself
+        sign_in = ["--login", "demo", "--password", st.demo_password, "--redirect-uri", st.app_info["redirect_uris"][0]]
     p = subprocess.run([NODE, str(CLIENT), "--gateway", st.url, "--transport", transport, "--idp", st.issuer,
-                        "--idp-client-id", APP_IDP, "--idp-client-secret", APP_IDP_SECRET,
-                        "--id-token-file", str(token_file), "--client-id", APP,
-                        "--client-secret-file", str(st.app_secret_file)] + list(extra),
+                        "--idp-client-id", APP_IDP, "--idp-client-secret", APP_IDP_SECRET] + sign_in +
+                       ["--client-id", APP, "--client-secret-file", str(st.app_secret_file)] + list(extra),
                        capture_output=True, text=True, timeout=90)
     lines = p.stdout.strip().splitlines()
     assert lines, p.stderr
@@ -159,6 +164,8 @@ def test_the_official_sdk_gets_a_token_from_an_id_jag_and_calls_tools(ent, trans
     grants = [q for q in out["requests"] if q["at"] == "gateway" and q.get("grant_type") == JWT_BEARER]
     assert grants and grants[0]["status"] == 200, out["requests"]
     assert "refresh_token" not in json.dumps(out["token"])
+    signed_in = [q for q in out["requests"] if q["at"] == "idp" and q.get("grant_type") == "authorization_code"]
+    assert bool(signed_in) == (transport == "sse"), out["requests"]   # --login: the client's own sign-in
 
 
 def test_an_id_jag_is_traded_once_for_a_token_of_the_users_session(ent):
