@@ -123,21 +123,28 @@ struct PlainRecord {
   std::string_view key[kMax], value[kMax];
   size_t n = 0;
 
-  // The value of `name`; false when absent.  The search starts after the
-  // previous hit: the mappings below read fields in the records' (sorted)
-  // key order, so each lookup is usually one compare.
+  // The value of `name`; false when absent.  The mappings below read
+  // fields in the records' (sorted) key order, so the field after the
+  // previous hit is almost always the one asked for: that compare is inline,
+  // the rest (absent fields, reads out of order) is not.
   bool get(std::string_view name, std::string_view* out) const {
-    for (size_t j = 0; j < n; ++j) {
-      size_t i = hint + j < n ? hint + j : hint + j - n;
+    if (hint < n && key[hint] == name) {
+      *out = value[hint];
+      hint = hint + 1 < n ? hint + 1 : 0;
+      return true;
+    }
+    return get_elsewhere(name, out);
+  }
+  bool get_elsewhere(std::string_view name, std::string_view* out) const {
+    // The keys ascend: a name between the previous hit and the next key is
+    // absent (a user's session has no subject_type), without a scan.
+    if (hint < n && (hint == 0 || key[hint - 1] < name) && name < key[hint]) return false;
+    for (size_t i = 0; i < n; ++i)
       if (key[i] == name) {
         *out = value[i];
         hint = i + 1 < n ? i + 1 : 0;
         return true;
       }
-      // The keys ascend: a name between the previous hit and the next key
-      // is absent (a user's session has no subject_type), without a scan.
-      if (j == 0 && i > 0 && key[i - 1] < name && name < key[i]) return false;
-    }
     return false;
   }
   mutable size_t hint = 0;
