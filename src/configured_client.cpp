@@ -19,6 +19,58 @@ constexpr const char* kServiceDirective = "mcp_auth_service_client";
 constexpr const char* kJwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 constexpr int64_t kMaxAssertionLifetime = 600;  // a client assertion (RFC 7523)
 constexpr int64_t kLeeway = 60;
+constexpr int64_t kJwksCacheSeconds = 3600;
+constexpr int64_t kRefetchSeconds = 30;
+constexpr int64_t kContinuationSeconds = 120;
+constexpr const char* kClientJwksKind = "client_jwks";
+
+std::string client_jwks_key(const std::string& client_id) { return "jwks:client:" + client_id; }
+
+// The keys of a client with a jwks_location: from the store, or a fetch
+// (*error) when they are missing or lack `kid` and were not fetched lately.
+std::shared_ptr<const std::vector<Jwk>> location_keys(const Config& cf, Store& store, const Request& req,
+                                                      const ConfiguredClient& client,
+                                                      const std::optional<std::string>& kid, Response* error) {
+  std::string raw;
+  std::shared_ptr<const std::vector<Jwk>> keys;
+  StoreStatus st = store.get(client_jwks_key(client.client_id), &raw);
+  if (st == StoreStatus::ok) keys = parse_jwks_cached(raw, nullptr);
+  else if (st != StoreStatus::not_found) {
+    *error = store_failure_json(st);
+    return nullptr;
+  }
+  bool known = keys && !keys->empty();
+  if (known && kid) known = std::any_of(keys->begin(), keys->end(), [&](const Jwk& k) { return k.kid == *kid; });
+  if (known) return keys;
+  std::string recent;
+  st = store.get("jwksfetched:client:" + client.client_id, &recent);
+  if (st == StoreStatus::ok) {
+    // fetched moments ago: a kid the set lacks is the assertion's fault; no
+    // set at all, the location's
+    if (keys && !keys->empty()) {
+      *error = invalid_client_error(cf, "the client assertion's key is not among the client's keys", false);
+    } else {
+      *error = oauth_error(503, "temporarily_unavailable", "the client's keys could not be fetched; try again");
+      error->header("Retry-After", "5");
+    }
+    return nullptr;
+  }
+  if (st != StoreStatus::not_found) {
+    *error = store_failure_json(st);
+    return nullptr;
+  }
+  Fields f;
+  f.set("v", "1");
+  f.set("kind", kClientJwksKind);
+  f.set("client_id", client.client_id);
+  f.set_int("exp", req.now + kContinuationSeconds);
+  Response r;
+  r.fetch.target = MCPA_FETCH_ISSUER_JWKS;
+  r.fetch.path = client.jwks_location;
+  r.fetch.continuation = cf.keys->seal(kContinuationPurpose, f.encode());
+  *error = std::move(r);
+  return nullptr;
+}
 constexpr size_t kMaxNameLength = 128;
 
 std::string complaint(const char* directive, const std::string& what) { return std::string(directive) + ": " + what; }
@@ -59,13 +111,18 @@ const ConfiguredClient* assertion_client(const Config& cf, Store& store, const R
   const bool id_sent = form.find("client_id", &form_id) == Params::Lookup::one;
   *client_id = id_sent ? form_id : claimed;
   const ConfiguredClient* client = find(cf, *client_id);
-  if (!client || client->keys.empty() || (id_sent && form_id != claimed)) {
+  if (!client || (client->keys.empty() && client->jwks_location.empty()) || (id_sent && form_id != claimed)) {
     *unknown = !client;
     *error = invalid_client_error(cf, "client authentication failed", false);
     return nullptr;
   }
+  std::shared_ptr<const std::vector<Jwk>> fetched;
+  if (!client->jwks_location.empty()) {
+    fetched = location_keys(cf, store, req, *client, jwt_header_kid(assertion), error);
+    if (!fetched) return nullptr;
+  }
   std::string why;
-  auto payload = verify_jws(assertion, client->keys, &why);
+  auto payload = verify_jws(assertion, fetched ? *fetched : client->keys, &why);
   Json claims(payload ? cJSON_ParseWithLength(payload->data(), payload->size()) : nullptr);
   if (!claims || !cJSON_IsObject(claims.get())) {
     *error = invalid_client_error(cf, "the client assertion does not verify with the client's keys", false);
@@ -181,15 +238,21 @@ bool take_credential_setting(std::string_view name, std::string_view value, Conf
     c->jwks_file = std::string(value);
     return true;
   }
+  if (name == "jwks_location" && c->jwks_location.empty() && plain_word(value) && value[0] == '/') {
+    c->jwks_location = std::string(value);
+    return true;
+  }
   return false;
 }
 
 std::string check_credential_settings(const char* directive, const ConfiguredClient& c) {
-  if (c.secret_file.empty() == c.jwks_file.empty()) return complaint(directive, "give exactly one of secret_file= and jwks_file=");
+  const int given = !c.secret_file.empty() + !c.jwks_file.empty() + !c.jwks_location.empty();
+  if (given != 1) return complaint(directive, "give exactly one of secret_file=, jwks_file= and jwks_location=");
   return "";
 }
 
 std::string load_credential(const std::string& where, ConfiguredClient* c) {
+  if (!c->jwks_location.empty()) return "";  // fetched when needed
   if (!c->secret_file.empty()) {
     std::string text;
     std::string err = read_file(where + " secret_file", c->secret_file, &text);
@@ -306,6 +369,31 @@ const ConfiguredClient* authenticate_configured_client(const Config& cf, Store& 
     return nullptr;
   }
   return client;
+}
+
+bool is_client_jwks_continuation(const Fields& f) { return f.str("kind") == kClientJwksKind; }
+
+bool resume_client_jwks(Store& store, const Request& req, const Fields& f, int fetch_status,
+                        const std::string& fetch_body, Response* answer) {
+  const std::string client_id = f.str("client_id");
+  // Fetched now, whatever came back: no second fetch for a while.
+  StoreStatus st = store.put("jwksfetched:client:" + client_id, "1", req.now + kRefetchSeconds);
+  if (st == StoreStatus::pending) {
+    *answer = store_failure_json(st);
+    return false;
+  }
+  std::string why;
+  if (fetch_status != 200 || !parse_jwks_cached(fetch_body, &why)) {
+    *answer = oauth_error(503, "temporarily_unavailable", "the client's keys could not be fetched; try again");
+    answer->header("Retry-After", "5");
+    return false;
+  }
+  st = store.put(client_jwks_key(client_id), fetch_body, req.now + kJwksCacheSeconds);
+  if (st != StoreStatus::ok) {
+    *answer = store_failure_json(st);
+    return false;
+  }
+  return true;
 }
 
 }  // namespace mcpauth

@@ -23,8 +23,11 @@ struct ConfiguredClient {
   // client_secret_basic / _post: the file holds the secret (one line, at
   // least kMinSecretLength characters); only its SHA-256 is kept.
   std::string secret_file, secret_hash;
-  // private_key_jwt (RFC 7523): the client's public keys, a JWKS file.
-  std::string jwks_file;
+  // private_key_jwt (RFC 7523): the client's public keys, a JWKS file, or
+  // an internal location proxied to its jwks_uri (fetched when an
+  // assertion needs them, cached in the store an hour under
+  // jwks:client:<ID>, so a key rotation needs no reload).
+  std::string jwks_file, jwks_location;
   std::vector<Jwk> keys;
 
   static constexpr size_t kMinSecretLength = 32;
@@ -72,10 +75,12 @@ bool parse_scope_words(std::string_view text, std::vector<std::string>* out);
 // NAME=VALUE; false when the word has no "=".
 bool split_setting(std::string_view word, std::string_view* name, std::string_view* value);
 
-// secret_file= or jwks_file= on a client's line: true when the setting was
-// one of them, taken into *c; false for any other setting, or one given twice.
+// secret_file=, jwks_file= or jwks_location= on a client's line: true when
+// the setting was one of them, taken into *c; false for any other setting,
+// or one given twice.
 bool take_credential_setting(std::string_view name, std::string_view value, ConfiguredClient* c);
 // Exactly one of them was given; else a message for the directive.
+// (load_credential has nothing to read for a jwks_location.)
 std::string check_credential_settings(const char* directive, const ConfiguredClient& c);
 // Reads the file the client's line names: the secret's hash, or the JWKS's
 // keys.  "" or a message that begins with `where`.
@@ -98,8 +103,23 @@ using ConfiguredClientFinder = const ConfiguredClient* (*)(const Config&, std::s
 // be, once that is known.  nullptr with *error (401 invalid_client, 400
 // invalid_request, or a store failure); *unknown is then true when the
 // request named no client `find` knows (it may be a registered one).
+//
+// A client with a jwks_location whose keys are not cached (or lack the
+// assertion's kid) gets *error = a fetch of that location; the answer's
+// continuation (kind "client_jwks") goes to resume_client_jwks, which
+// caches the keys, and the request then runs again from the start.  A set
+// fetched in the last kRefetchSeconds is not fetched again for a kid it
+// lacks: that assertion is invalid_client.
 const ConfiguredClient* authenticate_configured_client(const Config& cf, Store& store, const Request& req,
                                                        const Params& form, ConfiguredClientFinder find,
                                                        std::string* client_id, bool* unknown, Response* error);
+
+class Fields;
+bool is_client_jwks_continuation(const Fields& f);
+// Caches what the location answered; true when the request may now run
+// again, else false with the answer to send in *answer (503 when the keys
+// could not be had).
+bool resume_client_jwks(Store& store, const Request& req, const Fields& f, int fetch_status,
+                        const std::string& fetch_body, Response* answer);
 
 }  // namespace mcpauth

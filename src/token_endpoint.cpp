@@ -354,7 +354,7 @@ Response token(const Config& cf, Store& store, const Request& req) {
   if (grant_type == "client_credentials" && !cf.service_clients.empty()) {
     std::string client_id;
     Response r = client_credentials_grant(cf, store, req, *form, &client_id);
-    if (r.status != 200) {
+    if (r.status != 200 && r.fetch.target == MCPA_FETCH_NONE) {
       Event& e = r.event(MCPA_EV_TOKEN, "token.refused", r.error.empty() ? "server_error" : r.error);
       e.client_id = client_id;
     }
@@ -484,6 +484,19 @@ Response resume_token(const Config& cf, Store& store, const Request& req, const 
     if (r.fetch.target == MCPA_FETCH_NONE) add_cors(r, cf, req.origin);
     if (!r.wait_ms) note_grant(r, Params::parse(req.body), "token_exchange");
     return r;
+  }
+  if (f && is_client_jwks_continuation(*f) && f->num("exp").value_or(0) > req.now) {
+    // a configured client's keys: cached, and the request runs again
+    Response answer;
+    if (resume_client_jwks(store, req, *f, fetch_status, fetch_body, &answer)) return handle_token(cf, store, req);
+    add_cors(answer, cf, req.origin);
+    std::string grant_type;
+    auto form = Params::parse(req.body);
+    if (form) form->find("grant_type", &grant_type);
+    note_grant(answer, form, grant_type == kTokenExchangeGrant ? "token_exchange"
+                             : grant_type == kJwtBearerGrant   ? "jwt_bearer"
+                                                               : "client_credentials");
+    return answer;
   }
   if (f && is_enterprise_continuation(*f) && f->num("exp").value_or(0) > req.now) {
     Response r = resume_enterprise_grant(cf, store, req, *f, fetch_status, fetch_body);

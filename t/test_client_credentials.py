@@ -43,13 +43,18 @@ def cc(stack_factory, tmp_path_factory):
     (keys / "writer.secret").write_text("w" * 40 + "\n")
     echo_port = free_port()
     http_extra = ("server { listen 127.0.0.1:%d; location / { default_type text/plain; "
-                  "return 200 $http_x_mcp_identity; } }\n"
+                  "return 200 $http_x_mcp_identity; } "
+                  "location = /keys { default_type application/json; return 200 '%s'; } }\n"
                   "mcp_auth_service_client jwt-service jwks_file=%s scope=snippets:read;\n"
+                  "mcp_auth_service_client keyed-service jwks_location=/_mcp_auth/client/keyed-service "
+                  "scope=snippets:read;\n"
                   "mcp_auth_service_client writer secret_file=%s \"scope=snippets:read snippets:write\";\n"
-                  % (echo_port, keys / "service.jwks", keys / "writer.secret"))
+                  % (echo_port, (keys / "service.jwks").read_text(), keys / "service.jwks", keys / "writer.secret"))
     replace = [("location = /mcp {",
                 "location = /echo-identity { mcp_auth_protect on; proxy_pass http://127.0.0.1:%d/; "
-                "include mcp_proxy_params; }\nlocation = /mcp {" % echo_port)]
+                "include mcp_proxy_params; }\n"
+                "location = /_mcp_auth/client/keyed-service { internal; proxy_pass http://127.0.0.1:%d/keys; }\n"
+                "location = /mcp {" % (echo_port, echo_port))]
     st = stack_factory("client-credentials", http_extra=http_extra, replace=replace)
     st.service_secret = (st.workdir / "service-client.secret").read_text().strip()
     st.key = key
@@ -298,10 +303,26 @@ def test_the_typescript_sdks_providers_get_a_token_and_call_hello_mcp(cc, how):
     ("mcp_auth_service_client s2 secret_file=%(short)s scope=snippets:read;", "at least 32"),
     ("mcp_auth_service_client s2 secret_file=%(secret)s scope=admin;", "not among mcp_auth_scopes"),
     ("mcp_auth_service_client s2 secret_file=%(secret)s;", "scope= is required"),
-    ("mcp_auth_service_client s2 scope=snippets:read;", "exactly one of secret_file= and jwks_file="),
+    ("mcp_auth_service_client s2 scope=snippets:read;", "exactly one of secret_file=, jwks_file= and jwks_location="),
     ("mcp_auth_service_client mcp-service secret_file=%(secret)s scope=snippets:read;", "is repeated"),
 ])
 def test_nginx_t_refuses_a_broken_service_client(built, extra, message, tmp_path):
     from conftest import nginx_t_with
     r = nginx_t_with(tmp_path, extra)
     assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+def test_a_client_whose_keys_come_from_a_location_fetches_them_once(cc):
+    """jwks_location=: the keys are fetched through an internal location (here
+    proxied to a server holding the JWKS) when an assertion first needs
+    them, and cached."""
+    fetched = lambda: metric(scrape(cc), "mcp_auth_fetches_total", target="issuer_jwks", outcome="ok")
+    before = fetched()
+    for _ in range(3):
+        r = by_assertion(cc, signed(cc, iss="keyed-service", sub="keyed-service"))
+        assert r.status_code == 200, r.text
+        assert identity_of(cc, r.json()["access_token"])["sub"] == "client:keyed-service"
+    assert fetched() == before + 1
+    # the keys are the client's: a jwt-service assertion does not pass as keyed-service
+    r = by_assertion(cc, signed(cc, iss="keyed-service", sub="keyed-service", aud="https://elsewhere.example"))
+    assert error_of(r) == (401, "invalid_client")

@@ -33,6 +33,7 @@ TEST(ServiceClientLines, ParsesCredentialScopesAndName) {
 TEST(ServiceClientLines, RefusesWhatCannotWork) {
   std::string err;
   for (const char* line : {"svc\tscope=mcp:read", "svc\tsecret_file=/s", "svc\tsecret_file=/s\tjwks_file=/j\tscope=a",
+                           "svc\tsecret_file=/s\tjwks_location=/l\tscope=a", "svc\tjwks_location=l\tscope=a",
                            "svc\tsecret_file=/s\tsecret_file=/t\tscope=a", "svc\tsecret_file=/s\tscope=a\tscope=b",
                            "svc\tsecret_file=/s\tscope=a\"b", "svc\tsecret_file=/s\tscope=a\tname=say \"hi\"",
                            "svc\tsecret_file=/s\tscope=a\tname=", "svc\tsecret_file=/s\tscope=a\tname=x\tname=y",
@@ -291,6 +292,56 @@ TEST_F(ClientCredentials, LoadRefusesWhatCannotWork) {
     many += "svc" + std::to_string(i) + "\tsecret_file=" + secret_file + "\tscope=mcp:read\n";
   cf.service_client_lines = many;
   EXPECT_NE(cf.load().find("at most 64"), std::string::npos);
+}
+
+TEST_F(ClientCredentials, KeysFromALocationAreFetchedOnceCachedAndFetchedAgainForANewKey) {
+  cf.service_client_lines += "rotating\tjwks_location=/_mcp_auth/client/rotating\tscope=mcp:read\n";
+  ASSERT_EQ(cf.load(), "");
+  const auto signed_by = [&](const std::string& jti, const std::string& kid) {
+    return FakeIdp::get().sign(R"({"iss":"rotating","sub":"rotating","aud":")" + cf.url(cf.token_path) +
+                                   R"(","jti":")" + jti + R"(","iat":)" + std::to_string(now) + R"(,"exp":)" +
+                                   std::to_string(now + 120) + "}",
+                               kid);
+  };
+  int fetches = 0;
+  // the request, and again with the keys when it asks for them (as the glue does)
+  const auto run = [&](const Request& r, int status, const std::string& jwks) {
+    Response resp = call(MCPA_EP_TOKEN, r);
+    if (resp.fetch.target != MCPA_FETCH_ISSUER_JWKS) return resp;
+    ++fetches;
+    EXPECT_EQ(resp.fetch.path, "/_mcp_auth/client/rotating");
+    store.now = now;
+    Request again = r;
+    again.now = now;
+    return over_store([&](Store& st) {
+      return resume_endpoint(MCPA_EP_TOKEN, cf, st, again, resp.fetch.continuation, status, jwks);
+    });
+  };
+  // the location cannot answer: 503, retryable
+  Response r = run(by_assertion(signed_by("r0", "idp-1")), 502, "");
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(json_string(r.body, "error"), "temporarily_unavailable");
+  now += 31;
+  r = run(by_assertion(signed_by("r1", "idp-1")), 200, FakeIdp::get().jwks);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(fetches, 2);
+  EXPECT_EQ(session(claims_of(json_string(r.body, "access_token"))->sid)->sub, "client:rotating");
+  r = run(by_assertion(signed_by("r2", "idp-1")), 200, FakeIdp::get().jwks);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(fetches, 2);  // cached
+  // a key the cached set lacks, so soon after a fetch: refused, not fetched
+  EXPECT_EQ(refusal(by_assertion(signed_by("r3", "idp-2"))), "401 invalid_client");
+  EXPECT_EQ(fetches, 2);
+  // later, the client rotated its key: fetched again
+  now += 31;
+  r = run(by_assertion(signed_by("r4", "idp-2")), 200, FakeIdp::get().jwks_with_kid("idp-2"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(fetches, 3);
+  // and a forged assertion with the new kid is still checked
+  std::string tampered = signed_by("r5", "idp-2");
+  char& c = tampered[tampered.size() - 20];
+  c = c == 'A' ? 'B' : 'A';
+  EXPECT_EQ(refusal(by_assertion(tampered)), "401 invalid_client");
 }
 
 TEST(ServiceSessionRecord, KnowsItsSubjectIsAClient) {
