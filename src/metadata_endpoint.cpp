@@ -2,6 +2,8 @@
 // /.well-known/openid-configuration (same document, for clients that try
 // OIDC discovery first) and /.well-known/oauth-protected-resource[/path]
 // (RFC 9728).  Public documents: cacheable, readable from any origin.
+#include <algorithm>
+
 #include "endpoints.hpp"
 #include "metadata.hpp"
 
@@ -21,10 +23,11 @@ ServerMetadataConfig metadata_config(const Config& cf) {
   m.cimd_supported = cf.cimd && cf.cimd_fetch;
   m.token_exchange = !cf.exchange_clients.empty();
   m.client_credentials = !cf.service_clients.empty();
-  for (const auto& c : cf.exchange_clients) m.private_key_jwt = m.private_key_jwt || !c.keys.empty();
-  for (const auto& c : cf.service_clients) m.private_key_jwt = m.private_key_jwt || !c.keys.empty();
   m.jwt_bearer = !cf.enterprise_clients.empty();
-  for (const auto& c : cf.enterprise_clients) m.private_key_jwt = m.private_key_jwt || !c.keys.empty();
+  const auto by_keys = [](const ConfiguredClient& c) { return !c.keys.empty() || !c.jwks_location.empty(); };
+  m.private_key_jwt = std::any_of(cf.exchange_clients.begin(), cf.exchange_clients.end(), by_keys) ||
+                      std::any_of(cf.service_clients.begin(), cf.service_clients.end(), by_keys) ||
+                      std::any_of(cf.enterprise_clients.begin(), cf.enterprise_clients.end(), by_keys);
   return m;
 }
 

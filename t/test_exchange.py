@@ -393,7 +393,7 @@ def test_a_backend_with_a_signed_client_assertion(stack_factory, tmp_path_factor
     ("mcp_auth_exchange_client b2 secret_file=%(secret)s audience=elsewhere;", "has no mcp_auth_exchange_audience"),
     ("mcp_auth_exchange_client b2 secret_file=%(secret)s audience=downstream-api scope=admin;",
      "is not among audience"),
-    ("mcp_auth_exchange_client b2 audience=downstream-api;", "exactly one of secret_file= and jwks_file="),
+    ("mcp_auth_exchange_client b2 audience=downstream-api;", "exactly one of secret_file=, jwks_file= and jwks_location="),
     ("mcp_auth_exchange_audience graph method=on_behalf_of;", "needs scope="),
     ("mcp_auth_exchange_audience graph method=magic scope=x;", "method must be"),
 ])

@@ -342,6 +342,11 @@ TEST_F(ClientCredentials, KeysFromALocationAreFetchedOnceCachedAndFetchedAgainFo
   char& c = tampered[tampered.size() - 20];
   c = c == 'A' ? 'B' : 'A';
   EXPECT_EQ(refusal(by_assertion(tampered)), "401 invalid_client");
+  // a client with keys from a location alone still makes the metadata say private_key_jwt
+  cf.service_client_lines = "rotating\tjwks_location=/_mcp_auth/client/rotating\tscope=mcp:read\n";
+  ASSERT_EQ(cf.load(), "");
+  EXPECT_NE(call(MCPA_EP_AUTHORIZATION_SERVER_METADATA, request("GET")).body.find("private_key_jwt"),
+            std::string::npos);
 }
 
 TEST(ServiceSessionRecord, KnowsItsSubjectIsAClient) {
