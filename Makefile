@@ -1,11 +1,16 @@
 # ngx_mcp_auth — build, test and run.
 #
 #   make            module (.so), core library, tool server, unit tests -> build/
-#   make test       installs what is missing, builds, runs unit + integration tests
+#   make test       installs what is missing, builds (-j$(nproc)), runs unit + integration tests
 #   make run        installs what is missing, builds, runs the whole stack on loopback
 #   make install    module -> /usr/lib/nginx/modules, tool server, mcp-auth-keygen and
 #                   mcp-auth-admin -> /usr/local/bin
+#   make deps       installs what the build and the tests need (scripts/deps.sh)
 #   make NGINX_SRC=/path/to/nginx-1.x   builds the module against another nginx tree
+#
+# Building first checks that the headers and the nginx tree it needs are there
+# (the check-deps block below: file tests, as make reads this file) and names
+# what is missing, with its package.
 
 # SANITIZE=1 builds into its own folder so it never mixes with the normal build
 ifeq ($(SANITIZE),1)
@@ -51,6 +56,30 @@ UNIT   := $(BUILD)/unit-tests
 .PHONY: all module core unit tool-server test unit-test integration-test run run-cluster deps \
         install uninstall clean keygen
 .DEFAULT_GOAL := all
+
+# check-deps: what the compiler and nginx's configure need, as FILE:PACKAGE.
+# Checked when make reads this file, for every goal that builds (not for the
+# goals that install what is missing first and then build in a sub-make).
+DEP_FILES := /usr/include/jwt.h:libjwt-dev /usr/include/cjson/cJSON.h:libcjson-dev \
+             /usr/include/openssl/evp.h:libssl-dev /usr/include/hiredis/hiredis.h:libhiredis-dev \
+             /usr/include/event2/event.h:libevent-dev /usr/include/sqlite3.h:libsqlite3-dev
+NO_DEPS_GOALS := deps test run run-cluster soak bench bench-deps bench-tool-server clean \
+                 keygen uninstall
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+# the unit tests' GoogleTest only for the goals that build them
+ifneq ($(filter all unit unit-test $(UNIT),$(or $(MAKECMDGOALS),all)),)
+DEP_FILES += /usr/include/gtest/gtest.h:libgtest-dev
+endif
+lp := (
+rp := )
+dep_file = $(word 1,$(subst :, ,$(1)))
+dep_pkg  = $(word 2,$(subst :, ,$(1)))
+DEPS_MISSING := $(foreach d,$(DEP_FILES),$(if $(wildcard $(call dep_file,$(d))),,$(call dep_file,$(d)) $(lp)$(call dep_pkg,$(d))$(rp)))
+DEPS_MISSING += $(if $(wildcard $(NGINX_SRC)/configure $(NGINX_SRC)/auto/configure),,$(NGINX_SRC) $(lp)no nginx source tree: nginx-dev, or set NGINX_SRC$(rp))
+ifneq ($(strip $(DEPS_MISSING)),)
+$(error missing $(strip $(DEPS_MISSING)); run `make deps` (scripts/deps.sh) to install what is missing)
+endif
+endif
 
 all: module tool-server $(UNIT)
 
@@ -106,7 +135,7 @@ integration-test: module tool-server
 	$(PYTEST) -q t $(PYTEST_ARGS)
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$$(nproc) all
 	@$(MAKE) --no-print-directory unit-test
 	@$(MAKE) --no-print-directory -j$$(nproc) fuzz-build
 	@$(MAKE) --no-print-directory fuzz-short
