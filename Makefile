@@ -5,7 +5,9 @@
 #   make run        installs what is missing, builds, runs the whole stack on loopback
 #   make install    module -> /usr/lib/nginx/modules, tool server, mcp-auth-keygen and
 #                   mcp-auth-admin -> /usr/local/bin
-#   make deps       installs what the build and the tests need (scripts/deps.sh)
+#   make deb        installs the packaging tools if missing, builds the Debian packages
+#                   (debian/, dpkg-buildpackage, lintian) -> build/deb/
+#   make deps       installs what the build, the tests and make deb need (scripts/deps.sh)
 #   make NGINX_SRC=/path/to/nginx-1.x   builds the module against another nginx tree
 #
 # Building first checks that the headers and the nginx tree it needs are there
@@ -54,7 +56,7 @@ CORE   := $(BUILD)/libmcpauth.a
 UNIT   := $(BUILD)/unit-tests
 
 .PHONY: all module core unit tool-server test unit-test integration-test run run-cluster deps \
-        install uninstall clean keygen
+        install uninstall clean keygen deb
 .DEFAULT_GOAL := all
 
 # check-deps: what the compiler and nginx's configure need, as FILE:PACKAGE.
@@ -63,7 +65,7 @@ UNIT   := $(BUILD)/unit-tests
 DEP_FILES := /usr/include/jwt.h:libjwt-dev /usr/include/cjson/cJSON.h:libcjson-dev \
              /usr/include/openssl/evp.h:libssl-dev /usr/include/hiredis/hiredis.h:libhiredis-dev \
              /usr/include/event2/event.h:libevent-dev /usr/include/sqlite3.h:libsqlite3-dev
-NO_DEPS_GOALS := deps test run run-cluster soak bench bench-deps bench-tool-server clean \
+NO_DEPS_GOALS := deps test run run-cluster soak bench bench-deps bench-tool-server deb clean \
                  keygen uninstall
 ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
 # the unit tests' GoogleTest only for the goals that build them
@@ -152,6 +154,14 @@ run-cluster: deps
 
 keygen:
 	@scripts/mcp-auth-keygen
+
+# The Debian packages (debian/) -> build/deb/, checked with lintian; built from
+# a copy of the tree that starts with the core's and tool server's objects
+# built here (scripts/build-deb.sh).
+deb:
+	@scripts/deps.sh --deb
+	@$(MAKE) --no-print-directory core tool-server
+	scripts/build-deb.sh build/deb
 
 install: module tool-server
 	install -d $(DESTDIR)$(MODDIR) $(DESTDIR)$(PREFIX)/bin
