@@ -374,6 +374,10 @@ def test_a_gateway_from_the_readme_steps_signs_in_and_calls_a_tool(view, tmp_pat
         assert "saved successfully" in text_of(mcp.call("save_snippet", snippetname="deb",
                                                         snippet="from the package"))
         assert text_of(mcp.call("get_snippet", snippetname="deb")) == "from the package"
+        # the packaged admin tool sees the client that signed in
+        r = view.run("mcp-auth-admin", "--url", url + "/_mcp_auth/admin",
+                     "--key-file", "/etc/nginx/mcp-auth/admin.key", "--json", "clients")
+        assert client.client_id in r.stdout, r.stdout
 
         # the snippet is in the state directory, the service user's alone
         r = view.run("stat", "-c", "%U %a", "/var/lib/mcp-tool-server",
