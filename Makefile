@@ -1,11 +1,18 @@
 # ngx_mcp_auth — build, test and run.
 #
 #   make            module (.so), core library, tool server, unit tests -> build/
-#   make test       installs what is missing, builds, runs unit + integration tests
+#   make test       installs what is missing, builds (-j$(nproc)), runs unit + integration tests
 #   make run        installs what is missing, builds, runs the whole stack on loopback
 #   make install    module -> /usr/lib/nginx/modules, tool server, mcp-auth-keygen and
 #                   mcp-auth-admin -> /usr/local/bin
+#   make deb        installs the packaging tools if missing, builds the Debian packages
+#                   (debian/, dpkg-buildpackage, lintian) -> build/deb/
+#   make deps       installs what the build, the tests and make deb need (scripts/deps.sh)
 #   make NGINX_SRC=/path/to/nginx-1.x   builds the module against another nginx tree
+#
+# Building first checks that the headers and the nginx tree it needs are there
+# (the check-deps block below: file tests, as make reads this file) and names
+# what is missing, with its package.
 
 # SANITIZE=1 builds into its own folder so it never mixes with the normal build
 ifeq ($(SANITIZE),1)
@@ -21,15 +28,22 @@ PYTEST_ARGS ?=
 RUN_PORT  ?= 8080
 
 CXX       ?= g++
+# Debian's hardening flags (dpkg-buildflags with hardening=+all; the nginx glue
+# gets dpkg-buildflags itself, scripts/build-module.sh) in every build but the
+# sanitized one: the tests and the packages (make deb) use the same objects.
 ifeq ($(SANITIZE),1)
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+HARDEN_CXXFLAGS :=
+HARDEN_LDFLAGS  :=
 else
 SAN_FLAGS :=
+HARDEN_CXXFLAGS := -fstack-protector-strong -D_FORTIFY_SOURCE=2 -Wformat -Werror=format-security
+HARDEN_LDFLAGS  := -Wl,-z,relro -Wl,-z,now
 endif
 
 CORE_CXXFLAGS := -std=c++17 -O2 -g -fPIC -fvisibility=hidden \
                  -Wall -Wextra -Werror -Wshadow -Wconversion \
-                 -MMD -MP -Isrc $(SAN_FLAGS)
+                 -MMD -MP -Isrc $(SAN_FLAGS) $(HARDEN_CXXFLAGS)
 CORE_LIBS     := -ljwt -lcjson -lcrypto
 
 CORE_SRCS := $(wildcard src/*.cpp)
@@ -42,8 +56,32 @@ CORE   := $(BUILD)/libmcpauth.a
 UNIT   := $(BUILD)/unit-tests
 
 .PHONY: all module core unit tool-server test unit-test integration-test run run-cluster deps \
-        install uninstall clean keygen
+        install uninstall clean keygen deb
 .DEFAULT_GOAL := all
+
+# check-deps: what the compiler and nginx's configure need, as FILE:PACKAGE.
+# Checked when make reads this file, for every goal that builds (not for the
+# goals that install what is missing first and then build in a sub-make).
+DEP_FILES := /usr/include/jwt.h:libjwt-dev /usr/include/cjson/cJSON.h:libcjson-dev \
+             /usr/include/openssl/evp.h:libssl-dev /usr/include/hiredis/hiredis.h:libhiredis-dev \
+             /usr/include/event2/event.h:libevent-dev /usr/include/sqlite3.h:libsqlite3-dev
+NO_DEPS_GOALS := deps test run run-cluster soak bench bench-deps bench-tool-server deb clean \
+                 keygen uninstall
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(or $(MAKECMDGOALS),all)),)
+# the unit tests' GoogleTest only for the goals that build them
+ifneq ($(filter all unit unit-test $(UNIT),$(or $(MAKECMDGOALS),all)),)
+DEP_FILES += /usr/include/gtest/gtest.h:libgtest-dev
+endif
+lp := (
+rp := )
+dep_file = $(word 1,$(subst :, ,$(1)))
+dep_pkg  = $(word 2,$(subst :, ,$(1)))
+DEPS_MISSING := $(foreach d,$(DEP_FILES),$(if $(wildcard $(call dep_file,$(d))),,$(call dep_file,$(d)) $(lp)$(call dep_pkg,$(d))$(rp)))
+DEPS_MISSING += $(if $(wildcard $(NGINX_SRC)/configure $(NGINX_SRC)/auto/configure),,$(NGINX_SRC) $(lp)no nginx source tree: nginx-dev, or set NGINX_SRC$(rp))
+ifneq ($(strip $(DEPS_MISSING)),)
+$(error missing $(strip $(DEPS_MISSING)); run `make deps` (scripts/deps.sh) to install what is missing)
+endif
+endif
 
 all: module tool-server $(UNIT)
 
@@ -71,7 +109,7 @@ $(BUILD)/unit/%.o: t/unit/%.cpp
 	$(CXX) $(filter-out -fvisibility=hidden,$(CORE_CXXFLAGS)) -c $< -o $@
 
 $(UNIT): $(UNIT_OBJS) $(CORE)
-	$(CXX) $(SAN_FLAGS) -o $@ $(UNIT_OBJS) $(CORE) -lgtest -lgtest_main -pthread $(CORE_LIBS)
+	$(CXX) $(SAN_FLAGS) $(HARDEN_LDFLAGS) -o $@ $(UNIT_OBJS) $(CORE) -lgtest -lgtest_main -pthread $(CORE_LIBS)
 
 # The nginx glue: ngx_mcp_auth_module.c and the files in nginx/ (config lists
 # them for nginx's build).
@@ -99,7 +137,7 @@ integration-test: module tool-server
 	$(PYTEST) -q t $(PYTEST_ARGS)
 
 test: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$$(nproc) all
 	@$(MAKE) --no-print-directory unit-test
 	@$(MAKE) --no-print-directory -j$$(nproc) fuzz-build
 	@$(MAKE) --no-print-directory fuzz-short
@@ -116,6 +154,14 @@ run-cluster: deps
 
 keygen:
 	@scripts/mcp-auth-keygen
+
+# The Debian packages (debian/) -> build/deb/, checked with lintian; built from
+# a copy of the tree that starts with the core's and tool server's objects
+# built here (scripts/build-deb.sh).
+deb:
+	@scripts/deps.sh --deb
+	@$(MAKE) --no-print-directory core tool-server
+	scripts/build-deb.sh build/deb
 
 install: module tool-server
 	install -d $(DESTDIR)$(MODDIR) $(DESTDIR)$(PREFIX)/bin

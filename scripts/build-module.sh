@@ -28,6 +28,8 @@ fi
 cflags="-fPIC ${SAN_FLAGS:-}"
 ldflags="-fPIC ${SAN_FLAGS:-}"
 if command -v dpkg-buildflags >/dev/null; then
+    # all of Debian's hardening (adds bind-now to the default relro)
+    export DEB_BUILD_MAINT_OPTIONS=${DEB_BUILD_MAINT_OPTIONS:-hardening=+all}
     cflags="$(dpkg-buildflags --get CFLAGS) $cflags $(dpkg-buildflags --get CPPFLAGS)"
     ldflags="$(dpkg-buildflags --get LDFLAGS) $ldflags"
 fi

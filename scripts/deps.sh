@@ -1,15 +1,30 @@
 #!/usr/bin/env bash
-# Installs what the build, the tests and `make run` need, when it is missing.
+# Installs what the build, the tests, `make run` and `make deb` need, when it
+# is missing (the packaging tools too: t/test_packages.py builds the packages).
 # Idempotent and silent when everything is already there.
+#
+#   deps.sh         everything
+#   deps.sh --deb   only what `make deb` needs: the build's libraries and
+#                   Debian's packaging tools (no test tools, no npm)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
-apt_packages=(
+deb_packages=(
     build-essential nginx nginx-dev libssl-dev libjwt-dev libcjson-dev
-    libevent-dev libsqlite3-dev libhiredis-dev redis-server libgtest-dev googletest libbenchmark-dev clang-14 libclang-rt-14-dev
+    libevent-dev libsqlite3-dev libhiredis-dev
+    debhelper dpkg-dev lintian
+)
+apt_packages=(
+    "${deb_packages[@]}"
+    redis-server libgtest-dev googletest libbenchmark-dev clang-14 libclang-rt-14-dev
     python3-pytest python3-requests python3-cryptography openssl curl ca-certificates
     chromium fonts-liberation prometheus
 )
+only_deb=false
+if [ "${1:-}" = "--deb" ]; then
+    only_deb=true
+    apt_packages=("${deb_packages[@]}")
+fi
 
 missing=()
 for p in "${apt_packages[@]}"; do
@@ -25,6 +40,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     # Redis already running: this machine may be someone's production edge.
     # Tests, `make run` and `make run-cluster` start their own instances, on
     # their own ports, and never touch a server they did not start.
+fi
+
+if $only_deb; then
+    exit 0
 fi
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -2,6 +2,9 @@
 # standalone:  make -f tool-server/tool-server.mk BUILD=build build/mcp-tool-server
 BUILD ?= build
 SAN_FLAGS ?=
+# set by the top Makefile (Debian's hardening flags); empty when standalone
+HARDEN_CXXFLAGS ?=
+HARDEN_LDFLAGS ?=
 
 # redis/ is a folder of its own: fuzz/fuzz.mk links tool-server/*.cpp into
 # its harnesses without hiredis.
@@ -16,12 +19,12 @@ TOOL_SERVER_CORE_SRCS := src/mirror_headers.cpp src/encoding.cpp src/tool_policy
 TOOL_SERVER_OBJS := $(patsubst tool-server/%.cpp,$(BUILD)/tool-server/%.o,$(TOOL_SERVER_SRCS)) \
                     $(patsubst src/%.cpp,$(BUILD)/tool-server/core/%.o,$(TOOL_SERVER_CORE_SRCS))
 TOOL_SERVER_CXX ?= $(CXX)
-TOOL_SERVER_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror -Wshadow $(SAN_FLAGS) -MMD -MP
+TOOL_SERVER_CXXFLAGS := -std=c++17 -O2 -g -Wall -Wextra -Werror -Wshadow $(SAN_FLAGS) $(HARDEN_CXXFLAGS) -MMD -MP
 TOOL_SERVER_LIBS := -levent -ljwt -lcjson -lsqlite3 -lhiredis -lcrypto -lpthread
 
 $(BUILD)/mcp-tool-server: $(TOOL_SERVER_OBJS)
 	@mkdir -p $(dir $@)
-	$(TOOL_SERVER_CXX) $(SAN_FLAGS) -o $@ $(TOOL_SERVER_OBJS) $(TOOL_SERVER_LIBS)
+	$(TOOL_SERVER_CXX) $(SAN_FLAGS) $(HARDEN_LDFLAGS) -o $@ $(TOOL_SERVER_OBJS) $(TOOL_SERVER_LIBS)
 
 $(BUILD)/tool-server/%.o: tool-server/%.cpp
 	@mkdir -p $(dir $@)
