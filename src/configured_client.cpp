@@ -371,6 +371,17 @@ const ConfiguredClient* authenticate_configured_client(const Config& cf, Store& 
   return client;
 }
 
+const ConfiguredClient* authenticate_for_grant(const Config& cf, Store& store, const Request& req,
+                                               const Params& form, ConfiguredClientFinder find,
+                                               const std::string& who_may, std::string* client_id, Response* error) {
+  bool unknown = false;
+  const ConfiguredClient* client = authenticate_configured_client(cf, store, req, form, find, client_id, &unknown, error);
+  if (client || !unknown || form.has("client_assertion") || form.has("client_assertion_type")) return client;
+  ClientAuth auth = authenticate_client(cf, store, req, form);
+  *error = auth.ok ? oauth_error(400, "unauthorized_client", who_may) : std::move(auth.error);
+  return nullptr;
+}
+
 bool is_client_jwks_continuation(const Fields& f) { return f.str("kind") == kClientJwksKind; }
 
 bool resume_client_jwks(Store& store, const Request& req, const Fields& f, int fetch_status,

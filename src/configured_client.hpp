@@ -114,6 +114,14 @@ const ConfiguredClient* authenticate_configured_client(const Config& cf, Store& 
                                                        const Params& form, ConfiguredClientFinder find,
                                                        std::string* client_id, bool* unknown, Response* error);
 
+// authenticate_configured_client for a grant that only configured clients
+// may use: a registered client that proves who it is gets
+// unauthorized_client, saying `who_may` (the directive); anyone else what a
+// wrong secret gets.
+const ConfiguredClient* authenticate_for_grant(const Config& cf, Store& store, const Request& req,
+                                               const Params& form, ConfiguredClientFinder find,
+                                               const std::string& who_may, std::string* client_id, Response* error);
+
 class Fields;
 bool is_client_jwks_continuation(const Fields& f);
 // Caches what the location answered; true when the request may now run

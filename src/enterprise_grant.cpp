@@ -85,18 +85,11 @@ Response grant(const Config& cf, Store& store, const Request& req, const Params&
     return c.enterprise_client(id);
   };
   Response error;
-  bool unknown = false;
-  const auto* client = static_cast<const EnterpriseClient*>(
-      authenticate_configured_client(cf, store, req, form, find, client_id, &unknown, &error));
-  if (!client) {
-    // A registered client that proves who it is learns that this grant is
-    // not for it; anyone else gets what a wrong secret gets.
-    if (!unknown || form.has("client_assertion") || form.has("client_assertion_type")) return error;
-    ClientAuth auth = authenticate_client(cf, store, req, form);
-    if (!auth.ok) return auth.error;
-    return oauth_error(400, "unauthorized_client",
-                       "identity assertions are for the apps the operator configured (mcp_auth_enterprise_client)");
-  }
+  const auto* client = static_cast<const EnterpriseClient*>(authenticate_for_grant(
+      cf, store, req, form, find,
+      "identity assertions are for the apps the operator configured (mcp_auth_enterprise_client)", client_id,
+      &error));
+  if (!client) return error;
   for (const auto& [name, value] : form.items())
     if (name == "resource" && !resource_matches(value, cf.resource))
       return oauth_error(400, "invalid_target", "this server issues tokens only for " + cf.resource);

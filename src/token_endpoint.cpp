@@ -191,18 +191,11 @@ Response client_credentials_grant(const Config& cf, Store& store, const Request&
     return c.service_client(id);
   };
   Response error;
-  bool unknown = false;
-  const auto* client = static_cast<const ServiceClient*>(
-      authenticate_configured_client(cf, store, req, form, find, client_id, &unknown, &error));
-  if (!client) {
-    // A registered client that proves who it is learns that this grant is
-    // not for it; anyone else gets what a wrong secret gets.
-    if (!unknown || form.has("client_assertion") || form.has("client_assertion_type")) return error;
-    ClientAuth auth = authenticate_client(cf, store, req, form);
-    if (!auth.ok) return auth.error;
-    return oauth_error(400, "unauthorized_client",
-                       "client credentials are for the services the operator configured (mcp_auth_service_client)");
-  }
+  const auto* client = static_cast<const ServiceClient*>(authenticate_for_grant(
+      cf, store, req, form, find,
+      "client credentials are for the services the operator configured (mcp_auth_service_client)", client_id,
+      &error));
+  if (!client) return error;
   if (!resources_ok(cf, form)) return oauth_error(400, "invalid_target", "this server issues tokens only for " + cf.resource);
   std::vector<std::string> asked = client->scopes;
   std::string scope_param;
