@@ -345,7 +345,7 @@ def test_a_gateway_from_the_readme_steps_signs_in_and_calls_a_tool(view, tmp_pat
         view.run("sh", "-ec", """
             mkdir -p /etc/nginx/mcp-auth && cd /etc/nginx/mcp-auth
             mcp-auth-keygen > keys
-            for f in identity.key admin.key exchange-client.secret service-client.secret; do
+            for f in identity.key admin.key exchange-client.secret service-client.secret enterprise-app.secret; do
                 openssl rand -hex 32 > $f
             done
             printf '%s\\n' "$1" > idp-client-secret
