@@ -224,6 +224,13 @@ Response exchange(const Config& cf, Store& store, const Request& req, const Para
   st = store.put_new("exchanging:" + s.sid + ":" + akey, "1", req.now + kLockSeconds);
   if (st == StoreStatus::exists) return wait_or_give_up(req);
   if (st != StoreStatus::ok) return store_failure_json(st);
+  // The holder before us may have cached its answer and let go between our
+  // look at the cache and our lock: look again, holding it.
+  if (auto answer = cached_answer(store, req, exchange_cache_key(s.sid, akey), ctx, outcome, &st)) {
+    store.del("exchanging:" + s.sid + ":" + akey);
+    return *answer;
+  }
+  if (st != StoreStatus::ok && st != StoreStatus::not_found) return store_failure_json(st);
   ProviderRequest pr = provider_exchange_request(cf, *aud, user_token, ctx.scope, req.now);
   if (!pr.ok) {
     store.del("exchanging:" + s.sid + ":" + akey);

@@ -216,6 +216,56 @@ TEST_F(TokenExchange, RequestsThatArriveMeanwhileWaitForTheOneAtTheProvider) {
   EXPECT_EQ(exchange_event(gave_up)->outcome, "temporarily_unavailable");
 }
 
+// The holder before a request may cache its answer and let go between that
+// request's look at the cache and its lock: the request looks again once it
+// holds the lock, and the provider is not asked twice.
+TEST_F(TokenExchange, ARequestThatGetsTheLockLooksAtTheCacheAgain) {
+  Request first = ask("api");
+  Response asked = call(MCPA_EP_TOKEN, first);
+  ASSERT_EQ(answer(first, asked, 200, tokens("down-1", 600)).status, 200);
+
+  // a store whose first look at a cached exchange is from before it was written
+  class StaleFirstLook final : public Store {
+   public:
+    explicit StaleFirstLook(Store& inner) : inner_(inner) {}
+    StoreStatus get(std::string_view key, std::string* value) override {
+      if (stale_ && key.rfind("exchange:", 0) == 0) {
+        stale_ = false;
+        return StoreStatus::not_found;
+      }
+      return inner_.get(key, value);
+    }
+    StoreStatus take(std::string_view key, std::string* value) override { return inner_.take(key, value); }
+    StoreStatus put(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) override {
+      return inner_.put(key, value, expires, cls);
+    }
+    StoreStatus put_new(std::string_view key, std::string_view value, int64_t expires, StoreClass cls) override {
+      return inner_.put_new(key, value, expires, cls);
+    }
+    StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
+                           int64_t expires) override {
+      return inner_.replace_if(key, expected, value, expires);
+    }
+    StoreStatus del(std::string_view key) override { return inner_.del(key); }
+
+   private:
+    Store& inner_;
+    bool stale_ = true;
+  };
+  StaleFirstLook stale(store);
+  store.now = now;
+  Request second = ask("api");
+  second.request_id = "request-2";
+  second.now = now;
+  Response r = handle_endpoint(MCPA_EP_TOKEN, cf, stale, second);
+  EXPECT_EQ(r.fetch.target, MCPA_FETCH_NONE);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json_string(r.body, "access_token"), "down-1");
+  // and the lock it took is given back
+  std::string raw;
+  EXPECT_EQ(store.get("exchanging:sid-1:" + exchange_audience_key("api"), &raw), StoreStatus::not_found);
+}
+
 TEST_F(TokenExchange, AProviderRefusalIsRepeatedBrieflyAndAnOutageIsNot) {
   Request r = ask("api");
   Response asked = call(MCPA_EP_TOKEN, r);
