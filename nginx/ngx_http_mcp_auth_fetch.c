@@ -83,7 +83,8 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
     }
 
     if (resp->fetch == MCPA_FETCH_ISSUER_JWKS) {
-        /* a trusted issuer's internal location, from the configuration */
+        /* a trusted issuer's or a client's internal location, named by the
+         * configuration */
         uri = ngx_palloc(r->pool, sizeof(ngx_str_t));
         if (uri == NULL
             || resp->fetch_path.len == 0 || resp->fetch_path.data[0] != '/'
@@ -93,21 +94,18 @@ ngx_http_mcp_auth_fetch(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        return ngx_http_mcp_auth_subrequest(r, ctx, uri, resp->fetch,
-                                            guard
-                                            ? NGX_HTTP_MCP_AUTH_FROM_GUARD
-                                            : NGX_HTTP_MCP_AUTH_FROM_CONTENT);
-    }
+    } else {
+        uri = (resp->fetch == MCPA_FETCH_PROVIDER_JWKS)
+              ? &alcf->provider_jwks_location : &alcf->provider_token_location;
 
-    uri = (resp->fetch == MCPA_FETCH_PROVIDER_JWKS)
-          ? &alcf->provider_jwks_location : &alcf->provider_token_location;
-
-    if (uri->len == 0 || resp->fetch == MCPA_FETCH_CLIENT_METADATA) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                      "mcp_auth: no mcp_auth_provider_%s_location configured",
-                      resp->fetch == MCPA_FETCH_PROVIDER_JWKS
-                      ? "jwks" : "token");
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        if (uri->len == 0 || resp->fetch == MCPA_FETCH_CLIENT_METADATA) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "mcp_auth: no mcp_auth_provider_%s_location "
+                          "configured",
+                          resp->fetch == MCPA_FETCH_PROVIDER_JWKS
+                          ? "jwks" : "token");
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
 
     return ngx_http_mcp_auth_subrequest(r, ctx, uri, resp->fetch,

@@ -30,7 +30,6 @@
 namespace mcpauth {
 namespace {
 
-constexpr int64_t kJwksCacheSeconds = 3600;
 constexpr int64_t kContinuationSeconds = 300;
 
 Response bad_page(const std::string& message) { return html_page(400, "Sign-in failed", message); }
@@ -308,14 +307,7 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
     } else if (st != StoreStatus::not_found) {
       return client_error(cf, req, login, "server_error", "the login could not be completed");
     }
-    bool known = keys && !keys->empty();
-    auto kid = jwt_header_kid(tokens.id_token);
-    if (known && kid) {
-      known = false;
-      for (const auto& k : *keys)
-        if (k.kid == *kid) known = true;
-    }
-    if (!known) {
+    if (!jwks_covers(keys, jwt_header_kid(tokens.id_token))) {
       Fields f;
       f.set("kind", "jwks");
       put_login(f, login);

@@ -19,7 +19,6 @@ constexpr const char* kServiceDirective = "mcp_auth_service_client";
 constexpr const char* kJwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 constexpr int64_t kMaxAssertionLifetime = 600;  // a client assertion (RFC 7523)
 constexpr int64_t kLeeway = 60;
-constexpr int64_t kJwksCacheSeconds = 3600;
 constexpr int64_t kRefetchSeconds = 30;
 constexpr int64_t kContinuationSeconds = 120;
 constexpr const char* kClientJwksKind = "client_jwks";
@@ -39,9 +38,7 @@ std::shared_ptr<const std::vector<Jwk>> location_keys(const Config& cf, Store& s
     *error = store_failure_json(st);
     return nullptr;
   }
-  bool known = keys && !keys->empty();
-  if (known && kid) known = std::any_of(keys->begin(), keys->end(), [&](const Jwk& k) { return k.kid == *kid; });
-  if (known) return keys;
+  if (jwks_covers(keys, kid)) return keys;
   std::string recent;
   st = store.get("jwksfetched:client:" + client.client_id, &recent);
   if (st == StoreStatus::ok) {

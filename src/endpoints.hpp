@@ -47,6 +47,10 @@ Response resume_token(const Config& cf, Store& store, const Request& req,
 // assertion): listed, stored, and its access token issued -- no refresh
 // token, the session lasts as long as the token (token_endpoint.cpp).
 Response open_session_and_issue(const Config& cf, Store& store, const Request& req, const Session& s);
+class Params;
+// Every `resource` parameter of a /token form names the gateway's resource
+// (RFC 8707 §2.2).
+bool resources_ok(const Config& cf, const Params& form);
 Response handle_revoke(const Config& cf, Store& store, const Request& req);
 Response handle_admin(const Config& cf, Store& store, const Request& req);
 // GET/POST /account: the user's connected apps (account_endpoint.cpp).

@@ -12,7 +12,6 @@
 #include "endpoints.hpp"
 #include "id_token.hpp"
 #include "json.hpp"
-#include "redirect_uri.hpp"
 #include "session_index.hpp"
 
 namespace mcpauth {
@@ -21,7 +20,6 @@ namespace {
 constexpr const char* kIssuerDirective = "mcp_auth_trusted_issuer";
 constexpr const char* kContinuationKind = "idjag_jwks";
 constexpr int64_t kContinuationSeconds = 120;
-constexpr int64_t kJwksCacheSeconds = 3600;
 constexpr int64_t kJtiLeeway = 60;
 
 bool has(const std::vector<std::string>& v, std::string_view s) { return std::find(v.begin(), v.end(), s) != v.end(); }
@@ -30,14 +28,6 @@ bool has(const std::vector<std::string>& v, std::string_view s) { return std::fi
 // exactly with the assertion's iss.
 bool issuer_word(std::string_view w) {
   return plain_word(w) && (w.rfind("https://", 0) == 0 || w.rfind("http://", 0) == 0);
-}
-
-Json json_segment(std::string_view segment) {
-  auto bytes = b64url_decode(segment);
-  if (!bytes) return nullptr;
-  Json obj(cJSON_ParseWithLength(bytes->data(), bytes->size()));
-  if (!obj || !cJSON_IsObject(obj.get())) return nullptr;
-  return obj;
 }
 
 std::string str_claim(const cJSON* obj, const char* name) {
@@ -90,9 +80,8 @@ Response grant(const Config& cf, Store& store, const Request& req, const Params&
       "identity assertions are for the apps the operator configured (mcp_auth_enterprise_client)", client_id,
       &error));
   if (!client) return error;
-  for (const auto& [name, value] : form.items())
-    if (name == "resource" && !resource_matches(value, cf.resource))
-      return oauth_error(400, "invalid_target", "this server issues tokens only for " + cf.resource);
+  if (!resources_ok(cf, form))
+    return oauth_error(400, "invalid_target", "this server issues tokens only for " + cf.resource);
   std::string assertion;
   if (form.find("assertion", &assertion) != Params::Lookup::one || assertion.empty())
     return oauth_error(400, "invalid_request", "assertion is required: the ID-JAG from your identity provider");
@@ -113,11 +102,7 @@ Response grant(const Config& cf, Store& store, const Request& req, const Params&
     StoreStatus st = store.get("jwks:" + trusted->issuer, &raw);
     if (st == StoreStatus::ok) keys = parse_jwks_cached(raw, nullptr);
     else if (st != StoreStatus::not_found) return store_failure_json(st);
-    bool known = keys && !keys->empty();
-    auto kid = jwt_header_kid(assertion);
-    if (known && kid)
-      known = std::any_of(keys->begin(), keys->end(), [&](const Jwk& k) { return k.kid == *kid; });
-    if (!known) {
+    if (!jwks_covers(keys, jwt_header_kid(assertion))) {
       Fields f;
       f.set("v", "1");
       f.set("kind", kContinuationKind);
@@ -236,7 +221,7 @@ std::optional<std::string> id_jag_issuer(std::string_view jwt) {
   const size_t a = jwt.find('.');
   const size_t b = a == std::string_view::npos ? a : jwt.find('.', a + 1);
   if (b == std::string_view::npos) return std::nullopt;
-  Json claims = json_segment(jwt.substr(a + 1, b - a - 1));
+  Json claims = jws_json_segment(jwt.substr(a + 1, b - a - 1));
   if (!claims) return std::nullopt;
   std::string iss = str_claim(claims.get(), "iss");
   if (iss.empty()) return std::nullopt;
@@ -247,7 +232,7 @@ std::variant<IdJagClaims, std::string> verify_id_jag(std::string_view jwt, const
                                                      const IdJagExpectations& expect) {
   if (jwt.size() > kIdJagMaxBytes) return std::string("the assertion is too large");
   const size_t a = jwt.find('.');
-  Json header = a == std::string_view::npos ? nullptr : json_segment(jwt.substr(0, a));
+  Json header = a == std::string_view::npos ? nullptr : jws_json_segment(jwt.substr(0, a));
   if (!header) return std::string("the assertion is not a signed JWT");
   const cJSON* typ = cJSON_GetObjectItemCaseSensitive(header.get(), "typ");
   if (!id_jag_typ(cJSON_IsString(typ) ? typ->valuestring : nullptr))

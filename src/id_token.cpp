@@ -83,14 +83,6 @@ std::optional<Parts> split(std::string_view jwt) {
   return p;
 }
 
-Json decode_json_object(std::string_view segment) {
-  auto bytes = b64url_decode(segment);
-  if (!bytes) return nullptr;
-  Json obj(cJSON_ParseWithLength(bytes->data(), bytes->size()));
-  if (!obj || !cJSON_IsObject(obj.get())) return nullptr;
-  return obj;
-}
-
 const char* str_member(const cJSON* obj, const char* name) {
   const cJSON* item = cJSON_GetObjectItemCaseSensitive(obj, name);
   return cJSON_IsString(item) ? item->valuestring : nullptr;
@@ -142,7 +134,7 @@ std::optional<std::string> jwt_header_kid(std::string_view jwt) {
   if (jwt.size() > kIdTokenMaxBytes) return std::nullopt;
   auto parts = split(jwt);
   if (!parts) return std::nullopt;
-  Json header = decode_json_object(parts->header);
+  Json header = jws_json_segment(parts->header);
   if (!header) return std::nullopt;
   const char* kid = str_member(header.get(), "kid");
   if (kid == nullptr) return std::nullopt;
@@ -200,7 +192,7 @@ namespace {
 // The signature of a compact JWS of at most kIdTokenMaxBytes: nullptr when
 // it verifies with one of keys, else why not.
 const char* check_signature(std::string_view jwt, const Parts& parts, const std::vector<Jwk>& keys) {
-  Json header = decode_json_object(parts.header);
+  Json header = jws_json_segment(parts.header);
   if (!header) return "malformed header";
   const char* alg_c = str_member(header.get(), "alg");
   if (alg_c == nullptr) return "header has no alg";
@@ -352,6 +344,14 @@ Result verify_id_token_once(std::string_view jwt, const std::vector<Jwk>& keys, 
   Result r = verify_id_token(jwt, keys, expect);
   if (const auto* claims = std::get_if<IdTokenClaims>(&r)) memo->keep(digest, encode_claims(*claims));
   return r;
+}
+
+Json jws_json_segment(std::string_view segment) {
+  auto bytes = b64url_decode(segment);
+  if (!bytes) return nullptr;
+  Json obj(cJSON_ParseWithLength(bytes->data(), bytes->size()));
+  if (!obj || !cJSON_IsObject(obj.get())) return nullptr;
+  return obj;
 }
 
 }  // namespace mcpauth

@@ -10,6 +10,7 @@
 #include <variant>
 #include <vector>
 
+#include "json.hpp"
 #include "jwks.hpp"
 
 namespace mcpauth {
@@ -65,6 +66,10 @@ std::variant<IdTokenClaims, std::string> read_refreshed_id_token(std::string_vie
 // as verify_id_token): its payload's bytes, else nullopt and why.  The
 // claims are the caller's to check.
 std::optional<std::string> verify_jws(std::string_view jwt, const std::vector<Jwk>& keys, std::string* why);
+
+// One base64url segment of a compact JWS (its header or payload) as a JSON
+// object; null when it is not one.  Nothing is verified.
+Json jws_json_segment(std::string_view segment);
 
 // How many ID-token signatures this process has checked so far.
 uint64_t id_token_signature_checks();

@@ -9,6 +9,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "encoding.hpp"
@@ -195,6 +196,11 @@ std::shared_ptr<const std::vector<Jwk>> parse_jwks_cached(std::string_view json,
   slot.text.assign(json.data(), json.size());
   slot.keys = std::make_shared<const std::vector<Jwk>>(std::move(*parsed));
   return slot.keys;
+}
+
+bool jwks_covers(const std::shared_ptr<const std::vector<Jwk>>& keys, const std::optional<std::string>& kid) {
+  if (!keys || keys->empty()) return false;
+  return !kid || std::any_of(keys->begin(), keys->end(), [&](const Jwk& k) { return k.kid == *kid; });
 }
 
 }  // namespace mcpauth

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,14 @@ std::optional<std::vector<Jwk>> parse_jwks(std::string_view json, std::string* e
 // provider's JWKS is parsed once per worker, not on every login and every
 // rerun of a login's request.  Failures are not kept; nullptr for one.
 std::shared_ptr<const std::vector<Jwk>> parse_jwks_cached(std::string_view json, std::string* error);
+
+// How long a fetched JWKS is kept in the store (jwks:<issuer>,
+// jwks:client:<ID>): a key rotation shows through an unknown kid before that.
+inline constexpr int64_t kJwksCacheSeconds = 3600;
+
+// Whether `keys` can verify a JWS whose header names `kid`: there are keys,
+// and, when it names one, a key with that kid (else the set is refetched).
+bool jwks_covers(const std::shared_ptr<const std::vector<Jwk>>& keys, const std::optional<std::string>& kid);
 
 // True when the JWS algorithm `alg` may be used with `key`:
 // RS256/384/512 with RSA, ES256 with P-256, ES384 with P-384, ES512 with

@@ -111,14 +111,13 @@ Response open_session_and_issue(const Config& cf, Store& store, const Request& r
   return issue_tokens(cf, req, s, s.scope, false, 0, req.now, false);
 }
 
-namespace {
-
-// Checks every `resource` parameter names our resource (RFC 8707 §2.2).
 bool resources_ok(const Config& cf, const Params& form) {
   for (const auto& [name, value] : form.items())
     if (name == "resource" && !resource_matches(value, cf.resource)) return false;
   return true;
 }
+
+namespace {
 
 Response authorization_code_grant(const Config& cf, Store& store, const Request& req, const ClientMetadata& client,
                                   const Params& form) {
