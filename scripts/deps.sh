@@ -16,7 +16,7 @@ deb_packages=(
 )
 apt_packages=(
     "${deb_packages[@]}"
-    redis-server libgtest-dev googletest libbenchmark-dev clang-14 libclang-rt-14-dev
+    redis-server redis-sentinel libgtest-dev googletest libbenchmark-dev clang-14 libclang-rt-14-dev
     python3-pytest python3-requests python3-cryptography openssl curl ca-certificates
     chromium fonts-liberation prometheus
 )
