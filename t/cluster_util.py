@@ -9,6 +9,16 @@
     cluster.redis.stop(); .start()      # an outage
     cluster.stop()
 
+    Cluster(workdir, sentinel={"replicas": 2}, wait_replicas=1)
+                                        # Sentinel mode: a primary, replicas and
+                                        # three Sentinels (sentinel_util.SentinelSet,
+                                        # the dict its options); edges and tool
+                                        # servers find the primary through the
+                                        # Sentinels, and with wait_replicas=N every
+                                        # change waits for N replicas (WAIT)
+    cluster.sentinel                    # that SentinelSet (None with one Redis)
+    cluster.redis                       # the primary now, in either mode
+
 Both edges render nginx-cluster.conf.example (the example users copy).  They
 share the keys file, the identity key and the provider secret, and both
 announce node A's URL as the issuer: A stands for the load balancer's
@@ -26,18 +36,30 @@ CLUSTER_EXAMPLE = ROOT / "nginx-cluster.conf.example"
 
 class Cluster:
     def __init__(self, workdir, cache="5s", workers=(1, 2), stream_check="60s",
-                 redis_params="", replace=()):
+                 redis_params="", replace=(), sentinel=None, wait_replicas=0, wait_timeout_ms=None):
         from conftest import NginxInstance, render_config, write_secrets
         from idp_util import start_idp
 
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.redis = self.idp = None
+        self._redis = self.sentinel = self.idp = None
+        self.wait_replicas, self.wait_timeout_ms = wait_replicas, wait_timeout_ms
         self.tools, self.nodes = [], []
         try:
             write_secrets(self.workdir)
             self.identity_key = (self.workdir / "identity.key").read_text().strip()
-            self.redis = RedisServer(self.workdir / "redis").start()
+            if sentinel is None:
+                self._redis = RedisServer(self.workdir / "redis").start()
+                address = "127.0.0.1:%d" % self._redis.port
+            else:
+                from sentinel_util import SentinelSet
+                self.sentinel = SentinelSet(self.workdir / "sentinel", **sentinel).start()
+                address = " ".join(["sentinel=%s:%d" % a for a in self.sentinel.sentinel_addrs]
+                                   + ["master=" + self.sentinel.master_name])
+            if wait_replicas:
+                redis_params = " wait_replicas=%d" % wait_replicas + redis_params
+            if wait_timeout_ms is not None:
+                redis_params = " wait_timeout=%dms" % wait_timeout_ms + redis_params
 
             self.port_a, self.port_b = free_port(), free_port()
             self.url = "http://127.0.0.1:%d" % self.port_a   # "the load balancer"
@@ -55,7 +77,7 @@ class Cluster:
             tool_ports = [free_port(), free_port()]
             relaxed = [("rate=60r/m", "rate=60000r/m"), ("rate=20r/s", "rate=20000r/s"),
                        ("rate=5r/s", "rate=5000r/s"),
-                       ("127.0.0.1:6379", "127.0.0.1:%d" % self.redis.port),
+                       ("127.0.0.1:6379", address),
                        ("cache=5s", "cache=%s%s" % (cache, redis_params)),
                        ("server 127.0.0.1:8809;", "server 127.0.0.1:%d;" % tool_ports[1])]
             for (name, port), nworkers in zip((("a", self.port_a), ("b", self.port_b)), workers):
@@ -80,6 +102,24 @@ class Cluster:
             self.stop()
             raise
 
+    @property
+    def redis(self):
+        """The Redis server (the primary the Sentinels name, in Sentinel mode)."""
+        return self.sentinel.primary() if self.sentinel else self._redis
+
+    def _redis_args(self):
+        if self.sentinel is None:
+            args = ["--redis-host", self._redis.host, "--redis-port", str(self._redis.port)]
+        else:
+            args = ["--redis-master", self.sentinel.master_name]
+            for host, port in self.sentinel.sentinel_addrs:
+                args += ["--redis-sentinel", "%s:%d" % (host, port)]
+        if self.wait_replicas:
+            args += ["--redis-wait-replicas", str(self.wait_replicas)]
+        if self.wait_timeout_ms is not None:
+            args += ["--redis-wait-timeout-ms", str(self.wait_timeout_ms)]
+        return args
+
     def _share_secrets(self, nodedir):
         for name in ("keys", "identity.key", "idp-client-secret", "admin.key", "exchange-client.secret",
                      "service-client.secret"):
@@ -91,8 +131,7 @@ class Cluster:
         proc = Proc("tool-server-%d" % i,
                     [harness.TOOL_SERVER, "--listen", "127.0.0.1:%d" % port,
                      "--data-dir", data, "--identity-key", self.workdir / "identity.key",
-                     "--store", "redis", "--redis-host", self.redis.host,
-                     "--redis-port", str(self.redis.port)] + self.tool_scope_args,
+                     "--store", "redis"] + self._redis_args() + self.tool_scope_args,
                     self.workdir, ready_line=r"listening on 127\.0\.0\.1:(\d+)").start()
         return proc, int(proc.match.group(1))
 
@@ -103,5 +142,7 @@ class Cluster:
             proc.stop()
         if self.idp:
             self.idp.stop()
-        if self.redis:
-            self.redis.stop()
+        if self._redis:
+            self._redis.stop()
+        if self.sentinel:
+            self.sentinel.stop()
