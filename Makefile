@@ -147,10 +147,11 @@ run: deps
 	@$(MAKE) --no-print-directory module tool-server
 	scripts/run.sh --port $(RUN_PORT)
 
-# The two-node variant: two edges and two tool servers on one Redis.
+# The two-node variant: two edges and two tool servers on one Redis
+# (SENTINEL=1: on a Redis primary, a replica and three Sentinels).
 run-cluster: deps
 	@$(MAKE) --no-print-directory module tool-server
-	scripts/run-cluster.sh
+	scripts/run-cluster.sh$(if $(filter-out 0,$(SENTINEL)), --sentinel)
 
 keygen:
 	@scripts/mcp-auth-keygen

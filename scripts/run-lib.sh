@@ -1,8 +1,11 @@
 # Shared by run.sh and run-cluster.sh (sourced): start processes in the
 # background, wait for their ports, and stop them all on Ctrl-C or exit.
-# The caller sets RUNDIR, and NGINX_PIDS to the nginx pid files to QUIT.
+# The caller sets RUNDIR, and NGINX_PIDS to the nginx pid files to QUIT;
+# it may add to TERM_PIDFILES pid files of redis-server processes that are
+# not its children (started again by hand) to TERM.
 
 pids=()
+TERM_PIDFILES=()
 stop_all() {
     trap - INT TERM EXIT
     echo
@@ -11,6 +14,12 @@ stop_all() {
         if [ -f "$f" ]; then kill -QUIT "$(cat "$f")" 2>/dev/null || true; fi
     done
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for f in "${TERM_PIDFILES[@]}"; do
+        # a stale file (the server was killed) may name a pid used since
+        if [ -f "$f" ] && [ "$(cat "/proc/$(cat "$f")/comm" 2>/dev/null)" = redis-server ]; then
+            kill -TERM "$(cat "$f")" 2>/dev/null || true
+        fi
+    done
     wait 2>/dev/null || true
     echo "stopped."
 }
