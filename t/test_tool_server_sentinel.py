@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import TOOL_SERVER, free_port
-from redis_util import REDIS_SERVER
+from redis_util import REDIS_SERVER, RedisServer
 from sentinel_util import REDIS_SENTINEL, SentinelSet, _info
 from toolserver_util import StreamableClient, ToolServer, text_of
 
@@ -232,6 +232,19 @@ def test_wait_refuses_a_save_no_replica_confirmed(ts, sset):
             r.proc.send_signal(signal.SIGCONT)
     sset.wait_replicas_in_sync(10)
     assert saved(save(ts, "confirmed", "again"))
+
+
+def test_wait_without_sentinel(tmp_path, stop_later):
+    # a primary named by --redis-port that has no replica: nothing is confirmed
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    srv = ToolServer(tmp_path / "ts", args=["--store", "redis", "--redis-port", str(redis.port),
+                                            "--redis-wait-replicas", "1", "--redis-wait-timeout-ms", "100"]).start()
+    stop_later(srv)
+    r = save(srv, "alone", "no replica")
+    assert r["isError"] is True and text_of(r) == NOT_CONFIRMED
+    assert redis.command("HGET", "mcp:snippet:alice", "alone") == b"no replica"
+    assert text_of(get(srv, "alone")) == "no replica"
 
 
 # --- Sentinel's own credentials ------------------------------------------------------
