@@ -292,6 +292,26 @@ def test_sentinel_acl_user(tmp_path, sset, secrets, stop_later):
         time.sleep(0.1)
 
 
+def test_a_stalled_sentinel_costs_one_timeout_and_the_next_one_answers(tmp_path, sset, secrets, stop_later):
+    srv = ToolServer(tmp_path / "ts", args=sentinel_args(
+        sset, "--redis-password-file", str(secrets / "redis.pw"),
+        "--redis-sentinel-password-file", str(secrets / "sentinel.pw"))).start()
+    stop_later(srv)
+    assert saved(save(srv, "stalled-sentinel", "first"))  # the first Sentinel answered
+    first = sset.sentinels[0]
+    first.proc.send_signal(signal.SIGSTOP)
+    try:
+        sset.primary().command("CLIENT", "KILL", "TYPE", "normal")  # the next call must ask again
+        t0 = time.monotonic()
+        r = save(srv, "stalled-sentinel", "second")
+        took = time.monotonic() - t0
+    finally:
+        first.proc.send_signal(signal.SIGCONT)
+    assert saved(r), text_of(r)
+    assert TIMEOUT_MS / 1000.0 <= took < 2 * TIMEOUT_MS / 1000.0 + 0.5, took
+    assert text_of(get(srv, "stalled-sentinel")) == "second"
+
+
 # --- READONLY: the primary made a replica behind the Sentinels' back ---------------------
 
 def test_readonly_reply_drops_the_connection_and_a_replica_is_never_used(tmp_path, stop_later):
