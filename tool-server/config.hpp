@@ -13,10 +13,24 @@ namespace toolserver {
 enum class SnippetScope { Private, Shared };
 enum class StoreKind { Sqlite, Redis };
 
+// A host (IP address or name) and port, as --redis-sentinel gives it.
+struct RedisAddress {
+    std::string host;
+    int port = 0;
+};
+
 // Where the Redis store connects and how it names its keys (--redis-*).
 struct RedisConfig {
     std::string host = "127.0.0.1";
     int port = 6379;
+    // Sentinel (--redis-sentinel, --redis-master): when set, host and port
+    // are unused; the primary is whatever the Sentinels name for master_name.
+    std::vector<RedisAddress> sentinels;
+    std::string master_name;
+    std::string sentinel_user;           // Sentinel's own ACL user; empty: the default user
+    std::string sentinel_password_file;  // read at start
+    int wait_replicas = 0;     // a save waits for WAIT to count this many replicas; 0: no WAIT
+    int wait_timeout_ms = 500; // WAIT's own timeout, below timeout_ms
     std::string user;           // ACL user; empty: the default user
     std::string password_file;  // read at start; never a password on the command line
     int db = 0;

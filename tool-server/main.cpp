@@ -43,6 +43,14 @@ const char* kUsage =
     "  --redis-timeout-ms MS       Redis connect, handshake and command timeout (default 1000)\n"
     "  --redis-allow-async-durability\n"
     "                              accept a Redis that does not fsync every write\n"
+    "  --redis-sentinel HOST:PORT  a Sentinel to ask for the primary ([IPv6]:PORT); repeatable, up to 8;\n"
+    "                              replaces --redis-host and --redis-port\n"
+    "  --redis-master NAME         the master's name at the Sentinels (required with --redis-sentinel)\n"
+    "  --redis-sentinel-user USER  Sentinel ACL user (needs --redis-sentinel-password-file)\n"
+    "  --redis-sentinel-password-file FILE\n"
+    "                              the Sentinels' password, read from this file\n"
+    "  --redis-wait-replicas N     a save is confirmed only once WAIT counts N replicas (default 0: no WAIT)\n"
+    "  --redis-wait-timeout-ms MS  WAIT's timeout (default 500; below --redis-timeout-ms)\n"
     "  --identity-key FILE         HS256 secret shared with the gateway (>= 32 bytes)\n"
     "  --identity-public-key PEM   verify ES256 assertions with this public key instead\n"
     "  --identity-iss ISS          expected issuer (default ngx_mcp_auth)\n"
@@ -134,6 +142,35 @@ bool parse_listen(const std::string& s, Config& cfg) {
     return true;
 }
 
+// HOST:PORT, an IPv6 address in brackets ([::1]:26379); the port is required.
+bool parse_sentinel(const std::string& s, RedisAddress& out) {
+    size_t colon = s.rfind(':');
+    if (colon == std::string::npos || colon == 0) return false;
+    std::string host = s.substr(0, colon);
+    if (host.front() == '[') {
+        if (host.size() < 3 || host.back() != ']') return false;
+        host = host.substr(1, host.size() - 2);
+    } else if (host.find(':') != std::string::npos) {
+        return false;  // an IPv6 address without brackets: where would the port start?
+    }
+    for (unsigned char c : host)
+        if (c <= 0x20 || c >= 0x7f) return false;
+    int port = 0;
+    if (!parse_int(s.c_str() + colon + 1, 1, 65535, port)) return false;
+    out.host = host;
+    out.port = port;
+    return true;
+}
+
+// Sentinel's master names: what its configuration and its "+switch-master"
+// notices (space-separated) can carry.
+bool valid_master_name(const std::string& s) {
+    if (s.empty() || s.size() > 256) return false;
+    for (unsigned char c : s)
+        if (c <= 0x20 || c >= 0x7f) return false;
+    return true;
+}
+
 std::vector<std::string> split_commas(const std::string& s) {
     std::vector<std::string> out;
     size_t start = 0;
@@ -149,9 +186,42 @@ std::vector<std::string> split_commas(const std::string& s) {
     return out;
 }
 
+// The combinations of the Sentinel and WAIT flags; 0, or 3 after saying why.
+int check_redis_flags(const RedisConfig& r, bool redis_address, bool wait_timeout) {
+    const char* problem = nullptr;
+    const bool sentinel = !r.sentinels.empty();
+    if (sentinel && redis_address)
+        problem = "--redis-sentinel replaces --redis-host and --redis-port: give the Sentinels or the address, "
+                  "not both";
+    else if (sentinel && r.master_name.empty())
+        problem = "--redis-sentinel needs --redis-master NAME (the master's name at the Sentinels)";
+    else if (!sentinel && !r.master_name.empty())
+        problem = "--redis-master needs --redis-sentinel";
+    else if (!sentinel && (!r.sentinel_user.empty() || !r.sentinel_password_file.empty()))
+        problem = "--redis-sentinel-user and --redis-sentinel-password-file need --redis-sentinel";
+    else if (!r.sentinel_user.empty() && r.sentinel_password_file.empty())
+        problem = "--redis-sentinel-user needs --redis-sentinel-password-file";
+    else if (wait_timeout && r.wait_replicas == 0)
+        problem = "--redis-wait-timeout-ms needs --redis-wait-replicas N (N > 0)";
+    if (problem) {
+        std::fprintf(stderr, "mcp-tool-server: %s (see --help)\n", problem);
+        return 3;
+    }
+    if (r.wait_replicas > 0 && r.wait_timeout_ms >= r.timeout_ms) {
+        std::fprintf(stderr,
+                     "mcp-tool-server: --redis-wait-timeout-ms (%d) must be below --redis-timeout-ms (%d): the "
+                     "save's command timeout covers its WAIT (see --help)\n",
+                     r.wait_timeout_ms, r.timeout_ms);
+        return 3;
+    }
+    return 0;
+}
+
 // Returns 0 to continue, otherwise the process exit status (+1).
 int parse_args(int argc, char** argv, Config& cfg) {
     bool redis_flags = false;
+    bool redis_address = false;  // --redis-host or --redis-port
+    bool wait_timeout = false;
     bool exchange_timeout = false;
     for (int i = 1; i < argc; ++i) {
         std::string arg = argv[i];
@@ -191,10 +261,35 @@ int parse_args(int argc, char** argv, Config& cfg) {
             else if (value == "redis") cfg.store = StoreKind::Redis;
             else ok = false;
         } else if (arg == "--redis-host") {
+            redis_address = true;
             cfg.redis.host = value;
             ok = !value.empty();
+        } else if (arg == "--redis-port") {
+            redis_address = true;
+            ok = parse_int(value.c_str(), 1, 65535, cfg.redis.port);
+        } else if (arg == "--redis-sentinel") {
+            if (cfg.redis.sentinels.size() == 8) {
+                std::fprintf(stderr, "mcp-tool-server: at most 8 --redis-sentinel (see --help)\n");
+                return 3;
+            }
+            RedisAddress a;
+            ok = parse_sentinel(value, a);
+            if (ok) cfg.redis.sentinels.push_back(a);
+        } else if (arg == "--redis-master") {
+            cfg.redis.master_name = value;
+            ok = valid_master_name(value);
+        } else if (arg == "--redis-sentinel-user") {
+            cfg.redis.sentinel_user = value;
+            ok = !value.empty();
+        } else if (arg == "--redis-sentinel-password-file") {
+            cfg.redis.sentinel_password_file = value;
+            ok = !value.empty();
+        } else if (arg == "--redis-wait-replicas") {
+            ok = parse_int(value.c_str(), 0, 1000, cfg.redis.wait_replicas);
+        } else if (arg == "--redis-wait-timeout-ms") {
+            wait_timeout = true;
+            ok = parse_int(value.c_str(), 1, 600000, cfg.redis.wait_timeout_ms);
         }
-        else if (arg == "--redis-port") ok = parse_int(value.c_str(), 1, 65535, cfg.redis.port);
         else if (arg == "--redis-user") {
             cfg.redis.user = value;
             ok = !value.empty();
@@ -270,6 +365,7 @@ int parse_args(int argc, char** argv, Config& cfg) {
         std::fprintf(stderr, "mcp-tool-server: --redis-* options need --store redis (see --help)\n");
         return 3;
     }
+    if (int rc = check_redis_flags(cfg.redis, redis_address, wait_timeout)) return rc;
     // The token exchange client: all three flags or none.
     const ExchangeConfig& x = cfg.exchange;
     const int exchange_flags = !x.token_url.empty() + !x.client_id.empty() + !x.client_secret_file.empty();

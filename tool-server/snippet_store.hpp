@@ -25,10 +25,16 @@ struct StoreResult {
     StoreStatus status = StoreStatus::Error;
     std::string content;  // load: the snippet, when Ok
     std::string error;    // Error: why (for the log, never for the client)
+    // Error of a save that the store wrote but could not confirm (Redis's
+    // WAIT counted too few replicas): it may or may not be kept.
+    bool unconfirmed = false;
 
-    static StoreResult ok(std::string content = {}) { return {StoreStatus::Ok, std::move(content), {}}; }
-    static StoreResult not_found() { return {StoreStatus::NotFound, {}, {}}; }
-    static StoreResult failed(std::string error) { return {StoreStatus::Error, {}, std::move(error)}; }
+    static StoreResult ok(std::string content = {}) { return {StoreStatus::Ok, std::move(content), {}, false}; }
+    static StoreResult not_found() { return {StoreStatus::NotFound, {}, {}, false}; }
+    static StoreResult failed(std::string error) { return {StoreStatus::Error, {}, std::move(error), false}; }
+    static StoreResult not_confirmed(std::string error) {
+        return {StoreStatus::Error, {}, std::move(error), true};
+    }
 };
 
 class SnippetStore {

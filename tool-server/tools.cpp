@@ -236,6 +236,10 @@ Future<jsonrpc::Reply> Tools::save_snippet(Args& args, const Caller& caller) {
     return saved.map([name, content = std::move(content)](StoreResult r) {
         if (r.status != StoreStatus::Ok) {
             LOG_ERROR("store_save_failed", {{"error", r.error}});
+            if (r.unconfirmed)
+                return text_result("Storage error: the save was not confirmed by the replicas; the snippet may or "
+                                   "may not be stored",
+                                   true);
             return text_result("Storage error: the snippet was not saved", true);
         }
         LOG_INFO("snippet_saved", {{"name", name}, {"bytes", std::to_string(content.size())}});
