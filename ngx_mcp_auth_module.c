@@ -1286,6 +1286,8 @@ ngx_http_mcp_auth_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     {
         if (conf->redis) {
             conf->store.deferred = 1;
+            conf->store.confirm_writes = ngx_mcp_auth_redis_confirms(conf->redis)
+                                         ? 1 : 0;
 
         } else if (conf->shm_zone == NULL) {
             ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,

@@ -285,6 +285,7 @@ typedef struct {
     ngx_str_t                 replay_value;
     ngx_mcp_auth_redis_cmd_t *cmd;             /* in flight */
     ngx_uint_t                ops;
+    ngx_uint_t                epoch;           /* its changes' connection */
     unsigned                  waiting:1;
     unsigned                  guard:1;         /* the guard asked */
     unsigned                  cleanup:1;

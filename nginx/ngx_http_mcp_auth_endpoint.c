@@ -268,6 +268,7 @@ ngx_http_mcp_auth_store(ngx_http_request_t *r, ngx_http_mcp_auth_ctx_t *ctx,
 
     ctx->store.guard = guard ? 1 : 0;
     ctx->store.cmd = ngx_mcp_auth_redis_run(alcf->redis, &resp->store_op,
+                                            &ctx->store.epoch,
                                             ngx_http_mcp_auth_store_done, r,
                                             r->connection->log);
 

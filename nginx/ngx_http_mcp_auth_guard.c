@@ -543,7 +543,7 @@ ngx_http_mcp_auth_stream_probe(ngx_http_request_t *r,
     op.key.data = (const char *) ctx->probe.key.data;
     op.key.len = ctx->probe.key.len;
 
-    ctx->store.cmd = ngx_mcp_auth_redis_run(alcf->redis, &op,
+    ctx->store.cmd = ngx_mcp_auth_redis_run(alcf->redis, &op, NULL,
                                             ngx_http_mcp_auth_probe_done, r,
                                             r->connection->log);
 

@@ -18,6 +18,18 @@
  * operation is answered MCPA_UNAVAILABLE -- the core turns that into a 503
  * with Retry-After -- and no new connection is tried for a second, so that
  * an outage costs requests a fast answer, not a timeout each.
+ *
+ * With Sentinels (sentinel=, master=) the address is not configured but
+ * asked for: each new connection starts by asking the Sentinels in turn for
+ * the master's address, then opens it and checks with ROLE that it is the
+ * primary before any command goes out.  A lost connection or a READONLY
+ * answer (the node was demoted) drops the connection, and the next request
+ * asks again: a failover is ridden through without a reload.
+ *
+ * With wait_replicas=N, a request's changes are confirmed (MCPA_OP_SYNC) by
+ * WAIT on the connection they went on, for N replicas or as many as are
+ * connected when fewer are; a confirmation asked on another connection than
+ * its changes' fails, since WAIT only speaks for its own.
  */
 
 #include <ngx_config.h>
@@ -34,6 +46,7 @@
 #define NGX_MCP_AUTH_REDIS_CONNECTING  1
 #define NGX_MCP_AUTH_REDIS_HANDSHAKE_TLS 3
 #define NGX_MCP_AUTH_REDIS_READY       2
+#define NGX_MCP_AUTH_REDIS_ASKING      4     /* a Sentinel, asked */
 
 /* how a command's reply is read */
 #define NGX_MCP_AUTH_REDIS_HANDSHAKE   1     /* AUTH, SELECT */
@@ -43,6 +56,12 @@
 #define NGX_MCP_AUTH_REDIS_REPLACE     5
 #define NGX_MCP_AUTH_REDIS_DEL         6
 #define NGX_MCP_AUTH_REDIS_UNAUTH      7     /* the budget script */
+#define NGX_MCP_AUTH_REDIS_ROLE        8     /* is this the primary? */
+#define NGX_MCP_AUTH_REDIS_WAIT        9     /* MCPA_OP_SYNC */
+#define NGX_MCP_AUTH_REDIS_REPLICAS    10    /* ROLE again: still primary? */
+
+/* how long the count of connected replicas is trusted */
+#define NGX_MCP_AUTH_REDIS_REPLICAS_TTL  1000
 
 #define NGX_MCP_AUTH_REDIS_RETRY       1000  /* ms after a failure */
 
@@ -50,6 +69,14 @@
 
 /* the budget script is sent at most this often for one put (see below) */
 #define NGX_MCP_AUTH_REDIS_UNAUTH_ROUNDS  4
+
+#define NGX_MCP_AUTH_REDIS_SENTINELS   8
+
+
+typedef struct {
+    ngx_addr_t                      addr;
+    ngx_str_t                       host;       /* NUL-terminated */
+} ngx_mcp_auth_redis_sentinel_t;
 
 
 /*
@@ -72,6 +99,7 @@ struct ngx_mcp_auth_redis_cmd_s {
     ngx_mcp_auth_redis_handler_pt   handler;    /* NULL: nobody waits */
     void                           *data;
     ngx_mcp_auth_redis_put_t       *put;        /* NGX_MCP_AUTH_REDIS_UNAUTH */
+    ngx_uint_t                      want;       /* NGX_MCP_AUTH_REDIS_WAIT */
 };
 
 
@@ -91,16 +119,47 @@ struct ngx_mcp_auth_redis_s {
     ngx_str_t                       unauth_sizes;
     ngx_str_t                       unauth_budget_arg;
 
+    /* Sentinel mode: nsentinels > 0, master named */
+    ngx_mcp_auth_redis_sentinel_t   sentinels[NGX_MCP_AUTH_REDIS_SENTINELS];
+    ngx_uint_t                      nsentinels;
+    ngx_str_t                       master;
+    ngx_str_t                       sentinel_user;
+    ngx_str_t                       sentinel_password;
+    ngx_str_t                       ask;        /* [AUTH] SENTINEL get-... */
+    ngx_uint_t                      ask_replies;
+
+    ngx_uint_t                      wait_replicas;
+    ngx_msec_t                      wait_timeout;
+    ngx_str_t                       wait_timeout_arg;
+
 #if (NGX_SSL)
     ngx_ssl_t                      *ssl;        /* tls: verified, always */
     ngx_str_t                       tls_name;   /* SNI and the name checked */
     ngx_str_t                       tls_ca;
     ngx_str_t                       tls_certificate;
     ngx_str_t                       tls_certificate_key;
+    ngx_str_t                      *tls_peer;   /* the name this peer needs */
 #endif
 
     /* per worker: configuration memory is private after fork */
     ngx_uint_t                      state;
+    ngx_uint_t                      epoch;      /* counts connections */
+    ngx_uint_t                      replicas;   /* connected, ROLE says */
+    ngx_msec_t                      replicas_at;
+    ngx_uint_t                      replicas_asked;
+    ngx_uint_t                      hello;      /* commands wait for ROLE */
+    size_t                          hello_len;  /* the handshake in out */
+    ngx_uint_t                      asking;     /* connected to a Sentinel */
+    ngx_uint_t                      asked;      /* Sentinels asked, this round */
+    ngx_uint_t                      next_sentinel;
+    ngx_uint_t                      ask_pending;
+    size_t                          ask_sent;
+    ngx_sockaddr_t                  primary_sockaddr;
+    socklen_t                       primary_socklen;
+    ngx_str_t                       primary_name;   /* ip:port */
+    u_char                          primary_text[NGX_SOCKADDR_STRLEN];
+    ngx_str_t                       primary_host;   /* NUL-terminated */
+    u_char                          primary_host_text[NGX_INET6_ADDRSTRLEN + 1];
     ngx_peer_connection_t           peer;
     redisReader                    *reader;
     ngx_queue_t                     waiting;    /* sent, awaiting replies */
@@ -234,6 +293,8 @@ typedef struct {
 static ngx_mcp_auth_redis_word_t  ngx_mcp_auth_redis_words[] = {
     { ngx_string("prefix="), offsetof(ngx_mcp_auth_redis_t, prefix) },
     { ngx_string("user="), offsetof(ngx_mcp_auth_redis_t, user) },
+    { ngx_string("sentinel_user="),
+      offsetof(ngx_mcp_auth_redis_t, sentinel_user) },
 #if (NGX_SSL)
     { ngx_string("tls_name="), offsetof(ngx_mcp_auth_redis_t, tls_name) },
     { ngx_string("tls_ca="), offsetof(ngx_mcp_auth_redis_t, tls_ca) },
@@ -246,8 +307,23 @@ static ngx_mcp_auth_redis_word_t  ngx_mcp_auth_redis_words[] = {
 };
 
 
+static char *ngx_mcp_auth_redis_password(ngx_conf_t *cf, ngx_str_t *file,
+    ngx_str_t *password);
+static char *ngx_mcp_auth_redis_sentinel(ngx_conf_t *cf,
+    ngx_mcp_auth_redis_t *rd, ngx_str_t *value);
+static char *ngx_mcp_auth_redis_sentinel_conf(ngx_conf_t *cf,
+    ngx_mcp_auth_redis_t *rd);
 static ngx_int_t ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd,
     ngx_log_t *log);
+static ngx_int_t ngx_mcp_auth_redis_open(ngx_mcp_auth_redis_t *rd,
+    struct sockaddr *sockaddr, socklen_t socklen, ngx_str_t *name,
+    ngx_str_t *tls_name);
+static ngx_int_t ngx_mcp_auth_redis_ask(ngx_mcp_auth_redis_t *rd);
+static void ngx_mcp_auth_redis_ask_send(ngx_mcp_auth_redis_t *rd);
+static void ngx_mcp_auth_redis_ask_read(ngx_mcp_auth_redis_t *rd);
+static ngx_int_t ngx_mcp_auth_redis_primary(ngx_mcp_auth_redis_t *rd,
+    redisReply *reply);
+static void ngx_mcp_auth_redis_drop(ngx_mcp_auth_redis_t *rd);
 static ngx_int_t ngx_mcp_auth_redis_handshake(ngx_mcp_auth_redis_t *rd,
     ngx_uint_t nargs, ngx_str_t *args);
 static void ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd);
@@ -285,13 +361,11 @@ static ngx_int_t ngx_mcp_auth_redis_reserve(ngx_mcp_auth_redis_t *rd,
 char *
 ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
 {
-    u_char                     *p, *last;
+    u_char                     *p;
     ssize_t                     n;
     ngx_str_t                  *value, v, file, *field;
     ngx_url_t                   u;
     ngx_uint_t                  i;
-    ngx_file_t                  f;
-    ngx_file_info_t             fi;
     ngx_mcp_auth_redis_t       *rd;
     ngx_mcp_auth_redis_word_t  *w;
 
@@ -302,28 +376,7 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
         return NGX_CONF_ERROR;
     }
 
-    ngx_memzero(&u, sizeof(ngx_url_t));
-    u.url = value[1];
-    u.default_port = 6379;
-
-    if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
-        if (u.err) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "%s in mcp_auth_redis \"%V\"", u.err, &u.url);
-        }
-
-        return NGX_CONF_ERROR;
-    }
-
-    if (u.naddrs == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mcp_auth_redis \"%V\" has no address", &u.url);
-        return NGX_CONF_ERROR;
-    }
-
-    rd->addr = u.addrs[0];
 #if (NGX_SSL)
-    rd->tls_name = u.host;
     ngx_str_set(&rd->tls_ca, "/etc/ssl/certs/ca-certificates.crt");
 #endif
     ngx_str_set(&rd->prefix, "mcp_auth:");
@@ -331,9 +384,96 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
     rd->connect_timeout = 1000;
     rd->cache = 5;
     rd->unauth_budget = 64 * 1024 * 1024;
+    rd->wait_timeout = 500;
     ngx_queue_init(&rd->waiting);
 
-    for (i = 2; i < cf->args->nelts; i++) {
+    /* with Sentinels there is no address: they are asked for it */
+    i = 1;
+
+    if (ngx_strchr(value[1].data, '=') == NULL) {
+        ngx_memzero(&u, sizeof(ngx_url_t));
+        u.url = value[1];
+        u.default_port = 6379;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK) {
+            if (u.err) {
+                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                                   "%s in mcp_auth_redis \"%V\"",
+                                   u.err, &u.url);
+            }
+
+            return NGX_CONF_ERROR;
+        }
+
+        if (u.naddrs == 0) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mcp_auth_redis \"%V\" has no address",
+                               &u.url);
+            return NGX_CONF_ERROR;
+        }
+
+        rd->addr = u.addrs[0];
+#if (NGX_SSL)
+        rd->tls_name = u.host;
+#endif
+        i = 2;
+    }
+
+    for ( /* void */ ; i < cf->args->nelts; i++) {
+
+        if (ngx_strncmp(value[i].data, "sentinel=", 9) == 0) {
+            if (ngx_mcp_auth_redis_sentinel(cf, rd, &value[i])
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "master=", 7) == 0
+            && value[i].len > 7)
+        {
+            rd->master.data = value[i].data + 7;
+            rd->master.len = value[i].len - 7;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "wait_replicas=", 14) == 0) {
+            n = ngx_atoi(value[i].data + 14, value[i].len - 14);
+            if (n == NGX_ERROR || n > 64) {
+                goto invalid;
+            }
+
+            rd->wait_replicas = (ngx_uint_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "wait_timeout=", 13) == 0) {
+            v.data = value[i].data + 13;
+            v.len = value[i].len - 13;
+
+            n = ngx_parse_time(&v, 0);
+            if (n == NGX_ERROR || n == 0) {
+                goto invalid;
+            }
+
+            rd->wait_timeout = (ngx_msec_t) n;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "sentinel_password_file=", 23) == 0) {
+            file.data = value[i].data + 23;
+            file.len = value[i].len - 23;
+
+            if (ngx_mcp_auth_redis_password(cf, &file, &rd->sentinel_password)
+                != NGX_CONF_OK)
+            {
+                return NGX_CONF_ERROR;
+            }
+
+            continue;
+        }
 
         if (ngx_strncmp(value[i].data, "db=", 3) == 0) {
             rd->db = ngx_atoi(value[i].data + 3, value[i].len - 3);
@@ -416,59 +556,9 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
             file.data = value[i].data + 14;
             file.len = value[i].len - 14;
 
-            if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
-                return NGX_CONF_ERROR;
-            }
-
-            ngx_memzero(&f, sizeof(ngx_file_t));
-            f.name = file;
-            f.log = cf->log;
-            f.fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
-
-            if (f.fd == NGX_INVALID_FILE) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
-                                   ngx_open_file_n " \"%V\" failed", &file);
-                return NGX_CONF_ERROR;
-            }
-
-            if (ngx_fd_info(f.fd, &fi) == NGX_FILE_ERROR
-                || ngx_file_size(&fi) > 4096)
+            if (ngx_mcp_auth_redis_password(cf, &file, &rd->password)
+                != NGX_CONF_OK)
             {
-                ngx_close_file(f.fd);
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "mcp_auth_redis: \"%V\" is not a "
-                                   "password file", &file);
-                return NGX_CONF_ERROR;
-            }
-
-            rd->password.data = ngx_pnalloc(cf->pool,
-                                            (size_t) ngx_file_size(&fi) + 1);
-            if (rd->password.data == NULL) {
-                ngx_close_file(f.fd);
-                return NGX_CONF_ERROR;
-            }
-
-            n = ngx_read_file(&f, rd->password.data,
-                              (size_t) ngx_file_size(&fi), 0);
-            ngx_close_file(f.fd);
-
-            if (n == NGX_ERROR) {
-                return NGX_CONF_ERROR;
-            }
-
-            /* the first line, without its line end */
-            last = rd->password.data + n;
-            for (p = rd->password.data; p < last; p++) {
-                if (*p == '\r' || *p == '\n') {
-                    break;
-                }
-            }
-
-            rd->password.len = p - rd->password.data;
-
-            if (rd->password.len == 0) {
-                ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                                   "mcp_auth_redis: \"%V\" is empty", &file);
                 return NGX_CONF_ERROR;
             }
 
@@ -484,6 +574,10 @@ ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp)
 #endif
 
         goto invalid;
+    }
+
+    if (ngx_mcp_auth_redis_sentinel_conf(cf, rd) != NGX_CONF_OK) {
+        return NGX_CONF_ERROR;
     }
 
 #if (NGX_SSL)
@@ -548,6 +642,243 @@ invalid:
 }
 
 
+/* The first line of a password file, without its line end. */
+static char *
+ngx_mcp_auth_redis_password(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *password)
+{
+    u_char           *p, *last;
+    ssize_t           n;
+    ngx_str_t         file;
+    ngx_file_t        f;
+    ngx_file_info_t   fi;
+
+    file = *name;
+
+    if (ngx_conf_full_name(cf->cycle, &file, 1) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&f, sizeof(ngx_file_t));
+    f.name = file;
+    f.log = cf->log;
+    f.fd = ngx_open_file(file.data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (f.fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", &file);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fd_info(f.fd, &fi) == NGX_FILE_ERROR
+        || ngx_file_size(&fi) > 4096)
+    {
+        ngx_close_file(f.fd);
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: \"%V\" is not a password file",
+                           &file);
+        return NGX_CONF_ERROR;
+    }
+
+    password->data = ngx_pnalloc(cf->pool, (size_t) ngx_file_size(&fi) + 1);
+    if (password->data == NULL) {
+        ngx_close_file(f.fd);
+        return NGX_CONF_ERROR;
+    }
+
+    n = ngx_read_file(&f, password->data, (size_t) ngx_file_size(&fi), 0);
+    ngx_close_file(f.fd);
+
+    if (n == NGX_ERROR) {
+        return NGX_CONF_ERROR;
+    }
+
+    last = password->data + n;
+    for (p = password->data; p < last; p++) {
+        if (*p == '\r' || *p == '\n') {
+            break;
+        }
+    }
+
+    password->len = p - password->data;
+
+    if (password->len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: \"%V\" is empty", &file);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* "sentinel=HOST:PORT": resolved when the configuration is read. */
+static char *
+ngx_mcp_auth_redis_sentinel(ngx_conf_t *cf, ngx_mcp_auth_redis_t *rd,
+    ngx_str_t *value)
+{
+    ngx_url_t                       u;
+    ngx_mcp_auth_redis_sentinel_t  *s;
+
+    if (rd->nsentinels == NGX_MCP_AUTH_REDIS_SENTINELS) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: at most %d \"sentinel=\"",
+                           NGX_MCP_AUTH_REDIS_SENTINELS);
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memzero(&u, sizeof(ngx_url_t));
+    u.url.data = value->data + 9;
+    u.url.len = value->len - 9;
+    u.default_port = 26379;
+
+    if (u.url.len == 0 || ngx_parse_url(cf->pool, &u) != NGX_OK
+        || u.naddrs == 0)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: %s in \"%V\"",
+                           u.err ? u.err : "no address", value);
+        return NGX_CONF_ERROR;
+    }
+
+    s = &rd->sentinels[rd->nsentinels++];
+    s->addr = u.addrs[0];
+
+    /* NUL-terminated: the name its TLS certificate must carry */
+    s->host.data = ngx_pnalloc(cf->pool, u.host.len + 1);
+    if (s->host.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    ngx_memcpy(s->host.data, u.host.data, u.host.len);
+    s->host.data[u.host.len] = '\0';
+    s->host.len = u.host.len;
+
+    return NGX_CONF_OK;
+}
+
+
+/*
+ * Checks the Sentinel and WAIT parameters, and writes what every new
+ * connection asks a Sentinel, and WAIT's arguments, once.
+ */
+static char *
+ngx_mcp_auth_redis_sentinel_conf(ngx_conf_t *cf, ngx_mcp_auth_redis_t *rd)
+{
+    u_char     *p;
+    ngx_str_t   args[3];
+
+    if (rd->wait_replicas) {
+        if (rd->wait_timeout >= rd->timeout) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mcp_auth_redis: \"wait_timeout=\" must be "
+                               "shorter than \"timeout=\"");
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_pnalloc(cf->pool, NGX_INT_T_LEN);
+        if (p == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rd->wait_timeout_arg.data = p;
+        rd->wait_timeout_arg.len = ngx_sprintf(p, "%M", rd->wait_timeout) - p;
+    }
+
+    if (rd->nsentinels == 0) {
+        if (rd->master.len || rd->sentinel_user.len
+            || rd->sentinel_password.len)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mcp_auth_redis: \"master=\" and the "
+                               "sentinel_ parameters need \"sentinel=\"");
+            return NGX_CONF_ERROR;
+        }
+
+        if (rd->addr.sockaddr == NULL) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "mcp_auth_redis needs an address, or "
+                               "\"sentinel=\" and \"master=\"");
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    if (rd->addr.sockaddr) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: an address or \"sentinel=\", "
+                           "not both (the Sentinels name the primary)");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rd->master.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: \"sentinel=\" needs \"master=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (rd->sentinel_user.len && rd->sentinel_password.len == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "mcp_auth_redis: \"sentinel_user=\" needs "
+                           "\"sentinel_password_file=\"");
+        return NGX_CONF_ERROR;
+    }
+
+    /* [AUTH [user] password] SENTINEL get-master-addr-by-name NAME */
+
+    if (rd->sentinel_password.len) {
+        ngx_str_set(&args[0], "AUTH");
+
+        if (rd->sentinel_user.len) {
+            args[1] = rd->sentinel_user;
+            args[2] = rd->sentinel_password;
+
+        } else {
+            args[1] = rd->sentinel_password;
+        }
+
+        if (ngx_mcp_auth_redis_command(rd, rd->sentinel_user.len ? 3 : 2,
+                                       args, NGX_MCP_AUTH_REDIS_NO_KEY)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+
+        rd->ask_replies++;
+    }
+
+    ngx_str_set(&args[0], "SENTINEL");
+    ngx_str_set(&args[1], "get-master-addr-by-name");
+    args[2] = rd->master;
+
+    if (ngx_mcp_auth_redis_command(rd, 3, args, NGX_MCP_AUTH_REDIS_NO_KEY)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    rd->ask_replies++;
+
+    rd->ask.data = ngx_pnalloc(cf->pool, rd->out_len);
+    if (rd->ask.data == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    rd->ask.len = rd->out_len;
+    ngx_memcpy(rd->ask.data, rd->out, rd->out_len);
+
+    /* the password was in there */
+    ngx_explicit_memzero(rd->out, rd->out_size);
+    ngx_free(rd->out);
+    rd->out = NULL;
+    rd->out_len = 0;
+    rd->out_size = 0;
+
+    return NGX_CONF_OK;
+}
+
+
 #if (NGX_SSL)
 
 /*
@@ -562,7 +893,7 @@ ngx_mcp_auth_redis_tls_conf(ngx_conf_t *cf, ngx_mcp_auth_redis_t *rd)
     u_char              *p;
     ngx_pool_cleanup_t  *cln;
 
-    if (rd->tls_name.len == 0) {
+    if (rd->tls_name.len == 0 && rd->nsentinels == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "mcp_auth_redis: \"tls\" needs \"tls_name=\" "
                            "for this address");
@@ -611,6 +942,11 @@ ngx_mcp_auth_redis_tls_conf(ngx_conf_t *cf, ngx_mcp_auth_redis_t *rd)
         return NGX_CONF_ERROR;
     }
 
+    if (rd->tls_name.len == 0) {
+        /* with Sentinels: each peer's own host, or the address it was given */
+        return NGX_CONF_OK;
+    }
+
     /* NUL-terminated for SNI */
     p = ngx_pnalloc(cf->pool, rd->tls_name.len + 1);
     if (p == NULL) {
@@ -637,7 +973,7 @@ ngx_mcp_auth_redis_cache(ngx_mcp_auth_redis_t *rd)
 ngx_uint_t
 ngx_mcp_auth_redis_connected(ngx_mcp_auth_redis_t *rd)
 {
-    return rd->state == NGX_MCP_AUTH_REDIS_READY;
+    return rd->state == NGX_MCP_AUTH_REDIS_READY && !rd->hello;
 }
 
 
@@ -651,7 +987,19 @@ ngx_mcp_auth_redis_in_flight(ngx_mcp_auth_redis_t *rd)
 ngx_str_t *
 ngx_mcp_auth_redis_address(ngx_mcp_auth_redis_t *rd)
 {
+    if (rd->nsentinels) {
+        /* the primary last found, else the name the Sentinels know it by */
+        return rd->primary_name.len ? &rd->primary_name : &rd->master;
+    }
+
     return &rd->addr.name;
+}
+
+
+ngx_uint_t
+ngx_mcp_auth_redis_confirms(ngx_mcp_auth_redis_t *rd)
+{
+    return rd->wait_replicas > 0;
 }
 
 
@@ -664,7 +1012,8 @@ ngx_mcp_auth_redis_unauth_budget(ngx_mcp_auth_redis_t *rd)
 
 ngx_mcp_auth_redis_cmd_t *
 ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
-    ngx_mcp_auth_redis_handler_pt handler, void *data, ngx_log_t *log)
+    ngx_uint_t *epoch, ngx_mcp_auth_redis_handler_pt handler, void *data,
+    ngx_log_t *log)
 {
     int                        mode;
     u_char                     expires[NGX_INT64_LEN];
@@ -673,6 +1022,17 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
     ngx_uint_t                 nargs, kind;
     ngx_mcp_auth_redis_cmd_t  *cmd;
     ngx_mcp_auth_redis_put_t  *put;
+
+    if (op->op == MCPA_OP_SYNC
+        && (epoch == NULL || *epoch != rd->epoch
+            || rd->state == NGX_MCP_AUTH_REDIS_IDLE || rd->wait_replicas == 0))
+    {
+        /* WAIT on another connection would confirm nothing of these */
+        ngx_log_error(NGX_LOG_WARN, log, 0,
+                      "mcp_auth: changes not confirmed: the connection to "
+                      "redis they went on is gone");
+        return NULL;
+    }
 
     if (rd->state == NGX_MCP_AUTH_REDIS_IDLE) {
         if ((ngx_msec_int_t) (rd->retry_at - ngx_current_msec) > 0) {
@@ -685,12 +1045,67 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
         }
     }
 
+    if (epoch && op->op != MCPA_OP_GET && op->op != MCPA_OP_SYNC) {
+        /* the connection a request's changes go on; ~0: more than one */
+        *epoch = (*epoch == 0 || *epoch == rd->epoch) ? rd->epoch
+                                                      : (ngx_uint_t) -1;
+    }
+
     /* an expiry is an absolute time; one already past expires at once */
     at = op->expires > 0 ? op->expires : 1;
     args[3].data = expires;
     args[3].len = ngx_sprintf(expires, "%L", at) - expires;
 
     switch (op->op) {
+
+    case MCPA_OP_SYNC:
+        /*
+         * WAIT for wait_replicas, or for as many as are connected when
+         * fewer are (ROLE, asked again at most once a second): with none
+         * connected none can be promoted, and the primary has the change
+         * on its disk.
+         */
+        if ((ngx_msec_int_t) (ngx_current_msec - rd->replicas_at)
+            >= NGX_MCP_AUTH_REDIS_REPLICAS_TTL
+            && !rd->replicas_asked)
+        {
+            ngx_str_set(&args[0], "ROLE");
+
+            if (ngx_mcp_auth_redis_command(rd, 1, args,
+                                           NGX_MCP_AUTH_REDIS_NO_KEY)
+                != NGX_OK
+                || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_REPLICAS,
+                                           NULL, NULL)
+                   == NULL)
+            {
+                ngx_mcp_auth_redis_close(rd, 1);
+                return NULL;
+            }
+
+            rd->replicas_asked = 1;
+        }
+
+        ngx_str_set(&args[0], "WAIT");
+        args[1].data = expires;
+        args[1].len = ngx_sprintf(expires, "%ui",
+                                  ngx_min(rd->wait_replicas, rd->replicas))
+                      - expires;
+        args[2] = rd->wait_timeout_arg;
+
+        if (ngx_mcp_auth_redis_command(rd, 3, args,
+                                       NGX_MCP_AUTH_REDIS_NO_KEY)
+            != NGX_OK
+            || (cmd = ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_WAIT,
+                                              handler, data))
+               == NULL)
+        {
+            ngx_mcp_auth_redis_close(rd, 1);
+            return NULL;
+        }
+
+        cmd->want = ngx_min(rd->wait_replicas, rd->replicas);
+        *epoch = 0;     /* what changes next is confirmed afresh */
+        goto sent;
 
     case MCPA_OP_GET:
     case MCPA_OP_TAKE:
@@ -820,74 +1235,23 @@ ngx_mcp_auth_redis_cancel(ngx_mcp_auth_redis_cmd_t *cmd)
 }
 
 
+/*
+ * A new connection: the handshake is queued ahead of every command, then the
+ * address is opened, or, with Sentinels, asked for first.
+ */
 static ngx_int_t
 ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
 {
-    u_char            db[NGX_INT_T_LEN];
-    ngx_int_t         rc;
-    ngx_str_t         args[3];
-    ngx_connection_t  *c;
+    u_char     db[NGX_INT_T_LEN];
+    ngx_int_t  rc;
+    ngx_str_t  args[3];
 
-    ngx_memzero(&rd->peer, sizeof(ngx_peer_connection_t));
+    rd->epoch++;
 
-    rd->peer.sockaddr = rd->addr.sockaddr;
-    rd->peer.socklen = rd->addr.socklen;
-    rd->peer.name = &rd->addr.name;
-    rd->peer.get = ngx_event_get_peer;
-    rd->peer.log = ngx_cycle->log;
-    rd->peer.log_error = NGX_ERROR_ERR;
-
-    rc = ngx_event_connect_peer(&rd->peer);
-
-    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
-        ngx_log_error(NGX_LOG_ERR, log, 0,
-                      "mcp_auth: cannot connect to redis at %V",
-                      &rd->addr.name);
-
-        if (rd->peer.connection) {
-            ngx_close_connection(rd->peer.connection);
-            rd->peer.connection = NULL;
-        }
-
-        return NGX_ERROR;
-    }
-
-    c = rd->peer.connection;
-    c->data = rd;
-    c->read->handler = ngx_mcp_auth_redis_read_handler;
-    c->write->handler = ngx_mcp_auth_redis_write_handler;
-    c->log = ngx_cycle->log;
-    c->read->log = c->log;
-    c->write->log = c->log;
-
-    rd->reader = redisReaderCreate();
-    if (rd->reader == NULL) {
-        ngx_mcp_auth_redis_close(rd, 0);
-        return NGX_ERROR;
-    }
-
-#if (NGX_SSL)
-    if (rd->ssl) {
-        /* what the TLS connection is allocated from */
-        c->pool = ngx_create_pool(512, c->log);
-        if (c->pool == NULL) {
-            ngx_mcp_auth_redis_close(rd, 0);
-            return NGX_ERROR;
-        }
-    }
-#endif
-
-    /*
-     * Connected at once or not, the rest happens in the write handler, from
-     * the event loop: nothing in here answers anybody.
-     */
-    rd->state = NGX_MCP_AUTH_REDIS_CONNECTING;
-
-    if (rc != NGX_AGAIN) {
-        ngx_post_event(c->write, &ngx_posted_events);
-    }
-
-    /* the handshake goes ahead of every command */
+    /* until ROLE says how many are connected, wait for them all */
+    rd->replicas = rd->wait_replicas;
+    rd->replicas_at = ngx_current_msec - NGX_MCP_AUTH_REDIS_REPLICAS_TTL;
+    rd->replicas_asked = 0;
 
     if (rd->password.len) {
         ngx_str_set(&args[0], "AUTH");
@@ -917,9 +1281,382 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
         }
     }
 
+    if (rd->nsentinels == 0) {
+        rc = ngx_mcp_auth_redis_open(rd, rd->addr.sockaddr, rd->addr.socklen,
+                                     &rd->addr.name,
+#if (NGX_SSL)
+                                     &rd->tls_name
+#else
+                                     NULL
+#endif
+                                     );
+
+    } else {
+        /*
+         * What a Sentinel names may be a replica still (it names the old
+         * primary until the failover is done): commands wait for ROLE.
+         */
+        ngx_str_set(&args[0], "ROLE");
+
+        if (ngx_mcp_auth_redis_command(rd, 1, args, NGX_MCP_AUTH_REDIS_NO_KEY)
+            != NGX_OK
+            || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_ROLE, NULL, NULL)
+               == NULL)
+        {
+            ngx_mcp_auth_redis_close(rd, 1);
+            return NGX_ERROR;
+        }
+
+        rd->hello = 1;
+        rd->hello_len = rd->out_len;
+        rd->asked = 0;
+
+        rc = ngx_mcp_auth_redis_ask(rd);
+    }
+
+    if (rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, log, 0, "mcp_auth: cannot reach redis");
+        ngx_mcp_auth_redis_close(rd, 1);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Opens a connection to a Redis node or a Sentinel (rd->asking); the rest
+ * happens in the write handler, from the event loop: nothing in here
+ * answers anybody.
+ */
+static ngx_int_t
+ngx_mcp_auth_redis_open(ngx_mcp_auth_redis_t *rd, struct sockaddr *sockaddr,
+    socklen_t socklen, ngx_str_t *name, ngx_str_t *tls_name)
+{
+    ngx_int_t          rc;
+    ngx_connection_t  *c;
+
+    ngx_memzero(&rd->peer, sizeof(ngx_peer_connection_t));
+
+    rd->peer.sockaddr = sockaddr;
+    rd->peer.socklen = socklen;
+    rd->peer.name = name;
+    rd->peer.get = ngx_event_get_peer;
+    rd->peer.log = ngx_cycle->log;
+    rd->peer.log_error = NGX_ERROR_ERR;
+
+#if (NGX_SSL)
+    rd->tls_peer = tls_name;
+#endif
+
+    rc = ngx_event_connect_peer(&rd->peer);
+
+    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "mcp_auth: cannot connect to %s at %V",
+                      rd->asking ? "redis sentinel" : "redis", name);
+
+        if (rd->peer.connection) {
+            ngx_close_connection(rd->peer.connection);
+            rd->peer.connection = NULL;
+        }
+
+        return NGX_ERROR;
+    }
+
+    c = rd->peer.connection;
+    c->data = rd;
+    c->read->handler = ngx_mcp_auth_redis_read_handler;
+    c->write->handler = ngx_mcp_auth_redis_write_handler;
+    c->log = ngx_cycle->log;
+    c->read->log = c->log;
+    c->write->log = c->log;
+
+    rd->reader = redisReaderCreate();
+    if (rd->reader == NULL) {
+        ngx_mcp_auth_redis_drop(rd);
+        return NGX_ERROR;
+    }
+
+#if (NGX_SSL)
+    if (rd->ssl) {
+        /* what the TLS connection is allocated from */
+        c->pool = ngx_create_pool(512, c->log);
+        if (c->pool == NULL) {
+            ngx_mcp_auth_redis_drop(rd);
+            return NGX_ERROR;
+        }
+    }
+#endif
+
+    rd->state = NGX_MCP_AUTH_REDIS_CONNECTING;
+
+    if (rc != NGX_AGAIN) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
     ngx_add_timer(c->write, rd->connect_timeout);
 
     return NGX_OK;
+}
+
+
+/*
+ * Opens a connection to the next Sentinel not yet asked in this round.
+ * NGX_ERROR: every Sentinel was tried.
+ */
+static ngx_int_t
+ngx_mcp_auth_redis_ask(ngx_mcp_auth_redis_t *rd)
+{
+    ngx_mcp_auth_redis_sentinel_t  *s;
+
+    while (rd->asked < rd->nsentinels) {
+        s = &rd->sentinels[rd->next_sentinel];
+        rd->next_sentinel = (rd->next_sentinel + 1) % rd->nsentinels;
+        rd->asked++;
+        rd->asking = 1;
+
+        if (ngx_mcp_auth_redis_open(rd, s->addr.sockaddr, s->addr.socklen,
+                                    &s->addr.name,
+#if (NGX_SSL)
+                                    rd->tls_name.len ? &rd->tls_name : &s->host
+#else
+                                    NULL
+#endif
+                                    )
+            == NGX_OK)
+        {
+            return NGX_OK;
+        }
+    }
+
+    rd->asking = 0;
+
+    return NGX_ERROR;
+}
+
+
+/* Connected to a Sentinel: the question goes out (and on, when it must). */
+static void
+ngx_mcp_auth_redis_ask_send(ngx_mcp_auth_redis_t *rd)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = rd->peer.connection;
+
+    while (rd->ask_sent < rd->ask.len) {
+        n = c->send(c, rd->ask.data + rd->ask_sent,
+                    rd->ask.len - rd->ask_sent);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_mcp_auth_redis_close(rd, 1);
+            return;
+        }
+
+        rd->ask_sent += n;
+    }
+
+    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+        ngx_mcp_auth_redis_close(rd, 1);
+    }
+}
+
+
+/*
+ * A Sentinel's answers: OK to AUTH, then the master's address.  Found, the
+ * Sentinel is left and the primary opened; anything else, the next
+ * Sentinel is asked (ngx_mcp_auth_redis_close).
+ */
+static void
+ngx_mcp_auth_redis_ask_read(ngx_mcp_auth_redis_t *rd)
+{
+    u_char             buf[1024];
+    size_t             len;
+    ssize_t            n;
+    ngx_int_t          rc;
+    redisReply        *reply;
+    ngx_connection_t  *c;
+
+    c = rd->peer.connection;
+
+    for ( ;; ) {
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR
+            || redisReaderFeed(rd->reader, (const char *) buf, (size_t) n)
+               != REDIS_OK)
+        {
+            ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                          "mcp_auth: redis sentinel at %V closed the "
+                          "connection", rd->peer.name);
+            ngx_mcp_auth_redis_close(rd, 1);
+            return;
+        }
+
+        for ( ;; ) {
+            reply = NULL;
+
+            if (redisReaderGetReply(rd->reader, (void **) &reply) != REDIS_OK)
+            {
+                ngx_mcp_auth_redis_close(rd, 1);
+                return;
+            }
+
+            if (reply == NULL) {
+                break;
+            }
+
+            if (reply->type == REDIS_REPLY_ERROR) {
+                /* the code only: the rest may quote the password */
+                for (len = 0; len < reply->len && reply->str[len] != ' ';
+                     len++)
+                {
+                    /* void */
+                }
+
+                ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                              "mcp_auth: redis sentinel at %V answered %*s",
+                              rd->peer.name, len, reply->str);
+                freeReplyObject(reply);
+                ngx_mcp_auth_redis_close(rd, 1);
+                return;
+            }
+
+            if (--rd->ask_pending > 0) {
+                freeReplyObject(reply);     /* AUTH's OK */
+                continue;
+            }
+
+            rc = ngx_mcp_auth_redis_primary(rd, reply);
+            freeReplyObject(reply);
+
+            if (rc != NGX_OK) {
+                ngx_mcp_auth_redis_close(rd, 1);
+                return;
+            }
+
+            /* leave the Sentinel for the primary it named */
+            ngx_mcp_auth_redis_drop(rd);
+            rd->asking = 0;
+
+            if (ngx_mcp_auth_redis_open(rd,
+                                        &rd->primary_sockaddr.sockaddr,
+                                        rd->primary_socklen,
+                                        &rd->primary_name,
+#if (NGX_SSL)
+                                        rd->tls_name.len ? &rd->tls_name
+                                                         : &rd->primary_host
+#else
+                                        NULL
+#endif
+                                        )
+                != NGX_OK)
+            {
+                ngx_mcp_auth_redis_close(rd, 1);
+            }
+
+            return;
+        }
+    }
+
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_mcp_auth_redis_close(rd, 1);
+    }
+}
+
+
+/*
+ * SENTINEL get-master-addr-by-name's answer: [ip, port].  An IP address
+ * only: a name would have to be resolved, and resolving blocks.
+ */
+static ngx_int_t
+ngx_mcp_auth_redis_primary(ngx_mcp_auth_redis_t *rd, redisReply *reply)
+{
+    u_char               *host;
+    size_t                len;
+    ngx_int_t             port;
+    in_addr_t             in;
+    struct sockaddr_in   *sin;
+#if (NGX_HAVE_INET6)
+    struct in6_addr       in6;
+    struct sockaddr_in6  *sin6;
+#endif
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "mcp_auth: redis sentinel at %V knows no master "
+                      "\"%V\"", rd->peer.name, &rd->master);
+        return NGX_ERROR;
+    }
+
+    host = (u_char *) reply->element[0]->str;
+    len = reply->element[0]->len;
+    port = ngx_atoi((u_char *) reply->element[1]->str,
+                    reply->element[1]->len);
+
+    if (port < 1 || port > 65535 || len > NGX_INET6_ADDRSTRLEN) {
+        goto invalid;
+    }
+
+    ngx_memzero(&rd->primary_sockaddr, sizeof(ngx_sockaddr_t));
+
+    in = ngx_inet_addr(host, len);
+
+    if (in != INADDR_NONE) {
+        sin = &rd->primary_sockaddr.sockaddr_in;
+        sin->sin_family = AF_INET;
+        sin->sin_addr.s_addr = in;
+        rd->primary_socklen = sizeof(struct sockaddr_in);
+
+#if (NGX_HAVE_INET6)
+    } else if (ngx_inet6_addr(host, len, in6.s6_addr) == NGX_OK) {
+        sin6 = &rd->primary_sockaddr.sockaddr_in6;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_addr = in6;
+        rd->primary_socklen = sizeof(struct sockaddr_in6);
+#endif
+
+    } else {
+        goto invalid;
+    }
+
+    ngx_inet_set_port(&rd->primary_sockaddr.sockaddr, (in_port_t) port);
+
+    rd->primary_name.data = rd->primary_text;
+    rd->primary_name.len = ngx_sock_ntop(&rd->primary_sockaddr.sockaddr,
+                                         rd->primary_socklen,
+                                         rd->primary_text,
+                                         NGX_SOCKADDR_STRLEN, 1);
+
+    /* NUL-terminated: the name its TLS certificate must carry */
+    ngx_memcpy(rd->primary_host_text, host, len);
+    rd->primary_host_text[len] = '\0';
+    rd->primary_host.data = rd->primary_host_text;
+    rd->primary_host.len = len;
+
+    return NGX_OK;
+
+invalid:
+
+    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                  "mcp_auth: redis sentinel at %V named \"%*s\" for \"%V\", "
+                  "not an IP address and port (resolve-hostnames no)",
+                  rd->peer.name, len > 64 ? (size_t) 64 : len, host,
+                  &rd->master);
+
+    return NGX_ERROR;
 }
 
 
@@ -960,8 +1697,21 @@ ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd)
         ngx_del_timer(c->write);
     }
 
+    if (rd->asking) {
+        rd->state = NGX_MCP_AUTH_REDIS_ASKING;
+        rd->ask_sent = 0;
+        rd->ask_pending = rd->ask_replies;
+        ngx_add_timer(c->read, rd->timeout);
+        ngx_mcp_auth_redis_ask_send(rd);
+        return;
+    }
+
     rd->state = NGX_MCP_AUTH_REDIS_READY;
-    ngx_http_mcp_auth_count_redis(1);
+
+    if (!rd->hello) {
+        ngx_http_mcp_auth_count_redis(1);
+    }
+
     ngx_mcp_auth_redis_arm(rd, 1);
     ngx_mcp_auth_redis_send(rd);
 }
@@ -983,7 +1733,7 @@ ngx_mcp_auth_redis_tls_handshake(ngx_mcp_auth_redis_t *rd)
     }
 
     if (SSL_set_tlsext_host_name(c->ssl->connection,
-                                 (char *) rd->tls_name.data)
+                                 (char *) rd->tls_peer->data)
         == 0)
     {
         ngx_mcp_auth_redis_close(rd, 1);
@@ -1042,7 +1792,7 @@ ngx_mcp_auth_redis_tls_done(ngx_connection_t *c)
     if (!c->ssl->handshaked) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "mcp_auth: TLS handshake with redis at %V %s",
-                      &rd->addr.name,
+                      rd->peer.name,
                       c->write->timedout || c->read->timedout
                       ? "timed out" : "failed");
         ngx_mcp_auth_redis_close(rd, 1);
@@ -1054,16 +1804,16 @@ ngx_mcp_auth_redis_tls_done(ngx_connection_t *c)
     if (verify != X509_V_OK) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "mcp_auth: redis at %V: certificate verify failed "
-                      "(%l: %s)", &rd->addr.name, verify,
+                      "(%l: %s)", rd->peer.name, verify,
                       X509_verify_cert_error_string(verify));
         ngx_mcp_auth_redis_close(rd, 1);
         return;
     }
 
-    if (ngx_mcp_auth_redis_tls_name_ok(c, &rd->tls_name) != NGX_OK) {
+    if (ngx_mcp_auth_redis_tls_name_ok(c, rd->tls_peer) != NGX_OK) {
         ngx_log_error(NGX_LOG_ERR, c->log, 0,
                       "mcp_auth: redis at %V: certificate is not for \"%V\"",
-                      &rd->addr.name, &rd->tls_name);
+                      rd->peer.name, rd->tls_peer);
         ngx_mcp_auth_redis_close(rd, 1);
         return;
     }
@@ -1093,7 +1843,7 @@ ngx_mcp_auth_redis_write_handler(ngx_event_t *wev)
         if (wev->timedout) {
             ngx_log_error(NGX_LOG_ERR, c->log, NGX_ETIMEDOUT,
                           "mcp_auth: connecting to redis at %V timed out",
-                          &rd->addr.name);
+                          rd->peer.name);
             ngx_mcp_auth_redis_close(rd, 1);
             return;
         }
@@ -1110,12 +1860,17 @@ ngx_mcp_auth_redis_write_handler(ngx_event_t *wev)
         if (err) {
             ngx_log_error(NGX_LOG_ERR, c->log, err,
                           "mcp_auth: cannot connect to redis at %V",
-                          &rd->addr.name);
+                          rd->peer.name);
             ngx_mcp_auth_redis_close(rd, 1);
             return;
         }
 
         ngx_mcp_auth_redis_connected_now(rd);
+        return;
+    }
+
+    if (rd->state == NGX_MCP_AUTH_REDIS_ASKING) {
+        ngx_mcp_auth_redis_ask_send(rd);
         return;
     }
 
@@ -1128,13 +1883,17 @@ ngx_mcp_auth_redis_write_handler(ngx_event_t *wev)
 static void
 ngx_mcp_auth_redis_send(ngx_mcp_auth_redis_t *rd)
 {
+    size_t             limit;
     ssize_t            n;
     ngx_connection_t  *c;
 
     c = rd->peer.connection;
 
-    while (rd->out_sent < rd->out_len) {
-        n = c->send(c, rd->out + rd->out_sent, rd->out_len - rd->out_sent);
+    /* until ROLE answers, only the handshake goes out */
+    limit = rd->hello ? rd->hello_len : rd->out_len;
+
+    while (rd->out_sent < limit) {
+        n = c->send(c, rd->out + rd->out_sent, limit - rd->out_sent);
 
         if (n == NGX_AGAIN) {
             break;
@@ -1143,7 +1902,7 @@ ngx_mcp_auth_redis_send(ngx_mcp_auth_redis_t *rd)
         if (n == NGX_ERROR) {
             ngx_log_error(NGX_LOG_ERR, c->log, 0,
                           "mcp_auth: lost the connection to redis at %V",
-                          &rd->addr.name);
+                          rd->peer.name);
             ngx_mcp_auth_redis_close(rd, 1);
             return;
         }
@@ -1186,8 +1945,13 @@ ngx_mcp_auth_redis_read_handler(ngx_event_t *rev)
     if (rev->timedout) {
         ngx_log_error(NGX_LOG_ERR, c->log, NGX_ETIMEDOUT,
                       "mcp_auth: redis at %V did not answer in time",
-                      &rd->addr.name);
+                      rd->peer.name);
         ngx_mcp_auth_redis_close(rd, 1);
+        return;
+    }
+
+    if (rd->asking) {
+        ngx_mcp_auth_redis_ask_read(rd);
         return;
     }
 
@@ -1202,7 +1966,7 @@ ngx_mcp_auth_redis_read_handler(ngx_event_t *rev)
             if (rd->in_flight) {
                 ngx_log_error(NGX_LOG_ERR, c->log, 0,
                               "mcp_auth: redis at %V closed the connection",
-                              &rd->addr.name);
+                              rd->peer.name);
             }
 
             ngx_mcp_auth_redis_close(rd, rd->in_flight ? 1 : 0);
@@ -1254,6 +2018,12 @@ ngx_mcp_auth_redis_read_handler(ngx_event_t *rev)
                 continue;
             }
 
+            if (rc == NGX_DECLINED) {
+                /* back at the head: answered with the rest, as a failure */
+                ngx_mcp_auth_redis_close(rd, 1);
+                return;
+            }
+
             ngx_mcp_auth_redis_free(cmd);
 
             if (rc != NGX_OK) {
@@ -1289,7 +2059,9 @@ ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
 
     if (reply->type == REDIS_REPLY_ERROR) {
 
-        if (cmd->kind == NGX_MCP_AUTH_REDIS_HANDSHAKE) {
+        if (cmd->kind == NGX_MCP_AUTH_REDIS_HANDSHAKE
+            || cmd->kind == NGX_MCP_AUTH_REDIS_ROLE)
+        {
             /*
              * Only the error code (WRONGPASS, NOAUTH, ...): the rest of an
              * error text may quote the command, and with it the password.
@@ -1300,9 +2072,26 @@ ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
 
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "mcp_auth: redis at %V refused the handshake "
-                          "(AUTH or SELECT): %*s", &rd->addr.name, n,
+                          "(AUTH, SELECT or ROLE): %*s", rd->peer.name, n,
                           reply->str);
             return NGX_ERROR;
+        }
+
+        if (reply->len >= 8 && ngx_strncmp(reply->str, "READONLY", 8) == 0)
+        {
+            /*
+             * A replica now (a failover demoted it): this and every other
+             * waiting command fail, and the next connection finds the
+             * primary.
+             */
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "mcp_auth: redis at %V is no longer the primary",
+                          rd->peer.name);
+
+            ngx_queue_insert_head(&rd->waiting, &cmd->queue);
+            rd->in_flight++;
+
+            return NGX_DECLINED;
         }
 
         if (reply->len >= 3 && ngx_strncmp(reply->str, "OOM", 3) == 0) {
@@ -1316,7 +2105,7 @@ ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
 
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "mcp_auth: redis at %V answered an error: %*s",
-                          &rd->addr.name, n, reply->str);
+                          rd->peer.name, n, reply->str);
         }
 
         goto answer;
@@ -1326,6 +2115,53 @@ ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
 
     case NGX_MCP_AUTH_REDIS_HANDSHAKE:
         return NGX_OK;
+
+    case NGX_MCP_AUTH_REDIS_ROLE:
+    case NGX_MCP_AUTH_REDIS_REPLICAS:
+        /* ["master", offset, [[ip, port, offset], ...]] */
+        if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+            || reply->element[0]->type != REDIS_REPLY_STRING
+            || reply->element[0]->len != 6
+            || ngx_strncmp(reply->element[0]->str, "master", 6) != 0
+            || reply->element[2]->type != REDIS_REPLY_ARRAY)
+        {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "mcp_auth: redis at %V is not the primary%s",
+                          rd->peer.name,
+                          cmd->kind == NGX_MCP_AUTH_REDIS_ROLE
+                          ? " yet" : " any more");
+            return NGX_ERROR;
+        }
+
+        rd->replicas = reply->element[2]->elements;
+        rd->replicas_at = ngx_current_msec;
+        rd->replicas_asked = 0;
+
+        if (cmd->kind == NGX_MCP_AUTH_REDIS_ROLE) {
+            /* the primary: the commands held back go out */
+            rd->hello = 0;
+            ngx_http_mcp_auth_count_redis(1);
+            ngx_post_event(rd->peer.connection->write, &ngx_posted_events);
+        }
+
+        return NGX_OK;
+
+    case NGX_MCP_AUTH_REDIS_WAIT:
+        if (reply->type != REDIS_REPLY_INTEGER) {
+            break;
+        }
+
+        if (reply->integer >= (long long) cmd->want) {
+            status = MCPA_OK;
+            break;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                      "mcp_auth: changes not confirmed: %L of %ui replicas "
+                      "of redis at %V had them within %M ms",
+                      (int64_t) reply->integer, cmd->want,
+                      rd->peer.name, rd->wait_timeout);
+        break;
 
     case NGX_MCP_AUTH_REDIS_GET:
         if (reply->type == REDIS_REPLY_NIL) {
@@ -1428,39 +2264,24 @@ answer:
 static void
 ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed)
 {
-    ngx_pool_t                *pool;
     ngx_queue_t                queue, *q;
-    ngx_connection_t          *c;
     ngx_mcp_auth_redis_cmd_t  *cmd;
 
-    c = rd->peer.connection;
+    ngx_mcp_auth_redis_drop(rd);
 
-    if (c) {
-        pool = c->pool;
-
-#if (NGX_SSL)
-        if (c->ssl) {
-            c->ssl->no_wait_shutdown = 1;
-            (void) ngx_ssl_shutdown(c);
+    if (rd->asking) {
+        /* a Sentinel failed: the next one is asked, the commands wait */
+        if (failed && ngx_mcp_auth_redis_ask(rd) == NGX_OK) {
+            return;
         }
-#endif
 
-        ngx_close_connection(c);
-        rd->peer.connection = NULL;
-
-        if (pool) {
-            ngx_destroy_pool(pool);
-        }
-    }
-
-    if (rd->reader) {
-        redisReaderFree(rd->reader);
-        rd->reader = NULL;
+        rd->asking = 0;
     }
 
     rd->state = NGX_MCP_AUTH_REDIS_IDLE;
     rd->out_len = 0;
     rd->out_sent = 0;
+    rd->hello = 0;
 
     if (failed) {
         ngx_http_mcp_auth_count_redis(0);
@@ -1489,6 +2310,40 @@ ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed)
         }
 
         ngx_mcp_auth_redis_free(cmd);
+    }
+}
+
+
+/* Closes the socket only: the commands stay queued. */
+static void
+ngx_mcp_auth_redis_drop(ngx_mcp_auth_redis_t *rd)
+{
+    ngx_pool_t        *pool;
+    ngx_connection_t  *c;
+
+    c = rd->peer.connection;
+
+    if (c) {
+        pool = c->pool;
+
+#if (NGX_SSL)
+        if (c->ssl) {
+            c->ssl->no_wait_shutdown = 1;
+            (void) ngx_ssl_shutdown(c);
+        }
+#endif
+
+        ngx_close_connection(c);
+        rd->peer.connection = NULL;
+
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+    }
+
+    if (rd->reader) {
+        redisReaderFree(rd->reader);
+        rd->reader = NULL;
     }
 }
 
@@ -1541,6 +2396,7 @@ ngx_mcp_auth_redis_push(ngx_mcp_auth_redis_t *rd, ngx_uint_t kind,
     cmd->handler = handler;
     cmd->data = data;
     cmd->put = NULL;
+    cmd->want = 0;
 
     ngx_queue_insert_tail(&rd->waiting, &cmd->queue);
     rd->in_flight++;

@@ -26,7 +26,9 @@ typedef void (*ngx_mcp_auth_redis_handler_pt)(void *data, int status,
     ngx_str_t *value);
 
 
-/* "mcp_auth_redis ADDRESS [db=N] [prefix=P] [user=U] [password_file=F]
+/* "mcp_auth_redis ADDRESS|sentinel=HOST:PORT... master=NAME [db=N]
+ *  [prefix=P] [user=U] [password_file=F] [sentinel_user=U]
+ *  [sentinel_password_file=F] [wait_replicas=N] [wait_timeout=T]
  *  [timeout=T] [connect_timeout=T] [cache=T] [unauthenticated=SIZE]
  *  [tls ...]" */
 char *ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp);
@@ -34,14 +36,20 @@ char *ngx_mcp_auth_redis_parse(ngx_conf_t *cf, ngx_mcp_auth_redis_t **rdp);
 /* Seconds a worker may trust a session record it read (cache=). */
 time_t ngx_mcp_auth_redis_cache(ngx_mcp_auth_redis_t *rd);
 
+/* Whether requests' changes are confirmed (wait_replicas=): MCPA_OP_SYNC. */
+ngx_uint_t ngx_mcp_auth_redis_confirms(ngx_mcp_auth_redis_t *rd);
+
 /*
  * Sends one operation.  NULL when Redis cannot be asked now (it failed
- * moments ago, or memory ran out): the caller answers MCPA_UNAVAILABLE
- * itself, and the handler is not called.
+ * moments ago, or memory ran out), or a confirmation cannot be had (the
+ * changes went on a connection since lost): the caller answers
+ * MCPA_UNAVAILABLE itself, and the handler is not called.  epoch (NULL for
+ * reads only) is the request's own: which connection its changes went on,
+ * 0 at first.
  */
 ngx_mcp_auth_redis_cmd_t *ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd,
-    mcpa_store_op_t *op, ngx_mcp_auth_redis_handler_pt handler, void *data,
-    ngx_log_t *log);
+    mcpa_store_op_t *op, ngx_uint_t *epoch,
+    ngx_mcp_auth_redis_handler_pt handler, void *data, ngx_log_t *log);
 
 /* The handler will not be called (its request is gone). */
 void ngx_mcp_auth_redis_cancel(ngx_mcp_auth_redis_cmd_t *cmd);

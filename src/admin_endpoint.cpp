@@ -35,11 +35,12 @@ namespace {
 // and a request ends at most 16 sessions (six operations each, and one
 // more for each audience a backend's token is cached for), saying how many
 // are left to end by the next.  A session is ended only when what it costs
-// still fits, with room for what the request does after.
+// still fits, with room for what the request does after (its Store::sync
+// among them).
 constexpr int64_t kDefaultPage = 25;
 constexpr int64_t kMaxPage = 25;
 constexpr size_t kEndedPerRequest = 16;
-constexpr size_t kReservedOps = 4;
+constexpr size_t kReservedOps = 5;
 
 Response answer(int status, const Json& body) { return json_response(status, json_text(body.get())); }
 

@@ -140,7 +140,7 @@ int run_endpoint(const mcpa_config_t* cf, const mcpa_store_t* store, const mcpa_
       export_response(endpoint(st), out);
       return MCPA_OK;
     }
-    mcpauth::DeferredRun run(cf->config, in->replay, in->now, false);
+    mcpauth::DeferredRun run(cf->config, in->replay, in->now, false, store->confirm_writes != 0);
     if (!run.ok()) return MCPA_ERROR;
     auto storage = std::make_unique<ResponseStorage>();
     Response response;

@@ -21,10 +21,12 @@ class DeferredRun {
  public:
   // replay: what the glue carries back (the log and the answer to its
   // pending operation).  read_through: the guard's reads of session records
-  // may be served by the worker's cache (session_cache.hpp).
-  DeferredRun(const Config& cf, const mcpa_replay_t& replay, int64_t now, bool read_through)
+  // may be served by the worker's cache (session_cache.hpp).  confirm_writes:
+  // as mcpa_store_t's (replay_store.hpp).
+  DeferredRun(const Config& cf, const mcpa_replay_t& replay, int64_t now, bool read_through,
+              bool confirm_writes = false)
       : ok_(ReplayLog::decode(std::string_view(replay.log.data ? replay.log.data : "", replay.log.len), &log_)),
-        replay_(log_),
+        replay_(log_, confirm_writes),
         cache_(replay_, worker_record_cache(), now, cf.session_cache_ttl, read_through) {
     if (ok_ && replay.log.len)
       log_.answer(replay.status, std::string_view(replay.value.data ? replay.value.data : "", replay.value.len));

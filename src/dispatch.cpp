@@ -93,10 +93,26 @@ void note_events(mcpa_endpoint_e ep, const Request& req, Response& r) {
   for (auto& e : r.events) metrics::attach(e);
 }
 
+// Nothing a request changed is told to its client (or acted on through the
+// provider) before the store has it safe (Store::sync): over Redis with
+// replicas, a redeemed code, a rotated refresh token or an ended session is
+// on them first.  Unconfirmed, the answer is the endpoint's 503, and the
+// events stay: the change was made, only its safety is not known.
+void confirm_changes(mcpa_endpoint_e ep, Store& store, Response& r) {
+  const StoreStatus st = store.sync();
+  if (st == StoreStatus::ok) return;
+  std::vector<Event> events = std::move(r.events);
+  const bool page = ep == MCPA_EP_AUTHORIZE || ep == MCPA_EP_CONSENT || ep == MCPA_EP_CALLBACK ||
+                    ep == MCPA_EP_ACCOUNT;
+  r = page ? store_failure_page(st) : store_failure_json(st);
+  r.events = std::move(events);
+}
+
 }  // namespace
 
 Response handle_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req) {
   Response r = route_endpoint(ep, cf, store, req);
+  confirm_changes(ep, store, r);
   note_events(ep, req, r);
   return r;
 }
@@ -104,6 +120,7 @@ Response handle_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, con
 Response resume_endpoint(mcpa_endpoint_e ep, const Config& cf, Store& store, const Request& req,
                          const std::string& continuation, int fetch_status, const std::string& fetch_body) {
   Response r = route_resume(ep, cf, store, req, continuation, fetch_status, fetch_body);
+  confirm_changes(ep, store, r);
   note_events(ep, req, r);
   return r;
 }

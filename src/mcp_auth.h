@@ -233,6 +233,15 @@ typedef struct {
      * (never repeating them).  `now` must stay the same across these calls.
      */
     int     deferred;
+
+    /*
+     * Deferred stores only: an endpoint request that changed anything ends
+     * with one MCPA_OP_SYNC, before its response (or provider fetch) goes
+     * out.  The glue answers MCPA_OK once the request's changes are on the
+     * replicas it was told to wait for, else MCPA_UNAVAILABLE: the change
+     * is then not acknowledged (a 503), though it may have been made.
+     */
+    int     confirm_writes;
 } mcpa_store_t;
 
 #define MCPA_PUT_SET         0
@@ -254,7 +263,8 @@ typedef enum {
     MCPA_OP_GET,          /* value or MCPA_NOT_FOUND */
     MCPA_OP_TAKE,         /* get and delete, atomically */
     MCPA_OP_PUT,          /* mode, expires, expect as for put() */
-    MCPA_OP_DEL
+    MCPA_OP_DEL,
+    MCPA_OP_SYNC          /* MCPA_OK once this request's changes are safe */
 } mcpa_op_e;
 
 typedef struct {

@@ -139,6 +139,7 @@ StoreStatus ReplayStore::stop(State why) {
 StoreStatus ReplayStore::run(StoreOp op, std::string* value) {
   if (value) value->clear();
   if (state_ != State::running) return StoreStatus::pending;
+  if (op.op == MCPA_OP_PUT || op.op == MCPA_OP_TAKE || op.op == MCPA_OP_DEL) changed_ = true;
   uint32_t digest = op_digest(op);
   if (next_ < log_.answers.size()) {
     const ReplayLog::Answer& a = log_.answers[next_++];
@@ -227,6 +228,17 @@ StoreStatus ReplayStore::del(std::string_view key) {
   op.op = MCPA_OP_DEL;
   op.key = key;
   return run(std::move(op), nullptr);
+}
+
+StoreStatus ReplayStore::sync() {
+  if (state_ != State::running) return StoreStatus::pending;
+  if (!confirm_writes_ || !changed_) return StoreStatus::ok;
+  StoreOp op;
+  op.op = MCPA_OP_SYNC;
+  StoreStatus st = run(std::move(op), nullptr);
+  // what a later sync in this run confirms starts here
+  if (st != StoreStatus::pending) changed_ = false;
+  return st;
 }
 
 }  // namespace mcpauth

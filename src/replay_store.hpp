@@ -72,7 +72,9 @@ uint32_t op_digest(const StoreOp& op);
 
 class ReplayStore final : public Store {
  public:
-  explicit ReplayStore(ReplayLog& log) : log_(log) {}
+  // confirm_writes: the glue confirms changes (mcpa_store_t.confirm_writes),
+  // so a run that made any ends its sync() with an MCPA_OP_SYNC.
+  explicit ReplayStore(ReplayLog& log, bool confirm_writes = false) : log_(log), confirm_writes_(confirm_writes) {}
   StoreStatus get(std::string_view key, std::string* value) override;
   StoreStatus take(std::string_view key, std::string* value) override;
   StoreStatus put(std::string_view key, std::string_view value, int64_t expires,
@@ -82,6 +84,7 @@ class ReplayStore final : public Store {
   StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
                          int64_t expires) override;
   StoreStatus del(std::string_view key) override;
+  StoreStatus sync() override;
 
   // A get that `known` (when not null) answers locally: the answer goes
   // into the log all the same, so reruns agree.  from_store tells whether
@@ -104,6 +107,8 @@ class ReplayStore final : public Store {
   size_t next_ = 0;
   State state_ = State::running;
   StoreOp pending_;
+  bool confirm_writes_;
+  bool changed_ = false;  // this run asked for a change (answered or not)
 };
 
 // Installs the log's tape as the source of random_bytes(), and its memo as

@@ -30,6 +30,7 @@ class SealedStore final : public Store {
   StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
                          int64_t expires) override;
   StoreStatus del(std::string_view key) override;
+  StoreStatus sync() override { return inner_.sync(); }
 
   std::string seal(std::string_view key, std::string_view value) const;
   bool open(std::string_view key, std::string_view sealed, std::string* value) const;

@@ -62,6 +62,7 @@ class CachingStore final : public Store {
   StoreStatus replace_if(std::string_view key, std::string_view expected, std::string_view value,
                          int64_t expires) override;
   StoreStatus del(std::string_view key) override;
+  StoreStatus sync() override { return inner_.sync(); }
 
  private:
   ReplayStore& inner_;

@@ -47,6 +47,11 @@ class Store {
   // A hint that `key` is read soon: a store in memory may start loading
   // where it lives.  Changes nothing.
   virtual void prefetch(std::string_view /*key*/) {}
+  // Called once a request is about to tell its client what it changed:
+  // ok when those changes are as safe as the store promises (a replicated
+  // store: on its replicas), else unavailable -- not acknowledged, though
+  // made.  Stores with nothing to confirm answer ok.
+  virtual StoreStatus sync() { return StoreStatus::ok; }
 };
 
 // The glue's MCPA_* store answers as a StoreStatus.
@@ -73,6 +78,7 @@ class CountingStore final : public Store {
   }
   StoreStatus del(std::string_view key) override { return ++count_, inner_.del(key); }
   void prefetch(std::string_view key) override { inner_.prefetch(key); }
+  StoreStatus sync() override { return inner_.sync(); }
 
  private:
   Store& inner_;

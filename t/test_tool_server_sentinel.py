@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from harness import TOOL_SERVER, free_port
-from redis_util import REDIS_SERVER
+from redis_util import REDIS_SERVER, RedisServer
 from sentinel_util import REDIS_SENTINEL, SentinelSet, _info
 from toolserver_util import StreamableClient, ToolServer, text_of
 
@@ -234,6 +234,19 @@ def test_wait_refuses_a_save_no_replica_confirmed(ts, sset):
     assert saved(save(ts, "confirmed", "again"))
 
 
+def test_wait_without_sentinel(tmp_path, stop_later):
+    # a primary named by --redis-port that has no replica: nothing is confirmed
+    redis = RedisServer(tmp_path / "redis").start()
+    stop_later(redis)
+    srv = ToolServer(tmp_path / "ts", args=["--store", "redis", "--redis-port", str(redis.port),
+                                            "--redis-wait-replicas", "1", "--redis-wait-timeout-ms", "100"]).start()
+    stop_later(srv)
+    r = save(srv, "alone", "no replica")
+    assert r["isError"] is True and text_of(r) == NOT_CONFIRMED
+    assert redis.command("HGET", "mcp:snippet:alice", "alone") == b"no replica"
+    assert text_of(get(srv, "alone")) == "no replica"
+
+
 # --- Sentinel's own credentials ------------------------------------------------------
 
 def test_wrong_or_missing_sentinel_password_stops_the_start(tmp_path, sset, secrets):
@@ -277,6 +290,26 @@ def test_sentinel_acl_user(tmp_path, sset, secrets, stop_later):
     while not subscribed():
         assert time.monotonic() < deadline, "no subscription on any Sentinel"
         time.sleep(0.1)
+
+
+def test_a_stalled_sentinel_costs_one_timeout_and_the_next_one_answers(tmp_path, sset, secrets, stop_later):
+    srv = ToolServer(tmp_path / "ts", args=sentinel_args(
+        sset, "--redis-password-file", str(secrets / "redis.pw"),
+        "--redis-sentinel-password-file", str(secrets / "sentinel.pw"))).start()
+    stop_later(srv)
+    assert saved(save(srv, "stalled-sentinel", "first"))  # the first Sentinel answered
+    first = sset.sentinels[0]
+    first.proc.send_signal(signal.SIGSTOP)
+    try:
+        sset.primary().command("CLIENT", "KILL", "TYPE", "normal")  # the next call must ask again
+        t0 = time.monotonic()
+        r = save(srv, "stalled-sentinel", "second")
+        took = time.monotonic() - t0
+    finally:
+        first.proc.send_signal(signal.SIGCONT)
+    assert saved(r), text_of(r)
+    assert TIMEOUT_MS / 1000.0 <= took < 2 * TIMEOUT_MS / 1000.0 + 0.5, took
+    assert text_of(get(srv, "stalled-sentinel")) == "second"
 
 
 # --- READONLY: the primary made a replica behind the Sentinels' back ---------------------

@@ -29,9 +29,9 @@ struct StoreResult {
     // WAIT counted too few replicas): it may or may not be kept.
     bool unconfirmed = false;
 
-    static StoreResult ok(std::string content = {}) { return {StoreStatus::Ok, std::move(content), {}}; }
-    static StoreResult not_found() { return {StoreStatus::NotFound, {}, {}}; }
-    static StoreResult failed(std::string error) { return {StoreStatus::Error, {}, std::move(error)}; }
+    static StoreResult ok(std::string content = {}) { return {StoreStatus::Ok, std::move(content), {}, false}; }
+    static StoreResult not_found() { return {StoreStatus::NotFound, {}, {}, false}; }
+    static StoreResult failed(std::string error) { return {StoreStatus::Error, {}, std::move(error), false}; }
     static StoreResult not_confirmed(std::string error) {
         return {StoreStatus::Error, {}, std::move(error), true};
     }

@@ -3,6 +3,7 @@
 // that reaches an operation not answered yet returns, nothing is thrown,
 // and the work that is not a store operation (the ID token's signature
 // check) is done once per request however often the request runs.
+#include <algorithm>
 #include <fstream>
 
 #include "guard.hpp"
@@ -33,7 +34,7 @@ TEST_F(OverDeferredRun, ALoginStopsOncePerStoreOperationThenAnswers) {
   pendings = 0;
   std::string client_id = public_client();
   ASSERT_FALSE(client_id.empty());
-  EXPECT_EQ(pendings, 1);  // put_new newclient:
+  EXPECT_EQ(pendings, 2);  // put_new newclient:, then the sync that confirms it
 
   std::string provider = to_provider(client_id);
   std::string nonce = nonce_of(provider);
@@ -54,23 +55,24 @@ TEST_F(OverDeferredRun, ALoginStopsOncePerStoreOperationThenAnswers) {
 
   // The JWKS: put jwks:, put_new loginused:, get client:, get newclient:,
   // put client:, del newclient:, get clientoff:, get and put_new of bysub:,
-  // byclient: and clients:, put_new session:, put_new code: -- fifteen
-  // runs that stop, then one that answers; the ID token is checked once.
+  // byclient: and clients:, put_new session:, put_new code:, the sync --
+  // sixteen runs that stop, then one that answers; the ID token is checked
+  // once.
   pendings = 0;
   Response back = resume(MCPA_EP_CALLBACK, need_keys, 200, FakeIdp::get().jwks);
   ASSERT_EQ(back.status, 303) << back.body;
-  EXPECT_EQ(pendings, 15);
+  EXPECT_EQ(pendings, 16);
   EXPECT_EQ(id_token_signature_checks(), checks + 1);
   std::string code = qget(header(back, "Location"), "code");
   ASSERT_FALSE(code.empty());
   EXPECT_TRUE(opened("client:" + client_id));
   EXPECT_FALSE(opened("newclient:" + client_id));
 
-  // get client:, get code:, replace_if code:, get session:
+  // get client:, get code:, replace_if code:, get session:, the sync
   pendings = 0;
   Response tok = redeem(client_id, code);
   ASSERT_EQ(tok.status, 200) << tok.body;
-  EXPECT_EQ(pendings, 4);
+  EXPECT_EQ(pendings, 5);
   auto claims = decode_access(cf.keys->open(seal_purpose::access_token, json_string(tok.body, "access_token")).value_or(""));
   ASSERT_TRUE(claims);
   auto session = decode_session(opened("session:" + claims->sid).value_or(""));
@@ -80,7 +82,7 @@ TEST_F(OverDeferredRun, ALoginStopsOncePerStoreOperationThenAnswers) {
   // A second login finds the JWKS in the store: get jwks:, put_new
   // loginused:, get client:, get clientoff:, get and write bysub: and
   // byclient:, get clients: (listed already), put_new session:, put_new
-  // code:.
+  // code:, the sync.
   provider = to_provider(client_id);
   nonce = nonce_of(provider);
   cb = callback(provider);
@@ -89,7 +91,7 @@ TEST_F(OverDeferredRun, ALoginStopsOncePerStoreOperationThenAnswers) {
   Response again = resume(MCPA_EP_CALLBACK, cb, 200,
                           FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
   ASSERT_EQ(again.status, 303) << again.body;
-  EXPECT_EQ(pendings, 11);
+  EXPECT_EQ(pendings, 12);
   EXPECT_EQ(id_token_signature_checks(), checks + 2);
 }
 
@@ -236,6 +238,92 @@ TEST_F(GuardOverDeferredRun, ARenewalIsClaimedBeforeAnythingElseHappens) {
   ASSERT_TRUE(s);
   EXPECT_EQ(s->provider_access_token, "idp-access-2");
   EXPECT_EQ(cache.size(), 1u);
+}
+
+// --- changes confirmed before they are told (mcpa_store_t.confirm_writes) --
+
+TEST_F(OverDeferredRun, ARedemptionIsConfirmedAfterItsLastChangeAndBeforeItsAnswer) {
+  std::string client_id = public_client();
+  std::string code = qget(login(client_id), "code");
+  performed.clear();
+  Response tok = redeem(client_id, code);
+  ASSERT_EQ(tok.status, 200) << tok.body;
+  ASSERT_FALSE(performed.empty());
+  EXPECT_EQ(performed.back(), MCPA_OP_SYNC);
+  EXPECT_EQ(std::count(performed.begin(), performed.end(), MCPA_OP_SYNC), 1);
+}
+
+TEST_F(OverDeferredRun, ARedemptionTheReplicasDoNotConfirmIsA503AndTheCodeStaysUsed) {
+  std::string client_id = public_client();
+  std::string code = qget(login(client_id), "code");
+  sync_answer = StoreStatus::unavailable;
+  Response tok = redeem(client_id, code);
+  EXPECT_EQ(tok.status, 503) << tok.body;
+  EXPECT_EQ(json_string(tok.body, "error"), "temporarily_unavailable");
+  EXPECT_EQ(header(tok, "Retry-After"), "2");
+  EXPECT_EQ(tok.body.find("access_token"), std::string::npos);
+  // the change was made: the code cannot be redeemed again
+  sync_answer = StoreStatus::ok;
+  Response again = redeem(client_id, code);
+  EXPECT_EQ(again.status, 400) << again.body;
+  EXPECT_EQ(json_string(again.body, "error"), "invalid_grant");
+}
+
+TEST_F(OverDeferredRun, ARotationAndARevocationWaitForTheirConfirmationToo) {
+  std::string client_id = public_client();
+  Response tok = redeem(client_id, qget(login(client_id), "code"));
+  ASSERT_EQ(tok.status, 200) << tok.body;
+  const std::string rt = json_string(tok.body, "refresh_token");
+
+  sync_answer = StoreStatus::unavailable;
+  Response rotated = refresh(client_id, rt);
+  EXPECT_EQ(rotated.status, 503) << rotated.body;
+  EXPECT_EQ(json_string(rotated.body, "error"), "temporarily_unavailable");
+
+  Response revoked = call(MCPA_EP_REVOKE, token_request({{"token", rt}, {"client_id", client_id}}));
+  EXPECT_EQ(revoked.status, 503) << revoked.body;
+  EXPECT_EQ(json_string(revoked.body, "error"), "temporarily_unavailable");
+
+  // confirmed, the revocation answers 200 and holds
+  sync_answer = StoreStatus::ok;
+  revoked = call(MCPA_EP_REVOKE, token_request({{"token", rt}, {"client_id", client_id}}));
+  EXPECT_EQ(revoked.status, 200) << revoked.body;
+  Response after = refresh(client_id, rt);
+  EXPECT_EQ(after.status, 400) << after.body;
+  EXPECT_EQ(json_string(after.body, "error"), "invalid_grant");
+}
+
+TEST_F(OverDeferredRun, ABrowserStepTheReplicasDoNotConfirmIsA503Page) {
+  std::string client_id = public_client();
+  std::string loc = to_provider(client_id);
+  std::string nonce = nonce_of(loc);
+  Response cb = callback(loc);
+  ASSERT_EQ(cb.fetch.target, MCPA_FETCH_PROVIDER_TOKEN);
+  sync_answer = StoreStatus::unavailable;
+  Response r = resume(MCPA_EP_CALLBACK, cb, 200, FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
+  if (r.fetch.target == MCPA_FETCH_PROVIDER_JWKS) r = resume(MCPA_EP_CALLBACK, r, 200, FakeIdp::get().jwks);
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(header(r, "Location"), "");  // no code reaches the client
+  EXPECT_NE(header(r, "Content-Type").find("text/html"), std::string::npos);
+}
+
+TEST_F(OverDeferredRun, ARequestThatChangesNothingAsksForNoConfirmation) {
+  std::string client_id = public_client();
+  std::string loc = to_provider(client_id);
+  performed.clear();
+  Response cb = callback(loc);  // reads only, then asks the provider
+  ASSERT_EQ(cb.fetch.target, MCPA_FETCH_PROVIDER_TOKEN);
+  EXPECT_EQ(std::count(performed.begin(), performed.end(), MCPA_OP_SYNC), 0);
+}
+
+TEST_F(OverDeferredRun, WithoutConfirmationNoSyncIsAsked) {
+  confirm_writes = false;
+  std::string client_id = public_client();
+  performed.clear();
+  sync_answer = StoreStatus::unavailable;  // would fail the requests if asked
+  Response tok = redeem(client_id, qget(login(client_id), "code"));
+  EXPECT_EQ(tok.status, 200) << tok.body;
+  EXPECT_EQ(std::count(performed.begin(), performed.end(), MCPA_OP_SYNC), 0);
 }
 
 }  // namespace

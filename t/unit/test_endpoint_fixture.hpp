@@ -227,9 +227,19 @@ class Gateway : public ::testing::Test {
   MemoryStore redis;
   int pendings = 0;
 
+  // Deferred runs confirm their changes (mcpa_store_t.confirm_writes), as
+  // over a Redis with replicas: every run that changed anything ends with
+  // an MCPA_OP_SYNC, answered sync_answer.
+  bool confirm_writes = true;
+  StoreStatus sync_answer = StoreStatus::ok;
+  int syncs = 0;
+  std::vector<mcpa_op_e> performed;  // every deferred operation, in order
+
   // Performs a pending operation on `st` as the glue does on Redis.
-  static StoreStatus perform(MemoryStore& st, const StoreOp& op, std::string* value) {
+  StoreStatus perform(MemoryStore& st, const StoreOp& op, std::string* value) {
+    performed.push_back(op.op);
     switch (op.op) {
+      case MCPA_OP_SYNC: return ++syncs, sync_answer;
       case MCPA_OP_GET: return st.get(op.key, value);
       case MCPA_OP_TAKE: return st.take(op.key, value);
       case MCPA_OP_DEL: return st.del(op.key);
@@ -254,7 +264,7 @@ class Gateway : public ::testing::Test {
     for (uint32_t round = 0; round <= kMaxReplayAnswers; ++round) {
       ReplayLog log;
       EXPECT_TRUE(ReplayLog::decode(wire, &log));
-      ReplayStore replay(log);
+      ReplayStore replay(log, confirm_writes);
       Response r;
       {
         ReplayScope scope(log);
@@ -284,7 +294,7 @@ class Gateway : public ::testing::Test {
     int status = MCPA_OK;
     for (int round = 0; round < 32; ++round) {
       mcpa_replay_t replay{{wire.data(), wire.size()}, status, {value.data(), value.size()}};
-      DeferredRun run(cf, replay, now, false);
+      DeferredRun run(cf, replay, now, false, confirm_writes);
       EXPECT_TRUE(run.ok());
       Response r;
       StoreOp op;

@@ -1,0 +1,241 @@
+"""The gateway on Redis through Sentinel (mcp_auth_redis sentinel=… master=…):
+it finds the primary by asking the Sentinels, checks it with ROLE, follows a
+failover by itself (a killed primary, a demoted one) with 503s in between and
+never a wrong answer, and with wait_replicas= acknowledges a change only once
+a replica has it.  The two-edge failover under steady traffic is
+t/test_failover.py."""
+
+import signal
+import time
+
+import pytest
+import requests
+
+from cluster_util import CLUSTER_EXAMPLE
+from harness import free_port, wait_for
+from mcp_gateway import REDIRECT
+from sentinel_util import SentinelSet
+
+REDIS_LINE = "127.0.0.1:6379 prefix=mcp_auth: cache=5s"
+
+
+def sentinel_line(s, extra=""):
+    return " ".join(["sentinel=%s:%d" % a for a in s.sentinel_addrs]
+                    + ["master=%s" % s.master_name, "cache=1s"]) + extra
+
+
+def gateway(nginx_factory, s, extra="", name="edge"):
+    return nginx_factory(name, example=CLUSTER_EXAMPLE,
+                         replace=[(REDIS_LINE, sentinel_line(s, extra))]).start()
+
+
+def register(nx, timeout=10):
+    return requests.post(nx.url + "/register", timeout=timeout, json={
+        "client_name": "x", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})
+
+
+def known(nx, client_id):
+    """Whether the gateway still knows a registration: /authorize shows the
+    consent page (or sends on to the provider) for a known client, and an
+    error page for an unknown one."""
+    r = requests.get(nx.url + "/authorize", timeout=10, allow_redirects=False, params={
+        "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256", "state": "s"})
+    assert r.status_code != 503, r.text
+    return r.status_code in (200, 302, 303)
+
+
+def status(nx):
+    return requests.get(nx.url + "/_mcp_auth/status", timeout=10).json()
+
+
+@pytest.fixture(scope="module")
+def sentinels(tmp_path_factory):
+    s = SentinelSet(tmp_path_factory.mktemp("sentinel")).start()
+    yield s
+    s.stop()
+
+
+def test_the_gateway_finds_the_primary_through_the_sentinels(nginx_factory, sentinels):
+    nx = gateway(nginx_factory, sentinels, " wait_replicas=1")
+    r = register(nx)
+    assert r.status_code == 201, (r.text, nx.error_log()[-2000:])
+    cid = r.json()["client_id"]
+    primary = sentinels.primary()
+    assert primary.command("EXISTS", "mcp_auth:newclient:" + cid) == 1
+    # acknowledged with wait_replicas=1: the replica has it already
+    for replica in sentinels.replicas():
+        assert replica.command("EXISTS", "mcp_auth:newclient:" + cid) == 1
+    st = status(nx)
+    assert st["store"] == "redis" and st["connected"] is True
+    assert st["address"] == "127.0.0.1:%d" % primary.port
+    assert known(nx, cid)
+
+
+def test_a_sentinel_that_does_not_answer_is_passed_over(nginx_factory, sentinels):
+    dead = free_port()      # nothing listens there
+    line = " ".join(["sentinel=127.0.0.1:%d" % dead]
+                    + ["sentinel=%s:%d" % a for a in sentinels.sentinel_addrs]
+                    + ["master=%s" % sentinels.master_name])
+    nx = nginx_factory("dead-sentinel", example=CLUSTER_EXAMPLE, replace=[(REDIS_LINE, line)]).start()
+    for _ in range(3):
+        r = register(nx)
+        assert r.status_code == 201, (r.text, nx.error_log()[-2000:])
+    assert "cannot connect to redis sentinel" in nx.error_log() or \
+        "127.0.0.1:%d" % dead in nx.error_log()
+
+
+def test_a_master_the_sentinels_do_not_know_is_a_503_never_a_guess(nginx_factory, sentinels):
+    line = " ".join(["sentinel=%s:%d" % a for a in sentinels.sentinel_addrs] + ["master=nobody"])
+    nx = nginx_factory("unknown-master", example=CLUSTER_EXAMPLE, replace=[(REDIS_LINE, line)]).start()
+    r = register(nx)
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "temporarily_unavailable"
+    assert r.headers.get("Retry-After")
+    assert 'knows no master "nobody"' in nx.error_log()
+
+
+def test_a_change_no_replica_confirms_in_time_is_a_503_and_reads_go_on(nginx_factory, sentinels):
+    nx = gateway(nginx_factory, sentinels, " wait_replicas=1 wait_timeout=300ms")
+    r = register(nx)
+    assert r.status_code == 201, r.text
+    before = r.json()["client_id"]
+    replica = sentinels.replicas()[0]
+    replica.proc.popen.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        r = register(nx)
+        took = time.monotonic() - t0
+        assert r.status_code == 503, r.text
+        assert r.json()["error"] == "temporarily_unavailable"
+        assert r.headers.get("Retry-After")
+        assert 0.25 < took < 3, took          # the wait_timeout, not the 1 s timeout
+        assert "changes not confirmed: 0 of 1 replicas" in nx.error_log()
+        # what needs no confirmation is answered meanwhile
+        assert known(nx, before)
+        assert requests.get(nx.url + "/.well-known/oauth-authorization-server",
+                            timeout=10).status_code == 200
+    finally:
+        replica.proc.popen.send_signal(signal.SIGCONT)
+    wait_for(lambda: register(nx).status_code == 201, timeout=10)
+
+
+def test_a_forced_failover_is_followed_without_a_reload(nginx_factory, sentinels):
+    nx = gateway(nginx_factory, sentinels, " wait_replicas=1")
+    r = register(nx)
+    assert r.status_code == 201, r.text
+    acknowledged = [r.json()["client_id"]]
+    old = sentinels.primary()
+    # the old primary stays up and is demoted to a replica: the gateway's
+    # connection to it sees READONLY or is closed, never a stale answer
+    sentinels.sentinel_command(0, "SENTINEL", "FAILOVER", sentinels.master_name)
+    wait_for(lambda: sentinels.primary() is not old and sentinels.role(old) == "slave",
+             timeout=30)
+    codes = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        r = register(nx)
+        codes.append(r.status_code)
+        assert r.status_code in (201, 503), r.text
+        if r.status_code == 503:
+            assert r.headers.get("Retry-After")
+        else:
+            acknowledged.append(r.json()["client_id"])
+            if codes[-3:] == [201, 201, 201]:
+                break
+        time.sleep(0.2)
+    assert codes[-3:] == [201, 201, 201], codes
+    assert status(nx)["address"] == "127.0.0.1:%d" % sentinels.primary().port
+    for cid in acknowledged:
+        assert known(nx, cid), cid
+    sentinels.wait_replicas_in_sync(20)
+
+
+def test_a_killed_primary_gives_503s_then_service_resumes_with_nothing_lost(nginx_factory, sentinels):
+    nx = gateway(nginx_factory, sentinels, " wait_replicas=1")
+    acknowledged = []
+    for _ in range(5):
+        r = register(nx)
+        assert r.status_code == 201, r.text
+        acknowledged.append(r.json()["client_id"])
+    old = sentinels.kill_primary()
+    t0 = time.monotonic()
+    seen = set()
+    while time.monotonic() - t0 < 30:
+        r = register(nx, timeout=10)
+        seen.add(r.status_code)
+        assert r.status_code in (201, 503), r.text
+        if r.status_code == 201:
+            acknowledged.append(r.json()["client_id"])
+            break
+        assert r.json()["error"] == "temporarily_unavailable" and r.headers.get("Retry-After")
+        time.sleep(0.2)
+    resumed = time.monotonic() - t0
+    assert 201 in seen, "no registration went through within 30 s of the kill"
+    assert 503 in seen       # the switch took a moment, and said so
+    print("service resumed %.1f s after the primary was killed" % resumed)
+    for cid in acknowledged:
+        assert known(nx, cid), cid
+    # the old primary comes back as a replica of the new one, and changes
+    # are confirmed by it again (once the gateway's count of replicas, at
+    # most a second old, has it)
+    sentinels.restart(old)
+    sentinels.wait_replicas_in_sync(20)
+    time.sleep(1.2)
+    r = register(nx)
+    assert r.status_code == 201, r.text
+    assert old.command("EXISTS", "mcp_auth:newclient:" + r.json()["client_id"]) == 1
+    for cid in acknowledged:
+        assert old.command("EXISTS", "mcp_auth:newclient:" + cid) == 1, cid
+
+
+def test_sentinels_that_require_a_password(nginx_factory, tmp_path):
+    s = SentinelSet(tmp_path / "acl", password="data-pw-3", sentinel_password="watch-pw-4",
+                    sentinels=1).start()
+    try:
+        (tmp_path / "data").write_text("data-pw-3\n")
+        (tmp_path / "watch").write_text("watch-pw-4\n")
+        (tmp_path / "wrong").write_text("not-it-5\n")
+        good = gateway(nginx_factory, s, " password_file=%s sentinel_password_file=%s"
+                       % (tmp_path / "data", tmp_path / "watch"), name="acl-good")
+        r = register(good)
+        assert r.status_code == 201, (r.text, good.error_log()[-2000:])
+
+        bad = gateway(nginx_factory, s, " password_file=%s sentinel_password_file=%s"
+                      % (tmp_path / "data", tmp_path / "wrong"), name="acl-bad")
+        r = register(bad)
+        assert r.status_code == 503, r.text
+        log = bad.error_log()
+        assert "redis sentinel at 127.0.0.1:%d answered WRONGPASS" % s.sentinel_addrs[0][1] in log, log
+        for secret in ("not-it-5", "watch-pw-4", "data-pw-3"):
+            assert secret not in log
+    finally:
+        s.stop()
+
+
+def test_nginx_t_names_sentinel_mistakes(nginx_factory, tmp_path):
+    (tmp_path / "pw").write_text("pw\n")
+    nine = " ".join("sentinel=127.0.0.1:%d" % (26379 + i) for i in range(9))
+    cases = [
+        ("sentinel=127.0.0.1:26379", '"sentinel=" needs "master="'),
+        ("127.0.0.1:6379 master=mcp", '"master=" and the sentinel_ parameters need "sentinel="'),
+        ("127.0.0.1:6379 sentinel=127.0.0.1:26379 master=mcp", 'an address or "sentinel=", not both'),
+        ("sentinel=127.0.0.1:26379 master=mcp sentinel_user=u",
+         '"sentinel_user=" needs "sentinel_password_file="'),
+        ("sentinel=127.0.0.1:26379 master=mcp wait_replicas=1 wait_timeout=2s",
+         '"wait_timeout=" must be shorter than "timeout="'),
+        ("sentinel=127.0.0.1:26379 master=mcp wait_replicas=-1", 'invalid mcp_auth_redis parameter'),
+        (nine + " master=mcp", 'at most 8 "sentinel="'),
+        ("cache=1s", 'needs an address, or "sentinel=" and "master="'),
+    ]
+    for new, message in cases:
+        nx = nginx_factory("conf", example=CLUSTER_EXAMPLE, replace=[(REDIS_LINE, new)])
+        r = nx.test_config()
+        assert r.returncode != 0, new
+        assert message in r.stderr, (new, r.stderr)
+    ok = nginx_factory("conf-ok", example=CLUSTER_EXAMPLE, replace=[(
+        REDIS_LINE, "sentinel=127.0.0.1:26379 sentinel=127.0.0.1:26380 master=mcp "
+        "sentinel_user=w sentinel_password_file=%s wait_replicas=1 wait_timeout=250ms" % (tmp_path / "pw"))])
+    r = ok.test_config()
+    assert r.returncode == 0, r.stderr
