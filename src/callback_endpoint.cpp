@@ -302,10 +302,10 @@ Response verify_and_issue(const Config& cf, Store& store, const Request& req, co
     StoreStatus st = store.get("jwks:" + cf.provider_issuer, &raw);
     if (st == StoreStatus::ok) {
       keys = parse_jwks_cached(raw, nullptr);
-    } else if (st == StoreStatus::pending) {
-      return store_failure_page(st);
-    } else if (st != StoreStatus::not_found) {
+    } else if (st == StoreStatus::error) {
       return client_error(cf, req, login, "server_error", "the login could not be completed");
+    } else if (st != StoreStatus::not_found) {
+      return store_failure_page(st);  // pending, or the store unreachable: a 503 to try again
     }
     if (!jwks_covers(keys, jwt_header_kid(tokens.id_token))) {
       Fields f;
