@@ -189,9 +189,11 @@ else
     kill -9 \$(cat $sdir/redis-$REDIS_PORT.pid)
   The Sentinels promote the replica within some 3 s; meanwhile requests
   that need Redis get 503 with Retry-After, and service resumes by itself.
-  With one replica left alone, changes (logins, refreshes, revocations,
-  saves) keep getting 503 until a replica confirms them (wait_replicas=1):
-  start the old primary again, and the Sentinels make it a replica:
+  The new primary has no replica then: the edges confirm their changes
+  with as many replicas as are connected (none now), the tool servers want
+  one, so saves answer "Storage error: the save was not confirmed ..."
+  until the old primary is back.  Start it again; the Sentinels make it a
+  replica of the new primary:
     /usr/bin/redis-server $sdir/redis-$REDIS_PORT.conf --daemonize yes
   (Ctrl-C stops it too)."
 fi
