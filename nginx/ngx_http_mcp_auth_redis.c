@@ -22,9 +22,10 @@
  * With Sentinels (sentinel=, master=) the address is not configured but
  * asked for: each new connection starts by asking the Sentinels in turn for
  * the master's address, then opens it and checks with ROLE that it is the
- * primary before any command goes out.  A lost connection or a READONLY
- * answer (the node was demoted) drops the connection, and the next request
- * asks again: a failover is ridden through without a reload.
+ * primary before any command goes out.  A lost connection, a READONLY
+ * answer (the node was demoted) or Sentinel's +switch-master notice (a
+ * subscription on a connection of its own) drops the connection, and the
+ * next request asks again: a failover is ridden through without a reload.
  *
  * With wait_replicas=N, a request's changes are confirmed (MCPA_OP_SYNC) by
  * WAIT on the connection they went on, for N replicas or as many as are
@@ -80,6 +81,24 @@ typedef struct {
 
 
 /*
+ * A worker's subscription to Sentinel's +switch-master, on a connection of
+ * its own, so that it leaves a primary the Sentinels replaced even while
+ * that one still answers (cut off from the Sentinels, not from this edge).
+ */
+typedef struct {
+    ngx_mcp_auth_redis_t           *rd;
+    ngx_peer_connection_t           peer;
+    redisReader                    *reader;
+    ngx_event_t                     retry;
+    ngx_str_t                      *tls_name;
+    ngx_uint_t                      next;       /* the Sentinel to use next */
+    size_t                          sent;
+    unsigned                        started:1;
+    unsigned                        connecting:1;
+} ngx_mcp_auth_redis_watch_t;
+
+
+/*
  * An unauthenticated put, kept with its command because the budget script
  * may have to be sent again, naming the entries it must evict.
  */
@@ -127,6 +146,7 @@ struct ngx_mcp_auth_redis_s {
     ngx_str_t                       sentinel_password;
     ngx_str_t                       ask;        /* [AUTH] SENTINEL get-... */
     ngx_uint_t                      ask_replies;
+    ngx_str_t                       subscribe;  /* [AUTH] SUBSCRIBE ... */
 
     ngx_uint_t                      wait_replicas;
     ngx_msec_t                      wait_timeout;
@@ -160,6 +180,7 @@ struct ngx_mcp_auth_redis_s {
     u_char                          primary_text[NGX_SOCKADDR_STRLEN];
     ngx_str_t                       primary_host;   /* NUL-terminated */
     u_char                          primary_host_text[NGX_INET6_ADDRSTRLEN + 1];
+    ngx_mcp_auth_redis_watch_t      watch;
     ngx_peer_connection_t           peer;
     redisReader                    *reader;
     ngx_queue_t                     waiting;    /* sent, awaiting replies */
@@ -313,6 +334,9 @@ static char *ngx_mcp_auth_redis_sentinel(ngx_conf_t *cf,
     ngx_mcp_auth_redis_t *rd, ngx_str_t *value);
 static char *ngx_mcp_auth_redis_sentinel_conf(ngx_conf_t *cf,
     ngx_mcp_auth_redis_t *rd);
+static char *ngx_mcp_auth_redis_sentinel_words(ngx_conf_t *cf,
+    ngx_mcp_auth_redis_t *rd, ngx_uint_t nargs, ngx_str_t *args,
+    ngx_str_t *out);
 static ngx_int_t ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd,
     ngx_log_t *log);
 static ngx_int_t ngx_mcp_auth_redis_open(ngx_mcp_auth_redis_t *rd,
@@ -324,13 +348,27 @@ static void ngx_mcp_auth_redis_ask_read(ngx_mcp_auth_redis_t *rd);
 static ngx_int_t ngx_mcp_auth_redis_primary(ngx_mcp_auth_redis_t *rd,
     redisReply *reply);
 static void ngx_mcp_auth_redis_drop(ngx_mcp_auth_redis_t *rd);
+static void ngx_mcp_auth_redis_watch_start(ngx_mcp_auth_redis_t *rd);
+static void ngx_mcp_auth_redis_watch_connect(ngx_event_t *ev);
+static void ngx_mcp_auth_redis_watch_write(ngx_event_t *wev);
+static void ngx_mcp_auth_redis_watch_send(ngx_mcp_auth_redis_watch_t *w);
+static void ngx_mcp_auth_redis_watch_read(ngx_event_t *rev);
+static void ngx_mcp_auth_redis_watch_message(ngx_mcp_auth_redis_watch_t *w,
+    redisReply *reply);
+static void ngx_mcp_auth_redis_watch_fail(ngx_mcp_auth_redis_watch_t *w);
+static void ngx_mcp_auth_redis_watch_close(ngx_mcp_auth_redis_watch_t *w);
 static ngx_int_t ngx_mcp_auth_redis_handshake(ngx_mcp_auth_redis_t *rd,
     ngx_uint_t nargs, ngx_str_t *args);
 static void ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd);
 #if (NGX_SSL)
 static char *ngx_mcp_auth_redis_tls_conf(ngx_conf_t *cf,
     ngx_mcp_auth_redis_t *rd);
+static ngx_int_t ngx_mcp_auth_redis_tls_start(ngx_ssl_t *ssl,
+    ngx_connection_t *c, ngx_str_t *name, ngx_connection_handler_pt done);
+static ngx_int_t ngx_mcp_auth_redis_tls_check(ngx_connection_t *c,
+    ngx_str_t *name, ngx_str_t *peer);
 static void ngx_mcp_auth_redis_tls_handshake(ngx_mcp_auth_redis_t *rd);
+static void ngx_mcp_auth_redis_watch_tls_done(ngx_connection_t *c);
 static void ngx_mcp_auth_redis_tls_done(ngx_connection_t *c);
 static ngx_int_t ngx_mcp_auth_redis_tls_name_ok(ngx_connection_t *c,
     ngx_str_t *name);
@@ -825,48 +863,68 @@ ngx_mcp_auth_redis_sentinel_conf(ngx_conf_t *cf, ngx_mcp_auth_redis_t *rd)
         return NGX_CONF_ERROR;
     }
 
-    /* [AUTH [user] password] SENTINEL get-master-addr-by-name NAME */
-
-    if (rd->sentinel_password.len) {
-        ngx_str_set(&args[0], "AUTH");
-
-        if (rd->sentinel_user.len) {
-            args[1] = rd->sentinel_user;
-            args[2] = rd->sentinel_password;
-
-        } else {
-            args[1] = rd->sentinel_password;
-        }
-
-        if (ngx_mcp_auth_redis_command(rd, rd->sentinel_user.len ? 3 : 2,
-                                       args, NGX_MCP_AUTH_REDIS_NO_KEY)
-            != NGX_OK)
-        {
-            return NGX_CONF_ERROR;
-        }
-
-        rd->ask_replies++;
-    }
-
+    /*
+     * What a Sentinel is asked: [AUTH [user] password] then SENTINEL
+     * get-master-addr-by-name NAME, or SUBSCRIBE +switch-master.
+     */
     ngx_str_set(&args[0], "SENTINEL");
     ngx_str_set(&args[1], "get-master-addr-by-name");
     args[2] = rd->master;
 
-    if (ngx_mcp_auth_redis_command(rd, 3, args, NGX_MCP_AUTH_REDIS_NO_KEY)
+    if (ngx_mcp_auth_redis_sentinel_words(cf, rd, 3, args, &rd->ask)
+        != NGX_CONF_OK)
+    {
+        return NGX_CONF_ERROR;
+    }
+
+    rd->ask_replies = rd->sentinel_password.len ? 2 : 1;
+
+    ngx_str_set(&args[0], "SUBSCRIBE");
+    ngx_str_set(&args[1], "+switch-master");
+
+    return ngx_mcp_auth_redis_sentinel_words(cf, rd, 2, args, &rd->subscribe);
+}
+
+
+/* [AUTH ...] and one command, in RESP, into configuration memory. */
+static char *
+ngx_mcp_auth_redis_sentinel_words(ngx_conf_t *cf, ngx_mcp_auth_redis_t *rd,
+    ngx_uint_t nargs, ngx_str_t *args, ngx_str_t *out)
+{
+    ngx_str_t  auth[3];
+
+    if (rd->sentinel_password.len) {
+        ngx_str_set(&auth[0], "AUTH");
+
+        if (rd->sentinel_user.len) {
+            auth[1] = rd->sentinel_user;
+            auth[2] = rd->sentinel_password;
+
+        } else {
+            auth[1] = rd->sentinel_password;
+        }
+
+        if (ngx_mcp_auth_redis_command(rd, rd->sentinel_user.len ? 3 : 2,
+                                       auth, NGX_MCP_AUTH_REDIS_NO_KEY)
+            != NGX_OK)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    if (ngx_mcp_auth_redis_command(rd, nargs, args, NGX_MCP_AUTH_REDIS_NO_KEY)
         != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
 
-    rd->ask_replies++;
-
-    rd->ask.data = ngx_pnalloc(cf->pool, rd->out_len);
-    if (rd->ask.data == NULL) {
+    out->data = ngx_pnalloc(cf->pool, rd->out_len);
+    if (out->data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    rd->ask.len = rd->out_len;
-    ngx_memcpy(rd->ask.data, rd->out, rd->out_len);
+    out->len = rd->out_len;
+    ngx_memcpy(out->data, rd->out, rd->out_len);
 
     /* the password was in there */
     ngx_explicit_memzero(rd->out, rd->out_size);
@@ -1022,6 +1080,10 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
     ngx_uint_t                 nargs, kind;
     ngx_mcp_auth_redis_cmd_t  *cmd;
     ngx_mcp_auth_redis_put_t  *put;
+
+    if (rd->nsentinels && !rd->watch.started) {
+        ngx_mcp_auth_redis_watch_start(rd);
+    }
 
     if (op->op == MCPA_OP_SYNC
         && (epoch == NULL || *epoch != rd->epoch
@@ -1678,6 +1740,378 @@ ngx_mcp_auth_redis_handshake(ngx_mcp_auth_redis_t *rd, ngx_uint_t nargs,
 }
 
 
+/* --- the +switch-master subscription --------------------------------------- */
+
+static void
+ngx_mcp_auth_redis_watch_start(ngx_mcp_auth_redis_t *rd)
+{
+    ngx_mcp_auth_redis_watch_t  *w;
+
+    w = &rd->watch;
+    w->started = 1;
+    w->rd = rd;
+
+    w->retry.handler = ngx_mcp_auth_redis_watch_connect;
+    w->retry.data = w;
+    w->retry.log = ngx_cycle->log;
+    w->retry.cancelable = 1;        /* no reason to keep a worker alive */
+
+    ngx_mcp_auth_redis_watch_connect(&w->retry);
+}
+
+
+static void
+ngx_mcp_auth_redis_watch_connect(ngx_event_t *ev)
+{
+    ngx_int_t                       rc;
+    ngx_connection_t               *c;
+    ngx_mcp_auth_redis_t           *rd;
+    ngx_mcp_auth_redis_watch_t     *w;
+    ngx_mcp_auth_redis_sentinel_t  *s;
+
+    w = ev->data;
+    rd = w->rd;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    s = &rd->sentinels[w->next];
+    w->next = (w->next + 1) % rd->nsentinels;
+
+    ngx_memzero(&w->peer, sizeof(ngx_peer_connection_t));
+    w->peer.sockaddr = s->addr.sockaddr;
+    w->peer.socklen = s->addr.socklen;
+    w->peer.name = &s->addr.name;
+    w->peer.get = ngx_event_get_peer;
+    w->peer.log = ngx_cycle->log;
+    w->peer.log_error = NGX_ERROR_ERR;
+
+#if (NGX_SSL)
+    w->tls_name = rd->tls_name.len ? &rd->tls_name : &s->host;
+#endif
+
+    rc = ngx_event_connect_peer(&w->peer);
+
+    if (rc == NGX_ERROR || rc == NGX_BUSY || rc == NGX_DECLINED) {
+        ngx_mcp_auth_redis_watch_fail(w);
+        return;
+    }
+
+    c = w->peer.connection;
+    c->data = w;
+    c->read->handler = ngx_mcp_auth_redis_watch_read;
+    c->write->handler = ngx_mcp_auth_redis_watch_write;
+    c->log = ngx_cycle->log;
+    c->read->log = c->log;
+    c->write->log = c->log;
+
+    w->reader = redisReaderCreate();
+    if (w->reader == NULL) {
+        ngx_mcp_auth_redis_watch_fail(w);
+        return;
+    }
+
+#if (NGX_SSL)
+    if (rd->ssl) {
+        c->pool = ngx_create_pool(512, c->log);
+        if (c->pool == NULL) {
+            ngx_mcp_auth_redis_watch_fail(w);
+            return;
+        }
+    }
+#endif
+
+    w->connecting = 1;
+    w->sent = 0;
+
+    if (rc != NGX_AGAIN) {
+        ngx_post_event(c->write, &ngx_posted_events);
+    }
+
+    ngx_add_timer(c->write, rd->connect_timeout);
+}
+
+
+static void
+ngx_mcp_auth_redis_watch_write(ngx_event_t *wev)
+{
+    int                          err;
+    socklen_t                    len;
+    ngx_connection_t            *c;
+    ngx_mcp_auth_redis_watch_t  *w;
+
+    c = wev->data;
+    w = c->data;
+
+    if (!w->connecting) {
+        ngx_mcp_auth_redis_watch_send(w);
+        return;
+    }
+
+    err = 0;
+    len = sizeof(int);
+
+    if (wev->timedout
+        || getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1
+        || err)
+    {
+        ngx_mcp_auth_redis_watch_fail(w);
+        return;
+    }
+
+    w->connecting = 0;
+
+#if (NGX_SSL)
+    if (w->rd->ssl) {
+        if (ngx_mcp_auth_redis_tls_start(w->rd->ssl, c, w->tls_name,
+                                         ngx_mcp_auth_redis_watch_tls_done)
+            != NGX_OK)
+        {
+            ngx_mcp_auth_redis_watch_fail(w);
+        }
+
+        return;
+    }
+#endif
+
+    ngx_mcp_auth_redis_watch_send(w);
+}
+
+
+#if (NGX_SSL)
+
+static void
+ngx_mcp_auth_redis_watch_tls_done(ngx_connection_t *c)
+{
+    ngx_mcp_auth_redis_watch_t  *w;
+
+    w = c->data;
+
+    if (ngx_mcp_auth_redis_tls_check(c, w->tls_name, w->peer.name) != NGX_OK)
+    {
+        ngx_mcp_auth_redis_watch_fail(w);
+        return;
+    }
+
+    c->read->handler = ngx_mcp_auth_redis_watch_read;
+    c->write->handler = ngx_mcp_auth_redis_watch_write;
+
+    ngx_mcp_auth_redis_watch_send(w);
+}
+
+#endif
+
+
+static void
+ngx_mcp_auth_redis_watch_send(ngx_mcp_auth_redis_watch_t *w)
+{
+    ssize_t                n;
+    ngx_str_t             *cmd;
+    ngx_connection_t      *c;
+
+    c = w->peer.connection;
+    cmd = &w->rd->subscribe;
+
+    if (c->write->timer_set) {
+        ngx_del_timer(c->write);
+    }
+
+    while (w->sent < cmd->len) {
+        n = c->send(c, cmd->data + w->sent, cmd->len - w->sent);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_mcp_auth_redis_watch_fail(w);
+            return;
+        }
+
+        w->sent += n;
+    }
+
+    /* a subscription is quiet: a graceful shutdown may close it */
+    c->idle = 1;
+
+    if (ngx_handle_write_event(c->write, 0) != NGX_OK
+        || ngx_handle_read_event(c->read, 0) != NGX_OK)
+    {
+        ngx_mcp_auth_redis_watch_fail(w);
+    }
+}
+
+
+static void
+ngx_mcp_auth_redis_watch_read(ngx_event_t *rev)
+{
+    u_char                       buf[1024];
+    size_t                       len;
+    ssize_t                      n;
+    redisReply                  *reply;
+    ngx_connection_t            *c;
+    ngx_mcp_auth_redis_watch_t  *w;
+
+    c = rev->data;
+    w = c->data;
+
+    if (c->close) {
+        ngx_mcp_auth_redis_watch_close(w);
+        return;
+    }
+
+    for ( ;; ) {
+        n = c->recv(c, buf, sizeof(buf));
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == 0 || n == NGX_ERROR
+            || redisReaderFeed(w->reader, (const char *) buf, (size_t) n)
+               != REDIS_OK)
+        {
+            ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                          "mcp_auth: redis sentinel at %V closed the "
+                          "+switch-master subscription", w->peer.name);
+            ngx_mcp_auth_redis_watch_fail(w);
+            return;
+        }
+
+        for ( ;; ) {
+            reply = NULL;
+
+            if (redisReaderGetReply(w->reader, (void **) &reply) != REDIS_OK)
+            {
+                ngx_mcp_auth_redis_watch_fail(w);
+                return;
+            }
+
+            if (reply == NULL) {
+                break;
+            }
+
+            if (reply->type == REDIS_REPLY_ERROR) {
+                /* the code only: the rest may quote the password */
+                for (len = 0; len < reply->len && reply->str[len] != ' ';
+                     len++)
+                {
+                    /* void */
+                }
+
+                ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                              "mcp_auth: redis sentinel at %V refused the "
+                              "+switch-master subscription: %*s",
+                              w->peer.name, len, reply->str);
+                freeReplyObject(reply);
+                ngx_mcp_auth_redis_watch_fail(w);
+                return;
+            }
+
+            ngx_mcp_auth_redis_watch_message(w, reply);
+            freeReplyObject(reply);
+        }
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_mcp_auth_redis_watch_fail(w);
+    }
+}
+
+
+/*
+ * ["message", "+switch-master", "NAME OLD-IP OLD-PORT NEW-IP NEW-PORT"]:
+ * for our master, the connection to the old primary goes, and the next
+ * request asks the Sentinels at once.
+ */
+static void
+ngx_mcp_auth_redis_watch_message(ngx_mcp_auth_redis_watch_t *w,
+    redisReply *reply)
+{
+    u_char                *p, *last;
+    redisReply            *text;
+    ngx_mcp_auth_redis_t  *rd;
+
+    rd = w->rd;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[0]->len != 7
+        || ngx_strncmp(reply->element[0]->str, "message", 7) != 0
+        || reply->element[2]->type != REDIS_REPLY_STRING)
+    {
+        return;     /* AUTH's OK, SUBSCRIBE's confirmation */
+    }
+
+    text = reply->element[2];
+    p = (u_char *) text->str;
+    last = p + text->len;
+
+    if ((size_t) (last - p) <= rd->master.len
+        || ngx_strncmp(p, rd->master.data, rd->master.len) != 0
+        || p[rd->master.len] != ' ')
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "mcp_auth: the redis sentinels switched master \"%V\": "
+                  "%*s", &rd->master, (size_t) ngx_min(last - p, 256), p);
+
+    if (rd->state != NGX_MCP_AUTH_REDIS_IDLE && !rd->asking) {
+        ngx_mcp_auth_redis_close(rd, 1);
+    }
+
+    /* no hold-off: the Sentinels know the new primary already */
+    rd->retry_at = ngx_current_msec;
+}
+
+
+static void
+ngx_mcp_auth_redis_watch_fail(ngx_mcp_auth_redis_watch_t *w)
+{
+    ngx_mcp_auth_redis_watch_close(w);
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_add_timer(&w->retry, NGX_MCP_AUTH_REDIS_RETRY);
+    }
+}
+
+
+static void
+ngx_mcp_auth_redis_watch_close(ngx_mcp_auth_redis_watch_t *w)
+{
+    ngx_pool_t        *pool;
+    ngx_connection_t  *c;
+
+    c = w->peer.connection;
+
+    if (c) {
+        pool = c->pool;
+
+#if (NGX_SSL)
+        if (c->ssl) {
+            c->ssl->no_wait_shutdown = 1;
+            (void) ngx_ssl_shutdown(c);
+        }
+#endif
+
+        ngx_close_connection(c);
+        w->peer.connection = NULL;
+
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+    }
+
+    if (w->reader) {
+        redisReaderFree(w->reader);
+        w->reader = NULL;
+    }
+}
+
+
 /* The TCP connection is up: TLS first when configured, then commands. */
 static void
 ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd)
@@ -1719,37 +2153,82 @@ ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd)
 
 #if (NGX_SSL)
 
+/*
+ * Starts TLS on c for name; done(c) is called when the handshake ends, at
+ * once or from the event loop.  NGX_ERROR: it could not start.
+ */
+static ngx_int_t
+ngx_mcp_auth_redis_tls_start(ngx_ssl_t *ssl, ngx_connection_t *c,
+    ngx_str_t *name, ngx_connection_handler_pt done)
+{
+    if (ngx_ssl_create_connection(ssl, c, NGX_SSL_CLIENT) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (SSL_set_tlsext_host_name(c->ssl->connection, (char *) name->data)
+        == 0)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_ssl_handshake(c) == NGX_AGAIN) {
+        c->ssl->handler = done;
+        return NGX_OK;
+    }
+
+    done(c);
+
+    return NGX_OK;
+}
+
+
+/* The handshake ended well, and the certificate verifies and names name. */
+static ngx_int_t
+ngx_mcp_auth_redis_tls_check(ngx_connection_t *c, ngx_str_t *name,
+    ngx_str_t *peer)
+{
+    long  verify;
+
+    if (!c->ssl->handshaked) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "mcp_auth: TLS handshake with redis at %V %s", peer,
+                      c->write->timedout || c->read->timedout
+                      ? "timed out" : "failed");
+        return NGX_ERROR;
+    }
+
+    verify = SSL_get_verify_result(c->ssl->connection);
+
+    if (verify != X509_V_OK) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "mcp_auth: redis at %V: certificate verify failed "
+                      "(%l: %s)", peer, verify,
+                      X509_verify_cert_error_string(verify));
+        return NGX_ERROR;
+    }
+
+    if (ngx_mcp_auth_redis_tls_name_ok(c, name) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "mcp_auth: redis at %V: certificate is not for \"%V\"",
+                      peer, name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_mcp_auth_redis_tls_handshake(ngx_mcp_auth_redis_t *rd)
 {
-    ngx_int_t          rc;
-    ngx_connection_t  *c;
-
-    c = rd->peer.connection;
-
-    if (ngx_ssl_create_connection(rd->ssl, c, NGX_SSL_CLIENT) != NGX_OK) {
-        ngx_mcp_auth_redis_close(rd, 1);
-        return;
-    }
-
-    if (SSL_set_tlsext_host_name(c->ssl->connection,
-                                 (char *) rd->tls_peer->data)
-        == 0)
-    {
-        ngx_mcp_auth_redis_close(rd, 1);
-        return;
-    }
-
     rd->state = NGX_MCP_AUTH_REDIS_HANDSHAKE_TLS;
 
-    rc = ngx_ssl_handshake(c);
-
-    if (rc == NGX_AGAIN) {
-        c->ssl->handler = ngx_mcp_auth_redis_tls_done;
-        return;
+    if (ngx_mcp_auth_redis_tls_start(rd->ssl, rd->peer.connection,
+                                     rd->tls_peer, ngx_mcp_auth_redis_tls_done)
+        != NGX_OK)
+    {
+        ngx_mcp_auth_redis_close(rd, 1);
     }
-
-    ngx_mcp_auth_redis_tls_done(c);
 }
 
 
@@ -1784,36 +2263,13 @@ ngx_mcp_auth_redis_tls_name_ok(ngx_connection_t *c, ngx_str_t *name)
 static void
 ngx_mcp_auth_redis_tls_done(ngx_connection_t *c)
 {
-    long                   verify;
     ngx_mcp_auth_redis_t  *rd;
 
     rd = c->data;
 
-    if (!c->ssl->handshaked) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "mcp_auth: TLS handshake with redis at %V %s",
-                      rd->peer.name,
-                      c->write->timedout || c->read->timedout
-                      ? "timed out" : "failed");
-        ngx_mcp_auth_redis_close(rd, 1);
-        return;
-    }
-
-    verify = SSL_get_verify_result(c->ssl->connection);
-
-    if (verify != X509_V_OK) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "mcp_auth: redis at %V: certificate verify failed "
-                      "(%l: %s)", rd->peer.name, verify,
-                      X509_verify_cert_error_string(verify));
-        ngx_mcp_auth_redis_close(rd, 1);
-        return;
-    }
-
-    if (ngx_mcp_auth_redis_tls_name_ok(c, rd->tls_peer) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "mcp_auth: redis at %V: certificate is not for \"%V\"",
-                      rd->peer.name, rd->tls_peer);
+    if (ngx_mcp_auth_redis_tls_check(c, rd->tls_peer, rd->peer.name)
+        != NGX_OK)
+    {
         ngx_mcp_auth_redis_close(rd, 1);
         return;
     }

@@ -190,6 +190,29 @@ def test_a_killed_primary_gives_503s_then_service_resumes_with_nothing_lost(ngin
         assert old.command("EXISTS", "mcp_auth:newclient:" + cid) == 1, cid
 
 
+def test_a_stalled_primary_the_sentinels_replaced_is_left_on_their_notice(nginx_factory, sentinels):
+    # a long timeout: only Sentinel's +switch-master can make the gateway
+    # leave a primary that holds its connection open without answering
+    nx = gateway(nginx_factory, sentinels, " timeout=60s")
+    r = register(nx)
+    assert r.status_code == 201, r.text
+    old = sentinels.kill_primary(signal.SIGSTOP)
+    try:
+        sentinels.wait_failover(old, timeout=30)
+        switched = time.monotonic()
+        wait_for(lambda: "switched master" in nx.error_log(), timeout=10)
+        r = register(nx, timeout=30)
+        assert r.status_code in (201, 503), r.text
+        if r.status_code == 503:        # the one that waited on the old primary
+            r = register(nx, timeout=30)
+        assert r.status_code == 201, r.text
+        assert time.monotonic() - switched < 10
+        assert status(nx)["address"] == "127.0.0.1:%d" % sentinels.primary().port
+    finally:
+        sentinels.restart(old)
+    sentinels.wait_replicas_in_sync(20)
+
+
 def test_sentinels_that_require_a_password(nginx_factory, tmp_path):
     s = SentinelSet(tmp_path / "acl", password="data-pw-3", sentinel_password="watch-pw-4",
                     sentinels=1).start()
