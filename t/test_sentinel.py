@@ -262,3 +262,62 @@ def test_nginx_t_names_sentinel_mistakes(nginx_factory, tmp_path):
         "sentinel_user=w sentinel_password_file=%s wait_replicas=1 wait_timeout=250ms" % (tmp_path / "pw"))])
     r = ok.test_config()
     assert r.returncode == 0, r.stderr
+
+
+def test_tls_to_the_sentinels_and_the_primary_they_name(nginx_factory, tmp_path):
+    from harness import Proc
+    from test_cluster import _tls_material
+
+    _tls_material(tmp_path)
+    tls = ["tls-cert-file %s/server.crt" % tmp_path, "tls-key-file %s/server.key" % tmp_path,
+           "tls-ca-cert-file %s/ca.crt" % tmp_path, "tls-auth-clients yes", "tls-replication yes"]
+    data_port, sentinel_port = free_port(), free_port()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "sentinel").mkdir()
+    (tmp_path / "data" / "redis.conf").write_text("\n".join([
+        "bind 127.0.0.1", "port 0", "tls-port %d" % data_port, 'dir "%s/data"' % tmp_path,
+        "appendonly yes", "appendfsync always", 'save ""', 'logfile ""'] + tls) + "\n")
+    (tmp_path / "sentinel" / "sentinel.conf").write_text("\n".join([
+        "bind 127.0.0.1", "port 0", "tls-port %d" % sentinel_port, 'dir "%s/sentinel"' % tmp_path,
+        'logfile ""', "sentinel resolve-hostnames no",
+        "sentinel monitor mcp 127.0.0.1 %d 1" % data_port] + tls) + "\n")
+    data = Proc("redis-tls", ["/usr/bin/redis-server", tmp_path / "data" / "redis.conf"], tmp_path / "data",
+                ready_line=r"Ready to accept connections", port=data_port).start()
+    sentinel = Proc("sentinel-tls", ["/usr/bin/redis-sentinel", tmp_path / "sentinel" / "sentinel.conf"],
+                    tmp_path / "sentinel", ready_line=r"Sentinel ID is", port=sentinel_port).start()
+    try:
+        def node(name, ca):
+            return nginx_factory(name, example=CLUSTER_EXAMPLE, replace=[(
+                REDIS_LINE, "sentinel=127.0.0.1:%d master=mcp tls tls_ca=%s/%s tls_certificate=%s/client.crt "
+                "tls_certificate_key=%s/client.key" % (sentinel_port, tmp_path, ca, tmp_path, tmp_path))]).start()
+
+        good = node("sentinel-tls-good", "ca.crt")
+        for _ in range(3):
+            r = register(good)
+            assert r.status_code == 201, (r.text, good.error_log()[-2000:])
+        assert status(good)["address"] == "127.0.0.1:%d" % data_port
+        # the +switch-master subscription came up over TLS too
+        wait_for(lambda: b" sub=1 " in _sentinel_clients(sentinel_port, tmp_path),
+                 timeout=10)
+
+        # a Sentinel whose certificate this CA did not sign is never asked
+        wrong = node("sentinel-tls-wrong-ca", "other-ca.crt")
+        r = register(wrong)
+        assert r.status_code == 503, r.text
+        assert "redis at 127.0.0.1:%d: certificate verify failed" % sentinel_port in wrong.error_log()
+    finally:
+        sentinel.stop()
+        data.stop()
+
+
+def _sentinel_clients(port, d):
+    """CLIENT LIST of a TLS Sentinel."""
+    import socket
+    import ssl
+    from redis_util import _encode, _read
+    ctx = ssl.create_default_context(cafile=str(d / "ca.crt"))
+    ctx.load_cert_chain(str(d / "client.crt"), str(d / "client.key"))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(_encode(["CLIENT", "LIST"]))
+            return _read(s.makefile("rb"))
