@@ -225,6 +225,22 @@ def test_sentinels_that_require_a_password(nginx_factory, tmp_path):
         r = register(good)
         assert r.status_code == 201, (r.text, good.error_log()[-2000:])
 
+        # ACL users: on the Sentinel, one that may ask for the address and
+        # hear the switches, nothing else; on the data node, one for the prefix
+        s.sentinel_command(0, "ACL", "SETUSER", "edge", "reset", "on", ">edge-watch-6",
+                           "+sentinel|get-master-addr-by-name", "+subscribe", "&+switch-master")
+        for server in s.servers:
+            server.command("ACL", "SETUSER", "gateway", "on", ">gw-data-8", "~mcp_auth:*", "+@all")
+        (tmp_path / "edge").write_text("edge-watch-6\n")
+        (tmp_path / "gw").write_text("gw-data-8\n")
+        users = gateway(nginx_factory, s, " user=gateway password_file=%s sentinel_user=edge "
+                        "sentinel_password_file=%s wait_replicas=1" % (tmp_path / "gw", tmp_path / "edge"),
+                        name="acl-users")
+        r = register(users)
+        assert r.status_code == 201, (r.text, users.error_log()[-2000:])
+        wait_for(lambda: any("user=edge" in c and "cmd=subscribe" in c for c in
+                             s.sentinel_command(0, "CLIENT", "LIST").decode().splitlines()), timeout=5)
+
         bad = gateway(nginx_factory, s, " password_file=%s sentinel_password_file=%s"
                       % (tmp_path / "data", tmp_path / "wrong"), name="acl-bad")
         r = register(bad)
@@ -233,6 +249,8 @@ def test_sentinels_that_require_a_password(nginx_factory, tmp_path):
         assert "redis sentinel at 127.0.0.1:%d answered WRONGPASS" % s.sentinel_addrs[0][1] in log, log
         for secret in ("not-it-5", "watch-pw-4", "data-pw-3"):
             assert secret not in log
+        for secret in ("edge-watch-6", "gw-data-8"):
+            assert secret not in users.error_log()
     finally:
         s.stop()
 
