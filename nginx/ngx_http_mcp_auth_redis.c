@@ -19,12 +19,14 @@
  * with Retry-After -- and no new connection is tried for a second, so that
  * an outage costs requests a fast answer, not a timeout each.
  *
- * With Sentinels (sentinel=, master=) the address is not configured but
+ * With Sentinels (sentinel=, master=; ngx_http_mcp_auth_sentinel.c) the
+ * address is not configured but
  * asked for: each new connection starts by asking the Sentinels in turn for
  * the master's address, then opens it and checks with ROLE that it is the
- * primary before any command goes out.  A lost connection or a READONLY
- * answer (the node was demoted) drops the connection, and the next request
- * asks again: a failover is ridden through without a reload.
+ * primary before any command goes out.  A lost connection, a READONLY
+ * answer (the node was demoted) or Sentinel's +switch-master notice (a
+ * subscription on a connection of its own) drops the connection, and the
+ * next request asks again: a failover is ridden through without a reload.
  *
  * With wait_replicas=N, a request's changes are confirmed (MCPA_OP_SYNC) by
  * WAIT on the connection they went on, for N replicas or as many as are
@@ -39,14 +41,8 @@
 
 #include <hiredis/hiredis.h>
 
-#include "ngx_http_mcp_auth_redis.h"
+#include "ngx_http_mcp_auth_redis_conn.h"
 
-
-#define NGX_MCP_AUTH_REDIS_IDLE        0
-#define NGX_MCP_AUTH_REDIS_CONNECTING  1
-#define NGX_MCP_AUTH_REDIS_HANDSHAKE_TLS 3
-#define NGX_MCP_AUTH_REDIS_READY       2
-#define NGX_MCP_AUTH_REDIS_ASKING      4     /* a Sentinel, asked */
 
 /* how a command's reply is read */
 #define NGX_MCP_AUTH_REDIS_HANDSHAKE   1     /* AUTH, SELECT */
@@ -63,20 +59,11 @@
 /* how long the count of connected replicas is trusted */
 #define NGX_MCP_AUTH_REDIS_REPLICAS_TTL  1000
 
-#define NGX_MCP_AUTH_REDIS_RETRY       1000  /* ms after a failure */
 
-#define NGX_MCP_AUTH_REDIS_NO_KEY      ((ngx_uint_t) -1)
 
 /* the budget script is sent at most this often for one put (see below) */
 #define NGX_MCP_AUTH_REDIS_UNAUTH_ROUNDS  4
 
-#define NGX_MCP_AUTH_REDIS_SENTINELS   8
-
-
-typedef struct {
-    ngx_addr_t                      addr;
-    ngx_str_t                       host;       /* NUL-terminated */
-} ngx_mcp_auth_redis_sentinel_t;
 
 
 /*
@@ -103,73 +90,6 @@ struct ngx_mcp_auth_redis_cmd_s {
 };
 
 
-struct ngx_mcp_auth_redis_s {
-    /* configuration */
-    ngx_addr_t                      addr;
-    ngx_str_t                       prefix;
-    ngx_str_t                       user;
-    ngx_str_t                       password;
-    ngx_int_t                       db;
-    ngx_msec_t                      timeout;
-    ngx_msec_t                      connect_timeout;
-    time_t                          cache;
-    size_t                          unauth_budget;
-    ngx_str_t                       unauth_order;   /* prefixed index keys */
-    ngx_str_t                       unauth_expiry;
-    ngx_str_t                       unauth_sizes;
-    ngx_str_t                       unauth_budget_arg;
-
-    /* Sentinel mode: nsentinels > 0, master named */
-    ngx_mcp_auth_redis_sentinel_t   sentinels[NGX_MCP_AUTH_REDIS_SENTINELS];
-    ngx_uint_t                      nsentinels;
-    ngx_str_t                       master;
-    ngx_str_t                       sentinel_user;
-    ngx_str_t                       sentinel_password;
-    ngx_str_t                       ask;        /* [AUTH] SENTINEL get-... */
-    ngx_uint_t                      ask_replies;
-
-    ngx_uint_t                      wait_replicas;
-    ngx_msec_t                      wait_timeout;
-    ngx_str_t                       wait_timeout_arg;
-
-#if (NGX_SSL)
-    ngx_ssl_t                      *ssl;        /* tls: verified, always */
-    ngx_str_t                       tls_name;   /* SNI and the name checked */
-    ngx_str_t                       tls_ca;
-    ngx_str_t                       tls_certificate;
-    ngx_str_t                       tls_certificate_key;
-    ngx_str_t                      *tls_peer;   /* the name this peer needs */
-#endif
-
-    /* per worker: configuration memory is private after fork */
-    ngx_uint_t                      state;
-    ngx_uint_t                      epoch;      /* counts connections */
-    ngx_uint_t                      replicas;   /* connected, ROLE says */
-    ngx_msec_t                      replicas_at;
-    ngx_uint_t                      replicas_asked;
-    ngx_uint_t                      hello;      /* commands wait for ROLE */
-    size_t                          hello_len;  /* the handshake in out */
-    ngx_uint_t                      asking;     /* connected to a Sentinel */
-    ngx_uint_t                      asked;      /* Sentinels asked, this round */
-    ngx_uint_t                      next_sentinel;
-    ngx_uint_t                      ask_pending;
-    size_t                          ask_sent;
-    ngx_sockaddr_t                  primary_sockaddr;
-    socklen_t                       primary_socklen;
-    ngx_str_t                       primary_name;   /* ip:port */
-    u_char                          primary_text[NGX_SOCKADDR_STRLEN];
-    ngx_str_t                       primary_host;   /* NUL-terminated */
-    u_char                          primary_host_text[NGX_INET6_ADDRSTRLEN + 1];
-    ngx_peer_connection_t           peer;
-    redisReader                    *reader;
-    ngx_queue_t                     waiting;    /* sent, awaiting replies */
-    ngx_uint_t                      in_flight;
-    u_char                         *out;        /* commands not yet sent */
-    size_t                          out_len;
-    size_t                          out_sent;
-    size_t                          out_size;
-    ngx_msec_t                      retry_at;
-};
 
 
 /*
@@ -309,21 +229,8 @@ static ngx_mcp_auth_redis_word_t  ngx_mcp_auth_redis_words[] = {
 
 static char *ngx_mcp_auth_redis_password(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *password);
-static char *ngx_mcp_auth_redis_sentinel(ngx_conf_t *cf,
-    ngx_mcp_auth_redis_t *rd, ngx_str_t *value);
-static char *ngx_mcp_auth_redis_sentinel_conf(ngx_conf_t *cf,
-    ngx_mcp_auth_redis_t *rd);
 static ngx_int_t ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd,
     ngx_log_t *log);
-static ngx_int_t ngx_mcp_auth_redis_open(ngx_mcp_auth_redis_t *rd,
-    struct sockaddr *sockaddr, socklen_t socklen, ngx_str_t *name,
-    ngx_str_t *tls_name);
-static ngx_int_t ngx_mcp_auth_redis_ask(ngx_mcp_auth_redis_t *rd);
-static void ngx_mcp_auth_redis_ask_send(ngx_mcp_auth_redis_t *rd);
-static void ngx_mcp_auth_redis_ask_read(ngx_mcp_auth_redis_t *rd);
-static ngx_int_t ngx_mcp_auth_redis_primary(ngx_mcp_auth_redis_t *rd,
-    redisReply *reply);
-static void ngx_mcp_auth_redis_drop(ngx_mcp_auth_redis_t *rd);
 static ngx_int_t ngx_mcp_auth_redis_handshake(ngx_mcp_auth_redis_t *rd,
     ngx_uint_t nargs, ngx_str_t *args);
 static void ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd);
@@ -340,8 +247,6 @@ static void ngx_mcp_auth_redis_read_handler(ngx_event_t *rev);
 static void ngx_mcp_auth_redis_send(ngx_mcp_auth_redis_t *rd);
 static ngx_int_t ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
     ngx_mcp_auth_redis_cmd_t *cmd, redisReply *reply);
-static void ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd,
-    ngx_uint_t failed);
 static void ngx_mcp_auth_redis_arm(ngx_mcp_auth_redis_t *rd,
     ngx_uint_t progress);
 static ngx_mcp_auth_redis_cmd_t *ngx_mcp_auth_redis_push(
@@ -352,8 +257,6 @@ static ngx_mcp_auth_redis_put_t *ngx_mcp_auth_redis_put(mcpa_store_op_t *op,
     ngx_str_t *expires);
 static ngx_int_t ngx_mcp_auth_redis_unauth(ngx_mcp_auth_redis_t *rd,
     ngx_mcp_auth_redis_put_t *put, redisReply *victims);
-static ngx_int_t ngx_mcp_auth_redis_command(ngx_mcp_auth_redis_t *rd,
-    ngx_uint_t nargs, ngx_str_t *args, ngx_uint_t prefixed);
 static ngx_int_t ngx_mcp_auth_redis_reserve(ngx_mcp_auth_redis_t *rd,
     size_t len);
 
@@ -712,173 +615,6 @@ ngx_mcp_auth_redis_password(ngx_conf_t *cf, ngx_str_t *name,
 }
 
 
-/* "sentinel=HOST:PORT": resolved when the configuration is read. */
-static char *
-ngx_mcp_auth_redis_sentinel(ngx_conf_t *cf, ngx_mcp_auth_redis_t *rd,
-    ngx_str_t *value)
-{
-    ngx_url_t                       u;
-    ngx_mcp_auth_redis_sentinel_t  *s;
-
-    if (rd->nsentinels == NGX_MCP_AUTH_REDIS_SENTINELS) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mcp_auth_redis: at most %d \"sentinel=\"",
-                           NGX_MCP_AUTH_REDIS_SENTINELS);
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memzero(&u, sizeof(ngx_url_t));
-    u.url.data = value->data + 9;
-    u.url.len = value->len - 9;
-    u.default_port = 26379;
-
-    if (u.url.len == 0 || ngx_parse_url(cf->pool, &u) != NGX_OK
-        || u.naddrs == 0)
-    {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mcp_auth_redis: %s in \"%V\"",
-                           u.err ? u.err : "no address", value);
-        return NGX_CONF_ERROR;
-    }
-
-    s = &rd->sentinels[rd->nsentinels++];
-    s->addr = u.addrs[0];
-
-    /* NUL-terminated: the name its TLS certificate must carry */
-    s->host.data = ngx_pnalloc(cf->pool, u.host.len + 1);
-    if (s->host.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    ngx_memcpy(s->host.data, u.host.data, u.host.len);
-    s->host.data[u.host.len] = '\0';
-    s->host.len = u.host.len;
-
-    return NGX_CONF_OK;
-}
-
-
-/*
- * Checks the Sentinel and WAIT parameters, and writes what every new
- * connection asks a Sentinel, and WAIT's arguments, once.
- */
-static char *
-ngx_mcp_auth_redis_sentinel_conf(ngx_conf_t *cf, ngx_mcp_auth_redis_t *rd)
-{
-    u_char     *p;
-    ngx_str_t   args[3];
-
-    if (rd->wait_replicas) {
-        if (rd->wait_timeout >= rd->timeout) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "mcp_auth_redis: \"wait_timeout=\" must be "
-                               "shorter than \"timeout=\"");
-            return NGX_CONF_ERROR;
-        }
-
-        p = ngx_pnalloc(cf->pool, NGX_INT_T_LEN);
-        if (p == NULL) {
-            return NGX_CONF_ERROR;
-        }
-
-        rd->wait_timeout_arg.data = p;
-        rd->wait_timeout_arg.len = ngx_sprintf(p, "%M", rd->wait_timeout) - p;
-    }
-
-    if (rd->nsentinels == 0) {
-        if (rd->master.len || rd->sentinel_user.len
-            || rd->sentinel_password.len)
-        {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "mcp_auth_redis: \"master=\" and the "
-                               "sentinel_ parameters need \"sentinel=\"");
-            return NGX_CONF_ERROR;
-        }
-
-        if (rd->addr.sockaddr == NULL) {
-            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                               "mcp_auth_redis needs an address, or "
-                               "\"sentinel=\" and \"master=\"");
-            return NGX_CONF_ERROR;
-        }
-
-        return NGX_CONF_OK;
-    }
-
-    if (rd->addr.sockaddr) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mcp_auth_redis: an address or \"sentinel=\", "
-                           "not both (the Sentinels name the primary)");
-        return NGX_CONF_ERROR;
-    }
-
-    if (rd->master.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mcp_auth_redis: \"sentinel=\" needs \"master=\"");
-        return NGX_CONF_ERROR;
-    }
-
-    if (rd->sentinel_user.len && rd->sentinel_password.len == 0) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "mcp_auth_redis: \"sentinel_user=\" needs "
-                           "\"sentinel_password_file=\"");
-        return NGX_CONF_ERROR;
-    }
-
-    /* [AUTH [user] password] SENTINEL get-master-addr-by-name NAME */
-
-    if (rd->sentinel_password.len) {
-        ngx_str_set(&args[0], "AUTH");
-
-        if (rd->sentinel_user.len) {
-            args[1] = rd->sentinel_user;
-            args[2] = rd->sentinel_password;
-
-        } else {
-            args[1] = rd->sentinel_password;
-        }
-
-        if (ngx_mcp_auth_redis_command(rd, rd->sentinel_user.len ? 3 : 2,
-                                       args, NGX_MCP_AUTH_REDIS_NO_KEY)
-            != NGX_OK)
-        {
-            return NGX_CONF_ERROR;
-        }
-
-        rd->ask_replies++;
-    }
-
-    ngx_str_set(&args[0], "SENTINEL");
-    ngx_str_set(&args[1], "get-master-addr-by-name");
-    args[2] = rd->master;
-
-    if (ngx_mcp_auth_redis_command(rd, 3, args, NGX_MCP_AUTH_REDIS_NO_KEY)
-        != NGX_OK)
-    {
-        return NGX_CONF_ERROR;
-    }
-
-    rd->ask_replies++;
-
-    rd->ask.data = ngx_pnalloc(cf->pool, rd->out_len);
-    if (rd->ask.data == NULL) {
-        return NGX_CONF_ERROR;
-    }
-
-    rd->ask.len = rd->out_len;
-    ngx_memcpy(rd->ask.data, rd->out, rd->out_len);
-
-    /* the password was in there */
-    ngx_explicit_memzero(rd->out, rd->out_size);
-    ngx_free(rd->out);
-    rd->out = NULL;
-    rd->out_len = 0;
-    rd->out_size = 0;
-
-    return NGX_CONF_OK;
-}
-
-
 #if (NGX_SSL)
 
 /*
@@ -1022,6 +758,10 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
     ngx_uint_t                 nargs, kind;
     ngx_mcp_auth_redis_cmd_t  *cmd;
     ngx_mcp_auth_redis_put_t  *put;
+
+    if (rd->nsentinels && !rd->watch.started) {
+        ngx_mcp_auth_redis_watch_start(rd);
+    }
 
     if (op->op == MCPA_OP_SYNC
         && (epoch == NULL || *epoch != rd->epoch
@@ -1329,7 +1069,7 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
  * happens in the write handler, from the event loop: nothing in here
  * answers anybody.
  */
-static ngx_int_t
+ngx_int_t
 ngx_mcp_auth_redis_open(ngx_mcp_auth_redis_t *rd, struct sockaddr *sockaddr,
     socklen_t socklen, ngx_str_t *name, ngx_str_t *tls_name)
 {
@@ -1401,265 +1141,6 @@ ngx_mcp_auth_redis_open(ngx_mcp_auth_redis_t *rd, struct sockaddr *sockaddr,
 }
 
 
-/*
- * Opens a connection to the next Sentinel not yet asked in this round.
- * NGX_ERROR: every Sentinel was tried.
- */
-static ngx_int_t
-ngx_mcp_auth_redis_ask(ngx_mcp_auth_redis_t *rd)
-{
-    ngx_mcp_auth_redis_sentinel_t  *s;
-
-    while (rd->asked < rd->nsentinels) {
-        s = &rd->sentinels[rd->next_sentinel];
-        rd->next_sentinel = (rd->next_sentinel + 1) % rd->nsentinels;
-        rd->asked++;
-        rd->asking = 1;
-
-        if (ngx_mcp_auth_redis_open(rd, s->addr.sockaddr, s->addr.socklen,
-                                    &s->addr.name,
-#if (NGX_SSL)
-                                    rd->tls_name.len ? &rd->tls_name : &s->host
-#else
-                                    NULL
-#endif
-                                    )
-            == NGX_OK)
-        {
-            return NGX_OK;
-        }
-    }
-
-    rd->asking = 0;
-
-    return NGX_ERROR;
-}
-
-
-/* Connected to a Sentinel: the question goes out (and on, when it must). */
-static void
-ngx_mcp_auth_redis_ask_send(ngx_mcp_auth_redis_t *rd)
-{
-    ssize_t            n;
-    ngx_connection_t  *c;
-
-    c = rd->peer.connection;
-
-    while (rd->ask_sent < rd->ask.len) {
-        n = c->send(c, rd->ask.data + rd->ask_sent,
-                    rd->ask.len - rd->ask_sent);
-
-        if (n == NGX_AGAIN) {
-            break;
-        }
-
-        if (n == NGX_ERROR) {
-            ngx_mcp_auth_redis_close(rd, 1);
-            return;
-        }
-
-        rd->ask_sent += n;
-    }
-
-    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
-        ngx_mcp_auth_redis_close(rd, 1);
-    }
-}
-
-
-/*
- * A Sentinel's answers: OK to AUTH, then the master's address.  Found, the
- * Sentinel is left and the primary opened; anything else, the next
- * Sentinel is asked (ngx_mcp_auth_redis_close).
- */
-static void
-ngx_mcp_auth_redis_ask_read(ngx_mcp_auth_redis_t *rd)
-{
-    u_char             buf[1024];
-    size_t             len;
-    ssize_t            n;
-    ngx_int_t          rc;
-    redisReply        *reply;
-    ngx_connection_t  *c;
-
-    c = rd->peer.connection;
-
-    for ( ;; ) {
-        n = c->recv(c, buf, sizeof(buf));
-
-        if (n == NGX_AGAIN) {
-            break;
-        }
-
-        if (n == 0 || n == NGX_ERROR
-            || redisReaderFeed(rd->reader, (const char *) buf, (size_t) n)
-               != REDIS_OK)
-        {
-            ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                          "mcp_auth: redis sentinel at %V closed the "
-                          "connection", rd->peer.name);
-            ngx_mcp_auth_redis_close(rd, 1);
-            return;
-        }
-
-        for ( ;; ) {
-            reply = NULL;
-
-            if (redisReaderGetReply(rd->reader, (void **) &reply) != REDIS_OK)
-            {
-                ngx_mcp_auth_redis_close(rd, 1);
-                return;
-            }
-
-            if (reply == NULL) {
-                break;
-            }
-
-            if (reply->type == REDIS_REPLY_ERROR) {
-                /* the code only: the rest may quote the password */
-                for (len = 0; len < reply->len && reply->str[len] != ' ';
-                     len++)
-                {
-                    /* void */
-                }
-
-                ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                              "mcp_auth: redis sentinel at %V answered %*s",
-                              rd->peer.name, len, reply->str);
-                freeReplyObject(reply);
-                ngx_mcp_auth_redis_close(rd, 1);
-                return;
-            }
-
-            if (--rd->ask_pending > 0) {
-                freeReplyObject(reply);     /* AUTH's OK */
-                continue;
-            }
-
-            rc = ngx_mcp_auth_redis_primary(rd, reply);
-            freeReplyObject(reply);
-
-            if (rc != NGX_OK) {
-                ngx_mcp_auth_redis_close(rd, 1);
-                return;
-            }
-
-            /* leave the Sentinel for the primary it named */
-            ngx_mcp_auth_redis_drop(rd);
-            rd->asking = 0;
-
-            if (ngx_mcp_auth_redis_open(rd,
-                                        &rd->primary_sockaddr.sockaddr,
-                                        rd->primary_socklen,
-                                        &rd->primary_name,
-#if (NGX_SSL)
-                                        rd->tls_name.len ? &rd->tls_name
-                                                         : &rd->primary_host
-#else
-                                        NULL
-#endif
-                                        )
-                != NGX_OK)
-            {
-                ngx_mcp_auth_redis_close(rd, 1);
-            }
-
-            return;
-        }
-    }
-
-    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-        ngx_mcp_auth_redis_close(rd, 1);
-    }
-}
-
-
-/*
- * SENTINEL get-master-addr-by-name's answer: [ip, port].  An IP address
- * only: a name would have to be resolved, and resolving blocks.
- */
-static ngx_int_t
-ngx_mcp_auth_redis_primary(ngx_mcp_auth_redis_t *rd, redisReply *reply)
-{
-    u_char               *host;
-    size_t                len;
-    ngx_int_t             port;
-    in_addr_t             in;
-    struct sockaddr_in   *sin;
-#if (NGX_HAVE_INET6)
-    struct in6_addr       in6;
-    struct sockaddr_in6  *sin6;
-#endif
-
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
-        || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
-        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                      "mcp_auth: redis sentinel at %V knows no master "
-                      "\"%V\"", rd->peer.name, &rd->master);
-        return NGX_ERROR;
-    }
-
-    host = (u_char *) reply->element[0]->str;
-    len = reply->element[0]->len;
-    port = ngx_atoi((u_char *) reply->element[1]->str,
-                    reply->element[1]->len);
-
-    if (port < 1 || port > 65535 || len > NGX_INET6_ADDRSTRLEN) {
-        goto invalid;
-    }
-
-    ngx_memzero(&rd->primary_sockaddr, sizeof(ngx_sockaddr_t));
-
-    in = ngx_inet_addr(host, len);
-
-    if (in != INADDR_NONE) {
-        sin = &rd->primary_sockaddr.sockaddr_in;
-        sin->sin_family = AF_INET;
-        sin->sin_addr.s_addr = in;
-        rd->primary_socklen = sizeof(struct sockaddr_in);
-
-#if (NGX_HAVE_INET6)
-    } else if (ngx_inet6_addr(host, len, in6.s6_addr) == NGX_OK) {
-        sin6 = &rd->primary_sockaddr.sockaddr_in6;
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_addr = in6;
-        rd->primary_socklen = sizeof(struct sockaddr_in6);
-#endif
-
-    } else {
-        goto invalid;
-    }
-
-    ngx_inet_set_port(&rd->primary_sockaddr.sockaddr, (in_port_t) port);
-
-    rd->primary_name.data = rd->primary_text;
-    rd->primary_name.len = ngx_sock_ntop(&rd->primary_sockaddr.sockaddr,
-                                         rd->primary_socklen,
-                                         rd->primary_text,
-                                         NGX_SOCKADDR_STRLEN, 1);
-
-    /* NUL-terminated: the name its TLS certificate must carry */
-    ngx_memcpy(rd->primary_host_text, host, len);
-    rd->primary_host_text[len] = '\0';
-    rd->primary_host.data = rd->primary_host_text;
-    rd->primary_host.len = len;
-
-    return NGX_OK;
-
-invalid:
-
-    ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
-                  "mcp_auth: redis sentinel at %V named \"%*s\" for \"%V\", "
-                  "not an IP address and port (resolve-hostnames no)",
-                  rd->peer.name, len > 64 ? (size_t) 64 : len, host,
-                  &rd->master);
-
-    return NGX_ERROR;
-}
-
-
 /* AUTH or SELECT, queued ahead of every command; nobody waits for it. */
 static ngx_int_t
 ngx_mcp_auth_redis_handshake(ngx_mcp_auth_redis_t *rd, ngx_uint_t nargs,
@@ -1719,37 +1200,82 @@ ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd)
 
 #if (NGX_SSL)
 
+/*
+ * Starts TLS on c for name; done(c) is called when the handshake ends, at
+ * once or from the event loop.  NGX_ERROR: it could not start.
+ */
+ngx_int_t
+ngx_mcp_auth_redis_tls_start(ngx_ssl_t *ssl, ngx_connection_t *c,
+    ngx_str_t *name, ngx_connection_handler_pt done)
+{
+    if (ngx_ssl_create_connection(ssl, c, NGX_SSL_CLIENT) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (SSL_set_tlsext_host_name(c->ssl->connection, (char *) name->data)
+        == 0)
+    {
+        return NGX_ERROR;
+    }
+
+    if (ngx_ssl_handshake(c) == NGX_AGAIN) {
+        c->ssl->handler = done;
+        return NGX_OK;
+    }
+
+    done(c);
+
+    return NGX_OK;
+}
+
+
+/* The handshake ended well, and the certificate verifies and names name. */
+ngx_int_t
+ngx_mcp_auth_redis_tls_check(ngx_connection_t *c, ngx_str_t *name,
+    ngx_str_t *peer)
+{
+    long  verify;
+
+    if (!c->ssl->handshaked) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "mcp_auth: TLS handshake with redis at %V %s", peer,
+                      c->write->timedout || c->read->timedout
+                      ? "timed out" : "failed");
+        return NGX_ERROR;
+    }
+
+    verify = SSL_get_verify_result(c->ssl->connection);
+
+    if (verify != X509_V_OK) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "mcp_auth: redis at %V: certificate verify failed "
+                      "(%l: %s)", peer, verify,
+                      X509_verify_cert_error_string(verify));
+        return NGX_ERROR;
+    }
+
+    if (ngx_mcp_auth_redis_tls_name_ok(c, name) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ERR, c->log, 0,
+                      "mcp_auth: redis at %V: certificate is not for \"%V\"",
+                      peer, name);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 static void
 ngx_mcp_auth_redis_tls_handshake(ngx_mcp_auth_redis_t *rd)
 {
-    ngx_int_t          rc;
-    ngx_connection_t  *c;
-
-    c = rd->peer.connection;
-
-    if (ngx_ssl_create_connection(rd->ssl, c, NGX_SSL_CLIENT) != NGX_OK) {
-        ngx_mcp_auth_redis_close(rd, 1);
-        return;
-    }
-
-    if (SSL_set_tlsext_host_name(c->ssl->connection,
-                                 (char *) rd->tls_peer->data)
-        == 0)
-    {
-        ngx_mcp_auth_redis_close(rd, 1);
-        return;
-    }
-
     rd->state = NGX_MCP_AUTH_REDIS_HANDSHAKE_TLS;
 
-    rc = ngx_ssl_handshake(c);
-
-    if (rc == NGX_AGAIN) {
-        c->ssl->handler = ngx_mcp_auth_redis_tls_done;
-        return;
+    if (ngx_mcp_auth_redis_tls_start(rd->ssl, rd->peer.connection,
+                                     rd->tls_peer, ngx_mcp_auth_redis_tls_done)
+        != NGX_OK)
+    {
+        ngx_mcp_auth_redis_close(rd, 1);
     }
-
-    ngx_mcp_auth_redis_tls_done(c);
 }
 
 
@@ -1784,36 +1310,13 @@ ngx_mcp_auth_redis_tls_name_ok(ngx_connection_t *c, ngx_str_t *name)
 static void
 ngx_mcp_auth_redis_tls_done(ngx_connection_t *c)
 {
-    long                   verify;
     ngx_mcp_auth_redis_t  *rd;
 
     rd = c->data;
 
-    if (!c->ssl->handshaked) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "mcp_auth: TLS handshake with redis at %V %s",
-                      rd->peer.name,
-                      c->write->timedout || c->read->timedout
-                      ? "timed out" : "failed");
-        ngx_mcp_auth_redis_close(rd, 1);
-        return;
-    }
-
-    verify = SSL_get_verify_result(c->ssl->connection);
-
-    if (verify != X509_V_OK) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "mcp_auth: redis at %V: certificate verify failed "
-                      "(%l: %s)", rd->peer.name, verify,
-                      X509_verify_cert_error_string(verify));
-        ngx_mcp_auth_redis_close(rd, 1);
-        return;
-    }
-
-    if (ngx_mcp_auth_redis_tls_name_ok(c, rd->tls_peer) != NGX_OK) {
-        ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                      "mcp_auth: redis at %V: certificate is not for \"%V\"",
-                      rd->peer.name, rd->tls_peer);
+    if (ngx_mcp_auth_redis_tls_check(c, rd->tls_peer, rd->peer.name)
+        != NGX_OK)
+    {
         ngx_mcp_auth_redis_close(rd, 1);
         return;
     }
@@ -2261,7 +1764,7 @@ answer:
  * Drops the connection.  With failed set, every waiting operation is
  * answered MCPA_UNAVAILABLE and no new connection is tried for a moment.
  */
-static void
+void
 ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed)
 {
     ngx_queue_t                queue, *q;
@@ -2315,7 +1818,7 @@ ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed)
 
 
 /* Closes the socket only: the commands stay queued. */
-static void
+void
 ngx_mcp_auth_redis_drop(ngx_mcp_auth_redis_t *rd)
 {
     ngx_pool_t        *pool;
@@ -2511,7 +2014,7 @@ ngx_mcp_auth_redis_unauth(ngx_mcp_auth_redis_t *rd,
  * Appends one command in RESP: an array of bulk strings.  The argument at
  * index `prefixed` is a key and gets the configured prefix.
  */
-static ngx_int_t
+ngx_int_t
 ngx_mcp_auth_redis_command(ngx_mcp_auth_redis_t *rd, ngx_uint_t nargs,
     ngx_str_t *args, ngx_uint_t prefixed)
 {

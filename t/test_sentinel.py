@@ -190,6 +190,29 @@ def test_a_killed_primary_gives_503s_then_service_resumes_with_nothing_lost(ngin
         assert old.command("EXISTS", "mcp_auth:newclient:" + cid) == 1, cid
 
 
+def test_a_stalled_primary_the_sentinels_replaced_is_left_on_their_notice(nginx_factory, sentinels):
+    # a long timeout: only Sentinel's +switch-master can make the gateway
+    # leave a primary that holds its connection open without answering
+    nx = gateway(nginx_factory, sentinels, " timeout=60s")
+    r = register(nx)
+    assert r.status_code == 201, r.text
+    old = sentinels.kill_primary(signal.SIGSTOP)
+    try:
+        sentinels.wait_failover(old, timeout=30)
+        switched = time.monotonic()
+        wait_for(lambda: "switched master" in nx.error_log(), timeout=10)
+        r = register(nx, timeout=30)
+        assert r.status_code in (201, 503), r.text
+        if r.status_code == 503:        # the one that waited on the old primary
+            r = register(nx, timeout=30)
+        assert r.status_code == 201, r.text
+        assert time.monotonic() - switched < 10
+        assert status(nx)["address"] == "127.0.0.1:%d" % sentinels.primary().port
+    finally:
+        sentinels.restart(old)
+    sentinels.wait_replicas_in_sync(20)
+
+
 def test_sentinels_that_require_a_password(nginx_factory, tmp_path):
     s = SentinelSet(tmp_path / "acl", password="data-pw-3", sentinel_password="watch-pw-4",
                     sentinels=1).start()
@@ -202,6 +225,22 @@ def test_sentinels_that_require_a_password(nginx_factory, tmp_path):
         r = register(good)
         assert r.status_code == 201, (r.text, good.error_log()[-2000:])
 
+        # ACL users: on the Sentinel, one that may ask for the address and
+        # hear the switches, nothing else; on the data node, one for the prefix
+        s.sentinel_command(0, "ACL", "SETUSER", "edge", "reset", "on", ">edge-watch-6",
+                           "+sentinel|get-master-addr-by-name", "+subscribe", "&+switch-master")
+        for server in s.servers:
+            server.command("ACL", "SETUSER", "gateway", "on", ">gw-data-8", "~mcp_auth:*", "+@all")
+        (tmp_path / "edge").write_text("edge-watch-6\n")
+        (tmp_path / "gw").write_text("gw-data-8\n")
+        users = gateway(nginx_factory, s, " user=gateway password_file=%s sentinel_user=edge "
+                        "sentinel_password_file=%s wait_replicas=1" % (tmp_path / "gw", tmp_path / "edge"),
+                        name="acl-users")
+        r = register(users)
+        assert r.status_code == 201, (r.text, users.error_log()[-2000:])
+        wait_for(lambda: any("user=edge" in c and "cmd=subscribe" in c for c in
+                             s.sentinel_command(0, "CLIENT", "LIST").decode().splitlines()), timeout=5)
+
         bad = gateway(nginx_factory, s, " password_file=%s sentinel_password_file=%s"
                       % (tmp_path / "data", tmp_path / "wrong"), name="acl-bad")
         r = register(bad)
@@ -210,6 +249,8 @@ def test_sentinels_that_require_a_password(nginx_factory, tmp_path):
         assert "redis sentinel at 127.0.0.1:%d answered WRONGPASS" % s.sentinel_addrs[0][1] in log, log
         for secret in ("not-it-5", "watch-pw-4", "data-pw-3"):
             assert secret not in log
+        for secret in ("edge-watch-6", "gw-data-8"):
+            assert secret not in users.error_log()
     finally:
         s.stop()
 
@@ -239,3 +280,62 @@ def test_nginx_t_names_sentinel_mistakes(nginx_factory, tmp_path):
         "sentinel_user=w sentinel_password_file=%s wait_replicas=1 wait_timeout=250ms" % (tmp_path / "pw"))])
     r = ok.test_config()
     assert r.returncode == 0, r.stderr
+
+
+def test_tls_to_the_sentinels_and_the_primary_they_name(nginx_factory, tmp_path):
+    from harness import Proc
+    from test_cluster import _tls_material
+
+    _tls_material(tmp_path)
+    tls = ["tls-cert-file %s/server.crt" % tmp_path, "tls-key-file %s/server.key" % tmp_path,
+           "tls-ca-cert-file %s/ca.crt" % tmp_path, "tls-auth-clients yes", "tls-replication yes"]
+    data_port, sentinel_port = free_port(), free_port()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "sentinel").mkdir()
+    (tmp_path / "data" / "redis.conf").write_text("\n".join([
+        "bind 127.0.0.1", "port 0", "tls-port %d" % data_port, 'dir "%s/data"' % tmp_path,
+        "appendonly yes", "appendfsync always", 'save ""', 'logfile ""'] + tls) + "\n")
+    (tmp_path / "sentinel" / "sentinel.conf").write_text("\n".join([
+        "bind 127.0.0.1", "port 0", "tls-port %d" % sentinel_port, 'dir "%s/sentinel"' % tmp_path,
+        'logfile ""', "sentinel resolve-hostnames no",
+        "sentinel monitor mcp 127.0.0.1 %d 1" % data_port] + tls) + "\n")
+    data = Proc("redis-tls", ["/usr/bin/redis-server", tmp_path / "data" / "redis.conf"], tmp_path / "data",
+                ready_line=r"Ready to accept connections", port=data_port).start()
+    sentinel = Proc("sentinel-tls", ["/usr/bin/redis-sentinel", tmp_path / "sentinel" / "sentinel.conf"],
+                    tmp_path / "sentinel", ready_line=r"Sentinel ID is", port=sentinel_port).start()
+    try:
+        def node(name, ca):
+            return nginx_factory(name, example=CLUSTER_EXAMPLE, replace=[(
+                REDIS_LINE, "sentinel=127.0.0.1:%d master=mcp tls tls_ca=%s/%s tls_certificate=%s/client.crt "
+                "tls_certificate_key=%s/client.key" % (sentinel_port, tmp_path, ca, tmp_path, tmp_path))]).start()
+
+        good = node("sentinel-tls-good", "ca.crt")
+        for _ in range(3):
+            r = register(good)
+            assert r.status_code == 201, (r.text, good.error_log()[-2000:])
+        assert status(good)["address"] == "127.0.0.1:%d" % data_port
+        # the +switch-master subscription came up over TLS too
+        wait_for(lambda: b" sub=1 " in _sentinel_clients(sentinel_port, tmp_path),
+                 timeout=10)
+
+        # a Sentinel whose certificate this CA did not sign is never asked
+        wrong = node("sentinel-tls-wrong-ca", "other-ca.crt")
+        r = register(wrong)
+        assert r.status_code == 503, r.text
+        assert "redis at 127.0.0.1:%d: certificate verify failed" % sentinel_port in wrong.error_log()
+    finally:
+        sentinel.stop()
+        data.stop()
+
+
+def _sentinel_clients(port, d):
+    """CLIENT LIST of a TLS Sentinel."""
+    import socket
+    import ssl
+    from redis_util import _encode, _read
+    ctx = ssl.create_default_context(cafile=str(d / "ca.crt"))
+    ctx.load_cert_chain(str(d / "client.crt"), str(d / "client.key"))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(_encode(["CLIENT", "LIST"]))
+            return _read(s.makefile("rb"))

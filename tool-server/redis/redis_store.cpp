@@ -52,11 +52,13 @@
 // was waiting on a dropped connection gets a storage error, never an answer
 // from a replica.
 //
-// WAIT (--redis-wait-replicas N): a save sends HSET and WAIT N T pipelined
-// on one connection; it is confirmed only when WAIT counts N replicas. Fewer
-// within T, or the connection gone before WAIT answered: a storage error
-// marked unconfirmed (the HSET was written on the primary, and may or may
-// not survive its loss).
+// WAIT (--redis-wait-replicas N): a save sends HSET and WAIT pipelined on
+// one connection; it is confirmed only when WAIT counts N replicas, or as
+// many as the primary has connected when fewer are (ROLE, asked again at
+// most once a second): with none connected none can be promoted, and the
+// primary has the save on its disk.  Fewer within T, or the connection gone
+// before WAIT answered: a storage error marked unconfirmed (the HSET was
+// written on the primary, and may or may not survive its loss).
 //
 // Keys: one HASH per owner, key = prefix + owner, field = snippet name. The
 // prefix is fixed, so distinct owners give distinct keys whatever bytes they
@@ -77,6 +79,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -188,6 +191,7 @@ private:
         bool retried = false;
         bool written = false;     // a save with WAIT: HSET answered, WAIT awaited
         StoreResult write;        // ... and what HSET answered
+        int want = 0;             // the replicas its WAIT asked for
     };
     using Calls = std::list<std::unique_ptr<Call>>;
 
@@ -223,9 +227,14 @@ private:
                                          call->key.size(), call->name.data(), call->name.size());
         // WAIT right behind the write, on the same connection: it counts the
         // replicas that have everything up to this write.
-        if (rc == REDIS_OK && call->op == Op::Save && waits())
-            rc = redisAsyncCommand(ctx_, &RedisStore::on_reply, call, "WAIT %d %d", cfg_.wait_replicas,
+        if (rc == REDIS_OK && call->op == Op::Save && waits()) {
+            if (!replicas_asked_ && Clock::now() - replicas_at_ >= std::chrono::seconds(1) &&
+                redisAsyncCommand(ctx_, &RedisStore::on_replicas, nullptr, "ROLE") == REDIS_OK)
+                replicas_asked_ = true;
+            call->want = std::min(cfg_.wait_replicas, replicas_);
+            rc = redisAsyncCommand(ctx_, &RedisStore::on_reply, call, "WAIT %d %d", call->want,
                                    cfg_.wait_timeout_ms);
+        }
         if (rc != REDIS_OK) {
             // The context refuses new commands: it is being torn down.
             finish(std::move(c), StoreResult::failed("redis at " + where() + ": " + ctx_->errstr));
@@ -259,7 +268,7 @@ private:
         }
         std::unique_ptr<Call> c = std::move(self->sent_.front());
         self->sent_.pop_front();
-        StoreResult result = c->written ? self->confirmation(c->write, r) : self->result(c->op, r);
+        StoreResult result = c->written ? self->confirmation(c->write, r, c->want) : self->result(c->op, r);
         // A replica answered: drop the connection before anything else is sent on it.
         if (is_readonly(r)) self->readonly(r);
         self->finish(std::move(c), std::move(result));
@@ -277,15 +286,34 @@ private:
     }
 
     // A save's outcome from HSET's result and WAIT's reply.
-    StoreResult confirmation(const StoreResult& write, const redisReply* r) const {
+    StoreResult confirmation(const StoreResult& write, const redisReply* r, int want) const {
         if (write.status != StoreStatus::Ok) return write;
         if (r->type != REDIS_REPLY_INTEGER)
             return StoreResult::not_confirmed("redis at " + where() + ": WAIT failed: " + unexpected(r));
-        if (r->integer < cfg_.wait_replicas)
+        if (r->integer < want)
             return StoreResult::not_confirmed("redis at " + where() + ": WAIT counted " + std::to_string(r->integer) +
-                                              " of " + std::to_string(cfg_.wait_replicas) + " replicas within " +
+                                              " of " + std::to_string(want) + " replicas within " +
                                               std::to_string(cfg_.wait_timeout_ms) + " ms");
         return StoreResult::ok();
+    }
+
+    // ROLE's count of connected replicas: ["master", offset, [[ip, port,
+    // offset], ...]].  Anything else changes nothing here: a demoted
+    // server answers the next write READONLY.
+    static void on_replicas(redisAsyncContext* ac, void* reply, void*) {
+        auto* self = static_cast<RedisStore*>(ac->data);
+        if (ac != self->ctx_ || !reply) return;
+        self->replicas_asked_ = false;
+        self->count_replicas(static_cast<redisReply*>(reply));
+    }
+
+    void count_replicas(const redisReply* r) {
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && is_string(r->element[0]) &&
+            std::string(r->element[0]->str, r->element[0]->len) == "master" &&
+            r->element[2]->type == REDIS_REPLY_ARRAY) {
+            replicas_ = static_cast<int>(r->element[2]->elements);
+            replicas_at_ = Clock::now();
+        }
     }
 
     std::string readonly_error(const redisReply* r) const {
@@ -375,6 +403,10 @@ private:
         ctx_ = ac;
         ready_ = false;
         step_ = "connect";
+        // until ROLE says how many are connected, wait for them all
+        replicas_ = cfg_.wait_replicas;
+        replicas_at_ = Clock::time_point{};
+        replicas_asked_ = false;
         arm_handshake_timer();
     }
 
@@ -826,6 +858,7 @@ private:
             self->refuse("redis at " + self->where() + " is not the primary (ROLE " + role + ")");
             return;
         }
+        self->count_replicas(r);
         self->step_ = "CONFIG GET";
     }
 
@@ -927,6 +960,9 @@ private:
     int port_;
     redisAsyncContext* ctx_ = nullptr;  // the current connection, if any
     bool ready_ = false;                // its handshake passed
+    int replicas_ = 0;                  // connected to the primary, as ROLE said
+    Clock::time_point replicas_at_{};   // ... when
+    bool replicas_asked_ = false;       // a ROLE for it is on its way
     const char* step_ = "connect";      // the handshake's step awaited
     Timer handshake_timer_;             // bounds one step: connecting, the handshake, a Sentinel's answer
     std::string appendonly_, appendfsync_, refusal_;
