@@ -6,9 +6,9 @@
 #   redis        127.0.0.1:$REDIS_PORT  (appendonly, fsync every write)
 #                with --sentinel: the primary at first; a replica on
 #                127.0.0.1:$REPLICA_PORT and Sentinels on $SENTINEL_PORTS
-#                (master name "mcp", down after 1 s); edges and tool
+#                (master name "mcp", down after 2 s); edges and tool
 #                servers find the primary through the Sentinels, and every
-#                change waits for a replica to have it (wait_replicas=1,
+#                change waits for the replica to have it (wait_replicas=1,
 #                --redis-wait-replicas 1)
 #   tool servers 127.0.0.1:8808, :8809  (--store redis: snippets shared)
 #   provider     127.0.0.1:$IDP_PORT
@@ -108,7 +108,7 @@ port $port
 dir $sdir/sentinel-$port
 sentinel resolve-hostnames no
 sentinel monitor mcp 127.0.0.1 $REDIS_PORT 2
-sentinel down-after-milliseconds mcp 1000
+sentinel down-after-milliseconds mcp 2000
 sentinel failover-timeout mcp 3000
 EOT
         /usr/bin/redis-sentinel "$sdir/sentinel-$port/sentinel.conf" > "$sdir/sentinel-$port.log" 2>&1 &
@@ -176,6 +176,7 @@ done
 wait_port "$PORT_A"
 wait_port "$PORT_B"
 
+failover_lines=""
 if [ "$SENTINEL" = 0 ]; then
     title="two edges on one Redis"
     redis_lines="  Redis                 127.0.0.1:$REDIS_PORT            (redis-cli -p $REDIS_PORT keys 'mcp_auth:*')"
@@ -183,17 +184,17 @@ else
     title="two edges on Redis with Sentinel failover"
     redis_lines="  Redis                 primary 127.0.0.1:$REDIS_PORT, replica 127.0.0.1:$REPLICA_PORT (for now)
   Sentinels             ${sentinel_ports[*]/#/127.0.0.1:}, master name mcp
-                        (redis-cli -p ${sentinel_ports[0]} sentinel get-master-addr-by-name mcp)
+                        (redis-cli -p ${sentinel_ports[0]} sentinel get-master-addr-by-name mcp)"
+    failover_lines="
 
   Try a failover: kill the primary
     kill -9 \$(cat $sdir/redis-$REDIS_PORT.pid)
-  The Sentinels promote the replica within some 3 s; meanwhile requests
+  The Sentinels promote the replica within some 4 s; meanwhile requests
   that need Redis get 503 with Retry-After, and service resumes by itself.
-  The new primary has no replica then: the edges confirm their changes
-  with as many replicas as are connected (none now), the tool servers want
-  one, so saves answer "Storage error: the save was not confirmed ..."
-  until the old primary is back.  Start it again; the Sentinels make it a
-  replica of the new primary:
+  The new primary has no replica then: edges and tool servers confirm
+  changes with as many replicas as are connected (none: the primary's disk
+  alone) until the old primary is back.  Start it again; the Sentinels
+  make it a replica of the new primary:
     /usr/bin/redis-server $sdir/redis-$REDIS_PORT.conf --daemonize yes
   (Ctrl-C stops it too)."
 fi
@@ -210,7 +211,7 @@ $redis_lines
 
   Try: log in through A with the Inspector
     npx mcp-inspector --web --transport http --server-url http://127.0.0.1:$PORT_A/mcp
-  then point it at http://127.0.0.1:$PORT_B/mcp: the same login keeps working.
+  then point it at http://127.0.0.1:$PORT_B/mcp: the same login keeps working.$failover_lines
 
   Logs and state: $RUNDIR
 EOT

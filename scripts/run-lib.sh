@@ -16,8 +16,9 @@ stop_all() {
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for f in "${TERM_PIDFILES[@]}"; do
         # a stale file (the server was killed) may name a pid used since
-        if [ -f "$f" ] && [ "$(cat "/proc/$(cat "$f")/comm" 2>/dev/null)" = redis-server ]; then
-            kill -TERM "$(cat "$f")" 2>/dev/null || true
+        pid=$(cat "$f" 2>/dev/null) || continue
+        if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = redis-server ]; then
+            kill -TERM "$pid" 2>/dev/null || true
         fi
     done
     wait 2>/dev/null || true

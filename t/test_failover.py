@@ -26,11 +26,10 @@ down-after, then continued: what a Sentinel that takes a slow primary for
 dead does): nothing the edges acknowledge while it is still a primary, and
 before the Sentinels make it a replica, may be lost.
 
-Why two replicas and not one: with wait_replicas=1 a change is acknowledged
-only once a replica has it; once the primary is gone the promoted replica
-needs a replica of its own (the tool servers WAIT for exactly
---redis-wait-replicas: with one replica, every save would be refused until
-the old primary is back).
+Why two replicas and not one: so that the promoted replica still has a
+replica of its own, and WAIT confirms on a replica after the failover too
+(with one, edges and tool servers would confirm with the replicas connected:
+none, the primary's disk alone, until the old primary is back).
 """
 
 import secrets
@@ -57,9 +56,9 @@ CACHE = 2                   # seconds a worker trusts a session it read (cache=)
 # makes that case happen on purpose.)
 # From the kill to the first success after the last failure, for every kind
 # of request on every edge: Sentinel's detection and switch (down-after plus
-# the election and promotion: 3.3 s measured) plus the edges' and tool
-# servers' reconnection through the Sentinels (under 1 s measured), with
-# room for a loaded 2-core machine.
+# the election and promotion: 2.6-3.4 s measured) plus the edges' and tool
+# servers' reconnection through the Sentinels (0.2-1.2 s more measured),
+# with room for a loaded 2-core machine.
 RESUME_BOUND = DOWN_AFTER_MS / 1000 + FAILOVER_TIMEOUT_MS / 1000 + 5
 STEADY = 2.0                # failure-free traffic before the traffic stops
 RETRY_PAUSE = 0.2           # a client's pause after a 503 (shorter than Retry-After: finer figures)
