@@ -307,6 +307,20 @@ TEST_F(OverDeferredRun, ABrowserStepTheReplicasDoNotConfirmIsA503Page) {
   EXPECT_NE(header(r, "Content-Type").find("text/html"), std::string::npos);
 }
 
+TEST_F(OverDeferredRun, AJwksCacheRedisCannotReachIsA503PageNotAnErrorForTheClient) {
+  std::string client_id = public_client();
+  std::string loc = to_provider(client_id);
+  std::string nonce = nonce_of(loc);
+  Response cb = callback(loc);
+  ASSERT_EQ(cb.fetch.target, MCPA_FETCH_PROVIDER_TOKEN);
+  unreachable = "jwks:";
+  Response r = resume(MCPA_EP_CALLBACK, cb, 200, FakeIdp::get().token_response(FakeIdp::get().id_token(nonce, now)));
+  EXPECT_EQ(r.status, 503) << r.body;
+  EXPECT_EQ(header(r, "Retry-After"), "2");
+  EXPECT_EQ(header(r, "Location"), "");
+  EXPECT_EQ(r.body.find(kRedirect), std::string::npos);  // no error sent to the client
+}
+
 TEST_F(OverDeferredRun, ARequestThatChangesNothingAsksForNoConfirmation) {
   std::string client_id = public_client();
   std::string loc = to_provider(client_id);

@@ -234,10 +234,12 @@ class Gateway : public ::testing::Test {
   StoreStatus sync_answer = StoreStatus::ok;
   int syncs = 0;
   std::vector<mcpa_op_e> performed;  // every deferred operation, in order
+  std::string unreachable;           // a key prefix Redis "cannot be reached" for
 
   // Performs a pending operation on `st` as the glue does on Redis.
   StoreStatus perform(MemoryStore& st, const StoreOp& op, std::string* value) {
     performed.push_back(op.op);
+    if (!unreachable.empty() && op.key.rfind(unreachable, 0) == 0) return StoreStatus::unavailable;
     switch (op.op) {
       case MCPA_OP_SYNC: return ++syncs, sync_answer;
       case MCPA_OP_GET: return st.get(op.key, value);
