@@ -1565,13 +1565,7 @@ ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
         if (cmd->kind == NGX_MCP_AUTH_REDIS_HANDSHAKE
             || cmd->kind == NGX_MCP_AUTH_REDIS_ROLE)
         {
-            /*
-             * Only the error code (WRONGPASS, NOAUTH, ...): the rest of an
-             * error text may quote the command, and with it the password.
-             */
-            for (n = 0; n < reply->len && reply->str[n] != ' '; n++) {
-                /* void */
-            }
+            n = ngx_mcp_auth_redis_error_code(reply);
 
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "mcp_auth: redis at %V refused the handshake "
@@ -1601,10 +1595,7 @@ ngx_mcp_auth_redis_reply(ngx_mcp_auth_redis_t *rd,
             status = MCPA_FULL;
 
         } else {
-            /* the code only, as above: keys and values stay out of logs */
-            for (n = 0; n < reply->len && reply->str[n] != ' '; n++) {
-                /* void */
-            }
+            n = ngx_mcp_auth_redis_error_code(reply);
 
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "mcp_auth: redis at %V answered an error: %*s",
@@ -1821,10 +1812,19 @@ ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed)
 void
 ngx_mcp_auth_redis_drop(ngx_mcp_auth_redis_t *rd)
 {
+    ngx_mcp_auth_redis_disconnect(&rd->peer, &rd->reader);
+}
+
+
+/* Closes a connection (TLS, its pool) and frees its protocol reader. */
+void
+ngx_mcp_auth_redis_disconnect(ngx_peer_connection_t *peer,
+    redisReader **reader)
+{
     ngx_pool_t        *pool;
     ngx_connection_t  *c;
 
-    c = rd->peer.connection;
+    c = peer->connection;
 
     if (c) {
         pool = c->pool;
@@ -1837,17 +1837,35 @@ ngx_mcp_auth_redis_drop(ngx_mcp_auth_redis_t *rd)
 #endif
 
         ngx_close_connection(c);
-        rd->peer.connection = NULL;
+        peer->connection = NULL;
 
         if (pool) {
             ngx_destroy_pool(pool);
         }
     }
 
-    if (rd->reader) {
-        redisReaderFree(rd->reader);
-        rd->reader = NULL;
+    if (*reader) {
+        redisReaderFree(*reader);
+        *reader = NULL;
     }
+}
+
+
+/*
+ * The length of an error reply's code (WRONGPASS, NOAUTH, ...): only that
+ * is logged, since the rest of an error text may quote the command, and
+ * with it a key, a value or a password.
+ */
+size_t
+ngx_mcp_auth_redis_error_code(redisReply *reply)
+{
+    size_t  n;
+
+    for (n = 0; n < reply->len && reply->str[n] != ' '; n++) {
+        /* void */
+    }
+
+    return n;
 }
 
 

@@ -134,6 +134,9 @@ ngx_int_t ngx_mcp_auth_redis_open(ngx_mcp_auth_redis_t *rd,
     ngx_str_t *tls_name);
 void ngx_mcp_auth_redis_close(ngx_mcp_auth_redis_t *rd, ngx_uint_t failed);
 void ngx_mcp_auth_redis_drop(ngx_mcp_auth_redis_t *rd);
+void ngx_mcp_auth_redis_disconnect(ngx_peer_connection_t *peer,
+    redisReader **reader);
+size_t ngx_mcp_auth_redis_error_code(redisReply *reply);
 ngx_int_t ngx_mcp_auth_redis_command(ngx_mcp_auth_redis_t *rd,
     ngx_uint_t nargs, ngx_str_t *args, ngx_uint_t prefixed);
 #if (NGX_SSL)

@@ -338,12 +338,7 @@ ngx_mcp_auth_redis_ask_read(ngx_mcp_auth_redis_t *rd)
             }
 
             if (reply->type == REDIS_REPLY_ERROR) {
-                /* the code only: the rest may quote the password */
-                for (len = 0; len < reply->len && reply->str[len] != ' ';
-                     len++)
-                {
-                    /* void */
-                }
+                len = ngx_mcp_auth_redis_error_code(reply);
 
                 ngx_log_error(NGX_LOG_ERR, c->log, 0,
                               "mcp_auth: redis sentinel at %V answered %*s",
@@ -735,12 +730,7 @@ ngx_mcp_auth_redis_watch_read(ngx_event_t *rev)
             }
 
             if (reply->type == REDIS_REPLY_ERROR) {
-                /* the code only: the rest may quote the password */
-                for (len = 0; len < reply->len && reply->str[len] != ' ';
-                     len++)
-                {
-                    /* void */
-                }
+                len = ngx_mcp_auth_redis_error_code(reply);
 
                 ngx_log_error(NGX_LOG_ERR, c->log, 0,
                               "mcp_auth: redis sentinel at %V refused the "
@@ -824,31 +814,5 @@ ngx_mcp_auth_redis_watch_fail(ngx_mcp_auth_redis_watch_t *w)
 static void
 ngx_mcp_auth_redis_watch_close(ngx_mcp_auth_redis_watch_t *w)
 {
-    ngx_pool_t        *pool;
-    ngx_connection_t  *c;
-
-    c = w->peer.connection;
-
-    if (c) {
-        pool = c->pool;
-
-#if (NGX_SSL)
-        if (c->ssl) {
-            c->ssl->no_wait_shutdown = 1;
-            (void) ngx_ssl_shutdown(c);
-        }
-#endif
-
-        ngx_close_connection(c);
-        w->peer.connection = NULL;
-
-        if (pool) {
-            ngx_destroy_pool(pool);
-        }
-    }
-
-    if (w->reader) {
-        redisReaderFree(w->reader);
-        w->reader = NULL;
-    }
+    ngx_mcp_auth_redis_disconnect(&w->peer, &w->reader);
 }

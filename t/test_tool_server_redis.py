@@ -18,7 +18,8 @@ import requests
 
 from harness import TOOL_SERVER
 from redis_util import REDIS_SERVER, RedisServer
-from toolserver_util import SseClient, StreamableClient, ToolServer, rpc, text_of
+from toolserver_util import (SseClient, StreamableClient, ToolServer, call, eventually_saves, get, rpc, save,
+                             saved, text_of)
 
 pytestmark = [
     pytest.mark.skipif(not TOOL_SERVER.exists(), reason="build/mcp-tool-server not built"),
@@ -33,33 +34,6 @@ NOT_READ = "Storage error: the snippet could not be read"
 def redis_tool_server(workdir, redis, *extra, key=None, name="tool-server"):
     args = ["--store", "redis", "--redis-port", str(redis.port), "--redis-timeout-ms", str(TIMEOUT_MS)]
     return ToolServer(workdir, name=name, key=key, args=args + list(extra))
-
-
-def call(server, tool, sub="alice", **arguments):
-    """One tools/call in a fresh session; returns the result object."""
-    return StreamableClient(server, sub=sub).initialize().call(tool, **arguments)["result"]
-
-
-def save(server, name, content, sub="alice"):
-    return call(server, "save_snippet", sub=sub, snippetname=name, snippet=content)
-
-
-def get(server, name, sub="alice"):
-    return call(server, "get_snippet", sub=sub, snippetname=name)
-
-
-def saved(result):
-    return result["isError"] is False and text_of(result).endswith("saved successfully")
-
-
-def eventually_saves(server, name, content, within=5.0):
-    """Saves until it works (a failed reconnect waits a second before the next)."""
-    deadline = time.monotonic() + within
-    while True:
-        r = save(server, name, content)
-        if saved(r) or time.monotonic() > deadline:
-            return r
-        time.sleep(0.1)
 
 
 def eventually_reads(server, name, within=5.0):

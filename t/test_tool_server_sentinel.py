@@ -20,7 +20,7 @@ import pytest
 from harness import TOOL_SERVER, free_port
 from redis_util import REDIS_SERVER, RedisServer
 from sentinel_util import REDIS_SENTINEL, SentinelSet, _info
-from toolserver_util import StreamableClient, ToolServer, text_of
+from toolserver_util import ToolServer, call, eventually_saves, get, save, saved, text_of
 
 pytestmark = [
     pytest.mark.skipif(not TOOL_SERVER.exists(), reason="build/mcp-tool-server not built"),
@@ -43,32 +43,6 @@ def sentinel_args(sset, *extra):
     for host, port in sset.sentinel_addrs:
         args += ["--redis-sentinel", "%s:%d" % (host, port)]
     return args + list(extra)
-
-
-def call(server, tool, sub="alice", **arguments):
-    """One tools/call in a fresh session; returns the result object."""
-    return StreamableClient(server, sub=sub).initialize().call(tool, **arguments)["result"]
-
-
-def save(server, name, content, sub="alice"):
-    return call(server, "save_snippet", sub=sub, snippetname=name, snippet=content)
-
-
-def get(server, name, sub="alice"):
-    return call(server, "get_snippet", sub=sub, snippetname=name)
-
-
-def saved(result):
-    return result["isError"] is False and text_of(result).endswith("saved successfully")
-
-
-def eventually_saves(server, name, content, within=10.0):
-    deadline = time.monotonic() + within
-    while True:
-        r = save(server, name, content)
-        if saved(r) or time.monotonic() > deadline:
-            return r
-        time.sleep(0.1)
 
 
 def hget(server, name, sub="alice"):
@@ -341,7 +315,7 @@ def test_readonly_reply_drops_the_connection_and_a_replica_is_never_used(tmp_pat
     for i in range(len(s.sentinels)):
         s.sentinel_command(i, "SENTINEL", "REMOVE", s.master_name)
         s.sentinel_command(i, "SENTINEL", "MONITOR", s.master_name, new.host, str(new.port), "2")
-    assert saved(eventually_saves(srv, "after", "on the new primary"))
+    assert saved(eventually_saves(srv, "after", "on the new primary", within=10.0))
     assert hget(new, "after") == b"on the new primary"
     assert text_of(get(srv, "before")) == "on the first primary"
     assert srv.proc.alive()

@@ -273,3 +273,33 @@ class SseClient:
         except (AttributeError, OSError):
             pass
         self.response.close()
+
+
+# --- snippet calls, each in a fresh session ---------------------------------
+
+def call(server, tool, sub="alice", **arguments):
+    """One tools/call in a fresh session; returns the result object."""
+    return StreamableClient(server, sub=sub).initialize().call(tool, **arguments)["result"]
+
+
+def save(server, name, content, sub="alice"):
+    return call(server, "save_snippet", sub=sub, snippetname=name, snippet=content)
+
+
+def get(server, name, sub="alice"):
+    return call(server, "get_snippet", sub=sub, snippetname=name)
+
+
+def saved(result):
+    return result["isError"] is False and text_of(result).endswith("saved successfully")
+
+
+def eventually_saves(server, name, content, within=5.0):
+    """Saves until it works (a failed reconnect waits a second before the
+    next); the last result."""
+    deadline = time.monotonic() + within
+    while True:
+        r = save(server, name, content)
+        if saved(r) or time.monotonic() > deadline:
+            return r
+        time.sleep(0.1)
