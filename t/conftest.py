@@ -164,6 +164,15 @@ def built():
     return True
 
 
+@pytest.fixture
+def stop_later():
+    """Collects servers (anything with stop()) to stop after the test."""
+    started = []
+    yield started.append
+    for s in reversed(started):
+        s.stop()
+
+
 @pytest.fixture(scope="module")
 def nginx_factory(tmp_path_factory, built):
     """Starts nginx instances for a test module; stops them all afterwards."""

@@ -47,15 +47,6 @@ def eventually_reads(server, name, within=5.0):
         time.sleep(0.1)
 
 
-@pytest.fixture
-def stop_later():
-    """Collects servers (anything with stop()) to stop after the test."""
-    started = []
-    yield started.append
-    for s in reversed(started):
-        s.stop()
-
-
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory):
     r = RedisServer(tmp_path_factory.mktemp("redis")).start()

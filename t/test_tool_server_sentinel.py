@@ -49,14 +49,6 @@ def hget(server, name, sub="alice"):
     return server.command("HGET", "mcp:snippet:" + sub, name)
 
 
-@pytest.fixture
-def stop_later():
-    started = []
-    yield started.append
-    for s in reversed(started):
-        s.stop()
-
-
 @pytest.fixture(scope="module")
 def sset(tmp_path_factory):
     """A primary, two replicas and three Sentinels, all with passwords."""
