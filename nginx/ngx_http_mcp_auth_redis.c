@@ -1540,6 +1540,16 @@ ngx_mcp_auth_redis_read_handler(ngx_event_t *rev)
         }
     }
 
+    if (ngx_exiting && rd->in_flight == 0) {
+        /*
+         * A graceful shutdown closes idle connections once, when it starts;
+         * one busy then is closed when its last answer is in, or the worker
+         * would exit with it open.
+         */
+        ngx_mcp_auth_redis_close(rd, 0);
+        return;
+    }
+
     ngx_mcp_auth_redis_arm(rd, 1);
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {

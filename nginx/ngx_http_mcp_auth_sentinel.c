@@ -581,6 +581,12 @@ ngx_mcp_auth_redis_watch_write(ngx_event_t *wev)
     c = wev->data;
     w = c->data;
 
+    if (ngx_exiting) {
+        /* connecting when a graceful shutdown began: not idle, not closed */
+        ngx_mcp_auth_redis_watch_close(w);
+        return;
+    }
+
     if (!w->connecting) {
         ngx_mcp_auth_redis_watch_send(w);
         return;
@@ -624,6 +630,11 @@ ngx_mcp_auth_redis_watch_tls_done(ngx_connection_t *c)
     ngx_mcp_auth_redis_watch_t  *w;
 
     w = c->data;
+
+    if (ngx_exiting) {
+        ngx_mcp_auth_redis_watch_close(w);
+        return;
+    }
 
     if (ngx_mcp_auth_redis_tls_check(c, w->tls_name, w->peer.name) != NGX_OK)
     {

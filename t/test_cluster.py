@@ -601,6 +601,40 @@ def test_a_reload_keeps_serving_and_old_workers_let_go_of_redis(cluster):
     assert after <= before + 2, (before, after)
 
 
+def test_a_worker_shutting_down_while_redis_is_busy_closes_its_connection(nginx_factory, tmp_path):
+    """A graceful shutdown closes idle connections once, when it starts: a
+    Redis connection busy then must be closed when its answer is in, or the
+    old worker exits with it open ("open socket left", an alert)."""
+    import signal as sig
+    from cluster_util import CLUSTER_EXAMPLE
+    from redis_util import RedisServer
+
+    redis = RedisServer(tmp_path / "redis").start()
+    try:
+        nx = nginx_factory("busy-at-reload", example=CLUSTER_EXAMPLE, replace=[(
+            "127.0.0.1:6379 prefix=mcp_auth: cache=5s", "127.0.0.1:%d timeout=5s" % redis.port)]).start()
+        r = requests.post(nx.url + "/register", timeout=10, json={
+            "client_name": "x", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})
+        assert r.status_code == 201, r.text
+        redis.proc.popen.send_signal(sig.SIGSTOP)
+        answers = []
+        t = threading.Thread(target=lambda: answers.append(requests.post(nx.url + "/register", timeout=15, json={
+            "client_name": "y", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})))
+        t.start()
+        time.sleep(0.5)                   # its command is sent and waits on the stalled Redis
+        nx.reload()                       # the old worker begins to shut down, busy
+        time.sleep(0.5)
+        redis.proc.popen.send_signal(sig.SIGCONT)
+        t.join(15)
+        assert answers and answers[0].status_code == 201, answers
+        wait_for(lambda: "exit\n" in nx.error_log().split("gracefully shutting down", 1)[-1], 10)
+        time.sleep(0.5)
+        assert "open socket" not in nx.error_log(), nx.error_log()[-3000:]
+    finally:
+        redis.proc.popen.send_signal(sig.SIGCONT)
+        redis.stop()
+
+
 # --- anonymous traffic cannot take Redis from users --------------------
 
 def _registration(node):
