@@ -155,7 +155,12 @@ def test_switch_master_moves_the_connection_off_a_stalled_primary(ts, sset):
     old = sset.kill_primary(signal.SIGSTOP)
     try:
         sset.wait_failover(old)
-        time.sleep(0.2)  # the notice reaches the tool server from the Sentinel it listens to
+        # the notice reaches the tool server from the Sentinel it listens to
+        # (a moment after the Sentinels answer with the new address)
+        deadline = time.monotonic() + 10
+        while "moved master mcp" not in ts.proc.log():
+            assert time.monotonic() < deadline, "no +switch-master notice reached the tool server"
+            time.sleep(0.05)
         t0 = time.monotonic()
         r = save(ts, "after-stall", "straight to the new primary")
         took = time.monotonic() - t0
