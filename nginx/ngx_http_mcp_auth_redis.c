@@ -231,8 +231,8 @@ static char *ngx_mcp_auth_redis_password(ngx_conf_t *cf, ngx_str_t *file,
     ngx_str_t *password);
 static ngx_int_t ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd,
     ngx_log_t *log);
-static ngx_int_t ngx_mcp_auth_redis_handshake(ngx_mcp_auth_redis_t *rd,
-    ngx_uint_t nargs, ngx_str_t *args);
+static ngx_int_t ngx_mcp_auth_redis_own_command(ngx_mcp_auth_redis_t *rd,
+    ngx_uint_t kind, ngx_uint_t nargs, ngx_str_t *args);
 static void ngx_mcp_auth_redis_connected_now(ngx_mcp_auth_redis_t *rd);
 #if (NGX_SSL)
 static char *ngx_mcp_auth_redis_tls_conf(ngx_conf_t *cf,
@@ -753,9 +753,10 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
 {
     int                        mode;
     u_char                     expires[NGX_INT64_LEN];
+    u_char                     count[NGX_INT_T_LEN];
     int64_t                    at;
     ngx_str_t                  args[7];
-    ngx_uint_t                 nargs, kind;
+    ngx_uint_t                 nargs, kind, want;
     ngx_mcp_auth_redis_cmd_t  *cmd;
     ngx_mcp_auth_redis_put_t  *put;
 
@@ -811,25 +812,21 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
         {
             ngx_str_set(&args[0], "ROLE");
 
-            if (ngx_mcp_auth_redis_command(rd, 1, args,
-                                           NGX_MCP_AUTH_REDIS_NO_KEY)
-                != NGX_OK
-                || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_REPLICAS,
-                                           NULL, NULL)
-                   == NULL)
+            if (ngx_mcp_auth_redis_own_command(rd, NGX_MCP_AUTH_REDIS_REPLICAS,
+                                               1, args)
+                != NGX_OK)
             {
-                ngx_mcp_auth_redis_close(rd, 1);
                 return NULL;
             }
 
             rd->replicas_asked = 1;
         }
 
+        want = ngx_min(rd->wait_replicas, rd->replicas);
+
         ngx_str_set(&args[0], "WAIT");
-        args[1].data = expires;
-        args[1].len = ngx_sprintf(expires, "%ui",
-                                  ngx_min(rd->wait_replicas, rd->replicas))
-                      - expires;
+        args[1].data = count;
+        args[1].len = ngx_sprintf(count, "%ui", want) - count;
         args[2] = rd->wait_timeout_arg;
 
         if (ngx_mcp_auth_redis_command(rd, 3, args,
@@ -843,7 +840,7 @@ ngx_mcp_auth_redis_run(ngx_mcp_auth_redis_t *rd, mcpa_store_op_t *op,
             return NULL;
         }
 
-        cmd->want = ngx_min(rd->wait_replicas, rd->replicas);
+        cmd->want = want;
         *epoch = 0;     /* what changes next is confirmed afresh */
         goto sent;
 
@@ -1004,7 +1001,8 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
             args[1] = rd->password;
         }
 
-        if (ngx_mcp_auth_redis_handshake(rd, rd->user.len ? 3 : 2, args)
+        if (ngx_mcp_auth_redis_own_command(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE,
+                                           rd->user.len ? 3 : 2, args)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -1016,7 +1014,10 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
         args[1].data = db;
         args[1].len = ngx_sprintf(db, "%i", rd->db) - db;
 
-        if (ngx_mcp_auth_redis_handshake(rd, 2, args) != NGX_OK) {
+        if (ngx_mcp_auth_redis_own_command(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE,
+                                           2, args)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
     }
@@ -1038,12 +1039,9 @@ ngx_mcp_auth_redis_connect(ngx_mcp_auth_redis_t *rd, ngx_log_t *log)
          */
         ngx_str_set(&args[0], "ROLE");
 
-        if (ngx_mcp_auth_redis_command(rd, 1, args, NGX_MCP_AUTH_REDIS_NO_KEY)
-            != NGX_OK
-            || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_ROLE, NULL, NULL)
-               == NULL)
+        if (ngx_mcp_auth_redis_own_command(rd, NGX_MCP_AUTH_REDIS_ROLE, 1, args)
+            != NGX_OK)
         {
-            ngx_mcp_auth_redis_close(rd, 1);
             return NGX_ERROR;
         }
 
@@ -1141,15 +1139,17 @@ ngx_mcp_auth_redis_open(ngx_mcp_auth_redis_t *rd, struct sockaddr *sockaddr,
 }
 
 
-/* AUTH or SELECT, queued ahead of every command; nobody waits for it. */
+/*
+ * A command of the store's own (AUTH, SELECT, ROLE), no request waits for;
+ * its answer is read by its kind.  Failing, it closes the connection.
+ */
 static ngx_int_t
-ngx_mcp_auth_redis_handshake(ngx_mcp_auth_redis_t *rd, ngx_uint_t nargs,
-    ngx_str_t *args)
+ngx_mcp_auth_redis_own_command(ngx_mcp_auth_redis_t *rd, ngx_uint_t kind,
+    ngx_uint_t nargs, ngx_str_t *args)
 {
     if (ngx_mcp_auth_redis_command(rd, nargs, args, NGX_MCP_AUTH_REDIS_NO_KEY)
         != NGX_OK
-        || ngx_mcp_auth_redis_push(rd, NGX_MCP_AUTH_REDIS_HANDSHAKE, NULL, NULL)
-           == NULL)
+        || ngx_mcp_auth_redis_push(rd, kind, NULL, NULL) == NULL)
     {
         ngx_mcp_auth_redis_close(rd, 1);
         return NGX_ERROR;
