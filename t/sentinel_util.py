@@ -322,12 +322,46 @@ class SentinelSet:
         it = iter(flat)
         return {k.decode(): v.decode() for k, v in zip(it, it)}
 
-    @staticmethod
-    def _wait(predicate, timeout, what):
+    def state(self):
+        """What each server and Sentinel says now, one line each: the text a
+        failed wait ends with, so that a failure can be told from its log."""
+        lines = []
+        for server in self.servers:
+            if server.proc is None:
+                lines.append("redis %d: not running" % server.port)
+                continue
+            try:
+                info = _info(server.command("INFO", "replication", timeout=2.0))
+            except (OSError, ConnectionError, RedisError) as e:
+                lines.append("redis %d: no answer (%s)" % (server.port, e))
+                continue
+            if info.get("role") == "master":
+                replicas = [info.get("slave%d" % k, "") for k in range(int(info.get("connected_slaves", 0)))]
+                lines.append("redis %d: master offset %s, replicas [%s]"
+                             % (server.port, info.get("master_repl_offset"), "; ".join(replicas)))
+            else:
+                lines.append("redis %d: %s of %s, link %s, offset %s"
+                             % (server.port, info.get("role"), info.get("master_port"),
+                                info.get("master_link_status"), info.get("slave_repl_offset")))
+        for i, s in enumerate(self.sentinels):
+            if s.proc is None:
+                lines.append("sentinel %d: not running" % s.port)
+                continue
+            try:
+                m = self._pairs(s.command("SENTINEL", "master", self.master_name, timeout=2.0))
+            except (OSError, ConnectionError, RedisError) as e:
+                lines.append("sentinel %d: no answer (%s)" % (s.port, e))
+                continue
+            lines.append("sentinel %d: master %s (%s), epoch %s, %s replicas, %s other sentinels"
+                         % (s.port, m.get("port"), m.get("flags"), m.get("config-epoch"),
+                            m.get("num-slaves"), m.get("num-other-sentinels")))
+        return "\n".join(lines)
+
+    def _wait(self, predicate, timeout, what):
         start = time.monotonic()
         while True:
             if predicate():
                 return time.monotonic() - start
             if time.monotonic() - start > timeout:
-                raise TimeoutError("not within %.1f s: %s" % (timeout, what))
+                raise TimeoutError("not within %.1f s: %s; now:\n%s" % (timeout, what, self.state()))
             time.sleep(0.1)

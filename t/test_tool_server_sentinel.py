@@ -77,6 +77,14 @@ def ts(tmp_path_factory, sset, secrets):
     assert srv.stop() == 0
 
 
+@pytest.fixture
+def replicas_in_sync(sset):
+    """Every replica online and caught up before a test that fails the
+    primary over: what a save's WAIT counts on, whatever the test before
+    left (a restarted server may still be in its full sync)."""
+    sset.wait_replicas_in_sync(30)
+
+
 # --- through the Sentinels ---------------------------------------------------------
 
 def test_saves_and_reads_on_the_primary_the_sentinels_name(ts, sset):
@@ -91,6 +99,7 @@ def test_saves_and_reads_on_the_primary_the_sentinels_name(ts, sset):
     assert PASSWORD not in log and SENTINEL_PASSWORD not in log
 
 
+@pytest.mark.usefixtures("replicas_in_sync")
 def test_killed_primary_fails_calls_during_the_switch_and_none_after(ts, sset):
     """Saves run on while the primary is killed; every acknowledged one is
     there afterwards, every other one got the storage error, and the server
@@ -145,9 +154,10 @@ def test_killed_primary_fails_calls_during_the_switch_and_none_after(ts, sset):
     assert ts.proc.alive()
     assert "event=redis_switch_master" in ts.proc.log()
     sset.restart(old)
-    sset.wait_replicas_in_sync(10)
+    sset.wait_replicas_in_sync(30)
 
 
+@pytest.mark.usefixtures("replicas_in_sync")
 def test_switch_master_moves_the_connection_off_a_stalled_primary(ts, sset):
     """SIGSTOP keeps the connection open: only the Sentinels' notice tells
     the tool server to leave it; the first call after the switch works."""
@@ -169,10 +179,11 @@ def test_switch_master_moves_the_connection_off_a_stalled_primary(ts, sset):
         assert text_of(get(ts, "before-stall")) == "on the old primary"
     finally:
         sset.restart(old)
-    sset.wait_replicas_in_sync(10)
+    sset.wait_replicas_in_sync(30)
     assert "moved master mcp" in ts.proc.log()
 
 
+@pytest.mark.usefixtures("replicas_in_sync")
 def test_wait_refuses_a_save_no_replica_confirmed(ts, sset):
     replicas = sset.replicas()
     for r in replicas:
@@ -201,7 +212,7 @@ def test_wait_refuses_a_save_no_replica_confirmed(ts, sset):
     finally:
         for r in replicas:
             r.proc.send_signal(signal.SIGCONT)
-    sset.wait_replicas_in_sync(10)
+    sset.wait_replicas_in_sync(30)
     assert saved(save(ts, "confirmed", "again"))
 
 
