@@ -19,7 +19,6 @@ constexpr const char* kServiceDirective = "mcp_auth_service_client";
 constexpr const char* kJwtBearerAssertion = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 constexpr int64_t kMaxAssertionLifetime = 600;  // a client assertion (RFC 7523)
 constexpr int64_t kLeeway = 60;
-constexpr int64_t kRefetchSeconds = 30;
 constexpr int64_t kContinuationSeconds = 120;
 constexpr const char* kClientJwksKind = "client_jwks";
 
@@ -385,7 +384,7 @@ bool resume_client_jwks(Store& store, const Request& req, const Fields& f, int f
                         const std::string& fetch_body, Response* answer) {
   const std::string client_id = f.str("client_id");
   // Fetched now, whatever came back: no second fetch for a while.
-  StoreStatus st = store.put("jwksfetched:client:" + client_id, "1", req.now + kRefetchSeconds);
+  StoreStatus st = store.put("jwksfetched:client:" + client_id, "1", req.now + kJwksRefetchSeconds);
   if (st == StoreStatus::pending) {
     *answer = store_failure_json(st);
     return false;

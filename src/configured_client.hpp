@@ -108,7 +108,7 @@ using ConfiguredClientFinder = const ConfiguredClient* (*)(const Config&, std::s
 // assertion's kid) gets *error = a fetch of that location; the answer's
 // continuation (kind "client_jwks") goes to resume_client_jwks, which
 // caches the keys, and the request then runs again from the start.  A set
-// fetched in the last kRefetchSeconds is not fetched again for a kid it
+// fetched in the last kJwksRefetchSeconds is not fetched again for a kid it
 // lacks: that assertion is invalid_client.
 const ConfiguredClient* authenticate_configured_client(const Config& cf, Store& store, const Request& req,
                                                        const Params& form, ConfiguredClientFinder find,

@@ -22,6 +22,8 @@ constexpr const char* kContinuationKind = "idjag_jwks";
 constexpr int64_t kContinuationSeconds = 120;
 constexpr int64_t kJtiLeeway = 60;
 
+std::string jwks_fetched_key(const std::string& issuer) { return "jwksfetched:" + issuer; }
+
 bool has(const std::vector<std::string>& v, std::string_view s) { return std::find(v.begin(), v.end(), s) != v.end(); }
 
 // An issuer as the draft names it (RFC 8414 §2): an http(s) URL, compared
@@ -95,14 +97,23 @@ Response grant(const Config& cf, Store& store, const Request& req, const Params&
                            : "the assertion's issuer is not trusted here");
 
   // The issuer's keys: cached in the store, fetched once per request when
-  // missing or when the assertion names a key the cache lacks.
+  // missing, or when the assertion names a key the cache lacks and the set
+  // was not fetched in the last kJwksRefetchSeconds (then verifying refuses
+  // the unknown kid).
   std::shared_ptr<const std::vector<Jwk>> keys = std::move(fetched);
   if (!keys) {
     std::string raw;
     StoreStatus st = store.get("jwks:" + trusted->issuer, &raw);
     if (st == StoreStatus::ok) keys = parse_jwks_cached(raw, nullptr);
     else if (st != StoreStatus::not_found) return store_failure_json(st);
-    if (!jwks_covers(keys, jwt_header_kid(assertion))) {
+    bool fetch = !jwks_covers(keys, jwt_header_kid(assertion));
+    if (fetch && keys && !keys->empty()) {
+      std::string recent;
+      st = store.get(jwks_fetched_key(trusted->issuer), &recent);
+      if (st == StoreStatus::ok) fetch = false;
+      else if (st != StoreStatus::not_found) return store_failure_json(st);
+    }
+    if (fetch) {
       Fields f;
       f.set("v", "1");
       f.set("kind", kContinuationKind);
@@ -297,6 +308,7 @@ Response resume_enterprise_grant(const Config& cf, Store& store, const Request& 
   if (!keys) return busy("the identity provider's keys are not usable");
   // A cache failure does not stop this request; the next one refetches.
   StoreStatus st = store.put("jwks:" + f.str("iss"), fetch_body, req.now + kJwksCacheSeconds);
+  if (st == StoreStatus::ok) st = store.put(jwks_fetched_key(f.str("iss")), "1", req.now + kJwksRefetchSeconds);
   if (st == StoreStatus::pending) return store_failure_json(st);
   auto form = Params::parse(req.body);
   if (!form) return oauth_error(400, "invalid_request", "the request body is malformed");

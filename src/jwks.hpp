@@ -42,6 +42,11 @@ std::shared_ptr<const std::vector<Jwk>> parse_jwks_cached(std::string_view json,
 // jwks:client:<ID>): a key rotation shows through an unknown kid before that.
 inline constexpr int64_t kJwksCacheSeconds = 3600;
 
+// A set fetched this recently is not fetched again for a kid it lacks
+// (jwksfetched:<issuer>, jwksfetched:client:<ID>): made-up kids cannot
+// make every request a fetch from the provider.
+inline constexpr int64_t kJwksRefetchSeconds = 30;
+
 // Whether `keys` can verify a JWS whose header names `kid`: there are keys,
 // and, when it names one, a key with that kid (else the set is refetched).
 bool jwks_covers(const std::shared_ptr<const std::vector<Jwk>>& keys, const std::optional<std::string>& kid);

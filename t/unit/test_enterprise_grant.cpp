@@ -304,7 +304,14 @@ TEST_F(EnterpriseGrant, KeysAreFetchedAgainForAnUnknownKidAndAFailedFetchIsRetry
           R"(","client_id":"app","jti":"k2","iat":)" + std::to_string(now) + R"(,"exp":)" +
           std::to_string(now + 300) + "}",
       "idp-2", "oauth-id-jag+jwt");
+  // within kJwksRefetchSeconds of the fetch, the set is not fetched again
+  // (else made-up kids would make every request a fetch): refused
   Response r = run(grant(rotated), 200, FakeIdp::get().jwks_with_kid("idp-2"));
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_EQ(json_string(r.body, "error"), "invalid_grant");
+  EXPECT_EQ(fetches, 1);
+  now += kJwksRefetchSeconds;
+  r = run(grant(rotated), 200, FakeIdp::get().jwks_with_kid("idp-2"));
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(fetches, 2);
   // the provider's keys cannot be had: 503, and the assertion is not spent
