@@ -30,6 +30,7 @@ static void ngx_mcp_auth_redis_watch_tls_done(ngx_connection_t *c);
 #endif
 static void ngx_mcp_auth_redis_watch_send(ngx_mcp_auth_redis_watch_t *w);
 static void ngx_mcp_auth_redis_watch_read(ngx_event_t *rev);
+static void ngx_mcp_auth_redis_watch_ping(ngx_event_t *ev);
 static void ngx_mcp_auth_redis_watch_message(ngx_mcp_auth_redis_watch_t *w,
     redisReply *reply);
 static void ngx_mcp_auth_redis_watch_fail(ngx_mcp_auth_redis_watch_t *w);
@@ -493,6 +494,11 @@ ngx_mcp_auth_redis_watch_start(ngx_mcp_auth_redis_t *rd)
     w->retry.log = ngx_cycle->log;
     w->retry.cancelable = 1;        /* no reason to keep a worker alive */
 
+    w->ping.handler = ngx_mcp_auth_redis_watch_ping;
+    w->ping.data = w;
+    w->ping.log = ngx_cycle->log;
+    w->ping.cancelable = 1;
+
     ngx_mcp_auth_redis_watch_connect(&w->retry);
 }
 
@@ -561,6 +567,7 @@ ngx_mcp_auth_redis_watch_connect(ngx_event_t *ev)
 
     w->connecting = 1;
     w->sent = 0;
+    w->unanswered = 0;
 
     if (rc != NGX_AGAIN) {
         ngx_post_event(c->write, &ngx_posted_events);
@@ -680,6 +687,10 @@ ngx_mcp_auth_redis_watch_send(ngx_mcp_auth_redis_watch_t *w)
         w->sent += n;
     }
 
+    if (w->sent == cmd->len && !w->ping.timer_set) {
+        ngx_add_timer(&w->ping, NGX_MCP_AUTH_REDIS_WATCH_PING);
+    }
+
     /* a subscription is quiet: a graceful shutdown may close it */
     c->idle = 1;
 
@@ -740,12 +751,15 @@ ngx_mcp_auth_redis_watch_read(ngx_event_t *rev)
                 break;
             }
 
+            w->unanswered = 0;
+
             if (reply->type == REDIS_REPLY_ERROR) {
                 len = ngx_mcp_auth_redis_error_code(reply);
 
                 ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                              "mcp_auth: redis sentinel at %V refused the "
-                              "+switch-master subscription: %*s",
+                              "mcp_auth: redis sentinel at %V refused a "
+                              "command of the +switch-master subscription "
+                              "(AUTH, SUBSCRIBE, PING): %*s",
                               w->peer.name, len, reply->str);
                 freeReplyObject(reply);
                 ngx_mcp_auth_redis_watch_fail(w);
@@ -760,6 +774,51 @@ ngx_mcp_auth_redis_watch_read(ngx_event_t *rev)
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
         ngx_mcp_auth_redis_watch_fail(w);
     }
+}
+
+
+/*
+ * Every NGX_MCP_AUTH_REDIS_WATCH_PING: a PING (a subscribed connection
+ * answers ["pong", ""]), unless the last one is still unanswered, when the
+ * Sentinel is left: a +switch-master it would not pass on must not keep
+ * this worker on a primary the others replaced.
+ */
+static void
+ngx_mcp_auth_redis_watch_ping(ngx_event_t *ev)
+{
+    ssize_t                      n;
+    ngx_connection_t            *c;
+    ngx_mcp_auth_redis_watch_t  *w;
+
+    static u_char  ping[] = "*1\r\n$4\r\nPING\r\n";
+
+    w = ev->data;
+    c = w->peer.connection;
+
+    if (c == NULL || ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (w->unanswered) {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "mcp_auth: redis sentinel at %V did not answer PING "
+                      "within %M ms; the +switch-master subscription moves "
+                      "to the next one", w->peer.name,
+                      (ngx_msec_t) NGX_MCP_AUTH_REDIS_WATCH_PING);
+        ngx_mcp_auth_redis_watch_fail(w);
+        return;
+    }
+
+    /* 14 bytes that do not fit: the Sentinel has read nothing for long */
+    n = c->send(c, ping, sizeof(ping) - 1);
+
+    if (n != (ssize_t) (sizeof(ping) - 1)) {
+        ngx_mcp_auth_redis_watch_fail(w);
+        return;
+    }
+
+    w->unanswered = 1;
+    ngx_add_timer(&w->ping, NGX_MCP_AUTH_REDIS_WATCH_PING);
 }
 
 
@@ -825,5 +884,9 @@ ngx_mcp_auth_redis_watch_fail(ngx_mcp_auth_redis_watch_t *w)
 static void
 ngx_mcp_auth_redis_watch_close(ngx_mcp_auth_redis_watch_t *w)
 {
+    if (w->ping.timer_set) {
+        ngx_del_timer(&w->ping);
+    }
+
     ngx_mcp_auth_redis_disconnect(&w->peer, &w->reader);
 }

@@ -5,6 +5,7 @@ never a wrong answer, and with wait_replicas= acknowledges a change only once
 a replica has it.  The two-edge failover under steady traffic is
 t/test_failover.py."""
 
+import os
 import signal
 import time
 
@@ -224,6 +225,43 @@ def test_a_stalled_primary_the_sentinels_replaced_is_left_on_their_notice(nginx_
     sentinels.wait_replicas_in_sync(30)
 
 
+@pytest.mark.usefixtures("replicas_in_sync")
+def test_a_silent_sentinel_is_left_so_that_the_next_ones_notice_still_arrives(nginx_factory, sentinels):
+    # one worker, so that its subscription is the one on Sentinel 0; a long
+    # timeout, so that only +switch-master can move it off the old primary
+    nx = nginx_factory("edge", example=CLUSTER_EXAMPLE, replace=[
+        (REDIS_LINE, sentinel_line(sentinels, " timeout=60s")),
+        ("worker_processes auto;", "worker_processes 1;")]).start()
+    assert register(nx).status_code == 201
+    silent = sentinels.sentinels[0]
+    old = sentinels.primary()
+    os.killpg(silent.proc.popen.pid, signal.SIGSTOP)     # its connections stay open
+    try:
+        wait_for(lambda: "sentinel at 127.0.0.1:%d did not answer PING" % silent.port in nx.error_log(),
+                 timeout=10)
+        # the subscription moves to Sentinel 1
+        wait_for(lambda: b"cmd=subscribe" in sentinels.sentinel_command(1, "CLIENT", "LIST"), timeout=10)
+        os.killpg(old.proc.popen.pid, signal.SIGSTOP)
+        wait_for(lambda: all(sentinels.named_addr(i) not in (None, ("127.0.0.1", old.port)) for i in (1, 2)),
+                 timeout=30)
+        switched = time.monotonic()
+        wait_for(lambda: "switched master" in nx.error_log(), timeout=10)
+        r = register(nx, timeout=30)
+        if r.status_code == 503:        # the one that waited on the old primary
+            r = register(nx, timeout=30)
+        assert r.status_code == 201, r.text
+        assert time.monotonic() - switched < 10
+        assert status(nx)["address"] == "127.0.0.1:%d" % sentinels.named_addr(1)[1]
+    finally:
+        os.killpg(silent.proc.popen.pid, signal.SIGCONT)
+    # Sentinel 0 learns the new primary from the others before the old one
+    # comes back as a replica
+    new = sentinels.named_addr(1)
+    wait_for(lambda: sentinels.named_addr(0) == new, timeout=30)
+    sentinels.restart(old)
+    sentinels.wait_replicas_in_sync(30)
+
+
 def test_sentinels_that_require_a_password(nginx_factory, tmp_path):
     s = SentinelSet(tmp_path / "acl", password="data-pw-3", sentinel_password="watch-pw-4",
                     sentinels=1).start()
@@ -239,7 +277,7 @@ def test_sentinels_that_require_a_password(nginx_factory, tmp_path):
         # ACL users: on the Sentinel, one that may ask for the address and
         # hear the switches, nothing else; on the data node, one for the prefix
         s.sentinel_command(0, "ACL", "SETUSER", "edge", "reset", "on", ">edge-watch-6",
-                           "+sentinel|get-master-addr-by-name", "+subscribe", "&+switch-master")
+                           "+sentinel|get-master-addr-by-name", "+subscribe", "+ping", "&+switch-master")
         for server in s.servers:
             server.command("ACL", "SETUSER", "gateway", "on", ">gw-data-8", "~mcp_auth:*", "+@all")
         (tmp_path / "edge").write_text("edge-watch-6\n")
@@ -251,6 +289,11 @@ def test_sentinels_that_require_a_password(nginx_factory, tmp_path):
         assert r.status_code == 201, (r.text, users.error_log()[-2000:])
         wait_for(lambda: any("user=edge" in c and "cmd=subscribe" in c for c in
                              s.sentinel_command(0, "CLIENT", "LIST").decode().splitlines()), timeout=5)
+        # the subscription's PING, every 2 s, is allowed too
+        wait_for(lambda: any("user=edge" in c and "cmd=ping" in c and "sub=1" in c for c in
+                             s.sentinel_command(0, "CLIENT", "LIST").decode().splitlines()), timeout=5)
+        time.sleep(0.3)
+        assert "refused" not in users.error_log()
 
         bad = gateway(nginx_factory, s, " password_file=%s sentinel_password_file=%s"
                       % (tmp_path / "data", tmp_path / "wrong"), name="acl-bad")
