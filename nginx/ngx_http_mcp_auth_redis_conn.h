@@ -28,11 +28,13 @@
 #define NGX_MCP_AUTH_REDIS_RETRY       1000  /* ms after a failure */
 
 /*
- * The +switch-master subscription sends PING this often; a Sentinel that
- * has not answered the last one by the next is left for the next Sentinel
- * (a stopped or cut-off one keeps its connection open and says nothing).
+ * The +switch-master subscription is asked for again this often (Redis
+ * confirms each SUBSCRIBE, even of a channel it has, and the Sentinel's ACL
+ * needs nothing more); a Sentinel that has not confirmed the last one by
+ * the next is left for the next Sentinel: a stopped or cut-off one keeps
+ * its connection open and says nothing.
  */
-#define NGX_MCP_AUTH_REDIS_WATCH_PING  2000
+#define NGX_MCP_AUTH_REDIS_WATCH_BEAT  2000
 
 /* a command argument that is no key (ngx_mcp_auth_redis_command) */
 #define NGX_MCP_AUTH_REDIS_NO_KEY      ((ngx_uint_t) -1)
@@ -56,13 +58,13 @@ typedef struct {
     ngx_peer_connection_t           peer;
     redisReader                    *reader;
     ngx_event_t                     retry;
-    ngx_event_t                     ping;
+    ngx_event_t                     beat;
     ngx_str_t                      *tls_name;
     ngx_uint_t                      next;       /* the Sentinel to use next */
     size_t                          sent;
     unsigned                        started:1;
     unsigned                        connecting:1;
-    unsigned                        unanswered:1;   /* a PING, no reply since */
+    unsigned                        unanswered:1;   /* a beat, no reply since */
 } ngx_mcp_auth_redis_watch_t;
 
 

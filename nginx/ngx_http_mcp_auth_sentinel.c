@@ -30,7 +30,7 @@ static void ngx_mcp_auth_redis_watch_tls_done(ngx_connection_t *c);
 #endif
 static void ngx_mcp_auth_redis_watch_send(ngx_mcp_auth_redis_watch_t *w);
 static void ngx_mcp_auth_redis_watch_read(ngx_event_t *rev);
-static void ngx_mcp_auth_redis_watch_ping(ngx_event_t *ev);
+static void ngx_mcp_auth_redis_watch_beat(ngx_event_t *ev);
 static void ngx_mcp_auth_redis_watch_message(ngx_mcp_auth_redis_watch_t *w,
     redisReply *reply);
 static void ngx_mcp_auth_redis_watch_fail(ngx_mcp_auth_redis_watch_t *w);
@@ -494,10 +494,10 @@ ngx_mcp_auth_redis_watch_start(ngx_mcp_auth_redis_t *rd)
     w->retry.log = ngx_cycle->log;
     w->retry.cancelable = 1;        /* no reason to keep a worker alive */
 
-    w->ping.handler = ngx_mcp_auth_redis_watch_ping;
-    w->ping.data = w;
-    w->ping.log = ngx_cycle->log;
-    w->ping.cancelable = 1;
+    w->beat.handler = ngx_mcp_auth_redis_watch_beat;
+    w->beat.data = w;
+    w->beat.log = ngx_cycle->log;
+    w->beat.cancelable = 1;
 
     ngx_mcp_auth_redis_watch_connect(&w->retry);
 }
@@ -687,8 +687,8 @@ ngx_mcp_auth_redis_watch_send(ngx_mcp_auth_redis_watch_t *w)
         w->sent += n;
     }
 
-    if (w->sent == cmd->len && !w->ping.timer_set) {
-        ngx_add_timer(&w->ping, NGX_MCP_AUTH_REDIS_WATCH_PING);
+    if (w->sent == cmd->len && !w->beat.timer_set) {
+        ngx_add_timer(&w->beat, NGX_MCP_AUTH_REDIS_WATCH_BEAT);
     }
 
     /* a subscription is quiet: a graceful shutdown may close it */
@@ -757,9 +757,8 @@ ngx_mcp_auth_redis_watch_read(ngx_event_t *rev)
                 len = ngx_mcp_auth_redis_error_code(reply);
 
                 ngx_log_error(NGX_LOG_ERR, c->log, 0,
-                              "mcp_auth: redis sentinel at %V refused a "
-                              "command of the +switch-master subscription "
-                              "(AUTH, SUBSCRIBE, PING): %*s",
+                              "mcp_auth: redis sentinel at %V refused the "
+                              "+switch-master subscription: %*s",
                               w->peer.name, len, reply->str);
                 freeReplyObject(reply);
                 ngx_mcp_auth_redis_watch_fail(w);
@@ -778,19 +777,19 @@ ngx_mcp_auth_redis_watch_read(ngx_event_t *rev)
 
 
 /*
- * Every NGX_MCP_AUTH_REDIS_WATCH_PING: a PING (a subscribed connection
- * answers ["pong", ""]), unless the last one is still unanswered, when the
- * Sentinel is left: a +switch-master it would not pass on must not keep
- * this worker on a primary the others replaced.
+ * Every NGX_MCP_AUTH_REDIS_WATCH_BEAT: SUBSCRIBE again, unless the last one
+ * is still unconfirmed, when the Sentinel is left: a +switch-master it
+ * would not pass on must not keep this worker on a primary the others
+ * replaced.
  */
 static void
-ngx_mcp_auth_redis_watch_ping(ngx_event_t *ev)
+ngx_mcp_auth_redis_watch_beat(ngx_event_t *ev)
 {
     ssize_t                      n;
     ngx_connection_t            *c;
     ngx_mcp_auth_redis_watch_t  *w;
 
-    static u_char  ping[] = "*1\r\n$4\r\nPING\r\n";
+    static u_char  again[] = "*2\r\n$9\r\nSUBSCRIBE\r\n$14\r\n+switch-master\r\n";
 
     w = ev->data;
     c = w->peer.connection;
@@ -801,24 +800,24 @@ ngx_mcp_auth_redis_watch_ping(ngx_event_t *ev)
 
     if (w->unanswered) {
         ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                      "mcp_auth: redis sentinel at %V did not answer PING "
-                      "within %M ms; the +switch-master subscription moves "
+                      "mcp_auth: redis sentinel at %V did not confirm the "
+                      "+switch-master subscription within %M ms; moving it "
                       "to the next one", w->peer.name,
-                      (ngx_msec_t) NGX_MCP_AUTH_REDIS_WATCH_PING);
+                      (ngx_msec_t) NGX_MCP_AUTH_REDIS_WATCH_BEAT);
         ngx_mcp_auth_redis_watch_fail(w);
         return;
     }
 
-    /* 14 bytes that do not fit: the Sentinel has read nothing for long */
-    n = c->send(c, ping, sizeof(ping) - 1);
+    /* a few bytes that do not fit: the Sentinel has read nothing for long */
+    n = c->send(c, again, sizeof(again) - 1);
 
-    if (n != (ssize_t) (sizeof(ping) - 1)) {
+    if (n != (ssize_t) (sizeof(again) - 1)) {
         ngx_mcp_auth_redis_watch_fail(w);
         return;
     }
 
     w->unanswered = 1;
-    ngx_add_timer(&w->ping, NGX_MCP_AUTH_REDIS_WATCH_PING);
+    ngx_add_timer(&w->beat, NGX_MCP_AUTH_REDIS_WATCH_BEAT);
 }
 
 
@@ -884,8 +883,8 @@ ngx_mcp_auth_redis_watch_fail(ngx_mcp_auth_redis_watch_t *w)
 static void
 ngx_mcp_auth_redis_watch_close(ngx_mcp_auth_redis_watch_t *w)
 {
-    if (w->ping.timer_set) {
-        ngx_del_timer(&w->ping);
+    if (w->beat.timer_set) {
+        ngx_del_timer(&w->beat);
     }
 
     ngx_mcp_auth_redis_disconnect(&w->peer, &w->reader);
