@@ -229,6 +229,35 @@ def test_wait_without_sentinel(tmp_path, stop_later):
     assert text_of(get(srv, "alone")) == "no replica"
 
 
+def test_a_silent_sentinel_is_left_for_the_next_one(ts, sset):
+    """A stopped Sentinel keeps the subscription's connection open and says
+    nothing: the tool server notices that its repeated SUBSCRIBE goes
+    unconfirmed, and listens on the next Sentinel."""
+    def listening():
+        return [i for i in range(len(sset.sentinels)) if sset.sentinels[i].proc is not None
+                and b"cmd=subscribe" in sset.sentinel_command(i, "CLIENT", "LIST", timeout=2.0)]
+    deadline = time.monotonic() + 10
+    while not listening():
+        assert time.monotonic() < deadline, "no subscription on any Sentinel"
+        time.sleep(0.1)
+    [i] = listening()
+    silent = sset.sentinels[i]
+    silent.proc.send_signal(signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 10
+        while "event=redis_sentinel_silent sentinel=127.0.0.1:%d" % silent.port not in ts.proc.log():
+            assert time.monotonic() < deadline, "the silent Sentinel was not noticed"
+            time.sleep(0.1)
+        others = [j for j in range(len(sset.sentinels)) if j != i]
+        deadline = time.monotonic() + 10
+        while not any(b"cmd=subscribe" in sset.sentinel_command(j, "CLIENT", "LIST") for j in others):
+            assert time.monotonic() < deadline, "no subscription on another Sentinel"
+            time.sleep(0.1)
+    finally:
+        silent.proc.send_signal(signal.SIGCONT)
+    assert saved(save(ts, "after-silence", "still saved"))
+
+
 # --- Sentinel's own credentials ------------------------------------------------------
 
 def test_wrong_or_missing_sentinel_password_stops_the_start(tmp_path, sset, secrets):

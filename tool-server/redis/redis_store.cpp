@@ -48,7 +48,10 @@
 // is lost, when a command times out, on a READONLY reply (the server has
 // been made a replica), and when a Sentinel announces "+switch-master" for
 // our master to another address (a subscription on one Sentinel, moved to
-// the next when it drops); the next call discovers the primary again. What
+// the next when it drops or has not confirmed the subscription, asked for
+// again every 2 s, by the next time: a stopped or cut-off Sentinel keeps
+// its connection open and says nothing); the next call discovers the
+// primary again. What
 // was waiting on a dropped connection gets a storage error, never an answer
 // from a replica.
 //
@@ -663,6 +666,7 @@ private:
     void subscribe_later() {
         if (subscribed_) LOG_WARN("redis_sentinel_lost", {{"sentinel", sub_where()}});
         subscribed_ = false;
+        beat_unconfirmed_ = false;
         ++sub_index_;
         sub_timer_.reset(evtimer_new(base_, &RedisStore::on_sub_timer, this));
         timeval tv{1, 0};
@@ -681,9 +685,30 @@ private:
         }
     }
 
+    // Subscribed: SUBSCRIBE again every kBeat (Redis confirms each one, even
+    // of a channel it has: a heartbeat that needs nothing more in the
+    // Sentinel's ACL); the last one unconfirmed, the Sentinel is left.
+    static constexpr timeval kBeat{2, 0};
+
+    void beat_later() {
+        sub_timer_.reset(evtimer_new(base_, &RedisStore::on_sub_timer, this));
+        if (sub_timer_) evtimer_add(sub_timer_.get(), &kBeat);
+    }
+
     static void on_sub_timer(evutil_socket_t, short, void* arg) {
         auto* self = static_cast<RedisStore*>(arg);
-        if (self->sub_) {  // not subscribed in time
+        if (self->sub_ && self->subscribed_ && !self->beat_unconfirmed_) {
+            self->beat_unconfirmed_ = true;
+            redisAsyncCommand(self->sub_, &RedisStore::on_switch_master, nullptr, "SUBSCRIBE +switch-master");
+            self->beat_later();
+            return;
+        }
+        if (self->sub_) {  // not subscribed, or not confirmed, in time
+            if (self->subscribed_) {
+                LOG_WARN("redis_sentinel_silent", {{"sentinel", self->sub_where()},
+                                                   {"error", "the subscription was not confirmed within 2 s"}});
+                self->subscribed_ = false;
+            }
             self->drop_sub();
             self->subscribe_later();
             return;
@@ -747,9 +772,12 @@ private:
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !is_string(r->element[0])) return;
         const std::string kind(r->element[0]->str, r->element[0]->len);
         if (kind == "subscribe") {
-            self->sub_timer_.reset();
-            self->subscribed_ = true;
-            LOG_DEBUG("redis_sentinel_subscribed", {{"sentinel", self->sub_where()}});
+            self->beat_unconfirmed_ = false;
+            if (!self->subscribed_) {
+                self->subscribed_ = true;
+                LOG_DEBUG("redis_sentinel_subscribed", {{"sentinel", self->sub_where()}});
+                self->beat_later();
+            }
             return;
         }
         if (kind != "message" || !is_string(r->element[2])) return;
@@ -985,8 +1013,9 @@ private:
     // The "+switch-master" subscription.
     redisAsyncContext* sub_ = nullptr;
     size_t sub_index_ = 0;
-    Timer sub_timer_;  // bounds subscribing, or waits before the next try
+    Timer sub_timer_;  // bounds subscribing, the next beat, or waits before the next try
     bool subscribed_ = false;
+    bool beat_unconfirmed_ = false;  // a SUBSCRIBE sent again, not confirmed yet
 };
 
 }  // namespace
