@@ -657,8 +657,11 @@ private:
             return;
         }
         // Bounds the connect, AUTH and SUBSCRIBE.
+        arm_sub_timer(timeout());
+    }
+
+    void arm_sub_timer(timeval tv) {
         sub_timer_.reset(evtimer_new(base_, &RedisStore::on_sub_timer, this));
-        timeval tv = timeout();
         if (sub_timer_) evtimer_add(sub_timer_.get(), &tv);
     }
 
@@ -668,9 +671,7 @@ private:
         subscribed_ = false;
         beat_unconfirmed_ = false;
         ++sub_index_;
-        sub_timer_.reset(evtimer_new(base_, &RedisStore::on_sub_timer, this));
-        timeval tv{1, 0};
-        if (sub_timer_) evtimer_add(sub_timer_.get(), &tv);
+        arm_sub_timer({1, 0});
     }
 
     std::string sub_where() const {
@@ -690,23 +691,19 @@ private:
     // Sentinel's ACL); the last one unconfirmed, the Sentinel is left.
     static constexpr timeval kBeat{2, 0};
 
-    void beat_later() {
-        sub_timer_.reset(evtimer_new(base_, &RedisStore::on_sub_timer, this));
-        if (sub_timer_) evtimer_add(sub_timer_.get(), &kBeat);
-    }
-
     static void on_sub_timer(evutil_socket_t, short, void* arg) {
         auto* self = static_cast<RedisStore*>(arg);
         if (self->sub_ && self->subscribed_ && !self->beat_unconfirmed_) {
             self->beat_unconfirmed_ = true;
             redisAsyncCommand(self->sub_, &RedisStore::on_switch_master, nullptr, "SUBSCRIBE +switch-master");
-            self->beat_later();
+            self->arm_sub_timer(kBeat);
             return;
         }
         if (self->sub_) {  // not subscribed, or not confirmed, in time
             if (self->subscribed_) {
                 LOG_WARN("redis_sentinel_silent", {{"sentinel", self->sub_where()},
-                                                   {"error", "the subscription was not confirmed within 2 s"}});
+                                                   {"error", "the subscription was not confirmed within " +
+                                                                std::to_string(kBeat.tv_sec) + " s"}});
                 self->subscribed_ = false;
             }
             self->drop_sub();
@@ -776,7 +773,7 @@ private:
             if (!self->subscribed_) {
                 self->subscribed_ = true;
                 LOG_DEBUG("redis_sentinel_subscribed", {{"sentinel", self->sub_where()}});
-                self->beat_later();
+                self->arm_sub_timer(kBeat);
             }
             return;
         }
