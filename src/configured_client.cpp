@@ -39,7 +39,7 @@ std::shared_ptr<const std::vector<Jwk>> location_keys(const Config& cf, Store& s
   }
   if (jwks_covers(keys, kid)) return keys;
   std::string recent;
-  st = store.get("jwksfetched:client:" + client.client_id, &recent);
+  st = store.get(jwks_fetched_key("client:" + client.client_id), &recent);
   if (st == StoreStatus::ok) {
     // fetched moments ago: a kid the set lacks is the assertion's fault; no
     // set at all, the location's
@@ -384,7 +384,7 @@ bool resume_client_jwks(Store& store, const Request& req, const Fields& f, int f
                         const std::string& fetch_body, Response* answer) {
   const std::string client_id = f.str("client_id");
   // Fetched now, whatever came back: no second fetch for a while.
-  StoreStatus st = store.put("jwksfetched:client:" + client_id, "1", req.now + kJwksRefetchSeconds);
+  StoreStatus st = store.put(jwks_fetched_key("client:" + client_id), "1", req.now + kJwksRefetchSeconds);
   if (st == StoreStatus::pending) {
     *answer = store_failure_json(st);
     return false;

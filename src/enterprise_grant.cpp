@@ -22,8 +22,6 @@ constexpr const char* kContinuationKind = "idjag_jwks";
 constexpr int64_t kContinuationSeconds = 120;
 constexpr int64_t kJtiLeeway = 60;
 
-std::string jwks_fetched_key(const std::string& issuer) { return "jwksfetched:" + issuer; }
-
 bool has(const std::vector<std::string>& v, std::string_view s) { return std::find(v.begin(), v.end(), s) != v.end(); }
 
 // An issuer as the draft names it (RFC 8414 §2): an http(s) URL, compared

@@ -47,6 +47,10 @@ inline constexpr int64_t kJwksCacheSeconds = 3600;
 // make every request a fetch from the provider.
 inline constexpr int64_t kJwksRefetchSeconds = 30;
 
+// The store key marking that the keys of `owner` (an issuer, or
+// "client:<ID>") were fetched in the last kJwksRefetchSeconds.
+inline std::string jwks_fetched_key(std::string_view owner) { return "jwksfetched:" + std::string(owner); }
+
 // Whether `keys` can verify a JWS whose header names `kid`: there are keys,
 // and, when it names one, a key with that kid (else the set is refetched).
 bool jwks_covers(const std::shared_ptr<const std::vector<Jwk>>& keys, const std::optional<std::string>& kid);
